@@ -1,0 +1,75 @@
+//! Strict `Authorization: Basic` parsing (RFC 7617): bounded size, standard
+//! base64, UTF-8, exactly one `:` separator taken at the first colon.
+
+use base64::Engine;
+
+/// Longest `Authorization` value considered; longer is malformed, not decoded.
+const MAX_LEN: usize = 4096;
+
+pub enum Parsed {
+    Basic {
+        user: String,
+        pass: String,
+    },
+    /// Another scheme (Bearer, Digest, ...): not ours to judge here.
+    OtherScheme,
+    Malformed,
+}
+
+pub fn parse(value: &[u8]) -> Parsed {
+    if value.len() > MAX_LEN {
+        return Parsed::Malformed;
+    }
+    let Some(space) = value.iter().position(|b| *b == b' ') else {
+        return Parsed::OtherScheme;
+    };
+    let (scheme, rest) = value.split_at(space);
+    if !scheme.eq_ignore_ascii_case(b"basic") {
+        return Parsed::OtherScheme;
+    }
+    let token = rest.trim_ascii();
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(token) else {
+        return Parsed::Malformed;
+    };
+    let Ok(text) = String::from_utf8(decoded) else {
+        return Parsed::Malformed;
+    };
+    match text.split_once(':') {
+        Some((user, pass)) => Parsed::Basic {
+            user: user.to_owned(),
+            pass: pass.to_owned(),
+        },
+        None => Parsed::Malformed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(s: &str) -> Vec<u8> {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(s)
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn splits_at_the_first_colon() {
+        match parse(&basic("apikey:kg_a:b")) {
+            Parsed::Basic { user, pass } => {
+                assert_eq!((user.as_str(), pass.as_str()), ("apikey", "kg_a:b"))
+            }
+            _ => panic!("expected Basic"),
+        }
+    }
+
+    #[test]
+    fn rejects_bad_base64_no_colon_and_huge_values() {
+        assert!(matches!(parse(b"Basic !!!"), Parsed::Malformed));
+        assert!(matches!(parse(&basic("apikey")), Parsed::Malformed));
+        assert!(matches!(parse(&vec![b'a'; MAX_LEN + 1]), Parsed::Malformed));
+        assert!(matches!(parse(b"Bearer abc"), Parsed::OtherScheme));
+    }
+}

@@ -1,0 +1,284 @@
+//! Configuration: the TOML file (`raw`), checked and turned into runtime
+//! types (`validate`), with every problem collected and named by its TOML key.
+//!
+//! `load` never stops at the first problem: `keygate check` prints them all,
+//! the way oauth2-proxy does, so an operator fixes a file in one round.
+
+mod raw;
+mod validate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::de::DeserializeOwned;
+
+pub use validate::parse_duration;
+
+/// A validated configuration: every value typed, every file that must exist checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: Listen,
+    pub upstream: Upstream,
+    pub auth: Auth,
+    pub keys: Keys,
+    pub store: Store,
+    pub admin: Admin,
+    pub rate_limit: RateLimit,
+    pub limits: Limits,
+    pub login: Option<Login>,
+    pub log: Log,
+    pub runtime: Runtime,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listen {
+    pub addr: SocketAddr,
+    /// `None` only with `plaintext = true` (behind a TLS-terminating load balancer).
+    pub tls: Option<TlsFiles>,
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub url: http::Uri,
+    pub ca_file: Option<PathBuf>,
+    pub connect_timeout: Duration,
+    /// Time from sending the request to receiving the response headers (504 after it).
+    pub response_timeout: Duration,
+    pub pool_idle_timeout: Duration,
+    pub pool_max_idle: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anonymous {
+    Reject,
+    Passthrough,
+}
+
+#[derive(Debug, Clone)]
+pub struct Auth {
+    pub username: String,
+    pub identity_header: http::HeaderName,
+    pub anonymous: Anonymous,
+    pub realm: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Keys {
+    pub prefix: String,
+    pub default_ttl: Duration,
+    /// `None` = "never": keys without expiry are allowed.
+    pub max_ttl: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Store {
+    Memory,
+    Redis {
+        url: String,
+        namespace: String,
+        secret_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub addr: SocketAddr,
+    pub token_file: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct RateLimit {
+    pub failed_auth_per_minute: u32,
+    pub requests_per_second: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_header_bytes: usize,
+    pub max_connections: usize,
+    pub tls_handshake_timeout: Duration,
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight and no bytes moving for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum Login {
+    BackendSession {
+        whoami_url: http::Uri,
+        user_pointer: String,
+        login_url: String,
+    },
+    TrustedHeader {
+        header: http::HeaderName,
+        trusted_proxies: Vec<IpNet>,
+    },
+    Cas {
+        cas_url: http::Uri,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Log {
+    pub format: LogFormat,
+    pub level: String,
+    pub access_log: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    /// 0 = one per CPU core; 1 = a single-threaded runtime.
+    pub workers: usize,
+    pub shutdown_grace: Duration,
+}
+
+/// One thing wrong with a configuration file, named by its TOML key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigProblem {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Every problem found in one file; never empty.
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<ConfigProblem>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration ({} problem", self.0.len())?;
+        if self.0.len() != 1 {
+            f.write_str("s")?;
+        }
+        f.write_str(")")?;
+        for p in &self.0 {
+            write!(f, "\n  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Read, parse and validate the file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigProblem::new(
+            path.display().to_string(),
+            format!("cannot read the configuration file: {e}"),
+        )])
+    })?;
+    parse(&text)
+}
+
+/// Parse and validate configuration text (relative paths are taken as given).
+pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
+    let root: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let at = e
+            .span()
+            .map(|s| {
+                let line = text[..s.start].matches('\n').count() + 1;
+                format!(" (line {line})")
+            })
+            .unwrap_or_default();
+        ConfigErrors(vec![ConfigProblem::new(
+            "toml",
+            format!("{}{at}", e.message().trim_end()),
+        )])
+    })?;
+
+    let mut problems = Vec::new();
+    for (name, value) in &root {
+        if !raw::SECTIONS.contains(&name.as_str()) {
+            problems.push(ConfigProblem::new(name.as_str(), "unknown section"));
+        } else if !value.is_table() {
+            problems.push(ConfigProblem::new(
+                name.as_str(),
+                "must be a table ([section])",
+            ));
+        }
+    }
+
+    let raw = validate::Raw {
+        listen: section(&root, "listen", &mut problems),
+        upstream: section(&root, "upstream", &mut problems),
+        auth: section(&root, "auth", &mut problems),
+        keys: section(&root, "keys", &mut problems),
+        store: section(&root, "store", &mut problems),
+        admin: section(&root, "admin", &mut problems),
+        rate_limit: section(&root, "rate_limit", &mut problems),
+        limits: section(&root, "limits", &mut problems),
+        login: root
+            .get("login")
+            .map(|_| section(&root, "login", &mut problems)),
+        log: section(&root, "log", &mut problems),
+        runtime: section(&root, "runtime", &mut problems),
+    };
+    let config = validate::build(raw, &mut problems);
+    match config {
+        Some(config) if problems.is_empty() => Ok(config),
+        _ => Err(ConfigErrors(problems)),
+    }
+}
+
+/// Deserialize one section, recording every unknown key and the first bad
+/// value (serde stops there) as problems; the section's defaults stand in for it.
+fn section<T: DeserializeOwned + Default>(
+    root: &toml::Table,
+    name: &str,
+    problems: &mut Vec<ConfigProblem>,
+) -> T {
+    let Some(value @ toml::Value::Table(_)) = root.get(name) else {
+        return T::default();
+    };
+    let mut unknown = Vec::new();
+    let mut record = |path: serde_ignored::Path| unknown.push(path.to_string());
+    let de = serde_ignored::Deserializer::new(value.clone(), &mut record);
+    let result: Result<T, _> = serde_path_to_error::deserialize(de);
+    for key in unknown {
+        problems.push(ConfigProblem::new(format!("{name}.{key}"), "unknown key"));
+    }
+    match result {
+        Ok(v) => v,
+        Err(e) => {
+            let path = e.path().to_string();
+            let key = if path == "." {
+                name.to_string()
+            } else {
+                format!("{name}.{path}")
+            };
+            problems.push(ConfigProblem::new(key, e.inner().message().to_string()));
+            T::default()
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! The TOML file as written: one struct per section, field names exactly as in
+//! SPEC and `config/keygate.example.toml`, defaults filled in here.
+//!
+//! Values stay close to their text form (durations as strings, addresses as
+//! strings) so that `validate.rs` can report each bad value with its TOML key
+//! instead of serde stopping at the first one. Unknown keys are collected by
+//! `config::load` (through `serde_ignored`) and reported as errors.
+
+use serde::Deserialize;
+
+/// The sections `config::load` knows. A top-level key that is not one of
+/// these is reported as unknown.
+pub const SECTIONS: &[&str] = &[
+    "listen",
+    "upstream",
+    "auth",
+    "keys",
+    "store",
+    "admin",
+    "rate_limit",
+    "limits",
+    "login",
+    "log",
+    "runtime",
+];
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct Listen {
+    pub addr: String,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    pub plaintext: bool,
+    /// Peers whose `X-Forwarded-For` is kept and extended; from anyone else it is replaced.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Self {
+            addr: "0.0.0.0:8443".into(),
+            tls_cert: Some("/etc/keygate/tls/fullchain.pem".into()),
+            tls_key: Some("/etc/keygate/tls/key.pem".into()),
+            plaintext: false,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Upstream {
+    /// Required: the only key without a default.
+    pub url: Option<String>,
+    /// Extra CA certificates (PEM) trusted for an `https://` upstream, besides the system roots.
+    pub ca_file: Option<String>,
+    pub connect_timeout: Option<String>,
+    pub response_timeout: Option<String>,
+    pub pool_idle_timeout: Option<String>,
+    pub pool_max_idle: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct Auth {
+    pub username: String,
+    pub identity_header: String,
+    pub anonymous: String,
+    pub realm: String,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Self {
+            username: "apikey".into(),
+            identity_header: "X-Remote-User".into(),
+            anonymous: "reject".into(),
+            realm: "keygate".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct Keys {
+    pub prefix: String,
+    pub default_ttl: String,
+    pub max_ttl: String,
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Self {
+            prefix: "kg".into(),
+            default_ttl: "30d".into(),
+            max_ttl: "365d".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct Store {
+    pub kind: String,
+    pub url: String,
+    pub namespace: String,
+    pub secret_file: Option<String>,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self {
+            kind: "redis".into(),
+            url: "redis://127.0.0.1:6379/0".into(),
+            namespace: "keygate".into(),
+            secret_file: Some("/etc/keygate/secret".into()),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct Admin {
+    pub addr: String,
+    pub token_file: String,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Self {
+            addr: "127.0.0.1:9443".into(),
+            token_file: "/etc/keygate/admin-token".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct RateLimit {
+    pub failed_auth_per_minute: u32,
+    pub requests_per_second: u32,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self {
+            failed_auth_per_minute: 30,
+            requests_per_second: 0,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    pub max_header_bytes: usize,
+    pub max_connections: usize,
+    pub tls_handshake_timeout: String,
+    pub header_read_timeout: String,
+    pub idle_timeout: String,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: 65536,
+            max_connections: 10_000,
+            tls_handshake_timeout: "10s".into(),
+            header_read_timeout: "10s".into(),
+            idle_timeout: "75s".into(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Login {
+    pub method: Option<String>,
+    pub whoami_url: Option<String>,
+    pub user_pointer: Option<String>,
+    pub login_url: Option<String>,
+    pub header: Option<String>,
+    pub trusted_proxies: Option<Vec<String>>,
+    pub cas_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct Log {
+    pub format: String,
+    pub level: String,
+    pub access_log: bool,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Self {
+            format: "human".into(),
+            level: "info".into(),
+            access_log: true,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct Runtime {
+    /// 0 = one worker thread per CPU core.
+    pub workers: usize,
+    pub shutdown_grace: String,
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Self {
+            workers: 0,
+            shutdown_grace: "30s".into(),
+        }
+    }
+}

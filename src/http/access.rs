@@ -1,0 +1,98 @@
+//! One access-log line per request, written when the response is finished
+//! (or abandoned), with the bytes actually sent.
+//!
+//! The path is logged without its query string: a client may put anything
+//! there, a key included, and the log must never carry a secret.
+
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{Method, StatusCode};
+
+use crate::listener::ConnStats;
+
+/// What the log line needs, collected along the request's path.
+pub struct Completion {
+    /// `None` when access logging is off: only the in-flight count is kept.
+    line: Option<Box<Line>>,
+    /// The connection's bookkeeping: the idle watchdog must not close a
+    /// connection that still has a response going out.
+    conn: Arc<ConnStats>,
+}
+
+struct Line {
+    start: Instant,
+    client: IpAddr,
+    method: Method,
+    path: String,
+    status: StatusCode,
+    bytes: u64,
+    user: Option<String>,
+    key_id: Option<String>,
+}
+
+impl Completion {
+    pub fn new(
+        conn: Arc<ConnStats>,
+        log: bool,
+        start: Instant,
+        client: IpAddr,
+        method: &Method,
+        path: &str,
+    ) -> Self {
+        conn.in_flight.fetch_add(1, Ordering::Relaxed);
+        let line = log.then(|| {
+            Box::new(Line {
+                start,
+                client,
+                method: method.clone(),
+                path: path.to_owned(),
+                status: StatusCode::OK,
+                bytes: 0,
+                user: None,
+                key_id: None,
+            })
+        });
+        Completion { line, conn }
+    }
+
+    pub fn set_status(&mut self, status: StatusCode) {
+        if let Some(l) = &mut self.line {
+            l.status = status;
+        }
+    }
+
+    pub fn set_identity(&mut self, user: &str, key_id: &str) {
+        if let Some(l) = &mut self.line {
+            l.user = Some(user.to_owned());
+            l.key_id = Some(key_id.to_owned());
+        }
+    }
+
+    pub fn add_bytes(&mut self, n: u64) {
+        if let Some(l) = &mut self.line {
+            l.bytes += n;
+        }
+    }
+}
+
+impl Drop for Completion {
+    fn drop(&mut self) {
+        self.conn.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let Some(l) = &self.line {
+            tracing::info!(
+                target: "keygate::access",
+                client = %l.client,
+                method = %l.method,
+                path = %l.path,
+                status = l.status.as_u16(),
+                bytes = l.bytes,
+                duration_ms = l.start.elapsed().as_secs_f64() * 1000.0,
+                user = l.user.as_deref().unwrap_or("-"),
+                key_id = l.key_id.as_deref().unwrap_or("-"),
+            );
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! The response body every handler returns: either the upstream's streamed
+//! body or a small body keygate wrote itself, without boxing either.
+//!
+//! It also carries the request's `Completion`, so the access-log line is
+//! written (and the connection's in-flight count dropped) when the last byte
+//! has gone out or the client went away, as nginx logs after the response.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
+use hyper::body::Incoming;
+
+use super::access::Completion;
+
+pin_project_lite::pin_project! {
+    #[project = InnerProj]
+    enum Inner {
+        Upstream { #[pin] body: Incoming },
+        Local { #[pin] body: Full<Bytes> },
+    }
+}
+
+pin_project_lite::pin_project! {
+    pub struct ResponseBody {
+        #[pin]
+        inner: Inner,
+        // Dropped with the body: logs the request and marks it finished.
+        completion: Option<Completion>,
+    }
+}
+
+impl ResponseBody {
+    pub fn upstream(body: Incoming) -> Self {
+        Self {
+            inner: Inner::Upstream { body },
+            completion: None,
+        }
+    }
+
+    pub fn full(bytes: impl Into<Bytes>) -> Self {
+        Self {
+            inner: Inner::Local {
+                body: Full::new(bytes.into()),
+            },
+            completion: None,
+        }
+    }
+
+    pub fn empty() -> Self {
+        Self::full(Bytes::new())
+    }
+
+    pub(crate) fn set_completion(&mut self, completion: Completion) {
+        self.completion = Some(completion);
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.project();
+        let polled = match this.inner.project() {
+            InnerProj::Upstream { body } => body.poll_frame(cx),
+            InnerProj::Local { body } => body.poll_frame(cx).map_err(|never| match never {}),
+        };
+        if let (Poll::Ready(Some(Ok(frame))), Some(c)) = (&polled, this.completion.as_mut()) {
+            if let Some(data) = frame.data_ref() {
+                c.add_bytes(data.len() as u64);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            Inner::Upstream { body } => body.is_end_stream(),
+            Inner::Local { body } => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Inner::Upstream { body } => body.size_hint(),
+            Inner::Local { body } => body.size_hint(),
+        }
+    }
+}

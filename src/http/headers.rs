@@ -1,0 +1,251 @@
+//! Header rules applied to every request and response that crosses keygate:
+//! hop-by-hop removal (RFC 9110 §7.6.1), removal of every client copy of the
+//! identity headers keygate itself sets, and `X-Forwarded-*`.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use ipnet::IpNet;
+
+/// The key id of the authenticated key, set by keygate only.
+pub const KEY_ID: HeaderName = HeaderName::from_static("x-keygate-key-id");
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1, plus the legacy `Keep-Alive` and
+/// `Proxy-Connection`): they describe one connection and must not be forwarded.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+/// Headers keygate manages itself; the identity header may not be one of them.
+pub fn is_reserved(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(name)
+        || [
+            header::AUTHORIZATION,
+            header::HOST,
+            header::UPGRADE,
+            header::COOKIE,
+            header::CONTENT_LENGTH,
+            header::CONTENT_TYPE,
+            KEY_ID,
+            X_FORWARDED_FOR,
+            X_FORWARDED_PROTO,
+            X_FORWARDED_HOST,
+            FORWARDED,
+        ]
+        .contains(name)
+}
+
+/// Remove hop-by-hop headers, including those the `Connection` header names.
+/// With `upgrade` (a WebSocket handshake), `Upgrade` is kept and
+/// `Connection: upgrade` re-added, since the upgrade is what is being forwarded.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    // Names listed in Connection are hop-by-hop too (RFC 9110 §7.6.1).
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    if upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+/// Whether an HTTP/1.1 request asks to switch protocols (WebSocket).
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// The headers only keygate may set. A client copy under any spelling that a
+/// backend might read as the same header (case, `_`, `-` or `.`) is removed:
+/// CGI-style stacks and some frameworks map `X_Remote_User` and
+/// `X-Remote-User` to the same variable.
+#[derive(Debug, Clone)]
+pub struct Spoofable {
+    /// Normalized forms (lowercase, `_` and `.` as `-`).
+    names: Vec<Vec<u8>>,
+}
+
+impl Spoofable {
+    pub fn new<'a>(names: impl IntoIterator<Item = &'a HeaderName>) -> Self {
+        let names = names
+            .into_iter()
+            .map(|n| n.as_str().bytes().map(normalize).collect())
+            .collect();
+        Spoofable { names }
+    }
+
+    /// Remove every header whose normalized name is one of ours.
+    pub fn strip(&self, headers: &mut HeaderMap) {
+        let mut found: Option<Vec<HeaderName>> = None;
+        for name in headers.keys() {
+            if self.matches(name) {
+                found.get_or_insert_with(Vec::new).push(name.clone());
+            }
+        }
+        for name in found.into_iter().flatten() {
+            tracing::debug!(header = %name, "removed a client-supplied identity header");
+            headers.remove(&name);
+        }
+    }
+
+    fn matches(&self, name: &HeaderName) -> bool {
+        let name = name.as_str().as_bytes();
+        self.names.iter().any(|ours| {
+            ours.len() == name.len() && ours.iter().zip(name).all(|(a, b)| *a == normalize(*b))
+        })
+    }
+}
+
+fn normalize(b: u8) -> u8 {
+    match b {
+        b'_' | b'.' => b'-',
+        b => b.to_ascii_lowercase(),
+    }
+}
+
+/// Set `X-Forwarded-For/-Proto/-Host`. A client's own values are kept (and
+/// `X-Forwarded-For` extended) only when `peer` is a trusted proxy; from
+/// anyone else they are replaced, so the backend can believe them.
+pub fn set_forwarded(
+    headers: &mut HeaderMap,
+    peer: IpAddr,
+    tls: bool,
+    host: Option<HeaderValue>,
+    trusted_proxies: &[IpNet],
+) {
+    let trusted = trusted_proxies.iter().any(|net| net.contains(&peer));
+    let peer_text = peer.to_string();
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prior) if trusted && headers.get_all(&X_FORWARDED_FOR).iter().count() == 1 => {
+            HeaderValue::try_from(format!("{prior}, {peer_text}")).ok()
+        }
+        _ => None,
+    };
+    let xff = xff.unwrap_or_else(|| {
+        HeaderValue::try_from(peer_text).expect("an IP is a valid header value")
+    });
+    headers.insert(X_FORWARDED_FOR, xff);
+
+    if !(trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
+        let proto = if tls { "https" } else { "http" };
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    }
+    if !(trusted && headers.contains_key(&X_FORWARDED_HOST)) {
+        match host {
+            Some(h) => headers.insert(X_FORWARDED_HOST, h),
+            None => headers.remove(X_FORWARDED_HOST),
+        };
+    }
+    if !trusted {
+        headers.remove(FORWARDED);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn strips_every_spelling_of_the_identity_headers() {
+        let ours = [HeaderName::from_static("x-remote-user"), KEY_ID];
+        let spoof = Spoofable::new(&ours);
+        let mut h = map(&[
+            ("X-Remote-User", "a"),
+            ("x_remote_user", "b"),
+            ("X.Remote.User", "c"),
+            ("x-remote_user", "d"),
+            ("X_KEYGATE_KEY_ID", "e"),
+            ("x-remote-users", "kept"),
+            ("accept", "*/*"),
+        ]);
+        spoof.strip(&mut h);
+        let left: Vec<_> = h.keys().map(|k| k.as_str().to_owned()).collect();
+        assert_eq!(left, ["x-remote-users", "accept"]);
+    }
+
+    #[test]
+    fn removes_hop_by_hop_and_connection_listed_headers() {
+        let mut h = map(&[
+            ("connection", "keep-alive, X-Secret-Hop"),
+            ("x-secret-hop", "1"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "h2c"),
+            ("proxy-authorization", "Basic Zm9v"),
+            ("x-end-to-end", "kept"),
+        ]);
+        remove_hop_by_hop(&mut h, false);
+        let left: Vec<_> = h.keys().map(|k| k.as_str().to_owned()).collect();
+        assert_eq!(left, ["x-end-to-end"]);
+    }
+
+    #[test]
+    fn keeps_upgrade_for_websocket_handshakes() {
+        let mut h = map(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
+        assert!(is_upgrade(&h));
+        remove_hop_by_hop(&mut h, true);
+        assert_eq!(h["upgrade"], "websocket");
+        assert_eq!(h["connection"], "upgrade");
+    }
+
+    #[test]
+    fn forwarded_for_is_replaced_unless_the_peer_is_trusted() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut h = map(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        set_forwarded(&mut h, "192.0.2.1".parse().unwrap(), false, None, &trusted);
+        assert_eq!(h["x-forwarded-for"], "192.0.2.1");
+        assert_eq!(h["x-forwarded-proto"], "http");
+
+        let mut h = map(&[
+            ("x-forwarded-for", "198.51.100.7"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        set_forwarded(&mut h, "10.1.2.3".parse().unwrap(), false, None, &trusted);
+        assert_eq!(h["x-forwarded-for"], "198.51.100.7, 10.1.2.3");
+        assert_eq!(h["x-forwarded-proto"], "https");
+    }
+}

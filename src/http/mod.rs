@@ -1,0 +1,9 @@
+//! HTTP on the main listener: the gateway pipeline and what it needs —
+//! header rules, keygate's own responses, the response body type and the
+//! access log.
+
+pub mod access;
+pub mod body;
+pub mod gateway;
+pub mod headers;
+pub mod response;

@@ -1,0 +1,36 @@
+//! keygate: a TLS-terminating reverse proxy that gives an existing web
+//! application API keys.
+//!
+//! # Layout
+//!
+//! A request on the main listener flows through the modules in this order:
+//!
+//! ```text
+//! listener ──► tls ──► http::gateway ──► http::headers (strip spoofables) ──► auth ──► upstream
+//!                          └─► /.keygate/* (keygate's own pages, never forwarded)
+//! ```
+//!
+//! * [`listener`]: accept loop, connection cap, TLS handshake deadline, idle
+//!   watchdog, graceful drain.
+//! * [`tls`]: PEM -> rustls config, swapped on SIGHUP (the last good one stays).
+//! * [`http`]: the gateway pipeline, header rules, keygate's own responses,
+//!   the access log.
+//! * [`auth`]: finding and checking the API credential.
+//! * [`upstream`]: the pooled backend client, timeouts, WebSocket tunnels.
+//! * [`config`]: the TOML file, validated with every problem named by its key.
+//! * [`app`]: wiring a `Config` into running listeners; [`cli`]: the commands.
+//! * [`echo`]: the echo backend of `keygate dev`.
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod echo;
+pub mod http;
+pub mod listener;
+pub mod signal;
+pub mod telemetry;
+pub mod tls;
+pub mod upstream;

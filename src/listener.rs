@@ -1,0 +1,302 @@
+//! The accept loop shared by the main and admin listeners: a cap on open
+//! connections (held from accept to close, so it also covers TLS handshakes),
+//! a handshake deadline, an idle watchdog, and a graceful drain on shutdown.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+
+use crate::http::body::ResponseBody;
+use crate::tls::TlsSource;
+
+/// Answers the requests of one listener.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        conn: Arc<ConnCtx>,
+    ) -> impl Future<Output = Response<ResponseBody>> + Send;
+}
+
+/// What a handler knows about the connection a request came on.
+pub struct ConnCtx {
+    pub peer: SocketAddr,
+    pub tls: bool,
+    pub stats: Arc<ConnStats>,
+}
+
+/// Per-connection bookkeeping for the idle watchdog.
+#[derive(Default)]
+pub struct ConnStats {
+    /// Requests whose response has not finished yet; a connection with one is never idle.
+    pub in_flight: AtomicUsize,
+    /// Set on every read or write; the watchdog clears it on each tick.
+    touched: AtomicBool,
+}
+
+#[derive(Clone)]
+pub struct Settings {
+    /// `None` = plaintext.
+    pub tls: Option<TlsSource>,
+    pub max_connections: usize,
+    pub tls_handshake_timeout: Duration,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_header_bytes: usize,
+    /// How long in-flight requests may take to finish after shutdown starts.
+    pub shutdown_grace: Duration,
+}
+
+/// Serve `listener` until `shutdown` resolves, then stop accepting and let
+/// open connections finish within `shutdown_grace`. Returns whether they all did.
+pub async fn run<H: Handler>(
+    listener: TcpListener,
+    handler: Arc<H>,
+    settings: Settings,
+    shutdown: impl Future<Output = ()>,
+) -> bool {
+    let settings = Arc::new(settings);
+    let builder = Arc::new(http_builder(&settings));
+    // Held by every connection from accept to close.
+    let permits = Arc::new(Semaphore::new(settings.max_connections));
+    let (drain_tx, drain_rx) = watch::channel(false);
+    tokio::pin!(shutdown);
+    let mut backoff = Duration::from_millis(5);
+
+    loop {
+        let permit = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            p = permits.clone().acquire_owned() => p.expect("semaphore is never closed"),
+        };
+        let (tcp, peer) = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            },
+        };
+        backoff = Duration::from_millis(5);
+        let conn = Connection {
+            handler: handler.clone(),
+            settings: settings.clone(),
+            builder: builder.clone(),
+            drain: drain_rx.clone(),
+        };
+        tokio::spawn(async move {
+            conn.run(tcp, peer).await;
+            drop(permit);
+        });
+    }
+
+    drop(listener);
+    let _ = drain_tx.send(true);
+    let all = u32::try_from(settings.max_connections).unwrap_or(u32::MAX);
+    let drained = tokio::time::timeout(settings.shutdown_grace, permits.acquire_many(all))
+        .await
+        .is_ok();
+    if drained {
+        tracing::info!("all connections closed");
+    } else {
+        tracing::warn!(grace = ?settings.shutdown_grace, "grace period over; closing the remaining connections");
+    }
+    drained
+}
+
+fn http_builder(settings: &Settings) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout)
+        // hyper answers 431 when the request head does not fit.
+        .max_buf_size(settings.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX));
+    builder
+}
+
+struct Connection<H> {
+    handler: Arc<H>,
+    settings: Arc<Settings>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    /// Turns true when the listener shuts down: finish in-flight requests, then close.
+    drain: watch::Receiver<bool>,
+}
+
+// === impl Connection ===
+
+impl<H: Handler> Connection<H> {
+    async fn run(self, tcp: TcpStream, peer: SocketAddr) {
+        let _ = tcp.set_nodelay(true);
+        let stats = Arc::new(ConnStats::default());
+        let io = Tracked {
+            inner: tcp,
+            stats: stats.clone(),
+        };
+        match self.settings.tls.clone() {
+            None => self.serve(io, peer, false, stats).await,
+            Some(tls) => {
+                let handshake = tls.acceptor().accept(io);
+                match tokio::time::timeout(self.settings.tls_handshake_timeout, handshake).await {
+                    Ok(Ok(stream)) => self.serve(stream, peer, true, stats).await,
+                    Ok(Err(e)) => {
+                        tracing::debug!(client = %peer, error = %e, "TLS handshake failed")
+                    }
+                    Err(_) => tracing::debug!(client = %peer, "TLS handshake timed out"),
+                }
+            }
+        }
+    }
+
+    async fn serve<IO>(mut self, io: IO, peer: SocketAddr, tls: bool, stats: Arc<ConnStats>)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let ctx = Arc::new(ConnCtx {
+            peer,
+            tls,
+            stats: stats.clone(),
+        });
+        let handler = self.handler.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let fut = handler.clone().handle(req, ctx.clone());
+            async move { Ok::<_, Infallible>(fut.await) }
+        });
+        let conn = self
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(io), service);
+        tokio::pin!(conn);
+        let idle = idle_watch(stats, self.settings.idle_timeout);
+        tokio::pin!(idle);
+        let mut closing = false;
+        loop {
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(client = %peer, error = %e, "connection ended with an error");
+                    }
+                    break;
+                }
+                _ = self.drain.wait_for(|d| *d), if !closing => {
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+                () = &mut idle, if !closing => {
+                    tracing::debug!(client = %peer, "closing idle connection");
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+        }
+    }
+}
+
+/// Resolves once the connection has had no request in flight and no bytes
+/// moving for `idle` (checked in quarters, so it fires within 1.25 × idle).
+async fn idle_watch(stats: Arc<ConnStats>, idle: Duration) {
+    const TICKS: u32 = 4;
+    let tick = idle / TICKS;
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
+    let mut quiet = 0;
+    loop {
+        interval.tick().await;
+        let touched = stats.touched.swap(false, Ordering::Relaxed);
+        if touched || stats.in_flight.load(Ordering::Relaxed) > 0 {
+            quiet = 0;
+        } else {
+            quiet += 1;
+            if quiet >= TICKS {
+                return;
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A socket that marks its connection as active on every byte moved.
+    struct Tracked {
+        #[pin]
+        inner: TcpStream,
+        stats: Arc<ConnStats>,
+    }
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.project();
+        let before = buf.filled().len();
+        let polled = this.inner.poll_read(cx, buf);
+        if buf.filled().len() != before {
+            this.stats.touched.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        let polled = this.inner.poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            this.stats.touched.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        let polled = this.inner.poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            this.stats.touched.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,141 @@
+//! PEM files -> rustls `ServerConfig` (TLS 1.2 and 1.3, ALPN h2 + http/1.1),
+//! published through a `watch` channel so that a SIGHUP reload reaches every
+//! new handshake while a bad new pair leaves the last good one in place.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::sync::watch;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read certificate chain from {path}: {source}")]
+    Cert {
+        path: PathBuf,
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("{path} holds no PEM certificate")]
+    NoCert { path: PathBuf },
+    #[error("cannot read private key from {path}: {source}")]
+    Key {
+        path: PathBuf,
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("certificate and key do not make a usable pair: {0}")]
+    Pair(#[source] rustls::Error),
+}
+
+impl TlsError {
+    /// The TOML key an operator has to look at.
+    pub fn config_key(&self) -> &'static str {
+        match self {
+            TlsError::Cert { .. } | TlsError::NoCert { .. } | TlsError::Pair(_) => {
+                "listen.tls_cert"
+            }
+            TlsError::Key { .. } => "listen.tls_key",
+        }
+    }
+}
+
+/// The crypto provider used everywhere (server and upstream client).
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Build a server config from a PEM chain and a PEM private key.
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|source| TlsError::Cert {
+            path: cert.to_owned(),
+            source,
+        })?;
+    if chain.is_empty() {
+        return Err(TlsError::NoCert {
+            path: cert.to_owned(),
+        });
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|source| TlsError::Key {
+        path: key.to_owned(),
+        source,
+    })?;
+    from_der(chain, key)
+}
+
+/// Build a server config from DER parts (used by `keygate dev`'s self-signed pair).
+pub fn from_der(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(TlsError::Pair)?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(TlsError::Pair)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // Stateless tickets let returning clients resume without a full handshake.
+    if let Ok(ticketer) = rustls::crypto::ring::Ticketer::new() {
+        config.ticketer = ticketer;
+    }
+    Ok(Arc::new(config))
+}
+
+/// The current server config, swapped on reload; every handshake reads the latest.
+#[derive(Clone)]
+pub struct TlsSource {
+    rx: watch::Receiver<Arc<ServerConfig>>,
+}
+
+impl TlsSource {
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(self.rx.borrow().clone())
+    }
+}
+
+/// Owns the files and the sending side; `reload` is called on SIGHUP.
+pub struct TlsReloader {
+    files: Option<(PathBuf, PathBuf)>,
+    tx: watch::Sender<Arc<ServerConfig>>,
+}
+
+impl TlsReloader {
+    /// A reloadable source backed by `cert` and `key`.
+    pub fn from_files(cert: &Path, key: &Path) -> Result<(Self, TlsSource), TlsError> {
+        let config = server_config(cert, key)?;
+        let (tx, rx) = watch::channel(config);
+        let reloader = TlsReloader {
+            files: Some((cert.to_owned(), key.to_owned())),
+            tx,
+        };
+        Ok((reloader, TlsSource { rx }))
+    }
+
+    /// A fixed config (no files to reload from).
+    pub fn fixed(config: Arc<ServerConfig>) -> (Self, TlsSource) {
+        let (tx, rx) = watch::channel(config);
+        (TlsReloader { files: None, tx }, TlsSource { rx })
+    }
+
+    /// Re-read the PEM files; keep the old config if the new pair is bad.
+    pub fn reload(&self) {
+        let Some((cert, key)) = &self.files else {
+            return;
+        };
+        match server_config(cert, key) {
+            Ok(config) => {
+                self.tx.send_replace(config);
+                tracing::info!(cert = %cert.display(), "TLS certificate reloaded");
+            }
+            Err(e) => tracing::error!(
+                error = %e,
+                "TLS reload failed; still serving the previous certificate"
+            ),
+        }
+    }
+}
