@@ -1,0 +1,108 @@
+//! `keygate check`: exit 0 for a valid file; otherwise every problem, each
+//! named by its TOML key, and exit 2. Secrets are never echoed.
+
+use std::path::PathBuf;
+
+use crate::support::bin;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/config")
+        .join(name)
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_valid_file_passes_with_exit_0() {
+    let out = bin::check(&fixture("valid_minimal.toml"));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("configuration is valid"));
+}
+
+#[test]
+fn every_problem_is_reported_with_its_toml_key() {
+    let out = bin::check(&fixture("many_problems.toml"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    for expected in [
+        "listen.addr: invalid socket address \"localhost-8443\"",
+        "listen.adress: unknown key",
+        "upstrem: unknown section",
+        "upstream.url: required",
+        "auth.anonymous: \"maybe\" is not one of \"reject\", \"passthrough\"",
+        "keys.max_ttl: invalid duration \"forever\"",
+        "limits.max_header_bytes: invalid type: string \"big\", expected usize",
+        "runtime.shutdown_grace: must be greater than zero",
+        "log.format: \"xml\" is not one of \"human\", \"json\"",
+        "store.kind: \"postgres\" is not one of \"redis\", \"memory\"",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn a_short_secret_is_refused_without_echoing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "hunter2-not-long\n").unwrap();
+    let cfg = dir.path().join("k.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[listen]\nplaintext = true\n[upstream]\nurl = \"http://127.0.0.1:8080\"\n[store]\nkind = \"redis\"\nsecret_file = \"{}\"\n",
+            secret.display()
+        ),
+    )
+    .unwrap();
+    let out = bin::check(&cfg);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("store.secret_file:") && err.contains("fewer than 32 characters"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "the secret was echoed: {err}");
+}
+
+#[test]
+fn missing_tls_files_and_syntax_errors_are_named() {
+    let out = bin::check(&fixture("missing_tls.toml"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("listen.tls_cert: cannot read /nonexistent/cert.pem"),
+        "{err}"
+    );
+    assert!(
+        err.contains("listen.tls_key: cannot read /nonexistent/key.pem"),
+        "{err}"
+    );
+
+    let out = bin::check(&fixture("syntax_error.toml"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("(line 3)"), "{}", stderr(&out));
+
+    let out = bin::check(&fixture("does_not_exist.toml"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("cannot read the configuration file"));
+}
+
+#[test]
+fn the_example_config_documents_valid_keys() {
+    // The example's paths do not exist here; every other key must be known and valid.
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/keygate.example.toml"),
+    )
+    .unwrap();
+    let err =
+        keygate::config::parse(&text).expect_err("example paths do not exist on a test machine");
+    for p in &err.0 {
+        assert!(
+            ["listen.tls_cert", "listen.tls_key", "store.secret_file"].contains(&p.key.as_str()),
+            "unexpected problem in the example config: {p}"
+        );
+    }
+}

@@ -1,0 +1,174 @@
+//! Limits and timeouts: every kind of stalled or oversized client is cut off
+//! in bounded time; nothing hangs.
+
+use std::time::Duration;
+
+use http::StatusCode;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::client::{self, get};
+use crate::support::gateway::builder;
+use crate::support::upstream::Upstream;
+use crate::support::within;
+
+/// Read until the peer closes; returns what was read.
+async fn read_to_close(mut s: impl AsyncRead + Unpin) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_slowloris_client_is_cut_off_at_the_header_read_timeout() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url())
+        .set("limits", "header_read_timeout = \"500ms\"")
+        .start()
+        .await;
+    let tls = client::raw_tls(gw.addr, &gw.ca).await;
+    let (mut rd, mut wr) = tokio::io::split(tls);
+    wr.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // Keep trickling header bytes, far slower than a real client.
+    let trickle = tokio::spawn(async move {
+        for i in 0..100 {
+            if wr
+                .write_all(format!("X-Slow-{i}: a\r\n").as_bytes())
+                .await
+                .is_err()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let mut buf = [0u8; 1024];
+    within(5, "connection closed by keygate", async {
+        loop {
+            match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => continue, // a 408 before closing is fine
+            }
+        }
+    })
+    .await;
+    trickle.abort();
+    assert!(up.requests().is_empty());
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url())
+        .set("limits", "idle_timeout = \"400ms\"")
+        .start()
+        .await;
+    let mut tls = client::raw_tls(gw.addr, &gw.ca).await;
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = within(5, "response", tls.read(&mut buf)).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // Nothing more is sent: keygate closes the connection on its own.
+    within(5, "idle connection closed", read_to_close(tls)).await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_completes_the_tls_handshake_is_dropped() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url())
+        .set("limits", "tls_handshake_timeout = \"300ms\"")
+        .start()
+        .await;
+    let tcp = TcpStream::connect(gw.addr).await.unwrap();
+    within(5, "handshake timeout closes the socket", read_to_close(tcp)).await;
+}
+
+#[tokio::test]
+async fn oversized_request_headers_get_431() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url())
+        .set("limits", "max_header_bytes = 8192")
+        .start()
+        .await;
+    let mut tls = client::raw_tls(gw.addr, &gw.ca).await;
+    let big = "a".repeat(20_000);
+    let req = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n");
+    let _ = tls.write_all(req.as_bytes()).await;
+    let answer = within(5, "431 and close", read_to_close(tls)).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 431"), "got {text:?}");
+    assert!(up.requests().is_empty());
+
+    // Headers under the limit still pass.
+    let c = client::h1(&gw.ca);
+    assert_eq!(get(&c, &gw.url("/")).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn malformed_requests_get_400_not_a_hang() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url()).start().await;
+    for garbage in [
+        &b"NOT HTTP AT ALL\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+        b"\x00\x01\x02\r\n\r\n",
+    ] {
+        let mut tls = client::raw_tls(gw.addr, &gw.ca).await;
+        let _ = tls.write_all(garbage).await;
+        let answer = within(5, "answer to garbage", read_to_close(tls)).await;
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            text.is_empty() || text.starts_with("HTTP/1.1 400"),
+            "got {text:?}"
+        );
+    }
+    assert!(up.requests().is_empty());
+}
+
+#[tokio::test]
+async fn connections_beyond_max_connections_wait_for_a_free_slot() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url())
+        .set("limits", "max_connections = 2")
+        .start()
+        .await;
+    let first = client::raw_tls(gw.addr, &gw.ca).await;
+    let _second = client::raw_tls(gw.addr, &gw.ca).await;
+    // The third is not served while two are open ...
+    let third = tokio::spawn({
+        let ca_addr = gw.addr;
+        let cfg = gw.ca.client_config(&[b"http/1.1"]);
+        async move {
+            let tcp = TcpStream::connect(ca_addr).await.unwrap();
+            tokio_rustls::TlsConnector::from(cfg)
+                .connect(
+                    rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+                    tcp,
+                )
+                .await
+        }
+    });
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), async {
+            while !third.is_finished() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .is_err(),
+        "a third connection was served beyond max_connections = 2"
+    );
+    // ... and is served as soon as one closes.
+    drop(first);
+    let tls = within(5, "third connection served", third).await.unwrap();
+    assert!(tls.is_ok());
+}

@@ -1,0 +1,10 @@
+//! keygate's integration tests: one binary (see STYLE.md), real TLS, real
+//! upstream servers, real clients, everything on 127.0.0.1.
+
+mod support;
+
+mod config_check;
+mod dev;
+mod lifecycle;
+mod limits;
+mod proxy;

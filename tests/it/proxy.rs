@@ -1,0 +1,431 @@
+//! Forwarding: HTTP/1.1 and HTTP/2 over TLS, streaming both ways, WebSocket,
+//! hop-by-hop headers, X-Forwarded-*, identity-header stripping, upstream failures.
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::{Request, StatusCode, Version};
+use http_body_util::BodyExt;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::body::{self, count};
+use crate::support::client::{self, get, send};
+use crate::support::gateway::builder;
+use crate::support::tls::Ca;
+use crate::support::upstream::{self, Upstream, CHUNK};
+use crate::support::within;
+
+#[tokio::test]
+async fn http1_over_tls_reaches_the_upstream_with_forwarded_headers() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url()).start().await;
+    let answer = get(&client::h1(&gw.ca), &gw.url("/some/path?q=1")).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.version, Version::HTTP_11);
+    assert_eq!(answer.text(), "ok");
+    let seen = up.last();
+    assert_eq!(
+        seen.uri.path_and_query().unwrap().as_str(),
+        "/some/path?q=1"
+    );
+    assert_eq!(seen.headers["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(seen.headers["x-forwarded-proto"], "https");
+    assert_eq!(
+        seen.headers["x-forwarded-host"],
+        format!("127.0.0.1:{}", gw.addr.port())
+    );
+    assert_eq!(
+        seen.headers["host"],
+        format!("127.0.0.1:{}", gw.addr.port())
+    );
+}
+
+#[tokio::test]
+async fn http2_is_negotiated_by_alpn_and_reaches_the_upstream_as_http1() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url()).start().await;
+    let answer = get(&client::h2(&gw.ca), &gw.url("/h2")).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.version, Version::HTTP_2);
+    let seen = up.last();
+    assert_eq!(seen.version, Version::HTTP_11);
+    // HTTP/2 has no Host header; the backend still gets one.
+    assert_eq!(
+        seen.headers["host"],
+        format!("127.0.0.1:{}", gw.addr.port())
+    );
+}
+
+#[tokio::test]
+async fn upload_is_streamed_to_the_upstream_before_the_client_finishes() {
+    for client in ["h1", "h2"] {
+        let up = Upstream::start().await;
+        let gw = builder(&up.url()).start().await;
+        let c = if client == "h1" {
+            client::h1(&gw.ca)
+        } else {
+            client::h2(&gw.ca)
+        };
+        let (tx, b) = body::channel();
+        let req = Request::post(gw.url("/upload")).body(b).unwrap();
+        let pending = tokio::spawn(async move { send(&c, req).await });
+        tx.send(Ok(Bytes::from(vec![1u8; CHUNK]))).await.unwrap();
+        // The first chunk reaches the backend while the client still holds the rest.
+        within(
+            10,
+            "first upload chunk at the upstream",
+            up.shared.held.notified(),
+        )
+        .await;
+        for _ in 0..15 {
+            tx.send(Ok(Bytes::from(vec![2u8; CHUNK]))).await.unwrap();
+        }
+        drop(tx);
+        let answer = within(10, "upload answer", pending).await.unwrap();
+        assert_eq!(answer.status, StatusCode::OK, "{client}");
+        assert_eq!(answer.text(), (16 * CHUNK).to_string(), "{client}");
+    }
+}
+
+#[tokio::test]
+async fn download_is_streamed_to_the_client_before_the_upstream_finishes() {
+    for client in ["h1", "h2"] {
+        let up = Upstream::start().await;
+        let gw = builder(&up.url()).start().await;
+        let c = if client == "h1" {
+            client::h1(&gw.ca)
+        } else {
+            client::h2(&gw.ca)
+        };
+        let resp = within(
+            10,
+            "response headers",
+            c.request(
+                Request::get(gw.url("/download-gated"))
+                    .body(body::empty())
+                    .unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
+        let mut b = resp.into_body();
+        let first = within(10, "first chunk before the upstream is released", b.frame())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!first.into_data().unwrap().is_empty(), "{client}");
+        up.shared.release.notify_one();
+        let rest = within(10, "rest of the body", count(b)).await.unwrap();
+        assert!(rest > 0, "{client}");
+    }
+}
+
+#[tokio::test]
+async fn large_bodies_pass_intact_both_ways_over_http1_and_http2() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url()).start().await;
+    let size = 32 * 1024 * 1024;
+    for c in [client::h1(&gw.ca), client::h2(&gw.ca)] {
+        let resp = c
+            .request(
+                Request::get(gw.url(&format!("/download/{size}")))
+                    .body(body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            within(60, "download", count(resp.into_body()))
+                .await
+                .unwrap(),
+            size as u64
+        );
+
+        let (tx, b) = body::channel();
+        tokio::spawn(async move {
+            for _ in 0..size / CHUNK {
+                if tx.send(Ok(Bytes::from(vec![7u8; CHUNK]))).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let answer = within(
+            60,
+            "upload",
+            send(&c, Request::post(gw.url("/upload")).body(b).unwrap()),
+        )
+        .await;
+        assert_eq!(answer.text(), size.to_string());
+    }
+}
+
+#[tokio::test]
+async fn websocket_upgrade_is_tunnelled_both_ways() {
+    // A WebSocket echo backend.
+    let ws_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ws_addr = ws_listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = ws_listener.accept().await {
+            tokio::spawn(async move {
+                let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+                while let Some(Ok(msg)) = ws.next().await {
+                    if msg.is_text() || msg.is_binary() {
+                        ws.send(msg).await.unwrap();
+                    }
+                }
+            });
+        }
+    });
+    let gw = builder(&format!("http://{ws_addr}")).start().await;
+    let tls = client::raw_tls(gw.addr, &gw.ca).await;
+    let url = format!("wss://localhost:{}/socket", gw.addr.port());
+    let (mut ws, resp) = within(
+        10,
+        "WebSocket handshake",
+        tokio_tungstenite::client_async(url, tls),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
+    for text in ["hello", "through keygate"] {
+        ws.send(Message::text(text)).await.unwrap();
+        let echoed = within(10, "echo", ws.next()).await.unwrap().unwrap();
+        assert_eq!(echoed.into_text().unwrap().as_str(), text);
+    }
+    ws.send(Message::binary(vec![0u8, 1, 2, 255]))
+        .await
+        .unwrap();
+    let echoed = within(10, "binary echo", ws.next()).await.unwrap().unwrap();
+    assert_eq!(echoed.into_data(), vec![0u8, 1, 2, 255]);
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_are_removed_both_ways() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url()).start().await;
+    let req = Request::get(gw.url("/hop"))
+        .header("connection", "x-client-hop")
+        .header("x-client-hop", "1")
+        .header("keep-alive", "timeout=5")
+        .header("te", "trailers")
+        .header("proxy-authorization", "Basic Zm9vOmJhcg==")
+        .header("x-client-end", "kept")
+        .body(body::empty())
+        .unwrap();
+    let answer = send(&client::h1(&gw.ca), req).await;
+    let seen = up.last();
+    for gone in ["x-client-hop", "keep-alive", "te", "proxy-authorization"] {
+        assert!(
+            !seen.headers.contains_key(gone),
+            "{gone} reached the upstream"
+        );
+    }
+    assert_eq!(seen.headers["x-client-end"], "kept");
+    for gone in ["x-up-hop", "keep-alive"] {
+        assert!(
+            !answer.headers.contains_key(gone),
+            "{gone} reached the client"
+        );
+    }
+    assert_eq!(answer.headers["x-up-end"], "kept");
+}
+
+#[tokio::test]
+async fn x_forwarded_for_from_an_untrusted_client_is_replaced() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url()).start().await;
+    let req = Request::get(gw.url("/"))
+        .header("x-forwarded-for", "6.6.6.6")
+        .header("x-forwarded-proto", "http")
+        .header("x-forwarded-host", "evil.example")
+        .header("forwarded", "for=6.6.6.6")
+        .body(body::empty())
+        .unwrap();
+    send(&client::h1(&gw.ca), req).await;
+    let seen = up.last();
+    assert_eq!(seen.headers["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(seen.headers["x-forwarded-proto"], "https");
+    assert_eq!(
+        seen.headers["x-forwarded-host"],
+        format!("127.0.0.1:{}", gw.addr.port())
+    );
+    assert!(!seen.headers.contains_key("forwarded"));
+}
+
+#[tokio::test]
+async fn x_forwarded_for_from_a_trusted_proxy_is_extended() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url())
+        .set("listen", "trusted_proxies = [\"127.0.0.0/8\"]")
+        .start()
+        .await;
+    let req = Request::get(gw.url("/"))
+        .header("x-forwarded-for", "198.51.100.7")
+        .header("x-forwarded-host", "app.example.org")
+        .body(body::empty())
+        .unwrap();
+    send(&client::h1(&gw.ca), req).await;
+    let seen = up.last();
+    assert_eq!(seen.headers["x-forwarded-for"], "198.51.100.7, 127.0.0.1");
+    assert_eq!(seen.headers["x-forwarded-host"], "app.example.org");
+}
+
+#[tokio::test]
+async fn spoofed_identity_headers_never_reach_the_upstream_in_any_spelling() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url()).start().await;
+    for c in [client::h1(&gw.ca), client::h2(&gw.ca)] {
+        let req = Request::get(gw.url("/"))
+            .header("X-Remote-User", "mallory")
+            .header("x_remote_user", "mallory")
+            .header("X.Remote.User", "mallory")
+            .header("X-KEYGATE-KEY-ID", "forged")
+            .header("x_keygate_key_id", "forged")
+            .body(body::empty())
+            .unwrap();
+        assert_eq!(send(&c, req).await.status, StatusCode::OK);
+        let seen = up.last();
+        for (name, value) in &seen.headers {
+            assert_ne!(value, "mallory", "{name} reached the upstream");
+            assert_ne!(value, "forged", "{name} reached the upstream");
+        }
+    }
+}
+
+#[tokio::test]
+async fn keygate_paths_are_never_forwarded() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url()).start().await;
+    let answer = get(&client::h1(&gw.ca), &gw.url("/.keygate/anything")).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    assert!(up.requests().is_empty());
+}
+
+#[tokio::test]
+async fn without_a_key_reject_mode_answers_401_with_a_basic_challenge() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url())
+        .set("auth", "anonymous = \"reject\"")
+        .start()
+        .await;
+    let answer = get(&client::h1(&gw.ca), &gw.url("/")).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        answer.headers["www-authenticate"],
+        "Basic realm=\"keygate\", charset=\"UTF-8\""
+    );
+    assert!(up.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_dead_upstream_is_502_and_a_slow_one_504() {
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let gw = builder(&format!("http://{dead}")).start().await;
+    let answer = within(10, "502", get(&client::h1(&gw.ca), &gw.url("/"))).await;
+    assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
+
+    let up = Upstream::start().await;
+    let gw = builder(&up.url())
+        .set("upstream", "response_timeout = \"300ms\"")
+        .start()
+        .await;
+    let answer = within(10, "504", get(&client::h1(&gw.ca), &gw.url("/slow"))).await;
+    assert_eq!(answer.status, StatusCode::GATEWAY_TIMEOUT);
+    // The gateway is still healthy afterwards.
+    assert_eq!(
+        get(&client::h1(&gw.ca), &gw.url("/")).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn an_upstream_reset_mid_response_aborts_only_that_response() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url()).start().await;
+    let c = client::h1(&gw.ca);
+    // The upstream dies after one chunk of a 640 KiB body: the client must
+    // see a failure (no response, or a body that errors), never a complete answer.
+    let outcome = within(10, "aborted response", async {
+        let resp = c
+            .request(Request::get(gw.url("/reset")).body(body::empty()).unwrap())
+            .await?;
+        count(resp.into_body()).await.map_err(Into::into)
+    })
+    .await;
+    let outcome: Result<u64, Box<dyn std::error::Error + Send + Sync>> = outcome;
+    assert!(
+        outcome.is_err(),
+        "a truncated body looked complete: {outcome:?}"
+    );
+    assert_eq!(get(&c, &gw.url("/")).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_client_that_stops_mid_upload_leaves_the_gateway_healthy() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url()).start().await;
+    let c = client::h1(&gw.ca);
+    let (tx, b) = body::channel();
+    let req = Request::post(gw.url("/upload"))
+        .header("content-length", "10000000")
+        .body(b)
+        .unwrap();
+    let pending = tokio::spawn({
+        let c = c.clone();
+        async move { c.request(req).await }
+    });
+    tx.send(Ok(Bytes::from(vec![1u8; CHUNK]))).await.unwrap();
+    within(10, "first chunk at the upstream", up.shared.held.notified()).await;
+    tx.send(Err(std::io::Error::other("client gives up")))
+        .await
+        .unwrap();
+    let _ = within(10, "aborted request ends", pending).await;
+    assert_eq!(get(&c, &gw.url("/")).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_https_upstream_is_verified_with_the_configured_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream_ca = Ca::new("upstream CA");
+    let ca_file = dir.path().join("upstream-ca.pem");
+    std::fs::write(&ca_file, upstream_ca.pem()).unwrap();
+    let (addr, _task) = upstream::start_tls(&upstream_ca.leaf("upstream")).await;
+    let url = format!("https://127.0.0.1:{}", addr.port());
+
+    let gw = builder(&url)
+        .set("upstream", &format!("ca_file = \"{}\"", ca_file.display()))
+        .start()
+        .await;
+    assert_eq!(
+        get(&client::h1(&gw.ca), &gw.url("/")).await.status,
+        StatusCode::OK
+    );
+
+    // Without the CA the upstream's certificate is not trusted: 502, never a silent downgrade.
+    let gw = builder(&url).start().await;
+    assert_eq!(
+        get(&client::h1(&gw.ca), &gw.url("/")).await.status,
+        StatusCode::BAD_GATEWAY
+    );
+}
+
+#[tokio::test]
+async fn a_plaintext_listener_says_http_and_drains_on_shutdown() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url()).plaintext().start().await;
+    let mut tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tcp.write_all(b"GET /plain HTTP/1.1\r\nHost: app\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = within(5, "plaintext answer", tcp.read(&mut buf))
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    assert_eq!(up.last().headers["x-forwarded-proto"], "http");
+    // An idle keep-alive connection does not hold up shutdown.
+    assert!(within(10, "graceful stop", gw.stop()).await);
+}

@@ -1,0 +1,108 @@
+//! The real `keygate` binary, for the command line, signals and memory.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_keygate");
+
+pub fn check(config: &Path) -> std::process::Output {
+    Command::new(BIN)
+        .args(["check", "-c"])
+        .arg(config)
+        .output()
+        .unwrap()
+}
+
+/// `keygate serve` with JSON logs collected from stderr.
+pub struct Process {
+    child: Child,
+    pub logs: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Process {
+    pub fn serve(config: &Path) -> Process {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--log-format", "json", "-c"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let v = serde_json::from_str(&line).unwrap_or(serde_json::Value::String(line));
+                sink.lock().unwrap().push(v);
+            }
+        });
+        Process { child, logs }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The main listener's address, from the "keygate listening" log line.
+    pub async fn main_addr(&self) -> SocketAddr {
+        super::eventually(
+            "keygate logs its listening address",
+            300,
+            Duration::from_millis(20),
+            || async {
+                self.logs
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .find(|v| v["message"] == "keygate listening")
+                    .and_then(|v| v["addr"].as_str()?.parse().ok())
+            },
+        )
+        .await
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill -{sig}");
+    }
+
+    pub fn log_lines(&self) -> Vec<serde_json::Value> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// Wait for exit (bounded); returns the exit code.
+    pub async fn wait(&mut self, secs: u64) -> i32 {
+        for _ in 0..secs * 50 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("keygate did not exit within {secs}s");
+    }
+
+    /// Peak resident memory (VmHWM) in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status")
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

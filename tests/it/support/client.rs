@@ -1,0 +1,87 @@
+//! HTTPS clients for the tests: hyper's pooled client over rustls (HTTP/1.1
+//! or HTTP/2 by ALPN) and a raw TLS stream for hostile input.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode, Version};
+use http_body_util::BodyExt;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use rustls_pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+use super::body::{self, TestBody};
+use super::tls::Ca;
+
+pub type HttpsClient = Client<HttpsConnector<HttpConnector>, TestBody>;
+
+pub fn h1(ca: &Ca) -> HttpsClient {
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config((*ca.client_config(&[])).clone())
+        .https_only()
+        .enable_http1()
+        .build();
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+pub fn h2(ca: &Ca) -> HttpsClient {
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config((*ca.client_config(&[])).clone())
+        .https_only()
+        .enable_http2()
+        .build();
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(connector)
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub version: Version,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+pub async fn send(client: &HttpsClient, req: Request<TestBody>) -> Answer {
+    let resp = client.request(req).await.expect("request completes");
+    let (parts, b) = resp.into_parts();
+    let body = b.collect().await.expect("body completes").to_bytes();
+    Answer {
+        status: parts.status,
+        version: parts.version,
+        headers: parts.headers,
+        body,
+    }
+}
+
+pub async fn get(client: &HttpsClient, url: &str) -> Answer {
+    send(client, Request::get(url).body(body::empty()).unwrap()).await
+}
+
+/// A TLS connection to the gateway on which the test writes raw bytes.
+pub async fn raw_tls(addr: SocketAddr, ca: &Ca) -> TlsStream<TcpStream> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(ca.client_config(&[b"http/1.1"]));
+    connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .expect("TLS handshake with keygate")
+}
+
+/// Like `raw_tls`, but the handshake error is returned.
+pub async fn raw_tls_result(addr: SocketAddr, ca: &Ca) -> std::io::Result<TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(addr).await?;
+    tokio_rustls::TlsConnector::from(ca.client_config(&[b"http/1.1"]))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+}

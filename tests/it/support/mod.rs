@@ -1,0 +1,35 @@
+//! Test fixtures: a per-test CA, a real upstream server, keygate in-process
+//! or as the real binary, and HTTPS clients. Everything on 127.0.0.1:0.
+
+pub mod bin;
+pub mod body;
+pub mod client;
+pub mod gateway;
+pub mod tls;
+pub mod upstream;
+
+use std::future::Future;
+use std::time::Duration;
+
+/// Await `fut` or fail the test with `what` after `secs` seconds.
+pub async fn within<T>(secs: u64, what: &str, fut: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(Duration::from_secs(secs), fut).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out after {secs}s: {what}"),
+    }
+}
+
+/// Poll `check` until it returns `Some`, at most `tries` times `every` apart.
+pub async fn eventually<T, F, Fut>(what: &str, tries: u32, every: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    for _ in 0..tries {
+        if let Some(v) = check().await {
+            return v;
+        }
+        tokio::time::sleep(every).await;
+    }
+    panic!("condition never held after {tries} tries: {what}");
+}
