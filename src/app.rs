@@ -7,9 +7,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::http::gateway::Gateway;
+use crate::keyring::Keyring;
 use crate::listener;
+use crate::ratelimit::Limiter;
 use crate::tls::{TlsError, TlsReloader};
 use crate::upstream::{SetupError, Upstream};
 
@@ -43,8 +46,12 @@ pub struct Running {
     main: JoinHandle<bool>,
 }
 
-/// Start keygate's listeners on the current runtime.
-pub async fn start(config: &Config, tls_mode: TlsMode) -> Result<Running, StartError> {
+/// Start keygate's listeners on the current runtime, checking keys in `keyring`.
+pub async fn start(
+    config: &Config,
+    tls_mode: TlsMode,
+    keyring: &Keyring,
+) -> Result<Running, StartError> {
     // 1. the upstream client (pooled, built once)
     let upstream = Upstream::new(&config.upstream)?;
 
@@ -83,7 +90,21 @@ pub async fn start(config: &Config, tls_mode: TlsMode) -> Result<Running, StartE
         max_header_bytes: config.limits.max_header_bytes,
         shutdown_grace: config.runtime.shutdown_grace,
     };
-    let gateway = Arc::new(Gateway::new(config, upstream));
+    let auth = Authenticator::new(
+        keyring.store.clone(),
+        keyring.digest.clone(),
+        keyring.prefix(),
+        &config.auth.username,
+        config.auth.accept,
+    );
+    let limiter = Limiter::new(&config.rate_limit);
+    let gateway = Arc::new(Gateway::new(
+        config,
+        upstream,
+        auth,
+        keyring.store.clone(),
+        limiter,
+    ));
     let (shutdown, mut rx) = watch::channel(false);
     let main = tokio::spawn(listener::run(listener, gateway, settings, async move {
         let _ = rx.wait_for(|stop| *stop).await;

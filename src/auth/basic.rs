@@ -1,22 +1,24 @@
-//! Strict `Authorization: Basic` parsing (RFC 7617): bounded size, standard
-//! base64, UTF-8, exactly one `:` separator taken at the first colon.
+//! Strict `Authorization` parsing: Basic (RFC 7617: bounded size, standard
+//! base64, UTF-8, split at the first `:`) and Bearer (RFC 6750).
 
 use base64::Engine;
 
 /// Longest `Authorization` value considered; longer is malformed, not decoded.
 const MAX_LEN: usize = 4096;
 
-pub enum Parsed {
+pub enum Parsed<'a> {
     Basic {
         user: String,
         pass: String,
     },
-    /// Another scheme (Bearer, Digest, ...): not ours to judge here.
+    /// `Bearer <token>` (RFC 6750), token trimmed.
+    Bearer(&'a str),
+    /// Another scheme (Digest, Negotiate, ...): not ours to judge.
     OtherScheme,
     Malformed,
 }
 
-pub fn parse(value: &[u8]) -> Parsed {
+pub fn parse(value: &[u8]) -> Parsed<'_> {
     if value.len() > MAX_LEN {
         return Parsed::Malformed;
     }
@@ -24,6 +26,12 @@ pub fn parse(value: &[u8]) -> Parsed {
         return Parsed::OtherScheme;
     };
     let (scheme, rest) = value.split_at(space);
+    if scheme.eq_ignore_ascii_case(b"bearer") {
+        return match std::str::from_utf8(rest.trim_ascii()) {
+            Ok(token) => Parsed::Bearer(token),
+            Err(_) => Parsed::Malformed,
+        };
+    }
     if !scheme.eq_ignore_ascii_case(b"basic") {
         return Parsed::OtherScheme;
     }
@@ -70,6 +78,7 @@ mod tests {
         assert!(matches!(parse(b"Basic !!!"), Parsed::Malformed));
         assert!(matches!(parse(&basic("apikey")), Parsed::Malformed));
         assert!(matches!(parse(&vec![b'a'; MAX_LEN + 1]), Parsed::Malformed));
-        assert!(matches!(parse(b"Bearer abc"), Parsed::OtherScheme));
+        assert!(matches!(parse(b"Bearer abc"), Parsed::Bearer("abc")));
+        assert!(matches!(parse(b"Digest x=1"), Parsed::OtherScheme));
     }
 }

@@ -1,59 +1,175 @@
-//! Finding the API credential in a request. Key verification arrives with
-//! the key store; until then a request that presents an API key is refused,
-//! since keygate cannot know the key is valid (fail closed).
+//! Authentication on the main listener: find the API credential (Basic
+//! `apikey:<key>`, the `apikey` header, or `Bearer <key>`), check it without
+//! I/O (format and checksum), then against the store (HMAC digest, constant
+//! time). The credential is removed from the request whatever the outcome.
+//!
+//! Fail closed: a store error is `AuthError::Store`, which the gateway
+//! answers with 503, never with a pass.
 
 pub mod basic;
+pub mod last_used;
+pub mod scope;
 
 use http::header::{self, HeaderMap, HeaderName};
+
+use crate::keys::{format, DigestKey, KeyId, Scope};
+use crate::store::{Store, StoreError};
 
 /// LabKey's client libraries send the key in this header.
 pub const APIKEY_HEADER: HeaderName = HeaderName::from_static("apikey");
 
-/// What a request presents as an API credential.
-#[derive(PartialEq, Eq)]
-pub enum Credential {
-    /// No API credential: anonymous (browser) traffic, or Basic auth for another user name.
-    None,
-    /// One API key (the secret; never logged).
-    ApiKey(String),
-    /// More than one credential, or an `Authorization` header that cannot be read: never a guess.
-    Ambiguous,
+/// Which credential forms are accepted (`[auth] basic`, `apikey_header`, `bearer`).
+#[derive(Debug, Clone, Copy)]
+pub struct Accept {
+    pub basic: bool,
+    pub apikey_header: bool,
+    pub bearer: bool,
 }
 
-impl std::fmt::Debug for Credential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+/// The resolved caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user: String,
+    pub key_id: KeyId,
+    pub scope: Scope,
+}
+
+/// Why a request is not authenticated. Clients see one 401 for all but
+/// `Ambiguous` (400) and `Store` (503); the reason goes to the log.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("malformed key (wrong prefix, length or checksum)")]
+    Malformed,
+    #[error("no such key (never issued, expired or revoked)")]
+    Unknown { key_id: String },
+    #[error("key secret does not match")]
+    Mismatch { key_id: String },
+    #[error("more than one credential, or an unreadable Authorization header")]
+    Ambiguous,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl AuthError {
+    /// The key id the client claimed, when the key was well-formed (safe to log).
+    pub fn key_id(&self) -> Option<&str> {
         match self {
-            Credential::None => f.write_str("None"),
-            Credential::ApiKey(_) => f.write_str("ApiKey(<redacted>)"),
-            Credential::Ambiguous => f.write_str("Ambiguous"),
+            AuthError::Unknown { key_id } | AuthError::Mismatch { key_id } => Some(key_id),
+            _ => None,
         }
     }
 }
 
-/// Look at `Authorization` and `apikey` headers; `username` marks an API key in Basic auth.
-pub fn credential(headers: &HeaderMap, username: &str) -> Credential {
-    let mut authz = headers.get_all(header::AUTHORIZATION).iter();
-    let from_authz = match (authz.next(), authz.next()) {
-        (None, _) => None,
-        (Some(_), Some(_)) => return Credential::Ambiguous,
-        (Some(v), None) => match basic::parse(v.as_bytes()) {
-            basic::Parsed::Basic { user, pass } if user == username => Some(pass),
-            basic::Parsed::Basic { .. } | basic::Parsed::OtherScheme => None,
-            basic::Parsed::Malformed => return Credential::Ambiguous,
-        },
-    };
-    let mut apikey = headers.get_all(&APIKEY_HEADER).iter();
-    let from_header = match (apikey.next(), apikey.next()) {
-        (None, _) => None,
-        (Some(_), Some(_)) => return Credential::Ambiguous,
-        (Some(v), None) => match v.to_str() {
-            Ok(s) => Some(s.trim().to_owned()),
-            Err(_) => return Credential::Ambiguous,
-        },
-    };
-    match (from_authz, from_header) {
-        (None, None) => Credential::None,
-        (Some(k), None) | (None, Some(k)) => Credential::ApiKey(k),
-        (Some(_), Some(_)) => Credential::Ambiguous,
+pub struct Authenticator {
+    store: Store,
+    digest: DigestKey,
+    prefix: String,
+    username: String,
+    accept: Accept,
+}
+
+// === impl Authenticator ===
+
+impl Authenticator {
+    pub fn new(
+        store: Store,
+        digest: DigestKey,
+        prefix: &str,
+        username: &str,
+        accept: Accept,
+    ) -> Self {
+        Authenticator {
+            store,
+            digest,
+            prefix: prefix.to_owned(),
+            username: username.to_owned(),
+            accept,
+        }
+    }
+
+    /// `Ok(None)`: no API credential (anonymous). The credential headers are
+    /// removed from `headers` in every other case.
+    pub async fn authenticate(
+        &self,
+        headers: &mut HeaderMap,
+    ) -> Result<Option<Principal>, AuthError> {
+        let Some(key) = self.take_credential(headers)? else {
+            return Ok(None);
+        };
+        let id = format::parse(&self.prefix, &key).ok_or(AuthError::Malformed)?;
+        let record = self
+            .store
+            .get(id)
+            .await?
+            .ok_or_else(|| AuthError::Unknown {
+                key_id: id.to_owned(),
+            })?;
+        if !self.digest.verify(&key, &record.digest) {
+            return Err(AuthError::Mismatch {
+                key_id: id.to_owned(),
+            });
+        }
+        Ok(Some(Principal {
+            user: record.user,
+            key_id: record.id,
+            scope: record.scope,
+        }))
+    }
+
+    /// Find at most one API credential and remove it from the request.
+    fn take_credential(&self, headers: &mut HeaderMap) -> Result<Option<String>, AuthError> {
+        let mut authz = headers.get_all(header::AUTHORIZATION).iter();
+        let from_authz = match (authz.next(), authz.next()) {
+            (None, _) => None,
+            (Some(_), Some(_)) => return Err(AuthError::Ambiguous),
+            (Some(v), None) => self.ours(v.as_bytes())?,
+        };
+        let mut apikey = headers.get_all(&APIKEY_HEADER).iter();
+        let from_header = match (self.accept.apikey_header, apikey.next(), apikey.next()) {
+            (false, ..) | (true, None, _) => None,
+            (true, Some(_), Some(_)) => return Err(AuthError::Ambiguous),
+            (true, Some(v), None) => Some(
+                v.to_str()
+                    .map_err(|_| AuthError::Ambiguous)?
+                    .trim()
+                    .to_owned(),
+            ),
+        };
+        let key = match (from_authz, from_header) {
+            (None, None) => return Ok(None),
+            (Some(_), Some(_)) => return Err(AuthError::Ambiguous),
+            (Some(k), None) => {
+                headers.remove(header::AUTHORIZATION);
+                k
+            }
+            (None, Some(k)) => {
+                headers.remove(&APIKEY_HEADER);
+                k
+            }
+        };
+        Ok(Some(key))
+    }
+
+    /// The key in an `Authorization` value, if the value is an API credential.
+    /// Basic auth for another user name and other schemes belong to the app.
+    fn ours(&self, value: &[u8]) -> Result<Option<String>, AuthError> {
+        match basic::parse(value) {
+            basic::Parsed::Basic { user, pass } if self.accept.basic && user == self.username => {
+                Ok(Some(pass))
+            }
+            basic::Parsed::Basic { .. } => Ok(None),
+            basic::Parsed::Bearer(token) if self.accept.bearer && self.looks_like_key(token) => {
+                Ok(Some(token.to_owned()))
+            }
+            basic::Parsed::Bearer(_) | basic::Parsed::OtherScheme => Ok(None),
+            basic::Parsed::Malformed => Err(AuthError::Ambiguous),
+        }
+    }
+
+    /// A bearer token is ours only if it carries our prefix (an app's own JWT passes).
+    fn looks_like_key(&self, token: &str) -> bool {
+        token
+            .strip_prefix(self.prefix.as_str())
+            .is_some_and(|r| r.starts_with('_'))
     }
 }

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use super::{CliError, LogFormatArg};
 use crate::app::{self, TlsMode};
 use crate::config::LogFormat;
+use crate::keyring::{Keyring, Ttl};
+use crate::keys::Scope;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -33,17 +35,22 @@ pub fn run(args: Args) -> Result<(), CliError> {
             plaintext = true   # TLS comes from the self-signed certificate below
             [upstream]
             url = "http://{echo}"
-            [auth]
-            anonymous = "passthrough"
             [store]
             kind = "memory"
             "#,
             addr = args.addr,
         ))?;
-        let running = app::start(&config, TlsMode::Fixed(tls))
+        let keyring = Keyring::from_config(&config)
+            .await
+            .map_err(|e| runtime_err("cannot open the memory store", &e))?;
+        let demo = keyring
+            .create("demo", Ttl::Default, "keygate dev demo key", Scope::Full)
+            .await
+            .map_err(|e| runtime_err("cannot mint the demo key", &e))?;
+        let running = app::start(&config, TlsMode::Fixed(tls), &keyring)
             .await
             .map_err(|e| runtime_err("cannot start", &e))?;
-        print_banner(running.main_addr);
+        print_banner(running.main_addr, demo.key.expose());
         crate::signal::shutdown().await;
         running.shutdown().await;
         Ok(())
@@ -57,8 +64,9 @@ fn self_signed() -> Result<std::sync::Arc<rustls::ServerConfig>, String> {
     crate::tls::from_der(vec![cert.cert.der().clone()], key).map_err(|e| e.to_string())
 }
 
-fn print_banner(addr: SocketAddr) {
+fn print_banner(addr: SocketAddr, key: &str) {
     let url = format!("https://{addr}");
+    let host = addr.ip();
     println!(
         r#"
 ==================================================================
@@ -69,10 +77,19 @@ fn print_banner(addr: SocketAddr) {
   gateway:  {url}   (TLS, self-signed: curl needs -k)
   upstream: a built-in echo server that shows the headers it received
 
+  demo key (user "demo", valid 30 days, gone when keygate dev stops):
+    {key}
+
   Try:
+    curl -k -u 'apikey:{key}' {url}/hello
+      (200: the echo shows x-remote-user: demo, and no Authorization header)
     curl -k {url}/hello
-    curl -k -H 'X-Remote-User: mallory' {url}/hello
-      (keygate removes the forged identity header before the upstream sees it)
+      (401: no key)
+
+  Or keep the key in ~/.netrc, where every Basic-auth client finds it:
+    machine {host} login apikey password {key}
+  then:
+    curl -k --netrc {url}/hello
 
   Stop with Ctrl-C.
 "#

@@ -3,6 +3,7 @@
 
 mod check;
 mod dev;
+mod keys;
 mod serve;
 
 use std::path::PathBuf;
@@ -31,6 +32,8 @@ enum Command {
     Serve(serve::Args),
     /// Validate a configuration file: exit 0, or print every problem with its TOML key and exit 2.
     Check(check::Args),
+    /// Create, list and revoke API keys in the configured store.
+    Keys(keys::Args),
 }
 
 /// `--log-format` on commands that run servers; overrides `[log] format`.
@@ -62,13 +65,15 @@ pub enum CliError {
     #[error("{0}")]
     Config(#[from] ConfigErrors),
     #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
     Runtime(String),
 }
 
 impl CliError {
     fn exit_code(&self) -> u8 {
         match self {
-            CliError::Config(_) => 2,
+            CliError::Config(_) | CliError::Usage(_) => 2,
             CliError::Runtime(_) => 1,
         }
     }
@@ -81,6 +86,7 @@ pub fn main() -> ExitCode {
         Command::Dev(args) => dev::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Check(args) => check::run(args),
+        Command::Keys(args) => keys::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

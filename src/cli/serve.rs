@@ -2,6 +2,7 @@
 
 use super::{CliError, ConfigArg, LogFormatArg};
 use crate::app::{self, TlsMode};
+use crate::keyring::Keyring;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -17,7 +18,10 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let format = args.log_format.map(Into::into).unwrap_or(config.log.format);
     crate::telemetry::init(format, &config.log.level);
     super::runtime(config.runtime.workers)?.block_on(async {
-        let running = app::start(&config, TlsMode::FromConfig)
+        let keyring = Keyring::from_config(&config)
+            .await
+            .map_err(|e| CliError::Runtime(e.to_string()))?;
+        let running = app::start(&config, TlsMode::FromConfig, &keyring)
             .await
             .map_err(|e| CliError::Runtime(e.to_string()))?;
         let mut hups = crate::signal::reloads();

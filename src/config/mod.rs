@@ -4,6 +4,7 @@
 //! `load` never stops at the first problem: `keygate check` prints them all,
 //! the way oauth2-proxy does, so an operator fixes a file in one round.
 
+mod env;
 mod raw;
 mod validate;
 
@@ -70,6 +71,7 @@ pub struct Auth {
     pub identity_header: http::HeaderName,
     pub anonymous: Anonymous,
     pub realm: String,
+    pub accept: crate::auth::Accept,
 }
 
 #[derive(Debug, Clone)]
@@ -84,9 +86,13 @@ pub struct Keys {
 pub enum Store {
     Memory,
     Redis {
+        /// May hold a password: never logged.
         url: String,
         namespace: String,
-        secret_file: Option<PathBuf>,
+        /// The HMAC secret, read from `secret_file` or `KEYGATE_SECRET` at load.
+        secret: crate::keys::DigestKey,
+        /// Bound on every store call and on connecting.
+        timeout: Duration,
     },
 }
 

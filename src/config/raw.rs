@@ -67,6 +67,9 @@ pub struct Auth {
     pub identity_header: String,
     pub anonymous: String,
     pub realm: String,
+    pub basic: bool,
+    pub apikey_header: bool,
+    pub bearer: bool,
 }
 
 impl Default for Auth {
@@ -76,6 +79,9 @@ impl Default for Auth {
             identity_header: "X-Remote-User".into(),
             anonymous: "reject".into(),
             realm: "keygate".into(),
+            basic: true,
+            apikey_header: true,
+            bearer: true,
         }
     }
 }
@@ -105,6 +111,7 @@ pub struct Store {
     pub url: String,
     pub namespace: String,
     pub secret_file: Option<String>,
+    pub timeout: String,
 }
 
 impl Default for Store {
@@ -114,6 +121,7 @@ impl Default for Store {
             url: "redis://127.0.0.1:6379/0".into(),
             namespace: "keygate".into(),
             secret_file: Some("/etc/keygate/secret".into()),
+            timeout: "2s".into(),
         }
     }
 }

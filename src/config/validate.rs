@@ -297,11 +297,23 @@ fn auth(raw: raw::Auth, p: &mut Problems) -> Option<Auth> {
         );
         ok = false;
     }
+    if !(raw.basic || raw.apikey_header || raw.bearer) {
+        p.push(
+            "auth.basic",
+            "at least one of auth.basic, auth.apikey_header, auth.bearer must be true",
+        );
+        ok = false;
+    }
     let auth = Auth {
         username: raw.username,
         identity_header: identity_header?,
         anonymous: anonymous?,
         realm: raw.realm,
+        accept: crate::auth::Accept {
+            basic: raw.basic,
+            apikey_header: raw.apikey_header,
+            bearer: raw.bearer,
+        },
     };
     ok.then_some(auth)
 }
@@ -361,22 +373,30 @@ fn store(raw: raw::Store, p: &mut Problems) -> Option<Store> {
                     "must be non-empty ASCII letters, digits, '-', '_' or '.'",
                 );
             }
-            let from_env = std::env::var_os("KEYGATE_SECRET").is_some();
-            let secret_file = match (raw.secret_file, from_env) {
-                (_, true) => None,
-                (Some(path), false) => Some(secret_file(&path, p)?),
-                (None, false) => {
+            let timeout = p.duration("store.timeout", &raw.timeout);
+            let secret = match (super::env::secret(), raw.secret_file) {
+                (Some(from_env), _) => check_secret("KEYGATE_SECRET", from_env, p),
+                (None, Some(path)) => match std::fs::read_to_string(&path) {
+                    Ok(text) => check_secret(&path, text, p),
+                    Err(e) => {
+                        p.push("store.secret_file", format!("cannot read {path}: {e}"));
+                        None
+                    }
+                },
+                (None, None) => {
                     p.push(
                         "store.secret_file",
                         "required for kind = \"redis\" (or set KEYGATE_SECRET)",
                     );
-                    return None;
+                    None
                 }
             };
+            let (secret, timeout) = (secret?, timeout?);
             (scheme_ok && ns_ok).then_some(Store::Redis {
                 url: raw.url,
                 namespace: raw.namespace,
-                secret_file,
+                secret,
+                timeout,
             })
         }
         other => {
@@ -389,21 +409,17 @@ fn store(raw: raw::Store, p: &mut Problems) -> Option<Store> {
     }
 }
 
-/// The HMAC secret file: readable, and long enough once trimmed. Its content
-/// is never quoted.
-fn secret_file(path: &str, p: &mut Problems) -> Option<PathBuf> {
-    const KEY: &str = "store.secret_file";
-    match std::fs::read_to_string(path) {
-        Ok(s) if s.trim().chars().count() < MIN_SECRET_LEN => {
-            p.push(KEY, format!("{path} holds fewer than {MIN_SECRET_LEN} characters; make one with `openssl rand -hex 32`"));
-            None
-        }
-        Ok(_) => Some(PathBuf::from(path)),
-        Err(e) => {
-            p.push(KEY, format!("cannot read {path}: {e}"));
-            None
-        }
+/// The HMAC secret, trimmed, long enough. Its content is never quoted.
+fn check_secret(source: &str, text: String, p: &mut Problems) -> Option<crate::keys::DigestKey> {
+    let secret = text.trim();
+    if secret.chars().count() < MIN_SECRET_LEN {
+        p.push(
+            "store.secret_file",
+            format!("{source} holds fewer than {MIN_SECRET_LEN} characters; make one with `openssl rand -hex 32`"),
+        );
+        return None;
     }
+    Some(crate::keys::DigestKey::new(secret.as_bytes()))
 }
 
 fn limits(raw: raw::Limits, p: &mut Problems) -> Option<Limits> {

@@ -19,9 +19,12 @@ use super::access::Completion;
 use super::body::ResponseBody;
 use super::headers::{self, Spoofable};
 use super::response;
-use crate::auth::{self, Credential};
+use crate::auth::last_used::LastUsed;
+use crate::auth::{scope, AuthError, Authenticator};
 use crate::config::{Anonymous, Config};
 use crate::listener::{ConnCtx, Handler};
+use crate::ratelimit::Limiter;
+use crate::store::Store;
 use crate::upstream::{upgrade, Upstream, UpstreamError};
 
 /// Paths under this prefix are answered by keygate itself.
@@ -29,10 +32,14 @@ const OWN_PREFIX: &str = "/.keygate/";
 
 pub struct Gateway {
     upstream: Upstream,
+    auth: Authenticator,
+    store: Store,
+    limiter: Arc<Limiter>,
+    last_used: LastUsed,
     /// Identity and key-id headers: removed from every client request.
     spoofable: Spoofable,
+    identity_header: http::HeaderName,
     trusted_proxies: Vec<IpNet>,
-    username: String,
     anonymous: Anonymous,
     /// Prebuilt `WWW-Authenticate` value.
     challenge: HeaderValue,
@@ -42,34 +49,89 @@ pub struct Gateway {
 // === impl Gateway ===
 
 impl Gateway {
-    pub fn new(config: &Config, upstream: Upstream) -> Self {
+    pub fn new(
+        config: &Config,
+        upstream: Upstream,
+        auth: Authenticator,
+        store: Store,
+        limiter: Arc<Limiter>,
+    ) -> Self {
         Gateway {
             upstream,
+            auth,
+            store,
+            limiter,
+            last_used: LastUsed::default(),
             spoofable: Spoofable::new([&config.auth.identity_header, &headers::KEY_ID]),
+            identity_header: config.auth.identity_header.clone(),
             trusted_proxies: config.listen.trusted_proxies.clone(),
-            username: config.auth.username.clone(),
             anonymous: config.auth.anonymous,
             challenge: response::challenge(&config.auth.realm),
             access_log: config.log.access_log,
         }
     }
 
-    async fn respond(&self, mut req: Request<Incoming>, conn: &ConnCtx) -> Response<ResponseBody> {
+    async fn respond(
+        &self,
+        mut req: Request<Incoming>,
+        conn: &ConnCtx,
+        done: &mut Completion,
+    ) -> Response<ResponseBody> {
         if req.uri().path().starts_with(OWN_PREFIX) {
             return response::not_found();
         }
         self.spoofable.strip(req.headers_mut());
 
-        match auth::credential(req.headers(), &self.username) {
-            Credential::None if self.anonymous == Anonymous::Passthrough => {}
-            Credential::Ambiguous => return response::bad_request(),
-            // No key store yet: a presented key cannot be known valid, so it is refused.
-            Credential::None | Credential::ApiKey(_) => {
-                return response::unauthorized(&self.challenge)
+        match self.auth.authenticate(req.headers_mut()).await {
+            Ok(Some(principal)) => {
+                if let Err(retry) = self.limiter.request(principal.key_id.as_str()) {
+                    return response::too_many_requests(retry.0);
+                }
+                if !scope::allows(principal.scope, req.method()) {
+                    return response::forbidden();
+                }
+                let Ok(user) = HeaderValue::from_str(&principal.user) else {
+                    // Users are validated at creation; a record that fails here is refused, never half-set.
+                    tracing::error!(key_id = %principal.key_id, "stored user is not a valid header value; refusing");
+                    return response::unauthorized(&self.challenge);
+                };
+                self.last_used.record(&principal.key_id, &self.store);
+                done.set_identity(&principal.user, principal.key_id.as_str());
+                let h = req.headers_mut();
+                h.insert(self.identity_header.clone(), user);
+                h.insert(
+                    headers::KEY_ID,
+                    HeaderValue::from_str(principal.key_id.as_str()).expect("key ids are base62"),
+                );
             }
+            Ok(None) if self.anonymous == Anonymous::Passthrough => {}
+            Ok(None) => return response::unauthorized(&self.challenge),
+            Err(e) => return self.refuse(e, conn, req.headers()),
         }
 
         self.forward(req, conn).await
+    }
+
+    /// Log the failure once (never the secret) and choose the answer.
+    fn refuse(&self, e: AuthError, conn: &ConnCtx, h: &http::HeaderMap) -> Response<ResponseBody> {
+        let client = headers::client_ip(conn.peer.ip(), h, &self.trusted_proxies);
+        match e {
+            AuthError::Store(e) => {
+                tracing::error!(client = %client, error = %e, "key store unavailable; refusing (503)");
+                response::store_unavailable()
+            }
+            AuthError::Ambiguous => {
+                tracing::info!(client = %client, reason = %e, "refused an ambiguous credential (400)");
+                response::bad_request()
+            }
+            AuthError::Malformed | AuthError::Unknown { .. } | AuthError::Mismatch { .. } => {
+                tracing::info!(client = %client, key_id = e.key_id().unwrap_or("-"), reason = %e, "authentication failed");
+                match self.limiter.failed_auth(client) {
+                    Ok(()) => response::unauthorized(&self.challenge),
+                    Err(retry) => response::too_many_requests(retry.0),
+                }
+            }
+        }
     }
 
     async fn forward(&self, mut req: Request<Incoming>, conn: &ConnCtx) -> Response<ResponseBody> {
@@ -142,7 +204,7 @@ impl Handler for Gateway {
             req.method(),
             req.uri().path(),
         );
-        let mut resp = self.respond(req, &conn).await;
+        let mut resp = self.respond(req, &conn, &mut done).await;
         done.set_status(resp.status());
         resp.body_mut().set_completion(done);
         resp

@@ -172,6 +172,20 @@ pub fn set_forwarded(
     }
 }
 
+/// The client's address: the peer, or, when the peer is a trusted proxy,
+/// the address that proxy put last in `X-Forwarded-For`.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpNet]) -> IpAddr {
+    if !trusted_proxies.iter().any(|net| net.contains(&peer)) {
+        return peer;
+    }
+    headers
+        .get(&X_FORWARDED_FOR)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|last| last.trim().parse().ok())
+        .unwrap_or(peer)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -56,3 +56,38 @@ pub fn gateway_timeout() -> Response<ResponseBody> {
         "504 Gateway Timeout: the upstream did not answer in time\n",
     )
 }
+
+pub fn forbidden() -> Response<ResponseBody> {
+    text(
+        StatusCode::FORBIDDEN,
+        "403 Forbidden: this key may only read (GET, HEAD, OPTIONS)\n",
+    )
+}
+
+fn retry_after(
+    mut resp: Response<ResponseBody>,
+    after: std::time::Duration,
+) -> Response<ResponseBody> {
+    let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    resp
+}
+
+pub fn too_many_requests(after: std::time::Duration) -> Response<ResponseBody> {
+    retry_after(
+        text(StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests\n"),
+        after,
+    )
+}
+
+/// The key store cannot be asked: refuse (fail closed) and ask to retry.
+pub fn store_unavailable() -> Response<ResponseBody> {
+    retry_after(
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "503 Service Unavailable: keys cannot be checked right now\n",
+        ),
+        std::time::Duration::from_secs(5),
+    )
+}

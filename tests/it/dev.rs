@@ -1,12 +1,25 @@
-//! `keygate dev` works as the README says: one command, then curl.
+//! `keygate dev` works as the README and its banner say: one command, then
+//! the printed curl commands and .netrc line work as printed.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use crate::support::bin::BIN;
 
+fn curl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "-k", "--max-time", "10"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 #[test]
-fn keygate_dev_serves_the_echo_upstream_over_tls() {
+fn keygate_dev_prints_a_demo_key_that_works_as_printed() {
     let mut child = Command::new(BIN)
         .args(["dev", "--addr", "127.0.0.1:0"])
         .stdout(Stdio::piped())
@@ -15,43 +28,68 @@ fn keygate_dev_serves_the_echo_upstream_over_tls() {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut banner = String::new();
-    let mut url = None;
-    for line in BufReader::new(stdout).lines().take(50) {
+    for line in BufReader::new(stdout).lines().take(60) {
         let line = line.unwrap();
         banner.push_str(&line);
         banner.push('\n');
-        if let Some(rest) = line.trim().strip_prefix("gateway:") {
-            url = rest.split_whitespace().next().map(str::to_owned);
+        if line.contains("Stop with Ctrl-C") {
             break;
         }
     }
-    let url = url.unwrap_or_else(|| panic!("no gateway URL in the banner:\n{banner}"));
+    let find = |prefix: &str| -> String {
+        banner
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(prefix).map(|r| r.trim().to_owned()))
+            .unwrap_or_else(|| panic!("no {prefix:?} line in the banner:\n{banner}"))
+    };
+    let url = find("gateway:")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let netrc_line = format!("machine {}", find("machine "));
+    let key = netrc_line.split_whitespace().last().unwrap().to_owned();
     assert!(banner.contains("NEVER FOR PRODUCTION"), "{banner}");
+    assert!(key.starts_with("kg_"), "{banner}");
 
-    let out = Command::new("curl")
-        .args([
-            "-sS",
-            "-k",
-            "--max-time",
-            "10",
-            "-H",
-            "X-Remote-User: mallory",
-        ])
-        .arg(format!("{url}/hello"))
-        .output()
-        .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "curl failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, text) = curl(&[
+        "-u",
+        &format!("apikey:{key}"),
+        "-H",
+        "X-Remote-User: mallory",
+        &format!("{url}/hello"),
+    ]);
+    assert!(ok);
     assert!(text.contains("GET /hello"), "{text}");
+    assert!(text.contains("x-remote-user: demo"), "{text}");
     assert!(text.contains("x-forwarded-proto: https"), "{text}");
     assert!(
-        !text.contains("mallory"),
-        "the forged identity reached the echo upstream: {text}"
+        !text.contains("mallory") && !text.contains("authorization"),
+        "{text}"
     );
+
+    let dir = tempfile::tempdir().unwrap();
+    let netrc = dir.path().join("netrc");
+    std::fs::write(&netrc, format!("{netrc_line}\n")).unwrap();
+    let (_, text) = curl(&[
+        "--netrc-file",
+        netrc.to_str().unwrap(),
+        &format!("{url}/hello"),
+    ]);
+    assert!(
+        text.contains("x-remote-user: demo"),
+        "the printed .netrc line did not work: {text}"
+    );
+
+    let (_, text) = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &format!("{url}/hello"),
+    ]);
+    assert_eq!(text, "401", "no key must be refused");
+
+    let _ = child.kill();
+    let _ = child.wait();
 }

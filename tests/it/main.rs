@@ -3,6 +3,7 @@
 
 mod support;
 
+mod auth;
 mod config_check;
 mod dev;
 mod lifecycle;

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use keygate::app::{self, Running, TlsMode};
+use keygate::keyring::{Keyring, Ttl};
+use keygate::keys::Scope;
 
 use super::tls::Ca;
 
@@ -16,6 +18,8 @@ pub struct Builder {
 
 pub struct TestGateway {
     pub addr: SocketAddr,
+    /// The gateway's keys: tests mint and revoke through it.
+    pub keyring: Keyring,
     pub ca: Ca,
     /// Holds the certificate files for the gateway's lifetime.
     _dir: tempfile::TempDir,
@@ -42,6 +46,20 @@ impl Builder {
         let lines = self.sections.entry(section).or_default();
         lines.retain(|l| key(l) != key(line));
         lines.push(line.to_owned());
+        self
+    }
+
+    /// Use a real Redis (namespace `ns`) instead of the memory store.
+    pub fn redis(
+        &mut self,
+        redis: &super::redis::RedisServer,
+        dir: &std::path::Path,
+        ns: &str,
+    ) -> &mut Self {
+        self.sections.remove("store");
+        for line in super::redis::store_section(redis, dir, ns) {
+            self.set("store", &line);
+        }
         self
     }
 
@@ -80,11 +98,15 @@ impl Builder {
         }
         let config = keygate::config::parse(&text)
             .unwrap_or_else(|e| panic!("test config is invalid: {e}\n{text}"));
-        let running = app::start(&config, TlsMode::FromConfig)
+        let keyring = Keyring::from_config(&config)
+            .await
+            .expect("the key store is reachable");
+        let running = app::start(&config, TlsMode::FromConfig, &keyring)
             .await
             .expect("keygate starts");
         TestGateway {
             addr: running.main_addr,
+            keyring,
             ca,
             _dir: dir,
             running: Some(running),
@@ -95,6 +117,20 @@ impl Builder {
 impl TestGateway {
     pub fn url(&self, path: &str) -> String {
         format!("https://127.0.0.1:{}{path}", self.addr.port())
+    }
+
+    /// Mint a full-scope key for `user` with the default lifetime; returns (secret, id).
+    pub async fn key(&self, user: &str) -> (String, String) {
+        self.key_with(user, Ttl::Default, Scope::Full).await
+    }
+
+    pub async fn key_with(&self, user: &str, ttl: Ttl, scope: Scope) -> (String, String) {
+        let new = self
+            .keyring
+            .create(user, ttl, "test", scope)
+            .await
+            .expect("key minted");
+        (new.key.expose().to_owned(), new.record.id.to_string())
     }
 
     /// Shut down gracefully; true if every connection finished in time.

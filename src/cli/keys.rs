@@ -1,0 +1,216 @@
+//! `keygate keys create|list|revoke -c FILE`: the key store as configured,
+//! from a shell. Only a shared store makes sense here: a memory store lives
+//! inside the serving process.
+
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Subcommand};
+
+use super::{CliError, ConfigArg};
+use crate::keyring::{Keyring, MintError, Ttl};
+use crate::keys::{rfc3339, KeyId, Scope};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: KeysCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Mint a key; prints it once.
+    Create {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The user the key authenticates as (sent upstream in the identity header).
+        #[arg(long)]
+        user: String,
+        /// Lifetime, e.g. 30d, 12h, or "never" (only with keys.max_ttl = "never"); default keys.default_ttl.
+        #[arg(long)]
+        ttl: Option<String>,
+        /// A note for the owner: what the key is for.
+        #[arg(long, default_value = "")]
+        label: String,
+        /// full, or read (GET/HEAD/OPTIONS only).
+        #[arg(long, default_value = "full", value_parser = ["full", "read"])]
+        scope: String,
+        /// Print the same JSON object as POST /v1/keys.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List keys (never secrets).
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only this user's keys.
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke keys; prints how many live keys were revoked.
+    #[command(group(ArgGroup::new("what").required(true).args(["id", "user", "all", "leaked"])))]
+    Revoke {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Key ids.
+        #[arg(long, num_args = 1..)]
+        id: Vec<String>,
+        /// Every key of these users.
+        #[arg(long, num_args = 1..)]
+        user: Vec<String>,
+        /// Every key.
+        #[arg(long)]
+        all: bool,
+        /// A file of leaked key secrets, one per line ("-" = standard input).
+        #[arg(long, value_name = "FILE")]
+        leaked: Option<PathBuf>,
+    },
+}
+
+pub fn run(args: Args) -> Result<(), CliError> {
+    let config_path = match &args.command {
+        KeysCommand::Create { config, .. }
+        | KeysCommand::List { config, .. }
+        | KeysCommand::Revoke { config, .. } => config.path.clone(),
+    };
+    let config = crate::config::load(&config_path)?;
+    if matches!(config.store, crate::config::Store::Memory) {
+        return Err(CliError::Usage(
+            "keygate keys needs a shared store ([store] kind = \"redis\"); a memory store lives only inside the serving process".into(),
+        ));
+    }
+    super::runtime(1)?.block_on(async {
+        let keyring = Keyring::from_config(&config)
+            .await
+            .map_err(|e| CliError::Runtime(e.to_string()))?;
+        match args.command {
+            KeysCommand::Create {
+                user,
+                ttl,
+                label,
+                scope,
+                json,
+                ..
+            } => create(&keyring, &user, ttl, &label, &scope, json).await,
+            KeysCommand::List { user, json, .. } => list(&keyring, user.as_deref(), json).await,
+            KeysCommand::Revoke {
+                id,
+                user,
+                all,
+                leaked,
+                ..
+            } => revoke(&keyring, id, user, all, leaked).await,
+        }
+    })
+}
+
+async fn create(
+    k: &Keyring,
+    user: &str,
+    ttl: Option<String>,
+    label: &str,
+    scope: &str,
+    json: bool,
+) -> Result<(), CliError> {
+    let ttl = match ttl {
+        None => Ttl::Default,
+        Some(t) => Ttl::parse(&t).map_err(|e| CliError::Usage(format!("--ttl: {e}")))?,
+    };
+    let scope = Scope::parse(scope).expect("clap allows only full|read");
+    let new = k
+        .create(user, ttl, label, scope)
+        .await
+        .map_err(|e| match e {
+            MintError::Store(e) => CliError::Runtime(e.to_string()),
+            other => CliError::Usage(format!("--{other}")),
+        })?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&new.view()).expect("serializable")
+        );
+    } else {
+        let r = &new.record;
+        println!("{}", new.key.expose());
+        eprintln!(
+            "\nid {} for user {:?}, scope {}, expires {}.\nThis is the only time the key is shown: store it now (e.g. in ~/.netrc as the password of user \"apikey\").",
+            r.id,
+            r.user,
+            r.scope.as_str(),
+            r.expires_at.map_or("never".into(), rfc3339)
+        );
+    }
+    Ok(())
+}
+
+async fn list(k: &Keyring, user: Option<&str>, json: bool) -> Result<(), CliError> {
+    let keys = k
+        .store
+        .list(user)
+        .await
+        .map_err(|e| CliError::Runtime(e.to_string()))?;
+    if json {
+        let views: Vec<_> = keys.iter().map(|r| r.view()).collect();
+        println!(
+            "{}",
+            serde_json::json!({ "keys": views, "next_cursor": null })
+        );
+        return Ok(());
+    }
+    println!(
+        "{:<12}  {:<24}  {:<5}  {:<20}  {:<20}  LABEL",
+        "ID", "USER", "SCOPE", "CREATED", "EXPIRES"
+    );
+    for r in &keys {
+        println!(
+            "{:<12}  {:<24}  {:<5}  {:<20}  {:<20}  {}",
+            r.id,
+            r.user,
+            r.scope.as_str(),
+            rfc3339(r.created_at),
+            r.expires_at.map_or("never".into(), rfc3339),
+            r.label
+        );
+    }
+    Ok(())
+}
+
+async fn revoke(
+    k: &Keyring,
+    ids: Vec<String>,
+    users: Vec<String>,
+    all: bool,
+    leaked: Option<PathBuf>,
+) -> Result<(), CliError> {
+    let runtime = |e: crate::store::StoreError| CliError::Runtime(e.to_string());
+    let n = if all {
+        k.store.revoke_all().await.map_err(runtime)?
+    } else if !users.is_empty() {
+        k.store.revoke_users(&users).await.map_err(runtime)?
+    } else if let Some(path) = leaked {
+        let text = if path.as_os_str() == "-" {
+            std::io::read_to_string(std::io::stdin())
+        } else {
+            std::fs::read_to_string(&path)
+        }
+        .map_err(|e| CliError::Usage(format!("--leaked: cannot read {}: {e}", path.display())))?;
+        let secrets: Vec<String> = text
+            .lines()
+            .map(str::to_owned)
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        k.revoke_leaked(&secrets).await.map_err(runtime)?
+    } else {
+        let mut parsed = Vec::with_capacity(ids.len());
+        for id in &ids {
+            parsed.push(
+                KeyId::parse(id)
+                    .ok_or_else(|| CliError::Usage(format!("--id: {id:?} is not a key id")))?,
+            );
+        }
+        k.store.revoke_ids(&parsed).await.map_err(runtime)?
+    };
+    println!("revoked {n} key{}", if n == 1 { "" } else { "s" });
+    Ok(())
+}

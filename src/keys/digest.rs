@@ -1,0 +1,93 @@
+//! The only form in which a key reaches the store: HMAC-SHA256 of the whole
+//! key under the deployment's secret. A copy of Redis neither reveals nor
+//! verifies keys, and a key works only on the deployment that issued it.
+
+use std::fmt;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The deployment's HMAC secret (`store.secret_file` / `KEYGATE_SECRET`).
+#[derive(Clone)]
+pub struct DigestKey(Vec<u8>);
+
+impl fmt::Debug for DigestKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DigestKey(<redacted>)")
+    }
+}
+
+/// A key's digest as stored.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Digest(pub [u8; 32]);
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Digest(..)")
+    }
+}
+
+impl Digest {
+    pub fn to_hex(self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub fn from_hex(text: &str) -> Option<Digest> {
+        if text.len() != 64 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, slot) in out.iter_mut().enumerate() {
+            *slot = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(Digest(out))
+    }
+}
+
+impl DigestKey {
+    pub fn new(secret: &[u8]) -> Self {
+        DigestKey(secret.to_vec())
+    }
+
+    /// A throwaway secret for a single-process memory store.
+    pub fn random() -> Self {
+        let mut secret = vec![0u8; 32];
+        getrandom::fill(&mut secret).expect("the OS random number generator is available");
+        DigestKey(secret)
+    }
+
+    fn mac(&self) -> HmacSha256 {
+        HmacSha256::new_from_slice(&self.0).expect("HMAC takes keys of any length")
+    }
+
+    pub fn digest(&self, key: &str) -> Digest {
+        let mut mac = self.mac();
+        mac.update(key.as_bytes());
+        Digest(mac.finalize().into_bytes().into())
+    }
+
+    /// Constant-time check of `key` against a stored digest.
+    pub fn verify(&self, key: &str, stored: &Digest) -> bool {
+        let mut mac = self.mac();
+        mac.update(key.as_bytes());
+        mac.verify_slice(&stored.0).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_digest_verifies_only_under_the_same_secret() {
+        let a = DigestKey::new(b"0123456789abcdef0123456789abcdef");
+        let b = DigestKey::new(b"fedcba9876543210fedcba9876543210");
+        let d = a.digest("kg_key");
+        assert!(a.verify("kg_key", &d));
+        assert!(!a.verify("kg_kez", &d));
+        assert!(!b.verify("kg_key", &d));
+        assert_eq!(Digest::from_hex(&d.to_hex()), Some(d));
+    }
+}

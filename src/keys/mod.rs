@@ -1,0 +1,206 @@
+//! API keys: the secret a client presents (`ApiKey`), its public id
+//! (`KeyId`), and what the store keeps about it (`KeyRecord`, which holds
+//! only an HMAC digest of the secret).
+
+pub mod digest;
+pub mod format;
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+pub use digest::{Digest, DigestKey};
+
+/// A key secret. Its `Debug` is redacted and it has no `Display`, so it
+/// cannot end up in a log line or an error message by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn new(text: String) -> Self {
+        ApiKey(text)
+    }
+
+    /// The secret itself: only for printing it once to its owner, and for hashing.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+/// The public id of a key: safe to log, list and revoke by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct KeyId(String);
+
+impl KeyId {
+    /// An id as typed by an admin; `None` unless it has the id format.
+    pub fn parse(text: &str) -> Option<KeyId> {
+        format::is_id(text).then(|| KeyId(text.to_owned()))
+    }
+
+    pub(crate) fn from_trusted(text: String) -> KeyId {
+        KeyId(text)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a key may do: `read` = GET/HEAD/OPTIONS only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Full,
+    Read,
+}
+
+impl Scope {
+    pub fn parse(text: &str) -> Option<Scope> {
+        match text {
+            "full" => Some(Scope::Full),
+            "read" => Some(Scope::Read),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Full => "full",
+            Scope::Read => "read",
+        }
+    }
+}
+
+/// A key as stored: everything but the secret, which is only a digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    pub id: KeyId,
+    pub user: String,
+    pub label: String,
+    pub scope: Scope,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds; `None` = never expires.
+    pub expires_at: Option<u64>,
+    pub digest: Digest,
+    /// Unix seconds of the last authenticated use (written at most once a minute).
+    pub last_used: Option<u64>,
+}
+
+impl KeyRecord {
+    /// Remaining lifetime, for the store's TTL; `None` = never expires.
+    pub fn ttl(&self, now: u64) -> Option<Duration> {
+        self.expires_at
+            .map(|e| Duration::from_secs(e.saturating_sub(now).max(1)))
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A freshly minted key: the secret (shown once) and its record.
+pub struct NewKey {
+    pub key: ApiKey,
+    pub record: KeyRecord,
+}
+
+/// Mint a key for `user` that lives `ttl` (`None` = never).
+pub fn mint(
+    prefix: &str,
+    digest_key: &DigestKey,
+    user: &str,
+    label: &str,
+    scope: Scope,
+    ttl: Option<Duration>,
+) -> NewKey {
+    let (key, id) = format::generate(prefix);
+    let now = unix_now();
+    let record = KeyRecord {
+        id,
+        user: user.to_owned(),
+        label: label.to_owned(),
+        scope,
+        created_at: now,
+        expires_at: ttl.map(|t| now + t.as_secs().max(1)),
+        digest: digest_key.digest(key.expose()),
+        last_used: None,
+    };
+    NewKey { key, record }
+}
+
+/// A key as listed (CLI `--json`, admin API): never the secret or its digest.
+#[derive(Debug, Serialize)]
+pub struct KeyView<'a> {
+    pub id: &'a KeyId,
+    pub user: &'a str,
+    pub label: &'a str,
+    pub scope: Scope,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub last_used_at: Option<String>,
+}
+
+impl KeyRecord {
+    pub fn view(&self) -> KeyView<'_> {
+        KeyView {
+            id: &self.id,
+            user: &self.user,
+            label: &self.label,
+            scope: self.scope,
+            created_at: rfc3339(self.created_at),
+            expires_at: self.expires_at.map(rfc3339),
+            last_used_at: self.last_used.map(rfc3339),
+        }
+    }
+}
+
+/// A key just created: the one answer that carries the secret.
+#[derive(Serialize)]
+pub struct NewKeyView<'a> {
+    pub id: &'a KeyId,
+    pub key: &'a str,
+    pub user: &'a str,
+    pub label: &'a str,
+    pub scope: Scope,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+}
+
+impl NewKey {
+    pub fn view(&self) -> NewKeyView<'_> {
+        let r = &self.record;
+        NewKeyView {
+            id: &r.id,
+            key: self.key.expose(),
+            user: &r.user,
+            label: &r.label,
+            scope: r.scope,
+            created_at: rfc3339(r.created_at),
+            expires_at: r.expires_at.map(rfc3339),
+        }
+    }
+}
+
+/// RFC 3339 UTC time of unix seconds.
+pub fn rfc3339(secs: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
+}

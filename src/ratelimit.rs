@@ -1,0 +1,89 @@
+//! Rate limits (governor, GCRA): failed authentications per client address,
+//! so a brute-force client gets 429 while the key's owner elsewhere is not
+//! locked out, and requests per key. Keyed state is pruned every minute.
+
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::config;
+
+pub struct Limiter {
+    /// Counts failed authentications per client address; `None` = unlimited.
+    failed_auth: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Counts requests per key id; `None` = unlimited.
+    per_key: Option<DefaultKeyedRateLimiter<String>>,
+    clock: DefaultClock,
+}
+
+/// Over the limit: try again after this long.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryAfter(pub Duration);
+
+impl Limiter {
+    pub fn new(cfg: &config::RateLimit) -> Arc<Limiter> {
+        let limiter = Arc::new(Limiter {
+            failed_auth: NonZeroU32::new(cfg.failed_auth_per_minute)
+                .map(|n| RateLimiter::keyed(Quota::per_minute(n))),
+            per_key: NonZeroU32::new(cfg.requests_per_second)
+                .map(|n| RateLimiter::keyed(Quota::per_second(n))),
+            clock: DefaultClock::default(),
+        });
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(prune(Arc::downgrade(&limiter)));
+        }
+        limiter
+    }
+
+    /// Count one failed authentication from `client`.
+    pub fn failed_auth(&self, client: IpAddr) -> Result<(), RetryAfter> {
+        self.check(self.failed_auth.as_ref(), &client)
+    }
+
+    /// Count one request made with `key_id`.
+    pub fn request(&self, key_id: &str) -> Result<(), RetryAfter> {
+        match &self.per_key {
+            None => Ok(()),
+            Some(_) => self.check(self.per_key.as_ref(), &key_id.to_owned()),
+        }
+    }
+
+    fn check<K: Hash + Eq + Clone>(
+        &self,
+        limiter: Option<&DefaultKeyedRateLimiter<K>>,
+        key: &K,
+    ) -> Result<(), RetryAfter> {
+        match limiter {
+            None => Ok(()),
+            Some(l) => l
+                .check_key(key)
+                .map_err(|not_until| RetryAfter(not_until.wait_time_from(self.clock.now()))),
+        }
+    }
+
+    fn retain_recent(&self) {
+        if let Some(l) = &self.failed_auth {
+            l.retain_recent();
+        }
+        if let Some(l) = &self.per_key {
+            l.retain_recent();
+        }
+    }
+}
+
+/// Drop the state of keys whose limit has fully recovered; ends with the limiter.
+async fn prune(limiter: Weak<Limiter>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        match limiter.upgrade() {
+            Some(l) => l.retain_recent(),
+            None => return,
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! The in-process store: a map behind a lock, with the same expiry semantics
+//! as Redis (an expired record is gone) and a purge task for memory
+//! (mini-redis's pattern).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use crate::keys::{unix_now, KeyId, KeyRecord};
+
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: RwLock<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    keys: HashMap<String, KeyRecord>,
+    /// Per-user index, as in Redis.
+    by_user: HashMap<String, BTreeSet<String>>,
+}
+
+fn live(r: &KeyRecord, now: u64) -> bool {
+    r.expires_at.is_none_or(|e| e > now)
+}
+
+impl MemoryStore {
+    /// A store with a background task that drops expired records every second.
+    pub fn new() -> Arc<MemoryStore> {
+        let store = Arc::new(MemoryStore::default());
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let weak = Arc::downgrade(&store);
+            handle.spawn(purge(weak));
+        }
+        store
+    }
+
+    pub fn insert(&self, record: KeyRecord) {
+        let mut inner = self.inner.write().expect("store lock");
+        inner
+            .by_user
+            .entry(record.user.clone())
+            .or_default()
+            .insert(record.id.as_str().to_owned());
+        inner.keys.insert(record.id.as_str().to_owned(), record);
+    }
+
+    pub fn get(&self, id: &str) -> Option<KeyRecord> {
+        let inner = self.inner.read().expect("store lock");
+        inner.keys.get(id).filter(|r| live(r, unix_now())).cloned()
+    }
+
+    pub fn list(&self, user: Option<&str>) -> Vec<KeyRecord> {
+        let inner = self.inner.read().expect("store lock");
+        let now = unix_now();
+        match user {
+            Some(u) => inner
+                .by_user
+                .get(u)
+                .into_iter()
+                .flatten()
+                .filter_map(|id| inner.keys.get(id))
+                .filter(|r| live(r, now))
+                .cloned()
+                .collect(),
+            None => inner
+                .keys
+                .values()
+                .filter(|r| live(r, now))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    pub fn revoke_ids(&self, ids: &[KeyId]) -> u64 {
+        let mut inner = self.inner.write().expect("store lock");
+        let now = unix_now();
+        ids.iter()
+            .filter(|id| inner.remove(id.as_str()).is_some_and(|r| live(&r, now)))
+            .count() as u64
+    }
+
+    pub fn revoke_users(&self, users: &[String]) -> u64 {
+        let mut inner = self.inner.write().expect("store lock");
+        let now = unix_now();
+        let mut n = 0;
+        for user in users {
+            for id in inner.by_user.remove(user).unwrap_or_default() {
+                if inner.keys.remove(&id).is_some_and(|r| live(&r, now)) {
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    pub fn revoke_all(&self) -> u64 {
+        let mut inner = self.inner.write().expect("store lock");
+        let now = unix_now();
+        let n = inner.keys.values().filter(|r| live(r, now)).count() as u64;
+        inner.keys.clear();
+        inner.by_user.clear();
+        n
+    }
+
+    pub fn touch(&self, id: &KeyId, at: u64) {
+        let mut inner = self.inner.write().expect("store lock");
+        if let Some(r) = inner.keys.get_mut(id.as_str()) {
+            r.last_used = Some(at);
+        }
+    }
+
+    fn purge_expired(&self) {
+        let mut inner = self.inner.write().expect("store lock");
+        let now = unix_now();
+        let expired: Vec<String> = inner
+            .keys
+            .values()
+            .filter(|r| !live(r, now))
+            .map(|r| r.id.as_str().to_owned())
+            .collect();
+        for id in expired {
+            inner.remove(&id);
+        }
+    }
+}
+
+impl Inner {
+    fn remove(&mut self, id: &str) -> Option<KeyRecord> {
+        let record = self.keys.remove(id)?;
+        if let Some(set) = self.by_user.get_mut(&record.user) {
+            set.remove(id);
+            if set.is_empty() {
+                self.by_user.remove(&record.user);
+            }
+        }
+        Some(record)
+    }
+}
+
+/// Ends when the store is dropped.
+async fn purge(store: Weak<MemoryStore>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        match store.upgrade() {
+            Some(s) => s.purge_expired(),
+            None => return,
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! Where keys live: Redis (shared by every instance of a deployment) or
+//! memory (one process, for `keygate dev`). One contract, two
+//! implementations, one conformance suite (`tests/it/store_conformance.rs`).
+//!
+//! Contract:
+//! * `insert` stores a record whose lifetime is its `expires_at` (Redis TTL);
+//!   an expired key is gone, not flagged: `get` answers `None`.
+//! * `get` is the request path's only call; it never writes.
+//! * revocations delete records and answer how many live keys they removed.
+//! * every error is `StoreError::Unavailable`: the caller cannot know whether
+//!   a key is valid and must refuse (fail closed).
+
+mod memory;
+mod redis;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use self::memory::MemoryStore;
+pub use self::redis::RedisStore;
+use crate::keys::{KeyId, KeyRecord};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the key store is unavailable: {0}")]
+    Unavailable(#[source] ::redis::RedisError),
+    #[error("the key store did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the key store holds a record keygate cannot read (key id {0})")]
+    Corrupt(String),
+}
+
+/// The configured store; cheap to clone.
+#[derive(Clone)]
+pub enum Store {
+    Memory(Arc<MemoryStore>),
+    Redis(RedisStore),
+}
+
+// === impl Store ===
+
+impl Store {
+    pub fn memory() -> Store {
+        Store::Memory(MemoryStore::new())
+    }
+
+    pub async fn redis(url: &str, namespace: &str, timeout: Duration) -> Result<Store, StoreError> {
+        Ok(Store::Redis(
+            RedisStore::connect(url, namespace, timeout).await?,
+        ))
+    }
+
+    pub async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => {
+                m.insert(record.clone());
+                Ok(())
+            }
+            Store::Redis(r) => r.insert(record).await,
+        }
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.get(id)),
+            Store::Redis(r) => r.get(id).await,
+        }
+    }
+
+    /// Live keys, newest first; of one user if given.
+    pub async fn list(&self, user: Option<&str>) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut keys = match self {
+            Store::Memory(m) => m.list(user),
+            Store::Redis(r) => r.list(user).await?,
+        };
+        keys.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        Ok(keys)
+    }
+
+    pub async fn revoke_ids(&self, ids: &[KeyId]) -> Result<u64, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.revoke_ids(ids)),
+            Store::Redis(r) => r.revoke_ids(ids).await,
+        }
+    }
+
+    pub async fn revoke_users(&self, users: &[String]) -> Result<u64, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.revoke_users(users)),
+            Store::Redis(r) => r.revoke_users(users).await,
+        }
+    }
+
+    pub async fn revoke_all(&self) -> Result<u64, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.revoke_all()),
+            Store::Redis(r) => r.revoke_all().await,
+        }
+    }
+
+    /// Record the last use of a key; never brings a revoked or expired key back.
+    pub async fn touch(&self, id: &KeyId, at: u64) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => {
+                m.touch(id, at);
+                Ok(())
+            }
+            Store::Redis(r) => r.touch(id, at).await,
+        }
+    }
+
+    /// Whether the store answers (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(_) => Ok(()),
+            Store::Redis(r) => r.ping().await,
+        }
+    }
+}

@@ -1,0 +1,399 @@
+//! SPEC's main-listener behaviour with keys: the identity header on success,
+//! one identical 401 for every failure, 400 for two credentials, 403 for a
+//! read key writing, 503 when the store is gone, 429 for brute force.
+
+use std::time::Duration;
+
+use base64::Engine;
+use http::{Request, StatusCode};
+use keygate::keyring::Ttl;
+use keygate::keys::Scope;
+
+use crate::support::body;
+use crate::support::client::{self, send, Answer, HttpsClient};
+use crate::support::gateway::{builder, TestGateway};
+use crate::support::redis::RedisServer;
+use crate::support::upstream::Upstream;
+use crate::support::{eventually, within};
+
+fn basic(user: &str, pass: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
+}
+
+async fn get_with(
+    c: &HttpsClient,
+    gw: &TestGateway,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Answer {
+    let mut req = Request::get(gw.url(path));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    send(c, req.body(body::empty()).unwrap()).await
+}
+
+async fn reject_gateway() -> (Upstream, TestGateway) {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url())
+        .set("auth", "anonymous = \"reject\"")
+        .start()
+        .await;
+    (up, gw)
+}
+
+#[tokio::test]
+async fn each_credential_form_reaches_the_upstream_as_the_keys_user() {
+    let (up, gw) = reject_gateway().await;
+    let (key, id) = gw.key("alice@example.org").await;
+    let c = client::h1(&gw.ca);
+    let bearer = format!("Bearer {key}");
+    let basic = basic("apikey", &key);
+    for headers in [
+        vec![("authorization", basic.as_str())],
+        vec![("apikey", key.as_str())],
+        vec![("authorization", bearer.as_str())],
+    ] {
+        let answer = get_with(&c, &gw, "/data", &headers).await;
+        assert_eq!(answer.status, StatusCode::OK, "{headers:?}");
+        let seen = up.last();
+        assert_eq!(seen.headers["x-remote-user"], "alice@example.org");
+        assert_eq!(seen.headers["x-keygate-key-id"], id.as_str());
+        assert!(
+            !seen.headers.contains_key("authorization"),
+            "credential forwarded"
+        );
+        assert!(!seen.headers.contains_key("apikey"), "credential forwarded");
+        for (_, v) in &seen.headers {
+            assert!(
+                !v.as_bytes().windows(key.len()).any(|w| w == key.as_bytes()),
+                "the key reached the upstream"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_failure_is_the_same_401() {
+    let (up, gw) = reject_gateway().await;
+    let c = client::h1(&gw.ca);
+    let (revoked, revoked_id) = gw.key("bob").await;
+    gw.keyring
+        .store
+        .revoke_ids(&[keygate::keys::KeyId::parse(&revoked_id).unwrap()])
+        .await
+        .unwrap();
+    let (expiring, _) = gw
+        .key_with("carol", Ttl::For(Duration::from_secs(1)), Scope::Full)
+        .await;
+    // A well-formed key of this deployment's format that was never issued.
+    let (never_issued, _) = keygate::keys::format::generate("kg");
+    let (valid, _) = gw.key("dave").await;
+    let mut wrong_checksum = valid.clone();
+    wrong_checksum.pop();
+    wrong_checksum.push(if valid.ends_with('a') { 'b' } else { 'a' });
+
+    eventually(
+        "the 1 s key expires",
+        60,
+        Duration::from_millis(100),
+        || {
+            let (c, gw, expiring) = (&c, &gw, &expiring);
+            async move {
+                let a = get_with(c, gw, "/", &[("apikey", expiring.as_str())]).await;
+                (a.status == StatusCode::UNAUTHORIZED).then_some(())
+            }
+        },
+    )
+    .await;
+
+    let forwarded_before = up.requests().len();
+    let cases: Vec<(&str, Vec<(&str, String)>)> = vec![
+        ("missing", vec![]),
+        (
+            "malformed",
+            vec![("authorization", basic("apikey", "not-a-key"))],
+        ),
+        (
+            "wrong checksum",
+            vec![("authorization", basic("apikey", &wrong_checksum))],
+        ),
+        (
+            "never issued",
+            vec![("authorization", basic("apikey", never_issued.expose()))],
+        ),
+        (
+            "revoked",
+            vec![("authorization", basic("apikey", &revoked))],
+        ),
+        (
+            "expired",
+            vec![("authorization", basic("apikey", &expiring))],
+        ),
+        (
+            "wrong user name",
+            vec![("authorization", basic("someone", &valid))],
+        ),
+        ("key in the query string", vec![]),
+    ];
+    let mut first: Option<Answer> = None;
+    for (what, headers) in cases {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let path = if what == "key in the query string" {
+            format!("/?apikey={valid}")
+        } else {
+            "/".into()
+        };
+        let answer = get_with(&c, &gw, &path, &h).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{what}");
+        assert_eq!(
+            answer.headers["www-authenticate"], "Basic realm=\"keygate\", charset=\"UTF-8\"",
+            "{what}"
+        );
+        if let Some(f) = &first {
+            assert_eq!(answer.body, f.body, "{what}: body differs");
+            let names = |a: &Answer| {
+                let mut v: Vec<_> = a
+                    .headers
+                    .iter()
+                    .filter(|(k, _)| *k != "date")
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                v.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+                v
+            };
+            assert_eq!(names(&answer), names(f), "{what}: headers differ");
+        } else {
+            first = Some(answer);
+        }
+    }
+    assert_eq!(
+        up.requests().len(),
+        forwarded_before,
+        "a refused request reached the upstream"
+    );
+}
+
+#[tokio::test]
+async fn two_credentials_are_refused_never_guessed() {
+    let (up, gw) = reject_gateway().await;
+    let c = client::h1(&gw.ca);
+    let (a, _) = gw.key("alice").await;
+    let (b, _) = gw.key("bob").await;
+    let answer = get_with(
+        &c,
+        &gw,
+        "/",
+        &[("authorization", &basic("apikey", &a)), ("apikey", &b)],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    let answer = get_with(
+        &c,
+        &gw,
+        "/",
+        &[
+            ("authorization", &basic("apikey", &a)),
+            ("authorization", &basic("apikey", &b)),
+        ],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert!(up.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_read_key_may_read_but_not_write() {
+    let (up, gw) = reject_gateway().await;
+    let c = client::h1(&gw.ca);
+    let (key, _) = gw.key_with("reader", Ttl::Default, Scope::Read).await;
+    for method in ["GET", "HEAD", "OPTIONS"] {
+        let req = Request::builder()
+            .method(method)
+            .uri(gw.url("/"))
+            .header("apikey", &key)
+            .body(body::empty())
+            .unwrap();
+        assert_eq!(send(&c, req).await.status, StatusCode::OK, "{method}");
+    }
+    let before = up.requests().len();
+    for method in ["POST", "PUT", "PATCH", "DELETE"] {
+        let req = Request::builder()
+            .method(method)
+            .uri(gw.url("/"))
+            .header("apikey", &key)
+            .body(body::empty())
+            .unwrap();
+        assert_eq!(
+            send(&c, req).await.status,
+            StatusCode::FORBIDDEN,
+            "{method}"
+        );
+    }
+    assert_eq!(
+        up.requests().len(),
+        before,
+        "a write with a read key reached the upstream"
+    );
+}
+
+#[tokio::test]
+async fn passthrough_forwards_anonymous_traffic_but_still_checks_keys() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url()).start().await; // passthrough
+    let c = client::h1(&gw.ca);
+    let app_login = basic("alice", "her-app-password");
+    let answer = get_with(
+        &c,
+        &gw,
+        "/",
+        &[("authorization", &app_login), ("x-remote-user", "mallory")],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let seen = up.last();
+    assert_eq!(
+        seen.headers["authorization"],
+        app_login.as_str(),
+        "the app's own Basic auth is its business"
+    );
+    assert!(!seen.headers.contains_key("x-remote-user"));
+
+    let answer = get_with(&c, &gw, "/", &[("apikey", "kg_wrong")]).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNAUTHORIZED,
+        "a bad key is not anonymous"
+    );
+    let (key, _) = gw.key("erin").await;
+    assert_eq!(
+        get_with(&c, &gw, "/", &[("apikey", &key)]).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(up.last().headers["x-remote-user"], "erin");
+}
+
+#[tokio::test]
+async fn a_store_outage_is_503_with_retry_after_never_200_never_a_hang() {
+    let mut redis = RedisServer::start();
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = builder(&up.url())
+        .set("auth", "anonymous = \"reject\"")
+        .redis(&redis, dir.path(), "outage")
+        .start()
+        .await;
+    let c = client::h1(&gw.ca);
+    let (key, _) = gw.key("frank").await;
+    assert_eq!(
+        get_with(&c, &gw, "/", &[("apikey", &key)]).await.status,
+        StatusCode::OK
+    );
+
+    redis.kill();
+    for _ in 0..3 {
+        let answer = within(
+            5,
+            "answer while the store is down",
+            get_with(&c, &gw, "/", &[("apikey", &key)]),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(answer.headers.contains_key("retry-after"));
+    }
+}
+
+#[tokio::test]
+async fn brute_force_gets_429_while_the_owner_elsewhere_gets_in() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url())
+        .set("auth", "anonymous = \"reject\"")
+        .set("listen", "trusted_proxies = [\"127.0.0.1/32\"]")
+        .set("rate_limit", "failed_auth_per_minute = 3")
+        .start()
+        .await;
+    let c = client::h1(&gw.ca);
+    let (key, _) = gw.key("grace").await;
+    let attacker = [("x-forwarded-for", "203.0.113.9"), ("apikey", "kg_guess")];
+    let statuses: Vec<_> = {
+        let mut v = Vec::new();
+        for _ in 0..5 {
+            v.push(get_with(&c, &gw, "/", &attacker).await);
+        }
+        v
+    };
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|a| a.status == StatusCode::UNAUTHORIZED)
+            .count(),
+        3
+    );
+    let limited = statuses.last().unwrap();
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    let owner = [
+        ("x-forwarded-for", "198.51.100.20"),
+        ("apikey", key.as_str()),
+    ];
+    assert_eq!(get_with(&c, &gw, "/", &owner).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn requests_per_key_are_limited() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url())
+        .set("rate_limit", "requests_per_second = 2")
+        .start()
+        .await;
+    let c = client::h1(&gw.ca);
+    let (key, _) = gw.key("heidi").await;
+    let (other, _) = gw.key("ivan").await;
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        codes.push(get_with(&c, &gw, "/", &[("apikey", &key)]).await.status);
+    }
+    assert!(codes.contains(&StatusCode::TOO_MANY_REQUESTS), "{codes:?}");
+    assert_eq!(codes[0], StatusCode::OK);
+    assert_eq!(
+        get_with(&c, &gw, "/", &[("apikey", &other)]).await.status,
+        StatusCode::OK,
+        "another key is not limited"
+    );
+}
+
+#[tokio::test]
+async fn last_use_is_recorded() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url()).start().await;
+    let c = client::h1(&gw.ca);
+    let (key, id) = gw.key("judy").await;
+    assert!(gw
+        .keyring
+        .store
+        .get(&id)
+        .await
+        .unwrap()
+        .unwrap()
+        .last_used
+        .is_none());
+    assert_eq!(
+        get_with(&c, &gw, "/", &[("apikey", &key)]).await.status,
+        StatusCode::OK
+    );
+    eventually(
+        "last_used is written",
+        100,
+        Duration::from_millis(20),
+        || async { gw.keyring.store.get(&id).await.unwrap().unwrap().last_used },
+    )
+    .await;
+}
