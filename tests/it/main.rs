@@ -4,6 +4,7 @@
 mod support;
 
 mod auth;
+mod clients;
 mod config_check;
 mod dev;
 mod lifecycle;

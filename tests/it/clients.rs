@@ -1,0 +1,1 @@
+//! Real Basic-auth clients through keygate (written by a helper).
