@@ -120,8 +120,8 @@ impl Keyring {
             (Ttl::For(d), Some(max)) if d > max => {
                 return Err(MintError::Ttl(format!(
                     "{} is longer than keys.max_ttl ({})",
-                    humantime::format_duration(d),
-                    humantime::format_duration(max)
+                    short_duration(d),
+                    short_duration(max)
                 )))
             }
             (Ttl::For(d), _) => Some(d),
@@ -146,5 +146,16 @@ impl Keyring {
             }
         }
         self.store.revoke_ids(&ids).await
+    }
+}
+
+/// "90d", "12h", "30m" or "45s": durations as operators write them.
+pub fn short_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        _ if s >= 86_400 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        _ if s >= 3_600 && s % 3_600 == 0 => format!("{}h", s / 3_600),
+        _ if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        _ => format!("{s}s"),
     }
 }

@@ -1,0 +1,169 @@
+//! `keygate keys create|list|revoke` against a real Redis: outputs, exit
+//! codes 0/1/2 with a one-line cause, never a secret in a listing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::support::bin::BIN;
+use crate::support::redis::{store_section, RedisServer};
+
+fn config(dir: &Path, redis: &RedisServer, extra: &str) -> PathBuf {
+    let path = dir.join("keygate.toml");
+    let store = store_section(redis, dir, "cli").join("\n");
+    std::fs::write(
+        &path,
+        format!("[listen]\nplaintext = true\n[upstream]\nurl = \"http://127.0.0.1:9\"\n[store]\n{store}\n{extra}"),
+    )
+    .unwrap();
+    path
+}
+
+fn keys(cfg: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("keys")
+        .arg(args[0])
+        .arg("-c")
+        .arg(cfg)
+        .args(&args[1..])
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn create_list_and_revoke_by_id_user_leaked_and_all() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &redis, "");
+
+    let out = keys(
+        &cfg,
+        &[
+            "create", "--user", "alice", "--label", "laptop", "--scope", "read", "--ttl", "7d",
+            "--json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let created: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    for field in [
+        "id",
+        "key",
+        "user",
+        "label",
+        "scope",
+        "created_at",
+        "expires_at",
+    ] {
+        assert!(created.get(field).is_some(), "missing {field} in {created}");
+    }
+    assert_eq!(created["user"], "alice");
+    assert_eq!(created["scope"], "read");
+    let secret = created["key"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("kg_"));
+
+    // Human output: the key alone on stdout, the rest on stderr.
+    let out = keys(&cfg, &["create", "--user", "alice"]);
+    assert_eq!(out.status.code(), Some(0));
+    let second = stdout(&out).trim().to_owned();
+    assert!(second.starts_with("kg_") && !second.contains(' '));
+    let out = keys(&cfg, &["create", "--user", "bob"]);
+    let bob = stdout(&out).trim().to_owned();
+    let out = keys(&cfg, &["create", "--user", "carol", "--json"]);
+    let carol: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+
+    let out = keys(&cfg, &["list", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let listed = stdout(&out);
+    let parsed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(parsed["keys"].as_array().unwrap().len(), 4);
+    for s in [&secret, &second, &bob] {
+        assert!(
+            !listed.contains(&s[s.len() - 20..]),
+            "a secret appears in the listing"
+        );
+    }
+    assert!(!listed.contains("digest"));
+    let out = keys(&cfg, &["list", "--user", "alice"]);
+    assert_eq!(
+        stdout(&out).lines().count(),
+        3,
+        "header + alice's two keys:\n{}",
+        stdout(&out)
+    );
+
+    let out = keys(&cfg, &["revoke", "--id", created["id"].as_str().unwrap()]);
+    assert_eq!(
+        (out.status.code(), stdout(&out).trim()),
+        (Some(0), "revoked 1 key")
+    );
+    let leaked = dir.path().join("leaked.txt");
+    std::fs::write(&leaked, format!("{bob}\nkg_not_a_key\n\n")).unwrap();
+    let out = keys(&cfg, &["revoke", "--leaked", leaked.to_str().unwrap()]);
+    assert_eq!(
+        (out.status.code(), stdout(&out).trim()),
+        (Some(0), "revoked 1 key")
+    );
+    let out = keys(&cfg, &["revoke", "--user", "alice"]);
+    assert_eq!(stdout(&out).trim(), "revoked 1 key");
+    let out = keys(&cfg, &["revoke", "--all"]);
+    assert_eq!(stdout(&out).trim(), "revoked 1 key");
+    let _ = carol;
+    let out = keys(&cfg, &["list", "--json"]);
+    let parsed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(parsed["keys"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn bad_input_exits_2_and_a_dead_store_exits_1_with_one_line() {
+    let mut redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &redis, "[keys]\nmax_ttl = \"90d\"\n");
+
+    let out = keys(&cfg, &["create", "--user", "alice", "--ttl", "100d"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--ttl: 100d is longer than keys.max_ttl (90d)"),
+        "{}",
+        stderr(&out)
+    );
+    let out = keys(&cfg, &["create", "--user", "alice", "--ttl", "soon"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--ttl: invalid duration \"soon\""),
+        "{}",
+        stderr(&out)
+    );
+    let out = keys(&cfg, &["create", "--user", "alice", "--ttl", "never"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = keys(&cfg, &["revoke", "--id", "not/an-id"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = keys(&cfg, &["revoke"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "one of --id/--user/--all/--leaked is required"
+    );
+
+    let mem = dir.path().join("memory.toml");
+    std::fs::write(&mem, "[listen]\nplaintext = true\n[upstream]\nurl = \"http://127.0.0.1:9\"\n[store]\nkind = \"memory\"\n").unwrap();
+    let out = keys(&mem, &["list"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("shared store"));
+
+    redis.kill();
+    let out = keys(&cfg, &["create", "--user", "alice"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(
+        err.starts_with("keygate: ") && err.contains("store"),
+        "{err}"
+    );
+}

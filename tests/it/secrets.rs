@@ -1,0 +1,109 @@
+//! No key secret in any log line: the real binary at debug level, fed valid,
+//! wrong, revoked and malformed keys in every credential form.
+
+use std::process::Command;
+use std::time::Duration;
+
+use base64::Engine;
+use http::Request;
+
+use crate::support::bin::{Process, BIN};
+use crate::support::body;
+use crate::support::client::{self, send};
+use crate::support::eventually;
+use crate::support::redis::{store_section, RedisServer};
+use crate::support::tls::Ca;
+use crate::support::upstream::Upstream;
+
+#[tokio::test]
+async fn no_secret_reaches_any_log_line() {
+    let redis = RedisServer::start();
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("secrets CA");
+    let (cert, key) = ca.leaf("secrets").write(dir.path());
+    let cfg = dir.path().join("keygate.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[listen]\naddr = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n[upstream]\nurl = \"{}\"\n\
+             [store]\n{}\n[log]\nlevel = \"debug\"\n[admin]\naddr = \"127.0.0.1:0\"\n",
+            cert.display(),
+            key.display(),
+            up.url(),
+            store_section(&redis, dir.path(), "secrets").join("\n")
+        ),
+    )
+    .unwrap();
+    let mint = |user: &str| {
+        let out = Command::new(BIN)
+            .args(["keys", "create", "-c"])
+            .arg(&cfg)
+            .args(["--user", user])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let valid = mint("alice");
+    let revoked = mint("bob");
+    let out = Command::new(BIN)
+        .args(["keys", "revoke", "-c"])
+        .arg(&cfg)
+        .args(["--user", "bob"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut wrong = valid.clone();
+    wrong.replace_range(20..24, "ZZZZ");
+
+    let kg = Process::serve(&cfg);
+    let addr = kg.main_addr().await;
+    let c = client::h1(&ca);
+    let b64 = |k: &str| base64::engine::general_purpose::STANDARD.encode(format!("apikey:{k}"));
+    let mut sent = 0;
+    for k in [&valid, &revoked, &wrong] {
+        for (name, value) in [
+            ("authorization", format!("Basic {}", b64(k))),
+            ("authorization", format!("Bearer {k}")),
+            ("apikey", k.to_string()),
+        ] {
+            let req = Request::get(format!("https://127.0.0.1:{}/p?key={k}", addr.port()))
+                .header(name, value)
+                .body(body::empty())
+                .unwrap();
+            send(&c, req).await;
+            sent += 1;
+        }
+    }
+    eventually(
+        "every request has its access line",
+        250,
+        Duration::from_millis(20),
+        || async {
+            (kg.log_lines()
+                .iter()
+                .filter(|l| l["target"] == "keygate::access")
+                .count()
+                >= sent)
+                .then_some(())
+        },
+    )
+    .await;
+
+    let logs: Vec<String> = kg.log_lines().iter().map(|l| l.to_string()).collect();
+    assert!(
+        logs.iter().any(|l| l.contains("authentication failed")),
+        "failures are logged"
+    );
+    for secret in [&valid, &revoked, &wrong] {
+        let tail = &secret[secret.len() - 43..];
+        for line in &logs {
+            assert!(!line.contains(tail), "a key secret is in the log: {line}");
+            assert!(
+                !line.contains(&b64(secret)),
+                "an encoded key is in the log: {line}"
+            );
+        }
+    }
+}

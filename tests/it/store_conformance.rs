@@ -1,0 +1,194 @@
+//! One contract, two stores: the same suite runs against the memory store
+//! and a real redis-server (STYLE: oauth2-proxy's session-store suite).
+
+use std::time::Duration;
+
+use keygate::keys::{self, DigestKey, KeyId, KeyRecord, Scope};
+use keygate::store::Store;
+
+use crate::support::eventually;
+use crate::support::redis::RedisServer;
+
+fn digest_key() -> DigestKey {
+    DigestKey::new(b"0123456789abcdef0123456789abcdef")
+}
+
+fn record(user: &str, ttl: Option<Duration>) -> (String, KeyRecord) {
+    let new = keys::mint("kg", &digest_key(), user, "label", Scope::Full, ttl);
+    (new.key.expose().to_owned(), new.record)
+}
+
+const DAY: Option<Duration> = Some(Duration::from_secs(86_400));
+
+async fn conformance(store: Store) {
+    // insert + get: the record comes back whole, with only a digest of the secret.
+    let (secret, a) = record("alice", DAY);
+    store.insert(&a).await.unwrap();
+    let got = store
+        .get(a.id.as_str())
+        .await
+        .unwrap()
+        .expect("inserted key is found");
+    assert_eq!(got, a);
+    assert!(digest_key().verify(&secret, &got.digest));
+    assert_eq!(store.get("AAAAAAAAAAAA").await.unwrap(), None);
+
+    // A key without expiry.
+    let (_, forever) = record("alice", None);
+    store.insert(&forever).await.unwrap();
+    assert_eq!(
+        store
+            .get(forever.id.as_str())
+            .await
+            .unwrap()
+            .unwrap()
+            .expires_at,
+        None
+    );
+
+    // Expiry: gone, not flagged, and not listed.
+    let (_, short) = record("alice", Some(Duration::from_secs(1)));
+    store.insert(&short).await.unwrap();
+    eventually(
+        "a 1 s key expires",
+        60,
+        Duration::from_millis(100),
+        || async {
+            store
+                .get(short.id.as_str())
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+
+    // Listing by user and overall, newest first, never other users' keys.
+    let (_, b1) = record("bob", DAY);
+    let (_, b2) = record("bob", DAY);
+    store.insert(&b1).await.unwrap();
+    store.insert(&b2).await.unwrap();
+    let bobs: Vec<KeyId> = store
+        .list(Some("bob"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(bobs.len(), 2);
+    assert!(bobs.contains(&b1.id) && bobs.contains(&b2.id));
+    let all = store.list(None).await.unwrap();
+    assert_eq!(all.len(), 4, "alice's two live keys and bob's two");
+    assert!(all.iter().all(|r| r.id != short.id));
+
+    // last_used is written, and never resurrects a revoked key.
+    store.touch(&a.id, 1_800_000_000).await.unwrap();
+    assert_eq!(
+        store.get(a.id.as_str()).await.unwrap().unwrap().last_used,
+        Some(1_800_000_000)
+    );
+
+    // Revoke by id: counts live keys only.
+    assert_eq!(
+        store
+            .revoke_ids(&[a.id.clone(), short.id.clone()])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.get(a.id.as_str()).await.unwrap(), None);
+    store.touch(&a.id, 1_800_000_001).await.unwrap();
+    assert_eq!(
+        store.get(a.id.as_str()).await.unwrap(),
+        None,
+        "touch brought a revoked key back"
+    );
+    assert_eq!(
+        store.revoke_ids(std::slice::from_ref(&a.id)).await.unwrap(),
+        0
+    );
+
+    // Revoke by user.
+    assert_eq!(
+        store
+            .revoke_users(&["bob".into(), "nobody".into()])
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(store.list(Some("bob")).await.unwrap().is_empty());
+    assert!(
+        store.get(forever.id.as_str()).await.unwrap().is_some(),
+        "alice's key survives bob's revocation"
+    );
+
+    // Revoke all; a key created afterwards survives.
+    let (_, c) = record("carol", DAY);
+    store.insert(&c).await.unwrap();
+    assert_eq!(store.revoke_all().await.unwrap(), 2);
+    assert!(store.list(None).await.unwrap().is_empty());
+    let (_, d) = record("dave", DAY);
+    store.insert(&d).await.unwrap();
+    assert_eq!(store.list(None).await.unwrap().len(), 1);
+    store.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn memory_store_keeps_the_contract() {
+    conformance(Store::memory()).await;
+}
+
+#[tokio::test]
+async fn redis_store_keeps_the_contract() {
+    let redis = RedisServer::start();
+    conformance(
+        Store::redis(&redis.url(), "conformance", Duration::from_secs(2))
+            .await
+            .unwrap(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn redis_namespaces_keep_deployments_apart() {
+    let redis = RedisServer::start();
+    let one = Store::redis(&redis.url(), "one", Duration::from_secs(2))
+        .await
+        .unwrap();
+    let two = Store::redis(&redis.url(), "two", Duration::from_secs(2))
+        .await
+        .unwrap();
+    let (_, a) = record("alice", DAY);
+    one.insert(&a).await.unwrap();
+    assert!(two.get(a.id.as_str()).await.unwrap().is_none());
+    assert_eq!(two.revoke_all().await.unwrap(), 0);
+    assert!(one.get(a.id.as_str()).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn redis_holds_no_secret_only_digests() {
+    let redis = RedisServer::start();
+    let store = Store::redis(&redis.url(), "leakcheck", Duration::from_secs(2))
+        .await
+        .unwrap();
+    let (secret, a) = record("alice", DAY);
+    store.insert(&a).await.unwrap();
+    let out = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port.to_string(),
+            "--no-raw",
+            "HGETALL",
+            &format!("leakcheck:key:{}", a.id),
+        ])
+        .output()
+        .expect("redis-cli is installed with redis-server");
+    let dump = String::from_utf8_lossy(&out.stdout);
+    assert!(dump.contains("alice"), "{dump}");
+    let secret_part = &secret[secret.len() - 49..];
+    assert!(
+        !dump.contains(secret_part),
+        "the key secret is stored in Redis"
+    );
+}
