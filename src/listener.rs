@@ -35,6 +35,8 @@ pub trait Handler: Send + Sync + 'static {
 /// What a handler knows about the connection a request came on.
 pub struct ConnCtx {
     pub peer: SocketAddr,
+    /// The peer's IP as a header value, made once per connection (X-Forwarded-For).
+    pub peer_ip_header: http::HeaderValue,
     pub tls: bool,
     pub stats: Arc<ConnStats>,
 }
@@ -178,6 +180,8 @@ impl<H: Handler> Connection<H> {
     {
         let ctx = Arc::new(ConnCtx {
             peer,
+            peer_ip_header: http::HeaderValue::try_from(peer.ip().to_string())
+                .expect("an IP is a valid header value"),
             tls,
             stats: stats.clone(),
         });

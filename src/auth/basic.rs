@@ -7,10 +7,8 @@ use base64::Engine;
 const MAX_LEN: usize = 4096;
 
 pub enum Parsed<'a> {
-    Basic {
-        user: String,
-        pass: String,
-    },
+    /// `user:pass`, decoded once; split at `colon`.
+    Basic(Credentials),
     /// `Bearer <token>` (RFC 6750), token trimmed.
     Bearer(&'a str),
     /// Another scheme (Digest, Negotiate, ...): not ours to judge.
@@ -42,12 +40,27 @@ pub fn parse(value: &[u8]) -> Parsed<'_> {
     let Ok(text) = String::from_utf8(decoded) else {
         return Parsed::Malformed;
     };
-    match text.split_once(':') {
-        Some((user, pass)) => Parsed::Basic {
-            user: user.to_owned(),
-            pass: pass.to_owned(),
-        },
+    match text.find(':') {
+        Some(colon) => Parsed::Basic(Credentials { text, colon }),
         None => Parsed::Malformed,
+    }
+}
+
+/// Decoded Basic credentials: one allocation, split lazily.
+pub struct Credentials {
+    text: String,
+    colon: usize,
+}
+
+impl Credentials {
+    pub fn user(&self) -> &str {
+        &self.text[..self.colon]
+    }
+
+    /// The password, reusing the decoded buffer.
+    pub fn into_pass(mut self) -> String {
+        self.text.drain(..=self.colon);
+        self.text
     }
 }
 
@@ -66,8 +79,9 @@ mod tests {
     #[test]
     fn splits_at_the_first_colon() {
         match parse(&basic("apikey:kg_a:b")) {
-            Parsed::Basic { user, pass } => {
-                assert_eq!((user.as_str(), pass.as_str()), ("apikey", "kg_a:b"))
+            Parsed::Basic(c) => {
+                assert_eq!(c.user(), "apikey");
+                assert_eq!(c.into_pass(), "kg_a:b");
             }
             _ => panic!("expected Basic"),
         }

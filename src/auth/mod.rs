@@ -154,10 +154,10 @@ impl Authenticator {
     /// Basic auth for another user name and other schemes belong to the app.
     fn ours(&self, value: &[u8]) -> Result<Option<String>, AuthError> {
         match basic::parse(value) {
-            basic::Parsed::Basic { user, pass } if self.accept.basic && user == self.username => {
-                Ok(Some(pass))
+            basic::Parsed::Basic(c) if self.accept.basic && c.user() == self.username => {
+                Ok(Some(c.into_pass()))
             }
-            basic::Parsed::Basic { .. } => Ok(None),
+            basic::Parsed::Basic(_) => Ok(None),
             basic::Parsed::Bearer(token) if self.accept.bearer && self.looks_like_key(token) => {
                 Ok(Some(token.to_owned()))
             }

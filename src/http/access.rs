@@ -34,16 +34,16 @@ struct Line {
 }
 
 impl Completion {
+    /// `start` is `None` when access logging is off (no clock read, no allocation).
     pub fn new(
         conn: Arc<ConnStats>,
-        log: bool,
-        start: Instant,
+        start: Option<Instant>,
         client: IpAddr,
         method: &Method,
         path: &str,
     ) -> Self {
         conn.in_flight.fetch_add(1, Ordering::Relaxed);
-        let line = log.then(|| {
+        let line = start.map(|start| {
             Box::new(Line {
                 start,
                 client,

@@ -14,11 +14,13 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 
 use super::access::Completion;
+use crate::upstream::pool::Lease;
 
 pin_project_lite::pin_project! {
     #[project = InnerProj]
     enum Inner {
-        Upstream { #[pin] body: Incoming },
+        // The lease returns the backend connection to the pool at end of stream.
+        Upstream { #[pin] body: Incoming, lease: Option<Lease> },
         Local { #[pin] body: Full<Bytes> },
     }
 }
@@ -33,9 +35,15 @@ pin_project_lite::pin_project! {
 }
 
 impl ResponseBody {
-    pub fn upstream(body: Incoming) -> Self {
+    pub fn upstream(body: Incoming, lease: Lease) -> Self {
+        let mut lease = Some(lease);
+        if body.is_end_stream() {
+            if let Some(l) = lease.take() {
+                l.release();
+            }
+        }
         Self {
-            inner: Inner::Upstream { body },
+            inner: Inner::Upstream { body, lease },
             completion: None,
         }
     }
@@ -68,7 +76,22 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.project();
         let polled = match this.inner.project() {
-            InnerProj::Upstream { body } => body.poll_frame(cx),
+            InnerProj::Upstream { mut body, lease } => {
+                let polled = body.as_mut().poll_frame(cx);
+                // hyper stops polling once `is_end_stream` says so: release on
+                // the last frame, not only on the final `None`.
+                let done = match &polled {
+                    Poll::Ready(None) => true,
+                    Poll::Ready(Some(Ok(_))) => body.is_end_stream(),
+                    _ => false,
+                };
+                if done {
+                    if let Some(l) = lease.take() {
+                        l.release();
+                    }
+                }
+                polled
+            }
             InnerProj::Local { body } => body.poll_frame(cx).map_err(|never| match never {}),
         };
         if let (Poll::Ready(Some(Ok(frame))), Some(c)) = (&polled, this.completion.as_mut()) {
@@ -81,14 +104,14 @@ impl Body for ResponseBody {
 
     fn is_end_stream(&self) -> bool {
         match &self.inner {
-            Inner::Upstream { body } => body.is_end_stream(),
+            Inner::Upstream { body, .. } => body.is_end_stream(),
             Inner::Local { body } => body.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.inner {
-            Inner::Upstream { body } => body.size_hint(),
+            Inner::Upstream { body, .. } => body.size_hint(),
             Inner::Local { body } => body.size_hint(),
         }
     }

@@ -25,7 +25,7 @@ use crate::config::{Anonymous, Config};
 use crate::listener::{ConnCtx, Handler};
 use crate::ratelimit::Limiter;
 use crate::store::Store;
-use crate::upstream::{upgrade, Upstream, UpstreamError};
+use crate::upstream::{self, upgrade, Upstream, UpstreamError};
 
 /// Paths under this prefix are answered by keygate itself.
 const OWN_PREFIX: &str = "/.keygate/";
@@ -143,14 +143,14 @@ impl Gateway {
                 .authority()
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         });
-        let uri = self.upstream.uri_for(req.uri().path_and_query());
-        *req.uri_mut() = uri;
+        upstream::to_origin_form(req.uri_mut());
         *req.version_mut() = Version::HTTP_11;
         let h = req.headers_mut();
         headers::remove_hop_by_hop(h, upgrade);
         headers::set_forwarded(
             h,
             conn.peer.ip(),
+            &conn.peer_ip_header,
             conn.tls,
             host.clone(),
             &self.trusted_proxies,
@@ -165,8 +165,8 @@ impl Gateway {
             ),
         };
 
-        let mut resp = match self.upstream.send(req).await {
-            Ok(resp) => resp,
+        let (mut resp, lease) = match self.upstream.send(req).await {
+            Ok(sent) => sent,
             Err(e) => return upstream_failure(e, conn),
         };
 
@@ -177,7 +177,7 @@ impl Gateway {
             return resp.map(|_| ResponseBody::empty());
         }
         headers::remove_hop_by_hop(resp.headers_mut(), false);
-        resp.map(ResponseBody::upstream)
+        resp.map(|body| ResponseBody::upstream(body, lease))
     }
 }
 
@@ -198,8 +198,7 @@ impl Handler for Gateway {
     ) -> Response<ResponseBody> {
         let mut done = Completion::new(
             conn.stats.clone(),
-            self.access_log,
-            Instant::now(),
+            self.access_log.then(Instant::now),
             conn.peer.ip(),
             req.method(),
             req.uri().path(),

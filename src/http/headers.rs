@@ -52,6 +52,13 @@ pub fn is_reserved(name: &HeaderName) -> bool {
 /// With `upgrade` (a WebSocket handshake), `Upgrade` is kept and
 /// `Connection: upgrade` re-added, since the upgrade is what is being forwarded.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    // Most messages carry none: one pass over the names is cheaper than ten lookups.
+    let any = headers
+        .keys()
+        .any(|k| k == header::UPGRADE || HOP_BY_HOP.contains(k));
+    if !any && !upgrade {
+        return;
+    }
     // Names listed in Connection are hop-by-hop too (RFC 9110 §7.6.1).
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -137,25 +144,23 @@ fn normalize(b: u8) -> u8 {
 /// Set `X-Forwarded-For/-Proto/-Host`. A client's own values are kept (and
 /// `X-Forwarded-For` extended) only when `peer` is a trusted proxy; from
 /// anyone else they are replaced, so the backend can believe them.
+/// `peer_header` is `peer` as a header value (made once per connection).
 pub fn set_forwarded(
     headers: &mut HeaderMap,
     peer: IpAddr,
+    peer_header: &HeaderValue,
     tls: bool,
     host: Option<HeaderValue>,
     trusted_proxies: &[IpNet],
 ) {
     let trusted = trusted_proxies.iter().any(|net| net.contains(&peer));
-    let peer_text = peer.to_string();
     let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(prior) if trusted && headers.get_all(&X_FORWARDED_FOR).iter().count() == 1 => {
-            HeaderValue::try_from(format!("{prior}, {peer_text}")).ok()
+            HeaderValue::try_from(format!("{prior}, {peer}")).ok()
         }
         _ => None,
     };
-    let xff = xff.unwrap_or_else(|| {
-        HeaderValue::try_from(peer_text).expect("an IP is a valid header value")
-    });
-    headers.insert(X_FORWARDED_FOR, xff);
+    headers.insert(X_FORWARDED_FOR, xff.unwrap_or_else(|| peer_header.clone()));
 
     if !(trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
         let proto = if tls { "https" } else { "http" };
@@ -253,7 +258,15 @@ mod tests {
             ("x-forwarded-for", "6.6.6.6"),
             ("x-forwarded-proto", "https"),
         ]);
-        set_forwarded(&mut h, "192.0.2.1".parse().unwrap(), false, None, &trusted);
+        let peer: IpAddr = "192.0.2.1".parse().unwrap();
+        set_forwarded(
+            &mut h,
+            peer,
+            &HeaderValue::from_static("192.0.2.1"),
+            false,
+            None,
+            &trusted,
+        );
         assert_eq!(h["x-forwarded-for"], "192.0.2.1");
         assert_eq!(h["x-forwarded-proto"], "http");
 
@@ -261,7 +274,15 @@ mod tests {
             ("x-forwarded-for", "198.51.100.7"),
             ("x-forwarded-proto", "https"),
         ]);
-        set_forwarded(&mut h, "10.1.2.3".parse().unwrap(), false, None, &trusted);
+        let peer: IpAddr = "10.1.2.3".parse().unwrap();
+        set_forwarded(
+            &mut h,
+            peer,
+            &HeaderValue::from_static("10.1.2.3"),
+            false,
+            None,
+            &trusted,
+        );
         assert_eq!(h["x-forwarded-for"], "198.51.100.7, 10.1.2.3");
         assert_eq!(h["x-forwarded-proto"], "https");
     }

@@ -3,31 +3,30 @@
 //! Connect errors become 502, a backend slower than `response_timeout` to
 //! send its response headers becomes 504.
 
+pub mod pool;
 pub mod upgrade;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::{Authority, Scheme};
 use http::{Request, Response, Uri};
 use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
+use rustls_pki_types::{CertificateDer, ServerName};
 
 use crate::config;
+use pool::{Connector, Lease, Pool};
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
     #[error("cannot connect to the upstream: {0}")]
-    Connect(#[source] hyper_util::client::legacy::Error),
+    Connect(#[source] std::io::Error),
     #[error("the upstream sent no response headers within {0:?}")]
     Timeout(Duration),
     #[error("the upstream request failed: {0}")]
-    Failed(#[source] hyper_util::client::legacy::Error),
+    Failed(#[source] hyper::Error),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,8 +34,7 @@ pub enum UpstreamError {
 pub struct SetupError(String);
 
 pub struct Upstream {
-    client: Client<HttpsConnector<HttpConnector>, Incoming>,
-    scheme: Scheme,
+    pool: Arc<Pool>,
     authority: Authority,
     response_timeout: Duration,
 }
@@ -45,60 +43,101 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn new(cfg: &config::Upstream) -> Result<Self, SetupError> {
-        let mut http = HttpConnector::new();
-        http.set_connect_timeout(Some(cfg.connect_timeout));
-        http.set_nodelay(true);
-        http.enforce_http(false);
-        let tls = client_tls(cfg)?;
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(cfg.pool_idle_timeout)
-            .pool_max_idle_per_host(cfg.pool_max_idle)
-            .build(connector);
+        let authority = cfg
+            .url
+            .authority()
+            .cloned()
+            .expect("validated: upstream.url has a host");
+        let tls = if cfg.url.scheme() == Some(&Scheme::HTTPS) {
+            let name = ServerName::try_from(authority.host().to_owned())
+                .map_err(|e| SetupError(format!("upstream host {:?}: {e}", authority.host())))?;
+            Some((
+                tokio_rustls::TlsConnector::from(Arc::new(client_tls(cfg)?)),
+                name,
+            ))
+        } else {
+            None
+        };
+        let connector = Connector {
+            authority: with_default_port(&authority, tls.is_some()),
+            tls,
+            connect_timeout: cfg.connect_timeout,
+        };
         Ok(Upstream {
-            client,
-            scheme: cfg.url.scheme().cloned().unwrap_or(Scheme::HTTP),
-            authority: cfg
-                .url
-                .authority()
-                .cloned()
-                .expect("validated: upstream.url has a host"),
+            pool: Pool::new(connector, cfg.pool_max_idle, cfg.pool_idle_timeout),
+            authority,
             response_timeout: cfg.response_timeout,
         })
-    }
-
-    /// The backend URI for a request path.
-    pub fn uri_for(&self, path: Option<&PathAndQuery>) -> Uri {
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(
-                path.cloned()
-                    .unwrap_or_else(|| PathAndQuery::from_static("/")),
-            )
-            .build()
-            .expect("scheme, authority and path are valid")
     }
 
     pub fn authority(&self) -> &Authority {
         &self.authority
     }
 
-    /// Send a prepared request; wait at most `response_timeout` for the response headers.
-    pub async fn send(&self, req: Request<Incoming>) -> Result<Response<Incoming>, UpstreamError> {
-        match tokio::time::timeout(self.response_timeout, self.client.request(req)).await {
+    /// Send a request (its URI in origin form, `Host` set) and wait at most
+    /// `response_timeout` for the response headers. The `Lease` goes back to
+    /// the pool when the response body has been read to its end.
+    pub async fn send(
+        &self,
+        req: Request<Incoming>,
+    ) -> Result<(Response<Incoming>, Lease), UpstreamError> {
+        match tokio::time::timeout(self.response_timeout, self.send_inner(req)).await {
             Err(_) => Err(UpstreamError::Timeout(self.response_timeout)),
-            Ok(Err(e)) if e.is_connect() => Err(UpstreamError::Connect(e)),
-            Ok(Err(e)) => Err(UpstreamError::Failed(e)),
-            Ok(Ok(resp)) => Ok(resp),
+            Ok(result) => result,
         }
     }
+
+    async fn send_inner(
+        &self,
+        mut req: Request<Incoming>,
+    ) -> Result<(Response<Incoming>, Lease), UpstreamError> {
+        loop {
+            let (mut sender, reused) = match self.pool.checkout() {
+                Some(s) => (s, true),
+                None => (
+                    self.pool.connect().await.map_err(UpstreamError::Connect)?,
+                    false,
+                ),
+            };
+            if let Err(e) = sender.ready().await {
+                // A pooled connection the backend closed meanwhile: take another.
+                if reused {
+                    continue;
+                }
+                return Err(UpstreamError::Failed(e));
+            }
+            match sender.try_send_request(req).await {
+                Ok(resp) => return Ok((resp, Lease::new(sender, self.pool.clone()))),
+                Err(mut e) => match e.take_message() {
+                    // Not sent at all (the connection closed first): safe to retry on another.
+                    Some(unsent) if reused => req = unsent,
+                    _ => return Err(UpstreamError::Failed(e.into_error())),
+                },
+            }
+        }
+    }
+}
+
+/// `host:port` to connect to (the URL may leave the port implicit).
+fn with_default_port(a: &Authority, tls: bool) -> Authority {
+    if a.port_u16().is_some() {
+        return a.clone();
+    }
+    let port = if tls { 443 } else { 80 };
+    format!("{}:{port}", a.host())
+        .parse()
+        .expect("host:port is a valid authority")
+}
+
+/// Rewrite the request target to origin form (`/path?query`) for the
+/// backend; HTTP/2 and absolute-form requests carry scheme and authority.
+pub fn to_origin_form(uri: &mut Uri) {
+    if uri.scheme().is_none() && uri.authority().is_none() {
+        return;
+    }
+    *uri = uri
+        .path_and_query()
+        .map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()));
 }
 
 fn client_tls(cfg: &config::Upstream) -> Result<rustls::ClientConfig, SetupError> {
@@ -114,11 +153,12 @@ fn client_tls(cfg: &config::Upstream) -> Result<rustls::ClientConfig, SetupError
             roots.add(cert).map_err(|e| SetupError(e.to_string()))?;
         }
     }
-    let config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+    let mut config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| SetupError(e.to_string()))?
         .with_root_certificates(roots)
         .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
 

@@ -429,3 +429,32 @@ async fn a_plaintext_listener_says_http_and_drains_on_shutdown() {
     // An idle keep-alive connection does not hold up shutdown.
     assert!(within(10, "graceful stop", gw.stop()).await);
 }
+
+#[tokio::test]
+async fn upstream_connections_are_kept_alive_and_closed_ones_not_reused() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url()).start().await;
+    let c = client::h1(&gw.ca);
+    for _ in 0..5 {
+        assert_eq!(get(&c, &gw.url("/")).await.status, StatusCode::OK);
+    }
+    let peers: std::collections::HashSet<_> = up.requests().iter().map(|r| r.peer).collect();
+    assert_eq!(
+        peers.len(),
+        1,
+        "sequential requests should share one upstream connection"
+    );
+
+    // A backend that closes after each answer: every request still succeeds.
+    for _ in 0..5 {
+        let answer = within(
+            10,
+            "answer after a closed upstream connection",
+            get(&c, &gw.url("/close")),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(answer.text(), "bye");
+    }
+    assert_eq!(get(&c, &gw.url("/")).await.status, StatusCode::OK);
+}

@@ -5,6 +5,7 @@ pub mod bin;
 pub mod body;
 pub mod client;
 pub mod gateway;
+pub mod githost;
 pub mod redis;
 pub mod tls;
 pub mod upstream;

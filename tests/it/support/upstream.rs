@@ -9,6 +9,7 @@
 //! | `/hold` | signals `held`, answers only after `release()` |
 //! | `/slow` | never answers |
 //! | `/hop` | a response carrying hop-by-hop headers |
+//! | `/close` | `Connection: close`: the upstream ends the connection |
 //! | `/reset` | one chunk, then the connection is aborted |
 //! | anything else | 200 `ok` |
 
@@ -29,6 +30,8 @@ pub const CHUNK: usize = 64 * 1024;
 
 #[derive(Clone, Debug)]
 pub struct Recorded {
+    /// The keygate-side address of the connection the request came on.
+    pub peer: SocketAddr,
     pub uri: http::Uri,
     pub version: http::Version,
     pub headers: HeaderMap,
@@ -63,12 +66,12 @@ impl Upstream {
         let s = shared.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((tcp, _)) = listener.accept().await else {
+                let Ok((tcp, peer)) = listener.accept().await else {
                     continue;
                 };
                 let s = s.clone();
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| answer(s.clone(), req));
+                    let svc = hyper::service::service_fn(move |req| answer(s.clone(), peer, req));
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(tcp), svc)
                         .with_upgrades()
@@ -106,7 +109,7 @@ pub async fn start_tls(leaf: &super::tls::Leaf) -> (SocketAddr, tokio::task::Joi
     let shared = Arc::new(Shared::default());
     let task = tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else {
+            let Ok((tcp, peer)) = listener.accept().await else {
                 continue;
             };
             let (acceptor, s) = (acceptor.clone(), shared.clone());
@@ -114,7 +117,7 @@ pub async fn start_tls(leaf: &super::tls::Leaf) -> (SocketAddr, tokio::task::Joi
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
-                let svc = hyper::service::service_fn(move |req| answer(s.clone(), req));
+                let svc = hyper::service::service_fn(move |req| answer(s.clone(), peer, req));
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(tls), svc)
                     .await;
@@ -124,8 +127,13 @@ pub async fn start_tls(leaf: &super::tls::Leaf) -> (SocketAddr, tokio::task::Joi
     (addr, task)
 }
 
-async fn answer(s: Arc<Shared>, req: Request<Incoming>) -> Result<Response<TestBody>, Infallible> {
+async fn answer(
+    s: Arc<Shared>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<TestBody>, Infallible> {
     s.requests.lock().unwrap().push(Recorded {
+        peer,
         uri: req.uri().clone(),
         version: req.version(),
         headers: req.headers().clone(),
@@ -162,6 +170,10 @@ async fn answer(s: Arc<Shared>, req: Request<Incoming>) -> Result<Response<TestB
             std::future::pending::<()>().await;
             unreachable!()
         }
+        "/close" => Response::builder()
+            .header("connection", "close")
+            .body(body::full("bye"))
+            .unwrap(),
         "/hop" => Response::builder()
             .header("connection", "x-up-hop")
             .header("x-up-hop", "1")

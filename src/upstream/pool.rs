@@ -1,0 +1,129 @@
+//! Keep-alive connections to the backend, without a task per request.
+//!
+//! hyper-util's legacy `Client` spawns a task per HTTP/1 request to notice
+//! when the connection is idle again, and hashes a pool key per request.
+//! keygate has one backend, so the pool is a stack of idle senders: a
+//! connection goes back on it when its response body has been read to the
+//! end (see `Lease`), and the most recently used one is taken first (warm).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::uri::Authority;
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::ServerName;
+use tokio::net::TcpStream;
+
+/// How to reach the backend.
+pub struct Connector {
+    pub authority: Authority,
+    /// `Some` for an https:// backend.
+    pub tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+    pub connect_timeout: Duration,
+}
+
+pub struct Pool {
+    idle: Mutex<Vec<Idle>>,
+    connector: Connector,
+    max_idle: usize,
+    idle_timeout: Duration,
+}
+
+struct Idle {
+    sender: SendRequest<Incoming>,
+    since: Instant,
+}
+
+/// A connection in use; `release` puts it back once its response is complete.
+pub struct Lease {
+    sender: SendRequest<Incoming>,
+    pool: Arc<Pool>,
+}
+
+// === impl Pool ===
+
+impl Pool {
+    pub fn new(connector: Connector, max_idle: usize, idle_timeout: Duration) -> Arc<Pool> {
+        Arc::new(Pool {
+            idle: Mutex::new(Vec::new()),
+            connector,
+            max_idle,
+            idle_timeout,
+        })
+    }
+
+    /// An idle connection that is still open, if there is one.
+    pub fn checkout(&self) -> Option<SendRequest<Incoming>> {
+        let mut idle = self.idle.lock().expect("pool lock");
+        while let Some(i) = idle.pop() {
+            if !i.sender.is_closed() && i.since.elapsed() < self.idle_timeout {
+                return Some(i.sender);
+            }
+        }
+        None
+    }
+
+    fn checkin(&self, sender: SendRequest<Incoming>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().expect("pool lock");
+        if idle.len() < self.max_idle {
+            idle.push(Idle {
+                sender,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// Open a new connection (TCP, then TLS for https) within the connect timeout.
+    pub async fn connect(&self) -> std::io::Result<SendRequest<Incoming>> {
+        let c = &self.connector;
+        let connect = async {
+            let tcp = TcpStream::connect(c.authority.as_str()).await?;
+            tcp.set_nodelay(true)?;
+            match &c.tls {
+                None => handshake(tcp).await,
+                Some((tls, name)) => handshake(tls.connect(name.clone(), tcp).await?).await,
+            }
+        };
+        tokio::time::timeout(c.connect_timeout, connect)
+            .await
+            .map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no connection within {:?}", c.connect_timeout),
+                )
+            })?
+    }
+}
+
+async fn handshake<IO>(io: IO) -> std::io::Result<SendRequest<Incoming>>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(std::io::Error::other)?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.with_upgrades().await {
+            tracing::debug!(error = %e, "upstream connection ended with an error");
+        }
+    });
+    Ok(sender)
+}
+
+// === impl Lease ===
+
+impl Lease {
+    pub fn new(sender: SendRequest<Incoming>, pool: Arc<Pool>) -> Lease {
+        Lease { sender, pool }
+    }
+
+    /// The response was read to its end: the connection can serve another request.
+    pub fn release(self) {
+        self.pool.checkin(self.sender);
+    }
+}
