@@ -1,12 +1,15 @@
 //! Wiring: from a validated `Config` to running listeners, in order.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::admin::tokens::Tokens;
+use crate::admin::Admin;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::http::gateway::Gateway;
@@ -22,6 +25,8 @@ pub enum StartError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Upstream(#[from] SetupError),
+    #[error("admin.token_file: {0}")]
+    Tokens(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -38,12 +43,18 @@ pub enum TlsMode {
     Fixed(Arc<rustls::ServerConfig>),
 }
 
-/// A started gateway: its bound address and the handles to reload and stop it.
+/// A started gateway: its bound addresses and the handles to reload and stop it.
 pub struct Running {
     pub main_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
     tls: Option<TlsReloader>,
-    shutdown: watch::Sender<bool>,
+    tokens: Arc<Tokens>,
+    /// Read by /readyz: true from the moment shutdown starts.
+    draining: Arc<AtomicBool>,
+    shutdown_main: watch::Sender<bool>,
+    shutdown_admin: watch::Sender<bool>,
     main: JoinHandle<bool>,
+    admin: JoinHandle<bool>,
 }
 
 /// Start keygate's listeners on the current runtime, checking keys in `keyring`.
@@ -71,16 +82,19 @@ pub async fn start(
         }
     };
 
-    // 3. bind
-    let addr = config.listen.addr;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr, source })?;
-    let main_addr = listener
-        .local_addr()
-        .map_err(|source| StartError::Bind { addr, source })?;
+    // 3. bind both listeners before serving either
+    let bind = |addr: SocketAddr| async move {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let bound = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr, source })?;
+        Ok::<_, StartError>((listener, bound))
+    };
+    let (main_listener, main_addr) = bind(config.listen.addr).await?;
+    let (admin_listener, admin_addr) = bind(config.admin.addr).await?;
 
-    // 4. spawn the main listener
     let settings = listener::Settings {
         tls,
         max_connections: config.limits.max_connections,
@@ -90,6 +104,37 @@ pub async fn start(
         max_header_bytes: config.limits.max_header_bytes,
         shutdown_grace: config.runtime.shutdown_grace,
     };
+
+    // 4. the admin listener: the main certificate unless configured plaintext
+    let admin_settings = listener::Settings {
+        tls: if config.admin.plaintext {
+            None
+        } else {
+            settings.tls.clone()
+        },
+        ..settings.clone()
+    };
+    if admin_settings.tls.is_none() {
+        tracing::warn!(addr = %admin_addr, "the admin listener serves plain HTTP: keep it on loopback or a private network");
+    }
+    let tokens = Arc::new(Tokens::load(&config.admin.token_file).map_err(StartError::Tokens)?);
+    let draining = Arc::new(AtomicBool::new(false));
+    let admin = Arc::new(Admin::new(
+        keyring.clone(),
+        tokens.clone(),
+        draining.clone(),
+    ));
+    let (shutdown_admin, mut admin_rx) = watch::channel(false);
+    let admin = tokio::spawn(listener::run(
+        admin_listener,
+        admin,
+        admin_settings,
+        async move {
+            let _ = admin_rx.wait_for(|stop| *stop).await;
+        },
+    ));
+
+    // 5. the main listener
     let auth = Authenticator::new(
         keyring.store.clone(),
         keyring.digest.clone(),
@@ -105,33 +150,51 @@ pub async fn start(
         keyring.store.clone(),
         limiter,
     ));
-    let (shutdown, mut rx) = watch::channel(false);
-    let main = tokio::spawn(listener::run(listener, gateway, settings, async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    }));
-    tracing::info!(addr = %main_addr, upstream = %config.upstream.url, "keygate listening");
+    let (shutdown_main, mut main_rx) = watch::channel(false);
+    let main = tokio::spawn(listener::run(
+        main_listener,
+        gateway,
+        settings,
+        async move {
+            let _ = main_rx.wait_for(|stop| *stop).await;
+        },
+    ));
+    tracing::info!(addr = %main_addr, admin = %admin_addr, upstream = %config.upstream.url, "keygate listening");
 
     Ok(Running {
         main_addr,
+        admin_addr,
         tls: reloader,
-        shutdown,
+        tokens,
+        draining,
+        shutdown_main,
+        shutdown_admin,
         main,
+        admin,
     })
 }
 
 // === impl Running ===
 
 impl Running {
-    /// Re-read the certificate files (SIGHUP); a bad pair keeps the old one.
+    /// SIGHUP: re-read the certificate files and the admin tokens; a bad
+    /// file keeps the previous version.
     pub fn reload(&self) {
         if let Some(tls) = &self.tls {
             tls.reload();
         }
+        self.tokens.reload();
     }
 
-    /// Stop accepting, drain within the grace period; true if every connection finished.
+    /// Say not-ready, stop accepting, let the main listener's requests finish
+    /// within the grace period, then stop the admin listener. True if every
+    /// main connection finished in time.
     pub async fn shutdown(self) -> bool {
-        let _ = self.shutdown.send(true);
-        self.main.await.unwrap_or(false)
+        self.draining.store(true, Ordering::Relaxed);
+        let _ = self.shutdown_main.send(true);
+        let drained = self.main.await.unwrap_or(false);
+        let _ = self.shutdown_admin.send(true);
+        let _ = self.admin.await;
+        drained
     }
 }

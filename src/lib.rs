@@ -23,7 +23,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;

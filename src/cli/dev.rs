@@ -13,6 +13,9 @@ pub struct Args {
     /// Address of the HTTPS listener.
     #[arg(long, default_value = "127.0.0.1:8443")]
     addr: SocketAddr,
+    /// Address of the admin API (HTTPS, same certificate).
+    #[arg(long, default_value = "127.0.0.1:9443")]
+    admin_addr: SocketAddr,
     /// Log format.
     #[arg(long, value_enum)]
     log_format: Option<LogFormatArg>,
@@ -28,6 +31,9 @@ pub fn run(args: Args) -> Result<(), CliError> {
         let echo = crate::echo::spawn(([127, 0, 0, 1], 0).into())
             .await
             .map_err(|e| runtime_err("cannot start the echo upstream", &e))?;
+        let admin_token = random_token();
+        let token_file = TokenFile::write(&admin_token)
+            .map_err(|e| runtime_err("cannot write the admin token", &e))?;
         let config = crate::config::parse(&format!(
             r#"
             [listen]
@@ -37,8 +43,13 @@ pub fn run(args: Args) -> Result<(), CliError> {
             url = "http://{echo}"
             [store]
             kind = "memory"
+            [admin]
+            addr = "{admin_addr}"
+            token_file = "{token_file}"
             "#,
             addr = args.addr,
+            admin_addr = args.admin_addr,
+            token_file = token_file.0.display(),
         ))?;
         let keyring = Keyring::from_config(&config)
             .await
@@ -50,11 +61,49 @@ pub fn run(args: Args) -> Result<(), CliError> {
         let running = app::start(&config, TlsMode::Fixed(tls), &keyring)
             .await
             .map_err(|e| runtime_err("cannot start", &e))?;
-        print_banner(running.main_addr, demo.key.expose());
+        print_banner(
+            running.main_addr,
+            running.admin_addr,
+            demo.key.expose(),
+            &admin_token,
+        );
         crate::signal::shutdown().await;
         running.shutdown().await;
         Ok(())
     })
+}
+
+/// A 256-bit admin token, hex.
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the OS random number generator is available");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The admin token file of this dev run: owner-only, removed when dev stops.
+struct TokenFile(std::path::PathBuf);
+
+impl TokenFile {
+    fn write(token: &str) -> std::io::Result<TokenFile> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path =
+            std::env::temp_dir().join(format!("keygate-dev-admin-token-{}", std::process::id()));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)?;
+        writeln!(f, "dev:{token}")?;
+        Ok(TokenFile(path))
+    }
+}
+
+impl Drop for TokenFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 fn self_signed() -> Result<std::sync::Arc<rustls::ServerConfig>, String> {
@@ -64,8 +113,9 @@ fn self_signed() -> Result<std::sync::Arc<rustls::ServerConfig>, String> {
     crate::tls::from_der(vec![cert.cert.der().clone()], key).map_err(|e| e.to_string())
 }
 
-fn print_banner(addr: SocketAddr, key: &str) {
+fn print_banner(addr: SocketAddr, admin: SocketAddr, key: &str, admin_token: &str) {
     let url = format!("https://{addr}");
+    let admin_url = format!("https://{admin}");
     let host = addr.ip();
     println!(
         r#"
@@ -90,6 +140,15 @@ fn print_banner(addr: SocketAddr, key: &str) {
     machine {host} login apikey password {key}
   then:
     curl -k --netrc {url}/hello
+
+  Admin API ({admin_url}), token:
+    {admin_token}
+  e.g. mint a key for alice, list keys, revoke all of alice's:
+    curl -k -H 'Authorization: Bearer {admin_token}' -H 'Content-Type: application/json' \
+      -d '{{"user":"alice","ttl":"1d"}}' {admin_url}/v1/keys
+    curl -k -H 'Authorization: Bearer {admin_token}' {admin_url}/v1/keys
+    curl -k -H 'Authorization: Bearer {admin_token}' -H 'Content-Type: application/json' \
+      -d '{{"users":["alice"]}}' {admin_url}/v1/revoke
 
   Stop with Ctrl-C.
 "#

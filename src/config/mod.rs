@@ -99,7 +99,10 @@ pub enum Store {
 #[derive(Debug, Clone)]
 pub struct Admin {
     pub addr: SocketAddr,
+    /// Checked at load: readable, at least one token.
     pub token_file: PathBuf,
+    /// Plain HTTP on the admin listener (also when the main listener is plaintext: no certificate).
+    pub plaintext: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -131,6 +131,7 @@ impl Default for Store {
 pub struct Admin {
     pub addr: String,
     pub token_file: String,
+    pub plaintext: bool,
 }
 
 impl Default for Admin {
@@ -138,6 +139,7 @@ impl Default for Admin {
         Self {
             addr: "127.0.0.1:9443".into(),
             token_file: "/etc/keygate/admin-token".into(),
+            plaintext: false,
         }
     }
 }

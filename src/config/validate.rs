@@ -41,6 +41,13 @@ pub fn build(raw: Raw, problems: &mut Vec<ConfigProblem>) -> Option<Config> {
     let keys = keys(raw.keys, &mut p);
     let store = store(raw.store, &mut p);
     let admin_addr = p.socket_addr("admin.addr", &raw.admin.addr);
+    let token_file = match crate::admin::tokens::read(std::path::Path::new(&raw.admin.token_file)) {
+        Ok(_) => Some(PathBuf::from(&raw.admin.token_file)),
+        Err(e) => {
+            p.push("admin.token_file", e);
+            None
+        }
+    };
     let limits = limits(raw.limits, &mut p);
     let login = raw.login.map(|l| login(l, &mut p));
     let log = log(raw.log, &mut p);
@@ -53,7 +60,8 @@ pub fn build(raw: Raw, problems: &mut Vec<ConfigProblem>) -> Option<Config> {
         store: store?,
         admin: Admin {
             addr: admin_addr?,
-            token_file: PathBuf::from(raw.admin.token_file),
+            token_file: token_file?,
+            plaintext: raw.admin.plaintext,
         },
         rate_limit: RateLimit {
             failed_auth_per_minute: raw.rate_limit.failed_auth_per_minute,

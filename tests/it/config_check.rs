@@ -101,7 +101,13 @@ fn the_example_config_documents_valid_keys() {
         keygate::config::parse(&text).expect_err("example paths do not exist on a test machine");
     for p in &err.0 {
         assert!(
-            ["listen.tls_cert", "listen.tls_key", "store.secret_file"].contains(&p.key.as_str()),
+            [
+                "listen.tls_cert",
+                "listen.tls_key",
+                "store.secret_file",
+                "admin.token_file"
+            ]
+            .contains(&p.key.as_str()),
             "unexpected problem in the example config: {p}"
         );
     }

@@ -21,7 +21,13 @@ fn curl(args: &[&str]) -> (bool, String) {
 #[test]
 fn keygate_dev_prints_a_demo_key_that_works_as_printed() {
     let mut child = Command::new(BIN)
-        .args(["dev", "--addr", "127.0.0.1:0"])
+        .args([
+            "dev",
+            "--addr",
+            "127.0.0.1:0",
+            "--admin-addr",
+            "127.0.0.1:0",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

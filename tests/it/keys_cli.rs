@@ -12,7 +12,10 @@ fn config(dir: &Path, redis: &RedisServer, extra: &str) -> PathBuf {
     let store = store_section(redis, dir, "cli").join("\n");
     std::fs::write(
         &path,
-        format!("[listen]\nplaintext = true\n[upstream]\nurl = \"http://127.0.0.1:9\"\n[store]\n{store}\n{extra}"),
+        format!(
+            "[listen]\nplaintext = true\n[upstream]\nurl = \"http://127.0.0.1:9\"\n[store]\n{store}\n[admin]\ntoken_file = \"{}\"\n{extra}",
+            crate::support::admin_token_file(dir).display()
+        ),
     )
     .unwrap();
     path
@@ -152,7 +155,14 @@ fn bad_input_exits_2_and_a_dead_store_exits_1_with_one_line() {
     );
 
     let mem = dir.path().join("memory.toml");
-    std::fs::write(&mem, "[listen]\nplaintext = true\n[upstream]\nurl = \"http://127.0.0.1:9\"\n[store]\nkind = \"memory\"\n").unwrap();
+    std::fs::write(
+        &mem,
+        format!(
+            "[listen]\nplaintext = true\n[upstream]\nurl = \"http://127.0.0.1:9\"\n[store]\nkind = \"memory\"\n[admin]\ntoken_file = \"{}\"\n",
+            crate::support::admin_token_file(dir.path()).display()
+        ),
+    )
+    .unwrap();
     let out = keys(&mem, &["list"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("shared store"));

@@ -27,9 +27,10 @@ fn write_config(dir: &Path, upstream: &str, extra: &str) -> (std::path::PathBuf,
         format!(
             "[listen]\naddr = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\
              [upstream]\nurl = \"{upstream}\"\n[auth]\nanonymous = \"passthrough\"\n[store]\nkind = \"memory\"\n\
-             [admin]\naddr = \"127.0.0.1:0\"\n{extra}",
+             [admin]\naddr = \"127.0.0.1:0\"\ntoken_file = \"{}\"\n{extra}",
             cert.display(),
-            key.display()
+            key.display(),
+            crate::support::admin_token_file(dir).display()
         ),
     )
     .unwrap();

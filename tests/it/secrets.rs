@@ -27,11 +27,12 @@ async fn no_secret_reaches_any_log_line() {
         &cfg,
         format!(
             "[listen]\naddr = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n[upstream]\nurl = \"{}\"\n\
-             [store]\n{}\n[log]\nlevel = \"debug\"\n[admin]\naddr = \"127.0.0.1:0\"\n",
+             [store]\n{}\n[log]\nlevel = \"debug\"\n[admin]\naddr = \"127.0.0.1:0\"\ntoken_file = \"{}\"\n",
             cert.display(),
             key.display(),
             up.url(),
-            store_section(&redis, dir.path(), "secrets").join("\n")
+            store_section(&redis, dir.path(), "secrets").join("\n"),
+            crate::support::admin_token_file(dir.path()).display()
         ),
     )
     .unwrap();

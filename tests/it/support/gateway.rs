@@ -18,6 +18,7 @@ pub struct Builder {
 
 pub struct TestGateway {
     pub addr: SocketAddr,
+    pub admin_addr: SocketAddr,
     /// The gateway's keys: tests mint and revoke through it.
     pub keyring: Keyring,
     pub ca: Ca,
@@ -72,6 +73,24 @@ impl Builder {
         let dir = tempfile::tempdir().unwrap();
         let ca = Ca::new("keygate test CA");
         let (cert, key) = ca.leaf("keygate test").write(dir.path());
+        let token_file = super::admin_token_file(dir.path());
+        if !self
+            .sections
+            .get("admin")
+            .is_some_and(|l| l.iter().any(|l| l.starts_with("token_file")))
+        {
+            self.set(
+                "admin",
+                &format!("token_file = \"{}\"", token_file.display()),
+            );
+        }
+        if !self
+            .sections
+            .get("admin")
+            .is_some_and(|l| l.iter().any(|l| l.starts_with("addr")))
+        {
+            self.set("admin", "addr = \"127.0.0.1:0\"");
+        }
         let mut text = String::from("[listen]\naddr = \"127.0.0.1:0\"\n");
         if self.plaintext {
             text.push_str("plaintext = true\n");
@@ -106,6 +125,7 @@ impl Builder {
             .expect("keygate starts");
         TestGateway {
             addr: running.main_addr,
+            admin_addr: running.admin_addr,
             keyring,
             ca,
             _dir: dir,
@@ -115,6 +135,10 @@ impl Builder {
 }
 
 impl TestGateway {
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.admin_addr.port())
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("https://127.0.0.1:{}{path}", self.addr.port())
     }

@@ -35,3 +35,13 @@ where
     }
     panic!("condition never held after {tries} tries: {what}");
 }
+
+/// The admin token every test config uses.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
+
+/// Write an admin token file (`admin.token_file`) into `dir`.
+pub fn admin_token_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("admin-token");
+    std::fs::write(&path, format!("tester:{ADMIN_TOKEN}\n")).unwrap();
+    path
+}

@@ -1,0 +1,183 @@
+//! `/v1/keys` and `/v1/revoke`: create, list, delete, revoke in bulk.
+
+use std::net::IpAddr;
+
+use http::{Response, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{json, ApiError, ApiResult};
+use crate::audit;
+use crate::http::body::ResponseBody;
+use crate::keyring::{Keyring, MintError, Ttl};
+use crate::keys::{KeyId, Scope};
+
+/// Who is asking, for the audit log.
+pub struct Ctx<'a> {
+    pub keyring: &'a Keyring,
+    pub actor: &'a str,
+    pub client: IpAddr,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    user: String,
+    ttl: Option<String>,
+    label: Option<String>,
+    scope: Option<String>,
+}
+
+pub async fn create(ctx: &Ctx<'_>, body: CreateKey) -> ApiResult {
+    let ttl = match body.ttl.as_deref() {
+        None => Ttl::Default,
+        Some(t) => Ttl::parse(t).map_err(|e| ApiError::bad_request(format!("ttl: {e}")))?,
+    };
+    let scope = match body.scope.as_deref() {
+        None => Scope::Full,
+        Some(s) => Scope::parse(s).ok_or_else(|| {
+            ApiError::bad_request(format!("scope: {s:?} is not one of \"full\", \"read\""))
+        })?,
+    };
+    let new = ctx
+        .keyring
+        .create(&body.user, ttl, body.label.as_deref().unwrap_or(""), scope)
+        .await
+        .map_err(|e| match e {
+            MintError::Store(e) => ApiError::store(e),
+            other => ApiError::bad_request(other.to_string()),
+        })?;
+    audit::record(
+        ctx.actor,
+        "create",
+        &format!("key {} of user {}", new.record.id, new.record.user),
+        1,
+        ctx.client,
+    );
+    Ok(json(StatusCode::CREATED, &new.view()))
+}
+
+/// Page size when `limit` is not given, and the largest accepted.
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
+
+/// Keys in id order; `cursor` is the last id of the previous page, so a
+/// page boundary stays put while keys are created and revoked.
+pub async fn list(ctx: &Ctx<'_>, query: Option<&str>) -> ApiResult {
+    let mut user = None;
+    let mut cursor = None;
+    let mut limit = DEFAULT_LIMIT;
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "user" => user = Some(v.into_owned()),
+            "cursor" => cursor = Some(v.into_owned()),
+            "limit" => {
+                limit = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "limit: must be a number from 1 to {MAX_LIMIT}"
+                        ))
+                    })?
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "{other}: unknown query parameter (user, cursor, limit)"
+                )))
+            }
+        }
+    }
+    let mut keys = ctx
+        .keyring
+        .store
+        .list(user.as_deref())
+        .await
+        .map_err(ApiError::store)?;
+    keys.sort_by(|a, b| a.id.cmp(&b.id));
+    let start = match &cursor {
+        Some(c) => keys.partition_point(|r| r.id.as_str() <= c.as_str()),
+        None => 0,
+    };
+    let page = &keys[start.min(keys.len())..];
+    let more = page.len() > limit;
+    let page = &page[..page.len().min(limit)];
+    let next = if more {
+        page.last().map(|r| r.id.as_str())
+    } else {
+        None
+    };
+    let views: Vec<_> = page.iter().map(|r| r.view()).collect();
+    Ok(json(
+        StatusCode::OK,
+        &json!({ "keys": views, "next_cursor": next }),
+    ))
+}
+
+pub async fn delete(ctx: &Ctx<'_>, id: &str) -> ApiResult {
+    let Some(id) = KeyId::parse(id) else {
+        return Err(ApiError(StatusCode::NOT_FOUND, "no such key".into()));
+    };
+    let n = ctx
+        .keyring
+        .store
+        .revoke_ids(std::slice::from_ref(&id))
+        .await
+        .map_err(ApiError::store)?;
+    audit::record(ctx.actor, "revoke", &format!("key {id}"), n, ctx.client);
+    if n == 0 {
+        return Err(ApiError(StatusCode::NOT_FOUND, "no such key".into()));
+    }
+    let mut resp = Response::new(ResponseBody::empty());
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Revoke {
+    ids: Option<Vec<String>>,
+    users: Option<Vec<String>>,
+    keys: Option<Vec<String>>,
+    all: Option<bool>,
+}
+
+pub async fn revoke(ctx: &Ctx<'_>, body: Revoke) -> ApiResult {
+    let store = &ctx.keyring.store;
+    let (target, n) = match (body.ids, body.users, body.keys, body.all) {
+        (Some(ids), None, None, None) => {
+            let parsed: Vec<KeyId> = ids.iter().filter_map(|i| KeyId::parse(i)).collect();
+            let n = store.revoke_ids(&parsed).await.map_err(ApiError::store)?;
+            (format!("{} key ids", ids.len()), n)
+        }
+        (None, Some(users), None, None) => {
+            let n = store.revoke_users(&users).await.map_err(ApiError::store)?;
+            (format!("users {}", users.join(", ")), n)
+        }
+        (None, None, Some(secrets), None) => {
+            let n = ctx
+                .keyring
+                .revoke_leaked(&secrets)
+                .await
+                .map_err(ApiError::store)?;
+            (format!("{} leaked keys", secrets.len()), n)
+        }
+        (None, None, None, Some(true)) => (
+            "all keys".to_owned(),
+            store.revoke_all().await.map_err(ApiError::store)?,
+        ),
+        (None, None, None, Some(false)) => {
+            return Err(ApiError::bad_request(
+                "all: must be true to revoke every key",
+            ))
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "give exactly one of ids, users, keys, all",
+            ))
+        }
+    };
+    audit::record(ctx.actor, "revoke", &target, n, ctx.client);
+    Ok(json(StatusCode::OK, &json!({ "revoked": n })))
+}

@@ -1,0 +1,203 @@
+//! The admin listener: key management for admins, health for load
+//! balancers. JSON in, JSON out; every route but health and the OpenAPI
+//! document needs `Authorization: Bearer <token>` (`[admin] token_file`).
+//!
+//! Client input never yields a 500: bad JSON, unknown fields, wrong types,
+//! bad TTLs are 400 with `{"error": ...}` naming the field; wrong method 405;
+//! wrong content type 415; unknown id 404; a store outage 503.
+
+mod health;
+mod keys;
+mod openapi;
+pub mod tokens;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde::de::DeserializeOwned;
+
+use crate::http::body::ResponseBody;
+use crate::keyring::Keyring;
+use crate::listener::{ConnCtx, Handler};
+use tokens::Tokens;
+
+/// Largest admin request body (a list of leaked keys fits easily).
+const MAX_BODY: usize = 8 * 1024 * 1024;
+
+pub struct Admin {
+    keyring: Keyring,
+    tokens: Arc<Tokens>,
+    /// Set when shutdown starts: /readyz answers 503 so balancers stop sending.
+    draining: Arc<AtomicBool>,
+}
+
+/// An answer that is not a success, as JSON `{"error": ...}`.
+pub struct ApiError(StatusCode, String);
+
+impl ApiError {
+    pub fn bad_request(msg: impl Into<String>) -> Self {
+        ApiError(StatusCode::BAD_REQUEST, msg.into())
+    }
+
+    fn store(e: crate::store::StoreError) -> Self {
+        tracing::error!(error = %e, "admin request failed: key store unavailable");
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the key store is unavailable".into(),
+        )
+    }
+}
+
+type ApiResult = Result<Response<ResponseBody>, ApiError>;
+
+// === impl Admin ===
+
+impl Admin {
+    pub fn new(keyring: Keyring, tokens: Arc<Tokens>, draining: Arc<AtomicBool>) -> Self {
+        Admin {
+            keyring,
+            tokens,
+            draining,
+        }
+    }
+
+    async fn route(&self, req: Request<Incoming>, conn: &ConnCtx) -> ApiResult {
+        let path = req.uri().path().to_owned();
+        let method = req.method().clone();
+        match (path.as_str(), &method) {
+            ("/healthz", &Method::GET) => return Ok(health::healthz()),
+            ("/readyz", &Method::GET) => {
+                return Ok(health::readyz(&self.keyring, &self.draining).await)
+            }
+            ("/v1/openapi.json", &Method::GET) => return Ok(openapi::document()),
+            ("/healthz" | "/readyz" | "/v1/openapi.json", _) => return Err(not_allowed("GET")),
+            _ => {}
+        }
+        let Some(actor) = self.tokens.check(
+            req.headers()
+                .get(header::AUTHORIZATION)
+                .map(HeaderValue::as_bytes),
+        ) else {
+            return Err(ApiError(
+                StatusCode::UNAUTHORIZED,
+                "missing or invalid bearer token".into(),
+            ));
+        };
+        let ctx = keys::Ctx {
+            keyring: &self.keyring,
+            actor: &actor,
+            client: conn.peer.ip(),
+        };
+        match (path.as_str(), method) {
+            ("/v1/keys", Method::POST) => keys::create(&ctx, json_body(req).await?).await,
+            ("/v1/keys", Method::GET) => keys::list(&ctx, req.uri().query()).await,
+            ("/v1/keys", _) => Err(not_allowed("GET, POST")),
+            ("/v1/revoke", Method::POST) => keys::revoke(&ctx, json_body(req).await?).await,
+            ("/v1/revoke", _) => Err(not_allowed("POST")),
+            (p, Method::DELETE) if p.starts_with("/v1/keys/") => {
+                keys::delete(&ctx, &p["/v1/keys/".len()..]).await
+            }
+            (p, _) if p.starts_with("/v1/keys/") => Err(not_allowed("DELETE")),
+            _ => Err(ApiError(StatusCode::NOT_FOUND, format!("no route {path}"))),
+        }
+    }
+}
+
+impl Handler for Admin {
+    async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        conn: Arc<ConnCtx>,
+    ) -> Response<ResponseBody> {
+        match self.route(req, &conn).await {
+            Ok(resp) => resp,
+            Err(ApiError(status, message)) => {
+                let mut resp = json(status, &serde_json::json!({ "error": message }));
+                match status {
+                    StatusCode::UNAUTHORIZED => {
+                        resp.headers_mut().insert(
+                            header::WWW_AUTHENTICATE,
+                            HeaderValue::from_static("Bearer realm=\"keygate-admin\""),
+                        );
+                    }
+                    StatusCode::SERVICE_UNAVAILABLE => {
+                        resp.headers_mut()
+                            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                    }
+                    _ => {}
+                }
+                resp
+            }
+        }
+    }
+}
+
+fn not_allowed(allow: &'static str) -> ApiError {
+    ApiError(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method not allowed; allowed: {allow}"),
+    )
+}
+
+/// A JSON response.
+pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<ResponseBody> {
+    let body = serde_json::to_vec(value).expect("JSON values serialize");
+    let mut resp = Response::new(ResponseBody::full(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// Read and parse a JSON body: 415 without `application/json`, 413 over the
+/// size limit, 400 naming the field for anything the type refuses.
+async fn json_body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, ApiError> {
+    let json_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json_type {
+        return Err(ApiError(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json".into(),
+        ));
+    }
+    let bytes = Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|_| {
+            ApiError(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body larger than {MAX_BODY} bytes or unreadable"),
+            )
+        })?
+        .to_bytes();
+    parse_json(&bytes)
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            ApiError::bad_request(format!("invalid JSON body: {inner}"))
+        } else {
+            ApiError::bad_request(format!("{path}: {inner}"))
+        }
+    })?;
+    de.end()
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    Ok(value)
+}

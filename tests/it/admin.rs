@@ -1,0 +1,463 @@
+//! The admin API as SPEC's table fixes it: routes, status codes, errors that
+//! name the field, bearer tokens, pagination, health and the OpenAPI document.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use http::{Method, Request, StatusCode};
+use serde_json::{json, Value};
+
+use crate::support::body;
+use crate::support::client::{self, get, send, Answer, HttpsClient};
+use crate::support::gateway::{builder, TestGateway};
+use crate::support::redis::RedisServer;
+use crate::support::upstream::Upstream;
+use crate::support::{eventually, within, ADMIN_TOKEN};
+
+async fn call(
+    c: &HttpsClient,
+    gw: &TestGateway,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Answer {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(gw.admin_url(path))
+        .header("authorization", format!("Bearer {ADMIN_TOKEN}"));
+    let b = match body {
+        Some(v) => {
+            req = req.header("content-type", "application/json");
+            body::full(v.to_string())
+        }
+        None => body::empty(),
+    };
+    send(c, req.body(b).unwrap()).await
+}
+
+fn json_of(a: &Answer) -> Value {
+    serde_json::from_slice(&a.body).unwrap_or_else(|_| panic!("not JSON: {}", a.text()))
+}
+
+async fn setup() -> (Upstream, TestGateway, HttpsClient) {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url())
+        .set("auth", "anonymous = \"reject\"")
+        .set("keys", "max_ttl = \"90d\"")
+        .start()
+        .await;
+    let c = client::h1(&gw.ca);
+    (up, gw, c)
+}
+
+#[tokio::test]
+async fn a_key_created_through_the_api_authenticates_and_deleting_it_stops_it() {
+    let (up, gw, c) = setup().await;
+    let a = call(
+        &c,
+        &gw,
+        Method::POST,
+        "/v1/keys",
+        Some(json!({"user": "alice", "ttl": "7d", "label": "ci", "scope": "full"})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+    let created = json_of(&a);
+    for field in [
+        "id",
+        "key",
+        "user",
+        "label",
+        "scope",
+        "created_at",
+        "expires_at",
+    ] {
+        assert!(created.get(field).is_some(), "missing {field}: {created}");
+    }
+    let key = created["key"].as_str().unwrap();
+    let id = created["id"].as_str().unwrap();
+    let req = Request::get(gw.url("/"))
+        .header("apikey", key)
+        .body(body::empty())
+        .unwrap();
+    assert_eq!(send(&c, req).await.status, StatusCode::OK);
+    assert_eq!(up.last().headers["x-remote-user"], "alice");
+
+    assert_eq!(
+        call(&c, &gw, Method::DELETE, &format!("/v1/keys/{id}"), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    let req = Request::get(gw.url("/"))
+        .header("apikey", key)
+        .body(body::empty())
+        .unwrap();
+    assert_eq!(
+        send(&c, req).await.status,
+        StatusCode::UNAUTHORIZED,
+        "a deleted key still works"
+    );
+    assert_eq!(
+        call(&c, &gw, Method::DELETE, &format!("/v1/keys/{id}"), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        call(&c, &gw, Method::DELETE, "/v1/keys/no-such-id", None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+
+    let never = call(
+        &c,
+        &gw,
+        Method::POST,
+        "/v1/keys",
+        Some(json!({"user": "bob"})),
+    )
+    .await;
+    assert_eq!(json_of(&never)["scope"], "full");
+    assert!(
+        json_of(&never)["expires_at"].is_string(),
+        "default_ttl applies"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_is_400_naming_the_field() {
+    let (_up, gw, c) = setup().await;
+    let cases = [
+        (
+            json!({"user": "a", "ttl": "100d"}),
+            "ttl: 100d is longer than keys.max_ttl (90d)",
+        ),
+        (
+            json!({"user": "a", "ttl": "0s"}),
+            "ttl: must be greater than zero",
+        ),
+        (json!({"user": "a", "ttl": "soon"}), "ttl: invalid duration"),
+        (
+            json!({"user": "a", "ttl": "never"}),
+            "ttl: \"never\" is not allowed",
+        ),
+        (
+            json!({"user": "a", "scope": "write"}),
+            "scope: \"write\" is not one of",
+        ),
+        (json!({"user": 5}), "user: invalid type: integer"),
+        (
+            json!({"user": "a", "colour": "red"}),
+            "unknown field `colour`",
+        ),
+        (json!({"ttl": "1d"}), "missing field `user`"),
+        (json!({"user": ""}), "user: must be"),
+        (json!({"user": "a\nb"}), "user: must be"),
+    ];
+    for (body, expected) in cases {
+        let a = call(&c, &gw, Method::POST, "/v1/keys", Some(body.clone())).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{body}");
+        let err = json_of(&a)["error"].as_str().unwrap().to_owned();
+        assert!(
+            err.contains(expected),
+            "{body}: {err:?} does not contain {expected:?}"
+        );
+    }
+    let req = Request::post(gw.admin_url("/v1/keys"))
+        .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+        .header("content-type", "application/json")
+        .body(body::full("{\"user\": "))
+        .unwrap();
+    let a = send(&c, req).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(
+        json_of(&a)["error"]
+            .as_str()
+            .unwrap()
+            .contains("EOF while parsing"),
+        "{}",
+        a.text()
+    );
+
+    let req = Request::post(gw.admin_url("/v1/keys"))
+        .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+        .header("content-type", "text/plain")
+        .body(body::full("{\"user\":\"a\"}"))
+        .unwrap();
+    assert_eq!(
+        send(&c, req).await.status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
+    assert_eq!(
+        call(&c, &gw, Method::PUT, "/v1/keys", None).await.status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(
+        call(&c, &gw, Method::GET, "/v1/revoke", None).await.status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(
+        call(&c, &gw, Method::GET, "/v1/nothing", None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        call(&c, &gw, Method::GET, "/v1/keys?limit=0", None)
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        call(&c, &gw, Method::GET, "/v1/keys?colour=red", None)
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn a_missing_or_wrong_token_is_401() {
+    let (_up, gw, c) = setup().await;
+    for auth in [
+        None,
+        Some("Bearer wrong-token-0123456789"),
+        Some("Basic dGVzdA=="),
+    ] {
+        let mut req = Request::get(gw.admin_url("/v1/keys"));
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let a = send(&c, req.body(body::empty()).unwrap()).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{auth:?}");
+        assert!(a.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer"));
+        assert!(json_of(&a)["error"].is_string());
+    }
+}
+
+#[tokio::test]
+async fn listing_pages_by_cursor_and_never_shows_a_secret() {
+    let (_up, gw, c) = setup().await;
+    let mut secrets = Vec::new();
+    for i in 0..5 {
+        let a = call(
+            &c,
+            &gw,
+            Method::POST,
+            "/v1/keys",
+            Some(json!({"user": if i < 3 { "carol" } else { "dave" }})),
+        )
+        .await;
+        secrets.push(json_of(&a)["key"].as_str().unwrap().to_owned());
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let path = match &cursor {
+            Some(c) => format!("/v1/keys?limit=2&cursor={c}"),
+            None => "/v1/keys?limit=2".into(),
+        };
+        let a = call(&c, &gw, Method::GET, &path, None).await;
+        assert_eq!(a.status, StatusCode::OK);
+        for s in &secrets {
+            assert!(!a.text().contains(&s[s.len() - 40..]), "a secret is listed");
+        }
+        let page = json_of(&a);
+        assert!(page["keys"].as_array().unwrap().len() <= 2);
+        seen.extend(
+            page["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["id"].as_str().unwrap().to_owned()),
+        );
+        // A key created mid-listing must not disturb the pages already served.
+        if cursor.is_none() {
+            call(
+                &c,
+                &gw,
+                Method::POST,
+                "/v1/keys",
+                Some(json!({"user": "erin"})),
+            )
+            .await;
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let unique: HashSet<_> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "an id was listed twice");
+    assert!(seen.len() >= 5, "listed {} of at least 5", seen.len());
+    let carol = json_of(&call(&c, &gw, Method::GET, "/v1/keys?user=carol", None).await);
+    assert_eq!(carol["keys"].as_array().unwrap().len(), 3);
+    assert!(carol["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|k| k["user"] == "carol"));
+}
+
+#[tokio::test]
+async fn bulk_revocation_by_users_leaked_keys_and_all() {
+    let (_up, gw, c) = setup().await;
+    let mk = |user: &'static str| {
+        let (c, gw) = (&c, &gw);
+        async move {
+            json_of(&call(c, gw, Method::POST, "/v1/keys", Some(json!({"user": user}))).await)
+                ["key"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let _f1 = mk("frank").await;
+    let _f2 = mk("frank").await;
+    let g = mk("grace").await;
+    let _h = mk("heidi").await;
+    let revoke = |body: Value| {
+        let (c, gw) = (&c, &gw);
+        async move { call(c, gw, Method::POST, "/v1/revoke", Some(body)).await }
+    };
+    assert_eq!(
+        json_of(&revoke(json!({"users": ["frank"]})).await)["revoked"],
+        2
+    );
+    assert_eq!(
+        json_of(&revoke(json!({"keys": [g, "kg_junk", "not a key"]})).await)["revoked"],
+        1
+    );
+    assert_eq!(
+        json_of(&revoke(json!({"ids": ["AAAAAAAAAAAA", "bad/id"]})).await)["revoked"],
+        0
+    );
+    assert_eq!(
+        revoke(json!({"users": ["x"], "all": true})).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        revoke(json!({"all": false})).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(revoke(json!({})).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(json_of(&revoke(json!({"all": true})).await)["revoked"], 1);
+    let after = mk("ivan").await;
+    let req = Request::get(gw.url("/"))
+        .header("apikey", &after)
+        .body(body::empty())
+        .unwrap();
+    assert_eq!(
+        send(&c, req).await.status,
+        StatusCode::OK,
+        "a key created after revoke-all works"
+    );
+}
+
+#[tokio::test]
+async fn health_and_readiness_need_no_token_and_follow_the_store() {
+    let mut redis = RedisServer::start();
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = builder(&up.url())
+        .redis(&redis, dir.path(), "health")
+        .start()
+        .await;
+    let c = client::h1(&gw.ca);
+    assert_eq!(
+        get(&c, &gw.admin_url("/healthz")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&c, &gw.admin_url("/readyz")).await.status,
+        StatusCode::OK
+    );
+    redis.kill();
+    let a = within(
+        5,
+        "readyz with the store down",
+        get(&c, &gw.admin_url("/readyz")),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        get(&c, &gw.admin_url("/healthz")).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn readiness_turns_503_as_soon_as_shutdown_starts_draining() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url()).start().await;
+    let c = client::h1(&gw.ca);
+    let in_flight = tokio::spawn({
+        let (c, url) = (c.clone(), gw.url("/hold"));
+        async move { get(&c, &url).await }
+    });
+    within(
+        10,
+        "request held at the upstream",
+        up.shared.held.notified(),
+    )
+    .await;
+    let admin_url = gw.admin_url("/readyz");
+    let stopping = tokio::spawn(gw.stop());
+    eventually(
+        "readyz says draining",
+        250,
+        Duration::from_millis(20),
+        || async {
+            (get(&c, &admin_url).await.status == StatusCode::SERVICE_UNAVAILABLE).then_some(())
+        },
+    )
+    .await;
+    up.shared.release.notify_one();
+    assert_eq!(
+        within(10, "held request", in_flight).await.unwrap().status,
+        StatusCode::OK
+    );
+    assert!(within(10, "shutdown", stopping).await.unwrap());
+}
+
+#[tokio::test]
+async fn every_route_in_the_openapi_document_exists() {
+    let (_up, gw, c) = setup().await;
+    let a = get(&c, &gw.admin_url("/v1/openapi.json")).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let doc = json_of(&a);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for route in [
+        "/v1/keys",
+        "/v1/keys/{id}",
+        "/v1/revoke",
+        "/healthz",
+        "/readyz",
+        "/v1/openapi.json",
+    ] {
+        assert!(paths.contains_key(route), "{route} is not documented");
+    }
+    for (path, ops) in paths {
+        for method in ops.as_object().unwrap().keys() {
+            let m: Method = method.to_uppercase().parse().unwrap();
+            let concrete = path.replace("{id}", "AAAAAAAAAAAA");
+            let body = (m == Method::POST).then(|| json!({}));
+            let a = call(&c, &gw, m.clone(), &concrete, body).await;
+            let documented: Vec<u16> = ops[method]["responses"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(|k| k.parse().unwrap())
+                .collect();
+            assert!(
+                documented.contains(&a.status.as_u16()),
+                "{method} {path} answered {} which the document does not list ({documented:?})",
+                a.status
+            );
+        }
+    }
+}
