@@ -6,8 +6,10 @@
 //! A request on the main listener flows through the modules in this order:
 //!
 //! ```text
-//! listener ──► tls ──► http::gateway ──► http::headers (strip spoofables) ──► auth ──► upstream
-//!                          └─► /.keygate/* (keygate's own pages, never forwarded)
+//! listener ──► tls ──► http::gateway ──► http::headers (strip spoofables) ──► auth ──► ratelimit ──► upstream
+//!                          └─► /.keygate/* (keygate's own pages, never forwarded)     │
+//!                                                                        keys + store (Redis | memory)
+//! admin listener:  listener ──► tls ──► admin (bearer token) ──► keyring + store + audit
 //! ```
 //!
 //! * [`listener`]: accept loop, connection cap, TLS handshake deadline, idle
@@ -15,8 +17,12 @@
 //! * [`tls`]: PEM -> rustls config, swapped on SIGHUP (the last good one stays).
 //! * [`http`]: the gateway pipeline, header rules, keygate's own responses,
 //!   the access log.
-//! * [`auth`]: finding and checking the API credential.
-//! * [`upstream`]: the pooled backend client, timeouts, WebSocket tunnels.
+//! * [`auth`]: finding the API credential and checking it (fail closed).
+//! * [`ratelimit`]: failed authentications per client, requests per key.
+//! * [`upstream`]: the keep-alive pool to the backend, timeouts, WebSocket tunnels.
+//! * [`keys`]: key format, checksum and HMAC digests; [`store`]: where records
+//!   live; [`keyring`]: minting and TTL rules over the store.
+//! * [`admin`]: the admin API; [`audit`]: who changed which keys.
 //! * [`config`]: the TOML file, validated with every problem named by its key.
 //! * [`app`]: wiring a `Config` into running listeners; [`cli`]: the commands.
 //! * [`echo`]: the echo backend of `keygate dev`.

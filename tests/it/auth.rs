@@ -397,3 +397,38 @@ async fn last_use_is_recorded() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_store_that_stops_answering_is_503_within_the_store_timeout() {
+    let redis = RedisServer::start();
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // store.timeout is 500 ms in the test store section.
+    let gw = builder(&up.url())
+        .redis(&redis, dir.path(), "frozen")
+        .start()
+        .await;
+    let c = client::h1(&gw.ca);
+    let (key, _) = gw.key("olivia").await;
+    assert_eq!(
+        get_with(&c, &gw, "/", &[("apikey", &key)]).await.status,
+        StatusCode::OK
+    );
+
+    redis.freeze();
+    let started = std::time::Instant::now();
+    let answer = within(
+        5,
+        "answer while the store hangs",
+        get_with(&c, &gw, "/", &[("apikey", &key)]),
+    )
+    .await;
+    let took = started.elapsed();
+    redis.thaw();
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(answer.headers.contains_key("retry-after"));
+    assert!(
+        took < Duration::from_secs(2),
+        "took {took:?} with a 500 ms store timeout"
+    );
+}

@@ -458,3 +458,43 @@ async fn upstream_connections_are_kept_alive_and_closed_ones_not_reused() {
     }
     assert_eq!(get(&c, &gw.url("/")).await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn an_upstream_that_never_accepts_is_502_after_the_connect_timeout() {
+    // A listener whose accept queue is full: the kernel drops further SYNs,
+    // so a connect hangs instead of failing fast.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        if let Ok(Ok(s)) = tokio::time::timeout(
+            std::time::Duration::from_millis(200),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        {
+            fillers.push(s);
+        }
+    }
+    let gw = builder(&format!("http://{addr}"))
+        .set("upstream", "connect_timeout = \"300ms\"")
+        .set("upstream", "response_timeout = \"3s\"")
+        .start()
+        .await;
+    let started = std::time::Instant::now();
+    let answer = within(
+        10,
+        "502 after the connect timeout",
+        get(&client::h1(&gw.ca), &gw.url("/")),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    drop((listener, fillers));
+}

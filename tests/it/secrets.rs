@@ -92,6 +92,25 @@ async fn no_secret_reaches_any_log_line() {
     )
     .await;
 
+    // The access line of an authenticated request names the user and the key id.
+    let authenticated = kg
+        .log_lines()
+        .into_iter()
+        .find(|l| l["target"] == "keygate::access" && l["status"] == 200)
+        .expect("an access line for the valid key");
+    assert_eq!(authenticated["user"], "alice");
+    assert_eq!(
+        authenticated["key_id"].as_str().map(str::len),
+        Some(12),
+        "{authenticated}"
+    );
+    let refused = kg
+        .log_lines()
+        .into_iter()
+        .find(|l| l["target"] == "keygate::access" && l["status"] == 401)
+        .expect("an access line for a refused key");
+    assert_eq!(refused["user"], "-");
+
     let logs: Vec<String> = kg.log_lines().iter().map(|l| l.to_string()).collect();
     assert!(
         logs.iter().any(|l| l.contains("authentication failed")),

@@ -62,8 +62,27 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
+    /// Freeze the server (SIGSTOP): connections stay open but nothing answers.
+    pub fn freeze(&self) {
+        assert!(self.signal("STOP"), "kill -STOP redis-server");
+    }
+
+    pub fn thaw(&self) {
+        assert!(self.signal("CONT"), "kill -CONT redis-server");
+    }
+
+    fn signal(&self, sig: &str) -> bool {
+        Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
     /// Stop the server now (store-outage tests).
     pub fn kill(&mut self) {
+        // A frozen server must be able to die; a dead one ignores this.
+        self.signal("CONT");
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
