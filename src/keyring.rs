@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::config::{self, Config};
-use crate::keys::{self, DigestKey, NewKey, Scope};
+use crate::keys::{self, DigestKey, KeyId, NewKey, Scope};
 use crate::store::{Store, StoreError};
 
 /// A requested key lifetime.
@@ -133,6 +133,13 @@ impl Keyring {
 
     /// Revoke leaked secrets: only those whose digest matches the stored one.
     pub async fn revoke_leaked(&self, secrets: &[String]) -> Result<u64, StoreError> {
+        let ids = self.live_ids_of(secrets).await?;
+        self.store.revoke_ids(&ids).await
+    }
+
+    /// The ids of those secrets that are live keys of this deployment (the
+    /// stored digest matches): what a revocation by leaked keys would count.
+    pub async fn live_ids_of(&self, secrets: &[String]) -> Result<Vec<KeyId>, StoreError> {
         let mut ids = Vec::new();
         for secret in secrets {
             let secret = secret.trim();
@@ -145,7 +152,7 @@ impl Keyring {
                 }
             }
         }
-        self.store.revoke_ids(&ids).await
+        Ok(ids)
     }
 }
 

@@ -66,11 +66,22 @@ const MAX_LIMIT: usize = 1000;
 pub async fn list(ctx: &Ctx<'_>, query: Option<&str>) -> ApiResult {
     let mut user = None;
     let mut cursor = None;
+    let mut label = None;
+    let mut expires_before = None;
     let mut limit = DEFAULT_LIMIT;
     for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match k.as_ref() {
             "user" => user = Some(v.into_owned()),
             "cursor" => cursor = Some(v.into_owned()),
+            "label" => label = Some(v.into_owned()),
+            "expires_before" => {
+                let t = humantime::parse_rfc3339_weak(&v)
+                    .map_err(|_| ApiError::bad_request(format!("expires_before: {v:?} is not an RFC 3339 time such as 2027-01-31T00:00:00Z")))?;
+                expires_before = Some(
+                    t.duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs()),
+                );
+            }
             "limit" => {
                 limit = v
                     .parse()
@@ -95,6 +106,10 @@ pub async fn list(ctx: &Ctx<'_>, query: Option<&str>) -> ApiResult {
         .list(user.as_deref())
         .await
         .map_err(ApiError::store)?;
+    keys.retain(|r| {
+        label.as_ref().is_none_or(|l| &r.label == l)
+            && expires_before.is_none_or(|t| r.expires_at.is_some_and(|e| e < t))
+    });
     keys.sort_by(|a, b| a.id.cmp(&b.id));
     let start = match &cursor {
         Some(c) => keys.partition_point(|r| r.id.as_str() <= c.as_str()),
@@ -141,32 +156,59 @@ pub struct Revoke {
     users: Option<Vec<String>>,
     keys: Option<Vec<String>>,
     all: Option<bool>,
+    /// Answer how many would be revoked, revoking nothing.
+    #[serde(default)]
+    dry_run: bool,
 }
 
 pub async fn revoke(ctx: &Ctx<'_>, body: Revoke) -> ApiResult {
     let store = &ctx.keyring.store;
+    let dry = body.dry_run;
     let (target, n) = match (body.ids, body.users, body.keys, body.all) {
         (Some(ids), None, None, None) => {
             let parsed: Vec<KeyId> = ids.iter().filter_map(|i| KeyId::parse(i)).collect();
-            let n = store.revoke_ids(&parsed).await.map_err(ApiError::store)?;
+            let n = if dry {
+                count_live(ctx, &parsed).await?
+            } else {
+                store.revoke_ids(&parsed).await.map_err(ApiError::store)?
+            };
             (format!("{} key ids", ids.len()), n)
         }
         (None, Some(users), None, None) => {
-            let n = store.revoke_users(&users).await.map_err(ApiError::store)?;
+            let n = if dry {
+                let mut n = 0;
+                for u in &users {
+                    n += store.list(Some(u)).await.map_err(ApiError::store)?.len() as u64;
+                }
+                n
+            } else {
+                store.revoke_users(&users).await.map_err(ApiError::store)?
+            };
             (format!("users {}", users.join(", ")), n)
         }
         (None, None, Some(secrets), None) => {
-            let n = ctx
-                .keyring
-                .revoke_leaked(&secrets)
-                .await
-                .map_err(ApiError::store)?;
+            let n = if dry {
+                ctx.keyring
+                    .live_ids_of(&secrets)
+                    .await
+                    .map_err(ApiError::store)?
+                    .len() as u64
+            } else {
+                ctx.keyring
+                    .revoke_leaked(&secrets)
+                    .await
+                    .map_err(ApiError::store)?
+            };
             (format!("{} leaked keys", secrets.len()), n)
         }
-        (None, None, None, Some(true)) => (
-            "all keys".to_owned(),
-            store.revoke_all().await.map_err(ApiError::store)?,
-        ),
+        (None, None, None, Some(true)) => {
+            let n = if dry {
+                store.list(None).await.map_err(ApiError::store)?.len() as u64
+            } else {
+                store.revoke_all().await.map_err(ApiError::store)?
+            };
+            ("all keys".to_owned(), n)
+        }
         (None, None, None, Some(false)) => {
             return Err(ApiError::bad_request(
                 "all: must be true to revoke every key",
@@ -178,6 +220,29 @@ pub async fn revoke(ctx: &Ctx<'_>, body: Revoke) -> ApiResult {
             ))
         }
     };
+    if dry {
+        return Ok(json(
+            StatusCode::OK,
+            &json!({ "revoked": 0, "would_revoke": n, "dry_run": true }),
+        ));
+    }
     audit::record(ctx.actor, "revoke", &target, n, ctx.client);
     Ok(json(StatusCode::OK, &json!({ "revoked": n })))
+}
+
+async fn count_live(ctx: &Ctx<'_>, ids: &[KeyId]) -> Result<u64, ApiError> {
+    let mut n = 0;
+    for id in ids {
+        if ctx
+            .keyring
+            .store
+            .get(id.as_str())
+            .await
+            .map_err(ApiError::store)?
+            .is_some()
+        {
+            n += 1;
+        }
+    }
+    Ok(n)
 }

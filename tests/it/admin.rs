@@ -461,3 +461,74 @@ async fn every_route_in_the_openapi_document_exists() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_dry_run_counts_without_revoking_and_listing_filters_by_label_and_expiry() {
+    let (_up, gw, c) = setup().await;
+    let mk = |user: &'static str, label: &'static str, ttl: &'static str| {
+        let (c, gw) = (&c, &gw);
+        async move {
+            let a = call(
+                c,
+                gw,
+                Method::POST,
+                "/v1/keys",
+                Some(json!({"user": user, "label": label, "ttl": ttl})),
+            )
+            .await;
+            json_of(&a)["key"].as_str().unwrap().to_owned()
+        }
+    };
+    let k1 = mk("judy", "ci", "1d").await;
+    mk("judy", "laptop", "60d").await;
+    mk("mallory", "ci", "60d").await;
+
+    for (body, would) in [
+        (json!({"users": ["judy"], "dry_run": true}), 2),
+        (json!({"keys": [k1.clone(), "kg_junk"], "dry_run": true}), 1),
+        (json!({"all": true, "dry_run": true}), 3),
+    ] {
+        let a = call(&c, &gw, Method::POST, "/v1/revoke", Some(body.clone())).await;
+        assert_eq!(a.status, StatusCode::OK);
+        let v = json_of(&a);
+        assert_eq!(v["would_revoke"], would, "{body}");
+        assert_eq!(v["revoked"], 0, "{body}");
+    }
+    let all = json_of(&call(&c, &gw, Method::GET, "/v1/keys", None).await);
+    assert_eq!(
+        all["keys"].as_array().unwrap().len(),
+        3,
+        "a dry run revoked something"
+    );
+
+    let ci = json_of(&call(&c, &gw, Method::GET, "/v1/keys?label=ci", None).await);
+    assert_eq!(ci["keys"].as_array().unwrap().len(), 2);
+    let in_a_week = humantime::format_rfc3339_seconds(
+        std::time::SystemTime::now() + Duration::from_secs(7 * 86_400),
+    );
+    let soon = json_of(
+        &call(
+            &c,
+            &gw,
+            Method::GET,
+            &format!("/v1/keys?expires_before={in_a_week}"),
+            None,
+        )
+        .await,
+    );
+    let soon = soon["keys"].as_array().unwrap();
+    assert_eq!(soon.len(), 1);
+    assert_eq!(soon[0]["label"], "ci");
+    assert_eq!(
+        call(
+            &c,
+            &gw,
+            Method::GET,
+            "/v1/keys?expires_before=tomorrow",
+            None
+        )
+        .await
+        .status,
+        StatusCode::BAD_REQUEST
+    );
+}
