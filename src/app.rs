@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::http::gateway::Gateway;
 use crate::keyring::Keyring;
 use crate::listener;
+use crate::metrics::Metrics;
 use crate::ratelimit::Limiter;
 use crate::tls::{TlsError, TlsReloader};
 use crate::upstream::{SetupError, Upstream};
@@ -95,6 +96,7 @@ pub async fn start(
     let (main_listener, main_addr) = bind(config.listen.addr).await?;
     let (admin_listener, admin_addr) = bind(config.admin.addr).await?;
 
+    let metrics = Metrics::new();
     let settings = listener::Settings {
         tls,
         max_connections: config.limits.max_connections,
@@ -103,6 +105,7 @@ pub async fn start(
         idle_timeout: config.limits.idle_timeout,
         max_header_bytes: config.limits.max_header_bytes,
         shutdown_grace: config.runtime.shutdown_grace,
+        metrics: Some(metrics.clone()),
     };
 
     // 4. the admin listener: the main certificate unless configured plaintext
@@ -112,6 +115,7 @@ pub async fn start(
         } else {
             settings.tls.clone()
         },
+        metrics: None,
         ..settings.clone()
     };
     if admin_settings.tls.is_none() {
@@ -123,6 +127,7 @@ pub async fn start(
         keyring.clone(),
         tokens.clone(),
         draining.clone(),
+        metrics.clone(),
     ));
     let (shutdown_admin, mut admin_rx) = watch::channel(false);
     let admin = tokio::spawn(listener::run(
@@ -141,6 +146,7 @@ pub async fn start(
         keyring.prefix(),
         &config.auth.username,
         config.auth.accept,
+        metrics.clone(),
     );
     let limiter = Limiter::new(&config.rate_limit);
     let gateway = Arc::new(Gateway::new(
@@ -149,6 +155,7 @@ pub async fn start(
         auth,
         keyring.store.clone(),
         limiter,
+        metrics,
     ));
     let (shutdown_main, mut main_rx) = watch::channel(false);
     let main = tokio::spawn(listener::run(

@@ -40,6 +40,7 @@ pub mod http;
 pub mod keyring;
 pub mod keys;
 pub mod listener;
+pub mod metrics;
 pub mod ratelimit;
 pub mod signal;
 pub mod store;

@@ -21,6 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 
 use crate::http::body::ResponseBody;
+use crate::metrics::Metrics;
 use crate::tls::TlsSource;
 
 /// Answers the requests of one listener.
@@ -41,13 +42,14 @@ pub struct ConnCtx {
     pub stats: Arc<ConnStats>,
 }
 
-/// Per-connection bookkeeping for the idle watchdog.
-#[derive(Default)]
+/// Per-connection bookkeeping for the idle watchdog and the metrics.
 pub struct ConnStats {
     /// Requests whose response has not finished yet; a connection with one is never idle.
     pub in_flight: AtomicUsize,
     /// Set on every read or write; the watchdog clears it on each tick.
     touched: AtomicBool,
+    /// Where responses are counted (the main listener only).
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 #[derive(Clone)]
@@ -61,6 +63,8 @@ pub struct Settings {
     pub max_header_bytes: usize,
     /// How long in-flight requests may take to finish after shutdown starts.
     pub shutdown_grace: Duration,
+    /// Open connections and responses are counted here when set.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// Serve `listener` until `shutdown` resolves, then stop accepting and let
@@ -154,7 +158,17 @@ struct Connection<H> {
 impl<H: Handler> Connection<H> {
     async fn run(self, tcp: TcpStream, peer: SocketAddr) {
         let _ = tcp.set_nodelay(true);
-        let stats = Arc::new(ConnStats::default());
+        let metrics = self.settings.metrics.clone();
+        if let Some(m) = &metrics {
+            m.open_connections.inc();
+        }
+        // Decrements the gauge however the connection ends.
+        let _open = OpenGuard(metrics.clone());
+        let stats = Arc::new(ConnStats {
+            in_flight: AtomicUsize::new(0),
+            touched: AtomicBool::new(false),
+            metrics,
+        });
         let io = Tracked {
             inner: tcp,
             stats: stats.clone(),
@@ -215,6 +229,16 @@ impl<H: Handler> Connection<H> {
                     closing = true;
                 }
             }
+        }
+    }
+}
+
+struct OpenGuard(Option<Arc<Metrics>>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        if let Some(m) = &self.0 {
+            m.open_connections.dec();
         }
     }
 }

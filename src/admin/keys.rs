@@ -11,12 +11,25 @@ use crate::audit;
 use crate::http::body::ResponseBody;
 use crate::keyring::{Keyring, MintError, Ttl};
 use crate::keys::{KeyId, Scope};
+use crate::metrics::Metrics;
 
 /// Who is asking, for the audit log.
 pub struct Ctx<'a> {
     pub keyring: &'a Keyring,
     pub actor: &'a str,
     pub client: IpAddr,
+    pub metrics: &'a Metrics,
+}
+
+impl Ctx<'_> {
+    /// Count and audit one change.
+    fn changed(&self, action: &str, target: &str, count: u64) {
+        match action {
+            "create" => self.metrics.keys_created.inc_by(count),
+            _ => self.metrics.keys_revoked.inc_by(count),
+        };
+        audit::record(self.actor, action, target, count, self.client);
+    }
 }
 
 #[derive(Deserialize)]
@@ -47,12 +60,10 @@ pub async fn create(ctx: &Ctx<'_>, body: CreateKey) -> ApiResult {
             MintError::Store(e) => ApiError::store(e),
             other => ApiError::bad_request(other.to_string()),
         })?;
-    audit::record(
-        ctx.actor,
+    ctx.changed(
         "create",
         &format!("key {} of user {}", new.record.id, new.record.user),
         1,
-        ctx.client,
     );
     Ok(json(StatusCode::CREATED, &new.view()))
 }
@@ -140,7 +151,7 @@ pub async fn delete(ctx: &Ctx<'_>, id: &str) -> ApiResult {
         .revoke_ids(std::slice::from_ref(&id))
         .await
         .map_err(ApiError::store)?;
-    audit::record(ctx.actor, "revoke", &format!("key {id}"), n, ctx.client);
+    ctx.changed("revoke", &format!("key {id}"), n);
     if n == 0 {
         return Err(ApiError(StatusCode::NOT_FOUND, "no such key".into()));
     }
@@ -226,7 +237,7 @@ pub async fn revoke(ctx: &Ctx<'_>, body: Revoke) -> ApiResult {
             &json!({ "revoked": 0, "would_revoke": n, "dry_run": true }),
         ));
     }
-    audit::record(ctx.actor, "revoke", &target, n, ctx.client);
+    ctx.changed("revoke", &target, n);
     Ok(json(StatusCode::OK, &json!({ "revoked": n })))
 }
 

@@ -24,6 +24,7 @@ use serde::de::DeserializeOwned;
 use crate::http::body::ResponseBody;
 use crate::keyring::Keyring;
 use crate::listener::{ConnCtx, Handler};
+use crate::metrics::Metrics;
 use tokens::Tokens;
 
 /// Largest admin request body (a list of leaked keys fits easily).
@@ -34,6 +35,7 @@ pub struct Admin {
     tokens: Arc<Tokens>,
     /// Set when shutdown starts: /readyz answers 503 so balancers stop sending.
     draining: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
 }
 
 /// An answer that is not a success, as JSON `{"error": ...}`.
@@ -58,11 +60,17 @@ type ApiResult = Result<Response<ResponseBody>, ApiError>;
 // === impl Admin ===
 
 impl Admin {
-    pub fn new(keyring: Keyring, tokens: Arc<Tokens>, draining: Arc<AtomicBool>) -> Self {
+    pub fn new(
+        keyring: Keyring,
+        tokens: Arc<Tokens>,
+        draining: Arc<AtomicBool>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Admin {
             keyring,
             tokens,
             draining,
+            metrics,
         }
     }
 
@@ -75,7 +83,10 @@ impl Admin {
                 return Ok(health::readyz(&self.keyring, &self.draining).await)
             }
             ("/v1/openapi.json", &Method::GET) => return Ok(openapi::document()),
-            ("/healthz" | "/readyz" | "/v1/openapi.json", _) => return Err(not_allowed("GET")),
+            ("/metrics", &Method::GET) => return Ok(metrics_text(&self.metrics)),
+            ("/healthz" | "/readyz" | "/v1/openapi.json" | "/metrics", _) => {
+                return Err(not_allowed("GET"))
+            }
             _ => {}
         }
         let Some(actor) = self.tokens.check(
@@ -92,6 +103,7 @@ impl Admin {
             keyring: &self.keyring,
             actor: &actor,
             client: conn.peer.ip(),
+            metrics: &self.metrics,
         };
         match (path.as_str(), method) {
             ("/v1/keys", Method::POST) => keys::create(&ctx, json_body(req).await?).await,
@@ -135,6 +147,15 @@ impl Handler for Admin {
             }
         }
     }
+}
+
+fn metrics_text(metrics: &Metrics) -> Response<ResponseBody> {
+    let mut resp = Response::new(ResponseBody::full(metrics.encode()));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    resp
 }
 
 fn not_allowed(allow: &'static str) -> ApiError {

@@ -12,7 +12,10 @@ pub mod scope;
 
 use http::header::{self, HeaderMap, HeaderName};
 
+use std::sync::Arc;
+
 use crate::keys::{format, DigestKey, KeyId, Scope};
+use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
 /// LabKey's client libraries send the key in this header.
@@ -62,6 +65,7 @@ impl AuthError {
 
 pub struct Authenticator {
     store: Store,
+    metrics: Arc<Metrics>,
     digest: DigestKey,
     prefix: String,
     username: String,
@@ -77,9 +81,11 @@ impl Authenticator {
         prefix: &str,
         username: &str,
         accept: Accept,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Authenticator {
             store,
+            metrics,
             digest,
             prefix: prefix.to_owned(),
             username: username.to_owned(),
@@ -97,13 +103,12 @@ impl Authenticator {
             return Ok(None);
         };
         let id = format::parse(&self.prefix, &key).ok_or(AuthError::Malformed)?;
-        let record = self
-            .store
-            .get(id)
-            .await?
-            .ok_or_else(|| AuthError::Unknown {
-                key_id: id.to_owned(),
-            })?;
+        let started = std::time::Instant::now();
+        let found = self.store.get(id).await;
+        self.metrics.store(started.elapsed());
+        let record = found?.ok_or_else(|| AuthError::Unknown {
+            key_id: id.to_owned(),
+        })?;
         if !self.digest.verify(&key, &record.digest) {
             return Err(AuthError::Mismatch {
                 key_id: id.to_owned(),

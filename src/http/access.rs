@@ -15,6 +15,7 @@ use crate::listener::ConnStats;
 
 /// What the log line needs, collected along the request's path.
 pub struct Completion {
+    status: StatusCode,
     /// `None` when access logging is off: only the in-flight count is kept.
     line: Option<Box<Line>>,
     /// The connection's bookkeeping: the idle watchdog must not close a
@@ -27,7 +28,6 @@ struct Line {
     client: IpAddr,
     method: Method,
     path: String,
-    status: StatusCode,
     bytes: u64,
     user: Option<String>,
     key_id: Option<String>,
@@ -49,19 +49,20 @@ impl Completion {
                 client,
                 method: method.clone(),
                 path: path.to_owned(),
-                status: StatusCode::OK,
                 bytes: 0,
                 user: None,
                 key_id: None,
             })
         });
-        Completion { line, conn }
+        Completion {
+            status: StatusCode::OK,
+            line,
+            conn,
+        }
     }
 
     pub fn set_status(&mut self, status: StatusCode) {
-        if let Some(l) = &mut self.line {
-            l.status = status;
-        }
+        self.status = status;
     }
 
     pub fn set_identity(&mut self, user: &str, key_id: &str) {
@@ -81,13 +82,16 @@ impl Completion {
 impl Drop for Completion {
     fn drop(&mut self) {
         self.conn.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let Some(m) = &self.conn.metrics {
+            m.response(self.status);
+        }
         if let Some(l) = &self.line {
             tracing::info!(
                 target: "keygate::access",
                 client = %l.client,
                 method = %l.method,
                 path = %l.path,
-                status = l.status.as_u16(),
+                status = self.status.as_u16(),
                 bytes = l.bytes,
                 duration_ms = l.start.elapsed().as_secs_f64() * 1000.0,
                 user = l.user.as_deref().unwrap_or("-"),

@@ -23,6 +23,7 @@ use crate::auth::last_used::LastUsed;
 use crate::auth::{scope, AuthError, Authenticator};
 use crate::config::{Anonymous, Config};
 use crate::listener::{ConnCtx, Handler};
+use crate::metrics::{AuthOutcome, Metrics};
 use crate::ratelimit::Limiter;
 use crate::store::Store;
 use crate::upstream::{self, upgrade, Upstream, UpstreamError};
@@ -35,6 +36,7 @@ pub struct Gateway {
     auth: Authenticator,
     store: Store,
     limiter: Arc<Limiter>,
+    metrics: Arc<Metrics>,
     last_used: LastUsed,
     /// Identity and key-id headers: removed from every client request.
     spoofable: Spoofable,
@@ -55,12 +57,14 @@ impl Gateway {
         auth: Authenticator,
         store: Store,
         limiter: Arc<Limiter>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Gateway {
             upstream,
             auth,
             store,
             limiter,
+            metrics,
             last_used: LastUsed::default(),
             spoofable: Spoofable::new([&config.auth.identity_header, &headers::KEY_ID]),
             identity_header: config.auth.identity_header.clone(),
@@ -85,11 +89,14 @@ impl Gateway {
         match self.auth.authenticate(req.headers_mut()).await {
             Ok(Some(principal)) => {
                 if let Err(retry) = self.limiter.request(principal.key_id.as_str()) {
+                    self.metrics.auth(AuthOutcome::RateLimited);
                     return response::too_many_requests(retry.0);
                 }
                 if !scope::allows(principal.scope, req.method()) {
+                    self.metrics.auth(AuthOutcome::Forbidden);
                     return response::forbidden();
                 }
+                self.metrics.auth(AuthOutcome::Ok);
                 let Ok(user) = HeaderValue::from_str(&principal.user) else {
                     // Users are validated at creation; a record that fails here is refused, never half-set.
                     tracing::error!(key_id = %principal.key_id, "stored user is not a valid header value; refusing");
@@ -104,8 +111,13 @@ impl Gateway {
                     HeaderValue::from_str(principal.key_id.as_str()).expect("key ids are base62"),
                 );
             }
-            Ok(None) if self.anonymous == Anonymous::Passthrough => {}
-            Ok(None) => return response::unauthorized(&self.challenge),
+            Ok(None) if self.anonymous == Anonymous::Passthrough => {
+                self.metrics.auth(AuthOutcome::Anonymous)
+            }
+            Ok(None) => {
+                self.metrics.auth(AuthOutcome::Missing);
+                return response::unauthorized(&self.challenge);
+            }
             Err(e) => return self.refuse(e, conn, req.headers()),
         }
 
@@ -117,18 +129,30 @@ impl Gateway {
         let client = headers::client_ip(conn.peer.ip(), h, &self.trusted_proxies);
         match e {
             AuthError::Store(e) => {
+                self.metrics.auth(AuthOutcome::StoreError);
                 tracing::error!(client = %client, error = %e, "key store unavailable; refusing (503)");
                 response::store_unavailable()
             }
             AuthError::Ambiguous => {
+                self.metrics.auth(AuthOutcome::Ambiguous);
                 tracing::info!(client = %client, reason = %e, "refused an ambiguous credential (400)");
                 response::bad_request()
             }
             AuthError::Malformed | AuthError::Unknown { .. } | AuthError::Mismatch { .. } => {
                 tracing::info!(client = %client, key_id = e.key_id().unwrap_or("-"), reason = %e, "authentication failed");
                 match self.limiter.failed_auth(client) {
-                    Ok(()) => response::unauthorized(&self.challenge),
-                    Err(retry) => response::too_many_requests(retry.0),
+                    Ok(()) => {
+                        self.metrics.auth(match e {
+                            AuthError::Malformed => AuthOutcome::Malformed,
+                            AuthError::Unknown { .. } => AuthOutcome::Unknown,
+                            _ => AuthOutcome::Mismatch,
+                        });
+                        response::unauthorized(&self.challenge)
+                    }
+                    Err(retry) => {
+                        self.metrics.auth(AuthOutcome::RateLimited);
+                        response::too_many_requests(retry.0)
+                    }
                 }
             }
         }
@@ -165,7 +189,10 @@ impl Gateway {
             ),
         };
 
-        let (mut resp, lease) = match self.upstream.send(req).await {
+        let sent_at = std::time::Instant::now();
+        let sent = self.upstream.send(req).await;
+        self.metrics.upstream(sent_at.elapsed());
+        let (mut resp, lease) = match sent {
             Ok(sent) => sent,
             Err(e) => return upstream_failure(e, conn),
         };

@@ -532,3 +532,62 @@ async fn a_dry_run_counts_without_revoking_and_listing_filters_by_label_and_expi
         StatusCode::BAD_REQUEST
     );
 }
+
+#[tokio::test]
+async fn metrics_count_requests_auth_outcomes_and_key_changes() {
+    let (_up, gw, c) = setup().await;
+    let created = json_of(
+        &call(
+            &c,
+            &gw,
+            Method::POST,
+            "/v1/keys",
+            Some(json!({"user": "kim"})),
+        )
+        .await,
+    );
+    let key = created["key"].as_str().unwrap();
+    let ok = Request::get(gw.url("/"))
+        .header("apikey", key)
+        .body(body::empty())
+        .unwrap();
+    assert_eq!(send(&c, ok).await.status, StatusCode::OK);
+    let bad = Request::get(gw.url("/"))
+        .header("apikey", "kg_nope")
+        .body(body::empty())
+        .unwrap();
+    assert_eq!(send(&c, bad).await.status, StatusCode::UNAUTHORIZED);
+    call(
+        &c,
+        &gw,
+        Method::POST,
+        "/v1/revoke",
+        Some(json!({"users": ["kim"]})),
+    )
+    .await;
+
+    let a = get(&c, &gw.admin_url("/metrics")).await;
+    assert_eq!(a.status, StatusCode::OK, "no token needed");
+    assert!(a.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .contains("openmetrics-text"));
+    let text = a.text();
+    for line in [
+        "keygate_http_requests_total{class=\"2xx\"} 1",
+        "keygate_http_requests_total{class=\"4xx\"} 1",
+        "keygate_auth_total{outcome=\"ok\"} 1",
+        "keygate_auth_total{outcome=\"malformed\"} 1",
+        "keygate_keys_created_total 1",
+        "keygate_keys_revoked_total 1",
+        "keygate_upstream_response_seconds_count 1",
+        "keygate_store_lookup_seconds_count 1",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    assert!(text.contains("keygate_open_connections"));
+    assert!(
+        !text.contains(&key[key.len() - 30..]),
+        "a secret in the metrics"
+    );
+}
