@@ -23,12 +23,13 @@ pub struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// Count and audit one change.
-    fn changed(&self, action: &str, target: &str, count: u64) {
+    async fn changed(&self, action: &str, target: &str, count: u64) {
         match action {
             "create" => self.metrics.keys_created.inc_by(count),
             _ => self.metrics.keys_revoked.inc_by(count),
         };
-        audit::record(self.actor, action, target, count, self.client);
+        let event = audit::Event::new(self.actor, action, target, count, Some(self.client));
+        audit::record(&self.keyring.store, event).await;
     }
 }
 
@@ -64,7 +65,8 @@ pub async fn create(ctx: &Ctx<'_>, body: CreateKey) -> ApiResult {
         "create",
         &format!("key {} of user {}", new.record.id, new.record.user),
         1,
-    );
+    )
+    .await;
     Ok(json(StatusCode::CREATED, &new.view()))
 }
 
@@ -151,7 +153,7 @@ pub async fn delete(ctx: &Ctx<'_>, id: &str) -> ApiResult {
         .revoke_ids(std::slice::from_ref(&id))
         .await
         .map_err(ApiError::store)?;
-    ctx.changed("revoke", &format!("key {id}"), n);
+    ctx.changed("revoke", &format!("key {id}"), n).await;
     if n == 0 {
         return Err(ApiError(StatusCode::NOT_FOUND, "no such key".into()));
     }
@@ -237,7 +239,7 @@ pub async fn revoke(ctx: &Ctx<'_>, body: Revoke) -> ApiResult {
             &json!({ "revoked": 0, "would_revoke": n, "dry_run": true }),
         ));
     }
-    ctx.changed("revoke", &target, n);
+    ctx.changed("revoke", &target, n).await;
     Ok(json(StatusCode::OK, &json!({ "revoked": n })))
 }
 
@@ -256,4 +258,47 @@ async fn count_live(ctx: &Ctx<'_>, ids: &[KeyId]) -> Result<u64, ApiError> {
         }
     }
     Ok(n)
+}
+
+/// `GET /v1/audit?since=RFC3339&limit=N`: events oldest first.
+pub async fn audit_log(ctx: &Ctx<'_>, query: Option<&str>) -> ApiResult {
+    let mut since_ms = 0;
+    let mut limit = DEFAULT_LIMIT;
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "since" => {
+                let t = humantime::parse_rfc3339_weak(&v).map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "since: {v:?} is not an RFC 3339 time such as 2027-01-31T00:00:00Z"
+                    ))
+                })?;
+                since_ms = t
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+            }
+            "limit" => {
+                limit = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "limit: must be a number from 1 to {MAX_LIMIT}"
+                        ))
+                    })?
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "{other}: unknown query parameter (since, limit)"
+                )))
+            }
+        }
+    }
+    let events = ctx
+        .keyring
+        .store
+        .audit_since(since_ms, limit)
+        .await
+        .map_err(ApiError::store)?;
+    Ok(json(StatusCode::OK, &json!({ "events": events })))
 }

@@ -125,6 +125,13 @@ async fn create(
             MintError::Store(e) => CliError::Runtime(e.to_string()),
             other => CliError::Usage(format!("--{other}")),
         })?;
+    audit(
+        k,
+        "create",
+        &format!("key {} of user {}", new.record.id, new.record.user),
+        1,
+    )
+    .await;
     if json {
         println!(
             "{}",
@@ -184,6 +191,7 @@ async fn revoke(
     leaked: Option<PathBuf>,
 ) -> Result<(), CliError> {
     let runtime = |e: crate::store::StoreError| CliError::Runtime(e.to_string());
+    let leaked_target = leaked.is_some();
     let n = if all {
         k.store.revoke_all().await.map_err(runtime)?
     } else if !users.is_empty() {
@@ -211,6 +219,29 @@ async fn revoke(
         }
         k.store.revoke_ids(&parsed).await.map_err(runtime)?
     };
+    let what = if all {
+        "all keys".to_owned()
+    } else if !users.is_empty() {
+        format!("users {}", users.join(", "))
+    } else if leaked_target {
+        "leaked keys from a file".to_owned()
+    } else {
+        format!("{} key ids", ids.len())
+    };
+    audit(k, "revoke", &what, n).await;
     println!("revoked {n} key{}", if n == 1 { "" } else { "s" });
     Ok(())
+}
+
+/// Audit a change made from the command line, as `cli:<login>`.
+async fn audit(k: &Keyring, action: &str, target: &str, count: u64) {
+    let actor = format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    );
+    crate::audit::record(
+        &k.store,
+        crate::audit::Event::new(&actor, action, target, count, None),
+    )
+    .await;
 }

@@ -15,6 +15,8 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct Inner {
+    /// The capped audit stream, oldest first.
+    audit: std::collections::VecDeque<crate::audit::Event>,
     keys: HashMap<String, KeyRecord>,
     /// Per-user index, as in Redis.
     by_user: HashMap<String, BTreeSet<String>>,
@@ -108,6 +110,25 @@ impl MemoryStore {
         if let Some(r) = inner.keys.get_mut(id.as_str()) {
             r.last_used = Some(at);
         }
+    }
+
+    pub fn append_audit(&self, event: crate::audit::Event) {
+        let mut inner = self.inner.write().expect("store lock");
+        if inner.audit.len() >= crate::audit::KEEP {
+            inner.audit.pop_front();
+        }
+        inner.audit.push_back(event);
+    }
+
+    pub fn audit_since(&self, since_ms: u64, limit: usize) -> Vec<crate::audit::Event> {
+        let inner = self.inner.read().expect("store lock");
+        inner
+            .audit
+            .iter()
+            .filter(|e| e.at_ms >= since_ms)
+            .take(limit)
+            .cloned()
+            .collect()
     }
 
     fn purge_expired(&self) {

@@ -113,6 +113,29 @@ impl Store {
         }
     }
 
+    /// Append to the capped audit stream.
+    pub async fn append_audit(&self, event: &crate::audit::Event) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => {
+                m.append_audit(event.clone());
+                Ok(())
+            }
+            Store::Redis(r) => r.append_audit(event).await,
+        }
+    }
+
+    /// Audit events at or after `since_ms`, oldest first, at most `limit`.
+    pub async fn audit_since(
+        &self,
+        since_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<crate::audit::Event>, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.audit_since(since_ms, limit)),
+            Store::Redis(r) => r.audit_since(since_ms, limit).await,
+        }
+    }
+
     /// Whether the store answers (readiness).
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {

@@ -591,3 +591,100 @@ async fn metrics_count_requests_auth_outcomes_and_key_changes() {
         "a secret in the metrics"
     );
 }
+
+#[tokio::test]
+async fn every_change_is_in_the_audit_stream_with_who_what_and_how_many() {
+    let redis = RedisServer::start();
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = builder(&up.url())
+        .redis(&redis, dir.path(), "audit")
+        .start()
+        .await;
+    let c = client::h1(&gw.ca);
+    let created = json_of(
+        &call(
+            &c,
+            &gw,
+            Method::POST,
+            "/v1/keys",
+            Some(json!({"user": "lena"})),
+        )
+        .await,
+    );
+    call(
+        &c,
+        &gw,
+        Method::POST,
+        "/v1/keys",
+        Some(json!({"user": "lena"})),
+    )
+    .await;
+    call(
+        &c,
+        &gw,
+        Method::POST,
+        "/v1/revoke",
+        Some(json!({"users": ["lena"]})),
+    )
+    .await;
+    call(
+        &c,
+        &gw,
+        Method::POST,
+        "/v1/revoke",
+        Some(json!({"all": true, "dry_run": true})),
+    )
+    .await;
+
+    let a = call(&c, &gw, Method::GET, "/v1/audit", None).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let events = json_of(&a)["events"].as_array().unwrap().clone();
+    let summary: Vec<(String, String, u64)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap().into(),
+                e["action"].as_str().unwrap().into(),
+                e["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("tester".into(), "create".into(), 1),
+            ("tester".into(), "create".into(), 1),
+            ("tester".into(), "revoke".into(), 2)
+        ],
+        "a dry run is not a change"
+    );
+    assert!(events[0]["target"]
+        .as_str()
+        .unwrap()
+        .contains(created["id"].as_str().unwrap()));
+    assert_eq!(events[0]["client"], "127.0.0.1");
+    assert!(events.iter().all(|e| !e
+        .to_string()
+        .contains(&created["key"].as_str().unwrap()[20..])));
+
+    let later =
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now() + Duration::from_secs(60));
+    let none = json_of(
+        &call(
+            &c,
+            &gw,
+            Method::GET,
+            &format!("/v1/audit?since={later}"),
+            None,
+        )
+        .await,
+    );
+    assert!(none["events"].as_array().unwrap().is_empty());
+    assert_eq!(
+        call(&c, &gw, Method::GET, "/v1/audit?since=yesterday", None)
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+}

@@ -132,6 +132,21 @@ async fn conformance(store: Store) {
     store.insert(&d).await.unwrap();
     assert_eq!(store.list(None).await.unwrap().len(), 1);
     store.ping().await.unwrap();
+
+    // The audit stream: oldest first, filtered by time, limited.
+    let first = keygate::audit::Event::new("alice", "create", "key x", 1, None);
+    store.append_audit(&first).await.unwrap();
+    let mut second = keygate::audit::Event::new("bob", "revoke", "all keys", 3, None);
+    second.at_ms = first.at_ms + 5;
+    second.time = keygate::audit::time_of(second.at_ms);
+    store.append_audit(&second).await.unwrap();
+    let all = store.audit_since(0, 10).await.unwrap();
+    assert_eq!(all, vec![first.clone(), second.clone()]);
+    assert_eq!(
+        store.audit_since(first.at_ms + 1, 10).await.unwrap(),
+        vec![second]
+    );
+    assert_eq!(store.audit_since(0, 1).await.unwrap(), vec![first]);
 }
 
 #[tokio::test]
