@@ -15,4 +15,16 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 
-cargo test --locked "$@"
+# schemathesis (PyPI) fuzzes the admin API against its OpenAPI document in
+# tests/it/admin.rs; it lives in a venv under target/ so nothing is installed
+# system-wide, and is reused on later runs.
+venv=target/schemathesis-venv
+if [[ ! -x $venv/bin/schemathesis ]]; then
+  echo "installing schemathesis into $venv (pip)"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==4.32.5"
+fi
+
+# --include-ignored: the schemathesis test is #[ignore]d for a bare `cargo test`
+# (it needs the venv above); here it runs with everything else.
+cargo test --locked "$@" -- --include-ignored

@@ -145,7 +145,7 @@ pub async fn list(ctx: &Ctx<'_>, query: Option<&str>) -> ApiResult {
 
 pub async fn delete(ctx: &Ctx<'_>, id: &str) -> ApiResult {
     let Some(id) = KeyId::parse(id) else {
-        return Err(ApiError(StatusCode::NOT_FOUND, "no such key".into()));
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "no such key"));
     };
     let n = ctx
         .keyring
@@ -155,7 +155,7 @@ pub async fn delete(ctx: &Ctx<'_>, id: &str) -> ApiResult {
         .map_err(ApiError::store)?;
     ctx.changed("revoke", &format!("key {id}"), n).await;
     if n == 0 {
-        return Err(ApiError(StatusCode::NOT_FOUND, "no such key".into()));
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "no such key"));
     }
     let mut resp = Response::new(ResponseBody::empty());
     *resp.status_mut() = StatusCode::NO_CONTENT;
@@ -170,13 +170,12 @@ pub struct Revoke {
     keys: Option<Vec<String>>,
     all: Option<bool>,
     /// Answer how many would be revoked, revoking nothing.
-    #[serde(default)]
-    dry_run: bool,
+    dry_run: Option<bool>,
 }
 
 pub async fn revoke(ctx: &Ctx<'_>, body: Revoke) -> ApiResult {
     let store = &ctx.keyring.store;
-    let dry = body.dry_run;
+    let dry = body.dry_run.unwrap_or(false);
     let (target, n) = match (body.ids, body.users, body.keys, body.all) {
         (Some(ids), None, None, None) => {
             let parsed: Vec<KeyId> = ids.iter().filter_map(|i| KeyId::parse(i)).collect();

@@ -39,18 +39,31 @@ pub struct Admin {
 }
 
 /// An answer that is not a success, as JSON `{"error": ...}`.
-pub struct ApiError(StatusCode, String);
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    /// For 405: the methods the route answers (RFC 9110 §15.5.6 requires `Allow`).
+    allow: Option<&'static str>,
+}
 
 impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            allow: None,
+        }
+    }
+
     pub fn bad_request(msg: impl Into<String>) -> Self {
-        ApiError(StatusCode::BAD_REQUEST, msg.into())
+        ApiError::new(StatusCode::BAD_REQUEST, msg.into())
     }
 
     fn store(e: crate::store::StoreError) -> Self {
         tracing::error!(error = %e, "admin request failed: key store unavailable");
-        ApiError(
+        ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "the key store is unavailable".into(),
+            "the key store is unavailable",
         )
     }
 }
@@ -94,9 +107,9 @@ impl Admin {
                 .get(header::AUTHORIZATION)
                 .map(HeaderValue::as_bytes),
         ) else {
-            return Err(ApiError(
+            return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "missing or invalid bearer token".into(),
+                "missing or invalid bearer token",
             ));
         };
         let ctx = keys::Ctx {
@@ -117,7 +130,10 @@ impl Admin {
                 keys::delete(&ctx, &p["/v1/keys/".len()..]).await
             }
             (p, _) if p.starts_with("/v1/keys/") => Err(not_allowed("DELETE")),
-            _ => Err(ApiError(StatusCode::NOT_FOUND, format!("no route {path}"))),
+            _ => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no route {path}"),
+            )),
         }
     }
 }
@@ -130,7 +146,11 @@ impl Handler for Admin {
     ) -> Response<ResponseBody> {
         match self.route(req, &conn).await {
             Ok(resp) => resp,
-            Err(ApiError(status, message)) => {
+            Err(ApiError {
+                status,
+                message,
+                allow,
+            }) => {
                 let mut resp = json(status, &serde_json::json!({ "error": message }));
                 match status {
                     StatusCode::UNAUTHORIZED => {
@@ -138,6 +158,12 @@ impl Handler for Admin {
                             header::WWW_AUTHENTICATE,
                             HeaderValue::from_static("Bearer realm=\"keygate-admin\""),
                         );
+                    }
+                    StatusCode::METHOD_NOT_ALLOWED => {
+                        if let Some(allow) = allow {
+                            resp.headers_mut()
+                                .insert(header::ALLOW, HeaderValue::from_static(allow));
+                        }
                     }
                     StatusCode::SERVICE_UNAVAILABLE => {
                         resp.headers_mut()
@@ -161,10 +187,13 @@ fn metrics_text(metrics: &Metrics) -> Response<ResponseBody> {
 }
 
 fn not_allowed(allow: &'static str) -> ApiError {
-    ApiError(
-        StatusCode::METHOD_NOT_ALLOWED,
-        format!("method not allowed; allowed: {allow}"),
-    )
+    ApiError {
+        allow: Some(allow),
+        ..ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("method not allowed; allowed: {allow}"),
+        )
+    }
 }
 
 /// A JSON response.
@@ -191,16 +220,16 @@ async fn json_body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Api
         .and_then(|v| v.split(';').next())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
     if !json_type {
-        return Err(ApiError(
+        return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Content-Type must be application/json".into(),
+            "Content-Type must be application/json",
         ));
     }
     let bytes = Limited::new(req.into_body(), MAX_BODY)
         .collect()
         .await
         .map_err(|_| {
-            ApiError(
+            ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("body larger than {MAX_BODY} bytes or unreadable"),
             )
