@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::config::{self, Config};
 use crate::keys::{self, DigestKey, KeyId, NewKey, Scope};
+use crate::settings::{Policy, Settings};
 use crate::store::{Store, StoreError};
 
 /// A requested key lifetime.
@@ -45,6 +46,16 @@ pub enum MintError {
     Store(#[from] StoreError),
 }
 
+/// Why new settings are refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// Every problem, each naming its field.
+    #[error("{}", .0.join("; "))]
+    Invalid(Vec<String>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Longest user name and label accepted.
 const MAX_USER: usize = 256;
 const MAX_LABEL: usize = 200;
@@ -54,8 +65,8 @@ pub struct Keyring {
     pub store: Store,
     pub digest: DigestKey,
     prefix: String,
-    default_ttl: Duration,
-    max_ttl: Option<Duration>,
+    /// `[keys]` as runtime settings, until an admin stores others.
+    configured: Settings,
 }
 
 // === impl Keyring ===
@@ -79,8 +90,7 @@ impl Keyring {
             store,
             digest,
             prefix: config.keys.prefix.clone(),
-            default_ttl: config.keys.default_ttl,
-            max_ttl: config.keys.max_ttl,
+            configured: Settings::from_config(&config.keys),
         })
     }
 
@@ -109,17 +119,18 @@ impl Keyring {
                 "must be at most 200 characters without control characters",
             ));
         }
-        let ttl = match (ttl, self.max_ttl) {
-            (Ttl::Default, _) => Some(self.default_ttl),
+        let policy = self.policy().await?;
+        let ttl = match (ttl, policy.max_ttl) {
+            (Ttl::Default, _) => Some(policy.default_ttl),
             (Ttl::Never, None) => None,
             (Ttl::Never, Some(_)) => {
                 return Err(MintError::Ttl(
-                    "\"never\" is not allowed (keys.max_ttl is not \"never\")".into(),
+                    "\"never\" is not allowed (max_ttl is not \"never\")".into(),
                 ))
             }
             (Ttl::For(d), Some(max)) if d > max => {
                 return Err(MintError::Ttl(format!(
-                    "{} is longer than keys.max_ttl ({})",
+                    "{} is longer than max_ttl ({})",
                     short_duration(d),
                     short_duration(max)
                 )))
@@ -129,6 +140,36 @@ impl Keyring {
         let new = keys::mint(&self.prefix, &self.digest, user, label, scope, ttl);
         self.store.insert(&new.record).await?;
         Ok(new)
+    }
+
+    /// The settings in force: the stored ones, else `[keys]` from the config.
+    pub async fn settings(&self) -> Result<Settings, StoreError> {
+        match self.store.settings().await? {
+            Some(json) => match serde_json::from_str::<Settings>(&json) {
+                Ok(s) => Ok(s),
+                Err(e) => {
+                    tracing::error!(error = %e, "stored settings are unreadable; using the configured ones");
+                    Ok(self.configured.clone())
+                }
+            },
+            None => Ok(self.configured.clone()),
+        }
+    }
+
+    /// Validate and store settings for every instance.
+    pub async fn put_settings(&self, settings: &Settings) -> Result<(), SettingsError> {
+        settings.validate().map_err(SettingsError::Invalid)?;
+        let json = serde_json::to_string(settings).expect("settings serialize");
+        Ok(self.store.put_settings(&json).await?)
+    }
+
+    async fn policy(&self) -> Result<Policy, StoreError> {
+        let settings = self.settings().await?;
+        Ok(settings.validate().unwrap_or_else(|_| {
+            self.configured
+                .validate()
+                .expect("the configured [keys] are validated at load")
+        }))
     }
 
     /// Revoke leaked secrets: only those whose digest matches the stored one.

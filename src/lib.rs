@@ -42,6 +42,7 @@ pub mod keys;
 pub mod listener;
 pub mod metrics;
 pub mod ratelimit;
+pub mod settings;
 pub mod signal;
 pub mod store;
 pub mod telemetry;

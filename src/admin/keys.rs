@@ -9,9 +9,10 @@ use serde_json::json;
 use super::{json, ApiError, ApiResult};
 use crate::audit;
 use crate::http::body::ResponseBody;
-use crate::keyring::{Keyring, MintError, Ttl};
+use crate::keyring::{Keyring, MintError, SettingsError, Ttl};
 use crate::keys::{KeyId, Scope};
 use crate::metrics::Metrics;
+use crate::settings::Settings;
 
 /// Who is asking, for the audit log.
 pub struct Ctx<'a> {
@@ -300,4 +301,24 @@ pub async fn audit_log(ctx: &Ctx<'_>, query: Option<&str>) -> ApiResult {
         .await
         .map_err(ApiError::store)?;
     Ok(json(StatusCode::OK, &json!({ "events": events })))
+}
+
+pub async fn get_settings(ctx: &Ctx<'_>) -> ApiResult {
+    let settings = ctx.keyring.settings().await.map_err(ApiError::store)?;
+    Ok(json(StatusCode::OK, &settings))
+}
+
+/// Replace the settings of every instance; every bad field is named.
+pub async fn put_settings(ctx: &Ctx<'_>, settings: Settings) -> ApiResult {
+    match ctx.keyring.put_settings(&settings).await {
+        Ok(()) => {}
+        Err(SettingsError::Invalid(problems)) => {
+            return Err(ApiError::bad_request(problems.join("; ")))
+        }
+        Err(SettingsError::Store(e)) => return Err(ApiError::store(e)),
+    }
+    let target = serde_json::to_string(&settings).expect("settings serialize");
+    let event = audit::Event::new(ctx.actor, "settings", &target, 1, Some(ctx.client));
+    audit::record(&ctx.keyring.store, event).await;
+    Ok(json(StatusCode::OK, &settings))
 }

@@ -125,6 +125,9 @@ impl Admin {
             ("/v1/revoke", Method::POST) => keys::revoke(&ctx, json_body(req).await?).await,
             ("/v1/revoke", _) => Err(not_allowed("POST")),
             ("/v1/audit", Method::GET) => keys::audit_log(&ctx, req.uri().query()).await,
+            ("/v1/settings", Method::GET) => keys::get_settings(&ctx).await,
+            ("/v1/settings", Method::PUT) => keys::put_settings(&ctx, json_body(req).await?).await,
+            ("/v1/settings", _) => Err(not_allowed("GET, PUT")),
             ("/v1/audit", _) => Err(not_allowed("GET")),
             (p, Method::DELETE) if p.starts_with("/v1/keys/") => {
                 keys::delete(&ctx, &p["/v1/keys/".len()..]).await

@@ -15,6 +15,7 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct Inner {
+    settings: Option<String>,
     /// The capped audit stream, oldest first.
     audit: std::collections::VecDeque<crate::audit::Event>,
     keys: HashMap<String, KeyRecord>,
@@ -110,6 +111,14 @@ impl MemoryStore {
         if let Some(r) = inner.keys.get_mut(id.as_str()) {
             r.last_used = Some(at);
         }
+    }
+
+    pub fn settings(&self) -> Option<String> {
+        self.inner.read().expect("store lock").settings.clone()
+    }
+
+    pub fn put_settings(&self, json: &str) {
+        self.inner.write().expect("store lock").settings = Some(json.to_owned());
     }
 
     pub fn append_audit(&self, event: crate::audit::Event) {

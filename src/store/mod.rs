@@ -136,6 +136,24 @@ impl Store {
         }
     }
 
+    /// The runtime settings as stored (JSON), if an admin ever set them.
+    pub async fn settings(&self) -> Result<Option<String>, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.settings()),
+            Store::Redis(r) => r.settings().await,
+        }
+    }
+
+    pub async fn put_settings(&self, json: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => {
+                m.put_settings(json);
+                Ok(())
+            }
+            Store::Redis(r) => r.put_settings(json).await,
+        }
+    }
+
     /// Whether the store answers (readiness).
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {

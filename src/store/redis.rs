@@ -243,6 +243,18 @@ impl RedisStore {
             .map(|_| ())
     }
 
+    pub async fn settings(&self) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn.clone();
+        self.bounded(conn.get(format!("{}:settings", self.ns)))
+            .await
+    }
+
+    pub async fn put_settings(&self, json: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        self.bounded(conn.set(format!("{}:settings", self.ns), json))
+            .await
+    }
+
     fn audit(&self) -> String {
         format!("{}:audit", self.ns)
     }

@@ -132,7 +132,7 @@ fn bad_input_exits_2_and_a_dead_store_exits_1_with_one_line() {
     let out = keys(&cfg, &["create", "--user", "alice", "--ttl", "100d"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("--ttl: 100d is longer than keys.max_ttl (90d)"),
+        stderr(&out).contains("--ttl: 100d is longer than max_ttl (90d)"),
         "{}",
         stderr(&out)
     );
