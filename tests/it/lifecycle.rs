@@ -132,6 +132,80 @@ async fn sighup_swaps_the_certificate_and_keeps_it_when_the_new_pair_is_bad() {
 }
 
 #[tokio::test]
+async fn sighup_rereads_the_admin_tokens_and_keeps_them_when_the_file_is_bad() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, ca) = write_config(dir.path(), &up.url(), "");
+    let kg = Process::serve(&cfg);
+    let admin = kg.admin_addr().await;
+    let c = client::h1(&ca);
+    let status_with = |token: &'static str| {
+        let c = c.clone();
+        async move {
+            let req = http::Request::get(format!("https://127.0.0.1:{}/v1/keys", admin.port()))
+                .header("authorization", format!("Bearer {token}"))
+                .body(crate::support::body::empty())
+                .unwrap();
+            crate::support::client::send(&c, req).await.status
+        }
+    };
+    assert_eq!(
+        status_with(crate::support::ADMIN_TOKEN).await,
+        StatusCode::OK
+    );
+
+    const ROTATED: &str = "rotated-token-0123456789abcdef";
+    std::fs::write(
+        dir.path().join("admin-token"),
+        format!("rotated:{ROTATED}\n"),
+    )
+    .unwrap();
+    kg.signal("HUP");
+    eventually(
+        "the rotated token works",
+        250,
+        Duration::from_millis(20),
+        || async { (status_with(ROTATED).await == StatusCode::OK).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        status_with(crate::support::ADMIN_TOKEN).await,
+        StatusCode::UNAUTHORIZED,
+        "the old token still works"
+    );
+
+    std::fs::write(dir.path().join("admin-token"), "broken:tiny-secret\n").unwrap();
+    kg.signal("HUP");
+    eventually(
+        "the failed token reload is logged",
+        250,
+        Duration::from_millis(20),
+        || async {
+            kg.log_lines()
+                .iter()
+                .any(|l| {
+                    l["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("admin token reload failed"))
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        status_with(ROTATED).await,
+        StatusCode::OK,
+        "a bad file must keep the last good tokens"
+    );
+    assert!(
+        !kg.log_lines()
+            .iter()
+            .any(|l| l.to_string().contains("tiny-secret")),
+        "the token file's content reached the log"
+    );
+}
+
+#[tokio::test]
 async fn a_1_gib_streamed_upload_passes_with_flat_memory() {
     let up = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();

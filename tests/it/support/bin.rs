@@ -49,6 +49,24 @@ impl Process {
     }
 
     /// The main listener's address, from the "keygate listening" log line.
+    /// The admin listener's address, from the same log line.
+    pub async fn admin_addr(&self) -> SocketAddr {
+        super::eventually(
+            "keygate logs its admin address",
+            300,
+            Duration::from_millis(20),
+            || async {
+                self.logs
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .find(|v| v["message"] == "keygate listening")
+                    .and_then(|v| v["admin"].as_str()?.parse().ok())
+            },
+        )
+        .await
+    }
+
     pub async fn main_addr(&self) -> SocketAddr {
         super::eventually(
             "keygate logs its listening address",
