@@ -432,3 +432,48 @@ async fn a_store_that_stops_answering_is_503_within_the_store_timeout() {
         "took {took:?} with a 500 ms store timeout"
     );
 }
+
+#[tokio::test]
+async fn credential_forms_can_be_switched_off() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url())
+        .set("auth", "bearer = false")
+        .set("auth", "apikey_header = false")
+        .start()
+        .await; // passthrough: a switched-off form is the app's business
+    let c = client::h1(&gw.ca);
+    let (key, _) = gw.key("quinn").await;
+    let bearer = format!("Bearer {key}");
+    let answer = get_with(&c, &gw, "/", &[("authorization", bearer.as_str())]).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let seen = up.last();
+    assert!(
+        !seen.headers.contains_key("x-remote-user"),
+        "a switched-off Bearer key authenticated"
+    );
+    assert_eq!(seen.headers["authorization"], bearer.as_str());
+    let answer = get_with(&c, &gw, "/", &[("apikey", key.as_str())]).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(
+        !up.last().headers.contains_key("x-remote-user"),
+        "a switched-off apikey header authenticated"
+    );
+    // Basic is still on.
+    assert_eq!(
+        get_with(&c, &gw, "/", &[("authorization", &basic("apikey", &key))])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(up.last().headers["x-remote-user"], "quinn");
+
+    let all_off = keygate::config::parse(
+        "[listen]\nplaintext = true\n[upstream]\nurl = \"http://127.0.0.1:1\"\n[store]\nkind = \"memory\"\n\
+         [auth]\nbasic = false\nbearer = false\napikey_header = false\n",
+    )
+    .unwrap_err();
+    assert!(
+        all_off.to_string().contains("auth.basic: at least one of"),
+        "{all_off}"
+    );
+}
