@@ -88,28 +88,11 @@ pub async fn list(ctx: &Ctx<'_>, query: Option<&str>) -> ApiResult {
             "user" => user = Some(v.into_owned()),
             "cursor" => cursor = Some(v.into_owned()),
             "label" => label = Some(v.into_owned()),
-            "expires_before" => {
-                let t = humantime::parse_rfc3339_weak(&v)
-                    .map_err(|_| ApiError::bad_request(format!("expires_before: {v:?} is not an RFC 3339 time such as 2027-01-31T00:00:00Z")))?;
-                expires_before = Some(
-                    t.duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_secs()),
-                );
-            }
-            "limit" => {
-                limit = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::bad_request(format!(
-                            "limit: must be a number from 1 to {MAX_LIMIT}"
-                        ))
-                    })?
-            }
+            "expires_before" => expires_before = Some(parse_time_ms("expires_before", &v)? / 1000),
+            "limit" => limit = parse_limit(&v)?,
             other => {
                 return Err(ApiError::bad_request(format!(
-                    "{other}: unknown query parameter (user, cursor, limit)"
+                    "{other}: unknown query parameter (user, label, expires_before, cursor, limit)"
                 )))
             }
         }
@@ -266,27 +249,8 @@ pub async fn audit_log(ctx: &Ctx<'_>, query: Option<&str>) -> ApiResult {
     let mut limit = DEFAULT_LIMIT;
     for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match k.as_ref() {
-            "since" => {
-                let t = humantime::parse_rfc3339_weak(&v).map_err(|_| {
-                    ApiError::bad_request(format!(
-                        "since: {v:?} is not an RFC 3339 time such as 2027-01-31T00:00:00Z"
-                    ))
-                })?;
-                since_ms = t
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as u64);
-            }
-            "limit" => {
-                limit = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::bad_request(format!(
-                            "limit: must be a number from 1 to {MAX_LIMIT}"
-                        ))
-                    })?
-            }
+            "since" => since_ms = parse_time_ms("since", &v)?,
+            "limit" => limit = parse_limit(&v)?,
             other => {
                 return Err(ApiError::bad_request(format!(
                     "{other}: unknown query parameter (since, limit)"
@@ -321,4 +285,25 @@ pub async fn put_settings(ctx: &Ctx<'_>, settings: Settings) -> ApiResult {
     let event = audit::Event::new(ctx.actor, "settings", &target, 1, Some(ctx.client));
     audit::record(&ctx.keyring.store, event).await;
     Ok(json(StatusCode::OK, &settings))
+}
+
+/// `limit`: a page size from 1 to MAX_LIMIT.
+fn parse_limit(v: &str) -> Result<usize, ApiError> {
+    v.parse()
+        .ok()
+        .filter(|n| (1..=MAX_LIMIT).contains(n))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("limit: must be a number from 1 to {MAX_LIMIT}"))
+        })
+}
+
+/// An RFC 3339 UTC time as unix milliseconds; `field` names it in the error.
+fn parse_time_ms(field: &str, v: &str) -> Result<u64, ApiError> {
+    let t = humantime::parse_rfc3339_weak(v).map_err(|_| {
+        ApiError::bad_request(format!(
+            "{field}: {v:?} is not an RFC 3339 time such as 2027-01-31T00:00:00Z"
+        ))
+    })?;
+    Ok(t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64))
 }
