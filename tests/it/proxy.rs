@@ -60,11 +60,7 @@ async fn upload_is_streamed_to_the_upstream_before_the_client_finishes() {
     for client in ["h1", "h2"] {
         let up = Upstream::start().await;
         let gw = builder(&up.url()).start().await;
-        let c = if client == "h1" {
-            client::h1(&gw.ca)
-        } else {
-            client::h2(&gw.ca)
-        };
+        let c = client::by_name(client, &gw.ca);
         let (tx, b) = body::channel();
         let req = Request::post(gw.url("/upload")).body(b).unwrap();
         let pending = tokio::spawn(async move { send(&c, req).await });
@@ -91,11 +87,7 @@ async fn download_is_streamed_to_the_client_before_the_upstream_finishes() {
     for client in ["h1", "h2"] {
         let up = Upstream::start().await;
         let gw = builder(&up.url()).start().await;
-        let c = if client == "h1" {
-            client::h1(&gw.ca)
-        } else {
-            client::h2(&gw.ca)
-        };
+        let c = client::by_name(client, &gw.ca);
         let resp = within(
             10,
             "response headers",

@@ -49,10 +49,18 @@ impl Process {
     }
 
     /// The main listener's address, from the "keygate listening" log line.
+    pub async fn main_addr(&self) -> SocketAddr {
+        self.listening("addr").await
+    }
+
     /// The admin listener's address, from the same log line.
     pub async fn admin_addr(&self) -> SocketAddr {
+        self.listening("admin").await
+    }
+
+    async fn listening(&self, field: &str) -> SocketAddr {
         super::eventually(
-            "keygate logs its admin address",
+            &format!("keygate logs its {field} address"),
             300,
             Duration::from_millis(20),
             || async {
@@ -61,24 +69,25 @@ impl Process {
                     .unwrap()
                     .iter()
                     .find(|v| v["message"] == "keygate listening")
-                    .and_then(|v| v["admin"].as_str()?.parse().ok())
+                    .and_then(|v| v[field].as_str()?.parse().ok())
             },
         )
         .await
     }
 
-    pub async fn main_addr(&self) -> SocketAddr {
+    /// Wait until a log line's message contains `text`.
+    pub async fn logged(&self, text: &str) {
         super::eventually(
-            "keygate logs its listening address",
-            300,
+            &format!("a log line says {text:?}"),
+            250,
             Duration::from_millis(20),
             || async {
                 self.logs
                     .lock()
                     .unwrap()
                     .iter()
-                    .find(|v| v["message"] == "keygate listening")
-                    .and_then(|v| v["addr"].as_str()?.parse().ok())
+                    .any(|l| l["message"].as_str().is_some_and(|m| m.contains(text)))
+                    .then_some(())
             },
         )
         .await

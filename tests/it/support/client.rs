@@ -39,6 +39,15 @@ pub fn h2(ca: &Ca) -> HttpsClient {
         .build(connector)
 }
 
+/// `h1` or `h2`, for tests that run once per protocol.
+pub fn by_name(name: &str, ca: &Ca) -> HttpsClient {
+    match name {
+        "h1" => h1(ca),
+        "h2" => h2(ca),
+        other => panic!("no client {other:?}"),
+    }
+}
+
 pub struct Answer {
     pub status: StatusCode,
     pub version: Version,
