@@ -162,6 +162,7 @@ impl Gateway {
         let upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
+        let had_host = req.headers().contains_key(header::HOST);
         let host = req.headers().get(header::HOST).cloned().or_else(|| {
             req.uri()
                 .authority()
@@ -180,14 +181,14 @@ impl Gateway {
             &self.trusted_proxies,
         );
         // HTTP/2 carries the host in :authority; the backend gets it as Host.
-        match host {
-            Some(host) => h.insert(header::HOST, host),
-            None => h.insert(
-                header::HOST,
+        // An HTTP/1.1 request keeps the Host it came with, untouched.
+        if !had_host {
+            let host = host.unwrap_or_else(|| {
                 HeaderValue::from_str(self.upstream.authority().as_str())
-                    .expect("authority is a valid header value"),
-            ),
-        };
+                    .expect("authority is a valid header value")
+            });
+            h.insert(header::HOST, host);
+        }
 
         let sent_at = std::time::Instant::now();
         let sent = self.upstream.send(req).await;
