@@ -10,8 +10,10 @@ use tokio::task::JoinHandle;
 
 use crate::admin::tokens::Tokens;
 use crate::admin::Admin;
+use crate::auth::cache::KeyCache;
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::fleet::Member;
 use crate::http::gateway::Gateway;
 use crate::keyring::Keyring;
 use crate::listener;
@@ -56,6 +58,8 @@ pub struct Running {
     shutdown_admin: watch::Sender<bool>,
     main: JoinHandle<bool>,
     admin: JoinHandle<bool>,
+    /// This instance's fleet membership (Redis store with the cache on).
+    member: Option<Member>,
 }
 
 /// Start keygate's listeners on the current runtime, checking keys in `keyring`.
@@ -139,8 +143,9 @@ pub async fn start(
         },
     ));
 
-    // 5. the main listener
-    let auth = Authenticator::new(
+    // 5. the validation cache, as a member of the fleet sharing the store
+    let mut member = None;
+    let mut auth = Authenticator::new(
         keyring.store.clone(),
         keyring.digest.clone(),
         keyring.prefix(),
@@ -148,6 +153,13 @@ pub async fn start(
         config.auth.accept,
         metrics.clone(),
     );
+    if let (Some(fleet), true) = (&keyring.fleet, config.cache.enabled) {
+        let cache = KeyCache::new(config.cache.capacity, config.cache.max_age);
+        member = Some(Member::start(fleet.clone(), cache.clone(), metrics.clone()));
+        auth = auth.with_cache(cache);
+    }
+
+    // 6. the main listener
     let limiter = Limiter::new(&config.rate_limit);
     let gateway = Arc::new(Gateway::new(
         config,
@@ -178,6 +190,7 @@ pub async fn start(
         shutdown_admin,
         main,
         admin,
+        member,
     })
 }
 
@@ -200,6 +213,9 @@ impl Running {
         self.draining.store(true, Ordering::Relaxed);
         let _ = self.shutdown_main.send(true);
         let drained = self.main.await.unwrap_or(false);
+        if let Some(member) = self.member {
+            member.stop().await;
+        }
         let _ = self.shutdown_admin.send(true);
         let _ = self.admin.await;
         drained

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::config::{self, Config};
+use crate::fleet::{Fleet, Forget, Report};
 use crate::keys::{self, DigestKey, KeyId, NewKey, Scope};
 use crate::settings::{Policy, Settings};
 use crate::store::{Store, StoreError};
@@ -60,10 +61,46 @@ pub enum SettingsError {
 const MAX_USER: usize = 256;
 const MAX_LABEL: usize = 200;
 
+/// What to revoke.
+#[derive(Debug, Clone)]
+pub enum Revocation {
+    Ids(Vec<KeyId>),
+    Users(Vec<String>),
+    /// Leaked secrets: only those whose digest matches a live key count.
+    Leaked(Vec<String>),
+    All,
+}
+
+/// A revocation done: how many live keys it removed, and how the fleet
+/// confirmed it (empty with the memory store, which has no fleet).
+#[derive(Debug)]
+pub struct Revoked {
+    pub count: u64,
+    pub fleet: Report,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RevokeError {
+    /// Nothing is known to be revoked.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The store revoked them, but the instances could not be told: their
+    /// caches may still accept the keys. Retrying the same revocation
+    /// publishes again.
+    #[error("revoked {count} keys in the store, but could not tell every keygate instance ({source}); retry the same revocation")]
+    NotPropagated {
+        count: u64,
+        #[source]
+        source: StoreError,
+    },
+}
+
 #[derive(Clone)]
 pub struct Keyring {
     pub store: Store,
     pub digest: DigestKey,
+    /// The instances sharing the store (Redis only): every revocation goes through it.
+    pub fleet: Option<Fleet>,
     prefix: String,
     /// `[keys]` as runtime settings, until an admin stores others.
     configured: Settings,
@@ -86,9 +123,14 @@ impl Keyring {
                 secret.clone(),
             ),
         };
+        let fleet = match &store {
+            Store::Redis(redis) => Some(Fleet::new(redis.clone(), config.cache.lease)),
+            Store::Memory(_) => None,
+        };
         Ok(Keyring {
             store,
             digest,
+            fleet,
             prefix: config.keys.prefix.clone(),
             configured: Settings::from_config(&config.keys),
         })
@@ -172,10 +214,43 @@ impl Keyring {
         }))
     }
 
-    /// Revoke leaked secrets: only those whose digest matches the stored one.
-    pub async fn revoke_leaked(&self, secrets: &[String]) -> Result<u64, StoreError> {
-        let ids = self.live_ids_of(secrets).await?;
-        self.store.revoke_ids(&ids).await
+    /// Revoke in the store, then make every instance forget (the fleet's
+    /// barrier): when this returns, no instance accepts a revoked key.
+    pub async fn revoke(&self, what: Revocation) -> Result<Revoked, RevokeError> {
+        let (count, forget) = match what {
+            Revocation::Ids(ids) => {
+                let n = self.store.revoke_ids(&ids).await?;
+                (
+                    n,
+                    Forget::ids(ids.into_iter().map(|i| i.as_str().to_owned()).collect()),
+                )
+            }
+            Revocation::Users(users) => (
+                self.store.revoke_users(&users).await?,
+                Forget::Users { users },
+            ),
+            Revocation::Leaked(secrets) => {
+                let ids = self.live_ids_of(&secrets).await?;
+                let n = self.store.revoke_ids(&ids).await?;
+                // Every id the secrets name, matched or not: a retry after a
+                // failed publish must still name the keys deleted the first time.
+                let named = secrets
+                    .iter()
+                    .filter_map(|s| keys::format::parse(&self.prefix, s.trim()))
+                    .map(str::to_owned)
+                    .collect();
+                (n, Forget::ids(named))
+            }
+            Revocation::All => (self.store.revoke_all().await?, Forget::All),
+        };
+        let fleet = match &self.fleet {
+            Some(fleet) => fleet
+                .forget(forget)
+                .await
+                .map_err(|source| RevokeError::NotPropagated { count, source })?,
+            None => Report::default(),
+        };
+        Ok(Revoked { count, fleet })
     }
 
     /// The ids of those secrets that are live keys of this deployment (the

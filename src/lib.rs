@@ -36,6 +36,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod echo;
+pub mod fleet;
 pub mod http;
 pub mod keyring;
 pub mod keys;

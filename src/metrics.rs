@@ -59,6 +59,12 @@ pub struct Metrics {
     pub open_connections: Gauge,
     pub keys_created: Counter,
     pub keys_revoked: Counter,
+    /// Key lookups answered by the validation cache.
+    cache_hits: Counter,
+    /// 1 while this instance's cache holds a lease from the fleet.
+    fleet_connected: Gauge,
+    fleet_invalidations: Counter,
+    fleet_joins: Counter,
 }
 
 // === impl Metrics ===
@@ -115,6 +121,32 @@ impl Metrics {
             keys_revoked.clone(),
         );
 
+        let cache_hits = Counter::default();
+        registry.register(
+            "keygate_cache_hits",
+            "Key lookups answered by the validation cache (the rest are in keygate_store_lookup_seconds)",
+            cache_hits.clone(),
+        );
+        let fleet_connected = Gauge::default();
+        registry.register(
+            "keygate_fleet_connected",
+            "1 while the validation cache holds a lease (subscribed to invalidations), else 0",
+            fleet_connected.clone(),
+        );
+        let fleet_invalidations = Counter::default();
+        registry.register(
+            "keygate_fleet_invalidations",
+            "Invalidations received from the fleet and applied to the cache",
+            fleet_invalidations.clone(),
+        );
+
+        let fleet_joins = Counter::default();
+        registry.register(
+            "keygate_fleet_joins",
+            "Times this instance joined the fleet (a rise after the first means it lost touch and came back)",
+            fleet_joins.clone(),
+        );
+
         Arc::new(Metrics {
             registry,
             requests,
@@ -124,6 +156,10 @@ impl Metrics {
             open_connections,
             keys_created,
             keys_revoked,
+            cache_hits,
+            fleet_connected,
+            fleet_invalidations,
+            fleet_joins,
         })
     }
 
@@ -142,6 +178,21 @@ impl Metrics {
 
     pub fn store(&self, took: Duration) {
         self.store_seconds.observe(took.as_secs_f64());
+    }
+
+    pub fn cache_hit(&self) {
+        self.cache_hits.inc();
+    }
+
+    pub fn fleet_connected(&self, yes: bool) {
+        self.fleet_connected.set(i64::from(yes));
+        if yes {
+            self.fleet_joins.inc();
+        }
+    }
+
+    pub fn fleet_invalidation(&self) {
+        self.fleet_invalidations.inc();
     }
 
     /// The text exposition (OpenMetrics, which Prometheus reads).

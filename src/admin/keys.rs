@@ -9,7 +9,7 @@ use serde_json::json;
 use super::{json, ApiError, ApiResult};
 use crate::audit;
 use crate::http::body::ResponseBody;
-use crate::keyring::{Keyring, MintError, SettingsError, Ttl};
+use crate::keyring::{Keyring, MintError, Revocation, SettingsError, Ttl};
 use crate::keys::{KeyId, Scope};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
@@ -131,14 +131,14 @@ pub async fn delete(ctx: &Ctx<'_>, id: &str) -> ApiResult {
     let Some(id) = KeyId::parse(id) else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "no such key"));
     };
-    let n = ctx
+    let target = format!("key {id}");
+    let done = ctx
         .keyring
-        .store
-        .revoke_ids(std::slice::from_ref(&id))
+        .revoke(Revocation::Ids(vec![id]))
         .await
-        .map_err(ApiError::store)?;
-    ctx.changed("revoke", &format!("key {id}"), n).await;
-    if n == 0 {
+        .map_err(ApiError::revoke)?;
+    ctx.changed("revoke", &target, done.count).await;
+    if done.count == 0 {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "no such key"));
     }
     let mut resp = Response::new(ResponseBody::empty());
@@ -158,53 +158,20 @@ pub struct Revoke {
 }
 
 pub async fn revoke(ctx: &Ctx<'_>, body: Revoke) -> ApiResult {
-    let store = &ctx.keyring.store;
-    let dry = body.dry_run.unwrap_or(false);
-    let (target, n) = match (body.ids, body.users, body.keys, body.all) {
-        (Some(ids), None, None, None) => {
-            let parsed: Vec<KeyId> = ids.iter().filter_map(|i| KeyId::parse(i)).collect();
-            let n = if dry {
-                count_live(ctx, &parsed).await?
-            } else {
-                store.revoke_ids(&parsed).await.map_err(ApiError::store)?
-            };
-            (format!("{} key ids", ids.len()), n)
-        }
-        (None, Some(users), None, None) => {
-            let n = if dry {
-                let mut n = 0;
-                for u in &users {
-                    n += store.list(Some(u)).await.map_err(ApiError::store)?.len() as u64;
-                }
-                n
-            } else {
-                store.revoke_users(&users).await.map_err(ApiError::store)?
-            };
-            (format!("users {}", users.join(", ")), n)
-        }
-        (None, None, Some(secrets), None) => {
-            let n = if dry {
-                ctx.keyring
-                    .live_ids_of(&secrets)
-                    .await
-                    .map_err(ApiError::store)?
-                    .len() as u64
-            } else {
-                ctx.keyring
-                    .revoke_leaked(&secrets)
-                    .await
-                    .map_err(ApiError::store)?
-            };
-            (format!("{} leaked keys", secrets.len()), n)
-        }
-        (None, None, None, Some(true)) => {
-            let n = if dry {
-                store.list(None).await.map_err(ApiError::store)?.len() as u64
-            } else {
-                store.revoke_all().await.map_err(ApiError::store)?
-            };
-            ("all keys".to_owned(), n)
-        }
+    let (target, what) = match (body.ids, body.users, body.keys, body.all) {
+        (Some(ids), None, None, None) => (
+            format!("{} key ids", ids.len()),
+            Revocation::Ids(ids.iter().filter_map(|i| KeyId::parse(i)).collect()),
+        ),
+        (None, Some(users), None, None) => (
+            format!("users {}", users.join(", ")),
+            Revocation::Users(users),
+        ),
+        (None, None, Some(secrets), None) => (
+            format!("{} leaked keys", secrets.len()),
+            Revocation::Leaked(secrets),
+        ),
+        (None, None, None, Some(true)) => ("all keys".to_owned(), Revocation::All),
         (None, None, None, Some(false)) => {
             return Err(ApiError::bad_request(
                 "all: must be true to revoke every key",
@@ -216,14 +183,41 @@ pub async fn revoke(ctx: &Ctx<'_>, body: Revoke) -> ApiResult {
             ))
         }
     };
-    if dry {
+    if body.dry_run.unwrap_or(false) {
+        let n = would_revoke(ctx, &what).await?;
         return Ok(json(
             StatusCode::OK,
             &json!({ "revoked": 0, "would_revoke": n, "dry_run": true }),
         ));
     }
-    ctx.changed("revoke", &target, n).await;
-    Ok(json(StatusCode::OK, &json!({ "revoked": n })))
+    let done = ctx.keyring.revoke(what).await.map_err(ApiError::revoke)?;
+    ctx.changed("revoke", &target, done.count).await;
+    Ok(json(
+        StatusCode::OK,
+        &json!({ "revoked": done.count, "instances": done.fleet }),
+    ))
+}
+
+/// What a revocation would count, revoking nothing.
+async fn would_revoke(ctx: &Ctx<'_>, what: &Revocation) -> Result<u64, ApiError> {
+    let store = &ctx.keyring.store;
+    Ok(match what {
+        Revocation::Ids(ids) => count_live(ctx, ids).await?,
+        Revocation::Users(users) => {
+            let mut n = 0;
+            for u in users {
+                n += store.list(Some(u)).await.map_err(ApiError::store)?.len() as u64;
+            }
+            n
+        }
+        Revocation::Leaked(secrets) => ctx
+            .keyring
+            .live_ids_of(secrets)
+            .await
+            .map_err(ApiError::store)?
+            .len() as u64,
+        Revocation::All => store.list(None).await.map_err(ApiError::store)?.len() as u64,
+    })
 }
 
 async fn count_live(ctx: &Ctx<'_>, ids: &[KeyId]) -> Result<u64, ApiError> {

@@ -59,6 +59,16 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, msg.into())
     }
 
+    fn revoke(e: crate::keyring::RevokeError) -> Self {
+        match e {
+            crate::keyring::RevokeError::Store(e) => ApiError::store(e),
+            e @ crate::keyring::RevokeError::NotPropagated { .. } => {
+                tracing::error!(error = %e, "revocation not confirmed by the fleet");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
+        }
+    }
+
     fn store(e: crate::store::StoreError) -> Self {
         tracing::error!(error = %e, "admin request failed: key store unavailable");
         ApiError::new(

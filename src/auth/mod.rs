@@ -7,6 +7,7 @@
 //! answers with 503, never with a pass.
 
 pub mod basic;
+pub mod cache;
 pub mod last_used;
 pub mod scope;
 
@@ -14,7 +15,8 @@ use http::header::{self, HeaderMap, HeaderName};
 
 use std::sync::Arc;
 
-use crate::keys::{format, DigestKey, KeyId, Scope};
+use self::cache::KeyCache;
+use crate::keys::{format, DigestKey, KeyId, KeyRecord, Scope};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
@@ -65,6 +67,8 @@ impl AuthError {
 
 pub struct Authenticator {
     store: Store,
+    /// The validation cache, when this instance is a fleet member.
+    cache: Option<Arc<KeyCache>>,
     metrics: Arc<Metrics>,
     digest: DigestKey,
     prefix: String,
@@ -85,12 +89,19 @@ impl Authenticator {
     ) -> Self {
         Authenticator {
             store,
+            cache: None,
             metrics,
             digest,
             prefix: prefix.to_owned(),
             username: username.to_owned(),
             accept,
         }
+    }
+
+    /// Look keys up in `cache` before the store.
+    pub fn with_cache(mut self, cache: Arc<KeyCache>) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     /// `Ok(None)`: no API credential (anonymous). The credential headers are
@@ -103,20 +114,35 @@ impl Authenticator {
             return Ok(None);
         };
         let id = format::parse(&self.prefix, &key).ok_or(AuthError::Malformed)?;
-        let started = std::time::Instant::now();
-        let found = self.store.get(id).await;
-        self.metrics.store(started.elapsed());
-        let record = found?.ok_or_else(|| AuthError::Unknown {
-            key_id: id.to_owned(),
-        })?;
+        let cached = self.cache.as_ref().and_then(|c| c.get(id));
+        let fetched;
+        let record: &KeyRecord = match &cached {
+            Some(entry) => {
+                self.metrics.cache_hit();
+                &entry.record
+            }
+            None => {
+                let ticket = self.cache.as_ref().and_then(|c| c.ticket());
+                let started = std::time::Instant::now();
+                let found = self.store.get(id).await;
+                self.metrics.store(started.elapsed());
+                fetched = found?.ok_or_else(|| AuthError::Unknown {
+                    key_id: id.to_owned(),
+                })?;
+                if let (Some(cache), Some(ticket)) = (&self.cache, ticket) {
+                    cache.fill(ticket, &fetched);
+                }
+                &fetched
+            }
+        };
         if !self.digest.verify(&key, &record.digest) {
             return Err(AuthError::Mismatch {
                 key_id: id.to_owned(),
             });
         }
         Ok(Some(Principal {
-            user: record.user,
-            key_id: record.id,
+            user: record.user.clone(),
+            key_id: record.id.clone(),
             scope: record.scope,
         }))
     }

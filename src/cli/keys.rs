@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{ArgGroup, Subcommand};
 
 use super::{CliError, ConfigArg};
-use crate::keyring::{Keyring, MintError, Ttl};
+use crate::keyring::{Keyring, MintError, Revocation, Ttl};
 use crate::keys::{rfc3339, KeyId, Scope};
 
 #[derive(Debug, clap::Args)]
@@ -190,12 +190,11 @@ async fn revoke(
     all: bool,
     leaked: Option<PathBuf>,
 ) -> Result<(), CliError> {
-    let runtime = |e: crate::store::StoreError| CliError::Runtime(e.to_string());
     let leaked_target = leaked.is_some();
-    let n = if all {
-        k.store.revoke_all().await.map_err(runtime)?
+    let what_to_revoke = if all {
+        Revocation::All
     } else if !users.is_empty() {
-        k.store.revoke_users(&users).await.map_err(runtime)?
+        Revocation::Users(users.clone())
     } else if let Some(path) = leaked {
         let text = if path.as_os_str() == "-" {
             std::io::read_to_string(std::io::stdin())
@@ -203,12 +202,12 @@ async fn revoke(
             std::fs::read_to_string(&path)
         }
         .map_err(|e| CliError::Usage(format!("--leaked: cannot read {}: {e}", path.display())))?;
-        let secrets: Vec<String> = text
-            .lines()
-            .map(str::to_owned)
-            .filter(|l| !l.trim().is_empty())
-            .collect();
-        k.revoke_leaked(&secrets).await.map_err(runtime)?
+        Revocation::Leaked(
+            text.lines()
+                .map(str::to_owned)
+                .filter(|l| !l.trim().is_empty())
+                .collect(),
+        )
     } else {
         let mut parsed = Vec::with_capacity(ids.len());
         for id in &ids {
@@ -217,8 +216,19 @@ async fn revoke(
                     .ok_or_else(|| CliError::Usage(format!("--id: {id:?} is not a key id")))?,
             );
         }
-        k.store.revoke_ids(&parsed).await.map_err(runtime)?
+        Revocation::Ids(parsed)
     };
+    let done = k
+        .revoke(what_to_revoke)
+        .await
+        .map_err(|e| CliError::Runtime(e.to_string()))?;
+    let n = done.count;
+    if !done.fleet.unacknowledged.is_empty() {
+        eprintln!(
+            "keygate: instances {} did not acknowledge; waited until their cache lease ran out",
+            done.fleet.unacknowledged.join(", ")
+        );
+    }
     let what = if all {
         "all keys".to_owned()
     } else if !users.is_empty() {

@@ -26,6 +26,7 @@ pub struct Config {
     pub auth: Auth,
     pub keys: Keys,
     pub store: Store,
+    pub cache: Cache,
     pub admin: Admin,
     pub rate_limit: RateLimit,
     pub limits: Limits,
@@ -94,6 +95,18 @@ pub enum Store {
         /// Bound on every store call and on connecting.
         timeout: Duration,
     },
+}
+
+/// The validation cache and its fleet lease (used with the Redis store only).
+#[derive(Debug, Clone)]
+pub struct Cache {
+    pub enabled: bool,
+    pub capacity: usize,
+    /// No entry is served longer than this after it was read from the store.
+    pub max_age: Duration,
+    /// How long a cache may be served without a confirmed link to the fleet,
+    /// and so the longest a revocation waits for a silent instance.
+    pub lease: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -244,6 +257,7 @@ pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
         auth: section(&root, "auth", &mut problems),
         keys: section(&root, "keys", &mut problems),
         store: section(&root, "store", &mut problems),
+        cache: section(&root, "cache", &mut problems),
         admin: section(&root, "admin", &mut problems),
         rate_limit: section(&root, "rate_limit", &mut problems),
         limits: section(&root, "limits", &mut problems),

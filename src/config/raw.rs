@@ -16,6 +16,7 @@ pub const SECTIONS: &[&str] = &[
     "auth",
     "keys",
     "store",
+    "cache",
     "admin",
     "rate_limit",
     "limits",
@@ -122,6 +123,26 @@ impl Default for Store {
             namespace: "keygate".into(),
             secret_file: Some("/etc/keygate/secret".into()),
             timeout: "2s".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct Cache {
+    pub enabled: bool,
+    pub capacity: usize,
+    pub max_age: String,
+    pub lease: String,
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            capacity: 100_000,
+            max_age: "5m".into(),
+            lease: "3s".into(),
         }
     }
 }

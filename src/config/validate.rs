@@ -20,6 +20,7 @@ pub struct Raw {
     pub auth: raw::Auth,
     pub keys: raw::Keys,
     pub store: raw::Store,
+    pub cache: raw::Cache,
     pub admin: raw::Admin,
     pub rate_limit: raw::RateLimit,
     pub limits: raw::Limits,
@@ -40,6 +41,7 @@ pub fn build(raw: Raw, problems: &mut Vec<ConfigProblem>) -> Option<Config> {
     let auth = auth(raw.auth, &mut p);
     let keys = keys(raw.keys, &mut p);
     let store = store(raw.store, &mut p);
+    let cache = cache(raw.cache, &mut p);
     let admin_addr = p.socket_addr("admin.addr", &raw.admin.addr);
     let token_file = match crate::admin::tokens::read(std::path::Path::new(&raw.admin.token_file)) {
         Ok(_) => Some(PathBuf::from(&raw.admin.token_file)),
@@ -58,6 +60,7 @@ pub fn build(raw: Raw, problems: &mut Vec<ConfigProblem>) -> Option<Config> {
         auth: auth?,
         keys: keys?,
         store: store?,
+        cache: cache?,
         admin: Admin {
             addr: admin_addr?,
             token_file: token_file?,
@@ -415,6 +418,31 @@ fn store(raw: raw::Store, p: &mut Problems) -> Option<Store> {
             None
         }
     }
+}
+
+/// Shortest and longest `cache.lease`: pings go out every third of it.
+const LEASE_RANGE: (Duration, Duration) = (Duration::from_millis(300), Duration::from_secs(60));
+
+fn cache(raw: raw::Cache, p: &mut Problems) -> Option<Cache> {
+    if raw.capacity == 0 {
+        p.push(
+            "cache.capacity",
+            "must be at least 1 (turn the cache off with enabled = false)",
+        );
+    }
+    let max_age = p.duration("cache.max_age", &raw.max_age);
+    let lease = p.duration("cache.lease", &raw.lease);
+    if let Some(l) = lease {
+        if l < LEASE_RANGE.0 || l > LEASE_RANGE.1 {
+            p.push("cache.lease", "must be between 300ms and 60s");
+        }
+    }
+    (raw.capacity > 0).then_some(Cache {
+        enabled: raw.enabled,
+        capacity: raw.capacity,
+        max_age: max_age?,
+        lease: lease?,
+    })
 }
 
 /// The HMAC secret, trimmed, long enough. Its content is never quoted.

@@ -24,6 +24,8 @@ use crate::keys::{KeyId, KeyRecord};
 pub enum StoreError {
     #[error("the key store is unavailable: {0}")]
     Unavailable(#[source] ::redis::RedisError),
+    #[error("the key store closed the connection")]
+    Closed,
     #[error("the key store did not answer within {0:?}")]
     Timeout(Duration),
     #[error("the key store holds a record keygate cannot read (key id {0})")]

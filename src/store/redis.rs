@@ -15,6 +15,8 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::AsyncCommands;
 
+mod fleet;
+
 use super::StoreError;
 use crate::keys::{unix_now, Digest, KeyId, KeyRecord, Scope};
 
@@ -23,6 +25,8 @@ const BATCH: isize = 1000;
 
 #[derive(Clone)]
 pub struct RedisStore {
+    /// Opens the fleet's pub/sub connections (see `fleet.rs`).
+    client: std::sync::Arc<redis::Client>,
     conn: ConnectionManager,
     ns: String,
     /// Every call is bounded by this, on top of the connection's own timeouts.
@@ -47,11 +51,12 @@ impl RedisStore {
             .set_number_of_retries(1);
         let conn = tokio::time::timeout(
             timeout * 2,
-            ConnectionManager::new_with_config(client, config),
+            ConnectionManager::new_with_config(client.clone(), config),
         )
         .await
         .map_err(|_| StoreError::Timeout(timeout))??;
         Ok(RedisStore {
+            client: std::sync::Arc::new(client),
             conn,
             ns: ns.to_owned(),
             timeout,

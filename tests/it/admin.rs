@@ -7,37 +7,13 @@ use std::time::Duration;
 use http::{Method, Request, StatusCode};
 use serde_json::{json, Value};
 
+use crate::support::admin::{call, json_of};
 use crate::support::body;
-use crate::support::client::{self, get, send, Answer, HttpsClient};
+use crate::support::client::{self, get, send, HttpsClient};
 use crate::support::gateway::{builder, TestGateway};
 use crate::support::redis::RedisServer;
 use crate::support::upstream::Upstream;
 use crate::support::{eventually, within, ADMIN_TOKEN};
-
-async fn call(
-    c: &HttpsClient,
-    gw: &TestGateway,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> Answer {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(gw.admin_url(path))
-        .header("authorization", format!("Bearer {ADMIN_TOKEN}"));
-    let b = match body {
-        Some(v) => {
-            req = req.header("content-type", "application/json");
-            body::full(v.to_string())
-        }
-        None => body::empty(),
-    };
-    send(c, req.body(b).unwrap()).await
-}
-
-fn json_of(a: &Answer) -> Value {
-    serde_json::from_slice(&a.body).unwrap_or_else(|_| panic!("not JSON: {}", a.text()))
-}
 
 async fn setup() -> (Upstream, TestGateway, HttpsClient) {
     let up = Upstream::start().await;

@@ -284,6 +284,8 @@ async fn a_store_outage_is_503_with_retry_after_never_200_never_a_hang() {
     let gw = builder(&up.url())
         .set("auth", "anonymous = \"reject\"")
         .redis(&redis, dir.path(), "outage")
+        // the store path itself; tests/it/fleet.rs covers outages with the cache
+        .set("cache", "enabled = false")
         .start()
         .await;
     let c = client::h1(&gw.ca);
@@ -406,6 +408,7 @@ async fn a_store_that_stops_answering_is_503_within_the_store_timeout() {
     // store.timeout is 500 ms in the test store section.
     let gw = builder(&up.url())
         .redis(&redis, dir.path(), "frozen")
+        .set("cache", "enabled = false")
         .start()
         .await;
     let c = client::h1(&gw.ca);

@@ -8,6 +8,7 @@ mod auth;
 mod clients;
 mod config_check;
 mod dev;
+mod fleet;
 mod keys_cli;
 mod lifecycle;
 mod limits;

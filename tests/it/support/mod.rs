@@ -1,11 +1,13 @@
 //! Test fixtures: a per-test CA, a real upstream server, keygate in-process
 //! or as the real binary, and HTTPS clients. Everything on 127.0.0.1:0.
 
+pub mod admin;
 pub mod bin;
 pub mod body;
 pub mod client;
 pub mod gateway;
 pub mod githost;
+pub mod proxy;
 pub mod redis;
 pub mod tls;
 pub mod upstream;

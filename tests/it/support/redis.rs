@@ -12,14 +12,27 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub fn start() -> RedisServer {
+        Self::start_on(None)
+    }
+
+    /// Kill the server and start an empty one on the same port: what a
+    /// Redis without persistence looks like after a restart.
+    pub fn restart_empty(&mut self) {
+        self.kill();
+        *self = Self::start_on(Some(self.port));
+    }
+
+    fn start_on(fixed: Option<u16>) -> RedisServer {
         // A port another test grabs between our probe and redis's bind makes
         // redis exit; try a few ports before giving up.
         for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
+            let port = fixed.unwrap_or_else(|| {
+                TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+                    .port()
+            });
             let dir = tempfile::tempdir().unwrap();
             let mut child = Command::new("redis-server")
                 .args([

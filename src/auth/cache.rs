@@ -1,0 +1,261 @@
+//! The validation cache: key records recently read from the store, so that a
+//! request with a known key costs no store round trip.
+//!
+//! An entry is only as good as the instance's link to the fleet's
+//! invalidations (see `crate::fleet`), so the cache is a *lease*: entries are
+//! served only while `lease_until` lies ahead, and the fleet member renews it
+//! each time a ping on its subscription comes back (which proves every
+//! invalidation published before the ping has been applied). When the link
+//! is lost the member calls `suspend`, which empties the cache; until the
+//! next renewal every lookup goes to the store and nothing is cached.
+//!
+//! Races with invalidations are closed by an epoch: a store read may fill the
+//! cache only if no invalidation (or suspension) happened between taking the
+//! ticket and filling, so a record read just before its revocation can never
+//! be cached after the invalidation for it was applied.
+//!
+//! Entries also never outlive the key's expiry nor `cache.max_age`. Only
+//! found keys are cached: a key id is random and unknown before it is
+//! minted, so no cached answer can refuse a newly created key.
+
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::keys::KeyRecord;
+
+pub struct KeyCache {
+    entries: quick_cache::sync::Cache<String, Arc<Entry>>,
+    /// Bumped by every invalidation and suspension.
+    epoch: AtomicU64,
+    /// Nanoseconds since `origin` until which entries may be served; 0 = suspended.
+    lease_until: AtomicU64,
+    origin: Instant,
+    max_age: Duration,
+}
+
+pub struct Entry {
+    pub record: KeyRecord,
+    /// Nanoseconds since `origin` after which the entry is stale.
+    stale_at: u64,
+}
+
+/// Permission to cache what a store read returns, taken before the read.
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket(u64);
+
+// === impl KeyCache ===
+
+impl KeyCache {
+    /// A suspended cache: nothing is served until the first `renew`.
+    pub fn new(capacity: usize, max_age: Duration) -> Arc<KeyCache> {
+        Arc::new(KeyCache {
+            entries: quick_cache::sync::Cache::new(capacity),
+            epoch: AtomicU64::new(0),
+            lease_until: AtomicU64::new(0),
+            origin: Instant::now(),
+            max_age,
+        })
+    }
+
+    fn now(&self) -> u64 {
+        self.origin.elapsed().as_nanos() as u64
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.origin).as_nanos() as u64
+    }
+
+    fn leased(&self, now: u64) -> bool {
+        now < self.lease_until.load(SeqCst)
+    }
+
+    /// The cached record of key `id`, if the lease holds and the entry is fresh.
+    pub fn get(&self, id: &str) -> Option<Arc<Entry>> {
+        let now = self.now();
+        if !self.leased(now) {
+            return None;
+        }
+        let entry = self.entries.get(id)?;
+        if now >= entry.stale_at {
+            self.entries.remove(id);
+            return None;
+        }
+        Some(entry)
+    }
+
+    /// Taken before a store read; `None` while suspended (the read is not cached).
+    pub fn ticket(&self) -> Option<Ticket> {
+        let epoch = self.epoch.load(SeqCst);
+        self.leased(self.now()).then_some(Ticket(epoch))
+    }
+
+    /// Cache a record read from the store under `ticket`.
+    pub fn fill(&self, ticket: Ticket, record: &KeyRecord) {
+        if self.epoch.load(SeqCst) != ticket.0 {
+            return;
+        }
+        let now = self.now();
+        let mut stale_at = now.saturating_add(self.max_age.as_nanos() as u64);
+        if let Some(expires) = record.expires_at {
+            let left = expires.saturating_sub(unix_now_secs());
+            stale_at = stale_at.min(now.saturating_add(left.saturating_mul(1_000_000_000)));
+        }
+        let id = record.id.as_str().to_owned();
+        self.entries.insert(
+            id.clone(),
+            Arc::new(Entry {
+                record: record.clone(),
+                stale_at,
+            }),
+        );
+        // An invalidation that ran between the check above and the insert
+        // may have missed this entry: take it out again.
+        if self.epoch.load(SeqCst) != ticket.0 {
+            self.entries.remove(&id);
+        }
+    }
+
+    /// Forget these keys (revoked by id).
+    pub fn invalidate_ids<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
+        self.epoch.fetch_add(1, SeqCst);
+        for id in ids {
+            self.entries.remove(id);
+        }
+    }
+
+    /// Forget every key of these users.
+    pub fn invalidate_users(&self, users: &[String]) {
+        self.epoch.fetch_add(1, SeqCst);
+        self.entries.retain(|_, e| !users.contains(&e.record.user));
+    }
+
+    pub fn invalidate_all(&self) {
+        self.epoch.fetch_add(1, SeqCst);
+        self.entries.clear();
+    }
+
+    /// The link to the fleet is lost: serve nothing, cache nothing, forget everything.
+    pub fn suspend(&self) {
+        self.lease_until.store(0, SeqCst);
+        self.invalidate_all();
+    }
+
+    /// Serve entries until `until` (the lease a confirmed ping grants).
+    pub fn renew(&self, until: Instant) {
+        self.lease_until.store(self.nanos(until).max(1), SeqCst);
+    }
+
+    pub fn is_leased(&self) -> bool {
+        self.leased(self.now())
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+fn unix_now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{mint, DigestKey, Scope};
+
+    fn record(user: &str, ttl: Option<Duration>) -> KeyRecord {
+        mint("kg", &DigestKey::random(), user, "", Scope::Full, ttl).record
+    }
+
+    fn leased() -> Arc<KeyCache> {
+        let c = KeyCache::new(100, Duration::from_secs(60));
+        c.renew(Instant::now() + Duration::from_secs(60));
+        c
+    }
+
+    #[test]
+    fn serves_nothing_until_the_first_renewal() {
+        let c = KeyCache::new(100, Duration::from_secs(60));
+        assert!(c.ticket().is_none());
+        c.renew(Instant::now() + Duration::from_secs(60));
+        let r = record("ann", None);
+        c.fill(c.ticket().unwrap(), &r);
+        assert!(c.get(r.id.as_str()).is_some());
+    }
+
+    #[test]
+    fn a_read_that_raced_an_invalidation_is_not_cached() {
+        let c = leased();
+        let r = record("ann", None);
+        let ticket = c.ticket().unwrap();
+        c.invalidate_ids([r.id.as_str()]);
+        c.fill(ticket, &r);
+        assert!(c.get(r.id.as_str()).is_none());
+    }
+
+    #[test]
+    fn suspension_empties_and_refuses_until_renewed() {
+        let c = leased();
+        let r = record("ann", None);
+        let ticket = c.ticket().unwrap();
+        c.fill(ticket, &r);
+        c.suspend();
+        assert!(c.get(r.id.as_str()).is_none());
+        assert!(c.ticket().is_none());
+        c.fill(ticket, &r);
+        c.renew(Instant::now() + Duration::from_secs(60));
+        assert!(
+            c.get(r.id.as_str()).is_none(),
+            "a pre-suspension read came back"
+        );
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn a_lapsed_lease_serves_nothing() {
+        let c = leased();
+        let r = record("ann", None);
+        c.fill(c.ticket().unwrap(), &r);
+        c.renew(Instant::now());
+        assert!(c.get(r.id.as_str()).is_none());
+    }
+
+    #[test]
+    fn users_are_invalidated_with_all_their_keys_only() {
+        let c = leased();
+        let (a1, a2, b) = (
+            record("ann", None),
+            record("ann", None),
+            record("bob", None),
+        );
+        for r in [&a1, &a2, &b] {
+            c.fill(c.ticket().unwrap(), r);
+        }
+        c.invalidate_users(&["ann".into()]);
+        assert!(c.get(a1.id.as_str()).is_none());
+        assert!(c.get(a2.id.as_str()).is_none());
+        assert!(c.get(b.id.as_str()).is_some());
+    }
+
+    #[test]
+    fn entries_never_outlive_max_age_or_the_key() {
+        let c = KeyCache::new(100, Duration::ZERO);
+        c.renew(Instant::now() + Duration::from_secs(60));
+        let r = record("ann", None);
+        c.fill(c.ticket().unwrap(), &r);
+        assert!(c.get(r.id.as_str()).is_none(), "max_age 0 must not serve");
+
+        let c = leased();
+        let mut r = record("ann", Some(Duration::from_secs(3600)));
+        r.expires_at = Some(unix_now_secs());
+        c.fill(c.ticket().unwrap(), &r);
+        assert!(c.get(r.id.as_str()).is_none(), "an expired key was served");
+    }
+}

@@ -1,0 +1,96 @@
+//! The revoker's half of the protocol (see `fleet`): publish what to forget
+//! and return only when every member has acknowledged it or its lease has
+//! run out.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use tokio::time::{sleep_until, timeout_at};
+
+use super::{bounded, parse_member, Fleet, Forget, Message};
+use crate::store::StoreError;
+
+/// How a round went: which members forgot in time, which ran out their lease.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub acknowledged: Vec<String>,
+    /// Members that did not answer: the round waited until their lease ran
+    /// out, so they serve no cached entry from before it either.
+    pub unacknowledged: Vec<String>,
+    #[serde(skip)]
+    pub waited: Duration,
+}
+
+/// Margin on a member's lease for clocks that run at slightly different rates.
+const LEASE_MARGIN_DIVISOR: u32 = 10;
+
+impl Fleet {
+    /// Tell every member to forget, and wait for them (steps 1-4 of the protocol).
+    pub async fn forget(&self, forget: Forget) -> Result<Report, StoreError> {
+        let started = Instant::now();
+        // 1. the members now; any later one cached nothing of what was deleted
+        let mut pending: BTreeMap<String, Duration> = BTreeMap::new();
+        for entry in self.store.members().await? {
+            if let Some((lease, id)) = parse_member(&entry) {
+                let longest = pending.entry(id.to_owned()).or_default();
+                *longest = (*longest).max(lease);
+            }
+        }
+        if pending.is_empty() {
+            return Ok(Report::default());
+        }
+        let longest_lease = pending.values().max().copied().unwrap_or_default();
+
+        // 2. our reply channel, subscribed before anyone can answer on it
+        let mut round = [0u8; 8];
+        getrandom::fill(&mut round).expect("the OS random source works");
+        let reply = self.store.channel(&format!(
+            "ack:{}",
+            round.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ));
+        let mut acks = self.store.pubsub().await?;
+        bounded(started + self.lease, self.lease, acks.subscribe(&reply)).await?;
+
+        // 3. the invalidation
+        let message =
+            serde_json::to_string(&Message { reply, forget }).expect("a fleet message serializes");
+        self.store
+            .publish(&self.store.channel("invalidate"), &message)
+            .await?;
+        let published = Instant::now();
+        let deadline = published + longest_lease + longest_lease / LEASE_MARGIN_DIVISOR;
+
+        // 4. every answer, or the end of every lease
+        let mut report = Report::default();
+        let mut stream = acks.on_message();
+        while !pending.is_empty() {
+            match timeout_at(deadline.into(), stream.next()).await {
+                Ok(Some(msg)) => {
+                    let id: String = msg.get_payload().unwrap_or_default();
+                    if pending.remove(&id).is_some() {
+                        report.acknowledged.push(id);
+                    }
+                }
+                // The reply connection broke: we cannot hear answers, so
+                // wait out every lease instead.
+                Ok(None) => {
+                    sleep_until(deadline.into()).await;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        report.unacknowledged = pending.into_keys().collect();
+        report.waited = started.elapsed();
+        if !report.unacknowledged.is_empty() {
+            tracing::warn!(
+                instances = ?report.unacknowledged,
+                waited_ms = report.waited.as_millis() as u64,
+                "instances did not acknowledge a revocation; waited until their cache lease ran out, so they do not accept the revoked keys either"
+            );
+        }
+        Ok(report)
+    }
+}

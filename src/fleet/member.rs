@@ -1,0 +1,153 @@
+//! Membership: keep the subscription, apply invalidations to the cache,
+//! acknowledge them, and renew the cache's lease (protocol in `fleet`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{FutureExt, StreamExt};
+use tokio::sync::watch;
+use tokio::time::{sleep, sleep_until};
+
+use super::{bounded, Fleet, Forget, Message};
+use crate::auth::cache::KeyCache;
+use crate::metrics::Metrics;
+use crate::store::StoreError;
+
+/// A running member; `stop` ends it and deregisters.
+pub struct Member {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Member {
+    /// Join the fleet with `cache`; the cache serves nothing until the
+    /// first successful ping.
+    pub fn start(fleet: Fleet, cache: Arc<KeyCache>, metrics: Arc<Metrics>) -> Member {
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(run(fleet, cache, metrics, stopped));
+        Member { stop, task }
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+async fn run(
+    fleet: Fleet,
+    cache: Arc<KeyCache>,
+    metrics: Arc<Metrics>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let outcome = session(&fleet, &cache, &metrics, &mut stopped).await;
+        cache.suspend();
+        metrics.fleet_connected(false);
+        match outcome {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, instance = fleet.instance(),
+                    "lost touch with the fleet: key cache emptied, every request asks the store until it is back");
+            }
+        }
+        tokio::select! {
+            _ = sleep(backoff) => {}
+            _ = stopped.changed() => break,
+        }
+        backoff = (backoff * 2).min(fleet.lease);
+    }
+    let _ = fleet.store.leave(&fleet.member_name()).await;
+}
+
+/// One subscription's life: `Ok` when asked to stop, `Err` when it broke.
+async fn session(
+    fleet: &Fleet,
+    cache: &KeyCache,
+    metrics: &Metrics,
+    stopped: &mut watch::Receiver<bool>,
+) -> Result<(), StoreError> {
+    let (mut sink, mut stream) = fleet.store.pubsub().await?.split();
+    let channel = fleet.store.channel("invalidate");
+    let deadline = Instant::now() + fleet.lease;
+    bounded(deadline, fleet.lease, sink.subscribe(&channel)).await?;
+    let member = fleet.member_name();
+    let registration = 2 * fleet.lease.as_millis() as u64;
+    let mut announced = false;
+    loop {
+        // Renew: ping through the subscription and re-register, applying
+        // whatever arrives meanwhile.
+        let sent = Instant::now();
+        let deadline = sent + fleet.lease;
+        let renewal = async {
+            let ping = bounded(deadline, fleet.lease, sink.ping::<redis::Value>());
+            let beat = fleet.store.heartbeat(&member, registration);
+            let (ping, beat) = tokio::join!(ping, beat);
+            ping.and(beat)
+        };
+        tokio::pin!(renewal);
+        loop {
+            tokio::select! {
+                biased;
+                msg = stream.next() => apply(fleet, cache, metrics, msg)?,
+                done = &mut renewal => { done?; break; }
+            }
+        }
+        // Messages that came before the PONG are queued already: apply them
+        // before the lease says so.
+        while let Some(msg) = stream.next().now_or_never() {
+            apply(fleet, cache, metrics, msg)?;
+        }
+        cache.renew(deadline);
+        if !announced {
+            announced = true;
+            metrics.fleet_connected(true);
+            tracing::info!(
+                instance = fleet.instance(),
+                "joined the fleet: key cache on"
+            );
+        }
+        let next = sent + fleet.lease / 3;
+        loop {
+            tokio::select! {
+                biased;
+                msg = stream.next() => apply(fleet, cache, metrics, msg)?,
+                _ = sleep_until(next.into()) => break,
+                _ = stopped.changed() => return Ok(()),
+            }
+        }
+    }
+}
+
+/// Apply one message to the cache, then acknowledge it.
+fn apply(
+    fleet: &Fleet,
+    cache: &KeyCache,
+    metrics: &Metrics,
+    msg: Option<redis::Msg>,
+) -> Result<(), StoreError> {
+    let msg = msg.ok_or(StoreError::Closed)?;
+    let payload: String = msg.get_payload().unwrap_or_default();
+    let Ok(message) = serde_json::from_str::<Message>(&payload) else {
+        // Not ours to understand: forgetting everything is always safe.
+        tracing::warn!("unreadable fleet message; emptying the key cache");
+        cache.invalidate_all();
+        return Ok(());
+    };
+    match &message.forget {
+        Forget::Ids { ids } => cache.invalidate_ids(ids.iter().map(String::as_str)),
+        Forget::Users { users } => cache.invalidate_users(users),
+        Forget::All => cache.invalidate_all(),
+    }
+    metrics.fleet_invalidation();
+    // Acknowledge off this task: the next message must not wait for it.
+    let store = fleet.store.clone();
+    let instance = fleet.instance.clone();
+    tokio::spawn(async move {
+        if let Err(e) = store.publish(&message.reply, &instance).await {
+            tracing::warn!(error = %e, "could not acknowledge an invalidation (the revoker waits out our lease)");
+        }
+    });
+    Ok(())
+}

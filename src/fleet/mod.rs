@@ -1,0 +1,189 @@
+//! The fleet: every keygate instance sharing one Redis deployment, and the
+//! protocol that lets them cache key records yet stop a revoked key on all
+//! of them before the revocation answers.
+//!
+//! # Protocol
+//!
+//! *Members.* An instance with `cache.enabled` subscribes to
+//! `<ns>:fleet:invalidate`, then registers in the sorted set
+//! `<ns>:fleet:members` as `<lease ms>:<instance id>`, scored by an expiry of
+//! twice its lease in Redis' clock (`HEARTBEAT` in `store/redis/fleet.rs`).
+//! Every lease/3 it sends a PING on its subscription and re-registers.
+//!
+//! *Lease.* Redis answers a PING on a subscribed connection after every
+//! message published before it, so when the PONG arrives every invalidation
+//! published before the PING was sent has been applied. The member then
+//! serves its cache until `ping sent + lease` (`KeyCache::renew`). A ping or
+//! a registration that fails, or the subscription dropping, empties the
+//! cache and stops caching (`KeyCache::suspend`) until the next renewal:
+//! meanwhile every request asks the store. So a member never serves an entry
+//! that an invalidation published more than one lease ago should have
+//! removed, and one that loses touch with Redis trusts nothing it cached.
+//!
+//! *Barrier.* A revocation (admin API, CLI, self-service page) first deletes
+//! the records in the store, then (`barrier.rs`):
+//! 1. reads the live members;
+//! 2. subscribes to its own reply channel `<ns>:fleet:ack:<round>`;
+//! 3. publishes what to forget (ids, users or everything) with that channel;
+//!    each member applies it to its cache, then publishes its instance id
+//!    on the reply channel;
+//! 4. waits until every member read in step 1 has answered, or until the
+//!    longest lease among them has passed since the publish was answered.
+//!
+//! When the revocation returns, every member has forgotten the keys, or its
+//! lease has run out since the invalidation was published: either way none
+//! of them accepts a revoked key. A member that registered after step 1
+//! enabled its cache after the records were deleted, so it never cached
+//! them. The answer names the members that did not acknowledge; a live one
+//! serves from the store until its next ping succeeds, a dead one drops out
+//! of the registry within two leases.
+//!
+//! Store reads that race an invalidation are never cached (the cache's
+//! epoch, see `auth::cache`). If the publish itself fails the revocation is
+//! reported as not propagated: retrying it publishes again.
+
+mod barrier;
+mod member;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use self::barrier::Report;
+pub use self::member::Member;
+use crate::store::RedisStore;
+
+/// Above this many ids a round tells members to forget everything instead.
+const MAX_IDS_PER_ROUND: usize = 10_000;
+
+/// What members must forget.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "forget", rename_all = "lowercase")]
+pub enum Forget {
+    Ids { ids: Vec<String> },
+    Users { users: Vec<String> },
+    All,
+}
+
+impl Forget {
+    /// Ids, or everything when the list is too long for one message.
+    pub fn ids(ids: Vec<String>) -> Forget {
+        if ids.len() > MAX_IDS_PER_ROUND {
+            Forget::All
+        } else {
+            Forget::Ids { ids }
+        }
+    }
+}
+
+/// One invalidation as published on `<ns>:fleet:invalidate`.
+#[derive(Debug, Serialize, Deserialize)]
+struct Message {
+    /// Where members acknowledge.
+    reply: String,
+    #[serde(flatten)]
+    forget: Forget,
+}
+
+/// This process's handle on the fleet of one Redis deployment.
+#[derive(Clone)]
+pub struct Fleet {
+    store: RedisStore,
+    /// `<host>-<pid>-<random>`: unique among members, readable in answers and logs.
+    instance: String,
+    lease: Duration,
+}
+
+impl Fleet {
+    pub fn new(store: RedisStore, lease: Duration) -> Fleet {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_default();
+        let host = if host.is_empty() {
+            "keygate".into()
+        } else {
+            host
+        };
+        let mut tag = [0u8; 3];
+        getrandom::fill(&mut tag).expect("the OS random source works");
+        let instance = format!(
+            "{host}-{}-{:02x}{:02x}{:02x}",
+            std::process::id(),
+            tag[0],
+            tag[1],
+            tag[2]
+        );
+        Fleet {
+            store,
+            instance,
+            lease,
+        }
+    }
+
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// The registry entry: the lease travels with the name so that a revoker
+    /// waits out the longest lease of the fleet, whatever its own config says.
+    fn member_name(&self) -> String {
+        format!("{}:{}", self.lease.as_millis(), self.instance)
+    }
+}
+
+/// A Redis call that must finish by `deadline` (`lease` names the bound in the error).
+async fn bounded<T>(
+    deadline: std::time::Instant,
+    lease: Duration,
+    fut: impl std::future::Future<Output = Result<T, redis::RedisError>>,
+) -> Result<T, crate::store::StoreError> {
+    match tokio::time::timeout_at(deadline.into(), fut).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(crate::store::StoreError::Timeout(lease)),
+    }
+}
+
+/// Split a registry entry into (lease, instance id).
+fn parse_member(entry: &str) -> Option<(Duration, &str)> {
+    let (ms, id) = entry.split_once(':')?;
+    Some((Duration::from_millis(ms.parse().ok()?), id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_and_long_id_lists_become_forget_all() {
+        let m = Message {
+            reply: "ns:fleet:ack:1".into(),
+            forget: Forget::Users {
+                users: vec!["ann lee".into()],
+            },
+        };
+        let text = serde_json::to_string(&m).unwrap();
+        assert_eq!(
+            text,
+            r#"{"reply":"ns:fleet:ack:1","forget":"users","users":["ann lee"]}"#
+        );
+        let back: Message = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.forget, m.forget);
+        let all: Message = serde_json::from_str(r#"{"reply":"r","forget":"all"}"#).unwrap();
+        assert_eq!(all.forget, Forget::All);
+
+        assert_eq!(
+            Forget::ids(vec!["a".into(); MAX_IDS_PER_ROUND + 1]),
+            Forget::All
+        );
+        assert!(matches!(Forget::ids(vec!["a".into()]), Forget::Ids { .. }));
+    }
+
+    #[test]
+    fn registry_entries_carry_the_lease() {
+        assert_eq!(
+            parse_member("3000:host-12-abcdef"),
+            Some((Duration::from_secs(3), "host-12-abcdef"))
+        );
+        assert_eq!(parse_member("junk"), None);
+    }
+}

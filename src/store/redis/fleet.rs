@@ -1,0 +1,94 @@
+//! The Redis side of the fleet protocol (`crate::fleet`): the members
+//! registry, a sorted set scored by each member's expiry in Redis' own clock
+//! (so instances' clocks never have to agree), and pub/sub.
+
+use std::sync::LazyLock;
+
+use redis::aio::PubSub;
+use redis::Script;
+
+use super::RedisStore;
+use crate::store::StoreError;
+
+/// Drops lapsed members, then (re-)registers one until `now + ttl_ms`.
+static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+return 0
+",
+    )
+});
+
+/// The members whose registration has not lapsed.
+static MEMBERS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')
+",
+    )
+});
+
+impl RedisStore {
+    fn members_key(&self) -> String {
+        format!("{}:fleet:members", self.ns)
+    }
+
+    /// A fleet channel's full name.
+    pub fn channel(&self, name: &str) -> String {
+        format!("{}:fleet:{name}", self.ns)
+    }
+
+    /// A dedicated connection for subscriptions.
+    pub async fn pubsub(&self) -> Result<PubSub, StoreError> {
+        self.bounded(self.client.get_async_pubsub()).await
+    }
+
+    /// Publish on a fleet channel; answers how many subscribers got it.
+    pub async fn publish(&self, channel: &str, payload: &str) -> Result<u64, StoreError> {
+        let mut conn = self.conn.clone();
+        self.bounded(
+            redis::cmd("PUBLISH")
+                .arg(channel)
+                .arg(payload)
+                .query_async(&mut conn),
+        )
+        .await
+    }
+
+    /// Register `member` for `ttl_ms` milliseconds from now (Redis' clock).
+    pub async fn heartbeat(&self, member: &str, ttl_ms: u64) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        self.bounded(
+            HEARTBEAT
+                .key(self.members_key())
+                .arg(member)
+                .arg(ttl_ms)
+                .invoke_async(&mut conn),
+        )
+        .await
+    }
+
+    pub async fn members(&self) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn.clone();
+        self.bounded(MEMBERS.key(self.members_key()).invoke_async(&mut conn))
+            .await
+    }
+
+    /// Deregister (a clean shutdown), so revocations stop waiting for us.
+    pub async fn leave(&self, member: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        self.bounded(
+            redis::cmd("ZREM")
+                .arg(self.members_key())
+                .arg(member)
+                .query_async(&mut conn),
+        )
+        .await
+    }
+}

@@ -1,0 +1,468 @@
+//! Many instances, one truth (issue 5): three keygate instances share one
+//! Redis and cache keys; a revocation through one of them stops the keys on
+//! all three before it answers, also when one instance is cut off from Redis.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::{Method, Request, StatusCode};
+use serde_json::{json, Value};
+
+use crate::support::admin::{call, json_of};
+use crate::support::client::{self, get, send, HttpsClient};
+use crate::support::gateway::{builder, TestGateway};
+use crate::support::proxy::StallingProxy;
+use crate::support::redis::RedisServer;
+use crate::support::upstream::Upstream;
+use crate::support::{body, eventually, within};
+
+const LEASE: &str = "1s";
+
+/// One request as the load saw it.
+struct Sent {
+    started: Instant,
+    instance: usize,
+    victim: bool,
+    status: StatusCode,
+}
+
+struct Fleet {
+    gateways: Vec<TestGateway>,
+    clients: Vec<HttpsClient>,
+    /// Between the third instance and Redis, when the test cuts it off.
+    proxy: Option<StallingProxy>,
+    _redis: RedisServer,
+    _upstream: Upstream,
+    _dir: tempfile::TempDir,
+}
+
+/// Three instances on one Redis; with `cut`, the third reaches it through a
+/// relay the test can stall.
+async fn fleet(ns: &str, cut: bool) -> Fleet {
+    let redis = RedisServer::start();
+    let proxy = if cut {
+        Some(StallingProxy::start(format!("127.0.0.1:{}", redis.port).parse().unwrap()).await)
+    } else {
+        None
+    };
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut gateways = Vec::new();
+    for i in 0..3 {
+        let mut b = builder(&upstream.url());
+        b.redis(&redis, dir.path(), ns)
+            .set("auth", "anonymous = \"reject\"")
+            .set("cache", &format!("lease = \"{LEASE}\""))
+            // the load's revoked keys must see 401s, not the failed-auth limit's 429s
+            .set("rate_limit", "failed_auth_per_minute = 0");
+        if let (2, Some(proxy)) = (i, &proxy) {
+            b.set("store", &format!("url = \"redis://{}/0\"", proxy.addr));
+        }
+        gateways.push(b.start().await);
+    }
+    let clients = gateways.iter().map(|g| client::h1(&g.ca)).collect();
+    let f = Fleet {
+        gateways,
+        clients,
+        proxy,
+        _redis: redis,
+        _upstream: upstream,
+        _dir: dir,
+    };
+    for i in 0..3 {
+        eventually(
+            "every instance joins the fleet",
+            100,
+            Duration::from_millis(50),
+            || {
+                let f = &f;
+                async move { (metric(f, i, "keygate_fleet_connected").await == 1.0).then_some(()) }
+            },
+        )
+        .await;
+    }
+    f
+}
+
+/// A counter or gauge from an instance's /metrics.
+async fn metric(f: &Fleet, i: usize, name: &str) -> f64 {
+    let a = get(&f.clients[i], &f.gateways[i].admin_url("/metrics")).await;
+    a.text()
+        .lines()
+        .find_map(|l| {
+            let (n, v) = l.split_once(' ')?;
+            (n == name || n == format!("{name}_total")).then(|| v.parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{}", a.text()))
+}
+
+/// Requests from 4 workers per instance, round-robin over the keys, until `stop`.
+fn load(
+    f: &Fleet,
+    victims: &[String],
+    bystanders: &[String],
+    stop: Arc<AtomicBool>,
+) -> (Arc<Mutex<Vec<Sent>>>, Vec<tokio::task::JoinHandle<()>>) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let keys: Vec<(String, bool)> = victims
+        .iter()
+        .map(|k| (k.clone(), true))
+        .chain(bystanders.iter().map(|k| (k.clone(), false)))
+        .collect();
+    let mut tasks = Vec::new();
+    for instance in 0..3 {
+        for worker in 0..4 {
+            let (client, url) = (
+                f.clients[instance].clone(),
+                f.gateways[instance].url("/load"),
+            );
+            let (keys, log, stop) = (keys.clone(), log.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut n = worker;
+                while !stop.load(Ordering::Relaxed) {
+                    let (key, victim) = &keys[n % keys.len()];
+                    n += 1;
+                    let req = Request::get(&url)
+                        .header("authorization", basic(key))
+                        .body(body::empty())
+                        .unwrap();
+                    let started = Instant::now();
+                    let status = send(&client, req).await.status;
+                    log.lock().unwrap().push(Sent {
+                        started,
+                        instance,
+                        victim: *victim,
+                        status,
+                    });
+                }
+            }));
+        }
+    }
+    (log, tasks)
+}
+
+fn basic(key: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("apikey:{key}"))
+    )
+}
+
+/// Keys for the victim user (to be revoked) and for a bystander.
+async fn keys(f: &Fleet) -> (Vec<String>, Vec<String>) {
+    let mut victims = Vec::new();
+    let mut bystanders = Vec::new();
+    for _ in 0..3 {
+        victims.push(f.gateways[0].key("victim").await.0);
+        bystanders.push(f.gateways[1].key("bystander").await.0);
+    }
+    (victims, bystanders)
+}
+
+/// Wait until every instance has let victims in (their caches are warm).
+async fn warm(log: &Mutex<Vec<Sent>>) {
+    eventually(
+        "victim keys work on every instance",
+        200,
+        Duration::from_millis(25),
+        || async {
+            let log = log.lock().unwrap();
+            (0..3)
+                .all(|i| {
+                    log.iter()
+                        .filter(|s| s.instance == i && s.victim && s.status == StatusCode::OK)
+                        .count()
+                        >= 20
+                })
+                .then_some(())
+        },
+    )
+    .await;
+}
+
+async fn revoke_victim(f: &Fleet) -> (Value, Instant) {
+    let answer = call(
+        &f.clients[0],
+        &f.gateways[0],
+        Method::POST,
+        "/v1/revoke",
+        Some(json!({ "users": ["victim"] })),
+    )
+    .await;
+    let answered = Instant::now();
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    (json_of(&answer), answered)
+}
+
+/// The proof: no request that started after the answer got in with a revoked key.
+fn after_the_answer(log: &[Sent], answered: Instant) -> (usize, usize, usize) {
+    let after: Vec<&Sent> = log.iter().filter(|s| s.started > answered).collect();
+    let leaked = after
+        .iter()
+        .filter(|s| s.victim && s.status == StatusCode::OK)
+        .count();
+    let victims = after.iter().filter(|s| s.victim).count();
+    let bystanders_ok = after
+        .iter()
+        .filter(|s| !s.victim && s.status == StatusCode::OK)
+        .count();
+    (leaked, victims, bystanders_ok)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_through_one_instance_stops_the_keys_on_all_three_before_it_answers() {
+    let f = fleet("barrier", false).await;
+    let (victims, bystanders) = keys(&f).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (log, tasks) = load(&f, &victims, &bystanders, stop.clone());
+    within(20, "caches warm up", warm(&log)).await;
+    for i in 0..3 {
+        assert!(
+            metric(&f, i, "keygate_cache_hits").await > 0.0,
+            "instance {i} never used its cache"
+        );
+    }
+
+    let (answer, answered) = revoke_victim(&f).await;
+    assert_eq!(answer["revoked"], 3);
+    assert_eq!(
+        answer["instances"]["acknowledged"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3,
+        "{answer}"
+    );
+    assert_eq!(answer["instances"]["unacknowledged"], json!([]));
+
+    tokio::time::sleep(Duration::from_millis(300)).await; // traffic after the answer
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let log = log.lock().unwrap();
+    let (leaked, victims_after, bystanders_ok) = after_the_answer(&log, answered);
+    assert_eq!(
+        leaked, 0,
+        "revoked keys got in after the revocation answered"
+    );
+    assert!(
+        victims_after > 30,
+        "too little traffic after the answer to prove anything"
+    );
+    assert!(bystanders_ok > 30, "other users' keys must keep working");
+    assert!(
+        log.iter()
+            .filter(|s| s.started > answered && s.victim)
+            .all(|s| s.status == StatusCode::UNAUTHORIZED),
+        "a revoked key gets 401 on every instance"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_cut_off_from_redis_stops_revoked_keys_by_the_time_the_revocation_answers() {
+    // The third instance reaches Redis through a relay that we stall: its
+    // subscription (and every other connection) hangs without breaking.
+    let f = fleet("cut", true).await;
+    let proxy = f.proxy.as_ref().unwrap();
+
+    let (victims, bystanders) = keys(&f).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (log, tasks) = load(&f, &victims, &bystanders, stop.clone());
+    within(20, "caches warm up", warm(&log)).await;
+
+    proxy.stall();
+    let started = Instant::now();
+    let (answer, answered) = revoke_victim(&f).await;
+    let waited = answered - started;
+    assert_eq!(answer["revoked"], 3);
+    assert_eq!(
+        answer["instances"]["acknowledged"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "{answer}"
+    );
+    assert_eq!(
+        answer["instances"]["unacknowledged"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "{answer}"
+    );
+    assert!(
+        waited >= Duration::from_secs(1),
+        "the revocation must wait out the silent instance's lease, answered after {waited:?}"
+    );
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.heal();
+    // Once back, the cut instance trusts nothing it cached before: the
+    // bystander works again, the victim stays out.
+    let c = &f.clients[2];
+    eventually(
+        "the cut instance serves again",
+        100,
+        Duration::from_millis(50),
+        || async {
+            let req = Request::get(f.gateways[2].url("/after"))
+                .header("authorization", basic(&bystanders[0]))
+                .body(body::empty())
+                .unwrap();
+            (send(c, req).await.status == StatusCode::OK).then_some(())
+        },
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let log = log.lock().unwrap();
+    let (leaked, victims_after, _) = after_the_answer(&log, answered);
+    assert_eq!(
+        leaked, 0,
+        "revoked keys got in after the revocation answered"
+    );
+    assert!(
+        victims_after > 30,
+        "too little traffic after the answer to prove anything"
+    );
+    let cut_after: Vec<&Sent> = log
+        .iter()
+        .filter(|s| s.started > answered && s.instance == 2 && s.victim)
+        .collect();
+    assert!(
+        !cut_after.is_empty(),
+        "the cut instance got no traffic after the answer"
+    );
+    assert!(
+        cut_after
+            .iter()
+            .all(|s| s.status == StatusCode::UNAUTHORIZED
+                || s.status == StatusCode::SERVICE_UNAVAILABLE),
+        "the cut instance refuses (401, or 503 while it cannot ask Redis)"
+    );
+}
+
+/// One instance with the cache, a key it has cached, and a client.
+async fn cached_key(
+    redis: &RedisServer,
+    dir: &std::path::Path,
+    up: &Upstream,
+) -> (TestGateway, HttpsClient, String) {
+    let gw = builder(&up.url())
+        .redis(redis, dir, "outage")
+        .set("auth", "anonymous = \"reject\"")
+        .set("rate_limit", "failed_auth_per_minute = 0")
+        .set("cache", &format!("lease = \"{LEASE}\""))
+        .start()
+        .await;
+    let c = client::h1(&gw.ca);
+    let (key, _) = gw.key("olivia").await;
+    eventually(
+        "the key is served from the cache",
+        100,
+        Duration::from_millis(20),
+        || async {
+            assert_eq!(status(&c, &gw, &key).await, StatusCode::OK);
+            let hits = get(&c, &gw.admin_url("/metrics")).await.text();
+            hits.lines()
+                .any(|l| l.starts_with("keygate_cache_hits_total ") && !l.ends_with(" 0"))
+                .then_some(())
+        },
+    )
+    .await;
+    (gw, c, key)
+}
+
+async fn status(c: &HttpsClient, gw: &TestGateway, key: &str) -> StatusCode {
+    let req = Request::get(gw.url("/"))
+        .header("authorization", basic(key))
+        .body(body::empty())
+        .unwrap();
+    within(5, "an answer, never a hang", send(c, req))
+        .await
+        .status
+}
+
+/// Ask every 20 ms for `span`; the statuses with their time since `from`.
+async fn ask_for(
+    c: &HttpsClient,
+    gw: &TestGateway,
+    key: &str,
+    span: Duration,
+) -> Vec<(Duration, StatusCode)> {
+    let from = Instant::now();
+    let mut seen = Vec::new();
+    while from.elapsed() < span {
+        let at = from.elapsed();
+        seen.push((at, status(c, gw, key).await));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    seen
+}
+
+#[tokio::test]
+async fn a_redis_that_comes_back_empty_means_401_never_a_cached_200() {
+    let mut redis = RedisServer::start();
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (gw, c, key) = cached_key(&redis, dir.path(), &up).await;
+
+    redis.restart_empty();
+    // Once the instance is back in touch (it joined again)...
+    eventually(
+        "the instance joins the new Redis",
+        100,
+        Duration::from_millis(50),
+        || async {
+            let text = get(&c, &gw.admin_url("/metrics")).await.text();
+            text.lines()
+                .any(|l| l == "keygate_fleet_joins_total 2")
+                .then_some(())
+        },
+    )
+    .await;
+    // ...nothing it cached before counts: the key the new Redis lacks is refused.
+    let seen = ask_for(&c, &gw, &key, Duration::from_millis(500)).await;
+    assert!(
+        seen.iter().all(|(_, s)| *s == StatusCode::UNAUTHORIZED),
+        "a key the new Redis does not hold came back: {seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_redis_that_stops_answering_ends_cached_answers_within_one_lease_then_503() {
+    let redis = RedisServer::start();
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (gw, c, key) = cached_key(&redis, dir.path(), &up).await;
+
+    redis.freeze();
+    let seen = ask_for(&c, &gw, &key, Duration::from_millis(2500)).await;
+    redis.thaw();
+    let lease = Duration::from_secs(1);
+    assert!(
+        seen.iter()
+            .all(|(at, s)| *s == StatusCode::SERVICE_UNAVAILABLE
+                || (*s == StatusCode::OK && *at < lease)),
+        "only 200s from the cache within one lease, then 503: {seen:?}"
+    );
+    assert_eq!(
+        seen.last().unwrap().1,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{seen:?}"
+    );
+    // Back again: served, and the readiness probe agrees.
+    eventually(
+        "served again after the thaw",
+        100,
+        Duration::from_millis(50),
+        || async { (status(&c, &gw, &key).await == StatusCode::OK).then_some(()) },
+    )
+    .await;
+}

@@ -1,0 +1,35 @@
+//! The admin API as a client calls it: bearer token, JSON bodies.
+
+use http::{Method, Request};
+use serde_json::Value;
+
+use super::body;
+use super::client::{send, Answer, HttpsClient};
+use super::gateway::TestGateway;
+use super::ADMIN_TOKEN;
+
+/// One admin call with the test token.
+pub async fn call(
+    c: &HttpsClient,
+    gw: &TestGateway,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Answer {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(gw.admin_url(path))
+        .header("authorization", format!("Bearer {ADMIN_TOKEN}"));
+    let b = match body {
+        Some(v) => {
+            req = req.header("content-type", "application/json");
+            body::full(v.to_string())
+        }
+        None => body::empty(),
+    };
+    send(c, req.body(b).unwrap()).await
+}
+
+pub fn json_of(a: &Answer) -> Value {
+    serde_json::from_slice(&a.body).unwrap_or_else(|_| panic!("not JSON: {}", a.text()))
+}
