@@ -7,12 +7,16 @@
 //!     cargo bench --bench revoke_scale
 //!     REVOKE_KEYS=100000 cargo bench --bench revoke_scale
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt};
 use keygate::keys::{self, DigestKey, Scope};
 use keygate::store::Store;
+
+mod support {
+    pub mod redis;
+}
+use support::redis::Redis;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -54,39 +58,7 @@ async fn fill(store: &Store, user_of: impl Fn(usize) -> String, n: usize) {
 async fn main() {
     let total = env_usize("REVOKE_KEYS", 1_000_000);
     let per_user = env_usize("USER_KEYS", 10_000);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = std::env::temp_dir().join(format!("keygate-revoke-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut redis = Command::new("redis-server")
-        .args([
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .arg("--dir")
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server is installed");
-    let url = format!("redis://127.0.0.1:{port}/0");
-    let mut store = None;
-    for _ in 0..100 {
-        if let Ok(s) = Store::redis(&url, "bench", Duration::from_secs(10)).await {
-            store = Some(s);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let store = store.expect("redis-server answers");
+    let (redis, store) = Redis::start("bench").await;
 
     let t = Instant::now();
     fill(&store, |i| format!("user{}", i % 50_000), total).await;
@@ -117,7 +89,5 @@ async fn main() {
     );
     assert_eq!(n as usize, per_user);
 
-    let _ = redis.kill();
-    let _ = redis.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(redis);
 }

@@ -12,8 +12,9 @@
 #                                    know the key. KEYGATE_LISTENER=tls (default: the
 #                                    tls-*/h2 scenarios) or plain (h1-*, badkey-c8)
 #   KEYGATE_STORE=redis             both listeners share a Redis pinned to the
-#                                    peer's CPU (its cost counts); one Redis GET per
-#                                    request (no cache yet)
+#                                    peer's CPU (its cost counts); both are fleet
+#                                    members with the validation cache
+#   KEYGATE_CACHE=on (default)|off  [cache] enabled; off = one Redis lookup per request
 #   KEYGATE_THREADS=1               [runtime] workers
 # Ports: 18170 (HTTP) / 18470 (TLS), admin 18178 / 18179, Redis 18389.
 
@@ -22,9 +23,10 @@ KEYGATE_BIN=${KEYGATE_BIN:-$_KEYGATE_REPO/target/release/keygate}
 KEYGATE_THREADS=${KEYGATE_THREADS:-1}
 KEYGATE_STORE=${KEYGATE_STORE:-memory}
 KEYGATE_LISTENER=${KEYGATE_LISTENER:-tls}
+KEYGATE_CACHE=${KEYGATE_CACHE:-on}
 KEYGATE_REDIS_PORT=18389
 
-PEER_DESC="keygate API keys, $KEYGATE_STORE store, $KEYGATE_THREADS worker thread(s)"
+PEER_DESC="keygate API keys, $KEYGATE_STORE store (cache $KEYGATE_CACHE), $KEYGATE_THREADS worker thread(s)"
 PEER_TLS_PORT=18470
 PEER_HTTP_PORT=18170
 if [[ $KEYGATE_STORE == memory && $KEYGATE_LISTENER == tls ]]; then PEER_HTTP_PORT=; fi
@@ -69,6 +71,9 @@ failed_auth_per_minute = 0     # the rig's wrong-key flood measures rejection co
 
 [store]
 $store
+
+[cache]
+enabled = $([[ $KEYGATE_CACHE == off ]] && echo false || echo true)
 
 [admin]
 addr = "$BIND:$admin"
