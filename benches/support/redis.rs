@@ -29,14 +29,19 @@ impl Redis {
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server is installed");
-        let url = format!("redis://127.0.0.1:{port}/0");
+        // Owned from here on: killed and reaped on drop, also if it never answers.
+        let redis = Redis {
+            url: format!("redis://127.0.0.1:{port}/0"),
+            child,
+            dir,
+        };
         for _ in 0..100 {
-            if let Ok(store) = Store::redis(&url, ns, Duration::from_secs(10)).await {
-                return (Redis { url, child, dir }, store);
+            if let Ok(store) = Store::redis(&redis.url, ns, Duration::from_secs(10)).await {
+                return (redis, store);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("redis-server did not answer on {url}");
+        panic!("redis-server did not answer on {}", redis.url);
     }
 }
 
