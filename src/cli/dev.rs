@@ -6,7 +6,7 @@ use super::{CliError, LogFormatArg};
 use crate::app::{self, TlsMode};
 use crate::config::LogFormat;
 use crate::keyring::{Keyring, Ttl};
-use crate::keys::Scope;
+use crate::keys::{Scope, Source};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -55,7 +55,13 @@ pub fn run(args: Args) -> Result<(), CliError> {
             .await
             .map_err(|e| runtime_err("cannot open the memory store", &e))?;
         let demo = keyring
-            .create("demo", Ttl::Default, "keygate dev demo key", Scope::Full)
+            .create_from(
+                Source::Cli,
+                "demo",
+                Ttl::Default,
+                "keygate dev demo key",
+                Scope::Full,
+            )
             .await
             .map_err(|e| runtime_err("cannot mint the demo key", &e))?;
         let running = app::start(&config, TlsMode::Fixed(tls), &keyring)
