@@ -13,4 +13,5 @@ mod lifecycle;
 mod limits;
 mod proxy;
 mod secrets;
+mod selfservice;
 mod store_conformance;
