@@ -142,6 +142,8 @@ pub enum LoginMethod {
         whoami_url: http::Uri,
         user_pointer: String,
         login_url: String,
+        /// Users the app names for a browser that is not signed in (LabKey: "guest").
+        guest_users: Vec<String>,
     },
     TrustedHeader {
         header: http::HeaderName,

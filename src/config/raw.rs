@@ -193,6 +193,7 @@ pub struct Login {
     pub header: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
     pub cas_url: Option<String>,
+    pub guest_users: Option<Vec<String>>,
     pub public_url: Option<String>,
     pub timeout: Option<String>,
     pub session_ttl: Option<String>,

@@ -509,6 +509,7 @@ fn login_method(raw: &raw::Login, has_public_url: bool, p: &mut Problems) -> Opt
             "backend_session",
         );
         only("login_url", raw.login_url.is_some(), "backend_session");
+        only("guest_users", raw.guest_users.is_some(), "backend_session");
     }
     if method != "trusted_header" {
         only("header", raw.header.is_some(), "trusted_header");
@@ -560,6 +561,10 @@ fn login_method(raw: &raw::Login, has_public_url: bool, p: &mut Problems) -> Opt
                 whoami_url,
                 user_pointer: pointer,
                 login_url,
+                guest_users: raw
+                    .guest_users
+                    .clone()
+                    .unwrap_or_else(|| vec!["guest".into()]),
             })
         }
         Some("trusted_header") => {

@@ -3,8 +3,9 @@
 //! who-am-I URL (LabKey: `/login-whoami.api`) and reads the user from the
 //! JSON answer at `user_pointer`.
 //!
-//! A non-2xx answer, or a 2xx whose pointer is missing, empty or not a
-//! string, means "not signed in" (the page links to `login_url`); an app that
+//! A non-2xx answer, a 2xx whose pointer is missing, empty or not a
+//! string, or one naming a `guest_users` entry (LabKey answers 200 with
+//! "guest" for an anonymous browser) means "not signed in" (the page links to `login_url`); an app that
 //! cannot be reached or does not answer in time is an outage (503), never a
 //! guess in either direction.
 
@@ -17,6 +18,7 @@ pub struct BackendSession {
     whoami_url: Uri,
     user_pointer: String,
     pub login_url: String,
+    guest_users: Vec<String>,
     fetch: Fetch,
 }
 
@@ -29,11 +31,18 @@ pub enum Who {
 // === impl BackendSession ===
 
 impl BackendSession {
-    pub fn new(whoami_url: Uri, user_pointer: String, login_url: String, fetch: Fetch) -> Self {
+    pub fn new(
+        whoami_url: Uri,
+        user_pointer: String,
+        login_url: String,
+        guest_users: Vec<String>,
+        fetch: Fetch,
+    ) -> Self {
         BackendSession {
             whoami_url,
             user_pointer,
             login_url,
+            guest_users,
             fetch,
         }
     }
@@ -58,8 +67,8 @@ impl BackendSession {
             return Ok(Who::SignedOut);
         }
         Ok(match user_at(&body, &self.user_pointer) {
-            Some(user) => Who::User(user),
-            None => Who::SignedOut,
+            Some(user) if !self.guest_users.contains(&user) => Who::User(user),
+            _ => Who::SignedOut,
         })
     }
 }

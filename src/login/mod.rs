@@ -67,10 +67,12 @@ impl Login {
                 whoami_url,
                 user_pointer,
                 login_url,
+                guest_users,
             } => Method::BackendSession(BackendSession::new(
                 whoami_url.clone(),
                 user_pointer.clone(),
                 login_url.clone(),
+                guest_users.clone(),
                 fetch(&whoami_url.to_string())?,
             )),
             LoginMethod::TrustedHeader {
