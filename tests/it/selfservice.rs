@@ -147,10 +147,7 @@ async fn backend_session(
     extra: &[(&'static str, &str)],
 ) -> TestGateway {
     let mut b = builder(&up.url());
-    b.set("login", "method = \"backend_session\"")
-        .set("login", &format!("whoami_url = \"{}\"", app.whoami_url()))
-        .set("login", "user_pointer = \"/email\"")
-        .set("login", "login_url = \"/login?next=/.keygate/keys\"");
+    app.configure(&mut b);
     for (section, line) in extra {
         b.set(section, line);
     }
@@ -216,7 +213,7 @@ async fn page_shows_the_user_the_controls_and_a_strict_csp() {
         assert!(html.contains(text), "{text} missing:\n{html}");
     }
     assert!(
-        html.contains("<code id=\"new-key\"></code>") && html.contains("<table id=\"keys\">"),
+        html.contains("<code id=\"new-key\"></code>") && html.contains("<table id=\"keys\""),
         "{html}"
     );
     assert!(html.contains("aria-live=\"polite\""), "{html}");
@@ -920,31 +917,12 @@ async fn trusted_header_from_the_proxy_is_the_user_for_page_and_upstream() {
     );
 }
 
-/// keygate with `[login] method = "cas"` against `cas`, on a port chosen
-/// first so that `login.public_url` can name it.
-pub async fn cas_gateway(up: &Upstream, cas: &CasServer) -> TestGateway {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut b = builder(&up.url());
-    b.set("listen", &format!("addr = \"127.0.0.1:{port}\""))
-        .set("login", "method = \"cas\"")
-        .set("login", &format!("cas_url = \"{}\"", cas.url()))
-        .set(
-            "login",
-            &format!("public_url = \"https://127.0.0.1:{port}\""),
-        );
-    b.start().await
-}
-
 #[tokio::test]
 #[ignore = "needs django-cas-server: run through scripts/test.sh"]
 async fn cas_login_makes_a_session_and_refuses_replayed_or_foreign_tickets() {
     let cas = CasServer::start();
     let up = Upstream::start().await;
-    let gw = cas_gateway(&up, &cas).await;
+    let gw = cas::gateway(&cas, &up.url()).await;
     let mut browser = Browser::new(&gw);
 
     // No session: off to the CAS server, with keygate's one service URL.
@@ -1064,4 +1042,21 @@ async fn a_cas_server_that_is_down_is_a_503_page() {
         page.text()
     );
     assert!(page.text().contains("Sign-in is unavailable"));
+}
+
+/// HTTP/2 carries the host in `:authority`, cookies possibly in several
+/// fields: the origin check and the who-am-I call see the same as over HTTP/1.1.
+#[tokio::test]
+async fn the_page_and_api_work_over_http2() {
+    let (up, app) = (Upstream::start().await, WhoAmI::start().await);
+    let gw = backend_session(&up, &app, &[]).await;
+    let mut alice = Browser::with_client(&gw, client::h2(&gw.ca));
+    alice.set_cookie(&app.sign_in("alice"));
+    let (page, token) = alice.page().await;
+    assert_eq!(page.version, http::Version::HTTP_2);
+    let created = alice.create(&token, "h2", "1d").await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    alice.origin = "https://127.0.0.1:1".into();
+    let foreign = alice.create(&token, "h2", "1d").await;
+    assert_eq!(foreign.status, StatusCode::FORBIDDEN);
 }
