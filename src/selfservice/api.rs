@@ -65,6 +65,7 @@ impl SelfService {
             )));
         }
         let ttl = Ttl::parse(&ttl_text).map_err(|e| Refusal::BadRequest(format!("ttl: {e}")))?;
+        let _one_at_a_time = self.mint_lock.lock().await;
         let live = self.keyring.store.list(Some(&s.user)).await?.len();
         if live >= self.limits.max_live_keys {
             return Err(Refusal::TooManyKeys(self.limits.max_live_keys));

@@ -57,6 +57,10 @@ pub struct SelfService {
     limits: config::SelfService,
     /// Key creations per user on this instance (`self_service.creates_per_hour`).
     creates: DefaultKeyedRateLimiter<String>,
+    /// Held from counting a user's live keys to storing the new one, so two
+    /// concurrent requests on this instance cannot both pass `max_live_keys`
+    /// (creations are rare: one lock for all users is enough).
+    mint_lock: tokio::sync::Mutex<()>,
     metrics: Arc<Metrics>,
     /// `listen.trusted_proxies`: the audit log names the real client.
     trusted_proxies: Vec<IpNet>,
@@ -123,6 +127,7 @@ impl SelfService {
             keyring,
             limits: config.self_service.clone(),
             creates: RateLimiter::keyed(Quota::per_hour(per_hour)),
+            mint_lock: tokio::sync::Mutex::new(()),
             metrics,
             trusted_proxies: config.listen.trusted_proxies.clone(),
         })
