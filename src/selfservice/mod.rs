@@ -18,6 +18,7 @@
 mod api;
 mod csrf;
 mod page;
+mod refusal;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -39,8 +40,8 @@ use crate::login::signed::Signer;
 use crate::login::{Login, Method as LoginMethod, Outcome};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
-use crate::store::StoreError;
-use csrf::{Csrf, CsrfError};
+use csrf::Csrf;
+use refusal::Refusal;
 
 const APP_JS: &str = include_str!("static/app.js");
 const APP_CSS: &str = include_str!("static/app.css");
@@ -64,32 +65,6 @@ pub struct SelfService {
     metrics: Arc<Metrics>,
     /// `listen.trusted_proxies`: the audit log names the real client.
     trusted_proxies: Vec<IpNet>,
-}
-
-/// Why a self-service request is not answered as asked.
-#[derive(Debug)]
-enum Refusal {
-    NotConfigured,
-    Disabled,
-    SignedOut,
-    LoginUnavailable(String),
-    Store(StoreError),
-    Csrf(CsrfError),
-    BadRequest(String),
-    NotFound,
-    RateLimited(Duration),
-    TooManyKeys(usize),
-    UnsupportedMedia,
-    TooLarge,
-    Method(&'static str),
-    CasRefused(String),
-    CasUnavailable(CasError),
-}
-
-impl From<StoreError> for Refusal {
-    fn from(e: StoreError) -> Self {
-        Refusal::Store(e)
-    }
 }
 
 type Answer = Result<Response<ResponseBody>, Refusal>;
@@ -167,8 +142,8 @@ impl SelfService {
         };
         let mut resp = match answer {
             Ok(resp) => resp,
-            Err(refusal) if api => api::refusal(refusal),
-            Err(refusal) => self.refusal_page(refusal),
+            Err(refusal) if api => refusal::json(refusal),
+            Err(refusal) => refusal::page(refusal, self.login.as_ref()),
         };
         let h = resp.headers_mut();
         h.insert("content-security-policy", HeaderValue::from_static(CSP));
@@ -263,93 +238,6 @@ impl SelfService {
         resp.headers_mut()
             .append(header::SET_COOKIE, crate::login::cas::Cas::clear_cookie());
         Ok(resp)
-    }
-
-    /// Every refusal as a page: one exhaustive match, the status decided here.
-    fn refusal_page(&self, refusal: Refusal) -> Response<ResponseBody> {
-        use StatusCode as S;
-        let (status, title, text, link): (StatusCode, &str, String, Option<(&str, &str)>) = match refusal {
-            Refusal::NotConfigured => (
-                S::NOT_FOUND,
-                "Self-service is not configured",
-                "This gateway has no [login] section in its configuration, so it cannot tell who you are. Ask your administrator for an API key.".into(),
-                None,
-            ),
-            Refusal::Disabled => (
-                S::FORBIDDEN,
-                "Self-service is turned off",
-                "An administrator has switched self-service API keys off. Ask your administrator for a key.".into(),
-                None,
-            ),
-            Refusal::SignedOut => {
-                let login = self.login.as_ref();
-                if let Some(LoginMethod::Cas(cas)) = login.map(|l| &l.method) {
-                    return redirect(&cas.login_redirect());
-                }
-                (
-                    S::FORBIDDEN,
-                    "Sign in first",
-                    "You are not signed in. Sign in to the application, then come back to this page.".into(),
-                    login.and_then(|l| l.login_url()).map(|u| (u, "Sign in")),
-                )
-            }
-            Refusal::LoginUnavailable(what) => {
-                let mut resp = html_response(
-                    S::SERVICE_UNAVAILABLE,
-                    page::message(
-                        "Sign-in is unavailable",
-                        &format!("keygate cannot reach {what} to find out who you are. Try again in a minute."),
-                        None,
-                    ),
-                );
-                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-                return resp;
-            }
-            Refusal::Store(e) => {
-                tracing::error!(error = %e, "self-service: key store unavailable (503)");
-                let mut resp = html_response(
-                    S::SERVICE_UNAVAILABLE,
-                    page::message("Keys are unavailable", "The key store cannot be reached right now. Try again in a minute.", None),
-                );
-                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-                return resp;
-            }
-            Refusal::CasRefused(code) => {
-                tracing::info!(code = %code, "CAS refused a ticket");
-                (
-                    S::FORBIDDEN,
-                    "Sign-in failed",
-                    format!("The CAS server did not accept this sign-in ({code}). Sign-in links work once and only for this site; sign in again."),
-                    Some(("/.keygate/login", "Sign in again")),
-                )
-            }
-            Refusal::CasUnavailable(e) => {
-                tracing::warn!(error = %e, "CAS ticket validation failed (503)");
-                let mut resp = html_response(
-                    S::SERVICE_UNAVAILABLE,
-                    page::message("Sign-in is unavailable", "keygate cannot check your sign-in with the CAS server right now. Try again in a minute.", Some(("/.keygate/login", "Sign in again"))),
-                );
-                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-                return resp;
-            }
-            Refusal::NotFound => (S::NOT_FOUND, "Not found", "keygate has no page here.".into(), Some(("/.keygate/keys", "External Tool Access"))),
-            Refusal::Method(allow) => {
-                let mut resp = html_response(
-                    S::METHOD_NOT_ALLOWED,
-                    page::message("Method not allowed", &format!("This page answers {allow} only."), None),
-                );
-                resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
-                return resp;
-            }
-            // API-only refusals, should a page ever meet one.
-            other @ (Refusal::Csrf(_)
-            | Refusal::BadRequest(_)
-            | Refusal::RateLimited(_)
-            | Refusal::TooManyKeys(_)
-            | Refusal::UnsupportedMedia
-            | Refusal::TooLarge) => return api::refusal(other),
-        };
-        html_response(status, page::message(title, &text, link))
     }
 
     /// Count one creation by `user`; over the limit, how long to wait.
