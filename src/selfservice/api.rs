@@ -11,12 +11,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::refusal::Refusal;
-use super::{Answer, SelfService};
+use super::{Answer, Seen, SelfService};
 use crate::audit;
 use crate::http::body::ResponseBody;
 use crate::keyring::{MintError, Ttl};
 use crate::keys::{KeyId, Scope, Source};
-use crate::listener::ConnCtx;
 
 /// Largest create request (a label is at most 200 characters).
 pub(super) const MAX_BODY: usize = 16 * 1024;
@@ -32,8 +31,8 @@ struct CreateKey {
 // === impl SelfService (API) ===
 
 impl SelfService {
-    pub(super) async fn list(&self, req: &Request<Incoming>, conn: &ConnCtx) -> Answer {
-        let s = self.signed_in(req.headers(), conn).await?;
+    pub(super) async fn list(&self, req: &Request<Incoming>, rq: &Seen<'_>) -> Answer {
+        let s = self.signed_in(req.headers(), rq).await?;
         let keys = self.keyring.store.list(Some(&s.user)).await?;
         let views: Vec<_> = keys.iter().map(|r| r.view()).collect();
         Ok(crate::admin::json(
@@ -47,8 +46,8 @@ impl SelfService {
         ))
     }
 
-    pub(super) async fn create(&self, req: Request<Incoming>, conn: &ConnCtx) -> Answer {
-        let s = self.signed_in(req.headers(), conn).await?;
+    pub(super) async fn create(&self, req: Request<Incoming>, rq: &Seen<'_>) -> Answer {
+        let s = self.signed_in(req.headers(), rq).await?;
         self.csrf
             .check(req.headers(), req.uri(), &s.user)
             .map_err(Refusal::Csrf)?;
@@ -89,8 +88,8 @@ impl SelfService {
         Ok(crate::admin::json(StatusCode::CREATED, &new.view()))
     }
 
-    pub(super) async fn revoke(&self, req: &Request<Incoming>, conn: &ConnCtx, id: &str) -> Answer {
-        let s = self.signed_in(req.headers(), conn).await?;
+    pub(super) async fn revoke(&self, req: &Request<Incoming>, rq: &Seen<'_>, id: &str) -> Answer {
+        let s = self.signed_in(req.headers(), rq).await?;
         self.csrf
             .check(req.headers(), req.uri(), &s.user)
             .map_err(Refusal::Csrf)?;

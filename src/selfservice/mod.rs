@@ -32,6 +32,7 @@ use hyper::body::Incoming;
 use ipnet::IpNet;
 
 use crate::config::{self, Config};
+use crate::http::access::Completion;
 use crate::http::body::ResponseBody;
 use crate::keyring::Keyring;
 use crate::listener::ConnCtx;
@@ -68,6 +69,12 @@ pub struct SelfService {
 }
 
 type Answer = Result<Response<ResponseBody>, Refusal>;
+
+/// One request's connection, and who it turned out to be (for the access log).
+struct Seen<'a> {
+    conn: &'a ConnCtx,
+    user: std::sync::Mutex<Option<String>>,
+}
 
 /// A signed-in request that passed the gate.
 struct Session {
@@ -112,7 +119,18 @@ impl SelfService {
         self.login.as_ref()
     }
 
-    pub async fn handle(&self, req: Request<Incoming>, conn: &ConnCtx) -> Response<ResponseBody> {
+    /// Answer a `/.keygate/*` request; the signed-in user, if any, goes to
+    /// the access log through `done`.
+    pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        conn: &ConnCtx,
+        done: &mut Completion,
+    ) -> Response<ResponseBody> {
+        let rq = Seen {
+            conn,
+            user: std::sync::Mutex::new(None),
+        };
         let path = req.uri().path().to_owned();
         let api = path.starts_with("/.keygate/api/");
         let method = req.method().clone();
@@ -123,12 +141,12 @@ impl SelfService {
             ("/.keygate/static/app.css", &Method::GET) => {
                 Ok(asset(APP_CSS, "text/css; charset=utf-8"))
             }
-            ("/.keygate/keys", &Method::GET) => self.page(&req, conn).await,
-            ("/.keygate/api/keys", &Method::GET) => self.list(&req, conn).await,
-            ("/.keygate/api/keys", &Method::POST) => self.create(req, conn).await,
+            ("/.keygate/keys", &Method::GET) => self.page(&req, &rq).await,
+            ("/.keygate/api/keys", &Method::GET) => self.list(&req, &rq).await,
+            ("/.keygate/api/keys", &Method::POST) => self.create(req, &rq).await,
             ("/.keygate/api/keys", _) => Err(Refusal::Method("GET, POST")),
             (p, &Method::DELETE) if p.starts_with("/.keygate/api/keys/") => {
-                self.revoke(&req, conn, &p["/.keygate/api/keys/".len()..])
+                self.revoke(&req, &rq, &p["/.keygate/api/keys/".len()..])
                     .await
             }
             (p, _) if p.starts_with("/.keygate/api/keys/") => Err(Refusal::Method("DELETE")),
@@ -140,6 +158,9 @@ impl SelfService {
             }
             _ => Err(Refusal::NotFound),
         };
+        if let Some(user) = rq.user.lock().expect("not poisoned").as_deref() {
+            done.set_identity(user, "-");
+        }
         let mut resp = match answer {
             Ok(resp) => resp,
             Err(refusal) if api => refusal::json(refusal),
@@ -160,29 +181,33 @@ impl SelfService {
     }
 
     /// The gate every page and API request passes.
-    async fn signed_in(&self, headers: &HeaderMap, conn: &ConnCtx) -> Result<Session, Refusal> {
+    async fn signed_in(&self, headers: &HeaderMap, rq: &Seen<'_>) -> Result<Session, Refusal> {
+        let conn = rq.conn;
         let login = self.login.as_ref().ok_or(Refusal::NotConfigured)?;
         let settings = self.keyring.settings().await?;
         if !settings.self_service {
             return Err(Refusal::Disabled);
         }
         match login.who(headers, conn.peer.ip()).await {
-            Outcome::SignedIn(user) => Ok(Session {
-                user,
-                settings,
-                client: crate::http::headers::client_ip(
-                    conn.peer.ip(),
-                    headers,
-                    &self.trusted_proxies,
-                ),
-            }),
+            Outcome::SignedIn(user) => {
+                *rq.user.lock().expect("not poisoned") = Some(user.clone());
+                Ok(Session {
+                    client: crate::http::headers::client_ip(
+                        conn.peer.ip(),
+                        headers,
+                        &self.trusted_proxies,
+                    ),
+                    user,
+                    settings,
+                })
+            }
             Outcome::SignedOut => Err(Refusal::SignedOut),
             Outcome::Unavailable(what) => Err(Refusal::LoginUnavailable(what)),
         }
     }
 
-    async fn page(&self, req: &Request<Incoming>, conn: &ConnCtx) -> Answer {
-        let s = self.signed_in(req.headers(), conn).await?;
+    async fn page(&self, req: &Request<Incoming>, rq: &Seen<'_>) -> Answer {
+        let s = self.signed_in(req.headers(), rq).await?;
         let keys = self.keyring.store.list(Some(&s.user)).await?;
         let issued = self.csrf.issue(req.headers(), &s.user);
         let logout = matches!(

@@ -201,6 +201,21 @@ async fn no_self_service_secret_reaches_any_log_line() {
         .find(|l| l["target"] == "keygate::audit")
         .unwrap();
     assert_eq!(audit["source"], "self-service", "{audit}");
+    let access = eventually(
+        "the page's access line",
+        250,
+        Duration::from_millis(20),
+        || async {
+            kg.log_lines()
+                .into_iter()
+                .find(|l| l["target"] == "keygate::access" && l["path"] == "/.keygate/api/keys")
+        },
+    )
+    .await;
+    assert_eq!(
+        access["user"], "alice",
+        "the access log names the signed-in user: {access}"
+    );
     assert_eq!(audit["actor"], "alice", "{audit}");
     let id_value = cookie.split('=').nth(1).unwrap();
     for line in kg.log_lines().iter().map(|l| l.to_string()) {
