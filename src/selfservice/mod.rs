@@ -73,6 +73,8 @@ type Answer = Result<Response<ResponseBody>, Refusal>;
 /// One request's connection, and who it turned out to be (for the access log).
 struct Seen<'a> {
     conn: &'a ConnCtx,
+    /// Set by the gate when someone is signed in. A Mutex rather than a Cell
+    /// only so that the request's future stays `Send`; never contended.
     user: std::sync::Mutex<Option<String>>,
 }
 

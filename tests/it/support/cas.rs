@@ -64,6 +64,8 @@ impl CasServer {
                 .arg(project.join("serve.py"))
                 .args([&port.to_string(), USER, PASSWORD])
                 .env("KEYGATE_CAS_DB", dir.path().join("cas.sqlite3"))
+                // No __pycache__ in the source tree.
+                .env("PYTHONDONTWRITEBYTECODE", "1")
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
                 .spawn()
