@@ -417,3 +417,38 @@ async fn per_user_limits_on_live_keys_and_creation_rate() {
         StatusCode::CREATED
     );
 }
+
+/// With `login.public_url`, writes must come from exactly that origin, not
+/// from whatever host the request names.
+#[tokio::test]
+async fn public_url_fixes_the_origin_writes_must_come_from() {
+    let (up, app) = (Upstream::start().await, WhoAmI::start().await);
+    let gw = backend_session(
+        &up,
+        &app,
+        &[("login", "public_url = \"https://keygate.example.org/\"")],
+    )
+    .await;
+    let mut alice = Browser::new(&gw);
+    alice.set_cookie(&app.sign_in("alice"));
+    let (_, token) = alice.page().await;
+    let own_host = alice.create(&token, "x", "1d").await;
+    assert_eq!(
+        own_host.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        own_host.text()
+    );
+    alice.origin = "https://keygate.example.org".into();
+    let public = alice.create(&token, "x", "1d").await;
+    assert_eq!(public.status, StatusCode::CREATED, "{}", public.text());
+    // /.keygate/login and /logout belong to method = "cas" only.
+    assert_eq!(
+        alice.get("/.keygate/logout").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        alice.get("/.keygate/login?ticket=ST-1").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
