@@ -62,7 +62,7 @@ async fn page_shows_the_user_the_controls_and_a_strict_csp() {
         csrf_cookie.starts_with("__Host-keygate-csrf="),
         "{csrf_cookie}"
     );
-    for attr in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+    for attr in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
         assert!(csrf_cookie.contains(attr), "{csrf_cookie}");
     }
 
