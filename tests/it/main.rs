@@ -14,4 +14,5 @@ mod lifecycle;
 mod limits;
 mod proxy;
 mod secrets;
+mod selfservice;
 mod store_conformance;

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod bin;
 pub mod body;
+pub mod cas;
 pub mod client;
 pub mod gateway;
 pub mod githost;
@@ -11,6 +12,7 @@ pub mod proxy;
 pub mod redis;
 pub mod tls;
 pub mod upstream;
+pub mod whoami;
 
 use std::future::Future;
 use std::time::Duration;

@@ -1,0 +1,313 @@
+//! keygate's own pages under `/.keygate/` (never forwarded upstream):
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /.keygate/keys` | the "External Tool Access" page (`page.rs`) |
+//! | `GET /.keygate/api/keys` | the user's keys and the lifetimes offered (JSON) |
+//! | `POST /.keygate/api/keys` | `{"label","ttl"}` -> 201 with the key, shown once |
+//! | `DELETE /.keygate/api/keys/{id}` | 204; another user's id is 404 like an unknown one |
+//! | `GET /.keygate/static/app.js`, `app.css` | the page's script and style |
+//! | `GET /.keygate/login`, `/.keygate/logout` | CAS sign-in (ticket callback) and sign-out |
+//!
+//! Every request first passes the same gate: `[login]` configured (else a
+//! "not configured" 404), self-service on in the runtime settings (else
+//! 403), someone signed in (else a page linking to the login URL, or for CAS
+//! a redirect to it). Writes also pass `csrf`. Refusals are one enum mapped
+//! to a page or to JSON in one place each.
+
+mod api;
+mod csrf;
+mod page;
+mod refusal;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use ipnet::IpNet;
+
+use crate::config::{self, Config};
+use crate::http::access::Completion;
+use crate::http::body::ResponseBody;
+use crate::keyring::Keyring;
+use crate::listener::ConnCtx;
+use crate::login::cas::CasError;
+use crate::login::signed::Signer;
+use crate::login::{Login, Method as LoginMethod, Outcome};
+use crate::metrics::Metrics;
+use crate::settings::Settings;
+use csrf::Csrf;
+use refusal::Refusal;
+
+const APP_JS: &str = include_str!("static/app.js");
+const APP_CSS: &str = include_str!("static/app.css");
+
+/// Only keygate's own script, style and API: no inline code, no other origin.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+                   img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+pub struct SelfService {
+    /// `None`: no `[login]` section, every route says "not configured".
+    login: Option<Login>,
+    keyring: Keyring,
+    csrf: Csrf,
+    limits: config::SelfService,
+    /// Key creations per user on this instance (`self_service.creates_per_hour`).
+    creates: DefaultKeyedRateLimiter<String>,
+    /// Held from counting a user's live keys to storing the new one, so two
+    /// concurrent requests on this instance cannot both pass `max_live_keys`
+    /// (creations are rare: one lock for all users is enough).
+    mint_lock: tokio::sync::Mutex<()>,
+    metrics: Arc<Metrics>,
+    /// `listen.trusted_proxies`: the audit log names the real client.
+    trusted_proxies: Vec<IpNet>,
+}
+
+type Answer = Result<Response<ResponseBody>, Refusal>;
+
+/// One request's connection, and who it turned out to be (for the access log).
+struct Seen<'a> {
+    conn: &'a ConnCtx,
+    /// Set by the gate when someone is signed in. A Mutex rather than a Cell
+    /// only so that the request's future stays `Send`; never contended.
+    user: std::sync::Mutex<Option<String>>,
+}
+
+/// A signed-in request that passed the gate.
+struct Session {
+    user: String,
+    settings: Settings,
+    client: IpAddr,
+}
+
+// === impl SelfService ===
+
+impl SelfService {
+    pub fn new(
+        config: &Config,
+        keyring: Keyring,
+        metrics: Arc<Metrics>,
+    ) -> Result<SelfService, String> {
+        let digest = &keyring.digest;
+        let login = config
+            .login
+            .as_ref()
+            .map(|l| {
+                let signer = Arc::new(Signer::new(digest.derive("login-session")));
+                Login::new(l, signer, config.upstream.ca_file.as_deref())
+            })
+            .transpose()?;
+        let public_url = config.login.as_ref().and_then(|l| l.public_url.clone());
+        let per_hour = std::num::NonZeroU32::new(config.self_service.creates_per_hour)
+            .ok_or("self_service.creates_per_hour must be at least 1")?;
+        Ok(SelfService {
+            login,
+            csrf: Csrf::new(Signer::new(digest.derive("csrf")), public_url),
+            keyring,
+            limits: config.self_service.clone(),
+            creates: RateLimiter::keyed(Quota::per_hour(per_hour)),
+            mint_lock: tokio::sync::Mutex::new(()),
+            metrics,
+            trusted_proxies: config.listen.trusted_proxies.clone(),
+        })
+    }
+
+    pub fn login(&self) -> Option<&Login> {
+        self.login.as_ref()
+    }
+
+    /// Answer a `/.keygate/*` request; the signed-in user, if any, goes to
+    /// the access log through `done`.
+    pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        conn: &ConnCtx,
+        done: &mut Completion,
+    ) -> Response<ResponseBody> {
+        let rq = Seen {
+            conn,
+            user: std::sync::Mutex::new(None),
+        };
+        let path = req.uri().path().to_owned();
+        let api = path.starts_with("/.keygate/api/");
+        let method = req.method().clone();
+        let answer = match (path.as_str(), &method) {
+            ("/.keygate/static/app.js", &Method::GET) => {
+                Ok(asset(APP_JS, "text/javascript; charset=utf-8"))
+            }
+            ("/.keygate/static/app.css", &Method::GET) => {
+                Ok(asset(APP_CSS, "text/css; charset=utf-8"))
+            }
+            ("/.keygate/keys", &Method::GET) => self.page(&req, &rq).await,
+            ("/.keygate/api/keys", &Method::GET) => self.list(&req, &rq).await,
+            ("/.keygate/api/keys", &Method::POST) => self.create(req, &rq).await,
+            ("/.keygate/api/keys", _) => Err(Refusal::Method("GET, POST")),
+            (p, &Method::DELETE) if p.starts_with("/.keygate/api/keys/") => {
+                self.revoke(&req, &rq, &p["/.keygate/api/keys/".len()..])
+                    .await
+            }
+            (p, _) if p.starts_with("/.keygate/api/keys/") => Err(Refusal::Method("DELETE")),
+            ("/.keygate/login", &Method::GET) => self.cas_login(&req).await,
+            ("/.keygate/logout", &Method::GET) => self.logout(),
+            ("/.keygate/keys" | "/.keygate/login" | "/.keygate/logout", _)
+            | ("/.keygate/static/app.js" | "/.keygate/static/app.css", _) => {
+                Err(Refusal::Method("GET"))
+            }
+            _ => Err(Refusal::NotFound),
+        };
+        if let Some(user) = rq.user.lock().expect("not poisoned").as_deref() {
+            done.set_identity(user, "-");
+        }
+        let mut resp = match answer {
+            Ok(resp) => resp,
+            Err(refusal) if api => refusal::json(refusal),
+            Err(refusal) => refusal::page(refusal, self.login.as_ref()),
+        };
+        let h = resp.headers_mut();
+        h.insert("content-security-policy", HeaderValue::from_static(CSP));
+        h.insert(
+            "x-content-type-options",
+            HeaderValue::from_static("nosniff"),
+        );
+        h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+        // The CAS ticket is in the callback URL: never hand it on.
+        h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+        h.entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
+        resp
+    }
+
+    /// The gate every page and API request passes.
+    async fn signed_in(&self, headers: &HeaderMap, rq: &Seen<'_>) -> Result<Session, Refusal> {
+        let conn = rq.conn;
+        let login = self.login.as_ref().ok_or(Refusal::NotConfigured)?;
+        let settings = self.keyring.settings().await?;
+        if !settings.self_service {
+            return Err(Refusal::Disabled);
+        }
+        match login.who(headers, conn.peer.ip()).await {
+            Outcome::SignedIn(user) => {
+                *rq.user.lock().expect("not poisoned") = Some(user.clone());
+                Ok(Session {
+                    client: crate::http::headers::client_ip(
+                        conn.peer.ip(),
+                        headers,
+                        &self.trusted_proxies,
+                    ),
+                    user,
+                    settings,
+                })
+            }
+            Outcome::SignedOut => Err(Refusal::SignedOut),
+            Outcome::Unavailable(what) => Err(Refusal::LoginUnavailable(what)),
+        }
+    }
+
+    async fn page(&self, req: &Request<Incoming>, rq: &Seen<'_>) -> Answer {
+        let s = self.signed_in(req.headers(), rq).await?;
+        let keys = self.keyring.store.list(Some(&s.user)).await?;
+        let issued = self.csrf.issue(req.headers(), &s.user);
+        let logout = matches!(
+            self.login.as_ref().map(|l| &l.method),
+            Some(LoginMethod::Cas(_))
+        )
+        .then_some("/.keygate/logout");
+        let html = page::keys_page(&page::KeysPage {
+            user: &s.user,
+            csrf_token: &issued.token,
+            keys: &keys,
+            ttl_choices: &s.settings.ttl_choices,
+            default_ttl: &s.settings.default_ttl,
+            logout,
+        });
+        let mut resp = html_response(StatusCode::OK, html);
+        if let Some(cookie) = issued.set_cookie {
+            resp.headers_mut().append(header::SET_COOKIE, cookie);
+        }
+        Ok(resp)
+    }
+
+    /// `GET /.keygate/login`: with a ticket, the CAS server's callback; without, off to the CAS server.
+    async fn cas_login(&self, req: &Request<Incoming>) -> Answer {
+        let Some(LoginMethod::Cas(cas)) = self.login.as_ref().map(|l| &l.method) else {
+            return Err(Refusal::NotFound);
+        };
+        let ticket = form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+            .find(|(k, _)| k == "ticket")
+            .map(|(_, v)| v.into_owned());
+        let Some(ticket) = ticket else {
+            return Ok(redirect(&cas.login_redirect()));
+        };
+        match cas.validate(&ticket).await {
+            Ok(user) => {
+                tracing::info!(user = %user, "signed in through CAS");
+                let mut resp = redirect("/.keygate/keys");
+                *resp.status_mut() = StatusCode::SEE_OTHER;
+                resp.headers_mut()
+                    .append(header::SET_COOKIE, cas.session_cookie(&user));
+                Ok(resp)
+            }
+            Err(CasError::Refused { code }) => Err(Refusal::CasRefused(code)),
+            Err(e) => Err(Refusal::CasUnavailable(e)),
+        }
+    }
+
+    fn logout(&self) -> Answer {
+        let Some(LoginMethod::Cas(cas)) = self.login.as_ref().map(|l| &l.method) else {
+            return Err(Refusal::NotFound);
+        };
+        let mut resp = redirect(&cas.logout_redirect());
+        resp.headers_mut()
+            .append(header::SET_COOKIE, crate::login::cas::Cas::clear_cookie());
+        Ok(resp)
+    }
+
+    /// Count one creation by `user`; over the limit, how long to wait.
+    fn count_create(&self, user: &str) -> Result<(), Duration> {
+        let result = self.creates.check_key(&user.to_owned());
+        self.creates.retain_recent();
+        result.map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+}
+
+fn html_response(status: StatusCode, html: String) -> Response<ResponseBody> {
+    let mut resp = Response::new(ResponseBody::full(html));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    resp
+}
+
+fn asset(body: &'static str, content_type: &'static str) -> Response<ResponseBody> {
+    let mut resp = Response::new(ResponseBody::full(body));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // Revalidated on every load: a new binary's script is never mixed with an old page.
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+/// 302 to `location`, with a link for clients that do not follow it.
+fn redirect(location: &str) -> Response<ResponseBody> {
+    let mut resp = html_response(
+        StatusCode::FOUND,
+        page::message(
+            "Redirecting",
+            "Continue to sign in.",
+            Some((location, "Continue")),
+        ),
+    );
+    resp.headers_mut().insert(
+        header::LOCATION,
+        HeaderValue::try_from(location).unwrap_or(HeaderValue::from_static("/.keygate/keys")),
+    );
+    resp
+}
