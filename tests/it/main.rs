@@ -13,4 +13,5 @@ mod lifecycle;
 mod limits;
 mod proxy;
 mod secrets;
+mod sso;
 mod store_conformance;

@@ -3,12 +3,14 @@
 
 pub mod bin;
 pub mod body;
+pub mod browser;
 pub mod client;
 pub mod gateway;
 pub mod githost;
 pub mod redis;
 pub mod tls;
 pub mod upstream;
+pub mod webapp;
 
 use std::future::Future;
 use std::time::Duration;
