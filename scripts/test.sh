@@ -12,7 +12,9 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 # and two Apache instances for SAML (mod_auth_mellon as the SP in front of
 # keygate, SimpleSAMLphp under mod_php as the IdP). They fail, not skip, when
 # these are missing, so a machine that runs this script must have them.
-for pkg in chromium chromium-driver apache2 libapache2-mod-auth-mellon simplesamlphp \
+# openssl: mellon_create_metadata and the test IdP's key need its CLI, which
+# the mellon package does not pull in.
+for pkg in chromium chromium-driver apache2 libapache2-mod-auth-mellon simplesamlphp openssl \
   libapache2-mod-php php-xml php-mbstring; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need+=("$pkg")
 done

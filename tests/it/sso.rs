@@ -38,3 +38,33 @@ async fn backend_session() {
         .await;
     eprintln!("done after {:?}", t0.elapsed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real browser: run by scripts/test.sh (--include-ignored)"]
+async fn saml_rig() {
+    use crate::support::saml::SamlRig;
+    let t0 = Instant::now();
+    let app = WebApp::start(&[]).await;
+    let gw = builder(&app.url("")).start().await;
+    let (port, ca) = (gw.addr.port(), gw.ca.pem());
+    let rig = tokio::task::spawn_blocking(move || SamlRig::start(port, &ca))
+        .await
+        .unwrap();
+    eprintln!("rig up after {:?}", t0.elapsed());
+    let browser = Browser::start().await;
+    browser.goto(&rig.sp_url("/.keygate/keys")).await;
+    browser.fill("#username", "alice").await;
+    browser.fill("#password", "wonderland").await;
+    browser.click("#submit_button").await;
+    browser.wait_url(&rig.sp_url("/.keygate/keys")).await;
+    eprintln!("{}", browser.body_text().await);
+    eprintln!("{:?}", app.paths_seen());
+    eprintln!("done after {:?}", t0.elapsed());
+    drop(browser);
+    let t1 = Instant::now();
+    let crate::support::saml::SamlRig { idp, sp, .. } = rig;
+    drop(sp);
+    eprintln!("sp stopped in {:?}", t1.elapsed());
+    drop(idp);
+    eprintln!("rig stopped in {:?}", t1.elapsed());
+}

@@ -8,6 +8,7 @@ pub mod client;
 pub mod gateway;
 pub mod githost;
 pub mod redis;
+pub mod saml;
 pub mod tls;
 pub mod upstream;
 pub mod webapp;
