@@ -1,70 +1,292 @@
 //! Self-service keys in a real browser (issue 6): headless Chromium signs in
-//! through each `[login] method`, makes a key on `/.keygate/keys`, and curl
-//! uses it through keygate.
+//! through each `[login] method`, makes a key on `/.keygate/keys` the way a
+//! person would (label, lifetime, "Generate API Key", "Copy to Clipboard",
+//! "Done"), and curl uses it through keygate with a `.netrc`.
 //!
 //! These start real Chromium, Apache and django-cas-server; scripts/test.sh
 //! installs them and runs these `#[ignore]`d tests with `--include-ignored`.
-//! A missing program fails the test, it never skips.
+//! A missing program fails the test loudly, it never skips.
 
-use std::time::Instant;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
 use crate::support::browser::Browser;
 use crate::support::gateway::builder;
+use crate::support::saml::{self, SamlRig};
 use crate::support::webapp::WebApp;
+
+/// The sign-in of the application in front of which keygate sits.
+const APP_USER: &str = "alice@example.org";
+const APP_PASSWORD: &str = "wonderland";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "real browser: run by scripts/test.sh (--include-ignored)"]
 async fn backend_session() {
-    let t0 = Instant::now();
-    let app = WebApp::start(&[("alice@example.org", "wonderland")]).await;
-    let gw = builder(&app.url("")).start().await;
-    let browser = Browser::start().await;
-    eprintln!("browser up after {:?}", t0.elapsed());
-    browser.goto(&gw.url("/login?next=/hello")).await;
-    browser.fill("#username", "alice@example.org").await;
-    browser.fill("#password", "wonderland").await;
-    browser.click("#sign-in").await;
-    browser.wait_url(&gw.url("/hello")).await;
-    let origin = gw.url("");
-    browser.grant_clipboard(origin.trim_end_matches('/')).await;
-    browser
-        .client
-        .execute("navigator.clipboard.writeText('hello clip')", vec![])
-        .await
-        .unwrap();
-    assert_eq!(browser.clipboard().await, "hello clip");
-    browser
-        .screenshot(std::path::Path::new("target/sso-smoke.png"))
+    let app = WebApp::start(&[(APP_USER, APP_PASSWORD)]).await;
+    let gw = builder(&app.url(""))
+        .set("login", "method = \"backend_session\"")
+        .set(
+            "login",
+            &format!("whoami_url = \"{}\"", app.url("/login-whoami.api")),
+        )
+        .set("login", "user_pointer = \"/email\"")
+        .set("login", "login_url = \"/login?next=/.keygate/keys\"")
+        .start()
         .await;
-    eprintln!("done after {:?}", t0.elapsed());
+    let browser = Browser::start().await;
+
+    // Not signed in: the page sends people to the application's sign-in.
+    browser.goto(&gw.url("/.keygate/keys")).await;
+    browser.click("#login").await;
+    browser.fill("#username", APP_USER).await;
+    browser.fill("#password", APP_PASSWORD).await;
+    browser.click("#sign-in").await;
+    browser.wait_url(&gw.url("/.keygate/keys")).await;
+
+    let page = KeysPage::new(&browser, &gw.url("")).await;
+    page.signed_in_as(APP_USER).await;
+    let (key, id) = page.generate("laptop scripts").await;
+
+    let user = UserFiles::new(&gw.ca.pem(), &key);
+    let (status, body) = user.curl(&gw.url("/whoami")).await;
+    assert_eq!(status, 200, "curl with the new key: {body}");
+    assert_eq!(identity(&body), Some(APP_USER.into()), "{body}");
+
+    browser
+        .screenshot(&Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/self-service.png"))
+        .await;
+
+    page.revoke(&id).await;
+    let (status, body) = user.curl(&gw.url("/whoami")).await;
+    assert_eq!(status, 401, "the revoked key: {body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "real browser: run by scripts/test.sh (--include-ignored)"]
-async fn saml_rig() {
-    use crate::support::saml::SamlRig;
-    let t0 = Instant::now();
+#[ignore = "real browser, Apache, SimpleSAMLphp: run by scripts/test.sh (--include-ignored)"]
+async fn saml_trusted_header() {
     let app = WebApp::start(&[]).await;
-    let gw = builder(&app.url("")).start().await;
+    let gw = builder(&app.url(""))
+        .set("login", "method = \"trusted_header\"")
+        .set("login", "header = \"X-Remote-User\"")
+        .set(
+            "login",
+            &format!("trusted_proxies = [\"{}/32\"]", saml::PROXY_SOURCE),
+        )
+        .start()
+        .await;
     let (port, ca) = (gw.addr.port(), gw.ca.pem());
     let rig = tokio::task::spawn_blocking(move || SamlRig::start(port, &ca))
         .await
         .unwrap();
-    eprintln!("rig up after {:?}", t0.elapsed());
     let browser = Browser::start().await;
+
+    // The SP sends the browser to the IdP, which signs alice in and posts
+    // her back; mellon then proxies to keygate with X-Remote-User: alice.
     browser.goto(&rig.sp_url("/.keygate/keys")).await;
-    browser.fill("#username", "alice").await;
-    browser.fill("#password", "wonderland").await;
+    browser.wait_url(&rig.idp_url("/")).await;
+    browser.fill("input[name=username]", saml::USER).await;
+    browser.fill("input[name=password]", saml::PASSWORD).await;
     browser.click("#submit_button").await;
     browser.wait_url(&rig.sp_url("/.keygate/keys")).await;
-    eprintln!("{}", browser.body_text().await);
-    eprintln!("{:?}", app.paths_seen());
-    eprintln!("done after {:?}", t0.elapsed());
-    drop(browser);
-    let t1 = Instant::now();
-    let crate::support::saml::SamlRig { idp, sp, .. } = rig;
-    drop(sp);
-    eprintln!("sp stopped in {:?}", t1.elapsed());
-    drop(idp);
-    eprintln!("rig stopped in {:?}", t1.elapsed());
+
+    let page = KeysPage::new(&browser, &rig.sp_url("")).await;
+    page.signed_in_as(saml::USER).await;
+    let (key, id) = page.generate("saml laptop").await;
+
+    // The key works through the SP (the site's one public address) and
+    // straight at keygate; the application behind learns alice either way.
+    let user = UserFiles::new(&gw.ca.pem(), &key);
+    for url in [rig.sp_url("/whoami"), gw.url("/whoami")] {
+        let (status, body) = user.curl(&url).await;
+        assert_eq!(
+            status,
+            200,
+            "curl {url} with the new key: {body}\n{}",
+            rig.logs()
+        );
+        assert_eq!(identity(&body), Some(saml::USER.into()), "{url}: {body}");
+    }
+    // So does the browser's SAML session, for the application itself.
+    browser.goto(&rig.sp_url("/app-page")).await;
+    assert_eq!(
+        identity(&browser.body_text().await),
+        Some(saml::USER.into()),
+        "the application behind keygate sees the SAML user"
+    );
+
+    // A client that is not the SP claims to be alice: nobody is signed in,
+    // and the application never sees the claim.
+    let spoofs = [("X-Remote-User", "alice"), ("X_Remote_User", "alice")];
+    let direct = UserFiles::anonymous(&gw.ca.pem());
+    let (status, body) = direct.curl_with(&gw.url("/.keygate/keys"), &spoofs).await;
+    assert!(
+        status != 200 && !body.contains("id=\"user\""),
+        "a direct client's X-Remote-User signs nobody in: {status}\n{body}"
+    );
+    let (status, body) = direct
+        .curl_with(&gw.url("/.keygate/api/keys"), &spoofs)
+        .await;
+    assert!(
+        status == 401 || status == 403,
+        "the JSON API refuses a spoofed user: {status} {body}"
+    );
+    let (status, body) = direct.curl_with(&gw.url("/direct-spoof"), &spoofs).await;
+    assert_eq!((status, identity(&body)), (200, None), "{body}");
+    assert_eq!(
+        app.identities_seen("/direct-spoof"),
+        vec![Vec::<String>::new()]
+    );
+
+    // Through the SP without a SAML session: mellon drops X-Remote-User but
+    // forwards X_Remote_User; keygate, trusting the SP, must drop it itself.
+    let (status, body) = direct
+        .curl_with(&rig.sp_url("/via-sp-spoof"), &spoofs)
+        .await;
+    assert_eq!((status, identity(&body)), (200, None), "{body}");
+    assert_eq!(
+        app.identities_seen("/via-sp-spoof"),
+        vec![Vec::<String>::new()]
+    );
+
+    browser.goto(&rig.sp_url("/.keygate/keys")).await;
+    page.revoke(&id).await;
+    let (status, body) = user.curl(&gw.url("/whoami")).await;
+    assert_eq!(status, 401, "the revoked key: {body}");
+}
+
+/// The "External Tool Access" page, driven by its visible controls.
+struct KeysPage<'a> {
+    browser: &'a Browser,
+}
+
+impl<'a> KeysPage<'a> {
+    /// The page is open in `browser`; let its origin use the clipboard.
+    async fn new(browser: &'a Browser, origin: &str) -> KeysPage<'a> {
+        browser.grant_clipboard(origin.trim_end_matches('/')).await;
+        KeysPage { browser }
+    }
+
+    async fn signed_in_as(&self, user: &str) {
+        self.browser
+            .wait_text("#user", &format!("user {user}"), |t| t == user)
+            .await;
+    }
+
+    /// Label, the shortest lifetime offered, "Generate API Key", "Copy to
+    /// Clipboard" -> "Copied!", "Done". Returns the key and its listed id.
+    async fn generate(&self, label: &str) -> (String, String) {
+        let b = self.browser;
+        b.fill("#label", label).await;
+        let lifetime = b.find("#lifetime").await;
+        lifetime
+            .select_by_index(0)
+            .await
+            .expect("choose a lifetime");
+        b.click_button("Generate API Key").await;
+        let key = b
+            .wait_text("#new-key", "a key", |t| t.starts_with("kg_"))
+            .await;
+
+        b.click_button("Copy to Clipboard").await;
+        b.wait_text("#copy", "\"Copied!\"", |t| t == "Copied!")
+            .await;
+        assert_eq!(b.clipboard().await, key, "the clipboard holds the key");
+
+        // The new key is listed, by its label (never its secret).
+        let id = b
+            .wait_js(
+                "for (const r of document.querySelectorAll('#keys tr[data-key-id]')) \
+                   if (r.cells[0].textContent === arguments[0]) return r.dataset.keyId; \
+                 return null;",
+                serde_json::json!(label),
+                &format!("a row for {label:?} in #keys"),
+            )
+            .await;
+        let id = id.as_str().expect("a key id").to_owned();
+
+        b.click_button("Done").await;
+        b.wait_text("body", "the page without the key", |t| !t.contains(&key))
+            .await;
+        (key, id)
+    }
+
+    /// Click "Revoke" on the key `id`; its row goes away.
+    async fn revoke(&self, id: &str) {
+        let b = self.browser;
+        let row = format!("#keys tr[data-key-id=\"{id}\"]");
+        b.click(&format!("{row} button")).await;
+        let deadline = std::time::Instant::now() + crate::support::browser::PAGE_WAIT;
+        while b.client.find(fantoccini::Locator::Css(&row)).await.is_ok() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the revoked key's row is still listed"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A user's files for curl: the gateway's CA and a `.netrc` with the key,
+/// as the README tells people to set it up.
+struct UserFiles {
+    dir: tempfile::TempDir,
+}
+
+impl UserFiles {
+    fn new(ca_pem: &str, key: &str) -> UserFiles {
+        let files = UserFiles::anonymous(ca_pem);
+        let netrc = files.dir.path().join(".netrc");
+        std::fs::write(
+            &netrc,
+            format!("machine 127.0.0.1 login apikey password {key}\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(&netrc, std::fs::Permissions::from_mode(0o600)).unwrap();
+        files
+    }
+
+    /// No `.netrc`: a client without a key.
+    fn anonymous(ca_pem: &str) -> UserFiles {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca_pem).unwrap();
+        UserFiles { dir }
+    }
+
+    async fn curl(&self, url: &str) -> (u16, String) {
+        self.curl_with(url, &[]).await
+    }
+
+    /// `curl` with `headers` sent as given: (status, body).
+    async fn curl_with(&self, url: &str, headers: &[(&str, &str)]) -> (u16, String) {
+        let body = self.dir.path().join("body");
+        let mut cmd = tokio::process::Command::new("curl");
+        cmd.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", self.dir.path())
+            .args(["-sS", "--max-time", "20", "-o"])
+            .arg(&body)
+            .args(["-w", "%{http_code}", "--cacert"])
+            .arg(self.dir.path().join("ca.pem"));
+        let netrc = self.dir.path().join(".netrc");
+        if netrc.exists() {
+            cmd.arg("--netrc-file").arg(&netrc);
+        }
+        for (name, value) in headers {
+            cmd.arg("-H").arg(format!("{name}: {value}"));
+        }
+        let out = cmd.arg(url).output().await.expect("curl runs");
+        assert!(
+            out.status.success(),
+            "curl {url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let status = String::from_utf8_lossy(&out.stdout).parse().unwrap();
+        (status, std::fs::read_to_string(body).unwrap_or_default())
+    }
+}
+
+/// The user the test application says it was told about (`{"identity": …}`).
+fn identity(body: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(body.trim()).ok()?;
+    v.get("identity")?.as_str().map(str::to_owned)
 }

@@ -152,6 +152,24 @@ impl Browser {
         );
     }
 
+    /// Run `script` (with `arg` as `arguments[0]`) until it returns non-null; returns that.
+    pub async fn wait_js(&self, script: &str, arg: Value, what: &str) -> Value {
+        let deadline = Instant::now() + PAGE_WAIT;
+        while Instant::now() < deadline {
+            if let Ok(v) = self.client.execute(script, vec![arg.clone()]).await {
+                if !v.is_null() {
+                    return v;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "never found {what} within {PAGE_WAIT:?} on {}\n{}",
+            self.url().await,
+            self.body_text().await
+        );
+    }
+
     /// Wait until the browser is on a URL that starts with `prefix`.
     pub async fn wait_url(&self, prefix: &str) -> String {
         let deadline = Instant::now() + PAGE_WAIT;
