@@ -8,7 +8,7 @@
 //! A missing program fails the test loudly, it never skips.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::support::browser::Browser;
 use crate::support::gateway::builder;
@@ -46,15 +46,14 @@ async fn backend_session() {
     let page = KeysPage::new(&browser, &gw.url("")).await;
     page.signed_in_as(APP_USER).await;
     let (key, id) = page.generate("laptop scripts").await;
+    // The picture in the README: a new key, copied, and the list of keys.
+    browser.screenshot(&screenshot_path()).await;
+    page.done(&key).await;
 
     let user = UserFiles::new(&gw.ca.pem(), &key);
     let (status, body) = user.curl(&gw.url("/whoami")).await;
     assert_eq!(status, 200, "curl with the new key: {body}");
     assert_eq!(identity(&body), Some(APP_USER.into()), "{body}");
-
-    browser
-        .screenshot(&Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/self-service.png"))
-        .await;
 
     page.revoke(&id).await;
     let (status, body) = user.curl(&gw.url("/whoami")).await;
@@ -92,6 +91,7 @@ async fn saml_trusted_header() {
     let page = KeysPage::new(&browser, &rig.sp_url("")).await;
     page.signed_in_as(saml::USER).await;
     let (key, id) = page.generate("saml laptop").await;
+    page.done(&key).await;
 
     // The key works through the SP (the site's one public address) and
     // straight at keygate; the application behind learns alice either way.
@@ -172,8 +172,8 @@ impl<'a> KeysPage<'a> {
             .await;
     }
 
-    /// Label, the shortest lifetime offered, "Generate API Key", "Copy to
-    /// Clipboard" -> "Copied!", "Done". Returns the key and its listed id.
+    /// Label, the first lifetime offered, "Generate API Key", "Copy to
+    /// Clipboard" -> "Copied!". Returns the key and its listed id.
     async fn generate(&self, label: &str) -> (String, String) {
         let b = self.browser;
         b.fill("#label", label).await;
@@ -204,10 +204,15 @@ impl<'a> KeysPage<'a> {
             .await;
         let id = id.as_str().expect("a key id").to_owned();
 
-        b.click_button("Done").await;
-        b.wait_text("body", "the page without the key", |t| !t.contains(&key))
-            .await;
         (key, id)
+    }
+
+    /// "Done": the key is gone from the page for good.
+    async fn done(&self, key: &str) {
+        self.browser.click_button("Done").await;
+        self.browser
+            .wait_text("body", "the page without the key", |t| !t.contains(key))
+            .await;
     }
 
     /// Click "Revoke" on the key `id`; its row goes away.
@@ -282,6 +287,18 @@ impl UserFiles {
         );
         let status = String::from_utf8_lossy(&out.stdout).parse().unwrap();
         (status, std::fs::read_to_string(body).unwrap_or_default())
+    }
+}
+
+/// Where `backend_session` saves its picture of the page: under `target/`,
+/// or over the README's `docs/self-service.png` when `KEYGATE_UPDATE_SCREENSHOT`
+/// is set (so a test run never dirties the work tree by itself).
+fn screenshot_path() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if std::env::var_os("KEYGATE_UPDATE_SCREENSHOT").is_some() {
+        root.join("docs/self-service.png")
+    } else {
+        root.join("target/screenshots/self-service.png")
     }
 }
 

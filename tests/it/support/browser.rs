@@ -126,11 +126,6 @@ impl Browser {
         }
     }
 
-    /// The visible text of the element matching `css` (waiting for the element).
-    pub async fn text(&self, css: &str) -> String {
-        self.find(css).await.text().await.unwrap()
-    }
-
     /// Wait until `check` holds for the visible text of `css`; returns that text.
     pub async fn wait_text(&self, css: &str, what: &str, check: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + PAGE_WAIT;

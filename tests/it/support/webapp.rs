@@ -90,12 +90,6 @@ impl WebApp {
             .map(|(_, v)| v.clone())
             .collect()
     }
-
-    /// Paths the application was asked for, in order.
-    pub fn paths_seen(&self) -> Vec<String> {
-        let st = self.state.lock().unwrap();
-        st.seen.iter().map(|(p, _)| p.clone()).collect()
-    }
 }
 
 fn identity_values(req: &Request<Incoming>) -> Vec<String> {
