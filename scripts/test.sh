@@ -36,6 +36,16 @@ if [[ ! -x $venv/bin/schemathesis ]]; then
   "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==4.32.5"
 fi
 
-# --include-ignored: the schemathesis test is #[ignore]d for a bare `cargo test`
-# (it needs the venv above); here it runs with everything else.
+# django-cas-server (PyPI) is the real CAS 3.0 server of the self-service
+# tests (tests/it/support/cas.rs); its own venv, reused on later runs.
+cas_venv=target/cas-venv
+if [[ ! -x $cas_venv/bin/python ]] || ! "$cas_venv/bin/python" -c "import cas_server, waitress" 2>/dev/null; then
+  echo "installing django-cas-server into $cas_venv (pip)"
+  python3 -m venv "$cas_venv"
+  "$cas_venv/bin/pip" install -q --disable-pip-version-check \
+    "django-cas-server==3.1.0" "Django==5.2.*" "waitress==3.*"
+fi
+
+# --include-ignored: the schemathesis and CAS tests are #[ignore]d for a bare
+# `cargo test` (they need the venvs above); here it runs with everything else.
 cargo test --locked "$@" -- --include-ignored

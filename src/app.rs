@@ -17,6 +17,7 @@ use crate::keyring::Keyring;
 use crate::listener;
 use crate::metrics::Metrics;
 use crate::ratelimit::Limiter;
+use crate::selfservice::SelfService;
 use crate::tls::{TlsError, TlsReloader};
 use crate::upstream::{SetupError, Upstream};
 
@@ -28,6 +29,8 @@ pub enum StartError {
     Upstream(#[from] SetupError),
     #[error("admin.token_file: {0}")]
     Tokens(String),
+    #[error("login: {0}")]
+    Login(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -149,6 +152,8 @@ pub async fn start(
         metrics.clone(),
     );
     let limiter = Limiter::new(&config.rate_limit);
+    let selfservice =
+        SelfService::new(config, keyring.clone(), metrics.clone()).map_err(StartError::Login)?;
     let gateway = Arc::new(Gateway::new(
         config,
         upstream,
@@ -156,6 +161,7 @@ pub async fn start(
         keyring.store.clone(),
         limiter,
         metrics,
+        selfservice,
     ));
     let (shutdown_main, mut main_rx) = watch::channel(false);
     let main = tokio::spawn(listener::run(

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use crate::keys::Source;
 use crate::store::Store;
 
 /// Events kept in the store; older ones are trimmed.
@@ -29,6 +30,9 @@ pub struct Event {
     pub count: u64,
     /// The client address, `-` for the command line.
     pub client: String,
+    /// Where the change was made; absent on events from before it was recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
 }
 
 impl Event {
@@ -50,7 +54,13 @@ impl Event {
             target: target.to_owned(),
             count,
             client: client.map_or("-".to_owned(), |c| c.to_string()),
+            source: None,
         }
+    }
+
+    pub fn with_source(mut self, source: Source) -> Event {
+        self.source = Some(source);
+        self
     }
 }
 
@@ -68,6 +78,7 @@ pub async fn record(store: &Store, event: Event) {
         target = %event.target,
         count = event.count,
         client = %event.client,
+        source = event.source.map_or("-", Source::as_str),
     );
     if let Err(e) = store.append_audit(&event).await {
         tracing::error!(error = %e, "could not append the audit event to the store");

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::config::{self, Config};
-use crate::keys::{self, DigestKey, KeyId, NewKey, Scope};
+use crate::keys::{self, DigestKey, KeyId, NewKey, Scope, Source};
 use crate::settings::{Policy, Settings};
 use crate::store::{Store, StoreError};
 
@@ -98,9 +98,22 @@ impl Keyring {
         &self.prefix
     }
 
-    /// Mint and store a key; the secret is in the answer only.
+    /// Mint and store a key made through the admin API; the secret is in the answer only.
     pub async fn create(
         &self,
+        user: &str,
+        ttl: Ttl,
+        label: &str,
+        scope: Scope,
+    ) -> Result<NewKey, MintError> {
+        self.create_from(Source::Admin, user, ttl, label, scope)
+            .await
+    }
+
+    /// Mint and store a key, recording where it was made.
+    pub async fn create_from(
+        &self,
+        source: Source,
         user: &str,
         ttl: Ttl,
         label: &str,
@@ -137,7 +150,8 @@ impl Keyring {
             }
             (Ttl::For(d), _) => Some(d),
         };
-        let new = keys::mint(&self.prefix, &self.digest, user, label, scope, ttl);
+        let mut new = keys::mint(&self.prefix, &self.digest, user, label, scope, ttl);
+        new.record.source = Some(source);
         self.store.insert(&new.record).await?;
         Ok(new)
     }
@@ -170,6 +184,11 @@ impl Keyring {
                 .validate()
                 .expect("the configured [keys] are validated at load")
         }))
+    }
+
+    /// Revoke keys by id; answers how many live keys it removed.
+    pub async fn revoke_ids(&self, ids: &[KeyId]) -> Result<u64, StoreError> {
+        self.store.revoke_ids(ids).await
     }
 
     /// Revoke leaked secrets: only those whose digest matches the stored one.

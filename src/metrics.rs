@@ -31,9 +31,11 @@ pub enum AuthOutcome {
     StoreError,
     RateLimited,
     Forbidden,
+    /// No API key; the SSO proxy's user (`login.method = "trusted_header"`).
+    Sso,
 }
 
-const OUTCOMES: [(AuthOutcome, &str); 10] = [
+const OUTCOMES: [(AuthOutcome, &str); 11] = [
     (AuthOutcome::Ok, "ok"),
     (AuthOutcome::Anonymous, "anonymous"),
     (AuthOutcome::Missing, "missing"),
@@ -44,6 +46,7 @@ const OUTCOMES: [(AuthOutcome, &str); 10] = [
     (AuthOutcome::StoreError, "store_error"),
     (AuthOutcome::RateLimited, "rate_limited"),
     (AuthOutcome::Forbidden, "forbidden"),
+    (AuthOutcome::Sso, "sso"),
 ];
 
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -53,7 +56,7 @@ pub struct Metrics {
     /// Index = status class - 1.
     requests: [Counter; 5],
     /// Index = `AuthOutcome as usize`.
-    auth: [Counter; 10],
+    auth: [Counter; 11],
     upstream_seconds: Histogram,
     store_seconds: Histogram,
     pub open_connections: Gauge,

@@ -10,7 +10,7 @@ use super::{json, ApiError, ApiResult};
 use crate::audit;
 use crate::http::body::ResponseBody;
 use crate::keyring::{Keyring, MintError, SettingsError, Ttl};
-use crate::keys::{KeyId, Scope};
+use crate::keys::{KeyId, Scope, Source};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
 
@@ -29,7 +29,8 @@ impl Ctx<'_> {
             "create" => self.metrics.keys_created.inc_by(count),
             _ => self.metrics.keys_revoked.inc_by(count),
         };
-        let event = audit::Event::new(self.actor, action, target, count, Some(self.client));
+        let event = audit::Event::new(self.actor, action, target, count, Some(self.client))
+            .with_source(Source::Admin);
         audit::record(&self.keyring.store, event).await;
     }
 }

@@ -6,7 +6,7 @@ use super::{CliError, LogFormatArg};
 use crate::app::{self, TlsMode};
 use crate::config::LogFormat;
 use crate::keyring::{Keyring, Ttl};
-use crate::keys::Scope;
+use crate::keys::{Scope, Source};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -34,7 +34,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
         let admin_token = random_token();
         let token_file = TokenFile::write(&admin_token)
             .map_err(|e| runtime_err("cannot write the admin token", &e))?;
-        let config = crate::config::parse(&format!(
+        let mut config = crate::config::parse(&format!(
             r#"
             [listen]
             addr = "{addr}"
@@ -51,11 +51,27 @@ pub fn run(args: Args) -> Result<(), CliError> {
             admin_addr = args.admin_addr,
             token_file = token_file.0.display(),
         ))?;
+        // The self-service page works at once: everyone is the demo user. This
+        // login has no TOML spelling, so no configuration file can turn it on.
+        config.login = Some(crate::config::Login {
+            method: crate::config::LoginMethod::Dev {
+                user: "demo".into(),
+            },
+            public_url: None,
+            timeout: std::time::Duration::from_secs(5),
+            session_ttl: std::time::Duration::from_secs(8 * 3600),
+        });
         let keyring = Keyring::from_config(&config)
             .await
             .map_err(|e| runtime_err("cannot open the memory store", &e))?;
         let demo = keyring
-            .create("demo", Ttl::Default, "keygate dev demo key", Scope::Full)
+            .create_from(
+                Source::Cli,
+                "demo",
+                Ttl::Default,
+                "keygate dev demo key",
+                Scope::Full,
+            )
             .await
             .map_err(|e| runtime_err("cannot mint the demo key", &e))?;
         let running = app::start(&config, TlsMode::Fixed(tls), &keyring)
@@ -135,6 +151,9 @@ fn print_banner(addr: SocketAddr, admin: SocketAddr, key: &str, admin_token: &st
       (200: the echo shows x-remote-user: demo, and no Authorization header)
     curl -k {url}/hello
       (401: no key)
+
+  Self-service page (you are signed in as "demo"; generate, copy, revoke keys):
+    {url}/.keygate/keys
 
   Or keep the key in ~/.netrc, where every Basic-auth client finds it:
     machine {host} login apikey password {key}

@@ -8,7 +8,7 @@ use clap::{ArgGroup, Subcommand};
 
 use super::{CliError, ConfigArg};
 use crate::keyring::{Keyring, MintError, Ttl};
-use crate::keys::{rfc3339, KeyId, Scope};
+use crate::keys::{rfc3339, KeyId, Scope, Source};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -119,7 +119,7 @@ async fn create(
     };
     let scope = Scope::parse(scope).expect("clap allows only full|read");
     let new = k
-        .create(user, ttl, label, scope)
+        .create_from(Source::Cli, user, ttl, label, scope)
         .await
         .map_err(|e| match e {
             MintError::Store(e) => CliError::Runtime(e.to_string()),
@@ -241,7 +241,7 @@ async fn audit(k: &Keyring, action: &str, target: &str, count: u64) {
     );
     crate::audit::record(
         &k.store,
-        crate::audit::Event::new(&actor, action, target, count, None),
+        crate::audit::Event::new(&actor, action, target, count, None).with_source(Source::Cli),
     )
     .await;
 }

@@ -30,6 +30,7 @@ pub struct Config {
     pub rate_limit: RateLimit,
     pub limits: Limits,
     pub login: Option<Login>,
+    pub self_service: SelfService,
     pub log: Log,
     pub runtime: Runtime,
 }
@@ -121,20 +122,48 @@ pub struct Limits {
     pub idle_timeout: Duration,
 }
 
+/// `[login]`: who is signed in on the self-service page.
 #[derive(Debug, Clone)]
-pub enum Login {
+pub struct Login {
+    pub method: LoginMethod,
+    /// The gateway's external origin (`https://host[:port]`, no trailing `/`):
+    /// the CAS service URL is built on it and API calls must come from it.
+    /// `None`: the request's own `Host` is the origin (not for `cas`).
+    pub public_url: Option<String>,
+    /// Bound on each call to the who-am-I URL or the CAS server.
+    pub timeout: Duration,
+    /// Lifetime of keygate's own session cookie (`cas`).
+    pub session_ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum LoginMethod {
     BackendSession {
         whoami_url: http::Uri,
         user_pointer: String,
         login_url: String,
+        /// Users the app names for a browser that is not signed in (LabKey: "guest").
+        guest_users: Vec<String>,
     },
     TrustedHeader {
         header: http::HeaderName,
         trusted_proxies: Vec<IpNet>,
     },
     Cas {
-        cas_url: http::Uri,
+        /// Without a trailing `/`, e.g. `https://cas.example.org/cas`.
+        cas_url: String,
     },
+    /// `keygate dev` only (no TOML spelling): everyone is this user.
+    Dev { user: String },
+}
+
+/// `[self_service]`: per-user limits on the self-service API.
+#[derive(Debug, Clone)]
+pub struct SelfService {
+    /// Live keys a user may hold; creating one more is refused (409).
+    pub max_live_keys: usize,
+    /// Keys a user may create per hour on one instance (429 beyond it).
+    pub creates_per_hour: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,6 +279,7 @@ pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
         login: root
             .get("login")
             .map(|_| section(&root, "login", &mut problems)),
+        self_service: section(&root, "self_service", &mut problems),
         log: section(&root, "log", &mut problems),
         runtime: section(&root, "runtime", &mut problems),
     };

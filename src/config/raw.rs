@@ -20,6 +20,7 @@ pub const SECTIONS: &[&str] = &[
     "rate_limit",
     "limits",
     "login",
+    "self_service",
     "log",
     "runtime",
 ];
@@ -192,6 +193,26 @@ pub struct Login {
     pub header: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
     pub cas_url: Option<String>,
+    pub guest_users: Option<Vec<String>>,
+    pub public_url: Option<String>,
+    pub timeout: Option<String>,
+    pub session_ttl: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct SelfService {
+    pub max_live_keys: usize,
+    pub creates_per_hour: u32,
+}
+
+impl Default for SelfService {
+    fn default() -> Self {
+        Self {
+            max_live_keys: 10,
+            creates_per_hour: 20,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -24,6 +24,7 @@ pub struct Raw {
     pub rate_limit: raw::RateLimit,
     pub limits: raw::Limits,
     pub login: Option<raw::Login>,
+    pub self_service: raw::SelfService,
     pub log: raw::Log,
     pub runtime: raw::Runtime,
 }
@@ -50,6 +51,7 @@ pub fn build(raw: Raw, problems: &mut Vec<ConfigProblem>) -> Option<Config> {
     };
     let limits = limits(raw.limits, &mut p);
     let login = raw.login.map(|l| login(l, &mut p));
+    let self_service = self_service(raw.self_service, &mut p);
     let log = log(raw.log, &mut p);
     let runtime = runtime(raw.runtime, &mut p);
     Some(Config {
@@ -69,6 +71,7 @@ pub fn build(raw: Raw, problems: &mut Vec<ConfigProblem>) -> Option<Config> {
         },
         limits: limits?,
         login: login.map(|l| l.ok_or(())).transpose().ok()?,
+        self_service: self_service?,
         log: log?,
         runtime: runtime?,
     })
@@ -458,6 +461,25 @@ fn limits(raw: raw::Limits, p: &mut Problems) -> Option<Limits> {
 }
 
 fn login(raw: raw::Login, p: &mut Problems) -> Option<Login> {
+    let public_url = raw
+        .public_url
+        .as_deref()
+        .map(|u| origin_url(p, "login.public_url", u));
+    let timeout = p.duration("login.timeout", raw.timeout.as_deref().unwrap_or("5s"));
+    let session_ttl = p.duration(
+        "login.session_ttl",
+        raw.session_ttl.as_deref().unwrap_or("8h"),
+    );
+    let method = login_method(&raw, public_url.is_some(), p);
+    Some(Login {
+        method: method?,
+        public_url: public_url.transpose().ok()?,
+        timeout: timeout?,
+        session_ttl: session_ttl?,
+    })
+}
+
+fn login_method(raw: &raw::Login, has_public_url: bool, p: &mut Problems) -> Option<LoginMethod> {
     fn required<'a>(
         p: &mut Problems,
         key: &str,
@@ -468,6 +490,38 @@ fn login(raw: raw::Login, p: &mut Problems) -> Option<Login> {
             p.push(key, format!("required with method = \"{method}\""));
         }
         v.as_deref()
+    }
+    // Keys that belong to another method are mistakes, not silently ignored.
+    let mut only = |key: &str, set: bool, method: &str| {
+        if set {
+            p.push(
+                &format!("login.{key}"),
+                format!("only used with method = \"{method}\""),
+            );
+        }
+    };
+    let method = raw.method.as_deref().unwrap_or("");
+    if method != "backend_session" {
+        only("whoami_url", raw.whoami_url.is_some(), "backend_session");
+        only(
+            "user_pointer",
+            raw.user_pointer.is_some(),
+            "backend_session",
+        );
+        only("login_url", raw.login_url.is_some(), "backend_session");
+        only("guest_users", raw.guest_users.is_some(), "backend_session");
+    }
+    if method != "trusted_header" {
+        only("header", raw.header.is_some(), "trusted_header");
+        only(
+            "trusted_proxies",
+            raw.trusted_proxies.is_some(),
+            "trusted_header",
+        );
+    }
+    if method != "cas" {
+        only("cas_url", raw.cas_url.is_some(), "cas");
+        only("session_ttl", raw.session_ttl.is_some(), "cas");
     }
     match raw.method.as_deref() {
         Some("backend_session") => {
@@ -480,8 +534,21 @@ fn login(raw: raw::Login, p: &mut Problems) -> Option<Login> {
                 );
                 return None;
             }
+            let login_url = raw.login_url.clone().unwrap_or_else(|| "/login".into());
+            let login_url_ok = (login_url.starts_with('/') && !login_url.starts_with("//"))
+                || login_url.starts_with("https://")
+                || login_url.starts_with("http://");
+            if !login_url_ok || login_url.chars().any(|c| c.is_control() || c == ' ') {
+                p.push(
+                    "login.login_url",
+                    "must be a path (\"/login\") or an http(s):// URL",
+                );
+                return None;
+            }
             let whoami_url = match whoami?.parse::<http::Uri>() {
-                Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) => u,
+                Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {
+                    u
+                }
                 _ => {
                     p.push(
                         "login.whoami_url",
@@ -490,10 +557,14 @@ fn login(raw: raw::Login, p: &mut Problems) -> Option<Login> {
                     return None;
                 }
             };
-            Some(Login::BackendSession {
+            Some(LoginMethod::BackendSession {
                 whoami_url,
                 user_pointer: pointer,
-                login_url: raw.login_url.unwrap_or_else(|| "/login".into()),
+                login_url,
+                guest_users: raw
+                    .guest_users
+                    .clone()
+                    .unwrap_or_else(|| vec!["guest".into()]),
             })
         }
         Some("trusted_header") => {
@@ -511,19 +582,43 @@ fn login(raw: raw::Login, p: &mut Problems) -> Option<Login> {
                     None
                 }
             };
-            Some(Login::TrustedHeader {
+            if let Some(h) = &header {
+                if crate::http::headers::is_reserved(h) {
+                    p.push(
+                        "login.header",
+                        format!("{h} is a header keygate manages itself; use e.g. X-Remote-User"),
+                    );
+                    return None;
+                }
+            }
+            Some(LoginMethod::TrustedHeader {
                 header: header?,
                 trusted_proxies: proxies?,
             })
         }
         Some("cas") => {
+            if !has_public_url {
+                p.push(
+                    "login.public_url",
+                    "required with method = \"cas\": the gateway's address as browsers see it, e.g. \"https://keygate.example.org\" (the CAS service URL is built on it)",
+                );
+            }
             let url = required(p, "login.cas_url", &raw.cas_url, "cas")?;
             match url.parse::<http::Uri>() {
-                Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) => {
-                    Some(Login::Cas { cas_url: u })
+                Ok(u)
+                    if matches!(u.scheme_str(), Some("http" | "https"))
+                        && u.host().is_some()
+                        && u.query().is_none() =>
+                {
+                    Some(LoginMethod::Cas {
+                        cas_url: url.trim_end_matches('/').to_owned(),
+                    })
                 }
                 _ => {
-                    p.push("login.cas_url", "must be an absolute https:// URL");
+                    p.push(
+                        "login.cas_url",
+                        "must be an absolute https:// URL without a query, e.g. \"https://cas.example.org/cas\"",
+                    );
                     None
                 }
             }
@@ -540,6 +635,44 @@ fn login(raw: raw::Login, p: &mut Problems) -> Option<Login> {
             None
         }
     }
+}
+
+/// `scheme://host[:port]` with nothing after it (a trailing `/` is dropped).
+fn origin_url(p: &mut Problems, key: &str, text: &str) -> Result<String, ()> {
+    let trimmed = text.trim_end_matches('/');
+    match trimmed.parse::<http::Uri>() {
+        Ok(u)
+            if matches!(u.scheme_str(), Some("http" | "https"))
+                && u.host().is_some()
+                && matches!(u.path(), "" | "/")
+                && u.query().is_none() =>
+        {
+            Ok(trimmed.to_owned())
+        }
+        _ => {
+            p.push(
+                key,
+                format!("{text:?} must be scheme://host[:port] only, e.g. \"https://keygate.example.org\""),
+            );
+            Err(())
+        }
+    }
+}
+
+fn self_service(raw: raw::SelfService, p: &mut Problems) -> Option<SelfService> {
+    let mut ok = true;
+    if !(1..=10_000).contains(&raw.max_live_keys) {
+        p.push("self_service.max_live_keys", "must be from 1 to 10000");
+        ok = false;
+    }
+    if raw.creates_per_hour == 0 {
+        p.push("self_service.creates_per_hour", "must be at least 1");
+        ok = false;
+    }
+    ok.then_some(SelfService {
+        max_live_keys: raw.max_live_keys,
+        creates_per_hour: raw.creates_per_hour,
+    })
 }
 
 fn log(raw: raw::Log, p: &mut Problems) -> Option<Log> {

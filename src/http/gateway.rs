@@ -1,9 +1,13 @@
 //! The main listener's pipeline, top to bottom:
 //!
-//! 1. `/.keygate/*` is keygate's own, never forwarded;
-//! 2. every client copy of the identity headers is removed;
-//! 3. the API credential is checked (or, with `anonymous = "passthrough"`,
-//!    a request without one goes on unauthenticated);
+//! 1. `/.keygate/*` is keygate's own (`selfservice`), never forwarded;
+//! 2. with `[login] method = "trusted_header"`, the SSO proxy's user is read
+//!    (from a trusted proxy address only); then every client copy of the
+//!    identity headers, and of the login header, is removed;
+//! 3. the API credential is checked. An API key, when present, decides
+//!    (a script behind the SSO proxy still gets its key's user, and a bad key
+//!    is a 401 even with an SSO user); without one the SSO user goes upstream
+//!    as the identity; without either, `anonymous` decides;
 //! 4. the request is rewritten for the backend (hop-by-hop headers,
 //!    `X-Forwarded-*`, URI) and forwarded; a WebSocket upgrade is tunnelled.
 
@@ -25,6 +29,7 @@ use crate::config::{Anonymous, Config};
 use crate::listener::{ConnCtx, Handler};
 use crate::metrics::{AuthOutcome, Metrics};
 use crate::ratelimit::Limiter;
+use crate::selfservice::SelfService;
 use crate::store::Store;
 use crate::upstream::{self, upgrade, Upstream, UpstreamError};
 
@@ -38,7 +43,9 @@ pub struct Gateway {
     limiter: Arc<Limiter>,
     metrics: Arc<Metrics>,
     last_used: LastUsed,
-    /// Identity and key-id headers: removed from every client request.
+    /// `/.keygate/*`, and the login method (`trusted_header` applies to every request).
+    selfservice: SelfService,
+    /// Identity, key-id and login headers: removed from every client request.
     spoofable: Spoofable,
     identity_header: http::HeaderName,
     trusted_proxies: Vec<IpNet>,
@@ -58,7 +65,12 @@ impl Gateway {
         store: Store,
         limiter: Arc<Limiter>,
         metrics: Arc<Metrics>,
+        selfservice: SelfService,
     ) -> Self {
+        let login_header = selfservice
+            .login()
+            .and_then(|l| l.trusted_header())
+            .map(|t| t.header.clone());
         Gateway {
             upstream,
             auth,
@@ -66,7 +78,12 @@ impl Gateway {
             limiter,
             metrics,
             last_used: LastUsed::default(),
-            spoofable: Spoofable::new([&config.auth.identity_header, &headers::KEY_ID]),
+            spoofable: Spoofable::new(
+                [&config.auth.identity_header, &headers::KEY_ID]
+                    .into_iter()
+                    .chain(login_header.as_ref()),
+            ),
+            selfservice,
             identity_header: config.auth.identity_header.clone(),
             trusted_proxies: config.listen.trusted_proxies.clone(),
             anonymous: config.auth.anonymous,
@@ -82,8 +99,13 @@ impl Gateway {
         done: &mut Completion,
     ) -> Response<ResponseBody> {
         if req.uri().path().starts_with(OWN_PREFIX) {
-            return response::not_found();
+            return self.selfservice.handle(req, conn).await;
         }
+        let sso_user = self
+            .selfservice
+            .login()
+            .and_then(|l| l.trusted_header())
+            .and_then(|t| t.user(req.headers(), conn.peer.ip()));
         self.spoofable.strip(req.headers_mut());
 
         match self.auth.authenticate(req.headers_mut()).await {
@@ -111,13 +133,22 @@ impl Gateway {
                     HeaderValue::from_str(principal.key_id.as_str()).expect("key ids are base62"),
                 );
             }
-            Ok(None) if self.anonymous == Anonymous::Passthrough => {
-                self.metrics.auth(AuthOutcome::Anonymous)
-            }
-            Ok(None) => {
-                self.metrics.auth(AuthOutcome::Missing);
-                return response::unauthorized(&self.challenge);
-            }
+            Ok(None) => match sso_user.and_then(|u| HeaderValue::from_str(&u).ok().map(|v| (u, v)))
+            {
+                Some((user, value)) => {
+                    self.metrics.auth(AuthOutcome::Sso);
+                    done.set_identity(&user, "-");
+                    req.headers_mut()
+                        .insert(self.identity_header.clone(), value);
+                }
+                None if self.anonymous == Anonymous::Passthrough => {
+                    self.metrics.auth(AuthOutcome::Anonymous)
+                }
+                None => {
+                    self.metrics.auth(AuthOutcome::Missing);
+                    return response::unauthorized(&self.challenge);
+                }
+            },
             Err(e) => return self.refuse(e, conn, req.headers()),
         }
 

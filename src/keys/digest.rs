@@ -68,6 +68,16 @@ impl DigestKey {
         Digest(mac.finalize().into_bytes().into())
     }
 
+    /// A key for another use of the same secret (session cookies, CSRF
+    /// tokens), so every instance of a deployment derives the same one. The
+    /// NUL keeps the input apart from every key digest (keys are one word).
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        let mut mac = self.mac();
+        mac.update(b"keygate-derive\0");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     /// Constant-time check of `key` against a stored digest.
     pub fn verify(&self, key: &str, stored: &Digest) -> bool {
         let mut mac = self.mac();

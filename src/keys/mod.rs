@@ -85,6 +85,37 @@ impl Scope {
     }
 }
 
+/// Where a key was made: shown in the admin listing and the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// `POST /v1/keys`.
+    Admin,
+    /// `keygate keys create` (and `keygate dev`'s demo key).
+    Cli,
+    /// The signed-in user on `/.keygate/keys`.
+    SelfService,
+}
+
+impl Source {
+    pub fn parse(text: &str) -> Option<Source> {
+        match text {
+            "admin" => Some(Source::Admin),
+            "cli" => Some(Source::Cli),
+            "self-service" => Some(Source::SelfService),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Admin => "admin",
+            Source::Cli => "cli",
+            Source::SelfService => "self-service",
+        }
+    }
+}
+
 /// A key as stored: everything but the secret, which is only a digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRecord {
@@ -99,6 +130,8 @@ pub struct KeyRecord {
     pub digest: Digest,
     /// Unix seconds of the last authenticated use (written at most once a minute).
     pub last_used: Option<u64>,
+    /// `None` for records written before keygate recorded it.
+    pub source: Option<Source>,
 }
 
 impl KeyRecord {
@@ -143,6 +176,7 @@ pub fn mint(
         expires_at: ttl.map(|t| now + t.as_secs().max(1)),
         digest: digest_key.digest(key.expose()),
         last_used: None,
+        source: None,
     };
     NewKey { key, record }
 }
@@ -157,6 +191,9 @@ pub struct KeyView<'a> {
     pub created_at: String,
     pub expires_at: Option<String>,
     pub last_used_at: Option<String>,
+    /// Absent for records made before keygate recorded it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
 }
 
 impl KeyRecord {
@@ -169,6 +206,7 @@ impl KeyRecord {
             created_at: rfc3339(self.created_at),
             expires_at: self.expires_at.map(rfc3339),
             last_used_at: self.last_used.map(rfc3339),
+            source: self.source,
         }
     }
 }
@@ -183,6 +221,8 @@ pub struct NewKeyView<'a> {
     pub scope: Scope,
     pub created_at: String,
     pub expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
 }
 
 impl NewKey {
@@ -196,6 +236,7 @@ impl NewKey {
             scope: r.scope,
             created_at: rfc3339(r.created_at),
             expires_at: r.expires_at.map(rfc3339),
+            source: r.source,
         }
     }
 }

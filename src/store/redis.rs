@@ -16,7 +16,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::AsyncCommands;
 
 use super::StoreError;
-use crate::keys::{unix_now, Digest, KeyId, KeyRecord, Scope};
+use crate::keys::{unix_now, Digest, KeyId, KeyRecord, Scope, Source};
 
 /// Ids fetched per round trip when revoking everything.
 const BATCH: isize = 1000;
@@ -105,6 +105,9 @@ impl RedisStore {
                 ],
             )
             .ignore();
+        if let Some(source) = r.source {
+            pipe.hset(&key, "source", source.as_str()).ignore();
+        }
         if let Some(ttl) = r.ttl(unix_now()) {
             pipe.expire(&key, ttl.as_secs() as i64).ignore();
         }
@@ -278,6 +281,9 @@ impl RedisStore {
             .arg(e.count)
             .arg("client")
             .arg(&e.client);
+        if let Some(source) = e.source {
+            cmd.arg("source").arg(source.as_str());
+        }
         self.bounded(cmd.query_async::<redis::Value>(&mut conn))
             .await
             .map(|_| ())
@@ -316,6 +322,7 @@ impl RedisStore {
                     target: f.remove("target").unwrap_or_default(),
                     count: f.get("count").and_then(|c| c.parse().ok()).unwrap_or(0),
                     client: f.remove("client").unwrap_or_default(),
+                    source: f.get("source").and_then(|s| Source::parse(s)),
                 }
             })
             .collect())
@@ -360,5 +367,7 @@ fn parse(id: &str, mut f: HashMap<String, String>) -> Result<Option<KeyRecord>, 
         expires_at,
         digest,
         last_used: f.get("last_used").and_then(|l| l.parse().ok()),
+        // Older records have none; an unknown value reads as none too.
+        source: f.get("source").and_then(|s| Source::parse(s)),
     }))
 }

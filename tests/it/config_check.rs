@@ -90,6 +90,74 @@ fn missing_tls_files_and_syntax_errors_are_named() {
     assert!(stderr(&out).contains("cannot read the configuration file"));
 }
 
+/// `check` on `[listen] + [upstream] + extra`: its stderr and exit code.
+fn check_text(extra: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("k.toml");
+    let token = crate::support::admin_token_file(dir.path());
+    std::fs::write(
+        &cfg,
+        format!(
+            "[listen]\nplaintext = true\n[upstream]\nurl = \"http://127.0.0.1:8080\"\n[store]\nkind = \"memory\"\n[admin]\ntoken_file = \"{}\"\n{extra}",
+            token.display()
+        ),
+    )
+    .unwrap();
+    let out = bin::check(&cfg);
+    (out.status.code(), stderr(&out))
+}
+
+#[test]
+fn login_and_self_service_problems_are_named_by_their_keys() {
+    let (code, err) = check_text(
+        "[login]\nmethod = \"backend_session\"\nwhoami_url = \"/relative\"\nheader = \"X-User\"\ncolour = 1\n[self_service]\nmax_live_keys = 0\ncreates_per_hour = 0\n",
+    );
+    assert_eq!(code, Some(2), "{err}");
+    for expected in [
+        "login.whoami_url: must be an absolute http:// or https:// URL",
+        "login.header: only used with method = \"trusted_header\"",
+        "login.colour: unknown key",
+        "self_service.max_live_keys: must be from 1 to 10000",
+        "self_service.creates_per_hour: must be at least 1",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    let (code, err) = check_text("[login]\nmethod = \"cas\"\ncas_url = \"cas.example.org\"\n");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("login.public_url: required with method = \"cas\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("login.cas_url: must be an absolute https:// URL"),
+        "{err}"
+    );
+    let (code, err) = check_text(
+        "[login]\nmethod = \"trusted_header\"\ntrusted_proxies = [\"10.0.0.0/33\"]\ntimeout = \"soon\"\n",
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("login.trusted_proxies[0]: invalid address or CIDR"),
+        "{err}"
+    );
+    assert!(err.contains("login.timeout: invalid duration"), "{err}");
+    let (code, err) = check_text("[login]\nmethod = \"saml\"\n");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("login.method: \"saml\" is not one of"),
+        "{err}"
+    );
+    let (code, err) = check_text(
+        "[login]\nmethod = \"backend_session\"\nwhoami_url = \"http://127.0.0.1:8080/login-whoami.api\"\nlogin_url = \"javascript:alert(1)\"\n",
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("login.login_url: must be a path"), "{err}");
+    let (code, err) = check_text(
+        "[login]\nmethod = \"cas\"\ncas_url = \"https://cas.example.org/cas/\"\npublic_url = \"https://keygate.example.org/\"\n",
+    );
+    assert_eq!(code, Some(0), "{err}");
+}
+
 #[test]
 fn the_example_config_documents_valid_keys() {
     // The example's paths do not exist here; every other key must be known and valid.

@@ -13,5 +13,6 @@ mod lifecycle;
 mod limits;
 mod proxy;
 mod secrets;
+mod selfservice;
 mod sso;
 mod store_conformance;

@@ -39,6 +39,20 @@ pub fn h2(ca: &Ca) -> HttpsClient {
         .build(connector)
 }
 
+/// Like `h1`, but connecting from `local` (another loopback address, to
+/// play a trusted proxy).
+pub fn h1_from(ca: &Ca, local: std::net::IpAddr) -> HttpsClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_local_address(Some(local));
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config((*ca.client_config(&[])).clone())
+        .https_only()
+        .enable_http1()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
 /// `h1` or `h2`, for tests that run once per protocol.
 pub fn by_name(name: &str, ca: &Ca) -> HttpsClient {
     match name {

@@ -91,7 +91,14 @@ impl Builder {
         {
             self.set("admin", "addr = \"127.0.0.1:0\"");
         }
-        let mut text = String::from("[listen]\naddr = \"127.0.0.1:0\"\n");
+        let mut text = String::from("[listen]\n");
+        if !self
+            .sections
+            .get("listen")
+            .is_some_and(|l| l.iter().any(|l| l.starts_with("addr")))
+        {
+            text.push_str("addr = \"127.0.0.1:0\"\n");
+        }
         if self.plaintext {
             text.push_str("plaintext = true\n");
         } else {

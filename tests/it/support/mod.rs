@@ -4,6 +4,7 @@
 pub mod bin;
 pub mod body;
 pub mod browser;
+pub mod cas;
 pub mod client;
 pub mod gateway;
 pub mod githost;
@@ -12,6 +13,7 @@ pub mod saml;
 pub mod tls;
 pub mod upstream;
 pub mod webapp;
+pub mod whoami;
 
 use std::future::Future;
 use std::time::Duration;

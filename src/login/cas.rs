@@ -1,0 +1,280 @@
+//! `method = "cas"`: keygate is itself a CAS 3.0 client.
+//!
+//! 1. A browser without a session is sent to `{cas_url}/login?service=S`,
+//!    where `S` is always `{public_url}/.keygate/login`: one fixed string, so
+//!    the service keygate validates with is exactly the one it sent (CAS
+//!    servers rewrite query strings on the way back).
+//! 2. The CAS server sends the browser to `S?ticket=ST-…`; keygate asks
+//!    `{cas_url}/p3/serviceValidate?service=S&ticket=…`. A failure is still
+//!    HTTP 200, so the XML decides: `cas:authenticationSuccess/cas:user`, or
+//!    `cas:authenticationFailure code="…"` (a replayed ticket, one issued for
+//!    another service) which keygate shows as a refusal, never a 500.
+//! 3. keygate sets its own session cookie: the user and an expiry, signed
+//!    (`signed::Signer`), `Secure; HttpOnly; SameSite=Lax` (Lax: the browser
+//!    arrives from the CAS server by a cross-site redirect).
+//! 4. `/.keygate/logout` clears the cookie and sends the browser to
+//!    `{cas_url}/logout`. The cookie is not stored server-side: a copied
+//!    cookie stays valid until it expires (`login.session_ttl`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use http::header::{HeaderMap, HeaderValue};
+use quick_xml::events::Event;
+use quick_xml::name::{Namespace, ResolveResult};
+use quick_xml::NsReader;
+
+use super::fetch::{Fetch, FetchError};
+use super::signed::Signer;
+use crate::keys::unix_now;
+
+/// keygate's session cookie. `__Host-`: Secure, `Path=/`, no `Domain`, so a
+/// sibling host cannot plant one.
+pub const SESSION_COOKIE: &str = "__Host-keygate-session";
+/// The CAS 2.0/3.0 XML namespace.
+const CAS_NS: &[u8] = b"http://www.yale.edu/tp/cas";
+/// CAS 3.0 §3.7: a ticket is at most 256 characters.
+const MAX_TICKET: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CasError {
+    /// The CAS server said no (e.g. INVALID_TICKET for a replayed ticket,
+    /// INVALID_SERVICE for one issued to another service).
+    #[error("the CAS server refused the ticket ({code})")]
+    Refused { code: String },
+    #[error(transparent)]
+    Unavailable(#[from] FetchError),
+    #[error("the CAS server's answer cannot be read: {0}")]
+    Unreadable(String),
+}
+
+pub struct Cas {
+    cas_url: String,
+    /// `{public_url}/.keygate/login`, sent to `/login` and to `/p3/serviceValidate` alike.
+    service: String,
+    fetch: Fetch,
+    signer: Arc<Signer>,
+    session_ttl: Duration,
+}
+
+// === impl Cas ===
+
+impl Cas {
+    pub fn new(
+        cas_url: String,
+        public_url: &str,
+        fetch: Fetch,
+        signer: Arc<Signer>,
+        session_ttl: Duration,
+    ) -> Cas {
+        Cas {
+            cas_url,
+            service: format!("{public_url}/.keygate/login"),
+            fetch,
+            signer,
+            session_ttl,
+        }
+    }
+
+    /// Where a browser without a session goes.
+    pub fn login_redirect(&self) -> String {
+        format!("{}/login?service={}", self.cas_url, encode(&self.service))
+    }
+
+    pub fn logout_redirect(&self) -> String {
+        format!("{}/logout", self.cas_url)
+    }
+
+    /// Ask the CAS server who `ticket` was issued to.
+    pub async fn validate(&self, ticket: &str) -> Result<String, CasError> {
+        if ticket.is_empty()
+            || ticket.len() > MAX_TICKET
+            || !ticket.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(CasError::Refused {
+                code: "INVALID_REQUEST".into(),
+            });
+        }
+        let url = format!(
+            "{}/p3/serviceValidate?service={}&ticket={}",
+            self.cas_url,
+            encode(&self.service),
+            encode(ticket)
+        );
+        let url = url
+            .parse()
+            .map_err(|_| CasError::Unreadable("the validation URL is invalid".into()))?;
+        let (status, body) = self.fetch.get(&url, HeaderMap::new()).await?;
+        if !status.is_success() {
+            return Err(CasError::Unreadable(format!("HTTP status {status}")));
+        }
+        let text =
+            std::str::from_utf8(&body).map_err(|_| CasError::Unreadable("not UTF-8".into()))?;
+        parse_validation(text)
+    }
+
+    /// `Set-Cookie` for a new session of `user`.
+    pub fn session_cookie(&self, user: &str) -> HeaderValue {
+        let expires = unix_now() + self.session_ttl.as_secs();
+        let exp = expires.to_string();
+        let tag = self
+            .signer
+            .sign(&[b"cas-session", user.as_bytes(), exp.as_bytes()]);
+        let value = format!(
+            "{SESSION_COOKIE}={}.{exp}.{tag}; Path=/; Max-Age={}; Secure; HttpOnly; SameSite=Lax",
+            URL_SAFE_NO_PAD.encode(user),
+            self.session_ttl.as_secs()
+        );
+        HeaderValue::try_from(value).expect("base64url, digits and ASCII attributes")
+    }
+
+    pub fn clear_cookie() -> HeaderValue {
+        HeaderValue::from_static(
+            "__Host-keygate-session=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax",
+        )
+    }
+
+    /// The user of a valid, unexpired session cookie.
+    pub fn who(&self, headers: &HeaderMap) -> Option<String> {
+        let value = super::cookie(headers, SESSION_COOKIE)?;
+        let mut parts = value.splitn(3, '.');
+        let (user, exp, tag) = (parts.next()?, parts.next()?, parts.next()?);
+        let user = String::from_utf8(URL_SAFE_NO_PAD.decode(user).ok()?).ok()?;
+        if !self
+            .signer
+            .verify(&[b"cas-session", user.as_bytes(), exp.as_bytes()], tag)
+        {
+            return None;
+        }
+        (exp.parse::<u64>().ok()? > unix_now()).then_some(user)
+    }
+}
+
+/// Query-string encoding (application/x-www-form-urlencoded, as CAS servers decode it).
+fn encode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// The user of a `cas:serviceResponse`, or the failure code it carries.
+fn parse_validation(xml: &str) -> Result<String, CasError> {
+    #[derive(PartialEq)]
+    enum In {
+        Other,
+        User,
+    }
+    let mut reader = NsReader::from_str(xml);
+    let mut state = In::Other;
+    let mut success = false;
+    let mut user = String::new();
+    loop {
+        let (ns, event) = reader
+            .read_resolved_event()
+            .map_err(|e| CasError::Unreadable(e.to_string()))?;
+        let cas = matches!(ns, ResolveResult::Bound(Namespace(n)) if n == CAS_NS);
+        match event {
+            Event::Start(e) | Event::Empty(e) if cas => match e.local_name().as_ref() {
+                b"authenticationSuccess" => success = true,
+                b"user" if success => state = In::User,
+                b"authenticationFailure" => {
+                    let code = e
+                        .try_get_attribute("code")
+                        .ok()
+                        .flatten()
+                        .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
+                        .unwrap_or_else(|| "UNKNOWN".into());
+                    return Err(CasError::Refused {
+                        code: code
+                            .chars()
+                            .filter(char::is_ascii_graphic)
+                            .take(64)
+                            .collect(),
+                    });
+                }
+                _ => {}
+            },
+            Event::Text(t) if state == In::User => user.push_str(
+                &t.decode()
+                    .map_err(|e| CasError::Unreadable(e.to_string()))?,
+            ),
+            Event::GeneralRef(r) if state == In::User => {
+                let name = r
+                    .decode()
+                    .map_err(|e| CasError::Unreadable(e.to_string()))?;
+                user.push_str(&format!("&{name};"));
+            }
+            Event::End(e) if cas && state == In::User && e.local_name().as_ref() == b"user" => {
+                let user = quick_xml::escape::unescape(&user)
+                    .map_err(|e| CasError::Unreadable(e.to_string()))?;
+                let user = user.trim();
+                if user.is_empty() {
+                    return Err(CasError::Unreadable("empty cas:user".into()));
+                }
+                return Ok(user.to_owned());
+            }
+            Event::Eof => {
+                return Err(CasError::Unreadable(
+                    "neither authenticationSuccess with a user nor authenticationFailure".into(),
+                ))
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_success_and_failure() {
+        let ok = r#"<cas:serviceResponse xmlns:cas="http://www.yale.edu/tp/cas">
+            <cas:authenticationSuccess><cas:user>al&amp;ice</cas:user>
+            <cas:attributes><cas:user>not me</cas:user></cas:attributes>
+            </cas:authenticationSuccess></cas:serviceResponse>"#;
+        assert_eq!(parse_validation(ok).unwrap(), "al&ice");
+        let fail = r#"<cas:serviceResponse xmlns:cas="http://www.yale.edu/tp/cas">
+            <cas:authenticationFailure code="INVALID_TICKET">Ticket ST-1 not recognized</cas:authenticationFailure>
+            </cas:serviceResponse>"#;
+        assert!(
+            matches!(parse_validation(fail), Err(CasError::Refused { code }) if code == "INVALID_TICKET")
+        );
+        // The right local names in another namespace prove nothing.
+        let spoof = r#"<x:serviceResponse xmlns:x="urn:other"><x:authenticationSuccess>
+            <x:user>mallory</x:user></x:authenticationSuccess></x:serviceResponse>"#;
+        assert!(matches!(
+            parse_validation(spoof),
+            Err(CasError::Unreadable(_))
+        ));
+        assert!(matches!(
+            parse_validation("<html>"),
+            Err(CasError::Unreadable(_))
+        ));
+    }
+
+    #[test]
+    fn a_session_cookie_round_trips_and_resists_tampering() {
+        let cas = Cas::new(
+            "https://cas.example.org/cas".into(),
+            "https://kg.example.org",
+            Fetch::new(Duration::from_secs(1), false, None).unwrap(),
+            Arc::new(Signer::new([7; 32])),
+            Duration::from_secs(60),
+        );
+        let set = cas.session_cookie("alice");
+        let pair = set.to_str().unwrap().split(';').next().unwrap().to_owned();
+        let mut h = HeaderMap::new();
+        h.insert(http::header::COOKIE, pair.parse().unwrap());
+        assert_eq!(cas.who(&h).as_deref(), Some("alice"));
+        let forged = pair.replace(
+            &URL_SAFE_NO_PAD.encode("alice"),
+            &URL_SAFE_NO_PAD.encode("admin"),
+        );
+        h.insert(http::header::COOKIE, forged.parse().unwrap());
+        assert_eq!(cas.who(&h), None);
+        assert!(cas
+            .login_redirect()
+            .ends_with("service=https%3A%2F%2Fkg.example.org%2F.keygate%2Flogin"));
+    }
+}

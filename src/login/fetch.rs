@@ -1,0 +1,149 @@
+//! A small HTTP/1.1 GET client for the login methods (the app's who-am-I
+//! URL, the CAS server's ticket validation): one connection per call, the
+//! whole exchange bounded by `login.timeout`, the answer capped in size.
+//! Login traffic is a page load now and then, so no pool.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::ServerName;
+use tokio::net::TcpStream;
+
+/// Largest answer read (who-am-I JSON, CAS XML are a few hundred bytes).
+const MAX_ANSWER: usize = 256 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("cannot connect to {0}: {1}")]
+    Connect(String, #[source] std::io::Error),
+    #[error("no answer from {0} within {1:?}")]
+    Timeout(String, Duration),
+    #[error("the request to {0} failed: {1}")]
+    Http(String, #[source] hyper::Error),
+    #[error("the answer from {0} is larger than {MAX_ANSWER} bytes or broken")]
+    Body(String),
+}
+
+pub struct Fetch {
+    /// Present when any login URL is https: system roots plus `upstream.ca_file`.
+    tls: Option<tokio_rustls::TlsConnector>,
+    timeout: Duration,
+}
+
+// === impl Fetch ===
+
+impl Fetch {
+    pub fn new(timeout: Duration, https: bool, ca_file: Option<&Path>) -> Result<Fetch, String> {
+        let tls = if https {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+            if let Some(path) = ca_file {
+                for cert in crate::upstream::load_ca_file(path)? {
+                    roots.add(cert).map_err(|e| e.to_string())?;
+                }
+            }
+            let mut cfg = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+            Some(tokio_rustls::TlsConnector::from(Arc::new(cfg)))
+        } else {
+            None
+        };
+        Ok(Fetch { tls, timeout })
+    }
+
+    /// GET `url` with `headers`; the status and the whole body.
+    pub async fn get(
+        &self,
+        url: &Uri,
+        headers: HeaderMap,
+    ) -> Result<(StatusCode, Bytes), FetchError> {
+        let origin = format!(
+            "{}://{}",
+            url.scheme_str().unwrap_or("http"),
+            url.authority().map_or("", |a| a.as_str())
+        );
+        match tokio::time::timeout(self.timeout, self.get_inner(url, headers, &origin)).await {
+            Ok(r) => r,
+            Err(_) => Err(FetchError::Timeout(origin, self.timeout)),
+        }
+    }
+
+    async fn get_inner(
+        &self,
+        url: &Uri,
+        headers: HeaderMap,
+        origin: &str,
+    ) -> Result<(StatusCode, Bytes), FetchError> {
+        let https = url.scheme_str() == Some("https");
+        let authority = url.authority().expect("login URLs are validated absolute");
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let tcp = TcpStream::connect((host, port))
+            .await
+            .map_err(|e| FetchError::Connect(origin.to_owned(), e))?;
+        let _ = tcp.set_nodelay(true);
+        let path = url.path_and_query().map_or("/", |p| p.as_str());
+        let mut req = Request::get(path)
+            .body(Empty::<Bytes>::new())
+            .expect("a path from a valid URI is a valid request target");
+        *req.headers_mut() = headers;
+        req.headers_mut().insert(
+            header::HOST,
+            HeaderValue::from_str(authority.as_str())
+                .expect("an authority is a valid header value"),
+        );
+        let http_err = |e| FetchError::Http(origin.to_owned(), e);
+        let resp = match (&self.tls, https) {
+            (Some(tls), true) => {
+                let name = ServerName::try_from(host.to_owned()).map_err(|e| {
+                    FetchError::Connect(origin.to_owned(), std::io::Error::other(e))
+                })?;
+                let stream = tls
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| FetchError::Connect(origin.to_owned(), e))?;
+                let (mut sender, conn) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                        .await
+                        .map_err(http_err)?;
+                tokio::spawn(conn);
+                sender.send_request(req).await.map_err(http_err)?
+            }
+            (None, true) => {
+                return Err(FetchError::Connect(
+                    origin.to_owned(),
+                    std::io::Error::other("https is not set up for this URL"),
+                ))
+            }
+            (_, false) => {
+                let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+                    .await
+                    .map_err(http_err)?;
+                tokio::spawn(conn);
+                sender.send_request(req).await.map_err(http_err)?
+            }
+        };
+        let status = resp.status();
+        let body = Limited::new(resp.into_body(), MAX_ANSWER)
+            .collect()
+            .await
+            .map_err(|_| FetchError::Body(origin.to_owned()))?
+            .to_bytes();
+        Ok((status, body))
+    }
+}

@@ -1,0 +1,146 @@
+//! Who is signed in on the self-service page (`[login] method`), one module
+//! per method:
+//!
+//! * [`backend_session`]: ask the application, with the browser's cookies;
+//! * [`trusted_header`]: believe an SSO proxy's header, from its address only
+//!   (the gateway also sends that user upstream, see `http::gateway`);
+//! * [`cas`]: keygate runs the CAS 3.0 login itself and keeps a signed cookie;
+//! * `Dev`: `keygate dev` only, everyone is its demo user.
+//!
+//! [`signed`] signs what keygate hands to browsers; [`fetch`] is the small
+//! HTTP client the first and third use.
+
+pub mod backend_session;
+pub mod cas;
+pub mod fetch;
+pub mod signed;
+pub mod trusted_header;
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use http::header::{self, HeaderMap};
+
+use crate::config::{self, LoginMethod};
+use backend_session::{BackendSession, Who};
+use cas::Cas;
+use fetch::Fetch;
+use signed::Signer;
+use trusted_header::TrustedHeader;
+
+/// Who the browser is, as far as the login method can tell.
+#[derive(Debug)]
+pub enum Outcome {
+    SignedIn(String),
+    SignedOut,
+    /// The method's server cannot be asked (503): never taken as either answer.
+    Unavailable(String),
+}
+
+pub enum Method {
+    BackendSession(BackendSession),
+    TrustedHeader(TrustedHeader),
+    Cas(Cas),
+    Dev(String),
+}
+
+pub struct Login {
+    pub method: Method,
+    /// See `config::Login::public_url`.
+    pub public_url: Option<String>,
+}
+
+// === impl Login ===
+
+impl Login {
+    /// `signer` signs sessions; `ca_file` (`upstream.ca_file`) is trusted
+    /// besides the system roots for https login URLs.
+    pub fn new(
+        cfg: &config::Login,
+        signer: Arc<Signer>,
+        ca_file: Option<&Path>,
+    ) -> Result<Login, String> {
+        let fetch = |url: &str| Fetch::new(cfg.timeout, url.starts_with("https://"), ca_file);
+        let method = match &cfg.method {
+            LoginMethod::BackendSession {
+                whoami_url,
+                user_pointer,
+                login_url,
+                guest_users,
+            } => Method::BackendSession(BackendSession::new(
+                whoami_url.clone(),
+                user_pointer.clone(),
+                login_url.clone(),
+                guest_users.clone(),
+                fetch(&whoami_url.to_string())?,
+            )),
+            LoginMethod::TrustedHeader {
+                header,
+                trusted_proxies,
+            } => Method::TrustedHeader(TrustedHeader::new(header.clone(), trusted_proxies.clone())),
+            LoginMethod::Cas { cas_url } => Method::Cas(Cas::new(
+                cas_url.clone(),
+                cfg.public_url
+                    .as_deref()
+                    .ok_or("login.public_url is required with method = \"cas\"")?,
+                fetch(cas_url)?,
+                signer,
+                cfg.session_ttl,
+            )),
+            LoginMethod::Dev { user } => Method::Dev(user.clone()),
+        };
+        Ok(Login {
+            method,
+            public_url: cfg.public_url.clone(),
+        })
+    }
+
+    /// Who sent this request (`peer` is the TCP peer, for `trusted_header`).
+    pub async fn who(&self, headers: &HeaderMap, peer: IpAddr) -> Outcome {
+        match &self.method {
+            Method::BackendSession(b) => match b.who(headers).await {
+                Ok(Who::User(u)) => Outcome::SignedIn(u),
+                Ok(Who::SignedOut) => Outcome::SignedOut,
+                Err(e) => {
+                    tracing::warn!(error = %e, "who-am-I URL unavailable; answering 503");
+                    Outcome::Unavailable("the application's sign-in service".into())
+                }
+            },
+            Method::TrustedHeader(t) => t
+                .user(headers, peer)
+                .map_or(Outcome::SignedOut, Outcome::SignedIn),
+            Method::Cas(c) => c.who(headers).map_or(Outcome::SignedOut, Outcome::SignedIn),
+            Method::Dev(user) => Outcome::SignedIn(user.clone()),
+        }
+    }
+
+    /// Where a signed-out browser is sent: the app's login page, keygate's
+    /// own CAS login, or nowhere (the SSO proxy in front decides).
+    pub fn login_url(&self) -> Option<&str> {
+        match &self.method {
+            Method::BackendSession(b) => Some(&b.login_url),
+            Method::Cas(_) => Some("/.keygate/login"),
+            Method::TrustedHeader(_) | Method::Dev(_) => None,
+        }
+    }
+
+    pub fn trusted_header(&self) -> Option<&TrustedHeader> {
+        match &self.method {
+            Method::TrustedHeader(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// The first value of cookie `name` in the request's `Cookie` headers.
+pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}

@@ -1,0 +1,223 @@
+//! The JSON behind the page: the signed-in user's keys only. Keys are made
+//! and revoked through the keyring (TTL rules, revocation across instances)
+//! and each change is audited with `source: "self-service"`.
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{Answer, Refusal, SelfService};
+use crate::audit;
+use crate::http::body::ResponseBody;
+use crate::keyring::{MintError, Ttl};
+use crate::keys::{KeyId, Scope, Source};
+use crate::listener::ConnCtx;
+
+/// Largest create request (a label is at most 200 characters).
+const MAX_BODY: usize = 16 * 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateKey {
+    label: Option<String>,
+    /// One of the runtime settings' `ttl_choices`; their `default_ttl` if absent.
+    ttl: Option<String>,
+}
+
+// === impl SelfService (API) ===
+
+impl SelfService {
+    pub(super) async fn list(&self, req: &Request<Incoming>, conn: &ConnCtx) -> Answer {
+        let s = self.signed_in(req.headers(), conn).await?;
+        let keys = self.keyring.store.list(Some(&s.user)).await?;
+        let views: Vec<_> = keys.iter().map(|r| r.view()).collect();
+        Ok(crate::admin::json(
+            StatusCode::OK,
+            &json!({
+                "user": s.user,
+                "keys": views,
+                "ttl_choices": s.settings.ttl_choices,
+                "default_ttl": s.settings.default_ttl,
+            }),
+        ))
+    }
+
+    pub(super) async fn create(&self, req: Request<Incoming>, conn: &ConnCtx) -> Answer {
+        let s = self.signed_in(req.headers(), conn).await?;
+        self.csrf
+            .check(req.headers(), req.uri(), &s.user)
+            .map_err(Refusal::Csrf)?;
+        let body: CreateKey = json_body(req).await?;
+        let ttl_text = body.ttl.unwrap_or_else(|| s.settings.default_ttl.clone());
+        if !s
+            .settings
+            .ttl_choices
+            .iter()
+            .any(|c| c.trim() == ttl_text.trim())
+        {
+            return Err(Refusal::BadRequest(format!(
+                "ttl: {ttl_text:?} is not one of the offered lifetimes ({})",
+                s.settings.ttl_choices.join(", ")
+            )));
+        }
+        let ttl = Ttl::parse(&ttl_text).map_err(|e| Refusal::BadRequest(format!("ttl: {e}")))?;
+        let live = self.keyring.store.list(Some(&s.user)).await?.len();
+        if live >= self.limits.max_live_keys {
+            return Err(Refusal::TooManyKeys(self.limits.max_live_keys));
+        }
+        self.count_create(&s.user).map_err(Refusal::RateLimited)?;
+        let label = body.label.unwrap_or_default();
+        let new = self
+            .keyring
+            .create_from(Source::SelfService, &s.user, ttl, label.trim(), Scope::Full)
+            .await
+            .map_err(|e| match e {
+                MintError::Store(e) => Refusal::Store(e),
+                other => Refusal::BadRequest(other.to_string()),
+            })?;
+        self.metrics.keys_created.inc();
+        let target = format!("key {} of user {}", new.record.id, new.record.user);
+        let event = audit::Event::new(&s.user, "create", &target, 1, Some(s.client))
+            .with_source(Source::SelfService);
+        audit::record(&self.keyring.store, event).await;
+        Ok(crate::admin::json(StatusCode::CREATED, &new.view()))
+    }
+
+    pub(super) async fn revoke(&self, req: &Request<Incoming>, conn: &ConnCtx, id: &str) -> Answer {
+        let s = self.signed_in(req.headers(), conn).await?;
+        self.csrf
+            .check(req.headers(), req.uri(), &s.user)
+            .map_err(Refusal::Csrf)?;
+        let id = KeyId::parse(id).ok_or(Refusal::NotFound)?;
+        // Another user's key is answered exactly like a key that does not exist.
+        match self.keyring.store.get(id.as_str()).await? {
+            Some(record) if record.user == s.user => {}
+            _ => return Err(Refusal::NotFound),
+        }
+        let n = self.keyring.revoke_ids(std::slice::from_ref(&id)).await?;
+        if n == 0 {
+            return Err(Refusal::NotFound);
+        }
+        self.metrics.keys_revoked.inc_by(n);
+        let event = audit::Event::new(&s.user, "revoke", &format!("key {id}"), n, Some(s.client))
+            .with_source(Source::SelfService);
+        audit::record(&self.keyring.store, event).await;
+        let mut resp = Response::new(ResponseBody::empty());
+        *resp.status_mut() = StatusCode::NO_CONTENT;
+        Ok(resp)
+    }
+}
+
+/// 415 without `application/json`, 413 over `MAX_BODY`, 400 naming the field.
+async fn json_body<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T, Refusal> {
+    let json_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json_type {
+        return Err(Refusal::UnsupportedMedia);
+    }
+    let bytes: Bytes = Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|_| Refusal::TooLarge)?
+        .to_bytes();
+    let mut de = serde_json::Deserializer::from_slice(&bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        match path.as_str() {
+            "." => Refusal::BadRequest(format!("invalid JSON body: {}", e.into_inner())),
+            _ => Refusal::BadRequest(format!("{path}: {}", e.into_inner())),
+        }
+    })?;
+    de.end()
+        .map_err(|e| Refusal::BadRequest(format!("invalid JSON body: {e}")))?;
+    Ok(value)
+}
+
+/// Every refusal as JSON `{"error": ...}`: one exhaustive match.
+pub(super) fn refusal(refusal: Refusal) -> Response<ResponseBody> {
+    use StatusCode as S;
+    let mut extra: Option<(header::HeaderName, HeaderValue)> = None;
+    let (status, message) = match refusal {
+        Refusal::NotConfigured => (
+            S::NOT_FOUND,
+            "self-service is not configured on this gateway (no [login] section)".to_owned(),
+        ),
+        Refusal::Disabled => (
+            S::FORBIDDEN,
+            "self-service is turned off by an administrator".into(),
+        ),
+        Refusal::SignedOut => (S::FORBIDDEN, "not signed in".into()),
+        Refusal::LoginUnavailable(what) => {
+            extra = Some((header::RETRY_AFTER, HeaderValue::from_static("5")));
+            (S::SERVICE_UNAVAILABLE, format!("{what} cannot be reached"))
+        }
+        Refusal::Store(e) => {
+            tracing::error!(error = %e, "self-service: key store unavailable (503)");
+            extra = Some((header::RETRY_AFTER, HeaderValue::from_static("5")));
+            (
+                S::SERVICE_UNAVAILABLE,
+                "the key store is unavailable".into(),
+            )
+        }
+        Refusal::Csrf(e) => {
+            tracing::warn!(reason = %e, "self-service: CSRF check failed (403)");
+            (
+                S::FORBIDDEN,
+                "CSRF check failed: reload the page and try again".into(),
+            )
+        }
+        Refusal::BadRequest(m) => (S::BAD_REQUEST, m),
+        Refusal::NotFound => (S::NOT_FOUND, "no such key".into()),
+        Refusal::RateLimited(wait) => {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            extra = Some((header::RETRY_AFTER, HeaderValue::from(secs.max(1))));
+            (
+                S::TOO_MANY_REQUESTS,
+                "too many keys created recently; try again later".into(),
+            )
+        }
+        Refusal::TooManyKeys(max) => (
+            S::CONFLICT,
+            format!("you already have {max} live keys, the most allowed; revoke one first"),
+        ),
+        Refusal::UnsupportedMedia => (
+            S::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json".into(),
+        ),
+        Refusal::TooLarge => (
+            S::PAYLOAD_TOO_LARGE,
+            format!("body larger than {MAX_BODY} bytes or unreadable"),
+        ),
+        Refusal::Method(allow) => {
+            extra = Some((header::ALLOW, HeaderValue::from_static(allow)));
+            (
+                S::METHOD_NOT_ALLOWED,
+                format!("method not allowed; allowed: {allow}"),
+            )
+        }
+        Refusal::CasRefused(code) => (
+            S::FORBIDDEN,
+            format!("the CAS server refused the sign-in ({code})"),
+        ),
+        Refusal::CasUnavailable(e) => {
+            tracing::warn!(error = %e, "CAS ticket validation failed (503)");
+            (
+                S::SERVICE_UNAVAILABLE,
+                "the CAS server cannot be reached".into(),
+            )
+        }
+    };
+    let mut resp = crate::admin::json(status, &json!({ "error": message }));
+    if let Some((name, value)) = extra {
+        resp.headers_mut().insert(name, value);
+    }
+    resp
+}

@@ -1,0 +1,202 @@
+//! The "External Tool Access" page and keygate's other small HTML pages,
+//! written as strings. Every value that comes from a user, the store or the
+//! config goes through `escape`; scripts and styles come only from
+//! `/.keygate/static/` (see the Content-Security-Policy in `mod.rs`).
+
+use crate::keys::{rfc3339, KeyRecord};
+
+/// HTML-escape text for element content and quoted attribute values
+/// (OWASP XSS rules 1 and 2: `& < > " '`).
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// "2026-11-27 04:05 UTC", as `app.js` writes it too.
+pub fn when(secs: u64) -> String {
+    let t = rfc3339(secs);
+    format!("{} UTC", t.replace('T', " ").get(..16).unwrap_or(&t))
+}
+
+fn head(title: &str, extra: &str) -> String {
+    format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<link rel="stylesheet" href="/.keygate/static/app.css">
+{extra}</head>
+"#,
+        title = escape(title)
+    )
+}
+
+/// What the signed-in user sees.
+pub struct KeysPage<'a> {
+    pub user: &'a str,
+    pub csrf_token: &'a str,
+    pub keys: &'a [KeyRecord],
+    pub ttl_choices: &'a [String],
+    pub default_ttl: &'a str,
+    /// Shown as "Sign out" (CAS: keygate's own session).
+    pub logout: Option<&'a str>,
+}
+
+pub fn keys_page(p: &KeysPage<'_>) -> String {
+    let mut html = head(
+        "External Tool Access",
+        &format!(
+            "<meta name=\"csrf-token\" content=\"{}\">\n<script src=\"/.keygate/static/app.js\" defer></script>\n",
+            escape(p.csrf_token)
+        ),
+    );
+    let logout = p.logout.map_or(String::new(), |href| {
+        format!(" <a href=\"{}\">Sign out</a>", escape(href))
+    });
+    let options: String = p
+        .ttl_choices
+        .iter()
+        .map(|c| {
+            let selected = if c == p.default_ttl { " selected" } else { "" };
+            format!(
+                "<option value=\"{v}\"{selected}>{text}</option>",
+                v = escape(c),
+                text = escape(&lifetime_text(c))
+            )
+        })
+        .collect();
+    let rows: String = p.keys.iter().map(key_row).collect();
+    html.push_str(&format!(
+        r#"<body>
+<header>
+<h1>External Tool Access</h1>
+<p>Signed in as <strong id="user">{user}</strong>.{logout}</p>
+</header>
+<main>
+<section aria-labelledby="new-heading">
+<h2 id="new-heading">New API key</h2>
+<p>Scripts and tools (curl, git, R, Python) sign in with HTTP Basic auth: user name
+<code>apikey</code>, password the key. In <code>~/.netrc</code>:
+<code>machine HOST login apikey password KEY</code>.</p>
+<form id="generate">
+<p><label for="label">Label</label>
+<input id="label" name="label" maxlength="200" autocomplete="off" placeholder="e.g. laptop R scripts"></p>
+<p><label for="lifetime">Lifetime</label>
+<select id="lifetime" name="lifetime">{options}</select></p>
+<p><button type="submit" id="generate-button">Generate API Key</button></p>
+</form>
+<div id="new-key-panel" hidden>
+<p>Your new API key. Copy it now: it is shown only once.</p>
+<p><code id="new-key"></code></p>
+<p><button type="button" id="copy">Copy to Clipboard</button>
+<button type="button" id="done">Done</button></p>
+</div>
+<p id="status" role="status" aria-live="polite"></p>
+</section>
+<section aria-labelledby="keys-heading">
+<h2 id="keys-heading">Your API keys</h2>
+<table id="keys">
+<thead><tr><th scope="col">Label</th><th scope="col">Created</th><th scope="col">Expires</th><th scope="col">Last used</th><th scope="col"><span class="sr-only">Action</span></th></tr></thead>
+<tbody>{rows}</tbody>
+</table>
+<p id="no-keys"{hidden}>You have no API keys.</p>
+</section>
+</main>
+</body>
+</html>
+"#,
+        user = escape(p.user),
+        hidden = if p.keys.is_empty() { "" } else { " hidden" },
+    ));
+    html
+}
+
+fn key_row(r: &KeyRecord) -> String {
+    let label = if r.label.is_empty() {
+        "(no label)"
+    } else {
+        &r.label
+    };
+    format!(
+        "<tr data-key-id=\"{id}\"><td>{label}</td><td>{created}</td><td>{expires}</td><td>{used}</td>\
+         <td><button type=\"button\" class=\"revoke\" aria-label=\"Revoke {label}\">Revoke</button></td></tr>\n",
+        id = escape(r.id.as_str()),
+        label = escape(label),
+        created = when(r.created_at),
+        expires = r.expires_at.map_or("never".into(), when),
+        used = r.last_used.map_or("never".into(), when),
+    )
+}
+
+/// "30d" -> "30 days", "never" -> "Never expires".
+fn lifetime_text(choice: &str) -> String {
+    let c = choice.trim();
+    if c == "never" {
+        return "Never expires".into();
+    }
+    let (n, unit) = c.split_at(c.find(|ch: char| !ch.is_ascii_digit()).unwrap_or(c.len()));
+    let word = match unit {
+        "d" => "day",
+        "h" => "hour",
+        "m" => "minute",
+        "s" => "second",
+        _ => return c.to_owned(),
+    };
+    match n {
+        "1" => format!("1 {word}"),
+        n => format!("{n} {word}s"),
+    }
+}
+
+/// A page that explains why there is nothing to do here, with an optional
+/// link onwards (`href`, text). `text` is plain text; it is escaped here.
+pub fn message(title: &str, text: &str, link: Option<(&str, &str)>) -> String {
+    let mut html = head(title, "");
+    let link = link.map_or(String::new(), |(href, label)| {
+        format!(
+            "<p><a id=\"login\" href=\"{}\">{}</a></p>\n",
+            escape(href),
+            escape(label)
+        )
+    });
+    html.push_str(&format!(
+        "<body>\n<main>\n<h1>{}</h1>\n<p>{}</p>\n{link}</main>\n</body>\n</html>\n",
+        escape(title),
+        escape(text)
+    ));
+    html
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markup_is_escaped_in_text_and_attributes() {
+        assert_eq!(
+            escape(r#"<img src=x onerror="alert('1')">&"#),
+            "&lt;img src=x onerror=&quot;alert(&#x27;1&#x27;)&quot;&gt;&amp;"
+        );
+    }
+
+    #[test]
+    fn lifetimes_read_as_words() {
+        assert_eq!(lifetime_text("1d"), "1 day");
+        assert_eq!(lifetime_text("90d"), "90 days");
+        assert_eq!(lifetime_text("never"), "Never expires");
+        assert_eq!(lifetime_text("1h 30m"), "1h 30m");
+        assert_eq!(when(0), "1970-01-01 00:00 UTC");
+    }
+}

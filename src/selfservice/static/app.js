@@ -1,0 +1,114 @@
+// The "External Tool Access" page: generate, copy, revoke. Served from
+// keygate itself (/.keygate/static/app.js) under a strict CSP; it writes
+// every value with textContent, never as HTML.
+"use strict";
+(function () {
+  var API = "/.keygate/api/keys";
+  var csrf = document.querySelector('meta[name="csrf-token"]').content;
+  function $(id) { return document.getElementById(id); }
+
+  function say(text) { $("status").textContent = text; }
+
+  // "2026-11-27T04:05:00Z" -> "2026-11-27 04:05 UTC", as the server writes it.
+  function when(t) { return t ? t.replace("T", " ").slice(0, 16) + " UTC" : "never"; }
+
+  function call(method, url, body) {
+    var opts = { method: method, credentials: "same-origin", headers: { "X-CSRF-Token": csrf } };
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    return fetch(url, opts).then(function (resp) {
+      if (resp.status === 204) return null;
+      return resp.json().catch(function () { return {}; }).then(function (data) {
+        if (!resp.ok) throw new Error(data.error || ("the server answered " + resp.status));
+        return data;
+      });
+    });
+  }
+
+  function cell(row, text) {
+    var td = document.createElement("td");
+    td.textContent = text;
+    row.appendChild(td);
+  }
+
+  function render(keys) {
+    var body = $("keys").tBodies[0];
+    while (body.firstChild) body.removeChild(body.firstChild);
+    keys.forEach(function (k) {
+      var row = document.createElement("tr");
+      row.setAttribute("data-key-id", k.id);
+      var label = k.label || "(no label)";
+      cell(row, label);
+      cell(row, when(k.created_at));
+      cell(row, when(k.expires_at));
+      cell(row, when(k.last_used_at));
+      var td = document.createElement("td");
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "revoke";
+      button.textContent = "Revoke";
+      button.setAttribute("aria-label", "Revoke " + label);
+      td.appendChild(button);
+      row.appendChild(td);
+      body.appendChild(row);
+    });
+    $("no-keys").hidden = keys.length > 0;
+  }
+
+  function refresh() {
+    return call("GET", API).then(function (data) { render(data.keys); });
+  }
+
+  $("generate").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var button = $("generate-button");
+    button.disabled = true;
+    say("");
+    call("POST", API, { label: $("label").value, ttl: $("lifetime").value })
+      .then(function (created) {
+        $("new-key").textContent = created.key;
+        $("copy").textContent = "Copy to Clipboard";
+        $("new-key-panel").hidden = false;
+        say("New API key generated. Copy it now: it is shown only once.");
+        $("copy").focus();
+        return refresh();
+      })
+      .catch(function (e) { say("Could not generate a key: " + e.message); })
+      .then(function () { button.disabled = false; });
+  });
+
+  $("copy").addEventListener("click", function () {
+    navigator.clipboard.writeText($("new-key").textContent).then(
+      function () { $("copy").textContent = "Copied!"; say("Copied to the clipboard."); },
+      function () { say("Copying failed: select the key and copy it yourself."); }
+    );
+  });
+
+  $("done").addEventListener("click", function () {
+    // After Done the key is gone from the page for good.
+    $("new-key").textContent = "";
+    $("new-key-panel").hidden = true;
+    $("label").value = "";
+    say("");
+    $("label").focus();
+  });
+
+  $("keys").addEventListener("click", function (event) {
+    var button = event.target.closest("button.revoke");
+    if (!button) return;
+    var row = button.closest("tr");
+    var id = row.getAttribute("data-key-id");
+    var label = row.cells[0].textContent;
+    button.disabled = true;
+    call("DELETE", API + "/" + encodeURIComponent(id))
+      .then(function () {
+        row.parentNode.removeChild(row);
+        $("no-keys").hidden = $("keys").tBodies[0].rows.length > 0;
+        say("Key " + label + " revoked.");
+        $("label").focus();
+      })
+      .catch(function (e) { button.disabled = false; say("Could not revoke " + label + ": " + e.message); });
+  });
+})();

@@ -1,0 +1,106 @@
+//! A small real web application with a LabKey-style who-am-I endpoint, for
+//! `[login] method = "backend_session"`: sessions are cookies it hands out
+//! (`sign_in`), `GET /login-whoami.api` answers `{"email": USER}` for a known
+//! session and 401 otherwise, `GET /hang` never answers.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use http::{header, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use super::body::{self, TestBody};
+
+pub const COOKIE: &str = "app_session";
+
+pub struct WhoAmI {
+    pub addr: SocketAddr,
+    sessions: Arc<Mutex<HashMap<String, String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for WhoAmI {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl WhoAmI {
+    pub async fn start() -> WhoAmI {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sessions: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+        let s = sessions.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let s = s.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| answer(s.clone(), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), svc)
+                        .await;
+                });
+            }
+        });
+        WhoAmI {
+            addr,
+            sessions,
+            task,
+        }
+    }
+
+    /// `login.whoami_url`.
+    pub fn whoami_url(&self) -> String {
+        format!("http://{}/login-whoami.api", self.addr)
+    }
+
+    /// A new session of `user`: the `name=value` a browser would send.
+    pub fn sign_in(&self, user: &str) -> String {
+        let token = format!("s{}", self.sessions.lock().unwrap().len() + 1000);
+        self.sessions
+            .lock()
+            .unwrap()
+            .insert(token.clone(), user.to_owned());
+        format!("{COOKIE}={token}")
+    }
+}
+
+async fn answer(
+    sessions: Arc<Mutex<HashMap<String, String>>>,
+    req: Request<Incoming>,
+) -> Result<Response<TestBody>, Infallible> {
+    if req.uri().path() == "/hang" {
+        std::future::pending::<()>().await;
+    }
+    let user = req
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|p| p.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .and_then(|(_, v)| sessions.lock().unwrap().get(v).cloned());
+    let (status, json) = match (req.uri().path(), user) {
+        ("/login-whoami.api", Some(u)) => {
+            (StatusCode::OK, serde_json::json!({ "email": u, "id": 7 }))
+        }
+        ("/login-whoami.api", None) => (
+            StatusCode::UNAUTHORIZED,
+            serde_json::json!({ "error": "not signed in" }),
+        ),
+        _ => (StatusCode::NOT_FOUND, serde_json::json!({})),
+    };
+    let mut resp = Response::new(body::full(json.to_string()));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+    Ok(resp)
+}
