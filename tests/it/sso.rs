@@ -11,6 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::support::browser::Browser;
+use crate::support::cas::{self, CasServer};
 use crate::support::gateway::builder;
 use crate::support::saml::{self, SamlRig};
 use crate::support::webapp::WebApp;
@@ -64,6 +65,9 @@ async fn backend_session() {
 #[ignore = "real browser, Apache, SimpleSAMLphp: run by scripts/test.sh (--include-ignored)"]
 async fn saml_trusted_header() {
     let app = WebApp::start(&[]).await;
+    // Browsers see keygate at the SP's address: that is its public URL (the
+    // origin its CSRF check expects), so the SP's port is chosen first.
+    let sp_port = saml::free_port();
     let gw = builder(&app.url(""))
         .set("login", "method = \"trusted_header\"")
         .set("login", "header = \"X-Remote-User\"")
@@ -71,10 +75,14 @@ async fn saml_trusted_header() {
             "login",
             &format!("trusted_proxies = [\"{}/32\"]", saml::PROXY_SOURCE),
         )
+        .set(
+            "login",
+            &format!("public_url = \"http://127.0.0.1:{sp_port}\""),
+        )
         .start()
         .await;
     let (port, ca) = (gw.addr.port(), gw.ca.pem());
-    let rig = tokio::task::spawn_blocking(move || SamlRig::start(port, &ca))
+    let rig = tokio::task::spawn_blocking(move || SamlRig::start(sp_port, port, &ca))
         .await
         .unwrap();
     let browser = Browser::start().await;
@@ -306,4 +314,47 @@ fn screenshot_path() -> PathBuf {
 fn identity(body: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(body.trim()).ok()?;
     v.get("identity")?.as_str().map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real browser and django-cas-server: run by scripts/test.sh (--include-ignored)"]
+async fn cas() {
+    let cas = tokio::task::spawn_blocking(CasServer::start).await.unwrap();
+    let app = WebApp::start(&[]).await;
+    // The CAS service URL is built on `login.public_url`, so keygate's port is
+    // chosen before it starts.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let gw = builder(&app.url(""))
+        .set("listen", &format!("addr = \"127.0.0.1:{port}\""))
+        .set("login", "method = \"cas\"")
+        .set("login", &format!("cas_url = \"{}\"", cas.url()))
+        .set(
+            "login",
+            &format!("public_url = \"https://127.0.0.1:{port}\""),
+        )
+        .start()
+        .await;
+    let browser = Browser::start().await;
+
+    // keygate sends the browser to CAS, which sends it back with a ticket.
+    browser.goto(&gw.url("/.keygate/keys")).await;
+    browser.wait_url(&format!("{}/login", cas.url())).await;
+    browser.fill("#id_username", cas::USER).await;
+    browser.fill("#id_password", cas::PASSWORD).await;
+    browser.click("#login_form button[type=submit]").await;
+    browser.wait_url(&gw.url("/.keygate/keys")).await;
+
+    let page = KeysPage::new(&browser, &gw.url("")).await;
+    page.signed_in_as(cas::USER).await;
+    let (key, _id) = page.generate("cas laptop").await;
+    page.done(&key).await;
+
+    let user = UserFiles::new(&gw.ca.pem(), &key);
+    let (status, body) = user.curl(&gw.url("/whoami")).await;
+    assert_eq!(status, 200, "curl with the new key: {body}");
+    assert_eq!(identity(&body), Some(cas::USER.into()), "{body}");
 }

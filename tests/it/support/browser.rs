@@ -142,8 +142,9 @@ impl Browser {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!(
-            "{css:?} never showed {what} within {PAGE_WAIT:?} (last text {last:?}) on {}",
-            self.url().await
+            "{css:?} never showed {what} within {PAGE_WAIT:?} (last text {last:?}) on {}\n{}",
+            self.url().await,
+            self.body_text().await
         );
     }
 
@@ -228,8 +229,23 @@ impl Browser {
             .unwrap_or_else(|e| panic!("CDP {cmd}: {e}"))
     }
 
-    /// Save a PNG screenshot of the window to `path` (folders created).
+    /// Save a PNG screenshot of the whole page to `path` (folders created):
+    /// the window is made as tall as the page first.
     pub async fn screenshot(&self, path: &Path) -> PathBuf {
+        let height = self
+            .client
+            .execute("return document.documentElement.scrollHeight;", vec![])
+            .await
+            .ok()
+            .and_then(|v| v.as_u64())
+            .unwrap_or(900);
+        let (width, _) = self.client.get_window_size().await.unwrap();
+        // Headless windows have no browser UI: the viewport is the window,
+        // less the little the window manager keeps.
+        self.client
+            .set_window_size(width as u32, height.clamp(600, 4000) as u32 + 150)
+            .await
+            .expect("resize the window");
         let png = self.client.screenshot().await.expect("screenshot");
         assert!(png.starts_with(b"\x89PNG"), "a screenshot is a PNG");
         if let Some(dir) = path.parent() {

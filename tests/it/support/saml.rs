@@ -51,9 +51,10 @@ pub struct Apache {
 }
 
 impl SamlRig {
-    /// Start the IdP, then the SP in front of `keygate_port` (HTTPS, whose
-    /// certificate `ca_pem` signed). Blocking: call from `spawn_blocking`.
-    pub fn start(keygate_port: u16, ca_pem: &str) -> SamlRig {
+    /// Start the IdP, then the SP on `sp_port` (see [`free_port`]) in front of
+    /// `keygate_port` (HTTPS, whose certificate `ca_pem` signed). Blocking:
+    /// call from `spawn_blocking`.
+    pub fn start(sp_port: u16, keygate_port: u16, ca_pem: &str) -> SamlRig {
         for path in [APACHE, SIMPLESAMLPHP, "/usr/sbin/mellon_create_metadata"] {
             assert!(
                 Path::new(path).exists(),
@@ -64,7 +65,7 @@ impl SamlRig {
         let dir = tempfile::tempdir().unwrap();
         world_readable(dir.path());
         let idp = start_idp(dir.path());
-        let sp = start_sp(dir.path(), &idp, keygate_port, ca_pem);
+        let sp = start_sp(dir.path(), &idp, sp_port, keygate_port, ca_pem);
         SamlRig { idp, sp, _dir: dir }
     }
 
@@ -91,11 +92,13 @@ impl SamlRig {
 // === impl Apache ===
 
 impl Apache {
-    /// Write `conf_text(port)` and start it on a free port; retry a few ports
-    /// if another process takes the one picked between probe and bind.
+    /// Write `conf_text(port)` and start it on `port`, or on a free port,
+    /// retrying a few if another process takes the one picked between probe
+    /// and bind.
     fn start(
         dir: &Path,
         name: &str,
+        port: Option<u16>,
         ready_path: &str,
         conf_text: impl Fn(u16, &Path) -> String,
     ) -> Apache {
@@ -103,8 +106,9 @@ impl Apache {
         std::fs::create_dir_all(root.join("run")).unwrap();
         world_readable(&root);
         let mut last_log = String::new();
-        for _ in 0..5 {
-            let port = free_port();
+        let tries = if port.is_some() { 1 } else { 5 };
+        for _ in 0..tries {
+            let port = port.unwrap_or_else(free_port);
             let conf = root.join("apache2.conf");
             let error_log = root.join("error.log");
             std::fs::write(&conf, conf_text(port, &root)).unwrap();
@@ -292,6 +296,7 @@ fn start_idp(dir: &Path) -> Apache {
     let idp = Apache::start(
         dir,
         "idp",
+        None,
         "/simplesaml/saml2/idp/metadata.php",
         |port, root| {
             std::fs::write(
@@ -402,7 +407,7 @@ $metadata['__DYNAMIC:1__'] = [
 
 // === the SP ===
 
-fn start_sp(dir: &Path, idp: &Apache, keygate_port: u16, ca_pem: &str) -> Apache {
+fn start_sp(dir: &Path, idp: &Apache, sp_port: u16, keygate_port: u16, ca_pem: &str) -> Apache {
     let sp_dir = dir.join("sp-keys");
     std::fs::create_dir_all(&sp_dir).unwrap();
     let idp_xml = sp_dir.join("idp.xml");
@@ -419,45 +424,50 @@ fn start_sp(dir: &Path, idp: &Apache, keygate_port: u16, ca_pem: &str) -> Apache
     world_readable(&sp_dir);
 
     let sp_xml_for_idp = dir.join("sp-metadata.xml");
-    Apache::start(dir, "sp", "/mellon/metadata", |port, root| {
-        // Keys and metadata for this port's entity ID.
-        let base = format!("http://127.0.0.1:{port}/mellon");
-        let out = Command::new("/usr/sbin/mellon_create_metadata")
-            .arg(format!("{base}/metadata"))
-            .arg(&base)
-            .current_dir(&sp_dir)
-            .output()
-            .expect("run mellon_create_metadata");
-        assert!(
-            out.status.success(),
-            "mellon_create_metadata: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stem = format!("http_127.0.0.1_{port}_mellon_metadata");
-        let file = |ext: &str| sp_dir.join(format!("{stem}.{ext}"));
-        std::fs::copy(file("xml"), &sp_xml_for_idp).unwrap();
-        world_readable(&sp_dir);
-        world_readable(&sp_xml_for_idp);
-        let mut s = common_conf(
-            root,
-            port,
-            &[
-                "mpm_event",
-                "authz_core",
-                "authn_core",
-                "authz_user",
-                "auth_mellon",
-                "env",
-                "setenvif",
-                "headers",
-                "proxy",
-                "proxy_http",
-                "ssl",
-                "socache_shmcb",
-            ],
-        );
-        s.push_str(&format!(
-            r#"
+    Apache::start(
+        dir,
+        "sp",
+        Some(sp_port),
+        "/mellon/metadata",
+        |port, root| {
+            // Keys and metadata for this port's entity ID.
+            let base = format!("http://127.0.0.1:{port}/mellon");
+            let out = Command::new("/usr/sbin/mellon_create_metadata")
+                .arg(format!("{base}/metadata"))
+                .arg(&base)
+                .current_dir(&sp_dir)
+                .output()
+                .expect("run mellon_create_metadata");
+            assert!(
+                out.status.success(),
+                "mellon_create_metadata: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let stem = format!("http_127.0.0.1_{port}_mellon_metadata");
+            let file = |ext: &str| sp_dir.join(format!("{stem}.{ext}"));
+            std::fs::copy(file("xml"), &sp_xml_for_idp).unwrap();
+            world_readable(&sp_dir);
+            world_readable(&sp_xml_for_idp);
+            let mut s = common_conf(
+                root,
+                port,
+                &[
+                    "mpm_event",
+                    "authz_core",
+                    "authn_core",
+                    "authz_user",
+                    "auth_mellon",
+                    "env",
+                    "setenvif",
+                    "headers",
+                    "proxy",
+                    "proxy_http",
+                    "ssl",
+                    "socache_shmcb",
+                ],
+            );
+            s.push_str(&format!(
+                r#"
 SetEnvIf Request_URI "^" MELLON_DISABLE_SAMESITE=1
 <Location />
     Require all granted
@@ -489,20 +499,22 @@ ProxyPass /mellon !
 ProxyPass / https://127.0.0.1:{keygate_port}/
 ProxyPassReverse / https://127.0.0.1:{keygate_port}/
 "#,
-            key = file("key").display(),
-            cert = file("cert").display(),
-            xml = file("xml").display(),
-            idp_xml = idp_xml.display(),
-            ca = ca.display(),
-        ));
-        s
-    })
+                key = file("key").display(),
+                cert = file("cert").display(),
+                xml = file("xml").display(),
+                idp_xml = idp_xml.display(),
+                ca = ca.display(),
+            ));
+            s
+        },
+    )
 }
 
 // === helpers ===
 
-/// A port that was free a moment ago (Apache needs a number, not port 0).
-fn free_port() -> u16 {
+/// A port that was free a moment ago (Apache needs a number, not port 0;
+/// and keygate's `login.public_url` names the SP's port before it starts).
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
