@@ -311,8 +311,9 @@ fn screenshot_path() -> PathBuf {
 }
 
 /// The user the test application says it was told about (`{"identity": …}`).
+/// (A browser's page text may carry its JSON viewer's controls before it.)
 fn identity(body: &str) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_str(body.trim()).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&body[body.find('{')?..]).ok()?;
     v.get("identity")?.as_str().map(str::to_owned)
 }
 

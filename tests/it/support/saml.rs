@@ -40,7 +40,7 @@ pub struct SamlRig {
     pub idp: Apache,
     pub sp: Apache,
     /// Holds both instances' files; removed after they stop (fields drop in order).
-    pub _dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 /// One running Apache instance.
