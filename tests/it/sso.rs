@@ -155,6 +155,21 @@ async fn saml_trusted_header() {
         app.identities_seen("/via-sp-spoof"),
         vec![Vec::<String>::new()]
     );
+    // The same request from the SP's address straight to keygate (as if
+    // mellon had let it through): only the exact header name signs in.
+    let from_sp = |headers: &'static [(&'static str, &'static str)]| {
+        direct.curl_from(saml::PROXY_SOURCE, gw.url("/.keygate/api/keys"), headers)
+    };
+    let (status, body) = from_sp(&[("X_Remote_User", "alice")]).await;
+    assert!(
+        status == 401 || status == 403,
+        "X_Remote_User from the trusted proxy signs nobody in: {status} {body}"
+    );
+    let (status, body) = from_sp(&[("X-Remote-User", "alice")]).await;
+    assert_eq!(
+        status, 200,
+        "X-Remote-User from the trusted proxy does: {body}"
+    );
 
     browser.goto(&rig.sp_url("/.keygate/keys")).await;
     page.revoke(&id).await;
@@ -271,8 +286,20 @@ impl UserFiles {
 
     /// `curl` with `headers` sent as given: (status, body).
     async fn curl_with(&self, url: &str, headers: &[(&str, &str)]) -> (u16, String) {
+        self.curl_from("127.0.0.1", url.to_owned(), headers).await
+    }
+
+    /// `curl_with`, connecting from the loopback address `source`.
+    async fn curl_from(
+        &self,
+        source: &str,
+        url: String,
+        headers: &[(&str, &str)],
+    ) -> (u16, String) {
+        let url = url.as_str();
         let body = self.dir.path().join("body");
         let mut cmd = tokio::process::Command::new("curl");
+        cmd.arg("--interface").arg(source);
         cmd.env_clear()
             .env("PATH", "/usr/bin:/bin")
             .env("HOME", self.dir.path())
