@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! listener ──► tls ──► http::gateway ──► http::headers (strip spoofables) ──► auth ──► ratelimit ──► upstream
-//!                          └─► /.keygate/* (keygate's own pages, never forwarded)     │
+//!                          └─► selfservice (/.keygate/*, never forwarded) ──► login   │
 //!                                                                        keys + store (Redis | memory)
 //! admin listener:  listener ──► tls ──► admin (bearer token) ──► keyring + store + audit
 //! ```
@@ -23,6 +23,9 @@
 //! * [`keys`]: key format, checksum and HMAC digests; [`store`]: where records
 //!   live; [`keyring`]: minting and TTL rules over the store.
 //! * [`admin`]: the admin API; [`audit`]: who changed which keys.
+//! * [`selfservice`]: `/.keygate/*`, the page where signed-in users make and
+//!   revoke their own keys, and its JSON API; [`login`]: who is signed in
+//!   (`[login] method`), also read by the gateway for `trusted_header`.
 //! * [`config`]: the TOML file, validated with every problem named by its key.
 //! * [`app`]: wiring a `Config` into running listeners; [`cli`]: the commands.
 //! * [`echo`]: the echo backend of `keygate dev`.

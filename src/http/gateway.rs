@@ -99,7 +99,7 @@ impl Gateway {
         done: &mut Completion,
     ) -> Response<ResponseBody> {
         if req.uri().path().starts_with(OWN_PREFIX) {
-            return self.selfservice.handle(req, conn).await;
+            return self.selfservice.handle(req, conn, done).await;
         }
         let sso_user = self
             .selfservice

@@ -14,7 +14,8 @@
 //!    arrives from the CAS server by a cross-site redirect).
 //! 4. `/.keygate/logout` clears the cookie and sends the browser to
 //!    `{cas_url}/logout`. The cookie is not stored server-side: a copied
-//!    cookie stays valid until it expires (`login.session_ttl`).
+//!    cookie stays valid until it expires (`login.session_ttl`). Logout is a
+//!    GET, as CAS clients do: another site can sign a user out, nothing more.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,22 +3,22 @@
 //! and each change is audited with `source: "self-service"`.
 
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
+use http::header;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Answer, Refusal, SelfService};
+use super::refusal::Refusal;
+use super::{Answer, Seen, SelfService};
 use crate::audit;
 use crate::http::body::ResponseBody;
 use crate::keyring::{MintError, Ttl};
 use crate::keys::{KeyId, Scope, Source};
-use crate::listener::ConnCtx;
 
 /// Largest create request (a label is at most 200 characters).
-const MAX_BODY: usize = 16 * 1024;
+pub(super) const MAX_BODY: usize = 16 * 1024;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,8 +31,8 @@ struct CreateKey {
 // === impl SelfService (API) ===
 
 impl SelfService {
-    pub(super) async fn list(&self, req: &Request<Incoming>, conn: &ConnCtx) -> Answer {
-        let s = self.signed_in(req.headers(), conn).await?;
+    pub(super) async fn list(&self, req: &Request<Incoming>, rq: &Seen<'_>) -> Answer {
+        let s = self.signed_in(req.headers(), rq).await?;
         let keys = self.keyring.store.list(Some(&s.user)).await?;
         let views: Vec<_> = keys.iter().map(|r| r.view()).collect();
         Ok(crate::admin::json(
@@ -46,8 +46,8 @@ impl SelfService {
         ))
     }
 
-    pub(super) async fn create(&self, req: Request<Incoming>, conn: &ConnCtx) -> Answer {
-        let s = self.signed_in(req.headers(), conn).await?;
+    pub(super) async fn create(&self, req: Request<Incoming>, rq: &Seen<'_>) -> Answer {
+        let s = self.signed_in(req.headers(), rq).await?;
         self.csrf
             .check(req.headers(), req.uri(), &s.user)
             .map_err(Refusal::Csrf)?;
@@ -65,6 +65,7 @@ impl SelfService {
             )));
         }
         let ttl = Ttl::parse(&ttl_text).map_err(|e| Refusal::BadRequest(format!("ttl: {e}")))?;
+        let _one_at_a_time = self.mint_lock.lock().await;
         let live = self.keyring.store.list(Some(&s.user)).await?.len();
         if live >= self.limits.max_live_keys {
             return Err(Refusal::TooManyKeys(self.limits.max_live_keys));
@@ -87,8 +88,8 @@ impl SelfService {
         Ok(crate::admin::json(StatusCode::CREATED, &new.view()))
     }
 
-    pub(super) async fn revoke(&self, req: &Request<Incoming>, conn: &ConnCtx, id: &str) -> Answer {
-        let s = self.signed_in(req.headers(), conn).await?;
+    pub(super) async fn revoke(&self, req: &Request<Incoming>, rq: &Seen<'_>, id: &str) -> Answer {
+        let s = self.signed_in(req.headers(), rq).await?;
         self.csrf
             .check(req.headers(), req.uri(), &s.user)
             .map_err(Refusal::Csrf)?;
@@ -139,85 +140,4 @@ async fn json_body<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Re
     de.end()
         .map_err(|e| Refusal::BadRequest(format!("invalid JSON body: {e}")))?;
     Ok(value)
-}
-
-/// Every refusal as JSON `{"error": ...}`: one exhaustive match.
-pub(super) fn refusal(refusal: Refusal) -> Response<ResponseBody> {
-    use StatusCode as S;
-    let mut extra: Option<(header::HeaderName, HeaderValue)> = None;
-    let (status, message) = match refusal {
-        Refusal::NotConfigured => (
-            S::NOT_FOUND,
-            "self-service is not configured on this gateway (no [login] section)".to_owned(),
-        ),
-        Refusal::Disabled => (
-            S::FORBIDDEN,
-            "self-service is turned off by an administrator".into(),
-        ),
-        Refusal::SignedOut => (S::FORBIDDEN, "not signed in".into()),
-        Refusal::LoginUnavailable(what) => {
-            extra = Some((header::RETRY_AFTER, HeaderValue::from_static("5")));
-            (S::SERVICE_UNAVAILABLE, format!("{what} cannot be reached"))
-        }
-        Refusal::Store(e) => {
-            tracing::error!(error = %e, "self-service: key store unavailable (503)");
-            extra = Some((header::RETRY_AFTER, HeaderValue::from_static("5")));
-            (
-                S::SERVICE_UNAVAILABLE,
-                "the key store is unavailable".into(),
-            )
-        }
-        Refusal::Csrf(e) => {
-            tracing::warn!(reason = %e, "self-service: CSRF check failed (403)");
-            (
-                S::FORBIDDEN,
-                "CSRF check failed: reload the page and try again".into(),
-            )
-        }
-        Refusal::BadRequest(m) => (S::BAD_REQUEST, m),
-        Refusal::NotFound => (S::NOT_FOUND, "no such key".into()),
-        Refusal::RateLimited(wait) => {
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            extra = Some((header::RETRY_AFTER, HeaderValue::from(secs.max(1))));
-            (
-                S::TOO_MANY_REQUESTS,
-                "too many keys created recently; try again later".into(),
-            )
-        }
-        Refusal::TooManyKeys(max) => (
-            S::CONFLICT,
-            format!("you already have {max} live keys, the most allowed; revoke one first"),
-        ),
-        Refusal::UnsupportedMedia => (
-            S::UNSUPPORTED_MEDIA_TYPE,
-            "Content-Type must be application/json".into(),
-        ),
-        Refusal::TooLarge => (
-            S::PAYLOAD_TOO_LARGE,
-            format!("body larger than {MAX_BODY} bytes or unreadable"),
-        ),
-        Refusal::Method(allow) => {
-            extra = Some((header::ALLOW, HeaderValue::from_static(allow)));
-            (
-                S::METHOD_NOT_ALLOWED,
-                format!("method not allowed; allowed: {allow}"),
-            )
-        }
-        Refusal::CasRefused(code) => (
-            S::FORBIDDEN,
-            format!("the CAS server refused the sign-in ({code})"),
-        ),
-        Refusal::CasUnavailable(e) => {
-            tracing::warn!(error = %e, "CAS ticket validation failed (503)");
-            (
-                S::SERVICE_UNAVAILABLE,
-                "the CAS server cannot be reached".into(),
-            )
-        }
-    };
-    let mut resp = crate::admin::json(status, &json!({ "error": message }));
-    if let Some((name, value)) = extra {
-        resp.headers_mut().insert(name, value);
-    }
-    resp
 }

@@ -1,7 +1,10 @@
 //! CSRF protection for the JSON API's writes (POST, DELETE), three checks:
 //!
 //! 1. a random id in keygate's own cookie (`__Host-keygate-csrf`: Secure,
-//!    HttpOnly, SameSite=Strict), set by the page when missing;
+//!    HttpOnly, SameSite=Lax), set by the page when missing. Lax, not Strict:
+//!    a page reached by a cross-site link (back from the CAS server) would
+//!    not see a Strict cookie, mint a new id and break the tokens of the
+//!    user's other tabs; cross-site POST and DELETE get no Lax cookie either;
 //! 2. the token `HMAC(user, id)` that the page embeds and the script sends
 //!    back in `X-CSRF-Token`: another site can neither read the page nor
 //!    compute it, and it is bound to both the browser and the signed-in user;
@@ -62,7 +65,7 @@ impl Csrf {
             },
             None => {
                 let id = random_id();
-                let cookie = format!("{COOKIE}={id}; Path=/; Secure; HttpOnly; SameSite=Strict");
+                let cookie = format!("{COOKIE}={id}; Path=/; Secure; HttpOnly; SameSite=Lax");
                 Issued {
                     token: self.token(user, &id),
                     set_cookie: Some(HeaderValue::try_from(cookie).expect("base64url id")),

@@ -18,6 +18,7 @@
 mod api;
 mod csrf;
 mod page;
+mod refusal;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -31,6 +32,7 @@ use hyper::body::Incoming;
 use ipnet::IpNet;
 
 use crate::config::{self, Config};
+use crate::http::access::Completion;
 use crate::http::body::ResponseBody;
 use crate::keyring::Keyring;
 use crate::listener::ConnCtx;
@@ -39,8 +41,8 @@ use crate::login::signed::Signer;
 use crate::login::{Login, Method as LoginMethod, Outcome};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
-use crate::store::StoreError;
-use csrf::{Csrf, CsrfError};
+use csrf::Csrf;
+use refusal::Refusal;
 
 const APP_JS: &str = include_str!("static/app.js");
 const APP_CSS: &str = include_str!("static/app.css");
@@ -57,38 +59,24 @@ pub struct SelfService {
     limits: config::SelfService,
     /// Key creations per user on this instance (`self_service.creates_per_hour`).
     creates: DefaultKeyedRateLimiter<String>,
+    /// Held from counting a user's live keys to storing the new one, so two
+    /// concurrent requests on this instance cannot both pass `max_live_keys`
+    /// (creations are rare: one lock for all users is enough).
+    mint_lock: tokio::sync::Mutex<()>,
     metrics: Arc<Metrics>,
     /// `listen.trusted_proxies`: the audit log names the real client.
     trusted_proxies: Vec<IpNet>,
 }
 
-/// Why a self-service request is not answered as asked.
-#[derive(Debug)]
-enum Refusal {
-    NotConfigured,
-    Disabled,
-    SignedOut,
-    LoginUnavailable(String),
-    Store(StoreError),
-    Csrf(CsrfError),
-    BadRequest(String),
-    NotFound,
-    RateLimited(Duration),
-    TooManyKeys(usize),
-    UnsupportedMedia,
-    TooLarge,
-    Method(&'static str),
-    CasRefused(String),
-    CasUnavailable(CasError),
-}
-
-impl From<StoreError> for Refusal {
-    fn from(e: StoreError) -> Self {
-        Refusal::Store(e)
-    }
-}
-
 type Answer = Result<Response<ResponseBody>, Refusal>;
+
+/// One request's connection, and who it turned out to be (for the access log).
+struct Seen<'a> {
+    conn: &'a ConnCtx,
+    /// Set by the gate when someone is signed in. A Mutex rather than a Cell
+    /// only so that the request's future stays `Send`; never contended.
+    user: std::sync::Mutex<Option<String>>,
+}
 
 /// A signed-in request that passed the gate.
 struct Session {
@@ -123,6 +111,7 @@ impl SelfService {
             keyring,
             limits: config.self_service.clone(),
             creates: RateLimiter::keyed(Quota::per_hour(per_hour)),
+            mint_lock: tokio::sync::Mutex::new(()),
             metrics,
             trusted_proxies: config.listen.trusted_proxies.clone(),
         })
@@ -132,7 +121,18 @@ impl SelfService {
         self.login.as_ref()
     }
 
-    pub async fn handle(&self, req: Request<Incoming>, conn: &ConnCtx) -> Response<ResponseBody> {
+    /// Answer a `/.keygate/*` request; the signed-in user, if any, goes to
+    /// the access log through `done`.
+    pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        conn: &ConnCtx,
+        done: &mut Completion,
+    ) -> Response<ResponseBody> {
+        let rq = Seen {
+            conn,
+            user: std::sync::Mutex::new(None),
+        };
         let path = req.uri().path().to_owned();
         let api = path.starts_with("/.keygate/api/");
         let method = req.method().clone();
@@ -143,12 +143,12 @@ impl SelfService {
             ("/.keygate/static/app.css", &Method::GET) => {
                 Ok(asset(APP_CSS, "text/css; charset=utf-8"))
             }
-            ("/.keygate/keys", &Method::GET) => self.page(&req, conn).await,
-            ("/.keygate/api/keys", &Method::GET) => self.list(&req, conn).await,
-            ("/.keygate/api/keys", &Method::POST) => self.create(req, conn).await,
+            ("/.keygate/keys", &Method::GET) => self.page(&req, &rq).await,
+            ("/.keygate/api/keys", &Method::GET) => self.list(&req, &rq).await,
+            ("/.keygate/api/keys", &Method::POST) => self.create(req, &rq).await,
             ("/.keygate/api/keys", _) => Err(Refusal::Method("GET, POST")),
             (p, &Method::DELETE) if p.starts_with("/.keygate/api/keys/") => {
-                self.revoke(&req, conn, &p["/.keygate/api/keys/".len()..])
+                self.revoke(&req, &rq, &p["/.keygate/api/keys/".len()..])
                     .await
             }
             (p, _) if p.starts_with("/.keygate/api/keys/") => Err(Refusal::Method("DELETE")),
@@ -160,10 +160,13 @@ impl SelfService {
             }
             _ => Err(Refusal::NotFound),
         };
+        if let Some(user) = rq.user.lock().expect("not poisoned").as_deref() {
+            done.set_identity(user, "-");
+        }
         let mut resp = match answer {
             Ok(resp) => resp,
-            Err(refusal) if api => api::refusal(refusal),
-            Err(refusal) => self.refusal_page(refusal),
+            Err(refusal) if api => refusal::json(refusal),
+            Err(refusal) => refusal::page(refusal, self.login.as_ref()),
         };
         let h = resp.headers_mut();
         h.insert("content-security-policy", HeaderValue::from_static(CSP));
@@ -180,29 +183,33 @@ impl SelfService {
     }
 
     /// The gate every page and API request passes.
-    async fn signed_in(&self, headers: &HeaderMap, conn: &ConnCtx) -> Result<Session, Refusal> {
+    async fn signed_in(&self, headers: &HeaderMap, rq: &Seen<'_>) -> Result<Session, Refusal> {
+        let conn = rq.conn;
         let login = self.login.as_ref().ok_or(Refusal::NotConfigured)?;
         let settings = self.keyring.settings().await?;
         if !settings.self_service {
             return Err(Refusal::Disabled);
         }
         match login.who(headers, conn.peer.ip()).await {
-            Outcome::SignedIn(user) => Ok(Session {
-                user,
-                settings,
-                client: crate::http::headers::client_ip(
-                    conn.peer.ip(),
-                    headers,
-                    &self.trusted_proxies,
-                ),
-            }),
+            Outcome::SignedIn(user) => {
+                *rq.user.lock().expect("not poisoned") = Some(user.clone());
+                Ok(Session {
+                    client: crate::http::headers::client_ip(
+                        conn.peer.ip(),
+                        headers,
+                        &self.trusted_proxies,
+                    ),
+                    user,
+                    settings,
+                })
+            }
             Outcome::SignedOut => Err(Refusal::SignedOut),
             Outcome::Unavailable(what) => Err(Refusal::LoginUnavailable(what)),
         }
     }
 
-    async fn page(&self, req: &Request<Incoming>, conn: &ConnCtx) -> Answer {
-        let s = self.signed_in(req.headers(), conn).await?;
+    async fn page(&self, req: &Request<Incoming>, rq: &Seen<'_>) -> Answer {
+        let s = self.signed_in(req.headers(), rq).await?;
         let keys = self.keyring.store.list(Some(&s.user)).await?;
         let issued = self.csrf.issue(req.headers(), &s.user);
         let logout = matches!(
@@ -258,93 +265,6 @@ impl SelfService {
         resp.headers_mut()
             .append(header::SET_COOKIE, crate::login::cas::Cas::clear_cookie());
         Ok(resp)
-    }
-
-    /// Every refusal as a page: one exhaustive match, the status decided here.
-    fn refusal_page(&self, refusal: Refusal) -> Response<ResponseBody> {
-        use StatusCode as S;
-        let (status, title, text, link): (StatusCode, &str, String, Option<(&str, &str)>) = match refusal {
-            Refusal::NotConfigured => (
-                S::NOT_FOUND,
-                "Self-service is not configured",
-                "This gateway has no [login] section in its configuration, so it cannot tell who you are. Ask your administrator for an API key.".into(),
-                None,
-            ),
-            Refusal::Disabled => (
-                S::FORBIDDEN,
-                "Self-service is turned off",
-                "An administrator has switched self-service API keys off. Ask your administrator for a key.".into(),
-                None,
-            ),
-            Refusal::SignedOut => {
-                let login = self.login.as_ref();
-                if let Some(LoginMethod::Cas(cas)) = login.map(|l| &l.method) {
-                    return redirect(&cas.login_redirect());
-                }
-                (
-                    S::FORBIDDEN,
-                    "Sign in first",
-                    "You are not signed in. Sign in to the application, then come back to this page.".into(),
-                    login.and_then(|l| l.login_url()).map(|u| (u, "Sign in")),
-                )
-            }
-            Refusal::LoginUnavailable(what) => {
-                let mut resp = html_response(
-                    S::SERVICE_UNAVAILABLE,
-                    page::message(
-                        "Sign-in is unavailable",
-                        &format!("keygate cannot reach {what} to find out who you are. Try again in a minute."),
-                        None,
-                    ),
-                );
-                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-                return resp;
-            }
-            Refusal::Store(e) => {
-                tracing::error!(error = %e, "self-service: key store unavailable (503)");
-                let mut resp = html_response(
-                    S::SERVICE_UNAVAILABLE,
-                    page::message("Keys are unavailable", "The key store cannot be reached right now. Try again in a minute.", None),
-                );
-                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-                return resp;
-            }
-            Refusal::CasRefused(code) => {
-                tracing::info!(code = %code, "CAS refused a ticket");
-                (
-                    S::FORBIDDEN,
-                    "Sign-in failed",
-                    format!("The CAS server did not accept this sign-in ({code}). Sign-in links work once and only for this site; sign in again."),
-                    Some(("/.keygate/login", "Sign in again")),
-                )
-            }
-            Refusal::CasUnavailable(e) => {
-                tracing::warn!(error = %e, "CAS ticket validation failed (503)");
-                let mut resp = html_response(
-                    S::SERVICE_UNAVAILABLE,
-                    page::message("Sign-in is unavailable", "keygate cannot check your sign-in with the CAS server right now. Try again in a minute.", Some(("/.keygate/login", "Sign in again"))),
-                );
-                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-                return resp;
-            }
-            Refusal::NotFound => (S::NOT_FOUND, "Not found", "keygate has no page here.".into(), Some(("/.keygate/keys", "External Tool Access"))),
-            Refusal::Method(allow) => {
-                let mut resp = html_response(
-                    S::METHOD_NOT_ALLOWED,
-                    page::message("Method not allowed", &format!("This page answers {allow} only."), None),
-                );
-                resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
-                return resp;
-            }
-            // API-only refusals, should a page ever meet one.
-            other @ (Refusal::Csrf(_)
-            | Refusal::BadRequest(_)
-            | Refusal::RateLimited(_)
-            | Refusal::TooManyKeys(_)
-            | Refusal::UnsupportedMedia
-            | Refusal::TooLarge) => return api::refusal(other),
-        };
-        html_response(status, page::message(title, &text, link))
     }
 
     /// Count one creation by `user`; over the limit, how long to wait.

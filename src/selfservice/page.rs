@@ -107,7 +107,7 @@ pub fn keys_page(p: &KeysPage<'_>) -> String {
 </section>
 <section aria-labelledby="keys-heading">
 <h2 id="keys-heading">Your API keys</h2>
-<table id="keys">
+<table id="keys" aria-labelledby="keys-heading">
 <thead><tr><th scope="col">Label</th><th scope="col">Created</th><th scope="col">Expires</th><th scope="col">Last used</th><th scope="col"><span class="sr-only">Action</span></th></tr></thead>
 <tbody>{rows}</tbody>
 </table>

@@ -96,6 +96,14 @@ fn keygate_dev_prints_a_demo_key_that_works_as_printed() {
     ]);
     assert_eq!(text, "401", "no key must be refused");
 
+    // The self-service page works out of the box, signed in as the demo user.
+    let page = format!("{url}/.keygate/keys");
+    assert!(banner.contains(&page), "{banner}");
+    let (ok, html) = curl(&[&page]);
+    assert!(ok);
+    assert!(html.contains("<strong id=\"user\">demo</strong>"), "{html}");
+    assert!(html.contains("Generate API Key"), "{html}");
+
     let _ = child.kill();
     let _ = child.wait();
 }

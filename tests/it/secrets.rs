@@ -127,3 +127,109 @@ async fn no_secret_reaches_any_log_line() {
         }
     }
 }
+
+/// A key made on the self-service page, its CSRF token and cookie: none of
+/// them in any log line of the real binary at debug level; the audit line
+/// names the source.
+#[tokio::test]
+async fn no_self_service_secret_reaches_any_log_line() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("self-service secrets CA");
+    let (cert, key) = ca.leaf("secrets").write(dir.path());
+    let cfg = dir.path().join("keygate.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[listen]\naddr = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n[upstream]\nurl = \"{}\"\n\
+             [store]\nkind = \"memory\"\n[log]\nlevel = \"debug\"\n[admin]\naddr = \"127.0.0.1:0\"\ntoken_file = \"{}\"\n\
+             [login]\nmethod = \"trusted_header\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
+            cert.display(),
+            key.display(),
+            up.url(),
+            crate::support::admin_token_file(dir.path()).display()
+        ),
+    )
+    .unwrap();
+    let kg = Process::serve(&cfg);
+    let base = format!("https://127.0.0.1:{}", kg.main_addr().await.port());
+    let c = client::h1(&ca);
+    let page = send(
+        &c,
+        Request::get(format!("{base}/.keygate/keys"))
+            .header("x-remote-user", "alice")
+            .body(body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    let html = page.text();
+    let at = html.find("name=\"csrf-token\" content=\"").unwrap() + 27;
+    let token = html[at..at + html[at..].find('"').unwrap()].to_owned();
+    let cookie = page.headers["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let created = send(
+        &c,
+        Request::post(format!("{base}/.keygate/api/keys"))
+            .header("x-remote-user", "alice")
+            .header("origin", &base)
+            .header("cookie", &cookie)
+            .header("x-csrf-token", &token)
+            .header("content-type", "application/json")
+            .body(body::full(r#"{"label":"ci","ttl":"1d"}"#))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let json: serde_json::Value = serde_json::from_slice(&created.body).unwrap();
+    let secret = json["key"].as_str().unwrap().to_owned();
+
+    eventually(
+        "the create is audited",
+        250,
+        Duration::from_millis(20),
+        || async {
+            kg.log_lines()
+                .into_iter()
+                .find(|l| l["target"] == "keygate::audit" && l["action"] == "create")
+        },
+    )
+    .await;
+    let audit = kg
+        .log_lines()
+        .into_iter()
+        .find(|l| l["target"] == "keygate::audit")
+        .unwrap();
+    assert_eq!(audit["source"], "self-service", "{audit}");
+    let access = eventually(
+        "the page's access line",
+        250,
+        Duration::from_millis(20),
+        || async {
+            kg.log_lines()
+                .into_iter()
+                .find(|l| l["target"] == "keygate::access" && l["path"] == "/.keygate/api/keys")
+        },
+    )
+    .await;
+    assert_eq!(
+        access["user"], "alice",
+        "the access log names the signed-in user: {access}"
+    );
+    assert_eq!(audit["actor"], "alice", "{audit}");
+    let id_value = cookie.split('=').nth(1).unwrap();
+    for line in kg.log_lines().iter().map(|l| l.to_string()) {
+        assert!(
+            !line.contains(&secret[secret.len() - 43..]),
+            "the key is in the log: {line}"
+        );
+        assert!(
+            !line.contains(&token),
+            "the CSRF token is in the log: {line}"
+        );
+        assert!(
+            !line.contains(id_value),
+            "the CSRF cookie is in the log: {line}"
+        );
+    }
+}

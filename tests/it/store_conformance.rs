@@ -33,6 +33,16 @@ async fn conformance(store: Store) {
     assert!(digest_key().verify(&secret, &got.digest));
     assert_eq!(store.get("AAAAAAAAAAAA").await.unwrap(), None);
 
+    // Where a key was made comes back too; a record without it (as written
+    // before keygate recorded it, like `a`) reads as none.
+    assert_eq!(got.source, None);
+    let (_, mut made_here) = record("alice", DAY);
+    made_here.source = Some(keys::Source::SelfService);
+    store.insert(&made_here).await.unwrap();
+    let back = store.get(made_here.id.as_str()).await.unwrap().unwrap();
+    assert_eq!(back.source, Some(keys::Source::SelfService));
+    store.revoke_ids(&[made_here.id.clone()]).await.unwrap();
+
     // A key without expiry.
     let (_, forever) = record("alice", None);
     store.insert(&forever).await.unwrap();

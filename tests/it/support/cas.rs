@@ -22,6 +22,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use super::body::{self, TestBody};
+use super::gateway::{builder, TestGateway};
 
 pub const USER: &str = "alice";
 pub const PASSWORD: &str = "alice-cas-password";
@@ -63,6 +64,8 @@ impl CasServer {
                 .arg(project.join("serve.py"))
                 .args([&port.to_string(), USER, PASSWORD])
                 .env("KEYGATE_CAS_DB", dir.path().join("cas.sqlite3"))
+                // No __pycache__ in the source tree.
+                .env("PYTHONDONTWRITEBYTECODE", "1")
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
                 .spawn()
@@ -157,6 +160,26 @@ pub async fn login(login_url: &str, user: &str, password: &str) -> String {
         .to_str()
         .unwrap()
         .to_owned()
+}
+
+/// keygate in front of `upstream_url` with `[login] method = "cas"` against
+/// `cas`, on a port chosen first so that `login.public_url` names it
+/// (`https://127.0.0.1:PORT`, which the server's service pattern allows).
+pub async fn gateway(cas: &CasServer, upstream_url: &str) -> TestGateway {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut b = builder(upstream_url);
+    b.set("listen", &format!("addr = \"127.0.0.1:{port}\""))
+        .set("login", "method = \"cas\"")
+        .set("login", &format!("cas_url = \"{}\"", cas.url()))
+        .set(
+            "login",
+            &format!("public_url = \"https://127.0.0.1:{port}\""),
+        );
+    b.start().await
 }
 
 fn keep_cookies(jar: &mut BTreeMap<String, String>, headers: &http::HeaderMap) {

@@ -14,6 +14,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use super::body::{self, TestBody};
+use super::gateway::Builder;
 
 pub const COOKIE: &str = "app_session";
 
@@ -59,6 +60,15 @@ impl WhoAmI {
     /// `login.whoami_url`.
     pub fn whoami_url(&self) -> String {
         format!("http://{}/login-whoami.api", self.addr)
+    }
+
+    /// `[login]` for this app: `backend_session` against its who-am-I URL,
+    /// `user_pointer = "/email"`, `login_url = "/login?next=/.keygate/keys"`.
+    pub fn configure(&self, b: &mut Builder) {
+        b.set("login", "method = \"backend_session\"")
+            .set("login", &format!("whoami_url = \"{}\"", self.whoami_url()))
+            .set("login", "user_pointer = \"/email\"")
+            .set("login", "login_url = \"/login?next=/.keygate/keys\"");
     }
 
     /// A new session of `user`: the `name=value` a browser would send.

@@ -1,0 +1,211 @@
+//! Why a self-service request is not answered as asked, and how each reason
+//! is shown: as a page (`page`) or as JSON `{"error": ...}` (`json`), each an
+//! exhaustive match, so a new reason forces a decision in both. Details go
+//! to the log; the person gets a plain sentence.
+
+use std::time::Duration;
+
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+use serde_json::json;
+
+use super::api::MAX_BODY;
+use super::csrf::CsrfError;
+use super::{html_response, page as html, redirect};
+use crate::http::body::ResponseBody;
+use crate::login::cas::CasError;
+use crate::login::{Login, Method as LoginMethod};
+use crate::store::StoreError;
+
+/// Why a self-service request is not answered as asked.
+#[derive(Debug)]
+pub(super) enum Refusal {
+    NotConfigured,
+    Disabled,
+    SignedOut,
+    LoginUnavailable(String),
+    Store(StoreError),
+    Csrf(CsrfError),
+    BadRequest(String),
+    NotFound,
+    RateLimited(Duration),
+    TooManyKeys(usize),
+    UnsupportedMedia,
+    TooLarge,
+    Method(&'static str),
+    CasRefused(String),
+    CasUnavailable(CasError),
+}
+
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Self {
+        Refusal::Store(e)
+    }
+}
+
+/// Every refusal as a page: one exhaustive match, the status decided here.
+pub(super) fn page(refusal: Refusal, login: Option<&Login>) -> Response<ResponseBody> {
+    use StatusCode as S;
+    let (status, title, text, link): (StatusCode, &str, String, Option<(&str, &str)>) = match refusal {
+        Refusal::NotConfigured => (
+            S::NOT_FOUND,
+            "Self-service is not configured",
+            "This gateway has no [login] section in its configuration, so it cannot tell who you are. Ask your administrator for an API key.".into(),
+            None,
+        ),
+        Refusal::Disabled => (
+            S::FORBIDDEN,
+            "Self-service is turned off",
+            "An administrator has switched self-service API keys off. Ask your administrator for a key.".into(),
+            None,
+        ),
+        Refusal::SignedOut => {
+            if let Some(LoginMethod::Cas(cas)) = login.map(|l| &l.method) {
+                return redirect(&cas.login_redirect());
+            }
+            (
+                S::FORBIDDEN,
+                "Sign in first",
+                "You are not signed in. Sign in to the application, then come back to this page.".into(),
+                login.and_then(|l| l.login_url()).map(|u| (u, "Sign in")),
+            )
+        }
+        Refusal::LoginUnavailable(what) => {
+            let mut resp = html_response(
+                S::SERVICE_UNAVAILABLE,
+                html::message(
+                    "Sign-in is unavailable",
+                    &format!("keygate cannot reach {what} to find out who you are. Try again in a minute."),
+                    None,
+                ),
+            );
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return resp;
+        }
+        Refusal::Store(e) => {
+            tracing::error!(error = %e, "self-service: key store unavailable (503)");
+            let mut resp = html_response(
+                S::SERVICE_UNAVAILABLE,
+                html::message("Keys are unavailable", "The key store cannot be reached right now. Try again in a minute.", None),
+            );
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return resp;
+        }
+        Refusal::CasRefused(code) => {
+            tracing::info!(code = %code, "CAS refused a ticket");
+            (
+                S::FORBIDDEN,
+                "Sign-in failed",
+                format!("The CAS server did not accept this sign-in ({code}). Sign-in links work once and only for this site; sign in again."),
+                Some(("/.keygate/login", "Sign in again")),
+            )
+        }
+        Refusal::CasUnavailable(e) => {
+            tracing::warn!(error = %e, "CAS ticket validation failed (503)");
+            let mut resp = html_response(
+                S::SERVICE_UNAVAILABLE,
+                html::message("Sign-in is unavailable", "keygate cannot check your sign-in with the CAS server right now. Try again in a minute.", Some(("/.keygate/login", "Sign in again"))),
+            );
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return resp;
+        }
+        Refusal::NotFound => (S::NOT_FOUND, "Not found", "keygate has no page here.".into(), Some(("/.keygate/keys", "External Tool Access"))),
+        Refusal::Method(allow) => {
+            let mut resp = html_response(
+                S::METHOD_NOT_ALLOWED,
+                html::message("Method not allowed", &format!("This page answers {allow} only."), None),
+            );
+            resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+            return resp;
+        }
+        // API-only refusals, should a page ever meet one.
+        other @ (Refusal::Csrf(_)
+        | Refusal::BadRequest(_)
+        | Refusal::RateLimited(_)
+        | Refusal::TooManyKeys(_)
+        | Refusal::UnsupportedMedia
+        | Refusal::TooLarge) => return json(other),
+    };
+    html_response(status, html::message(title, &text, link))
+}
+
+/// Every refusal as JSON `{"error": ...}`: one exhaustive match.
+pub(super) fn json(refusal: Refusal) -> Response<ResponseBody> {
+    use StatusCode as S;
+    let mut extra: Option<(header::HeaderName, HeaderValue)> = None;
+    let (status, message) = match refusal {
+        Refusal::NotConfigured => (
+            S::NOT_FOUND,
+            "self-service is not configured on this gateway (no [login] section)".to_owned(),
+        ),
+        Refusal::Disabled => (
+            S::FORBIDDEN,
+            "self-service is turned off by an administrator".into(),
+        ),
+        Refusal::SignedOut => (S::FORBIDDEN, "not signed in".into()),
+        Refusal::LoginUnavailable(what) => {
+            extra = Some((header::RETRY_AFTER, HeaderValue::from_static("5")));
+            (S::SERVICE_UNAVAILABLE, format!("{what} cannot be reached"))
+        }
+        Refusal::Store(e) => {
+            tracing::error!(error = %e, "self-service: key store unavailable (503)");
+            extra = Some((header::RETRY_AFTER, HeaderValue::from_static("5")));
+            (
+                S::SERVICE_UNAVAILABLE,
+                "the key store is unavailable".into(),
+            )
+        }
+        Refusal::Csrf(e) => {
+            tracing::warn!(reason = %e, "self-service: CSRF check failed (403)");
+            (
+                S::FORBIDDEN,
+                "CSRF check failed: reload the page and try again".into(),
+            )
+        }
+        Refusal::BadRequest(m) => (S::BAD_REQUEST, m),
+        Refusal::NotFound => (S::NOT_FOUND, "no such key".into()),
+        Refusal::RateLimited(wait) => {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            extra = Some((header::RETRY_AFTER, HeaderValue::from(secs.max(1))));
+            (
+                S::TOO_MANY_REQUESTS,
+                "too many keys created recently; try again later".into(),
+            )
+        }
+        Refusal::TooManyKeys(max) => (
+            S::CONFLICT,
+            format!("you already have {max} live keys, the most allowed; revoke one first"),
+        ),
+        Refusal::UnsupportedMedia => (
+            S::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json".into(),
+        ),
+        Refusal::TooLarge => (
+            S::PAYLOAD_TOO_LARGE,
+            format!("body larger than {MAX_BODY} bytes or unreadable"),
+        ),
+        Refusal::Method(allow) => {
+            extra = Some((header::ALLOW, HeaderValue::from_static(allow)));
+            (
+                S::METHOD_NOT_ALLOWED,
+                format!("method not allowed; allowed: {allow}"),
+            )
+        }
+        Refusal::CasRefused(code) => (
+            S::FORBIDDEN,
+            format!("the CAS server refused the sign-in ({code})"),
+        ),
+        Refusal::CasUnavailable(e) => {
+            tracing::warn!(error = %e, "CAS ticket validation failed (503)");
+            (
+                S::SERVICE_UNAVAILABLE,
+                "the CAS server cannot be reached".into(),
+            )
+        }
+    };
+    let mut resp = crate::admin::json(status, &json!({ "error": message }));
+    if let Some((name, value)) = extra {
+        resp.headers_mut().insert(name, value);
+    }
+    resp
+}

@@ -1,0 +1,304 @@
+//! Each login method against a real counterpart: the who-am-I app (signed out,
+//! down, hanging), a trusted proxy address, django-cas-server.
+
+use http::{header, Method, Request, StatusCode};
+
+use super::*;
+
+#[tokio::test]
+async fn signed_out_browsers_get_a_page_linking_to_the_login_url() {
+    let (up, app) = (Upstream::start().await, WhoAmI::start().await);
+    let gw = backend_session(&up, &app, &[]).await;
+    let mut nobody = Browser::new(&gw);
+    let page = nobody.get("/.keygate/keys").await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(
+        page.text()
+            .contains("<a id=\"login\" href=\"/login?next=/.keygate/keys\">Sign in</a>"),
+        "{}",
+        page.text()
+    );
+    // An unknown session, as the app sees it (401 from who-am-I): the same.
+    nobody.set_cookie("app_session=expired");
+    let page = nobody.get("/.keygate/keys").await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(page.text().contains("Sign in"));
+    let api = nobody
+        .api(Method::GET, "/.keygate/api/keys", None, None)
+        .await;
+    assert_eq!(api.status, StatusCode::FORBIDDEN);
+    assert_eq!(json_of(&api)["error"], "not signed in");
+}
+
+#[tokio::test]
+async fn a_whoami_url_that_is_down_or_hangs_is_a_503_page() {
+    let up = Upstream::start().await;
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let mut b = builder(&up.url());
+    b.set("login", "method = \"backend_session\"").set(
+        "login",
+        &format!("whoami_url = \"http://{closed}/login-whoami.api\""),
+    );
+    let gw = b.start().await;
+    let mut alice = Browser::new(&gw);
+    alice.set_cookie("app_session=s1");
+    let page = alice.get("/.keygate/keys").await;
+    assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(page.headers.contains_key(header::RETRY_AFTER));
+    assert!(
+        page.text().contains("Sign-in is unavailable"),
+        "{}",
+        page.text()
+    );
+    let api = alice
+        .api(Method::GET, "/.keygate/api/keys", None, None)
+        .await;
+    assert_eq!(api.status, StatusCode::SERVICE_UNAVAILABLE);
+
+    let app = WhoAmI::start().await;
+    let mut b = builder(&up.url());
+    b.set("login", "method = \"backend_session\"")
+        .set(
+            "login",
+            &format!("whoami_url = \"http://{}/hang\"", app.addr),
+        )
+        .set("login", "timeout = \"300ms\"");
+    let gw = b.start().await;
+    let mut alice = Browser::new(&gw);
+    alice.set_cookie("app_session=s1");
+    let started = std::time::Instant::now();
+    let page = alice.get("/.keygate/keys").await;
+    assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn trusted_header_from_the_proxy_is_the_user_for_page_and_upstream() {
+    let up = Upstream::start().await;
+    let proxy: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let mut b = builder(&up.url());
+    b.set("auth", "anonymous = \"reject\"")
+        .set("login", "method = \"trusted_header\"")
+        .set("login", "header = \"X-Sso-User\"")
+        .set("login", "trusted_proxies = [\"127.0.0.2/32\"]");
+    let gw = b.start().await;
+    let via_proxy = client::h1_from(&gw.ca, proxy);
+    let direct = client::h1(&gw.ca);
+    let get = |path: &str, headers: &[(&str, &str)]| {
+        let mut r = Request::get(gw.url(path));
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        r.body(body::empty()).unwrap()
+    };
+
+    // The page, from the proxy, is alice's.
+    let page = client::send(
+        &via_proxy,
+        get("/.keygate/keys", &[("X-Sso-User", "alice")]),
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+    assert!(page.text().contains("<strong id=\"user\">alice</strong>"));
+    // Proxied requests go upstream as alice (a SAML-protected app keeps working).
+    let app = client::send(&via_proxy, get("/app", &[("X-Sso-User", "alice")])).await;
+    assert_eq!(app.status, StatusCode::OK);
+    let seen = up.last().headers;
+    assert_eq!(seen["x-remote-user"], "alice");
+    assert!(
+        !seen.contains_key("x-sso-user"),
+        "the login header is not forwarded"
+    );
+    // An API key, when present, decides.
+    let (key, _) = gw.key("bob").await;
+    use base64::Engine;
+    let cred = base64::engine::general_purpose::STANDARD.encode(format!("apikey:{key}"));
+    let with_key = client::send(
+        &via_proxy,
+        get(
+            "/app",
+            &[
+                ("X-Sso-User", "alice"),
+                ("authorization", &format!("Basic {cred}")),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(with_key.status, StatusCode::OK);
+    assert_eq!(up.last().headers["x-remote-user"], "bob");
+    let bad_key = client::send(
+        &via_proxy,
+        get(
+            "/app",
+            &[
+                ("X-Sso-User", "alice"),
+                ("authorization", "Basic YXBpa2V5OmtnX25vcGU="),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(bad_key.status, StatusCode::UNAUTHORIZED);
+    // A spelling the proxy does not overwrite is not believed, and is stripped.
+    let n = up.requests().len();
+    let underscore = client::send(&via_proxy, get("/app", &[("X_Sso_User", "mallory")])).await;
+    assert_eq!(underscore.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(up.requests().len(), n);
+
+    // From anyone else the header means nothing.
+    let page = client::send(&direct, get("/.keygate/keys", &[("X-Sso-User", "alice")])).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(!page.text().contains("alice"));
+    let app = client::send(&direct, get("/app", &[("X-Sso-User", "alice")])).await;
+    assert_eq!(app.status, StatusCode::UNAUTHORIZED);
+    let with_key = client::send(
+        &direct,
+        get(
+            "/app",
+            &[
+                ("x-sso-user", "alice"),
+                ("X_SSO_USER", "alice"),
+                ("authorization", &format!("Basic {cred}")),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(with_key.status, StatusCode::OK);
+    let seen = up.last().headers;
+    assert_eq!(seen["x-remote-user"], "bob");
+    assert!(
+        !seen
+            .keys()
+            .any(|k| k.as_str().replace('_', "-") == "x-sso-user"),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs django-cas-server: run through scripts/test.sh"]
+async fn cas_login_makes_a_session_and_refuses_replayed_or_foreign_tickets() {
+    let cas = CasServer::start();
+    let up = Upstream::start().await;
+    let gw = cas::gateway(&cas, &up.url()).await;
+    let mut browser = Browser::new(&gw);
+
+    // No session: off to the CAS server, with keygate's one service URL.
+    let to_cas = browser.get("/.keygate/keys").await;
+    assert_eq!(to_cas.status, StatusCode::FOUND);
+    let login_url = to_cas.headers[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let service = gw.url("/.keygate/login");
+    assert_eq!(
+        login_url,
+        format!(
+            "{}/login?service={}",
+            cas.url(),
+            form_urlencoded::byte_serialize(service.as_bytes()).collect::<String>()
+        )
+    );
+    let back = cas::login(&login_url, cas::USER, cas::PASSWORD).await;
+    assert!(back.starts_with(&format!("{service}?ticket=ST-")), "{back}");
+    let callback = back.strip_prefix(&gw.url("")).unwrap().to_owned();
+
+    let signed_in = browser.get(&callback).await;
+    assert_eq!(
+        signed_in.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        signed_in.text()
+    );
+    assert_eq!(signed_in.headers[header::LOCATION], "/.keygate/keys");
+    let cookie = signed_in.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(cookie.starts_with("__Host-keygate-session="), "{cookie}");
+    for attr in ["Secure", "HttpOnly", "SameSite=Lax", "Max-Age=28800"] {
+        assert!(cookie.contains(attr), "{cookie}");
+    }
+    let (page, token) = browser.page().await;
+    assert!(page.text().contains("<strong id=\"user\">alice</strong>"));
+    assert!(page.text().contains("href=\"/.keygate/logout\""));
+    let created = browser.create(&token, "cas", "1d").await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    assert_eq!(json_of(&created)["user"], "alice");
+
+    // The same ticket again: the CAS server refuses it, keygate says so (403, not 500).
+    let mut replay = Browser::new(&gw);
+    let replayed = replay.get(&callback).await;
+    assert_eq!(
+        replayed.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        replayed.text()
+    );
+    assert!(
+        replayed.text().contains("INVALID_TICKET"),
+        "{}",
+        replayed.text()
+    );
+    assert!(!replayed.headers.contains_key(header::SET_COOKIE));
+
+    // A ticket issued for another service is refused as well.
+    let other_service = format!("https://127.0.0.1:{}/other-app/", gw.addr.port() + 1);
+    let other_login = format!(
+        "{}/login?service={}",
+        cas.url(),
+        form_urlencoded::byte_serialize(other_service.as_bytes()).collect::<String>()
+    );
+    let other = cas::login(&other_login, cas::USER, cas::PASSWORD).await;
+    let ticket = other.split("ticket=").nth(1).unwrap();
+    let foreign = replay
+        .get(&format!("/.keygate/login?ticket={ticket}"))
+        .await;
+    assert_eq!(foreign.status, StatusCode::FORBIDDEN, "{}", foreign.text());
+    assert!(
+        foreign.text().contains("INVALID_SERVICE"),
+        "{}",
+        foreign.text()
+    );
+
+    // A made-up or tampered session cookie is no session.
+    replay.set_cookie("__Host-keygate-session=YWRtaW4.99999999999.forged");
+    assert_eq!(replay.get("/.keygate/keys").await.status, StatusCode::FOUND);
+
+    // Sign out: the cookie is cleared and the CAS server ends its session too.
+    let out = browser.get("/.keygate/logout").await;
+    assert_eq!(out.status, StatusCode::FOUND);
+    assert_eq!(
+        out.headers[header::LOCATION].to_str().unwrap(),
+        format!("{}/logout", cas.url())
+    );
+    assert!(out.headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    assert_eq!(
+        browser.get("/.keygate/keys").await.status,
+        StatusCode::FOUND
+    );
+}
+
+#[tokio::test]
+async fn a_cas_server_that_is_down_is_a_503_page() {
+    let up = Upstream::start().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut b = builder(&up.url());
+    b.set("login", "method = \"cas\"")
+        .set("login", &format!("cas_url = \"http://{closed}/cas\""))
+        .set("login", "public_url = \"https://127.0.0.1:1\"");
+    let gw = b.start().await;
+    let mut browser = Browser::new(&gw);
+    let page = browser.get("/.keygate/login?ticket=ST-1-abc").await;
+    assert_eq!(
+        page.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        page.text()
+    );
+    assert!(page.text().contains("Sign-in is unavailable"));
+}

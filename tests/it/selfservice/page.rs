@@ -1,0 +1,181 @@
+//! The page: its contract for the browser tests, escaping, the pages keygate
+//! answers instead of it, HTTP/2.
+
+use http::{header, Method, StatusCode};
+use serde_json::json;
+
+use super::*;
+
+#[tokio::test]
+async fn page_shows_the_user_the_controls_and_a_strict_csp() {
+    let (up, app) = (Upstream::start().await, WhoAmI::start().await);
+    let gw = backend_session(&up, &app, &[]).await;
+    let mut alice = Browser::new(&gw);
+    alice.set_cookie(&app.sign_in("alice@example.org"));
+    let (page, token) = alice.page().await;
+    let html = page.text();
+    assert!(!token.is_empty());
+    assert!(
+        html.contains("<title>External Tool Access</title>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<strong id=\"user\">alice@example.org</strong>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<label for=\"label\">") && html.contains("<input id=\"label\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("<label for=\"lifetime\">") && html.contains("<select id=\"lifetime\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("<option value=\"30d\" selected>30 days</option>"),
+        "{html}"
+    );
+    for text in [
+        ">Generate API Key</button>",
+        ">Copy to Clipboard</button>",
+        ">Done</button>",
+    ] {
+        assert!(html.contains(text), "{text} missing:\n{html}");
+    }
+    assert!(
+        html.contains("<code id=\"new-key\"></code>") && html.contains("<table id=\"keys\""),
+        "{html}"
+    );
+    assert!(html.contains("aria-live=\"polite\""), "{html}");
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert!(
+        !csp.contains("unsafe-inline") && !html.contains("<script>"),
+        "{csp}"
+    );
+    assert_eq!(page.headers[header::CACHE_CONTROL], "no-store");
+    let csrf_cookie = page.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        csrf_cookie.starts_with("__Host-keygate-csrf="),
+        "{csrf_cookie}"
+    );
+    for attr in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(csrf_cookie.contains(attr), "{csrf_cookie}");
+    }
+
+    let js = alice.get("/.keygate/static/app.js").await;
+    assert_eq!(js.status, StatusCode::OK);
+    assert!(js.headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    let js = js.text();
+    assert!(
+        js.contains("navigator.clipboard.writeText") && js.contains("\"Copied!\""),
+        "{js}"
+    );
+    assert!(
+        !js.contains("innerHTML") && !js.contains("window.confirm"),
+        "{js}"
+    );
+    let css = alice.get("/.keygate/static/app.css").await;
+    assert!(css.headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
+    // keygate's own paths never reach the upstream.
+    assert!(up.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_label_with_markup_is_escaped_on_the_page() {
+    let (up, app) = (Upstream::start().await, WhoAmI::start().await);
+    let gw = backend_session(&up, &app, &[]).await;
+    let mut alice = Browser::new(&gw);
+    alice.set_cookie(&app.sign_in("alice"));
+    let (_, token) = alice.page().await;
+    let evil = "<script>alert(1)</script><img src=x onerror=\"alert('2')\">";
+    let created = alice.create(&token, evil, "1d").await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let (page, _) = alice.page().await;
+    let html = page.text();
+    assert!(!html.contains("<script>alert(1)"), "{html}");
+    assert!(!html.contains("<img src=x"), "{html}");
+    assert!(
+        html.contains("<td>&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=&quot;alert(&#x27;2&#x27;)&quot;&gt;</td>"),
+        "{html}"
+    );
+    // In the attribute too, where a quote would end it.
+    assert!(
+        html.contains("aria-label=\"Revoke &lt;script&gt;"),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn without_login_config_or_when_switched_off_the_page_says_so() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url()).start().await;
+    let mut b = Browser::new(&gw);
+    let page = b.get("/.keygate/keys").await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(
+        page.text().contains("Self-service is not configured"),
+        "{}",
+        page.text()
+    );
+    let api = b.api(Method::GET, "/.keygate/api/keys", None, None).await;
+    assert_eq!(api.status, StatusCode::NOT_FOUND);
+    assert!(json_of(&api)["error"]
+        .as_str()
+        .unwrap()
+        .contains("not configured"));
+
+    let app = WhoAmI::start().await;
+    let gw = backend_session(&up, &app, &[]).await;
+    let mut settings = gw.keyring.settings().await.unwrap();
+    settings.self_service = false;
+    gw.keyring.put_settings(&settings).await.unwrap();
+    let mut alice = Browser::new(&gw);
+    alice.set_cookie(&app.sign_in("alice"));
+    let page = alice.get("/.keygate/keys").await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(
+        page.text().contains("Self-service is turned off"),
+        "{}",
+        page.text()
+    );
+    let api = alice
+        .api(
+            Method::POST,
+            "/.keygate/api/keys",
+            Some("x"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(api.status, StatusCode::FORBIDDEN);
+    assert!(json_of(&api)["error"]
+        .as_str()
+        .unwrap()
+        .contains("turned off"));
+}
+
+/// HTTP/2 carries the host in `:authority`, cookies possibly in several
+/// fields: the origin check and the who-am-I call see the same as over HTTP/1.1.
+#[tokio::test]
+async fn the_page_and_api_work_over_http2() {
+    let (up, app) = (Upstream::start().await, WhoAmI::start().await);
+    let gw = backend_session(&up, &app, &[]).await;
+    let mut alice = Browser::with_client(&gw, client::h2(&gw.ca));
+    alice.set_cookie(&app.sign_in("alice"));
+    let (page, token) = alice.page().await;
+    assert_eq!(page.version, http::Version::HTTP_2);
+    let created = alice.create(&token, "h2", "1d").await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    alice.origin = "https://127.0.0.1:1".into();
+    let foreign = alice.create(&token, "h2", "1d").await;
+    assert_eq!(foreign.status, StatusCode::FORBIDDEN);
+}
