@@ -349,23 +349,8 @@ fn identity(body: &str) -> Option<String> {
 async fn cas() {
     let cas = tokio::task::spawn_blocking(CasServer::start).await.unwrap();
     let app = WebApp::start(&[]).await;
-    // The CAS service URL is built on `login.public_url`, so keygate's port is
-    // chosen before it starts.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let gw = builder(&app.url(""))
-        .set("listen", &format!("addr = \"127.0.0.1:{port}\""))
-        .set("login", "method = \"cas\"")
-        .set("login", &format!("cas_url = \"{}\"", cas.url()))
-        .set(
-            "login",
-            &format!("public_url = \"https://127.0.0.1:{port}\""),
-        )
-        .start()
-        .await;
+    // On a port chosen first: the CAS service URL is built on `login.public_url`.
+    let gw = cas::gateway(&cas, &app.url("")).await;
     let browser = Browser::start().await;
 
     // keygate sends the browser to CAS, which sends it back with a ticket.
