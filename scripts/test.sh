@@ -46,6 +46,7 @@ if [[ ! -x $cas_venv/bin/python ]] || ! "$cas_venv/bin/python" -c "import cas_se
     "django-cas-server==3.1.0" "Django==5.2.*" "waitress==3.*"
 fi
 
-# --include-ignored: the schemathesis and CAS tests are #[ignore]d for a bare
-# `cargo test` (they need the venvs above); here it runs with everything else.
+# --include-ignored: the schemathesis, CAS and browser (tests/it/sso.rs) tests
+# are #[ignore]d for a bare `cargo test` (they need the packages and venvs
+# above); here they run with everything else, and fail if any is missing.
 cargo test --locked "$@" -- --include-ignored
