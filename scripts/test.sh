@@ -1,18 +1,29 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine too: installs what the
-# tests spawn (redis-server, curl) when missing, then runs every test.
+# tests spawn (redis-server, curl, Chromium, Apache + SAML) when missing,
+# then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# The browser tests (tests/it/sso.rs): Debian's Chromium and its WebDriver,
+# and two Apache instances for SAML (mod_auth_mellon as the SP in front of
+# keygate, SimpleSAMLphp under mod_php as the IdP). They fail, not skip, when
+# these are missing, so a machine that runs this script must have them.
+# openssl: mellon_create_metadata and the test IdP's key need its CLI, which
+# the mellon package does not pull in.
+for pkg in chromium chromium-driver apache2 libapache2-mod-auth-mellon simplesamlphp openssl \
+  libapache2-mod-php php-xml php-mbstring; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need+=("$pkg")
+done
 if ((${#need[@]})); then
   echo "installing ${need[*]} (apt-get)"
   sudo=""
   [[ $(id -u) -eq 0 ]] || sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends "${need[@]}"
 fi
 
 # schemathesis (PyPI) fuzzes the admin API against its OpenAPI document in
@@ -35,6 +46,7 @@ if [[ ! -x $cas_venv/bin/python ]] || ! "$cas_venv/bin/python" -c "import cas_se
     "django-cas-server==3.1.0" "Django==5.2.*" "waitress==3.*"
 fi
 
-# --include-ignored: the schemathesis and CAS tests are #[ignore]d for a bare
-# `cargo test` (they need the venvs above); here it runs with everything else.
+# --include-ignored: the schemathesis, CAS and browser (tests/it/sso.rs) tests
+# are #[ignore]d for a bare `cargo test` (they need the packages and venvs
+# above); here they run with everything else, and fail if any is missing.
 cargo test --locked "$@" -- --include-ignored

@@ -15,4 +15,5 @@ mod limits;
 mod proxy;
 mod secrets;
 mod selfservice;
+mod sso;
 mod store_conformance;

@@ -4,14 +4,17 @@
 pub mod admin;
 pub mod bin;
 pub mod body;
+pub mod browser;
 pub mod cas;
 pub mod client;
 pub mod gateway;
 pub mod githost;
 pub mod proxy;
 pub mod redis;
+pub mod saml;
 pub mod tls;
 pub mod upstream;
+pub mod webapp;
 pub mod whoami;
 
 use std::future::Future;

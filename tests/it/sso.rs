@@ -1,0 +1,373 @@
+//! Self-service keys in a real browser (issue 6): headless Chromium signs in
+//! through each `[login] method`, makes a key on `/.keygate/keys` the way a
+//! person would (label, lifetime, "Generate API Key", "Copy to Clipboard",
+//! "Done"), and curl uses it through keygate with a `.netrc`.
+//!
+//! These start real Chromium, Apache and django-cas-server; scripts/test.sh
+//! installs them and runs these `#[ignore]`d tests with `--include-ignored`.
+//! A missing program fails the test loudly, it never skips.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::support::browser::Browser;
+use crate::support::cas::{self, CasServer};
+use crate::support::gateway::builder;
+use crate::support::saml::{self, SamlRig};
+use crate::support::webapp::WebApp;
+
+/// The sign-in of the application in front of which keygate sits.
+const APP_USER: &str = "alice@example.org";
+const APP_PASSWORD: &str = "wonderland";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real browser: run by scripts/test.sh (--include-ignored)"]
+async fn backend_session() {
+    let app = WebApp::start(&[(APP_USER, APP_PASSWORD)]).await;
+    let gw = builder(&app.url(""))
+        .set("login", "method = \"backend_session\"")
+        .set(
+            "login",
+            &format!("whoami_url = \"{}\"", app.url("/login-whoami.api")),
+        )
+        .set("login", "user_pointer = \"/email\"")
+        .set("login", "login_url = \"/login?next=/.keygate/keys\"")
+        .start()
+        .await;
+    let browser = Browser::start().await;
+
+    // Not signed in: the page sends people to the application's sign-in.
+    browser.goto(&gw.url("/.keygate/keys")).await;
+    browser.click("#login").await;
+    browser.fill("#username", APP_USER).await;
+    browser.fill("#password", APP_PASSWORD).await;
+    browser.click("#sign-in").await;
+    browser.wait_url(&gw.url("/.keygate/keys")).await;
+
+    let page = KeysPage::new(&browser, &gw.url("")).await;
+    page.signed_in_as(APP_USER).await;
+    let (key, id) = page.generate("laptop scripts").await;
+    // The picture in the README: a new key, copied, and the list of keys.
+    browser.screenshot(&screenshot_path()).await;
+    page.done(&key).await;
+
+    let user = UserFiles::new(&gw.ca.pem(), &key);
+    let (status, body) = user.curl(&gw.url("/whoami")).await;
+    assert_eq!(status, 200, "curl with the new key: {body}");
+    assert_eq!(identity(&body), Some(APP_USER.into()), "{body}");
+
+    page.revoke(&id).await;
+    let (status, body) = user.curl(&gw.url("/whoami")).await;
+    assert_eq!(status, 401, "the revoked key: {body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real browser, Apache, SimpleSAMLphp: run by scripts/test.sh (--include-ignored)"]
+async fn saml_trusted_header() {
+    let app = WebApp::start(&[]).await;
+    // Browsers see keygate at the SP's address: that is its public URL (the
+    // origin its CSRF check expects), so the SP's port is chosen first.
+    let sp_port = saml::free_port();
+    let gw = builder(&app.url(""))
+        .set("login", "method = \"trusted_header\"")
+        .set("login", "header = \"X-Remote-User\"")
+        .set(
+            "login",
+            &format!("trusted_proxies = [\"{}/32\"]", saml::PROXY_SOURCE),
+        )
+        .set(
+            "login",
+            &format!("public_url = \"http://127.0.0.1:{sp_port}\""),
+        )
+        .start()
+        .await;
+    let (port, ca) = (gw.addr.port(), gw.ca.pem());
+    let rig = tokio::task::spawn_blocking(move || SamlRig::start(sp_port, port, &ca))
+        .await
+        .unwrap();
+    let browser = Browser::start().await;
+
+    // The SP sends the browser to the IdP, which signs alice in and posts
+    // her back; mellon then proxies to keygate with X-Remote-User: alice.
+    browser.goto(&rig.sp_url("/.keygate/keys")).await;
+    browser.wait_url(&rig.idp_url("/")).await;
+    browser.fill("input[name=username]", saml::USER).await;
+    browser.fill("input[name=password]", saml::PASSWORD).await;
+    browser.click("#submit_button").await;
+    browser.wait_url(&rig.sp_url("/.keygate/keys")).await;
+
+    let page = KeysPage::new(&browser, &rig.sp_url("")).await;
+    page.signed_in_as(saml::USER).await;
+    let (key, id) = page.generate("saml laptop").await;
+    page.done(&key).await;
+
+    // The key works through the SP (the site's one public address) and
+    // straight at keygate; the application behind learns alice either way.
+    let user = UserFiles::new(&gw.ca.pem(), &key);
+    for url in [rig.sp_url("/whoami"), gw.url("/whoami")] {
+        let (status, body) = user.curl(&url).await;
+        assert_eq!(
+            status,
+            200,
+            "curl {url} with the new key: {body}\n{}",
+            rig.logs()
+        );
+        assert_eq!(identity(&body), Some(saml::USER.into()), "{url}: {body}");
+    }
+    // So does the browser's SAML session, for the application itself.
+    browser.goto(&rig.sp_url("/app-page")).await;
+    assert_eq!(
+        identity(&browser.body_text().await),
+        Some(saml::USER.into()),
+        "the application behind keygate sees the SAML user"
+    );
+
+    // A client that is not the SP claims to be alice: nobody is signed in,
+    // and the application never sees the claim.
+    let spoofs = [("X-Remote-User", "alice"), ("X_Remote_User", "alice")];
+    let direct = UserFiles::anonymous(&gw.ca.pem());
+    let (status, body) = direct.curl_with(&gw.url("/.keygate/keys"), &spoofs).await;
+    assert!(
+        status != 200 && !body.contains("id=\"user\""),
+        "a direct client's X-Remote-User signs nobody in: {status}\n{body}"
+    );
+    let (status, body) = direct
+        .curl_with(&gw.url("/.keygate/api/keys"), &spoofs)
+        .await;
+    assert!(
+        status == 401 || status == 403,
+        "the JSON API refuses a spoofed user: {status} {body}"
+    );
+    let (status, body) = direct.curl_with(&gw.url("/direct-spoof"), &spoofs).await;
+    assert_eq!((status, identity(&body)), (200, None), "{body}");
+    assert_eq!(
+        app.identities_seen("/direct-spoof"),
+        vec![Vec::<String>::new()]
+    );
+
+    // Through the SP without a SAML session: mellon drops X-Remote-User but
+    // forwards X_Remote_User; keygate, trusting the SP, must drop it itself.
+    let (status, body) = direct
+        .curl_with(&rig.sp_url("/via-sp-spoof"), &spoofs)
+        .await;
+    assert_eq!((status, identity(&body)), (200, None), "{body}");
+    assert_eq!(
+        app.identities_seen("/via-sp-spoof"),
+        vec![Vec::<String>::new()]
+    );
+    // The same request from the SP's address straight to keygate (as if
+    // mellon had let it through): only the exact header name signs in.
+    let from_sp = |headers: &'static [(&'static str, &'static str)]| {
+        direct.curl_from(saml::PROXY_SOURCE, gw.url("/.keygate/api/keys"), headers)
+    };
+    let (status, body) = from_sp(&[("X_Remote_User", "alice")]).await;
+    assert!(
+        status == 401 || status == 403,
+        "X_Remote_User from the trusted proxy signs nobody in: {status} {body}"
+    );
+    let (status, body) = from_sp(&[("X-Remote-User", "alice")]).await;
+    assert_eq!(
+        status, 200,
+        "X-Remote-User from the trusted proxy does: {body}"
+    );
+
+    browser.goto(&rig.sp_url("/.keygate/keys")).await;
+    page.revoke(&id).await;
+    let (status, body) = user.curl(&gw.url("/whoami")).await;
+    assert_eq!(status, 401, "the revoked key: {body}");
+}
+
+/// The "External Tool Access" page, driven by its visible controls.
+struct KeysPage<'a> {
+    browser: &'a Browser,
+}
+
+impl<'a> KeysPage<'a> {
+    /// The page is open in `browser`; let its origin use the clipboard.
+    async fn new(browser: &'a Browser, origin: &str) -> KeysPage<'a> {
+        browser.grant_clipboard(origin.trim_end_matches('/')).await;
+        KeysPage { browser }
+    }
+
+    async fn signed_in_as(&self, user: &str) {
+        self.browser
+            .wait_text("#user", &format!("user {user}"), |t| t == user)
+            .await;
+    }
+
+    /// Label, the first lifetime offered, "Generate API Key", "Copy to
+    /// Clipboard" -> "Copied!". Returns the key and its listed id.
+    async fn generate(&self, label: &str) -> (String, String) {
+        let b = self.browser;
+        b.fill("#label", label).await;
+        let lifetime = b.find("#lifetime").await;
+        lifetime
+            .select_by_index(0)
+            .await
+            .expect("choose a lifetime");
+        b.click_button("Generate API Key").await;
+        let key = b
+            .wait_text("#new-key", "a key", |t| t.starts_with("kg_"))
+            .await;
+
+        b.click_button("Copy to Clipboard").await;
+        b.wait_text("#copy", "\"Copied!\"", |t| t == "Copied!")
+            .await;
+        assert_eq!(b.clipboard().await, key, "the clipboard holds the key");
+
+        // The new key is listed, by its label (never its secret).
+        let id = b
+            .wait_js(
+                "for (const r of document.querySelectorAll('#keys tr[data-key-id]')) \
+                   if (r.cells[0].textContent === arguments[0]) return r.dataset.keyId; \
+                 return null;",
+                serde_json::json!(label),
+                &format!("a row for {label:?} in #keys"),
+            )
+            .await;
+        let id = id.as_str().expect("a key id").to_owned();
+
+        (key, id)
+    }
+
+    /// "Done": the key is gone from the page for good.
+    async fn done(&self, key: &str) {
+        self.browser.click_button("Done").await;
+        self.browser
+            .wait_text("body", "the page without the key", |t| !t.contains(key))
+            .await;
+    }
+
+    /// Click "Revoke" on the key `id`; its row goes away.
+    async fn revoke(&self, id: &str) {
+        let b = self.browser;
+        let row = format!("#keys tr[data-key-id=\"{id}\"]");
+        b.click(&format!("{row} button")).await;
+        let deadline = std::time::Instant::now() + crate::support::browser::PAGE_WAIT;
+        while b.client.find(fantoccini::Locator::Css(&row)).await.is_ok() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the revoked key's row is still listed"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A user's files for curl: the gateway's CA and a `.netrc` with the key,
+/// as the README tells people to set it up.
+struct UserFiles {
+    dir: tempfile::TempDir,
+}
+
+impl UserFiles {
+    fn new(ca_pem: &str, key: &str) -> UserFiles {
+        let files = UserFiles::anonymous(ca_pem);
+        let netrc = files.dir.path().join(".netrc");
+        std::fs::write(
+            &netrc,
+            format!("machine 127.0.0.1 login apikey password {key}\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(&netrc, std::fs::Permissions::from_mode(0o600)).unwrap();
+        files
+    }
+
+    /// No `.netrc`: a client without a key.
+    fn anonymous(ca_pem: &str) -> UserFiles {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca_pem).unwrap();
+        UserFiles { dir }
+    }
+
+    async fn curl(&self, url: &str) -> (u16, String) {
+        self.curl_with(url, &[]).await
+    }
+
+    /// `curl` with `headers` sent as given: (status, body).
+    async fn curl_with(&self, url: &str, headers: &[(&str, &str)]) -> (u16, String) {
+        self.curl_from("127.0.0.1", url.to_owned(), headers).await
+    }
+
+    /// `curl_with`, connecting from the loopback address `source`.
+    async fn curl_from(
+        &self,
+        source: &str,
+        url: String,
+        headers: &[(&str, &str)],
+    ) -> (u16, String) {
+        let url = url.as_str();
+        let body = self.dir.path().join("body");
+        let mut cmd = tokio::process::Command::new("curl");
+        cmd.arg("--interface").arg(source);
+        cmd.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", self.dir.path())
+            .args(["-sS", "--max-time", "20", "-o"])
+            .arg(&body)
+            .args(["-w", "%{http_code}", "--cacert"])
+            .arg(self.dir.path().join("ca.pem"));
+        let netrc = self.dir.path().join(".netrc");
+        if netrc.exists() {
+            cmd.arg("--netrc-file").arg(&netrc);
+        }
+        for (name, value) in headers {
+            cmd.arg("-H").arg(format!("{name}: {value}"));
+        }
+        let out = cmd.arg(url).output().await.expect("curl runs");
+        assert!(
+            out.status.success(),
+            "curl {url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let status = String::from_utf8_lossy(&out.stdout).parse().unwrap();
+        (status, std::fs::read_to_string(body).unwrap_or_default())
+    }
+}
+
+/// Where `backend_session` saves its picture of the page: under `target/`,
+/// or over the README's `docs/self-service.png` when `KEYGATE_UPDATE_SCREENSHOT`
+/// is set (so a test run never dirties the work tree by itself).
+fn screenshot_path() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if std::env::var_os("KEYGATE_UPDATE_SCREENSHOT").is_some() {
+        root.join("docs/self-service.png")
+    } else {
+        root.join("target/screenshots/self-service.png")
+    }
+}
+
+/// The user the test application says it was told about (`{"identity": …}`).
+/// (A browser's page text may carry its JSON viewer's controls before it.)
+fn identity(body: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(&body[body.find('{')?..]).ok()?;
+    v.get("identity")?.as_str().map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real browser and django-cas-server: run by scripts/test.sh (--include-ignored)"]
+async fn cas() {
+    let cas = tokio::task::spawn_blocking(CasServer::start).await.unwrap();
+    let app = WebApp::start(&[]).await;
+    // On a port chosen first: the CAS service URL is built on `login.public_url`.
+    let gw = cas::gateway(&cas, &app.url("")).await;
+    let browser = Browser::start().await;
+
+    // keygate sends the browser to CAS, which sends it back with a ticket.
+    browser.goto(&gw.url("/.keygate/keys")).await;
+    browser.wait_url(&format!("{}/login", cas.url())).await;
+    browser.fill("#id_username", cas::USER).await;
+    browser.fill("#id_password", cas::PASSWORD).await;
+    browser.click("#login_form button[type=submit]").await;
+    browser.wait_url(&gw.url("/.keygate/keys")).await;
+
+    let page = KeysPage::new(&browser, &gw.url("")).await;
+    page.signed_in_as(cas::USER).await;
+    let (key, _id) = page.generate("cas laptop").await;
+    page.done(&key).await;
+
+    let user = UserFiles::new(&gw.ca.pem(), &key);
+    let (status, body) = user.curl(&gw.url("/whoami")).await;
+    assert_eq!(status, 200, "curl with the new key: {body}");
+    assert_eq!(identity(&body), Some(cas::USER.into()), "{body}");
+}
