@@ -32,6 +32,7 @@ struct Fleet {
     clients: Vec<HttpsClient>,
     /// Between the third instance and Redis, when the test cuts it off.
     proxy: Option<StallingProxy>,
+    redis_url: String,
     _redis: RedisServer,
     _upstream: Upstream,
     _dir: tempfile::TempDir,
@@ -66,6 +67,7 @@ async fn fleet(ns: &str, cut: bool) -> Fleet {
         gateways,
         clients,
         proxy,
+        redis_url: redis.url(),
         _redis: redis,
         _upstream: upstream,
         _dir: dir,
@@ -465,4 +467,64 @@ async fn a_redis_that_stops_answering_ends_cached_answers_within_one_lease_then_
         || async { (status(&c, &gw, &key).await == StatusCode::OK).then_some(()) },
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_killed_again_and_again_during_a_revocation_let_no_revoked_key_in() {
+    let f = fleet("chaos", false).await;
+    let (victims, bystanders) = keys(&f).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (log, tasks) = load(&f, &victims, &bystanders, stop.clone());
+    within(20, "caches warm up", warm(&log)).await;
+
+    // Every 20 ms Redis drops every subscriber (the instances' and the
+    // revoker's own reply channel): each instance empties its cache and
+    // joins again, the revoker may hear no answer at all.
+    let killing = Arc::new(AtomicBool::new(true));
+    let killer = {
+        let (url, killing) = (f.redis_url.clone(), killing.clone());
+        tokio::spawn(async move {
+            let client = redis::Client::open(url).unwrap();
+            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+            let mut kills = 0;
+            while killing.load(Ordering::Relaxed) {
+                let _: redis::RedisResult<i64> = redis::cmd("CLIENT")
+                    .arg(&["KILL", "TYPE", "pubsub"])
+                    .query_async(&mut conn)
+                    .await;
+                kills += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            kills
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await; // cuts before the revocation too
+    let (answer, answered) = revoke_victim(&f).await;
+    assert_eq!(answer["revoked"], 3);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    killing.store(false, Ordering::Relaxed);
+    assert!(killer.await.unwrap() > 10);
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let (leaked, victims_after, bystanders_ok) = after_the_answer(&log.lock().unwrap(), answered);
+    assert_eq!(
+        leaked, 0,
+        "revoked keys got in after the revocation answered"
+    );
+    assert!(
+        victims_after > 30,
+        "too little traffic after the answer to prove anything"
+    );
+    assert!(
+        bystanders_ok > 30,
+        "other users' keys keep working (from Redis while the cache is off)"
+    );
+    for i in 0..3 {
+        assert!(
+            metric(&f, i, "keygate_fleet_joins").await > 1.0,
+            "instance {i} never lost its subscription: the test cut nothing"
+        );
+    }
 }
