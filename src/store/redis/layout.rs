@@ -1,0 +1,174 @@
+//! Key names under the namespace `ns`, and the move from the first layout.
+//!
+//! | key | type | what |
+//! |---|---|---|
+//! | `ns:{T}:key:<id>` | hash | the record (digest, never the secret); its TTL is the key's expiry |
+//! | `ns:{T}:user:<user>` | sorted set | the user's key ids, scored by expiry (`+inf` = never) |
+//! | `ns:all` | sorted set | every key id, scored likewise |
+//! | `ns:audit` | stream | audit events |
+//! | `ns:settings` | string | runtime settings (JSON) |
+//! | `ns:layout` | string | `2` once the first layout has been moved (standalone/Sentinel only) |
+//!
+//! `{T}` is a Redis Cluster hash tag: the first 4 characters of the key id,
+//! which [`crate::keys::format::user_tag`] derives from the key's user. So a
+//! user's records and index share one slot (MULTI/EXEC and scripts over them
+//! are legal in a cluster), different users spread over the slots, and a
+//! lookup by id computes its key name from the id alone: one round trip.
+//!
+//! `ns:all` lives in a slot of its own; it is written in a separate step,
+//! ordered so that a crash never leaves a live key out of it (which would hide
+//! the key from `revoke_all`): added *before* the record is written, removed
+//! *after* the record is deleted. An id in it without a record is harmless and
+//! pruned when read.
+//!
+//! The first layout (`ns:key:<id>`, `ns:user:<user>`, no tag) is moved once,
+//! at start-up of a standalone or Sentinel deployment ([`migrate`]): records
+//! are renamed (their TTL kept) under the tag of their id's first characters
+//! (old ids are random, so an old record may sit in another slot than its
+//! user's index, which only a cluster would mind, and old data never lived
+//! in a cluster: the first layout's MULTI across `ns:all` would fail there).
+//! Instances of an older keygate must be stopped before a newer one starts:
+//! they would neither see nor revoke the moved keys.
+
+use std::collections::HashMap;
+
+use super::RedisStore;
+use crate::keys::format::{user_tag, TAG_LEN};
+use crate::store::StoreError;
+
+/// Keys renamed per SCAN step.
+const SCAN_COUNT: usize = 1000;
+
+// === impl RedisStore (names) ===
+
+impl RedisStore {
+    pub(super) fn record(&self, id: &str) -> String {
+        format!("{}:{{{}}}:key:{id}", self.ns, tag_of(id))
+    }
+
+    pub(super) fn user_index(&self, user: &str) -> String {
+        format!("{}:{{{}}}:user:{user}", self.ns, user_tag(user))
+    }
+
+    pub(super) fn all(&self) -> String {
+        format!("{}:all", self.ns)
+    }
+
+    pub(super) fn audit(&self) -> String {
+        format!("{}:audit", self.ns)
+    }
+
+    pub(super) fn settings_key(&self) -> String {
+        format!("{}:settings", self.ns)
+    }
+
+    /// Ids split so that each group's records share a slot: one group on a
+    /// single server, one per tag in a cluster (a pipeline goes to one node).
+    pub(super) fn by_slot<'a>(&self, ids: &'a [String]) -> Vec<Vec<&'a str>> {
+        if ids.is_empty() {
+            return Vec::new();
+        }
+        if !self.conn.is_cluster() {
+            return vec![ids.iter().map(String::as_str).collect()];
+        }
+        let mut groups: HashMap<&str, Vec<&str>> = HashMap::new();
+        for id in ids {
+            groups.entry(tag_of(id)).or_default().push(id);
+        }
+        groups.into_values().collect()
+    }
+}
+
+/// The hash tag of a record: its id's first characters.
+pub fn tag_of(id: &str) -> &str {
+    id.get(..TAG_LEN).unwrap_or(id)
+}
+
+/// Move the first layout's keys to this one, once (see the module docs).
+/// Answers how many records it moved.
+pub(super) async fn migrate(store: &RedisStore) -> Result<u64, StoreError> {
+    if store.conn.is_cluster() {
+        return Ok(0);
+    }
+    let mut conn = store.conn.clone();
+    let marker = format!("{}:layout", store.ns);
+    let done: Option<String> = store
+        .bounded(redis::cmd("GET").arg(&marker).query_async(&mut conn))
+        .await?;
+    if done.as_deref() == Some("2") {
+        return Ok(0);
+    }
+    let mut moved = 0;
+    let old_record = format!("{}:key:", store.ns);
+    for old in scan(store, &format!("{old_record}*")).await? {
+        let id = &old[old_record.len()..];
+        let renamed: Result<i64, _> = store
+            .bounded(
+                redis::cmd("RENAMENX")
+                    .arg(&old)
+                    .arg(store.record(id))
+                    .query_async(&mut conn),
+            )
+            .await;
+        // "no such key": expired or moved by another instance meanwhile.
+        moved += renamed.unwrap_or(0) as u64;
+    }
+    let old_user = format!("{}:user:", store.ns);
+    for old in scan(store, &format!("{old_user}*")).await? {
+        let new = store.user_index(&old[old_user.len()..]);
+        let _: () = store
+            .bounded(
+                redis::pipe()
+                    .atomic()
+                    .cmd("ZUNIONSTORE")
+                    .arg(&new)
+                    .arg(2)
+                    .arg(&new)
+                    .arg(&old)
+                    .arg("AGGREGATE")
+                    .arg("MAX")
+                    .ignore()
+                    .del(&old)
+                    .ignore()
+                    .query_async(&mut conn),
+            )
+            .await?;
+    }
+    let _: () = store
+        .bounded(
+            redis::cmd("SET")
+                .arg(&marker)
+                .arg("2")
+                .query_async(&mut conn),
+        )
+        .await?;
+    if moved > 0 {
+        tracing::info!(moved, "moved key records to the cluster-ready layout");
+    }
+    Ok(moved)
+}
+
+/// Every key matching `pattern` (SCAN, so the server never blocks).
+async fn scan(store: &RedisStore, pattern: &str) -> Result<Vec<String>, StoreError> {
+    let mut conn = store.conn.clone();
+    let mut cursor = 0u64;
+    let mut out = Vec::new();
+    loop {
+        let (next, keys): (u64, Vec<String>) = store
+            .bounded(
+                redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(SCAN_COUNT)
+                    .query_async(&mut conn),
+            )
+            .await?;
+        out.extend(keys);
+        if next == 0 {
+            return Ok(out);
+        }
+        cursor = next;
+    }
+}
