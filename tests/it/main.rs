@@ -12,5 +12,6 @@ mod keys_cli;
 mod lifecycle;
 mod limits;
 mod proxy;
+mod redis_deployments;
 mod secrets;
 mod store_conformance;

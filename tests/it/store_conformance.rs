@@ -13,14 +13,14 @@ fn digest_key() -> DigestKey {
     DigestKey::new(b"0123456789abcdef0123456789abcdef")
 }
 
-fn record(user: &str, ttl: Option<Duration>) -> (String, KeyRecord) {
+pub(crate) fn record(user: &str, ttl: Option<Duration>) -> (String, KeyRecord) {
     let new = keys::mint("kg", &digest_key(), user, "label", Scope::Full, ttl);
     (new.key.expose().to_owned(), new.record)
 }
 
-const DAY: Option<Duration> = Some(Duration::from_secs(86_400));
+pub(crate) const DAY: Option<Duration> = Some(Duration::from_secs(86_400));
 
-async fn conformance(store: Store) {
+pub(crate) async fn conformance(store: Store) {
     // insert + get: the record comes back whole, with only a digest of the secret.
     let (secret, a) = record("alice", DAY);
     store.insert(&a).await.unwrap();

@@ -150,8 +150,9 @@ pub enum Conn {
     /// Reconnects by itself (redis-rs).
     Single {
         manager: ConnectionManager,
-        /// For pub/sub connections to the same server.
-        client: Client,
+        /// For pub/sub connections to the same server (boxed: the variants
+        /// stay small, the store is cloned per call).
+        client: Box<Client>,
     },
     /// Follows the slot map, MOVED/ASK and failovers by itself (redis-rs).
     Cluster {
@@ -180,7 +181,10 @@ pub fn open(target: &Target, ca: Option<&[u8]>, timeout: Duration) -> RedisResul
                 .set_response_timeout(Some(timeout))
                 .set_number_of_retries(1);
             let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
-            Ok(Conn::Single { manager, client })
+            Ok(Conn::Single {
+                manager,
+                client: Box::new(client),
+            })
         }
         Target::Cluster {
             nodes,

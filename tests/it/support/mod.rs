@@ -4,6 +4,7 @@
 pub mod bin;
 pub mod body;
 pub mod client;
+pub mod deploy;
 pub mod gateway;
 pub mod githost;
 pub mod redis;

@@ -1,0 +1,261 @@
+//! The Redis store on every deployment an operator runs, all real servers on
+//! loopback: a 3-master Cluster, master + replica + Sentinel with the master
+//! killed mid-run (the real `keygate serve`), `WAIT` after revocations, and
+//! `rediss://` with a private CA.
+
+use std::collections::{HashMap, HashSet};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use http::Request;
+use keygate::keys::{format::user_tag, KeyId};
+use keygate::store::{RedisStore, Store, StoreError};
+
+use crate::store_conformance::{conformance, record, DAY};
+use crate::support::bin::{Process, BIN};
+use crate::support::client::{self, send, HttpsClient};
+use crate::support::deploy::{query, RedisCluster, SentinelSet, TlsRedis};
+use crate::support::redis::{store_section_for, RedisServer};
+use crate::support::tls::Ca;
+use crate::support::upstream::Upstream;
+
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+#[tokio::test]
+async fn cluster_store_keeps_the_contract() {
+    let cluster = RedisCluster::start();
+    conformance(
+        Store::redis(&cluster.url(), "conformance", TIMEOUT)
+            .await
+            .unwrap(),
+    )
+    .await;
+}
+
+/// A user's records and index share a slot (so MULTI/EXEC over them is
+/// legal), and users spread over every master.
+#[tokio::test]
+async fn cluster_keeps_a_users_keys_in_one_slot_and_users_on_every_master() {
+    let cluster = RedisCluster::start();
+    let store = Store::redis(&cluster.url(), "spread", TIMEOUT)
+        .await
+        .unwrap();
+    let users: Vec<String> = (0..30).map(|i| format!("user{i}@example.org")).collect();
+    let mut ids: HashMap<&str, Vec<KeyId>> = HashMap::new();
+    for user in &users {
+        for _ in 0..2 {
+            let (_, r) = record(user, DAY);
+            store.insert(&r).await.unwrap();
+            ids.entry(user).or_default().push(r.id);
+        }
+    }
+    let node_of: HashMap<String, u16> = cluster
+        .keys_by_node("spread:*")
+        .into_iter()
+        .flat_map(|(port, keys)| keys.into_iter().map(move |k| (k, port)))
+        .collect();
+    let slot = |key: &str| -> u16 {
+        query(
+            cluster.nodes[0].port,
+            redis::cmd("CLUSTER").arg("KEYSLOT").arg(key),
+        )
+        .unwrap()
+    };
+    let mut masters = HashSet::new();
+    for user in &users {
+        let tag = user_tag(user);
+        let index = format!("spread:{{{tag}}}:user:{user}");
+        let records: Vec<String> = ids[user.as_str()]
+            .iter()
+            .map(|id| format!("spread:{{{tag}}}:key:{id}"))
+            .collect();
+        let node = node_of[&index];
+        for r in &records {
+            assert_eq!(node_of[r], node, "{user}: record and index on one node");
+            assert_eq!(
+                slot(r),
+                slot(&index),
+                "{user}: record and index in one slot"
+            );
+        }
+        masters.insert(node);
+        assert_eq!(store.list(Some(user)).await.unwrap().len(), 2);
+    }
+    assert_eq!(masters.len(), 3, "30 users spread over all 3 masters");
+    assert_eq!(store.list(None).await.unwrap().len(), 60);
+    assert_eq!(store.revoke_users(&users[..10]).await.unwrap(), 20);
+    let some: Vec<KeyId> = ids[users[10].as_str()].clone();
+    assert_eq!(store.revoke_ids(&some).await.unwrap(), 2);
+    assert_eq!(store.revoke_all().await.unwrap(), 38);
+    assert!(store.list(None).await.unwrap().is_empty());
+
+    // The revocation barrier's pub/sub works across the cluster.
+    let redis = store.as_redis().unwrap();
+    let mut sub = redis.pubsub().await.unwrap();
+    sub.subscribe("spread:revoked").await.unwrap();
+    let receivers = redis.publish("spread:revoked", "x").await.unwrap();
+    assert!(receivers <= 1, "{receivers}");
+}
+
+/// With a replica that cannot confirm (frozen), a revocation is an error,
+/// never "revoked": the admin retries instead of trusting a write that a
+/// failover could lose. A created key only logs a warning.
+#[tokio::test]
+async fn a_revocation_no_replica_confirms_is_an_error() {
+    let master = RedisServer::start();
+    let master_port = master.port;
+    let replica = RedisServer::start_with(|_, _| {
+        vec![
+            "--replicaof".into(),
+            "127.0.0.1".into(),
+            master_port.to_string(),
+        ]
+    });
+    crate::support::eventually(
+        "the replica is in sync",
+        500,
+        Duration::from_millis(20),
+        || async {
+            let info: String = query(replica.port, redis::cmd("INFO").arg("replication")).ok()?;
+            info.contains("master_link_status:up").then_some(())
+        },
+    )
+    .await;
+    let store = Store::redis(&master.url(), "wait", TIMEOUT).await.unwrap();
+    let (_, a) = record("alice", DAY);
+    store.insert(&a).await.unwrap();
+    assert_eq!(
+        store.revoke_ids(std::slice::from_ref(&a.id)).await.unwrap(),
+        1,
+        "confirmed by the live replica"
+    );
+    let (_, b) = record("alice", DAY);
+    store.insert(&b).await.unwrap();
+    replica.freeze();
+    store.insert(&record("bob", DAY).1).await.unwrap();
+    let unconfirmed = store.revoke_ids(std::slice::from_ref(&b.id)).await;
+    replica.thaw();
+    assert!(
+        matches!(unconfirmed, Err(StoreError::Timeout(_))),
+        "{unconfirmed:?}"
+    );
+}
+
+fn b64(key: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("apikey:{key}"))
+}
+
+async fn status(c: &HttpsClient, port: u16, key: &str) -> u16 {
+    let req = Request::get(format!("https://127.0.0.1:{port}/p"))
+        .header("authorization", format!("Basic {}", b64(key)))
+        .body(crate::support::body::empty())
+        .unwrap();
+    send(c, req).await.status.as_u16()
+}
+
+fn cli(cfg: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args([args[0], args[1], "-c"])
+        .arg(cfg)
+        .args(&args[2..])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "keygate {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// The real binary through Sentinel: the master is SIGKILLed mid-run; keygate
+/// authenticates again within 30 s on the promoted replica, a revocation
+/// acknowledged before the kill is still in force, and new keys work.
+#[tokio::test]
+async fn sentinel_failover_keeps_keygate_authenticating_and_revocations_in_force() {
+    let mut set = SentinelSet::start();
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("sentinel CA");
+    let (cert, key) = ca.leaf("keygate").write(dir.path());
+    let cfg = dir.path().join("keygate.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[listen]\naddr = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n[upstream]\nurl = \"{}\"\n\
+             [store]\n{}\n[admin]\naddr = \"127.0.0.1:0\"\ntoken_file = \"{}\"\n",
+            cert.display(),
+            key.display(),
+            up.url(),
+            store_section_for(&set.url(), dir.path(), "failover").join("\n"),
+            crate::support::admin_token_file(dir.path()).display()
+        ),
+    )
+    .unwrap();
+    let kept = cli(&cfg, &["keys", "create", "--user", "alice"]);
+    let revoked = cli(&cfg, &["keys", "create", "--user", "bob"]);
+    let revoked_id = revoked.split('_').nth(1).unwrap();
+    assert_eq!(
+        cli(&cfg, &["keys", "revoke", "--id", revoked_id]),
+        "revoked 1 key"
+    );
+
+    let kg = Process::serve(&cfg);
+    let port = kg.main_addr().await.port();
+    let c = client::h1(&ca);
+    assert_eq!(status(&c, port, &kept).await, 200);
+    assert_eq!(status(&c, port, &revoked).await, 401);
+
+    let old_master = set.master.port;
+    set.master.kill();
+    let killed = Instant::now();
+    let mut seen = Vec::new();
+    loop {
+        let s = status(&c, port, &kept).await;
+        seen.push(s);
+        if s == 200 {
+            break;
+        }
+        assert!(
+            [503].contains(&s),
+            "only 503 while the master is gone, got {s}"
+        );
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "no authentication 30 s after the kill: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "keygate authenticated again {:?} after the master was killed",
+        killed.elapsed()
+    );
+    assert_eq!(set.current_master(), Some(set.replica.port));
+    assert_ne!(set.current_master(), Some(old_master));
+    assert_eq!(
+        status(&c, port, &revoked).await,
+        401,
+        "the revocation survived the failover"
+    );
+    let fresh = cli(&cfg, &["keys", "create", "--user", "carol"]);
+    assert_eq!(
+        status(&c, port, &fresh).await,
+        200,
+        "writes reach the new master"
+    );
+}
+
+/// `rediss://` with `store.ca_file`'s CA; without it the server's
+/// certificate is refused (the connection is really verified).
+#[tokio::test]
+async fn rediss_store_keeps_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("redis CA");
+    let redis = TlsRedis::start(&ca, dir.path());
+    let untrusted = RedisStore::open(&redis.url(), "tls", TIMEOUT, None).unwrap();
+    assert!(untrusted.ping().await.is_err(), "an unknown CA is refused");
+    let store = RedisStore::open(&redis.url(), "tls", TIMEOUT, Some(ca.pem().as_bytes())).unwrap();
+    store.ready().await.unwrap();
+    conformance(Store::Redis(store)).await;
+}

@@ -1,0 +1,240 @@
+//! Real Redis deployments on loopback for the store: a 3-master Cluster made
+//! with `redis-cli --cluster create`, a master + replica + Sentinel set, and
+//! a TLS server. Every process on its own ephemeral ports and directory,
+//! killed on drop.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::redis::{await_ping, free_port, RedisServer};
+use super::tls::Ca;
+
+/// Poll `check` every 20 ms until it holds, for `secs` at most.
+fn wait_until(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{what}: not within {secs}s");
+}
+
+/// One command on a plain connection to `port` (test bookkeeping only).
+pub fn query<T: redis::FromRedisValue>(port: u16, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?;
+    let mut conn = client.get_connection_with_timeout(Duration::from_secs(2))?;
+    conn.set_read_timeout(Some(Duration::from_secs(2)))?;
+    cmd.query(&mut conn)
+}
+
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Three masters, no replicas, all 16,384 slots assigned, state ok.
+    pub fn start() -> RedisCluster {
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                RedisServer::start_with(|_, _| {
+                    [
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        "2000",
+                        // The bus port would be port + 10000, maybe past 65535 or taken.
+                        "--cluster-port",
+                        &free_port().to_string(),
+                    ]
+                    .map(String::from)
+                    .to_vec()
+                })
+            })
+            .collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli is installed with redis-server");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        for node in &nodes {
+            wait_until("cluster_state:ok on every node", 20, || {
+                query::<String>(node.port, redis::cmd("CLUSTER").arg("INFO"))
+                    .is_ok_and(|info| info.contains("cluster_state:ok"))
+            });
+        }
+        RedisCluster { nodes }
+    }
+
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        format!("redis+cluster://{}", hosts.join(","))
+    }
+
+    /// Every key stored on each node (port, keys); the test's namespace only.
+    pub fn keys_by_node(&self, pattern: &str) -> Vec<(u16, Vec<String>)> {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let keys = query(n.port, redis::cmd("KEYS").arg(pattern)).unwrap();
+                (n.port, keys)
+            })
+            .collect()
+    }
+}
+
+/// A master, one replica and one Sentinel (quorum 1) that fails over within
+/// seconds: `down-after-milliseconds` 1000, `failover-timeout` 5000.
+pub struct SentinelSet {
+    pub master: RedisServer,
+    pub replica: RedisServer,
+    pub sentinel_port: u16,
+    sentinel: Child,
+    _sentinel_dir: tempfile::TempDir,
+}
+
+pub const MASTER_NAME: &str = "keygate-test";
+
+impl SentinelSet {
+    pub fn start() -> SentinelSet {
+        let master = RedisServer::start();
+        let master_port = master.port;
+        let replica = RedisServer::start_with(|_, _| {
+            vec![
+                "--replicaof".into(),
+                "127.0.0.1".into(),
+                master_port.to_string(),
+            ]
+        });
+        wait_until("the replica is in sync", 20, || {
+            query::<String>(replica.port, redis::cmd("INFO").arg("replication"))
+                .is_ok_and(|i| i.contains("master_link_status:up"))
+        });
+        let (sentinel, sentinel_port, dir) = (0..5)
+            .find_map(|_| {
+                let dir = tempfile::tempdir().unwrap();
+                let port = free_port();
+                let conf = dir.path().join("sentinel.conf");
+                std::fs::write(
+                    &conf,
+                    format!(
+                        "port {port}\nbind 127.0.0.1\ndir {}\n\
+                         sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 1\n\
+                         sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
+                         sentinel failover-timeout {MASTER_NAME} 5000\n",
+                        dir.path().display()
+                    ),
+                )
+                .unwrap();
+                // redis-sentinel is redis-server in sentinel mode (Debian ships no separate binary).
+                let child = Command::new("redis-server")
+                    .arg(&conf)
+                    .arg("--sentinel")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap();
+                await_ping(child, port).map(|c| (c, port, dir))
+            })
+            .expect("redis-server --sentinel did not start");
+        let set = SentinelSet {
+            master,
+            replica,
+            sentinel_port,
+            sentinel,
+            _sentinel_dir: dir,
+        };
+        wait_until("the sentinel knows the replica", 20, || {
+            query::<Vec<std::collections::HashMap<String, String>>>(
+                sentinel_port,
+                redis::cmd("SENTINEL").arg("REPLICAS").arg(MASTER_NAME),
+            )
+            .is_ok_and(|r| {
+                r.iter()
+                    .any(|r| r.get("flags").is_some_and(|f| f == "slave"))
+            })
+        });
+        set
+    }
+
+    pub fn url(&self) -> String {
+        format!(
+            "redis+sentinel://127.0.0.1:{}/{MASTER_NAME}/0",
+            self.sentinel_port
+        )
+    }
+
+    /// The master's port as the sentinel names it now.
+    pub fn current_master(&self) -> Option<u16> {
+        let addr: Vec<String> = query(
+            self.sentinel_port,
+            redis::cmd("SENTINEL")
+                .arg("GET-MASTER-ADDR-BY-NAME")
+                .arg(MASTER_NAME),
+        )
+        .ok()?;
+        addr.get(1)?.parse().ok()
+    }
+}
+
+impl Drop for SentinelSet {
+    fn drop(&mut self) {
+        let _ = self.sentinel.kill();
+        let _ = self.sentinel.wait();
+    }
+}
+
+/// A redis-server that speaks TLS on `tls_port` (certificate from `ca`, for
+/// 127.0.0.1 and localhost) and plain TCP on its other port (readiness).
+pub struct TlsRedis {
+    /// Kept for its lifetime: the process dies with it.
+    _server: RedisServer,
+    pub tls_port: u16,
+}
+
+impl TlsRedis {
+    pub fn start(ca: &Ca, files: &Path) -> TlsRedis {
+        let (cert, key) = ca.leaf("redis").write(files);
+        let ca_file = files.join("redis-ca.pem");
+        std::fs::write(&ca_file, ca.pem()).unwrap();
+        let tls_port = free_port();
+        let server = RedisServer::start_with(|_, _| {
+            vec![
+                "--tls-port".into(),
+                tls_port.to_string(),
+                "--tls-cert-file".into(),
+                cert.display().to_string(),
+                "--tls-key-file".into(),
+                key.display().to_string(),
+                "--tls-ca-cert-file".into(),
+                ca_file.display().to_string(),
+                "--tls-auth-clients".into(),
+                "no".into(),
+            ]
+        });
+        TlsRedis {
+            _server: server,
+            tls_port,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("rediss://127.0.0.1:{}/0", self.tls_port)
+    }
+}
