@@ -288,17 +288,45 @@ impl Conn {
             Conn::Single { client, .. } => client.get_async_pubsub().await,
             Conn::Sentinel(s) => s.master().await?.get_async_pubsub().await,
             Conn::Cluster { nodes, .. } => {
-                let mut last = None;
-                for node in nodes {
-                    match node.get_async_pubsub().await {
-                        Ok(p) => return Ok(p),
-                        Err(e) => last = Some(e),
-                    }
-                }
-                Err(last.unwrap_or_else(|| (ErrorKind::Client, "no cluster node").into()))
+                first_node(nodes, |n| async move { n.get_async_pubsub().await }).await
             }
         }
     }
+
+    /// PUBLISH where `pubsub` subscribes: in a cluster, the first seed node
+    /// that answers, so that the receiver count (which Redis gives per node)
+    /// counts every keygate instance of the deployment.
+    pub async fn publish(&self, channel: &str, payload: &[u8]) -> RedisResult<u64> {
+        let mut publish = redis::cmd("PUBLISH");
+        publish.arg(channel).arg(payload);
+        match self {
+            Conn::Cluster { nodes, .. } => {
+                let publish = &publish;
+                first_node(nodes, |n| async move {
+                    let mut conn = n.get_multiplexed_async_connection().await?;
+                    publish.query_async(&mut conn).await
+                })
+                .await
+            }
+            _ => publish.query_async(&mut self.clone()).await,
+        }
+    }
+}
+
+/// The first seed node's answer to `call`, in the order `store.url` lists them.
+async fn first_node<'a, T, F, Fut>(nodes: &'a [Client], call: F) -> RedisResult<T>
+where
+    F: Fn(&'a Client) -> Fut,
+    Fut: std::future::Future<Output = RedisResult<T>>,
+{
+    let mut last = None;
+    for node in nodes {
+        match call(node).await {
+            Ok(v) => return Ok(v),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| (ErrorKind::Client, "no cluster node").into()))
 }
 
 impl ConnectionLike for Conn {

@@ -114,21 +114,16 @@ impl RedisStore {
         self.bounded(self.conn.pubsub()).await
     }
 
-    /// PUBLISH; answers how many subscribers received it. In a cluster that
-    /// is the count of the node that took the command, not of the cluster.
+    /// PUBLISH; answers how many subscribers received it: every connection
+    /// made by `pubsub` of any instance (in a cluster both use the first seed
+    /// node that answers, since Redis counts receivers per node).
     pub async fn publish(
         &self,
         channel: &str,
         payload: impl AsRef<[u8]>,
     ) -> Result<u64, StoreError> {
-        let mut conn = self.conn.clone();
-        self.bounded(
-            redis::cmd("PUBLISH")
-                .arg(channel)
-                .arg(payload.as_ref())
-                .query_async(&mut conn),
-        )
-        .await
+        self.bounded(self.conn.publish(channel, payload.as_ref()))
+            .await
     }
 
     /// Wait until a replica has every write so far (see the module docs);

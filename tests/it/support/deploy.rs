@@ -30,6 +30,17 @@ pub fn query<T: redis::FromRedisValue>(port: u16, cmd: &redis::Cmd) -> redis::Re
     cmd.query(&mut conn)
 }
 
+/// Wait until the master on `port` lists a replica in ROLE: it does once it
+/// has put the replica online (at its first REPLCONF ACK after the sync,
+/// which can come a second after the replica says its link is up), and only
+/// then does WAIT count it.
+pub fn replica_online(port: u16) {
+    wait_until("the master lists its replica online", 20, || {
+        query::<Vec<redis::Value>>(port, &redis::cmd("ROLE"))
+            .is_ok_and(|role| matches!(role.get(2), Some(redis::Value::Array(r)) if !r.is_empty()))
+    });
+}
+
 pub struct RedisCluster {
     pub nodes: Vec<RedisServer>,
 }
@@ -122,10 +133,7 @@ impl SentinelSet {
                 master_port.to_string(),
             ]
         });
-        wait_until("the replica is in sync", 20, || {
-            query::<String>(replica.port, redis::cmd("INFO").arg("replication"))
-                .is_ok_and(|i| i.contains("master_link_status:up"))
-        });
+        replica_online(master_port);
         let (sentinel, sentinel_port, dir) = (0..5)
             .find_map(|_| {
                 let dir = tempfile::tempdir().unwrap();
