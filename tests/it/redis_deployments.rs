@@ -293,3 +293,48 @@ async fn rediss_store_keeps_the_contract() {
     store.ready().await.unwrap();
     conformance(Store::Redis(store)).await;
 }
+
+/// `keygate serve` with Redis down at start: it serves (keys 503, /readyz
+/// 503, fail closed), and works once Redis comes up, without a restart.
+#[tokio::test]
+async fn serve_starts_with_redis_down_and_works_once_it_is_up() {
+    let port = crate::support::redis::free_port();
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("lazy CA");
+    let (cert, key) = ca.leaf("keygate").write(dir.path());
+    let cfg = dir.path().join("keygate.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[listen]\naddr = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n[upstream]\nurl = \"{}\"\n\
+             [store]\n{}\n[admin]\naddr = \"127.0.0.1:0\"\ntoken_file = \"{}\"\n",
+            cert.display(),
+            key.display(),
+            up.url(),
+            store_section_for(&format!("redis://127.0.0.1:{port}/0"), dir.path(), "lazy")
+                .join("\n"),
+            crate::support::admin_token_file(dir.path()).display()
+        ),
+    )
+    .unwrap();
+    let kg = Process::serve(&cfg);
+    let (main, admin) = (kg.main_addr().await.port(), kg.admin_addr().await.port());
+    let c = client::h1(&ca);
+    let ready = format!("https://127.0.0.1:{admin}/readyz");
+    let (never_issued, _) = keygate::keys::format::generate("kg", "alice");
+    assert_eq!(client::get(&c, &ready).await.status, 503);
+    assert_eq!(status(&c, main, never_issued.expose()).await, 503);
+
+    let _redis = RedisServer::start_on(port);
+    crate::support::eventually(
+        "/readyz turns 200",
+        100,
+        Duration::from_millis(100),
+        || async { (client::get(&c, &ready).await.status == 200).then_some(()) },
+    )
+    .await;
+    let key = cli(&cfg, &["keys", "create", "--user", "alice"]);
+    assert_eq!(status(&c, main, &key).await, 200);
+    assert_eq!(status(&c, main, never_issued.expose()).await, 401);
+}

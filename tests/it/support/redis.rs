@@ -20,39 +20,48 @@ impl RedisServer {
     pub fn start_with(extra: impl Fn(u16, &std::path::Path) -> Vec<String>) -> RedisServer {
         // A port another test grabs between our probe and redis's bind makes
         // redis exit; try a few ports before giving up.
-        for _ in 0..5 {
-            let port = free_port();
-            let dir = tempfile::tempdir().unwrap();
-            let child = Command::new("redis-server")
-                .args([
-                    "--bind",
-                    "127.0.0.1",
-                    "--port",
-                    &port.to_string(),
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    // A replica's first sync starts at once, not after 5 s.
-                    "--repl-diskless-sync-delay",
-                    "0",
-                ])
-                .arg("--dir")
-                .arg(dir.path())
-                .args(extra(port, dir.path()))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server is installed (scripts/test.sh installs it)");
-            if let Some(child) = await_ping(child, port) {
-                return RedisServer {
-                    port,
-                    child,
-                    _dir: dir,
-                };
-            }
-        }
-        panic!("redis-server did not start");
+        (0..5)
+            .find_map(|_| RedisServer::spawn(free_port(), &extra))
+            .expect("redis-server did not start")
+    }
+
+    /// A server on `port` (a Redis that comes up where keygate already looks).
+    pub fn start_on(port: u16) -> RedisServer {
+        RedisServer::spawn(port, &|_, _| Vec::new()).expect("redis-server did not start")
+    }
+
+    fn spawn(
+        port: u16,
+        extra: &impl Fn(u16, &std::path::Path) -> Vec<String>,
+    ) -> Option<RedisServer> {
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new("redis-server")
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                // A replica's first sync starts at once, not after 5 s.
+                "--repl-diskless-sync-delay",
+                "0",
+            ])
+            .arg("--dir")
+            .arg(dir.path())
+            .args(extra(port, dir.path()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/test.sh installs it)");
+        let child = await_ping(child, port)?;
+        Some(RedisServer {
+            port,
+            child,
+            _dir: dir,
+        })
     }
 
     pub fn url(&self) -> String {
