@@ -371,6 +371,12 @@ impl ConnectionLike for Conn {
 /// still fails (the request gets 503, fail closed); the next one asks the
 /// sentinels again, and redis-rs checks the answer with `ROLE`. Sentinel
 /// itself disconnects clients of a master it demotes (`CLIENT KILL`).
+///
+/// Until Sentinel has finished a failover it names the old master; if that
+/// address answers as a master (a restarted old master without persistence,
+/// before Sentinel demotes it) keygate reads from it: the classic Sentinel
+/// caveat, which persistence on the master (or not restarting it by hand)
+/// avoids.
 #[derive(Clone)]
 pub struct SentinelConn {
     inner: Arc<SentinelInner>,

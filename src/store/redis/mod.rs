@@ -18,8 +18,14 @@
 //! idempotent) rather than being told "revoked" about a revocation that a
 //! failover could undo. After a key is created the same wait only logs a
 //! warning: a created key lost in a failover fails closed (it stops
-//! working). In a Cluster no `WAIT` is sent (a write's replicas are those of
-//! its slot's master, which the cluster client does not expose per call).
+//! working). The replicas counted are those `ROLE` lists: online ones (a
+//! replica still in its first sync could not take over either). `WAIT`
+//! covers every write made so far on the connection, which the store's
+//! calls share, so it covers the revocation just made. In a Cluster no
+//! `WAIT` is sent yet (it would have to go to each written slot's master).
+//!
+//! Pub/sub ([`RedisStore::pubsub`], [`RedisStore::publish`]) is for the
+//! cross-instance revocation barrier: same deployment, same credentials.
 
 mod connect;
 mod layout;
