@@ -280,6 +280,39 @@ async fn sentinel_failover_keeps_keygate_authenticating_and_revocations_in_force
         .await;
 }
 
+/// A master that hangs instead of dying (SIGSTOP: connections stay open,
+/// nothing answers, as in a network partition): calls time out, and once
+/// Sentinel has promoted the replica the store finds it by itself.
+#[tokio::test]
+async fn sentinel_failover_from_a_hanging_master() {
+    let set = SentinelSet::start();
+    let store = Store::redis(&set.url(), "hang", Duration::from_secs(1))
+        .await
+        .unwrap();
+    let (_, a) = record("alice", DAY);
+    store.insert(&a).await.unwrap();
+    set.master.freeze();
+    let frozen = Instant::now();
+    loop {
+        match store.get(a.id.as_str()).await {
+            Ok(found) => {
+                assert_eq!(found.as_ref(), Some(&a), "the key survives the failover");
+                break;
+            }
+            Err(e) => assert!(
+                frozen.elapsed() < Duration::from_secs(30),
+                "still failing 30 s after the master hung: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "the store answered again {:?} after the master hung",
+        frozen.elapsed()
+    );
+    assert_eq!(set.current_master(), Some(set.replica.port));
+}
+
 /// `rediss://` with `store.ca_file`'s CA; without it the server's
 /// certificate is refused (the connection is really verified).
 #[tokio::test]

@@ -397,6 +397,11 @@ struct SentinelInner {
 
 impl SentinelConn {
     fn new(sentinel: SentinelClient, db: i64, timeout: Duration) -> SentinelConn {
+        // Shorter than the store's bound on every call: a master that hangs
+        // (partitioned, frozen) must fail here, where the connection is
+        // forgotten, not be cut off by the caller's timeout, which would
+        // leave the connection in place for the next call.
+        let timeout = timeout * 3 / 4;
         SentinelConn {
             inner: Arc::new(SentinelInner {
                 sentinel: tokio::sync::Mutex::new(sentinel),

@@ -24,20 +24,39 @@ fn wait_until(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
 
 /// One command on a plain connection to `port` (test bookkeeping only).
 pub fn query<T: redis::FromRedisValue>(port: u16, cmd: &redis::Cmd) -> redis::RedisResult<T> {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?;
-    let mut conn = client.get_connection_with_timeout(Duration::from_secs(2))?;
-    conn.set_read_timeout(Some(Duration::from_secs(2)))?;
-    cmd.query(&mut conn)
+    cmd.query(&mut connect(port)?)
 }
 
-/// Wait until the master on `port` lists a replica in ROLE: it does once it
-/// has put the replica online (at its first REPLCONF ACK after the sync,
-/// which can come a second after the replica says its link is up), and only
-/// then does WAIT count it.
+fn connect(port: u16) -> redis::RedisResult<redis::Connection> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?;
+    let conn = client.get_connection_with_timeout(Duration::from_secs(2))?;
+    conn.set_read_timeout(Some(Duration::from_secs(2)))?;
+    Ok(conn)
+}
+
+/// Wait until a replica confirms a write to the master on `port` (WAIT).
+/// Neither "link up" on the replica nor "online" in the master's ROLE is
+/// enough: after a diskless sync the master streams writes only from the
+/// replica's first REPLCONF ACK, up to a second later, and a master killed
+/// before that takes every write with it.
 pub fn replica_online(port: u16) {
-    wait_until("the master lists its replica online", 20, || {
-        query::<Vec<redis::Value>>(port, &redis::cmd("ROLE"))
-            .is_ok_and(|role| matches!(role.get(2), Some(redis::Value::Array(r)) if !r.is_empty()))
+    wait_until("a replica confirms a write", 20, || {
+        connect(port)
+            .and_then(|mut conn| {
+                redis::pipe()
+                    .cmd("SET")
+                    .arg("test:replication-probe")
+                    .arg(1)
+                    .ignore()
+                    .cmd("DEL")
+                    .arg("test:replication-probe")
+                    .ignore()
+                    .cmd("WAIT")
+                    .arg(1)
+                    .arg(100)
+                    .query::<(i64,)>(&mut conn)
+            })
+            .is_ok_and(|(acked,)| acked >= 1)
     });
 }
 
