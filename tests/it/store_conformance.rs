@@ -257,9 +257,37 @@ async fn redis_moves_the_first_layout_at_start() {
         }
     }
 
-    let store = Store::redis(&redis.url(), "legacy", Duration::from_secs(2))
-        .await
+    // A few hundred more, and two instances starting at once: their moves
+    // race, and each record and index entry still moves exactly once.
+    let mut more = redis::pipe();
+    for i in 0..300 {
+        more.cmd("HSET")
+            .arg(format!("legacy:key:Xx{i:010}"))
+            .arg("user")
+            .arg("zed")
+            .ignore();
+        more.cmd("ZADD")
+            .arg("legacy:user:zed")
+            .arg("+inf")
+            .arg(format!("Xx{i:010}"))
+            .ignore();
+    }
+    more.query::<()>(&mut raw).unwrap();
+    let url = redis.url();
+    let (store, other) = tokio::join!(
+        Store::redis(&url, "legacy", Duration::from_secs(2)),
+        Store::redis(&url, "legacy", Duration::from_secs(2)),
+    );
+    let (store, _) = (store.unwrap(), other.unwrap());
+    let zed: i64 = redis::cmd("ZCARD")
+        .arg(format!(
+            "legacy:{{{}}}:user:zed",
+            keys::format::user_tag("zed")
+        ))
+        .query(&mut raw)
         .unwrap();
+    assert_eq!(zed, 300, "every index entry moved once");
+    assert_eq!(store.revoke_users(&["zed".into()]).await.unwrap(), 300);
     let got = store
         .get(ids[0])
         .await

@@ -110,8 +110,12 @@ pub(super) async fn migrate(store: &RedisStore) -> Result<u64, StoreError> {
                     .query_async(&mut conn),
             )
             .await;
-        // "no such key": expired or moved by another instance meanwhile.
-        moved += renamed.unwrap_or(0) as u64;
+        moved += match renamed {
+            Ok(n) => n as u64,
+            // Expired, or moved by another instance starting at the same time.
+            Err(StoreError::Unavailable(e)) if e.to_string().contains("no such key") => 0,
+            Err(e) => return Err(e),
+        };
     }
     let old_user = format!("{}:user:", store.ns);
     for old in scan(store, &format!("{old_user}*")).await? {
