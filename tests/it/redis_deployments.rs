@@ -371,3 +371,21 @@ async fn serve_starts_with_redis_down_and_works_once_it_is_up() {
     assert_eq!(status(&c, main, &key).await, 200);
     assert_eq!(status(&c, main, never_issued.expose()).await, 401);
 }
+
+/// `rediss+cluster://`: every node, and the cluster bus, over TLS with the
+/// CA from `store.ca_file`.
+#[tokio::test]
+async fn rediss_cluster_store_keeps_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("redis cluster CA");
+    let cluster = RedisCluster::start_tls(&ca, dir.path());
+    let store = RedisStore::open(
+        &cluster.url(),
+        "tls-cluster",
+        TIMEOUT,
+        Some(ca.pem().as_bytes()),
+    )
+    .unwrap();
+    store.ready().await.unwrap();
+    conformance(Store::Redis(store)).await;
+}

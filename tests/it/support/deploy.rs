@@ -62,15 +62,35 @@ pub fn replica_online(port: u16) {
 
 pub struct RedisCluster {
     pub nodes: Vec<RedisServer>,
+    /// With TLS: each node's TLS port (clients and the cluster bus use TLS).
+    tls_ports: Option<Vec<u16>>,
 }
 
 impl RedisCluster {
     /// Three masters, no replicas, all 16,384 slots assigned, state ok.
     pub fn start() -> RedisCluster {
+        RedisCluster::start_with(None)
+    }
+
+    /// The same over TLS (`tls-cluster yes`), certificates from `ca`.
+    pub fn start_tls(ca: &Ca, files: &Path) -> RedisCluster {
+        RedisCluster::start_with(Some((ca, files)))
+    }
+
+    fn start_with(tls: Option<(&Ca, &Path)>) -> RedisCluster {
+        let tls_files = tls.map(|(ca, files)| {
+            let (cert, key) = ca.leaf("redis cluster").write(files);
+            let ca_file = files.join("redis-ca.pem");
+            std::fs::write(&ca_file, ca.pem()).unwrap();
+            (cert, key, ca_file)
+        });
+        let mut tls_ports = Vec::new();
         let nodes: Vec<RedisServer> = (0..3)
             .map(|_| {
+                let tls_port = free_port();
+                tls_ports.push(tls_port);
                 RedisServer::start_with(|_, _| {
-                    [
+                    let mut args: Vec<String> = [
                         "--cluster-enabled",
                         "yes",
                         "--cluster-config-file",
@@ -82,14 +102,43 @@ impl RedisCluster {
                         &free_port().to_string(),
                     ]
                     .map(String::from)
-                    .to_vec()
+                    .to_vec();
+                    if let Some((cert, key, ca_file)) = &tls_files {
+                        args.extend(
+                            [
+                                "--tls-port",
+                                &tls_port.to_string(),
+                                "--tls-cert-file",
+                                &cert.display().to_string(),
+                                "--tls-key-file",
+                                &key.display().to_string(),
+                                "--tls-ca-cert-file",
+                                &ca_file.display().to_string(),
+                                "--tls-auth-clients",
+                                "no",
+                                "--tls-cluster",
+                                "yes",
+                            ]
+                            .map(String::from),
+                        );
+                    }
+                    args
                 })
             })
             .collect();
-        let out = Command::new("redis-cli")
+        let tls_ports = tls_files.as_ref().map(|_| tls_ports);
+        let mut create = Command::new("redis-cli");
+        if let Some((_, _, ca_file)) = &tls_files {
+            create.arg("--tls").arg("--cacert").arg(ca_file);
+        }
+        let ports: Vec<u16> = match &tls_ports {
+            Some(t) => t.clone(),
+            None => nodes.iter().map(|n| n.port).collect(),
+        };
+        let out = create
             .arg("--cluster")
             .arg("create")
-            .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
+            .args(ports.iter().map(|p| format!("127.0.0.1:{p}")))
             .args(["--cluster-replicas", "0", "--cluster-yes"])
             .stdin(Stdio::null())
             .output()
@@ -105,16 +154,24 @@ impl RedisCluster {
                     .is_ok_and(|info| info.contains("cluster_state:ok"))
             });
         }
-        RedisCluster { nodes }
+        RedisCluster { nodes, tls_ports }
     }
 
     pub fn url(&self) -> String {
-        let hosts: Vec<String> = self
-            .nodes
-            .iter()
-            .map(|n| format!("127.0.0.1:{}", n.port))
-            .collect();
-        format!("redis+cluster://{}", hosts.join(","))
+        match &self.tls_ports {
+            Some(ports) => {
+                let hosts: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+                format!("rediss+cluster://{}", hosts.join(","))
+            }
+            None => {
+                let hosts: Vec<String> = self
+                    .nodes
+                    .iter()
+                    .map(|n| format!("127.0.0.1:{}", n.port))
+                    .collect();
+                format!("redis+cluster://{}", hosts.join(","))
+            }
+        }
     }
 
     /// Every key stored on each node (port, keys); the test's namespace only.
