@@ -389,3 +389,21 @@ async fn rediss_cluster_store_keeps_the_contract() {
     store.ready().await.unwrap();
     conformance(Store::Redis(store)).await;
 }
+
+/// `rediss+sentinel://`: the sentinel, the master it names and replication
+/// all over TLS, with the CA from `store.ca_file`.
+#[tokio::test]
+async fn rediss_sentinel_store_keeps_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("redis sentinel CA");
+    let set = SentinelSet::start_tls(&ca, dir.path());
+    let store = RedisStore::open(
+        &set.url(),
+        "tls-sentinel",
+        TIMEOUT,
+        Some(ca.pem().as_bytes()),
+    )
+    .unwrap();
+    store.ready().await.unwrap();
+    conformance(Store::Redis(store)).await;
+}

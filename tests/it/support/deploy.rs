@@ -60,6 +60,45 @@ pub fn replica_online(port: u16) {
     });
 }
 
+/// Certificate, key and CA files for redis-server's TLS options.
+struct TlsFiles {
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    ca: std::path::PathBuf,
+}
+
+impl TlsFiles {
+    fn write(ca: &Ca, dir: &Path) -> TlsFiles {
+        let (cert, key) = ca.leaf("redis").write(dir);
+        let ca_file = dir.join("redis-ca.pem");
+        std::fs::write(&ca_file, ca.pem()).unwrap();
+        TlsFiles {
+            cert,
+            key,
+            ca: ca_file,
+        }
+    }
+
+    /// TLS on `tls_port` (clients need no certificate), and `extra` such as
+    /// `tls-replication yes`.
+    fn args(&self, tls_port: u16, extra: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "--tls-port".into(),
+            tls_port.to_string(),
+            "--tls-cert-file".into(),
+            self.cert.display().to_string(),
+            "--tls-key-file".into(),
+            self.key.display().to_string(),
+            "--tls-ca-cert-file".into(),
+            self.ca.display().to_string(),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    }
+}
+
 pub struct RedisCluster {
     pub nodes: Vec<RedisServer>,
     /// With TLS: each node's TLS port (clients and the cluster bus use TLS).
@@ -78,12 +117,7 @@ impl RedisCluster {
     }
 
     fn start_with(tls: Option<(&Ca, &Path)>) -> RedisCluster {
-        let tls_files = tls.map(|(ca, files)| {
-            let (cert, key) = ca.leaf("redis cluster").write(files);
-            let ca_file = files.join("redis-ca.pem");
-            std::fs::write(&ca_file, ca.pem()).unwrap();
-            (cert, key, ca_file)
-        });
+        let tls_files = tls.map(|(ca, files)| TlsFiles::write(ca, files));
         let mut tls_ports = Vec::new();
         let nodes: Vec<RedisServer> = (0..3)
             .map(|_| {
@@ -103,24 +137,8 @@ impl RedisCluster {
                     ]
                     .map(String::from)
                     .to_vec();
-                    if let Some((cert, key, ca_file)) = &tls_files {
-                        args.extend(
-                            [
-                                "--tls-port",
-                                &tls_port.to_string(),
-                                "--tls-cert-file",
-                                &cert.display().to_string(),
-                                "--tls-key-file",
-                                &key.display().to_string(),
-                                "--tls-ca-cert-file",
-                                &ca_file.display().to_string(),
-                                "--tls-auth-clients",
-                                "no",
-                                "--tls-cluster",
-                                "yes",
-                            ]
-                            .map(String::from),
-                        );
+                    if let Some(files) = &tls_files {
+                        args.extend(files.args(tls_port, &["--tls-cluster", "yes"]));
                     }
                     args
                 })
@@ -128,8 +146,8 @@ impl RedisCluster {
             .collect();
         let tls_ports = tls_files.as_ref().map(|_| tls_ports);
         let mut create = Command::new("redis-cli");
-        if let Some((_, _, ca_file)) = &tls_files {
-            create.arg("--tls").arg("--cacert").arg(ca_file);
+        if let Some(files) = &tls_files {
+            create.arg("--tls").arg("--cacert").arg(&files.ca);
         }
         let ports: Vec<u16> = match &tls_ports {
             Some(t) => t.clone(),
@@ -192,6 +210,8 @@ pub struct SentinelSet {
     pub master: RedisServer,
     pub replica: RedisServer,
     pub sentinel_port: u16,
+    /// With TLS: the sentinel's TLS port (every link of the set is TLS).
+    sentinel_tls_port: Option<u16>,
     sentinel: Child,
     _sentinel_dir: tempfile::TempDir,
 }
@@ -200,25 +220,52 @@ pub const MASTER_NAME: &str = "keygate-test";
 
 impl SentinelSet {
     pub fn start() -> SentinelSet {
-        let master = RedisServer::start();
-        let master_port = master.port;
+        SentinelSet::start_with(None)
+    }
+
+    /// The same with TLS on every link: clients, replication, sentinel.
+    pub fn start_tls(ca: &Ca, files: &Path) -> SentinelSet {
+        SentinelSet::start_with(Some((ca, files)))
+    }
+
+    fn start_with(tls: Option<(&Ca, &Path)>) -> SentinelSet {
+        let files = tls.map(|(ca, dir)| TlsFiles::write(ca, dir));
+        let tls_args = |port: u16| match &files {
+            Some(f) => f.args(port, &["--tls-replication", "yes"]),
+            None => Vec::new(),
+        };
+        let master_tls = free_port();
+        let master = RedisServer::start_with(|_, _| tls_args(master_tls));
+        // What the sentinel monitors and the replica follows.
+        let master_port = match files {
+            Some(_) => master_tls,
+            None => master.port,
+        };
+        let replica_tls = free_port();
         let replica = RedisServer::start_with(|_, _| {
-            vec![
+            let mut args = vec![
                 "--replicaof".into(),
                 "127.0.0.1".into(),
                 master_port.to_string(),
-            ]
+            ];
+            args.extend(tls_args(replica_tls));
+            args
         });
-        replica_online(master_port);
+        replica_online(master.port);
+        let sentinel_tls = free_port();
         let (sentinel, sentinel_port, dir) = (0..5)
             .find_map(|_| {
                 let dir = tempfile::tempdir().unwrap();
                 let port = free_port();
                 let conf = dir.path().join("sentinel.conf");
+                let tls_conf: String = tls_args(sentinel_tls)
+                    .chunks(2)
+                    .map(|kv| format!("{} {}\n", kv[0].trim_start_matches("--"), kv[1]))
+                    .collect();
                 std::fs::write(
                     &conf,
                     format!(
-                        "port {port}\nbind 127.0.0.1\ndir {}\n\
+                        "port {port}\nbind 127.0.0.1\ndir {}\n{tls_conf}\
                          sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 1\n\
                          sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
                          sentinel failover-timeout {MASTER_NAME} 5000\n",
@@ -241,6 +288,7 @@ impl SentinelSet {
             master,
             replica,
             sentinel_port,
+            sentinel_tls_port: files.as_ref().map(|_| sentinel_tls),
             sentinel,
             _sentinel_dir: dir,
         };
@@ -258,10 +306,13 @@ impl SentinelSet {
     }
 
     pub fn url(&self) -> String {
-        format!(
-            "redis+sentinel://127.0.0.1:{}/{MASTER_NAME}/0",
-            self.sentinel_port
-        )
+        match self.sentinel_tls_port {
+            Some(port) => format!("rediss+sentinel://127.0.0.1:{port}/{MASTER_NAME}/0"),
+            None => format!(
+                "redis+sentinel://127.0.0.1:{}/{MASTER_NAME}/0",
+                self.sentinel_port
+            ),
+        }
     }
 
     /// The master's port as the sentinel names it now.
@@ -294,24 +345,9 @@ pub struct TlsRedis {
 
 impl TlsRedis {
     pub fn start(ca: &Ca, files: &Path) -> TlsRedis {
-        let (cert, key) = ca.leaf("redis").write(files);
-        let ca_file = files.join("redis-ca.pem");
-        std::fs::write(&ca_file, ca.pem()).unwrap();
+        let files = TlsFiles::write(ca, files);
         let tls_port = free_port();
-        let server = RedisServer::start_with(|_, _| {
-            vec![
-                "--tls-port".into(),
-                tls_port.to_string(),
-                "--tls-cert-file".into(),
-                cert.display().to_string(),
-                "--tls-key-file".into(),
-                key.display().to_string(),
-                "--tls-ca-cert-file".into(),
-                ca_file.display().to_string(),
-                "--tls-auth-clients".into(),
-                "no".into(),
-            ]
-        });
+        let server = RedisServer::start_with(|_, _| files.args(tls_port, &[]));
         TlsRedis {
             _server: server,
             tls_port,
