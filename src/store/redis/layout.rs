@@ -34,6 +34,7 @@ use std::collections::HashMap;
 
 use super::RedisStore;
 use crate::keys::format::{user_tag, TAG_LEN};
+use crate::keys::{Digest, KeyId, KeyRecord, Scope};
 use crate::store::StoreError;
 
 /// Keys renamed per SCAN step.
@@ -175,4 +176,41 @@ async fn scan(store: &RedisStore, pattern: &str) -> Result<Vec<String>, StoreErr
         }
         cursor = next;
     }
+}
+
+/// A record from its hash fields; an empty hash is a key that does not exist.
+pub(super) fn parse(
+    id: &str,
+    mut f: HashMap<String, String>,
+) -> Result<Option<KeyRecord>, StoreError> {
+    if f.is_empty() {
+        return Ok(None);
+    }
+    let corrupt = || StoreError::Corrupt(id.to_owned());
+    let digest = f
+        .get("digest")
+        .and_then(|d| Digest::from_hex(d))
+        .ok_or_else(corrupt)?;
+    let scope = f
+        .get("scope")
+        .and_then(|s| Scope::parse(s))
+        .ok_or_else(corrupt)?;
+    let created_at = f
+        .get("created")
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(corrupt)?;
+    let expires_at = match f.get("expires").map(String::as_str) {
+        None | Some("") => None,
+        Some(e) => Some(e.parse().map_err(|_| corrupt())?),
+    };
+    Ok(Some(KeyRecord {
+        id: KeyId::from_trusted(id.to_owned()),
+        user: f.remove("user").ok_or_else(corrupt)?,
+        label: f.remove("label").unwrap_or_default(),
+        scope,
+        created_at,
+        expires_at,
+        digest,
+        last_used: f.get("last_used").and_then(|l| l.parse().ok()),
+    }))
 }

@@ -1,9 +1,12 @@
 //! The Redis store, for every Redis deployment an operator runs.
 //!
-//! * [`connect`]: what `store.url` names (standalone, `rediss://`, Cluster,
-//!   Sentinel) and one command connection for each, with failover followed;
+//! * [`url`]: what `store.url` names (standalone, `rediss://`, Cluster,
+//!   Sentinel);
+//! * [`connect`]: one command connection for each, and pub/sub;
+//!   [`sentinel`]: the master behind Sentinel, failovers followed;
 //! * [`layout`]: the key names, chosen so that every multi-key step stays in
-//!   one Cluster slot, and the move from the first layout.
+//!   one Cluster slot, the record's fields, and the move from the first
+//!   layout; [`audit`]: the audit stream.
 //!
 //! Failure: every call is bounded by `store.timeout` (`StoreError::Timeout`)
 //! and every Redis error is `StoreError::Unavailable`; callers fail closed
@@ -27,8 +30,11 @@
 //! Pub/sub ([`RedisStore::pubsub`], [`RedisStore::publish`]) is for the
 //! cross-instance revocation barrier: same deployment, same credentials.
 
+mod audit;
 mod connect;
 mod layout;
+mod sentinel;
+mod url;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -37,9 +43,10 @@ use futures_util::future::try_join_all;
 use redis::AsyncCommands;
 
 use self::connect::Conn;
-pub use self::connect::{parse as parse_url, Target};
+use self::layout::parse;
+pub use self::url::{parse as parse_url, Target};
 use super::StoreError;
-use crate::keys::{unix_now, Digest, KeyId, KeyRecord, Scope};
+use crate::keys::{unix_now, KeyId, KeyRecord};
 
 /// Ids fetched per round trip when revoking everything.
 const BATCH: isize = 1000;
@@ -78,7 +85,7 @@ impl RedisStore {
         timeout: Duration,
         ca: Option<&[u8]>,
     ) -> Result<RedisStore, StoreError> {
-        let target = connect::parse(url).map_err(|message| {
+        let target = url::parse(url).map_err(|message| {
             StoreError::Unavailable(redis::RedisError::from((
                 redis::ErrorKind::InvalidClientConfig,
                 "store.url",
@@ -377,106 +384,10 @@ impl RedisStore {
         self.bounded(conn.set(self.settings_key(), json)).await
     }
 
-    /// XADD with the event time as the entry id's milliseconds, trimmed to ~KEEP.
-    pub async fn append_audit(&self, e: &crate::audit::Event) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        let mut cmd = redis::cmd("XADD");
-        cmd.arg(self.audit())
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(crate::audit::KEEP)
-            .arg(format!("{}-*", e.at_ms))
-            .arg("actor")
-            .arg(&e.actor)
-            .arg("action")
-            .arg(&e.action)
-            .arg("target")
-            .arg(&e.target)
-            .arg("count")
-            .arg(e.count)
-            .arg("client")
-            .arg(&e.client);
-        self.bounded(cmd.query_async::<redis::Value>(&mut conn))
-            .await
-            .map(|_| ())
-    }
-
-    pub async fn audit_since(
-        &self,
-        since_ms: u64,
-        limit: usize,
-    ) -> Result<Vec<crate::audit::Event>, StoreError> {
-        let mut conn = self.conn.clone();
-        let entries: Vec<(String, HashMap<String, String>)> = self
-            .bounded(
-                redis::cmd("XRANGE")
-                    .arg(self.audit())
-                    .arg(since_ms)
-                    .arg("+")
-                    .arg("COUNT")
-                    .arg(limit)
-                    .query_async(&mut conn),
-            )
-            .await?;
-        Ok(entries
-            .into_iter()
-            .map(|(id, mut f)| {
-                let at_ms = id
-                    .split('-')
-                    .next()
-                    .and_then(|ms| ms.parse().ok())
-                    .unwrap_or(0);
-                crate::audit::Event {
-                    at_ms,
-                    time: crate::audit::time_of(at_ms),
-                    actor: f.remove("actor").unwrap_or_default(),
-                    action: f.remove("action").unwrap_or_default(),
-                    target: f.remove("target").unwrap_or_default(),
-                    count: f.get("count").and_then(|c| c.parse().ok()).unwrap_or(0),
-                    client: f.remove("client").unwrap_or_default(),
-                }
-            })
-            .collect())
-    }
-
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         self.bounded(redis::cmd("PING").query_async::<String>(&mut conn))
             .await
             .map(|_| ())
     }
-}
-
-/// A record from its hash fields; an empty hash is a key that does not exist.
-fn parse(id: &str, mut f: HashMap<String, String>) -> Result<Option<KeyRecord>, StoreError> {
-    if f.is_empty() {
-        return Ok(None);
-    }
-    let corrupt = || StoreError::Corrupt(id.to_owned());
-    let digest = f
-        .get("digest")
-        .and_then(|d| Digest::from_hex(d))
-        .ok_or_else(corrupt)?;
-    let scope = f
-        .get("scope")
-        .and_then(|s| Scope::parse(s))
-        .ok_or_else(corrupt)?;
-    let created_at = f
-        .get("created")
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(corrupt)?;
-    let expires_at = match f.get("expires").map(String::as_str) {
-        None | Some("") => None,
-        Some(e) => Some(e.parse().map_err(|_| corrupt())?),
-    };
-    Ok(Some(KeyRecord {
-        id: KeyId::from_trusted(id.to_owned()),
-        user: f.remove("user").ok_or_else(corrupt)?,
-        label: f.remove("label").unwrap_or_default(),
-        scope,
-        created_at,
-        expires_at,
-        digest,
-        last_used: f.get("last_used").and_then(|l| l.parse().ok()),
-    }))
 }
