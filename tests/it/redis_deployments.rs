@@ -147,8 +147,19 @@ async fn a_revocation_no_replica_confirms_is_an_error() {
     store.insert(&b).await.unwrap();
     replica.freeze();
     store.insert(&record("bob", DAY).1).await.unwrap();
-    let unconfirmed = store.revoke_ids(std::slice::from_ref(&b.id)).await;
+    // Lookups meanwhile are not held up by the revocation's WAIT.
+    let (unconfirmed, lookup) =
+        tokio::join!(store.revoke_ids(std::slice::from_ref(&b.id)), async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let asked = Instant::now();
+            store.get(a.id.as_str()).await.unwrap();
+            asked.elapsed()
+        });
     replica.thaw();
+    assert!(
+        lookup < Duration::from_millis(300),
+        "a lookup waited {lookup:?} behind WAIT"
+    );
     assert!(
         matches!(unconfirmed, Err(StoreError::Timeout(_))),
         "{unconfirmed:?}"

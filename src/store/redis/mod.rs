@@ -23,9 +23,11 @@
 //! warning: a created key lost in a failover fails closed (it stops
 //! working). The replicas counted are those `ROLE` lists: online ones (a
 //! replica still in its first sync could not take over either). `WAIT`
-//! covers every write made so far on the connection, which the store's
-//! calls share, so it covers the revocation just made. In a Cluster no
-//! `WAIT` is sent yet (it would have to go to each written slot's master).
+//! covers every write made so far on its connection and blocks that
+//! connection meanwhile, so creations and revocations have a connection of
+//! their own (`writes`): the wait covers the revocation just made and never
+//! holds up key lookups. In a Cluster no `WAIT` is sent yet (it would have
+//! to go to each written slot's master).
 //!
 //! Pub/sub ([`RedisStore::pubsub`], [`RedisStore::publish`]) is for the
 //! cross-instance revocation barrier: same deployment, same credentials.
@@ -54,6 +56,11 @@ const BATCH: isize = 1000;
 #[derive(Clone)]
 pub struct RedisStore {
     conn: Conn,
+    /// Creations and revocations, on a connection of their own: `WAIT`
+    /// covers the writes of the connection it is sent on, and blocks that
+    /// connection while it waits, which must never hold up key lookups.
+    /// In a Cluster (no `WAIT`) the same connection as `conn`.
+    writes: Conn,
     ns: String,
     /// Every call is bounded by this, on top of the connection's own timeouts.
     timeout: Duration,
@@ -92,8 +99,13 @@ impl RedisStore {
                 message,
             )))
         })?;
+        let conn = connect::open(&target, ca, timeout)?;
         Ok(RedisStore {
-            conn: connect::open(&target, ca, timeout)?,
+            conn: conn.clone(),
+            writes: match conn.is_cluster() {
+                true => conn,
+                false => connect::open(&target, ca, timeout)?,
+            },
             ns: ns.to_owned(),
             timeout,
             // Only an existing record is touched: a revoked or expired key stays gone.
@@ -145,7 +157,7 @@ impl RedisStore {
         if self.conn.is_cluster() {
             return Ok(());
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.writes.clone();
         let role: Vec<redis::Value> = self
             .bounded(redis::cmd("ROLE").query_async(&mut conn))
             .await?;
@@ -174,7 +186,7 @@ impl RedisStore {
     pub async fn insert(&self, r: &KeyRecord) -> Result<(), StoreError> {
         let key = self.record(r.id.as_str());
         let score = r.expires_at.map_or("+inf".to_owned(), |e| e.to_string());
-        let mut conn = self.conn.clone();
+        let mut conn = self.writes.clone();
         // Index first (own slot): a crash after it leaves an id without a
         // record, never a record that `revoke_all` cannot find.
         let _: () = self
@@ -297,7 +309,7 @@ impl RedisStore {
                     pipe.zrem(self.user_index(u), *id).ignore();
                 }
             }
-            let mut conn = self.conn.clone();
+            let mut conn = self.writes.clone();
             async move {
                 let deleted: Vec<u64> = self.bounded(pipe.query_async(&mut conn)).await?;
                 Ok::<_, StoreError>(deleted.iter().sum::<u64>())
@@ -311,13 +323,13 @@ impl RedisStore {
 
     /// Drop ids from `ns:all`, after their records are gone.
     async fn unindex(&self, ids: &[String]) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.writes.clone();
         self.bounded(conn.zrem(self.all(), ids)).await
     }
 
     pub async fn revoke_users(&self, users: &[String]) -> Result<u64, StoreError> {
         let mut n = 0;
-        let mut conn = self.conn.clone();
+        let mut conn = self.writes.clone();
         for user in users {
             let index = self.user_index(user);
             let ids: Vec<String> = self.bounded(conn.zrange(&index, 0, -1)).await?;
@@ -354,7 +366,7 @@ impl RedisStore {
                 for id in &group {
                     pipe.del(self.record(id));
                 }
-                let mut conn = self.conn.clone();
+                let mut conn = self.writes.clone();
                 async move {
                     let deleted: Vec<u64> = self.bounded(pipe.query_async(&mut conn)).await?;
                     Ok::<_, StoreError>(deleted.iter().sum::<u64>())
