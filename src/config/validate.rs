@@ -364,7 +364,8 @@ fn store(raw: raw::Store, p: &mut Problems) -> Option<Store> {
         "memory" => Some(Store::Memory),
         "redis" => {
             // The URL may hold a password: the message names the key, not the value.
-            let scheme_ok = match crate::store::parse_redis_url(&raw.url) {
+            let target = crate::store::parse_redis_url(&raw.url);
+            let scheme_ok = match &target {
                 Ok(_) => true,
                 Err(message) => {
                     p.push("store.url", message);
@@ -372,6 +373,13 @@ fn store(raw: raw::Store, p: &mut Problems) -> Option<Store> {
                 }
             };
             let ca_file = match raw.ca_file.as_deref() {
+                Some(_) if target.as_ref().is_ok_and(|t| !t.is_tls()) => {
+                    p.push(
+                        "store.ca_file",
+                        "applies to TLS connections only, and store.url is not a rediss URL",
+                    );
+                    None
+                }
                 Some(path) => {
                     let file = p.readable_file("store.ca_file", path);
                     if let Some(Err(e)) = file.as_deref().map(crate::upstream::load_ca_file) {

@@ -155,6 +155,12 @@ fn store_urls_of_every_deployment_are_checked_without_echoing_them() {
         assert!(err.contains("store.url: "), "{err}");
         assert!(!err.contains("hunter2pass"), "the URL was echoed: {err}");
     }
+    let out = check("redis://h/0", Some("/etc/hostname"));
+    assert!(
+        stderr(&out).contains("store.ca_file: applies to TLS connections only"),
+        "{}",
+        stderr(&out)
+    );
     let out = check("rediss://h/0", Some("/nonexistent/ca.pem"));
     assert!(
         stderr(&out).contains("store.ca_file: cannot read /nonexistent/ca.pem"),

@@ -48,8 +48,8 @@ pub fn open(target: &Target, ca: Option<&[u8]>, timeout: Duration) -> RedisResul
     match target {
         Target::Single(url) => {
             let client = match ca {
-                Some(_) => Client::build_with_tls(url.as_str(), certs())?,
-                None => Client::open(url.as_str())?,
+                Some(_) if target.is_tls() => Client::build_with_tls(url.as_str(), certs())?,
+                _ => Client::open(url.as_str())?,
             };
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(timeout))
@@ -73,7 +73,7 @@ pub fn open(target: &Target, ca: Option<&[u8]>, timeout: Duration) -> RedisResul
             let mut builder = ClusterClientBuilder::new(urls.clone())
                 .connection_timeout(timeout)
                 .response_timeout(timeout);
-            if ca.is_some() {
+            if ca.is_some() && *tls {
                 builder = builder.certs(certs());
             }
             let client = builder.build()?;
@@ -85,8 +85,8 @@ pub fn open(target: &Target, ca: Option<&[u8]>, timeout: Duration) -> RedisResul
             let nodes = urls
                 .iter()
                 .map(|u| match ca {
-                    Some(_) => Client::build_with_tls(u.as_str(), certs()),
-                    None => Client::open(u.as_str()),
+                    Some(_) if *tls => Client::build_with_tls(u.as_str(), certs()),
+                    _ => Client::open(u.as_str()),
                 })
                 .collect::<RedisResult<_>>()?;
             Ok(Conn::Cluster { conn, nodes })

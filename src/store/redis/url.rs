@@ -38,6 +38,18 @@ pub enum Target {
     },
 }
 
+impl Target {
+    /// Whether connections use TLS (where `store.ca_file` applies).
+    pub fn is_tls(&self) -> bool {
+        match self {
+            Target::Single(url) => url
+                .get(..9)
+                .is_some_and(|s| s.eq_ignore_ascii_case("rediss://")),
+            Target::Cluster { tls, .. } | Target::Sentinel { tls, .. } => *tls,
+        }
+    }
+}
+
 /// Parse `store.url`; the error says what is wrong without quoting it.
 pub fn parse(url: &str) -> Result<Target, String> {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -156,6 +168,21 @@ mod tests {
                 userinfo: Some("u:p%40ss".into())
             })
         );
+    }
+
+    #[test]
+    fn tls_forms() {
+        for (url, tls) in [
+            ("redis://h", false),
+            ("rediss://h", true),
+            ("unix:///tmp/r.sock", false),
+            ("redis+cluster://a,b", false),
+            ("rediss+cluster://a,b", true),
+            ("redis+sentinel://s/m", false),
+            ("rediss+sentinel://s/m", true),
+        ] {
+            assert_eq!(parse(url).unwrap().is_tls(), tls, "{url}");
+        }
     }
 
     #[test]
