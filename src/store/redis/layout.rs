@@ -87,6 +87,10 @@ pub fn tag_of(id: &str) -> &str {
 
 /// Move the first layout's keys to this one, once (see the module docs).
 /// Answers how many records it moved.
+///
+/// One SCAN page (about 1,000 keys) per round trip, each page moved by a
+/// script: atomic, so instances that start at the same time move every key
+/// exactly once, and fast enough for a million keys at start.
 pub(super) async fn migrate(store: &RedisStore) -> Result<u64, StoreError> {
     if store.conn.is_cluster() {
         return Ok(0);
@@ -99,45 +103,60 @@ pub(super) async fn migrate(store: &RedisStore) -> Result<u64, StoreError> {
     if done.as_deref() == Some("2") {
         return Ok(0);
     }
-    let mut moved = 0;
+    // KEYS: old names, then as many new names. A record is renamed (its TTL
+    // kept) unless it is gone; a user index is merged into the new one.
+    let records = redis::Script::new(
+        "local n, moved = #KEYS / 2, 0 \
+         for i = 1, n do \
+           if redis.call('EXISTS', KEYS[i]) == 1 then \
+             moved = moved + redis.call('RENAMENX', KEYS[i], KEYS[n + i]) \
+           end \
+         end return moved",
+    );
+    let indexes = redis::Script::new(
+        "local n = #KEYS / 2 \
+         for i = 1, n do \
+           if redis.call('EXISTS', KEYS[i]) == 1 then \
+             redis.call('ZUNIONSTORE', KEYS[n + i], 2, KEYS[n + i], KEYS[i], 'AGGREGATE', 'MAX') \
+             redis.call('DEL', KEYS[i]) \
+           end \
+         end return 0",
+    );
     let old_record = format!("{}:key:", store.ns);
-    for old in scan(store, &format!("{old_record}*")).await? {
-        let id = &old[old_record.len()..];
-        let renamed: Result<i64, _> = store
-            .bounded(
-                redis::cmd("RENAMENX")
-                    .arg(&old)
-                    .arg(store.record(id))
-                    .query_async(&mut conn),
-            )
-            .await;
-        moved += match renamed {
-            Ok(n) => n as u64,
-            // Expired, or moved by another instance starting at the same time.
-            Err(StoreError::Unavailable(e)) if e.to_string().contains("no such key") => 0,
-            Err(e) => return Err(e),
-        };
-    }
     let old_user = format!("{}:user:", store.ns);
-    for old in scan(store, &format!("{old_user}*")).await? {
-        let new = store.user_index(&old[old_user.len()..]);
-        let _: () = store
-            .bounded(
-                redis::pipe()
-                    .atomic()
-                    .cmd("ZUNIONSTORE")
-                    .arg(&new)
-                    .arg(2)
-                    .arg(&new)
-                    .arg(&old)
-                    .arg("AGGREGATE")
-                    .arg("MAX")
-                    .ignore()
-                    .del(&old)
-                    .ignore()
-                    .query_async(&mut conn),
-            )
-            .await?;
+    let mut moved = 0;
+    for (prefix, script) in [(&old_record, &records), (&old_user, &indexes)] {
+        let mut cursor = 0u64;
+        loop {
+            let (next, old): (u64, Vec<String>) = store
+                .bounded(
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(format!("{prefix}*"))
+                        .arg("COUNT")
+                        .arg(SCAN_COUNT)
+                        .query_async(&mut conn),
+                )
+                .await?;
+            if !old.is_empty() {
+                let new = old.iter().map(|k| {
+                    let rest = &k[prefix.len()..];
+                    match prefix == &old_record {
+                        true => store.record(rest),
+                        false => store.user_index(rest),
+                    }
+                });
+                let mut call = script.prepare_invoke();
+                call.key(&old).key(new.collect::<Vec<_>>());
+                let n: u64 = store.bounded(call.invoke_async(&mut conn)).await?;
+                moved += n;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
     }
     let _: () = store
         .bounded(
@@ -151,31 +170,6 @@ pub(super) async fn migrate(store: &RedisStore) -> Result<u64, StoreError> {
         tracing::info!(moved, "moved key records to the cluster-ready layout");
     }
     Ok(moved)
-}
-
-/// Every key matching `pattern` (SCAN, so the server never blocks).
-async fn scan(store: &RedisStore, pattern: &str) -> Result<Vec<String>, StoreError> {
-    let mut conn = store.conn.clone();
-    let mut cursor = 0u64;
-    let mut out = Vec::new();
-    loop {
-        let (next, keys): (u64, Vec<String>) = store
-            .bounded(
-                redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(pattern)
-                    .arg("COUNT")
-                    .arg(SCAN_COUNT)
-                    .query_async(&mut conn),
-            )
-            .await?;
-        out.extend(keys);
-        if next == 0 {
-            return Ok(out);
-        }
-        cursor = next;
-    }
 }
 
 /// A record from its hash fields; an empty hash is a key that does not exist.
