@@ -120,6 +120,43 @@ async fn standalone_pubsub_reaches_every_subscriber() {
         .await;
 }
 
+/// In a Cluster too, a revocation no replica confirms is an error: `WAIT`
+/// goes to every master with replicas, over the connections of the writes.
+#[tokio::test]
+async fn cluster_revocations_wait_for_replicas() {
+    let cluster = RedisCluster::start_replicated();
+    let store = Store::redis(&cluster.url(), "cwait", TIMEOUT)
+        .await
+        .unwrap();
+    let (_, a) = record("alice", DAY);
+    store.insert(&a).await.unwrap();
+    assert_eq!(
+        store.revoke_ids(std::slice::from_ref(&a.id)).await.unwrap(),
+        1,
+        "confirmed by live replicas"
+    );
+    let (_, b) = record("bob", DAY);
+    store.insert(&b).await.unwrap();
+    let masters = cluster.masters();
+    let replicas: Vec<&RedisServer> = cluster
+        .nodes
+        .iter()
+        .filter(|n| !masters.contains(&n.port))
+        .collect();
+    assert_eq!(replicas.len(), 3);
+    for r in &replicas {
+        r.freeze();
+    }
+    let unconfirmed = store.revoke_ids(std::slice::from_ref(&b.id)).await;
+    for r in &replicas {
+        r.thaw();
+    }
+    assert!(
+        matches!(unconfirmed, Err(StoreError::Timeout(_))),
+        "{unconfirmed:?}"
+    );
+}
+
 /// With a replica that cannot confirm (frozen), a revocation is an error,
 /// never "revoked": the admin retries instead of trusting a write that a
 /// failover could lose. A created key only logs a warning.

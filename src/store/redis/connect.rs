@@ -155,6 +155,14 @@ impl Conn {
         matches!(self, Conn::Cluster { .. })
     }
 
+    /// The cluster connection, for commands routed to chosen nodes.
+    pub fn cluster(&self) -> Option<ClusterConnection> {
+        match self {
+            Conn::Cluster { conn, .. } => Some(conn.clone()),
+            _ => None,
+        }
+    }
+
     /// A pub/sub connection: to the server, to the current master, or (in a
     /// cluster, where classic PUBLISH reaches every node) to the first seed
     /// node that answers.

@@ -26,8 +26,10 @@
 //! covers every write made so far on its connection and blocks that
 //! connection meanwhile, so creations and revocations have a connection of
 //! their own (`writes`): the wait covers the revocation just made and never
-//! holds up key lookups. In a Cluster no `WAIT` is sent yet (it would have
-//! to go to each written slot's master).
+//! holds up key lookups. In a Cluster the same holds per master: `ROLE` is
+//! asked of every master and `WAIT 1` sent to each one that has replicas,
+//! over the `writes` cluster connection's link to that node (a master it
+//! never wrote to answers at once).
 //!
 //! Pub/sub ([`RedisStore::pubsub`], [`RedisStore::publish`]) is for the
 //! cross-instance revocation barrier: same deployment, same credentials.
@@ -59,7 +61,6 @@ pub struct RedisStore {
     /// Creations and revocations, on a connection of their own: `WAIT`
     /// covers the writes of the connection it is sent on, and blocks that
     /// connection while it waits, which must never hold up key lookups.
-    /// In a Cluster (no `WAIT`) the same connection as `conn`.
     writes: Conn,
     ns: String,
     /// Every call is bounded by this, on top of the connection's own timeouts.
@@ -99,13 +100,9 @@ impl RedisStore {
                 message,
             )))
         })?;
-        let conn = connect::open(&target, ca, timeout)?;
         Ok(RedisStore {
-            conn: conn.clone(),
-            writes: match conn.is_cluster() {
-                true => conn,
-                false => connect::open(&target, ca, timeout)?,
-            },
+            conn: connect::open(&target, ca, timeout)?,
+            writes: connect::open(&target, ca, timeout)?,
             ns: ns.to_owned(),
             timeout,
             // Only an existing record is touched: a revoked or expired key stays gone.
@@ -152,10 +149,10 @@ impl RedisStore {
     }
 
     /// Wait until a replica has every write so far (see the module docs);
-    /// `Ok` at once without replicas or in a cluster.
+    /// `Ok` at once without replicas.
     async fn replicated(&self) -> Result<(), StoreError> {
-        if self.conn.is_cluster() {
-            return Ok(());
+        if let Some(cluster) = self.writes.cluster() {
+            return self.replicated_in_cluster(cluster).await;
         }
         let mut conn = self.writes.clone();
         let role: Vec<redis::Value> = self
@@ -179,6 +176,68 @@ impl RedisStore {
                 "no Redis replica confirmed the write in time; a failover now could lose it"
             );
             return Err(StoreError::Timeout(self.timeout));
+        }
+        Ok(())
+    }
+
+    /// `replicated` in a Cluster: `WAIT 1` on every master that has
+    /// replicas, over the connections the writes took (a master this
+    /// connection never wrote to answers at once).
+    async fn replicated_in_cluster(
+        &self,
+        mut cluster: redis::cluster_async::ClusterConnection,
+    ) -> Result<(), StoreError> {
+        use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
+        let roles = self
+            .bounded(cluster.route_command(
+                redis::cmd("ROLE"),
+                RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None)),
+            ))
+            .await?;
+        let redis::Value::Map(roles) = roles else {
+            return Err(unexpected("ROLE").into());
+        };
+        let wait = (self.timeout / 2).as_millis().max(1) as u64;
+        let mut waits = Vec::new();
+        for (addr, role) in roles {
+            let addr: String = redis::from_redis_value(addr).map_err(|_| unexpected("ROLE"))?;
+            let replicas = match &role {
+                redis::Value::Array(r) => match r.get(2) {
+                    Some(redis::Value::Array(list)) => list.len(),
+                    _ => 0,
+                },
+                _ => return Err(unexpected("ROLE").into()),
+            };
+            let Some((host, port)) = addr.rsplit_once(':') else {
+                return Err(unexpected("ROLE").into());
+            };
+            let port = port.parse().map_err(|_| unexpected("ROLE"))?;
+            if replicas == 0 {
+                continue;
+            }
+            let mut cluster = cluster.clone();
+            let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                host: host.to_owned(),
+                port,
+            });
+            waits.push(async move {
+                let mut cmd = redis::cmd("WAIT");
+                cmd.arg(1).arg(wait);
+                let acked: i64 =
+                    redis::from_redis_value(cluster.route_command(cmd, routing).await?)
+                        .map_err(|_| unexpected("WAIT"))?;
+                Ok::<_, redis::RedisError>((addr, acked))
+            });
+        }
+        for (node, acked) in self.bounded(try_join_all(waits)).await? {
+            if acked < 1 {
+                tracing::warn!(
+                    node,
+                    wait_ms = wait,
+                    "no Redis replica confirmed the write in time; a failover now could lose it"
+                );
+                return Err(StoreError::Timeout(self.timeout));
+            }
         }
         Ok(())
     }
@@ -402,4 +461,13 @@ impl RedisStore {
             .await
             .map(|_| ())
     }
+}
+
+/// An answer of a shape Redis does not give: never trusted, always an error.
+fn unexpected(command: &'static str) -> redis::RedisError {
+    redis::RedisError::from((
+        redis::ErrorKind::Client,
+        "unexpected answer",
+        command.to_owned(),
+    ))
 }

@@ -108,18 +108,61 @@ pub struct RedisCluster {
 impl RedisCluster {
     /// Three masters, no replicas, all 16,384 slots assigned, state ok.
     pub fn start() -> RedisCluster {
-        RedisCluster::start_with(None)
+        RedisCluster::start_with(None, 0)
     }
 
     /// The same over TLS (`tls-cluster yes`), certificates from `ca`.
     pub fn start_tls(ca: &Ca, files: &Path) -> RedisCluster {
-        RedisCluster::start_with(Some((ca, files)))
+        RedisCluster::start_with(Some((ca, files)), 0)
     }
 
-    fn start_with(tls: Option<(&Ca, &Path)>) -> RedisCluster {
+    /// Three masters with a replica each, every replica streaming writes.
+    pub fn start_replicated() -> RedisCluster {
+        let cluster = RedisCluster::start_with(None, 1);
+        for master in cluster.masters() {
+            wait_until("a replica confirms a write", 20, || {
+                // A key this master owns: the others answer MOVED.
+                (0..64).any(|i| {
+                    let key = format!("test:probe{i}");
+                    connect(master)
+                        .and_then(|mut c| {
+                            redis::pipe()
+                                .cmd("SET")
+                                .arg(&key)
+                                .arg(1)
+                                .ignore()
+                                .cmd("DEL")
+                                .arg(&key)
+                                .ignore()
+                                .cmd("WAIT")
+                                .arg(1)
+                                .arg(100)
+                                .query::<(i64,)>(&mut c)
+                        })
+                        .is_ok_and(|(acked,)| acked >= 1)
+                })
+            });
+        }
+        cluster
+    }
+
+    /// The plain ports of the nodes that are masters now.
+    pub fn masters(&self) -> Vec<u16> {
+        self.nodes
+            .iter()
+            .map(|n| n.port)
+            .filter(|&p| {
+                query::<Vec<redis::Value>>(p, &redis::cmd("ROLE")).is_ok_and(
+                    |r| matches!(r.first(), Some(redis::Value::BulkString(b)) if b == b"master"),
+                )
+            })
+            .collect()
+    }
+
+    fn start_with(tls: Option<(&Ca, &Path)>, replicas: usize) -> RedisCluster {
         let tls_files = tls.map(|(ca, files)| TlsFiles::write(ca, files));
         let mut tls_ports = Vec::new();
-        let nodes: Vec<RedisServer> = (0..3)
+        let nodes: Vec<RedisServer> = (0..3 * (1 + replicas))
             .map(|_| {
                 let tls_port = free_port();
                 tls_ports.push(tls_port);
@@ -157,7 +200,7 @@ impl RedisCluster {
             .arg("--cluster")
             .arg("create")
             .args(ports.iter().map(|p| format!("127.0.0.1:{p}")))
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .stdin(Stdio::null())
             .output()
             .expect("redis-cli is installed with redis-server");
