@@ -109,8 +109,16 @@ pub struct Keyring {
 // === impl Keyring ===
 
 impl Keyring {
-    /// Connect to the configured store.
+    /// Connect to the configured store; an error if it does not answer.
     pub async fn from_config(config: &Config) -> Result<Keyring, StoreError> {
+        let keyring = Keyring::open(config)?;
+        keyring.store.ready().await?;
+        Ok(keyring)
+    }
+
+    /// The configured store without dialling it: the first call connects,
+    /// and calls fail (503) while it is down. `Store::ready` finishes the start.
+    pub fn open(config: &Config) -> Result<Keyring, StoreError> {
         let (store, digest) = match &config.store {
             config::Store::Memory => (Store::memory(), DigestKey::random()),
             config::Store::Redis {
@@ -118,10 +126,16 @@ impl Keyring {
                 namespace,
                 secret,
                 timeout,
-            } => (
-                Store::redis(url, namespace, *timeout).await?,
-                secret.clone(),
-            ),
+                ca_file,
+            } => {
+                let ca = match ca_file {
+                    Some(path) => Some(std::fs::read(path).map_err(redis::RedisError::from)?),
+                    None => None,
+                };
+                let store =
+                    crate::store::RedisStore::open(url, namespace, *timeout, ca.as_deref())?;
+                (Store::Redis(store), secret.clone())
+            }
         };
         let fleet = match &store {
             Store::Redis(redis) => Some(Fleet::new(redis.clone(), config.cache.lease)),

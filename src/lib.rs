@@ -21,7 +21,8 @@
 //! * [`ratelimit`]: failed authentications per client, requests per key.
 //! * [`upstream`]: the keep-alive pool to the backend, timeouts, WebSocket tunnels.
 //! * [`keys`]: key format, checksum and HMAC digests; [`store`]: where records
-//!   live; [`keyring`]: minting and TTL rules over the store.
+//!   live (memory, or Redis: standalone, Cluster, Sentinel); [`keyring`]:
+//!   minting and TTL rules over the store.
 //! * [`admin`]: the admin API; [`audit`]: who changed which keys.
 //! * [`selfservice`]: `/.keygate/*`, the page where signed-in users make and
 //!   revoke their own keys, and its JSON API; [`login`]: who is signed in

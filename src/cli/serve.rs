@@ -18,9 +18,13 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let format = args.log_format.map(Into::into).unwrap_or(config.log.format);
     crate::telemetry::init(format, &config.log.level);
     super::runtime(config.runtime.workers)?.block_on(async {
-        let keyring = Keyring::from_config(&config)
-            .await
-            .map_err(|e| CliError::Runtime(e.to_string()))?;
+        let keyring = Keyring::open(&config).map_err(|e| CliError::Runtime(e.to_string()))?;
+        // A store that is down at start is an outage like any other: serve
+        // (503 for keys, /readyz 503) and keep asking, rather than exit.
+        if let Err(e) = keyring.store.ready().await {
+            tracing::warn!(error = %e, "the key store does not answer; requests get 503 until it does");
+            tokio::spawn(until_ready(keyring.store.clone()));
+        }
         let running = app::start(&config, TlsMode::FromConfig, &keyring)
             .await
             .map_err(|e| CliError::Runtime(e.to_string()))?;
@@ -36,4 +40,16 @@ pub fn run(args: Args) -> Result<(), CliError> {
         running.shutdown().await;
         Ok(())
     })
+}
+
+/// Retry the store's start (the first layout's move) until it answers.
+async fn until_ready(store: crate::store::Store) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if store.ready().await.is_ok() {
+            tracing::info!("the key store answers");
+            return;
+        }
+    }
 }

@@ -95,6 +95,8 @@ pub enum Store {
         secret: crate::keys::DigestKey,
         /// Bound on every store call and on connecting.
         timeout: Duration,
+        /// Extra CA (PEM) for `rediss` connections, besides the system roots.
+        ca_file: Option<PathBuf>,
     },
 }
 

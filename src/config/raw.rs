@@ -114,6 +114,7 @@ pub struct Store {
     pub namespace: String,
     pub secret_file: Option<String>,
     pub timeout: String,
+    pub ca_file: Option<String>,
 }
 
 impl Default for Store {
@@ -124,6 +125,7 @@ impl Default for Store {
             namespace: "keygate".into(),
             secret_file: Some("/etc/keygate/secret".into()),
             timeout: "2s".into(),
+            ca_file: None,
         }
     }
 }

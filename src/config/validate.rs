@@ -369,13 +369,32 @@ fn store(raw: raw::Store, p: &mut Problems) -> Option<Store> {
     match raw.kind.as_str() {
         "memory" => Some(Store::Memory),
         "redis" => {
-            let scheme_ok = ["redis://", "rediss://", "redis+unix://", "unix://"]
-                .iter()
-                .any(|s| raw.url.starts_with(s));
-            if !scheme_ok {
-                // The URL may hold a password: name the key, not the value.
-                p.push("store.url", "must be a redis://, rediss:// or unix:// URL");
-            }
+            // The URL may hold a password: the message names the key, not the value.
+            let target = crate::store::parse_redis_url(&raw.url);
+            let scheme_ok = match &target {
+                Ok(_) => true,
+                Err(message) => {
+                    p.push("store.url", message);
+                    false
+                }
+            };
+            let ca_file = match raw.ca_file.as_deref() {
+                Some(_) if target.as_ref().is_ok_and(|t| !t.is_tls()) => {
+                    p.push(
+                        "store.ca_file",
+                        "applies to TLS connections only, and store.url is not a rediss URL",
+                    );
+                    None
+                }
+                Some(path) => {
+                    let file = p.readable_file("store.ca_file", path);
+                    if let Some(Err(e)) = file.as_deref().map(crate::upstream::load_ca_file) {
+                        p.push("store.ca_file", e);
+                    }
+                    file
+                }
+                None => None,
+            };
             let ns_ok = !raw.namespace.is_empty()
                 && raw
                     .namespace
@@ -411,6 +430,7 @@ fn store(raw: raw::Store, p: &mut Problems) -> Option<Store> {
                 namespace: raw.namespace,
                 secret,
                 timeout,
+                ca_file,
             })
         }
         other => {

@@ -1,6 +1,9 @@
 //! The key format: `<prefix>_<id>_<secret><check>`.
 //!
-//! * `id`: 12 base62 characters (~71 bits), the public id;
+//! * `id`: 12 base62 characters, the public id: a 4-character tag of the
+//!   user ([`user_tag`]) then 8 random characters (~47 bits, unique within
+//!   the tag); the tag puts a user's records and index in one Redis Cluster
+//!   slot, and a lookup by id finds that slot without asking anything else;
 //! * `secret`: 43 base62 characters from the OS CSPRNG (256 bits);
 //! * `check`: CRC32 of everything before it, 6 base62 characters.
 //!
@@ -13,12 +16,15 @@ use super::{ApiKey, KeyId};
 
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 pub const ID_LEN: usize = 12;
+/// Leading id characters that tag the id's user (`user_tag`).
+pub const TAG_LEN: usize = 4;
 pub const SECRET_LEN: usize = 43;
 const CHECK_LEN: usize = 6;
 
-/// A new random key and its id.
-pub fn generate(prefix: &str) -> (ApiKey, KeyId) {
-    let id = random_base62(ID_LEN);
+/// A new random key and its id, the id tagged with `user`'s tag.
+pub fn generate(prefix: &str, user: &str) -> (ApiKey, KeyId) {
+    let mut id = user_tag(user);
+    id.push_str(&random_base62(ID_LEN - TAG_LEN));
     let secret = random_base62(SECRET_LEN);
     let mut key = String::with_capacity(prefix.len() + 2 + ID_LEN + SECRET_LEN + CHECK_LEN);
     key.push_str(prefix);
@@ -43,6 +49,29 @@ pub fn parse<'a>(prefix: &str, text: &'a str) -> Option<&'a str> {
     }
     let (body, sum) = text.split_at(text.len() - CHECK_LEN);
     (check(body) == sum).then_some(id)
+}
+
+/// The 4 base62 characters that start the ids of `user`'s keys: a hash of
+/// the user name, so the store can place a user's index beside the user's
+/// records (one cluster slot) and find a record's slot from its id alone.
+///
+/// Not keyed with the deployment secret, on purpose: the store (which never
+/// holds the secret) computes it for `list`/`revoke` by user, and it reveals
+/// nothing the access log does not already pair (user and key id). 62^4
+/// values spread users over Redis Cluster's 16,384 slots.
+pub fn user_tag(user: &str) -> String {
+    use sha2::Digest as _;
+    let hash = sha2::Sha256::new()
+        .chain_update(b"keygate user tag\0")
+        .chain_update(user.as_bytes())
+        .finalize();
+    let mut n = u64::from_be_bytes(hash[..8].try_into().expect("8 bytes"));
+    let mut out = String::with_capacity(TAG_LEN);
+    for _ in 0..TAG_LEN {
+        out.push(ALPHABET[(n % 62) as usize] as char);
+        n /= 62;
+    }
+    out
 }
 
 /// Whether `text` looks like a key id (for admin input).
@@ -86,8 +115,9 @@ mod tests {
 
     #[test]
     fn generated_keys_parse_back_to_their_id() {
-        let (key, id) = generate("kg");
+        let (key, id) = generate("kg", "alice");
         assert_eq!(parse("kg", key.expose()), Some(id.as_str()));
+        assert!(id.as_str().starts_with(&user_tag("alice")));
         assert!(key.expose().starts_with("kg_"));
         assert!(key
             .expose()
@@ -98,7 +128,7 @@ mod tests {
 
     #[test]
     fn a_single_typo_or_the_wrong_prefix_is_refused_offline() {
-        let (key, _) = generate("kg");
+        let (key, _) = generate("kg", "alice");
         let text = key.expose();
         for i in 3..text.len() {
             if text.as_bytes()[i] == b'_' {
@@ -119,9 +149,19 @@ mod tests {
     }
 
     #[test]
+    fn user_tags_are_stable_and_spread() {
+        assert_eq!(user_tag("alice"), user_tag("alice"));
+        assert_eq!(user_tag("alice").len(), TAG_LEN);
+        assert!(is_base62(&user_tag("alice@example.org")));
+        let tags: std::collections::HashSet<String> =
+            (0..1000).map(|i| user_tag(&format!("user{i}"))).collect();
+        assert!(tags.len() > 990, "{} distinct tags of 1000", tags.len());
+    }
+
+    #[test]
     fn keys_are_distinct() {
-        let a = generate("kg").0;
-        let b = generate("kg").0;
+        let a = generate("kg", "alice").0;
+        let b = generate("kg", "alice").0;
         assert_ne!(a, b);
     }
 }

@@ -165,7 +165,7 @@ pub fn mint(
     scope: Scope,
     ttl: Option<Duration>,
 ) -> NewKey {
-    let (key, id) = format::generate(prefix);
+    let (key, id) = format::generate(prefix, user);
     let now = unix_now();
     let record = KeyRecord {
         id,

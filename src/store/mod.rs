@@ -7,8 +7,11 @@
 //!   an expired key is gone, not flagged: `get` answers `None`.
 //! * `get` is the request path's only call; it never writes.
 //! * revocations delete records and answer how many live keys they removed.
-//! * every error is `StoreError::Unavailable`: the caller cannot know whether
-//!   a key is valid and must refuse (fail closed).
+//! * every error is `StoreError::Unavailable` (or `Timeout`): the caller
+//!   cannot know whether a key is valid and must refuse (fail closed).
+//!
+//! Redis deployments (standalone, `rediss://`, Cluster, Sentinel), the key
+//! layout and replication: `store/redis/mod.rs`.
 
 mod memory;
 mod redis;
@@ -17,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::memory::MemoryStore;
-pub use self::redis::RedisStore;
+pub use self::redis::{parse_url as parse_redis_url, RedisStore, Target as RedisTarget};
 use crate::keys::{KeyId, KeyRecord};
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +53,23 @@ impl Store {
         Ok(Store::Redis(
             RedisStore::connect(url, namespace, timeout).await?,
         ))
+    }
+
+    /// The store answers and is ready for use (Redis: the first key layout
+    /// is moved, once); for a store opened without dialling.
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(_) => Ok(()),
+            Store::Redis(r) => r.ready().await,
+        }
+    }
+
+    /// The Redis store, for what only Redis offers (pub/sub).
+    pub fn as_redis(&self) -> Option<&RedisStore> {
+        match self {
+            Store::Memory(_) => None,
+            Store::Redis(r) => Some(r),
+        }
     }
 
     pub async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {

@@ -90,7 +90,7 @@ async fn every_failure_is_the_same_401() {
         .key_with("carol", Ttl::For(Duration::from_secs(1)), Scope::Full)
         .await;
     // A well-formed key of this deployment's format that was never issued.
-    let (never_issued, _) = keygate::keys::format::generate("kg");
+    let (never_issued, _) = keygate::keys::format::generate("kg", "nobody");
     let (valid, _) = gw.key("dave").await;
     let mut wrong_checksum = valid.clone();
     wrong_checksum.pop();

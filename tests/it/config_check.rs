@@ -180,3 +180,59 @@ fn the_example_config_documents_valid_keys() {
         );
     }
 }
+
+#[test]
+fn store_urls_of_every_deployment_are_checked_without_echoing_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let check = |url: &str, ca: Option<&str>| {
+        let cfg = dir.path().join("k.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[listen]\nplaintext = true\n[upstream]\nurl = \"http://127.0.0.1:8080\"\n\
+                 [store]\nkind = \"redis\"\nurl = \"{url}\"\nsecret_file = \"{}\"\n{}\n\
+                 [admin]\ntoken_file = \"{}\"\n",
+                secret.display(),
+                ca.map(|c| format!("ca_file = \"{c}\"")).unwrap_or_default(),
+                fixture("admin-token").display()
+            ),
+        )
+        .unwrap();
+        bin::check(&cfg)
+    };
+    for url in [
+        "redis://127.0.0.1:6379/0",
+        "rediss://:pw@redis.example.org:6380/1",
+        "redis+cluster://10.0.0.1:7000,10.0.0.2:7000,10.0.0.3",
+        "redis+sentinel://:pw@s1:26379,s2:26379,s3/mymaster/2",
+        "rediss+sentinel://s1/mymaster",
+    ] {
+        let out = check(url, None);
+        assert_eq!(out.status.code(), Some(0), "{url}: {}", stderr(&out));
+    }
+    for url in [
+        "redis+sentinel://:hunter2pass@s1:26379",
+        "redis+cluster://:hunter2pass@a:7000/3",
+        "memcached://:hunter2pass@a",
+    ] {
+        let out = check(url, None);
+        assert_eq!(out.status.code(), Some(2), "{url}");
+        let err = stderr(&out);
+        assert!(err.contains("store.url: "), "{err}");
+        assert!(!err.contains("hunter2pass"), "the URL was echoed: {err}");
+    }
+    let out = check("redis://h/0", Some("/etc/hostname"));
+    assert!(
+        stderr(&out).contains("store.ca_file: applies to TLS connections only"),
+        "{}",
+        stderr(&out)
+    );
+    let out = check("rediss://h/0", Some("/nonexistent/ca.pem"));
+    assert!(
+        stderr(&out).contains("store.ca_file: cannot read /nonexistent/ca.pem"),
+        "{}",
+        stderr(&out)
+    );
+}

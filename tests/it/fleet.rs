@@ -11,9 +11,10 @@ use serde_json::{json, Value};
 
 use crate::support::admin::{call, json_of};
 use crate::support::client::{self, get, send, HttpsClient};
+use crate::support::deploy::{RedisCluster, SentinelSet};
 use crate::support::gateway::{builder, TestGateway};
 use crate::support::proxy::StallingProxy;
-use crate::support::redis::RedisServer;
+use crate::support::redis::{store_section_for, RedisServer};
 use crate::support::upstream::Upstream;
 use crate::support::{body, eventually, within};
 
@@ -33,27 +34,52 @@ struct Fleet {
     /// Between the third instance and Redis, when the test cuts it off.
     proxy: Option<StallingProxy>,
     redis_url: String,
-    _redis: RedisServer,
+    /// The Redis servers, stopped on drop.
+    _servers: Box<dyn std::any::Any + Send>,
     _upstream: Upstream,
     _dir: tempfile::TempDir,
 }
 
-/// Three instances on one Redis; with `cut`, the third reaches it through a
-/// relay the test can stall.
-async fn fleet(ns: &str, cut: bool) -> Fleet {
-    let redis = RedisServer::start();
-    let proxy = if cut {
-        Some(StallingProxy::start(format!("127.0.0.1:{}", redis.port).parse().unwrap()).await)
-    } else {
-        None
+/// Where the fleet keeps its keys.
+enum Deployment {
+    Standalone,
+    /// Standalone, the third instance behind a relay the test can stall.
+    StandaloneCut,
+    Cluster,
+    Sentinel,
+}
+
+/// Three instances on one Redis deployment.
+async fn fleet(ns: &str, deployment: Deployment) -> Fleet {
+    let (url, servers, proxy): (String, Box<dyn std::any::Any + Send>, _) = match deployment {
+        Deployment::Standalone => {
+            let redis = RedisServer::start();
+            (redis.url(), Box::new(redis), None)
+        }
+        Deployment::StandaloneCut => {
+            let redis = RedisServer::start();
+            let proxy =
+                StallingProxy::start(format!("127.0.0.1:{}", redis.port).parse().unwrap()).await;
+            (redis.url(), Box::new(redis), Some(proxy))
+        }
+        Deployment::Cluster => {
+            let cluster = RedisCluster::start();
+            (cluster.url(), Box::new(cluster), None)
+        }
+        Deployment::Sentinel => {
+            let set = SentinelSet::start();
+            (set.url(), Box::new(set), None)
+        }
     };
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut gateways = Vec::new();
     for i in 0..3 {
         let mut b = builder(&upstream.url());
-        b.redis(&redis, dir.path(), ns)
-            .set("auth", "anonymous = \"reject\"")
+        for line in store_section_for(&url, dir.path(), ns) {
+            b.set("store", &line);
+        }
+        b.set("auth", "anonymous = \"reject\"")
             .set("cache", &format!("lease = \"{LEASE}\""))
             // the load's revoked keys must see 401s, not the failed-auth limit's 429s
             .set("rate_limit", "failed_auth_per_minute = 0");
@@ -67,8 +93,8 @@ async fn fleet(ns: &str, cut: bool) -> Fleet {
         gateways,
         clients,
         proxy,
-        redis_url: redis.url(),
-        _redis: redis,
+        redis_url: url,
+        _servers: servers,
         _upstream: upstream,
         _dir: dir,
     };
@@ -215,7 +241,22 @@ fn after_the_answer(log: &[Sent], answered: Instant) -> (usize, usize, usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_through_one_instance_stops_the_keys_on_all_three_before_it_answers() {
-    let f = fleet("barrier", false).await;
+    barrier_holds(fleet("barrier", Deployment::Standalone).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_barrier_holds_on_a_redis_cluster() {
+    barrier_holds(fleet("barrier", Deployment::Cluster).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_barrier_holds_through_sentinel() {
+    barrier_holds(fleet("barrier", Deployment::Sentinel).await).await;
+}
+
+/// Under load on all three, revoke a user through the first: every instance
+/// acknowledges, and no request that starts after the answer gets in.
+async fn barrier_holds(f: Fleet) {
     let (victims, bystanders) = keys(&f).await;
     let stop = Arc::new(AtomicBool::new(false));
     let (log, tasks) = load(&f, &victims, &bystanders, stop.clone());
@@ -267,7 +308,7 @@ async fn a_revocation_through_one_instance_stops_the_keys_on_all_three_before_it
 async fn an_instance_cut_off_from_redis_stops_revoked_keys_by_the_time_the_revocation_answers() {
     // The third instance reaches Redis through a relay that we stall: its
     // subscription (and every other connection) hangs without breaking.
-    let f = fleet("cut", true).await;
+    let f = fleet("cut", Deployment::StandaloneCut).await;
     let proxy = f.proxy.as_ref().unwrap();
 
     let (victims, bystanders) = keys(&f).await;
@@ -471,7 +512,7 @@ async fn a_redis_that_stops_answering_ends_cached_answers_within_one_lease_then_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriptions_killed_again_and_again_during_a_revocation_let_no_revoked_key_in() {
-    let f = fleet("chaos", false).await;
+    let f = fleet("chaos", Deployment::Standalone).await;
     let (victims, bystanders) = keys(&f).await;
     let stop = Arc::new(AtomicBool::new(false));
     let (log, tasks) = load(&f, &victims, &bystanders, stop.clone());

@@ -13,6 +13,7 @@ mod keys_cli;
 mod lifecycle;
 mod limits;
 mod proxy;
+mod redis_deployments;
 mod secrets;
 mod selfservice;
 mod sso;

@@ -13,14 +13,14 @@ fn digest_key() -> DigestKey {
     DigestKey::new(b"0123456789abcdef0123456789abcdef")
 }
 
-fn record(user: &str, ttl: Option<Duration>) -> (String, KeyRecord) {
+pub(crate) fn record(user: &str, ttl: Option<Duration>) -> (String, KeyRecord) {
     let new = keys::mint("kg", &digest_key(), user, "label", Scope::Full, ttl);
     (new.key.expose().to_owned(), new.record)
 }
 
-const DAY: Option<Duration> = Some(Duration::from_secs(86_400));
+pub(crate) const DAY: Option<Duration> = Some(Duration::from_secs(86_400));
 
-async fn conformance(store: Store) {
+pub(crate) async fn conformance(store: Store) {
     // insert + get: the record comes back whole, with only a digest of the secret.
     let (secret, a) = record("alice", DAY);
     store.insert(&a).await.unwrap();
@@ -205,7 +205,11 @@ async fn redis_holds_no_secret_only_digests() {
             &redis.port.to_string(),
             "--no-raw",
             "HGETALL",
-            &format!("leakcheck:key:{}", a.id),
+            &format!(
+                "leakcheck:{{{}}}:key:{}",
+                keys::format::user_tag("alice"),
+                a.id
+            ),
         ])
         .output()
         .expect("redis-cli is installed with redis-server");
@@ -216,4 +220,114 @@ async fn redis_holds_no_secret_only_digests() {
         !dump.contains(secret_part),
         "the key secret is stored in Redis"
     );
+}
+
+/// Records written by the first layout (`ns:key:<id>`, `ns:user:<u>`, ids
+/// without a user tag) are moved at start and keep working: found, listed,
+/// revoked by id and by user, their TTL kept.
+#[tokio::test]
+async fn redis_moves_the_first_layout_at_start() {
+    let redis = RedisServer::start();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut raw = client.get_connection().unwrap();
+    let (_, old) = record("alice", DAY);
+    let (_, old2) = record("alice", DAY);
+    // Ids as the first layout made them: random, no user tag.
+    let ids = ["Zz0123456789", "Yy0123456789"];
+    for (id, r) in ids.iter().zip([&old, &old2]) {
+        let key = format!("legacy:key:{id}");
+        redis::cmd("HSET")
+            .arg(&key)
+            .arg("user")
+            .arg("alice")
+            .arg("label")
+            .arg("old")
+            .arg("scope")
+            .arg("full")
+            .arg("created")
+            .arg(r.created_at)
+            .arg("expires")
+            .arg(r.expires_at.unwrap())
+            .arg("digest")
+            .arg(r.digest.to_hex())
+            .query::<()>(&mut raw)
+            .unwrap();
+        redis::cmd("EXPIRE")
+            .arg(&key)
+            .arg(86_400)
+            .query::<()>(&mut raw)
+            .unwrap();
+        for index in ["legacy:all", "legacy:user:alice"] {
+            redis::cmd("ZADD")
+                .arg(index)
+                .arg(r.expires_at.unwrap())
+                .arg(*id)
+                .query::<()>(&mut raw)
+                .unwrap();
+        }
+    }
+
+    // A few hundred more, and two instances starting at once: their moves
+    // race, and each record and index entry still moves exactly once.
+    let mut more = redis::pipe();
+    for i in 0..300 {
+        more.cmd("HSET")
+            .arg(format!("legacy:key:Xx{i:010}"))
+            .arg("user")
+            .arg("zed")
+            .ignore();
+        more.cmd("ZADD")
+            .arg("legacy:user:zed")
+            .arg("+inf")
+            .arg(format!("Xx{i:010}"))
+            .ignore();
+    }
+    more.query::<()>(&mut raw).unwrap();
+    let url = redis.url();
+    let (store, other) = tokio::join!(
+        Store::redis(&url, "legacy", Duration::from_secs(2)),
+        Store::redis(&url, "legacy", Duration::from_secs(2)),
+    );
+    let (store, _) = (store.unwrap(), other.unwrap());
+    let zed: i64 = redis::cmd("ZCARD")
+        .arg(format!(
+            "legacy:{{{}}}:user:zed",
+            keys::format::user_tag("zed")
+        ))
+        .query(&mut raw)
+        .unwrap();
+    assert_eq!(zed, 300, "every index entry moved once");
+    assert_eq!(store.revoke_users(&["zed".into()]).await.unwrap(), 300);
+    let got = store
+        .get(ids[0])
+        .await
+        .unwrap()
+        .expect("moved record found");
+    assert_eq!((got.user.as_str(), got.label.as_str()), ("alice", "old"));
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(format!("legacy:{{{}}}:key:{}", &ids[0][..4], ids[0]))
+        .query(&mut raw)
+        .unwrap();
+    assert!(ttl > 86_000, "TTL kept: {ttl}");
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg("legacy:key:Zz0123456789")
+        .arg("legacy:user:alice")
+        .query(&mut raw)
+        .unwrap();
+    assert_eq!(exists, 0, "the first layout's keys are gone");
+
+    // A new key of the same user lands in the same (moved) index.
+    let (_, new) = record("alice", DAY);
+    store.insert(&new).await.unwrap();
+    assert_eq!(store.list(Some("alice")).await.unwrap().len(), 3);
+    assert_eq!(store.list(None).await.unwrap().len(), 3);
+    let id0 = KeyId::parse(ids[0]).unwrap();
+    assert_eq!(store.revoke_ids(&[id0]).await.unwrap(), 1);
+    assert_eq!(store.revoke_users(&["alice".into()]).await.unwrap(), 2);
+    assert!(store.list(None).await.unwrap().is_empty());
+
+    // A second start finds the marker and moves nothing.
+    Store::redis(&redis.url(), "legacy", Duration::from_secs(2))
+        .await
+        .unwrap();
 }

@@ -4,7 +4,6 @@
 
 use std::sync::LazyLock;
 
-use redis::aio::PubSub;
 use redis::Script;
 
 use super::RedisStore;
@@ -42,23 +41,6 @@ impl RedisStore {
     /// A fleet channel's full name.
     pub fn channel(&self, name: &str) -> String {
         format!("{}:fleet:{name}", self.ns)
-    }
-
-    /// A dedicated connection for subscriptions.
-    pub async fn pubsub(&self) -> Result<PubSub, StoreError> {
-        self.bounded(self.client.get_async_pubsub()).await
-    }
-
-    /// Publish on a fleet channel; answers how many subscribers got it.
-    pub async fn publish(&self, channel: &str, payload: &str) -> Result<u64, StoreError> {
-        let mut conn = self.conn.clone();
-        self.bounded(
-            redis::cmd("PUBLISH")
-                .arg(channel)
-                .arg(payload)
-                .query_async(&mut conn),
-        )
-        .await
     }
 
     /// Register `member` for `ttl_ms` milliseconds from now (Redis' clock).

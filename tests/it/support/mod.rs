@@ -7,6 +7,7 @@ pub mod body;
 pub mod browser;
 pub mod cas;
 pub mod client;
+pub mod deploy;
 pub mod gateway;
 pub mod githost;
 pub mod proxy;

@@ -12,63 +12,63 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub fn start() -> RedisServer {
-        Self::start_on(None)
+        RedisServer::start_with(|_, _| Vec::new())
+    }
+
+    /// A server with extra arguments, given its port and its own directory
+    /// (replica, cluster node, TLS).
+    pub fn start_with(extra: impl Fn(u16, &std::path::Path) -> Vec<String>) -> RedisServer {
+        // A port another test grabs between our probe and redis's bind makes
+        // redis exit; try a few ports before giving up.
+        (0..5)
+            .find_map(|_| RedisServer::spawn(free_port(), &extra))
+            .expect("redis-server did not start")
+    }
+
+    /// A server on `port` (a Redis that comes up where keygate already looks).
+    pub fn start_on(port: u16) -> RedisServer {
+        RedisServer::spawn(port, &|_, _| Vec::new()).expect("redis-server did not start")
     }
 
     /// Kill the server and start an empty one on the same port: what a
     /// Redis without persistence looks like after a restart.
     pub fn restart_empty(&mut self) {
         self.kill();
-        *self = Self::start_on(Some(self.port));
+        *self = RedisServer::start_on(self.port);
     }
 
-    fn start_on(fixed: Option<u16>) -> RedisServer {
-        // A port another test grabs between our probe and redis's bind makes
-        // redis exit; try a few ports before giving up.
-        for _ in 0..5 {
-            let port = fixed.unwrap_or_else(|| {
-                TcpListener::bind("127.0.0.1:0")
-                    .unwrap()
-                    .local_addr()
-                    .unwrap()
-                    .port()
-            });
-            let dir = tempfile::tempdir().unwrap();
-            let mut child = Command::new("redis-server")
-                .args([
-                    "--bind",
-                    "127.0.0.1",
-                    "--port",
-                    &port.to_string(),
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .arg("--dir")
-                .arg(dir.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server is installed (scripts/test.sh installs it)");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // exited: port taken, retry
-                }
-                if ping(port) {
-                    return RedisServer {
-                        port,
-                        child,
-                        _dir: dir,
-                    };
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("redis-server did not start");
+    fn spawn(
+        port: u16,
+        extra: &impl Fn(u16, &std::path::Path) -> Vec<String>,
+    ) -> Option<RedisServer> {
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new("redis-server")
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                // A replica's first sync starts at once, not after 5 s.
+                "--repl-diskless-sync-delay",
+                "0",
+            ])
+            .arg("--dir")
+            .arg(dir.path())
+            .args(extra(port, dir.path()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/test.sh installs it)");
+        let child = await_ping(child, port)?;
+        Some(RedisServer {
+            port,
+            child,
+            _dir: dir,
+        })
     }
 
     pub fn url(&self) -> String {
@@ -101,6 +101,33 @@ impl RedisServer {
     }
 }
 
+/// A loopback port free right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The child once it answers PING on `port` (10 s at most); `None` (and
+/// the child reaped) if it exited, e.g. because the port was taken.
+pub fn await_ping(mut child: Child, port: u16) -> Option<Child> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return None;
+        }
+        if ping(port) {
+            return Some(child);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
 fn ping(port: u16) -> bool {
     use std::io::{Read, Write};
     let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
@@ -119,11 +146,16 @@ impl Drop for RedisServer {
 
 /// A config snippet for `[store]` pointing at `redis` with a fresh secret file in `dir`.
 pub fn store_section(redis: &RedisServer, dir: &std::path::Path, namespace: &str) -> Vec<String> {
+    store_section_for(&redis.url(), dir, namespace)
+}
+
+/// The same for any `store.url` (cluster, sentinel forms).
+pub fn store_section_for(url: &str, dir: &std::path::Path, namespace: &str) -> Vec<String> {
     let secret = dir.join(format!("secret-{namespace}"));
     std::fs::write(&secret, "0123456789abcdef0123456789abcdef-test-secret\n").unwrap();
     vec![
         "kind = \"redis\"".into(),
-        format!("url = \"{}\"", redis.url()),
+        format!("url = \"{url}\""),
         format!("namespace = \"{namespace}\""),
         format!("secret_file = \"{}\"", secret.display()),
         "timeout = \"500ms\"".into(),

@@ -1,0 +1,477 @@
+//! The Redis store, for every Redis deployment an operator runs.
+//!
+//! * [`url`]: what `store.url` names (standalone, `rediss://`, Cluster,
+//!   Sentinel);
+//! * [`connect`]: one command connection for each, and pub/sub;
+//!   [`sentinel`]: the master behind Sentinel, failovers followed;
+//! * [`layout`]: the key names, chosen so that every multi-key step stays in
+//!   one Cluster slot, the record's fields, and the move from the first
+//!   layout; [`audit`]: the audit stream.
+//!
+//! Failure: every call is bounded by `store.timeout` (`StoreError::Timeout`)
+//! and every Redis error is `StoreError::Unavailable`; callers fail closed
+//! (503). Connections are re-established by themselves: the next call after
+//! an outage or a failover reconnects.
+//!
+//! Durability: Redis replicates asynchronously, so a write the master
+//! acknowledged can vanish in a failover. After a revocation (by id, user or
+//! all) the store asks the master for `WAIT 1` when it has replicas, and
+//! answers `StoreError::Timeout` if no replica confirmed within half of
+//! `store.timeout`: the admin sees 503 and retries (revocation is
+//! idempotent) rather than being told "revoked" about a revocation that a
+//! failover could undo. After a key is created the same wait only logs a
+//! warning: a created key lost in a failover fails closed (it stops
+//! working). The replicas counted are those `ROLE` lists: online ones (a
+//! replica still in its first sync could not take over either). `WAIT`
+//! covers every write made so far on its connection and blocks that
+//! connection meanwhile, so creations and revocations have a connection of
+//! their own (`writes`): the wait covers the revocation just made and never
+//! holds up key lookups. In a Cluster the same holds per master: `ROLE` is
+//! asked of every master and `WAIT 1` sent to each one that has replicas,
+//! over the `writes` cluster connection's link to that node (a master it
+//! never wrote to answers at once).
+//!
+//! Pub/sub ([`RedisStore::pubsub`], [`RedisStore::publish`]) is for the
+//! cross-instance revocation barrier: same deployment, same credentials.
+
+mod audit;
+mod connect;
+mod fleet;
+mod layout;
+mod sentinel;
+mod url;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures_util::future::try_join_all;
+use redis::AsyncCommands;
+
+use self::connect::Conn;
+use self::layout::parse;
+pub use self::url::{parse as parse_url, Target};
+use super::StoreError;
+use crate::keys::{unix_now, KeyId, KeyRecord};
+
+/// Ids fetched per round trip when revoking everything.
+const BATCH: isize = 1000;
+
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: Conn,
+    /// Creations and revocations, on a connection of their own: `WAIT`
+    /// covers the writes of the connection it is sent on, and blocks that
+    /// connection while it waits, which must never hold up key lookups.
+    writes: Conn,
+    ns: String,
+    /// Every call is bounded by this, on top of the connection's own timeouts.
+    timeout: Duration,
+    touch: redis::Script,
+}
+
+impl From<redis::RedisError> for StoreError {
+    fn from(e: redis::RedisError) -> Self {
+        StoreError::Unavailable(e)
+    }
+}
+
+// === impl RedisStore ===
+
+impl RedisStore {
+    /// Open the store and check that Redis answers (and move the first
+    /// layout's keys, once): for the CLI and for tests.
+    pub async fn connect(url: &str, ns: &str, timeout: Duration) -> Result<RedisStore, StoreError> {
+        let store = RedisStore::open(url, ns, timeout, None)?;
+        store.ready().await?;
+        Ok(store)
+    }
+
+    /// Open the store without dialling Redis; the first call connects.
+    /// `ca` (PEM) is trusted for `rediss` connections besides the system roots.
+    pub fn open(
+        url: &str,
+        ns: &str,
+        timeout: Duration,
+        ca: Option<&[u8]>,
+    ) -> Result<RedisStore, StoreError> {
+        let target = url::parse(url).map_err(|message| {
+            StoreError::Unavailable(redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "store.url",
+                message,
+            )))
+        })?;
+        Ok(RedisStore {
+            conn: connect::open(&target, ca, timeout)?,
+            writes: connect::open(&target, ca, timeout)?,
+            ns: ns.to_owned(),
+            timeout,
+            // Only an existing record is touched: a revoked or expired key stays gone.
+            touch: redis::Script::new(
+                "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'last_used', ARGV[1]) end return 0",
+            ),
+        })
+    }
+
+    /// Redis answers, and the first layout's keys have been moved.
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        self.ping().await?;
+        layout::migrate(self).await.map(|_| ())
+    }
+
+    /// Bound a call by the store timeout.
+    async fn bounded<T>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T, redis::RedisError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, fut).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(StoreError::Timeout(self.timeout)),
+        }
+    }
+
+    /// A pub/sub connection to the deployment: the server, the current
+    /// master (Sentinel), or a cluster node (classic PUBLISH reaches every
+    /// node of a cluster). After a failover the stream ends; call again.
+    pub async fn pubsub(&self) -> Result<redis::aio::PubSub, StoreError> {
+        self.bounded(self.conn.pubsub()).await
+    }
+
+    /// PUBLISH; answers how many subscribers received it: every connection
+    /// made by `pubsub` of any instance (in a cluster both use the first seed
+    /// node that answers, since Redis counts receivers per node).
+    pub async fn publish(
+        &self,
+        channel: &str,
+        payload: impl AsRef<[u8]>,
+    ) -> Result<u64, StoreError> {
+        self.bounded(self.conn.publish(channel, payload.as_ref()))
+            .await
+    }
+
+    /// Wait until a replica has every write so far (see the module docs);
+    /// `Ok` at once without replicas.
+    async fn replicated(&self) -> Result<(), StoreError> {
+        if let Some(cluster) = self.writes.cluster() {
+            return self.replicated_in_cluster(cluster).await;
+        }
+        let mut conn = self.writes.clone();
+        let role: Vec<redis::Value> = self
+            .bounded(redis::cmd("ROLE").query_async(&mut conn))
+            .await?;
+        let replicas = match role.get(2) {
+            Some(redis::Value::Array(r)) => r.len(),
+            _ => 0,
+        };
+        if replicas == 0 {
+            return Ok(());
+        }
+        let wait = (self.timeout / 2).as_millis().max(1) as u64;
+        let acked: i64 = self
+            .bounded(redis::cmd("WAIT").arg(1).arg(wait).query_async(&mut conn))
+            .await?;
+        if acked < 1 {
+            tracing::warn!(
+                replicas,
+                wait_ms = wait,
+                "no Redis replica confirmed the write in time; a failover now could lose it"
+            );
+            return Err(StoreError::Timeout(self.timeout));
+        }
+        Ok(())
+    }
+
+    /// `replicated` in a Cluster: `WAIT 1` on every master that has
+    /// replicas, over the connections the writes took (a master this
+    /// connection never wrote to answers at once).
+    async fn replicated_in_cluster(
+        &self,
+        mut cluster: redis::cluster_async::ClusterConnection,
+    ) -> Result<(), StoreError> {
+        use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
+        let roles = self
+            .bounded(cluster.route_command(
+                redis::cmd("ROLE"),
+                RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None)),
+            ))
+            .await?;
+        let redis::Value::Map(roles) = roles else {
+            return Err(unexpected("ROLE").into());
+        };
+        let wait = (self.timeout / 2).as_millis().max(1) as u64;
+        let mut waits = Vec::new();
+        for (addr, role) in roles {
+            let addr: String = redis::from_redis_value(addr).map_err(|_| unexpected("ROLE"))?;
+            let replicas = match &role {
+                redis::Value::Array(r) => match r.get(2) {
+                    Some(redis::Value::Array(list)) => list.len(),
+                    _ => 0,
+                },
+                _ => return Err(unexpected("ROLE").into()),
+            };
+            let Some((host, port)) = addr.rsplit_once(':') else {
+                return Err(unexpected("ROLE").into());
+            };
+            let port = port.parse().map_err(|_| unexpected("ROLE"))?;
+            if replicas == 0 {
+                continue;
+            }
+            let mut cluster = cluster.clone();
+            let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                host: host.to_owned(),
+                port,
+            });
+            waits.push(async move {
+                let mut cmd = redis::cmd("WAIT");
+                cmd.arg(1).arg(wait);
+                let acked: i64 =
+                    redis::from_redis_value(cluster.route_command(cmd, routing).await?)
+                        .map_err(|_| unexpected("WAIT"))?;
+                Ok::<_, redis::RedisError>((addr, acked))
+            });
+        }
+        for (node, acked) in self.bounded(try_join_all(waits)).await? {
+            if acked < 1 {
+                tracing::warn!(
+                    node,
+                    wait_ms = wait,
+                    "no Redis replica confirmed the write in time; a failover now could lose it"
+                );
+                return Err(StoreError::Timeout(self.timeout));
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn insert(&self, r: &KeyRecord) -> Result<(), StoreError> {
+        let key = self.record(r.id.as_str());
+        let score = r.expires_at.map_or("+inf".to_owned(), |e| e.to_string());
+        let mut conn = self.writes.clone();
+        // Index first (own slot): a crash after it leaves an id without a
+        // record, never a record that `revoke_all` cannot find.
+        let _: () = self
+            .bounded(
+                redis::cmd("ZADD")
+                    .arg(self.all())
+                    .arg(&score)
+                    .arg(r.id.as_str())
+                    .query_async(&mut conn),
+            )
+            .await?;
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hset_multiple(
+                &key,
+                &[
+                    ("user", r.user.as_str()),
+                    ("label", r.label.as_str()),
+                    ("scope", r.scope.as_str()),
+                    ("created", &r.created_at.to_string()),
+                    (
+                        "expires",
+                        &r.expires_at.map(|e| e.to_string()).unwrap_or_default(),
+                    ),
+                    ("digest", &r.digest.to_hex()),
+                ],
+            )
+            .ignore();
+        if let Some(source) = r.source {
+            pipe.hset(&key, "source", source.as_str()).ignore();
+        }
+        if let Some(ttl) = r.ttl(unix_now()) {
+            pipe.expire(&key, ttl.as_secs() as i64).ignore();
+        }
+        pipe.cmd("ZADD")
+            .arg(self.user_index(&r.user))
+            .arg(&score)
+            .arg(r.id.as_str())
+            .ignore();
+        self.bounded(pipe.query_async::<()>(&mut conn)).await?;
+        // A created key lost in a failover fails closed: warn, do not fail.
+        if let Err(e) = self.replicated().await {
+            tracing::warn!(key_id = %r.id, error = %e, "created key not confirmed by a replica");
+        }
+        Ok(())
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let mut conn = self.conn.clone();
+        let fields: HashMap<String, String> = self.bounded(conn.hgetall(self.record(id))).await?;
+        parse(id, fields)
+    }
+
+    pub async fn list(&self, user: Option<&str>) -> Result<Vec<KeyRecord>, StoreError> {
+        let index = user.map_or_else(|| self.all(), |u| self.user_index(u));
+        let mut conn = self.conn.clone();
+        let now = unix_now().to_string();
+        let (ids,): (Vec<String>,) = self
+            .bounded(
+                redis::pipe()
+                    .cmd("ZREMRANGEBYSCORE")
+                    .arg(&index)
+                    .arg("-inf")
+                    .arg(&now)
+                    .ignore()
+                    .zrange(&index, 0, -1)
+                    .query_async(&mut conn),
+            )
+            .await?;
+        let mut records = self.fetch(&ids).await?;
+        let mut out = Vec::with_capacity(ids.len());
+        let mut gone = Vec::new();
+        for id in &ids {
+            match parse(id, records.remove(id.as_str()).unwrap_or_default())? {
+                Some(r) => out.push(r),
+                None => gone.push(id.clone()),
+            }
+        }
+        if !gone.is_empty() {
+            let _: () = self.bounded(conn.zrem(&index, &gone)).await?;
+        }
+        Ok(out)
+    }
+
+    /// The hashes of these ids, one pipeline per slot, pipelines in parallel.
+    async fn fetch<'a>(
+        &self,
+        ids: &'a [String],
+    ) -> Result<HashMap<&'a str, HashMap<String, String>>, StoreError> {
+        let calls = self.by_slot(ids).into_iter().map(|group| {
+            let mut pipe = redis::pipe();
+            for id in &group {
+                pipe.hgetall(self.record(id));
+            }
+            let mut conn = self.conn.clone();
+            async move {
+                let found: Vec<HashMap<String, String>> =
+                    self.bounded(pipe.query_async(&mut conn)).await?;
+                Ok::<_, StoreError>(group.into_iter().zip(found))
+            }
+        });
+        Ok(try_join_all(calls).await?.into_iter().flatten().collect())
+    }
+
+    pub async fn revoke_ids(&self, ids: &[KeyId]) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<String> = ids.iter().map(|i| i.as_str().to_owned()).collect();
+        let users: HashMap<&str, String> = self
+            .fetch(&ids)
+            .await?
+            .into_iter()
+            .filter_map(|(id, mut f)| Some((id, f.remove("user")?)))
+            .collect();
+        // Per slot: the records and their user-index entries, atomically.
+        let calls = self.by_slot(&ids).into_iter().map(|group| {
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            for id in &group {
+                pipe.del(self.record(id));
+                if let Some(u) = users.get(id) {
+                    pipe.zrem(self.user_index(u), *id).ignore();
+                }
+            }
+            let mut conn = self.writes.clone();
+            async move {
+                let deleted: Vec<u64> = self.bounded(pipe.query_async(&mut conn)).await?;
+                Ok::<_, StoreError>(deleted.iter().sum::<u64>())
+            }
+        });
+        let n = try_join_all(calls).await?.iter().sum();
+        self.unindex(&ids).await?;
+        self.replicated().await?;
+        Ok(n)
+    }
+
+    /// Drop ids from `ns:all`, after their records are gone.
+    async fn unindex(&self, ids: &[String]) -> Result<(), StoreError> {
+        let mut conn = self.writes.clone();
+        self.bounded(conn.zrem(self.all(), ids)).await
+    }
+
+    pub async fn revoke_users(&self, users: &[String]) -> Result<u64, StoreError> {
+        let mut n = 0;
+        let mut conn = self.writes.clone();
+        for user in users {
+            let index = self.user_index(user);
+            let ids: Vec<String> = self.bounded(conn.zrange(&index, 0, -1)).await?;
+            if ids.is_empty() {
+                continue;
+            }
+            // One slot: the user's records and index (module docs of `layout`).
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            for id in &ids {
+                pipe.del(self.record(id));
+            }
+            pipe.zrem(&index, &ids).ignore();
+            let deleted: Vec<u64> = self.bounded(pipe.query_async(&mut conn)).await?;
+            n += deleted.iter().sum::<u64>();
+            self.unindex(&ids).await?;
+        }
+        self.replicated().await?;
+        Ok(n)
+    }
+
+    /// Revoke every key that exists when the call starts, in batches.
+    pub async fn revoke_all(&self) -> Result<u64, StoreError> {
+        let mut n = 0;
+        let mut conn = self.conn.clone();
+        loop {
+            let ids: Vec<String> = self.bounded(conn.zrange(self.all(), 0, BATCH - 1)).await?;
+            if ids.is_empty() {
+                self.replicated().await?;
+                return Ok(n);
+            }
+            let calls = self.by_slot(&ids).into_iter().map(|group| {
+                let mut pipe = redis::pipe();
+                for id in &group {
+                    pipe.del(self.record(id));
+                }
+                let mut conn = self.writes.clone();
+                async move {
+                    let deleted: Vec<u64> = self.bounded(pipe.query_async(&mut conn)).await?;
+                    Ok::<_, StoreError>(deleted.iter().sum::<u64>())
+                }
+            });
+            n += try_join_all(calls).await?.iter().sum::<u64>();
+            self.unindex(&ids).await?;
+        }
+    }
+
+    pub async fn touch(&self, id: &KeyId, at: u64) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let mut call = self.touch.key(self.record(id.as_str()));
+        call.arg(at);
+        self.bounded(call.invoke_async::<i64>(&mut conn))
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn settings(&self) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn.clone();
+        self.bounded(conn.get(self.settings_key())).await
+    }
+
+    pub async fn put_settings(&self, json: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        self.bounded(conn.set(self.settings_key(), json)).await
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        self.bounded(redis::cmd("PING").query_async::<String>(&mut conn))
+            .await
+            .map(|_| ())
+    }
+}
+
+/// An answer of a shape Redis does not give: never trusted, always an error.
+fn unexpected(command: &'static str) -> redis::RedisError {
+    redis::RedisError::from((
+        redis::ErrorKind::Client,
+        "unexpected answer",
+        command.to_owned(),
+    ))
+}

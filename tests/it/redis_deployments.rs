@@ -1,0 +1,457 @@
+//! The Redis store on every deployment an operator runs, all real servers on
+//! loopback: a 3-master Cluster, master + replica + Sentinel with the master
+//! killed mid-run (the real `keygate serve`), `WAIT` after revocations, and
+//! `rediss://` with a private CA.
+
+use std::collections::{HashMap, HashSet};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use http::Request;
+use keygate::keys::{format::user_tag, KeyId};
+use keygate::store::{RedisStore, Store, StoreError};
+
+use crate::store_conformance::{conformance, record, DAY};
+use crate::support::bin::{Process, BIN};
+use crate::support::client::{self, send, HttpsClient};
+use crate::support::deploy::{query, replica_online, RedisCluster, SentinelSet, TlsRedis};
+use crate::support::redis::{store_section_for, RedisServer};
+use crate::support::tls::Ca;
+use crate::support::upstream::Upstream;
+
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+#[tokio::test]
+async fn cluster_store_keeps_the_contract() {
+    let cluster = RedisCluster::start();
+    conformance(
+        Store::redis(&cluster.url(), "conformance", TIMEOUT)
+            .await
+            .unwrap(),
+    )
+    .await;
+}
+
+/// A user's records and index share a slot (so MULTI/EXEC over them is
+/// legal), and users spread over every master.
+#[tokio::test]
+async fn cluster_keeps_a_users_keys_in_one_slot_and_users_on_every_master() {
+    let cluster = RedisCluster::start();
+    let store = Store::redis(&cluster.url(), "spread", TIMEOUT)
+        .await
+        .unwrap();
+    let users: Vec<String> = (0..30).map(|i| format!("user{i}@example.org")).collect();
+    let mut ids: HashMap<&str, Vec<KeyId>> = HashMap::new();
+    for user in &users {
+        for _ in 0..2 {
+            let (_, r) = record(user, DAY);
+            store.insert(&r).await.unwrap();
+            ids.entry(user).or_default().push(r.id);
+        }
+    }
+    let node_of: HashMap<String, u16> = cluster
+        .keys_by_node("spread:*")
+        .into_iter()
+        .flat_map(|(port, keys)| keys.into_iter().map(move |k| (k, port)))
+        .collect();
+    let slot = |key: &str| -> u16 {
+        query(
+            cluster.nodes[0].port,
+            redis::cmd("CLUSTER").arg("KEYSLOT").arg(key),
+        )
+        .unwrap()
+    };
+    let mut masters = HashSet::new();
+    for user in &users {
+        let tag = user_tag(user);
+        let index = format!("spread:{{{tag}}}:user:{user}");
+        let records: Vec<String> = ids[user.as_str()]
+            .iter()
+            .map(|id| format!("spread:{{{tag}}}:key:{id}"))
+            .collect();
+        let node = node_of[&index];
+        for r in &records {
+            assert_eq!(node_of[r], node, "{user}: record and index on one node");
+            assert_eq!(
+                slot(r),
+                slot(&index),
+                "{user}: record and index in one slot"
+            );
+        }
+        masters.insert(node);
+        assert_eq!(store.list(Some(user)).await.unwrap().len(), 2);
+    }
+    assert_eq!(masters.len(), 3, "30 users spread over all 3 masters");
+    assert_eq!(store.list(None).await.unwrap().len(), 60);
+    assert_eq!(store.revoke_users(&users[..10]).await.unwrap(), 20);
+    let some: Vec<KeyId> = ids[users[10].as_str()].clone();
+    assert_eq!(store.revoke_ids(&some).await.unwrap(), 2);
+    assert_eq!(store.revoke_all().await.unwrap(), 38);
+    assert!(store.list(None).await.unwrap().is_empty());
+
+    pubsub_reaches_every_subscriber(&store).await;
+}
+
+/// What the revocation barrier needs: two subscribers (two instances), one
+/// PUBLISH that counts and reaches both.
+async fn pubsub_reaches_every_subscriber(store: &Store) {
+    use futures_util::StreamExt;
+    let redis = store.as_redis().unwrap();
+    let mut subs = Vec::new();
+    for _ in 0..2 {
+        let mut sub = redis.pubsub().await.unwrap();
+        sub.subscribe("bus").await.unwrap();
+        subs.push(sub);
+    }
+    assert_eq!(redis.publish("bus", "revoked:x").await.unwrap(), 2);
+    for sub in &mut subs {
+        let msg = crate::support::within(5, "the message arrives", sub.on_message().next())
+            .await
+            .unwrap();
+        assert_eq!(msg.get_payload_bytes(), b"revoked:x");
+    }
+}
+
+#[tokio::test]
+async fn standalone_pubsub_reaches_every_subscriber() {
+    let redis = RedisServer::start();
+    pubsub_reaches_every_subscriber(&Store::redis(&redis.url(), "bus", TIMEOUT).await.unwrap())
+        .await;
+}
+
+/// In a Cluster too, a revocation no replica confirms is an error: `WAIT`
+/// goes to every master with replicas, over the connections of the writes.
+#[tokio::test]
+async fn cluster_revocations_wait_for_replicas() {
+    let cluster = RedisCluster::start_replicated();
+    let store = Store::redis(&cluster.url(), "cwait", TIMEOUT)
+        .await
+        .unwrap();
+    let (_, a) = record("alice", DAY);
+    store.insert(&a).await.unwrap();
+    assert_eq!(
+        store.revoke_ids(std::slice::from_ref(&a.id)).await.unwrap(),
+        1,
+        "confirmed by live replicas"
+    );
+    let (_, b) = record("bob", DAY);
+    store.insert(&b).await.unwrap();
+    let masters = cluster.masters();
+    let replicas: Vec<&RedisServer> = cluster
+        .nodes
+        .iter()
+        .filter(|n| !masters.contains(&n.port))
+        .collect();
+    assert_eq!(replicas.len(), 3);
+    for r in &replicas {
+        r.freeze();
+    }
+    let unconfirmed = store.revoke_ids(std::slice::from_ref(&b.id)).await;
+    for r in &replicas {
+        r.thaw();
+    }
+    assert!(
+        matches!(unconfirmed, Err(StoreError::Timeout(_))),
+        "{unconfirmed:?}"
+    );
+}
+
+/// With a replica that cannot confirm (frozen), a revocation is an error,
+/// never "revoked": the admin retries instead of trusting a write that a
+/// failover could lose. A created key only logs a warning.
+#[tokio::test]
+async fn a_revocation_no_replica_confirms_is_an_error() {
+    let master = RedisServer::start();
+    let master_port = master.port;
+    let replica = RedisServer::start_with(|_, _| {
+        vec![
+            "--replicaof".into(),
+            "127.0.0.1".into(),
+            master_port.to_string(),
+        ]
+    });
+    replica_online(master_port);
+    let store = Store::redis(&master.url(), "wait", TIMEOUT).await.unwrap();
+    let (_, a) = record("alice", DAY);
+    store.insert(&a).await.unwrap();
+    assert_eq!(
+        store.revoke_ids(std::slice::from_ref(&a.id)).await.unwrap(),
+        1,
+        "confirmed by the live replica"
+    );
+    let (_, b) = record("alice", DAY);
+    store.insert(&b).await.unwrap();
+    replica.freeze();
+    store.insert(&record("bob", DAY).1).await.unwrap();
+    // Lookups meanwhile are not held up by the revocation's WAIT.
+    let (unconfirmed, lookup) =
+        tokio::join!(store.revoke_ids(std::slice::from_ref(&b.id)), async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let asked = Instant::now();
+            store.get(a.id.as_str()).await.unwrap();
+            asked.elapsed()
+        });
+    replica.thaw();
+    assert!(
+        lookup < Duration::from_millis(300),
+        "a lookup waited {lookup:?} behind WAIT"
+    );
+    assert!(
+        matches!(unconfirmed, Err(StoreError::Timeout(_))),
+        "{unconfirmed:?}"
+    );
+}
+
+fn b64(key: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("apikey:{key}"))
+}
+
+async fn status(c: &HttpsClient, port: u16, key: &str) -> u16 {
+    let req = Request::get(format!("https://127.0.0.1:{port}/p"))
+        .header("authorization", format!("Basic {}", b64(key)))
+        .body(crate::support::body::empty())
+        .unwrap();
+    send(c, req).await.status.as_u16()
+}
+
+fn cli(cfg: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args([args[0], args[1], "-c"])
+        .arg(cfg)
+        .args(&args[2..])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "keygate {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// The real binary through Sentinel: the master is SIGKILLed mid-run; keygate
+/// authenticates again within 30 s on the promoted replica, a revocation
+/// acknowledged before the kill is still in force, and new keys work.
+#[tokio::test]
+async fn sentinel_failover_keeps_keygate_authenticating_and_revocations_in_force() {
+    let mut set = SentinelSet::start();
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("sentinel CA");
+    let (cert, key) = ca.leaf("keygate").write(dir.path());
+    let cfg = dir.path().join("keygate.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[listen]\naddr = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n[upstream]\nurl = \"{}\"\n\
+             [store]\n{}\n[admin]\naddr = \"127.0.0.1:0\"\ntoken_file = \"{}\"\n",
+            cert.display(),
+            key.display(),
+            up.url(),
+            store_section_for(&set.url(), dir.path(), "failover")
+                .join("\n")
+                // Room for WAIT on a loaded two-core machine.
+                .replace("timeout = \"500ms\"", "timeout = \"2s\""),
+            crate::support::admin_token_file(dir.path()).display()
+        ),
+    )
+    .unwrap();
+    let kept = cli(&cfg, &["keys", "create", "--user", "alice"]);
+    let revoked = cli(&cfg, &["keys", "create", "--user", "bob"]);
+    let revoked_id = revoked.split('_').nth(1).unwrap();
+    assert_eq!(
+        cli(&cfg, &["keys", "revoke", "--id", revoked_id]),
+        "revoked 1 key"
+    );
+
+    let kg = Process::serve(&cfg);
+    let port = kg.main_addr().await.port();
+    let c = client::h1(&ca);
+    assert_eq!(status(&c, port, &kept).await, 200);
+    assert_eq!(status(&c, port, &revoked).await, 401);
+
+    let old_master = set.master.port;
+    set.master.kill();
+    let killed = Instant::now();
+    // Hold the dead master's port: a server of a parallel test that bound it
+    // would answer ROLE as a master, with other data, until the failover ends.
+    let hold = tokio::net::TcpListener::bind(("127.0.0.1", old_master))
+        .await
+        .expect("the killed master's port is free");
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = hold.accept().await {
+            drop(conn);
+        }
+    });
+    let mut seen = Vec::new();
+    loop {
+        let s = status(&c, port, &kept).await;
+        seen.push(s);
+        if s == 200 {
+            break;
+        }
+        assert_eq!(
+            s,
+            503,
+            "only 503 while the master is gone; logs: {:#?}",
+            kg.log_lines()
+                .iter()
+                .filter(|l| l["target"] != "keygate::access")
+                .collect::<Vec<_>>()
+        );
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "no authentication 30 s after the kill: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "keygate authenticated again {:?} after the master was killed",
+        killed.elapsed()
+    );
+    assert_eq!(set.current_master(), Some(set.replica.port));
+    assert_ne!(set.current_master(), Some(old_master));
+    assert_eq!(
+        status(&c, port, &revoked).await,
+        401,
+        "the revocation survived the failover"
+    );
+    let fresh = cli(&cfg, &["keys", "create", "--user", "carol"]);
+    assert_eq!(
+        status(&c, port, &fresh).await,
+        200,
+        "writes reach the new master"
+    );
+    // Pub/sub connections go to the new master too.
+    pubsub_reaches_every_subscriber(&Store::redis(&set.url(), "failover", TIMEOUT).await.unwrap())
+        .await;
+}
+
+/// A master that hangs instead of dying (SIGSTOP: connections stay open,
+/// nothing answers, as in a network partition): calls time out, and once
+/// Sentinel has promoted the replica the store finds it by itself.
+#[tokio::test]
+async fn sentinel_failover_from_a_hanging_master() {
+    let set = SentinelSet::start();
+    let store = Store::redis(&set.url(), "hang", Duration::from_secs(1))
+        .await
+        .unwrap();
+    let (_, a) = record("alice", DAY);
+    store.insert(&a).await.unwrap();
+    set.master.freeze();
+    let frozen = Instant::now();
+    loop {
+        match store.get(a.id.as_str()).await {
+            Ok(found) => {
+                assert_eq!(found.as_ref(), Some(&a), "the key survives the failover");
+                break;
+            }
+            Err(e) => assert!(
+                frozen.elapsed() < Duration::from_secs(30),
+                "still failing 30 s after the master hung: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "the store answered again {:?} after the master hung",
+        frozen.elapsed()
+    );
+    assert_eq!(set.current_master(), Some(set.replica.port));
+}
+
+/// `rediss://` with `store.ca_file`'s CA; without it the server's
+/// certificate is refused (the connection is really verified).
+#[tokio::test]
+async fn rediss_store_keeps_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("redis CA");
+    let redis = TlsRedis::start(&ca, dir.path());
+    let untrusted = RedisStore::open(&redis.url(), "tls", TIMEOUT, None).unwrap();
+    assert!(untrusted.ping().await.is_err(), "an unknown CA is refused");
+    let store = RedisStore::open(&redis.url(), "tls", TIMEOUT, Some(ca.pem().as_bytes())).unwrap();
+    store.ready().await.unwrap();
+    conformance(Store::Redis(store)).await;
+}
+
+/// `keygate serve` with Redis down at start: it serves (keys 503, /readyz
+/// 503, fail closed), and works once Redis comes up, without a restart.
+#[tokio::test]
+async fn serve_starts_with_redis_down_and_works_once_it_is_up() {
+    let port = crate::support::redis::free_port();
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("lazy CA");
+    let (cert, key) = ca.leaf("keygate").write(dir.path());
+    let cfg = dir.path().join("keygate.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[listen]\naddr = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n[upstream]\nurl = \"{}\"\n\
+             [store]\n{}\n[admin]\naddr = \"127.0.0.1:0\"\ntoken_file = \"{}\"\n",
+            cert.display(),
+            key.display(),
+            up.url(),
+            store_section_for(&format!("redis://127.0.0.1:{port}/0"), dir.path(), "lazy")
+                .join("\n"),
+            crate::support::admin_token_file(dir.path()).display()
+        ),
+    )
+    .unwrap();
+    let kg = Process::serve(&cfg);
+    let (main, admin) = (kg.main_addr().await.port(), kg.admin_addr().await.port());
+    let c = client::h1(&ca);
+    let ready = format!("https://127.0.0.1:{admin}/readyz");
+    let (never_issued, _) = keygate::keys::format::generate("kg", "alice");
+    assert_eq!(client::get(&c, &ready).await.status, 503);
+    assert_eq!(status(&c, main, never_issued.expose()).await, 503);
+
+    let _redis = RedisServer::start_on(port);
+    crate::support::eventually(
+        "/readyz turns 200",
+        100,
+        Duration::from_millis(100),
+        || async { (client::get(&c, &ready).await.status == 200).then_some(()) },
+    )
+    .await;
+    let key = cli(&cfg, &["keys", "create", "--user", "alice"]);
+    assert_eq!(status(&c, main, &key).await, 200);
+    assert_eq!(status(&c, main, never_issued.expose()).await, 401);
+}
+
+/// `rediss+cluster://`: every node, and the cluster bus, over TLS with the
+/// CA from `store.ca_file`.
+#[tokio::test]
+async fn rediss_cluster_store_keeps_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("redis cluster CA");
+    let cluster = RedisCluster::start_tls(&ca, dir.path());
+    let store = RedisStore::open(
+        &cluster.url(),
+        "tls-cluster",
+        TIMEOUT,
+        Some(ca.pem().as_bytes()),
+    )
+    .unwrap();
+    store.ready().await.unwrap();
+    conformance(Store::Redis(store)).await;
+}
+
+/// `rediss+sentinel://`: the sentinel, the master it names and replication
+/// all over TLS, with the CA from `store.ca_file`.
+#[tokio::test]
+async fn rediss_sentinel_store_keeps_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("redis sentinel CA");
+    let set = SentinelSet::start_tls(&ca, dir.path());
+    let store = RedisStore::open(
+        &set.url(),
+        "tls-sentinel",
+        TIMEOUT,
+        Some(ca.pem().as_bytes()),
+    )
+    .unwrap();
+    store.ready().await.unwrap();
+    conformance(Store::Redis(store)).await;
+}
