@@ -1,6 +1,7 @@
 //! The main listener's pipeline, top to bottom:
 //!
-//! 1. `/.keygate/*` is keygate's own (`selfservice`), never forwarded;
+//! 1. `/.keygate/*` is keygate's own (`selfservice`), never forwarded, nor
+//!    any spelling a backend might read as it (`own_path`);
 //! 2. with `[login] method = "trusted_header"`, the SSO proxy's user is read
 //!    (from a trusted proxy address only); then every client copy of the
 //!    identity headers, and of the login header, is removed;
@@ -22,6 +23,7 @@ use ipnet::IpNet;
 use super::access::Completion;
 use super::body::ResponseBody;
 use super::headers::{self, Spoofable};
+use super::own_path;
 use super::response;
 use crate::auth::last_used::LastUsed;
 use crate::auth::{scope, AuthError, Authenticator};
@@ -32,9 +34,6 @@ use crate::ratelimit::Limiter;
 use crate::selfservice::SelfService;
 use crate::store::Store;
 use crate::upstream::{self, upgrade, Upstream, UpstreamError};
-
-/// Paths under this prefix are answered by keygate itself.
-const OWN_PREFIX: &str = "/.keygate/";
 
 pub struct Gateway {
     upstream: Upstream,
@@ -98,7 +97,10 @@ impl Gateway {
         conn: &ConnCtx,
         done: &mut Completion,
     ) -> Response<ResponseBody> {
-        if req.uri().path().starts_with(OWN_PREFIX) {
+        // A lenient spelling of the prefix (`/%2ekeygate/`, `//.keygate/`)
+        // matches no route and is answered with keygate's own 404.
+        let path = req.uri().path();
+        if own_path::is_own(path) || own_path::looks_own(path) {
             return self.selfservice.handle(req, conn, done).await;
         }
         let sso_user = self
