@@ -4,7 +4,8 @@
 //!    any spelling a backend might read as it (`own_path`);
 //! 2. with `[login] method = "trusted_header"`, the SSO proxy's user is read
 //!    (from a trusted proxy address only); then every client copy of the
-//!    identity headers, and of the login header, is removed;
+//!    identity headers, and of the login header, is removed, and so are
+//!    keygate's own cookies (credentials for `/.keygate/` only);
 //! 3. the API credential is checked. An API key, when present, decides
 //!    (a script behind the SSO proxy still gets its key's user, and a bad key
 //!    is a 401 even with an SSO user); without one the SSO user goes upstream
@@ -109,6 +110,7 @@ impl Gateway {
             .and_then(|l| l.trusted_header())
             .and_then(|t| t.user(req.headers(), conn.peer.ip()));
         self.spoofable.strip(req.headers_mut());
+        headers::strip_own_cookies(req.headers_mut());
 
         match self.auth.authenticate(req.headers_mut()).await {
             Ok(Some(principal)) => {
