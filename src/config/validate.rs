@@ -653,8 +653,13 @@ fn login_method(raw: &raw::Login, has_public_url: bool, p: &mut Problems) -> Opt
             }
             let url = required(p, "login.cas_url", &raw.cas_url, "cas")?;
             match url.parse::<http::Uri>() {
+                // Plain http only to a CAS server on this machine: over a
+                // network, whoever can answer /p3/serviceValidate picks the
+                // signed-in user, and browsers would send passwords in clear.
                 Ok(u)
-                    if matches!(u.scheme_str(), Some("http" | "https"))
+                    if (u.scheme_str() == Some("https")
+                        || (u.scheme_str() == Some("http")
+                            && u.host().is_some_and(is_loopback)))
                         && u.host().is_some()
                         && u.query().is_none() =>
                 {
@@ -665,7 +670,7 @@ fn login_method(raw: &raw::Login, has_public_url: bool, p: &mut Problems) -> Opt
                 _ => {
                     p.push(
                         "login.cas_url",
-                        "must be an absolute https:// URL without a query, e.g. \"https://cas.example.org/cas\"",
+                        "must be an absolute https:// URL without a query (http:// only on a loopback address), e.g. \"https://cas.example.org/cas\"",
                     );
                     None
                 }
@@ -686,6 +691,15 @@ fn login_method(raw: &raw::Login, has_public_url: bool, p: &mut Problems) -> Opt
 }
 
 /// `scheme://host[:port]` with nothing after it (a trailing `/` is dropped).
+/// `localhost`, 127.0.0.0/8 or `::1` (a URI host, IPv6 in brackets).
+fn is_loopback(host: &str) -> bool {
+    let ip = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || ip
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn origin_url(p: &mut Problems, key: &str, text: &str) -> Result<String, ()> {
     let trimmed = text.trim_end_matches('/');
     match trimmed.parse::<http::Uri>() {

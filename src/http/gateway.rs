@@ -1,9 +1,11 @@
 //! The main listener's pipeline, top to bottom:
 //!
-//! 1. `/.keygate/*` is keygate's own (`selfservice`), never forwarded;
+//! 1. `/.keygate/*` is keygate's own (`selfservice`), never forwarded, nor
+//!    any spelling a backend might read as it (`own_path`);
 //! 2. with `[login] method = "trusted_header"`, the SSO proxy's user is read
 //!    (from a trusted proxy address only); then every client copy of the
-//!    identity headers, and of the login header, is removed;
+//!    identity headers, and of the login header, is removed, and so are
+//!    keygate's own cookies (credentials for `/.keygate/` only);
 //! 3. the API credential is checked. An API key, when present, decides
 //!    (a script behind the SSO proxy still gets its key's user, and a bad key
 //!    is a 401 even with an SSO user); without one the SSO user goes upstream
@@ -22,6 +24,7 @@ use ipnet::IpNet;
 use super::access::Completion;
 use super::body::ResponseBody;
 use super::headers::{self, Spoofable};
+use super::own_path;
 use super::response;
 use crate::auth::last_used::LastUsed;
 use crate::auth::{scope, AuthError, Authenticator};
@@ -32,9 +35,6 @@ use crate::ratelimit::Limiter;
 use crate::selfservice::SelfService;
 use crate::store::Store;
 use crate::upstream::{self, upgrade, Upstream, UpstreamError};
-
-/// Paths under this prefix are answered by keygate itself.
-const OWN_PREFIX: &str = "/.keygate/";
 
 pub struct Gateway {
     upstream: Upstream,
@@ -98,7 +98,10 @@ impl Gateway {
         conn: &ConnCtx,
         done: &mut Completion,
     ) -> Response<ResponseBody> {
-        if req.uri().path().starts_with(OWN_PREFIX) {
+        // A lenient spelling of the prefix (`/%2ekeygate/`, `//.keygate/`)
+        // matches no route and is answered with keygate's own 404.
+        let path = req.uri().path();
+        if own_path::is_own(path) || own_path::looks_own(path) {
             return self.selfservice.handle(req, conn, done).await;
         }
         let sso_user = self
@@ -107,6 +110,7 @@ impl Gateway {
             .and_then(|l| l.trusted_header())
             .and_then(|t| t.user(req.headers(), conn.peer.ip()));
         self.spoofable.strip(req.headers_mut());
+        headers::strip_own_cookies(req.headers_mut());
 
         match self.auth.authenticate(req.headers_mut()).await {
             Ok(Some(principal)) => {

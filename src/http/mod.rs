@@ -6,4 +6,5 @@ pub mod access;
 pub mod body;
 pub mod gateway;
 pub mod headers;
+pub mod own_path;
 pub mod response;

@@ -54,12 +54,14 @@ impl BackendSession {
             .iter()
             .map(HeaderValue::as_bytes)
             .collect();
-        if cookies.is_empty() {
-            return Ok(Who::SignedOut);
-        }
         let mut out = HeaderMap::new();
         if let Ok(v) = HeaderValue::from_bytes(&cookies.join(&b"; "[..])) {
             out.insert(header::COOKIE, v);
+        }
+        // The app gets its own cookies, never keygate's.
+        crate::http::headers::strip_own_cookies(&mut out);
+        if !out.contains_key(header::COOKIE) {
+            return Ok(Who::SignedOut);
         }
         out.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         let (status, body) = self.fetch.get(&self.whoami_url, out).await?;

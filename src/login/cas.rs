@@ -159,60 +159,78 @@ fn encode(text: &str) -> String {
 }
 
 /// The user of a `cas:serviceResponse`, or the failure code it carries.
+///
+/// The user is the text of the `cas:user` that is a direct child of
+/// `cas:authenticationSuccess`; a `cas:user` deeper down (a released
+/// attribute called "user") or an empty `<cas:user/>` is never it.
 fn parse_validation(xml: &str) -> Result<String, CasError> {
-    #[derive(PartialEq)]
-    enum In {
-        Other,
-        User,
-    }
     let mut reader = NsReader::from_str(xml);
-    let mut state = In::Other;
-    let mut success = false;
+    // Element depth, and the depth of `cas:authenticationSuccess` once seen.
+    let mut depth = 0usize;
+    let mut success: Option<usize> = None;
+    let mut in_user = false;
     let mut user = String::new();
     loop {
         let (ns, event) = reader
             .read_resolved_event()
             .map_err(|e| CasError::Unreadable(e.to_string()))?;
         let cas = matches!(ns, ResolveResult::Bound(Namespace(n)) if n == CAS_NS);
+        let empty = matches!(event, Event::Empty(_));
         match event {
-            Event::Start(e) | Event::Empty(e) if cas => match e.local_name().as_ref() {
-                b"authenticationSuccess" => success = true,
-                b"user" if success => state = In::User,
-                b"authenticationFailure" => {
-                    let code = e
-                        .try_get_attribute("code")
-                        .ok()
-                        .flatten()
-                        .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
-                        .unwrap_or_else(|| "UNKNOWN".into());
-                    return Err(CasError::Refused {
-                        code: code
-                            .chars()
-                            .filter(char::is_ascii_graphic)
-                            .take(64)
-                            .collect(),
-                    });
+            Event::Start(e) | Event::Empty(e) if cas => {
+                // The depth of this element.
+                let here = depth + 1;
+                if !empty {
+                    depth = here;
                 }
-                _ => {}
-            },
-            Event::Text(t) if state == In::User => user.push_str(
+                match e.local_name().as_ref() {
+                    b"authenticationSuccess" if success.is_none() && !empty => success = Some(here),
+                    b"user" if success.is_some_and(|d| here == d + 1) => {
+                        if empty {
+                            return Err(CasError::Unreadable("empty cas:user".into()));
+                        }
+                        in_user = true;
+                    }
+                    b"authenticationFailure" => {
+                        let code = e
+                            .try_get_attribute("code")
+                            .ok()
+                            .flatten()
+                            .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
+                            .unwrap_or_else(|| "UNKNOWN".into());
+                        return Err(CasError::Refused {
+                            code: code
+                                .chars()
+                                .filter(char::is_ascii_graphic)
+                                .take(64)
+                                .collect(),
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            Event::Start(_) => depth += 1,
+            Event::Text(t) if in_user => user.push_str(
                 &t.decode()
                     .map_err(|e| CasError::Unreadable(e.to_string()))?,
             ),
-            Event::GeneralRef(r) if state == In::User => {
+            Event::GeneralRef(r) if in_user => {
                 let name = r
                     .decode()
                     .map_err(|e| CasError::Unreadable(e.to_string()))?;
                 user.push_str(&format!("&{name};"));
             }
-            Event::End(e) if cas && state == In::User && e.local_name().as_ref() == b"user" => {
-                let user = quick_xml::escape::unescape(&user)
-                    .map_err(|e| CasError::Unreadable(e.to_string()))?;
-                let user = user.trim();
-                if user.is_empty() {
-                    return Err(CasError::Unreadable("empty cas:user".into()));
+            Event::End(e) => {
+                if cas && in_user && e.local_name().as_ref() == b"user" {
+                    let user = quick_xml::escape::unescape(&user)
+                        .map_err(|e| CasError::Unreadable(e.to_string()))?;
+                    let user = user.trim();
+                    if user.is_empty() {
+                        return Err(CasError::Unreadable("empty cas:user".into()));
+                    }
+                    return Ok(user.to_owned());
                 }
-                return Ok(user.to_owned());
+                depth = depth.saturating_sub(1);
             }
             Event::Eof => {
                 return Err(CasError::Unreadable(
@@ -250,6 +268,33 @@ mod tests {
         ));
         assert!(matches!(
             parse_validation("<html>"),
+            Err(CasError::Unreadable(_))
+        ));
+    }
+
+    /// Only the `cas:user` directly under `cas:authenticationSuccess` names
+    /// the user: not an empty one followed by an attribute called "user".
+    #[test]
+    fn the_user_is_the_direct_child_of_authentication_success_only() {
+        let empty_then_attribute = r#"<cas:serviceResponse xmlns:cas="http://www.yale.edu/tp/cas">
+            <cas:authenticationSuccess><cas:user/>
+            <cas:attributes><cas:user>mallory</cas:user></cas:attributes>
+            </cas:authenticationSuccess></cas:serviceResponse>"#;
+        assert!(matches!(
+            parse_validation(empty_then_attribute),
+            Err(CasError::Unreadable(_))
+        ));
+        let attribute_first = r#"<cas:serviceResponse xmlns:cas="http://www.yale.edu/tp/cas">
+            <cas:authenticationSuccess>
+            <cas:attributes><cas:user>mallory</cas:user></cas:attributes>
+            <cas:user>alice</cas:user>
+            </cas:authenticationSuccess></cas:serviceResponse>"#;
+        assert_eq!(parse_validation(attribute_first).unwrap(), "alice");
+        let entity = r#"<!DOCTYPE x [<!ENTITY e "mallory">]><cas:serviceResponse xmlns:cas="http://www.yale.edu/tp/cas">
+            <cas:authenticationSuccess><cas:user>&e;</cas:user>
+            </cas:authenticationSuccess></cas:serviceResponse>"#;
+        assert!(matches!(
+            parse_validation(entity),
             Err(CasError::Unreadable(_))
         ));
     }

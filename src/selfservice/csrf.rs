@@ -105,19 +105,30 @@ impl Csrf {
     }
 
     fn own_origin(&self, origin: &str, headers: &HeaderMap, uri: &Uri) -> bool {
+        let origin = comparable(origin);
         if let Some(ours) = &self.origin {
-            return origin.eq_ignore_ascii_case(ours);
+            return origin == comparable(ours);
         }
         // HTTP/2 carries the host in :authority, HTTP/1.1 in Host.
         let host = uri
             .authority()
             .map(|a| a.as_str())
             .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()));
-        match (host, origin.strip_prefix("https://")) {
-            (Some(host), Some(o)) => o.eq_ignore_ascii_case(host),
-            _ => false,
+        host.is_some_and(|host| origin == comparable(&format!("https://{host}")))
+    }
+}
+
+/// An origin as browsers serialize it (RFC 6454 §6.1): lowercase, without
+/// the scheme's default port, so `https://KG.example.org:443` (a valid
+/// `public_url`) matches the `https://kg.example.org` a browser sends.
+fn comparable(origin: &str) -> String {
+    let o = origin.to_ascii_lowercase();
+    for (scheme, port) in [("https://", ":443"), ("http://", ":80")] {
+        if o.starts_with(scheme) && o.ends_with(port) {
+            return o[..o.len() - port.len()].to_owned();
         }
     }
+    o
 }
 
 /// What `random_id` makes: 22 base64url characters.
@@ -188,5 +199,23 @@ mod tests {
             csrf.check(&other_browser, &uri, "alice"),
             Err(CsrfError::BadToken)
         ));
+    }
+
+    #[test]
+    fn a_default_port_in_public_url_or_host_still_matches_the_browsers_origin() {
+        let uri: Uri = "/.keygate/api/keys".parse().unwrap();
+        let origin = headers(&[("origin", "https://kg.example.org")]);
+        let csrf = Csrf::new(
+            Signer::new([3; 32]),
+            Some("https://KG.example.org:443".into()),
+        );
+        assert!(csrf.own_origin("https://kg.example.org", &origin, &uri));
+        assert!(!csrf.own_origin("https://kg.example.org:8443", &origin, &uri));
+        assert!(!csrf.own_origin("http://kg.example.org", &origin, &uri));
+        let csrf = Csrf::new(Signer::new([3; 32]), None);
+        let h = headers(&[("host", "kg.example.org:443")]);
+        assert!(csrf.own_origin("https://kg.example.org", &h, &uri));
+        assert!(!csrf.own_origin("https://kg.example.org.evil", &h, &uri));
+        assert!(!csrf.own_origin("null", &h, &uri));
     }
 }

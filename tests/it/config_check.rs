@@ -236,3 +236,31 @@ fn store_urls_of_every_deployment_are_checked_without_echoing_them() {
         stderr(&out)
     );
 }
+
+/// Ticket validation over plain http to another machine lets anyone on the
+/// path answer with any user (and browsers would post passwords in clear):
+/// `cas_url` must be https, except to a CAS server on loopback.
+#[test]
+fn a_cas_server_over_plain_http_is_refused_unless_on_loopback() {
+    let cas = |url: &str| {
+        check_text(&format!(
+            "[login]\nmethod = \"cas\"\ncas_url = \"{url}\"\npublic_url = \"https://keygate.example.org\"\n"
+        ))
+    };
+    let (code, err) = cas("http://cas.example.org/cas");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("login.cas_url: must be an absolute https:// URL"),
+        "{err}"
+    );
+    assert_eq!(cas("http://10.0.0.5:8080/cas").0, Some(2));
+    for ok in [
+        "https://cas.example.org/cas",
+        "http://127.0.0.1:8080/cas",
+        "http://[::1]:8080/cas",
+        "http://localhost/cas",
+    ] {
+        let (code, err) = cas(ok);
+        assert_eq!(code, Some(0), "{ok}: {err}");
+    }
+}

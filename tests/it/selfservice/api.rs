@@ -452,3 +452,88 @@ async fn public_url_fixes_the_origin_writes_must_come_from() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// What another site can make a signed-in browser send: a form POST
+/// (urlencoded or text/plain) or a "simple" `fetch` with `text/plain`, all
+/// with the user's cookies but without the token (a custom header would need
+/// a CORS preflight, which keygate answers 405 without CORS headers).
+#[tokio::test]
+async fn cross_site_forms_and_simple_fetches_neither_mint_nor_revoke() {
+    let (up, app) = (Upstream::start().await, WhoAmI::start().await);
+    let gw = backend_session(&up, &app, &[]).await;
+    let mut alice = Browser::new(&gw);
+    alice.set_cookie(&app.sign_in("alice"));
+    let (_, token) = alice.page().await;
+    let created = json_of(&alice.create(&token, "mine", "1d").await);
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    let sent = |method: Method, path: &str, origin: Option<&str>, ctype: &str, body: &str| {
+        let mut r = alice
+            .request(method, path)
+            .header(header::CONTENT_TYPE, ctype)
+            .header("sec-fetch-mode", "no-cors");
+        if let Some(o) = origin {
+            r = r
+                .header(header::ORIGIN, o)
+                .header("sec-fetch-site", "cross-site");
+        }
+        r.body(body::full(body.to_owned())).unwrap()
+    };
+    for (ctype, body) in [
+        ("application/x-www-form-urlencoded", "label=x&ttl=1d"),
+        ("text/plain", r#"{"label":"x","ttl":"1d"}"#),
+        ("multipart/form-data; boundary=b", "--b--"),
+    ] {
+        for origin in [Some("https://evil.example"), Some("null"), None] {
+            let a = client::send(
+                &alice.client,
+                sent(Method::POST, "/.keygate/api/keys", origin, ctype, body),
+            )
+            .await;
+            assert_eq!(a.status, StatusCode::FORBIDDEN, "{ctype} {origin:?}");
+        }
+    }
+    let preflight = client::send(
+        &alice.client,
+        alice
+            .request(Method::OPTIONS, "/.keygate/api/keys")
+            .header(header::ORIGIN, "https://evil.example")
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "x-csrf-token")
+            .body(body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(preflight.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(!preflight
+        .headers
+        .contains_key("access-control-allow-origin"));
+    // The right token in a same-origin text/plain request is still not JSON.
+    let plain = client::send(
+        &alice.client,
+        alice
+            .request(Method::POST, "/.keygate/api/keys")
+            .header(header::ORIGIN, gw.url(""))
+            .header("x-csrf-token", &token)
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body(body::full(r#"{"label":"x","ttl":"1d"}"#))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(plain.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let del = client::send(
+        &alice.client,
+        sent(
+            Method::DELETE,
+            &format!("/.keygate/api/keys/{id}"),
+            Some("https://evil.example"),
+            "text/plain",
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(del.status, StatusCode::FORBIDDEN);
+    let keys = gw.keyring.store.list(Some("alice")).await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].id.as_str(), id);
+}

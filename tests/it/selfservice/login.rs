@@ -302,3 +302,35 @@ async fn a_cas_server_that_is_down_is_a_503_page() {
     );
     assert!(page.text().contains("Sign-in is unavailable"));
 }
+
+/// keygate's cookies (the CAS session, the CSRF id) are credentials for
+/// `/.keygate/` only: a backend that saw them could replay them to mint keys
+/// in the user's name. They are removed from proxied requests; the app's own
+/// cookies go through.
+#[tokio::test]
+async fn keygates_own_cookies_never_reach_the_backend() {
+    let (up, app) = (Upstream::start().await, WhoAmI::start().await);
+    let gw = backend_session(&up, &app, &[("auth", "anonymous = \"passthrough\"")]).await;
+    for c in [client::h1(&gw.ca), client::h2(&gw.ca)] {
+        let mut alice = Browser::with_client(&gw, c);
+        let session = app.sign_in("alice");
+        alice.set_cookie(&session);
+        let (_page, _token) = alice.page().await;
+        alice.set_cookie("__Host-keygate-session=YWxpY2U.9999999999.tag");
+        alice.set_cookie("theme=dark");
+        let a = alice.get("/app").await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+        let seen = up.last().headers;
+        let cookies: Vec<&str> = seen
+            .get_all(header::COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        let joined = cookies.join("; ");
+        assert!(!joined.contains("__Host-keygate-"), "{joined}");
+        assert!(
+            joined.contains("theme=dark") && joined.contains(&session),
+            "{joined}"
+        );
+    }
+}

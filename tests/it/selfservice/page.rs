@@ -179,3 +179,44 @@ async fn the_page_and_api_work_over_http2() {
     let foreign = alice.create(&token, "h2", "1d").await;
     assert_eq!(foreign.status, StatusCode::FORBIDDEN);
 }
+
+/// `/.keygate/` is never forwarded, under no spelling a backend might decode,
+/// fold, merge or resolve into it: keygate answers its own 404 instead.
+#[tokio::test]
+async fn no_spelling_of_the_keygate_prefix_reaches_the_backend() {
+    let (up, app) = (Upstream::start().await, WhoAmI::start().await);
+    let gw = backend_session(&up, &app, &[("auth", "anonymous = \"passthrough\"")]).await;
+    for client in [client::h1(&gw.ca), client::h2(&gw.ca)] {
+        for path in [
+            "/.keygate/../app",
+            "/.keygate",
+            "/.KEYGATE/keys",
+            "/.Keygate/api/keys",
+            "//.keygate/keys",
+            "/./.keygate/keys",
+            "/app/../.keygate/api/keys",
+            "/%2ekeygate/api/keys",
+            "/%2Ekeygate/keys",
+            "/%252ekeygate/keys",
+            "/.keygate%2fapi%2fkeys",
+            "/.keygate;jsessionid=1/keys",
+            "/%5c.keygate%5ckeys",
+        ] {
+            let a = client::get(&client, &gw.url(path)).await;
+            assert_eq!(a.status, StatusCode::NOT_FOUND, "{path}: {}", a.text());
+            assert!(a.headers.contains_key("content-security-policy"), "{path}");
+        }
+    }
+    assert!(
+        up.requests().is_empty(),
+        "forwarded: {:?}",
+        up.requests()
+            .iter()
+            .map(|r| r.uri.clone())
+            .collect::<Vec<_>>()
+    );
+    // The backend's own paths that merely mention the name still go through.
+    let a = client::get(&client::h1(&gw.ca), &gw.url("/app/.keygate/x")).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(up.requests().len(), 1);
+}
