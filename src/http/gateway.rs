@@ -102,7 +102,9 @@ impl Gateway {
         // matches no route and is answered with keygate's own 404.
         let path = req.uri().path();
         if own_path::is_own(path) || own_path::looks_own(path) {
-            return self.selfservice.handle(req, conn, done).await;
+            // Boxed: its (large) state lives on the heap for the few requests
+            // that take it, not inline in every proxied request's future.
+            return Box::pin(self.selfservice.handle(req, conn, done)).await;
         }
         let sso_user = self
             .selfservice

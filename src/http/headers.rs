@@ -213,10 +213,16 @@ pub fn strip_own_cookies(headers: &mut HeaderMap) {
             .filter(|pair| !pair.is_empty())
             .collect()
     };
-    let all = pairs(headers);
-    if !all.iter().any(|p| ours(p)) {
+    // Most requests carry none of ours: look before building anything.
+    let any_ours = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
+        .any(ours);
+    if !any_ours {
         return;
     }
+    let all = pairs(headers);
     let kept: Vec<Vec<u8>> = all.into_iter().filter(|p| !ours(p)).collect();
     headers.remove(header::COOKIE);
     if !kept.is_empty() {
