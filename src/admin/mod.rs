@@ -17,11 +17,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 
 use crate::http::body::ResponseBody;
+use crate::http::json_body::{self, BodyError};
 use crate::keyring::Keyring;
 use crate::listener::{ConnCtx, Handler};
 use crate::metrics::Metrics;
@@ -223,46 +223,17 @@ pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Respo
     resp
 }
 
-/// Read and parse a JSON body: 415 without `application/json`, 413 over the
-/// size limit, 400 naming the field for anything the type refuses.
+/// Read and parse a JSON body (`http::json_body`), as an admin API answer.
 async fn json_body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, ApiError> {
-    let json_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if !json_type {
-        return Err(ApiError::new(
+    json_body::read(req, MAX_BODY).await.map_err(|e| match e {
+        BodyError::NotJson => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Content-Type must be application/json",
-        ));
-    }
-    let bytes = Limited::new(req.into_body(), MAX_BODY)
-        .collect()
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("body larger than {MAX_BODY} bytes or unreadable"),
-            )
-        })?
-        .to_bytes();
-    parse_json(&bytes)
-}
-
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path == "." {
-            ApiError::bad_request(format!("invalid JSON body: {inner}"))
-        } else {
-            ApiError::bad_request(format!("{path}: {inner}"))
-        }
-    })?;
-    de.end()
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
-    Ok(value)
+        ),
+        BodyError::TooLarge => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body larger than {MAX_BODY} bytes or unreadable"),
+        ),
+        BodyError::Invalid(message) => ApiError::bad_request(message),
+    })
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use redis::aio::PubSub;
 use serde::Serialize;
 use tokio::time::{sleep_until, timeout_at};
 
@@ -50,8 +51,14 @@ impl Fleet {
             "ack:{}",
             round.iter().map(|b| format!("{b:02x}")).collect::<String>()
         ));
-        let mut acks = self.store.pubsub().await?;
-        bounded(started + self.lease, self.lease, acks.subscribe(&reply)).await?;
+        // Without it the round still holds: it waits out every lease instead.
+        let acks = match self.listen(&reply, started).await {
+            Ok(acks) => Some(acks),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot hear acknowledgements; waiting out every instance's lease instead");
+                None
+            }
+        };
 
         // 3. the invalidation
         let message =
@@ -64,6 +71,10 @@ impl Fleet {
 
         // 4. every answer, or the end of every lease
         let mut report = Report::default();
+        let Some(mut acks) = acks else {
+            sleep_until(deadline.into()).await;
+            return Ok(self.report(report, pending, started));
+        };
         let mut stream = acks.on_message();
         while !pending.is_empty() {
             match timeout_at(deadline.into(), stream.next()).await {
@@ -82,6 +93,22 @@ impl Fleet {
                 Err(_) => break,
             }
         }
+        Ok(self.report(report, pending, started))
+    }
+
+    /// A connection subscribed to `reply`.
+    async fn listen(&self, reply: &str, started: Instant) -> Result<PubSub, StoreError> {
+        let mut acks = self.store.pubsub().await?;
+        bounded(started + self.lease, self.lease, acks.subscribe(reply)).await?;
+        Ok(acks)
+    }
+
+    fn report(
+        &self,
+        mut report: Report,
+        pending: BTreeMap<String, Duration>,
+        started: Instant,
+    ) -> Report {
         report.unacknowledged = pending.into_keys().collect();
         report.waited = started.elapsed();
         if !report.unacknowledged.is_empty() {
@@ -91,6 +118,6 @@ impl Fleet {
                 "instances did not acknowledge a revocation; waited until their cache lease ran out, so they do not accept the revoked keys either"
             );
         }
-        Ok(report)
+        report
     }
 }

@@ -23,7 +23,8 @@
 //! *Barrier.* A revocation (admin API, CLI, self-service page) first deletes
 //! the records in the store, then (`barrier.rs`):
 //! 1. reads the live members;
-//! 2. subscribes to its own reply channel `<ns>:fleet:ack:<round>`;
+//! 2. subscribes to its own reply channel `<ns>:fleet:ack:<round>` (if
+//!    it cannot, it goes on and waits out every lease in step 4);
 //! 3. publishes what to forget (ids, users or everything) with that channel;
 //!    each member applies it to its cache, then publishes its instance id
 //!    on the reply channel;

@@ -6,5 +6,6 @@ pub mod access;
 pub mod body;
 pub mod gateway;
 pub mod headers;
+pub mod json_body;
 pub mod own_path;
 pub mod response;

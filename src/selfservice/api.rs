@@ -2,10 +2,7 @@
 //! and revoked through the keyring (TTL rules, revocation across instances)
 //! and each change is audited with `source: "self-service"`.
 
-use bytes::Bytes;
-use http::header;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::json;
@@ -14,6 +11,7 @@ use super::refusal::Refusal;
 use super::{Answer, Seen, SelfService};
 use crate::audit;
 use crate::http::body::ResponseBody;
+use crate::http::json_body::{self, BodyError};
 use crate::keyring::{MintError, Revocation, Ttl};
 use crate::keys::{KeyId, Scope, Source};
 
@@ -117,31 +115,11 @@ impl SelfService {
     }
 }
 
-/// 415 without `application/json`, 413 over `MAX_BODY`, 400 naming the field.
+/// Read and parse a JSON body (`http::json_body`), as a self-service refusal.
 async fn json_body<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T, Refusal> {
-    let json_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if !json_type {
-        return Err(Refusal::UnsupportedMedia);
-    }
-    let bytes: Bytes = Limited::new(req.into_body(), MAX_BODY)
-        .collect()
-        .await
-        .map_err(|_| Refusal::TooLarge)?
-        .to_bytes();
-    let mut de = serde_json::Deserializer::from_slice(&bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        match path.as_str() {
-            "." => Refusal::BadRequest(format!("invalid JSON body: {}", e.into_inner())),
-            _ => Refusal::BadRequest(format!("{path}: {}", e.into_inner())),
-        }
-    })?;
-    de.end()
-        .map_err(|e| Refusal::BadRequest(format!("invalid JSON body: {e}")))?;
-    Ok(value)
+    json_body::read(req, MAX_BODY).await.map_err(|e| match e {
+        BodyError::NotJson => Refusal::UnsupportedMedia,
+        BodyError::TooLarge => Refusal::TooLarge,
+        BodyError::Invalid(message) => Refusal::BadRequest(message),
+    })
 }

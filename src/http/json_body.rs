@@ -1,0 +1,54 @@
+//! JSON request bodies of keygate's own APIs (admin, self-service), read one
+//! way so both answer alike: 415 without `application/json`, 413 over the
+//! size limit, 400 naming the field the type refuses.
+
+use bytes::Bytes;
+use http::{header, Request};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde::de::DeserializeOwned;
+
+/// Why a body was refused; each API turns it into its own answer.
+#[derive(Debug)]
+pub enum BodyError {
+    /// 415: no `Content-Type: application/json`.
+    NotJson,
+    /// 413: over the limit, or the client stopped sending.
+    TooLarge,
+    /// 400: the message names the field (`ttl: invalid type …`) or the JSON error.
+    Invalid(String),
+}
+
+pub async fn read<T: DeserializeOwned>(req: Request<Incoming>, max: usize) -> Result<T, BodyError> {
+    let json_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json_type {
+        return Err(BodyError::NotJson);
+    }
+    let bytes: Bytes = Limited::new(req.into_body(), max)
+        .collect()
+        .await
+        .map_err(|_| BodyError::TooLarge)?
+        .to_bytes();
+    parse(&bytes).map_err(BodyError::Invalid)
+}
+
+/// Parse a whole JSON document; the error names the field it is about.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            format!("invalid JSON body: {inner}")
+        } else {
+            format!("{path}: {inner}")
+        }
+    })?;
+    de.end().map_err(|e| format!("invalid JSON body: {e}"))?;
+    Ok(value)
+}
