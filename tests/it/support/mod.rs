@@ -53,3 +53,37 @@ pub fn admin_token_file(dir: &std::path::Path) -> std::path::PathBuf {
     std::fs::write(&path, format!("tester:{ADMIN_TOKEN}\n")).unwrap();
     path
 }
+
+/// Serve HTTP/1.1 (upgrades allowed) on `listener` until the task is
+/// aborted, each request answered by `answer(peer, request)`: the test
+/// servers (upstream, web app, who-am-I) differ only in their answers.
+pub fn serve_http1<F, Fut>(
+    listener: tokio::net::TcpListener,
+    answer: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn(std::net::SocketAddr, http::Request<hyper::body::Incoming>) -> Fut
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    Fut: Future<Output = Result<http::Response<body::TestBody>, std::convert::Infallible>>
+        + Send
+        + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, peer)) = listener.accept().await else {
+                continue;
+            };
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| answer(peer, req));
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    })
+}

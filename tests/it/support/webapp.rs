@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use super::body::{self, TestBody};
@@ -60,20 +59,7 @@ impl WebApp {
             ..State::default()
         }));
         let s = state.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    continue;
-                };
-                let s = s.clone();
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| answer(s.clone(), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tcp), svc)
-                        .await;
-                });
-            }
-        });
+        let task = super::serve_http1(listener, move |_, req| answer(s.clone(), req));
         WebApp { addr, state, task }
     }
 

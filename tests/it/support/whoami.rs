@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 
 use http::{header, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use super::body::{self, TestBody};
@@ -36,20 +35,7 @@ impl WhoAmI {
         let addr = listener.local_addr().unwrap();
         let sessions: Arc<Mutex<HashMap<String, String>>> = Arc::default();
         let s = sessions.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    continue;
-                };
-                let s = s.clone();
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| answer(s.clone(), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tcp), svc)
-                        .await;
-                });
-            }
-        });
+        let task = super::serve_http1(listener, move |_, req| answer(s.clone(), req));
         WhoAmI {
             addr,
             sessions,
