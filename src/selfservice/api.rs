@@ -68,7 +68,9 @@ impl SelfService {
         if live >= self.limits.max_live_keys {
             return Err(Refusal::TooManyKeys(self.limits.max_live_keys));
         }
-        self.count_create(&s.user).map_err(Refusal::RateLimited)?;
+        self.count_create(&s.user)
+            .await?
+            .map_err(Refusal::RateLimited)?;
         let label = body.label.unwrap_or_default();
         let new = self
             .keyring

@@ -24,8 +24,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -57,8 +55,6 @@ pub struct SelfService {
     keyring: Keyring,
     csrf: Csrf,
     limits: config::SelfService,
-    /// Key creations per user on this instance (`self_service.creates_per_hour`).
-    creates: DefaultKeyedRateLimiter<String>,
     /// Held from counting a user's live keys to storing the new one, so two
     /// concurrent requests on this instance cannot both pass `max_live_keys`
     /// (creations are rare: one lock for all users is enough).
@@ -103,14 +99,11 @@ impl SelfService {
             })
             .transpose()?;
         let public_url = config.login.as_ref().and_then(|l| l.public_url.clone());
-        let per_hour = std::num::NonZeroU32::new(config.self_service.creates_per_hour)
-            .ok_or("self_service.creates_per_hour must be at least 1")?;
         Ok(SelfService {
             login,
             csrf: Csrf::new(Signer::new(digest.derive("csrf")), public_url),
             keyring,
             limits: config.self_service.clone(),
-            creates: RateLimiter::keyed(Quota::per_hour(per_hour)),
             mint_lock: tokio::sync::Mutex::new(()),
             metrics,
             trusted_proxies: config.listen.trusted_proxies.clone(),
@@ -267,11 +260,22 @@ impl SelfService {
         Ok(resp)
     }
 
-    /// Count one creation by `user`; over the limit, how long to wait.
-    fn count_create(&self, user: &str) -> Result<(), Duration> {
-        let result = self.creates.check_key(&user.to_owned());
-        self.creates.retain_recent();
-        result.map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    /// Count one creation by `user` in the store, so every instance shares
+    /// the hour; over `creates_per_hour`, how long to wait.
+    async fn count_create(
+        &self,
+        user: &str,
+    ) -> Result<Result<(), Duration>, crate::store::StoreError> {
+        let (count, left) = self
+            .keyring
+            .store
+            .count_in_window(user, Duration::from_secs(3600))
+            .await?;
+        Ok(if count > u64::from(self.limits.creates_per_hour) {
+            Err(left.max(Duration::from_secs(1)))
+        } else {
+            Ok(())
+        })
     }
 }
 

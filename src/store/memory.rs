@@ -21,6 +21,8 @@ struct Inner {
     keys: HashMap<String, KeyRecord>,
     /// Per-user index, as in Redis.
     by_user: HashMap<String, BTreeSet<String>>,
+    /// Per-user event windows: (count, end).
+    windows: HashMap<String, (u64, std::time::Instant)>,
 }
 
 fn live(r: &KeyRecord, now: u64) -> bool {
@@ -119,6 +121,18 @@ impl MemoryStore {
 
     pub fn put_settings(&self, json: &str) {
         self.inner.write().expect("store lock").settings = Some(json.to_owned());
+    }
+
+    pub fn count_in_window(&self, user: &str, window: Duration) -> (u64, Duration) {
+        let now = std::time::Instant::now();
+        let mut inner = self.inner.write().expect("store lock");
+        inner.windows.retain(|_, (_, end)| *end > now);
+        let (count, end) = inner
+            .windows
+            .entry(user.to_owned())
+            .or_insert((0, now + window));
+        *count += 1;
+        (*count, end.saturating_duration_since(now))
     }
 
     pub fn append_audit(&self, event: crate::audit::Event) {

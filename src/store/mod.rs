@@ -158,6 +158,21 @@ impl Store {
         }
     }
 
+    /// Count one event of `user` in a fixed window of `window` that starts
+    /// with the first one: how many so far (this one included), and how
+    /// long until the window ends. Shared by every instance (self-service's
+    /// `creates_per_hour`).
+    pub async fn count_in_window(
+        &self,
+        user: &str,
+        window: Duration,
+    ) -> Result<(u64, Duration), StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.count_in_window(user, window)),
+            Store::Redis(r) => r.count_in_window(user, window).await,
+        }
+    }
+
     /// The runtime settings as stored (JSON), if an admin ever set them.
     pub async fn settings(&self) -> Result<Option<String>, StoreError> {
         match self {

@@ -157,6 +157,20 @@ pub(crate) async fn conformance(store: Store) {
         vec![second]
     );
     assert_eq!(store.audit_since(0, 1).await.unwrap(), vec![first]);
+
+    // Per-user windows (self-service's creation limit): counted per user,
+    // over for everyone once the window has passed.
+    let window = Duration::from_millis(400);
+    let (n, left) = store.count_in_window("erin", window).await.unwrap();
+    assert_eq!(n, 1);
+    assert!(left > Duration::ZERO && left <= window, "{left:?}");
+    assert_eq!(store.count_in_window("erin", window).await.unwrap().0, 2);
+    assert_eq!(store.count_in_window("frank", window).await.unwrap().0, 1);
+    crate::support::eventually("the window ends", 100, Duration::from_millis(20), || {
+        let store = &store;
+        async move { (store.count_in_window("erin", window).await.unwrap().0 == 1).then_some(()) }
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -51,6 +51,11 @@ impl RedisStore {
         format!("{}:{{{}}}:user:{user}", self.ns, user_tag(user))
     }
 
+    /// A user's event window (self-service creations), in the user's slot.
+    pub(super) fn window_key(&self, user: &str) -> String {
+        format!("{}:{{{}}}:window:{user}", self.ns, user_tag(user))
+    }
+
     pub(super) fn all(&self) -> String {
         format!("{}:all", self.ns)
     }

@@ -53,6 +53,22 @@ pub use self::url::{parse as parse_url, Target};
 use super::StoreError;
 use crate::keys::{unix_now, KeyId, KeyRecord};
 
+/// INCR, starting the window's expiry with the first event (and mending a
+/// counter that lost it); answers the count and the milliseconds left.
+static COUNT_IN_WINDOW: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local n = redis.call('INCR', KEYS[1])
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  left = tonumber(ARGV[1])
+end
+return {n, left}
+",
+    )
+});
+
 /// Ids fetched per round trip when revoking everything.
 const BATCH: isize = 1000;
 
@@ -457,6 +473,24 @@ impl RedisStore {
     pub async fn put_settings(&self, json: &str) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         self.bounded(conn.set(self.settings_key(), json)).await
+    }
+
+    /// A fixed window per user, in the user's slot (see `Store::count_in_window`).
+    pub async fn count_in_window(
+        &self,
+        user: &str,
+        window: Duration,
+    ) -> Result<(u64, Duration), StoreError> {
+        let mut conn = self.conn.clone();
+        let (count, left_ms): (u64, i64) = self
+            .bounded(
+                COUNT_IN_WINDOW
+                    .key(self.window_key(user))
+                    .arg(window.as_millis() as u64)
+                    .invoke_async(&mut conn),
+            )
+            .await?;
+        Ok((count, Duration::from_millis(left_ms.max(0) as u64)))
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

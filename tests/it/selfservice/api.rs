@@ -418,6 +418,43 @@ async fn per_user_limits_on_live_keys_and_creation_rate() {
     );
 }
 
+/// Two instances on one Redis share a user's hour: what one counted, the
+/// other sees.
+#[tokio::test]
+async fn the_creation_limit_holds_across_instances_sharing_redis() {
+    let redis = RedisServer::start();
+    let (up, app) = (Upstream::start().await, WhoAmI::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let mut instances = Vec::new();
+    for _ in 0..2 {
+        let mut b = builder(&up.url());
+        app.configure(&mut b);
+        b.redis(&redis, dir.path(), "selfservice-limits")
+            .set("self_service", "creates_per_hour = 3");
+        instances.push(b.start().await);
+    }
+    let mut made = Vec::new();
+    for (n, gw) in [0, 1, 0, 1].into_iter().map(|i| &instances[i]).enumerate() {
+        let mut alice = Browser::new(gw);
+        alice.set_cookie(&app.sign_in("alice"));
+        let (_, token) = alice.page().await;
+        made.push(alice.create(&token, &format!("k{n}"), "1d").await);
+    }
+    let statuses: Vec<StatusCode> = made.iter().map(|a| a.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::CREATED,
+            StatusCode::CREATED,
+            StatusCode::CREATED,
+            StatusCode::TOO_MANY_REQUESTS
+        ],
+        "{}",
+        made[3].text()
+    );
+    assert!(made[3].headers.contains_key(header::RETRY_AFTER));
+}
+
 /// With `login.public_url`, writes must come from exactly that origin, not
 /// from whatever host the request names.
 #[tokio::test]
