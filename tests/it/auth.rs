@@ -276,15 +276,18 @@ async fn passthrough_forwards_anonymous_traffic_but_still_checks_keys() {
     assert_eq!(up.last().headers["x-remote-user"], "erin");
 }
 
-#[tokio::test]
-async fn a_store_outage_is_503_with_retry_after_never_200_never_a_hang() {
-    let mut redis = RedisServer::start();
+/// A gateway on `redis` without the validation cache (these tests are about
+/// the store path; tests/it/fleet.rs covers outages with the cache), and a
+/// key that works through it.
+async fn uncached_redis_gateway(
+    redis: &RedisServer,
+    dir: &std::path::Path,
+    ns: &str,
+) -> (Upstream, TestGateway, HttpsClient, String) {
     let up = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
     let gw = builder(&up.url())
         .set("auth", "anonymous = \"reject\"")
-        .redis(&redis, dir.path(), "outage")
-        // the store path itself; tests/it/fleet.rs covers outages with the cache
+        .redis(redis, dir, ns)
         .set("cache", "enabled = false")
         .start()
         .await;
@@ -294,6 +297,14 @@ async fn a_store_outage_is_503_with_retry_after_never_200_never_a_hang() {
         get_with(&c, &gw, "/", &[("apikey", &key)]).await.status,
         StatusCode::OK
     );
+    (up, gw, c, key)
+}
+
+#[tokio::test]
+async fn a_store_outage_is_503_with_retry_after_never_200_never_a_hang() {
+    let mut redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (_up, gw, c, key) = uncached_redis_gateway(&redis, dir.path(), "outage").await;
 
     redis.kill();
     for _ in 0..3 {
@@ -403,20 +414,9 @@ async fn last_use_is_recorded() {
 #[tokio::test]
 async fn a_store_that_stops_answering_is_503_within_the_store_timeout() {
     let redis = RedisServer::start();
-    let up = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     // store.timeout is 500 ms in the test store section.
-    let gw = builder(&up.url())
-        .redis(&redis, dir.path(), "frozen")
-        .set("cache", "enabled = false")
-        .start()
-        .await;
-    let c = client::h1(&gw.ca);
-    let (key, _) = gw.key("olivia").await;
-    assert_eq!(
-        get_with(&c, &gw, "/", &[("apikey", &key)]).await.status,
-        StatusCode::OK
-    );
+    let (_up, gw, c, key) = uncached_redis_gateway(&redis, dir.path(), "frozen").await;
 
     redis.freeze();
     let started = std::time::Instant::now();

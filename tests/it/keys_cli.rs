@@ -1,6 +1,7 @@
 //! `keygate keys create|list|revoke` against a real Redis: outputs, exit
 //! codes 0/1/2 with a one-line cause, never a secret in a listing.
 
+use crate::support::admin::NEW_KEY_FIELDS;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -55,15 +56,7 @@ fn create_list_and_revoke_by_id_user_leaked_and_all() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let created: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    for field in [
-        "id",
-        "key",
-        "user",
-        "label",
-        "scope",
-        "created_at",
-        "expires_at",
-    ] {
+    for field in NEW_KEY_FIELDS {
         assert!(created.get(field).is_some(), "missing {field} in {created}");
     }
     assert_eq!(created["user"], "alice");

@@ -8,6 +8,18 @@ use super::client::{send, Answer, HttpsClient};
 use super::gateway::TestGateway;
 use super::ADMIN_TOKEN;
 
+/// The fields of a newly minted key's answer, as `POST /v1/keys` and
+/// `keygate keys create --json` give it (SPEC).
+pub const NEW_KEY_FIELDS: [&str; 7] = [
+    "id",
+    "key",
+    "user",
+    "label",
+    "scope",
+    "created_at",
+    "expires_at",
+];
+
 /// One admin call with the test token.
 pub async fn call(
     c: &HttpsClient,
