@@ -1,10 +1,10 @@
 //! `keygate keys create|list|revoke` against a real Redis: outputs, exit
 //! codes 0/1/2 with a one-line cause, never a secret in a listing.
 
-use crate::support::admin::NEW_KEY_FIELDS;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::support::admin::NEW_KEY_FIELDS;
 use crate::support::bin::BIN;
 use crate::support::redis::{store_section, RedisServer};
 
