@@ -264,3 +264,20 @@ fn a_cas_server_over_plain_http_is_refused_unless_on_loopback() {
         assert_eq!(code, Some(0), "{ok}: {err}");
     }
 }
+
+#[test]
+fn cache_problems_are_named_by_their_keys() {
+    let (code, err) =
+        check_text("[cache]\ncapacity = 0\nmax_age = \"soon\"\nlease = \"10ms\"\nsize = 5\n");
+    assert_eq!(code, Some(2), "{err}");
+    for expected in [
+        "cache.capacity: must be at least 1",
+        "cache.max_age: invalid duration \"soon\"",
+        "cache.lease: must be between 300ms and 60s",
+        "cache.size: unknown key",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    let (code, err) = check_text("[cache]\nenabled = false\nlease = \"1s\"\nmax_age = \"30s\"\n");
+    assert_eq!(code, Some(0), "{err}");
+}
