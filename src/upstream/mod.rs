@@ -94,8 +94,13 @@ impl Upstream {
         loop {
             let (mut sender, reused) = match self.pool.checkout() {
                 Some(s) => (s, true),
+                // Boxed: a connect (TLS handshake included) is several KiB of
+                // future state, and it would otherwise be inline in every
+                // request's future, copied on each request though rarely used.
                 None => (
-                    self.pool.connect().await.map_err(UpstreamError::Connect)?,
+                    Box::pin(self.pool.connect())
+                        .await
+                        .map_err(UpstreamError::Connect)?,
                     false,
                 ),
             };
