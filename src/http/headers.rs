@@ -16,9 +16,11 @@ const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
+const HOP_BY_HOP_COUNT: usize = 8;
+
 /// Hop-by-hop headers (RFC 9110 §7.6.1, plus the legacy `Keep-Alive` and
 /// `Proxy-Connection`): they describe one connection and must not be forwarded.
-const HOP_BY_HOP: [HeaderName; 8] = [
+const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
     header::CONNECTION,
     KEEP_ALIVE,
     PROXY_CONNECTION,
@@ -52,34 +54,53 @@ pub fn is_reserved(name: &HeaderName) -> bool {
 /// With `upgrade` (a WebSocket handshake), `Upgrade` is kept and
 /// `Connection: upgrade` re-added, since the upgrade is what is being forwarded.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    // Most messages carry none: one pass over the names is cheaper than ten lookups.
-    let any = headers
-        .keys()
-        .any(|k| k == header::UPGRADE || HOP_BY_HOP.contains(k));
-    if !any && !upgrade {
-        return;
+    // One pass over the names finds which are there: most messages carry
+    // none, or only `Connection: keep-alive`, and every lookup hashes.
+    let mut present = [false; HOP_BY_HOP_COUNT];
+    let mut has_upgrade = false;
+    for name in headers.keys() {
+        match HOP_BY_HOP.iter().position(|h| h == name) {
+            Some(i) => present[i] = true,
+            None => has_upgrade |= name == header::UPGRADE,
+        }
     }
-    // Names listed in Connection are hop-by-hop too (RFC 9110 §7.6.1).
-    let listed: Vec<HeaderName> = headers
+    // Names listed in Connection (`HOP_BY_HOP[0]`) are hop-by-hop too (RFC 9110 §7.6.1).
+    if present[0] {
+        while let Some(name) = first_listed(headers, upgrade) {
+            headers.remove(name);
+        }
+    }
+    for (name, present) in HOP_BY_HOP.iter().zip(present) {
+        if present {
+            headers.remove(name);
+        }
+    }
+    if upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else if has_upgrade {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+/// The first header that `Connection` names and the message carries, other
+/// than the hop-by-hop ones removed anyway (`keep-alive`, `connection`), and
+/// other than `Upgrade` when the upgrade is forwarded. Each call's answer is
+/// removed before the next, so the caller's loop ends.
+fn first_listed(headers: &HeaderMap, upgrade: bool) -> Option<HeaderName> {
+    headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for name in listed {
-        if !(upgrade && name == header::UPGRADE) {
-            headers.remove(name);
-        }
-    }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
-    }
-    if upgrade {
-        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
-        headers.remove(header::UPGRADE);
-    }
+        .map(str::trim)
+        .filter(|t| {
+            !HOP_BY_HOP
+                .iter()
+                .any(|h| t.eq_ignore_ascii_case(h.as_str()))
+        })
+        .filter(|t| !(upgrade && t.eq_ignore_ascii_case("upgrade")))
+        .find(|t| headers.contains_key(*t))
+        .and_then(|t| HeaderName::from_bytes(t.as_bytes()).ok())
 }
 
 /// Whether an HTTP/1.1 request asks to switch protocols (WebSocket).
@@ -154,25 +175,48 @@ pub fn set_forwarded(
     trusted_proxies: &[IpNet],
 ) {
     let trusted = trusted_proxies.iter().any(|net| net.contains(&peer));
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) if trusted && headers.get_all(&X_FORWARDED_FOR).iter().count() == 1 => {
-            HeaderValue::try_from(format!("{prior}, {peer}")).ok()
+    // One pass over the names: most requests carry none of these, and a
+    // lookup of an absent name still hashes it.
+    let (mut xff, mut proto, mut fwd_host, mut forwarded) = (false, false, false, false);
+    for name in headers.keys() {
+        xff |= name == X_FORWARDED_FOR;
+        proto |= name == X_FORWARDED_PROTO;
+        fwd_host |= name == X_FORWARDED_HOST;
+        forwarded |= name == FORWARDED;
+    }
+    // A trusted proxy's list is extended, if it sent exactly one.
+    let prior = || {
+        let mut all = headers.get_all(&X_FORWARDED_FOR).iter();
+        match (all.next(), all.next()) {
+            (Some(one), None) => one.to_str().ok(),
+            _ => None,
         }
-        _ => None,
     };
-    headers.insert(X_FORWARDED_FOR, xff.unwrap_or_else(|| peer_header.clone()));
+    let extended = (trusted && xff)
+        .then(prior)
+        .flatten()
+        .and_then(|prior| HeaderValue::try_from(format!("{prior}, {peer}")).ok());
+    headers.insert(
+        X_FORWARDED_FOR,
+        extended.unwrap_or_else(|| peer_header.clone()),
+    );
 
-    if !(trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
+    if !(trusted && proto) {
         let proto = if tls { "https" } else { "http" };
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     }
-    if !(trusted && headers.contains_key(&X_FORWARDED_HOST)) {
+    if !(trusted && fwd_host) {
         match host {
-            Some(h) => headers.insert(X_FORWARDED_HOST, h),
-            None => headers.remove(X_FORWARDED_HOST),
-        };
+            Some(h) => {
+                headers.insert(X_FORWARDED_HOST, h);
+            }
+            None if fwd_host => {
+                headers.remove(X_FORWARDED_HOST);
+            }
+            None => {}
+        }
     }
-    if !trusted {
+    if forwarded && !trusted {
         headers.remove(FORWARDED);
     }
 }
@@ -270,7 +314,9 @@ mod tests {
     fn removes_hop_by_hop_and_connection_listed_headers() {
         let mut h = map(&[
             ("connection", "keep-alive, X-Secret-Hop"),
+            ("connection", "close,x-other-hop , connection, x-absent"),
             ("x-secret-hop", "1"),
+            ("x-other-hop", "2"),
             ("keep-alive", "timeout=5"),
             ("te", "trailers"),
             ("transfer-encoding", "chunked"),
@@ -326,6 +372,43 @@ mod tests {
         );
         assert_eq!(h["x-forwarded-for"], "198.51.100.7, 10.1.2.3");
         assert_eq!(h["x-forwarded-proto"], "https");
+    }
+
+    #[test]
+    fn forwarded_host_and_forwarded_are_kept_only_from_a_trusted_peer() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let client = [
+            ("x-forwarded-host", "evil.example"),
+            ("forwarded", "for=6.6.6.6"),
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-for", "7.7.7.7"),
+        ];
+        let forward = |peer: &str, host: Option<&'static str>| {
+            let mut h = map(&client);
+            set_forwarded(
+                &mut h,
+                peer.parse().unwrap(),
+                &HeaderValue::from_str(peer).unwrap(),
+                true,
+                host.map(HeaderValue::from_static),
+                &trusted,
+            );
+            h
+        };
+        let h = forward("192.0.2.1", Some("app.example"));
+        assert_eq!(h["x-forwarded-host"], "app.example");
+        assert!(!h.contains_key("forwarded"));
+        assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
+        assert_eq!(h["x-forwarded-for"], "192.0.2.1");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        let h = forward("192.0.2.1", None);
+        assert!(!h.contains_key("x-forwarded-host"));
+
+        let h = forward("10.0.0.2", Some("app.example"));
+        assert_eq!(h["x-forwarded-host"], "evil.example");
+        assert_eq!(h["forwarded"], "for=6.6.6.6");
+        // Two X-Forwarded-For fields cannot be extended safely: replaced.
+        assert_eq!(h["x-forwarded-for"], "10.0.0.2");
     }
 
     #[test]
