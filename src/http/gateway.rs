@@ -227,8 +227,8 @@ impl Gateway {
             h.insert(header::HOST, host);
         }
 
-        let sent_at = std::time::Instant::now();
-        let sent = self.upstream.send(req).await;
+        let sent_at = Instant::now();
+        let sent = self.upstream.send(req, sent_at).await;
         self.metrics.upstream(sent_at.elapsed());
         let (mut resp, lease) = match sent {
             Ok(sent) => sent,

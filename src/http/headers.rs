@@ -20,7 +20,8 @@ const HOP_BY_HOP_COUNT: usize = 8;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1, plus the legacy `Keep-Alive` and
 /// `Proxy-Connection`): they describe one connection and must not be forwarded.
-const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
+// A static, not a const: a const array would be built and dropped at each use.
+static HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
     header::CONNECTION,
     KEEP_ALIVE,
     PROXY_CONNECTION,

@@ -8,7 +8,7 @@ pub mod upgrade;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::uri::{Authority, Scheme};
 use http::{Request, Response, Uri};
@@ -76,12 +76,15 @@ impl Upstream {
 
     /// Send a request (its URI in origin form, `Host` set) and wait at most
     /// `response_timeout` for the response headers. The `Lease` goes back to
-    /// the pool when the response body has been read to its end.
+    /// the pool when the response body has been read to its end. `now` is
+    /// the caller's clock reading, reused for the pool's idle check.
     pub async fn send(
         &self,
         req: Request<Incoming>,
+        now: Instant,
     ) -> Result<(Response<Incoming>, Lease), UpstreamError> {
-        match tokio::time::timeout(self.response_timeout, self.send_inner(req)).await {
+        let deadline = tokio::time::Instant::from_std(now + self.response_timeout);
+        match tokio::time::timeout_at(deadline, self.send_inner(req, now)).await {
             Err(_) => Err(UpstreamError::Timeout(self.response_timeout)),
             Ok(result) => result,
         }
@@ -90,9 +93,10 @@ impl Upstream {
     async fn send_inner(
         &self,
         mut req: Request<Incoming>,
+        now: Instant,
     ) -> Result<(Response<Incoming>, Lease), UpstreamError> {
         loop {
-            let (mut sender, reused) = match self.pool.checkout() {
+            let (mut sender, reused) = match self.pool.checkout(now) {
                 Some(s) => (s, true),
                 // Boxed: a connect (TLS handshake included) is several KiB of
                 // future state, and it would otherwise be inline in every

@@ -54,11 +54,12 @@ impl Pool {
         })
     }
 
-    /// An idle connection that is still open, if there is one.
-    pub fn checkout(&self) -> Option<SendRequest<Incoming>> {
+    /// An idle connection that is still open, if there is one. `now` is the
+    /// caller's clock reading (one fewer per request).
+    pub fn checkout(&self, now: Instant) -> Option<SendRequest<Incoming>> {
         let mut idle = self.idle.lock().expect("pool lock");
         while let Some(i) = idle.pop() {
-            if !i.sender.is_closed() && i.since.elapsed() < self.idle_timeout {
+            if !i.sender.is_closed() && now.saturating_duration_since(i.since) < self.idle_timeout {
                 return Some(i.sender);
             }
         }
