@@ -1,6 +1,7 @@
 //! The accept loop shared by the main and admin listeners: a cap on open
-//! connections (held from accept to close, so it also covers TLS handshakes),
-//! a handshake deadline, an idle watchdog, and a graceful drain on shutdown.
+//! connections (held from accept to close, so it also covers TLS handshakes,
+//! and on by a WebSocket tunnel the connection became), a handshake deadline,
+//! an idle watchdog, and a graceful drain on shutdown.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -18,7 +19,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::http::body::ResponseBody;
 use crate::metrics::Metrics;
@@ -40,6 +41,12 @@ pub struct ConnCtx {
     pub peer_ip_header: http::HeaderValue,
     pub tls: bool,
     pub stats: Arc<ConnStats>,
+    /// `limits.idle_timeout`: also closes a WebSocket tunnel with no bytes moving.
+    pub idle_timeout: Duration,
+    /// The connection's place under `max_connections`, given back when the
+    /// last holder of this context is gone: the connection, or a WebSocket
+    /// tunnel that outlives it (which the shutdown drain then waits for too).
+    _slot: OwnedSemaphorePermit,
 }
 
 /// Per-connection bookkeeping for the idle watchdog and the metrics.
@@ -110,10 +117,7 @@ pub async fn run<H: Handler>(
             builder: builder.clone(),
             drain: drain_rx.clone(),
         };
-        tokio::spawn(async move {
-            conn.run(tcp, peer).await;
-            drop(permit);
-        });
+        tokio::spawn(conn.run(tcp, peer, permit));
     }
 
     drop(listener);
@@ -156,7 +160,7 @@ struct Connection<H> {
 // === impl Connection ===
 
 impl<H: Handler> Connection<H> {
-    async fn run(self, tcp: TcpStream, peer: SocketAddr) {
+    async fn run(self, tcp: TcpStream, peer: SocketAddr, slot: OwnedSemaphorePermit) {
         let _ = tcp.set_nodelay(true);
         let metrics = self.settings.metrics.clone();
         if let Some(m) = &metrics {
@@ -174,11 +178,11 @@ impl<H: Handler> Connection<H> {
             stats: stats.clone(),
         };
         match self.settings.tls.clone() {
-            None => self.serve(io, peer, false, stats).await,
+            None => self.serve(io, peer, false, stats, slot).await,
             Some(tls) => {
                 let handshake = tls.acceptor().accept(io);
                 match tokio::time::timeout(self.settings.tls_handshake_timeout, handshake).await {
-                    Ok(Ok(stream)) => self.serve(stream, peer, true, stats).await,
+                    Ok(Ok(stream)) => self.serve(stream, peer, true, stats, slot).await,
                     Ok(Err(e)) => {
                         tracing::debug!(client = %peer, error = %e, "TLS handshake failed")
                     }
@@ -188,8 +192,14 @@ impl<H: Handler> Connection<H> {
         }
     }
 
-    async fn serve<IO>(mut self, io: IO, peer: SocketAddr, tls: bool, stats: Arc<ConnStats>)
-    where
+    async fn serve<IO>(
+        mut self,
+        io: IO,
+        peer: SocketAddr,
+        tls: bool,
+        stats: Arc<ConnStats>,
+        slot: OwnedSemaphorePermit,
+    ) where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let ctx = Arc::new(ConnCtx {
@@ -198,6 +208,8 @@ impl<H: Handler> Connection<H> {
                 .expect("an IP is a valid header value"),
             tls,
             stats: stats.clone(),
+            idle_timeout: self.settings.idle_timeout,
+            _slot: slot,
         });
         let handler = self.handler.clone();
         let service = hyper::service::service_fn(move |req| {
@@ -245,7 +257,8 @@ impl Drop for OpenGuard {
 
 /// Resolves once the connection has had no request in flight and no bytes
 /// moving for `idle` (checked in quarters, so it fires within 1.25 × idle).
-async fn idle_watch(stats: Arc<ConnStats>, idle: Duration) {
+/// Bytes of a WebSocket tunnel count: it runs on the same socket.
+pub async fn idle_watch(stats: Arc<ConnStats>, idle: Duration) {
     const TICKS: u32 = 4;
     let tick = idle / TICKS;
     let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);

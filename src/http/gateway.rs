@@ -95,7 +95,7 @@ impl Gateway {
     async fn respond(
         &self,
         mut req: Request<Incoming>,
-        conn: &ConnCtx,
+        conn: &Arc<ConnCtx>,
         done: &mut Completion,
     ) -> Response<ResponseBody> {
         // A lenient spelling of the prefix (`/%2ekeygate/`, `//.keygate/`)
@@ -195,7 +195,11 @@ impl Gateway {
         }
     }
 
-    async fn forward(&self, mut req: Request<Incoming>, conn: &ConnCtx) -> Response<ResponseBody> {
+    async fn forward(
+        &self,
+        mut req: Request<Incoming>,
+        conn: &Arc<ConnCtx>,
+    ) -> Response<ResponseBody> {
         let upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
@@ -238,7 +242,7 @@ impl Gateway {
         if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) =
             (client_upgrade, resp.status())
         {
-            upgrade::tunnel(client_upgrade, hyper::upgrade::on(&mut resp));
+            upgrade::tunnel(client_upgrade, hyper::upgrade::on(&mut resp), conn.clone());
             return resp.map(|_| ResponseBody::empty());
         }
         headers::remove_hop_by_hop(resp.headers_mut(), false);

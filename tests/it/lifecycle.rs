@@ -1,5 +1,5 @@
 //! The real binary under signals: SIGTERM drains in-flight requests and
-//! exits 0; SIGHUP swaps the certificate (and keeps the old one when the new
+//! open WebSocket tunnels and exits 0; SIGHUP swaps the certificate (and keeps the old one when the new
 //! pair is bad); memory stays flat under a 1 GiB streamed upload; one
 //! access-log line per request.
 
@@ -14,7 +14,7 @@ use crate::support::bin::Process;
 use crate::support::client::{self, get};
 use crate::support::eventually;
 use crate::support::tls::Ca;
-use crate::support::upstream::Upstream;
+use crate::support::upstream::{self, Upstream};
 use crate::support::within;
 
 /// Write a TLS config for the binary; returns (config path, ca).
@@ -73,6 +73,35 @@ async fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
     let answer = within(10, "in-flight answer", in_flight).await.unwrap();
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.text(), "released");
+    assert_eq!(kg.wait(10).await, 0);
+}
+
+#[tokio::test]
+async fn sigterm_waits_for_an_open_websocket_tunnel() {
+    let ws_addr = upstream::websocket_echo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, ca) = write_config(
+        dir.path(),
+        &format!("http://{ws_addr}"),
+        "[runtime]\nshutdown_grace = \"20s\"\n",
+    );
+    let mut kg = Process::serve(&cfg);
+    let addr = kg.main_addr().await;
+    let mut ws = upstream::websocket_via(addr, &ca).await;
+
+    kg.signal("TERM");
+    eventually(
+        "listener closed after SIGTERM",
+        250,
+        Duration::from_millis(20),
+        || async { TcpStream::connect(addr).await.is_err().then_some(()) },
+    )
+    .await;
+    // The tunnel still carries messages while keygate drains ...
+    upstream::websocket_echoes(&mut ws, "still open during the drain").await;
+    assert_eq!(kg.exited(), None, "keygate exited with a tunnel open");
+    // ... and keygate exits once it closes.
+    upstream::websocket_close(ws).await;
     assert_eq!(kg.wait(10).await, 0);
 }
 

@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use http::StatusCode;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::support::client::{self, get};
 use crate::support::gateway::builder;
-use crate::support::upstream::Upstream;
+use crate::support::upstream::{self, Upstream};
 use crate::support::within;
 
 /// Read until the peer closes; returns what was read.
@@ -134,6 +135,34 @@ async fn malformed_requests_get_400_not_a_hang() {
     assert!(up.requests().is_empty());
 }
 
+type TlsConnect =
+    tokio::task::JoinHandle<std::io::Result<tokio_rustls::client::TlsStream<TcpStream>>>;
+
+/// A TLS handshake with the gateway, in a task (it may have to wait for a slot).
+fn spawn_tls_connect(gw: &crate::support::gateway::TestGateway) -> TlsConnect {
+    let (addr, cfg) = (gw.addr, gw.ca.client_config(&[b"http/1.1"]));
+    tokio::spawn(async move {
+        let tcp = TcpStream::connect(addr).await?;
+        tokio_rustls::TlsConnector::from(cfg)
+            .connect(
+                rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+                tcp,
+            )
+            .await
+    })
+}
+
+/// Assert that `connect` is still waiting half a second later.
+async fn assert_waiting(connect: &TlsConnect, served: &str) {
+    let waited = tokio::time::timeout(Duration::from_millis(500), async {
+        while !connect.is_finished() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(waited.is_err(), "{served}");
+}
+
 #[tokio::test]
 async fn connections_beyond_max_connections_wait_for_a_free_slot() {
     let up = Upstream::start().await;
@@ -144,31 +173,63 @@ async fn connections_beyond_max_connections_wait_for_a_free_slot() {
     let first = client::raw_tls(gw.addr, &gw.ca).await;
     let _second = client::raw_tls(gw.addr, &gw.ca).await;
     // The third is not served while two are open ...
-    let third = tokio::spawn({
-        let ca_addr = gw.addr;
-        let cfg = gw.ca.client_config(&[b"http/1.1"]);
-        async move {
-            let tcp = TcpStream::connect(ca_addr).await.unwrap();
-            tokio_rustls::TlsConnector::from(cfg)
-                .connect(
-                    rustls_pki_types::ServerName::try_from("localhost").unwrap(),
-                    tcp,
-                )
-                .await
-        }
-    });
-    assert!(
-        tokio::time::timeout(Duration::from_millis(500), async {
-            while !third.is_finished() {
-                tokio::task::yield_now().await;
-            }
-        })
-        .await
-        .is_err(),
-        "a third connection was served beyond max_connections = 2"
-    );
+    let third = spawn_tls_connect(&gw);
+    assert_waiting(
+        &third,
+        "a third connection was served beyond max_connections = 2",
+    )
+    .await;
     // ... and is served as soon as one closes.
     drop(first);
     let tls = within(5, "third connection served", third).await.unwrap();
     assert!(tls.is_ok());
+}
+
+#[tokio::test]
+async fn a_websocket_tunnel_keeps_its_connection_slot() {
+    let ws_addr = upstream::websocket_echo().await;
+    let gw = builder(&format!("http://{ws_addr}"))
+        .set("limits", "max_connections = 1")
+        .start()
+        .await;
+    let mut ws = upstream::websocket_via(gw.addr, &gw.ca).await;
+    upstream::websocket_echoes(&mut ws, "tunnel open").await;
+    // hyper has handed the connection over to the tunnel; the slot stays taken.
+    let next = spawn_tls_connect(&gw);
+    assert_waiting(
+        &next,
+        "a connection was served beside an open tunnel with max_connections = 1",
+    )
+    .await;
+    upstream::websocket_close(ws).await;
+    let tls = within(5, "connection served after the tunnel closed", next).await;
+    assert!(tls.unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn a_quiet_websocket_tunnel_is_closed_at_the_idle_timeout() {
+    let ws_addr = upstream::websocket_echo().await;
+    let gw = builder(&format!("http://{ws_addr}"))
+        .set("limits", "idle_timeout = \"400ms\"\nmax_connections = 1")
+        .start()
+        .await;
+    let mut ws = upstream::websocket_via(gw.addr, &gw.ca).await;
+    // Traffic keeps it open past the timeout ...
+    for i in 0..6 {
+        upstream::websocket_echoes(&mut ws, &format!("message {i}")).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    // ... silence ends it, and frees its slot.
+    let ended = within(5, "quiet tunnel closed", async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) => break,
+                Some(Ok(m)) if m.is_close() => break,
+                Some(Ok(_)) => {}
+            }
+        }
+    });
+    ended.await;
+    let tls = within(5, "the slot is free again", spawn_tls_connect(&gw)).await;
+    assert!(tls.unwrap().is_ok());
 }

@@ -152,36 +152,11 @@ async fn large_bodies_pass_intact_both_ways_over_http1_and_http2() {
 
 #[tokio::test]
 async fn websocket_upgrade_is_tunnelled_both_ways() {
-    // A WebSocket echo backend.
-    let ws_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let ws_addr = ws_listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = ws_listener.accept().await {
-            tokio::spawn(async move {
-                let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
-                while let Some(Ok(msg)) = ws.next().await {
-                    if msg.is_text() || msg.is_binary() {
-                        ws.send(msg).await.unwrap();
-                    }
-                }
-            });
-        }
-    });
+    let ws_addr = upstream::websocket_echo().await;
     let gw = builder(&format!("http://{ws_addr}")).start().await;
-    let tls = client::raw_tls(gw.addr, &gw.ca).await;
-    let url = format!("wss://localhost:{}/socket", gw.addr.port());
-    let (mut ws, resp) = within(
-        10,
-        "WebSocket handshake",
-        tokio_tungstenite::client_async(url, tls),
-    )
-    .await
-    .unwrap();
-    assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
+    let mut ws = upstream::websocket_via(gw.addr, &gw.ca).await;
     for text in ["hello", "through keygate"] {
-        ws.send(Message::text(text)).await.unwrap();
-        let echoed = within(10, "echo", ws.next()).await.unwrap().unwrap();
-        assert_eq!(echoed.into_text().unwrap().as_str(), text);
+        upstream::websocket_echoes(&mut ws, text).await;
     }
     ws.send(Message::binary(vec![0u8, 1, 2, 255]))
         .await

@@ -105,6 +105,12 @@ impl Process {
         self.logs.lock().unwrap().clone()
     }
 
+    /// The exit code, if keygate has exited.
+    pub fn exited(&mut self) -> Option<i32> {
+        let status = self.child.try_wait().unwrap()?;
+        Some(status.code().unwrap_or(-1))
+    }
+
     /// Wait for exit (bounded); returns the exit code.
     pub async fn wait(&mut self, secs: u64) -> i32 {
         for _ in 0..secs * 50 {

@@ -83,6 +83,72 @@ impl Upstream {
     }
 }
 
+/// A WebSocket echo backend on 127.0.0.1:0: text and binary messages come back.
+pub async fn websocket_echo() -> SocketAddr {
+    use futures_util::{SinkExt, StreamExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
+                while let Some(Ok(msg)) = ws.next().await {
+                    if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A WebSocket through keygate at `gateway` (TLS, trusted by `ca`), handshake done.
+pub async fn websocket_via(
+    gateway: SocketAddr,
+    ca: &super::tls::Ca,
+) -> tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let tls = super::client::raw_tls(gateway, ca).await;
+    let url = format!("wss://localhost:{}/socket", gateway.port());
+    let (ws, resp) = super::within(
+        10,
+        "WebSocket handshake",
+        tokio_tungstenite::client_async(url, tls),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), http::StatusCode::SWITCHING_PROTOCOLS);
+    ws
+}
+
+/// Send `text` on `ws` and assert that it comes back.
+pub async fn websocket_echoes<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>, text: &str)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    ws.send(Message::text(text)).await.unwrap();
+    let echoed = super::within(10, "echo", ws.next()).await.unwrap().unwrap();
+    assert_eq!(echoed.into_text().unwrap().as_str(), text);
+}
+
+/// Close `ws` as a browser does: send Close, read until the server's Close
+/// and the end of the stream, then drop the connection.
+pub async fn websocket_close<S>(mut ws: tokio_tungstenite::WebSocketStream<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::StreamExt;
+    ws.close(None).await.unwrap();
+    super::within(10, "WebSocket closing handshake", async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+}
+
 /// Serve `svc` over TLS with `leaf` on 127.0.0.1:0 (an https upstream).
 pub async fn start_tls(leaf: &super::tls::Leaf) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let key = rustls_pki_types::PrivateKeyDer::Pkcs8(
