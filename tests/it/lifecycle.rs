@@ -37,6 +37,18 @@ fn write_config(dir: &Path, upstream: &str, extra: &str) -> (std::path::PathBuf,
     (cfg, ca)
 }
 
+/// SIGTERM, then wait until the main listener at `addr` refuses connections.
+async fn terminate(kg: &Process, addr: std::net::SocketAddr) {
+    kg.signal("TERM");
+    eventually(
+        "listener closed after SIGTERM",
+        250,
+        Duration::from_millis(20),
+        || async { TcpStream::connect(addr).await.is_err().then_some(()) },
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
     let up = Upstream::start().await;
@@ -59,15 +71,8 @@ async fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
     )
     .await;
 
-    kg.signal("TERM");
     // New connections are refused once the listener is closed ...
-    eventually(
-        "listener closed after SIGTERM",
-        250,
-        Duration::from_millis(20),
-        || async { TcpStream::connect(addr).await.is_err().then_some(()) },
-    )
-    .await;
+    terminate(&kg, addr).await;
     // ... while the request in flight still completes.
     up.shared.release.notify_one();
     let answer = within(10, "in-flight answer", in_flight).await.unwrap();
@@ -89,14 +94,7 @@ async fn sigterm_waits_for_an_open_websocket_tunnel() {
     let addr = kg.main_addr().await;
     let mut ws = upstream::websocket_via(addr, &ca).await;
 
-    kg.signal("TERM");
-    eventually(
-        "listener closed after SIGTERM",
-        250,
-        Duration::from_millis(20),
-        || async { TcpStream::connect(addr).await.is_err().then_some(()) },
-    )
-    .await;
+    terminate(&kg, addr).await;
     // The tunnel still carries messages while keygate drains ...
     upstream::websocket_echoes(&mut ws, "still open during the drain").await;
     assert_eq!(kg.exited(), None, "keygate exited with a tunnel open");

@@ -185,13 +185,18 @@ async fn connections_beyond_max_connections_wait_for_a_free_slot() {
     assert!(tls.is_ok());
 }
 
+/// A gateway with `[limits] limits` in front of a WebSocket echo backend.
+async fn websocket_gateway(limits: &str) -> crate::support::gateway::TestGateway {
+    let ws_addr = upstream::websocket_echo().await;
+    builder(&format!("http://{ws_addr}"))
+        .set("limits", limits)
+        .start()
+        .await
+}
+
 #[tokio::test]
 async fn a_websocket_tunnel_keeps_its_connection_slot() {
-    let ws_addr = upstream::websocket_echo().await;
-    let gw = builder(&format!("http://{ws_addr}"))
-        .set("limits", "max_connections = 1")
-        .start()
-        .await;
+    let gw = websocket_gateway("max_connections = 1").await;
     let mut ws = upstream::websocket_via(gw.addr, &gw.ca).await;
     upstream::websocket_echoes(&mut ws, "tunnel open").await;
     // hyper has handed the connection over to the tunnel; the slot stays taken.
@@ -208,11 +213,7 @@ async fn a_websocket_tunnel_keeps_its_connection_slot() {
 
 #[tokio::test]
 async fn a_quiet_websocket_tunnel_is_closed_at_the_idle_timeout() {
-    let ws_addr = upstream::websocket_echo().await;
-    let gw = builder(&format!("http://{ws_addr}"))
-        .set("limits", "idle_timeout = \"400ms\"\nmax_connections = 1")
-        .start()
-        .await;
+    let gw = websocket_gateway("idle_timeout = \"400ms\"\nmax_connections = 1").await;
     let mut ws = upstream::websocket_via(gw.addr, &gw.ca).await;
     // Traffic keeps it open past the timeout ...
     for i in 0..6 {
