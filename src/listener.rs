@@ -1,7 +1,7 @@
 //! The accept loop shared by the main and admin listeners: a cap on open
 //! connections (held from accept to close, so it also covers TLS handshakes,
-//! and on by a WebSocket tunnel the connection became), a handshake deadline,
-//! an idle watchdog, and a graceful drain on shutdown.
+//! and kept by a WebSocket tunnel until the tunnel closes), a handshake
+//! deadline, an idle watchdog, and a graceful drain on shutdown.
 
 use std::convert::Infallible;
 use std::future::Future;
