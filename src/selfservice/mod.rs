@@ -129,14 +129,17 @@ impl SelfService {
         let path = req.uri().path().to_owned();
         let api = path.starts_with("/.keygate/api/");
         let method = req.method().clone();
+        // HEAD is GET without the body (hyper leaves it out) for the page and
+        // its assets, which change nothing; not for login and logout.
+        let read = method == Method::GET || method == Method::HEAD;
         let answer = match (path.as_str(), &method) {
-            ("/.keygate/static/app.js", &Method::GET) => {
+            ("/.keygate/static/app.js", _) if read => {
                 Ok(asset(APP_JS, "text/javascript; charset=utf-8"))
             }
-            ("/.keygate/static/app.css", &Method::GET) => {
+            ("/.keygate/static/app.css", _) if read => {
                 Ok(asset(APP_CSS, "text/css; charset=utf-8"))
             }
-            ("/.keygate/keys", &Method::GET) => self.page(&req, &rq).await,
+            ("/.keygate/keys", _) if read => self.page(&req, &rq).await,
             ("/.keygate/api/keys", &Method::GET) => self.list(&req, &rq).await,
             ("/.keygate/api/keys", &Method::POST) => self.create(req, &rq).await,
             ("/.keygate/api/keys", _) => Err(Refusal::Method("GET, POST")),
@@ -147,10 +150,10 @@ impl SelfService {
             (p, _) if p.starts_with("/.keygate/api/keys/") => Err(Refusal::Method("DELETE")),
             ("/.keygate/login", &Method::GET) => self.cas_login(&req).await,
             ("/.keygate/logout", &Method::GET) => self.logout(),
-            ("/.keygate/keys" | "/.keygate/login" | "/.keygate/logout", _)
-            | ("/.keygate/static/app.js" | "/.keygate/static/app.css", _) => {
-                Err(Refusal::Method("GET"))
+            ("/.keygate/keys" | "/.keygate/static/app.js" | "/.keygate/static/app.css", _) => {
+                Err(Refusal::Method("GET, HEAD"))
             }
+            ("/.keygate/login" | "/.keygate/logout", _) => Err(Refusal::Method("GET")),
             _ => Err(Refusal::NotFound),
         };
         if let Some(user) = rq.user.lock().expect("not poisoned").as_deref() {

@@ -163,6 +163,53 @@ async fn without_login_config_or_when_switched_off_the_page_says_so() {
         .contains("turned off"));
 }
 
+/// HEAD answers what GET would, without a body, for the page and its
+/// assets; other methods get 405 with the methods that work.
+#[tokio::test]
+async fn head_on_the_page_and_its_assets_is_get_without_the_body() {
+    let (up, app) = (Upstream::start().await, WhoAmI::start().await);
+    let gw = backend_session(&up, &app, &[]).await;
+    let mut alice = Browser::new(&gw);
+    alice.set_cookie(&app.sign_in("alice"));
+    for (path, kind) in [
+        ("/.keygate/keys", "text/html"),
+        ("/.keygate/static/app.js", "text/javascript"),
+        ("/.keygate/static/app.css", "text/css"),
+    ] {
+        let get = alice.get(path).await;
+        let head = client::send(
+            &alice.client,
+            alice
+                .request(Method::HEAD, path)
+                .body(body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(head.status, StatusCode::OK, "HEAD {path}");
+        assert!(head.body.is_empty(), "HEAD {path} sent a body");
+        let content_type = head.headers[header::CONTENT_TYPE].to_str().unwrap();
+        assert!(
+            content_type.starts_with(kind),
+            "HEAD {path}: {content_type}"
+        );
+        assert_eq!(
+            head.headers[header::CONTENT_TYPE],
+            get.headers[header::CONTENT_TYPE]
+        );
+        let put = client::send(
+            &alice.client,
+            alice
+                .request(Method::PUT, path)
+                .body(body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(put.status, StatusCode::METHOD_NOT_ALLOWED, "PUT {path}");
+        assert_eq!(put.headers[header::ALLOW], "GET, HEAD");
+    }
+    assert!(up.requests().is_empty(), "nothing reached the backend");
+}
+
 /// HTTP/2 carries the host in `:authority`, cookies possibly in several
 /// fields: the origin check and the who-am-I call see the same as over HTTP/1.1.
 #[tokio::test]
