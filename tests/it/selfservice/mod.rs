@@ -78,9 +78,14 @@ impl Browser {
     }
 
     pub async fn get(&mut self, path: &str) -> Answer {
+        self.call(Method::GET, path).await
+    }
+
+    /// A request without a body, cookies kept.
+    pub async fn call(&mut self, method: Method, path: &str) -> Answer {
         let a = client::send(
             &self.client,
-            self.request(Method::GET, path).body(body::empty()).unwrap(),
+            self.request(method, path).body(body::empty()).unwrap(),
         )
         .await;
         self.keep(&a);

@@ -177,14 +177,7 @@ async fn head_on_the_page_and_its_assets_is_get_without_the_body() {
         ("/.keygate/static/app.css", "text/css"),
     ] {
         let get = alice.get(path).await;
-        let head = client::send(
-            &alice.client,
-            alice
-                .request(Method::HEAD, path)
-                .body(body::empty())
-                .unwrap(),
-        )
-        .await;
+        let head = alice.call(Method::HEAD, path).await;
         assert_eq!(head.status, StatusCode::OK, "HEAD {path}");
         assert!(head.body.is_empty(), "HEAD {path} sent a body");
         let content_type = head.headers[header::CONTENT_TYPE].to_str().unwrap();
@@ -196,14 +189,7 @@ async fn head_on_the_page_and_its_assets_is_get_without_the_body() {
             head.headers[header::CONTENT_TYPE],
             get.headers[header::CONTENT_TYPE]
         );
-        let put = client::send(
-            &alice.client,
-            alice
-                .request(Method::PUT, path)
-                .body(body::empty())
-                .unwrap(),
-        )
-        .await;
+        let put = alice.call(Method::PUT, path).await;
         assert_eq!(put.status, StatusCode::METHOD_NOT_ALLOWED, "PUT {path}");
         assert_eq!(put.headers[header::ALLOW], "GET, HEAD");
     }
