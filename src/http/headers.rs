@@ -67,7 +67,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     }
     // Names listed in Connection (`HOP_BY_HOP[0]`) are hop-by-hop too (RFC 9110 §7.6.1).
     if present[0] {
-        while let Some(name) = first_listed(headers, upgrade) {
+        for name in listed_present(headers, upgrade) {
             headers.remove(name);
         }
     }
@@ -83,11 +83,11 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     }
 }
 
-/// The first header that `Connection` names and the message carries, other
-/// than the hop-by-hop ones removed anyway (`keep-alive`, `connection`), and
-/// other than `Upgrade` when the upgrade is forwarded. Each call's answer is
-/// removed before the next, so the caller's loop ends.
-fn first_listed(headers: &HeaderMap, upgrade: bool) -> Option<HeaderName> {
+/// The headers that `Connection` names and the message carries, other than
+/// the hop-by-hop ones removed anyway (`keep-alive`, `connection`), and other
+/// than `Upgrade` when the upgrade is forwarded. One pass over the tokens;
+/// nothing is allocated unless a listed header is there.
+fn listed_present(headers: &HeaderMap, upgrade: bool) -> Vec<HeaderName> {
     headers
         .get_all(header::CONNECTION)
         .iter()
@@ -100,8 +100,9 @@ fn first_listed(headers: &HeaderMap, upgrade: bool) -> Option<HeaderName> {
                 .any(|h| t.eq_ignore_ascii_case(h.as_str()))
         })
         .filter(|t| !(upgrade && t.eq_ignore_ascii_case("upgrade")))
-        .find(|t| headers.contains_key(*t))
-        .and_then(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        .filter(|t| headers.contains_key(*t))
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        .collect()
 }
 
 /// Whether an HTTP/1.1 request asks to switch protocols (WebSocket).
