@@ -83,7 +83,10 @@ impl Upstream {
         req: Request<Incoming>,
         now: Instant,
     ) -> Result<(Response<Incoming>, Lease), UpstreamError> {
-        let deadline = tokio::time::Instant::from_std(now + self.response_timeout);
+        // A timeout too large to add (humantime accepts centuries) waits forever, as tokio's own.
+        let deadline = now
+            .checked_add(self.response_timeout)
+            .map_or_else(far_future, tokio::time::Instant::from_std);
         match tokio::time::timeout_at(deadline, self.send_inner(req, now)).await {
             Err(_) => Err(UpstreamError::Timeout(self.response_timeout)),
             Ok(result) => result,
@@ -125,6 +128,11 @@ impl Upstream {
             }
         }
     }
+}
+
+/// A deadline that never comes (tokio's choice for an overflowing timeout: about 30 years).
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(86400 * 365 * 30)
 }
 
 /// `host:port` to connect to (the URL may leave the port implicit).
