@@ -43,10 +43,17 @@ pub struct ConnCtx {
     pub stats: Arc<ConnStats>,
     /// `limits.idle_timeout`: also closes a WebSocket tunnel with no bytes moving.
     pub idle_timeout: Duration,
-    /// The connection's place under `max_connections`, given back when the
-    /// last holder of this context is gone: the connection, or a WebSocket
-    /// tunnel that outlives it (which the shutdown drain then waits for too).
-    _slot: OwnedSemaphorePermit,
+    /// The connection's place under `max_connections` and in the open
+    /// connections gauge, given back when the last holder of this context is
+    /// gone: the connection, or a WebSocket tunnel that outlives it (which the
+    /// shutdown drain then waits for too).
+    _slot: Slot,
+}
+
+/// What an open connection holds until it is gone.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    _open: OpenGuard,
 }
 
 /// Per-connection bookkeeping for the idle watchdog and the metrics.
@@ -167,7 +174,10 @@ impl<H: Handler> Connection<H> {
             m.open_connections.inc();
         }
         // Decrements the gauge however the connection ends.
-        let _open = OpenGuard(metrics.clone());
+        let slot = Slot {
+            _permit: slot,
+            _open: OpenGuard(metrics.clone()),
+        };
         let stats = Arc::new(ConnStats {
             in_flight: AtomicUsize::new(0),
             touched: AtomicBool::new(false),
@@ -198,7 +208,7 @@ impl<H: Handler> Connection<H> {
         peer: SocketAddr,
         tls: bool,
         stats: Arc<ConnStats>,
-        slot: OwnedSemaphorePermit,
+        slot: Slot,
     ) where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -212,9 +222,17 @@ impl<H: Handler> Connection<H> {
             _slot: slot,
         });
         let handler = self.handler.clone();
-        let service = hyper::service::service_fn(move |req| {
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let head = req.method() == http::Method::HEAD;
             let fut = handler.clone().handle(req, ctx.clone());
-            async move { Ok::<_, Infallible>(fut.await) }
+            async move {
+                let mut resp = fut.await;
+                if head {
+                    // hyper leaves a HEAD response's body out on HTTP/1.1, not on HTTP/2.
+                    crate::http::response::without_body(&mut resp);
+                }
+                Ok::<_, Infallible>(resp)
+            }
         });
         let conn = self
             .builder

@@ -61,6 +61,19 @@ impl ResponseBody {
         Self::full(Bytes::new())
     }
 
+    /// For a HEAD response: drop a body keygate wrote itself and return its
+    /// length. An upstream body is left alone (the backend answered HEAD).
+    pub(crate) fn take_local(&mut self) -> Option<u64> {
+        let Inner::Local { body } = &self.inner else {
+            return None;
+        };
+        let len = body.size_hint().exact();
+        self.inner = Inner::Local {
+            body: Full::new(Bytes::new()),
+        };
+        len
+    }
+
     pub(crate) fn set_completion(&mut self, completion: Completion) {
         self.completion = Some(completion);
     }

@@ -18,6 +18,16 @@ fn text(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
     resp
 }
 
+/// A HEAD request's answer: GET's status and headers, the length of the body
+/// keygate would have sent, and no body.
+pub fn without_body(resp: &mut Response<ResponseBody>) {
+    if let Some(len) = resp.body_mut().take_local() {
+        resp.headers_mut()
+            .entry(header::CONTENT_LENGTH)
+            .or_insert_with(|| HeaderValue::from(len));
+    }
+}
+
 /// 401 with the Basic challenge; the same for every kind of failure.
 pub fn unauthorized(challenge: &HeaderValue) -> Response<ResponseBody> {
     let mut resp = text(

@@ -129,8 +129,8 @@ impl SelfService {
         let path = req.uri().path().to_owned();
         let api = path.starts_with("/.keygate/api/");
         let method = req.method().clone();
-        // HEAD is GET without the body (hyper leaves it out) for the page and
-        // its assets, which change nothing; not for login and logout.
+        // HEAD is GET without the body (the listener drops it) for the page
+        // and its assets, which change nothing; not for login and logout.
         let read = method == Method::GET || method == Method::HEAD;
         let answer = match (path.as_str(), &method) {
             ("/.keygate/static/app.js", _) if read => {

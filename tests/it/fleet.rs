@@ -115,14 +115,7 @@ async fn fleet(ns: &str, deployment: Deployment) -> Fleet {
 
 /// A counter or gauge from an instance's /metrics.
 async fn metric(f: &Fleet, i: usize, name: &str) -> f64 {
-    let a = get(&f.clients[i], &f.gateways[i].admin_url("/metrics")).await;
-    a.text()
-        .lines()
-        .find_map(|l| {
-            let (n, v) = l.split_once(' ')?;
-            (n == name || n == format!("{name}_total")).then(|| v.parse().unwrap())
-        })
-        .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{}", a.text()))
+    f.gateways[i].metric(&f.clients[i], name).await
 }
 
 /// Requests from 4 workers per instance, round-robin over the keys, until `stop`.

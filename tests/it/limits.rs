@@ -199,7 +199,10 @@ async fn a_websocket_tunnel_keeps_its_connection_slot() {
     let gw = websocket_gateway("max_connections = 1").await;
     let mut ws = upstream::websocket_via(gw.addr, &gw.ca).await;
     upstream::websocket_echoes(&mut ws, "tunnel open").await;
-    // hyper has handed the connection over to the tunnel; the slot stays taken.
+    // hyper has handed the connection over to the tunnel; the slot stays
+    // taken, and the gauge still counts it.
+    let admin = client::h1(&gw.ca);
+    assert_eq!(gw.metric(&admin, "keygate_open_connections").await, 1.0);
     let next = spawn_tls_connect(&gw);
     assert_waiting(
         &next,

@@ -142,6 +142,18 @@ impl Builder {
 }
 
 impl TestGateway {
+    /// A counter or gauge from the admin listener's /metrics.
+    pub async fn metric(&self, client: &super::client::HttpsClient, name: &str) -> f64 {
+        let a = super::client::get(client, &self.admin_url("/metrics")).await;
+        a.text()
+            .lines()
+            .find_map(|l| {
+                let (n, v) = l.split_once(' ')?;
+                (n == name || n == format!("{name}_total")).then(|| v.parse().unwrap())
+            })
+            .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{}", a.text()))
+    }
+
     pub fn admin_url(&self, path: &str) -> String {
         format!("https://127.0.0.1:{}{path}", self.admin_addr.port())
     }
