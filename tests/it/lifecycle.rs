@@ -10,7 +10,7 @@ use std::time::Duration;
 use http::StatusCode;
 use tokio::net::TcpStream;
 
-use crate::support::bin::Process;
+use crate::support::bin::{self, Process};
 use crate::support::client::{self, get};
 use crate::support::eventually;
 use crate::support::tls::Ca;
@@ -20,20 +20,9 @@ use crate::support::within;
 /// Write a TLS config for the binary; returns (config path, ca).
 fn write_config(dir: &Path, upstream: &str, extra: &str) -> (std::path::PathBuf, Ca) {
     let ca = Ca::new("lifecycle CA");
-    let (cert, key) = ca.leaf("first").write(dir);
-    let cfg = dir.join("keygate.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[listen]\naddr = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\
-             [upstream]\nurl = \"{upstream}\"\n[auth]\nanonymous = \"passthrough\"\n[store]\nkind = \"memory\"\n\
-             [admin]\naddr = \"127.0.0.1:0\"\ntoken_file = \"{}\"\n{extra}",
-            cert.display(),
-            key.display(),
-            crate::support::admin_token_file(dir).display()
-        ),
-    )
-    .unwrap();
+    let sections =
+        format!("[auth]\nanonymous = \"passthrough\"\n[store]\nkind = \"memory\"\n{extra}");
+    let cfg = bin::write_config(dir, &ca, "first", upstream, &sections);
     (cfg, ca)
 }
 

@@ -13,7 +13,7 @@ use keygate::keys::{format::user_tag, KeyId};
 use keygate::store::{RedisStore, Store, StoreError};
 
 use crate::store_conformance::{conformance, record, DAY};
-use crate::support::bin::{Process, BIN};
+use crate::support::bin::{self, Process, BIN};
 use crate::support::client::{self, send, HttpsClient};
 use crate::support::deploy::{query, replica_online, RedisCluster, SentinelSet, TlsRedis};
 use crate::support::redis::{store_section_for, RedisServer};
@@ -239,24 +239,17 @@ async fn sentinel_failover_keeps_keygate_authenticating_and_revocations_in_force
     let up = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new("sentinel CA");
-    let (cert, key) = ca.leaf("keygate").write(dir.path());
-    let cfg = dir.path().join("keygate.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[listen]\naddr = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n[upstream]\nurl = \"{}\"\n\
-             [store]\n{}\n[admin]\naddr = \"127.0.0.1:0\"\ntoken_file = \"{}\"\n",
-            cert.display(),
-            key.display(),
-            up.url(),
-            store_section_for(&set.url(), dir.path(), "failover")
-                .join("\n")
-                // Room for WAIT on a loaded two-core machine.
-                .replace("timeout = \"500ms\"", "timeout = \"2s\""),
-            crate::support::admin_token_file(dir.path()).display()
-        ),
-    )
-    .unwrap();
+    let store = store_section_for(&set.url(), dir.path(), "failover")
+        .join("\n")
+        // Room for WAIT on a loaded two-core machine.
+        .replace("timeout = \"500ms\"", "timeout = \"2s\"");
+    let cfg = bin::write_config(
+        dir.path(),
+        &ca,
+        "keygate",
+        &up.url(),
+        &format!("[store]\n{store}\n"),
+    );
     let kept = cli(&cfg, &["keys", "create", "--user", "alice"]);
     let revoked = cli(&cfg, &["keys", "create", "--user", "bob"]);
     let revoked_id = revoked.split('_').nth(1).unwrap();
@@ -383,22 +376,15 @@ async fn serve_starts_with_redis_down_and_works_once_it_is_up() {
     let up = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new("lazy CA");
-    let (cert, key) = ca.leaf("keygate").write(dir.path());
-    let cfg = dir.path().join("keygate.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[listen]\naddr = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n[upstream]\nurl = \"{}\"\n\
-             [store]\n{}\n[admin]\naddr = \"127.0.0.1:0\"\ntoken_file = \"{}\"\n",
-            cert.display(),
-            key.display(),
-            up.url(),
-            store_section_for(&format!("redis://127.0.0.1:{port}/0"), dir.path(), "lazy")
-                .join("\n"),
-            crate::support::admin_token_file(dir.path()).display()
-        ),
-    )
-    .unwrap();
+    let store =
+        store_section_for(&format!("redis://127.0.0.1:{port}/0"), dir.path(), "lazy").join("\n");
+    let cfg = bin::write_config(
+        dir.path(),
+        &ca,
+        "keygate",
+        &up.url(),
+        &format!("[store]\n{store}\n"),
+    );
     let kg = Process::serve(&cfg);
     let (main, admin) = (kg.main_addr().await.port(), kg.admin_addr().await.port());
     let c = client::h1(&ca);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use base64::Engine;
 use http::Request;
 
-use crate::support::bin::{Process, BIN};
+use crate::support::bin::{self, Process, BIN};
 use crate::support::body;
 use crate::support::client::{self, send};
 use crate::support::eventually;
@@ -21,21 +21,14 @@ async fn no_secret_reaches_any_log_line() {
     let up = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new("secrets CA");
-    let (cert, key) = ca.leaf("secrets").write(dir.path());
-    let cfg = dir.path().join("keygate.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[listen]\naddr = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n[upstream]\nurl = \"{}\"\n\
-             [store]\n{}\n[log]\nlevel = \"debug\"\n[admin]\naddr = \"127.0.0.1:0\"\ntoken_file = \"{}\"\n",
-            cert.display(),
-            key.display(),
-            up.url(),
-            store_section(&redis, dir.path(), "secrets").join("\n"),
-            crate::support::admin_token_file(dir.path()).display()
-        ),
-    )
-    .unwrap();
+    let store = store_section(&redis, dir.path(), "secrets").join("\n");
+    let cfg = bin::write_config(
+        dir.path(),
+        &ca,
+        "secrets",
+        &up.url(),
+        &format!("[store]\n{store}\n[log]\nlevel = \"debug\"\n"),
+    );
     let mint = |user: &str| {
         let out = Command::new(BIN)
             .args(["keys", "create", "-c"])
@@ -136,21 +129,14 @@ async fn no_self_service_secret_reaches_any_log_line() {
     let up = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new("self-service secrets CA");
-    let (cert, key) = ca.leaf("secrets").write(dir.path());
-    let cfg = dir.path().join("keygate.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[listen]\naddr = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n[upstream]\nurl = \"{}\"\n\
-             [store]\nkind = \"memory\"\n[log]\nlevel = \"debug\"\n[admin]\naddr = \"127.0.0.1:0\"\ntoken_file = \"{}\"\n\
-             [login]\nmethod = \"trusted_header\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
-            cert.display(),
-            key.display(),
-            up.url(),
-            crate::support::admin_token_file(dir.path()).display()
-        ),
-    )
-    .unwrap();
+    let cfg = bin::write_config(
+        dir.path(),
+        &ca,
+        "secrets",
+        &up.url(),
+        "[store]\nkind = \"memory\"\n[log]\nlevel = \"debug\"\n\
+         [login]\nmethod = \"trusted_header\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
+    );
     let kg = Process::serve(&cfg);
     let base = format!("https://127.0.0.1:{}", kg.main_addr().await.port());
     let c = client::h1(&ca);

@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,6 +15,33 @@ pub fn check(config: &Path) -> std::process::Output {
         .arg(config)
         .output()
         .unwrap()
+}
+
+/// A config file for the real binary in `dir`: a TLS listener on
+/// 127.0.0.1:0 with a `leaf` certificate of `ca`, `upstream`, an admin
+/// listener with a token file, then `sections` (at least `[store]`).
+pub fn write_config(
+    dir: &Path,
+    ca: &super::tls::Ca,
+    leaf: &str,
+    upstream: &str,
+    sections: &str,
+) -> PathBuf {
+    let (cert, key) = ca.leaf(leaf).write(dir);
+    let cfg = dir.join("keygate.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[listen]\naddr = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\
+             [upstream]\nurl = \"{upstream}\"\n\
+             [admin]\naddr = \"127.0.0.1:0\"\ntoken_file = \"{}\"\n{sections}",
+            cert.display(),
+            key.display(),
+            super::admin_token_file(dir).display()
+        ),
+    )
+    .unwrap();
+    cfg
 }
 
 /// `keygate serve` with JSON logs collected from stderr.
