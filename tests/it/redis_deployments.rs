@@ -406,6 +406,13 @@ async fn serve_starts_with_redis_down_and_works_once_it_is_up() {
     assert_eq!(status(&c, main, never_issued.expose()).await, 401);
 }
 
+/// The store contract through `url`, trusting `ca` (`store.ca_file`).
+async fn tls_conformance(url: &str, namespace: &str, ca: &Ca) {
+    let store = RedisStore::open(url, namespace, TIMEOUT, Some(ca.pem().as_bytes())).unwrap();
+    store.ready().await.unwrap();
+    conformance(Store::Redis(store)).await;
+}
+
 /// `rediss+cluster://`: every node, and the cluster bus, over TLS with the
 /// CA from `store.ca_file`.
 #[tokio::test]
@@ -413,15 +420,7 @@ async fn rediss_cluster_store_keeps_the_contract() {
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new("redis cluster CA");
     let cluster = RedisCluster::start_tls(&ca, dir.path());
-    let store = RedisStore::open(
-        &cluster.url(),
-        "tls-cluster",
-        TIMEOUT,
-        Some(ca.pem().as_bytes()),
-    )
-    .unwrap();
-    store.ready().await.unwrap();
-    conformance(Store::Redis(store)).await;
+    tls_conformance(&cluster.url(), "tls-cluster", &ca).await;
 }
 
 /// `rediss+sentinel://`: the sentinel, the master it names and replication
@@ -431,13 +430,5 @@ async fn rediss_sentinel_store_keeps_the_contract() {
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new("redis sentinel CA");
     let set = SentinelSet::start_tls(&ca, dir.path());
-    let store = RedisStore::open(
-        &set.url(),
-        "tls-sentinel",
-        TIMEOUT,
-        Some(ca.pem().as_bytes()),
-    )
-    .unwrap();
-    store.ready().await.unwrap();
-    conformance(Store::Redis(store)).await;
+    tls_conformance(&set.url(), "tls-sentinel", &ca).await;
 }
