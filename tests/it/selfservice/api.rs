@@ -16,9 +16,7 @@ async fn generate_list_use_and_revoke_a_key_with_a_real_redis() {
         .set("login", "method = \"backend_session\"")
         .set("login", &format!("whoami_url = \"{}\"", app.whoami_url()));
     let gw = b.start().await;
-    let mut alice = Browser::new(&gw);
-    alice.set_cookie(&app.sign_in("alice"));
-    let (_, token) = alice.page().await;
+    let (mut alice, token) = Browser::signed_in(&gw, &app, "alice").await;
 
     let created = alice.create(&token, "laptop R scripts", "1d").await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
@@ -106,9 +104,7 @@ async fn generate_list_use_and_revoke_a_key_with_a_real_redis() {
 async fn forged_or_missing_csrf_tokens_and_foreign_origins_are_403() {
     let (up, app) = (Upstream::start().await, WhoAmI::start().await);
     let gw = backend_session(&up, &app, &[]).await;
-    let mut alice = Browser::new(&gw);
-    alice.set_cookie(&app.sign_in("alice"));
-    let (_, token) = alice.page().await;
+    let (mut alice, token) = Browser::signed_in(&gw, &app, "alice").await;
     let mut bob = Browser::new(&gw);
     bob.set_cookie(&app.sign_in("bob"));
     let (_, bobs_token) = bob.page().await;
@@ -262,9 +258,7 @@ async fn another_users_key_is_404_like_an_unknown_one() {
 async fn bad_input_is_400_naming_the_field() {
     let (up, app) = (Upstream::start().await, WhoAmI::start().await);
     let gw = backend_session(&up, &app, &[]).await;
-    let mut alice = Browser::new(&gw);
-    alice.set_cookie(&app.sign_in("alice"));
-    let (_, token) = alice.page().await;
+    let (mut alice, token) = Browser::signed_in(&gw, &app, "alice").await;
 
     let not_offered = alice.create(&token, "x", "2d").await;
     assert_eq!(not_offered.status, StatusCode::BAD_REQUEST);
@@ -352,9 +346,7 @@ async fn per_user_limits_on_live_keys_and_creation_rate() {
         ],
     )
     .await;
-    let mut alice = Browser::new(&gw);
-    alice.set_cookie(&app.sign_in("alice"));
-    let (_, token) = alice.page().await;
+    let (mut alice, token) = Browser::signed_in(&gw, &app, "alice").await;
     let first = json_of(&alice.create(&token, "1", "1d").await);
     assert_eq!(
         alice.create(&token, "2", "1d").await.status,
@@ -466,9 +458,7 @@ async fn public_url_fixes_the_origin_writes_must_come_from() {
         &[("login", "public_url = \"https://keygate.example.org/\"")],
     )
     .await;
-    let mut alice = Browser::new(&gw);
-    alice.set_cookie(&app.sign_in("alice"));
-    let (_, token) = alice.page().await;
+    let (mut alice, token) = Browser::signed_in(&gw, &app, "alice").await;
     let own_host = alice.create(&token, "x", "1d").await;
     assert_eq!(
         own_host.status,
@@ -498,9 +488,7 @@ async fn public_url_fixes_the_origin_writes_must_come_from() {
 async fn cross_site_forms_and_simple_fetches_neither_mint_nor_revoke() {
     let (up, app) = (Upstream::start().await, WhoAmI::start().await);
     let gw = backend_session(&up, &app, &[]).await;
-    let mut alice = Browser::new(&gw);
-    alice.set_cookie(&app.sign_in("alice"));
-    let (_, token) = alice.page().await;
+    let (mut alice, token) = Browser::signed_in(&gw, &app, "alice").await;
     let created = json_of(&alice.create(&token, "mine", "1d").await);
     let id = created["id"].as_str().unwrap().to_owned();
 

@@ -92,6 +92,15 @@ impl Browser {
         a
     }
 
+    /// A browser signed in to the who-am-I app as `user`, and the CSRF
+    /// token of the page it loaded.
+    pub async fn signed_in(gw: &TestGateway, app: &WhoAmI, user: &str) -> (Browser, String) {
+        let mut browser = Browser::new(gw);
+        browser.set_cookie(&app.sign_in(user));
+        let (_, token) = browser.page().await;
+        (browser, token)
+    }
+
     /// The page, and the CSRF token in it.
     pub async fn page(&mut self) -> (Answer, String) {
         let page = self.get("/.keygate/keys").await;

@@ -94,9 +94,7 @@ async fn page_shows_the_user_the_controls_and_a_strict_csp() {
 async fn a_label_with_markup_is_escaped_on_the_page() {
     let (up, app) = (Upstream::start().await, WhoAmI::start().await);
     let gw = backend_session(&up, &app, &[]).await;
-    let mut alice = Browser::new(&gw);
-    alice.set_cookie(&app.sign_in("alice"));
-    let (_, token) = alice.page().await;
+    let (mut alice, token) = Browser::signed_in(&gw, &app, "alice").await;
     let evil = "<script>alert(1)</script><img src=x onerror=\"alert('2')\">";
     let created = alice.create(&token, evil, "1d").await;
     assert_eq!(created.status, StatusCode::CREATED);
