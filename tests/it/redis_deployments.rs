@@ -22,15 +22,15 @@ use crate::support::upstream::Upstream;
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 
+/// A Redis store at `url` under `namespace`, with the tests' timeout.
+async fn open(url: &str, namespace: &str) -> Store {
+    Store::redis(url, namespace, TIMEOUT).await.unwrap()
+}
+
 #[tokio::test]
 async fn cluster_store_keeps_the_contract() {
     let cluster = RedisCluster::start();
-    conformance(
-        Store::redis(&cluster.url(), "conformance", TIMEOUT)
-            .await
-            .unwrap(),
-    )
-    .await;
+    conformance(open(&cluster.url(), "conformance").await).await;
 }
 
 /// A user's records and index share a slot (so MULTI/EXEC over them is
@@ -38,9 +38,7 @@ async fn cluster_store_keeps_the_contract() {
 #[tokio::test]
 async fn cluster_keeps_a_users_keys_in_one_slot_and_users_on_every_master() {
     let cluster = RedisCluster::start();
-    let store = Store::redis(&cluster.url(), "spread", TIMEOUT)
-        .await
-        .unwrap();
+    let store = open(&cluster.url(), "spread").await;
     let users: Vec<String> = (0..30).map(|i| format!("user{i}@example.org")).collect();
     let mut ids: HashMap<&str, Vec<KeyId>> = HashMap::new();
     for user in &users {
@@ -116,8 +114,7 @@ async fn pubsub_reaches_every_subscriber(store: &Store) {
 #[tokio::test]
 async fn standalone_pubsub_reaches_every_subscriber() {
     let redis = RedisServer::start();
-    pubsub_reaches_every_subscriber(&Store::redis(&redis.url(), "bus", TIMEOUT).await.unwrap())
-        .await;
+    pubsub_reaches_every_subscriber(&open(&redis.url(), "bus").await).await;
 }
 
 /// In a Cluster too, a revocation no replica confirms is an error: `WAIT`
@@ -125,9 +122,7 @@ async fn standalone_pubsub_reaches_every_subscriber() {
 #[tokio::test]
 async fn cluster_revocations_wait_for_replicas() {
     let cluster = RedisCluster::start_replicated();
-    let store = Store::redis(&cluster.url(), "cwait", TIMEOUT)
-        .await
-        .unwrap();
+    let store = open(&cluster.url(), "cwait").await;
     let (_, a) = record("alice", DAY);
     store.insert(&a).await.unwrap();
     assert_eq!(
@@ -172,7 +167,7 @@ async fn a_revocation_no_replica_confirms_is_an_error() {
         ]
     });
     replica_online(master_port);
-    let store = Store::redis(&master.url(), "wait", TIMEOUT).await.unwrap();
+    let store = open(&master.url(), "wait").await;
     let (_, a) = record("alice", DAY);
     store.insert(&a).await.unwrap();
     assert_eq!(
@@ -317,8 +312,7 @@ async fn sentinel_failover_keeps_keygate_authenticating_and_revocations_in_force
         "writes reach the new master"
     );
     // Pub/sub connections go to the new master too.
-    pubsub_reaches_every_subscriber(&Store::redis(&set.url(), "failover", TIMEOUT).await.unwrap())
-        .await;
+    pubsub_reaches_every_subscriber(&open(&set.url(), "failover").await).await;
 }
 
 /// A master that hangs instead of dying (SIGSTOP: connections stay open,
