@@ -6,6 +6,8 @@
 
 mod env;
 mod raw;
+mod redact;
+mod suggest;
 mod validate;
 
 use std::fmt;
@@ -16,7 +18,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::de::DeserializeOwned;
 
-pub use validate::parse_duration;
+pub use redact::redacted_url;
+pub use validate::{parse_duration, upstream_url};
 
 /// A validated configuration: every value typed, every file that must exist checked.
 #[derive(Debug, Clone)]
@@ -98,6 +101,19 @@ pub enum Store {
         /// Extra CA (PEM) for `rediss` connections, besides the system roots.
         ca_file: Option<PathBuf>,
     },
+}
+
+// === impl Store ===
+
+impl Store {
+    /// Which store, for a message that must say where keygate looked:
+    /// `store.url = "redis://app:***@redis:6379/0"` (never the password).
+    pub fn shown(&self) -> String {
+        match self {
+            Store::Memory => "store.kind = \"memory\"".into(),
+            Store::Redis { url, .. } => format!("store.url = {:?}", redacted_url(url)),
+        }
+    }
 }
 
 /// The validation cache and its fleet lease (used with the Redis store only).
@@ -243,7 +259,9 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-/// Read, parse and validate the file at `path`.
+/// Read, parse and validate the file at `path`. Relative paths in it
+/// (`listen.tls_cert`, `store.secret_file`, ...) name files in the folder
+/// that holds it, as nginx's `include` does, whatever the current directory.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors(vec![ConfigProblem::new(
@@ -251,11 +269,19 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             format!("cannot read the configuration file: {e}"),
         )])
     })?;
-    parse(&text)
+    let folder = path.parent().unwrap_or(Path::new(""));
+    let folder = std::path::absolute(folder).unwrap_or_else(|_| folder.to_owned());
+    parse_in(&text, Some(&folder))
 }
 
-/// Parse and validate configuration text (relative paths are taken as given).
+/// Parse and validate configuration text (relative paths are taken as given:
+/// from the current directory).
 pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
+    parse_in(text, None)
+}
+
+/// Parse and validate, relative paths resolved against `folder` when given.
+fn parse_in(text: &str, folder: Option<&Path>) -> Result<Config, ConfigErrors> {
     let root: toml::Table = text.parse().map_err(|e: toml::de::Error| {
         let at = e
             .span()
@@ -273,7 +299,11 @@ pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
     let mut problems = Vec::new();
     for (name, value) in &root {
         if !raw::SECTIONS.contains(&name.as_str()) {
-            problems.push(ConfigProblem::new(name.as_str(), "unknown section"));
+            let hint = suggest::did_you_mean(name, raw::SECTIONS, |s| format!("[{s}]"));
+            problems.push(ConfigProblem::new(
+                name.as_str(),
+                format!("unknown section{hint}"),
+            ));
         } else if !value.is_table() {
             problems.push(ConfigProblem::new(
                 name.as_str(),
@@ -299,7 +329,7 @@ pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
         log: section(&root, "log", &mut problems),
         runtime: section(&root, "runtime", &mut problems),
     };
-    let config = validate::build(raw, &mut problems);
+    let config = validate::build(raw, folder, &mut problems);
     match config {
         Some(config) if problems.is_empty() => Ok(config),
         _ => Err(ConfigErrors(problems)),
@@ -321,7 +351,11 @@ fn section<T: DeserializeOwned + Default>(
     let de = serde_ignored::Deserializer::new(value.clone(), &mut record);
     let result: Result<T, _> = serde_path_to_error::deserialize(de);
     for key in unknown {
-        problems.push(ConfigProblem::new(format!("{name}.{key}"), "unknown key"));
+        let hint = suggest::did_you_mean(&key, suggest::fields::<T>(), str::to_owned);
+        problems.push(ConfigProblem::new(
+            format!("{name}.{key}"),
+            format!("unknown key{hint}"),
+        ));
     }
     match result {
         Ok(v) => v,

@@ -1,5 +1,5 @@
 //! The TOML file as written: one struct per section, field names exactly as in
-//! SPEC and `config/keygate.example.toml`, defaults filled in here.
+//! `config/keygate.example.toml` and `docs/reference.md`, defaults filled in here.
 //!
 //! Values stay close to their text form (durations as strings, addresses as
 //! strings) so that `validate.rs` can report each bad value with its TOML key

@@ -5,7 +5,7 @@
 //! never the content of a file: secrets live in files.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -33,13 +33,17 @@ pub struct Raw {
     pub runtime: raw::Runtime,
 }
 
-/// Shortest HMAC secret accepted, in characters (SPEC: >= 32).
+/// Shortest HMAC secret accepted, in characters.
 const MIN_SECRET_LEN: usize = 32;
 
 /// Builds the runtime config; `None` when a value needed to build it is bad
-/// (the problem is already recorded).
-pub fn build(raw: Raw, problems: &mut Vec<ConfigProblem>) -> Option<Config> {
-    let mut p = Problems(problems);
+/// (the problem is already recorded). Relative paths are resolved against
+/// `folder` (the config file's) when given.
+pub fn build(raw: Raw, folder: Option<&Path>, problems: &mut Vec<ConfigProblem>) -> Option<Config> {
+    let mut p = Problems {
+        list: problems,
+        folder,
+    };
     let listen = listen(raw.listen, &mut p);
     let upstream = upstream(raw.upstream, &mut p);
     let auth = auth(raw.auth, &mut p);
@@ -47,10 +51,12 @@ pub fn build(raw: Raw, problems: &mut Vec<ConfigProblem>) -> Option<Config> {
     let store = store::section(raw.store, &mut p);
     let cache = store::cache(raw.cache, &mut p);
     let admin_addr = p.socket_addr("admin.addr", &raw.admin.addr);
-    let token_file = match crate::admin::tokens::read(std::path::Path::new(&raw.admin.token_file)) {
-        Ok(_) => Some(PathBuf::from(&raw.admin.token_file)),
+    let token_path = p.path(&raw.admin.token_file);
+    let token_file = match crate::admin::tokens::read(&token_path) {
+        Ok(_) => Some(token_path),
         Err(e) => {
-            p.push("admin.token_file", e);
+            let hint = missing_hint("admin.token_file", &token_path);
+            p.push("admin.token_file", format!("{e}{hint}"));
             None
         }
     };
@@ -89,11 +95,23 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|e| format!("invalid duration {text:?} ({e}); use e.g. \"30s\", \"15m\", \"30d\""))
 }
 
-struct Problems<'a>(&'a mut Vec<ConfigProblem>);
+struct Problems<'a> {
+    list: &'a mut Vec<ConfigProblem>,
+    /// The config file's folder: relative paths name files in it.
+    folder: Option<&'a Path>,
+}
 
 impl Problems<'_> {
     fn push(&mut self, key: &str, message: impl Into<String>) {
-        self.0.push(ConfigProblem::new(key, message));
+        self.list.push(ConfigProblem::new(key, message));
+    }
+
+    /// A path as written in the file, resolved against the file's folder.
+    fn path(&self, text: &str) -> PathBuf {
+        match self.folder {
+            Some(folder) if Path::new(text).is_relative() => folder.join(text),
+            _ => PathBuf::from(text),
+        }
     }
 
     fn socket_addr(&mut self, key: &str, text: &str) -> Option<SocketAddr> {
@@ -124,12 +142,14 @@ impl Problems<'_> {
         }
     }
 
-    /// A file that must exist and be readable now.
+    /// A file that must exist and be readable now (resolved by `path`).
     fn readable_file(&mut self, key: &str, path: &str) -> Option<PathBuf> {
-        match std::fs::File::open(path) {
-            Ok(_) => Some(PathBuf::from(path)),
+        let path = self.path(path);
+        match std::fs::File::open(&path) {
+            Ok(_) => Some(path),
             Err(e) => {
-                self.push(key, format!("cannot read {path}: {e}"));
+                let hint = missing_hint(key, &path);
+                self.push(key, format!("cannot read {}: {e}{hint}", path.display()));
                 None
             }
         }
@@ -161,6 +181,27 @@ impl Problems<'_> {
                 None
             }
         }
+    }
+}
+
+/// For a file `keygate init` writes, and that is not there: how to make it.
+fn missing_hint(key: &str, path: &Path) -> String {
+    if path.exists() {
+        return String::new();
+    }
+    let init_writes = |name: &str| match (path.file_name(), path.parent()) {
+        (Some(n), Some(dir)) if n == name => {
+            format!("; `keygate init {}` writes it", dir.display())
+        }
+        _ => format!("; `keygate init DIR` writes one (DIR/{name})"),
+    };
+    match key {
+        "listen.tls_cert" | "listen.tls_key" => {
+            "; put your certificate chain and key there (`keygate init DIR --self-signed HOST` makes a self-signed pair)".into()
+        }
+        "store.secret_file" => init_writes("secret"),
+        "admin.token_file" => init_writes("admin-token"),
+        _ => String::new(),
     }
 }
 
@@ -213,7 +254,9 @@ fn upstream(raw: raw::Upstream, p: &mut Problems) -> Option<Upstream> {
             );
             None
         }
-        Some(text) => upstream_url(text, p),
+        Some(text) => upstream_url(text)
+            .map_err(|e| p.push("upstream.url", e))
+            .ok(),
     };
     let ca_file = match raw.ca_file.as_deref() {
         Some(path) => {
@@ -248,31 +291,22 @@ fn upstream(raw: raw::Upstream, p: &mut Problems) -> Option<Upstream> {
     })
 }
 
-fn upstream_url(text: &str, p: &mut Problems) -> Option<http::Uri> {
-    const KEY: &str = "upstream.url";
+/// `upstream.url`: scheme, host and port only (also `keygate init --upstream`).
+pub fn upstream_url(text: &str) -> Result<http::Uri, String> {
     let Ok(uri) = text.parse::<http::Uri>() else {
-        p.push(KEY, format!("invalid URL {text:?}"));
-        return None;
+        return Err(format!("invalid URL {text:?}"));
     };
     match uri.scheme_str() {
         Some("http") | Some("https") => {}
-        _ => {
-            p.push(KEY, format!("{text:?} must start with http:// or https://"));
-            return None;
-        }
+        _ => return Err(format!("{text:?} must start with http:// or https://")),
     }
     if uri.authority().is_none() {
-        p.push(KEY, format!("{text:?} has no host"));
-        return None;
+        return Err(format!("{text:?} has no host"));
     }
     if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-        p.push(
-            KEY,
-            format!("{text:?} has a path or query; keygate forwards each request path unchanged, so give only scheme://host:port"),
-        );
-        return None;
+        return Err(format!("{text:?} has a path or query; keygate forwards each request path unchanged, so give only scheme://host:port"));
     }
-    Some(uri)
+    Ok(uri)
 }
 
 fn auth(raw: raw::Auth, p: &mut Problems) -> Option<Auth> {

@@ -281,3 +281,169 @@ fn cache_problems_are_named_by_their_keys() {
     let (code, err) = check_text("[cache]\nenabled = false\nlease = \"1s\"\nmax_age = \"30s\"\n");
     assert_eq!(code, Some(0), "{err}");
 }
+
+/// `[listen]`, `[upstream]`, `[store]`, `[admin]` with relative paths only.
+fn relative_config(store: &str) -> String {
+    format!(
+        "[listen]\naddr = \"127.0.0.1:0\"\ntls_cert = \"tls/cert.pem\"\ntls_key = \"tls/key.pem\"\n\
+         [upstream]\nurl = \"http://127.0.0.1:8080\"\n[store]\n{store}\n\
+         [admin]\naddr = \"127.0.0.1:0\"\ntoken_file = \"admin-token\"\n"
+    )
+}
+
+/// A folder `conf/` holding a config, its TLS pair, secret and token, all
+/// named by relative paths; and another folder to run keygate from.
+fn conf_folder(store: &str) -> (tempfile::TempDir, PathBuf, crate::support::tls::Ca) {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("conf");
+    std::fs::create_dir_all(conf.join("tls")).unwrap();
+    let ca = crate::support::tls::Ca::new("relative paths CA");
+    let leaf = ca.leaf("relative");
+    std::fs::write(conf.join("tls/cert.pem"), &leaf.cert_pem).unwrap();
+    std::fs::write(conf.join("tls/key.pem"), &leaf.key_pem).unwrap();
+    std::fs::write(conf.join("secret"), "0123456789abcdef0123456789abcdef\n").unwrap();
+    crate::support::admin_token_file(&conf);
+    std::fs::write(conf.join("keygate.toml"), relative_config(store)).unwrap();
+    std::fs::create_dir(dir.path().join("elsewhere")).unwrap();
+    (dir, conf, ca)
+}
+
+fn check_from(cwd: &std::path::Path, config: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(bin::BIN)
+        .args(["check", "-c"])
+        .arg(config)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn relative_paths_name_files_beside_the_config_whatever_the_current_directory() {
+    let redis = "kind = \"redis\"\nsecret_file = \"secret\"";
+    let (dir, conf, _) = conf_folder(redis);
+    let elsewhere = dir.path().join("elsewhere");
+    let out = check_from(&elsewhere, &conf.join("keygate.toml"));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // A relative -c is relative to the current directory; the paths in
+    // the file are still relative to the file's folder.
+    let out = check_from(dir.path(), std::path::Path::new("conf/keygate.toml"));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    std::fs::remove_file(conf.join("secret")).unwrap();
+    std::fs::write(
+        elsewhere.join("secret"),
+        "0123456789abcdef0123456789abcdef\n",
+    )
+    .unwrap();
+    let out = check_from(&elsewhere, &conf.join("keygate.toml"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    let expected = format!(
+        "store.secret_file: cannot read {}:",
+        conf.join("secret").display()
+    );
+    assert!(err.contains(&expected), "{err}");
+}
+
+#[tokio::test]
+async fn serve_reads_relative_paths_from_the_configs_folder() {
+    let (dir, conf, ca) = conf_folder("kind = \"memory\"");
+    let elsewhere = dir.path().join("elsewhere");
+    let kg = bin::Process::serve_in(&conf.join("keygate.toml"), &elsewhere);
+    let admin = kg.admin_addr().await;
+    // The certificate from conf/tls/ and the token from conf/admin-token.
+    let client = crate::support::client::h1(&ca);
+    let req = http::Request::get(format!("https://127.0.0.1:{}/v1/keys", admin.port()))
+        .header(
+            "authorization",
+            format!("Bearer {}", crate::support::ADMIN_TOKEN),
+        )
+        .body(crate::support::body::empty())
+        .unwrap();
+    let answer = crate::support::client::send(&client, req).await;
+    assert_eq!(answer.status, http::StatusCode::OK, "{}", answer.text());
+}
+
+#[test]
+fn unknown_keys_and_sections_name_the_nearest_known_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("k.toml");
+    std::fs::write(
+        &cfg,
+        "[listen]\nplaintext = true\nadress = \"0.0.0.0:1\"\n\
+         [upstream]\nurl = \"http://127.0.0.1:8080\"\ntimeout = \"3s\"\n\
+         [upstrem]\n[login]\nmethod = \"cas\"\ncolour = 1\n",
+    )
+    .unwrap();
+    let out = bin::check(&cfg);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    for expected in [
+        "upstream.timeout: unknown key; did you mean connect_timeout or response_timeout?\n",
+        "listen.adress: unknown key; did you mean addr?\n",
+        "upstrem: unknown section; did you mean [upstream]?\n",
+        // Nothing close: no guess.
+        "login.colour: unknown key\n",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+}
+
+/// The example names the files `keygate init /etc/keygate` writes: on a
+/// machine without them, `check` says so for each and how to make it; once
+/// `init` has written them, the example passes as it is.
+#[test]
+fn the_example_fails_only_for_the_files_init_writes_and_passes_once_it_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path().join("etc-keygate");
+    let example = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/keygate.example.toml"),
+    )
+    .unwrap();
+    assert!(example.contains("\"/etc/keygate/"));
+    let cfg = dir.path().join("example.toml");
+    std::fs::write(&cfg, example.replace("/etc/keygate", etc.to_str().unwrap())).unwrap();
+
+    let out = bin::check(&cfg);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    let problems: Vec<&str> = err.lines().skip(1).map(str::trim).collect();
+    let etc = etc.display();
+    assert_eq!(problems.len(), 4, "{err}");
+    for (key, file, hint) in [
+        (
+            "listen.tls_cert",
+            "tls/fullchain.pem",
+            "`keygate init DIR --self-signed HOST`",
+        ),
+        (
+            "listen.tls_key",
+            "tls/key.pem",
+            "`keygate init DIR --self-signed HOST`",
+        ),
+        (
+            "store.secret_file",
+            "secret",
+            &format!("`keygate init {etc}` writes it"),
+        ),
+        (
+            "admin.token_file",
+            "admin-token",
+            &format!("`keygate init {etc}` writes it"),
+        ),
+    ] {
+        let p = problems
+            .iter()
+            .find(|p| p.starts_with(&format!("{key}: cannot read {etc}/{file}")))
+            .unwrap_or_else(|| panic!("no problem for {key} in:\n{err}"));
+        assert!(p.contains(hint), "{p}");
+    }
+
+    let init = std::process::Command::new(bin::BIN)
+        .args(["init", &etc.to_string(), "--self-signed", "localhost"])
+        .output()
+        .unwrap();
+    assert_eq!(init.status.code(), Some(0), "{}", stderr(&init));
+    let out = bin::check(&cfg);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

@@ -47,13 +47,21 @@ pub(super) fn section(raw: raw::Store, p: &mut Problems) -> Option<Store> {
             let timeout = p.duration("store.timeout", &raw.timeout);
             let secret = match (super::env::secret(), raw.secret_file) {
                 (Some(from_env), _) => check_secret("KEYGATE_SECRET", from_env, p),
-                (None, Some(path)) => match std::fs::read_to_string(&path) {
-                    Ok(text) => check_secret(&path, text, p),
-                    Err(e) => {
-                        p.push("store.secret_file", format!("cannot read {path}: {e}"));
-                        None
+                (None, Some(path)) => {
+                    let path = p.path(&path);
+                    match std::fs::read_to_string(&path) {
+                        Ok(text) => check_secret(&path.display().to_string(), text, p),
+                        Err(e) => {
+                            let hint = super::missing_hint("store.secret_file", &path);
+                            let shown = path.display();
+                            p.push(
+                                "store.secret_file",
+                                format!("cannot read {shown}: {e}{hint}"),
+                            );
+                            None
+                        }
                     }
-                },
+                }
                 (None, None) => {
                     p.push(
                         "store.secret_file",

@@ -52,9 +52,21 @@ pub struct Process {
 
 impl Process {
     pub fn serve(config: &Path) -> Process {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--log-format", "json", "-c"])
+        Process::serve_in(config, Path::new("."))
+    }
+
+    /// `keygate serve` started in the directory `cwd`.
+    pub fn serve_in(config: &Path, cwd: &Path) -> Process {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--log-format", "json", "-c"])
             .arg(config)
+            .current_dir(cwd);
+        Process::spawn(cmd)
+    }
+
+    /// Any `keygate` command; each stderr line is kept, parsed when it is JSON.
+    pub fn spawn(mut cmd: Command) -> Process {
+        let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
