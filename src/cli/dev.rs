@@ -31,7 +31,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
         let echo = crate::echo::spawn(([127, 0, 0, 1], 0).into())
             .await
             .map_err(|e| runtime_err("cannot start the echo upstream", &e))?;
-        let admin_token = random_token();
+        let admin_token = super::random_hex();
         let token_file = TokenFile::write(&admin_token)
             .map_err(|e| runtime_err("cannot write the admin token", &e))?;
         let mut config = crate::config::parse(&format!(
@@ -76,7 +76,13 @@ pub fn run(args: Args) -> Result<(), CliError> {
             .map_err(|e| runtime_err("cannot mint the demo key", &e))?;
         let running = app::start(&config, TlsMode::Fixed(tls), &keyring)
             .await
-            .map_err(|e| runtime_err("cannot start", &e))?;
+            .map_err(|e| match e {
+                // dev's addresses come from its flags, not from a file.
+                app::StartError::Bind { key, .. } => {
+                    CliError::Runtime(e.to_string().replacen(key, flag_of(key), 1))
+                }
+                e => runtime_err("cannot start", &e),
+            })?;
         print_banner(
             running.main_addr,
             running.admin_addr,
@@ -87,13 +93,6 @@ pub fn run(args: Args) -> Result<(), CliError> {
         running.shutdown().await;
         Ok(())
     })
-}
-
-/// A 256-bit admin token, hex.
-fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the OS random number generator is available");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The admin token file of this dev run: owner-only, removed when dev stops.
@@ -119,6 +118,14 @@ impl TokenFile {
 impl Drop for TokenFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The flag of `keygate dev` that sets what `key` sets in a file.
+fn flag_of(key: &str) -> &'static str {
+    match key {
+        "admin.addr" => "--admin-addr",
+        _ => "--addr",
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod check;
 mod dev;
+mod init;
 mod keys;
 mod serve;
 
@@ -32,6 +33,8 @@ enum Command {
     Serve(serve::Args),
     /// Validate a configuration file: exit 0, or print every problem with its TOML key and exit 2.
     Check(check::Args),
+    /// Write a production configuration, secret, admin token and (optionally) a self-signed certificate into a folder.
+    Init(init::Args),
     /// Create, list and revoke API keys in the configured store.
     Keys(keys::Args),
 }
@@ -86,6 +89,7 @@ pub fn main() -> ExitCode {
         Command::Dev(args) => dev::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Check(args) => check::run(args),
+        Command::Init(args) => init::run(args),
         Command::Keys(args) => keys::run(args),
     };
     match result {
@@ -95,6 +99,13 @@ pub fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// 256 random bits from the OS, hex: admin tokens, the store's secret.
+fn random_hex() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the OS random number generator is available");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The tokio runtime: `workers = 1` is a single-threaded runtime (no

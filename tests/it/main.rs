@@ -9,6 +9,7 @@ mod clients;
 mod config_check;
 mod dev;
 mod fleet;
+mod init;
 mod keys_cli;
 mod lifecycle;
 mod limits;
