@@ -33,12 +33,25 @@ pub enum StartError {
     Tokens(String),
     #[error("login: {0}")]
     Login(String),
-    #[error("cannot listen on {addr}: {source}")]
+    /// `key` is the setting that chose the address (`listen.addr`, `admin.addr`).
+    #[error("{key}: cannot listen on {addr}: {source}{}", in_use_hint(.source, .addr))]
     Bind {
+        key: &'static str,
         addr: SocketAddr,
         #[source]
         source: std::io::Error,
     },
+}
+
+/// For a port another process holds: how to find it.
+fn in_use_hint(e: &std::io::Error, addr: &SocketAddr) -> String {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            " (another process listens there: `ss -ltnp 'sport = :{}'` names it)",
+            addr.port()
+        ),
+        _ => String::new(),
+    }
 }
 
 /// Where the TLS configuration comes from.
@@ -91,20 +104,18 @@ pub async fn start(
     };
 
     // 3. bind both listeners before serving either
-    let bind = |addr: SocketAddr| async move {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })?;
-        let bound = listener
-            .local_addr()
-            .map_err(|source| StartError::Bind { addr, source })?;
+    let bind = |key, addr: SocketAddr| async move {
+        let bind_error = |source| StartError::Bind { key, addr, source };
+        let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+        let bound = listener.local_addr().map_err(bind_error)?;
         Ok::<_, StartError>((listener, bound))
     };
-    let (main_listener, main_addr) = bind(config.listen.addr).await?;
-    let (admin_listener, admin_addr) = bind(config.admin.addr).await?;
+    let (main_listener, main_addr) = bind("listen.addr", config.listen.addr).await?;
+    let (admin_listener, admin_addr) = bind("admin.addr", config.admin.addr).await?;
 
     let metrics = Metrics::new();
     let settings = listener::Settings {
+        name: "main",
         tls,
         max_connections: config.limits.max_connections,
         tls_handshake_timeout: config.limits.tls_handshake_timeout,
@@ -117,6 +128,7 @@ pub async fn start(
 
     // 4. the admin listener: the main certificate unless configured plaintext
     let admin_settings = listener::Settings {
+        name: "admin",
         tls: if config.admin.plaintext {
             None
         } else {

@@ -14,7 +14,8 @@
 //!
 //! * [`listener`]: accept loop, connection cap, TLS handshake deadline, idle
 //!   watchdog, graceful drain.
-//! * [`tls`]: PEM -> rustls config, swapped on SIGHUP (the last good one stays).
+//! * [`tls`]: PEM -> rustls config, swapped on SIGHUP (the last good one stays);
+//!   [`plain_http`]: a plain HTTP request on a TLS port gets a 400 saying so.
 //! * [`http`]: the gateway pipeline, header rules, keygate's own responses,
 //!   the access log.
 //! * [`auth`]: finding the API credential and checking it (fail closed).
@@ -47,6 +48,7 @@ pub mod keys;
 pub mod listener;
 pub mod login;
 pub mod metrics;
+pub mod plain_http;
 pub mod ratelimit;
 pub mod selfservice;
 pub mod settings;

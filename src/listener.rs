@@ -68,6 +68,8 @@ pub struct ConnStats {
 
 #[derive(Clone)]
 pub struct Settings {
+    /// Which listener this is in its log lines ("main", "admin").
+    pub name: &'static str,
     /// `None` = plaintext.
     pub tls: Option<TlsSource>,
     pub max_connections: usize,
@@ -133,10 +135,11 @@ pub async fn run<H: Handler>(
     let drained = tokio::time::timeout(settings.shutdown_grace, permits.acquire_many(all))
         .await
         .is_ok();
+    let name = settings.name;
     if drained {
-        tracing::info!("all connections closed");
+        tracing::info!(listener = name, "{name} listener: all connections closed");
     } else {
-        tracing::warn!(grace = ?settings.shutdown_grace, "grace period over; closing the remaining connections");
+        tracing::warn!(listener = name, grace = ?settings.shutdown_grace, "{name} listener: grace period over; closing the remaining connections");
     }
     drained
 }
@@ -183,15 +186,21 @@ impl<H: Handler> Connection<H> {
             touched: AtomicBool::new(false),
             metrics,
         });
-        let io = Tracked {
+        let mut io = Tracked {
             inner: tcp,
             stats: stats.clone(),
         };
         match self.settings.tls.clone() {
             None => self.serve(io, peer, false, stats, slot).await,
             Some(tls) => {
+                // A plain HTTP request gets a 400 that says so, not a TLS alert.
+                let limit = self.settings.tls_handshake_timeout;
+                let deadline = tokio::time::Instant::now() + limit;
+                if crate::plain_http::answered(&mut io.inner, limit).await {
+                    return;
+                }
                 let handshake = tls.acceptor().accept(io);
-                match tokio::time::timeout(self.settings.tls_handshake_timeout, handshake).await {
+                match tokio::time::timeout_at(deadline, handshake).await {
                     Ok(Ok(stream)) => self.serve(stream, peer, true, stats, slot).await,
                     Ok(Err(e)) => {
                         tracing::debug!(client = %peer, error = %e, "TLS handshake failed")

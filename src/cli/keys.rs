@@ -80,7 +80,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
             "keygate keys needs a shared store ([store] kind = \"redis\"); a memory store lives only inside the serving process".into(),
         ));
     }
-    super::runtime(1)?.block_on(async {
+    let result = super::runtime(1)?.block_on(async {
         let keyring = Keyring::from_config(&config)
             .await
             .map_err(|e| CliError::Runtime(e.to_string()))?;
@@ -102,6 +102,11 @@ pub fn run(args: Args) -> Result<(), CliError> {
                 ..
             } => revoke(&keyring, id, user, all, leaked).await,
         }
+    });
+    // Every runtime failure here is the store's: say where keygate looked.
+    result.map_err(|e| match e {
+        CliError::Runtime(m) => CliError::Runtime(format!("{m}; tried {}", config.store.shown())),
+        other => other,
     })
 }
 

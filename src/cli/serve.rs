@@ -18,11 +18,12 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let format = args.log_format.map(Into::into).unwrap_or(config.log.format);
     crate::telemetry::init(format, &config.log.level);
     super::runtime(config.runtime.workers)?.block_on(async {
-        let keyring = Keyring::open(&config).map_err(|e| CliError::Runtime(e.to_string()))?;
+        let keyring = Keyring::open(&config)
+            .map_err(|e| CliError::Runtime(format!("{e}; tried {}", config.store.shown())))?;
         // A store that is down at start is an outage like any other: serve
         // (503 for keys, /readyz 503) and keep asking, rather than exit.
         if let Err(e) = keyring.store.ready().await {
-            tracing::warn!(error = %e, "the key store does not answer; requests get 503 until it does");
+            tracing::warn!(error = %e, tried = %config.store.shown(), "the key store does not answer; requests get 503 until it does");
             tokio::spawn(until_ready(keyring.store.clone()));
         }
         let running = app::start(&config, TlsMode::FromConfig, &keyring)
