@@ -8,6 +8,7 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::sync::watch;
 use tokio::time::{sleep, sleep_until};
 
+use super::outage::{self, Outage, Say};
 use super::{bounded, Fleet, Forget, Message};
 use crate::auth::cache::KeyCache;
 use crate::metrics::Metrics;
@@ -41,16 +42,22 @@ async fn run(
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_millis(50);
+    let mut outage = Outage::default();
     loop {
-        let outcome = session(&fleet, &cache, &metrics, &mut stopped).await;
+        let outcome = session(&fleet, &cache, &metrics, &mut stopped, &mut outage).await;
         cache.suspend();
         metrics.fleet_connected(false);
+        let instance = fleet.instance();
         match outcome {
             Ok(()) => break,
-            Err(e) => {
-                tracing::warn!(error = %e, instance = fleet.instance(),
-                    "lost touch with the fleet: key cache emptied, every request asks the store until it is back");
-            }
+            Err(e) => match outage.failed(Instant::now()) {
+                Say::Lost => tracing::warn!(error = %e, instance,
+                    "lost touch with the fleet: key cache emptied, every request asks the store until it is back (reminder every minute)"),
+                Say::Still { lasted, failures } => tracing::warn!(error = %e, instance,
+                    out_of_touch = %outage::shown(lasted), failures,
+                    "still out of touch with the fleet: every request asks the store"),
+                Say::Nothing => tracing::debug!(error = %e, instance, "fleet: rejoining failed"),
+            },
         }
         tokio::select! {
             _ = sleep(backoff) => {}
@@ -67,6 +74,7 @@ async fn session(
     cache: &KeyCache,
     metrics: &Metrics,
     stopped: &mut watch::Receiver<bool>,
+    outage: &mut Outage,
 ) -> Result<(), StoreError> {
     let (mut sink, mut stream) = fleet.store.pubsub().await?.split();
     let channel = fleet.store.channel("invalidate");
@@ -103,10 +111,12 @@ async fn session(
         if !announced {
             announced = true;
             metrics.fleet_connected(true);
-            tracing::info!(
-                instance = fleet.instance(),
-                "joined the fleet: key cache on"
-            );
+            let instance = fleet.instance();
+            match outage.back(Instant::now()) {
+                None => tracing::info!(instance, "joined the fleet: key cache on"),
+                Some(lasted) => tracing::info!(instance, out_of_touch = %outage::shown(lasted),
+                    "back in touch with the fleet: key cache on"),
+            }
         }
         let next = sent + fleet.lease / 3;
         loop {

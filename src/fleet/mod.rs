@@ -45,6 +45,7 @@
 
 mod barrier;
 mod member;
+mod outage;
 
 use std::time::Duration;
 

@@ -93,7 +93,8 @@ impl Drop for Completion {
                 path = %l.path,
                 status = self.status.as_u16(),
                 bytes = l.bytes,
-                duration_ms = l.start.elapsed().as_secs_f64() * 1000.0,
+                // Whole microseconds: "12.345", not "12.345678901".
+                duration_ms = l.start.elapsed().as_micros() as f64 / 1000.0,
                 user = l.user.as_deref().unwrap_or("-"),
                 key_id = l.key_id.as_deref().unwrap_or("-"),
             );

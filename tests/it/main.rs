@@ -13,6 +13,7 @@ mod init;
 mod keys_cli;
 mod lifecycle;
 mod limits;
+mod operator;
 mod proxy;
 mod redis_deployments;
 mod secrets;

@@ -1,0 +1,308 @@
+//! What an operator reads: errors that say where to look (the store URL
+//! tried, the key that chose a busy port, plain HTTP on the TLS port) and
+//! logs that fit where they go (no colours in a pipe, short durations, each
+//! listener named once, one warning per Redis outage).
+
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::Duration;
+
+use http::StatusCode;
+
+use crate::support::bin::{self, Process, BIN};
+use crate::support::client::{self, get};
+use crate::support::gateway::builder;
+use crate::support::redis::{free_port, RedisServer};
+use crate::support::tls::Ca;
+use crate::support::upstream::Upstream;
+use crate::support::{eventually, within};
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A TLS config for the binary in `dir` with `sections` (at least `[store]`).
+fn config(dir: &std::path::Path, upstream: &str, sections: &str) -> std::path::PathBuf {
+    bin::write_config(dir, &Ca::new("operator CA"), "keygate", upstream, sections)
+}
+
+#[tokio::test]
+async fn a_store_that_does_not_answer_is_named_by_its_url_and_key_without_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let port = free_port();
+    let store = format!(
+        "[store]\nurl = \"redis://kg:hunter2pass@127.0.0.1:{port}/0\"\nsecret_file = \"{}\"\ntimeout = \"500ms\"\n",
+        secret.display()
+    );
+    let cfg = config(dir.path(), "http://127.0.0.1:9", &store);
+    let shown = format!("store.url = \"redis://kg:***@127.0.0.1:{port}/0\"");
+
+    let out = Command::new(BIN)
+        .args(["keys", "list", "-c"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains(&shown), "{err}");
+    assert!(!err.contains("hunter2pass"), "{err}");
+
+    let kg = Process::serve(&cfg);
+    kg.logged("the key store does not answer").await;
+    let line = kg
+        .log_lines()
+        .into_iter()
+        .find(|l| l["message"] == "the key store does not answer; requests get 503 until it does")
+        .unwrap();
+    assert_eq!(line["tried"].as_str().unwrap(), shown);
+    assert!(!format!("{:?}", kg.log_lines()).contains("hunter2pass"));
+}
+
+#[test]
+fn a_busy_port_is_named_by_the_key_that_chose_it() {
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        "http://127.0.0.1:9",
+        "[store]\nkind = \"memory\"\n",
+    );
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    for (key, from, section) in [
+        (
+            "listen.addr",
+            "[listen]\naddr = \"127.0.0.1:0\"",
+            "[listen]\naddr",
+        ),
+        (
+            "admin.addr",
+            "[admin]\naddr = \"127.0.0.1:0\"",
+            "[admin]\naddr",
+        ),
+    ] {
+        assert!(text.contains(from));
+        let one = text.replacen(from, &format!("{section} = \"127.0.0.1:{port}\""), 1);
+        std::fs::write(&cfg, one).unwrap();
+        let out = Command::new(BIN)
+            .args(["serve", "-c"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{key}");
+        let err = stderr(&out);
+        let expected =
+            format!("keygate: {key}: cannot listen on 127.0.0.1:{port}: Address already in use");
+        assert!(err.contains(&expected), "{err}");
+        assert!(err.contains(&format!("sport = :{port}")), "{err}");
+    }
+}
+
+/// curl over plain HTTP: (curl's exit code, status, body).
+async fn plain_curl(url: &str) -> (Option<i32>, String, String) {
+    let out = tokio::process::Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-w", "\n%{http_code}", url])
+        .output()
+        .await
+        .expect("curl is installed (scripts/test.sh installs it)");
+    let all = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = all.rsplit_once('\n').unwrap_or(("", ""));
+    (out.status.code(), status.to_owned(), body.to_owned())
+}
+
+#[tokio::test]
+async fn plain_http_on_the_tls_port_is_told_the_port_speaks_https() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url()).start().await;
+    for addr in [gw.addr, gw.admin_addr] {
+        let url = format!("http://127.0.0.1:{}/hello?x=1", addr.port());
+        let (code, status, body) = plain_curl(&url).await;
+        assert_eq!(code, Some(0), "curl got an answer, not a TLS alert: {body}");
+        assert_eq!(status, "400", "{body}");
+        assert!(body.contains("this port speaks HTTPS"), "{body}");
+        assert!(
+            body.contains(&format!("Use https://127.0.0.1:{}/hello?x=1", addr.port())),
+            "{body}"
+        );
+    }
+    assert!(up.requests().is_empty(), "nothing went upstream");
+    // TLS on the same port is untouched.
+    let answer = get(&client::h1(&gw.ca), &gw.url("/hello")).await;
+    assert_eq!(answer.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn human_logs_in_a_pipe_have_no_colours_short_durations_and_name_each_listener_once() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("human logs CA");
+    let cfg = bin::write_config(
+        dir.path(),
+        &ca,
+        "keygate",
+        &up.url(),
+        "[auth]\nanonymous = \"passthrough\"\n[store]\nkind = \"memory\"\n",
+    );
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "-c"]).arg(&cfg).env_remove("NO_COLOR");
+    let mut kg = Process::spawn(cmd);
+    let text = |kg: &Process| -> Vec<String> {
+        kg.log_lines()
+            .iter()
+            .map(|l| l.as_str().map_or_else(|| l.to_string(), str::to_owned))
+            .collect()
+    };
+    let port: u16 = eventually(
+        "the listening line",
+        300,
+        Duration::from_millis(20),
+        || async {
+            text(&kg).iter().find_map(|l| {
+                let addr = l
+                    .contains("keygate listening")
+                    .then(|| l.split("addr=").nth(1))??;
+                addr.split_whitespace()
+                    .next()?
+                    .rsplit(':')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+        },
+    )
+    .await;
+    let answer = get(&client::h1(&ca), &format!("https://127.0.0.1:{port}/hello")).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let access = eventually(
+        "the access line",
+        250,
+        Duration::from_millis(20),
+        || async {
+            text(&kg)
+                .into_iter()
+                .find(|l| l.contains("keygate::access"))
+        },
+    )
+    .await;
+    kg.signal("TERM");
+    assert_eq!(within(20, "keygate exits", kg.wait(15)).await, 0);
+
+    let lines = text(&kg);
+    assert!(!lines.is_empty());
+    assert!(
+        lines.iter().all(|l| !l.contains('\u{1b}')),
+        "ANSI escapes in a pipe: {lines:?}"
+    );
+    let duration = access
+        .split("duration_ms=")
+        .nth(1)
+        .and_then(|d| d.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no duration_ms in {access}"));
+    let decimals = duration.split_once('.').map_or(0, |(_, d)| d.len());
+    assert!(duration.parse::<f64>().is_ok() && decimals <= 3, "{access}");
+    let closed: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("all connections closed"))
+        .collect();
+    assert_eq!(closed.len(), 2, "{closed:?}");
+    assert!(closed[0].contains("main listener"), "{closed:?}");
+    assert!(closed[1].contains("admin listener"), "{closed:?}");
+}
+
+/// A stand-in for a Redis that is down: accepts and at once closes every
+/// connection, counting them, so a test can wait for keygate's retries.
+struct Refuser {
+    attempts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    port: u16,
+}
+
+impl Refuser {
+    fn on(port: u16) -> Refuser {
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let attempts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (n, done) = (attempts.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        n.fetch_add(1, Ordering::Relaxed);
+                        drop(conn);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Refuser {
+            attempts,
+            stop,
+            port,
+        }
+    }
+
+    async fn attempts_reach(&self, n: usize) {
+        let what = format!("{n} attempts to reach Redis on port {}", self.port);
+        eventually(&what, 500, Duration::from_millis(20), || async {
+            (self.attempts.load(std::sync::atomic::Ordering::Relaxed) >= n).then_some(())
+        })
+        .await;
+    }
+}
+
+impl Drop for Refuser {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Let the accept thread see it and drop the listener (it polls every 5 ms).
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn a_redis_outage_is_one_warning_not_one_per_retry() {
+    let mut redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = crate::support::redis::store_section(&redis, dir.path(), "outage");
+    store.insert(0, "[store]".into());
+    let sections = format!("{}\n[cache]\nlease = \"300ms\"\n", store.join("\n"));
+    let cfg = config(dir.path(), "http://127.0.0.1:9", &sections);
+    let kg = Process::serve(&cfg);
+    kg.logged("joined the fleet").await;
+    let lost = |kg: &Process| {
+        kg.log_lines()
+            .iter()
+            .filter(|l| {
+                l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("lost touch with the fleet"))
+            })
+            .count()
+    };
+
+    for outage in 1..=2 {
+        redis.kill();
+        let down = Refuser::on(redis.port);
+        // keygate retries at least every lease (300 ms): seconds of outage.
+        down.attempts_reach(15).await;
+        assert_eq!(lost(&kg), outage, "{:?}", kg.log_lines());
+        drop(down);
+        redis = RedisServer::start_on(redis.port);
+        eventually("back in touch", 250, Duration::from_millis(20), || async {
+            let back = kg
+                .log_lines()
+                .iter()
+                .filter(|l| {
+                    l["message"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with("back in touch with the fleet"))
+                })
+                .count();
+            (back == outage).then_some(())
+        })
+        .await;
+    }
+}
