@@ -6,7 +6,7 @@
 //! | `GET /.keygate/api/keys` | the user's keys and the lifetimes offered (JSON) |
 //! | `POST /.keygate/api/keys` | `{"label","ttl"}` -> 201 with the key, shown once |
 //! | `DELETE /.keygate/api/keys/{id}` | 204; another user's id is 404 like an unknown one |
-//! | `GET /.keygate/static/app.js`, `app.css` | the page's script and style |
+//! | `GET /.keygate/static/app.js`, `app.css`, `icon.svg` | the page's script, style and icon |
 //! | `GET /.keygate/login`, `/.keygate/logout` | CAS sign-in (ticket callback) and sign-out |
 //!
 //! Every request first passes the same gate: `[login]` configured (else a
@@ -44,6 +44,9 @@ use refusal::Refusal;
 
 const APP_JS: &str = include_str!("static/app.js");
 const APP_CSS: &str = include_str!("static/app.css");
+/// The page's icon: declared by the page, so browsers do not ask the
+/// backend for `/favicon.ico` (a 401 in the log for every visit).
+const ICON_SVG: &str = include_str!("static/icon.svg");
 
 /// Only keygate's own script, style and API: no inline code, no other origin.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
@@ -139,6 +142,7 @@ impl SelfService {
             ("/.keygate/static/app.css", _) if read => {
                 Ok(asset(APP_CSS, "text/css; charset=utf-8"))
             }
+            ("/.keygate/static/icon.svg", _) if read => Ok(asset(ICON_SVG, "image/svg+xml")),
             ("/.keygate/keys", _) if read => self.page(&req, &rq).await,
             ("/.keygate/api/keys", &Method::GET) => self.list(&req, &rq).await,
             ("/.keygate/api/keys", &Method::POST) => self.create(req, &rq).await,
@@ -150,9 +154,13 @@ impl SelfService {
             (p, _) if p.starts_with("/.keygate/api/keys/") => Err(Refusal::Method("DELETE")),
             ("/.keygate/login", &Method::GET) => self.cas_login(&req).await,
             ("/.keygate/logout", &Method::GET) => self.logout(),
-            ("/.keygate/keys" | "/.keygate/static/app.js" | "/.keygate/static/app.css", _) => {
-                Err(Refusal::Method("GET, HEAD"))
-            }
+            (
+                "/.keygate/keys"
+                | "/.keygate/static/app.js"
+                | "/.keygate/static/app.css"
+                | "/.keygate/static/icon.svg",
+                _,
+            ) => Err(Refusal::Method("GET, HEAD")),
             ("/.keygate/login" | "/.keygate/logout", _) => Err(Refusal::Method("GET")),
             _ => Err(Refusal::NotFound),
         };
@@ -213,8 +221,11 @@ impl SelfService {
             Some(LoginMethod::Cas(_))
         )
         .then_some("/.keygate/logout");
+        let public_url = self.login.as_ref().and_then(|l| l.public_url.as_deref());
+        let host = netrc_host(public_url, req);
         let html = page::keys_page(&page::KeysPage {
             user: &s.user,
+            host: &host,
             csrf_token: &issued.token,
             keys: &keys,
             ttl_choices: &s.settings.ttl_choices,
@@ -280,6 +291,36 @@ impl SelfService {
             Ok(())
         })
     }
+}
+
+/// The host name for the page's `.netrc` line (`machine HOST`): the
+/// gateway's as `login.public_url` names it, else as the browser asked for
+/// it (`:authority` or `Host`), without the port, which `.netrc` has no
+/// place for. Anything but a plain host name stays the placeholder `HOST`.
+fn netrc_host(public_url: Option<&str>, req: &Request<Incoming>) -> String {
+    let authority = match public_url {
+        Some(url) => url
+            .parse::<http::Uri>()
+            .ok()
+            .and_then(|u| u.authority().cloned()),
+        None => req.uri().authority().cloned().or_else(|| {
+            let host = req.headers().get(header::HOST)?.to_str().ok()?;
+            host.parse::<http::uri::Authority>().ok()
+        }),
+    };
+    authority
+        .map(|a| {
+            a.host()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned()
+        })
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:_".contains(&b))
+        })
+        .unwrap_or_else(|| "HOST".into())
 }
 
 fn html_response(status: StatusCode, html: String) -> Response<ResponseBody> {

@@ -37,6 +37,7 @@ fn head(title: &str, extra: &str) -> String {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
 <link rel="stylesheet" href="/.keygate/static/app.css">
+<link rel="icon" href="/.keygate/static/icon.svg" type="image/svg+xml">
 {extra}</head>
 "#,
         title = escape(title)
@@ -46,6 +47,8 @@ fn head(title: &str, extra: &str) -> String {
 /// What the signed-in user sees.
 pub struct KeysPage<'a> {
     pub user: &'a str,
+    /// The gateway's host name as the browser knows it (the `.netrc` line).
+    pub host: &'a str,
     pub csrf_token: &'a str,
     pub keys: &'a [KeyRecord],
     pub ttl_choices: &'a [String],
@@ -89,7 +92,7 @@ pub fn keys_page(p: &KeysPage<'_>) -> String {
 <h2 id="new-heading">New API key</h2>
 <p>Scripts and tools (curl, git, R, Python) sign in with HTTP Basic auth: user name
 <code>apikey</code>, password the key. In <code>~/.netrc</code>:
-<code>machine HOST login apikey password KEY</code>.</p>
+<code>machine {host} login apikey password KEY</code>.</p>
 <form id="generate">
 <p><label for="label">Label</label>
 <input id="label" name="label" maxlength="200" autocomplete="off" placeholder="e.g. laptop R scripts"></p>
@@ -118,6 +121,7 @@ pub fn keys_page(p: &KeysPage<'_>) -> String {
 </html>
 "#,
         user = escape(p.user),
+        host = escape(p.host),
         hidden = if p.keys.is_empty() { "" } else { " hidden" },
     ));
     html

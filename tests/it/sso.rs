@@ -325,6 +325,56 @@ impl UserFiles {
     }
 }
 
+/// A browser showing the page asks for its icon under `/.keygate/static/`,
+/// never for the backend's `/favicon.ico`: visiting the page leaves no 401
+/// in the access log (`keygate dev`: everyone is "demo", no key is anonymous).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real browser: run by scripts/test.sh (--include-ignored)"]
+async fn the_page_in_a_browser_leaves_no_failed_authentication_in_the_log() {
+    let mut cmd = std::process::Command::new(crate::support::bin::BIN);
+    cmd.args([
+        "dev",
+        "--log-format",
+        "json",
+        "--addr",
+        "127.0.0.1:0",
+        "--admin-addr",
+        "127.0.0.1:0",
+    ]);
+    let kg = crate::support::bin::Process::spawn(cmd);
+    let url = format!("https://{}", kg.main_addr().await);
+    let browser = Browser::start().await;
+    browser.goto(&format!("{url}/.keygate/keys")).await;
+    let page = KeysPage::new(&browser, &url).await;
+    page.signed_in_as("demo").await;
+    let access = || {
+        kg.log_lines()
+            .into_iter()
+            .filter(|l| l["target"] == "keygate::access")
+            .collect::<Vec<_>>()
+    };
+    crate::support::eventually(
+        "the browser fetches the page's icon",
+        1000,
+        std::time::Duration::from_millis(20),
+        || async {
+            access()
+                .iter()
+                .any(|l| l["path"] == "/.keygate/static/icon.svg")
+                .then_some(())
+        },
+    )
+    .await;
+    let lines = access();
+    assert!(
+        lines.iter().all(|l| l["status"] != 401
+            && l["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("/.keygate/"))),
+        "{lines:#?}"
+    );
+}
+
 /// Where `backend_session` saves its picture of the page: under `target/`,
 /// or over the README's `docs/self-service.png` when `KEYGATE_UPDATE_SCREENSHOT`
 /// is set (so a test run never dirties the work tree by itself).

@@ -175,6 +175,7 @@ async fn head_on_the_page_and_its_assets_is_get_without_the_body() {
             ("/.keygate/keys", "text/html"),
             ("/.keygate/static/app.js", "text/javascript"),
             ("/.keygate/static/app.css", "text/css"),
+            ("/.keygate/static/icon.svg", "image/svg+xml"),
         ] {
             let get = alice.get(path).await;
             let head = alice.call(Method::HEAD, path).await;
@@ -259,4 +260,68 @@ async fn no_spelling_of_the_keygate_prefix_reaches_the_backend() {
     let a = client::get(&client::h1(&gw.ca), &gw.url("/app/.keygate/x")).await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(up.requests().len(), 1);
+}
+
+/// The page's `.netrc` line names the host the browser asked for (its
+/// `Host`, or HTTP/2's `:authority`), or `login.public_url`'s when set;
+/// a Host that is no plain host name leaves the placeholder.
+#[tokio::test]
+async fn the_netrc_line_names_the_host_the_browser_used() {
+    async fn netrc_line(alice: &mut Browser, host: Option<&str>) -> String {
+        let mut req = alice.request(Method::GET, "/.keygate/keys");
+        if let Some(host) = host {
+            req = req.header(header::HOST, host);
+        }
+        let page = client::send(&alice.client, req.body(body::empty()).unwrap()).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+        between(&page.text(), "<code>machine ", "</code>").to_owned()
+    }
+    let (up, app) = (Upstream::start().await, WhoAmI::start().await);
+    let gw = backend_session(&up, &app, &[]).await;
+    let mut alice = Browser::new(&gw);
+    alice.set_cookie(&app.sign_in("alice"));
+    assert_eq!(
+        netrc_line(&mut alice, Some("gw.example.org:8443")).await,
+        "gw.example.org login apikey password KEY"
+    );
+    assert_eq!(
+        netrc_line(&mut alice, Some("a<b>")).await,
+        "HOST login apikey password KEY"
+    );
+    let mut h2 = Browser::with_client(&gw, client::h2(&gw.ca));
+    h2.set_cookie(&app.sign_in("alice"));
+    assert_eq!(
+        netrc_line(&mut h2, None).await,
+        "127.0.0.1 login apikey password KEY"
+    );
+
+    let gw = backend_session(
+        &up,
+        &app,
+        &[("login", "public_url = \"https://keygate.example.org:8443\"")],
+    )
+    .await;
+    let mut alice = Browser::new(&gw);
+    alice.set_cookie(&app.sign_in("alice"));
+    assert_eq!(
+        netrc_line(&mut alice, Some("gw.example.org")).await,
+        "keygate.example.org login apikey password KEY"
+    );
+}
+
+/// The page names its own icon, so a browser showing it does not ask the
+/// backend for `/favicon.ico` (a 401 in the log on every visit).
+#[tokio::test]
+async fn the_page_declares_its_own_icon() {
+    let (up, app) = (Upstream::start().await, WhoAmI::start().await);
+    let gw = backend_session(&up, &app, &[]).await;
+    let mut alice = Browser::new(&gw);
+    alice.set_cookie(&app.sign_in("alice"));
+    let (page, _) = alice.page().await;
+    let href = between(&page.text(), "<link rel=\"icon\" href=\"", "\"").to_owned();
+    assert!(href.starts_with("/.keygate/static/"), "{href}");
+    let icon = alice.get(&href).await;
+    assert_eq!(icon.status, StatusCode::OK);
+    assert_eq!(icon.headers[header::CONTENT_TYPE], "image/svg+xml");
+    assert!(icon.text().starts_with("<svg"), "{}", icon.text());
 }
