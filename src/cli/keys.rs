@@ -45,6 +45,7 @@ enum KeysCommand {
         /// Only this user's keys.
         #[arg(long)]
         user: Option<String>,
+        /// Print the same JSON as GET /v1/keys.
         #[arg(long)]
         json: bool,
     },

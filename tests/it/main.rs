@@ -16,6 +16,7 @@ mod limits;
 mod operator;
 mod proxy;
 mod redis_deployments;
+mod reference;
 mod secrets;
 mod selfservice;
 mod sso;
