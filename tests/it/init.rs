@@ -24,20 +24,9 @@ fn mode(path: &Path) -> u32 {
 
 /// curl with the self-signed certificate as the only trust anchor: (status, body).
 async fn curl(cert: &Path, args: &[&str]) -> (u16, String) {
-    let out = tokio::process::Command::new("curl")
-        .args(["-sS", "--max-time", "10", "--cacert"])
-        .arg(cert)
-        .args(["-w", "\n%{http_code}"])
-        .args(args)
-        .output()
-        .await
-        .expect("curl is installed (scripts/test.sh installs it)");
-    let all = text(&out.stdout);
-    let (body, status) = all.rsplit_once('\n').unwrap_or(("", "0"));
-    (
-        status.parse().unwrap_or(0),
-        format!("{body}{}", text(&out.stderr)),
-    )
+    let cacert = cert.to_str().unwrap();
+    let out = crate::support::curl(&[&["--cacert", cacert], args].concat()).await;
+    (out.status, format!("{}{}", out.body, out.stderr))
 }
 
 #[tokio::test]

@@ -100,27 +100,17 @@ fn a_busy_port_is_named_by_the_key_that_chose_it() {
     }
 }
 
-/// curl over plain HTTP: (curl's exit code, status, body).
-async fn plain_curl(url: &str) -> (Option<i32>, String, String) {
-    let out = tokio::process::Command::new("curl")
-        .args(["-sS", "--max-time", "10", "-w", "\n%{http_code}", url])
-        .output()
-        .await
-        .expect("curl is installed (scripts/test.sh installs it)");
-    let all = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, status) = all.rsplit_once('\n').unwrap_or(("", ""));
-    (out.status.code(), status.to_owned(), body.to_owned())
-}
-
 #[tokio::test]
 async fn plain_http_on_the_tls_port_is_told_the_port_speaks_https() {
     let up = Upstream::start().await;
     let gw = builder(&up.url()).start().await;
     for addr in [gw.addr, gw.admin_addr] {
         let url = format!("http://127.0.0.1:{}/hello?x=1", addr.port());
-        let (code, status, body) = plain_curl(&url).await;
-        assert_eq!(code, Some(0), "curl got an answer, not a TLS alert: {body}");
-        assert_eq!(status, "400", "{body}");
+        let crate::support::Curl {
+            exit, status, body, ..
+        } = crate::support::curl(&[&url]).await;
+        assert_eq!(exit, Some(0), "curl got an answer, not a TLS alert: {body}");
+        assert_eq!(status, 400, "{body}");
         assert!(body.contains("this port speaks HTTPS"), "{body}");
         assert!(
             body.contains(&format!("Use https://127.0.0.1:{}/hello?x=1", addr.port())),

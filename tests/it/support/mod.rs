@@ -44,6 +44,34 @@ where
     panic!("condition never held after {tries} tries: {what}");
 }
 
+/// What curl made of a request.
+pub struct Curl {
+    /// curl's exit code: 0 when it got an HTTP answer.
+    pub exit: Option<i32>,
+    /// 0 when there was no HTTP answer.
+    pub status: u16,
+    pub body: String,
+    pub stderr: String,
+}
+
+/// Run curl (`-sS`, 10 s at most) with `args`, the way a user would.
+pub async fn curl(args: &[&str]) -> Curl {
+    let out = tokio::process::Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .await
+        .expect("curl is installed (scripts/test.sh installs it)");
+    let all = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = all.rsplit_once('\n').unwrap_or(("", "0"));
+    Curl {
+        exit: out.status.code(),
+        status: status.parse().unwrap_or(0),
+        body: body.to_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// The admin token every test config uses.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 
