@@ -269,7 +269,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             format!("cannot read the configuration file: {e}"),
         )])
     })?;
-    let folder = path.parent().unwrap_or(Path::new(""));
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    // Absolute, so messages and SIGHUP reloads name the file unambiguously.
     let folder = std::path::absolute(folder).unwrap_or_else(|_| folder.to_owned());
     parse_in(&text, Some(&folder))
 }

@@ -335,14 +335,21 @@ fn relative_paths_name_files_beside_the_config_whatever_the_current_directory() 
         "0123456789abcdef0123456789abcdef\n",
     )
     .unwrap();
-    let out = check_from(&elsewhere, &conf.join("keygate.toml"));
-    assert_eq!(out.status.code(), Some(2));
-    let err = stderr(&out);
+    // Named as resolved, from anywhere: never the secret of another folder.
     let expected = format!(
         "store.secret_file: cannot read {}:",
         conf.join("secret").display()
     );
-    assert!(err.contains(&expected), "{err}");
+    let configs = [
+        (&elsewhere, conf.join("keygate.toml")),
+        (&conf, PathBuf::from("keygate.toml")),
+    ];
+    for (cwd, config) in configs {
+        let out = check_from(cwd, &config);
+        assert_eq!(out.status.code(), Some(2));
+        let err = stderr(&out);
+        assert!(err.contains(&expected), "{err}");
+    }
 }
 
 #[tokio::test]

@@ -98,6 +98,20 @@ fn a_busy_port_is_named_by_the_key_that_chose_it() {
         assert!(err.contains(&expected), "{err}");
         assert!(err.contains(&format!("sport = :{port}")), "{err}");
     }
+    // keygate dev takes its addresses from flags, and names the flag.
+    let out = Command::new(BIN)
+        .args(["dev", "--addr", &format!("127.0.0.1:{port}")])
+        .args(["--admin-addr", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "keygate: --addr: cannot listen on 127.0.0.1:{port}"
+        )),
+        "{err}"
+    );
 }
 
 #[tokio::test]
