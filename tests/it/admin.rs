@@ -1,4 +1,4 @@
-//! The admin API as SPEC's table fixes it: routes, status codes, errors that
+//! The admin API as docs/reference.md's table fixes it: routes, status codes, errors that
 //! name the field, bearer tokens, pagination, health and the OpenAPI document.
 
 use std::collections::HashSet;

@@ -1,4 +1,4 @@
-//! SPEC's main-listener behaviour with keys: the identity header on success,
+//! The main listener's behaviour with keys (docs/reference.md): the identity header on success,
 //! one identical 401 for every failure, 400 for two credentials, 403 for a
 //! read key writing, 503 when the store is gone, 429 for brute force.
 

@@ -9,7 +9,7 @@ use super::gateway::TestGateway;
 use super::ADMIN_TOKEN;
 
 /// The fields of a newly minted key's answer, as `POST /v1/keys` and
-/// `keygate keys create --json` give it (SPEC).
+/// `keygate keys create --json` give it (docs/reference.md).
 pub const NEW_KEY_FIELDS: [&str; 7] = [
     "id",
     "key",
