@@ -49,13 +49,15 @@ fi
 # kubernetes-validate (PyPI) checks deploy/kubernetes/ against the Kubernetes
 # schemas it bundles (tests/it/kubernetes/); PyYAML and jsonschema, which it
 # uses too, read the manifests and check the custom resources against the CRD
-# schemas vendored in tests/kubernetes/crds/. Its own venv, reused on later runs.
+# schemas vendored in tests/kubernetes/crds/, and common-expression-language
+# evaluates those CRDs' CEL rules. Its own venv, reused on later runs.
 k8s_venv=target/k8s-validate-venv
-if [[ ! -x $k8s_venv/bin/kubernetes-validate ]] || ! "$k8s_venv/bin/python" -c "import yaml, jsonschema" 2>/dev/null; then
+if [[ ! -x $k8s_venv/bin/kubernetes-validate ]] || ! "$k8s_venv/bin/python" -c "import yaml, jsonschema, cel" 2>/dev/null; then
   echo "installing kubernetes-validate into $k8s_venv (pip)"
   python3 -m venv "$k8s_venv"
   "$k8s_venv/bin/pip" install -q --disable-pip-version-check \
-    "kubernetes-validate==1.37.0" "jsonschema==4.26.0" "PyYAML==6.0.4"
+    "kubernetes-validate==1.37.0" "jsonschema==4.26.0" "PyYAML==6.0.4" \
+    "common-expression-language==0.10.0"
 fi
 
 # --include-ignored: the schemathesis, CAS, Kubernetes and browser

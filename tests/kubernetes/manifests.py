@@ -12,14 +12,19 @@ target/k8s-validate-venv (PyYAML and jsonschema come with kubernetes-validate).
                                of a file of several; --version: that version
                                only, else every served one)
 
-How a custom resource is validated: the openAPIV3Schema of the CRD version it
-names, as the projects publish it, checked with jsonschema (Draft 4, the
-dialect OpenAPI 3.0 schemas follow) after two additions that make it behave as
-the API server does with strict field validation (kubectl's default): every
-object schema that lists its properties refuses unknown ones (unless it says
-x-kubernetes-preserve-unknown-fields), and metadata is checked against
-Kubernetes' own ObjectMeta schema (from kubernetes-validate). Not checked:
-CEL rules (x-kubernetes-validations) and string formats.
+How a custom resource is validated, in the API server's order: the
+openAPIV3Schema of the CRD version it names, as the projects publish it,
+checked with jsonschema (Draft 4, the dialect OpenAPI 3.0 schemas follow) after
+two additions that make it behave as the API server does with strict field
+validation (kubectl's default): every object schema that lists its properties
+refuses unknown ones (unless it says x-kubernetes-preserve-unknown-fields), and
+metadata is checked against Kubernetes' own ObjectMeta schema (from
+kubernetes-validate). Then the schema's defaults are filled in and every CEL
+rule (x-kubernetes-validations) on a field that is present is evaluated with
+`self` bound to it (common-expression-language: standard CEL, not Kubernetes'
+extra CEL libraries; a rule that cannot be evaluated is an error, not a pass;
+transition rules, which compare with oldSelf, apply to updates only and are
+skipped). Not checked: string formats.
 
 Vendoring keeps the schema and drops the descriptions (most of a CRD's size).
 A --prune'd subtree (a part of a large CRD that keygate's examples do not use)
@@ -27,11 +32,13 @@ becomes a schema that refuses every value: a manifest that starts using it
 fails until that part is vendored too, so nothing passes unchecked.
 """
 
+import copy
 import hashlib
 import json
 import os
 import sys
 
+import cel
 import jsonschema
 import yaml
 
@@ -151,6 +158,48 @@ def object_meta_validator():
     return jsonschema.Draft202012Validator(schema, registry=registry)
 
 
+def children(node, schema):
+    """(child value, its schema) for the fields of node that the schema describes."""
+    if isinstance(node, dict):
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        for key, value in node.items():
+            if key in props:
+                yield key, value, props[key]
+            elif isinstance(extra, dict):
+                yield key, value, extra
+    elif isinstance(node, list) and isinstance(schema.get("items"), dict):
+        for i, value in enumerate(node):
+            yield i, value, schema["items"]
+
+
+def apply_defaults(node, schema):
+    """The API server's structural defaulting: a missing field with a default
+    gets it, wherever its parent object is present."""
+    if isinstance(node, dict):
+        for key, sub in schema.get("properties", {}).items():
+            if key not in node and "default" in sub:
+                node[key] = copy.deepcopy(sub["default"])
+    for _, value, sub in children(node, schema):
+        apply_defaults(value, sub)
+
+
+def cel_errors(node, schema, path):
+    for rule in schema.get("x-kubernetes-validations", []):
+        if "oldSelf" in rule["rule"]:
+            continue
+        try:
+            holds = cel.evaluate(rule["rule"], {"self": node})
+        except Exception as e:  # the library's errors have no common base
+            holds = f"cannot be evaluated ({e})"
+        if holds is not True:
+            why = rule.get("message") or rule["rule"]
+            extra = f": {holds}" if isinstance(holds, str) else ""
+            yield path or "(top)", f"CEL rule fails: {why}{extra}"
+    for key, value, sub in children(node, schema):
+        yield from cel_errors(value, sub, f"{path}.{key}" if path else str(key))
+
+
 def validate_custom(paths):
     schemas = vendored()
     meta = object_meta_validator()
@@ -171,16 +220,23 @@ def validate_custom(paths):
             for e in meta.iter_errors(doc["metadata"]):
                 e.path.appendleft("metadata")
                 errors.append(e)
-        if not errors:
-            print(f"OK {what} against {against}")
-            continue
-        failed += 1
+        problems = []
         for e in sorted(errors, key=lambda e: [str(p) for p in e.path]):
             where = ".".join(str(p) for p in e.path) or "(top)"
             hint = ""
             if isinstance(e.schema, dict) and PRUNED in e.schema:
                 hint = f" ({e.schema[PRUNED]}: vendor it, see tests/kubernetes/README.md)"
-            print(f"ERROR {what}: {where}: {e.message}{hint}")
+            problems.append(f"{where}: {e.message}{hint}")
+        if not problems:
+            defaulted = copy.deepcopy(doc)
+            apply_defaults(defaulted, entry["schema"])
+            problems = [f"{where}: {msg}" for where, msg in cel_errors(defaulted, entry["schema"], "")]
+        if not problems:
+            print(f"OK {what} against {against}")
+            continue
+        failed += 1
+        for problem in problems:
+            print(f"ERROR {what}: {problem}")
     return 1 if failed else 0
 
 

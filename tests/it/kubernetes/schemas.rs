@@ -183,3 +183,43 @@ fn a_misspelled_field_fails_every_manifest() {
         );
     }
 }
+
+/// The CRDs' CEL rules are evaluated too (after the schema's defaults are
+/// filled in, as the API server does): a resource that breaks one is refused.
+#[test]
+#[ignore = "needs kubernetes-validate: run through scripts/test.sh"]
+fn a_custom_resource_that_breaks_a_cel_rule_is_refused() {
+    let docs = all_documents();
+    let dir = tempfile::tempdir().unwrap();
+    let mut tls = find(&docs, "BackendTLSPolicy", "keygate-authz").clone();
+    tls["spec"]["validation"]
+        .as_object_mut()
+        .unwrap()
+        .remove("caCertificateRefs");
+    let mut policy = find(&docs, "SecurityPolicy", "keygate").clone();
+    policy["spec"]["extAuth"]["http"]["backendRefs"][0]["kind"] = "Pod".into();
+    let mut files = Vec::new();
+    for (name, doc) in [("tls.yaml", tls), ("policy.yaml", policy)] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, doc.to_string()).unwrap();
+        files.push(path.display().to_string());
+    }
+    let (ok, _, text) = custom_validate(&files);
+    assert!(!ok, "{text}");
+    for (file, message) in [
+        (
+            &files[0],
+            "spec.validation: CEL rule fails: must specify either CACertificateRefs or WellKnownCACertificates",
+        ),
+        (
+            &files[1],
+            "spec.extAuth.http: CEL rule fails: BackendRefs only supports Service, ServiceImport, and Backend kind.",
+        ),
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("ERROR {file} ")) && l.ends_with(message)),
+            "{file}: no {message:?} in:\n{text}"
+        );
+    }
+}
