@@ -46,7 +46,22 @@ if [[ ! -x $cas_venv/bin/python ]] || ! "$cas_venv/bin/python" -c "import cas_se
     "django-cas-server==3.1.0" "Django==5.2.*" "waitress==3.*"
 fi
 
-# --include-ignored: the schemathesis, CAS and browser (tests/it/sso.rs) tests
-# are #[ignore]d for a bare `cargo test` (they need the packages and venvs
-# above); here they run with everything else, and fail if any is missing.
+# kubernetes-validate (PyPI) checks deploy/kubernetes/ against the Kubernetes
+# schemas it bundles (tests/it/kubernetes/); PyYAML and jsonschema, which it
+# uses too, read the manifests and check the custom resources against the CRD
+# schemas vendored in tests/kubernetes/crds/, and common-expression-language
+# evaluates those CRDs' CEL rules. Its own venv, reused on later runs.
+k8s_venv=target/k8s-validate-venv
+if [[ ! -x $k8s_venv/bin/kubernetes-validate ]] || ! "$k8s_venv/bin/python" -c "import yaml, jsonschema, cel" 2>/dev/null; then
+  echo "installing kubernetes-validate into $k8s_venv (pip)"
+  python3 -m venv "$k8s_venv"
+  "$k8s_venv/bin/pip" install -q --disable-pip-version-check \
+    "kubernetes-validate==1.37.0" "jsonschema==4.26.0" "PyYAML==6.0.4" \
+    "common-expression-language==0.10.0"
+fi
+
+# --include-ignored: the schemathesis, CAS, Kubernetes and browser
+# (tests/it/sso.rs) tests are #[ignore]d for a bare `cargo test` (they need the
+# packages and venvs above); here they run with everything else, and fail if
+# any is missing.
 cargo test --locked "$@" -- --include-ignored
