@@ -41,15 +41,17 @@ pub struct Principal {
 
 /// Why a request is not authenticated. Clients see one 401 for all but
 /// `Ambiguous` (400) and `Store` (503); the reason goes to the log.
+/// An unreadable credential is `Malformed`: one 401 like a wrong key, so a
+/// client cannot tell a decoding failure from any other refusal.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("malformed key (wrong prefix, length or checksum)")]
+    #[error("malformed credential (unreadable header, or a key with the wrong prefix, length or checksum)")]
     Malformed,
     #[error("no such key (never issued, expired or revoked)")]
     Unknown { key_id: String },
     #[error("key secret does not match")]
     Mismatch { key_id: String },
-    #[error("more than one credential, or an unreadable Authorization header")]
+    #[error("more than one credential")]
     Ambiguous,
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -161,7 +163,7 @@ impl Authenticator {
             (true, Some(_), Some(_)) => return Err(AuthError::Ambiguous),
             (true, Some(v), None) => Some(
                 v.to_str()
-                    .map_err(|_| AuthError::Ambiguous)?
+                    .map_err(|_| AuthError::Malformed)?
                     .trim()
                     .to_owned(),
             ),
@@ -193,7 +195,7 @@ impl Authenticator {
                 Ok(Some(token.to_owned()))
             }
             basic::Parsed::Bearer(_) | basic::Parsed::OtherScheme => Ok(None),
-            basic::Parsed::Malformed => Err(AuthError::Ambiguous),
+            basic::Parsed::Malformed => Err(AuthError::Malformed),
         }
     }
 

@@ -138,6 +138,35 @@ async fn every_failure_is_the_same_401() {
             vec![("authorization", basic("someone", &valid))],
         ),
         ("key in the query string", vec![]),
+        // Unreadable credentials are failures like any other, not a 400.
+        (
+            "Basic that is not base64",
+            vec![("authorization", "Basic !!!".to_owned())],
+        ),
+        (
+            "Basic without a colon",
+            vec![(
+                "authorization",
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode("apikey")
+                ),
+            )],
+        ),
+        (
+            "Basic that is not UTF-8",
+            vec![(
+                "authorization",
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(b"apikey:\xff\xfe")
+                ),
+            )],
+        ),
+        (
+            "oversized Authorization",
+            vec![("authorization", format!("Basic {}", "QUFB".repeat(2000)))],
+        ),
     ];
     let mut first: Option<Answer> = None;
     for (what, headers) in cases {
@@ -155,26 +184,49 @@ async fn every_failure_is_the_same_401() {
         );
         if let Some(f) = &first {
             assert_eq!(answer.body, f.body, "{what}: body differs");
-            let names = |a: &Answer| {
-                let mut v: Vec<_> = a
-                    .headers
-                    .iter()
-                    .filter(|(k, _)| *k != "date")
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                v.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
-                v
-            };
-            assert_eq!(names(&answer), names(f), "{what}: headers differ");
+            assert_eq!(
+                sorted_headers(&answer),
+                sorted_headers(f),
+                "{what}: headers differ"
+            );
         } else {
             first = Some(answer);
         }
     }
+    // An `apikey` header that is not visible ASCII cannot be a key either.
+    let first = first.expect("at least one case");
+    let req = Request::get(gw.url("/"))
+        .header(
+            "apikey",
+            http::HeaderValue::from_bytes(b"kg_\xff\xfe").unwrap(),
+        )
+        .body(body::empty())
+        .unwrap();
+    let answer = send(&c, req).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "non-ASCII apikey");
+    assert_eq!(answer.body, first.body, "non-ASCII apikey: body differs");
+    assert_eq!(
+        sorted_headers(&answer),
+        sorted_headers(&first),
+        "non-ASCII apikey: headers differ"
+    );
     assert_eq!(
         up.requests().len(),
         forwarded_before,
         "a refused request reached the upstream"
     );
+}
+
+/// Every header but `date`, sorted: two answers that differ only in time compare equal.
+fn sorted_headers(a: &Answer) -> Vec<(String, http::HeaderValue)> {
+    let mut v: Vec<_> = a
+        .headers
+        .iter()
+        .filter(|(k, _)| *k != "date")
+        .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
 }
 
 #[tokio::test]
