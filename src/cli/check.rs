@@ -8,8 +8,12 @@ pub struct Args {
     config: ConfigArg,
 }
 
+/// Problems are errors (exit 2); warnings are printed and the exit is 0.
 pub fn run(args: Args) -> Result<(), CliError> {
-    crate::config::load(&args.config.path)?;
+    let config = crate::config::load(&args.config.path)?;
+    for w in crate::config::warnings(&config) {
+        eprintln!("warning: {w}");
+    }
     println!("{}: configuration is valid", args.config.path.display());
     Ok(())
 }

@@ -17,6 +17,9 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let config = crate::config::load(&args.config.path)?;
     let format = args.log_format.map(Into::into).unwrap_or(config.log.format);
     crate::telemetry::init(format, &config.log.level);
+    for w in crate::config::warnings(&config) {
+        tracing::warn!("{w}");
+    }
     super::runtime(config.runtime.workers)?.block_on(async {
         let keyring = Keyring::open(&config)
             .map_err(|e| CliError::Runtime(format!("{e}; tried {}", config.store.shown())))?;

@@ -4,6 +4,7 @@
 //! `load` never stops at the first problem: `keygate check` prints them all,
 //! the way oauth2-proxy does, so an operator fixes a file in one round.
 
+mod advice;
 mod env;
 mod raw;
 mod redact;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::de::DeserializeOwned;
 
+pub use advice::warnings;
 pub use redact::redacted_url;
 pub use validate::{parse_duration, upstream_url};
 

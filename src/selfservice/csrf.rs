@@ -11,6 +11,13 @@
 //! 3. `Origin` must be the gateway's own origin (`login.public_url`, else
 //!    `https://` + the request's host), and `Sec-Fetch-Site`, when a browser
 //!    sends it, `same-origin`.
+//!
+//! A foreign `Origin` on a request that carries the page's token header is
+//! told apart from an attack: a browser sends a custom header cross-origin
+//! only after a CORS preflight, which keygate never approves, so such a
+//! request came from keygate's own page, served on an address keygate does
+//! not know as its own (an SSO proxy in front without `login.public_url`).
+//! It is refused all the same; only the message and the log line differ.
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::Uri;
@@ -20,15 +27,27 @@ use crate::login::signed::{random_id, Signer};
 pub const COOKIE: &str = "__Host-keygate-csrf";
 pub const HEADER: &str = "x-csrf-token";
 
-/// Why a write was refused (403); the reason goes to the log only.
-#[derive(Debug, Clone, Copy, thiserror::Error)]
+/// Why a write was refused (403); the reason goes to the log, and only
+/// `OriginMismatch` is explained to the person.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CsrfError {
     #[error("no CSRF cookie")]
     NoCookie,
     #[error("missing or wrong X-CSRF-Token")]
     BadToken,
-    #[error("missing or foreign Origin")]
-    BadOrigin,
+    #[error("Origin {came:?} is not this gateway's origin {expected:?}")]
+    BadOrigin {
+        /// `None`: neither `login.public_url` nor a `Host` to compare with.
+        expected: Option<String>,
+        /// `None`: the request had no (readable) `Origin`.
+        came: Option<String>,
+    },
+    /// The page's own script on another origin: a configuration problem.
+    #[error("the page was served on {came:?} but the gateway's origin is {expected:?}: set login.public_url to the address browsers use")]
+    OriginMismatch {
+        expected: Option<String>,
+        came: String,
+    },
     #[error("Sec-Fetch-Site is not same-origin")]
     CrossSite,
 }
@@ -81,12 +100,22 @@ impl Csrf {
                 return Err(CsrfError::CrossSite);
             }
         }
-        let origin = headers
-            .get(header::ORIGIN)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(CsrfError::BadOrigin)?;
-        if !self.own_origin(origin, headers, uri) {
-            return Err(CsrfError::BadOrigin);
+        let expected = self.expected_origin(headers, uri);
+        let came = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+        match (came, &expected) {
+            (Some(came), Some(ours)) if comparable(came) == comparable(ours) => {}
+            (Some(came), _) if headers.contains_key(HEADER) => {
+                return Err(CsrfError::OriginMismatch {
+                    expected,
+                    came: came.to_owned(),
+                })
+            }
+            (came, _) => {
+                return Err(CsrfError::BadOrigin {
+                    expected,
+                    came: came.map(str::to_owned),
+                })
+            }
         }
         let id = crate::login::cookie(headers, COOKIE)
             .filter(|id| is_id(id))
@@ -104,17 +133,23 @@ impl Csrf {
         Ok(())
     }
 
-    fn own_origin(&self, origin: &str, headers: &HeaderMap, uri: &Uri) -> bool {
-        let origin = comparable(origin);
+    /// `login.public_url`, else `https://` + the request's host.
+    fn expected_origin(&self, headers: &HeaderMap, uri: &Uri) -> Option<String> {
         if let Some(ours) = &self.origin {
-            return origin == comparable(ours);
+            return Some(ours.clone());
         }
         // HTTP/2 carries the host in :authority, HTTP/1.1 in Host.
         let host = uri
             .authority()
             .map(|a| a.as_str())
             .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()));
-        host.is_some_and(|host| origin == comparable(&format!("https://{host}")))
+        host.map(|host| format!("https://{host}"))
+    }
+
+    #[cfg(test)]
+    fn own_origin(&self, origin: &str, headers: &HeaderMap, uri: &Uri) -> bool {
+        self.expected_origin(headers, uri)
+            .is_some_and(|ours| comparable(origin) == comparable(&ours))
     }
 }
 
@@ -179,10 +214,26 @@ mod tests {
             Err(CsrfError::BadToken)
         ));
         let mut foreign = good.clone();
+        foreign.remove(HEADER);
         foreign.insert("origin", "https://evil.example".parse().unwrap());
         assert!(matches!(
             csrf.check(&foreign, &uri, "alice"),
-            Err(CsrfError::BadOrigin)
+            Err(CsrfError::BadOrigin { came: Some(o), expected: Some(e) })
+                if o == "https://evil.example" && e == "https://kg.example.org:8443"
+        ));
+        let mut no_origin = good.clone();
+        no_origin.remove("origin");
+        assert!(matches!(
+            csrf.check(&no_origin, &uri, "alice"),
+            Err(CsrfError::BadOrigin { came: None, .. })
+        ));
+        // The page's own script on an address keygate does not know as its own.
+        let mut proxied = good.clone();
+        proxied.insert("origin", "http://sso.example:8080".parse().unwrap());
+        assert!(matches!(
+            csrf.check(&proxied, &uri, "alice"),
+            Err(CsrfError::OriginMismatch { came, expected: Some(e) })
+                if came == "http://sso.example:8080" && e == "https://kg.example.org:8443"
         ));
         let mut cross = good.clone();
         cross.insert("sec-fetch-site", "cross-site".parse().unwrap());

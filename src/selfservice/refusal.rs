@@ -166,7 +166,25 @@ pub(super) fn json(refusal: Refusal) -> Response<ResponseBody> {
                 "the key store is unavailable".into(),
             )
         }
+        Refusal::Csrf(CsrfError::OriginMismatch { expected, came }) => {
+            let expected = expected.as_deref().unwrap_or("unknown (no Host)");
+            tracing::warn!(
+                expected_origin = %expected,
+                origin = %came,
+                "self-service: the page's write came from another origin than the gateway's; \
+                 set login.public_url to the address browsers use (403)"
+            );
+            (
+                S::FORBIDDEN,
+                format!(
+                    "the gateway's public URL is configured differently: this page is at {came} \
+                     but keygate expects {expected}; an administrator must set login.public_url \
+                     to the address browsers use"
+                ),
+            )
+        }
         Refusal::Csrf(e) => {
+            // BadOrigin's reason names both origins.
             tracing::warn!(reason = %e, "self-service: CSRF check failed (403)");
             (
                 S::FORBIDDEN,

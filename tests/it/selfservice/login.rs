@@ -334,3 +334,118 @@ async fn keygates_own_cookies_never_reach_the_backend() {
         );
     }
 }
+
+/// An SSO proxy that serves the page on its own origin (here
+/// `http://127.0.0.1:8080`, Host rewritten to keygate's) without
+/// `login.public_url`: the write is refused (it must be), but the answer the
+/// page shows names `login.public_url` instead of "CSRF check failed", the
+/// log says which origin was expected and which came, and `keygate check`
+/// warns about the file (exit 0). With `public_url` set, the same write works.
+#[tokio::test]
+async fn a_proxy_on_another_origin_without_public_url_is_named_not_called_csrf() {
+    use crate::support::bin::{self, Process};
+    use crate::support::tls::Ca;
+
+    const PROXY_ORIGIN: &str = "http://127.0.0.1:8080";
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("origin test CA");
+    let login = "[store]\nkind = \"memory\"\n[log]\naccess_log = false\n\
+                 [login]\nmethod = \"trusted_header\"\ntrusted_proxies = [\"127.0.0.2/32\"]\n";
+    let cfg = bin::write_config(dir.path(), &ca, "localhost", &up.url(), login);
+
+    let check = bin::check(&cfg);
+    let warned = String::from_utf8_lossy(&check.stderr).into_owned();
+    assert_eq!(check.status.code(), Some(0), "{warned}");
+    assert_eq!(
+        warned
+            .lines()
+            .filter(|l| l.starts_with("warning: "))
+            .count(),
+        1,
+        "{warned}"
+    );
+    assert!(
+        warned.contains("warning: login.public_url: not set with method = \"trusted_header\""),
+        "{warned}"
+    );
+
+    let proxy = client::h1_from(&ca, "127.0.0.2".parse().unwrap());
+    let write = |addr: std::net::SocketAddr| {
+        let proxy = proxy.clone();
+        async move {
+            let url = |path: &str| format!("https://localhost:{}{path}", addr.port());
+            let page = client::send(
+                &proxy,
+                Request::get(url("/.keygate/keys"))
+                    .header("x-remote-user", "alice")
+                    .body(body::empty())
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+            let token = between(&page.text(), "name=\"csrf-token\" content=\"", "\"").to_owned();
+            let cookie = page.headers[header::SET_COOKIE].to_str().unwrap();
+            let cookie = cookie.split(';').next().unwrap().to_owned();
+            client::send(
+                &proxy,
+                Request::post(url("/.keygate/api/keys"))
+                    .header("x-remote-user", "alice")
+                    .header(header::ORIGIN, PROXY_ORIGIN)
+                    .header("sec-fetch-site", "same-origin")
+                    .header(header::COOKIE, cookie)
+                    .header("x-csrf-token", token)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(body::full(r#"{"label":"laptop"}"#))
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+
+    let kg = Process::serve(&cfg);
+    let addr = kg.main_addr().await;
+    kg.logged("login.public_url").await;
+    let refused = write(addr).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text());
+    let error = json_of(&refused)["error"].as_str().unwrap().to_owned();
+    assert!(
+        error.contains("the gateway's public URL is configured differently")
+            && error.contains("login.public_url")
+            && error.contains(PROXY_ORIGIN)
+            && !error.contains("CSRF"),
+        "{error}"
+    );
+    kg.logged("another origin than the gateway's").await;
+    let line = kg
+        .log_lines()
+        .into_iter()
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("another origin than the gateway's"))
+        })
+        .unwrap();
+    assert_eq!(line["level"], "WARN", "{line}");
+    assert_eq!(line["origin"], PROXY_ORIGIN, "{line}");
+    assert_eq!(
+        line["expected_origin"],
+        format!("https://localhost:{}", addr.port()),
+        "{line}"
+    );
+    drop(kg);
+
+    // The advice works: the same write with public_url set to the proxy's address.
+    let fixed = format!("{login}public_url = \"{PROXY_ORIGIN}\"\n");
+    let cfg = bin::write_config(dir.path(), &ca, "localhost", &up.url(), &fixed);
+    let check = bin::check(&cfg);
+    assert_eq!(check.status.code(), Some(0));
+    assert!(
+        !String::from_utf8_lossy(&check.stderr).contains("warning"),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let kg = Process::serve(&cfg);
+    let created = write(kg.main_addr().await).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+}

@@ -1,0 +1,24 @@
+//! Valid settings that are probably a mistake: `keygate check` prints them
+//! as warnings (and still exits 0), `keygate serve` logs them at start.
+
+use super::{Config, ConfigProblem, LoginMethod};
+
+/// Every warning for `config`, each named by its TOML key.
+pub fn warnings(config: &Config) -> Vec<ConfigProblem> {
+    let mut out = Vec::new();
+    if let Some(login) = &config.login {
+        // An SSO proxy in front serves the page on its own address; without
+        // public_url keygate expects https://<Host it receives>, and every
+        // write from the page is refused.
+        if matches!(login.method, LoginMethod::TrustedHeader { .. }) && login.public_url.is_none() {
+            out.push(ConfigProblem::new(
+                "login.public_url",
+                "not set with method = \"trusted_header\": if the SSO proxy in front serves the \
+                 page on another address than https://<the Host keygate receives>, the page's \
+                 writes (Generate API Key, Revoke) are refused; set it to the address browsers \
+                 use, e.g. \"https://sso.example.org\"",
+            ));
+        }
+    }
+    out
+}
