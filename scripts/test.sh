@@ -60,8 +60,24 @@ if [[ ! -x $k8s_venv/bin/kubernetes-validate ]] || ! "$k8s_venv/bin/python" -c "
     "common-expression-language==0.10.0"
 fi
 
-# --include-ignored: the schemathesis, CAS, Kubernetes and browser
-# (tests/it/sso.rs) tests are #[ignore]d for a bare `cargo test` (they need the
-# packages and venvs above); here they run with everything else, and fail if
-# any is missing.
+# h2 (PyPI) writes the abusive HTTP/2 clients of tests/it/h2_abuse.rs
+# (tests/it/support/h2_abuse.py); sslyze (PyPI) audits the TLS of both
+# listeners in tests/it/tls_audit.rs. Each in its own venv, reused later.
+h2_venv=target/h2-venv
+if [[ ! -x $h2_venv/bin/python ]] || ! "$h2_venv/bin/python" -c "import h2, hpack, hyperframe" 2>/dev/null; then
+  echo "installing h2 into $h2_venv (pip)"
+  python3 -m venv "$h2_venv"
+  "$h2_venv/bin/pip" install -q --disable-pip-version-check "h2==4.4.1"
+fi
+sslyze_venv=target/sslyze-venv
+if [[ ! -x $sslyze_venv/bin/sslyze ]]; then
+  echo "installing sslyze into $sslyze_venv (pip)"
+  python3 -m venv "$sslyze_venv"
+  "$sslyze_venv/bin/pip" install -q --disable-pip-version-check "sslyze==6.3.1"
+fi
+
+# --include-ignored: the schemathesis, CAS, Kubernetes, h2, sslyze and
+# browser (tests/it/sso.rs) tests are #[ignore]d for a bare `cargo test`
+# (they need the packages and venvs above); here they run with everything
+# else, and fail if any is missing.
 cargo test --locked "$@" -- --include-ignored

@@ -122,6 +122,8 @@ pub async fn start(
         header_read_timeout: config.limits.header_read_timeout,
         idle_timeout: config.limits.idle_timeout,
         max_header_bytes: config.limits.max_header_bytes,
+        send_timeout: config.limits.send_timeout,
+        h2: config.limits.h2.clone(),
         shutdown_grace: config.runtime.shutdown_grace,
         metrics: Some(metrics.clone()),
     };

@@ -22,6 +22,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::http::body::ResponseBody;
+use crate::http::h2_guard::{self, Guard as H2Guard};
+use crate::http::send_stall;
 use crate::metrics::Metrics;
 use crate::tls::TlsSource;
 
@@ -64,6 +66,8 @@ pub struct ConnStats {
     touched: AtomicBool,
     /// Where responses are counted (the main listener only).
     pub metrics: Option<Arc<Metrics>>,
+    /// Responses that may be waiting on the client (`limits.send_timeout`).
+    pub sends: crate::http::send_stall::Sends,
 }
 
 #[derive(Clone)]
@@ -77,6 +81,8 @@ pub struct Settings {
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_header_bytes: usize,
+    pub send_timeout: Duration,
+    pub h2: crate::config::Http2Limits,
     /// How long in-flight requests may take to finish after shutdown starts.
     pub shutdown_grace: Duration,
     /// Open connections and responses are counted here when set.
@@ -152,10 +158,16 @@ fn http_builder(settings: &Settings) -> auto::Builder<TokioExecutor> {
         .header_read_timeout(settings.header_read_timeout)
         // hyper answers 431 when the request head does not fit.
         .max_buf_size(settings.max_header_bytes.max(8192));
+    // Every HTTP/2 limit set from `[limits] h2_*`, none left to hyper's defaults.
+    let h2 = &settings.h2;
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX));
+        .max_header_list_size(h2.max_header_list_size)
+        .max_concurrent_streams(h2.max_concurrent_streams)
+        .max_pending_accept_reset_streams(h2.max_pending_accept_reset_streams)
+        .max_local_error_reset_streams(h2.max_local_error_reset_streams)
+        .max_send_buf_size(h2.max_send_buf_size);
     builder
 }
 
@@ -185,6 +197,7 @@ impl<H: Handler> Connection<H> {
             in_flight: AtomicUsize::new(0),
             touched: AtomicBool::new(false),
             metrics,
+            sends: Default::default(),
         });
         let mut io = Tracked {
             inner: tcp,
@@ -221,6 +234,7 @@ impl<H: Handler> Connection<H> {
     ) where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        let (io, closer) = H2Guard::new(io, self.settings.h2.max_control_frames);
         let ctx = Arc::new(ConnCtx {
             peer,
             peer_ip_header: http::HeaderValue::try_from(peer.ip().to_string())
@@ -247,8 +261,10 @@ impl<H: Handler> Connection<H> {
             .builder
             .serve_connection_with_upgrades(TokioIo::new(io), service);
         tokio::pin!(conn);
-        let idle = idle_watch(stats, self.settings.idle_timeout);
+        let idle = idle_watch(stats.clone(), self.settings.idle_timeout);
         tokio::pin!(idle);
+        let stalled = send_stall::stalled(&stats.sends, self.settings.send_timeout);
+        tokio::pin!(stalled);
         let mut closing = false;
         loop {
             tokio::select! {
@@ -266,6 +282,12 @@ impl<H: Handler> Connection<H> {
                     tracing::debug!(client = %peer, "closing idle connection");
                     conn.as_mut().graceful_shutdown();
                     closing = true;
+                }
+                // The guard tells an HTTP/2 client with a GOAWAY as it closes.
+                () = &mut stalled => {
+                    tracing::info!(client = %peer, "closing a connection whose client stopped taking a response (limits.send_timeout)");
+                    closer.close_because(h2_guard::SEND_TIMEOUT);
+                    break;
                 }
             }
         }

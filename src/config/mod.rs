@@ -153,6 +153,26 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// A connection with no request in flight and no bytes moving for this long is closed.
     pub idle_timeout: Duration,
+    /// A connection whose client has not taken a response's next bytes for this long is closed.
+    pub send_timeout: Duration,
+    pub h2: Http2Limits,
+}
+
+/// hyper's HTTP/2 server limits and keygate's control-frame allowance
+/// (`[limits] h2_*`), each set explicitly rather than left to hyper's defaults.
+#[derive(Debug, Clone)]
+pub struct Http2Limits {
+    pub max_concurrent_streams: u32,
+    /// Streams the client resets before keygate accepted them (rapid reset): GOAWAY beyond it.
+    pub max_pending_accept_reset_streams: usize,
+    /// Streams keygate resets for the client's errors (refused streams...): GOAWAY beyond it.
+    pub max_local_error_reset_streams: usize,
+    pub max_header_list_size: u32,
+    /// Bytes buffered per stream for a client that reads slowly.
+    pub max_send_buf_size: usize,
+    /// PING, SETTINGS, PRIORITY, WINDOW_UPDATE and RST_STREAM frames allowed
+    /// beyond what the traffic explains (`http::h2_guard`).
+    pub max_control_frames: u32,
 }
 
 /// `[login]`: who is signed in on the self-service page.

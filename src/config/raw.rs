@@ -192,6 +192,14 @@ pub struct Limits {
     pub tls_handshake_timeout: String,
     pub header_read_timeout: String,
     pub idle_timeout: String,
+    pub send_timeout: String,
+    pub h2_max_concurrent_streams: u32,
+    pub h2_max_pending_accept_reset_streams: usize,
+    pub h2_max_local_error_reset_streams: usize,
+    /// Default: `max_header_bytes`.
+    pub h2_max_header_list_size: Option<usize>,
+    pub h2_max_send_buf_size: usize,
+    pub h2_max_control_frames: u32,
 }
 
 impl Default for Limits {
@@ -202,6 +210,13 @@ impl Default for Limits {
             tls_handshake_timeout: "10s".into(),
             header_read_timeout: "10s".into(),
             idle_timeout: "75s".into(),
+            send_timeout: "60s".into(),
+            h2_max_concurrent_streams: 128,
+            h2_max_pending_accept_reset_streams: 20,
+            h2_max_local_error_reset_streams: 1024,
+            h2_max_header_list_size: None,
+            h2_max_send_buf_size: 400 * 1024,
+            h2_max_control_frames: 1000,
         }
     }
 }

@@ -419,12 +419,63 @@ fn limits(raw: raw::Limits, p: &mut Problems) -> Option<Limits> {
         p.duration("limits.tls_handshake_timeout", &raw.tls_handshake_timeout);
     let header_read_timeout = p.duration("limits.header_read_timeout", &raw.header_read_timeout);
     let idle_timeout = p.duration("limits.idle_timeout", &raw.idle_timeout);
+    let send_timeout = p.duration("limits.send_timeout", &raw.send_timeout);
+    let header_list = raw.h2_max_header_list_size.unwrap_or(raw.max_header_bytes);
+    let mut within = |key: &str, value: usize, range: std::ops::RangeInclusive<usize>| {
+        let inside = range.contains(&value);
+        if !inside {
+            p.push(
+                key,
+                format!("{value} is outside {}..={}", range.start(), range.end()),
+            );
+        }
+        inside
+    };
+    ok &= within(
+        "limits.h2_max_concurrent_streams",
+        raw.h2_max_concurrent_streams as usize,
+        1..=10_000,
+    );
+    ok &= within(
+        "limits.h2_max_pending_accept_reset_streams",
+        raw.h2_max_pending_accept_reset_streams,
+        1..=100_000,
+    );
+    ok &= within(
+        "limits.h2_max_local_error_reset_streams",
+        raw.h2_max_local_error_reset_streams,
+        1..=100_000,
+    );
+    ok &= within(
+        "limits.h2_max_header_list_size",
+        header_list,
+        1024..=16 * 1024 * 1024,
+    );
+    ok &= within(
+        "limits.h2_max_send_buf_size",
+        raw.h2_max_send_buf_size,
+        16 * 1024..=16 * 1024 * 1024,
+    );
+    ok &= within(
+        "limits.h2_max_control_frames",
+        raw.h2_max_control_frames as usize,
+        10..=1_000_000,
+    );
     let limits = Limits {
         max_header_bytes: raw.max_header_bytes,
         max_connections: raw.max_connections,
         tls_handshake_timeout: tls_handshake_timeout?,
         header_read_timeout: header_read_timeout?,
         idle_timeout: idle_timeout?,
+        send_timeout: send_timeout?,
+        h2: Http2Limits {
+            max_concurrent_streams: raw.h2_max_concurrent_streams,
+            max_pending_accept_reset_streams: raw.h2_max_pending_accept_reset_streams,
+            max_local_error_reset_streams: raw.h2_max_local_error_reset_streams,
+            max_header_list_size: u32::try_from(header_list).unwrap_or(u32::MAX),
+            max_send_buf_size: raw.h2_max_send_buf_size,
+            max_control_frames: raw.h2_max_control_frames,
+        },
     };
     ok.then_some(limits)
 }

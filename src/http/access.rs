@@ -72,6 +72,11 @@ impl Completion {
         }
     }
 
+    /// The connection's responses watched for `limits.send_timeout`.
+    pub fn sends(&self) -> &crate::http::send_stall::Sends {
+        &self.conn.sends
+    }
+
     pub fn add_bytes(&mut self, n: u64) {
         if let Some(l) = &mut self.line {
             l.bytes += n;

@@ -13,7 +13,10 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
+use std::sync::Arc;
+
 use super::access::Completion;
+use super::send_stall::Waiting;
 use crate::upstream::pool::Lease;
 
 pin_project_lite::pin_project! {
@@ -31,6 +34,8 @@ pin_project_lite::pin_project! {
         inner: Inner,
         // Dropped with the body: logs the request and marks it finished.
         completion: Option<Completion>,
+        // An upstream body's note for `limits.send_timeout`.
+        waiting: Option<Arc<Waiting>>,
     }
 }
 
@@ -45,6 +50,7 @@ impl ResponseBody {
         Self {
             inner: Inner::Upstream { body, lease },
             completion: None,
+            waiting: None,
         }
     }
 
@@ -54,6 +60,7 @@ impl ResponseBody {
                 body: Full::new(bytes.into()),
             },
             completion: None,
+            waiting: None,
         }
     }
 
@@ -75,6 +82,11 @@ impl ResponseBody {
     }
 
     pub(crate) fn set_completion(&mut self, completion: Completion) {
+        // Only an upstream body holds something (the upstream connection) a
+        // stalled client could keep for ever.
+        if let Inner::Upstream { .. } = self.inner {
+            self.waiting = Some(completion.sends().track());
+        }
         self.completion = Some(completion);
     }
 }
@@ -88,6 +100,9 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.project();
+        if let Some(w) = this.waiting.as_ref() {
+            w.taken();
+        }
         let polled = match this.inner.project() {
             InnerProj::Upstream { mut body, lease } => {
                 let polled = body.as_mut().poll_frame(cx);
@@ -107,9 +122,14 @@ impl Body for ResponseBody {
             }
             InnerProj::Local { body } => body.poll_frame(cx).map_err(|never| match never {}),
         };
-        if let (Poll::Ready(Some(Ok(frame))), Some(c)) = (&polled, this.completion.as_mut()) {
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
             if let Some(data) = frame.data_ref() {
-                c.add_bytes(data.len() as u64);
+                if let Some(c) = this.completion.as_mut() {
+                    c.add_bytes(data.len() as u64);
+                }
+                if let Some(w) = this.waiting.as_ref() {
+                    w.handed();
+                }
             }
         }
         polled

@@ -1,11 +1,15 @@
 //! HTTP on the main listener: the gateway pipeline and what it needs —
 //! header rules, keygate's own responses, the response body type and the
-//! access log.
+//! access log — and, on both listeners, the connection-level defences hyper
+//! leaves to its user: HTTP/2 control-frame floods and a readable close
+//! (`h2_guard`), and clients that stop taking responses (`send_stall`).
 
 pub mod access;
 pub mod body;
 pub mod gateway;
+pub mod h2_guard;
 pub mod headers;
 pub mod json_body;
 pub mod own_path;
 pub mod response;
+pub mod send_stall;

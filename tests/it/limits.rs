@@ -237,3 +237,40 @@ async fn a_quiet_websocket_tunnel_is_closed_at_the_idle_timeout() {
     let tls = within(5, "the slot is free again", spawn_tls_connect(&gw)).await;
     assert!(tls.unwrap().is_ok());
 }
+
+/// A client that stops reading a response (its TCP window never opens
+/// again) is disconnected after `limits.send_timeout`, freeing the upstream
+/// connection the response held, instead of holding both for ever.
+#[tokio::test]
+async fn a_client_that_stops_reading_a_response_is_cut_off_at_the_send_timeout() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url())
+        .set("limits", "send_timeout = \"400ms\"")
+        .set("limits", "idle_timeout = \"1h\"")
+        .start()
+        .await;
+    let metrics = client::h1(&gw.ca);
+    let mut tls = client::raw_tls(gw.addr, &gw.ca).await;
+    tls.write_all(b"GET /download/1073741824 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    within(5, "response starts", tls.read_exact(&mut head))
+        .await
+        .unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    // Not reading any further: keygate's writes stall, then it lets go.
+    crate::support::eventually(
+        "the stalled connection is closed",
+        50,
+        Duration::from_millis(100),
+        || async { (gw.metric(&metrics, "keygate_open_connections").await == 0.0).then_some(()) },
+    )
+    .await;
+    let rest = within(10, "the rest, then EOF", read_to_close(tls)).await;
+    assert!(
+        rest.len() < 64 * 1024 * 1024,
+        "{} bytes of a 1 GiB response got through a client that stopped reading",
+        rest.len()
+    );
+}

@@ -10,6 +10,7 @@ mod config_check;
 mod dashboard;
 mod dev;
 mod fleet;
+mod h2_abuse;
 mod init;
 mod keys_cli;
 mod kubernetes;
