@@ -454,3 +454,28 @@ fn the_example_fails_only_for_the_files_init_writes_and_passes_once_it_has() {
     let out = bin::check(&cfg);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+#[test]
+fn http2_limits_and_send_timeout_are_named_by_their_keys() {
+    let (code, err) = check_text(
+        "[limits]\nsend_timeout = \"0s\"\nh2_max_concurrent_streams = 0\n\
+         h2_max_pending_accept_reset_streams = 0\nh2_max_local_error_reset_streams = 0\n\
+         h2_max_header_list_size = 10\nh2_max_send_buf_size = 100\nh2_max_control_frames = 1\n",
+    );
+    assert_eq!(code, Some(2), "{err}");
+    for expected in [
+        "limits.send_timeout: must be greater than zero",
+        "limits.h2_max_concurrent_streams: 0 is outside 1..=10000",
+        "limits.h2_max_pending_accept_reset_streams: 0 is outside 1..=100000",
+        "limits.h2_max_local_error_reset_streams: 0 is outside 1..=100000",
+        "limits.h2_max_header_list_size: 10 is outside 1024..=16777216",
+        "limits.h2_max_send_buf_size: 100 is outside 16384..=16777216",
+        "limits.h2_max_control_frames: 1 is outside 10..=1000000",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    let (code, err) = check_text(
+        "[limits]\nsend_timeout = \"2m\"\nh2_max_concurrent_streams = 64\nh2_max_header_list_size = 32768\n",
+    );
+    assert_eq!(code, Some(0), "{err}");
+}
