@@ -67,6 +67,8 @@ pub struct Running {
     pub main_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     tls: Option<TlsReloader>,
+    /// The admin listener's own TLS, when it requires client certificates.
+    admin_tls: Option<TlsReloader>,
     tokens: Arc<Tokens>,
     /// Read by /readyz: true from the moment shutdown starts.
     draining: Arc<AtomicBool>,
@@ -94,7 +96,7 @@ pub async fn start(
             (Some(r), Some(s))
         }
         (TlsMode::FromConfig, Some(files)) => {
-            let (r, s) = TlsReloader::from_files(&files.cert, &files.key)?;
+            let (r, s) = TlsReloader::from_files(&files.cert, &files.key, None)?;
             (Some(r), Some(s))
         }
         (TlsMode::FromConfig, None) => {
@@ -128,14 +130,22 @@ pub async fn start(
         metrics: Some(metrics.clone()),
     };
 
-    // 4. the admin listener: the main certificate unless configured plaintext
+    // 4. the admin listener: the main certificate unless configured
+    //    plaintext, and client certificates when `admin.client_ca` is set
+    let mut admin_reloader = None;
+    let admin_tls = match (&config.admin.client_ca, &config.listen.tls) {
+        _ if config.admin.plaintext => None,
+        (Some(ca), Some(files)) => {
+            let (r, s) = TlsReloader::from_files(&files.cert, &files.key, Some(ca))?;
+            admin_reloader = Some(r);
+            tracing::info!(client_ca = %ca.display(), "the admin listener requires client certificates");
+            Some(s)
+        }
+        _ => settings.tls.clone(),
+    };
     let admin_settings = listener::Settings {
         name: "admin",
-        tls: if config.admin.plaintext {
-            None
-        } else {
-            settings.tls.clone()
-        },
+        tls: admin_tls,
         metrics: None,
         ..settings.clone()
     };
@@ -204,6 +214,7 @@ pub async fn start(
         main_addr,
         admin_addr,
         tls: reloader,
+        admin_tls: admin_reloader,
         tokens,
         draining,
         shutdown_main,
@@ -217,10 +228,10 @@ pub async fn start(
 // === impl Running ===
 
 impl Running {
-    /// SIGHUP: re-read the certificate files and the admin tokens; a bad
-    /// file keeps the previous version.
+    /// SIGHUP: re-read the certificate files (and `admin.client_ca`) and
+    /// the admin tokens; a bad file keeps the previous version.
     pub fn reload(&self) {
-        if let Some(tls) = &self.tls {
+        for tls in self.tls.iter().chain(&self.admin_tls) {
             tls.reload();
         }
         self.tokens.reload();

@@ -1,10 +1,16 @@
 //! PEM files -> rustls `ServerConfig` (TLS 1.2 and 1.3, ALPN h2 + http/1.1),
 //! published through a `watch` channel so that a SIGHUP reload reaches every
 //! new handshake while a bad new pair leaves the last good one in place.
+//!
+//! With `[admin] client_ca`, the admin listener's config requires a client
+//! certificate issued by that CA (rustls' `WebPkiClientVerifier`): without
+//! one, or with another CA's, the handshake fails.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::WebPkiClientVerifier;
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -28,6 +34,14 @@ pub enum TlsError {
     },
     #[error("certificate and key do not make a usable pair: {0}")]
     Pair(#[source] rustls::Error),
+    #[error("cannot read client CA certificates from {path}: {source}")]
+    ClientCa {
+        path: PathBuf,
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("{path} holds no usable client CA certificate: {reason}")]
+    ClientCaUnusable { path: PathBuf, reason: String },
 }
 
 impl TlsError {
@@ -38,6 +52,7 @@ impl TlsError {
                 "listen.tls_cert"
             }
             TlsError::Key { .. } => "listen.tls_key",
+            TlsError::ClientCa { .. } | TlsError::ClientCaUnusable { .. } => "admin.client_ca",
         }
     }
 }
@@ -49,6 +64,17 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 /// Build a server config from a PEM chain and a PEM private key.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    server_config_for_clients(cert, key, None)
+}
+
+/// Like `server_config`; with `client_ca`, clients must present a
+/// certificate issued by one of the CA certificates in that PEM file.
+pub fn server_config_for_clients(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let verifier = client_ca.map(client_verifier).transpose()?;
     let chain = CertificateDer::pem_file_iter(cert)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
         .map_err(|source| TlsError::Cert {
@@ -64,7 +90,32 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
         path: key.to_owned(),
         source,
     })?;
-    from_der(chain, key)
+    build(chain, key, verifier)
+}
+
+/// The verifier of `[admin] client_ca`: a certificate chaining to one of
+/// the file's CA certificates is required.
+pub fn client_verifier(ca: &Path) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+    let certs = CertificateDer::pem_file_iter(ca)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|source| TlsError::ClientCa {
+            path: ca.to_owned(),
+            source,
+        })?;
+    let unusable = |reason: String| TlsError::ClientCaUnusable {
+        path: ca.to_owned(),
+        reason,
+    };
+    if certs.is_empty() {
+        return Err(unusable("no PEM certificate in it".into()));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs {
+        roots.add(cert).map_err(|e| unusable(e.to_string()))?;
+    }
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+        .build()
+        .map_err(|e| unusable(e.to_string()))
 }
 
 /// Build a server config from DER parts (used by `keygate dev`'s self-signed pair).
@@ -72,10 +123,22 @@ pub fn from_der(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> Result<Arc<ServerConfig>, TlsError> {
-    let mut config = ServerConfig::builder_with_provider(provider())
+    build(chain, key, None)
+}
+
+fn build(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    clients: Option<Arc<dyn ClientCertVerifier>>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let versions = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(TlsError::Pair)?
-        .with_no_client_auth()
+        .map_err(TlsError::Pair)?;
+    let builder = match clients {
+        Some(verifier) => versions.with_client_cert_verifier(verifier),
+        None => versions.with_no_client_auth(),
+    };
+    let mut config = builder
         .with_single_cert(chain, key)
         .map_err(TlsError::Pair)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -100,17 +163,27 @@ impl TlsSource {
 
 /// Owns the files and the sending side; `reload` is called on SIGHUP.
 pub struct TlsReloader {
-    files: Option<(PathBuf, PathBuf)>,
+    /// Certificate, key and (admin listener) client CA.
+    files: Option<(PathBuf, PathBuf, Option<PathBuf>)>,
     tx: watch::Sender<Arc<ServerConfig>>,
 }
 
 impl TlsReloader {
-    /// A reloadable source backed by `cert` and `key`.
-    pub fn from_files(cert: &Path, key: &Path) -> Result<(Self, TlsSource), TlsError> {
-        let config = server_config(cert, key)?;
+    /// A reloadable source backed by `cert` and `key` (and `client_ca`,
+    /// for a listener that requires client certificates).
+    pub fn from_files(
+        cert: &Path,
+        key: &Path,
+        client_ca: Option<&Path>,
+    ) -> Result<(Self, TlsSource), TlsError> {
+        let config = server_config_for_clients(cert, key, client_ca)?;
         let (tx, rx) = watch::channel(config);
         let reloader = TlsReloader {
-            files: Some((cert.to_owned(), key.to_owned())),
+            files: Some((
+                cert.to_owned(),
+                key.to_owned(),
+                client_ca.map(Path::to_owned),
+            )),
             tx,
         };
         Ok((reloader, TlsSource { rx }))
@@ -124,10 +197,10 @@ impl TlsReloader {
 
     /// Re-read the PEM files; keep the old config if the new pair is bad.
     pub fn reload(&self) {
-        let Some((cert, key)) = &self.files else {
+        let Some((cert, key, client_ca)) = &self.files else {
             return;
         };
-        match server_config(cert, key) {
+        match server_config_for_clients(cert, key, client_ca.as_deref()) {
             Ok(config) => {
                 self.tx.send_replace(config);
                 tracing::info!(cert = %cert.display(), "TLS certificate reloaded");

@@ -137,6 +137,8 @@ pub struct Admin {
     pub token_file: PathBuf,
     /// Plain HTTP on the admin listener (also when the main listener is plaintext: no certificate).
     pub plaintext: bool,
+    /// When set, the admin listener requires a client certificate issued by a CA in this PEM file.
+    pub client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]

@@ -156,6 +156,8 @@ pub struct Admin {
     pub addr: String,
     pub token_file: String,
     pub plaintext: bool,
+    /// PEM CA certificate(s): when set, the admin listener requires client certificates they issued.
+    pub client_ca: Option<String>,
 }
 
 impl Default for Admin {
@@ -164,6 +166,7 @@ impl Default for Admin {
             addr: "127.0.0.1:9443".into(),
             token_file: "/etc/keygate/admin-token".into(),
             plaintext: false,
+            client_ca: None,
         }
     }
 }

@@ -44,6 +44,7 @@ pub fn build(raw: Raw, folder: Option<&Path>, problems: &mut Vec<ConfigProblem>)
         list: problems,
         folder,
     };
+    let admin_plaintext = raw.admin.plaintext || raw.listen.plaintext;
     let listen = listen(raw.listen, &mut p);
     let upstream = upstream(raw.upstream, &mut p);
     let auth = auth(raw.auth, &mut p);
@@ -60,6 +61,7 @@ pub fn build(raw: Raw, folder: Option<&Path>, problems: &mut Vec<ConfigProblem>)
             None
         }
     };
+    let client_ca = admin_client_ca(raw.admin.client_ca.as_deref(), admin_plaintext, &mut p);
     let limits = limits(raw.limits, &mut p);
     let login = raw.login.map(|l| login::section(l, &mut p));
     let self_service = login::self_service(raw.self_service, &mut p);
@@ -76,6 +78,7 @@ pub fn build(raw: Raw, folder: Option<&Path>, problems: &mut Vec<ConfigProblem>)
             addr: admin_addr?,
             token_file: token_file?,
             plaintext: raw.admin.plaintext,
+            client_ca: client_ca?,
         },
         rate_limit: RateLimit {
             failed_auth_per_minute: raw.rate_limit.failed_auth_per_minute,
@@ -515,4 +518,28 @@ fn runtime(raw: raw::Runtime, p: &mut Problems) -> Option<Runtime> {
         workers: raw.workers,
         shutdown_grace: p.duration("runtime.shutdown_grace", &raw.shutdown_grace)?,
     })
+}
+
+/// `admin.client_ca`: readable PEM CA certificates, on a TLS admin listener.
+fn admin_client_ca(
+    path: Option<&str>,
+    plaintext: bool,
+    p: &mut Problems,
+) -> Option<Option<PathBuf>> {
+    let Some(path) = path else {
+        return Some(None);
+    };
+    if plaintext {
+        p.push(
+            "admin.client_ca",
+            "needs TLS on the admin listener (admin.plaintext and listen.plaintext off)",
+        );
+        return None;
+    }
+    let file = p.readable_file("admin.client_ca", path)?;
+    if let Err(e) = crate::tls::client_verifier(&file) {
+        p.push(e.config_key(), e.to_string());
+        return None;
+    }
+    Some(Some(file))
 }

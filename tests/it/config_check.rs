@@ -479,3 +479,53 @@ fn http2_limits_and_send_timeout_are_named_by_their_keys() {
     );
     assert_eq!(code, Some(0), "{err}");
 }
+
+#[test]
+fn admin_client_ca_must_be_readable_pem_on_a_tls_admin_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("not-a-ca.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let ca = crate::support::tls::Ca::new("check CA");
+    let leaf = ca.leaf("localhost");
+    let (cert, key) = leaf.write(dir.path());
+    let ca_file = dir.path().join("clients.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let token = crate::support::admin_token_file(dir.path());
+    let write = |client_ca: &std::path::Path, admin_plaintext: bool| {
+        let cfg = dir.path().join("k.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[listen]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n[upstream]\nurl = \"http://127.0.0.1:8080\"\n\
+                 [store]\nkind = \"memory\"\n[admin]\ntoken_file = \"{}\"\nplaintext = {admin_plaintext}\nclient_ca = \"{}\"\n",
+                cert.display(),
+                key.display(),
+                token.display(),
+                client_ca.display()
+            ),
+        )
+        .unwrap();
+        let out = bin::check(&cfg);
+        (out.status.code(), stderr(&out))
+    };
+    let (code, err) = write(&ca_file, false);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = write(&not_pem, false);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("admin.client_ca: ") && err.contains("no usable client CA certificate"),
+        "{err}"
+    );
+    let (code, err) = write(std::path::Path::new("/nonexistent/ca.pem"), false);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("admin.client_ca: cannot read /nonexistent/ca.pem"),
+        "{err}"
+    );
+    let (code, err) = write(&ca_file, true);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("admin.client_ca: needs TLS on the admin listener"),
+        "{err}"
+    );
+}

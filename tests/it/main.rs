@@ -24,3 +24,4 @@ mod secrets;
 mod selfservice;
 mod sso;
 mod store_conformance;
+mod tls_audit;

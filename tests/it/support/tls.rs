@@ -44,8 +44,51 @@ impl Ca {
         }
     }
 
+    /// A client certificate (extended key usage clientAuth) issued by this CA.
+    pub fn client_leaf(&self, cn: &str) -> Leaf {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
+        Leaf {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            der: cert.der().clone(),
+        }
+    }
+
     pub fn pem(&self) -> String {
         self.cert.pem()
+    }
+
+    /// A client config trusting only this CA that presents `client` (if
+    /// any) and speaks only `versions`.
+    pub fn client_config_with(
+        &self,
+        client: Option<&Leaf>,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> Arc<rustls::ClientConfig> {
+        use rustls_pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.cert.der().clone()).unwrap();
+        let builder = rustls::ClientConfig::builder_with_provider(keygate::tls::provider())
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_root_certificates(roots);
+        let cfg = match client {
+            Some(leaf) => builder
+                .with_client_auth_cert(
+                    vec![leaf.der.clone()],
+                    rustls_pki_types::PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes())
+                        .unwrap(),
+                )
+                .unwrap(),
+            None => builder.with_no_client_auth(),
+        };
+        Arc::new(cfg)
     }
 
     /// A client config trusting only this CA, offering `alpn`.
