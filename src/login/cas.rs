@@ -299,6 +299,91 @@ mod tests {
         ));
     }
 
+    mod properties {
+        //! The answer parser under generated input (proptest): never a
+        //! panic; a user or a failure code comes out exactly as sent.
+        //! `PROPTEST_CASES=N` for a longer run.
+        use super::*;
+        use proptest::prelude::*;
+
+        const NS: &str = r#"xmlns:cas="http://www.yale.edu/tp/cas""#;
+
+        fn config() -> ProptestConfig {
+            let cases = std::env::var("PROPTEST_CASES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(512);
+            ProptestConfig {
+                cases,
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            }
+        }
+
+        fn success(user: &str, attribute_first: bool) -> String {
+            let user = quick_xml::escape::escape(user);
+            let attributes = "<cas:attributes><cas:user>mallory</cas:user></cas:attributes>";
+            let (a, b) = if attribute_first {
+                (attributes, "")
+            } else {
+                ("", attributes)
+            };
+            format!(
+                "<cas:serviceResponse {NS}><cas:authenticationSuccess>{a}\
+                 <cas:user>{user}</cas:user>{b}</cas:authenticationSuccess></cas:serviceResponse>"
+            )
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn any_text_is_a_user_or_an_error(text in any::<String>()) {
+                let _ = parse_validation(&text);
+            }
+
+            /// A real answer with bytes changed, cut or repeated: still no panic.
+            #[test]
+            fn damaged_answers_are_a_user_or_an_error(
+                user in "[a-z@.]{1,20}",
+                cuts in prop::collection::vec((any::<prop::sample::Index>(), any::<char>()), 1..8),
+            ) {
+                let mut text: Vec<char> = success(&user, true).chars().collect();
+                for (at, c) in cuts {
+                    let i = at.index(text.len());
+                    match c as u32 % 3 {
+                        0 => text[i] = c,
+                        1 => { text.remove(i); }
+                        _ => text.insert(i, text[i]),
+                    }
+                }
+                let _ = parse_validation(&text.into_iter().collect::<String>());
+            }
+
+            #[test]
+            fn the_user_round_trips(user in "[^\\p{Cc}]{1,40}", attribute_first in any::<bool>()) {
+                prop_assume!(!user.trim().is_empty());
+                let parsed = parse_validation(&success(&user, attribute_first));
+                let parsed = parsed.ok();
+                prop_assert_eq!(parsed.as_deref(), Some(user.trim()));
+            }
+
+            #[test]
+            fn a_failure_code_round_trips_printable_and_bounded(code in "[^\\p{Cc}]{0,100}") {
+                let xml = format!(
+                    "<cas:serviceResponse {NS}><cas:authenticationFailure code=\"{}\">no</cas:authenticationFailure></cas:serviceResponse>",
+                    quick_xml::escape::escape(&code)
+                );
+                let expected: String = code.chars().filter(char::is_ascii_graphic).take(64).collect();
+                let refused = matches!(
+                    parse_validation(&xml),
+                    Err(CasError::Refused { code: c }) if c == expected
+                );
+                prop_assert!(refused, "{}", xml);
+            }
+        }
+    }
+
     #[test]
     fn a_session_cookie_round_trips_and_resists_tampering() {
         let cas = Cas::new(

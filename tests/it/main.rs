@@ -17,6 +17,7 @@ mod kubernetes;
 mod lifecycle;
 mod limits;
 mod operator;
+mod properties;
 mod proxy;
 mod redis_deployments;
 mod reference;
