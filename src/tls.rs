@@ -75,12 +75,10 @@ pub fn server_config_for_clients(
     client_ca: Option<&Path>,
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let verifier = client_ca.map(client_verifier).transpose()?;
-    let chain = CertificateDer::pem_file_iter(cert)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|source| TlsError::Cert {
-            path: cert.to_owned(),
-            source,
-        })?;
+    let chain = read_certs(cert).map_err(|source| TlsError::Cert {
+        path: cert.to_owned(),
+        source,
+    })?;
     if chain.is_empty() {
         return Err(TlsError::NoCert {
             path: cert.to_owned(),
@@ -93,15 +91,18 @@ pub fn server_config_for_clients(
     build(chain, key, verifier)
 }
 
+/// Every PEM certificate in the file at `path`.
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, rustls_pki_types::pem::Error> {
+    CertificateDer::pem_file_iter(path).and_then(|it| it.collect())
+}
+
 /// The verifier of `[admin] client_ca`: a certificate chaining to one of
 /// the file's CA certificates is required.
 pub fn client_verifier(ca: &Path) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
-    let certs = CertificateDer::pem_file_iter(ca)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|source| TlsError::ClientCa {
-            path: ca.to_owned(),
-            source,
-        })?;
+    let certs = read_certs(ca).map_err(|source| TlsError::ClientCa {
+        path: ca.to_owned(),
+        source,
+    })?;
     let unusable = |reason: String| TlsError::ClientCaUnusable {
         path: ca.to_owned(),
         reason,

@@ -20,6 +20,7 @@ use ipnet::IpNet;
 use serde::de::DeserializeOwned;
 
 pub use advice::warnings;
+pub use raw::SECTIONS;
 pub use redact::redacted_url;
 pub use validate::{parse_duration, upstream_url};
 

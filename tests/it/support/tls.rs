@@ -30,27 +30,26 @@ impl Ca {
     }
 
     pub fn leaf(&self, cn: &str) -> Leaf {
-        let mut params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, cn);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
-        Leaf {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            der: cert.der().clone(),
-        }
+        self.issue(cn, &["localhost", "127.0.0.1"], None)
     }
 
     /// A client certificate (extended key usage clientAuth) issued by this CA.
     pub fn client_leaf(&self, cn: &str) -> Leaf {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        self.issue(cn, &[], Some(rcgen::ExtendedKeyUsagePurpose::ClientAuth))
+    }
+
+    fn issue(
+        &self,
+        cn: &str,
+        names: &[&str],
+        usage: Option<rcgen::ExtendedKeyUsagePurpose>,
+    ) -> Leaf {
+        let names = names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let mut params = CertificateParams::new(names).unwrap();
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, cn);
-        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        params.extended_key_usages = usage.into_iter().collect();
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
         Leaf {
