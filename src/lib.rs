@@ -17,7 +17,9 @@
 //! * [`tls`]: PEM -> rustls config, swapped on SIGHUP (the last good one stays);
 //!   [`plain_http`]: a plain HTTP request on a TLS port gets a 400 saying so.
 //! * [`http`]: the gateway pipeline, header rules, keygate's own responses,
-//!   the access log.
+//!   the access log; on both listeners, HTTP/2 control-frame floods and a
+//!   close the client can read (`http::h2_guard`), and clients that stop
+//!   taking responses (`http::send_stall`).
 //! * [`auth`]: finding the API credential and checking it (fail closed).
 //! * [`ratelimit`]: failed authentications per client, requests per key.
 //! * [`upstream`]: the keep-alive pool to the backend, timeouts, WebSocket tunnels.
