@@ -9,6 +9,26 @@
 //! * revocations delete records and answer how many live keys they removed.
 //! * every error is `StoreError::Unavailable` (or `Timeout`): the caller
 //!   cannot know whether a key is valid and must refuse (fail closed).
+//! * a restart or failover that the store survives fails no call: a call
+//!   whose connection is found dead (closed while idle) is sent again, once,
+//!   on a fresh connection when it is safe to repeat:
+//!   - reads: `get`, `list`, `audit_since`, `settings`, `ping`, and the
+//!     fleet's registry (`members`);
+//!   - writes idempotent by design: `insert` (the same record under a fresh
+//!     id), `touch` (the same time, only on a record that exists),
+//!     `put_settings`, the revocations (deleting again deletes nothing more;
+//!     after a reply lost with its connection, keys the lost attempt removed
+//!     are not counted again), the fleet's registration and its messages
+//!     (forgetting or acknowledging twice changes nothing);
+//!   - never `count_in_window` (an INCR would count one event twice) nor
+//!     `append_audit` (the event would be in the stream twice): they go only
+//!     on a connection a PING has just checked (and replaced if dead), and
+//!     if it dies while they are on the way the error stays (503; a lost
+//!     audit entry is logged). In a Redis Cluster redis-rs itself resends
+//!     any command after a node's connection dropped, so there a creation
+//!     may count twice: a user reaches `creates_per_hour` one early at worst.
+//!
+//!   A timeout is never repeated (the command may still run).
 //!
 //! Redis deployments (standalone, `rediss://`, Cluster, Sentinel), the key
 //! layout and replication: `store/redis/mod.rs`.

@@ -20,6 +20,7 @@ mod operator;
 mod properties;
 mod proxy;
 mod redis_deployments;
+mod redis_restart;
 mod reference;
 mod secrets;
 mod selfservice;

@@ -10,8 +10,8 @@ use crate::store::StoreError;
 
 impl RedisStore {
     /// XADD with the event time as the entry id's milliseconds, trimmed to ~KEEP.
+    /// Never repeated (the event would be in the stream twice): checked first.
     pub async fn append_audit(&self, e: &crate::audit::Event) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
         let mut cmd = redis::cmd("XADD");
         cmd.arg(self.audit())
             .arg("MAXLEN")
@@ -31,9 +31,12 @@ impl RedisStore {
         if let Some(source) = e.source {
             cmd.arg("source").arg(source.as_str());
         }
-        self.bounded(cmd.query_async::<redis::Value>(&mut conn))
-            .await
-            .map(|_| ())
+        self.bounded(async {
+            let mut conn = self.conn.checked().await?;
+            cmd.query_async::<redis::Value>(&mut conn).await
+        })
+        .await
+        .map(|_| ())
     }
 
     pub async fn audit_since(
@@ -41,7 +44,7 @@ impl RedisStore {
         since_ms: u64,
         limit: usize,
     ) -> Result<Vec<crate::audit::Event>, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn.repeating();
         let entries: Vec<(String, HashMap<String, String>)> = self
             .bounded(
                 redis::cmd("XRANGE")

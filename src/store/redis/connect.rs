@@ -191,7 +191,9 @@ impl Conn {
                 })
                 .await
             }
-            _ => publish.query_async(&mut self.clone()).await,
+            // Repeated on a dead connection: every fleet message is safe
+            // to receive twice (forgetting again, acknowledging again).
+            _ => publish.query_async(&mut self.repeating()).await,
         }
     }
 }

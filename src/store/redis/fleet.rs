@@ -44,8 +44,9 @@ impl RedisStore {
     }
 
     /// Register `member` for `ttl_ms` milliseconds from now (Redis' clock).
+    /// Like every call here, safe to repeat: the same registration again.
     pub async fn heartbeat(&self, member: &str, ttl_ms: u64) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn.repeating();
         self.bounded(
             HEARTBEAT
                 .key(self.members_key())
@@ -57,14 +58,14 @@ impl RedisStore {
     }
 
     pub async fn members(&self) -> Result<Vec<String>, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn.repeating();
         self.bounded(MEMBERS.key(self.members_key()).invoke_async(&mut conn))
             .await
     }
 
     /// Deregister (a clean shutdown), so revocations stop waiting for us.
     pub async fn leave(&self, member: &str) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn.repeating();
         self.bounded(
             redis::cmd("ZREM")
                 .arg(self.members_key())

@@ -7,6 +7,7 @@
 //! | `ns:all` | sorted set | every key id, scored likewise |
 //! | `ns:audit` | stream | audit events |
 //! | `ns:settings` | string | runtime settings (JSON) |
+//! | `ns:fence` | string | written right before each `WAIT`, so that it covers every earlier write |
 //! | `ns:layout` | string | `2` once the first layout has been moved (standalone/Sentinel only) |
 //!
 //! `{T}` is a Redis Cluster hash tag: the first 4 characters of the key id,
@@ -68,6 +69,11 @@ impl RedisStore {
         format!("{}:settings", self.ns)
     }
 
+    /// Written right before each `WAIT` (see `RedisStore::replicated`).
+    pub(super) fn fence(&self) -> String {
+        format!("{}:fence", self.ns)
+    }
+
     /// Ids split so that each group's records share a slot: one group on a
     /// single server, one per tag in a cluster (a pipeline goes to one node).
     pub(super) fn by_slot<'a>(&self, ids: &'a [String]) -> Vec<Vec<&'a str>> {
@@ -100,7 +106,8 @@ pub(super) async fn migrate(store: &RedisStore) -> Result<u64, StoreError> {
     if store.conn.is_cluster() {
         return Ok(0);
     }
-    let mut conn = store.conn.clone();
+    // Safe to repeat: a record is renamed only if it is still there.
+    let mut conn = store.conn.repeating();
     let marker = format!("{}:layout", store.ns);
     let done: Option<String> = store
         .bounded(redis::cmd("GET").arg(&marker).query_async(&mut conn))

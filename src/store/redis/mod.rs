@@ -10,8 +10,10 @@
 //!
 //! Failure: every call is bounded by `store.timeout` (`StoreError::Timeout`)
 //! and every Redis error is `StoreError::Unavailable`; callers fail closed
-//! (503). Connections are re-established by themselves: the next call after
-//! an outage or a failover reconnects.
+//! (503). Connections are re-established by themselves, and a command that
+//! finds its connection dead (Redis restarted, a failover closed it) is
+//! sent again on a fresh one when it is safe to repeat ([`repeat`]): a
+//! restart that Redis survives costs no caller a failed call.
 //!
 //! Durability: Redis replicates asynchronously, so a write the master
 //! acknowledged can vanish in a failover. After a revocation (by id, user or
@@ -23,10 +25,13 @@
 //! warning: a created key lost in a failover fails closed (it stops
 //! working). The replicas counted are those `ROLE` lists: online ones (a
 //! replica still in its first sync could not take over either). `WAIT`
-//! covers every write made so far on its connection and blocks that
-//! connection meanwhile, so creations and revocations have a connection of
-//! their own (`writes`): the wait covers the revocation just made and never
-//! holds up key lookups. In a Cluster the same holds per master: `ROLE` is
+//! covers the writes made so far on its own connection, so it goes in one
+//! pipeline after a write of its own (`ns:fence`): that write comes after
+//! every write of the operation in the replication stream, whichever
+//! connection they took (a repeat on a fresh connection included). `WAIT`
+//! blocks its connection meanwhile, so creations and revocations have a
+//! connection of their own (`writes`) and never hold up key lookups. In a
+//! Cluster the same holds per master (without the fence): `ROLE` is
 //! asked of every master and `WAIT 1` sent to each one that has replicas,
 //! over the `writes` cluster connection's link to that node (a master it
 //! never wrote to answers at once).
@@ -38,6 +43,7 @@ mod audit;
 mod connect;
 mod fleet;
 mod layout;
+mod repeat;
 mod sentinel;
 mod url;
 
@@ -156,6 +162,8 @@ impl RedisStore {
     /// PUBLISH; answers how many subscribers received it: every connection
     /// made by `pubsub` of any instance (in a cluster both use the first seed
     /// node that answers, since Redis counts receivers per node).
+    /// Sent again if its connection was found dead: for the fleet's
+    /// messages, which are safe to receive twice.
     pub async fn publish(
         &self,
         channel: &str,
@@ -171,7 +179,7 @@ impl RedisStore {
         if let Some(cluster) = self.writes.cluster() {
             return self.replicated_in_cluster(cluster).await;
         }
-        let mut conn = self.writes.clone();
+        let mut conn = self.writes.repeating();
         let role: Vec<redis::Value> = self
             .bounded(redis::cmd("ROLE").query_async(&mut conn))
             .await?;
@@ -183,8 +191,17 @@ impl RedisStore {
             return Ok(());
         }
         let wait = (self.timeout / 2).as_millis().max(1) as u64;
-        let acked: i64 = self
-            .bounded(redis::cmd("WAIT").arg(1).arg(wait).query_async(&mut conn))
+        // The fence, then WAIT, on one connection (see the module docs).
+        let (acked,): (i64,) = self
+            .bounded(
+                redis::pipe()
+                    .set(self.fence(), 1)
+                    .ignore()
+                    .cmd("WAIT")
+                    .arg(1)
+                    .arg(wait)
+                    .query_async(&mut conn),
+            )
             .await?;
         if acked < 1 {
             tracing::warn!(
@@ -262,7 +279,8 @@ impl RedisStore {
     pub async fn insert(&self, r: &KeyRecord) -> Result<(), StoreError> {
         let key = self.record(r.id.as_str());
         let score = r.expires_at.map_or("+inf".to_owned(), |e| e.to_string());
-        let mut conn = self.writes.clone();
+        // Safe to repeat: the same ZADD and HSETs of a fresh id.
+        let mut conn = self.writes.repeating();
         // Index first (own slot): a crash after it leaves an id without a
         // record, never a record that `revoke_all` cannot find.
         let _: () = self
@@ -311,14 +329,15 @@ impl RedisStore {
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn.repeating();
         let fields: HashMap<String, String> = self.bounded(conn.hgetall(self.record(id))).await?;
         parse(id, fields)
     }
 
     pub async fn list(&self, user: Option<&str>) -> Result<Vec<KeyRecord>, StoreError> {
         let index = user.map_or_else(|| self.all(), |u| self.user_index(u));
-        let mut conn = self.conn.clone();
+        // Safe to repeat: a read, and pruning what is gone already.
+        let mut conn = self.conn.repeating();
         let now = unix_now().to_string();
         let (ids,): (Vec<String>,) = self
             .bounded(
@@ -357,7 +376,7 @@ impl RedisStore {
             for id in &group {
                 pipe.hgetall(self.record(id));
             }
-            let mut conn = self.conn.clone();
+            let mut conn = self.conn.repeating();
             async move {
                 let found: Vec<HashMap<String, String>> =
                     self.bounded(pipe.query_async(&mut conn)).await?;
@@ -388,7 +407,8 @@ impl RedisStore {
                     pipe.zrem(self.user_index(u), *id).ignore();
                 }
             }
-            let mut conn = self.writes.clone();
+            // Safe to repeat: deleting again deletes nothing more.
+            let mut conn = self.writes.repeating();
             async move {
                 let deleted: Vec<u64> = self.bounded(pipe.query_async(&mut conn)).await?;
                 Ok::<_, StoreError>(deleted.iter().sum::<u64>())
@@ -402,13 +422,13 @@ impl RedisStore {
 
     /// Drop ids from `ns:all`, after their records are gone.
     async fn unindex(&self, ids: &[String]) -> Result<(), StoreError> {
-        let mut conn = self.writes.clone();
+        let mut conn = self.writes.repeating();
         self.bounded(conn.zrem(self.all(), ids)).await
     }
 
     pub async fn revoke_users(&self, users: &[String]) -> Result<u64, StoreError> {
         let mut n = 0;
-        let mut conn = self.writes.clone();
+        let mut conn = self.writes.repeating();
         for user in users {
             let index = self.user_index(user);
             let ids: Vec<String> = self.bounded(conn.zrange(&index, 0, -1)).await?;
@@ -433,7 +453,7 @@ impl RedisStore {
     /// Revoke every key that exists when the call starts, in batches.
     pub async fn revoke_all(&self) -> Result<u64, StoreError> {
         let mut n = 0;
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn.repeating();
         loop {
             let ids: Vec<String> = self.bounded(conn.zrange(self.all(), 0, BATCH - 1)).await?;
             if ids.is_empty() {
@@ -445,7 +465,7 @@ impl RedisStore {
                 for id in &group {
                     pipe.del(self.record(id));
                 }
-                let mut conn = self.writes.clone();
+                let mut conn = self.writes.repeating();
                 async move {
                     let deleted: Vec<u64> = self.bounded(pipe.query_async(&mut conn)).await?;
                     Ok::<_, StoreError>(deleted.iter().sum::<u64>())
@@ -457,7 +477,8 @@ impl RedisStore {
     }
 
     pub async fn touch(&self, id: &KeyId, at: u64) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
+        // Safe to repeat: the same time, and only on a record that exists.
+        let mut conn = self.conn.repeating();
         let mut call = self.touch.key(self.record(id.as_str()));
         call.arg(at);
         self.bounded(call.invoke_async::<i64>(&mut conn))
@@ -466,12 +487,12 @@ impl RedisStore {
     }
 
     pub async fn settings(&self) -> Result<Option<String>, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn.repeating();
         self.bounded(conn.get(self.settings_key())).await
     }
 
     pub async fn put_settings(&self, json: &str) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn.repeating();
         self.bounded(conn.set(self.settings_key(), json)).await
     }
 
@@ -481,20 +502,22 @@ impl RedisStore {
         user: &str,
         window: Duration,
     ) -> Result<(u64, Duration), StoreError> {
-        let mut conn = self.conn.clone();
+        // Never repeated (INCR would count one event twice): checked first.
         let (count, left_ms): (u64, i64) = self
-            .bounded(
+            .bounded(async {
+                let mut conn = self.conn.checked().await?;
                 COUNT_IN_WINDOW
                     .key(self.window_key(user))
                     .arg(window.as_millis() as u64)
-                    .invoke_async(&mut conn),
-            )
+                    .invoke_async(&mut conn)
+                    .await
+            })
             .await?;
         Ok((count, Duration::from_millis(left_ms.max(0) as u64)))
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn.repeating();
         self.bounded(redis::cmd("PING").query_async::<String>(&mut conn))
             .await
             .map(|_| ())

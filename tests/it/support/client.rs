@@ -108,3 +108,14 @@ pub async fn raw_tls_result(addr: SocketAddr, ca: &Ca) -> std::io::Result<TlsStr
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
 }
+
+/// GET `url` with `key` as HTTP Basic credentials (user `apikey`).
+pub async fn get_with_key(client: &HttpsClient, url: &str, key: &str) -> Answer {
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("apikey:{key}"));
+    let req = Request::get(url)
+        .header("authorization", format!("Basic {basic}"))
+        .body(body::empty())
+        .unwrap();
+    send(client, req).await
+}

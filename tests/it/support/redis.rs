@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     pub port: u16,
     child: Child,
-    _dir: tempfile::TempDir,
+    /// Its working directory (`dump.rdb`), removed on drop.
+    dir: tempfile::TempDir,
 }
 
 impl RedisServer {
@@ -37,11 +38,32 @@ impl RedisServer {
         *self = RedisServer::start_on(self.port);
     }
 
+    /// Save the data, kill the server and start it again on the same port
+    /// from that data: a restart of a Redis with persistence. Every client
+    /// connection dies with the old process.
+    pub fn restart(&mut self) {
+        let saved: redis::RedisResult<String> = redis::Client::open(self.url())
+            .and_then(|c| redis::cmd("SAVE").query(&mut c.get_connection()?));
+        assert_eq!(saved.as_deref(), Ok("OK"), "SAVE before the restart");
+        self.kill();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        *self = RedisServer::spawn_in(self.port, dir, &|_, _| Vec::new())
+            .expect("redis-server restarts on its port");
+    }
+
     fn spawn(
         port: u16,
         extra: &impl Fn(u16, &std::path::Path) -> Vec<String>,
     ) -> Option<RedisServer> {
-        let dir = tempfile::tempdir().unwrap();
+        RedisServer::spawn_in(port, tempfile::tempdir().unwrap(), extra)
+    }
+
+    /// A server on `port` in `dir` (where it loads `dump.rdb` from, if any).
+    fn spawn_in(
+        port: u16,
+        dir: tempfile::TempDir,
+        extra: &impl Fn(u16, &std::path::Path) -> Vec<String>,
+    ) -> Option<RedisServer> {
         let child = Command::new("redis-server")
             .args([
                 "--bind",
@@ -64,11 +86,7 @@ impl RedisServer {
             .spawn()
             .expect("redis-server is installed (scripts/test.sh installs it)");
         let child = await_ping(child, port)?;
-        Some(RedisServer {
-            port,
-            child,
-            _dir: dir,
-        })
+        Some(RedisServer { port, child, dir })
     }
 
     pub fn url(&self) -> String {
