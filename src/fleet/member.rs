@@ -35,13 +35,16 @@ impl Member {
     }
 }
 
+/// The wait before the first retry of an outage; it doubles up to the lease.
+const FIRST_RETRY: Duration = Duration::from_millis(50);
+
 async fn run(
     fleet: Fleet,
     cache: Arc<KeyCache>,
     metrics: Arc<Metrics>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let mut backoff = Duration::from_millis(50);
+    let mut backoff = FIRST_RETRY;
     let mut outage = Outage::default();
     loop {
         let outcome = session(&fleet, &cache, &metrics, &mut stopped, &mut outage).await;
@@ -51,8 +54,13 @@ async fn run(
         match outcome {
             Ok(()) => break,
             Err(e) => match outage.failed(Instant::now()) {
-                Say::Lost => tracing::warn!(error = %e, instance,
-                    "lost touch with the fleet: key cache emptied, every request asks the store until it is back (reminder every minute)"),
+                Say::Lost => {
+                    // A new outage: the first retry comes soon again, however
+                    // long the retries of earlier outages had grown.
+                    backoff = FIRST_RETRY;
+                    tracing::warn!(error = %e, instance,
+                        "lost touch with the fleet: key cache emptied, every request asks the store until it is back (reminder every minute)");
+                }
                 Say::Still { lasted, failures } => tracing::warn!(error = %e, instance,
                     out_of_touch = %outage::shown(lasted), failures,
                     "still out of touch with the fleet: every request asks the store"),

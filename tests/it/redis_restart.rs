@@ -297,3 +297,50 @@ async fn the_fleet_rejoins_after_a_restart_and_hears_revocations() {
     }
 }
 
+/// However often an instance lost its subscription before, it is back
+/// within one lease of losing it again: the retries of one outage do not
+/// slow down the next one.
+#[tokio::test]
+async fn an_instance_rejoins_within_a_lease_however_often_it_lost_touch() {
+    let redis = RedisServer::start();
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = builder(&up.url())
+        .redis(&redis, dir.path(), "again")
+        .set("cache", "lease = \"1s\"")
+        .start()
+        .await;
+    let c = client::h1(&gw.ca);
+    let killer = redis::Client::open(redis.url()).unwrap();
+    let mut killer = killer.get_multiplexed_async_connection().await.unwrap();
+    let lease = Duration::from_secs(1);
+    for round in 1..=8 {
+        let joins = f64::from(round);
+        eventually(
+            "the instance joins",
+            200,
+            Duration::from_millis(10),
+            || async { (gw.metric(&c, "keygate_fleet_joins").await >= joins).then_some(()) },
+        )
+        .await;
+        let lost = std::time::Instant::now();
+        let killed: i64 = redis::cmd("CLIENT")
+            .arg(&["KILL", "TYPE", "pubsub"])
+            .query_async(&mut killer)
+            .await
+            .unwrap();
+        assert_eq!(killed, 1, "the instance's subscription");
+        eventually(
+            "the instance joins again",
+            200,
+            Duration::from_millis(10),
+            || async { (gw.metric(&c, "keygate_fleet_joins").await > joins).then_some(()) },
+        )
+        .await;
+        let back = lost.elapsed();
+        assert!(
+            back < lease,
+            "outage {round}: back after {back:?}, more than a lease"
+        );
+    }
+}
