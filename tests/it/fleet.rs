@@ -13,7 +13,7 @@ use crate::support::admin::{call, json_of};
 use crate::support::client::{self, get, send, HttpsClient};
 use crate::support::deploy::{RedisCluster, SentinelSet};
 use crate::support::gateway::{builder, TestGateway};
-use crate::support::proxy::StallingProxy;
+use crate::support::proxy::Relay;
 use crate::support::redis::{store_section_for, RedisServer};
 use crate::support::upstream::Upstream;
 use crate::support::{body, eventually, within};
@@ -32,7 +32,7 @@ struct Fleet {
     gateways: Vec<TestGateway>,
     clients: Vec<HttpsClient>,
     /// Between the third instance and Redis, when the test cuts it off.
-    proxy: Option<StallingProxy>,
+    proxy: Option<Relay>,
     redis_url: String,
     /// The Redis servers, stopped on drop.
     _servers: Box<dyn std::any::Any + Send>,
@@ -58,8 +58,7 @@ async fn fleet(ns: &str, deployment: Deployment) -> Fleet {
         }
         Deployment::StandaloneCut => {
             let redis = RedisServer::start();
-            let proxy =
-                StallingProxy::start(format!("127.0.0.1:{}", redis.port).parse().unwrap()).await;
+            let proxy = Relay::to_port(redis.port).await;
             (redis.url(), Box::new(redis), Some(proxy))
         }
         Deployment::Cluster => {
@@ -84,7 +83,7 @@ async fn fleet(ns: &str, deployment: Deployment) -> Fleet {
             // the load's revoked keys must see 401s, not the failed-auth limit's 429s
             .set("rate_limit", "failed_auth_per_minute = 0");
         if let (2, Some(proxy)) = (i, &proxy) {
-            b.set("store", &format!("url = \"redis://{}/0\"", proxy.addr));
+            b.set("store", &format!("url = \"{}\"", proxy.redis_url()));
         }
         gateways.push(b.start().await);
     }

@@ -1,27 +1,50 @@
-//! A TCP relay on 127.0.0.1:0 that can stall: a network partition that
-//! keeps every connection open (no reset, no FIN) while nothing gets through,
-//! as when a switch drops packets and TCP keeps retransmitting. Healing lets
-//! the queued bytes through, in order, as TCP would.
+//! A TCP relay on 127.0.0.1:0 in front of a server (Redis), whose way of
+//! passing bytes the test switches at any time:
+//!
+//! * [`Mode::Pass`]: bytes go through as they come;
+//! * [`Mode::Stall`]: a network partition that keeps every connection open
+//!   (no reset, no FIN) while nothing gets through in either direction, as
+//!   when a switch drops packets and TCP keeps retransmitting;
+//! * [`Mode::Delay`]: every reply arrives that much later than the server
+//!   sent it (requests are not held up): a slow server or link;
+//! * [`Mode::CutReply`]: the next reply stops half-way through and nothing
+//!   more arrives: a server that hangs while it writes.
+//!
+//! Nothing is ever lost or reordered: switching back to `Pass` lets the held
+//! bytes through, in order, as TCP would.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
-pub struct StallingProxy {
+/// How the relay passes bytes (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Pass,
+    Stall,
+    Delay(Duration),
+    CutReply,
+}
+
+pub struct Relay {
     pub addr: SocketAddr,
-    stalled: Arc<watch::Sender<bool>>,
+    mode: Arc<watch::Sender<Mode>>,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl StallingProxy {
-    pub async fn start(target: SocketAddr) -> StallingProxy {
+impl Relay {
+    /// A relay to `target`, passing bytes through until told otherwise.
+    pub async fn start(target: SocketAddr) -> Relay {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let stalled = Arc::new(watch::Sender::new(false));
-        let tx = stalled.clone();
+        let mode = Arc::new(watch::Sender::new(Mode::Pass));
+        let tx = mode.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let Ok(server) = TcpStream::connect(target).await else {
@@ -29,53 +52,114 @@ impl StallingProxy {
                 };
                 let (cr, cw) = client.into_split();
                 let (sr, sw) = server.into_split();
-                tokio::spawn(relay(cr, sw, tx.subscribe()));
-                tokio::spawn(relay(sr, cw, tx.subscribe()));
+                tokio::spawn(relay(cr, sw, tx.subscribe(), Direction::Requests));
+                tokio::spawn(relay(sr, cw, tx.subscribe(), Direction::Replies));
             }
         });
-        StallingProxy {
-            addr,
-            stalled,
-            task,
-        }
+        Relay { addr, mode, task }
+    }
+
+    /// A relay to the Redis server listening on `port` of 127.0.0.1.
+    pub async fn to_port(port: u16) -> Relay {
+        Relay::start(SocketAddr::from(([127, 0, 0, 1], port))).await
+    }
+
+    /// `redis://` through the relay.
+    pub fn redis_url(&self) -> String {
+        format!("redis://{}/0", self.addr)
+    }
+
+    pub fn set(&self, mode: Mode) {
+        self.mode.send_replace(mode);
     }
 
     /// Stop moving bytes; connections stay open.
     pub fn stall(&self) {
-        self.stalled.send_replace(true);
+        self.set(Mode::Stall);
     }
 
+    /// Pass everything through again, held bytes first.
     pub fn heal(&self) {
-        self.stalled.send_replace(false);
+        self.set(Mode::Pass);
     }
 }
 
-impl Drop for StallingProxy {
+impl Drop for Relay {
     fn drop(&mut self) {
         self.task.abort();
     }
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    /// Client to server: only `Stall` holds them.
+    Requests,
+    /// Server to client: every mode applies.
+    Replies,
+}
+
+/// Read as fast as bytes come (noting when), deliver as the mode says.
 async fn relay(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    mut stalled: watch::Receiver<bool>,
+    from: OwnedReadHalf,
+    to: OwnedWriteHalf,
+    mode: watch::Receiver<Mode>,
+    way: Direction,
 ) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(read(from, tx));
+    deliver(rx, to, mode, way).await;
+}
+
+async fn read(mut from: OwnedReadHalf, tx: mpsc::UnboundedSender<(Instant, Vec<u8>)>) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        // While stalled nothing is read: the bytes wait in the kernel's buffers.
-        if stalled.wait_for(|s| !*s).await.is_err() {
-            return;
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if tx.send((Instant::now(), buf[..n].to_vec())).is_err() {
+                    return;
+                }
+            }
         }
-        let n = tokio::select! {
-            r = from.read(&mut buf) => match r {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
-            },
-            _ = stalled.wait_for(|s| *s) => continue,
-        };
-        // Bytes read just before a stall are held until it heals.
-        if stalled.wait_for(|s| !*s).await.is_err() || to.write_all(&buf[..n]).await.is_err() {
+    }
+}
+
+/// Write each chunk read when the mode lets it through; ends (closing the
+/// write side) after the last chunk of a closed connection.
+async fn deliver(
+    mut rx: mpsc::UnboundedReceiver<(Instant, Vec<u8>)>,
+    mut to: OwnedWriteHalf,
+    mut mode: watch::Receiver<Mode>,
+    way: Direction,
+) {
+    while let Some((read_at, chunk)) = rx.recv().await {
+        let mut rest = &chunk[..];
+        loop {
+            let now = *mode.borrow_and_update();
+            match (now, way) {
+                (Mode::Stall, _) => {}
+                (Mode::Pass, _) | (_, Direction::Requests) => break,
+                (Mode::Delay(by), Direction::Replies) => tokio::select! {
+                    _ = tokio::time::sleep_until(read_at + by) => break,
+                    _ = mode.changed() => continue,
+                },
+                (Mode::CutReply, Direction::Replies) => {
+                    // Half of this reply now (once), the rest when the mode changes.
+                    if rest.len() == chunk.len() && rest.len() > 1 {
+                        let (half, other) = rest.split_at(rest.len() / 2);
+                        if to.write_all(half).await.is_err() {
+                            return;
+                        }
+                        rest = other;
+                    }
+                }
+            }
+            // Held: wait for the next mode.
+            if mode.changed().await.is_err() {
+                return;
+            }
+        }
+        if to.write_all(rest).await.is_err() {
             return;
         }
     }
