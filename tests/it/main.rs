@@ -21,6 +21,7 @@ mod properties;
 mod proxy;
 mod redis_deployments;
 mod redis_restart;
+mod redis_slow;
 mod reference;
 mod secrets;
 mod selfservice;

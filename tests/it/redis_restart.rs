@@ -14,7 +14,7 @@ use keygate::audit::Event;
 use keygate::store::{Store, StoreError};
 
 use crate::store_conformance::{record, DAY};
-use crate::support::admin::{call, json_of};
+use crate::support::admin::{call, create_key, json_of};
 use crate::support::client::{self, get, get_with_key, HttpsClient};
 use crate::support::gateway::{builder, TestGateway};
 use crate::support::redis::RedisServer;
@@ -126,24 +126,6 @@ async fn gateway(
     (up, gw, c)
 }
 
-/// `POST /v1/keys` for `user`: (secret, id).
-async fn create(c: &HttpsClient, gw: &TestGateway, user: &str) -> (String, String) {
-    let a = call(
-        c,
-        gw,
-        Method::POST,
-        "/v1/keys",
-        Some(json!({ "user": user })),
-    )
-    .await;
-    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
-    let v = json_of(&a);
-    (
-        v["key"].as_str().unwrap().to_owned(),
-        v["id"].as_str().unwrap().to_owned(),
-    )
-}
-
 /// The status of a request with `key`, never a hang.
 async fn status(c: &HttpsClient, gw: &TestGateway, key: &str) -> StatusCode {
     within(5, "an answer", get_with_key(c, &gw.url("/"), key))
@@ -158,13 +140,13 @@ async fn the_first_admin_call_and_request_after_a_restart_succeed() {
     let mut redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let (_up, gw, c) = gateway(&redis, dir.path()).await;
-    let (key, id) = create(&c, &gw, "alice").await;
+    let (key, id) = create_key(&c, &gw, "alice").await;
     let settings = json_of(&call(&c, &gw, Method::GET, "/v1/settings", None).await);
 
     redis.restart();
     assert_eq!(status(&c, &gw, &key).await, StatusCode::OK, "a key lookup");
     redis.restart();
-    let (second, second_id) = create(&c, &gw, "bob").await;
+    let (second, second_id) = create_key(&c, &gw, "bob").await;
     assert_eq!(status(&c, &gw, &second).await, StatusCode::OK);
     redis.restart();
     let listed = call(&c, &gw, Method::GET, "/v1/keys", None).await;
@@ -214,7 +196,7 @@ async fn the_first_admin_call_and_request_after_a_restart_succeed() {
     );
 
     // Back empty: a key it lacks is refused (401), not an outage (503).
-    let (third, _) = create(&c, &gw, "carol").await;
+    let (third, _) = create_key(&c, &gw, "carol").await;
     redis.restart_empty();
     assert_eq!(status(&c, &gw, &third).await, StatusCode::UNAUTHORIZED);
 }
@@ -259,12 +241,12 @@ async fn the_fleet_rejoins_after_a_restart_and_hears_revocations() {
         }
     };
     joined(1.0).await;
-    let (before, _) = create(&cs[0], &gws[0], "alice").await;
+    let (before, _) = create_key(&cs[0], &gws[0], "alice").await;
     assert_eq!(status(&cs[1], &gws[1], &before).await, StatusCode::OK);
 
     redis.restart_empty();
     joined(2.0).await;
-    let (key, id) = create(&cs[0], &gws[0], "bob").await;
+    let (key, id) = create_key(&cs[0], &gws[0], "bob").await;
     for (gw, c) in gws.iter().zip(&cs) {
         assert_eq!(
             status(c, gw, &before).await,

@@ -42,6 +42,24 @@ pub async fn call(
     send(c, req.body(b).unwrap()).await
 }
 
+/// `POST /v1/keys` for `user` (201 asserted): the key and its id.
+pub async fn create_key(c: &HttpsClient, gw: &TestGateway, user: &str) -> (String, String) {
+    let a = call(
+        c,
+        gw,
+        Method::POST,
+        "/v1/keys",
+        Some(serde_json::json!({ "user": user })),
+    )
+    .await;
+    assert_eq!(a.status, http::StatusCode::CREATED, "{}", a.text());
+    let v = json_of(&a);
+    (
+        v["key"].as_str().unwrap().to_owned(),
+        v["id"].as_str().unwrap().to_owned(),
+    )
+}
+
 pub fn json_of(a: &Answer) -> Value {
     serde_json::from_slice(&a.body).unwrap_or_else(|_| panic!("not JSON: {}", a.text()))
 }

@@ -1,0 +1,182 @@
+//! Redis slow, not down (issue 15): a relay between keygate and a real
+//! redis-server adds a second to every reply, or stops a reply half-way.
+//! Requests answer 503 within `store.timeout` instead of waiting for Redis,
+//! keys cached before keep working while the cache's lease lasts, nothing
+//! hangs, and once the relay passes everything again keygate recovers by
+//! itself, without a restart.
+
+use std::time::{Duration, Instant};
+
+use http::{Method, StatusCode};
+use serde_json::json;
+
+use crate::support::admin::{call, create_key};
+use crate::support::client::{self, get_with_key, HttpsClient};
+use crate::support::gateway::{builder, TestGateway};
+use crate::support::proxy::{Mode, Relay};
+use crate::support::redis::{store_section_for, RedisServer};
+use crate::support::upstream::Upstream;
+use crate::support::{eventually, within};
+
+/// `store.timeout` here: well under the relay's delay.
+const STORE_TIMEOUT: Duration = Duration::from_millis(300);
+/// The cache's lease (`cache.lease`).
+const LEASE: Duration = Duration::from_secs(1);
+/// What the relay adds to every reply.
+const DELAY: Duration = Duration::from_secs(1);
+/// The longest any answer may take while Redis is slow: `store.timeout`
+/// and room for a loaded machine, yet less than the delay, so an answer
+/// within it never waited for Redis.
+const ANSWER_WITHIN: Duration = Duration::from_millis(900);
+
+#[tokio::test]
+async fn a_redis_that_answers_a_second_late_means_503_in_time_then_recovery() {
+    slow_redis(Mode::Delay(DELAY)).await;
+}
+
+#[tokio::test]
+async fn a_redis_that_stops_half_way_through_a_reply_means_503_in_time_then_recovery() {
+    slow_redis(Mode::CutReply).await;
+}
+
+/// One answer while Redis was slow.
+#[derive(Debug)]
+struct Seen {
+    /// Since the relay turned slow.
+    at: Duration,
+    cached: bool,
+    status: StatusCode,
+    took: Duration,
+}
+
+async fn slow_redis(mode: Mode) {
+    let redis = RedisServer::start();
+    let relay = Relay::to_port(redis.port).await;
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = builder(&up.url());
+    for line in store_section_for(&relay.redis_url(), dir.path(), "slow") {
+        b.set("store", &line);
+    }
+    let gw = b
+        .set(
+            "store",
+            &format!("timeout = \"{}ms\"", STORE_TIMEOUT.as_millis()),
+        )
+        .set("auth", "anonymous = \"reject\"")
+        .set("rate_limit", "failed_auth_per_minute = 0")
+        .set("cache", &format!("lease = \"{}ms\"", LEASE.as_millis()))
+        .start()
+        .await;
+    let c = client::h1(&gw.ca);
+    let (cached, _) = create_key(&c, &gw, "olivia").await;
+    let (uncached, _) = create_key(&c, &gw, "peter").await;
+    served_from_the_cache(&gw, &c, &cached).await;
+
+    relay.set(mode);
+    let slowed = Instant::now();
+    let mut seen = Vec::new();
+    while slowed.elapsed() < 2 * LEASE + STORE_TIMEOUT {
+        for (key, is_cached) in [(&cached, true), (&uncached, false)] {
+            let at = slowed.elapsed();
+            let status = status(&c, &gw, key).await;
+            let took = slowed.elapsed() - at;
+            seen.push(Seen {
+                at,
+                cached: is_cached,
+                status,
+                took,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let asked = Instant::now();
+    let create = call(
+        &c,
+        &gw,
+        Method::POST,
+        "/v1/keys",
+        Some(json!({ "user": "quinn" })),
+    )
+    .await;
+    let create_took = asked.elapsed();
+
+    let slow: Vec<&Seen> = seen.iter().filter(|s| s.took >= ANSWER_WITHIN).collect();
+    assert!(slow.is_empty(), "answers that waited for Redis: {slow:?}");
+    assert!(
+        seen.iter()
+            .filter(|s| !s.cached)
+            .all(|s| s.status == StatusCode::SERVICE_UNAVAILABLE),
+        "a key not cached is 503 (fail closed): {seen:?}"
+    );
+    let cached_seen: Vec<&Seen> = seen.iter().filter(|s| s.cached).collect();
+    assert_eq!(
+        cached_seen[0].status,
+        StatusCode::OK,
+        "a cached key keeps working while its lease lasts: {seen:?}"
+    );
+    assert!(
+        cached_seen
+            .iter()
+            .all(|s| s.status == StatusCode::SERVICE_UNAVAILABLE
+                || (s.status == StatusCode::OK && s.at < LEASE)),
+        "a cached key works within one lease, then 503: {seen:?}"
+    );
+    assert_eq!(
+        cached_seen.last().unwrap().status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{seen:?}"
+    );
+    assert_eq!(
+        create.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        create.text()
+    );
+    assert!(
+        create_took < ANSWER_WITHIN,
+        "a key creation took {create_took:?}"
+    );
+
+    // The relay passes everything again: keygate recovers by itself.
+    relay.set(Mode::Pass);
+    eventually(
+        "keys work again",
+        100,
+        Duration::from_millis(50),
+        || async { (status(&c, &gw, &uncached).await == StatusCode::OK).then_some(()) },
+    )
+    .await;
+    assert_eq!(status(&c, &gw, &cached).await, StatusCode::OK);
+    let (fresh, _) = create_key(&c, &gw, "rita").await;
+    assert_eq!(status(&c, &gw, &fresh).await, StatusCode::OK);
+    served_from_the_cache(&gw, &c, &fresh).await;
+}
+
+async fn status(c: &HttpsClient, gw: &TestGateway, key: &str) -> StatusCode {
+    within(
+        5,
+        "an answer, never a hang",
+        get_with_key(c, &gw.url("/"), key),
+    )
+    .await
+    .status
+}
+
+/// Wait until `key` works and is answered from the cache (the instance is
+/// in the fleet and the cache hits rise).
+async fn served_from_the_cache(gw: &TestGateway, c: &HttpsClient, key: &str) {
+    eventually(
+        "the key is served from the cache",
+        100,
+        Duration::from_millis(50),
+        || async {
+            let hits = gw.metric(c, "keygate_cache_hits").await;
+            assert_eq!(status(c, gw, key).await, StatusCode::OK);
+            (gw.metric(c, "keygate_fleet_connected").await == 1.0
+                && gw.metric(c, "keygate_cache_hits").await > hits)
+                .then_some(())
+        },
+    )
+    .await;
+}
