@@ -15,11 +15,11 @@ use keygate::store::{Store, StoreError};
 
 use crate::store_conformance::{record, DAY};
 use crate::support::admin::{call, create_key, json_of};
-use crate::support::client::{self, get, get_with_key, HttpsClient};
+use crate::support::client::{self, get, HttpsClient};
+use crate::support::eventually;
 use crate::support::gateway::{builder, TestGateway};
 use crate::support::redis::RedisServer;
 use crate::support::upstream::Upstream;
-use crate::support::{eventually, within};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -126,13 +126,6 @@ async fn gateway(
     (up, gw, c)
 }
 
-/// The status of a request with `key`, never a hang.
-async fn status(c: &HttpsClient, gw: &TestGateway, key: &str) -> StatusCode {
-    within(5, "an answer", get_with_key(c, &gw.url("/"), key))
-        .await
-        .status
-}
-
 /// The case: after a restart the first admin call, and the first
 /// request on the main listener, succeed.
 #[tokio::test]
@@ -144,10 +137,14 @@ async fn the_first_admin_call_and_request_after_a_restart_succeed() {
     let settings = json_of(&call(&c, &gw, Method::GET, "/v1/settings", None).await);
 
     redis.restart();
-    assert_eq!(status(&c, &gw, &key).await, StatusCode::OK, "a key lookup");
+    assert_eq!(
+        gw.status_with_key(&c, &key).await,
+        StatusCode::OK,
+        "a key lookup"
+    );
     redis.restart();
     let (second, second_id) = create_key(&c, &gw, "bob").await;
-    assert_eq!(status(&c, &gw, &second).await, StatusCode::OK);
+    assert_eq!(gw.status_with_key(&c, &second).await, StatusCode::OK);
     redis.restart();
     let listed = call(&c, &gw, Method::GET, "/v1/keys", None).await;
     assert_eq!(listed.status, StatusCode::OK, "{}", listed.text());
@@ -198,7 +195,10 @@ async fn the_first_admin_call_and_request_after_a_restart_succeed() {
     // Back empty: a key it lacks is refused (401), not an outage (503).
     let (third, _) = create_key(&c, &gw, "carol").await;
     redis.restart_empty();
-    assert_eq!(status(&c, &gw, &third).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        gw.status_with_key(&c, &third).await,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 /// Two instances with the cache: after Redis restarts empty both join the
@@ -242,20 +242,23 @@ async fn the_fleet_rejoins_after_a_restart_and_hears_revocations() {
     };
     joined(1.0).await;
     let (before, _) = create_key(&cs[0], &gws[0], "alice").await;
-    assert_eq!(status(&cs[1], &gws[1], &before).await, StatusCode::OK);
+    assert_eq!(
+        gws[1].status_with_key(&cs[1], &before).await,
+        StatusCode::OK
+    );
 
     redis.restart_empty();
     joined(2.0).await;
     let (key, id) = create_key(&cs[0], &gws[0], "bob").await;
     for (gw, c) in gws.iter().zip(&cs) {
         assert_eq!(
-            status(c, gw, &before).await,
+            gw.status_with_key(c, &before).await,
             StatusCode::UNAUTHORIZED,
             "gone with the old data"
         );
         // Twice: the second answer may come from the cache.
         for _ in 0..2 {
-            assert_eq!(status(c, gw, &key).await, StatusCode::OK);
+            assert_eq!(gw.status_with_key(c, &key).await, StatusCode::OK);
         }
     }
     let revoked = call(
@@ -275,7 +278,7 @@ async fn the_fleet_rejoins_after_a_restart_and_hears_revocations() {
         "both instances heard the revocation: {answer}"
     );
     for (gw, c) in gws.iter().zip(&cs) {
-        assert_eq!(status(c, gw, &key).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(gw.status_with_key(c, &key).await, StatusCode::UNAUTHORIZED);
     }
 }
 

@@ -11,12 +11,12 @@ use http::{Method, StatusCode};
 use serde_json::json;
 
 use crate::support::admin::{call, create_key};
-use crate::support::client::{self, get_with_key, HttpsClient};
+use crate::support::client::{self, HttpsClient};
+use crate::support::eventually;
 use crate::support::gateway::{builder, TestGateway};
 use crate::support::proxy::{Mode, Relay};
 use crate::support::redis::{store_section_for, RedisServer};
 use crate::support::upstream::Upstream;
-use crate::support::{eventually, within};
 
 /// `store.timeout` here: well under the relay's delay.
 const STORE_TIMEOUT: Duration = Duration::from_millis(300);
@@ -79,7 +79,7 @@ async fn slow_redis(mode: Mode) {
     while slowed.elapsed() < 2 * LEASE + STORE_TIMEOUT {
         for (key, is_cached) in [(&cached, true), (&uncached, false)] {
             let at = slowed.elapsed();
-            let status = status(&c, &gw, key).await;
+            let status = gw.status_with_key(&c, key).await;
             let took = slowed.elapsed() - at;
             seen.push(Seen {
                 at,
@@ -144,23 +144,13 @@ async fn slow_redis(mode: Mode) {
         "keys work again",
         100,
         Duration::from_millis(50),
-        || async { (status(&c, &gw, &uncached).await == StatusCode::OK).then_some(()) },
+        || async { (gw.status_with_key(&c, &uncached).await == StatusCode::OK).then_some(()) },
     )
     .await;
-    assert_eq!(status(&c, &gw, &cached).await, StatusCode::OK);
+    assert_eq!(gw.status_with_key(&c, &cached).await, StatusCode::OK);
     let (fresh, _) = create_key(&c, &gw, "rita").await;
-    assert_eq!(status(&c, &gw, &fresh).await, StatusCode::OK);
+    assert_eq!(gw.status_with_key(&c, &fresh).await, StatusCode::OK);
     served_from_the_cache(&gw, &c, &fresh).await;
-}
-
-async fn status(c: &HttpsClient, gw: &TestGateway, key: &str) -> StatusCode {
-    within(
-        5,
-        "an answer, never a hang",
-        get_with_key(c, &gw.url("/"), key),
-    )
-    .await
-    .status
 }
 
 /// Wait until `key` works and is answered from the cache (the instance is
@@ -172,7 +162,7 @@ async fn served_from_the_cache(gw: &TestGateway, c: &HttpsClient, key: &str) {
         Duration::from_millis(50),
         || async {
             let hits = gw.metric(c, "keygate_cache_hits").await;
-            assert_eq!(status(c, gw, key).await, StatusCode::OK);
+            assert_eq!(gw.status_with_key(c, key).await, StatusCode::OK);
             (gw.metric(c, "keygate_fleet_connected").await == 1.0
                 && gw.metric(c, "keygate_cache_hits").await > hits)
                 .then_some(())

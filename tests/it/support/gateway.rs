@@ -154,6 +154,19 @@ impl TestGateway {
             .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{}", a.text()))
     }
 
+    /// The status of `GET /` with `key` (HTTP Basic), never a hang.
+    pub async fn status_with_key(
+        &self,
+        client: &super::client::HttpsClient,
+        key: &str,
+    ) -> http::StatusCode {
+        let url = self.url("/");
+        let answer = super::client::get_with_key(client, &url, key);
+        super::within(5, "an answer, never a hang", answer)
+            .await
+            .status
+    }
+
     pub fn admin_url(&self, path: &str) -> String {
         format!("https://127.0.0.1:{}{path}", self.admin_addr.port())
     }
