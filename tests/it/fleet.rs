@@ -520,10 +520,15 @@ async fn subscriptions_killed_again_and_again_during_a_revocation_let_no_revoked
         no_revoked_key_after(&log, answered) > 30,
         "other users' keys keep working (from Redis while the cache is off)"
     );
+    // Each instance lost its subscription and joined again: the test cut
+    // something. The last join may come after the killing stopped.
     for i in 0..3 {
-        assert!(
-            metric(&f, i, "keygate_fleet_joins").await > 1.0,
-            "instance {i} never lost its subscription: the test cut nothing"
-        );
+        eventually(
+            "every instance joins again after losing its subscription",
+            100,
+            Duration::from_millis(50),
+            || async { (metric(&f, i, "keygate_fleet_joins").await > 1.0).then_some(()) },
+        )
+        .await;
     }
 }
