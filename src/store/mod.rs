@@ -26,7 +26,8 @@
 //!     if it dies while they are on the way the error stays (503; a lost
 //!     audit entry is logged). In a Redis Cluster redis-rs itself resends
 //!     any command after a node's connection dropped, so there a creation
-//!     may count twice: a user reaches `creates_per_hour` one early at worst.
+//!     may count twice (a user reaches `creates_per_hour` one early at
+//!     worst) and an audit entry may be in the stream twice.
 //!
 //!   A timeout is never repeated (the command may still run).
 //!

@@ -31,10 +31,12 @@
 //! connection they took (a repeat on a fresh connection included). `WAIT`
 //! blocks its connection meanwhile, so creations and revocations have a
 //! connection of their own (`writes`) and never hold up key lookups. In a
-//! Cluster the same holds per master (without the fence): `ROLE` is
-//! asked of every master and `WAIT 1` sent to each one that has replicas,
-//! over the `writes` cluster connection's link to that node (a master it
-//! never wrote to answers at once).
+//! Cluster the same holds per master: `ROLE` is asked of every master and
+//! `WAIT 1` sent to each one that has replicas, over the `writes` cluster
+//! connection's link to that node (a master it never wrote to answers at
+//! once). There is no fence there (it would need a key in a slot of each
+//! master): if a node's link is replaced between the writes and the `WAIT`,
+//! the `WAIT` confirms too early.
 //!
 //! Pub/sub ([`RedisStore::pubsub`], [`RedisStore::publish`]) is for the
 //! cross-instance revocation barrier: same deployment, same credentials.
