@@ -101,3 +101,39 @@ impl ConnectionLike for Repeating {
         self.0.get_db()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::*;
+
+    fn io_error(kind: io::ErrorKind) -> RedisError {
+        RedisError::from(io::Error::from(kind))
+    }
+
+    #[test]
+    fn a_dead_connection_is_sent_again_a_timeout_or_an_answer_is_not() {
+        for dead in [
+            io::ErrorKind::BrokenPipe,
+            io::ErrorKind::ConnectionReset,
+            io::ErrorKind::ConnectionAborted,
+            io::ErrorKind::ConnectionRefused,
+            io::ErrorKind::UnexpectedEof,
+        ] {
+            assert!(found_dead(&io_error(dead)), "{dead:?}");
+        }
+        let demoted = RedisError::from((
+            ErrorKind::Server(ServerErrorKind::ReadOnly),
+            "You can't write against a read only replica.",
+        ));
+        assert!(found_dead(&demoted), "READONLY: refused, not run");
+        // The command may still run: never sent twice.
+        assert!(!found_dead(&io_error(io::ErrorKind::TimedOut)));
+        let answered = RedisError::from((
+            ErrorKind::Server(ServerErrorKind::ResponseError),
+            "WRONGTYPE",
+        ));
+        assert!(!found_dead(&answered), "an answer is an answer");
+    }
+}
