@@ -265,7 +265,7 @@ impl Keyring {
                 let named = secrets
                     .iter()
                     .filter_map(|s| keys::format::parse(&self.prefix, s.trim()))
-                    .map(str::to_owned)
+                    .map(|id| id.as_str().to_owned())
                     .collect();
                 (n, Forget::ids(named))
             }
@@ -290,7 +290,7 @@ impl Keyring {
             let Some(id) = keys::format::parse(&self.prefix, secret) else {
                 continue;
             };
-            if let Some(record) = self.store.get(id).await? {
+            if let Some(record) = self.store.get(id.as_str()).await? {
                 if self.digest.verify(secret, &record.digest) {
                     ids.push(record.id);
                 }

@@ -12,12 +12,13 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config;
+use crate::keys::KeyId;
 
 pub struct Limiter {
     /// Counts failed authentications per client address; `None` = unlimited.
     failed_auth: Option<DefaultKeyedRateLimiter<IpAddr>>,
     /// Counts requests per key id; `None` = unlimited.
-    per_key: Option<DefaultKeyedRateLimiter<String>>,
+    per_key: Option<DefaultKeyedRateLimiter<KeyId>>,
     clock: DefaultClock,
 }
 
@@ -45,12 +46,9 @@ impl Limiter {
         self.check(self.failed_auth.as_ref(), &client)
     }
 
-    /// Count one request made with `key_id`.
-    pub fn request(&self, key_id: &str) -> Result<(), RetryAfter> {
-        match &self.per_key {
-            None => Ok(()),
-            Some(_) => self.check(self.per_key.as_ref(), &key_id.to_owned()),
-        }
+    /// Count one request made with `key_id` (a `Copy` id: nothing allocated).
+    pub fn request(&self, key_id: &KeyId) -> Result<(), RetryAfter> {
+        self.check(self.per_key.as_ref(), key_id)
     }
 
     fn check<K: Hash + Eq + Clone>(

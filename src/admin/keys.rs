@@ -108,7 +108,7 @@ pub async fn list(ctx: &Ctx<'_>, query: Option<&str>) -> ApiResult {
         label.as_ref().is_none_or(|l| &r.label == l)
             && expires_before.is_none_or(|t| r.expires_at.is_some_and(|e| e < t))
     });
-    keys.sort_by(|a, b| a.id.cmp(&b.id));
+    keys.sort_by_key(|r| r.id);
     let start = match &cursor {
         Some(c) => keys.partition_point(|r| r.id.as_str() <= c.as_str()),
         None => 0,

@@ -22,10 +22,10 @@ use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::keys::KeyRecord;
+use crate::keys::{KeyId, KeyRecord};
 
 pub struct KeyCache {
-    entries: quick_cache::sync::Cache<String, Arc<Entry>>,
+    entries: quick_cache::sync::Cache<KeyId, Entry>,
     /// Bumped by every invalidation and suspension.
     epoch: AtomicU64,
     /// Nanoseconds since `origin` until which entries may be served; 0 = suspended.
@@ -34,8 +34,11 @@ pub struct KeyCache {
     max_age: Duration,
 }
 
-pub struct Entry {
-    pub record: KeyRecord,
+/// A record shared with the requests it authenticates (cloning it is one
+/// reference count).
+#[derive(Clone)]
+struct Entry {
+    record: Arc<KeyRecord>,
     /// Nanoseconds since `origin` after which the entry is stale.
     stale_at: u64,
 }
@@ -71,7 +74,7 @@ impl KeyCache {
     }
 
     /// The cached record of key `id`, if the lease holds and the entry is fresh.
-    pub fn get(&self, id: &str) -> Option<Arc<Entry>> {
+    pub fn get(&self, id: &KeyId) -> Option<Arc<KeyRecord>> {
         let now = self.now();
         if !self.leased(now) {
             return None;
@@ -81,7 +84,7 @@ impl KeyCache {
             self.entries.remove(id);
             return None;
         }
-        Some(entry)
+        Some(entry.record)
     }
 
     /// Taken before a store read; `None` while suspended (the read is not cached).
@@ -91,7 +94,7 @@ impl KeyCache {
     }
 
     /// Cache a record read from the store under `ticket`.
-    pub fn fill(&self, ticket: Ticket, record: &KeyRecord) {
+    pub fn fill(&self, ticket: Ticket, record: &Arc<KeyRecord>) {
         if self.epoch.load(SeqCst) != ticket.0 {
             return;
         }
@@ -101,13 +104,13 @@ impl KeyCache {
             let left = expires.saturating_sub(unix_now_secs());
             stale_at = stale_at.min(now.saturating_add(left.saturating_mul(1_000_000_000)));
         }
-        let id = record.id.as_str().to_owned();
+        let id = record.id;
         self.entries.insert(
-            id.clone(),
-            Arc::new(Entry {
+            id,
+            Entry {
                 record: record.clone(),
                 stale_at,
-            }),
+            },
         );
         // An invalidation that ran between the check above and the insert
         // may have missed this entry: take it out again.
@@ -116,11 +119,11 @@ impl KeyCache {
         }
     }
 
-    /// Forget these keys (revoked by id).
+    /// Forget these keys (revoked by id); a text that is no key id was never cached.
     pub fn invalidate_ids<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
         self.epoch.fetch_add(1, SeqCst);
-        for id in ids {
-            self.entries.remove(id);
+        for id in ids.into_iter().filter_map(KeyId::parse) {
+            self.entries.remove(&id);
         }
     }
 
@@ -170,8 +173,8 @@ mod tests {
     use super::*;
     use crate::keys::{mint, DigestKey, Scope};
 
-    fn record(user: &str, ttl: Option<Duration>) -> KeyRecord {
-        mint("kg", &DigestKey::random(), user, "", Scope::Full, ttl).record
+    fn record(user: &str, ttl: Option<Duration>) -> Arc<KeyRecord> {
+        Arc::new(mint("kg", &DigestKey::random(), user, "", Scope::Full, ttl).record)
     }
 
     fn leased() -> Arc<KeyCache> {
@@ -187,7 +190,7 @@ mod tests {
         c.renew(Instant::now() + Duration::from_secs(60));
         let r = record("ann", None);
         c.fill(c.ticket().unwrap(), &r);
-        assert!(c.get(r.id.as_str()).is_some());
+        assert!(c.get(&r.id).is_some());
     }
 
     #[test]
@@ -197,7 +200,7 @@ mod tests {
         let ticket = c.ticket().unwrap();
         c.invalidate_ids([r.id.as_str()]);
         c.fill(ticket, &r);
-        assert!(c.get(r.id.as_str()).is_none());
+        assert!(c.get(&r.id).is_none());
     }
 
     #[test]
@@ -207,14 +210,11 @@ mod tests {
         let ticket = c.ticket().unwrap();
         c.fill(ticket, &r);
         c.suspend();
-        assert!(c.get(r.id.as_str()).is_none());
+        assert!(c.get(&r.id).is_none());
         assert!(c.ticket().is_none());
         c.fill(ticket, &r);
         c.renew(Instant::now() + Duration::from_secs(60));
-        assert!(
-            c.get(r.id.as_str()).is_none(),
-            "a pre-suspension read came back"
-        );
+        assert!(c.get(&r.id).is_none(), "a pre-suspension read came back");
         assert!(c.is_empty());
     }
 
@@ -224,7 +224,7 @@ mod tests {
         let r = record("ann", None);
         c.fill(c.ticket().unwrap(), &r);
         c.renew(Instant::now());
-        assert!(c.get(r.id.as_str()).is_none());
+        assert!(c.get(&r.id).is_none());
     }
 
     #[test]
@@ -239,9 +239,9 @@ mod tests {
             c.fill(c.ticket().unwrap(), r);
         }
         c.invalidate_users(&["ann".into()]);
-        assert!(c.get(a1.id.as_str()).is_none());
-        assert!(c.get(a2.id.as_str()).is_none());
-        assert!(c.get(b.id.as_str()).is_some());
+        assert!(c.get(&a1.id).is_none());
+        assert!(c.get(&a2.id).is_none());
+        assert!(c.get(&b.id).is_some());
     }
 
     #[test]
@@ -250,12 +250,13 @@ mod tests {
         c.renew(Instant::now() + Duration::from_secs(60));
         let r = record("ann", None);
         c.fill(c.ticket().unwrap(), &r);
-        assert!(c.get(r.id.as_str()).is_none(), "max_age 0 must not serve");
+        assert!(c.get(&r.id).is_none(), "max_age 0 must not serve");
 
         let c = leased();
-        let mut r = record("ann", Some(Duration::from_secs(3600)));
+        let mut r = mint("kg", &DigestKey::random(), "ann", "", Scope::Full, None).record;
         r.expires_at = Some(unix_now_secs());
+        let r = Arc::new(r);
         c.fill(c.ticket().unwrap(), &r);
-        assert!(c.get(r.id.as_str()).is_none(), "an expired key was served");
+        assert!(c.get(&r.id).is_none(), "an expired key was served");
     }
 }

@@ -31,11 +31,11 @@ impl LastUsed {
                     if written.len() >= 4096 {
                         written.retain(|_, at| now < *at + EVERY_SECS);
                     }
-                    written.insert(id.clone(), now);
+                    written.insert(*id, now);
                 }
             }
         }
-        let (store, id) = (store.clone(), id.clone());
+        let (store, id) = (store.clone(), *id);
         tokio::spawn(async move {
             if let Err(e) = store.touch(&id, now).await {
                 tracing::debug!(key_id = %id, error = %e, "could not record last use");

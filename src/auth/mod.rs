@@ -16,7 +16,7 @@ use http::header::{self, HeaderMap, HeaderName};
 use std::sync::Arc;
 
 use self::cache::KeyCache;
-use crate::keys::{format, DigestKey, KeyId, KeyRecord, Scope};
+use crate::keys::{format, DigestKey, KeyId, Scope};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
@@ -48,9 +48,9 @@ pub enum AuthError {
     #[error("malformed credential (unreadable header, or a key with the wrong prefix, length or checksum)")]
     Malformed,
     #[error("no such key (never issued, expired or revoked)")]
-    Unknown { key_id: String },
+    Unknown { key_id: KeyId },
     #[error("key secret does not match")]
-    Mismatch { key_id: String },
+    Mismatch { key_id: KeyId },
     #[error("more than one credential")]
     Ambiguous,
     #[error(transparent)]
@@ -61,7 +61,7 @@ impl AuthError {
     /// The key id the client claimed, when the key was well-formed (safe to log).
     pub fn key_id(&self) -> Option<&str> {
         match self {
-            AuthError::Unknown { key_id } | AuthError::Mismatch { key_id } => Some(key_id),
+            AuthError::Unknown { key_id } | AuthError::Mismatch { key_id } => Some(key_id.as_str()),
             _ => None,
         }
     }
@@ -116,35 +116,29 @@ impl Authenticator {
             return Ok(None);
         };
         let id = format::parse(&self.prefix, &key).ok_or(AuthError::Malformed)?;
-        let cached = self.cache.as_ref().and_then(|c| c.get(id));
-        let fetched;
-        let record: &KeyRecord = match &cached {
-            Some(entry) => {
+        let record = match self.cache.as_ref().and_then(|c| c.get(&id)) {
+            Some(record) => {
                 self.metrics.cache_hit();
-                &entry.record
+                record
             }
             None => {
                 let ticket = self.cache.as_ref().and_then(|c| c.ticket());
                 let started = std::time::Instant::now();
-                let found = self.store.get(id).await;
+                let found = self.store.get(id.as_str()).await;
                 self.metrics.store(started.elapsed());
-                fetched = found?.ok_or_else(|| AuthError::Unknown {
-                    key_id: id.to_owned(),
-                })?;
+                let fetched = Arc::new(found?.ok_or(AuthError::Unknown { key_id: id })?);
                 if let (Some(cache), Some(ticket)) = (&self.cache, ticket) {
                     cache.fill(ticket, &fetched);
                 }
-                &fetched
+                fetched
             }
         };
         if !self.digest.verify(&key, &record.digest) {
-            return Err(AuthError::Mismatch {
-                key_id: id.to_owned(),
-            });
+            return Err(AuthError::Mismatch { key_id: id });
         }
         Ok(Some(Principal {
             user: record.user.clone(),
-            key_id: record.id.clone(),
+            key_id: record.id,
             scope: record.scope,
         }))
     }

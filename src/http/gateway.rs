@@ -116,7 +116,7 @@ impl Gateway {
 
         match self.auth.authenticate(req.headers_mut()).await {
             Ok(Some(principal)) => {
-                if let Err(retry) = self.limiter.request(principal.key_id.as_str()) {
+                if let Err(retry) = self.limiter.request(&principal.key_id) {
                     self.metrics.auth(AuthOutcome::RateLimited);
                     return response::too_many_requests(retry.0);
                 }

@@ -32,13 +32,17 @@ pub fn generate(prefix: &str, user: &str) -> (ApiKey, KeyId) {
     key.push_str(&id);
     key.push('_');
     key.push_str(&secret);
-    key.push_str(&check(&key));
-    (ApiKey::new(key), KeyId::from_trusted(id))
+    let sum = check(&key);
+    key.push_str(std::str::from_utf8(&sum).expect("the alphabet is ASCII"));
+    (
+        ApiKey::new(key),
+        KeyId::parse(&id).expect("a generated id has the id format"),
+    )
 }
 
 /// The id of `text` if it is a well-formed key with this prefix and a valid
 /// checksum. No I/O: random or mistyped keys stop here.
-pub fn parse<'a>(prefix: &str, text: &'a str) -> Option<&'a str> {
+pub fn parse(prefix: &str, text: &str) -> Option<KeyId> {
     let rest = text.strip_prefix(prefix)?.strip_prefix('_')?;
     if rest.len() != ID_LEN + 1 + SECRET_LEN + CHECK_LEN || rest.as_bytes()[ID_LEN] != b'_' {
         return None;
@@ -48,7 +52,8 @@ pub fn parse<'a>(prefix: &str, text: &'a str) -> Option<&'a str> {
         return None;
     }
     let (body, sum) = text.split_at(text.len() - CHECK_LEN);
-    (check(body) == sum).then_some(id)
+    (check(body) == sum.as_bytes())
+        .then(|| KeyId(id.as_bytes().try_into().expect("ID_LEN base62 bytes")))
 }
 
 /// The 4 base62 characters that start the ids of `user`'s keys: a hash of
@@ -83,14 +88,15 @@ fn is_base62(s: &str) -> bool {
     s.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-fn check(body: &str) -> String {
+/// The checksum characters of `body` (no allocation: `parse` runs per request).
+fn check(body: &str) -> [u8; CHECK_LEN] {
     let mut n = crc32fast::hash(body.as_bytes()) as u64;
     let mut out = [b'0'; CHECK_LEN];
     for slot in out.iter_mut().rev() {
         *slot = ALPHABET[(n % 62) as usize];
         n /= 62;
     }
-    String::from_utf8(out.to_vec()).expect("alphabet is ASCII")
+    out
 }
 
 /// Uniform base62 characters by rejection sampling of OS random bytes.
@@ -116,7 +122,7 @@ mod tests {
     #[test]
     fn generated_keys_parse_back_to_their_id() {
         let (key, id) = generate("kg", "alice");
-        assert_eq!(parse("kg", key.expose()), Some(id.as_str()));
+        assert_eq!(parse("kg", key.expose()), Some(id));
         assert!(id.as_str().starts_with(&user_tag("alice")));
         assert!(key.expose().starts_with("kg_"));
         assert!(key

@@ -34,29 +34,40 @@ impl fmt::Debug for ApiKey {
     }
 }
 
-/// The public id of a key: safe to log, list and revoke by.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
-pub struct KeyId(String);
+/// The public id of a key: safe to log, list and revoke by. Twelve base62
+/// characters held inline: `Copy`, so the request path (cache, rate limiter,
+/// last use) passes ids around without allocating.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId([u8; format::ID_LEN]);
 
 impl KeyId {
-    /// An id as typed by an admin; `None` unless it has the id format.
+    /// An id as typed by an admin or read from the store; `None` unless it
+    /// has the id format.
     pub fn parse(text: &str) -> Option<KeyId> {
-        format::is_id(text).then(|| KeyId(text.to_owned()))
-    }
-
-    pub(crate) fn from_trusted(text: String) -> KeyId {
-        KeyId(text)
+        let bytes: [u8; format::ID_LEN] = text.as_bytes().try_into().ok()?;
+        format::is_id(text).then_some(KeyId(bytes))
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        std::str::from_utf8(&self.0).expect("a key id is base62")
     }
 }
 
 impl fmt::Display for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("KeyId").field(&self.as_str()).finish()
+    }
+}
+
+impl Serialize for KeyId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 

@@ -99,11 +99,7 @@ impl SelfService {
             Some(record) if record.user == s.user => {}
             _ => return Err(Refusal::NotFound),
         }
-        let n = self
-            .keyring
-            .revoke(Revocation::Ids(vec![id.clone()]))
-            .await?
-            .count;
+        let n = self.keyring.revoke(Revocation::Ids(vec![id])).await?.count;
         if n == 0 {
             return Err(Refusal::NotFound);
         }

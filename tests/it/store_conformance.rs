@@ -41,7 +41,7 @@ pub(crate) async fn conformance(store: Store) {
     store.insert(&made_here).await.unwrap();
     let back = store.get(made_here.id.as_str()).await.unwrap().unwrap();
     assert_eq!(back.source, Some(keys::Source::SelfService));
-    store.revoke_ids(&[made_here.id.clone()]).await.unwrap();
+    store.revoke_ids(&[made_here.id]).await.unwrap();
 
     // A key without expiry.
     let (_, forever) = record("alice", None);
@@ -100,13 +100,7 @@ pub(crate) async fn conformance(store: Store) {
     );
 
     // Revoke by id: counts live keys only.
-    assert_eq!(
-        store
-            .revoke_ids(&[a.id.clone(), short.id.clone()])
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(store.revoke_ids(&[a.id, short.id]).await.unwrap(), 1);
     assert_eq!(store.get(a.id.as_str()).await.unwrap(), None);
     store.touch(&a.id, 1_800_000_001).await.unwrap();
     assert_eq!(

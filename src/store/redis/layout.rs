@@ -210,7 +210,7 @@ pub(super) fn parse(
         Some(e) => Some(e.parse().map_err(|_| corrupt())?),
     };
     Ok(Some(KeyRecord {
-        id: KeyId::from_trusted(id.to_owned()),
+        id: KeyId::parse(id).ok_or_else(corrupt)?,
         user: f.remove("user").ok_or_else(corrupt)?,
         label: f.remove("label").unwrap_or_default(),
         scope,
