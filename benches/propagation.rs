@@ -17,6 +17,7 @@ use http_body_util::Empty;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use keygate::app::{self, Running, TlsMode};
+use keygate::audit::Actor;
 use keygate::keyring::{Keyring, Revocation, Ttl};
 use keygate::keys::{KeyId, Scope};
 use keygate::store::Store;
@@ -109,7 +110,7 @@ async fn main() {
     for _ in 0..rounds {
         let new = fleet[0]
             .0
-            .create("bench", Ttl::Default, "", Scope::Full)
+            .mint(&Actor::cli(), "bench", Ttl::Default, "", Scope::Full)
             .await
             .unwrap();
         // Twice per instance: the second answer comes from the cache.
@@ -125,7 +126,11 @@ async fn main() {
         }
         let id = KeyId::parse(new.record.id.as_str()).unwrap();
         let t = Instant::now();
-        let done = fleet[0].0.revoke(Revocation::Ids(vec![id])).await.unwrap();
+        let done = fleet[0]
+            .0
+            .revoke(&Actor::cli(), Revocation::Ids(vec![id]))
+            .await
+            .unwrap();
         took.push(t.elapsed());
         assert_eq!(done.fleet.acknowledged.len(), 3, "{:?}", done.fleet);
     }

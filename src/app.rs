@@ -10,14 +10,11 @@ use tokio::task::JoinHandle;
 
 use crate::admin::tokens::Tokens;
 use crate::admin::Admin;
-use crate::auth::cache::KeyCache;
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::fleet::Member;
 use crate::http::gateway::Gateway;
 use crate::keyring::Keyring;
 use crate::listener;
-use crate::metrics::Metrics;
 use crate::ratelimit::Limiter;
 use crate::selfservice::SelfService;
 use crate::tls::{TlsError, TlsReloader};
@@ -77,7 +74,7 @@ pub struct Running {
     main: JoinHandle<bool>,
     admin: JoinHandle<bool>,
     /// This instance's fleet membership (Redis store with the cache on).
-    member: Option<Member>,
+    member: Option<crate::fleet::Member>,
 }
 
 /// Start keygate's listeners on the current runtime, checking keys in `keyring`.
@@ -115,7 +112,7 @@ pub async fn start(
     let (main_listener, main_addr) = bind("listen.addr", config.listen.addr).await?;
     let (admin_listener, admin_addr) = bind("admin.addr", config.admin.addr).await?;
 
-    let metrics = Metrics::new();
+    let metrics = keyring.metrics().clone();
     let settings = listener::Settings {
         name: "main",
         tls,
@@ -158,7 +155,6 @@ pub async fn start(
         keyring.clone(),
         tokens.clone(),
         draining.clone(),
-        metrics.clone(),
     ));
     let (shutdown_admin, mut admin_rx) = watch::channel(false);
     let admin = tokio::spawn(listener::run(
@@ -171,30 +167,16 @@ pub async fn start(
     ));
 
     // 5. the validation cache, as a member of the fleet sharing the store
-    let mut member = None;
-    let mut auth = Authenticator::new(
-        keyring.store.clone(),
-        keyring.digest.clone(),
-        keyring.prefix(),
-        &config.auth.username,
-        config.auth.accept,
-        metrics.clone(),
-    );
-    if let (Some(fleet), true) = (&keyring.fleet, config.cache.enabled) {
-        let cache = KeyCache::new(config.cache.capacity, config.cache.max_age);
-        member = Some(Member::start(fleet.clone(), cache.clone(), metrics.clone()));
-        auth = auth.with_cache(cache);
-    }
+    let member = keyring.join_fleet();
+    let auth = Authenticator::new(keyring.clone(), &config.auth.username, config.auth.accept);
 
     // 6. the main listener
     let limiter = Limiter::new(&config.rate_limit);
-    let selfservice =
-        SelfService::new(config, keyring.clone(), metrics.clone()).map_err(StartError::Login)?;
+    let selfservice = SelfService::new(config, keyring.clone()).map_err(StartError::Login)?;
     let gateway = Arc::new(Gateway::new(
         config,
         upstream,
         auth,
-        keyring.store.clone(),
         limiter,
         metrics,
         selfservice,

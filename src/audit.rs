@@ -1,8 +1,9 @@
 //! Audit events: who did what to which keys, when, from where, how many.
-//! Each event is one line on the `keygate::audit` log target and one entry
-//! in the store's capped audit stream (Redis: a stream under the namespace,
-//! so every instance's changes are read back from one place through
-//! `GET /v1/audit`).
+//! Each event is one line on the `keygate::audit` log target (`log`) and one
+//! entry in the store's capped audit stream (Redis: a stream under the
+//! namespace, so every instance's changes are read back from one place
+//! through `GET /v1/audit`). The keyring records both inside each change it
+//! makes; callers only say who is acting (`Actor`).
 
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -10,10 +11,38 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::keys::Source;
-use crate::store::Store;
 
 /// Events kept in the store; older ones are trimmed.
 pub const KEEP: usize = 100_000;
+
+/// Who makes a change, through which door, from where: every change the
+/// keyring makes is audited under it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The admin token's name, `cli:<login>`, or the signed-in user.
+    pub name: String,
+    pub source: Source,
+    /// The client address; `None` on the command line.
+    pub client: Option<IpAddr>,
+}
+
+// === impl Actor ===
+
+impl Actor {
+    pub fn new(name: impl Into<String>, source: Source, client: Option<IpAddr>) -> Actor {
+        Actor {
+            name: name.into(),
+            source,
+            client,
+        }
+    }
+
+    /// The command line's actor: `cli:<login>`.
+    pub fn cli() -> Actor {
+        let login = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+        Actor::new(format!("cli:{login}"), Source::Cli, None)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Event {
@@ -34,6 +63,8 @@ pub struct Event {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<Source>,
 }
+
+// === impl Event ===
 
 impl Event {
     pub fn new(
@@ -62,15 +93,19 @@ impl Event {
         self.source = Some(source);
         self
     }
+
+    /// An event of `actor`'s, source included.
+    pub fn by(actor: &Actor, action: &str, target: &str, count: u64) -> Event {
+        Event::new(&actor.name, action, target, count, actor.client).with_source(actor.source)
+    }
 }
 
 pub fn time_of(at_ms: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(at_ms)).to_string()
 }
 
-/// Log the event and append it to the store's audit stream. A failed append
-/// is logged, not fatal: the change it describes has already happened.
-pub async fn record(store: &Store, event: Event) {
+/// The event's line on the `keygate::audit` log target.
+pub fn log(event: &Event) {
     tracing::info!(
         target: "keygate::audit",
         actor = %event.actor,
@@ -80,7 +115,4 @@ pub async fn record(store: &Store, event: Event) {
         client = %event.client,
         source = event.source.map_or("-", Source::as_str),
     );
-    if let Err(e) = store.append_audit(&event).await {
-        tracing::error!(error = %e, "could not append the audit event to the store");
-    }
 }

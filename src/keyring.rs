@@ -1,14 +1,32 @@
-//! The key service shared by the gateway, the CLI and (later) the admin API:
-//! the store plus the deployment's digest secret and key policy, so that
-//! minting, TTL rules and revocation live in one place.
+//! The key service, and the only way in to keys: every caller (the gateway,
+//! the admin API, the self-service page, the CLI) goes through a `Keyring`,
+//! which alone holds the store.
+//!
+//! * `verify` checks a presented key (format and checksum, validation cache,
+//!   store, constant-time digest compare): `verify.rs`;
+//! * `mint`, `revoke` and `put_settings` change keys or settings for an
+//!   `Actor`, and record the audit event and the metrics inside the change,
+//!   so no caller can forget either; a revocation returns once every
+//!   instance has forgotten the keys (the fleet's barrier);
+//! * listing, counting and reading back the audit log: `listing.rs`.
 
+mod listing;
+mod verify;
+
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::audit::{self, Actor, Event};
 use crate::config::{self, Config};
-use crate::fleet::{Fleet, Forget, Report};
-use crate::keys::{self, DigestKey, KeyId, NewKey, Scope, Source};
-use crate::settings::{Policy, Settings};
-use crate::store::{Store, StoreError};
+use crate::fleet::cache::KeyCache;
+use crate::fleet::{Fleet, Forget, Member, Report};
+use crate::keys::{self, ApiKey, DigestKey, KeyId, NewKey, Scope};
+use crate::metrics::Metrics;
+use crate::settings::{short_duration, Policy, Settings};
+use crate::store::{self, Store, StoreError};
+
+pub use self::listing::{KeyFilter, Page};
+pub use self::verify::{Principal, VerifyError};
 
 /// A requested key lifetime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,8 +84,8 @@ const MAX_LABEL: usize = 200;
 pub enum Revocation {
     Ids(Vec<KeyId>),
     Users(Vec<String>),
-    /// Leaked secrets: only those whose digest matches a live key count.
-    Leaked(Vec<String>),
+    /// Leaked secrets: only those that verify as live keys count.
+    Leaked(Vec<ApiKey>),
     All,
 }
 
@@ -95,12 +113,19 @@ pub enum RevokeError {
     },
 }
 
+/// The key service; cheap to clone (every clone is the same keyring).
 #[derive(Clone)]
-pub struct Keyring {
-    pub store: Store,
-    pub digest: DigestKey,
+pub struct Keyring(Arc<Inner>);
+
+struct Inner {
+    store: Store,
+    digest: DigestKey,
     /// The instances sharing the store (Redis only): every revocation goes through it.
-    pub fleet: Option<Fleet>,
+    fleet: Option<Fleet>,
+    /// The validation cache (Redis with `cache.enabled`); it serves nothing
+    /// until this instance joins the fleet (`join_fleet`).
+    cache: Option<Arc<KeyCache>>,
+    metrics: Arc<Metrics>,
     prefix: String,
     /// `[keys]` as runtime settings, until an admin stores others.
     configured: Settings,
@@ -112,64 +137,77 @@ impl Keyring {
     /// Connect to the configured store; an error if it does not answer.
     pub async fn from_config(config: &Config) -> Result<Keyring, StoreError> {
         let keyring = Keyring::open(config)?;
-        keyring.store.ready().await?;
+        keyring.ready().await?;
         Ok(keyring)
     }
 
     /// The configured store without dialling it: the first call connects,
-    /// and calls fail (503) while it is down. `Store::ready` finishes the start.
+    /// and calls fail (503) while it is down. `ready` finishes the start.
     pub fn open(config: &Config) -> Result<Keyring, StoreError> {
-        let (store, digest) = match &config.store {
-            config::Store::Memory => (Store::memory(), DigestKey::random()),
-            config::Store::Redis {
-                url,
-                namespace,
-                secret,
-                timeout,
-                ca_file,
-            } => {
-                let ca = match ca_file {
-                    Some(path) => Some(std::fs::read(path).map_err(redis::RedisError::from)?),
-                    None => None,
-                };
-                let store =
-                    crate::store::RedisStore::open(url, namespace, *timeout, ca.as_deref())?;
-                (Store::Redis(store), secret.clone())
-            }
+        let store = store::open(&config.store)?;
+        let digest = match &config.store {
+            config::Store::Memory => DigestKey::random(),
+            config::Store::Redis { secret, .. } => secret.clone(),
         };
-        let fleet = match &store {
-            Store::Redis(redis) => Some(Fleet::new(redis.clone(), config.cache.lease)),
-            Store::Memory(_) => None,
-        };
-        Ok(Keyring {
+        let fleet = store
+            .as_redis()
+            .map(|redis| Fleet::new(redis.clone(), config.cache.lease));
+        let cache = (fleet.is_some() && config.cache.enabled)
+            .then(|| KeyCache::new(config.cache.capacity, config.cache.max_age));
+        Ok(Keyring(Arc::new(Inner {
             store,
             digest,
             fleet,
+            cache,
+            metrics: Metrics::new(),
             prefix: config.keys.prefix.clone(),
             configured: Settings::from_config(&config.keys),
-        })
+        })))
     }
 
+    /// The store answers and is ready for use (Redis: the first key layout
+    /// is moved, once).
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        self.0.store.ready().await
+    }
+
+    /// Whether the store answers (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.0.store.ping().await
+    }
+
+    /// `keys.prefix`.
     pub fn prefix(&self) -> &str {
-        &self.prefix
+        &self.0.prefix
     }
 
-    /// Mint and store a key made through the admin API; the secret is in the answer only.
-    pub async fn create(
-        &self,
-        user: &str,
-        ttl: Ttl,
-        label: &str,
-        scope: Scope,
-    ) -> Result<NewKey, MintError> {
-        self.create_from(Source::Admin, user, ttl, label, scope)
-            .await
+    /// This process's metrics: the keyring counts its changes and lookups there.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.0.metrics
     }
 
-    /// Mint and store a key, recording where it was made.
-    pub async fn create_from(
+    /// A secret for another use of the deployment's secret (session
+    /// cookies, CSRF tokens): the same on every instance.
+    pub fn derive_secret(&self, purpose: &str) -> [u8; 32] {
+        self.0.digest.derive(purpose)
+    }
+
+    /// Start serving the validation cache as a member of the fleet (Redis
+    /// with `cache.enabled`); `None` otherwise, and every lookup asks the store.
+    pub fn join_fleet(&self) -> Option<Member> {
+        let (fleet, cache) = (self.0.fleet.as_ref()?, self.0.cache.as_ref()?);
+        Some(Member::start(
+            fleet.clone(),
+            cache.clone(),
+            self.0.metrics.clone(),
+        ))
+    }
+
+    /// Mint and store a key for `user`; the secret is in the answer only.
+    /// The key records `actor.source`; the creation is audited and counted.
+    pub async fn mint(
         &self,
-        source: Source,
+        actor: &Actor,
         user: &str,
         ttl: Ttl,
         label: &str,
@@ -206,72 +244,56 @@ impl Keyring {
             }
             (Ttl::For(d), _) => Some(d),
         };
-        let mut new = keys::mint(&self.prefix, &self.digest, user, label, scope, ttl);
-        new.record.source = Some(source);
-        self.store.insert(&new.record).await?;
+        let mut new = keys::mint(&self.0.prefix, &self.0.digest, user, label, scope, ttl);
+        new.record.source = Some(actor.source);
+        self.0.store.insert(&new.record).await?;
+        self.0.metrics.keys_created.inc();
+        let target = format!("key {} of user {}", new.record.id, new.record.user);
+        self.record(Event::by(actor, "create", &target, 1)).await;
         Ok(new)
     }
 
-    /// The settings in force: the stored ones, else `[keys]` from the config.
-    pub async fn settings(&self) -> Result<Settings, StoreError> {
-        match self.store.settings().await? {
-            Some(json) => match serde_json::from_str::<Settings>(&json) {
-                Ok(s) => Ok(s),
-                Err(e) => {
-                    tracing::error!(error = %e, "stored settings are unreadable; using the configured ones");
-                    Ok(self.configured.clone())
-                }
-            },
-            None => Ok(self.configured.clone()),
-        }
-    }
-
-    /// Validate and store settings for every instance.
-    pub async fn put_settings(&self, settings: &Settings) -> Result<(), SettingsError> {
-        settings.validate().map_err(SettingsError::Invalid)?;
-        let json = serde_json::to_string(settings).expect("settings serialize");
-        Ok(self.store.put_settings(&json).await?)
-    }
-
-    async fn policy(&self) -> Result<Policy, StoreError> {
-        let settings = self.settings().await?;
-        Ok(settings.validate().unwrap_or_else(|_| {
-            self.configured
-                .validate()
-                .expect("the configured [keys] are validated at load")
-        }))
-    }
+    // Rotation goes here, beside mint and revoke: `rotate(actor, id, grace)`
+    // mints a successor with the old key's user, label and scope, and
+    // revokes the old key once `grace` has passed, audited and counted as
+    // both are.
 
     /// Revoke in the store, then make every instance forget (the fleet's
-    /// barrier): when this returns, no instance accepts a revoked key.
-    pub async fn revoke(&self, what: Revocation) -> Result<Revoked, RevokeError> {
+    /// barrier): when this returns, no instance accepts a revoked key. The
+    /// revocation is audited and counted, also when the store revoked keys
+    /// that the fleet could not be told about.
+    pub async fn revoke(&self, actor: &Actor, what: Revocation) -> Result<Revoked, RevokeError> {
+        let target = target_of(&what);
+        let store = &self.0.store;
         let (count, forget) = match what {
             Revocation::Ids(ids) => {
-                let n = self.store.revoke_ids(&ids).await?;
+                let n = store.revoke_ids(&ids).await?;
                 (
                     n,
-                    Forget::ids(ids.into_iter().map(|i| i.as_str().to_owned()).collect()),
+                    Forget::ids(ids.iter().map(|i| i.as_str().into()).collect()),
                 )
             }
-            Revocation::Users(users) => (
-                self.store.revoke_users(&users).await?,
-                Forget::Users { users },
-            ),
+            Revocation::Users(users) => {
+                (store.revoke_users(&users).await?, Forget::Users { users })
+            }
             Revocation::Leaked(secrets) => {
                 let ids = self.live_ids_of(&secrets).await?;
-                let n = self.store.revoke_ids(&ids).await?;
+                let n = store.revoke_ids(&ids).await?;
                 // Every id the secrets name, matched or not: a retry after a
                 // failed publish must still name the keys deleted the first time.
                 let named = secrets
                     .iter()
-                    .filter_map(|s| keys::format::parse(&self.prefix, s.trim()))
+                    .filter_map(|s| keys::format::parse(&self.0.prefix, s.expose()))
                     .map(|id| id.as_str().to_owned())
                     .collect();
                 (n, Forget::ids(named))
             }
-            Revocation::All => (self.store.revoke_all().await?, Forget::All),
+            Revocation::All => (store.revoke_all().await?, Forget::All),
         };
-        let fleet = match &self.fleet {
+        self.0.metrics.keys_revoked.inc_by(count);
+        self.record(Event::by(actor, "revoke", &target, count))
+            .await;
+        let fleet = match &self.0.fleet {
             Some(fleet) => fleet
                 .forget(forget)
                 .await
@@ -281,32 +303,66 @@ impl Keyring {
         Ok(Revoked { count, fleet })
     }
 
-    /// The ids of those secrets that are live keys of this deployment (the
-    /// stored digest matches): what a revocation by leaked keys would count.
-    pub async fn live_ids_of(&self, secrets: &[String]) -> Result<Vec<KeyId>, StoreError> {
-        let mut ids = Vec::new();
-        for secret in secrets {
-            let secret = secret.trim();
-            let Some(id) = keys::format::parse(&self.prefix, secret) else {
-                continue;
-            };
-            if let Some(record) = self.store.get(id.as_str()).await? {
-                if self.digest.verify(secret, &record.digest) {
-                    ids.push(record.id);
+    /// The settings in force: the stored ones, else `[keys]` from the config.
+    pub async fn settings(&self) -> Result<Settings, StoreError> {
+        match self.0.store.settings().await? {
+            Some(json) => match serde_json::from_str::<Settings>(&json) {
+                Ok(s) => Ok(s),
+                Err(e) => {
+                    tracing::error!(error = %e, "stored settings are unreadable; using the configured ones");
+                    Ok(self.0.configured.clone())
                 }
-            }
+            },
+            None => Ok(self.0.configured.clone()),
         }
-        Ok(ids)
+    }
+
+    /// Validate and store settings for every instance; audited.
+    pub async fn put_settings(
+        &self,
+        actor: &Actor,
+        settings: &Settings,
+    ) -> Result<(), SettingsError> {
+        settings.validate().map_err(SettingsError::Invalid)?;
+        let json = serde_json::to_string(settings).expect("settings serialize");
+        self.0.store.put_settings(&json).await?;
+        self.record(Event::by(actor, "settings", &json, 1)).await;
+        Ok(())
+    }
+
+    /// Write a key's last use (`auth::last_used` calls it at most once a
+    /// minute per key); never brings a revoked or expired key back.
+    pub async fn touch(&self, id: &KeyId, at: u64) -> Result<(), StoreError> {
+        self.0.store.touch(id, at).await
+    }
+
+    async fn policy(&self) -> Result<Policy, StoreError> {
+        let settings = self.settings().await?;
+        Ok(settings.validate().unwrap_or_else(|_| {
+            self.0
+                .configured
+                .validate()
+                .expect("the configured [keys] are validated at load")
+        }))
+    }
+
+    /// Log the event and append it to the store's audit stream. A failed
+    /// append is logged, not fatal: the change it describes has happened.
+    async fn record(&self, event: Event) {
+        audit::log(&event);
+        if let Err(e) = self.0.store.append_audit(&event).await {
+            tracing::error!(error = %e, "could not append the audit event to the store");
+        }
     }
 }
 
-/// "90d", "12h", "30m" or "45s": durations as operators write them.
-pub fn short_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        _ if s >= 86_400 && s % 86_400 == 0 => format!("{}d", s / 86_400),
-        _ if s >= 3_600 && s % 3_600 == 0 => format!("{}h", s / 3_600),
-        _ if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
-        _ => format!("{s}s"),
+/// How the audit log names what a revocation is about (never a secret).
+fn target_of(what: &Revocation) -> String {
+    match what {
+        Revocation::Ids(ids) if ids.len() == 1 => format!("key {}", ids[0]),
+        Revocation::Ids(ids) => format!("{} key ids", ids.len()),
+        Revocation::Users(users) => format!("users {}", users.join(", ")),
+        Revocation::Leaked(secrets) => format!("{} leaked keys", secrets.len()),
+        Revocation::All => "all keys".to_owned(),
     }
 }

@@ -9,7 +9,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{self, parse_duration};
-use crate::keyring::short_duration;
 
 /// Most lifetimes a user can be offered.
 const MAX_CHOICES: usize = 20;
@@ -107,6 +106,17 @@ impl Settings {
             }),
             _ => Err(problems),
         }
+    }
+}
+
+/// "90d", "12h", "30m" or "45s": durations as operators write them.
+pub fn short_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        _ if s >= 86_400 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        _ if s >= 3_600 && s % 3_600 == 0 => format!("{}h", s / 3_600),
+        _ if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        _ => format!("{s}s"),
     }
 }
 

@@ -22,7 +22,7 @@ pub async fn readyz(keyring: &Keyring, draining: &AtomicBool) -> Response<Respon
             &json!({ "status": "draining" }),
         );
     }
-    match keyring.store.ping().await {
+    match keyring.ping().await {
         Ok(()) => json(StatusCode::OK, &json!({ "status": "ready" })),
         Err(e) => {
             tracing::warn!(error = %e, "not ready: key store unavailable");

@@ -20,9 +20,11 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 
+use crate::audit::Actor;
 use crate::http::body::ResponseBody;
 use crate::http::json_body::{self, BodyError};
 use crate::keyring::Keyring;
+use crate::keys::Source;
 use crate::listener::{ConnCtx, Handler};
 use crate::metrics::Metrics;
 use tokens::Tokens;
@@ -35,7 +37,6 @@ pub struct Admin {
     tokens: Arc<Tokens>,
     /// Set when shutdown starts: /readyz answers 503 so balancers stop sending.
     draining: Arc<AtomicBool>,
-    metrics: Arc<Metrics>,
 }
 
 /// An answer that is not a success, as JSON `{"error": ...}`.
@@ -83,17 +84,11 @@ type ApiResult = Result<Response<ResponseBody>, ApiError>;
 // === impl Admin ===
 
 impl Admin {
-    pub fn new(
-        keyring: Keyring,
-        tokens: Arc<Tokens>,
-        draining: Arc<AtomicBool>,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    pub fn new(keyring: Keyring, tokens: Arc<Tokens>, draining: Arc<AtomicBool>) -> Self {
         Admin {
             keyring,
             tokens,
             draining,
-            metrics,
         }
     }
 
@@ -106,7 +101,7 @@ impl Admin {
                 return Ok(health::readyz(&self.keyring, &self.draining).await)
             }
             ("/v1/openapi.json", &Method::GET) => return Ok(openapi::document()),
-            ("/metrics", &Method::GET) => return Ok(metrics_text(&self.metrics)),
+            ("/metrics", &Method::GET) => return Ok(metrics_text(self.keyring.metrics())),
             ("/healthz" | "/readyz" | "/v1/openapi.json" | "/metrics", _) => {
                 return Err(not_allowed("GET"))
             }
@@ -124,9 +119,7 @@ impl Admin {
         };
         let ctx = keys::Ctx {
             keyring: &self.keyring,
-            actor: &actor,
-            client: conn.peer.ip(),
-            metrics: &self.metrics,
+            actor: Actor::new(actor, Source::Admin, Some(conn.peer.ip())),
         };
         match (path.as_str(), method) {
             ("/v1/keys", Method::POST) => keys::create(&ctx, json_body(req).await?).await,

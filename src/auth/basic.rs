@@ -1,7 +1,11 @@
 //! Strict `Authorization` parsing: Basic (RFC 7617: bounded size, standard
 //! base64, UTF-8, split at the first `:`) and Bearer (RFC 6750).
 
+use std::fmt;
+
 use base64::Engine;
+
+use crate::keys::ApiKey;
 
 /// Longest `Authorization` value considered; longer is malformed, not decoded.
 const MAX_LEN: usize = 4096;
@@ -46,7 +50,8 @@ pub fn parse(value: &[u8]) -> Parsed<'_> {
     }
 }
 
-/// Decoded Basic credentials: one allocation, split lazily.
+/// Decoded Basic credentials: one allocation, split lazily. The password
+/// may be a key: `Debug` shows the user only.
 pub struct Credentials {
     text: String,
     colon: usize,
@@ -57,10 +62,18 @@ impl Credentials {
         &self.text[..self.colon]
     }
 
-    /// The password, reusing the decoded buffer.
-    pub fn into_pass(mut self) -> String {
+    /// The password as a key secret, reusing the decoded buffer.
+    pub fn into_pass(mut self) -> ApiKey {
         self.text.drain(..=self.colon);
-        self.text
+        ApiKey::new(self.text)
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user())
+            .finish_non_exhaustive()
     }
 }
 
@@ -81,7 +94,11 @@ mod tests {
         match parse(&basic("apikey:kg_a:b")) {
             Parsed::Basic(c) => {
                 assert_eq!(c.user(), "apikey");
-                assert_eq!(c.into_pass(), "kg_a:b");
+                assert!(
+                    !format!("{c:?}").contains("kg_a"),
+                    "Debug shows no password"
+                );
+                assert_eq!(c.into_pass().expose(), "kg_a:b");
             }
             _ => panic!("expected Basic"),
         }

@@ -4,25 +4,34 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::keyring::Keyring;
 use crate::keys::{unix_now, KeyId};
-use crate::store::Store;
 
 /// Seconds between two writes of the same key's last-used time.
 const EVERY_SECS: u64 = 60;
 
-#[derive(Default)]
 pub struct LastUsed {
+    keyring: Keyring,
     /// When each key's time was last written (unix seconds).
     written: Mutex<HashMap<KeyId, u64>>,
 }
 
+// === impl LastUsed ===
+
 impl LastUsed {
-    /// Note a use of `id`; writes to `store` in the background when due.
-    pub fn record(&self, id: &KeyId, store: &Store) {
+    pub fn new(keyring: Keyring) -> Self {
+        LastUsed {
+            keyring,
+            written: Mutex::default(),
+        }
+    }
+
+    /// Note a use of `id`; writes it through the keyring in the background when due.
+    pub fn record(&self, id: KeyId) {
         let now = unix_now();
         {
             let mut written = self.written.lock().expect("last-used lock");
-            match written.get_mut(id) {
+            match written.get_mut(&id) {
                 Some(at) if now < *at + EVERY_SECS => return,
                 Some(at) => *at = now,
                 None => {
@@ -31,13 +40,13 @@ impl LastUsed {
                     if written.len() >= 4096 {
                         written.retain(|_, at| now < *at + EVERY_SECS);
                     }
-                    written.insert(*id, now);
+                    written.insert(id, now);
                 }
             }
         }
-        let (store, id) = (store.clone(), *id);
+        let keyring = self.keyring.clone();
         tokio::spawn(async move {
-            if let Err(e) = store.touch(&id, now).await {
+            if let Err(e) = keyring.touch(&id, now).await {
                 tracing::debug!(key_id = %id, error = %e, "could not record last use");
             }
         });

@@ -4,9 +4,10 @@ use std::net::SocketAddr;
 
 use super::{CliError, LogFormatArg};
 use crate::app::{self, TlsMode};
+use crate::audit::Actor;
 use crate::config::LogFormat;
 use crate::keyring::{Keyring, Ttl};
-use crate::keys::{Scope, Source};
+use crate::keys::Scope;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -65,8 +66,8 @@ pub fn run(args: Args) -> Result<(), CliError> {
             .await
             .map_err(|e| runtime_err("cannot open the memory store", &e))?;
         let demo = keyring
-            .create_from(
-                Source::Cli,
+            .mint(
+                &Actor::cli(),
                 "demo",
                 Ttl::Default,
                 "keygate dev demo key",

@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use clap::{ArgGroup, Subcommand};
 
 use super::{CliError, ConfigArg};
+use crate::audit::Actor;
 use crate::keyring::{Keyring, MintError, Revocation, Ttl};
-use crate::keys::{rfc3339, KeyId, Scope, Source};
+use crate::keys::{rfc3339, ApiKey, KeyId, Scope};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -125,19 +126,12 @@ async fn create(
     };
     let scope = Scope::parse(scope).expect("clap allows only full|read");
     let new = k
-        .create_from(Source::Cli, user, ttl, label, scope)
+        .mint(&Actor::cli(), user, ttl, label, scope)
         .await
         .map_err(|e| match e {
             MintError::Store(e) => CliError::Runtime(e.to_string()),
             other => CliError::Usage(format!("--{other}")),
         })?;
-    audit(
-        k,
-        "create",
-        &format!("key {} of user {}", new.record.id, new.record.user),
-        1,
-    )
-    .await;
     if json {
         println!(
             "{}",
@@ -159,7 +153,6 @@ async fn create(
 
 async fn list(k: &Keyring, user: Option<&str>, json: bool) -> Result<(), CliError> {
     let keys = k
-        .store
         .list(user)
         .await
         .map_err(|e| CliError::Runtime(e.to_string()))?;
@@ -196,11 +189,10 @@ async fn revoke(
     all: bool,
     leaked: Option<PathBuf>,
 ) -> Result<(), CliError> {
-    let leaked_target = leaked.is_some();
     let what_to_revoke = if all {
         Revocation::All
     } else if !users.is_empty() {
-        Revocation::Users(users.clone())
+        Revocation::Users(users)
     } else if let Some(path) = leaked {
         let text = if path.as_os_str() == "-" {
             std::io::read_to_string(std::io::stdin())
@@ -210,8 +202,9 @@ async fn revoke(
         .map_err(|e| CliError::Usage(format!("--leaked: cannot read {}: {e}", path.display())))?;
         Revocation::Leaked(
             text.lines()
-                .map(str::to_owned)
-                .filter(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(|l| ApiKey::new(l.to_owned()))
                 .collect(),
         )
     } else {
@@ -225,7 +218,7 @@ async fn revoke(
         Revocation::Ids(parsed)
     };
     let done = k
-        .revoke(what_to_revoke)
+        .revoke(&Actor::cli(), what_to_revoke)
         .await
         .map_err(|e| CliError::Runtime(e.to_string()))?;
     let n = done.count;
@@ -235,29 +228,6 @@ async fn revoke(
             done.fleet.unacknowledged.join(", ")
         );
     }
-    let what = if all {
-        "all keys".to_owned()
-    } else if !users.is_empty() {
-        format!("users {}", users.join(", "))
-    } else if leaked_target {
-        "leaked keys from a file".to_owned()
-    } else {
-        format!("{} key ids", ids.len())
-    };
-    audit(k, "revoke", &what, n).await;
     println!("revoked {n} key{}", if n == 1 { "" } else { "s" });
     Ok(())
-}
-
-/// Audit a change made from the command line, as `cli:<login>`.
-async fn audit(k: &Keyring, action: &str, target: &str, count: u64) {
-    let actor = format!(
-        "cli:{}",
-        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-    );
-    crate::audit::record(
-        &k.store,
-        crate::audit::Event::new(&actor, action, target, count, None).with_source(Source::Cli),
-    )
-    .await;
 }

@@ -25,9 +25,9 @@ pub fn run(args: Args) -> Result<(), CliError> {
             .map_err(|e| CliError::Runtime(format!("{e}; tried {}", config.store.shown())))?;
         // A store that is down at start is an outage like any other: serve
         // (503 for keys, /readyz 503) and keep asking, rather than exit.
-        if let Err(e) = keyring.store.ready().await {
+        if let Err(e) = keyring.ready().await {
             tracing::warn!(error = %e, tried = %config.store.shown(), "the key store does not answer; requests get 503 until it does");
-            tokio::spawn(until_ready(keyring.store.clone()));
+            tokio::spawn(until_ready(keyring.clone()));
         }
         let running = app::start(&config, TlsMode::FromConfig, &keyring)
             .await
@@ -47,11 +47,11 @@ pub fn run(args: Args) -> Result<(), CliError> {
 }
 
 /// Retry the store's start (the first layout's move) until it answers.
-async fn until_ready(store: crate::store::Store) {
+async fn until_ready(keyring: Keyring) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tick.tick().await;
-        if store.ready().await.is_ok() {
+        if keyring.ready().await.is_ok() {
             tracing::info!("the key store answers");
             return;
         }

@@ -79,7 +79,15 @@ pub struct Auth {
     pub identity_header: http::HeaderName,
     pub anonymous: Anonymous,
     pub realm: String,
-    pub accept: crate::auth::Accept,
+    pub accept: Accept,
+}
+
+/// Which credential forms are accepted (`[auth] basic`, `apikey_header`, `bearer`).
+#[derive(Debug, Clone, Copy)]
+pub struct Accept {
+    pub basic: bool,
+    pub apikey_header: bool,
+    pub bearer: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -363,7 +363,7 @@ fn auth(raw: raw::Auth, p: &mut Problems) -> Option<Auth> {
         identity_header: identity_header?,
         anonymous: anonymous?,
         realm: raw.realm,
-        accept: crate::auth::Accept {
+        accept: Accept {
             basic: raw.basic,
             apikey_header: raw.apikey_header,
             bearer: raw.bearer,

@@ -8,9 +8,9 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::sync::watch;
 use tokio::time::{sleep, sleep_until};
 
+use super::cache::KeyCache;
 use super::outage::{self, Outage, Say};
 use super::{bounded, Fleet, Forget, Message};
-use crate::auth::cache::KeyCache;
 use crate::metrics::Metrics;
 use crate::store::StoreError;
 

@@ -40,10 +40,11 @@
 //! of the registry within two leases.
 //!
 //! Store reads that race an invalidation are never cached (the cache's
-//! epoch, see `auth::cache`). If the publish itself fails the revocation is
+//! epoch, see `cache`). If the publish itself fails the revocation is
 //! reported as not propagated: retrying it publishes again.
 
 mod barrier;
+pub mod cache;
 mod member;
 mod outage;
 

@@ -26,23 +26,21 @@ use super::body::ResponseBody;
 use super::headers::{self, Spoofable};
 use super::own_path;
 use super::response;
-use crate::auth::last_used::LastUsed;
 use crate::auth::{scope, AuthError, Authenticator};
 use crate::config::{Anonymous, Config};
+use crate::keyring::VerifyError;
+use crate::keys::KeyId;
 use crate::listener::{ConnCtx, Handler};
 use crate::metrics::{AuthOutcome, Metrics};
 use crate::ratelimit::Limiter;
 use crate::selfservice::SelfService;
-use crate::store::Store;
 use crate::upstream::{self, upgrade, Upstream, UpstreamError};
 
 pub struct Gateway {
     upstream: Upstream,
     auth: Authenticator,
-    store: Store,
     limiter: Arc<Limiter>,
     metrics: Arc<Metrics>,
-    last_used: LastUsed,
     /// `/.keygate/*`, and the login method (`trusted_header` applies to every request).
     selfservice: SelfService,
     /// Identity, key-id and login headers: removed from every client request.
@@ -62,7 +60,6 @@ impl Gateway {
         config: &Config,
         upstream: Upstream,
         auth: Authenticator,
-        store: Store,
         limiter: Arc<Limiter>,
         metrics: Arc<Metrics>,
         selfservice: SelfService,
@@ -74,10 +71,8 @@ impl Gateway {
         Gateway {
             upstream,
             auth,
-            store,
             limiter,
             metrics,
-            last_used: LastUsed::default(),
             spoofable: Spoofable::new(
                 [&config.auth.identity_header, &headers::KEY_ID]
                     .into_iter()
@@ -116,27 +111,27 @@ impl Gateway {
 
         match self.auth.authenticate(req.headers_mut()).await {
             Ok(Some(principal)) => {
-                if let Err(retry) = self.limiter.request(&principal.key_id) {
+                if let Err(retry) = self.limiter.request(&principal.key_id()) {
                     self.metrics.auth(AuthOutcome::RateLimited);
                     return response::too_many_requests(retry.0);
                 }
-                if !scope::allows(principal.scope, req.method()) {
+                if !scope::allows(principal.scope(), req.method()) {
                     self.metrics.auth(AuthOutcome::Forbidden);
                     return response::forbidden();
                 }
                 self.metrics.auth(AuthOutcome::Ok);
-                let Ok(user) = HeaderValue::from_str(&principal.user) else {
+                let Ok(user) = HeaderValue::from_str(principal.user()) else {
                     // Users are validated at creation; a record that fails here is refused, never half-set.
-                    tracing::error!(key_id = %principal.key_id, "stored user is not a valid header value; refusing");
+                    tracing::error!(key_id = %principal.key_id(), "stored user is not a valid header value; refusing");
                     return response::unauthorized(&self.challenge);
                 };
-                self.last_used.record(&principal.key_id, &self.store);
-                done.set_identity(&principal.user, principal.key_id.as_str());
+                self.auth.used(&principal);
+                done.set_identity(principal.user(), principal.key_id().as_str());
                 let h = req.headers_mut();
                 h.insert(self.identity_header.clone(), user);
                 h.insert(
                     headers::KEY_ID,
-                    HeaderValue::from_str(principal.key_id.as_str()).expect("key ids are base62"),
+                    HeaderValue::from_str(principal.key_id().as_str()).expect("key ids are base62"),
                 );
             }
             Ok(None) => match sso_user.and_then(|u| HeaderValue::from_str(&u).ok().map(|v| (u, v)))
@@ -165,7 +160,7 @@ impl Gateway {
     fn refuse(&self, e: AuthError, conn: &ConnCtx, h: &http::HeaderMap) -> Response<ResponseBody> {
         let client = headers::client_ip(conn.peer.ip(), h, &self.trusted_proxies);
         match e {
-            AuthError::Store(e) => {
+            AuthError::Key(VerifyError::Store(e)) => {
                 self.metrics.auth(AuthOutcome::StoreError);
                 tracing::error!(client = %client, error = %e, "key store unavailable; refusing (503)");
                 response::store_unavailable()
@@ -175,13 +170,16 @@ impl Gateway {
                 tracing::info!(client = %client, reason = %e, "refused an ambiguous credential (400)");
                 response::bad_request()
             }
-            AuthError::Malformed | AuthError::Unknown { .. } | AuthError::Mismatch { .. } => {
-                tracing::info!(client = %client, key_id = e.key_id().unwrap_or("-"), reason = %e, "authentication failed");
+            AuthError::Key(
+                e @ (VerifyError::Malformed | VerifyError::Unknown(_) | VerifyError::Mismatch(_)),
+            ) => {
+                let key_id = e.key_id();
+                tracing::info!(client = %client, key_id = key_id.as_ref().map_or("-", KeyId::as_str), reason = %e, "authentication failed");
                 match self.limiter.failed_auth(client) {
                     Ok(()) => {
                         self.metrics.auth(match e {
-                            AuthError::Malformed => AuthOutcome::Malformed,
-                            AuthError::Unknown { .. } => AuthOutcome::Unknown,
+                            VerifyError::Malformed => AuthOutcome::Malformed,
+                            VerifyError::Unknown(_) => AuthOutcome::Unknown,
                             _ => AuthOutcome::Mismatch,
                         });
                         response::unauthorized(&self.challenge)

@@ -8,8 +8,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::refusal::Refusal;
-use super::{Answer, Seen, SelfService};
-use crate::audit;
+use super::{Answer, Seen, SelfService, Session};
+use crate::audit::Actor;
 use crate::http::body::ResponseBody;
 use crate::http::json_body::{self, BodyError};
 use crate::keyring::{MintError, Revocation, Ttl};
@@ -26,12 +26,21 @@ struct CreateKey {
     ttl: Option<String>,
 }
 
+// === impl Session ===
+
+impl Session {
+    /// The signed-in user as the actor of a change.
+    fn actor(&self) -> Actor {
+        Actor::new(self.user.clone(), Source::SelfService, Some(self.client))
+    }
+}
+
 // === impl SelfService (API) ===
 
 impl SelfService {
     pub(super) async fn list(&self, req: &Request<Incoming>, rq: &Seen<'_>) -> Answer {
         let s = self.signed_in(req.headers(), rq).await?;
-        let keys = self.keyring.store.list(Some(&s.user)).await?;
+        let keys = self.keyring.list(Some(&s.user)).await?;
         let views: Vec<_> = keys.iter().map(|r| r.view()).collect();
         Ok(crate::admin::json(
             StatusCode::OK,
@@ -64,7 +73,7 @@ impl SelfService {
         }
         let ttl = Ttl::parse(&ttl_text).map_err(|e| Refusal::BadRequest(format!("ttl: {e}")))?;
         let _one_at_a_time = self.mint_lock.lock().await;
-        let live = self.keyring.store.list(Some(&s.user)).await?.len();
+        let live = self.keyring.list(Some(&s.user)).await?.len();
         if live >= self.limits.max_live_keys {
             return Err(Refusal::TooManyKeys(self.limits.max_live_keys));
         }
@@ -74,17 +83,12 @@ impl SelfService {
         let label = body.label.unwrap_or_default();
         let new = self
             .keyring
-            .create_from(Source::SelfService, &s.user, ttl, label.trim(), Scope::Full)
+            .mint(&s.actor(), &s.user, ttl, label.trim(), Scope::Full)
             .await
             .map_err(|e| match e {
                 MintError::Store(e) => Refusal::Store(e),
                 other => Refusal::BadRequest(other.to_string()),
             })?;
-        self.metrics.keys_created.inc();
-        let target = format!("key {} of user {}", new.record.id, new.record.user);
-        let event = audit::Event::new(&s.user, "create", &target, 1, Some(s.client))
-            .with_source(Source::SelfService);
-        audit::record(&self.keyring.store, event).await;
         Ok(crate::admin::json(StatusCode::CREATED, &new.view()))
     }
 
@@ -95,18 +99,17 @@ impl SelfService {
             .map_err(Refusal::Csrf)?;
         let id = KeyId::parse(id).ok_or(Refusal::NotFound)?;
         // Another user's key is answered exactly like a key that does not exist.
-        match self.keyring.store.get(id.as_str()).await? {
+        match self.keyring.get(&id).await? {
             Some(record) if record.user == s.user => {}
             _ => return Err(Refusal::NotFound),
         }
-        let n = self.keyring.revoke(Revocation::Ids(vec![id])).await?.count;
-        if n == 0 {
+        let revoked = self
+            .keyring
+            .revoke(&s.actor(), Revocation::Ids(vec![id]))
+            .await?;
+        if revoked.count == 0 {
             return Err(Refusal::NotFound);
         }
-        self.metrics.keys_revoked.inc_by(n);
-        let event = audit::Event::new(&s.user, "revoke", &format!("key {id}"), n, Some(s.client))
-            .with_source(Source::SelfService);
-        audit::record(&self.keyring.store, event).await;
         let mut resp = Response::new(ResponseBody::empty());
         *resp.status_mut() = StatusCode::NO_CONTENT;
         Ok(resp)

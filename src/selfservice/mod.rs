@@ -37,7 +37,6 @@ use crate::listener::ConnCtx;
 use crate::login::cas::CasError;
 use crate::login::signed::Signer;
 use crate::login::{Login, Method as LoginMethod, Outcome};
-use crate::metrics::Metrics;
 use crate::settings::Settings;
 use csrf::Csrf;
 use refusal::Refusal;
@@ -62,7 +61,6 @@ pub struct SelfService {
     /// concurrent requests on this instance cannot both pass `max_live_keys`
     /// (creations are rare: one lock for all users is enough).
     mint_lock: tokio::sync::Mutex<()>,
-    metrics: Arc<Metrics>,
     /// `listen.trusted_proxies`: the audit log names the real client.
     trusted_proxies: Vec<IpNet>,
 }
@@ -87,28 +85,22 @@ struct Session {
 // === impl SelfService ===
 
 impl SelfService {
-    pub fn new(
-        config: &Config,
-        keyring: Keyring,
-        metrics: Arc<Metrics>,
-    ) -> Result<SelfService, String> {
-        let digest = &keyring.digest;
+    pub fn new(config: &Config, keyring: Keyring) -> Result<SelfService, String> {
         let login = config
             .login
             .as_ref()
             .map(|l| {
-                let signer = Arc::new(Signer::new(digest.derive("login-session")));
+                let signer = Arc::new(Signer::new(keyring.derive_secret("login-session")));
                 Login::new(l, signer, config.upstream.ca_file.as_deref())
             })
             .transpose()?;
         let public_url = config.login.as_ref().and_then(|l| l.public_url.clone());
         Ok(SelfService {
             login,
-            csrf: Csrf::new(Signer::new(digest.derive("csrf")), public_url),
+            csrf: Csrf::new(Signer::new(keyring.derive_secret("csrf")), public_url),
             keyring,
             limits: config.self_service.clone(),
             mint_lock: tokio::sync::Mutex::new(()),
-            metrics,
             trusted_proxies: config.listen.trusted_proxies.clone(),
         })
     }
@@ -214,7 +206,7 @@ impl SelfService {
 
     async fn page(&self, req: &Request<Incoming>, rq: &Seen<'_>) -> Answer {
         let s = self.signed_in(req.headers(), rq).await?;
-        let keys = self.keyring.store.list(Some(&s.user)).await?;
+        let keys = self.keyring.list(Some(&s.user)).await?;
         let issued = self.csrf.issue(req.headers(), &s.user);
         let logout = matches!(
             self.login.as_ref().map(|l| &l.method),
@@ -282,7 +274,6 @@ impl SelfService {
     ) -> Result<Result<(), Duration>, crate::store::StoreError> {
         let (count, left) = self
             .keyring
-            .store
             .count_in_window(user, Duration::from_secs(3600))
             .await?;
         Ok(if count > u64::from(self.limits.creates_per_hour) {

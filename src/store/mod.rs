@@ -7,8 +7,9 @@
 //!   an expired key is gone, not flagged: `get` answers `None`.
 //! * `get` is the request path's only call; it never writes.
 //! * revocations delete records and answer how many live keys they removed.
-//! * every error is `StoreError::Unavailable` (or `Timeout`): the caller
-//!   cannot know whether a key is valid and must refuse (fail closed).
+//! * every error (`StoreError`: `Unavailable`, `Closed`, `Timeout`, or
+//!   `Corrupt` for a record keygate cannot read) means the caller cannot
+//!   know whether a key is valid and must refuse (fail closed).
 //! * a restart or failover that the store survives fails no call: a call
 //!   whose connection is found dead (closed while idle) is sent again, once,
 //!   on a fresh connection when it is safe to repeat:
@@ -31,8 +32,9 @@
 //!
 //!   A timeout is never repeated (the command may still run).
 //!
-//! Redis deployments (standalone, `rediss://`, Cluster, Sentinel), the key
-//! layout and replication: `store/redis/mod.rs`.
+//! Only the keyring (`crate::keyring`) holds a store at run time; `open`
+//! makes one from `[store]`. Redis deployments (standalone, `rediss://`,
+//! Cluster, Sentinel), the key layout and replication: `store/redis/mod.rs`.
 
 mod memory;
 mod redis;
@@ -42,6 +44,8 @@ use std::time::Duration;
 
 pub use self::memory::MemoryStore;
 pub use self::redis::{parse_url as parse_redis_url, RedisStore, Target as RedisTarget};
+use crate::audit::Event;
+use crate::config;
 use crate::keys::{KeyId, KeyRecord};
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +58,28 @@ pub enum StoreError {
     Timeout(Duration),
     #[error("the key store holds a record keygate cannot read (key id {0})")]
     Corrupt(String),
+}
+
+/// The store `[store]` describes, not dialled yet: the first call connects,
+/// and calls fail (503) while it is down. `Store::ready` finishes the start.
+pub fn open(config: &config::Store) -> Result<Store, StoreError> {
+    match config {
+        config::Store::Memory => Ok(Store::memory()),
+        config::Store::Redis {
+            url,
+            namespace,
+            timeout,
+            ca_file,
+            secret: _,
+        } => {
+            let ca = match ca_file {
+                Some(path) => Some(std::fs::read(path).map_err(::redis::RedisError::from)?),
+                None => None,
+            };
+            let store = RedisStore::open(url, namespace, *timeout, ca.as_deref())?;
+            Ok(Store::Redis(store))
+        }
+    }
 }
 
 /// The configured store; cheap to clone.
@@ -157,7 +183,7 @@ impl Store {
     }
 
     /// Append to the capped audit stream.
-    pub async fn append_audit(&self, event: &crate::audit::Event) -> Result<(), StoreError> {
+    pub async fn append_audit(&self, event: &Event) -> Result<(), StoreError> {
         match self {
             Store::Memory(m) => {
                 m.append_audit(event.clone());
@@ -168,11 +194,7 @@ impl Store {
     }
 
     /// Audit events at or after `since_ms`, oldest first, at most `limit`.
-    pub async fn audit_since(
-        &self,
-        since_ms: u64,
-        limit: usize,
-    ) -> Result<Vec<crate::audit::Event>, StoreError> {
+    pub async fn audit_since(&self, since_ms: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.audit_since(since_ms, limit)),
             Store::Redis(r) => r.audit_since(since_ms, limit).await,

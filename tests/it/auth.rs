@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use base64::Engine;
 use http::{Request, StatusCode};
-use keygate::keyring::Ttl;
-use keygate::keys::Scope;
+use keygate::keyring::{Revocation, Ttl};
+use keygate::keys::{KeyId, Scope};
 
 use crate::support::body;
 use crate::support::client::{self, send, Answer, HttpsClient};
-use crate::support::gateway::{builder, TestGateway};
+use crate::support::gateway::{builder, test_actor, TestGateway};
 use crate::support::redis::RedisServer;
 use crate::support::upstream::Upstream;
 use crate::support::{eventually, within};
@@ -81,9 +81,9 @@ async fn every_failure_is_the_same_401() {
     let (up, gw) = reject_gateway().await;
     let c = client::h1(&gw.ca);
     let (revoked, revoked_id) = gw.key("bob").await;
+    let revoked_id = KeyId::parse(&revoked_id).unwrap();
     gw.keyring
-        .store
-        .revoke_ids(&[keygate::keys::KeyId::parse(&revoked_id).unwrap()])
+        .revoke(&test_actor(), Revocation::Ids(vec![revoked_id]))
         .await
         .unwrap();
     let (expiring, _) = gw
@@ -441,9 +441,9 @@ async fn last_use_is_recorded() {
     let gw = builder(&up.url()).start().await;
     let c = client::h1(&gw.ca);
     let (key, id) = gw.key("judy").await;
+    let id = KeyId::parse(&id).unwrap();
     assert!(gw
         .keyring
-        .store
         .get(&id)
         .await
         .unwrap()
@@ -458,7 +458,7 @@ async fn last_use_is_recorded() {
         "last_used is written",
         100,
         Duration::from_millis(20),
-        || async { gw.keyring.store.get(&id).await.unwrap().unwrap().last_used },
+        || async { gw.keyring.get(&id).await.unwrap().unwrap().last_used },
     )
     .await;
 }

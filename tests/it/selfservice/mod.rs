@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 pub use crate::support::body;
 pub use crate::support::cas::{self, CasServer};
 pub use crate::support::client::{self, Answer, HttpsClient};
-pub use crate::support::gateway::{builder, TestGateway};
+pub use crate::support::gateway::{builder, test_actor, TestGateway};
 pub use crate::support::redis::RedisServer;
 pub use crate::support::upstream::Upstream;
 pub use crate::support::whoami::WhoAmI;

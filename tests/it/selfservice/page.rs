@@ -136,7 +136,10 @@ async fn without_login_config_or_when_switched_off_the_page_says_so() {
     let gw = backend_session(&up, &app, &[]).await;
     let mut settings = gw.keyring.settings().await.unwrap();
     settings.self_service = false;
-    gw.keyring.put_settings(&settings).await.unwrap();
+    gw.keyring
+        .put_settings(&test_actor(), &settings)
+        .await
+        .unwrap();
     let mut alice = Browser::new(&gw);
     alice.set_cookie(&app.sign_in("alice"));
     let page = alice.get("/.keygate/keys").await;

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use keygate::app::{self, Running, TlsMode};
+use keygate::audit::Actor;
 use keygate::keyring::{Keyring, Ttl};
-use keygate::keys::Scope;
+use keygate::keys::{Scope, Source};
 
 use super::tls::Ca;
 
@@ -141,6 +142,11 @@ impl Builder {
     }
 }
 
+/// Who the tests' own changes through `TestGateway::keyring` are made by.
+pub fn test_actor() -> Actor {
+    Actor::new("test", Source::Admin, None)
+}
+
 impl TestGateway {
     /// A counter or gauge from the admin listener's /metrics.
     pub async fn metric(&self, client: &super::client::HttpsClient, name: &str) -> f64 {
@@ -183,7 +189,7 @@ impl TestGateway {
     pub async fn key_with(&self, user: &str, ttl: Ttl, scope: Scope) -> (String, String) {
         let new = self
             .keyring
-            .create(user, ttl, "test", scope)
+            .mint(&test_actor(), user, ttl, "test", scope)
             .await
             .expect("key minted");
         (new.key.expose().to_owned(), new.record.id.to_string())

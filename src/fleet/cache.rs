@@ -2,7 +2,7 @@
 //! request with a known key costs no store round trip.
 //!
 //! An entry is only as good as the instance's link to the fleet's
-//! invalidations (see `crate::fleet`), so the cache is a *lease*: entries are
+//! invalidations (see the `fleet` module), so the cache is a *lease*: entries are
 //! served only while `lease_until` lies ahead, and the fleet member renews it
 //! each time a ping on its subscription comes back (which proves every
 //! invalidation published before the ping has been applied). When the link

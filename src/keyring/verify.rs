@@ -1,0 +1,119 @@
+//! Checking a presented key: the one way keygate decides whether a secret is
+//! a live key of this deployment, for the gateway's every request and for a
+//! revocation by leaked secrets alike.
+//!
+//! 1. format, prefix and checksum, without I/O (random or mistyped keys stop here);
+//! 2. the validation cache, while this instance holds the fleet's lease;
+//! 3. else the store (and the cache is filled, unless an invalidation raced the read);
+//! 4. the HMAC digest of the whole key against the stored one, in constant time.
+//!
+//! Fail closed: a store error is `VerifyError::Store`, never a pass.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::Keyring;
+use crate::keys::{format, ApiKey, KeyId, KeyRecord, Scope};
+use crate::store::StoreError;
+
+/// A key that verified: its record, shared with the cache (no copy per request).
+#[derive(Debug, Clone)]
+pub struct Principal(Arc<KeyRecord>);
+
+/// Why a presented key is not a live key of this deployment. Clients see
+/// one 401 for the first three; the reason goes to the log.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("malformed credential (unreadable header, or a key with the wrong prefix, length or checksum)")]
+    Malformed,
+    #[error("no such key (never issued, expired or revoked)")]
+    Unknown(KeyId),
+    #[error("key secret does not match")]
+    Mismatch(KeyId),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+// === impl Principal ===
+
+impl Principal {
+    /// The user the key authenticates as.
+    pub fn user(&self) -> &str {
+        &self.0.user
+    }
+
+    pub fn key_id(&self) -> KeyId {
+        self.0.id
+    }
+
+    pub fn scope(&self) -> Scope {
+        self.0.scope
+    }
+
+    pub fn record(&self) -> &KeyRecord {
+        &self.0
+    }
+}
+
+// === impl VerifyError ===
+
+impl VerifyError {
+    /// The id the key claimed, when it was well-formed (safe to log).
+    pub fn key_id(&self) -> Option<KeyId> {
+        match self {
+            VerifyError::Unknown(id) | VerifyError::Mismatch(id) => Some(*id),
+            VerifyError::Malformed | VerifyError::Store(_) => None,
+        }
+    }
+}
+
+// === impl Keyring (verify) ===
+
+impl Keyring {
+    /// The live key `key` is, or why it is none.
+    pub async fn verify(&self, key: &ApiKey) -> Result<Principal, VerifyError> {
+        let inner = &*self.0;
+        let id = format::parse(&inner.prefix, key.expose()).ok_or(VerifyError::Malformed)?;
+        let record = match inner.cache.as_ref().and_then(|c| c.get(&id)) {
+            Some(record) => {
+                inner.metrics.cache_hit();
+                record
+            }
+            None => self.look_up(id).await?,
+        };
+        if !inner.digest.verify(key.expose(), &record.digest) {
+            return Err(VerifyError::Mismatch(id));
+        }
+        Ok(Principal(record))
+    }
+
+    /// The store's record of `id`, cached when the fleet's lease allows.
+    async fn look_up(&self, id: KeyId) -> Result<Arc<KeyRecord>, VerifyError> {
+        let inner = &*self.0;
+        let ticket = inner.cache.as_ref().and_then(|c| c.ticket());
+        let started = Instant::now();
+        let found = inner.store.get(id.as_str()).await;
+        inner.metrics.store(started.elapsed());
+        let record = Arc::new(found?.ok_or(VerifyError::Unknown(id))?);
+        if let (Some(cache), Some(ticket)) = (&inner.cache, ticket) {
+            cache.fill(ticket, &record);
+        }
+        Ok(record)
+    }
+
+    /// The ids of those secrets that verify as live keys (what a revocation
+    /// by leaked keys removes). A store error stops it: nothing is guessed.
+    pub(super) async fn live_ids_of(&self, secrets: &[ApiKey]) -> Result<Vec<KeyId>, StoreError> {
+        let mut ids = Vec::new();
+        for secret in secrets {
+            match self.verify(secret).await {
+                Ok(principal) => ids.push(principal.key_id()),
+                Err(VerifyError::Store(e)) => return Err(e),
+                Err(
+                    VerifyError::Malformed | VerifyError::Unknown(_) | VerifyError::Mismatch(_),
+                ) => {}
+            }
+        }
+        Ok(ids)
+    }
+}
