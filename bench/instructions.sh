@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # bench/instructions.sh [peer...] -- user-space instructions per proxied request,
 # counted by callgrind, for nginx (as the rig's nginx-noauth), the hyper floor
-# (examples/hyper_floor.rs) and keygate (as the rig's `keygate` peer).
+# (examples/hyper_floor.rs), keygate (as the rig's `keygate` peer: no key
+# checked) and keygate-auth (every request checks a real key: checksum,
+# memory-store lookup, HMAC compare, identity header).
 #
 # Wall-clock CPU per request on this shared 2-core machine moves by +-1 us
 # between runs; callgrind's instruction count moves by about 0.3 %, so it
@@ -9,15 +11,16 @@
 # user space only: the kernel's share (about two thirds of the rig's
 # proxy-core us/req, and alike for every peer) is not in it.
 #
-#   bench/instructions.sh                    # nginx hyper-floor keygate
+#   bench/instructions.sh                    # nginx hyper-floor keygate keygate-auth
 #   bench/instructions.sh keygate            # one peer
 #   KEYGATE_BIN=/tmp/old/keygate bench/instructions.sh keygate
 #   KEEP=1 bench/instructions.sh keygate     # keep the profiles for callgrind_annotate
 #
 # Each peer runs under valgrind (one worker, plaintext HTTP/1.1) in front of a
 # `return 200 "ok\n"` nginx backend; wrk -c64 loads it for DURATION seconds
-# (default 5) after a warm-up request, with the rig's Authorization header.
-# Needs nginx, valgrind, wrk, curl. Ports 127.0.0.1:18980-18985.
+# (default 5) after a warm-up request, with the rig's Authorization header
+# (keygate-auth: Basic apikey:<a key minted through the admin API at start).
+# Needs nginx, valgrind, wrk, curl, python3. Ports 127.0.0.1:18980-18987.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -28,7 +31,7 @@ DURATION=${DURATION:-5}
 WORK=$(mktemp -d)
 BACKEND=18980
 peers=("$@")
-((${#peers[@]})) || peers=(nginx hyper-floor keygate)
+((${#peers[@]})) || peers=(nginx hyper-floor keygate keygate-auth)
 
 pids=()
 cleanup() {
@@ -73,15 +76,19 @@ taskset -c 1 nginx -p "$WORK" -c "$WORK/backend.conf" >/dev/null 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$BACKEND/"
 
-# measure NAME PORT COMMAND... : Ir per request of COMMAND under wrk -c64
+# measure NAME PORT COMMAND... : Ir per request of COMMAND under wrk -c64.
+# READY (a URL that answers 2xx once the peer is up; default its /) and
+# BEFORE_LOAD (a command run once it is, e.g. to mint a key and set AUTH)
+# may be set for one call.
 measure() {
   local name=$1 port=$2
   shift 2
-  local out=$WORK/$name.cg
+  local out=$WORK/$name.cg AUTH=$AUTH # BEFORE_LOAD may change AUTH for this peer only
   taskset -c 0 valgrind --tool=callgrind --callgrind-out-file="$out" "$@" >"$WORK/$name.log" 2>&1 &
   local pid=$!
   pids+=("$pid")
-  wait_http "http://127.0.0.1:$port/"
+  wait_http "${READY:-http://127.0.0.1:$port/}"
+  [[ -n ${BEFORE_LOAD:-} ]] && $BEFORE_LOAD
   curl -sf -o /dev/null -H "$AUTH" "http://127.0.0.1:$port/"
   callgrind_control -z "$pid" >/dev/null 2>&1
   local req
@@ -92,6 +99,45 @@ measure() {
   local ir
   ir=$(callgrind_annotate "$out.1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
   printf '%-12s %8d requests  %9d instructions/request\n' "$name" "$req" $((ir / req))
+}
+
+# keygate_config FILE LISTEN_PORT ADMIN_PORT [AUTH_SECTION_LINES]
+keygate_config() {
+  printf 'bench:%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$WORK/admin-token"
+  chmod 600 "$WORK/admin-token"
+  cat >"$1" <<CONF
+[listen]
+addr = "127.0.0.1:$2"
+plaintext = true
+[upstream]
+url = "http://127.0.0.1:$BACKEND"
+pool_max_idle = 256
+[auth]
+$4
+[rate_limit]
+failed_auth_per_minute = 0
+[store]
+kind = "memory"
+[admin]
+addr = "127.0.0.1:$3"
+token_file = "$WORK/admin-token"
+[log]
+access_log = false
+level = "warn"
+[runtime]
+workers = 1
+[limits]
+idle_timeout = "300s"
+CONF
+}
+
+# Mint a key through keygate-auth's admin API; AUTH becomes Basic apikey:<key>.
+mint_key() {
+  local key
+  key=$(curl -sf -H "Authorization: Bearer $(cut -d: -f2 "$WORK/admin-token")" \
+    -H 'Content-Type: application/json' -d '{"user":"bench"}' http://127.0.0.1:18987/v1/keys \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+  AUTH="Authorization: Basic $(printf 'apikey:%s' "$key" | base64 -w0)"
 }
 
 for peer in "${peers[@]}"; do
@@ -107,35 +153,19 @@ for peer in "${peers[@]}"; do
       ;;
     keygate)
       [[ -x $KEYGATE_BIN ]] || { echo "instructions.sh: build it: cargo build --release" >&2; exit 1; }
-      printf 'bench:%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$WORK/admin-token"
-      chmod 600 "$WORK/admin-token"
-      cat >"$WORK/keygate.toml" <<CONF
-[listen]
-addr = "127.0.0.1:18983"
-plaintext = true
-[upstream]
-url = "http://127.0.0.1:$BACKEND"
-pool_max_idle = 256
-[auth]
-username = "bench-not-a-key"   # the rig's 'Basic apikey:...' is then the app's own credential
-anonymous = "passthrough"
-[store]
-kind = "memory"
-[admin]
-addr = "127.0.0.1:18984"
-token_file = "$WORK/admin-token"
-[log]
-access_log = false
-level = "warn"
-[runtime]
-workers = 1
-[limits]
-idle_timeout = "300s"
-CONF
+      # the rig's 'Basic apikey:...' is then the app's own credential
+      keygate_config "$WORK/keygate.toml" 18983 18984 'username = "bench-not-a-key"
+anonymous = "passthrough"'
       measure keygate 18983 "$KEYGATE_BIN" serve -c "$WORK/keygate.toml"
       ;;
+    keygate-auth)
+      [[ -x $KEYGATE_BIN ]] || { echo "instructions.sh: build it: cargo build --release" >&2; exit 1; }
+      keygate_config "$WORK/keygate-auth.toml" 18986 18987 'anonymous = "reject"'
+      READY=http://127.0.0.1:18987/healthz BEFORE_LOAD=mint_key \
+        measure keygate-auth 18986 "$KEYGATE_BIN" serve -c "$WORK/keygate-auth.toml"
+      ;;
     *)
-      echo "instructions.sh: unknown peer $peer (nginx, hyper-floor, keygate)" >&2
+      echo "instructions.sh: unknown peer $peer (nginx, hyper-floor, keygate, keygate-auth)" >&2
       exit 2
       ;;
   esac
