@@ -42,6 +42,7 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod conn;
 pub mod echo;
 pub mod fleet;
 pub mod http;

@@ -1,19 +1,20 @@
 //! The accept loop shared by the main and admin listeners: a cap on open
 //! connections (held from accept to close, so it also covers TLS handshakes,
 //! and kept by a WebSocket tunnel until the tunnel closes), a handshake
-//! deadline, an idle watchdog, and a graceful drain on shutdown.
+//! deadline, an idle watchdog, and a graceful drain on shutdown. It knows
+//! connections, not HTTP: each request goes to the listener's `Handler`
+//! (`crate::conn`) with its connection's context.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{Request, Response};
+use http::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -21,54 +22,11 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
-use crate::http::body::ResponseBody;
+use crate::conn::{idle_watch, ConnCtx, ConnStats, Handler, Slot};
 use crate::http::h2_guard::{self, Guard as H2Guard};
 use crate::http::send_stall;
 use crate::metrics::Metrics;
 use crate::tls::TlsSource;
-
-/// Answers the requests of one listener.
-pub trait Handler: Send + Sync + 'static {
-    fn handle(
-        self: Arc<Self>,
-        req: Request<Incoming>,
-        conn: Arc<ConnCtx>,
-    ) -> impl Future<Output = Response<ResponseBody>> + Send;
-}
-
-/// What a handler knows about the connection a request came on.
-pub struct ConnCtx {
-    pub peer: SocketAddr,
-    /// The peer's IP as a header value, made once per connection (X-Forwarded-For).
-    pub peer_ip_header: http::HeaderValue,
-    pub tls: bool,
-    pub stats: Arc<ConnStats>,
-    /// `limits.idle_timeout`: also closes a WebSocket tunnel with no bytes moving.
-    pub idle_timeout: Duration,
-    /// The connection's place under `max_connections` and in the open
-    /// connections gauge, given back when the last holder of this context is
-    /// gone: the connection, or a WebSocket tunnel that outlives it (which the
-    /// shutdown drain then waits for too).
-    _slot: Slot,
-}
-
-/// What an open connection holds until it is gone.
-struct Slot {
-    _permit: OwnedSemaphorePermit,
-    _open: OpenGuard,
-}
-
-/// Per-connection bookkeeping for the idle watchdog and the metrics.
-pub struct ConnStats {
-    /// Requests whose response has not finished yet; a connection with one is never idle.
-    pub in_flight: AtomicUsize,
-    /// Set on every read or write; the watchdog clears it on each tick.
-    touched: AtomicBool,
-    /// Where responses are counted (the main listener only).
-    pub metrics: Option<Arc<Metrics>>,
-    /// Responses that may be waiting on the client (`limits.send_timeout`).
-    pub sends: crate::http::send_stall::Sends,
-}
 
 #[derive(Clone)]
 pub struct Settings {
@@ -185,20 +143,8 @@ impl<H: Handler> Connection<H> {
     async fn run(self, tcp: TcpStream, peer: SocketAddr, slot: OwnedSemaphorePermit) {
         let _ = tcp.set_nodelay(true);
         let metrics = self.settings.metrics.clone();
-        if let Some(m) = &metrics {
-            m.open_connections.inc();
-        }
-        // Decrements the gauge however the connection ends.
-        let slot = Slot {
-            _permit: slot,
-            _open: OpenGuard(metrics.clone()),
-        };
-        let stats = Arc::new(ConnStats {
-            in_flight: AtomicUsize::new(0),
-            touched: AtomicBool::new(false),
-            metrics,
-            sends: Default::default(),
-        });
+        let slot = Slot::new(slot, metrics.clone());
+        let stats = Arc::new(ConnStats::new(metrics));
         let mut io = Tracked {
             inner: tcp,
             stats: stats.clone(),
@@ -235,27 +181,17 @@ impl<H: Handler> Connection<H> {
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let (io, closer) = H2Guard::new(io, self.settings.h2.max_control_frames);
-        let ctx = Arc::new(ConnCtx {
+        let ctx = Arc::new(ConnCtx::new(
             peer,
-            peer_ip_header: http::HeaderValue::try_from(peer.ip().to_string())
-                .expect("an IP is a valid header value"),
             tls,
-            stats: stats.clone(),
-            idle_timeout: self.settings.idle_timeout,
-            _slot: slot,
-        });
+            stats.clone(),
+            self.settings.idle_timeout,
+            slot,
+        ));
         let handler = self.handler.clone();
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-            let head = req.method() == http::Method::HEAD;
             let fut = handler.clone().handle(req, ctx.clone());
-            async move {
-                let mut resp = fut.await;
-                if head {
-                    // hyper leaves a HEAD response's body out on HTTP/1.1, not on HTTP/2.
-                    crate::http::response::without_body(&mut resp);
-                }
-                Ok::<_, Infallible>(resp)
-            }
+            async move { Ok::<_, Infallible>(fut.await) }
         });
         let conn = self
             .builder
@@ -294,38 +230,6 @@ impl<H: Handler> Connection<H> {
     }
 }
 
-struct OpenGuard(Option<Arc<Metrics>>);
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        if let Some(m) = &self.0 {
-            m.open_connections.dec();
-        }
-    }
-}
-
-/// Resolves once the connection has had no request in flight and no bytes
-/// moving for `idle` (checked in quarters, so it fires within 1.25 × idle).
-/// Bytes of a WebSocket tunnel count: it runs on the same socket.
-pub async fn idle_watch(stats: Arc<ConnStats>, idle: Duration) {
-    const TICKS: u32 = 4;
-    let tick = idle / TICKS;
-    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
-    let mut quiet = 0;
-    loop {
-        interval.tick().await;
-        let touched = stats.touched.swap(false, Ordering::Relaxed);
-        if touched || stats.in_flight.load(Ordering::Relaxed) > 0 {
-            quiet = 0;
-        } else {
-            quiet += 1;
-            if quiet >= TICKS {
-                return;
-            }
-        }
-    }
-}
-
 pin_project_lite::pin_project! {
     /// A socket that marks its connection as active on every byte moved.
     struct Tracked {
@@ -345,7 +249,7 @@ impl AsyncRead for Tracked {
         let before = buf.filled().len();
         let polled = this.inner.poll_read(cx, buf);
         if buf.filled().len() != before {
-            this.stats.touched.store(true, Ordering::Relaxed);
+            this.stats.touch();
         }
         polled
     }
@@ -360,7 +264,7 @@ impl AsyncWrite for Tracked {
         let this = self.project();
         let polled = this.inner.poll_write(cx, buf);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            this.stats.touched.store(true, Ordering::Relaxed);
+            this.stats.touch();
         }
         polled
     }
@@ -373,7 +277,7 @@ impl AsyncWrite for Tracked {
         let this = self.project();
         let polled = this.inner.poll_write_vectored(cx, bufs);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            this.stats.touched.store(true, Ordering::Relaxed);
+            this.stats.touch();
         }
         polled
     }

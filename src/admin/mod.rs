@@ -21,11 +21,12 @@ use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 
 use crate::audit::Actor;
+use crate::conn::{ConnCtx, Handler};
 use crate::http::body::ResponseBody;
 use crate::http::json_body::{self, BodyError};
+use crate::http::response;
 use crate::keyring::Keyring;
 use crate::keys::Source;
-use crate::listener::{ConnCtx, Handler};
 use crate::metrics::Metrics;
 use tokens::Tokens;
 
@@ -145,12 +146,15 @@ impl Admin {
 }
 
 impl Handler for Admin {
+    type Body = ResponseBody;
+
     async fn handle(
         self: Arc<Self>,
         req: Request<Incoming>,
         conn: Arc<ConnCtx>,
     ) -> Response<ResponseBody> {
-        match self.route(req, &conn).await {
+        let head = req.method() == Method::HEAD;
+        let mut resp = match self.route(req, &conn).await {
             Ok(resp) => resp,
             Err(ApiError {
                 status,
@@ -179,7 +183,11 @@ impl Handler for Admin {
                 }
                 resp
             }
+        };
+        if head {
+            response::without_body(&mut resp);
         }
+        resp
     }
 }
 

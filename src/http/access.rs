@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use http::{Method, StatusCode};
 
-use crate::listener::ConnStats;
+use crate::conn::ConnStats;
 
 /// What the log line needs, collected along the request's path.
 pub struct Completion {

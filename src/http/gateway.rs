@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use http::header::{self, HeaderValue};
-use http::{Request, Response, StatusCode, Version};
+use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use ipnet::IpNet;
 
@@ -28,9 +28,9 @@ use super::own_path;
 use super::response;
 use crate::auth::{scope, AuthError, Authenticator};
 use crate::config::{Anonymous, Config};
+use crate::conn::{ConnCtx, Handler};
 use crate::keyring::VerifyError;
 use crate::keys::KeyId;
-use crate::listener::{ConnCtx, Handler};
 use crate::metrics::{AuthOutcome, Metrics};
 use crate::ratelimit::Limiter;
 use crate::selfservice::SelfService;
@@ -258,6 +258,8 @@ fn upstream_failure(e: UpstreamError, conn: &ConnCtx) -> Response<ResponseBody> 
 }
 
 impl Handler for Gateway {
+    type Body = ResponseBody;
+
     async fn handle(
         self: Arc<Self>,
         req: Request<Incoming>,
@@ -270,7 +272,11 @@ impl Handler for Gateway {
             req.method(),
             req.uri().path(),
         );
+        let head = req.method() == Method::HEAD;
         let mut resp = self.respond(req, &conn, &mut done).await;
+        if head {
+            response::without_body(&mut resp);
+        }
         done.set_status(resp.status());
         resp.body_mut().set_completion(done);
         resp

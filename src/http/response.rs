@@ -19,7 +19,8 @@ fn text(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
 }
 
 /// A HEAD request's answer: GET's status and headers, the length of the body
-/// keygate would have sent, and no body.
+/// keygate would have sent, and no body (hyper leaves a HEAD response's body
+/// out on HTTP/1.1, not on HTTP/2). Every handler applies it to HEAD requests.
 pub fn without_body(resp: &mut Response<ResponseBody>) {
     if let Some(len) = resp.body_mut().take_local() {
         resp.headers_mut()

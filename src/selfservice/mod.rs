@@ -30,10 +30,10 @@ use hyper::body::Incoming;
 use ipnet::IpNet;
 
 use crate::config::{self, Config};
+use crate::conn::ConnCtx;
 use crate::http::access::Completion;
 use crate::http::body::ResponseBody;
 use crate::keyring::Keyring;
-use crate::listener::ConnCtx;
 use crate::login::cas::CasError;
 use crate::login::signed::Signer;
 use crate::login::{Login, Method as LoginMethod, Outcome};

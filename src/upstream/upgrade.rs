@@ -7,7 +7,7 @@ use std::sync::Arc;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
-use crate::listener::{idle_watch, ConnCtx};
+use crate::conn::{idle_watch, ConnCtx};
 
 /// Join the client's and the backend's upgraded connections in a task, until
 /// either closes or no bytes have moved for `limits.idle_timeout` (as nginx's
