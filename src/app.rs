@@ -8,7 +8,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::admin::tokens::Tokens;
 use crate::admin::Admin;
 use crate::auth::Authenticator;
 use crate::config::Config;
@@ -18,6 +17,7 @@ use crate::listener;
 use crate::ratelimit::Limiter;
 use crate::selfservice::SelfService;
 use crate::tls::{TlsError, TlsReloader};
+use crate::tokens::Tokens;
 use crate::upstream::{SetupError, Upstream};
 
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,8 @@
 //! PEM files -> rustls `ServerConfig` (TLS 1.2 and 1.3, ALPN h2 + http/1.1),
 //! published through a `watch` channel so that a SIGHUP reload reaches every
-//! new handshake while a bad new pair leaves the last good one in place.
+//! new handshake while a bad new pair leaves the last good one in place; and
+//! the client side keygate dials with (the upstream, login URLs): system
+//! roots plus a PEM CA file (`load_ca_file`, also what the config check reads).
 //!
 //! With `[admin] client_ca`, the admin listener's config requires a client
 //! certificate issued by that CA (rustls' `WebPkiClientVerifier`): without
@@ -148,6 +150,37 @@ fn build(
         config.ticketer = ticketer;
     }
     Ok(Arc::new(config))
+}
+
+/// Read the PEM certificates of a CA file (`upstream.ca_file`, `store.ca_file`).
+pub fn load_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = read_certs(path)
+        .map_err(|e| format!("cannot read PEM certificates from {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no PEM certificate", path.display()));
+    }
+    Ok(certs)
+}
+
+/// A client config for HTTP/1.1 over TLS that trusts the system roots and
+/// the certificates of `ca_file`.
+pub fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = ca_file {
+        for cert in load_ca_file(path)? {
+            roots.add(cert).map_err(|e| e.to_string())?;
+        }
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
 }
 
 /// The current server config, swapped on reload; every handshake reads the latest.

@@ -9,7 +9,6 @@
 mod health;
 mod keys;
 mod openapi;
-pub mod tokens;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -28,7 +27,7 @@ use crate::http::response;
 use crate::keyring::Keyring;
 use crate::keys::Source;
 use crate::metrics::Metrics;
-use tokens::Tokens;
+use crate::tokens::Tokens;
 
 /// Largest admin request body (a list of leaked keys fits easily).
 const MAX_BODY: usize = 8 * 1024 * 1024;

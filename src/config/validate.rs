@@ -53,7 +53,7 @@ pub fn build(raw: Raw, folder: Option<&Path>, problems: &mut Vec<ConfigProblem>)
     let cache = store::cache(raw.cache, &mut p);
     let admin_addr = p.socket_addr("admin.addr", &raw.admin.addr);
     let token_path = p.path(&raw.admin.token_file);
-    let token_file = match crate::admin::tokens::read(&token_path) {
+    let token_file = match crate::tokens::read(&token_path) {
         Ok(_) => Some(token_path),
         Err(e) => {
             let hint = missing_hint("admin.token_file", &token_path);
@@ -264,7 +264,7 @@ fn upstream(raw: raw::Upstream, p: &mut Problems) -> Option<Upstream> {
     let ca_file = match raw.ca_file.as_deref() {
         Some(path) => {
             let file = p.readable_file("upstream.ca_file", path)?;
-            if let Err(e) = crate::upstream::load_ca_file(&file) {
+            if let Err(e) = crate::tls::load_ca_file(&file) {
                 p.push("upstream.ca_file", e);
                 return None;
             }
@@ -323,7 +323,7 @@ fn auth(raw: raw::Auth, p: &mut Problems) -> Option<Auth> {
     }
     let identity_header = p.header_name("auth.identity_header", &raw.identity_header);
     if let Some(h) = &identity_header {
-        if crate::http::headers::is_reserved(h) {
+        if crate::header_names::is_reserved(h) {
             p.push(
                 "auth.identity_header",
                 format!(

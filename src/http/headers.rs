@@ -7,49 +7,10 @@ use std::net::IpAddr;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 
-/// The key id of the authenticated key, set by keygate only.
-pub const KEY_ID: HeaderName = HeaderName::from_static("x-keygate-key-id");
-pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
-const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
-
-const HOP_BY_HOP_COUNT: usize = 8;
-
-/// Hop-by-hop headers (RFC 9110 §7.6.1, plus the legacy `Keep-Alive` and
-/// `Proxy-Connection`): they describe one connection and must not be forwarded.
-// A static, not a const: a const array would be built and dropped at each use.
-static HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
-    header::CONNECTION,
-    KEEP_ALIVE,
-    PROXY_CONNECTION,
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-];
-
-/// Headers keygate manages itself; the identity header may not be one of them.
-pub fn is_reserved(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(name)
-        || [
-            header::AUTHORIZATION,
-            header::HOST,
-            header::UPGRADE,
-            header::COOKIE,
-            header::CONTENT_LENGTH,
-            header::CONTENT_TYPE,
-            KEY_ID,
-            X_FORWARDED_FOR,
-            X_FORWARDED_PROTO,
-            X_FORWARDED_HOST,
-            FORWARDED,
-        ]
-        .contains(name)
-}
+pub use crate::header_names::KEY_ID;
+use crate::header_names::{
+    FORWARDED, HOP_BY_HOP, HOP_BY_HOP_COUNT, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO,
+};
 
 /// Remove hop-by-hop headers, including those the `Connection` header names.
 /// With `upgrade` (a WebSocket handshake), `Upgrade` is kept and

@@ -41,21 +41,7 @@ pub struct Fetch {
 impl Fetch {
     pub fn new(timeout: Duration, https: bool, ca_file: Option<&Path>) -> Result<Fetch, String> {
         let tls = if https {
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(cert);
-            }
-            if let Some(path) = ca_file {
-                for cert in crate::upstream::load_ca_file(path)? {
-                    roots.add(cert).map_err(|e| e.to_string())?;
-                }
-            }
-            let mut cfg = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
-                .with_safe_default_protocol_versions()
-                .map_err(|e| e.to_string())?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+            let cfg = crate::tls::client_config(ca_file)?;
             Some(tokio_rustls::TlsConnector::from(Arc::new(cfg)))
         } else {
             None

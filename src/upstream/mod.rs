@@ -6,15 +6,13 @@
 pub mod pool;
 pub mod upgrade;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::uri::{Authority, Scheme};
 use http::{Request, Response, Uri};
 use hyper::body::Incoming;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls_pki_types::ServerName;
 
 use crate::config;
 use pool::{Connector, Lease, Pool};
@@ -52,7 +50,9 @@ impl Upstream {
             let name = ServerName::try_from(authority.host().to_owned())
                 .map_err(|e| SetupError(format!("upstream host {:?}: {e}", authority.host())))?;
             Some((
-                tokio_rustls::TlsConnector::from(Arc::new(client_tls(cfg)?)),
+                tokio_rustls::TlsConnector::from(Arc::new(
+                    crate::tls::client_config(cfg.ca_file.as_deref()).map_err(SetupError)?,
+                )),
                 name,
             ))
         } else {
@@ -155,37 +155,4 @@ pub fn to_origin_form(uri: &mut Uri) {
     *uri = uri
         .path_and_query()
         .map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()));
-}
-
-fn client_tls(cfg: &config::Upstream) -> Result<rustls::ClientConfig, SetupError> {
-    let mut roots = rustls::RootCertStore::empty();
-    // System roots are only read for an https:// upstream.
-    if cfg.url.scheme() == Some(&Scheme::HTTPS) {
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-    }
-    if let Some(path) = &cfg.ca_file {
-        for cert in load_ca_file(path).map_err(SetupError)? {
-            roots.add(cert).map_err(|e| SetupError(e.to_string()))?;
-        }
-    }
-    let mut config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| SetupError(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
-}
-
-/// Read the PEM certificates of `upstream.ca_file`.
-pub fn load_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("cannot read PEM certificates from {}: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!("{} holds no PEM certificate", path.display()));
-    }
-    Ok(certs)
 }

@@ -126,7 +126,7 @@ fn login_method(raw: &raw::Login, has_public_url: bool, p: &mut Problems) -> Opt
                 }
             };
             if let Some(h) = &header {
-                if crate::http::headers::is_reserved(h) {
+                if crate::header_names::is_reserved(h) {
                     p.push(
                         "login.header",
                         format!("{h} is a header keygate manages itself; use e.g. X-Remote-User"),

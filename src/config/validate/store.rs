@@ -26,7 +26,7 @@ pub(super) fn section(raw: raw::Store, p: &mut Problems) -> Option<Store> {
                 }
                 Some(path) => {
                     let file = p.readable_file("store.ca_file", path);
-                    if let Some(Err(e)) = file.as_deref().map(crate::upstream::load_ca_file) {
+                    if let Some(Err(e)) = file.as_deref().map(crate::tls::load_ca_file) {
                         p.push("store.ca_file", e);
                     }
                     file

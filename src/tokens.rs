@@ -1,6 +1,7 @@
 //! Admin bearer tokens from `[admin] token_file`: one per line, optionally
 //! named (`name:token`) so the audit log says who acted. Compared in
 //! constant time; the file is re-read on SIGHUP (a bad file keeps the old set).
+//! A leaf: the config check reads the file with `read` as the admin API does.
 
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
