@@ -10,10 +10,12 @@ use tokio::task::JoinHandle;
 
 use crate::admin::Admin;
 use crate::auth::Authenticator;
-use crate::config::Config;
+use crate::config::{Config, LoginMethod};
+use crate::http::admission::Admission;
 use crate::http::gateway::Gateway;
 use crate::keyring::Keyring;
 use crate::listener;
+use crate::login::trusted_header::TrustedHeader;
 use crate::ratelimit::Limiter;
 use crate::selfservice::SelfService;
 use crate::tls::{TlsError, TlsReloader};
@@ -173,13 +175,19 @@ pub async fn start(
     // 6. the main listener
     let limiter = Limiter::new(&config.rate_limit);
     let selfservice = SelfService::new(config, keyring.clone()).map_err(StartError::Login)?;
-    let gateway = Arc::new(Gateway::new(
+    let admission = Admission::new(
         config,
-        upstream,
         auth,
         limiter,
-        metrics,
+        metrics.clone(),
+        trusted_header(config),
+    );
+    let gateway = Arc::new(Gateway::new(
+        config,
         selfservice,
+        admission,
+        upstream,
+        metrics,
     ));
     let (shutdown_main, mut main_rx) = watch::channel(false);
     let main = tokio::spawn(listener::run(
@@ -205,6 +213,20 @@ pub async fn start(
         admin,
         member,
     })
+}
+
+/// `[login] method = "trusted_header"`: the SSO proxy's header, which the
+/// gateway reads (for every request, not only the page's).
+fn trusted_header(config: &Config) -> Option<TrustedHeader> {
+    match &config.login.as_ref()?.method {
+        LoginMethod::TrustedHeader {
+            header,
+            trusted_proxies,
+        } => Some(TrustedHeader::new(header.clone(), trusted_proxies.clone())),
+        LoginMethod::BackendSession { .. } | LoginMethod::Cas { .. } | LoginMethod::Dev { .. } => {
+            None
+        }
+    }
 }
 
 // === impl Running ===

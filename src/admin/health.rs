@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use http::{Response, StatusCode};
 use serde_json::json;
 
-use super::json;
 use crate::http::body::ResponseBody;
+use crate::http::response::json;
 use crate::keyring::Keyring;
 
 /// The process answers.

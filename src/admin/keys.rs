@@ -1,12 +1,12 @@
 //! `/v1/keys` and `/v1/revoke`: create, list, delete, revoke in bulk.
 
-use http::{Response, StatusCode};
+use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{json, ApiError, ApiResult};
+use super::{ApiError, ApiResult};
 use crate::audit::Actor;
-use crate::http::body::ResponseBody;
+use crate::http::response::{self, json};
 use crate::keyring::{KeyFilter, Keyring, MintError, Revocation, SettingsError, Ttl};
 use crate::keys::{ApiKey, KeyId, Scope};
 use crate::settings::Settings;
@@ -43,7 +43,7 @@ pub async fn create(ctx: &Ctx<'_>, body: CreateKey) -> ApiResult {
         .mint(&ctx.actor, &body.user, ttl, label, scope)
         .await
         .map_err(|e| match e {
-            MintError::Store(e) => ApiError::store(e),
+            MintError::Store(e) => ApiError::Store(e),
             other => ApiError::bad_request(other.to_string()),
         })?;
     Ok(json(StatusCode::CREATED, &new.view()))
@@ -79,7 +79,7 @@ pub async fn list(ctx: &Ctx<'_>, query: Option<&str>) -> ApiResult {
         .keyring
         .page(&filter, cursor.as_deref(), limit)
         .await
-        .map_err(ApiError::store)?;
+        .map_err(ApiError::Store)?;
     let views: Vec<_> = page.keys.iter().map(|r| r.view()).collect();
     Ok(json(
         StatusCode::OK,
@@ -89,19 +89,17 @@ pub async fn list(ctx: &Ctx<'_>, query: Option<&str>) -> ApiResult {
 
 pub async fn delete(ctx: &Ctx<'_>, id: &str) -> ApiResult {
     let Some(id) = KeyId::parse(id) else {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "no such key"));
+        return Err(ApiError::NotFound("no such key".into()));
     };
     let done = ctx
         .keyring
         .revoke(&ctx.actor, Revocation::Ids(vec![id]))
         .await
-        .map_err(ApiError::revoke)?;
+        .map_err(ApiError::from)?;
     if done.count == 0 {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "no such key"));
+        return Err(ApiError::NotFound("no such key".into()));
     }
-    let mut resp = Response::new(ResponseBody::empty());
-    *resp.status_mut() = StatusCode::NO_CONTENT;
-    Ok(resp)
+    Ok(response::no_content())
 }
 
 #[derive(Deserialize)]
@@ -144,7 +142,7 @@ pub async fn revoke(ctx: &Ctx<'_>, body: Revoke) -> ApiResult {
             .keyring
             .would_revoke(&what)
             .await
-            .map_err(ApiError::store)?;
+            .map_err(ApiError::Store)?;
         return Ok(json(
             StatusCode::OK,
             &json!({ "revoked": 0, "would_revoke": n, "dry_run": true }),
@@ -154,7 +152,7 @@ pub async fn revoke(ctx: &Ctx<'_>, body: Revoke) -> ApiResult {
         .keyring
         .revoke(&ctx.actor, what)
         .await
-        .map_err(ApiError::revoke)?;
+        .map_err(ApiError::from)?;
     Ok(json(
         StatusCode::OK,
         &json!({ "revoked": done.count, "instances": done.fleet }),
@@ -180,12 +178,12 @@ pub async fn audit_log(ctx: &Ctx<'_>, query: Option<&str>) -> ApiResult {
         .keyring
         .audit_since(since_ms, limit)
         .await
-        .map_err(ApiError::store)?;
+        .map_err(ApiError::Store)?;
     Ok(json(StatusCode::OK, &json!({ "events": events })))
 }
 
 pub async fn get_settings(ctx: &Ctx<'_>) -> ApiResult {
-    let settings = ctx.keyring.settings().await.map_err(ApiError::store)?;
+    let settings = ctx.keyring.settings().await.map_err(ApiError::Store)?;
     Ok(json(StatusCode::OK, &settings))
 }
 
@@ -196,7 +194,7 @@ pub async fn put_settings(ctx: &Ctx<'_>, settings: Settings) -> ApiResult {
         Err(SettingsError::Invalid(problems)) => {
             return Err(ApiError::bad_request(problems.join("; ")))
         }
-        Err(SettingsError::Store(e)) => return Err(ApiError::store(e)),
+        Err(SettingsError::Store(e)) => return Err(ApiError::Store(e)),
     }
     Ok(json(StatusCode::OK, &settings))
 }

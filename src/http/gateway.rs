@@ -1,55 +1,45 @@
-//! The main listener's pipeline, top to bottom:
+//! The main listener's pipeline, one named step each:
 //!
-//! 1. `/.keygate/*` is keygate's own (`selfservice`), never forwarded, nor
-//!    any spelling a backend might read as it (`own_path`);
-//! 2. with `[login] method = "trusted_header"`, the SSO proxy's user is read
-//!    (from a trusted proxy address only); then every client copy of the
-//!    identity headers, and of the login header, is removed, and so are
-//!    keygate's own cookies (credentials for `/.keygate/` only);
-//! 3. the API credential is checked. An API key, when present, decides
-//!    (a script behind the SSO proxy still gets its key's user, and a bad key
-//!    is a 401 even with an SSO user); without one the SSO user goes upstream
-//!    as the identity; without either, `anonymous` decides;
-//! 4. the request is rewritten for the backend (hop-by-hop headers,
-//!    `X-Forwarded-*`, URI) and forwarded; a WebSocket upgrade is tunnelled.
+//! 1. **route**: `/.keygate/*` is keygate's own (`selfservice`), never
+//!    forwarded, nor any spelling a backend might read as it (`own_path`);
+//! 2. **admit** (`http::admission`): strip what no client may send,
+//!    authenticate, limit, authorize, and set the identity headers;
+//! 3. **forward**: the request is rewritten for the backend (hop-by-hop
+//!    headers, `X-Forwarded-*`, URI) and sent; a WebSocket upgrade is tunnelled.
+//!
+//! A step that says no returns a `Refusal`; `http::refusal` answers every
+//! one of them in one place.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use ipnet::IpNet;
 
 use super::access::Completion;
+use super::admission::{Admission, Admitted};
 use super::body::ResponseBody;
-use super::headers::{self, Spoofable};
+use super::headers;
 use super::own_path;
+use super::refusal::{Refusal, Refusals};
 use super::response;
-use crate::auth::{scope, AuthError, Authenticator};
-use crate::config::{Anonymous, Config};
+use crate::config::Config;
 use crate::conn::{ConnCtx, Handler};
-use crate::keyring::VerifyError;
-use crate::keys::KeyId;
-use crate::metrics::{AuthOutcome, Metrics};
-use crate::ratelimit::Limiter;
+use crate::metrics::Metrics;
 use crate::selfservice::SelfService;
-use crate::upstream::{self, upgrade, Upstream, UpstreamError};
+use crate::upstream::{self, upgrade, Upstream};
 
 pub struct Gateway {
-    upstream: Upstream,
-    auth: Authenticator,
-    limiter: Arc<Limiter>,
-    metrics: Arc<Metrics>,
-    /// `/.keygate/*`, and the login method (`trusted_header` applies to every request).
+    /// `/.keygate/*`.
     selfservice: SelfService,
-    /// Identity, key-id and login headers: removed from every client request.
-    spoofable: Spoofable,
-    identity_header: http::HeaderName,
+    admission: Admission,
+    refusals: Refusals,
+    upstream: Upstream,
+    metrics: Arc<Metrics>,
     trusted_proxies: Vec<IpNet>,
-    anonymous: Anonymous,
-    /// Prebuilt `WWW-Authenticate` value.
-    challenge: HeaderValue,
     access_log: bool,
 }
 
@@ -58,31 +48,18 @@ pub struct Gateway {
 impl Gateway {
     pub fn new(
         config: &Config,
-        upstream: Upstream,
-        auth: Authenticator,
-        limiter: Arc<Limiter>,
-        metrics: Arc<Metrics>,
         selfservice: SelfService,
+        admission: Admission,
+        upstream: Upstream,
+        metrics: Arc<Metrics>,
     ) -> Self {
-        let login_header = selfservice
-            .login()
-            .and_then(|l| l.trusted_header())
-            .map(|t| t.header.clone());
         Gateway {
-            upstream,
-            auth,
-            limiter,
-            metrics,
-            spoofable: Spoofable::new(
-                [&config.auth.identity_header, &headers::KEY_ID]
-                    .into_iter()
-                    .chain(login_header.as_ref()),
-            ),
             selfservice,
-            identity_header: config.auth.identity_header.clone(),
+            admission,
+            refusals: Refusals::new(metrics.clone(), &config.auth.realm),
+            upstream,
+            metrics,
             trusted_proxies: config.listen.trusted_proxies.clone(),
-            anonymous: config.auth.anonymous,
-            challenge: response::challenge(&config.auth.realm),
             access_log: config.log.access_log,
         }
     }
@@ -93,111 +70,48 @@ impl Gateway {
         conn: &Arc<ConnCtx>,
         done: &mut Completion,
     ) -> Response<ResponseBody> {
-        // A lenient spelling of the prefix (`/%2ekeygate/`, `//.keygate/`)
-        // matches no route and is answered with keygate's own 404.
-        let path = req.uri().path();
-        if own_path::is_own(path) || own_path::looks_own(path) {
+        if Self::is_own(&req) {
             // Boxed: its (large) state lives on the heap for the few requests
             // that take it, not inline in every proxied request's future.
             return Box::pin(self.selfservice.handle(req, conn, done)).await;
         }
-        let sso_user = self
-            .selfservice
-            .login()
-            .and_then(|l| l.trusted_header())
-            .and_then(|t| t.user(req.headers(), conn.peer.ip()));
-        self.spoofable.strip(req.headers_mut());
-        headers::strip_own_cookies(req.headers_mut());
-
-        match self.auth.authenticate(req.headers_mut()).await {
-            Ok(Some(principal)) => {
-                if let Err(retry) = self.limiter.request(&principal.key_id()) {
-                    self.metrics.auth(AuthOutcome::RateLimited);
-                    return response::too_many_requests(retry.0);
-                }
-                if !scope::allows(principal.scope(), req.method()) {
-                    self.metrics.auth(AuthOutcome::Forbidden);
-                    return response::forbidden();
-                }
-                self.metrics.auth(AuthOutcome::Ok);
-                let Ok(user) = HeaderValue::from_str(principal.user()) else {
-                    // Users are validated at creation; a record that fails here is refused, never half-set.
-                    tracing::error!(key_id = %principal.key_id(), "stored user is not a valid header value; refusing");
-                    return response::unauthorized(&self.challenge);
-                };
-                self.auth.used(&principal);
-                done.set_identity(principal.user(), principal.key_id().as_str());
-                let h = req.headers_mut();
-                h.insert(self.identity_header.clone(), user);
-                h.insert(
-                    headers::KEY_ID,
-                    HeaderValue::from_str(principal.key_id().as_str()).expect("key ids are base62"),
-                );
-            }
-            Ok(None) => match sso_user.and_then(|u| HeaderValue::from_str(&u).ok().map(|v| (u, v)))
-            {
-                Some((user, value)) => {
-                    self.metrics.auth(AuthOutcome::Sso);
-                    done.set_identity(&user, "-");
-                    req.headers_mut()
-                        .insert(self.identity_header.clone(), value);
-                }
-                None if self.anonymous == Anonymous::Passthrough => {
-                    self.metrics.auth(AuthOutcome::Anonymous)
-                }
-                None => {
-                    self.metrics.auth(AuthOutcome::Missing);
-                    return response::unauthorized(&self.challenge);
-                }
-            },
-            Err(e) => return self.refuse(e, conn, req.headers()),
+        let peer = conn.peer.ip();
+        let admitted = match self.admission.admit(&mut req, peer).await {
+            Ok(admitted) => admitted,
+            Err(refusal) => return self.refuse(refusal, peer, req.headers()),
+        };
+        match &admitted {
+            Admitted::Key(p) => done.set_identity(p.user(), p.key_id().as_str()),
+            Admitted::Sso(user) => done.set_identity(user, "-"),
+            Admitted::Anonymous => {}
         }
-
-        self.forward(req, conn).await
-    }
-
-    /// Log the failure once (never the secret) and choose the answer.
-    fn refuse(&self, e: AuthError, conn: &ConnCtx, h: &http::HeaderMap) -> Response<ResponseBody> {
-        let client = headers::client_ip(conn.peer.ip(), h, &self.trusted_proxies);
-        match e {
-            AuthError::Key(VerifyError::Store(e)) => {
-                self.metrics.auth(AuthOutcome::StoreError);
-                tracing::error!(client = %client, error = %e, "key store unavailable; refusing (503)");
-                response::store_unavailable()
-            }
-            AuthError::Ambiguous => {
-                self.metrics.auth(AuthOutcome::Ambiguous);
-                tracing::info!(client = %client, reason = %e, "refused an ambiguous credential (400)");
-                response::bad_request()
-            }
-            AuthError::Key(
-                e @ (VerifyError::Malformed | VerifyError::Unknown(_) | VerifyError::Mismatch(_)),
-            ) => {
-                let key_id = e.key_id();
-                tracing::info!(client = %client, key_id = key_id.as_ref().map_or("-", KeyId::as_str), reason = %e, "authentication failed");
-                match self.limiter.failed_auth(client) {
-                    Ok(()) => {
-                        self.metrics.auth(match e {
-                            VerifyError::Malformed => AuthOutcome::Malformed,
-                            VerifyError::Unknown(_) => AuthOutcome::Unknown,
-                            _ => AuthOutcome::Mismatch,
-                        });
-                        response::unauthorized(&self.challenge)
-                    }
-                    Err(retry) => {
-                        self.metrics.auth(AuthOutcome::RateLimited);
-                        response::too_many_requests(retry.0)
-                    }
-                }
-            }
+        // The request is gone to the backend: an upstream failure is logged with the peer.
+        match self.forward(req, conn).await {
+            Ok(resp) => resp,
+            Err(refusal) => self.refusals.answer(refusal, peer),
         }
     }
 
+    /// Route: keygate's own paths, also under a lenient spelling of the
+    /// prefix (`/%2ekeygate/`, `//.keygate/`), answered with keygate's own 404.
+    fn is_own(req: &Request<Incoming>) -> bool {
+        let path = req.uri().path();
+        own_path::is_own(path) || own_path::looks_own(path)
+    }
+
+    /// Answer a refusal, naming the client as the access log does.
+    fn refuse(&self, refusal: Refusal, peer: IpAddr, h: &HeaderMap) -> Response<ResponseBody> {
+        self.refusals
+            .answer(refusal, self.admission.client(peer, h))
+    }
+
+    /// Forward: rewrite the request for the backend (hop-by-hop headers,
+    /// `X-Forwarded-*`, URI) and send it; tunnel a WebSocket upgrade.
     async fn forward(
         &self,
         mut req: Request<Incoming>,
         conn: &Arc<ConnCtx>,
-    ) -> Response<ResponseBody> {
+    ) -> Result<Response<ResponseBody>, Refusal> {
         let upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
@@ -232,28 +146,16 @@ impl Gateway {
         let sent_at = Instant::now();
         let sent = self.upstream.send(req, sent_at).await;
         self.metrics.upstream(sent_at.elapsed());
-        let (mut resp, lease) = match sent {
-            Ok(sent) => sent,
-            Err(e) => return upstream_failure(e, conn),
-        };
+        let (mut resp, lease) = sent.map_err(Refusal::Upstream)?;
 
         if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) =
             (client_upgrade, resp.status())
         {
             upgrade::tunnel(client_upgrade, hyper::upgrade::on(&mut resp), conn.clone());
-            return resp.map(|_| ResponseBody::empty());
+            return Ok(resp.map(|_| ResponseBody::empty()));
         }
         headers::remove_hop_by_hop(resp.headers_mut(), false);
-        resp.map(|body| ResponseBody::upstream(body, lease))
-    }
-}
-
-/// Log an upstream failure once and choose its status: 504 for a timeout, 502 otherwise.
-fn upstream_failure(e: UpstreamError, conn: &ConnCtx) -> Response<ResponseBody> {
-    tracing::warn!(client = %conn.peer, error = %e, source = ?std::error::Error::source(&e), "upstream request failed");
-    match e {
-        UpstreamError::Timeout(_) => response::gateway_timeout(),
-        UpstreamError::Connect(_) | UpstreamError::Failed(_) => response::bad_gateway(),
+        Ok(resp.map(|body| ResponseBody::upstream(body, lease)))
     }
 }
 

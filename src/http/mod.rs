@@ -5,11 +5,13 @@
 //! (`h2_guard`), and clients that stop taking responses (`send_stall`).
 
 pub mod access;
+pub mod admission;
 pub mod body;
 pub mod gateway;
 pub mod h2_guard;
 pub mod headers;
 pub mod json_body;
 pub mod own_path;
+pub mod refusal;
 pub mod response;
 pub mod send_stall;

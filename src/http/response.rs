@@ -1,20 +1,70 @@
-//! Responses keygate writes itself. Bodies are short fixed text: a client
-//! learns the status, never which check failed or why (details go to the log).
+//! Every answer keygate writes itself, built one way for the gateway, the
+//! admin API and the self-service page: text, JSON or HTML, never cached
+//! (`Cache-Control: no-store`), with `Retry-After` where a client should
+//! come back. What each refusal says is decided where it is mapped
+//! (`http::refusal`, `admin`, `selfservice::refusal`); this module only
+//! shapes the answer.
 
+use std::time::Duration;
+
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 
 use super::body::ResponseBody;
 
-fn text(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
+/// `Retry-After` for an outage keygate cannot time (the key store, a login
+/// server): come back in a few seconds.
+pub const RETRY_SOON: Duration = Duration::from_secs(5);
+
+/// A response keygate wrote itself: `body` as `content_type`, not to be stored.
+fn with_body(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<ResponseBody> {
     let mut resp = Response::new(ResponseBody::full(body));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// Plain text: the gateway's short fixed answers (a client learns the
+/// status, never which check failed).
+pub fn text(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
+    with_body(status, "text/plain; charset=utf-8", body)
+}
+
+/// A JSON document: the admin API, the page's API.
+pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<ResponseBody> {
+    let body = serde_json::to_vec(value).expect("JSON values serialize");
+    with_body(status, "application/json", body)
+}
+
+/// `{"error": message}`: how both JSON APIs refuse.
+pub fn json_error(status: StatusCode, message: &str) -> Response<ResponseBody> {
+    json(status, &serde_json::json!({ "error": message }))
+}
+
+/// An HTML page (self-service).
+pub fn html(status: StatusCode, page: String) -> Response<ResponseBody> {
+    with_body(status, "text/html; charset=utf-8", page)
+}
+
+/// No content (204 after a revocation).
+pub fn no_content() -> Response<ResponseBody> {
+    let mut resp = Response::new(ResponseBody::empty());
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    resp
+}
+
+/// Ask the client to come back after `after` (whole seconds, at least 1).
+pub fn retry_after(mut resp: Response<ResponseBody>, after: Duration) -> Response<ResponseBody> {
+    let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
     resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
     resp
 }
 
@@ -27,78 +77,4 @@ pub fn without_body(resp: &mut Response<ResponseBody>) {
             .entry(header::CONTENT_LENGTH)
             .or_insert_with(|| HeaderValue::from(len));
     }
-}
-
-/// 401 with the Basic challenge; the same for every kind of failure.
-pub fn unauthorized(challenge: &HeaderValue) -> Response<ResponseBody> {
-    let mut resp = text(
-        StatusCode::UNAUTHORIZED,
-        "401 Unauthorized: a valid API key is required\n",
-    );
-    resp.headers_mut()
-        .insert(header::WWW_AUTHENTICATE, challenge.clone());
-    resp
-}
-
-/// The `WWW-Authenticate` value for a realm (validated: no quotes).
-pub fn challenge(realm: &str) -> HeaderValue {
-    HeaderValue::try_from(format!("Basic realm=\"{realm}\", charset=\"UTF-8\""))
-        .expect("realm is validated to be a plain header value")
-}
-
-pub fn bad_request() -> Response<ResponseBody> {
-    text(StatusCode::BAD_REQUEST, "400 Bad Request\n")
-}
-
-pub fn not_found() -> Response<ResponseBody> {
-    text(StatusCode::NOT_FOUND, "404 Not Found\n")
-}
-
-pub fn bad_gateway() -> Response<ResponseBody> {
-    text(
-        StatusCode::BAD_GATEWAY,
-        "502 Bad Gateway: the upstream could not be reached\n",
-    )
-}
-
-pub fn gateway_timeout() -> Response<ResponseBody> {
-    text(
-        StatusCode::GATEWAY_TIMEOUT,
-        "504 Gateway Timeout: the upstream did not answer in time\n",
-    )
-}
-
-pub fn forbidden() -> Response<ResponseBody> {
-    text(
-        StatusCode::FORBIDDEN,
-        "403 Forbidden: this key may only read (GET, HEAD, OPTIONS)\n",
-    )
-}
-
-fn retry_after(
-    mut resp: Response<ResponseBody>,
-    after: std::time::Duration,
-) -> Response<ResponseBody> {
-    let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
-    resp.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-    resp
-}
-
-pub fn too_many_requests(after: std::time::Duration) -> Response<ResponseBody> {
-    retry_after(
-        text(StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests\n"),
-        after,
-    )
-}
-
-/// The key store cannot be asked: refuse (fail closed) and ask to retry.
-pub fn store_unavailable() -> Response<ResponseBody> {
-    retry_after(
-        text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "503 Service Unavailable: keys cannot be checked right now\n",
-        ),
-        std::time::Duration::from_secs(5),
-    )
 }

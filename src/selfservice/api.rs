@@ -2,7 +2,7 @@
 //! and revoked through the keyring (TTL rules, revocation across instances)
 //! and each change is audited with `source: "self-service"`.
 
-use http::{Request, Response, StatusCode};
+use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::json;
@@ -10,8 +10,8 @@ use serde_json::json;
 use super::refusal::Refusal;
 use super::{Answer, Seen, SelfService, Session};
 use crate::audit::Actor;
-use crate::http::body::ResponseBody;
 use crate::http::json_body::{self, BodyError};
+use crate::http::response;
 use crate::keyring::{MintError, Revocation, Ttl};
 use crate::keys::{KeyId, Scope, Source};
 
@@ -42,7 +42,7 @@ impl SelfService {
         let s = self.signed_in(req.headers(), rq).await?;
         let keys = self.keyring.list(Some(&s.user)).await?;
         let views: Vec<_> = keys.iter().map(|r| r.view()).collect();
-        Ok(crate::admin::json(
+        Ok(response::json(
             StatusCode::OK,
             &json!({
                 "user": s.user,
@@ -89,7 +89,7 @@ impl SelfService {
                 MintError::Store(e) => Refusal::Store(e),
                 other => Refusal::BadRequest(other.to_string()),
             })?;
-        Ok(crate::admin::json(StatusCode::CREATED, &new.view()))
+        Ok(response::json(StatusCode::CREATED, &new.view()))
     }
 
     pub(super) async fn revoke(&self, req: &Request<Incoming>, rq: &Seen<'_>, id: &str) -> Answer {
@@ -110,9 +110,7 @@ impl SelfService {
         if revoked.count == 0 {
             return Err(Refusal::NotFound);
         }
-        let mut resp = Response::new(ResponseBody::empty());
-        *resp.status_mut() = StatusCode::NO_CONTENT;
-        Ok(resp)
+        Ok(response::no_content())
     }
 }
 

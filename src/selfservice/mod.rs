@@ -33,6 +33,7 @@ use crate::config::{self, Config};
 use crate::conn::ConnCtx;
 use crate::http::access::Completion;
 use crate::http::body::ResponseBody;
+use crate::http::response;
 use crate::keyring::Keyring;
 use crate::login::cas::CasError;
 use crate::login::signed::Signer;
@@ -224,7 +225,7 @@ impl SelfService {
             default_ttl: &s.settings.default_ttl,
             logout,
         });
-        let mut resp = html_response(StatusCode::OK, html);
+        let mut resp = response::html(StatusCode::OK, html);
         if let Some(cookie) = issued.set_cookie {
             resp.headers_mut().append(header::SET_COOKIE, cookie);
         }
@@ -314,16 +315,6 @@ fn netrc_host(public_url: Option<&str>, req: &Request<Incoming>) -> String {
         .unwrap_or_else(|| "HOST".into())
 }
 
-fn html_response(status: StatusCode, html: String) -> Response<ResponseBody> {
-    let mut resp = Response::new(ResponseBody::full(html));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    resp
-}
-
 fn asset(body: &'static str, content_type: &'static str) -> Response<ResponseBody> {
     let mut resp = Response::new(ResponseBody::full(body));
     resp.headers_mut()
@@ -336,7 +327,7 @@ fn asset(body: &'static str, content_type: &'static str) -> Response<ResponseBod
 
 /// 302 to `location`, with a link for clients that do not follow it.
 fn redirect(location: &str) -> Response<ResponseBody> {
-    let mut resp = html_response(
+    let mut resp = response::html(
         StatusCode::FOUND,
         page::message(
             "Redirecting",

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
-use serde_json::json;
 
 use super::api::MAX_BODY;
 use super::csrf::CsrfError;
-use super::{html_response, page as html, redirect};
+use super::{page as html, redirect};
 use crate::http::body::ResponseBody;
+use crate::http::response::{self, RETRY_SOON};
 use crate::login::cas::CasError;
 use crate::login::{Login, Method as LoginMethod};
 use crate::store::StoreError;
@@ -82,7 +82,7 @@ pub(super) fn page(refusal: Refusal, login: Option<&Login>) -> Response<Response
             )
         }
         Refusal::LoginUnavailable(what) => {
-            let mut resp = html_response(
+            let resp = response::html(
                 S::SERVICE_UNAVAILABLE,
                 html::message(
                     "Sign-in is unavailable",
@@ -90,17 +90,15 @@ pub(super) fn page(refusal: Refusal, login: Option<&Login>) -> Response<Response
                     None,
                 ),
             );
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            return resp;
+            return response::retry_after(resp, RETRY_SOON);
         }
         Refusal::Store(e) => {
             tracing::error!(error = %e, "self-service: key store unavailable (503)");
-            let mut resp = html_response(
+            let resp = response::html(
                 S::SERVICE_UNAVAILABLE,
                 html::message("Keys are unavailable", "The key store cannot be reached right now. Try again in a minute.", None),
             );
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            return resp;
+            return response::retry_after(resp, RETRY_SOON);
         }
         Refusal::CasRefused(code) => {
             tracing::info!(code = %code, "CAS refused a ticket");
@@ -113,16 +111,15 @@ pub(super) fn page(refusal: Refusal, login: Option<&Login>) -> Response<Response
         }
         Refusal::CasUnavailable(e) => {
             tracing::warn!(error = %e, "CAS ticket validation failed (503)");
-            let mut resp = html_response(
+            let resp = response::html(
                 S::SERVICE_UNAVAILABLE,
                 html::message("Sign-in is unavailable", "keygate cannot check your sign-in with the CAS server right now. Try again in a minute.", Some(("/.keygate/login", "Sign in again"))),
             );
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            return resp;
+            return response::retry_after(resp, RETRY_SOON);
         }
         Refusal::NotFound => (S::NOT_FOUND, "Not found", "keygate has no page here.".into(), Some(("/.keygate/keys", "External Tool Access"))),
         Refusal::Method(allow) => {
-            let mut resp = html_response(
+            let mut resp = response::html(
                 S::METHOD_NOT_ALLOWED,
                 html::message("Method not allowed", &format!("This page answers {allow} only."), None),
             );
@@ -137,13 +134,13 @@ pub(super) fn page(refusal: Refusal, login: Option<&Login>) -> Response<Response
         | Refusal::UnsupportedMedia
         | Refusal::TooLarge) => return json(other),
     };
-    html_response(status, html::message(title, &text, link))
+    response::html(status, html::message(title, &text, link))
 }
 
 /// Every refusal as JSON `{"error": ...}`: one exhaustive match.
 pub(super) fn json(refusal: Refusal) -> Response<ResponseBody> {
     use StatusCode as S;
-    let mut extra: Option<(header::HeaderName, HeaderValue)> = None;
+    let (mut retry, mut allow) = (None, None);
     let (status, message) = match refusal {
         Refusal::NotConfigured => (
             S::NOT_FOUND,
@@ -155,12 +152,12 @@ pub(super) fn json(refusal: Refusal) -> Response<ResponseBody> {
         ),
         Refusal::SignedOut => (S::FORBIDDEN, "not signed in".into()),
         Refusal::LoginUnavailable(what) => {
-            extra = Some((header::RETRY_AFTER, HeaderValue::from_static("5")));
+            retry = Some(RETRY_SOON);
             (S::SERVICE_UNAVAILABLE, format!("{what} cannot be reached"))
         }
         Refusal::Store(e) => {
             tracing::error!(error = %e, "self-service: key store unavailable (503)");
-            extra = Some((header::RETRY_AFTER, HeaderValue::from_static("5")));
+            retry = Some(RETRY_SOON);
             (
                 S::SERVICE_UNAVAILABLE,
                 "the key store is unavailable".into(),
@@ -194,8 +191,7 @@ pub(super) fn json(refusal: Refusal) -> Response<ResponseBody> {
         Refusal::BadRequest(m) => (S::BAD_REQUEST, m),
         Refusal::NotFound => (S::NOT_FOUND, "no such key".into()),
         Refusal::RateLimited(wait) => {
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            extra = Some((header::RETRY_AFTER, HeaderValue::from(secs.max(1))));
+            retry = Some(wait);
             (
                 S::TOO_MANY_REQUESTS,
                 "too many keys created recently; try again later".into(),
@@ -213,11 +209,11 @@ pub(super) fn json(refusal: Refusal) -> Response<ResponseBody> {
             S::PAYLOAD_TOO_LARGE,
             format!("body larger than {MAX_BODY} bytes or unreadable"),
         ),
-        Refusal::Method(allow) => {
-            extra = Some((header::ALLOW, HeaderValue::from_static(allow)));
+        Refusal::Method(methods) => {
+            allow = Some(methods);
             (
                 S::METHOD_NOT_ALLOWED,
-                format!("method not allowed; allowed: {allow}"),
+                format!("method not allowed; allowed: {methods}"),
             )
         }
         Refusal::CasRefused(code) => (
@@ -232,9 +228,13 @@ pub(super) fn json(refusal: Refusal) -> Response<ResponseBody> {
             )
         }
     };
-    let mut resp = crate::admin::json(status, &json!({ "error": message }));
-    if let Some((name, value)) = extra {
-        resp.headers_mut().insert(name, value);
+    let mut resp = response::json_error(status, &message);
+    if let Some(methods) = allow {
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(methods));
     }
-    resp
+    match retry {
+        Some(after) => response::retry_after(resp, after),
+        None => resp,
+    }
 }
