@@ -3,62 +3,88 @@
 //!
 //! # Layout
 //!
-//! A request on the main listener flows through the modules in this order:
+//! Every arrow points down: a module uses the ones below it, never one above.
 //!
 //! ```text
-//! listener ──► tls ──► http::gateway ──► http::headers (strip spoofables) ──► auth ──► ratelimit ──► upstream
-//!                          └─► selfservice (/.keygate/*, never forwarded) ──► login   │
-//!                                                                        keys + store (Redis | memory)
-//! admin listener:  listener ──► tls ──► admin (bearer token) ──► keyring + store + audit
+//! main listener:  listener ─► tls ─► http::gateway ─┬─ route: selfservice (/.keygate/*) ─► login
+//!                                                   ├─ admit: http::admission
+//!                                                   │     strip ─► auth (credential) ─► keyring.verify
+//!                                                   │     ─► ratelimit ─► scope ─► identity headers
+//!                                                   │     a refusal ─► http::refusal ─► http::response
+//!                                                   └─ forward: upstream (pool, timeouts, WebSocket)
+//! admin listener: listener ─► tls ─► admin (bearer token) ─► keyring
+//!
+//! keyring ─► keys (format, digests) · store (memory | Redis) · fleet (cache, barrier) · audit · metrics · settings
 //! ```
 //!
-//! * [`listener`]: accept loop, connection cap, TLS handshake deadline, idle
-//!   watchdog, graceful drain.
-//! * [`tls`]: PEM -> rustls config, swapped on SIGHUP (the last good one stays);
-//!   [`plain_http`]: a plain HTTP request on a TLS port gets a 400 saying so.
-//! * [`http`]: the gateway pipeline, header rules, keygate's own responses,
-//!   the access log; on both listeners, HTTP/2 control-frame floods and a
-//!   close the client can read (`http::h2_guard`), and clients that stop
-//!   taking responses (`http::send_stall`).
-//! * [`auth`]: finding the API credential and checking it (fail closed).
-//! * [`ratelimit`]: failed authentications per client, requests per key.
-//! * [`upstream`]: the keep-alive pool to the backend, timeouts, WebSocket tunnels.
-//! * [`keys`]: key format, checksum and HMAC digests; [`store`]: where records
-//!   live (memory, or Redis: standalone, Cluster, Sentinel); [`keyring`]:
-//!   minting and TTL rules over the store.
-//! * [`admin`]: the admin API; [`audit`]: who changed which keys.
-//! * [`selfservice`]: `/.keygate/*`, the page where signed-in users make and
-//!   revoke their own keys, and its JSON API; [`login`]: who is signed in
-//!   (`[login] method`), also read by the gateway for `trusted_header`.
-//! * [`config`]: the TOML file, validated with every problem named by its key.
-//! * [`app`]: wiring a `Config` into running listeners; [`cli`]: the commands.
+//! Connections and their bookkeeping:
+//! * `listener`: accept loop, connection cap, TLS handshake deadline, idle
+//!   watchdog, graceful drain; it hands each request to a `conn::Handler`.
+//! * `conn`: what the listener hands down (the handler trait, a request's
+//!   connection context, the idle watch), so nothing above imports the listener.
+//! * [`tls`]: PEM -> rustls config, swapped on SIGHUP (the last good one
+//!   stays), and the client config keygate dials with; `plain_http`: a plain
+//!   HTTP request on a TLS port gets a 400 saying so.
+//!
+//! Requests:
+//! * `http`: the gateway's steps (`gateway`: route, admit, forward;
+//!   `admission`: strip, authenticate, limit, authorize, identify), its
+//!   refusals mapped in one place (`refusal`), every answer keygate writes
+//!   (`response`), the header rules, the response body and the access log.
+//! * `auth`: finding the API credential (typed as an `ApiKey` from the
+//!   decoder on), scopes, last use; `ratelimit`: failed authentications per
+//!   client, requests per key.
+//! * `upstream`: the keep-alive pool to the backend, timeouts, WebSocket tunnels.
+//! * `admin`: the admin API; `selfservice`: `/.keygate/*`, the page where
+//!   signed-in users make and revoke their own keys, and its JSON API;
+//!   `login`: who is signed in (`[login] method`).
+//!
+//! Keys:
+//! * [`keyring`]: the only way in to keys. It verifies presented keys
+//!   (validation cache, store, constant-time compare), mints, revokes and
+//!   changes settings for an [`audit::Actor`], recording the audit event and
+//!   the metrics inside each change.
+//! * [`keys`]: key format, checksum, ids and HMAC digests; [`store`]: where
+//!   records live (memory, or Redis: standalone, Cluster, Sentinel), held by
+//!   the keyring alone; `fleet`: every instance sharing one Redis, the
+//!   validation cache's lease and the revocation barrier; [`audit`]: who
+//!   changed which keys; `settings`: runtime settings shared through the
+//!   store; [`metrics`]: Prometheus counters, one registry per process.
+//!
+//! Around them:
+//! * [`config`]: the TOML file, validated with every problem named by its
+//!   key (it reads only leaves: `tls`, `tokens`, `header_names`, [`keys`]).
+//! * [`app`]: wiring a `Config` into running listeners; [`cli`]: the
+//!   commands; `signal`, `telemetry`: SIGHUP/SIGTERM and logs.
 //! * [`echo`]: the echo backend of `keygate dev`.
+//!
+//! Only the modules tests and benches use are public; the rest are `pub(crate)`.
 
 #![forbid(unsafe_code)]
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
-pub mod conn;
+pub(crate) mod conn;
 pub mod echo;
-pub mod fleet;
-pub mod header_names;
+pub(crate) mod fleet;
+pub(crate) mod header_names;
 pub mod http;
 pub mod keyring;
 pub mod keys;
-pub mod listener;
-pub mod login;
+pub(crate) mod listener;
+pub(crate) mod login;
 pub mod metrics;
-pub mod plain_http;
-pub mod ratelimit;
-pub mod selfservice;
-pub mod settings;
-pub mod signal;
+pub(crate) mod plain_http;
+pub(crate) mod ratelimit;
+pub(crate) mod selfservice;
+pub(crate) mod settings;
+pub(crate) mod signal;
 pub mod store;
-pub mod telemetry;
+pub(crate) mod telemetry;
 pub mod tls;
-pub mod tokens;
-pub mod upstream;
+pub(crate) mod tokens;
+pub(crate) mod upstream;

@@ -8,8 +8,8 @@
 //! which the gateway answers with 503, never with a pass.
 
 pub mod basic;
-pub mod last_used;
-pub mod scope;
+pub(crate) mod last_used;
+pub(crate) mod scope;
 
 use http::header::{self, HeaderMap, HeaderName};
 

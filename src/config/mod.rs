@@ -226,7 +226,8 @@ pub enum LoginMethod {
 pub struct SelfService {
     /// Live keys a user may hold; creating one more is refused (409).
     pub max_live_keys: usize,
-    /// Keys a user may create per hour on one instance (429 beyond it).
+    /// Keys a user may create in an hour from the first, counted in the
+    /// store so every instance shares it (429 beyond it).
     pub creates_per_hour: u32,
 }
 

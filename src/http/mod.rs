@@ -4,14 +4,14 @@
 //! leaves to its user: HTTP/2 control-frame floods and a readable close
 //! (`h2_guard`), and clients that stop taking responses (`send_stall`).
 
-pub mod access;
-pub mod admission;
-pub mod body;
-pub mod gateway;
-pub mod h2_guard;
+pub(crate) mod access;
+pub(crate) mod admission;
+pub(crate) mod body;
+pub(crate) mod gateway;
+pub(crate) mod h2_guard;
 pub mod headers;
-pub mod json_body;
+pub(crate) mod json_body;
 pub mod own_path;
-pub mod refusal;
-pub mod response;
-pub mod send_stall;
+pub(crate) mod refusal;
+pub(crate) mod response;
+pub(crate) mod send_stall;

@@ -3,7 +3,7 @@
 //!
 //! * [`backend_session`]: ask the application, with the browser's cookies;
 //! * [`trusted_header`]: believe an SSO proxy's header, from its address only
-//!   (the gateway also sends that user upstream, see `http::gateway`);
+//!   (the gateway also sends that user upstream, see `http::admission`);
 //! * [`cas`]: keygate runs the CAS 3.0 login itself and keeps a signed cookie;
 //! * `Dev`: `keygate dev` only, everyone is its demo user.
 //!
@@ -122,13 +122,6 @@ impl Login {
             Method::BackendSession(b) => Some(&b.login_url),
             Method::Cas(_) => Some("/.keygate/login"),
             Method::TrustedHeader(_) | Method::Dev(_) => None,
-        }
-    }
-
-    pub fn trusted_header(&self) -> Option<&TrustedHeader> {
-        match &self.method {
-            Method::TrustedHeader(t) => Some(t),
-            _ => None,
         }
     }
 }

@@ -106,10 +106,6 @@ impl SelfService {
         })
     }
 
-    pub fn login(&self) -> Option<&Login> {
-        self.login.as_ref()
-    }
-
     /// Answer a `/.keygate/*` request; the signed-in user, if any, goes to
     /// the access log through `done`.
     pub async fn handle(
