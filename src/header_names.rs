@@ -1,8 +1,9 @@
-//! The header names keygate sets or removes itself, and so reserves: a leaf
-//! that the config check (an identity header may not be one of them) and
-//! the HTTP layer's header rules (`http::headers`) both read.
+//! The header names keygate sets or removes itself, and so reserves, and
+//! its own cookies: a leaf that the config check (an identity header may not
+//! be one of them), the HTTP layer's header rules (`http::headers`) and the
+//! login (which hands the browser's other cookies to the application) read.
 
-use http::header::{self, HeaderName};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// The key id of the authenticated key, set by keygate only.
 pub const KEY_ID: HeaderName = HeaderName::from_static("x-keygate-key-id");
@@ -46,4 +47,78 @@ pub fn is_reserved(name: &HeaderName) -> bool {
             FORWARDED,
         ]
         .contains(name)
+}
+
+/// The names of keygate's own cookies (the CAS session, the CSRF id):
+/// `__Host-keygate-session`, `__Host-keygate-csrf`.
+pub const OWN_COOKIE_PREFIX: &str = "__Host-keygate-";
+
+/// Remove keygate's own cookies from the request's `Cookie` headers. The
+/// browser sends them with every request to the gateway's host, but they are
+/// credentials for `/.keygate/` only: a backend that saw the CAS session
+/// cookie could replay it to mint API keys in the user's name. The other
+/// cookies are kept, joined into one field (RFC 9113 §8.2.3).
+pub fn strip_own_cookies(headers: &mut HeaderMap) {
+    fn ours(pair: &[u8]) -> bool {
+        pair.trim_ascii_start()
+            .starts_with(OWN_COOKIE_PREFIX.as_bytes())
+    }
+    let pairs = |h: &HeaderMap| -> Vec<Vec<u8>> {
+        h.get_all(header::COOKIE)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
+            .map(|pair| pair.trim_ascii().to_vec())
+            .filter(|pair| !pair.is_empty())
+            .collect()
+    };
+    // Most requests carry none of ours: look before building anything.
+    let any_ours = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
+        .any(ours);
+    if !any_ours {
+        return;
+    }
+    let all = pairs(headers);
+    let kept: Vec<Vec<u8>> = all.into_iter().filter(|p| !ours(p)).collect();
+    headers.remove(header::COOKIE);
+    if !kept.is_empty() {
+        if let Ok(v) = HeaderValue::from_bytes(&kept.join(&b"; "[..])) {
+            headers.insert(header::COOKIE, v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn keygates_own_cookies_are_removed_and_the_others_kept() {
+        let mut h = map(&[
+            ("cookie", "app=1; __Host-keygate-session=u.1.t"),
+            ("cookie", "__Host-keygate-csrf=abc;b=2"),
+        ]);
+        strip_own_cookies(&mut h);
+        assert_eq!(h.get_all("cookie").iter().count(), 1);
+        assert_eq!(h["cookie"], "app=1; b=2");
+        let mut h = map(&[("cookie", "__Host-keygate-session=x")]);
+        strip_own_cookies(&mut h);
+        assert!(!h.contains_key("cookie"));
+        let mut h = map(&[("cookie", "a=1"), ("cookie", "b=2")]);
+        strip_own_cookies(&mut h);
+        assert_eq!(h.get_all("cookie").iter().count(), 2, "untouched");
+    }
 }

@@ -108,7 +108,7 @@ impl Admission {
     fn strip(&self, h: &mut HeaderMap, peer: IpAddr) -> Option<String> {
         let sso_user = self.trusted_header.as_ref().and_then(|t| t.user(h, peer));
         self.spoofable.strip(h);
-        headers::strip_own_cookies(h);
+        crate::header_names::strip_own_cookies(h);
         sso_user
     }
 

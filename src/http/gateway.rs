@@ -10,6 +10,7 @@
 //! A step that says no returns a `Refusal`; `http::refusal` answers every
 //! one of them in one place.
 
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -29,12 +30,24 @@ use super::response;
 use crate::config::Config;
 use crate::conn::{ConnCtx, Handler};
 use crate::metrics::Metrics;
-use crate::selfservice::SelfService;
 use crate::upstream::{self, upgrade, Upstream};
 
-pub struct Gateway {
+/// keygate's own pages under `/.keygate/` (the self-service module):
+/// answered by keygate, never forwarded.
+pub trait OwnPages: Send + Sync + 'static {
+    /// Answer a request for one of them; the signed-in user, if any, goes to
+    /// the access log through `done`.
+    fn handle<'a>(
+        &'a self,
+        req: Request<Incoming>,
+        conn: &'a ConnCtx,
+        done: &'a mut Completion,
+    ) -> impl Future<Output = Response<ResponseBody>> + Send + 'a;
+}
+
+pub struct Gateway<P> {
     /// `/.keygate/*`.
-    selfservice: SelfService,
+    own_pages: P,
     admission: Admission,
     refusals: Refusals,
     upstream: Upstream,
@@ -45,16 +58,16 @@ pub struct Gateway {
 
 // === impl Gateway ===
 
-impl Gateway {
+impl<P: OwnPages> Gateway<P> {
     pub fn new(
         config: &Config,
-        selfservice: SelfService,
+        own_pages: P,
         admission: Admission,
         upstream: Upstream,
         metrics: Arc<Metrics>,
     ) -> Self {
         Gateway {
-            selfservice,
+            own_pages,
             admission,
             refusals: Refusals::new(metrics.clone(), &config.auth.realm),
             upstream,
@@ -73,7 +86,7 @@ impl Gateway {
         if Self::is_own(&req) {
             // Boxed: its (large) state lives on the heap for the few requests
             // that take it, not inline in every proxied request's future.
-            return Box::pin(self.selfservice.handle(req, conn, done)).await;
+            return Box::pin(self.own_pages.handle(req, conn, done)).await;
         }
         let peer = conn.peer.ip();
         let admitted = match self.admission.admit(&mut req, peer).await {
@@ -159,7 +172,7 @@ impl Gateway {
     }
 }
 
-impl Handler for Gateway {
+impl<P: OwnPages> Handler for Gateway<P> {
     type Body = ResponseBody;
 
     async fn handle(

@@ -59,7 +59,7 @@ impl BackendSession {
             out.insert(header::COOKIE, v);
         }
         // The app gets its own cookies, never keygate's.
-        crate::http::headers::strip_own_cookies(&mut out);
+        crate::header_names::strip_own_cookies(&mut out);
         if !out.contains_key(header::COOKIE) {
             return Ok(Who::SignedOut);
         }

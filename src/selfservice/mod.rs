@@ -20,6 +20,7 @@ mod csrf;
 mod page;
 mod refusal;
 
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +34,7 @@ use crate::config::{self, Config};
 use crate::conn::ConnCtx;
 use crate::http::access::Completion;
 use crate::http::body::ResponseBody;
+use crate::http::gateway::OwnPages;
 use crate::http::response;
 use crate::keyring::Keyring;
 use crate::login::cas::CasError;
@@ -85,6 +87,17 @@ struct Session {
 
 // === impl SelfService ===
 
+impl OwnPages for SelfService {
+    fn handle<'a>(
+        &'a self,
+        req: Request<Incoming>,
+        conn: &'a ConnCtx,
+        done: &'a mut Completion,
+    ) -> impl Future<Output = Response<ResponseBody>> + Send + 'a {
+        self.answer(req, conn, done)
+    }
+}
+
 impl SelfService {
     pub fn new(config: &Config, keyring: Keyring) -> Result<SelfService, String> {
         let login = config
@@ -108,7 +121,7 @@ impl SelfService {
 
     /// Answer a `/.keygate/*` request; the signed-in user, if any, goes to
     /// the access log through `done`.
-    pub async fn handle(
+    pub async fn answer(
         &self,
         req: Request<Incoming>,
         conn: &ConnCtx,
