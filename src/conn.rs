@@ -3,6 +3,14 @@
 //! connection it came on (`ConnCtx`, with the connection's bookkeeping in
 //! `ConnStats`). The listener makes these; the HTTP layer, the upstream's
 //! tunnels and the access log read them, without depending on the listener.
+//!
+//! Also the connection-level defences hyper leaves to its user, which the
+//! listener wraps every connection in: HTTP/2 control-frame floods and a
+//! close the client can read (`h2_guard`), and clients that stop taking
+//! responses (`send_stall`).
+
+pub mod h2_guard;
+pub mod send_stall;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -62,7 +70,7 @@ pub struct ConnStats {
     /// Where responses are counted (the main listener only).
     pub metrics: Option<Arc<Metrics>>,
     /// Responses that may be waiting on the client (`limits.send_timeout`).
-    pub sends: crate::http::send_stall::Sends,
+    pub sends: send_stall::Sends,
 }
 
 // === impl ConnCtx ===

@@ -21,7 +21,10 @@
 //! * `listener`: accept loop, connection cap, TLS handshake deadline, idle
 //!   watchdog, graceful drain; it hands each request to a `conn::Handler`.
 //! * `conn`: what the listener hands down (the handler trait, a request's
-//!   connection context, the idle watch), so nothing above imports the listener.
+//!   connection context, the idle watch), so nothing above imports the
+//!   listener; and the connection-level defences hyper leaves to its user:
+//!   HTTP/2 control-frame floods and a close the client can read
+//!   (`conn::h2_guard`), clients that stop taking responses (`conn::send_stall`).
 //! * [`tls`]: PEM -> rustls config, swapped on SIGHUP (the last good one
 //!   stays), and the client config keygate dials with; `plain_http`: a plain
 //!   HTTP request on a TLS port gets a 400 saying so.

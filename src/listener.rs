@@ -22,9 +22,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
-use crate::conn::{idle_watch, ConnCtx, ConnStats, Handler, Slot};
-use crate::http::h2_guard::{self, Guard as H2Guard};
-use crate::http::send_stall;
+use crate::conn::h2_guard::{self, Guard as H2Guard};
+use crate::conn::{idle_watch, send_stall, ConnCtx, ConnStats, Handler, Slot};
 use crate::metrics::Metrics;
 use crate::tls::TlsSource;
 

@@ -182,7 +182,7 @@ pub struct Http2Limits {
     /// Bytes buffered per stream for a client that reads slowly.
     pub max_send_buf_size: usize,
     /// PING, SETTINGS, PRIORITY, WINDOW_UPDATE and RST_STREAM frames allowed
-    /// beyond what the traffic explains (`http::h2_guard`).
+    /// beyond what the traffic explains (`conn::h2_guard`).
     pub max_control_frames: u32,
 }
 

@@ -73,7 +73,7 @@ impl Completion {
     }
 
     /// The connection's responses watched for `limits.send_timeout`.
-    pub fn sends(&self) -> &crate::http::send_stall::Sends {
+    pub fn sends(&self) -> &crate::conn::send_stall::Sends {
         &self.conn.sends
     }
 

@@ -16,7 +16,7 @@ use hyper::body::Incoming;
 use std::sync::Arc;
 
 use super::access::Completion;
-use super::send_stall::Waiting;
+use crate::conn::send_stall::Waiting;
 use crate::upstream::pool::Lease;
 
 pin_project_lite::pin_project! {

@@ -12,7 +12,7 @@
 //!   delays one request of the 300 or so, not the p99);
 //! - keygate's peak RSS stays under `RSS_BOUND_MIB`;
 //! - every abusive connection is ended with a GOAWAY that the attacker
-//!   reads (the lingering close of `http::h2_guard`), with the error the
+//!   reads (the lingering close of `conn::h2_guard`), with the error the
 //!   defence gives: h2's own where hyper defends, keygate's where it did not.
 //!
 //! Each attack is bounded in count (per connection), connections and time.
