@@ -223,9 +223,10 @@ fn trusted_header(config: &Config) -> Option<TrustedHeader> {
             header,
             trusted_proxies,
         } => Some(TrustedHeader::new(header.clone(), trusted_proxies.clone())),
-        LoginMethod::BackendSession { .. } | LoginMethod::Cas { .. } | LoginMethod::Dev { .. } => {
-            None
-        }
+        LoginMethod::BackendSession { .. }
+        | LoginMethod::Cas { .. }
+        | LoginMethod::Oidc(_)
+        | LoginMethod::Dev { .. } => None,
     }
 }
 

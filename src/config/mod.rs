@@ -22,6 +22,7 @@ use serde::de::DeserializeOwned;
 pub use advice::warnings;
 pub use raw::SECTIONS;
 pub use redact::redacted_url;
+pub use validate::login::is_loopback;
 pub use validate::{parse_duration, upstream_url};
 
 /// A validated configuration: every value typed, every file that must exist checked.
@@ -148,6 +149,18 @@ pub struct Admin {
     pub plaintext: bool,
     /// When set, the admin listener requires a client certificate issued by a CA in this PEM file.
     pub client_ca: Option<PathBuf>,
+    /// `[admin] groups`: members of these OIDC groups are console admins.
+    pub groups: Vec<String>,
+}
+
+// === impl Admin ===
+
+impl Admin {
+    /// Whether one of a signed-in person's groups (`login::Person::groups`,
+    /// from the OpenID provider) makes them a console admin.
+    pub fn by_group(&self, groups: &[String]) -> bool {
+        groups.iter().any(|g| self.groups.contains(g))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -194,9 +207,9 @@ pub struct Login {
     /// the CAS service URL is built on it and API calls must come from it.
     /// `None`: the request's own `Host` is the origin (not for `cas`).
     pub public_url: Option<String>,
-    /// Bound on each call to the who-am-I URL or the CAS server.
+    /// Bound on each call to the who-am-I URL, the CAS server or the OpenID provider.
     pub timeout: Duration,
-    /// Lifetime of keygate's own session cookie (`cas`).
+    /// Lifetime of keygate's own session cookie (`cas`, `oidc`).
     pub session_ttl: Duration,
 }
 
@@ -217,8 +230,40 @@ pub enum LoginMethod {
         /// Without a trailing `/`, e.g. `https://cas.example.org/cas`.
         cas_url: String,
     },
+    Oidc(OidcClient),
     /// `keygate dev` only (no TOML spelling): everyone is this user.
-    Dev { user: String },
+    Dev {
+        user: String,
+    },
+}
+
+/// `method = "oidc"`: keygate as an OpenID Connect client (relying party).
+#[derive(Debug, Clone)]
+pub struct OidcClient {
+    /// Exactly as the provider names itself (`iss`); discovery is at
+    /// `{issuer}/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    /// From `client_secret_file` or `KEYGATE_OIDC_CLIENT_SECRET`.
+    pub client_secret: ClientSecret,
+    /// The claim that names the user (`email`, `preferred_username`, `sub`...).
+    pub user_claim: String,
+    /// The claim that lists the user's groups (a JSON array of strings).
+    pub groups_claim: String,
+    /// When not empty, only members of one of these groups may sign in.
+    pub allowed_groups: Vec<String>,
+    /// Asked for in the authorization request; always holds `openid`.
+    pub scopes: Vec<String>,
+}
+
+/// A secret that never shows in `Debug` (configs are printed in tests and logs).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientSecret(pub String);
+
+impl fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClientSecret(***)")
+    }
 }
 
 /// `[self_service]`: per-user limits on the self-service API.

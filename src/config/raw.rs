@@ -158,6 +158,8 @@ pub struct Admin {
     pub plaintext: bool,
     /// PEM CA certificate(s): when set, the admin listener requires client certificates they issued.
     pub client_ca: Option<String>,
+    /// OIDC groups whose members are console admins (`[login] method = "oidc"`).
+    pub groups: Vec<String>,
 }
 
 impl Default for Admin {
@@ -167,6 +169,7 @@ impl Default for Admin {
             token_file: "/etc/keygate/admin-token".into(),
             plaintext: false,
             client_ca: None,
+            groups: Vec::new(),
         }
     }
 }
@@ -238,6 +241,13 @@ pub struct Login {
     pub public_url: Option<String>,
     pub timeout: Option<String>,
     pub session_ttl: Option<String>,
+    pub issuer: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret_file: Option<String>,
+    pub user_claim: Option<String>,
+    pub groups_claim: Option<String>,
+    pub allowed_groups: Option<Vec<String>>,
+    pub scopes: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -13,7 +13,8 @@ use ipnet::IpNet;
 use super::raw;
 use super::*;
 
-mod login;
+pub(super) mod login;
+mod oidc;
 mod store;
 
 /// The file as parsed, section by section.
@@ -62,6 +63,7 @@ pub fn build(raw: Raw, folder: Option<&Path>, problems: &mut Vec<ConfigProblem>)
         }
     };
     let client_ca = admin_client_ca(raw.admin.client_ca.as_deref(), admin_plaintext, &mut p);
+    let admin_groups = admin_groups(&raw.admin.groups, raw.login.as_ref(), &mut p);
     let limits = limits(raw.limits, &mut p);
     let login = raw.login.map(|l| login::section(l, &mut p));
     let self_service = login::self_service(raw.self_service, &mut p);
@@ -79,6 +81,7 @@ pub fn build(raw: Raw, folder: Option<&Path>, problems: &mut Vec<ConfigProblem>)
             token_file: token_file?,
             plaintext: raw.admin.plaintext,
             client_ca: client_ca?,
+            groups: admin_groups?,
         },
         rate_limit: RateLimit {
             failed_auth_per_minute: raw.rate_limit.failed_auth_per_minute,
@@ -518,6 +521,23 @@ fn runtime(raw: raw::Runtime, p: &mut Problems) -> Option<Runtime> {
         workers: raw.workers,
         shutdown_grace: p.duration("runtime.shutdown_grace", &raw.shutdown_grace)?,
     })
+}
+
+/// `admin.groups`: group names, which only `[login] method = "oidc"` knows.
+fn admin_groups(
+    groups: &[String],
+    login: Option<&raw::Login>,
+    p: &mut Problems,
+) -> Option<Vec<String>> {
+    let oidc = login.and_then(|l| l.method.as_deref()) == Some("oidc");
+    if !groups.is_empty() && !oidc {
+        p.push(
+            "admin.groups",
+            "only used with [login] method = \"oidc\" (the groups come from the OpenID provider)",
+        );
+        return None;
+    }
+    oidc::groups(p, "admin.groups", Some(groups))
 }
 
 /// `admin.client_ca`: readable PEM CA certificates, on a TLS admin listener.

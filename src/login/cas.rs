@@ -9,31 +9,20 @@
 //!    HTTP 200, so the XML decides: `cas:authenticationSuccess/cas:user`, or
 //!    `cas:authenticationFailure code="…"` (a replayed ticket, one issued for
 //!    another service) which keygate shows as a refusal, never a 500.
-//! 3. keygate sets its own session cookie: the user and an expiry, signed
-//!    (`signed::Signer`), `Secure; HttpOnly; SameSite=Lax` (Lax: the browser
-//!    arrives from the CAS server by a cross-site redirect).
+//! 3. keygate sets its own session cookie (`session::Sessions`).
 //! 4. `/.keygate/logout` clears the cookie and sends the browser to
-//!    `{cas_url}/logout`. The cookie is not stored server-side: a copied
-//!    cookie stays valid until it expires (`login.session_ttl`). Logout is a
-//!    GET, as CAS clients do: another site can sign a user out, nothing more.
+//!    `{cas_url}/logout`. Logout is a GET, as CAS clients do: another site
+//!    can sign a user out, nothing more.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use http::header::{HeaderMap, HeaderValue};
 use quick_xml::events::Event;
 use quick_xml::name::{Namespace, ResolveResult};
 use quick_xml::NsReader;
 
 use super::fetch::{Fetch, FetchError};
-use super::signed::Signer;
-use crate::keys::unix_now;
+use super::session::Sessions;
+use super::Person;
 
-/// keygate's session cookie. `__Host-`: Secure, `Path=/`, no `Domain`, so a
-/// sibling host cannot plant one.
-pub const SESSION_COOKIE: &str = "__Host-keygate-session";
 /// The CAS 2.0/3.0 XML namespace.
 const CAS_NS: &[u8] = b"http://www.yale.edu/tp/cas";
 /// CAS 3.0 §3.7: a ticket is at most 256 characters.
@@ -56,26 +45,19 @@ pub struct Cas {
     /// `{public_url}/.keygate/login`, sent to `/login` and to `/p3/serviceValidate` alike.
     service: String,
     fetch: Fetch,
-    signer: Arc<Signer>,
-    session_ttl: Duration,
+    sessions: Sessions,
 }
 
 // === impl Cas ===
 
 impl Cas {
-    pub fn new(
-        cas_url: String,
-        public_url: &str,
-        fetch: Fetch,
-        signer: Arc<Signer>,
-        session_ttl: Duration,
-    ) -> Cas {
+    /// `sessions` signs with the purpose `"cas-session"`.
+    pub fn new(cas_url: String, public_url: &str, fetch: Fetch, sessions: Sessions) -> Cas {
         Cas {
             cas_url,
             service: format!("{public_url}/.keygate/login"),
             fetch,
-            signer,
-            session_ttl,
+            sessions,
         }
     }
 
@@ -118,38 +100,15 @@ impl Cas {
 
     /// `Set-Cookie` for a new session of `user`.
     pub fn session_cookie(&self, user: &str) -> HeaderValue {
-        let expires = unix_now() + self.session_ttl.as_secs();
-        let exp = expires.to_string();
-        let tag = self
-            .signer
-            .sign(&[b"cas-session", user.as_bytes(), exp.as_bytes()]);
-        let value = format!(
-            "{SESSION_COOKIE}={}.{exp}.{tag}; Path=/; Max-Age={}; Secure; HttpOnly; SameSite=Lax",
-            URL_SAFE_NO_PAD.encode(user),
-            self.session_ttl.as_secs()
-        );
-        HeaderValue::try_from(value).expect("base64url, digits and ASCII attributes")
+        self.sessions.cookie(&Person {
+            user: user.to_owned(),
+            groups: Vec::new(),
+        })
     }
 
-    pub fn clear_cookie() -> HeaderValue {
-        HeaderValue::from_static(
-            "__Host-keygate-session=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax",
-        )
-    }
-
-    /// The user of a valid, unexpired session cookie.
-    pub fn who(&self, headers: &HeaderMap) -> Option<String> {
-        let value = super::cookie(headers, SESSION_COOKIE)?;
-        let mut parts = value.splitn(3, '.');
-        let (user, exp, tag) = (parts.next()?, parts.next()?, parts.next()?);
-        let user = String::from_utf8(URL_SAFE_NO_PAD.decode(user).ok()?).ok()?;
-        if !self
-            .signer
-            .verify(&[b"cas-session", user.as_bytes(), exp.as_bytes()], tag)
-        {
-            return None;
-        }
-        (exp.parse::<u64>().ok()? > unix_now()).then_some(user)
+    /// The person of a valid, unexpired session cookie.
+    pub fn who(&self, headers: &HeaderMap) -> Option<Person> {
+        self.sessions.read(headers)
     }
 }
 
@@ -385,19 +344,24 @@ mod tests {
     }
 
     #[test]
-    fn a_session_cookie_round_trips_and_resists_tampering() {
+    fn a_session_cookie_names_the_user_and_the_login_url_the_service() {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        use std::sync::Arc;
+        use std::time::Duration;
+
+        let signer = Arc::new(super::super::signed::Signer::new([7; 32]));
         let cas = Cas::new(
             "https://cas.example.org/cas".into(),
             "https://kg.example.org",
             Fetch::new(Duration::from_secs(1), false, None).unwrap(),
-            Arc::new(Signer::new([7; 32])),
-            Duration::from_secs(60),
+            Sessions::new(signer, Duration::from_secs(60), "cas-session"),
         );
         let set = cas.session_cookie("alice");
         let pair = set.to_str().unwrap().split(';').next().unwrap().to_owned();
         let mut h = HeaderMap::new();
         h.insert(http::header::COOKIE, pair.parse().unwrap());
-        assert_eq!(cas.who(&h).as_deref(), Some("alice"));
+        assert_eq!(cas.who(&h).map(|p| p.user).as_deref(), Some("alice"));
         let forged = pair.replace(
             &URL_SAFE_NO_PAD.encode("alice"),
             &URL_SAFE_NO_PAD.encode("admin"),

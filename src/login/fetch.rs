@@ -1,7 +1,8 @@
-//! A small HTTP/1.1 GET client for the login methods (the app's who-am-I
-//! URL, the CAS server's ticket validation): one connection per call, the
-//! whole exchange bounded by `login.timeout`, the answer capped in size.
-//! Login traffic is a page load now and then, so no pool.
+//! A small HTTP/1.1 client for the login methods (the app's who-am-I URL,
+//! the CAS server's ticket validation, the OpenID provider's discovery,
+//! keys, token and userinfo endpoints): one connection per call, the whole
+//! exchange bounded by `login.timeout`, the answer capped in size. Login
+//! traffic is a page load now and then, so no pool.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,13 +10,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
-use http::{Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Empty, Limited};
+use http::{Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 
-/// Largest answer read (who-am-I JSON, CAS XML are a few hundred bytes).
+/// Largest answer read (who-am-I JSON, CAS XML, an OpenID provider's
+/// metadata or key set are a few kilobytes at most).
 const MAX_ANSWER: usize = 256 * 1024;
 
 #[derive(Debug, thiserror::Error)]
@@ -55,21 +57,49 @@ impl Fetch {
         url: &Uri,
         headers: HeaderMap,
     ) -> Result<(StatusCode, Bytes), FetchError> {
+        self.send(Method::GET, url, headers, Bytes::new()).await
+    }
+
+    /// POST `form` (`application/x-www-form-urlencoded`) to `url` with `headers`.
+    pub async fn post_form(
+        &self,
+        url: &Uri,
+        mut headers: HeaderMap,
+        form: String,
+    ) -> Result<(StatusCode, Bytes), FetchError> {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        self.send(Method::POST, url, headers, Bytes::from(form))
+            .await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        url: &Uri,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<(StatusCode, Bytes), FetchError> {
         let origin = format!(
             "{}://{}",
             url.scheme_str().unwrap_or("http"),
             url.authority().map_or("", |a| a.as_str())
         );
-        match tokio::time::timeout(self.timeout, self.get_inner(url, headers, &origin)).await {
+        let exchange = self.exchange(method, url, headers, body, &origin);
+        match tokio::time::timeout(self.timeout, exchange).await {
             Ok(r) => r,
             Err(_) => Err(FetchError::Timeout(origin, self.timeout)),
         }
     }
 
-    async fn get_inner(
+    async fn exchange(
         &self,
+        method: Method,
         url: &Uri,
         headers: HeaderMap,
+        body: Bytes,
         origin: &str,
     ) -> Result<(StatusCode, Bytes), FetchError> {
         let https = url.scheme_str() == Some("https");
@@ -84,8 +114,10 @@ impl Fetch {
             .map_err(|e| FetchError::Connect(origin.to_owned(), e))?;
         let _ = tcp.set_nodelay(true);
         let path = url.path_and_query().map_or("/", |p| p.as_str());
-        let mut req = Request::get(path)
-            .body(Empty::<Bytes>::new())
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Full::new(body))
             .expect("a path from a valid URI is a valid request target");
         *req.headers_mut() = headers;
         req.headers_mut().insert(

@@ -5,14 +5,18 @@
 //! * [`trusted_header`]: believe an SSO proxy's header, from its address only
 //!   (the gateway also sends that user upstream, see `http::admission`);
 //! * [`cas`]: keygate runs the CAS 3.0 login itself and keeps a signed cookie;
+//! * [`oidc`]: keygate is an OpenID Connect client and keeps the same cookie;
 //! * `Dev`: `keygate dev` only, everyone is its demo user.
 //!
-//! [`signed`] signs what keygate hands to browsers; [`fetch`] is the small
-//! HTTP client the first and third use.
+//! [`signed`] signs what keygate hands to browsers, [`session`] is the
+//! cookie of `cas` and `oidc`; [`fetch`] is the small HTTP client of
+//! `backend_session`, `cas` and `oidc`.
 
 pub mod backend_session;
 pub mod cas;
 pub mod fetch;
+pub mod oidc;
+pub mod session;
 pub mod signed;
 pub mod trusted_header;
 
@@ -26,13 +30,35 @@ use crate::config::{self, LoginMethod};
 use backend_session::{BackendSession, Who};
 use cas::Cas;
 use fetch::Fetch;
+use oidc::Oidc;
+use session::Sessions;
 use signed::Signer;
 use trusted_header::TrustedHeader;
+
+/// Someone signed in: the user, and (with `oidc`) the groups among
+/// `[admin] groups` the provider says they are in (`config::Admin::by_group`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    pub user: String,
+    pub groups: Vec<String>,
+}
+
+// === impl Person ===
+
+impl Person {
+    /// Someone the method knows by name only.
+    pub fn named(user: String) -> Person {
+        Person {
+            user,
+            groups: Vec::new(),
+        }
+    }
+}
 
 /// Who the browser is, as far as the login method can tell.
 #[derive(Debug)]
 pub enum Outcome {
-    SignedIn(String),
+    SignedIn(Person),
     SignedOut,
     /// The method's server cannot be asked (503): never taken as either answer.
     Unavailable(String),
@@ -42,6 +68,8 @@ pub enum Method {
     BackendSession(BackendSession),
     TrustedHeader(TrustedHeader),
     Cas(Cas),
+    /// Boxed: its caches make it the largest by far.
+    Oidc(Box<Oidc>),
     Dev(String),
 }
 
@@ -55,13 +83,20 @@ pub struct Login {
 
 impl Login {
     /// `signer` signs sessions; `ca_file` (`upstream.ca_file`) is trusted
-    /// besides the system roots for https login URLs.
+    /// besides the system roots for https login URLs; `admin_groups`
+    /// (`[admin] groups`) are the groups an `oidc` session keeps.
     pub fn new(
         cfg: &config::Login,
         signer: Arc<Signer>,
         ca_file: Option<&Path>,
+        admin_groups: &[String],
     ) -> Result<Login, String> {
         let fetch = |url: &str| Fetch::new(cfg.timeout, url.starts_with("https://"), ca_file);
+        let public_url = |method: &str| {
+            cfg.public_url.as_deref().ok_or(format!(
+                "login.public_url is required with method = \"{method}\""
+            ))
+        };
         let method = match &cfg.method {
             LoginMethod::BackendSession {
                 whoami_url,
@@ -81,13 +116,18 @@ impl Login {
             } => Method::TrustedHeader(TrustedHeader::new(header.clone(), trusted_proxies.clone())),
             LoginMethod::Cas { cas_url } => Method::Cas(Cas::new(
                 cas_url.clone(),
-                cfg.public_url
-                    .as_deref()
-                    .ok_or("login.public_url is required with method = \"cas\"")?,
+                public_url("cas")?,
                 fetch(cas_url)?,
-                signer,
-                cfg.session_ttl,
+                Sessions::new(signer, cfg.session_ttl, "cas-session"),
             )),
+            LoginMethod::Oidc(client) => Method::Oidc(Box::new(Oidc::new(
+                client.clone(),
+                public_url("oidc")?,
+                fetch(&client.issuer)?,
+                signer.clone(),
+                Sessions::new(signer, cfg.session_ttl, "oidc-session"),
+                admin_groups.to_vec(),
+            ))),
             LoginMethod::Dev { user } => Method::Dev(user.clone()),
         };
         Ok(Login {
@@ -100,7 +140,7 @@ impl Login {
     pub async fn who(&self, headers: &HeaderMap, peer: IpAddr) -> Outcome {
         match &self.method {
             Method::BackendSession(b) => match b.who(headers).await {
-                Ok(Who::User(u)) => Outcome::SignedIn(u),
+                Ok(Who::User(u)) => Outcome::SignedIn(Person::named(u)),
                 Ok(Who::SignedOut) => Outcome::SignedOut,
                 Err(e) => {
                     tracing::warn!(error = %e, "who-am-I URL unavailable; answering 503");
@@ -109,18 +149,19 @@ impl Login {
             },
             Method::TrustedHeader(t) => t
                 .user(headers, peer)
-                .map_or(Outcome::SignedOut, Outcome::SignedIn),
+                .map_or(Outcome::SignedOut, |u| Outcome::SignedIn(Person::named(u))),
             Method::Cas(c) => c.who(headers).map_or(Outcome::SignedOut, Outcome::SignedIn),
-            Method::Dev(user) => Outcome::SignedIn(user.clone()),
+            Method::Oidc(o) => o.who(headers).map_or(Outcome::SignedOut, Outcome::SignedIn),
+            Method::Dev(user) => Outcome::SignedIn(Person::named(user.clone())),
         }
     }
 
     /// Where a signed-out browser is sent: the app's login page, keygate's
-    /// own CAS login, or nowhere (the SSO proxy in front decides).
+    /// own CAS or OIDC login, or nowhere (the SSO proxy in front decides).
     pub fn login_url(&self) -> Option<&str> {
         match &self.method {
             Method::BackendSession(b) => Some(&b.login_url),
-            Method::Cas(_) => Some("/.keygate/login"),
+            Method::Cas(_) | Method::Oidc(_) => Some("/.keygate/login"),
             Method::TrustedHeader(_) | Method::Dev(_) => None,
         }
     }

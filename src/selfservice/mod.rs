@@ -7,18 +7,19 @@
 //! | `POST /.keygate/api/keys` | `{"label","ttl"}` -> 201 with the key, shown once |
 //! | `DELETE /.keygate/api/keys/{id}` | 204; another user's id is 404 like an unknown one |
 //! | `GET /.keygate/static/app.js`, `app.css`, `icon.svg` | the page's script, style and icon |
-//! | `GET /.keygate/login`, `/.keygate/logout` | CAS sign-in (ticket callback) and sign-out |
+//! | `GET /.keygate/login`, `/.keygate/logout` | CAS or OIDC sign-in (and its callback) and sign-out (`signin.rs`) |
 //!
 //! Every request first passes the same gate: `[login]` configured (else a
 //! "not configured" 404), self-service on in the runtime settings (else
 //! 403), someone signed in (else a page linking to the login URL, or for CAS
-//! a redirect to it). Writes also pass `csrf`. Refusals are one enum mapped
+//! and OIDC a redirect to it). Writes also pass `csrf`. Refusals are one enum mapped
 //! to a page or to JSON in one place each.
 
 mod api;
 mod csrf;
 mod page;
 mod refusal;
+mod signin;
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -37,7 +38,6 @@ use crate::http::body::ResponseBody;
 use crate::http::gateway::OwnPages;
 use crate::http::response;
 use crate::keyring::Keyring;
-use crate::login::cas::CasError;
 use crate::login::signed::Signer;
 use crate::login::{Login, Method as LoginMethod, Outcome};
 use crate::settings::Settings;
@@ -81,6 +81,10 @@ struct Seen<'a> {
 /// A signed-in request that passed the gate.
 struct Session {
     user: String,
+    /// Among `[admin] groups` (OIDC): with `config::Admin::by_group`, what
+    /// makes this person a console admin besides `[admin] users`.
+    #[allow(dead_code)] // read by the admin console (issue 17 wires it there)
+    groups: Vec<String>,
     settings: Settings,
     client: IpAddr,
 }
@@ -105,7 +109,12 @@ impl SelfService {
             .as_ref()
             .map(|l| {
                 let signer = Arc::new(Signer::new(keyring.derive_secret("login-session")));
-                Login::new(l, signer, config.upstream.ca_file.as_deref())
+                Login::new(
+                    l,
+                    signer,
+                    config.upstream.ca_file.as_deref(),
+                    &config.admin.groups,
+                )
             })
             .transpose()?;
         let public_url = config.login.as_ref().and_then(|l| l.public_url.clone());
@@ -154,8 +163,8 @@ impl SelfService {
                     .await
             }
             (p, _) if p.starts_with("/.keygate/api/keys/") => Err(Refusal::Method("DELETE")),
-            ("/.keygate/login", &Method::GET) => self.cas_login(&req).await,
-            ("/.keygate/logout", &Method::GET) => self.logout(),
+            ("/.keygate/login", &Method::GET) => self.sign_in(&req).await,
+            ("/.keygate/logout", &Method::GET) => self.sign_out().await,
             (
                 "/.keygate/keys"
                 | "/.keygate/static/app.js"
@@ -197,9 +206,11 @@ impl SelfService {
             return Err(Refusal::Disabled);
         }
         match login.who(headers, conn.peer.ip()).await {
-            Outcome::SignedIn(user) => {
+            Outcome::SignedIn(person) => {
+                let user = person.user;
                 *rq.user.lock().expect("not poisoned") = Some(user.clone());
                 Ok(Session {
+                    groups: person.groups,
                     client: crate::http::headers::client_ip(
                         conn.peer.ip(),
                         headers,
@@ -220,7 +231,7 @@ impl SelfService {
         let issued = self.csrf.issue(req.headers(), &s.user);
         let logout = matches!(
             self.login.as_ref().map(|l| &l.method),
-            Some(LoginMethod::Cas(_))
+            Some(LoginMethod::Cas(_) | LoginMethod::Oidc(_))
         )
         .then_some("/.keygate/logout");
         let public_url = self.login.as_ref().and_then(|l| l.public_url.as_deref());
@@ -238,41 +249,6 @@ impl SelfService {
         if let Some(cookie) = issued.set_cookie {
             resp.headers_mut().append(header::SET_COOKIE, cookie);
         }
-        Ok(resp)
-    }
-
-    /// `GET /.keygate/login`: with a ticket, the CAS server's callback; without, off to the CAS server.
-    async fn cas_login(&self, req: &Request<Incoming>) -> Answer {
-        let Some(LoginMethod::Cas(cas)) = self.login.as_ref().map(|l| &l.method) else {
-            return Err(Refusal::NotFound);
-        };
-        let ticket = form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
-            .find(|(k, _)| k == "ticket")
-            .map(|(_, v)| v.into_owned());
-        let Some(ticket) = ticket else {
-            return Ok(redirect(&cas.login_redirect()));
-        };
-        match cas.validate(&ticket).await {
-            Ok(user) => {
-                tracing::info!(user = %user, "signed in through CAS");
-                let mut resp = redirect("/.keygate/keys");
-                *resp.status_mut() = StatusCode::SEE_OTHER;
-                resp.headers_mut()
-                    .append(header::SET_COOKIE, cas.session_cookie(&user));
-                Ok(resp)
-            }
-            Err(CasError::Refused { code }) => Err(Refusal::CasRefused(code)),
-            Err(e) => Err(Refusal::CasUnavailable(e)),
-        }
-    }
-
-    fn logout(&self) -> Answer {
-        let Some(LoginMethod::Cas(cas)) = self.login.as_ref().map(|l| &l.method) else {
-            return Err(Refusal::NotFound);
-        };
-        let mut resp = redirect(&cas.logout_redirect());
-        resp.headers_mut()
-            .append(header::SET_COOKIE, crate::login::cas::Cas::clear_cookie());
         Ok(resp)
     }
 

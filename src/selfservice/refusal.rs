@@ -14,6 +14,7 @@ use super::{page as html, redirect};
 use crate::http::body::ResponseBody;
 use crate::http::response::{self, RETRY_SOON};
 use crate::login::cas::CasError;
+use crate::login::oidc::OidcError;
 use crate::login::{Login, Method as LoginMethod};
 use crate::store::StoreError;
 
@@ -35,6 +36,7 @@ pub(super) enum Refusal {
     Method(&'static str),
     CasRefused(String),
     CasUnavailable(CasError),
+    Oidc(OidcError),
 }
 
 impl From<StoreError> for Refusal {
@@ -71,8 +73,10 @@ pub(super) fn page(refusal: Refusal, login: Option<&Login>) -> Response<Response
             None,
         ),
         Refusal::SignedOut => {
-            if let Some(LoginMethod::Cas(cas)) = login.map(|l| &l.method) {
-                return redirect(&cas.login_redirect());
+            match login.map(|l| &l.method) {
+                Some(LoginMethod::Cas(cas)) => return redirect(&cas.login_redirect()),
+                Some(LoginMethod::Oidc(_)) => return redirect("/.keygate/login"),
+                _ => {}
             }
             (
                 S::FORBIDDEN,
@@ -117,6 +121,7 @@ pub(super) fn page(refusal: Refusal, login: Option<&Login>) -> Response<Response
             );
             return response::retry_after(resp, RETRY_SOON);
         }
+        Refusal::Oidc(e) => return oidc_page(e),
         Refusal::NotFound => (S::NOT_FOUND, "Not found", "keygate has no page here.".into(), Some(("/.keygate/keys", "External Tool Access"))),
         Refusal::Method(allow) => {
             let mut resp = response::html(
@@ -227,6 +232,14 @@ pub(super) fn json(refusal: Refusal) -> Response<ResponseBody> {
                 "the CAS server cannot be reached".into(),
             )
         }
+        // Sign-in is a page; should its refusal ever be asked for as JSON, the page's words.
+        Refusal::Oidc(e) => {
+            let (status, _, text) = oidc_refusal(e);
+            if status == S::SERVICE_UNAVAILABLE {
+                retry = Some(RETRY_SOON);
+            }
+            (status, text)
+        }
     };
     let mut resp = response::json_error(status, &message);
     if let Some(methods) = allow {
@@ -236,5 +249,62 @@ pub(super) fn json(refusal: Refusal) -> Response<ResponseBody> {
     match retry {
         Some(after) => response::retry_after(resp, after),
         None => resp,
+    }
+}
+
+/// An OpenID Connect sign-in that did not end with a session, as a page.
+fn oidc_page(e: OidcError) -> Response<ResponseBody> {
+    let (status, title, text) = oidc_refusal(e);
+    let again = Some(("/.keygate/login", "Sign in again"));
+    let resp = response::html(status, html::message(title, &text, again));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        return response::retry_after(resp, RETRY_SOON);
+    }
+    resp
+}
+
+/// Status, title and sentence for each way an OIDC sign-in fails; the
+/// detail goes to the log. One exhaustive match.
+fn oidc_refusal(e: OidcError) -> (StatusCode, &'static str, String) {
+    use StatusCode as S;
+    let failed = "Sign-in failed";
+    match e {
+        OidcError::Flow(why) => {
+            tracing::info!(reason = why, "OIDC sign-in answer refused (403)");
+            (S::FORBIDDEN, failed, format!("This sign-in cannot be finished: {why}. Start again from this site."))
+        }
+        OidcError::Provider { error, description } => {
+            tracing::info!(error = %error, description = %description, "the OpenID provider refused the sign-in (403)");
+            (S::FORBIDDEN, failed, format!("The identity provider did not sign you in ({error})."))
+        }
+        OidcError::Refused(code) => (
+            S::FORBIDDEN,
+            failed,
+            format!("The identity provider did not accept this sign-in ({code}). Sign-in links work once; sign in again."),
+        ),
+        e @ OidcError::IdToken(_) => {
+            tracing::warn!(error = %e, "OIDC ID token refused (403)");
+            (S::FORBIDDEN, failed, format!("keygate cannot trust the identity provider's answer: {e}."))
+        }
+        OidcError::Claims(why) => {
+            tracing::warn!(reason = %why, "OIDC sign-in without a usable user (403)");
+            (S::FORBIDDEN, failed, format!("keygate cannot tell who you are: {why}."))
+        }
+        OidcError::NotAllowed { user } => {
+            tracing::info!(user = %user, "OIDC sign-in outside login.allowed_groups (403)");
+            (
+                S::FORBIDDEN,
+                "Not allowed",
+                format!("You signed in as {user}, but you are not in a group allowed to use this gateway. Ask your administrator."),
+            )
+        }
+        e @ (OidcError::Unavailable(_) | OidcError::Unreadable(_)) => {
+            tracing::warn!(error = %e, "OpenID provider unavailable (503)");
+            (
+                S::SERVICE_UNAVAILABLE,
+                "Sign-in is unavailable",
+                "keygate cannot reach the identity provider right now. Try again in a minute.".into(),
+            )
+        }
     }
 }

@@ -64,7 +64,17 @@ fn login_method(raw: &raw::Login, has_public_url: bool, p: &mut Problems) -> Opt
     }
     if method != "cas" {
         only("cas_url", raw.cas_url.is_some(), "cas");
-        only("session_ttl", raw.session_ttl.is_some(), "cas");
+    }
+    if method != "oidc" {
+        for (key, set) in super::oidc::keys_set(raw) {
+            only(key, set, "oidc");
+        }
+    }
+    if method != "cas" && method != "oidc" && raw.session_ttl.is_some() {
+        p.push(
+            "login.session_ttl",
+            "only used with method = \"cas\" or \"oidc\"",
+        );
     }
     match raw.method.as_deref() {
         Some("backend_session") => {
@@ -171,10 +181,11 @@ fn login_method(raw: &raw::Login, has_public_url: bool, p: &mut Problems) -> Opt
                 }
             }
         }
+        Some("oidc") => super::oidc::method(raw, has_public_url, p),
         Some(other) => {
             p.push(
                 "login.method",
-                format!("{other:?} is not one of \"backend_session\", \"trusted_header\", \"cas\""),
+                format!("{other:?} is not one of \"backend_session\", \"trusted_header\", \"cas\", \"oidc\""),
             );
             None
         }
@@ -187,7 +198,7 @@ fn login_method(raw: &raw::Login, has_public_url: bool, p: &mut Problems) -> Opt
 
 /// `scheme://host[:port]` with nothing after it (a trailing `/` is dropped).
 /// `localhost`, 127.0.0.0/8 or `::1` (a URI host, IPv6 in brackets).
-fn is_loopback(host: &str) -> bool {
+pub fn is_loopback(host: &str) -> bool {
     let ip = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
         || ip

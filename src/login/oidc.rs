@@ -1,0 +1,269 @@
+//! `method = "oidc"`: keygate is itself an OpenID Connect client (relying
+//! party), with the authorization code flow, PKCE (S256), `state` and `nonce`.
+//!
+//! 1. `/.keygate/login` reads the provider's metadata (`provider`), starts a
+//!    sign-in bound to this browser (`flow`) and sends the browser to the
+//!    authorization endpoint; the redirect URI is always
+//!    `{public_url}/.keygate/login`.
+//! 2. The provider sends the browser back there with `code` and `state`.
+//!    keygate checks the state against the browser's flow cookie, trades
+//!    the code and the PKCE verifier for tokens at the token endpoint
+//!    (client secret from `login.client_secret_file`), and checks the ID
+//!    token (`id_token`, keys from `jwks`).
+//! 3. The user is the `login.user_claim` claim, read from the ID token, or
+//!    from the userinfo endpoint when the ID token lacks it (providers that
+//!    keep profile claims out of the ID token in the code flow); the same
+//!    for `login.groups_claim`. Outside `login.allowed_groups`: refused.
+//! 4. keygate sets its session cookie (`session::Sessions`), with the
+//!    person's groups among `[admin] groups`, the only ones it asks about later.
+//! 5. `/.keygate/logout` clears it and, when the provider has an
+//!    `end_session_endpoint`, sends the browser there (RP-initiated logout).
+
+mod flow;
+mod id_token;
+mod jwks;
+mod provider;
+mod ring_jose;
+
+use std::collections::HashMap;
+
+use http::header::{HeaderMap, HeaderValue};
+use serde_json::{Map, Value};
+
+use super::fetch::{Fetch, FetchError};
+use super::session::Sessions;
+use super::signed::Signer;
+use super::Person;
+use crate::config::OidcClient;
+use flow::Flow;
+use jwks::Jwks;
+use provider::{printable, Provider};
+
+/// Longest user name taken from a claim (it goes into the session cookie).
+const MAX_USER: usize = 256;
+
+/// Why a sign-in did not end with a session. Shown to the person as a
+/// sentence (`selfservice::refusal`), logged with the detail.
+#[derive(Debug, thiserror::Error)]
+pub enum OidcError {
+    /// The answer is not for a sign-in this browser started (login CSRF), or too late.
+    #[error("{0}")]
+    Flow(&'static str),
+    /// The provider sent the browser back with an error (`access_denied`...).
+    #[error("the provider answered {error}: {description}")]
+    Provider { error: String, description: String },
+    /// The token endpoint refused the code (`invalid_grant`: used twice, expired...).
+    #[error("the token endpoint refused the code ({0})")]
+    Refused(String),
+    #[error("the ID token is not valid: {0}")]
+    IdToken(String),
+    /// A valid answer without a user keygate can take.
+    #[error("{0}")]
+    Claims(String),
+    #[error("{user} is in none of login.allowed_groups")]
+    NotAllowed { user: String },
+    #[error(transparent)]
+    Unavailable(#[from] FetchError),
+    #[error("the OpenID provider's answer cannot be used: {0}")]
+    Unreadable(String),
+}
+
+pub struct Oidc {
+    client: OidcClient,
+    redirect_uri: String,
+    provider: Provider,
+    jwks: Jwks,
+    signer: std::sync::Arc<Signer>,
+    sessions: Sessions,
+    /// `[admin] groups`.
+    admin_groups: Vec<String>,
+}
+
+// === impl Oidc ===
+
+impl Oidc {
+    /// `sessions` signs with the purpose `"oidc-session"`; `signer` also
+    /// signs the flow cookie and derives each flow's nonce and verifier.
+    pub fn new(
+        client: OidcClient,
+        public_url: &str,
+        fetch: Fetch,
+        signer: std::sync::Arc<Signer>,
+        sessions: Sessions,
+        admin_groups: Vec<String>,
+    ) -> Oidc {
+        ring_jose::install();
+        Oidc {
+            redirect_uri: format!("{public_url}/.keygate/login"),
+            provider: Provider::new(client.issuer.clone(), fetch),
+            jwks: Jwks::default(),
+            client,
+            signer,
+            sessions,
+            admin_groups,
+        }
+    }
+
+    /// Where a browser without a session goes, and the cookie of its flow.
+    pub async fn start(&self) -> Result<(String, HeaderValue), OidcError> {
+        let m = self.provider.metadata().await?;
+        let (flow, cookie) = Flow::begin(&self.signer);
+        let mut url = m.authorization_endpoint.clone();
+        url.push(if url.contains('?') { '&' } else { '?' });
+        let url = form_urlencoded::Serializer::new(url)
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &self.client.client_id)
+            .append_pair("redirect_uri", &self.redirect_uri)
+            .append_pair("scope", &self.client.scopes.join(" "))
+            .append_pair("state", &flow.state)
+            .append_pair("nonce", &flow.nonce)
+            .append_pair("code_challenge", &flow.challenge())
+            .append_pair("code_challenge_method", "S256")
+            .finish();
+        Ok((url, cookie))
+    }
+
+    /// The provider's answer at the redirect URI (its query string), with
+    /// this browser's `headers`: who signed in.
+    pub async fn finish(&self, query: &str, headers: &HeaderMap) -> Result<Person, OidcError> {
+        let params = single_values(query)?;
+        let param = |name: &str| params.get(name).map(String::as_str);
+        let flow = Flow::resume(&self.signer, headers, param("state"))?;
+        // RFC 9207: an answer that names another issuer is a mix-up.
+        if param("iss").is_some_and(|iss| iss != self.client.issuer) {
+            return Err(OidcError::Flow("the answer comes from another issuer"));
+        }
+        if let Some(error) = param("error") {
+            return Err(OidcError::Provider {
+                error: printable(error),
+                description: printable(param("error_description").unwrap_or("")),
+            });
+        }
+        let code = param("code").ok_or(OidcError::Flow("the answer carries no code"))?;
+        let m = self.provider.metadata().await?;
+        let tokens = self
+            .provider
+            .exchange(&m, &self.client, code, &flow.verifier, &self.redirect_uri)
+            .await?;
+        let token = tokens.id_token.ok_or_else(|| {
+            OidcError::Unreadable(
+                "the token endpoint sent no id_token (is \"openid\" in login.scopes?)".into(),
+            )
+        })?;
+        let (alg, kid) = id_token::header(&token)?;
+        let keys = self
+            .jwks
+            .candidates(&self.provider, &m.jwks_uri, alg, kid.as_deref())
+            .await?;
+        let expected = id_token::Expected {
+            issuer: &self.client.issuer,
+            client_id: &self.client.client_id,
+            nonce: &flow.nonce,
+        };
+        let mut claims = id_token::verify(&token, alg, &keys, &expected)?;
+        let needs_groups = !self.client.allowed_groups.is_empty() || !self.admin_groups.is_empty();
+        let missing = !claims.contains_key(&self.client.user_claim)
+            || (needs_groups && !claims.contains_key(&self.client.groups_claim));
+        if let (true, Some(url), Some(access)) =
+            (missing, &m.userinfo_endpoint, &tokens.access_token)
+        {
+            let more = self.provider.userinfo(url, access).await?;
+            // Core §5.3.2: the userinfo must be about the token's subject.
+            if more.get("sub") != claims.get("sub") {
+                return Err(OidcError::IdToken(
+                    "the userinfo answer is about another subject".into(),
+                ));
+            }
+            for (k, v) in more {
+                claims.entry(k).or_insert(v);
+            }
+        }
+        self.person(&claims)
+    }
+
+    /// The user and groups in `claims`, if `login.allowed_groups` lets them in.
+    fn person(&self, claims: &Map<String, Value>) -> Result<Person, OidcError> {
+        let name = &self.client.user_claim;
+        let user = match claims.get(name).and_then(Value::as_str).map(str::trim) {
+            Some(u) if !u.is_empty() && u.len() <= MAX_USER && !u.chars().any(char::is_control) => {
+                u
+            }
+            _ => {
+                return Err(OidcError::Claims(format!(
+                    "the provider sent no usable \"{}\" claim (login.user_claim) for this account",
+                    printable(name)
+                )))
+            }
+        };
+        if name == "email" && claims.get("email_verified") == Some(&Value::Bool(false)) {
+            return Err(OidcError::Claims(format!(
+                "the provider says the email address {user} is not verified"
+            )));
+        }
+        let groups: Vec<String> = match claims.get(&self.client.groups_claim) {
+            Some(Value::Array(list)) => list
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+            Some(Value::String(one)) => vec![one.clone()],
+            _ => Vec::new(),
+        };
+        let allowed = &self.client.allowed_groups;
+        if !allowed.is_empty() && !groups.iter().any(|g| allowed.contains(g)) {
+            return Err(OidcError::NotAllowed {
+                user: user.to_owned(),
+            });
+        }
+        Ok(Person {
+            user: user.to_owned(),
+            groups: groups
+                .into_iter()
+                .filter(|g| self.admin_groups.contains(g))
+                .collect(),
+        })
+    }
+
+    pub fn session_cookie(&self, person: &Person) -> HeaderValue {
+        self.sessions.cookie(person)
+    }
+
+    pub fn who(&self, headers: &HeaderMap) -> Option<Person> {
+        self.sessions.read(headers)
+    }
+
+    /// The provider's sign-out page (RP-initiated logout), when it has one
+    /// and its metadata can be read now.
+    pub async fn logout_redirect(&self) -> Option<String> {
+        let m = match self.provider.metadata().await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "signing out of keygate only: the OpenID provider's metadata cannot be read");
+                return None;
+            }
+        };
+        let end = m.end_session_endpoint.as_ref()?;
+        let mut url = end.clone();
+        url.push(if url.contains('?') { '&' } else { '?' });
+        Some(
+            form_urlencoded::Serializer::new(url)
+                .append_pair("client_id", &self.client.client_id)
+                .finish(),
+        )
+    }
+
+    pub fn clear_flow() -> HeaderValue {
+        Flow::clear()
+    }
+}
+
+/// The query's parameters; one given twice is refused (RFC 6749 §3.1).
+fn single_values(query: &str) -> Result<HashMap<String, String>, OidcError> {
+    let mut out = HashMap::new();
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        if out.insert(k.into_owned(), v.into_owned()).is_some() {
+            return Err(OidcError::Flow("the answer repeats a parameter"));
+        }
+    }
+    Ok(out)
+}
