@@ -108,18 +108,19 @@ impl Oidc {
     pub async fn start(&self) -> Result<(String, HeaderValue), OidcError> {
         let m = self.provider.metadata().await?;
         let (flow, cookie) = Flow::begin(&self.signer);
-        let mut url = m.authorization_endpoint.clone();
-        url.push(if url.contains('?') { '&' } else { '?' });
-        let url = form_urlencoded::Serializer::new(url)
-            .append_pair("response_type", "code")
-            .append_pair("client_id", &self.client.client_id)
-            .append_pair("redirect_uri", &self.redirect_uri)
-            .append_pair("scope", &self.client.scopes.join(" "))
-            .append_pair("state", &flow.state)
-            .append_pair("nonce", &flow.nonce)
-            .append_pair("code_challenge", &flow.challenge())
-            .append_pair("code_challenge_method", "S256")
-            .finish();
+        let url = with_query(
+            &m.authorization_endpoint,
+            &[
+                ("response_type", "code"),
+                ("client_id", &self.client.client_id),
+                ("redirect_uri", &self.redirect_uri),
+                ("scope", &self.client.scopes.join(" ")),
+                ("state", &flow.state),
+                ("nonce", &flow.nonce),
+                ("code_challenge", &flow.challenge()),
+                ("code_challenge_method", "S256"),
+            ],
+        );
         Ok((url, cookie))
     }
 
@@ -243,18 +244,22 @@ impl Oidc {
             }
         };
         let end = m.end_session_endpoint.as_ref()?;
-        let mut url = end.clone();
-        url.push(if url.contains('?') { '&' } else { '?' });
-        Some(
-            form_urlencoded::Serializer::new(url)
-                .append_pair("client_id", &self.client.client_id)
-                .finish(),
-        )
+        Some(with_query(end, &[("client_id", &self.client.client_id)]))
     }
 
     pub fn clear_flow() -> HeaderValue {
         Flow::clear()
     }
+}
+
+/// `url` with `pairs` added to its query (an endpoint may have one already).
+fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {
+    let mut out = url.to_owned();
+    out.push(if url.contains('?') { '&' } else { '?' });
+    let start = out.len();
+    form_urlencoded::Serializer::for_suffix(out, start)
+        .extend_pairs(pairs)
+        .finish()
 }
 
 /// The query's parameters; one given twice is refused (RFC 6749 §3.1).

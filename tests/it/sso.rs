@@ -3,8 +3,9 @@
 //! person would (label, lifetime, "Generate API Key", "Copy to Clipboard",
 //! "Done"), and curl uses it through keygate with a `.netrc`.
 //!
-//! These start real Chromium, Apache and django-cas-server; scripts/test.sh
-//! installs them and runs these `#[ignore]`d tests with `--include-ignored`.
+//! These start real Chromium, Apache, django-cas-server and oidc-provider
+//! (Node.js); scripts/test.sh installs them and runs these `#[ignore]`d
+//! tests with `--include-ignored`.
 //! A missing program fails the test loudly, it never skips.
 
 use std::os::unix::fs::PermissionsExt;
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 use crate::support::browser::Browser;
 use crate::support::cas::{self, CasServer};
 use crate::support::gateway::builder;
+use crate::support::oidc::{self, OidcProvider};
 use crate::support::saml::{self, SamlRig};
 use crate::support::webapp::WebApp;
 
@@ -420,4 +422,90 @@ async fn cas() {
     let (status, body) = user.curl(&gw.url("/whoami")).await;
     assert_eq!(status, 200, "curl with the new key: {body}");
     assert_eq!(identity(&body), Some(cas::USER.into()), "{body}");
+}
+
+/// OpenID Connect against a real provider (oidc-provider, ES256 ID tokens):
+/// alice signs in at the provider and lands on the page as herself, makes
+/// a key that works with curl; "Sign out" ends keygate's session and takes
+/// her to the provider's sign-out; bob, outside `allowed_groups`, is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real browser and oidc-provider: run by scripts/test.sh (--include-ignored)"]
+async fn openid_connect() {
+    let app = WebApp::start(&[]).await;
+    let port = oidc::free_port();
+    let redirect_uri = format!("https://127.0.0.1:{port}/.keygate/login");
+    let provider = tokio::task::spawn_blocking(move || OidcProvider::start(&redirect_uri))
+        .await
+        .unwrap();
+    let gw = oidc::gateway(
+        port,
+        &app.url(""),
+        &provider.issuer(),
+        oidc::ES256_CLIENT,
+        &provider.secret_file(),
+        &[
+            "scopes = [\"openid\", \"email\", \"groups\"]",
+            &format!("allowed_groups = [\"{}\"]", oidc::STAFF),
+        ],
+    )
+    .await;
+    let browser = Browser::start().await;
+
+    // keygate sends the browser to the provider, which sends it back with a code.
+    browser.goto(&gw.url("/.keygate/keys")).await;
+    browser
+        .wait_url(&format!("{}/interaction/", provider.issuer()))
+        .await;
+    browser.fill("#login", oidc::ALICE.login).await;
+    browser.fill("#password", oidc::ALICE.password).await;
+    browser.click("#sign-in").await;
+    browser.wait_url(&gw.url("/.keygate/keys")).await;
+
+    let page = KeysPage::new(&browser, &gw.url("")).await;
+    page.signed_in_as(oidc::ALICE.email).await;
+    let (key, _id) = page.generate("oidc laptop").await;
+    page.done(&key).await;
+    let user = UserFiles::new(&gw.ca.pem(), &key);
+    let (status, body) = user.curl(&gw.url("/whoami")).await;
+    assert_eq!(status, 200, "curl with the new key: {body}");
+    assert_eq!(identity(&body), Some(oidc::ALICE.email.into()), "{body}");
+
+    // "Sign out": keygate's session ends at once, then the provider asks.
+    browser.click("a[href=\"/.keygate/logout\"]").await;
+    browser
+        .wait_url(&format!("{}/session/end", provider.issuer()))
+        .await;
+    browser.goto(&gw.url("/.keygate/api/keys")).await;
+    browser
+        .wait_text("body", "\"not signed in\"", |t| t.contains("not signed in"))
+        .await;
+    browser
+        .goto(&format!(
+            "{}/session/end?client_id={}",
+            provider.issuer(),
+            oidc::ES256_CLIENT
+        ))
+        .await;
+    browser.click("#logout-yes").await;
+    browser.find("#signed-out").await;
+    // Signed out of both: the page leads to the provider's sign-in form again.
+    browser.goto(&gw.url("/.keygate/keys")).await;
+    browser
+        .wait_url(&format!("{}/interaction/", provider.issuer()))
+        .await;
+
+    // Bob is who he says at the provider, but in none of allowed_groups.
+    browser.fill("#login", oidc::BOB.login).await;
+    browser.fill("#password", oidc::BOB.password).await;
+    browser.click("#sign-in").await;
+    browser.wait_url(&gw.url("/.keygate/login?")).await;
+    browser
+        .wait_text("h1", "\"Not allowed\"", |t| t == "Not allowed")
+        .await;
+    let text = browser.body_text().await;
+    assert!(text.contains(oidc::BOB.email), "{text}");
+    browser.goto(&gw.url("/.keygate/api/keys")).await;
+    browser
+        .wait_text("body", "\"not signed in\"", |t| t.contains("not signed in"))
+        .await;
 }

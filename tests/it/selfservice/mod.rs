@@ -5,6 +5,7 @@
 
 mod api;
 mod login;
+mod oidc;
 mod page;
 
 use http::{header, Method, Request, StatusCode};
@@ -41,6 +42,14 @@ impl Browser {
             base,
             cookies: Vec::new(),
         }
+    }
+
+    /// The value of cookie `name` in the jar.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
     }
 
     pub fn set_cookie(&mut self, pair: &str) {
