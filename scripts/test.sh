@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# The OIDC tests' real provider (tests/oidc/provider.mjs) runs under Node.js.
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 # The browser tests (tests/it/sso.rs): Debian's Chromium and its WebDriver,
 # and two Apache instances for SAML (mod_auth_mellon as the SP in front of
 # keygate, SimpleSAMLphp under mod_php as the IdP). They fail, not skip, when
@@ -46,6 +49,18 @@ if [[ ! -x $cas_venv/bin/python ]] || ! "$cas_venv/bin/python" -c "import cas_se
     "django-cas-server==3.1.0" "Django==5.2.*" "waitress==3.*"
 fi
 
+# oidc-provider (npm) is the real OpenID provider of the OIDC tests
+# (tests/it/support/oidc.rs): installed with npm ci into target/oidc-provider
+# from the pinned tests/oidc/package-lock.json, again whenever that changes.
+oidc_dir=target/oidc-provider
+if ! cmp -s tests/oidc/package-lock.json "$oidc_dir/package-lock.json" \
+  || [[ ! -d $oidc_dir/node_modules/oidc-provider ]]; then
+  echo "installing oidc-provider into $oidc_dir (npm ci)"
+  mkdir -p "$oidc_dir"
+  cp tests/oidc/package.json tests/oidc/package-lock.json "$oidc_dir/"
+  (cd "$oidc_dir" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 # kubernetes-validate (PyPI) checks deploy/kubernetes/ against the Kubernetes
 # schemas it bundles (tests/it/kubernetes/); PyYAML and jsonschema, which it
 # uses too, read the manifests and check the custom resources against the CRD
@@ -76,7 +91,7 @@ if [[ ! -x $sslyze_venv/bin/sslyze ]]; then
   "$sslyze_venv/bin/pip" install -q --disable-pip-version-check "sslyze==6.3.1"
 fi
 
-# --include-ignored: the schemathesis, CAS, Kubernetes, h2, sslyze and
+# --include-ignored: the schemathesis, CAS, OIDC, Kubernetes, h2, sslyze and
 # browser (tests/it/sso.rs) tests are #[ignore]d for a bare `cargo test`
 # (they need the packages and venvs above); here they run with everything
 # else, and fail if any is missing.

@@ -7,6 +7,7 @@
 use http::{header, StatusCode};
 
 use super::*;
+use crate::support::idp::{self, Idp};
 use crate::support::oidc::{self, OidcProvider, ALICE, BOB, RS256_CLIENT};
 
 /// The query parameters of `url`.
@@ -183,4 +184,326 @@ async fn a_real_provider_signs_in_once_per_code_and_signs_out() {
         .api(http::Method::GET, "/.keygate/api/keys", None, None)
         .await;
     assert_eq!(after.status, StatusCode::FORBIDDEN, "{}", after.text());
+}
+
+/// keygate in front of `up`, signing in through the hand-made provider.
+async fn with_idp(idp: &Idp, up: &Upstream, login: &[&str]) -> TestGateway {
+    let port = oidc::free_port();
+    oidc::gateway(
+        port,
+        &up.url(),
+        &idp.issuer(),
+        idp::CLIENT_ID,
+        &idp.secret_file(),
+        login,
+    )
+    .await
+}
+
+/// Where `url` (plain http) redirects.
+async fn location_of(url: &str) -> String {
+    use http_body_util::BodyExt;
+    let client: hyper_util::client::legacy::Client<_, body::TestBody> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    let resp = client
+        .request(http::Request::get(url).body(body::empty()).unwrap())
+        .await
+        .expect("the provider answers");
+    let status = resp.status();
+    let location = resp.headers().get(header::LOCATION).cloned();
+    let text = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        status,
+        StatusCode::FOUND,
+        "{}",
+        String::from_utf8_lossy(&text)
+    );
+    location.unwrap().to_str().unwrap().to_owned()
+}
+
+/// A new browser's whole sign-in through the hand-made provider, which
+/// signs everyone in at once: keygate's answer to the provider's redirect.
+async fn sign_in(gw: &TestGateway) -> (Browser, Answer) {
+    let mut browser = Browser::new(gw);
+    let authorize = start(&mut browser).await;
+    let back = location_of(&authorize).await;
+    let callback = back.strip_prefix(&gw.url("")).unwrap().to_owned();
+    let answer = browser.get(&callback).await;
+    (browser, answer)
+}
+
+fn new_session(a: &Answer) -> bool {
+    a.headers.get_all(header::SET_COOKIE).iter().any(|c| {
+        c.to_str().unwrap().starts_with("__Host-keygate-session=")
+            && !c.to_str().unwrap().contains("Max-Age=0")
+    })
+}
+
+/// Each ID token keygate must not believe is a 403 page naming what is
+/// wrong, and no session; the provider's own answer before and after is
+/// believed (so each refusal is that token's fault).
+#[tokio::test]
+async fn forged_expired_misdirected_or_unsigned_id_tokens_are_refused() {
+    let (up, idp) = (Upstream::start().await, Idp::start().await);
+    let gw = with_idp(&idp, &up, &[]).await;
+    let (mut alice, ok) = sign_in(&gw).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.text());
+    assert!(new_session(&ok));
+    let (page, _) = alice.page().await;
+    assert!(page
+        .text()
+        .contains("<strong id=\"user\">alice@example.org</strong>"));
+
+    type Case = (&'static str, fn(&mut idp::Token), &'static str);
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+    let cases: Vec<Case> = vec![
+        (
+            "forged: signed by another key under a published kid",
+            |t| t.key = 1,
+            "signature does not match",
+        ),
+        (
+            "expired beyond the leeway",
+            |t| {
+                t.claims.insert("exp".into(), (now() - 120).into());
+            },
+            "expired",
+        ),
+        (
+            "for another audience",
+            |t| {
+                t.claims.insert("aud".into(), "another-app".into());
+            },
+            "another client (aud)",
+        ),
+        (
+            "for several audiences, another's azp",
+            |t| {
+                t.claims.insert(
+                    "aud".into(),
+                    serde_json::json!([idp::CLIENT_ID, "another-app"]),
+                );
+                t.claims.insert("azp".into(), "another-app".into());
+            },
+            "another client (azp",
+        ),
+        (
+            "from another issuer",
+            |t| {
+                t.claims.insert("iss".into(), "https://evil.example".into());
+            },
+            "another issuer",
+        ),
+        (
+            "with another browser's nonce",
+            |t| {
+                t.claims.insert("nonce".into(), "n-0123456789".into());
+            },
+            "nonce",
+        ),
+        (
+            "without exp",
+            |t| {
+                t.claims.remove("exp");
+            },
+            "no exp claim",
+        ),
+        (
+            "not valid yet",
+            |t| {
+                t.claims.insert("nbf".into(), (now() + 3600).into());
+            },
+            "not valid yet",
+        ),
+        (
+            "HS256 under the client secret",
+            |t| {
+                t.hmac = true;
+                t.header.insert("alg".into(), "HS256".into());
+            },
+            "keygate accepts RS256 and ES256",
+        ),
+        (
+            "an unverified email",
+            |t| {
+                t.claims.insert("email_verified".into(), false.into());
+            },
+            "not verified",
+        ),
+    ];
+    for (what, tweak, says) in cases {
+        idp.tweak(Some(Box::new(tweak)));
+        let (_, refused) = sign_in(&gw).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::FORBIDDEN,
+            "{what}: {}",
+            refused.text()
+        );
+        assert!(refused.text().contains(says), "{what}: {}", refused.text());
+        assert!(!new_session(&refused), "{what}");
+    }
+    idp.tweak(None);
+    let (_, again) = sign_in(&gw).await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.text());
+}
+
+/// A token signed with a key id keygate does not hold makes it read the
+/// provider's keys again (a rotation works at once), but at most once per
+/// 30 s: made-up key ids cannot make keygate hammer the provider.
+#[tokio::test]
+async fn an_unknown_kid_reads_the_keys_again_at_most_every_30_seconds() {
+    let (up, idp) = (Upstream::start().await, Idp::start().await);
+    let gw = with_idp(&idp, &up, &[]).await;
+    let (_, ok) = sign_in(&gw).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.text());
+    assert_eq!(idp.hits("/jwks"), 1);
+    let (_, ok) = sign_in(&gw).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+    assert_eq!(idp.hits("/jwks"), 1, "the keys are kept");
+
+    // The provider rotates to key 1: keygate reads the set again and believes it.
+    idp.rotate(&[0, 1], 1);
+    let (_, rotated) = sign_in(&gw).await;
+    assert_eq!(rotated.status, StatusCode::SEE_OTHER, "{}", rotated.text());
+    assert_eq!(idp.hits("/jwks"), 2);
+
+    // Key 2 is published nowhere: refused, and the keys are not read again so soon.
+    idp.rotate(&[0, 1], 2);
+    for _ in 0..3 {
+        let (_, unknown) = sign_in(&gw).await;
+        assert_eq!(unknown.status, StatusCode::FORBIDDEN, "{}", unknown.text());
+        assert!(
+            unknown
+                .text()
+                .contains("a key the provider does not publish"),
+            "{}",
+            unknown.text()
+        );
+    }
+    assert_eq!(idp.hits("/jwks"), 2);
+}
+
+/// Login CSRF: an answer with another sign-in's state, even with a flow
+/// cookie of this browser, is refused before the code goes anywhere; so is
+/// one with no state. The provider's own error is shown, not a crash.
+#[tokio::test]
+async fn a_wrong_state_or_a_provider_error_signs_nobody_in() {
+    let (up, idp) = (Upstream::start().await, Idp::start().await);
+    let gw = with_idp(&idp, &up, &[]).await;
+    let mut victim = Browser::new(&gw);
+    let _ = start(&mut victim).await;
+    // The attacker's own sign-in, answered by the provider, planted in the victim's browser.
+    let mut attacker = Browser::new(&gw);
+    let authorize = start(&mut attacker).await;
+    let planted = location_of(&authorize).await;
+    let planted = planted.strip_prefix(&gw.url("")).unwrap();
+    let refused = victim.get(planted).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text());
+    assert!(
+        refused.text().contains("state is not the one"),
+        "{}",
+        refused.text()
+    );
+    assert!(!new_session(&refused));
+    let no_state = victim.get("/.keygate/login?code=code-1").await;
+    assert_eq!(
+        no_state.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        no_state.text()
+    );
+    assert_eq!(idp.hits("/token"), 0, "no code was traded");
+
+    let mut denied = Browser::new(&gw);
+    let authorize = start(&mut denied).await;
+    let state = query(&authorize)["state"].clone();
+    let page = denied
+        .get(&format!("/.keygate/login?error=access_denied&error_description=%3Cb%3Eno%3C%2Fb%3E&state={state}"))
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.text());
+    assert!(page.text().contains("(access_denied)"), "{}", page.text());
+    assert!(!page.text().contains("<b>"), "{}", page.text());
+}
+
+/// A provider that cannot be reached, or answers too slowly, is a 503 page
+/// with Retry-After within `login.timeout`, at the start of a sign-in and
+/// at the token endpoint; nobody is signed in.
+#[tokio::test]
+async fn a_provider_that_is_down_or_slow_is_a_503_within_the_timeout() {
+    let up = Upstream::start().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "s").unwrap();
+    let port = oidc::free_port();
+    let gw = oidc::gateway(
+        port,
+        &up.url(),
+        &format!("http://{closed}"),
+        "kg",
+        &secret,
+        &[],
+    )
+    .await;
+    let mut browser = Browser::new(&gw);
+    let page = browser.get("/.keygate/login").await;
+    assert_eq!(
+        page.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        page.text()
+    );
+    assert!(page.headers.contains_key(header::RETRY_AFTER));
+    assert!(
+        page.text().contains("Sign-in is unavailable"),
+        "{}",
+        page.text()
+    );
+
+    let idp = Idp::start().await;
+    let gw = with_idp(&idp, &up, &["timeout = \"300ms\""]).await;
+    idp.hang(Some("/.well-known/openid-configuration"));
+    let started = std::time::Instant::now();
+    let mut browser = Browser::new(&gw);
+    let page = browser.get("/.keygate/login").await;
+    assert_eq!(
+        page.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        page.text()
+    );
+    assert!(page.headers.contains_key(header::RETRY_AFTER));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Discovery answers, the token endpoint hangs: the callback is the 503.
+    idp.hang(Some("/token"));
+    let started = std::time::Instant::now();
+    let (_, page) = sign_in(&gw).await;
+    assert_eq!(
+        page.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        page.text()
+    );
+    assert!(page.headers.contains_key(header::RETRY_AFTER));
+    assert!(!new_session(&page));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 }

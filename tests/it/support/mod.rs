@@ -10,6 +10,7 @@ pub mod client;
 pub mod deploy;
 pub mod gateway;
 pub mod githost;
+pub mod idp;
 pub mod oidc;
 pub mod proxy;
 pub mod redis;
