@@ -529,3 +529,110 @@ fn admin_client_ca_must_be_readable_pem_on_a_tls_admin_listener() {
         "{err}"
     );
 }
+
+/// `[login] method = "oidc"`: every missing or bad key named, the client
+/// secret never echoed, `KEYGATE_OIDC_CLIENT_SECRET` in place of the file,
+/// and the OIDC keys (and `[admin] groups`) refused with another method.
+#[test]
+fn oidc_login_problems_are_named_by_their_keys() {
+    let (code, err) = check_text("[login]\nmethod = \"oidc\"\n");
+    assert_eq!(code, Some(2), "{err}");
+    for expected in [
+        "login.public_url: required with method = \"oidc\"",
+        "login.issuer: required with method = \"oidc\"",
+        "login.client_id: required with method = \"oidc\"",
+        "login.client_secret_file: required with method = \"oidc\" (or set KEYGATE_OIDC_CLIENT_SECRET)",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("oidc-secret");
+    std::fs::write(&secret, "\n").unwrap();
+    let (code, err) = check_text(&format!(
+        "groups = [\"\"]\n[login]\nmethod = \"oidc\"\npublic_url = \"https://kg.example.org\"\n\
+         issuer = \"http://id.example.org/realms/main\"\nclient_id = \"keygate\"\n\
+         client_secret_file = \"{}\"\nscopes = [\"email\", \"two words\"]\nuser_claim = \"\"\n\
+         allowed_groups = [\"staff\", \"\"]\n",
+        secret.display()
+    ));
+    assert_eq!(code, Some(2), "{err}");
+    for expected in [
+        "login.issuer: must be an absolute https:// URL without a query (http:// only on a loopback address)",
+        "login.client_secret_file: ",
+        "the client secret must be one non-empty line",
+        "login.scopes[1]: \"two words\" is not a scope",
+        "login.scopes: must include \"openid\"",
+        "login.user_claim: must be a claim name",
+        "login.allowed_groups[1]: must be a non-empty group name",
+        "admin.groups[0]: must be a non-empty group name",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+
+    // Valid, with the secret from the file or from the environment; never printed.
+    std::fs::write(&secret, "s3cret-value-never-shown\n").unwrap();
+    let valid = |secret_line: &str| {
+        format!(
+            "groups = [\"keygate-admins\"]\n[login]\nmethod = \"oidc\"\npublic_url = \"https://kg.example.org\"\n\
+             issuer = \"https://id.example.org/realms/main\"\nclient_id = \"keygate\"\n{secret_line}\
+             allowed_groups = [\"staff\"]\nuser_claim = \"preferred_username\"\n"
+        )
+    };
+    let (code, err) = check_text(&valid(&format!(
+        "client_secret_file = \"{}\"\n",
+        secret.display()
+    )));
+    assert_eq!(code, Some(0), "{err}");
+    let cfg = dir.path().join("k.toml");
+    let token = crate::support::admin_token_file(dir.path());
+    std::fs::write(
+        &cfg,
+        format!(
+            "[listen]\nplaintext = true\n[upstream]\nurl = \"http://127.0.0.1:8080\"\n[store]\nkind = \"memory\"\n\
+             [admin]\ntoken_file = \"{}\"\n{}",
+            token.display(),
+            valid("")
+        ),
+    )
+    .unwrap();
+    let without = bin::check(&cfg);
+    assert_eq!(without.status.code(), Some(2));
+    let with_env = std::process::Command::new(bin::BIN)
+        .args(["check", "-c"])
+        .arg(&cfg)
+        .env("KEYGATE_OIDC_CLIENT_SECRET", "from-the-environment")
+        .output()
+        .unwrap();
+    assert_eq!(with_env.status.code(), Some(0), "{}", stderr(&with_env));
+    let (_, err) = check_text(&valid(&format!(
+        "client_secret_file = \"{}\"\nscopes = []\n",
+        secret.display()
+    )));
+    assert!(!err.contains("s3cret-value-never-shown"), "{err}");
+
+    // OIDC's keys with another method, and admin groups without OIDC.
+    let (code, err) = check_text(
+        "groups = [\"keygate-admins\"]\n[login]\nmethod = \"cas\"\ncas_url = \"https://cas.example.org/cas\"\n\
+         public_url = \"https://kg.example.org\"\nissuer = \"https://id.example.org\"\nallowed_groups = [\"staff\"]\n",
+    );
+    assert_eq!(code, Some(2), "{err}");
+    for expected in [
+        "login.issuer: only used with method = \"oidc\"",
+        "login.allowed_groups: only used with method = \"oidc\"",
+        "admin.groups: only used with [login] method = \"oidc\"",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    for ok in [
+        "http://127.0.0.1:8080",
+        "http://[::1]:9000/realms/x",
+        "https://id.example.org/",
+    ] {
+        let (code, err) = check_text(
+            &valid(&format!("client_secret_file = \"{}\"\n", secret.display()))
+                .replace("https://id.example.org/realms/main", ok),
+        );
+        assert_eq!(code, Some(0), "{ok}: {err}");
+    }
+}
