@@ -178,3 +178,12 @@ pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v)
 }
+
+/// A request's `Cookie` header holding the pair a `Set-Cookie` value sets.
+#[cfg(test)]
+pub(crate) fn jar(set_cookie: &http::HeaderValue) -> HeaderMap {
+    let pair = set_cookie.to_str().unwrap().split(';').next().unwrap();
+    let mut h = HeaderMap::new();
+    h.insert(header::COOKIE, pair.parse().unwrap());
+    h
+}

@@ -100,12 +100,7 @@ impl Sessions {
 mod tests {
     use super::*;
 
-    fn jar(set_cookie: &HeaderValue) -> HeaderMap {
-        let pair = set_cookie.to_str().unwrap().split(';').next().unwrap();
-        let mut h = HeaderMap::new();
-        h.insert(http::header::COOKIE, pair.parse().unwrap());
-        h
-    }
+    use crate::login::jar;
 
     #[test]
     fn a_session_round_trips_with_its_groups_and_resists_tampering() {

@@ -108,12 +108,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn jar(set_cookie: &HeaderValue) -> HeaderMap {
-        let pair = set_cookie.to_str().unwrap().split(';').next().unwrap();
-        let mut h = HeaderMap::new();
-        h.insert(http::header::COOKIE, pair.parse().unwrap());
-        h
-    }
+    use crate::login::jar;
 
     #[test]
     fn the_flow_resumes_only_with_its_state_and_cookie() {

@@ -233,6 +233,22 @@ async fn sign_in(gw: &TestGateway) -> (Browser, Answer) {
     (browser, answer)
 }
 
+/// A 503 sign-in page that says to come back.
+fn assert_unavailable(page: &Answer) {
+    assert_eq!(
+        page.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        page.text()
+    );
+    assert!(page.headers.contains_key(header::RETRY_AFTER));
+    assert!(
+        page.text().contains("Sign-in is unavailable"),
+        "{}",
+        page.text()
+    );
+}
+
 fn new_session(a: &Answer) -> bool {
     a.headers.get_all(header::SET_COOKIE).iter().any(|c| {
         c.to_str().unwrap().starts_with("__Host-keygate-session=")
@@ -438,72 +454,26 @@ async fn a_wrong_state_or_a_provider_error_signs_nobody_in() {
 #[tokio::test]
 async fn a_provider_that_is_down_or_slow_is_a_503_within_the_timeout() {
     let up = Upstream::start().await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = format!("http://127.0.0.1:{}", oidc::free_port());
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("secret");
     std::fs::write(&secret, "s").unwrap();
-    let port = oidc::free_port();
-    let gw = oidc::gateway(
-        port,
-        &up.url(),
-        &format!("http://{closed}"),
-        "kg",
-        &secret,
-        &[],
-    )
-    .await;
-    let mut browser = Browser::new(&gw);
-    let page = browser.get("/.keygate/login").await;
-    assert_eq!(
-        page.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        page.text()
-    );
-    assert!(page.headers.contains_key(header::RETRY_AFTER));
-    assert!(
-        page.text().contains("Sign-in is unavailable"),
-        "{}",
-        page.text()
-    );
+    let gw = oidc::gateway(oidc::free_port(), &up.url(), &closed, "kg", &secret, &[]).await;
+    assert_unavailable(&Browser::new(&gw).get("/.keygate/login").await);
 
     let idp = Idp::start().await;
     let gw = with_idp(&idp, &up, &["timeout = \"300ms\""]).await;
+    let bound = std::time::Duration::from_secs(3);
     idp.hang(Some("/.well-known/openid-configuration"));
     let started = std::time::Instant::now();
-    let mut browser = Browser::new(&gw);
-    let page = browser.get("/.keygate/login").await;
-    assert_eq!(
-        page.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        page.text()
-    );
-    assert!(page.headers.contains_key(header::RETRY_AFTER));
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_unavailable(&Browser::new(&gw).get("/.keygate/login").await);
+    assert!(started.elapsed() < bound, "{:?}", started.elapsed());
 
     // Discovery answers, the token endpoint hangs: the callback is the 503.
     idp.hang(Some("/token"));
     let started = std::time::Instant::now();
     let (_, page) = sign_in(&gw).await;
-    assert_eq!(
-        page.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        page.text()
-    );
-    assert!(page.headers.contains_key(header::RETRY_AFTER));
+    assert_unavailable(&page);
     assert!(!new_session(&page));
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < bound, "{:?}", started.elapsed());
 }

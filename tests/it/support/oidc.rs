@@ -13,7 +13,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -144,13 +143,7 @@ impl Drop for OidcProvider {
 
 /// A free 127.0.0.1 port, for a gateway whose `public_url` (and so the
 /// redirect URI the provider registers) must be known before it starts.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use super::redis::free_port;
 
 /// keygate on `port` in front of `upstream_url`, signing in through
 /// `issuer` as `client_id`, plus the test's `[login]` lines.
