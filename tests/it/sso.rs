@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use crate::support::browser::Browser;
 use crate::support::cas::{self, CasServer};
 use crate::support::gateway::builder;
-use crate::support::oidc::{self, OidcProvider};
+use crate::support::oidc;
 use crate::support::saml::{self, SamlRig};
 use crate::support::webapp::WebApp;
 
@@ -432,23 +432,9 @@ async fn cas() {
 #[ignore = "real browser and oidc-provider: run by scripts/test.sh (--include-ignored)"]
 async fn openid_connect() {
     let app = WebApp::start(&[]).await;
-    let port = oidc::free_port();
-    let redirect_uri = format!("https://127.0.0.1:{port}/.keygate/login");
-    let provider = tokio::task::spawn_blocking(move || OidcProvider::start(&redirect_uri))
-        .await
-        .unwrap();
-    let gw = oidc::gateway(
-        port,
-        &app.url(""),
-        &provider.issuer(),
-        oidc::ES256_CLIENT,
-        &provider.secret_file(),
-        &[
-            "scopes = [\"openid\", \"email\", \"groups\"]",
-            &format!("allowed_groups = [\"{}\"]", oidc::STAFF),
-        ],
-    )
-    .await;
+    let allowed = format!("allowed_groups = [\"{}\"]", oidc::STAFF);
+    let (provider, gw) =
+        oidc::provider_and_gateway(&app.url(""), oidc::ES256_CLIENT, &[&allowed]).await;
     let browser = Browser::start().await;
 
     // keygate sends the browser to the provider, which sends it back with a code.

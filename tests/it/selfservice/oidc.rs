@@ -8,7 +8,7 @@ use http::{header, StatusCode};
 
 use super::*;
 use crate::support::idp::{self, Idp};
-use crate::support::oidc::{self, OidcProvider, ALICE, BOB, RS256_CLIENT};
+use crate::support::oidc::{self, ALICE, BOB, RS256_CLIENT};
 
 /// The query parameters of `url`.
 fn query(url: &str) -> std::collections::HashMap<String, String> {
@@ -40,23 +40,8 @@ async fn start(browser: &mut Browser) -> String {
 #[ignore = "needs oidc-provider (Node.js): run through scripts/test.sh"]
 async fn a_real_provider_signs_in_once_per_code_and_signs_out() {
     let up = Upstream::start().await;
-    let port = oidc::free_port();
-    let redirect_uri = format!("https://127.0.0.1:{port}/.keygate/login");
-    let provider = tokio::task::spawn_blocking(move || OidcProvider::start(&redirect_uri))
-        .await
-        .unwrap();
-    let gw = oidc::gateway(
-        port,
-        &up.url(),
-        &provider.issuer(),
-        RS256_CLIENT,
-        &provider.secret_file(),
-        &[
-            "scopes = [\"openid\", \"email\", \"groups\"]",
-            &format!("allowed_groups = [\"{}\"]", oidc::STAFF),
-        ],
-    )
-    .await;
+    let allowed = format!("allowed_groups = [\"{}\"]", oidc::STAFF);
+    let (provider, gw) = oidc::provider_and_gateway(&up.url(), RS256_CLIENT, &[&allowed]).await;
     let mut browser = Browser::new(&gw);
 
     // The authorization request: the code flow, PKCE S256, state and nonce.

@@ -174,6 +174,34 @@ pub async fn gateway(
     b.start().await
 }
 
+/// A provider, and keygate in front of `upstream_url` signing in through
+/// it as `client_id` (both clients' redirect URI is that gateway's, so its
+/// port is chosen first), asking for the scopes `openid email groups`,
+/// plus the test's `[login]` lines.
+pub async fn provider_and_gateway(
+    upstream_url: &str,
+    client_id: &str,
+    login: &[&str],
+) -> (OidcProvider, TestGateway) {
+    let port = free_port();
+    let redirect_uri = format!("https://127.0.0.1:{port}/.keygate/login");
+    let provider = tokio::task::spawn_blocking(move || OidcProvider::start(&redirect_uri))
+        .await
+        .unwrap();
+    let mut lines = vec!["scopes = [\"openid\", \"email\", \"groups\"]"];
+    lines.extend_from_slice(login);
+    let gw = gateway(
+        port,
+        upstream_url,
+        &provider.issuer(),
+        client_id,
+        &provider.secret_file(),
+        &lines,
+    )
+    .await;
+    (provider, gw)
+}
+
 /// Sign in at `authorize_url` (the provider's authorization endpoint, as
 /// keygate redirects to it) as `account`; the `Location` the provider
 /// answers at the end: `redirect_uri?code=…&state=…&iss=…`.
