@@ -272,3 +272,80 @@ fn single_values(query: &str) -> Result<HashMap<String, String>, OidcError> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ClientSecret;
+    use serde_json::json;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn rp(user_claim: &str, allowed: &[&str]) -> Oidc {
+        let signer = Arc::new(Signer::new([9; 32]));
+        let client = OidcClient {
+            issuer: "https://id.example.org".into(),
+            client_id: "keygate".into(),
+            client_secret: ClientSecret("s".into()),
+            user_claim: user_claim.into(),
+            groups_claim: "groups".into(),
+            allowed_groups: allowed.iter().map(|g| g.to_string()).collect(),
+            scopes: vec!["openid".into()],
+        };
+        Oidc::new(
+            client,
+            "https://kg.example.org",
+            Fetch::new(Duration::from_secs(1), false, None).unwrap(),
+            signer.clone(),
+            Sessions::new(signer, Duration::from_secs(60), "oidc-session"),
+            vec!["keygate-admins".into()],
+        )
+    }
+
+    fn claims(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    /// The session keeps only the groups among `[admin] groups`;
+    /// `allowed_groups` lets members of any of them in, nobody else.
+    #[test]
+    fn the_person_is_the_user_claim_with_the_admin_groups_only() {
+        let alice = claims(json!({
+            "sub": "1", "email": "alice@example.org", "email_verified": true,
+            "groups": ["staff", "keygate-admins", "everyone"],
+        }));
+        let p = rp("email", &["staff"]).person(&alice).unwrap();
+        assert_eq!(p.user, "alice@example.org");
+        assert_eq!(p.groups, vec!["keygate-admins".to_string()]);
+
+        let bob = claims(json!({"sub": "2", "email": "bob@example.org", "groups": "contractors"}));
+        assert!(matches!(
+            rp("email", &["staff"]).person(&bob),
+            Err(OidcError::NotAllowed { user }) if user == "bob@example.org"
+        ));
+        let p = rp("email", &[]).person(&bob).unwrap();
+        assert_eq!((p.user.as_str(), p.groups.len()), ("bob@example.org", 0));
+
+        let unverified =
+            claims(json!({"sub": "3", "email": "eve@example.org", "email_verified": false}));
+        assert!(matches!(
+            rp("email", &[]).person(&unverified),
+            Err(OidcError::Claims(_))
+        ));
+        // Another claim names the user; an empty or missing one is no user.
+        let p = rp("preferred_username", &[]).person(&claims(
+            json!({"sub": "4", "preferred_username": " carol "}),
+        ));
+        assert_eq!(p.unwrap().user, "carol");
+        for c in [
+            json!({"sub": "5"}),
+            json!({"sub": "5", "email": ""}),
+            json!({"sub": "5", "email": 7}),
+        ] {
+            assert!(matches!(
+                rp("email", &[]).person(&claims(c)),
+                Err(OidcError::Claims(_))
+            ));
+        }
+    }
+}
