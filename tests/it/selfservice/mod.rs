@@ -1,7 +1,8 @@
 //! The self-service page and its JSON API over real TLS, with real login
 //! backends: a who-am-I web app (`backend_session`), a trusted proxy address
-//! (`trusted_header`), and django-cas-server (`cas`, `#[ignore]`d for a bare
-//! `cargo test`: scripts/test.sh installs it and runs them).
+//! (`trusted_header`), django-cas-server (`cas`) and oidc-provider (`oidc`)
+//! (both `#[ignore]`d for a bare `cargo test`: scripts/test.sh installs them
+//! and runs them), and a hand-made OpenID provider for bad answers.
 
 mod api;
 mod login;
