@@ -78,6 +78,7 @@ pub(crate) mod header_names;
 pub mod http;
 pub mod keyring;
 pub mod keys;
+pub mod leaks;
 pub(crate) mod listener;
 pub(crate) mod login;
 pub mod metrics;

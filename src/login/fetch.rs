@@ -1,8 +1,9 @@
 //! A small HTTP/1.1 client for the login methods (the app's who-am-I URL,
 //! the CAS server's ticket validation, the OpenID provider's discovery,
-//! keys, token and userinfo endpoints): one connection per call, the whole
-//! exchange bounded by `login.timeout`, the answer capped in size. Login
-//! traffic is a page load now and then, so no pool.
+//! keys, token and userinfo endpoints), the secret scanners' public keys and
+//! webhook deliveries: one connection per call, the whole exchange bounded
+//! by the caller's timeout, the answer capped in size. That traffic is a
+//! call now and then, so no pool.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -75,6 +76,16 @@ impl Fetch {
             .await
     }
 
+    /// POST `body` to `url` with `headers`; the status and the whole answer.
+    pub async fn post(
+        &self,
+        url: &Uri,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<(StatusCode, Bytes), FetchError> {
+        self.send(Method::POST, url, headers, body).await
+    }
+
     async fn send(
         &self,
         method: Method,
@@ -103,7 +114,9 @@ impl Fetch {
         origin: &str,
     ) -> Result<(StatusCode, Bytes), FetchError> {
         let https = url.scheme_str() == Some("https");
-        let authority = url.authority().expect("login URLs are validated absolute");
+        let authority = url
+            .authority()
+            .expect("fetched URLs are validated absolute");
         let host = authority
             .host()
             .trim_start_matches('[')
