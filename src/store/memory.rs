@@ -11,6 +11,7 @@ use crate::keys::{unix_now, KeyId, KeyRecord};
 #[derive(Default)]
 pub struct MemoryStore {
     inner: RwLock<Inner>,
+    outbox: super::MemoryOutbox,
 }
 
 #[derive(Default)]
@@ -38,6 +39,11 @@ impl MemoryStore {
             handle.spawn(purge(weak));
         }
         store
+    }
+
+    /// The webhook outbox (`store/outbox.rs`).
+    pub fn outbox(&self) -> &super::MemoryOutbox {
+        &self.outbox
     }
 
     pub fn insert(&self, record: KeyRecord) {

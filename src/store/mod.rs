@@ -31,18 +31,23 @@
 //!     worst) and an audit entry may be in the stream twice.
 //!
 //!   A timeout is never repeated (the command may still run).
+//! * the webhook outbox (`outbox.rs`): pushing, removing and rescheduling a
+//!   message are repeated like the idempotent writes; a claim is not (it
+//!   counts an attempt), it goes on a checked connection.
 //!
 //! Only the keyring (`crate::keyring`) holds a store at run time; `open`
 //! makes one from `[store]`. Redis deployments (standalone, `rediss://`,
 //! Cluster, Sentinel), the key layout and replication: `store/redis/mod.rs`.
 
 mod memory;
+mod outbox;
 mod redis;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::memory::MemoryStore;
+pub use self::outbox::{Claimed, MemoryOutbox};
 pub use self::redis::{parse_url as parse_redis_url, RedisStore, Target as RedisTarget};
 use crate::audit::Event;
 use crate::config;

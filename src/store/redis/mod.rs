@@ -6,7 +6,7 @@
 //!   [`sentinel`]: the master behind Sentinel, failovers followed;
 //! * [`layout`]: the key names, chosen so that every multi-key step stays in
 //!   one Cluster slot, the record's fields, and the move from the first
-//!   layout; [`audit`]: the audit stream.
+//!   layout; [`audit`]: the audit stream; [`outbox`]: the webhook outbox.
 //!
 //! Failure: every call is bounded by `store.timeout` (`StoreError::Timeout`)
 //! and every Redis error is `StoreError::Unavailable`; callers fail closed
@@ -45,6 +45,7 @@ mod audit;
 mod connect;
 mod fleet;
 mod layout;
+mod outbox;
 mod repeat;
 mod sentinel;
 mod url;
