@@ -92,3 +92,4 @@ pub(crate) mod telemetry;
 pub mod tls;
 pub(crate) mod tokens;
 pub(crate) mod upstream;
+pub(crate) mod webhooks;

@@ -1,0 +1,130 @@
+//! This instance's delivery workers, one per `[[webhooks]]` entry: claim
+//! due messages from the outbox (a batch at a time, for a lease that
+//! outlasts the post), post each one signed, then remove it (a 2xx answer)
+//! or make it due again after a pause that grows with its attempts.
+//! A worker wakes when this instance queues an event, and otherwise looks
+//! every `POLL` for events queued by other instances or come due again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::join_all;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use super::{backoff, Endpoint};
+use crate::keys::unix_now;
+use crate::store::{Claimed, Store};
+
+/// Messages claimed (and posted concurrently) at a time, per entry.
+const BATCH: usize = 16;
+/// How often a worker looks for messages it was not woken for.
+const POLL: Duration = Duration::from_secs(1);
+
+/// The running workers; stopped on drop or by `stop`.
+pub struct Delivery {
+    workers: Vec<JoinHandle<()>>,
+}
+
+// === impl Delivery ===
+
+impl Delivery {
+    pub(super) fn start(endpoints: &[Arc<Endpoint>], store: Store, wake: Arc<Notify>) -> Delivery {
+        let workers = endpoints
+            .iter()
+            .map(|e| tokio::spawn(work(e.clone(), store.clone(), wake.clone())))
+            .collect();
+        Delivery { workers }
+    }
+
+    /// Stop delivering. A message being posted right now comes due again
+    /// when its lease runs out, for this or another instance.
+    pub fn stop(self) {}
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        for w in &self.workers {
+            w.abort();
+        }
+    }
+}
+
+async fn work(endpoint: Arc<Endpoint>, store: Store, wake: Arc<Notify>) {
+    // Long enough that a post still in flight is never claimed twice.
+    let lease = endpoint.config.timeout * 2 + Duration::from_secs(5);
+    loop {
+        // Registered before draining, so an event queued meanwhile still wakes us.
+        let woken = wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        loop {
+            let batch = match store.outbox_claim(&endpoint.queue, lease, BATCH).await {
+                Ok(batch) => batch,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the webhook outbox; trying again shortly");
+                    break;
+                }
+            };
+            let full = batch.len() == BATCH;
+            join_all(batch.into_iter().map(|m| post(&endpoint, &store, m))).await;
+            if !full {
+                break;
+            }
+        }
+        tokio::select! {
+            () = &mut woken => {}
+            () = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
+
+/// Post one message; remove it when the receiver took it, else schedule the next try.
+async fn post(endpoint: &Endpoint, store: &Store, message: Claimed) {
+    let url = &endpoint.config.url;
+    let headers = endpoint
+        .config
+        .secret
+        .headers(&message.id, unix_now(), message.body.as_bytes());
+    let outcome = endpoint
+        .fetch
+        .post(url, headers, Bytes::from(message.body))
+        .await;
+    let failure = match outcome {
+        Ok((status, _)) if status.is_success() => None,
+        Ok((status, _)) => Some(format!("answered {status}")),
+        Err(e) => Some(e.to_string()),
+    };
+    let queue = &endpoint.queue;
+    let stored = match failure {
+        None => {
+            tracing::debug!(webhook_id = %message.id, attempts = message.attempts, "webhook delivered");
+            store.outbox_done(queue, &message.id).await
+        }
+        Some(why) => {
+            let pause = backoff(message.attempts, endpoint.config.max_retry_interval);
+            tracing::warn!(
+                webhook = %origin(url),
+                webhook_id = %message.id,
+                attempts = message.attempts,
+                retry_in_ms = pause.as_millis() as u64,
+                "webhook not delivered: {why}"
+            );
+            store.outbox_retry(queue, &message.id, pause).await
+        }
+    };
+    if let Err(e) = stored {
+        // The lease brings the message back: at worst it is posted again.
+        tracing::warn!(webhook_id = %message.id, error = %e, "could not record a webhook delivery");
+    }
+}
+
+/// `scheme://host:port` of a URL: its path or query may hold a token.
+fn origin(url: &http::Uri) -> String {
+    format!(
+        "{}://{}",
+        url.scheme_str().unwrap_or("http"),
+        url.authority().map_or("", |a| a.as_str())
+    )
+}
