@@ -41,6 +41,8 @@ pub struct Config {
     pub self_service: SelfService,
     pub log: Log,
     pub runtime: Runtime,
+    pub leaks: Leaks,
+    pub webhooks: Vec<Webhook>,
 }
 
 #[derive(Debug, Clone)]
@@ -296,6 +298,57 @@ pub struct Runtime {
     pub shutdown_grace: Duration,
 }
 
+/// `[leaks]`: secret-scanning report intakes and revocation by possession.
+#[derive(Debug, Clone)]
+pub struct Leaks {
+    /// `POST /.keygate/leaks/github`, when on.
+    pub github: Option<KeysFrom>,
+    /// `POST /.keygate/leaks/gitlab`, when on.
+    pub gitlab: Option<KeysFrom>,
+    pub action: LeakAction,
+    /// Shortest time between two reads of a scanner's key list.
+    pub refetch_interval: Duration,
+    /// Bound on reading a scanner's key list from its URL.
+    pub fetch_timeout: Duration,
+    /// A report whose revocations take longer is answered 503 (they go on).
+    pub answer_within: Duration,
+    pub max_report_bytes: usize,
+    /// `POST /.keygate/revoke`, when on.
+    pub possession: bool,
+    /// Per client address; 0 = unlimited.
+    pub possession_per_minute: u32,
+}
+
+/// Where a secret scanner's public keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeysFrom {
+    Url(http::Uri),
+    File(PathBuf),
+}
+
+/// What a valid report does to the live keys in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeakAction {
+    Revoke,
+    /// Only the audit log and `key.leaked` webhooks.
+    Notify,
+}
+
+/// One `[[webhooks]]` entry.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub url: http::Uri,
+    /// Read from `secret_file` at load.
+    pub secret: crate::webhooks::Secret,
+    pub events: Vec<crate::webhooks::EventType>,
+    /// Bound on one delivery attempt.
+    pub timeout: Duration,
+    /// How long an undelivered event is kept (and retried).
+    pub keep: Duration,
+    /// Longest pause between two attempts.
+    pub max_retry_interval: Duration,
+}
+
 /// One thing wrong with a configuration file, named by its TOML key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigProblem {
@@ -387,6 +440,16 @@ fn parse_in(text: &str, folder: Option<&Path>) -> Result<Config, ConfigErrors> {
                 name.as_str(),
                 format!("unknown section{hint}"),
             ));
+        } else if name == "webhooks" {
+            if !value
+                .as_array()
+                .is_some_and(|a| a.iter().all(toml::Value::is_table))
+            {
+                problems.push(ConfigProblem::new(
+                    name.as_str(),
+                    "must be an array of tables ([[webhooks]] entries)",
+                ));
+            }
         } else if !value.is_table() {
             problems.push(ConfigProblem::new(
                 name.as_str(),
@@ -411,12 +474,31 @@ fn parse_in(text: &str, folder: Option<&Path>) -> Result<Config, ConfigErrors> {
         self_service: section(&root, "self_service", &mut problems),
         log: section(&root, "log", &mut problems),
         runtime: section(&root, "runtime", &mut problems),
+        leaks: section(&root, "leaks", &mut problems),
+        webhooks: entries(&root, "webhooks", &mut problems),
     };
     let config = validate::build(raw, folder, &mut problems);
     match config {
         Some(config) if problems.is_empty() => Ok(config),
         _ => Err(ConfigErrors(problems)),
     }
+}
+
+/// Each entry of an array of tables (`[[name]]`), as `section` reads one
+/// table, its problems named `name[i].key`.
+fn entries<T: DeserializeOwned + Default>(
+    root: &toml::Table,
+    name: &str,
+    problems: &mut Vec<ConfigProblem>,
+) -> Vec<T> {
+    let Some(toml::Value::Array(list)) = root.get(name) else {
+        return Vec::new();
+    };
+    list.iter()
+        .enumerate()
+        .filter(|(_, v)| v.is_table())
+        .map(|(i, value)| table(value, &format!("{name}[{i}]"), problems))
+        .collect()
 }
 
 /// Deserialize one section, recording every unknown key and the first bad
@@ -426,9 +508,18 @@ fn section<T: DeserializeOwned + Default>(
     name: &str,
     problems: &mut Vec<ConfigProblem>,
 ) -> T {
-    let Some(value @ toml::Value::Table(_)) = root.get(name) else {
-        return T::default();
-    };
+    match root.get(name) {
+        Some(value @ toml::Value::Table(_)) => table(value, name, problems),
+        _ => T::default(),
+    }
+}
+
+/// `section` for one table, its problems named `name.key`.
+fn table<T: DeserializeOwned + Default>(
+    value: &toml::Value,
+    name: &str,
+    problems: &mut Vec<ConfigProblem>,
+) -> T {
     let mut unknown = Vec::new();
     let mut record = |path: serde_ignored::Path| unknown.push(path.to_string());
     let de = serde_ignored::Deserializer::new(value.clone(), &mut record);

@@ -24,6 +24,8 @@ pub const SECTIONS: &[&str] = &[
     "self_service",
     "log",
     "runtime",
+    "leaks",
+    "webhooks",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -297,6 +299,68 @@ impl Default for Runtime {
         Self {
             workers: 0,
             shutdown_grace: "30s".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct Leaks {
+    pub github: bool,
+    pub gitlab: bool,
+    pub action: String,
+    pub github_keys_url: String,
+    pub gitlab_keys_url: Option<String>,
+    pub public_keys_file: Option<String>,
+    pub refetch_interval: String,
+    pub fetch_timeout: String,
+    pub answer_within: String,
+    pub max_report_bytes: usize,
+    pub possession: bool,
+    pub possession_per_minute: u32,
+}
+
+impl Default for Leaks {
+    fn default() -> Self {
+        Self {
+            github: false,
+            gitlab: false,
+            action: "revoke".into(),
+            github_keys_url: "https://api.github.com/meta/public_keys/secret_scanning".into(),
+            gitlab_keys_url: None,
+            public_keys_file: None,
+            refetch_interval: "1m".into(),
+            fetch_timeout: "10s".into(),
+            answer_within: "8s".into(),
+            max_report_bytes: 8 * 1024 * 1024,
+            possession: true,
+            possession_per_minute: 10,
+        }
+    }
+}
+
+/// One `[[webhooks]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct Webhook {
+    pub url: Option<String>,
+    pub secret_file: Option<String>,
+    /// Default: every event type.
+    pub events: Option<Vec<String>>,
+    pub timeout: String,
+    pub keep: String,
+    pub max_retry_interval: String,
+}
+
+impl Default for Webhook {
+    fn default() -> Self {
+        Self {
+            url: None,
+            secret_file: None,
+            events: None,
+            timeout: "15s".into(),
+            keep: "24h".into(),
+            max_retry_interval: "30m".into(),
         }
     }
 }

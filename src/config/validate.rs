@@ -13,6 +13,7 @@ use ipnet::IpNet;
 use super::raw;
 use super::*;
 
+mod leaks;
 pub(super) mod login;
 mod oidc;
 mod store;
@@ -32,6 +33,8 @@ pub struct Raw {
     pub self_service: raw::SelfService,
     pub log: raw::Log,
     pub runtime: raw::Runtime,
+    pub leaks: raw::Leaks,
+    pub webhooks: Vec<raw::Webhook>,
 }
 
 /// Shortest HMAC secret accepted, in characters.
@@ -69,6 +72,8 @@ pub fn build(raw: Raw, folder: Option<&Path>, problems: &mut Vec<ConfigProblem>)
     let self_service = login::self_service(raw.self_service, &mut p);
     let log = log(raw.log, &mut p);
     let runtime = runtime(raw.runtime, &mut p);
+    let leaks = leaks::section(raw.leaks, &mut p);
+    let webhooks = leaks::webhooks(raw.webhooks, &mut p);
     Some(Config {
         listen: listen?,
         upstream: upstream?,
@@ -92,6 +97,8 @@ pub fn build(raw: Raw, folder: Option<&Path>, problems: &mut Vec<ConfigProblem>)
         self_service: self_service?,
         log: log?,
         runtime: runtime?,
+        leaks: leaks?,
+        webhooks: webhooks?,
     })
 }
 
