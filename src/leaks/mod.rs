@@ -2,7 +2,13 @@
 //! by whoever holds a key.
 //!
 //! * [`signature`]: the scanners' ECDSA P-256 signatures (ring);
-//! * [`key_source`]: the scanners' published verifying keys, cached.
+//! * [`key_source`]: the scanners' published verifying keys, cached;
+//! * [`report`]: the report format and keygate's answer;
+//! * [`possession`]: the body of a revocation by whoever holds the keys;
+//! * [`scan_report`]: gitleaks and detect-secrets reports, for the CLI.
 
 pub mod key_source;
+pub mod possession;
+pub mod report;
+pub mod scan_report;
 pub mod signature;

@@ -1,0 +1,84 @@
+//! The body of `POST /.keygate/revoke`: keys someone found, as a JSON array
+//! of strings or as text with one key per line. Text is searched for words
+//! in the key's shape (letters, digits and `_`), so a pasted `.netrc` line
+//! or log excerpt works too; whether a word is a key is the keyring's call.
+
+use crate::keys::ApiKey;
+
+/// Most keys (array entries, or lines of text) one request may name.
+pub const MAX_KEYS: usize = 1000;
+/// Largest body read: 1,000 keys with room for whatever surrounds them.
+pub const MAX_BODY: usize = 256 * 1024;
+
+/// Why a body is refused; neither says anything about the keys in it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BodyError {
+    /// 413: more than `MAX_KEYS` entries or lines.
+    TooMany,
+    /// 400: it starts like JSON but is not an array of strings.
+    NotJson(String),
+}
+
+/// The candidate keys in a body, each once.
+pub fn keys_in(body: &[u8]) -> Result<Vec<ApiKey>, BodyError> {
+    let text = String::from_utf8_lossy(body);
+    let mut words: Vec<String> = if text.trim_start().starts_with('[') {
+        let list: Vec<String> = crate::http::json_body::parse(body).map_err(BodyError::NotJson)?;
+        if list.len() > MAX_KEYS {
+            return Err(BodyError::TooMany);
+        }
+        list.into_iter().map(|k| k.trim().to_owned()).collect()
+    } else {
+        if text.lines().filter(|l| !l.trim().is_empty()).count() > MAX_KEYS {
+            return Err(BodyError::TooMany);
+        }
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.contains('_'))
+            .map(str::to_owned)
+            .collect()
+    };
+    words.sort_unstable();
+    words.dedup();
+    Ok(words
+        .into_iter()
+        .filter(|w| !w.is_empty())
+        .map(ApiKey::new)
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exposed(keys: Vec<ApiKey>) -> Vec<String> {
+        keys.iter().map(|k| k.expose().to_owned()).collect()
+    }
+
+    #[test]
+    fn json_arrays_and_text_lines_both_name_keys() {
+        assert_eq!(
+            exposed(keys_in(br#"["kg_a_b", " kg_c_d ", "kg_a_b"]"#).unwrap()),
+            ["kg_a_b", "kg_c_d"]
+        );
+        let text = b"kg_a_b\nmachine example.org login apikey password kg_c_d\n\n";
+        assert_eq!(exposed(keys_in(text).unwrap()), ["kg_a_b", "kg_c_d"]);
+    }
+
+    #[test]
+    fn too_many_or_broken_json_is_refused_without_looking_at_keys() {
+        let many: Vec<String> = (0..=MAX_KEYS).map(|i| format!("kg_{i}")).collect();
+        assert_eq!(
+            keys_in(serde_json::to_string(&many).unwrap().as_bytes()).err(),
+            Some(BodyError::TooMany)
+        );
+        assert_eq!(
+            keys_in(many.join("\n").as_bytes()).err(),
+            Some(BodyError::TooMany)
+        );
+        assert!(matches!(keys_in(b"[1, 2"), Err(BodyError::NotJson(_))));
+        assert_eq!(
+            exposed(keys_in(b"no keys here").unwrap()),
+            Vec::<String>::new()
+        );
+    }
+}
