@@ -91,8 +91,18 @@ if [[ ! -x $sslyze_venv/bin/sslyze ]]; then
   "$sslyze_venv/bin/pip" install -q --disable-pip-version-check "sslyze==6.3.1"
 fi
 
-# --include-ignored: the schemathesis, CAS, OIDC, Kubernetes, h2, sslyze and
-# browser (tests/it/sso.rs) tests are #[ignore]d for a bare `cargo test`
+# detect-secrets (PyPI) runs the shipped detection rule
+# (contrib/detect-secrets/keygate.py) over a fixture tree in
+# tests/it/leaks/detect.rs. Its own venv, reused on later runs.
+ds_venv=target/detect-secrets-venv
+if [[ ! -x $ds_venv/bin/detect-secrets ]]; then
+  echo "installing detect-secrets into $ds_venv (pip)"
+  python3 -m venv "$ds_venv"
+  "$ds_venv/bin/pip" install -q --disable-pip-version-check "detect-secrets==1.5.0"
+fi
+
+# --include-ignored: the schemathesis, CAS, OIDC, Kubernetes, h2, sslyze,
+# detect-secrets and browser (tests/it/sso.rs) tests are #[ignore]d for a bare `cargo test`
 # (they need the packages and venvs above); here they run with everything
 # else, and fail if any is missing.
 cargo test --locked "$@" -- --include-ignored

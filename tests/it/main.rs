@@ -14,6 +14,7 @@ mod h2_abuse;
 mod init;
 mod keys_cli;
 mod kubernetes;
+mod leaks;
 mod lifecycle;
 mod limits;
 mod operator;
