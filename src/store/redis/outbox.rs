@@ -116,16 +116,17 @@ impl RedisStore {
     ) -> Result<Vec<Claimed>, StoreError> {
         // Not repeated: a lost reply leaves its messages leased until the
         // lease runs out, and a repeat would count their attempts twice.
-        let mut conn = self.conn.checked().await?;
         let flat: Vec<redis::Value> = self
-            .bounded(
+            .bounded(async {
+                let mut conn = self.conn.checked().await?;
                 CLAIM
                     .key(self.outbox_due(queue))
                     .arg(lease.as_millis() as u64)
                     .arg(max)
                     .arg(self.outbox_message_prefix(queue))
-                    .invoke_async(&mut conn),
-            )
+                    .invoke_async(&mut conn)
+                    .await
+            })
             .await?;
         let mut out = Vec::with_capacity(flat.len() / 3);
         for triple in flat.chunks(3) {
