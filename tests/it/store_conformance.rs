@@ -339,3 +339,114 @@ async fn redis_moves_the_first_layout_at_start() {
         .await
         .unwrap();
 }
+
+/// The webhook outbox (`store/outbox.rs`): one claim excludes the others
+/// for its lease, delivered messages go, undelivered ones come back, and
+/// nothing outlives `keep`.
+async fn outbox_conformance(store: Store) {
+    let hour = Duration::from_secs(3600);
+    let lease = Duration::from_millis(300);
+    store
+        .outbox_push("q1", "msg_a", "{\"a\":1}", hour)
+        .await
+        .unwrap();
+    store
+        .outbox_push("q1", "msg_b", "{\"b\":2}", hour)
+        .await
+        .unwrap();
+    store.outbox_push("q2", "msg_c", "{}", hour).await.unwrap();
+
+    // Claimed oldest first, the attempt counted, at most `max` at a time.
+    let first = store.outbox_claim("q1", lease, 1).await.unwrap();
+    assert_eq!(
+        first,
+        [keygate::store::Claimed {
+            id: "msg_a".into(),
+            body: "{\"a\":1}".into(),
+            attempts: 1
+        }]
+    );
+    let second = store.outbox_claim("q1", lease, 10).await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].id, "msg_b");
+    // Both leased: no one else gets them now; other queues are their own.
+    assert!(store
+        .outbox_claim("q1", lease, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.outbox_claim("q2", lease, 10).await.unwrap()[0].id,
+        "msg_c"
+    );
+
+    // Delivered: gone. Failed: due again after the pause asked for.
+    store.outbox_done("q1", "msg_b").await.unwrap();
+    store
+        .outbox_retry("q1", "msg_a", Duration::ZERO)
+        .await
+        .unwrap();
+    let again = store.outbox_claim("q1", lease, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].id.as_str(), again[0].attempts), ("msg_a", 2));
+
+    // A claim whose deliverer never reported back comes due when its lease ends.
+    let back = eventually("the lease runs out", 100, Duration::from_millis(20), || {
+        let store = &store;
+        async move {
+            let got = store.outbox_claim("q1", lease, 10).await.unwrap();
+            (!got.is_empty()).then_some(got)
+        }
+    })
+    .await;
+    assert_eq!((back[0].id.as_str(), back[0].attempts), ("msg_a", 3));
+    store.outbox_done("q1", "msg_a").await.unwrap();
+    store
+        .outbox_retry("q1", "msg_a", Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(store
+        .outbox_claim("q1", lease, 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Nothing outlives `keep`, delivered or not.
+    store
+        .outbox_push("q3", "msg_d", "{}", Duration::from_millis(200))
+        .await
+        .unwrap();
+    eventually(
+        "an undelivered message is dropped after keep",
+        100,
+        Duration::from_millis(20),
+        || {
+            let store = &store;
+            async move {
+                store
+                    .outbox_claim("q3", Duration::ZERO, 10)
+                    .await
+                    .unwrap()
+                    .is_empty()
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn memory_outbox_keeps_the_contract() {
+    outbox_conformance(Store::memory()).await;
+}
+
+#[tokio::test]
+async fn redis_outbox_keeps_the_contract() {
+    let redis = RedisServer::start();
+    outbox_conformance(
+        Store::redis(&redis.url(), "outbox", Duration::from_secs(2))
+            .await
+            .unwrap(),
+    )
+    .await;
+}
