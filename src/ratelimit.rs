@@ -63,7 +63,9 @@ impl Limiter {
                 .map_err(|not_until| RetryAfter(not_until.wait_time_from(self.clock.now()))),
         }
     }
+}
 
+impl Prune for Limiter {
     fn retain_recent(&self) {
         if let Some(l) = &self.failed_auth {
             l.retain_recent();
@@ -74,8 +76,47 @@ impl Limiter {
     }
 }
 
+/// A limit per client address of its own (`[leaks] possession_per_minute`).
+pub struct PerClient {
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    clock: DefaultClock,
+}
+
+// === impl PerClient ===
+
+impl PerClient {
+    pub fn per_minute(n: NonZeroU32) -> Arc<PerClient> {
+        let limit = Arc::new(PerClient {
+            limiter: RateLimiter::keyed(Quota::per_minute(n)),
+            clock: DefaultClock::default(),
+        });
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(prune(Arc::downgrade(&limit)));
+        }
+        limit
+    }
+
+    /// Count one request from `client`.
+    pub fn check(&self, client: IpAddr) -> Result<(), RetryAfter> {
+        self.limiter
+            .check_key(&client)
+            .map_err(|not_until| RetryAfter(not_until.wait_time_from(self.clock.now())))
+    }
+}
+
+impl Prune for PerClient {
+    fn retain_recent(&self) {
+        self.limiter.retain_recent();
+    }
+}
+
+/// Keyed limiters whose recovered keys can be dropped.
+trait Prune {
+    fn retain_recent(&self);
+}
+
 /// Drop the state of keys whose limit has fully recovered; ends with the limiter.
-async fn prune(limiter: Weak<Limiter>) {
+async fn prune(limiter: Weak<impl Prune>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;

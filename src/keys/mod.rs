@@ -106,6 +106,12 @@ pub enum Source {
     Cli,
     /// The signed-in user on `/.keygate/keys`.
     SelfService,
+    /// Whoever held the key, on `POST /.keygate/revoke` (changes only).
+    Possession,
+    /// A GitHub secret-scanning report (changes only).
+    GithubSecretScanning,
+    /// A GitLab secret-scanning report (changes only).
+    GitlabSecretScanning,
 }
 
 impl Source {
@@ -114,6 +120,9 @@ impl Source {
             "admin" => Some(Source::Admin),
             "cli" => Some(Source::Cli),
             "self-service" => Some(Source::SelfService),
+            "possession" => Some(Source::Possession),
+            "github-secret-scanning" => Some(Source::GithubSecretScanning),
+            "gitlab-secret-scanning" => Some(Source::GitlabSecretScanning),
             _ => None,
         }
     }
@@ -123,6 +132,9 @@ impl Source {
             Source::Admin => "admin",
             Source::Cli => "cli",
             Source::SelfService => "self-service",
+            Source::Possession => "possession",
+            Source::GithubSecretScanning => "github-secret-scanning",
+            Source::GitlabSecretScanning => "gitlab-secret-scanning",
         }
     }
 }
