@@ -305,6 +305,8 @@ fn documented_keys() -> Vec<(String, Vec<String>)> {
     for line in text.lines() {
         let line = line.trim_start_matches('#').trim();
         if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            // `[[webhooks]]` is an array of tables: its keys are a section's.
+            let section = section.trim_matches(['[', ']']);
             if !section.contains(' ') {
                 out.push((section.to_owned(), Vec::new()));
             }

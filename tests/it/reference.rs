@@ -29,8 +29,10 @@ fn example_keys() -> Vec<String> {
     let mut keys = Vec::new();
     for line in read("config/keygate.example.toml").lines() {
         let line = line.trim();
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            section = name.to_owned();
+        // `[section]`, or `[[array]]` (commented out or not).
+        let header = line.trim_start_matches('#').trim();
+        if let Some(name) = header.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.trim_matches(['[', ']']).to_owned();
             continue;
         }
         let setting = line.strip_prefix('#').unwrap_or(line).trim_start();

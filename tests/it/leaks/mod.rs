@@ -2,4 +2,5 @@
 //! revocation by possession, the shipped detection rule, and signed
 //! webhooks to the keys' owners.
 
+mod config;
 mod detect;

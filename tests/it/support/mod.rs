@@ -15,9 +15,11 @@ pub mod oidc;
 pub mod proxy;
 pub mod redis;
 pub mod saml;
+pub mod scanner;
 pub mod tls;
 pub mod upstream;
 pub mod webapp;
+pub mod webhook_receiver;
 pub mod whoami;
 
 use std::future::Future;
