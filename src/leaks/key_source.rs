@@ -18,12 +18,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::signature::{key_list, PublicKey};
+use crate::login::fetch::Fetch;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{StatusCode, Uri};
-use serde::Deserialize;
-
-use super::signature::PublicKey;
-use crate::login::fetch::Fetch;
 
 /// A list older than this is read again on use.
 const MAX_AGE: Duration = Duration::from_secs(24 * 3600);
@@ -55,17 +53,6 @@ struct State {
 #[derive(Debug, thiserror::Error)]
 #[error("the secret scanner's public keys cannot be read: {0}")]
 pub struct Unavailable(pub String);
-
-#[derive(Deserialize)]
-struct KeyList {
-    public_keys: Vec<Entry>,
-}
-
-#[derive(Deserialize)]
-struct Entry {
-    key_identifier: String,
-    key: String,
-}
 
 // === impl KeySource ===
 
@@ -154,30 +141,8 @@ impl KeySource {
                 body.to_vec()
             }
         };
-        parse(&text)
+        key_list(&text)
     }
-}
-
-/// The keys of a list, by identifier. Keys keygate cannot use (another
-/// algorithm) are skipped with a warning; a list with none usable is an error.
-pub fn parse(json: &[u8]) -> Result<HashMap<String, PublicKey>, String> {
-    let list: KeyList =
-        serde_json::from_slice(json).map_err(|e| format!("not a public key list: {e}"))?;
-    let mut keys = HashMap::new();
-    for entry in list.public_keys {
-        match PublicKey::from_pem(&entry.key) {
-            Ok(key) => {
-                keys.insert(entry.key_identifier, key);
-            }
-            Err(e) => {
-                tracing::warn!(key_identifier = %entry.key_identifier, error = %e, "skipping a secret scanner key")
-            }
-        }
-    }
-    if keys.is_empty() {
-        return Err("the list holds no ECDSA P-256 public key".into());
-    }
-    Ok(keys)
 }
 
 #[cfg(test)]
@@ -222,10 +187,10 @@ mod tests {
 
     #[test]
     fn lists_without_a_usable_key_are_refused() {
-        assert!(parse(b"{}").is_err());
-        assert!(parse(br#"{"public_keys":[]}"#).is_err());
+        assert!(key_list(b"{}").is_err());
+        assert!(key_list(br#"{"public_keys":[]}"#).is_err());
         let bad = r#"{"public_keys":[{"key_identifier":"x","key":"nope","is_current":true}]}"#;
-        assert!(parse(bad.as_bytes()).is_err());
-        assert_eq!(parse(list(&["x", "y"]).as_bytes()).unwrap().len(), 2);
+        assert!(key_list(bad.as_bytes()).is_err());
+        assert_eq!(key_list(list(&["x", "y"]).as_bytes()).unwrap().len(), 2);
     }
 }

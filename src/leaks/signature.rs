@@ -8,6 +8,8 @@
 //! `prime256v1`, a 66-byte BIT STRING header) followed by the 65-byte point:
 //! anything else (another curve or algorithm, a compressed point) is refused.
 
+use std::collections::HashMap;
+
 use base64::Engine as _;
 use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
 use rustls_pki_types::pem::PemObject;
@@ -85,7 +87,7 @@ impl std::fmt::Debug for PublicKey {
 
 /// Standard base64, padded or not; anything else (URL-safe alphabet, hex,
 /// stray characters) is an encoding error, told apart from a mismatch.
-fn decode(text: &str) -> Result<Vec<u8>, SignatureError> {
+pub(crate) fn decode(text: &str) -> Result<Vec<u8>, SignatureError> {
     let text = text.trim();
     if text.is_empty() || text.len() > MAX_SIGNATURE_B64 {
         return Err(SignatureError::Encoding);
@@ -96,6 +98,40 @@ fn decode(text: &str) -> Result<Vec<u8>, SignatureError> {
             .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
     );
     engine.decode(text).map_err(|_| SignatureError::Encoding)
+}
+
+#[derive(serde::Deserialize)]
+struct KeyList {
+    public_keys: Vec<Entry>,
+}
+
+#[derive(serde::Deserialize)]
+struct Entry {
+    key_identifier: String,
+    key: String,
+}
+
+/// The keys of a scanner's list (`{"public_keys":[{"key_identifier",
+/// "key","is_current"}]}`), by identifier. Keys keygate cannot use (another
+/// algorithm) are skipped with a warning; a list with none usable is an error.
+pub fn key_list(json: &[u8]) -> Result<HashMap<String, PublicKey>, String> {
+    let list: KeyList =
+        serde_json::from_slice(json).map_err(|e| format!("not a public key list: {e}"))?;
+    let mut keys = HashMap::new();
+    for entry in list.public_keys {
+        match PublicKey::from_pem(&entry.key) {
+            Ok(key) => {
+                keys.insert(entry.key_identifier, key);
+            }
+            Err(e) => {
+                tracing::warn!(key_identifier = %entry.key_identifier, error = %e, "skipping a secret scanner key")
+            }
+        }
+    }
+    if keys.is_empty() {
+        return Err("the list holds no ECDSA P-256 public key".into());
+    }
+    Ok(keys)
 }
 
 #[cfg(test)]

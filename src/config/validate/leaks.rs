@@ -21,7 +21,7 @@ pub(super) fn section(raw: raw::Leaks, p: &mut Problems) -> Option<Leaks> {
         Some(path) => {
             let file = p.readable_file("leaks.public_keys_file", path)?;
             let read = std::fs::read(&file).map_err(|e| e.to_string());
-            if let Err(e) = read.and_then(|json| crate::leaks::key_source::parse(&json)) {
+            if let Err(e) = read.and_then(|json| crate::leaks::signature::key_list(&json)) {
                 p.push("leaks.public_keys_file", e);
                 return None;
             }
