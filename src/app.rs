@@ -14,6 +14,7 @@ use crate::config::{Config, LoginMethod};
 use crate::http::admission::Admission;
 use crate::http::gateway::Gateway;
 use crate::keyring::Keyring;
+use crate::leaks::Leaks;
 use crate::listener;
 use crate::login::trusted_header::TrustedHeader;
 use crate::ratelimit::Limiter;
@@ -32,6 +33,9 @@ pub enum StartError {
     Tokens(String),
     #[error("login: {0}")]
     Login(String),
+    /// The message names the `[leaks]` or `[[webhooks]]` key.
+    #[error("{0}")]
+    Leaks(String),
     /// `key` is the setting that chose the address (`listen.addr`, `admin.addr`).
     #[error("{key}: cannot listen on {addr}: {source}{}", in_use_hint(.source, .addr))]
     Bind {
@@ -77,6 +81,8 @@ pub struct Running {
     admin: JoinHandle<bool>,
     /// This instance's fleet membership (Redis store with the cache on).
     member: Option<crate::fleet::Member>,
+    /// This instance's webhook delivery workers (`[[webhooks]]`).
+    webhooks: Option<crate::webhooks::Delivery>,
 }
 
 /// Start keygate's listeners on the current runtime, checking keys in `keyring`.
@@ -168,13 +174,19 @@ pub async fn start(
         },
     ));
 
-    // 5. the validation cache, as a member of the fleet sharing the store
+    // 5. the validation cache, as a member of the fleet sharing the store,
+    //    and this instance's share of webhook deliveries
     let member = keyring.join_fleet();
+    let webhooks = keyring
+        .deliver_webhooks(config.upstream.ca_file.as_deref())
+        .map_err(StartError::Leaks)?;
     let auth = Authenticator::new(keyring.clone(), &config.auth.username, config.auth.accept);
 
     // 6. the main listener
     let limiter = Limiter::new(&config.rate_limit);
-    let selfservice = SelfService::new(config, keyring.clone()).map_err(StartError::Login)?;
+    let leaks = Leaks::new(config, keyring.clone()).map_err(StartError::Leaks)?;
+    let selfservice =
+        SelfService::new(config, keyring.clone(), leaks).map_err(StartError::Login)?;
     let admission = Admission::new(
         config,
         auth,
@@ -212,6 +224,7 @@ pub async fn start(
         main,
         admin,
         member,
+        webhooks,
     })
 }
 
@@ -251,6 +264,9 @@ impl Running {
         let drained = self.main.await.unwrap_or(false);
         if let Some(member) = self.member {
             member.stop().await;
+        }
+        if let Some(webhooks) = self.webhooks {
+            webhooks.stop();
         }
         let _ = self.shutdown_admin.send(true);
         let _ = self.admin.await;

@@ -8,8 +8,14 @@
 //!   `Actor`, and record the audit event and the metrics inside the change,
 //!   so no caller can forget either; a revocation returns once every
 //!   instance has forgotten the keys (the fleet's barrier);
-//! * listing, counting and reading back the audit log: `listing.rs`.
+//! * listing, counting and reading back the audit log: `listing.rs`;
+//! * `leaked` settles keys seen outside their owners' hands (secret
+//!   scanners, revocation by possession): `leaks.rs`;
+//! * every change emits its webhook events (`[[webhooks]]`) from inside:
+//!   `events.rs`.
 
+mod events;
+mod leaks;
 mod listing;
 mod verify;
 
@@ -24,7 +30,9 @@ use crate::keys::{self, ApiKey, DigestKey, KeyId, NewKey, Scope};
 use crate::metrics::Metrics;
 use crate::settings::{short_duration, Policy, Settings};
 use crate::store::{self, Store, StoreError};
+use crate::webhooks::{EventType, Webhooks};
 
+pub use self::leaks::Sighting;
 pub use self::listing::{KeyFilter, Page};
 pub use self::verify::{Principal, VerifyError};
 
@@ -129,6 +137,8 @@ struct Inner {
     prefix: String,
     /// `[keys]` as runtime settings, until an admin stores others.
     configured: Settings,
+    /// `[[webhooks]]`: where the changes' events go (`events.rs`).
+    webhooks: Option<Webhooks>,
 }
 
 // === impl Keyring ===
@@ -162,6 +172,7 @@ impl Keyring {
             metrics: Metrics::new(),
             prefix: config.keys.prefix.clone(),
             configured: Settings::from_config(&config.keys),
+            webhooks: Webhooks::new(&config.webhooks),
         })))
     }
 
@@ -250,6 +261,7 @@ impl Keyring {
         self.0.metrics.keys_created.inc();
         let target = format!("key {} of user {}", new.record.id, new.record.user);
         self.record(Event::by(actor, "create", &target, 1)).await;
+        self.emit_created(actor, &new.record).await;
         Ok(new)
     }
 
@@ -260,11 +272,13 @@ impl Keyring {
 
     /// Revoke in the store, then make every instance forget (the fleet's
     /// barrier): when this returns, no instance accepts a revoked key. The
-    /// revocation is audited and counted, also when the store revoked keys
-    /// that the fleet could not be told about.
+    /// revocation is audited and counted, and each removed key announced
+    /// (`key.revoked`), also when the store revoked keys that the fleet
+    /// could not be told about.
     pub async fn revoke(&self, actor: &Actor, what: Revocation) -> Result<Revoked, RevokeError> {
         let target = target_of(&what);
         let store = &self.0.store;
+        let mut gone = self.about_to_go(&what).await?;
         let (count, forget) = match what {
             Revocation::Ids(ids) => {
                 let n = store.revoke_ids(&ids).await?;
@@ -277,8 +291,12 @@ impl Keyring {
                 (store.revoke_users(&users).await?, Forget::Users { users })
             }
             Revocation::Leaked(secrets) => {
-                let ids = self.live_ids_of(&secrets).await?;
+                let live = self.live_records_of(&secrets).await?;
+                let ids: Vec<KeyId> = live.iter().map(|r| r.id).collect();
                 let n = store.revoke_ids(&ids).await?;
+                if self.wants(EventType::KeyRevoked) {
+                    gone = live;
+                }
                 // Every id the secrets name, matched or not: a retry after a
                 // failed publish must still name the keys deleted the first time.
                 let named = secrets
@@ -297,10 +315,16 @@ impl Keyring {
             Some(fleet) => fleet
                 .forget(forget)
                 .await
-                .map_err(|source| RevokeError::NotPropagated { count, source })?,
-            None => Report::default(),
+                .map_err(|source| RevokeError::NotPropagated { count, source }),
+            None => Ok(Report::default()),
         };
-        Ok(Revoked { count, fleet })
+        // After the barrier: a slow outbox never delays it. Also when the
+        // fleet could not be told: the keys are gone from the store.
+        self.emit_revoked(actor, &gone).await;
+        Ok(Revoked {
+            count,
+            fleet: fleet?,
+        })
     }
 
     /// The settings in force: the stored ones, else `[keys]` from the config.

@@ -15,6 +15,7 @@
 //! admin listener: listener ─► tls ─► admin (bearer token) ─► keyring
 //!
 //! keyring ─► keys (format, digests) · store (memory | Redis) · fleet (cache, barrier) · audit · metrics · settings
+//!         └► webhooks (events queued in the store's outbox, delivered by every instance's workers)
 //! ```
 //!
 //! Connections and their bookkeeping:
@@ -41,6 +42,9 @@
 //! * `admin`: the admin API; `selfservice`: `/.keygate/*`, the page where
 //!   signed-in users make and revoke their own keys, and its JSON API;
 //!   `login`: who is signed in (`[login] method`).
+//! * [`leaks`]: `/.keygate/leaks/*` and `/.keygate/revoke` (routed by
+//!   `selfservice`): secret scanners' signed reports and revocation by
+//!   whoever holds a key, settled by the keyring; detection reports for the CLI.
 //!
 //! Keys:
 //! * [`keyring`]: the only way in to keys. It verifies presented keys
@@ -52,11 +56,14 @@
 //!   the keyring alone; `fleet`: every instance sharing one Redis, the
 //!   validation cache's lease and the revocation barrier; [`audit`]: who
 //!   changed which keys; `settings`: runtime settings shared through the
-//!   store; [`metrics`]: Prometheus counters, one registry per process.
+//!   store; [`metrics`]: Prometheus counters, one registry per process;
+//!   `webhooks`: the events each change emits, signed and delivered once
+//!   across the fleet.
 //!
 //! Around them:
 //! * [`config`]: the TOML file, validated with every problem named by its
-//!   key (it reads only leaves: `tls`, `tokens`, `header_names`, [`keys`]).
+//!   key (it reads only leaves: `tls`, `tokens`, `header_names`, [`keys`],
+//!   and the parsers of `leaks::signature` and `webhooks::{event, sign}`).
 //! * [`app`]: wiring a `Config` into running listeners; [`cli`]: the
 //!   commands; `signal`, `telemetry`: SIGHUP/SIGTERM and logs.
 //! * [`echo`]: the echo backend of `keygate dev`.

@@ -68,6 +68,12 @@ pub struct Metrics {
     fleet_connected: Gauge,
     fleet_invalidations: Counter,
     fleet_joins: Counter,
+    /// Live keys reported leaked (scanners, possession) through this instance.
+    pub keys_leaked: Counter,
+    /// Webhook messages this instance delivered (a 2xx answer).
+    pub webhooks_delivered: Counter,
+    /// Webhook attempts of this instance that failed (tried again later).
+    pub webhook_failures: Counter,
 }
 
 // === impl Metrics ===
@@ -150,6 +156,25 @@ impl Metrics {
             fleet_joins.clone(),
         );
 
+        let keys_leaked = Counter::default();
+        registry.register(
+            "keygate_keys_leaked",
+            "Live keys reported leaked (secret scanners, revocation by possession) through this instance",
+            keys_leaked.clone(),
+        );
+        let webhooks_delivered = Counter::default();
+        registry.register(
+            "keygate_webhooks_delivered",
+            "Webhook messages this instance delivered (the receiver answered 2xx)",
+            webhooks_delivered.clone(),
+        );
+        let webhook_failures = Counter::default();
+        registry.register(
+            "keygate_webhook_failures",
+            "Webhook delivery attempts of this instance that failed (tried again later)",
+            webhook_failures.clone(),
+        );
+
         Arc::new(Metrics {
             registry,
             requests,
@@ -163,6 +188,9 @@ impl Metrics {
             fleet_connected,
             fleet_invalidations,
             fleet_joins,
+            keys_leaked,
+            webhooks_delivered,
+            webhook_failures,
         })
     }
 

@@ -64,7 +64,9 @@ enum KeysCommand {
         /// Every key.
         #[arg(long)]
         all: bool,
-        /// A file of leaked key secrets, one per line ("-" = standard input).
+        /// Leaked key secrets: one per line, a gitleaks JSON report, or a
+        /// detect-secrets baseline (its secrets read back from the scanned
+        /// files, relative to the current folder) or report ("-" = standard input).
         #[arg(long, value_name = "FILE")]
         leaked: Option<PathBuf>,
     },
@@ -200,13 +202,9 @@ async fn revoke(
             std::fs::read_to_string(&path)
         }
         .map_err(|e| CliError::Usage(format!("--leaked: cannot read {}: {e}", path.display())))?;
-        Revocation::Leaked(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(|l| ApiKey::new(l.to_owned()))
-                .collect(),
-        )
+        let secrets = crate::leaks::scan_report::secrets_in(&text, std::path::Path::new("."))
+            .map_err(|e| CliError::Usage(format!("--leaked: {}: {e}", path.display())))?;
+        Revocation::Leaked(secrets.into_iter().map(ApiKey::new).collect())
     } else {
         let mut parsed = Vec::with_capacity(ids.len());
         for id in &ids {

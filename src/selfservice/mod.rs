@@ -8,6 +8,7 @@
 //! | `DELETE /.keygate/api/keys/{id}` | 204; another user's id is 404 like an unknown one |
 //! | `GET /.keygate/static/app.js`, `app.css`, `icon.svg` | the page's script, style and icon |
 //! | `GET /.keygate/login`, `/.keygate/logout` | CAS or OIDC sign-in (and its callback) and sign-out (`signin.rs`) |
+//! | `/.keygate/leaks/*`, `/.keygate/revoke` | leaked keys, no sign-in: handed to `crate::leaks` |
 //!
 //! Every request first passes the same gate: `[login]` configured (else a
 //! "not configured" 404), self-service on in the runtime settings (else
@@ -38,6 +39,7 @@ use crate::http::body::ResponseBody;
 use crate::http::gateway::OwnPages;
 use crate::http::response;
 use crate::keyring::Keyring;
+use crate::leaks::Leaks;
 use crate::login::signed::Signer;
 use crate::login::{Login, Method as LoginMethod, Outcome};
 use crate::settings::Settings;
@@ -66,6 +68,8 @@ pub struct SelfService {
     mint_lock: tokio::sync::Mutex<()>,
     /// `listen.trusted_proxies`: the audit log names the real client.
     trusted_proxies: Vec<IpNet>,
+    /// Secret-scanning reports and revocation by possession (no sign-in).
+    leaks: Leaks,
 }
 
 type Answer = Result<Response<ResponseBody>, Refusal>;
@@ -103,7 +107,7 @@ impl OwnPages for SelfService {
 }
 
 impl SelfService {
-    pub fn new(config: &Config, keyring: Keyring) -> Result<SelfService, String> {
+    pub fn new(config: &Config, keyring: Keyring, leaks: Leaks) -> Result<SelfService, String> {
         let login = config
             .login
             .as_ref()
@@ -119,6 +123,7 @@ impl SelfService {
             .transpose()?;
         let public_url = config.login.as_ref().and_then(|l| l.public_url.clone());
         Ok(SelfService {
+            leaks,
             login,
             csrf: Csrf::new(Signer::new(keyring.derive_secret("csrf")), public_url),
             keyring,
@@ -141,6 +146,14 @@ impl SelfService {
             user: std::sync::Mutex::new(None),
         };
         let path = req.uri().path().to_owned();
+        if Leaks::owns(&path) {
+            let client = crate::http::headers::client_ip(
+                conn.peer.ip(),
+                req.headers(),
+                &self.trusted_proxies,
+            );
+            return with_own_headers(self.leaks.handle(req, client).await);
+        }
         let api = path.starts_with("/.keygate/api/");
         let method = req.method().clone();
         // HEAD is GET without the body (the listener drops it) for the page
@@ -178,23 +191,12 @@ impl SelfService {
         if let Some(user) = rq.user.lock().expect("not poisoned").as_deref() {
             done.set_identity(user, "-");
         }
-        let mut resp = match answer {
+        let resp = match answer {
             Ok(resp) => resp,
             Err(refusal) if api => refusal::json(refusal),
             Err(refusal) => refusal::page(refusal, self.login.as_ref()),
         };
-        let h = resp.headers_mut();
-        h.insert("content-security-policy", HeaderValue::from_static(CSP));
-        h.insert(
-            "x-content-type-options",
-            HeaderValue::from_static("nosniff"),
-        );
-        h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-        // The CAS ticket is in the callback URL: never hand it on.
-        h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-        h.entry(header::CACHE_CONTROL)
-            .or_insert(HeaderValue::from_static("no-store"));
-        resp
+        with_own_headers(resp)
     }
 
     /// The gate every page and API request passes.
@@ -268,6 +270,22 @@ impl SelfService {
             Ok(())
         })
     }
+}
+
+/// The headers of every answer under `/.keygate/`.
+fn with_own_headers(mut resp: Response<ResponseBody>) -> Response<ResponseBody> {
+    let h = resp.headers_mut();
+    h.insert("content-security-policy", HeaderValue::from_static(CSP));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    // The CAS ticket is in the callback URL: never hand it on.
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    resp
 }
 
 /// The host name for the page's `.netrc` line (`machine HOST`): the

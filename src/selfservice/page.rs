@@ -116,6 +116,7 @@ pub fn keys_page(p: &KeysPage<'_>) -> String {
 </table>
 <p id="no-keys"{hidden}>You have no API keys.</p>
 </section>
+{found}
 </main>
 </body>
 </html>
@@ -123,6 +124,7 @@ pub fn keys_page(p: &KeysPage<'_>) -> String {
         user = escape(p.user),
         host = escape(p.host),
         hidden = if p.keys.is_empty() { "" } else { " hidden" },
+        found = crate::leaks::page::FOUND_KEY_FORM,
     ));
     html
 }

@@ -15,6 +15,8 @@ use tokio::task::JoinHandle;
 
 use super::{backoff, Endpoint};
 use crate::keys::unix_now;
+use crate::login::fetch::Fetch;
+use crate::metrics::Metrics;
 use crate::store::{Claimed, Store};
 
 /// Messages claimed (and posted concurrently) at a time, per entry.
@@ -30,12 +32,28 @@ pub struct Delivery {
 // === impl Delivery ===
 
 impl Delivery {
-    pub(super) fn start(endpoints: &[Arc<Endpoint>], store: Store, wake: Arc<Notify>) -> Delivery {
-        let workers = endpoints
-            .iter()
-            .map(|e| tokio::spawn(work(e.clone(), store.clone(), wake.clone())))
-            .collect();
-        Delivery { workers }
+    pub(super) fn start(
+        endpoints: &[Arc<Endpoint>],
+        store: Store,
+        wake: Arc<Notify>,
+        ca_file: Option<&std::path::Path>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Delivery, String> {
+        let mut workers = Vec::with_capacity(endpoints.len());
+        for (i, endpoint) in endpoints.iter().enumerate() {
+            let config = &endpoint.config;
+            let https = config.url.scheme_str() == Some("https");
+            let fetch = Fetch::new(config.timeout, https, ca_file)
+                .map_err(|e| format!("webhooks[{i}].url: {e}"))?;
+            let worker = Worker {
+                endpoint: endpoint.clone(),
+                fetch,
+                store: store.clone(),
+                metrics: metrics.clone(),
+            };
+            workers.push(tokio::spawn(worker.run(wake.clone())));
+        }
+        Ok(Delivery { workers })
     }
 
     /// Stop delivering. A message being posted right now comes due again
@@ -51,72 +69,86 @@ impl Drop for Delivery {
     }
 }
 
-async fn work(endpoint: Arc<Endpoint>, store: Store, wake: Arc<Notify>) {
-    // Long enough that a post still in flight is never claimed twice.
-    let lease = endpoint.config.timeout * 2 + Duration::from_secs(5);
-    loop {
-        // Registered before draining, so an event queued meanwhile still wakes us.
-        let woken = wake.notified();
-        tokio::pin!(woken);
-        woken.as_mut().enable();
-        loop {
-            let batch = match store.outbox_claim(&endpoint.queue, lease, BATCH).await {
-                Ok(batch) => batch,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the webhook outbox; trying again shortly");
-                    break;
-                }
-            };
-            let full = batch.len() == BATCH;
-            join_all(batch.into_iter().map(|m| post(&endpoint, &store, m))).await;
-            if !full {
-                break;
-            }
-        }
-        tokio::select! {
-            () = &mut woken => {}
-            () = tokio::time::sleep(POLL) => {}
-        }
-    }
+/// One entry's worker on this instance.
+struct Worker {
+    endpoint: Arc<Endpoint>,
+    fetch: Fetch,
+    store: Store,
+    metrics: Arc<Metrics>,
 }
 
-/// Post one message; remove it when the receiver took it, else schedule the next try.
-async fn post(endpoint: &Endpoint, store: &Store, message: Claimed) {
-    let url = &endpoint.config.url;
-    let headers = endpoint
-        .config
-        .secret
-        .headers(&message.id, unix_now(), message.body.as_bytes());
-    let outcome = endpoint
-        .fetch
-        .post(url, headers, Bytes::from(message.body))
-        .await;
-    let failure = match outcome {
-        Ok((status, _)) if status.is_success() => None,
-        Ok((status, _)) => Some(format!("answered {status}")),
-        Err(e) => Some(e.to_string()),
-    };
-    let queue = &endpoint.queue;
-    let stored = match failure {
-        None => {
-            tracing::debug!(webhook_id = %message.id, attempts = message.attempts, "webhook delivered");
-            store.outbox_done(queue, &message.id).await
+// === impl Worker ===
+
+impl Worker {
+    async fn run(self, wake: Arc<Notify>) {
+        // Long enough that a post still in flight is never claimed twice.
+        let lease = self.endpoint.config.timeout * 2 + Duration::from_secs(5);
+        let queue = &self.endpoint.queue;
+        loop {
+            // Registered before draining, so an event queued meanwhile still wakes us.
+            let woken = wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            loop {
+                let batch = match self.store.outbox_claim(queue, lease, BATCH).await {
+                    Ok(batch) => batch,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the webhook outbox; trying again shortly");
+                        break;
+                    }
+                };
+                let full = batch.len() == BATCH;
+                join_all(batch.into_iter().map(|m| self.post(m))).await;
+                if !full {
+                    break;
+                }
+            }
+            tokio::select! {
+                () = &mut woken => {}
+                () = tokio::time::sleep(POLL) => {}
+            }
         }
-        Some(why) => {
-            let pause = backoff(message.attempts, endpoint.config.max_retry_interval);
-            tracing::warn!(
-                webhook = %origin(url),
-                webhook_id = %message.id,
-                attempts = message.attempts,
-                retry_in_ms = pause.as_millis() as u64,
-                "webhook not delivered: {why}"
-            );
-            store.outbox_retry(queue, &message.id, pause).await
+    }
+
+    /// Post one message; remove it when the receiver took it, else schedule the next try.
+    async fn post(&self, message: Claimed) {
+        let config = &self.endpoint.config;
+        let headers = config
+            .secret
+            .headers(&message.id, unix_now(), message.body.as_bytes());
+        let outcome = self
+            .fetch
+            .post(&config.url, headers, Bytes::from(message.body))
+            .await;
+        let failure = match outcome {
+            Ok((status, _)) if status.is_success() => None,
+            Ok((status, _)) => Some(format!("answered {status}")),
+            Err(e) => Some(e.to_string()),
+        };
+        let queue = &self.endpoint.queue;
+        let stored = match failure {
+            None => {
+                self.metrics.webhooks_delivered.inc();
+                tracing::debug!(webhook_id = %message.id, attempts = message.attempts, "webhook delivered");
+                self.store.outbox_done(queue, &message.id).await
+            }
+            Some(why) => {
+                self.metrics.webhook_failures.inc();
+                let pause = backoff(message.attempts, config.max_retry_interval);
+                tracing::warn!(
+                    webhook = %origin(&config.url),
+                    webhook_id = %message.id,
+                    attempts = message.attempts,
+                    retry_in_ms = pause.as_millis() as u64,
+                    "webhook not delivered: {why}"
+                );
+                self.store.outbox_retry(queue, &message.id, pause).await
+            }
+        };
+        if let Err(e) = stored {
+            // The lease brings the message back: at worst it is posted again.
+            tracing::warn!(webhook_id = %message.id, error = %e, "could not record a webhook delivery");
         }
-    };
-    if let Err(e) = stored {
-        // The lease brings the message back: at worst it is posted again.
-        tracing::warn!(webhook_id = %message.id, error = %e, "could not record a webhook delivery");
     }
 }
 

@@ -30,7 +30,7 @@ pub use self::deliver::Delivery;
 pub use self::event::{Event, EventType};
 pub use self::sign::Secret;
 use crate::config;
-use crate::login::fetch::Fetch;
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// Queue writes in flight at once when many events happen together.
@@ -49,38 +49,29 @@ struct Endpoint {
     /// The outbox queue: derived from the URL, the same on every instance.
     queue: String,
     config: config::Webhook,
-    fetch: Fetch,
 }
 
 // === impl Webhooks ===
 
 impl Webhooks {
     /// `None` without `[[webhooks]]` entries.
-    pub fn new(
-        entries: &[config::Webhook],
-        ca_file: Option<&std::path::Path>,
-    ) -> Result<Option<Webhooks>, String> {
+    pub fn new(entries: &[config::Webhook]) -> Option<Webhooks> {
         if entries.is_empty() {
-            return Ok(None);
+            return None;
         }
-        let endpoints = entries
+        let endpoints: Vec<Arc<Endpoint>> = entries
             .iter()
-            .enumerate()
-            .map(|(i, entry)| {
-                let https = entry.url.scheme_str() == Some("https");
-                let fetch = Fetch::new(entry.timeout, https, ca_file)
-                    .map_err(|e| format!("webhooks[{i}].url: {e}"))?;
-                Ok(Arc::new(Endpoint {
+            .map(|entry| {
+                Arc::new(Endpoint {
                     queue: queue_of(&entry.url),
                     config: entry.clone(),
-                    fetch,
-                }))
+                })
             })
-            .collect::<Result<Vec<_>, String>>()?;
-        Ok(Some(Webhooks {
+            .collect();
+        Some(Webhooks {
             endpoints: endpoints.into(),
             wake: Arc::new(Notify::new()),
-        }))
+        })
     }
 
     /// Whether any entry asked for events of this type (skip building them otherwise).
@@ -94,21 +85,27 @@ impl Webhooks {
     /// write that fails is logged, not returned: the change the event
     /// describes has happened and must not be reported as failed.
     pub async fn emit(&self, store: &Store, events: Vec<Event>) {
-        let pushes = events.iter().flat_map(|event| {
+        // Owned pushes: the futures stay `Send` whatever the caller's lifetimes.
+        let mut pushes = Vec::new();
+        for event in &events {
             let body = event.body();
             let id = message_id();
-            self.endpoints
-                .iter()
-                .filter(move |e| e.config.events.contains(&event.kind))
-                .map(move |e| (e.clone(), id.clone(), body.clone(), event.kind))
-        });
+            for endpoint in self.endpoints.iter() {
+                if endpoint.config.events.contains(&event.kind) {
+                    pushes.push((endpoint.clone(), id.clone(), body.clone(), event.kind));
+                }
+            }
+        }
         let mut queued = 0usize;
         let mut results = stream::iter(pushes)
-            .map(|(endpoint, id, body, kind)| async move {
-                let r = store
-                    .outbox_push(&endpoint.queue, &id, &body, endpoint.config.keep)
-                    .await;
-                (r, kind)
+            .map(|(endpoint, id, body, kind)| {
+                let store = store.clone();
+                async move {
+                    let r = store
+                        .outbox_push(&endpoint.queue, &id, &body, endpoint.config.keep)
+                        .await;
+                    (r, kind)
+                }
             })
             .buffer_unordered(PUSHES_IN_FLIGHT);
         while let Some((result, kind)) = results.next().await {
@@ -124,9 +121,15 @@ impl Webhooks {
         }
     }
 
-    /// Start this instance's delivery workers (one per entry).
-    pub fn deliver(&self, store: Store) -> Delivery {
-        Delivery::start(&self.endpoints, store, self.wake.clone())
+    /// Start this instance's delivery workers (one per entry); an https
+    /// URL trusts the system roots and `ca_file`.
+    pub fn deliver(
+        &self,
+        store: Store,
+        ca_file: Option<&std::path::Path>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Delivery, String> {
+        Delivery::start(&self.endpoints, store, self.wake.clone(), ca_file, metrics)
     }
 }
 

@@ -1,0 +1,144 @@
+//! Keys seen outside their owners' hands: reported by a secret scanner, or
+//! sent to `POST /.keygate/revoke` by whoever found them.
+
+use std::collections::HashMap;
+
+use futures_util::stream::{self, StreamExt as _};
+
+use super::events::READS_IN_FLIGHT;
+use super::{Keyring, Revocation, RevokeError};
+use crate::audit::{Actor, Event};
+use crate::keys::{format, ApiKey, KeyRecord};
+use crate::webhooks::{self, EventType};
+
+/// Longest `url` or `found_in` kept in an audit entry or an event.
+const MAX_WHERE: usize = 512;
+
+/// One place a key was seen.
+#[derive(Debug, Clone)]
+pub struct Sighting {
+    pub key: ApiKey,
+    /// Where (a commit, an issue, a package), when the reporter says.
+    pub url: Option<String>,
+    /// What kind of place (`content`, `commit`, `npm`, …), when the reporter says.
+    pub found_in: Option<String>,
+}
+
+// === impl Keyring (leaks) ===
+
+impl Keyring {
+    /// Which of `sightings` are live keys of this deployment, in order. The
+    /// live ones are revoked through the barrier when `revoke` (else only
+    /// reported); then each sighting of a live key is audited as `leaked`
+    /// (the key, its user, where it was seen) and each live key announced
+    /// (`key.leaked`). Tokens of other formats and bad checksums cost no
+    /// lookup; a token seen twice is looked up once. A store error stops it
+    /// before anything is revoked or recorded: the sender retries.
+    pub async fn leaked(
+        &self,
+        actor: &Actor,
+        sightings: Vec<Sighting>,
+        revoke: bool,
+    ) -> Result<Vec<bool>, RevokeError> {
+        let candidates: Vec<ApiKey> = sightings
+            .iter()
+            .filter(|s| format::parse(&self.0.prefix, s.key.expose()).is_some())
+            .map(|s| s.key.clone())
+            .collect();
+        let live: HashMap<String, KeyRecord> = self
+            .live_records_with_secrets(&candidates)
+            .await?
+            .into_iter()
+            .collect();
+        let flags: Vec<bool> = sightings
+            .iter()
+            .map(|s| live.contains_key(s.key.expose()))
+            .collect();
+        if live.is_empty() {
+            return Ok(flags);
+        }
+        if revoke {
+            let keys = live.keys().map(|k| ApiKey::new(k.clone())).collect();
+            self.revoke(actor, Revocation::Leaked(keys)).await?;
+        }
+        self.0.metrics.keys_leaked.inc_by(live.len() as u64);
+        let seen: Vec<(&KeyRecord, &Sighting)> = sightings
+            .iter()
+            .filter_map(|s| Some((live.get(s.key.expose())?, s)))
+            .collect();
+        let targets: Vec<String> = seen
+            .iter()
+            .map(|(record, sighting)| {
+                format!(
+                    "key {} of user {}{}",
+                    record.id,
+                    record.user,
+                    where_seen(sighting)
+                )
+            })
+            .collect();
+        stream::iter(targets)
+            .for_each_concurrent(READS_IN_FLIGHT, |target| {
+                let (keyring, actor) = (self.clone(), actor.clone());
+                async move {
+                    keyring
+                        .record(Event::by(&actor, "leaked", &target, 1))
+                        .await;
+                }
+            })
+            .await;
+        if self.wants(EventType::KeyLeaked) {
+            let mut announced = std::collections::HashSet::new();
+            let events = seen
+                .iter()
+                .filter(|(record, _)| announced.insert(record.id))
+                .map(|(record, sighting)| {
+                    webhooks::Event::about_key(EventType::KeyLeaked, record, actor.source.as_str())
+                        .with("url", sighting.url.as_deref().map(clip))
+                        .with("found_in", sighting.found_in.as_deref().map(clip))
+                        .with("action", if revoke { "revoked" } else { "notified" })
+                })
+                .collect();
+            self.emit(events).await;
+        }
+        Ok(flags)
+    }
+
+    /// `live_records_of`, each record with the secret that named it.
+    async fn live_records_with_secrets(
+        &self,
+        secrets: &[ApiKey],
+    ) -> Result<Vec<(String, KeyRecord)>, crate::store::StoreError> {
+        let records = self.live_records_of(secrets).await?;
+        let by_id: HashMap<_, _> = records.into_iter().map(|r| (r.id, r)).collect();
+        let mut out = Vec::with_capacity(by_id.len());
+        for secret in secrets {
+            let Some(id) = format::parse(&self.0.prefix, secret.expose()) else {
+                continue;
+            };
+            if let Some(record) = by_id.get(&id) {
+                out.push((secret.expose().to_owned(), record.clone()));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `, found at <url> (<found_in>)`, or nothing when the reporter said nothing.
+fn where_seen(s: &Sighting) -> String {
+    match (s.url.as_deref(), s.found_in.as_deref()) {
+        (Some(url), Some(kind)) => format!(", found at {} ({})", clip(url), clip(kind)),
+        (Some(url), None) => format!(", found at {}", clip(url)),
+        (None, Some(kind)) => format!(", found in {}", clip(kind)),
+        (None, None) => String::new(),
+    }
+}
+
+/// At most `MAX_WHERE` bytes of a reporter's text, cut at a character.
+fn clip(text: &str) -> &str {
+    let mut end = text.len().min(MAX_WHERE);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
