@@ -14,6 +14,8 @@ use super::tls::Ca;
 
 pub struct Builder {
     sections: BTreeMap<&'static str, Vec<String>>,
+    /// `[[webhooks]]` entries, each its lines.
+    webhooks: Vec<Vec<String>>,
     plaintext: bool,
 }
 
@@ -32,6 +34,7 @@ pub struct TestGateway {
 pub fn builder(upstream_url: &str) -> Builder {
     let mut b = Builder {
         sections: BTreeMap::new(),
+        webhooks: Vec::new(),
         plaintext: false,
     };
     b.set("upstream", &format!("url = \"{upstream_url}\""));
@@ -48,6 +51,20 @@ impl Builder {
         let lines = self.sections.entry(section).or_default();
         lines.retain(|l| key(l) != key(line));
         lines.push(line.to_owned());
+        self
+    }
+
+    /// Remove `key` from `[section]`.
+    pub fn unset(&mut self, section: &'static str, key: &str) -> &mut Self {
+        if let Some(lines) = self.sections.get_mut(section) {
+            lines.retain(|l| l.split('=').next().unwrap_or("").trim() != key);
+        }
+        self
+    }
+
+    /// Add a `[[webhooks]]` entry of these `key = value` lines.
+    pub fn webhook(&mut self, lines: &[String]) -> &mut Self {
+        self.webhooks.push(lines.to_vec());
         self
     }
 
@@ -119,6 +136,13 @@ impl Builder {
             }
             text.push_str(&format!("\n[{section}]\n"));
             for line in lines {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        for entry in &self.webhooks {
+            text.push_str("\n[[webhooks]]\n");
+            for line in entry {
                 text.push_str(line);
                 text.push('\n');
             }

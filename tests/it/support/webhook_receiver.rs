@@ -35,7 +35,7 @@ pub struct Delivery {
 pub enum Mode {
     /// 200 to everything.
     Up,
-    /// Accept, read, never answer.
+    /// Accept, read (and record), never answer.
     Hang,
 }
 
@@ -94,10 +94,10 @@ impl Receiver {
             let log = log.clone();
             async move {
                 let delivery = read(req).await;
+                log.lock().unwrap().push(delivery);
                 if mode == Mode::Hang {
                     std::future::pending::<()>().await;
                 }
-                log.lock().unwrap().push(delivery);
                 Ok::<_, Infallible>(Response::new(body::empty()))
             }
         }));

@@ -1,0 +1,169 @@
+//! Revocation by possession (`POST /.keygate/revoke`): whoever holds a key
+//! may kill it. Live, dead and malformed keys are answered alike (202, the
+//! same body); only live keys die; per-address rate limit; the form.
+
+use http::{Request, StatusCode};
+
+use super::{audit_events, fleet, status};
+use crate::support::body;
+use crate::support::client::{send, Answer, HttpsClient};
+use crate::support::gateway::TestGateway;
+
+async fn revoke(c: &HttpsClient, gw: &TestGateway, content_type: &str, body: String) -> Answer {
+    let req = Request::post(gw.url("/.keygate/revoke"))
+        .header("content-type", content_type)
+        .body(body::full(body))
+        .unwrap();
+    crate::support::within(10, "an answer", send(c, req)).await
+}
+
+#[tokio::test]
+async fn live_dead_and_malformed_keys_get_the_same_202_and_only_live_ones_die() {
+    let f = fleet(2, "possession", |b| {
+        b.set("leaks", "possession_per_minute = 0");
+    })
+    .await;
+    let (c, gw) = (&f.clients[0], &f.gateways[0]);
+    let (live_a, id_a) = gw.key("alice").await;
+    let (live_b, _) = gw.key("bob").await;
+    let (bystander, _) = gw.key("alice").await;
+    let (dead, _) = gw.key("carol").await;
+    assert_eq!(
+        revoke(
+            c,
+            gw,
+            "application/json",
+            serde_json::json!([dead]).to_string()
+        )
+        .await
+        .status,
+        StatusCode::ACCEPTED
+    );
+    let never = keygate::keys::format::generate("kg", "nobody")
+        .0
+        .expose()
+        .to_owned();
+    // Warm both instances' caches.
+    for i in 0..2 {
+        assert_eq!(f.status(i, &live_a).await, StatusCode::OK);
+        assert_eq!(f.status(i, &live_b).await, StatusCode::OK);
+    }
+
+    let bodies = [
+        ("application/json", serde_json::json!([live_a]).to_string()),
+        ("application/json", serde_json::json!([dead]).to_string()),
+        (
+            "application/json",
+            serde_json::json!(["kg_nope", "", "not a key at all", never]).to_string(),
+        ),
+        (
+            "text/plain",
+            format!("machine example.org login apikey password {live_b}\n"),
+        ),
+        ("text/plain", "garbage\n\n%%%\n".to_owned()),
+    ];
+    let mut answers = Vec::new();
+    for (ct, b) in bodies {
+        let a = revoke(c, gw, ct, b).await;
+        answers.push((a.status, a.text()));
+    }
+    for (status, text) in &answers {
+        assert_eq!(
+            (*status, text.as_str()),
+            (answers[0].0, answers[0].1.as_str()),
+            "every answer alike"
+        );
+    }
+    assert_eq!(answers[0].0, StatusCode::ACCEPTED);
+    assert!(!answers[0].1.contains("kg_"), "{}", answers[0].1);
+
+    for i in 0..2 {
+        assert_eq!(
+            f.status(i, &live_a).await,
+            StatusCode::UNAUTHORIZED,
+            "instance {i}"
+        );
+        assert_eq!(
+            f.status(i, &live_b).await,
+            StatusCode::UNAUTHORIZED,
+            "instance {i}"
+        );
+        assert_eq!(
+            f.status(i, &bystander).await,
+            StatusCode::OK,
+            "instance {i}"
+        );
+    }
+    let leaked = audit_events(c, gw, "leaked").await;
+    assert_eq!(
+        leaked.len(),
+        3,
+        "live_a, live_b and the one revoked first: {leaked:?}"
+    );
+    assert!(leaked
+        .iter()
+        .all(|e| e["source"] == "possession" && e["client"] == "127.0.0.1"));
+    assert!(leaked
+        .iter()
+        .any(|e| e["target"].as_str().unwrap().contains(&id_a)));
+}
+
+#[tokio::test]
+async fn too_many_keys_is_413_and_each_address_is_rate_limited() {
+    let f = fleet(1, "possession-limits", |b| {
+        b.set("leaks", "possession_per_minute = 3");
+    })
+    .await;
+    let (c, gw) = (&f.clients[0], &f.gateways[0]);
+    let many: Vec<String> = (0..1001).map(|i| format!("kg_{i}")).collect();
+    let a = revoke(
+        c,
+        gw,
+        "application/json",
+        serde_json::to_string(&many).unwrap(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", a.text());
+    let a = revoke(c, gw, "application/json", "[1, 2".into()).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text());
+    let a = revoke(c, gw, "text/plain", "kg_x\n".into()).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED);
+    let a = revoke(c, gw, "text/plain", "kg_x\n".into()).await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.text());
+    assert!(a.headers.contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn the_form_revokes_a_found_key_without_signing_in() {
+    let f = fleet(1, "possession-form", |_| {}).await;
+    let (c, gw) = (&f.clients[0], &f.gateways[0]);
+    let (key, _) = gw.key("alice").await;
+    let page = send(
+        c,
+        Request::get(gw.url("/.keygate/revoke"))
+            .body(body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let html = page.text();
+    assert!(html.contains("Revoke a key you found"));
+    assert!(
+        html.contains(r#"action="/.keygate/revoke""#) && html.contains(r#"enctype="text/plain""#)
+    );
+    // What a browser sends for that form.
+    let req = Request::post(gw.url("/.keygate/revoke"))
+        .header("content-type", "text/plain")
+        .header("accept", "text/html,application/xhtml+xml")
+        .header("origin", "https://elsewhere.example.org")
+        .body(body::full(format!("keys={key}\r\n")))
+        .unwrap();
+    let a = send(c, req).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text());
+    assert!(a.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(a.text().contains("no longer works"));
+    assert_eq!(status(c, gw, &key).await, StatusCode::UNAUTHORIZED);
+}

@@ -1,0 +1,251 @@
+//! Signed webhooks (`[[webhooks]]`): with three instances each event reaches
+//! the receiver once, signed the Standard Webhooks way and without a
+//! secret; a receiver that was down gets the backlog when it is back; one
+//! that hangs costs a revocation nothing.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use http::{Method, StatusCode};
+use serde_json::json;
+
+use super::{fleet, Fleet};
+use crate::support::admin::{call, create_key, json_of};
+use crate::support::gateway::Builder;
+use crate::support::scanner::report;
+use crate::support::webhook_receiver::{Delivery, Mode, Receiver, SECRET};
+use crate::support::{eventually, within};
+
+/// `[[webhooks]]` to `receiver`, retried every second at most.
+fn webhook_to(url: &str, dir: &std::path::Path, extra: &[&str]) -> impl Fn(&mut Builder) {
+    let secret = dir.join("webhook-secret");
+    std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
+    let mut lines = vec![
+        format!("url = \"{url}\""),
+        format!("secret_file = \"{}\"", secret.display()),
+        "max_retry_interval = \"1s\"".to_owned(),
+    ];
+    lines.extend(extra.iter().map(|l| (*l).to_owned()));
+    move |b: &mut Builder| {
+        b.webhook(&lines);
+    }
+}
+
+/// Wait until the receiver holds `n` deliveries, then a little longer
+/// (two delivery polls) for any that should not come.
+async fn exactly(receiver: &Receiver, n: usize) -> Vec<Delivery> {
+    eventually(
+        "the events arrive",
+        200,
+        Duration::from_millis(50),
+        || async { (receiver.received().len() >= n).then_some(()) },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    receiver.received()
+}
+
+fn by_type(deliveries: &[Delivery]) -> HashMap<String, Vec<&Delivery>> {
+    let mut out: HashMap<String, Vec<&Delivery>> = HashMap::new();
+    for d in deliveries {
+        out.entry(d.body["type"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(d);
+    }
+    out
+}
+
+#[tokio::test]
+async fn three_instances_deliver_each_event_once_signed_and_without_secrets() {
+    let receiver = Receiver::start(Mode::Up).await;
+    let dir = tempfile::tempdir().unwrap();
+    let f: Fleet = fleet(3, "webhooks3", webhook_to(&receiver.url(), dir.path(), &[])).await;
+
+    // Three keys made through three instances' admin APIs.
+    let mut keys = Vec::new();
+    for i in 0..3 {
+        keys.push(create_key(&f.clients[i], &f.gateways[i], &format!("user{i}")).await);
+    }
+    // Revoked: one by the admin API of instance 2, one by a secret-scanning
+    // report to instance 1, one by possession on instance 0.
+    let a = call(
+        &f.clients[2],
+        &f.gateways[2],
+        Method::DELETE,
+        &format!("/v1/keys/{}", keys[0].1),
+        None,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        f.report(1, &report(&[&keys[1].0])).await.status,
+        StatusCode::OK
+    );
+    let req = http::Request::post(f.gateways[0].url("/.keygate/revoke"))
+        .header("content-type", "application/json")
+        .body(crate::support::body::full(json!([keys[2].0]).to_string()))
+        .unwrap();
+    assert_eq!(
+        crate::support::client::send(&f.clients[0], req)
+            .await
+            .status,
+        StatusCode::ACCEPTED
+    );
+
+    let got = exactly(&receiver, 8).await;
+    let types = by_type(&got);
+    assert_eq!(types.get("key.created").map_or(0, Vec::len), 3, "{got:#?}");
+    assert_eq!(types.get("key.revoked").map_or(0, Vec::len), 3, "{got:#?}");
+    assert_eq!(types.get("key.leaked").map_or(0, Vec::len), 2, "{got:#?}");
+    assert_eq!(got.len(), 8, "each event once: {got:#?}");
+    let mut ids: Vec<&str> = got.iter().map(|d| d.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 8, "one webhook-id per event");
+    let now = keygate::keys::unix_now();
+    for d in &got {
+        assert!(d.verified, "signature does not verify: {d:?}");
+        assert!(d.id.starts_with("msg_"));
+        assert!(
+            d.timestamp.abs_diff(now) < 60,
+            "webhook-timestamp is the attempt's time"
+        );
+        let text = d.body.to_string();
+        for (secret, _) in &keys {
+            assert!(!text.contains(secret.as_str()), "a secret in {text}");
+        }
+    }
+    let sources = |t: &str| -> Vec<String> {
+        let mut s: Vec<String> = types[t]
+            .iter()
+            .map(|d| d.body["data"]["source"].as_str().unwrap().to_owned())
+            .collect();
+        s.sort();
+        s
+    };
+    assert_eq!(sources("key.created"), ["admin", "admin", "admin"]);
+    assert_eq!(
+        sources("key.revoked"),
+        ["admin", "github-secret-scanning", "possession"]
+    );
+    assert_eq!(
+        sources("key.leaked"),
+        ["github-secret-scanning", "possession"]
+    );
+    let leak = types["key.leaked"]
+        .iter()
+        .find(|d| d.body["data"]["source"] == "github-secret-scanning")
+        .unwrap();
+    assert_eq!(leak.body["data"]["id"], keys[1].1.as_str());
+    assert_eq!(leak.body["data"]["user"], "user1");
+    assert_eq!(
+        leak.body["data"]["url"],
+        "https://github.com/octo/leaky/blob/abc123/config.env#L1"
+    );
+    assert_eq!(leak.body["data"]["action"], "revoked");
+}
+
+#[tokio::test]
+async fn a_receiver_that_was_down_gets_the_backlog_when_it_is_back() {
+    let mut receiver = Receiver::start(Mode::Up).await;
+    let dir = tempfile::tempdir().unwrap();
+    let f = fleet(
+        2,
+        "backlog",
+        webhook_to(
+            &receiver.url(),
+            dir.path(),
+            &["events = [\"key.created\", \"key.revoked\"]"],
+        ),
+    )
+    .await;
+    receiver.down();
+    let (c, gw) = (&f.clients[0], &f.gateways[0]);
+    let (_, id) = create_key(c, gw, "alice").await;
+    let a = call(
+        c,
+        gw,
+        Method::POST,
+        "/v1/revoke",
+        Some(json!({"ids": [id]})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert_eq!(json_of(&a)["revoked"], 1);
+    // Attempts fail meanwhile (connection refused), and are retried.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(receiver.received().is_empty());
+    receiver.up().await;
+    let got = exactly(&receiver, 2).await;
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert!(got
+        .iter()
+        .all(|d| d.verified && d.body["data"]["id"] == id.as_str()));
+    let types = by_type(&got);
+    assert!(types.contains_key("key.created") && types.contains_key("key.revoked"));
+}
+
+#[tokio::test]
+async fn a_hanging_receiver_costs_a_revocation_nothing() {
+    let receiver = Receiver::start(Mode::Hang).await;
+    let dir = tempfile::tempdir().unwrap();
+    let f = fleet(
+        1,
+        "hang",
+        webhook_to(
+            &receiver.url(),
+            dir.path(),
+            &["timeout = \"1s\"", "events = [\"key.revoked\"]"],
+        ),
+    )
+    .await;
+    let (c, gw) = (&f.clients[0], &f.gateways[0]);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(create_key(c, gw, &format!("user{i}")).await.1);
+    }
+    for id in &ids {
+        let started = Instant::now();
+        let a = within(
+            5,
+            "a revocation answers",
+            call(c, gw, Method::DELETE, &format!("/v1/keys/{id}"), None),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::NO_CONTENT);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the revocation waited for the receiver: {:?}",
+            started.elapsed()
+        );
+    }
+    // Each attempt is cut after `timeout` and tried again: the same event comes more than once.
+    eventually(
+        "attempts are bounded and retried",
+        200,
+        Duration::from_millis(50),
+        || async {
+            let got = receiver.received();
+            let first = got.first()?.id.clone();
+            (got.iter().filter(|d| d.id == first).count() >= 2).then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_memory_store_delivers_too() {
+    let receiver = Receiver::start(Mode::Up).await;
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = crate::support::upstream::Upstream::start().await;
+    let mut b = crate::support::gateway::builder(&upstream.url());
+    webhook_to(&receiver.url(), dir.path(), &[])(&mut b);
+    let gw = b.start().await;
+    let c = crate::support::client::h1(&gw.ca);
+    let (_, id) = create_key(&c, &gw, "alice").await;
+    let got = exactly(&receiver, 1).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body["type"], "key.created");
+    assert_eq!(got[0].body["data"]["id"], id.as_str());
+    assert!(got[0].verified);
+}
