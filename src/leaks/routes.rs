@@ -8,10 +8,11 @@
 //!
 //! A report is checked in this order: an intake that is off is keygate's own
 //! 404; the signature headers (401, nothing read further: also for a
-//! signature that is not base64); the body size (413); the scanner's key
-//! (503 + `Retry-After` when its list cannot be read: the scanner sends the
-//! report again, nothing is lost; 401 for a key it does not publish); the
-//! signature over the raw body (401); the JSON (400). Then the keyring
+//! signature that is not base64); the scanner's key (503 + `Retry-After`
+//! when its list cannot be read: the scanner sends the report again, nothing
+//! is lost; 401 for a key it does not publish); the body size (413; bodies
+//! are read a few at a time, so a flood of large ones cannot exhaust
+//! memory); the signature over the raw body (401); the JSON (400). Then the keyring
 //! revokes the live keys through the fleet's barrier and the answer says
 //! which tokens were live. That work runs in a task of its own: a scanner
 //! that hangs up does not stop a revocation half-way, and one that takes
@@ -47,6 +48,8 @@ use crate::ratelimit::{PerClient, RetryAfter};
 
 /// Longest key identifier header read.
 const MAX_KEY_ID: usize = 256;
+/// Reports read and settled at once on this instance.
+const REPORTS_AT_ONCE: usize = 8;
 
 /// The two scanners, told apart by their route and header names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +65,8 @@ pub struct Leaks {
     action: LeakAction,
     answer_within: Duration,
     max_report_bytes: usize,
+    /// `REPORTS_AT_ONCE` permits.
+    reports: tokio::sync::Semaphore,
     possession: bool,
     /// `possession_per_minute` per client address; `None` = unlimited.
     possession_limit: Option<Arc<PerClient>>,
@@ -79,6 +84,8 @@ enum Refusal {
     RateLimited(Duration),
     Store(String),
     StillRevoking(Duration),
+    /// `REPORTS_AT_ONCE` reports are being read and settled already.
+    Busy,
 }
 
 // === impl Scanner ===
@@ -142,6 +149,7 @@ impl Leaks {
             action: leaks.action,
             answer_within: leaks.answer_within,
             max_report_bytes: leaks.max_report_bytes,
+            reports: tokio::sync::Semaphore::new(REPORTS_AT_ONCE),
             possession: leaks.possession,
             possession_limit: NonZeroU32::new(leaks.possession_per_minute)
                 .map(PerClient::per_minute),
@@ -195,7 +203,6 @@ impl Leaks {
         }
         .ok_or(Refusal::NotFound)?;
         let (key_id, signature) = signature_headers(scanner, req.headers())?;
-        let body = read_body(req, self.max_report_bytes).await?;
         let key = keys
             .key(&key_id)
             .await
@@ -203,6 +210,13 @@ impl Leaks {
             .ok_or(Refusal::Unsigned(
                 "the key identifier is not one the scanner publishes",
             ))?;
+        // Bodies are read a few at a time: a flood of large ones cannot
+        // take more than REPORTS_AT_ONCE * max_report_bytes of memory.
+        let _reading = tokio::time::timeout(self.answer_within, self.reports.acquire())
+            .await
+            .map_err(|_| Refusal::Busy)?
+            .expect("the semaphore is never closed");
+        let body = read_body(req, self.max_report_bytes).await?;
         match key.verify(&body, &signature) {
             Ok(()) => {}
             Err(SignatureError::Encoding) => {
@@ -391,6 +405,16 @@ fn refused(refusal: Refusal) -> Response<ResponseBody> {
                 response::json_error(
                     S::SERVICE_UNAVAILABLE,
                     "the key store is unavailable; send the same request again",
+                ),
+                response::RETRY_SOON,
+            )
+        }
+        Refusal::Busy => {
+            tracing::warn!("more secret-scanning reports at once than this instance reads; asking the sender to retry");
+            response::retry_after(
+                response::json_error(
+                    S::SERVICE_UNAVAILABLE,
+                    "too many reports at once; send it again later",
                 ),
                 response::RETRY_SOON,
             )
