@@ -20,5 +20,21 @@ pub fn warnings(config: &Config) -> Vec<ConfigProblem> {
             ));
         }
     }
+    // Events name users and key ids: over plain HTTP anyone on the path
+    // reads them (the signature only proves who sent them).
+    for (i, w) in config.webhooks.iter().enumerate() {
+        let host = w.url.host().unwrap_or("");
+        let loopback = host == "localhost"
+            || host
+                .trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if w.url.scheme_str() == Some("http") && !loopback {
+            out.push(ConfigProblem::new(
+                format!("webhooks[{i}].url"),
+                "plain http: the events (users, key ids, labels) cross the network readable by                  anyone on the path; use https",
+            ));
+        }
+    }
     out
 }

@@ -128,3 +128,20 @@ fn a_file_of_scanner_keys_and_a_webhook_make_a_valid_config() {
     );
     assert_eq!(code, Some(0), "{err}");
 }
+
+#[test]
+fn a_plain_http_webhook_off_loopback_is_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret"), SECRET).unwrap();
+    let (code, err) = check_in(
+        dir.path(),
+        "[[webhooks]]\nurl = \"http://hooks.example.org/k\"\nsecret_file = \"secret\"\n\
+         [[webhooks]]\nurl = \"http://127.0.0.1:9000/k\"\nsecret_file = \"secret\"\n",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("warning: webhooks[0].url: plain http"),
+        "{err}"
+    );
+    assert!(!err.contains("webhooks[1]"), "loopback is fine: {err}");
+}

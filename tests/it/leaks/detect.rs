@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -106,4 +106,114 @@ fn detect_secrets_with_the_keygate_plugin_finds_exactly_the_real_key() {
     // What `keygate keys revoke --leaked` reads back from this baseline is the key itself.
     let secrets = keygate::leaks::scan_report::secrets_in(&baseline, root).unwrap();
     assert_eq!(secrets, [key]);
+}
+
+/// `keygate keys …` with a config on a real Redis, run in `cwd`.
+fn keys_cli(cfg: &Path, cwd: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(crate::support::bin::BIN)
+        .current_dir(cwd)
+        .arg("keys")
+        .arg(args[0])
+        .arg("-c")
+        .arg(cfg)
+        .args(&args[1..])
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+#[ignore = "needs detect-secrets: run through scripts/test.sh"]
+fn a_detect_secrets_baseline_and_a_gitleaks_report_revoke_through_the_cli() {
+    let redis = crate::support::redis::RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("keygate.toml");
+    let store = crate::support::redis::store_section(&redis, dir.path(), "scan").join("\n");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[listen]\nplaintext = true\n[upstream]\nurl = \"http://127.0.0.1:9\"\n[store]\n{store}\n[admin]\ntoken_file = \"{}\"\n",
+            crate::support::admin_token_file(dir.path()).display()
+        ),
+    )
+    .unwrap();
+    let mut made = Vec::new();
+    for user in ["alice", "bob", "carol"] {
+        let (code, out, err) = keys_cli(&cfg, dir.path(), &["create", "--user", user, "--json"]);
+        assert_eq!(code, Some(0), "{err}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        made.push(v["key"].as_str().unwrap().to_owned());
+    }
+
+    // alice's key is committed in a repository; detect-secrets finds it.
+    let repo_dir = dir.path().join("repo");
+    write(
+        &repo_dir,
+        "deploy/app.env",
+        &format!("API_KEY={}\n", made[0]),
+    );
+    write(
+        &repo_dir,
+        "README.md",
+        &format!("not a key: {}\n", typo(&made[1], 20)),
+    );
+    let out = Command::new(repo().join("target/detect-secrets-venv/bin/detect-secrets"))
+        .current_dir(&repo_dir)
+        .args(["scan", "--all-files", "--plugin"])
+        .arg(repo().join("contrib/detect-secrets/keygate.py"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(repo_dir.join(".secrets.baseline"), &out.stdout).unwrap();
+    let (code, out, err) = keys_cli(
+        &cfg,
+        &repo_dir,
+        &["revoke", "--leaked", ".secrets.baseline"],
+    );
+    assert_eq!((code, out.trim()), (Some(0), "revoked 1 key"), "{err}");
+
+    // bob's key in a gitleaks report; a redacted report is refused, naming why.
+    let report = dir.path().join("gitleaks.json");
+    std::fs::write(
+        &report,
+        json!([{"RuleID": "keygate-api-key", "File": "x.py", "StartLine": 3, "Secret": made[1]}])
+            .to_string(),
+    )
+    .unwrap();
+    let (code, out, err) = keys_cli(
+        &cfg,
+        dir.path(),
+        &["revoke", "--leaked", report.to_str().unwrap()],
+    );
+    assert_eq!((code, out.trim()), (Some(0), "revoked 1 key"), "{err}");
+    std::fs::write(
+        &report,
+        json!([{"RuleID": "keygate-api-key", "Secret": "REDACTED"}]).to_string(),
+    )
+    .unwrap();
+    let (code, _, err) = keys_cli(
+        &cfg,
+        dir.path(),
+        &["revoke", "--leaked", report.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--redact"), "{err}");
+
+    let (_, out, _) = keys_cli(&cfg, dir.path(), &["list", "--json"]);
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    let users: Vec<&str> = listed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["user"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, ["carol"], "only carol's key is left");
 }
