@@ -1,7 +1,7 @@
 //! HTTP on the main listener: the gateway's steps (`gateway`: route, admit,
 //! forward; `admission`: strip, authenticate, limit, authorize, identify),
 //! its refusals answered in one place (`refusal`), every answer keygate
-//! writes (`response`), the header rules, the response body type and the
+//! writes (`response`; `html` for its pages), the header rules, the response body type and the
 //! access log. (The connection-level defences, HTTP/2 floods and stalled
 //! clients, are the connection's: `conn`.)
 
@@ -10,6 +10,7 @@ pub(crate) mod admission;
 pub(crate) mod body;
 pub(crate) mod gateway;
 pub mod headers;
+pub(crate) mod html;
 pub(crate) mod json_body;
 pub mod own_path;
 pub(crate) mod refusal;

@@ -4,6 +4,8 @@
 //! its own, for whoever found a key. The answer page says the same whatever
 //! the keys were. Style and icon are the self-service page's.
 
+use crate::http::html::head;
+
 /// The form, as a section of a page.
 pub const FOUND_KEY_FORM: &str = r#"<section aria-labelledby="found-heading">
 <h2 id="found-heading">Revoke a key you found</h2>
@@ -34,22 +36,9 @@ pub fn accepted_page() -> String {
 
 /// A whole page around `main` (fixed text only: nothing here comes from a request).
 fn page(title: &str, main: &str) -> String {
-    format!(
-        r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<link rel="stylesheet" href="/.keygate/static/app.css">
-<link rel="icon" href="/.keygate/static/icon.svg" type="image/svg+xml">
-</head>
-<body>
-<main>
-{main}
-</main>
-</body>
-</html>
-"#
-    )
+    let mut html = head(title, "");
+    html.push_str("<body>\n<main>\n");
+    html.push_str(main);
+    html.push_str("\n</main>\n</body>\n</html>\n");
+    html
 }

@@ -3,45 +3,14 @@
 //! config goes through `escape`; scripts and styles come only from
 //! `/.keygate/static/` (see the Content-Security-Policy in `mod.rs`).
 
+pub use crate::http::html::escape;
+use crate::http::html::head;
 use crate::keys::{rfc3339, KeyRecord};
-
-/// HTML-escape text for element content and quoted attribute values
-/// (OWASP XSS rules 1 and 2: `& < > " '`).
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// "2026-11-27 04:05 UTC", as `app.js` writes it too.
 pub fn when(secs: u64) -> String {
     let t = rfc3339(secs);
     format!("{} UTC", t.replace('T', " ").get(..16).unwrap_or(&t))
-}
-
-fn head(title: &str, extra: &str) -> String {
-    format!(
-        r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<link rel="stylesheet" href="/.keygate/static/app.css">
-<link rel="icon" href="/.keygate/static/icon.svg" type="image/svg+xml">
-{extra}</head>
-"#,
-        title = escape(title)
-    )
 }
 
 /// What the signed-in user sees.
