@@ -93,8 +93,13 @@ fn missing_tls_files_and_syntax_errors_are_named() {
 /// `check` on `[listen] + [upstream] + extra`: its stderr and exit code.
 fn check_text(extra: &str) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("k.toml");
-    let token = crate::support::admin_token_file(dir.path());
+    check_text_in(dir.path(), extra)
+}
+
+/// `check_text` with the file in `dir` (beside files `extra` names).
+pub(crate) fn check_text_in(dir: &std::path::Path, extra: &str) -> (Option<i32>, String) {
+    let cfg = dir.join("k.toml");
+    let token = crate::support::admin_token_file(dir);
     std::fs::write(
         &cfg,
         format!(

@@ -8,7 +8,7 @@ use crate::support::admin::NEW_KEY_FIELDS;
 use crate::support::bin::BIN;
 use crate::support::redis::{store_section, RedisServer};
 
-fn config(dir: &Path, redis: &RedisServer, extra: &str) -> PathBuf {
+pub(crate) fn config(dir: &Path, redis: &RedisServer, extra: &str) -> PathBuf {
     let path = dir.join("keygate.toml");
     let store = store_section(redis, dir, "cli").join("\n");
     std::fs::write(
@@ -23,7 +23,13 @@ fn config(dir: &Path, redis: &RedisServer, extra: &str) -> PathBuf {
 }
 
 fn keys(cfg: &Path, args: &[&str]) -> Output {
+    keys_in(cfg, Path::new("."), args)
+}
+
+/// `keys` run in the folder `cwd`.
+pub(crate) fn keys_in(cfg: &Path, cwd: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
+        .current_dir(cwd)
         .arg("keys")
         .arg(args[0])
         .arg("-c")

@@ -1,27 +1,8 @@
 //! `[leaks]` and `[[webhooks]]` problems, each named by its TOML key, and
 //! no secret echoed (`keygate check`).
 
-use crate::support::bin;
+use crate::config_check::check_text_in as check_in;
 use crate::support::webhook_receiver::SECRET;
-
-/// `keygate check` on a minimal valid file plus `extra`, in `dir`.
-fn check_in(dir: &std::path::Path, extra: &str) -> (Option<i32>, String) {
-    let cfg = dir.join("k.toml");
-    let token = crate::support::admin_token_file(dir);
-    std::fs::write(
-        &cfg,
-        format!(
-            "[listen]\nplaintext = true\n[upstream]\nurl = \"http://127.0.0.1:8080\"\n[store]\nkind = \"memory\"\n[admin]\ntoken_file = \"{}\"\n{extra}",
-            token.display()
-        ),
-    )
-    .unwrap();
-    let out = bin::check(&cfg);
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn leaks_problems_are_named_by_their_keys() {

@@ -110,15 +110,7 @@ fn detect_secrets_with_the_keygate_plugin_finds_exactly_the_real_key() {
 
 /// `keygate keys …` with a config on a real Redis, run in `cwd`.
 fn keys_cli(cfg: &Path, cwd: &Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(crate::support::bin::BIN)
-        .current_dir(cwd)
-        .arg("keys")
-        .arg(args[0])
-        .arg("-c")
-        .arg(cfg)
-        .args(&args[1..])
-        .output()
-        .unwrap();
+    let out = crate::keys_cli::keys_in(cfg, cwd, args);
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -131,16 +123,7 @@ fn keys_cli(cfg: &Path, cwd: &Path, args: &[&str]) -> (Option<i32>, String, Stri
 fn a_detect_secrets_baseline_and_a_gitleaks_report_revoke_through_the_cli() {
     let redis = crate::support::redis::RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("keygate.toml");
-    let store = crate::support::redis::store_section(&redis, dir.path(), "scan").join("\n");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[listen]\nplaintext = true\n[upstream]\nurl = \"http://127.0.0.1:9\"\n[store]\n{store}\n[admin]\ntoken_file = \"{}\"\n",
-            crate::support::admin_token_file(dir.path()).display()
-        ),
-    )
-    .unwrap();
+    let cfg = crate::keys_cli::config(dir.path(), &redis, "");
     let mut made = Vec::new();
     for user in ["alice", "bob", "carol"] {
         let (code, out, err) = keys_cli(&cfg, dir.path(), &["create", "--user", user, "--json"]);
