@@ -167,3 +167,23 @@ async fn the_form_revokes_a_found_key_without_signing_in() {
     assert!(a.text().contains("no longer works"));
     assert_eq!(status(c, gw, &key).await, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn the_self_service_page_carries_the_form() {
+    let app = crate::support::whoami::WhoAmI::start().await;
+    let f = fleet(1, "possession-page", |b| app.configure(b)).await;
+    let (c, gw) = (&f.clients[0], &f.gateways[0]);
+    let req = Request::get(gw.url("/.keygate/keys"))
+        .header("cookie", app.sign_in("alice"))
+        .body(body::empty())
+        .unwrap();
+    let page = send(c, req).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+    let html = page.text();
+    assert!(html.contains("Revoke a key you found"), "{html}");
+    assert!(html.contains(
+        r#"<form id="found" method="post" action="/.keygate/revoke" enctype="text/plain">"#
+    ));
+    // The key rows' "Revoke" stays the only button with exactly that text.
+    assert!(html.contains(">Revoke found keys</button>"));
+}
