@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 
 use crate::admin::Admin;
 use crate::auth::Authenticator;
+use crate::authz::Authz;
 use crate::config::{Config, LoginMethod};
 use crate::http::admission::Admission;
 use crate::http::gateway::Gateway;
@@ -69,6 +70,8 @@ pub enum TlsMode {
 pub struct Running {
     pub main_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// The auth listener's, when `[authz] addr` is set.
+    pub authz_addr: Option<SocketAddr>,
     tls: Option<TlsReloader>,
     /// The admin listener's own TLS, when it requires client certificates.
     admin_tls: Option<TlsReloader>,
@@ -79,6 +82,8 @@ pub struct Running {
     shutdown_admin: watch::Sender<bool>,
     main: JoinHandle<bool>,
     admin: JoinHandle<bool>,
+    /// The auth listener, stopped with the main one.
+    authz: Option<JoinHandle<bool>>,
     /// This instance's fleet membership (Redis store with the cache on).
     member: Option<crate::fleet::Member>,
     /// This instance's webhook delivery workers (`[[webhooks]]`).
@@ -110,7 +115,7 @@ pub async fn start(
         }
     };
 
-    // 3. bind both listeners before serving either
+    // 3. bind every listener before serving any
     let bind = |key, addr: SocketAddr| async move {
         let bind_error = |source| StartError::Bind { key, addr, source };
         let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
@@ -119,6 +124,10 @@ pub async fn start(
     };
     let (main_listener, main_addr) = bind("listen.addr", config.listen.addr).await?;
     let (admin_listener, admin_addr) = bind("admin.addr", config.admin.addr).await?;
+    let authz_bound = match &config.authz {
+        Some(authz) => Some(bind("authz.addr", authz.addr).await?),
+        None => None,
+    };
 
     let metrics = keyring.metrics().clone();
     let settings = listener::Settings {
@@ -182,7 +191,7 @@ pub async fn start(
         .map_err(StartError::Leaks)?;
     let auth = Authenticator::new(keyring.clone(), &config.auth.username, config.auth.accept);
 
-    // 6. the main listener
+    // 6. the gateway's admission steps
     let limiter = Limiter::new(&config.rate_limit);
     let leaks = Leaks::new(config, keyring.clone()).map_err(StartError::Leaks)?;
     let selfservice =
@@ -190,10 +199,52 @@ pub async fn start(
     let admission = Admission::new(
         config,
         auth,
-        limiter,
+        limiter.clone(),
         metrics.clone(),
         trusted_header(config),
     );
+    let (shutdown_main, mut main_rx) = watch::channel(false);
+
+    // 7. the auth listener: the same admission (sharing the limiter and
+    //    the metrics), answered to the proxy that asks instead of forwarded
+    let mut authz_addr = None;
+    let authz = match (&config.authz, authz_bound) {
+        (Some(authz), Some((listener, bound))) => {
+            authz_addr = Some(bound);
+            let auth =
+                Authenticator::new(keyring.clone(), &config.auth.username, config.auth.accept);
+            let admission = Admission::new(
+                config,
+                auth,
+                limiter,
+                metrics.clone(),
+                trusted_header(config),
+            );
+            let handler = Arc::new(Authz::new(config, authz, admission, metrics.clone()));
+            let authz_settings = listener::Settings {
+                name: "authz",
+                tls: settings.tls.clone().filter(|_| authz.tls),
+                metrics: None,
+                ..settings.clone()
+            };
+            if authz_settings.tls.is_none() && !bound.ip().is_loopback() {
+                tracing::warn!(addr = %bound, "the auth listener serves plain HTTP: every API key a proxy sends it crosses that connection in clear");
+            }
+            tracing::info!(addr = %bound, trusted_proxies = ?authz.trusted_proxies, "auth listener (external auth) listening");
+            let mut rx = shutdown_main.subscribe();
+            Some(tokio::spawn(listener::run(
+                listener,
+                handler,
+                authz_settings,
+                async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                },
+            )))
+        }
+        _ => None,
+    };
+
+    // 8. the main listener
     let gateway = Arc::new(Gateway::new(
         config,
         selfservice,
@@ -201,7 +252,6 @@ pub async fn start(
         upstream,
         metrics,
     ));
-    let (shutdown_main, mut main_rx) = watch::channel(false);
     let main = tokio::spawn(listener::run(
         main_listener,
         gateway,
@@ -215,6 +265,7 @@ pub async fn start(
     Ok(Running {
         main_addr,
         admin_addr,
+        authz_addr,
         tls: reloader,
         admin_tls: admin_reloader,
         tokens,
@@ -223,6 +274,7 @@ pub async fn start(
         shutdown_admin,
         main,
         admin,
+        authz,
         member,
         webhooks,
     })
@@ -255,13 +307,17 @@ impl Running {
         self.tokens.reload();
     }
 
-    /// Say not-ready, stop accepting, let the main listener's requests finish
-    /// within the grace period, then stop the admin listener. True if every
-    /// main connection finished in time.
+    /// Say not-ready, stop accepting, let the main (and auth) listener's
+    /// requests finish within the grace period, then stop the admin
+    /// listener. True if every main and auth connection finished in time.
     pub async fn shutdown(self) -> bool {
         self.draining.store(true, Ordering::Relaxed);
         let _ = self.shutdown_main.send(true);
         let drained = self.main.await.unwrap_or(false);
+        let authz_drained = match self.authz {
+            Some(authz) => authz.await.unwrap_or(false),
+            None => true,
+        };
         if let Some(member) = self.member {
             member.stop().await;
         }
@@ -270,6 +326,6 @@ impl Running {
         }
         let _ = self.shutdown_admin.send(true);
         let _ = self.admin.await;
-        drained
+        drained && authz_drained
     }
 }

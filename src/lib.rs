@@ -13,6 +13,8 @@
 //!                                                   │     a refusal ─► http::refusal ─► http::response
 //!                                                   └─ forward: upstream (pool, timeouts, WebSocket)
 //! admin listener: listener ─► tls ─► admin (bearer token) ─► keyring
+//! auth listener:  listener ─► tls ─► authz ─► contract (who asks, about what) ─► http::admission
+//!                                          └─► 200 + identity headers, or http::refusal
 //!
 //! keyring ─► keys (format, digests) · store (memory | Redis) · fleet (cache, barrier) · audit · metrics · settings
 //!         └► webhooks (events queued in the store's outbox, delivered by every instance's workers)
@@ -39,6 +41,10 @@
 //!   decoder on), scopes, last use; `ratelimit`: failed authentications per
 //!   client, requests per key.
 //! * `upstream`: the keep-alive pool to the backend, timeouts, WebSocket tunnels.
+//! * `authz`: the auth listener (`[authz] addr`): nginx `auth_request`,
+//!   Caddy `forward_auth`, Traefik ForwardAuth and Envoy ext_authz ask it
+//!   about each request; it admits the described request with the
+//!   gateway's own steps and answers, never forwards.
 //! * `admin`: the admin API; `selfservice`: `/.keygate/*`, the page where
 //!   signed-in users make and revoke their own keys, and its JSON API;
 //!   `login`: who is signed in (`[login] method`).
@@ -76,6 +82,7 @@ pub(crate) mod admin;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub(crate) mod authz;
 pub mod cli;
 pub mod config;
 pub(crate) mod conn;

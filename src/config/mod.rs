@@ -43,6 +43,8 @@ pub struct Config {
     pub runtime: Runtime,
     pub leaks: Leaks,
     pub webhooks: Vec<Webhook>,
+    /// `[authz]`: the auth listener for proxies that ask (`None`: off).
+    pub authz: Option<Authz>,
 }
 
 #[derive(Debug, Clone)]
@@ -199,6 +201,17 @@ pub struct Http2Limits {
     /// PING, SETTINGS, PRIORITY, WINDOW_UPDATE and RST_STREAM frames allowed
     /// beyond what the traffic explains (`conn::h2_guard`).
     pub max_control_frames: u32,
+}
+
+/// `[authz]`: the external-auth listener (nginx `auth_request`, Caddy
+/// `forward_auth`, Traefik ForwardAuth, Envoy ext_authz).
+#[derive(Debug, Clone)]
+pub struct Authz {
+    pub addr: SocketAddr,
+    /// TLS with the `[listen]` certificate; `false` = plain HTTP.
+    pub tls: bool,
+    /// The proxies that may ask; every other peer is refused (403).
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// `[login]`: who is signed in on the self-service page.
@@ -476,6 +489,9 @@ fn parse_in(text: &str, folder: Option<&Path>) -> Result<Config, ConfigErrors> {
         runtime: section(&root, "runtime", &mut problems),
         leaks: section(&root, "leaks", &mut problems),
         webhooks: entries(&root, "webhooks", &mut problems),
+        authz: root
+            .get("authz")
+            .map(|_| section(&root, "authz", &mut problems)),
     };
     let config = validate::build(raw, folder, &mut problems);
     match config {

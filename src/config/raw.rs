@@ -26,6 +26,7 @@ pub const SECTIONS: &[&str] = &[
     "runtime",
     "leaks",
     "webhooks",
+    "authz",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -363,4 +364,17 @@ impl Default for Webhook {
             max_retry_interval: "30m".into(),
         }
     }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Authz {
+    /// The auth listener's address; none = no auth listener.
+    pub addr: Option<String>,
+    /// Plain HTTP instead of TLS with the `[listen]` certificate.
+    pub plaintext: bool,
+    /// Plain HTTP on an address other than loopback (keys cross the network in clear).
+    pub plaintext_off_loopback: bool,
+    /// The proxies that may ask (their forwarded headers describe the request).
+    pub trusted_proxies: Vec<String>,
 }

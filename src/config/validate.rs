@@ -13,6 +13,7 @@ use ipnet::IpNet;
 use super::raw;
 use super::*;
 
+mod authz;
 mod leaks;
 pub(super) mod login;
 mod oidc;
@@ -35,6 +36,7 @@ pub struct Raw {
     pub runtime: raw::Runtime,
     pub leaks: raw::Leaks,
     pub webhooks: Vec<raw::Webhook>,
+    pub authz: Option<raw::Authz>,
 }
 
 /// Shortest HMAC secret accepted, in characters.
@@ -49,6 +51,7 @@ pub fn build(raw: Raw, folder: Option<&Path>, problems: &mut Vec<ConfigProblem>)
         folder,
     };
     let admin_plaintext = raw.admin.plaintext || raw.listen.plaintext;
+    let listen_plaintext = raw.listen.plaintext;
     let listen = listen(raw.listen, &mut p);
     let upstream = upstream(raw.upstream, &mut p);
     let auth = auth(raw.auth, &mut p);
@@ -74,6 +77,7 @@ pub fn build(raw: Raw, folder: Option<&Path>, problems: &mut Vec<ConfigProblem>)
     let runtime = runtime(raw.runtime, &mut p);
     let leaks = leaks::section(raw.leaks, &mut p);
     let webhooks = leaks::webhooks(raw.webhooks, &mut p);
+    let authz = authz::section(raw.authz, listen_plaintext, &mut p);
     Some(Config {
         listen: listen?,
         upstream: upstream?,
@@ -99,6 +103,7 @@ pub fn build(raw: Raw, folder: Option<&Path>, problems: &mut Vec<ConfigProblem>)
         runtime: runtime?,
         leaks: leaks?,
         webhooks: webhooks?,
+        authz: authz?,
     })
 }
 

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use http::{Method, StatusCode};
 
+use super::admission::Admitted;
 use crate::conn::ConnStats;
 
 /// What the log line needs, collected along the request's path.
@@ -69,6 +70,15 @@ impl Completion {
         if let Some(l) = &mut self.line {
             l.user = Some(user.to_owned());
             l.key_id = Some(key_id.to_owned());
+        }
+    }
+
+    /// Who the request passed as: a key's user and id, an SSO user, or nobody.
+    pub fn set_admitted(&mut self, admitted: &Admitted) {
+        match admitted {
+            Admitted::Key(p) => self.set_identity(p.user(), p.key_id().as_str()),
+            Admitted::Sso(user) => self.set_identity(user, "-"),
+            Admitted::Anonymous => {}
         }
     }
 

@@ -22,7 +22,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
-use http::Request;
+use http::{Method, Request};
 use ipnet::IpNet;
 
 use super::headers::{self, Spoofable};
@@ -83,17 +83,38 @@ impl Admission {
         }
     }
 
+    /// Whose `X-Forwarded-For` names the client (for the logs and the
+    /// failed-authentication limit): `proxies` instead of
+    /// `listen.trusted_proxies` (the auth listener's `authz.trusted_proxies`).
+    pub fn trusting(mut self, proxies: Vec<IpNet>) -> Self {
+        self.trusted_proxies = proxies;
+        self
+    }
+
     /// Run the steps on a request that came from `peer`; on success its
     /// headers are what the backend may see.
     pub async fn admit<B>(&self, req: &mut Request<B>, peer: IpAddr) -> Result<Admitted, Refusal> {
-        let sso_user = self.strip(req.headers_mut(), peer);
-        let Some(principal) = self.authenticate(req.headers_mut(), peer).await? else {
-            return self.without_key(req.headers_mut(), sso_user);
+        let method = req.method().clone();
+        self.admit_as(&method, req.headers_mut(), peer).await
+    }
+
+    /// The same steps for a request that is described rather than carried:
+    /// an external-auth check names the original request's method in a
+    /// header (`authz`), and `h` are the headers it sent along.
+    pub async fn admit_as(
+        &self,
+        method: &Method,
+        h: &mut HeaderMap,
+        peer: IpAddr,
+    ) -> Result<Admitted, Refusal> {
+        let sso_user = self.strip(h, peer);
+        let Some(principal) = self.authenticate(h, peer).await? else {
+            return self.without_key(h, sso_user);
         };
         self.limit(&principal)?;
-        self.authorize(&principal, req.method())?;
+        self.authorize(&principal, method)?;
         self.metrics.auth(AuthOutcome::Ok);
-        self.identify(req.headers_mut(), &principal)?;
+        self.identify(h, &principal)?;
         self.auth.used(&principal);
         Ok(Admitted::Key(principal))
     }
@@ -136,7 +157,7 @@ impl Admission {
     }
 
     /// Step 4: what the key's scope allows.
-    fn authorize(&self, principal: &Principal, method: &http::Method) -> Result<(), Refusal> {
+    fn authorize(&self, principal: &Principal, method: &Method) -> Result<(), Refusal> {
         match scope::allows(principal.scope(), method) {
             true => Ok(()),
             false => Err(Refusal::ReadOnly),

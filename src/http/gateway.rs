@@ -21,7 +21,7 @@ use hyper::body::Incoming;
 use ipnet::IpNet;
 
 use super::access::Completion;
-use super::admission::{Admission, Admitted};
+use super::admission::Admission;
 use super::body::ResponseBody;
 use super::headers;
 use super::own_path;
@@ -93,11 +93,7 @@ impl<P: OwnPages> Gateway<P> {
             Ok(admitted) => admitted,
             Err(refusal) => return self.refuse(refusal, peer, req.headers()),
         };
-        match &admitted {
-            Admitted::Key(p) => done.set_identity(p.user(), p.key_id().as_str()),
-            Admitted::Sso(user) => done.set_identity(user, "-"),
-            Admitted::Anonymous => {}
-        }
+        done.set_admitted(&admitted);
         // The request is gone to the backend: an upstream failure is logged with the peer.
         match self.forward(req, conn).await {
             Ok(resp) => resp,

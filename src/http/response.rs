@@ -32,8 +32,9 @@ fn with_body(
 }
 
 /// Plain text: the gateway's short fixed answers (a client learns the
-/// status, never which check failed).
-pub fn text(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
+/// status, never which check failed), and the auth listener's 400s, which
+/// name the header a proxy did not send.
+pub fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<ResponseBody> {
     with_body(status, "text/plain; charset=utf-8", body)
 }
 

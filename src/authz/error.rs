@@ -1,0 +1,71 @@
+//! Why the auth listener does not say yes, and the one place where each
+//! reason becomes an answer. A key check that says no is answered exactly
+//! as the gateway answers it (`http::refusal`): same status, challenge,
+//! `Retry-After`, metric and log line. What is the auth listener's own (who
+//! may ask, and how a check must describe the request) is answered here.
+//! Every answer carries `Cache-Control: no-store` (`http::response`).
+
+use std::net::IpAddr;
+
+use http::{Response, StatusCode};
+
+use crate::http::body::ResponseBody;
+use crate::http::refusal::{Refusal, Refusals};
+use crate::http::response;
+
+#[derive(Debug)]
+pub enum CheckError {
+    /// The peer is not in `authz.trusted_proxies`: its forwarded headers
+    /// cannot be believed, so nothing it asks is answered.
+    Untrusted,
+    /// Not one of the auth routes (the auth listener forwards nothing).
+    NoRoute,
+    /// The contract's description of the original request is missing (the
+    /// header, or the path after Envoy's prefix).
+    Missing(&'static str),
+    /// It is there but sent twice, or is no method / no origin-form URI.
+    Bad(&'static str),
+    /// The key check said no.
+    Refused(Refusal),
+}
+
+// === impl CheckError ===
+
+impl CheckError {
+    /// The answer to a check from `client` (a trusted proxy's
+    /// `X-Forwarded-For`, else the peer).
+    pub fn answer(self, refusals: &Refusals, client: IpAddr) -> Response<ResponseBody> {
+        use StatusCode as S;
+        match self {
+            CheckError::Untrusted => {
+                tracing::info!(client = %client, "refused a check from an address not in authz.trusted_proxies (403)");
+                response::text(
+                    S::FORBIDDEN,
+                    "403 Forbidden: this address may not ask keygate's auth listener (authz.trusted_proxies)\n",
+                )
+            }
+            CheckError::NoRoute => response::text(
+                S::NOT_FOUND,
+                "404 Not Found: keygate's auth listener answers /authz/forward-auth, \
+                 /authz/auth-request and /authz/ext-authz/..., and forwards nothing\n",
+            ),
+            CheckError::Missing(what) => {
+                tracing::info!(client = %client, missing = what, "refused a check that does not describe the request (400)");
+                response::text(
+                    S::BAD_REQUEST,
+                    format!("400 Bad Request: no {what}: the proxy must describe the original request\n"),
+                )
+            }
+            CheckError::Bad(what) => {
+                tracing::info!(client = %client, bad = what, "refused a check that describes the request badly (400)");
+                response::text(
+                    S::BAD_REQUEST,
+                    format!(
+                        "400 Bad Request: {what} must be sent once, as a method or a path (/...)\n"
+                    ),
+                )
+            }
+            CheckError::Refused(refusal) => refusals.answer(refusal, client),
+        }
+    }
+}
