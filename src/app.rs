@@ -230,7 +230,6 @@ pub async fn start(
             if authz_settings.tls.is_none() && !bound.ip().is_loopback() {
                 tracing::warn!(addr = %bound, "the auth listener serves plain HTTP: every API key a proxy sends it crosses that connection in clear");
             }
-            tracing::info!(addr = %bound, trusted_proxies = ?authz.trusted_proxies, "auth listener (external auth) listening");
             let mut rx = shutdown_main.subscribe();
             Some(tokio::spawn(listener::run(
                 listener,
@@ -260,7 +259,8 @@ pub async fn start(
             let _ = main_rx.wait_for(|stop| *stop).await;
         },
     ));
-    tracing::info!(addr = %main_addr, admin = %admin_addr, upstream = %config.upstream.url, "keygate listening");
+    let authz_shown = authz_addr.map_or_else(|| "off".to_owned(), |a| a.to_string());
+    tracing::info!(addr = %main_addr, admin = %admin_addr, authz = %authz_shown, upstream = %config.upstream.url, "keygate listening");
 
     Ok(Running {
         main_addr,

@@ -5,6 +5,7 @@ mod support;
 
 mod admin;
 mod auth;
+mod authz;
 mod clients;
 mod config_check;
 mod dashboard;

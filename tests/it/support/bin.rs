@@ -97,6 +97,11 @@ impl Process {
         self.listening("admin").await
     }
 
+    /// The auth listener's address (`[authz] addr`), from the same log line.
+    pub async fn authz_addr(&self) -> SocketAddr {
+        self.listening("authz").await
+    }
+
     async fn listening(&self, field: &str) -> SocketAddr {
         super::eventually(
             &format!("keygate logs its {field} address"),

@@ -109,12 +109,17 @@ pub async fn raw_tls_result(addr: SocketAddr, ca: &Ca) -> std::io::Result<TlsStr
         .await
 }
 
-/// GET `url` with `key` as HTTP Basic credentials (user `apikey`).
-pub async fn get_with_key(client: &HttpsClient, url: &str, key: &str) -> Answer {
+/// `Authorization: Basic` with `key` as the password of the user `apikey`.
+pub fn basic(key: &str) -> String {
     use base64::Engine;
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("apikey:{key}"));
+    format!("Basic {basic}")
+}
+
+/// GET `url` with `key` as HTTP Basic credentials (user `apikey`).
+pub async fn get_with_key(client: &HttpsClient, url: &str, key: &str) -> Answer {
     let req = Request::get(url)
-        .header("authorization", format!("Basic {basic}"))
+        .header("authorization", basic(key))
         .body(body::empty())
         .unwrap();
     send(client, req).await

@@ -22,6 +22,10 @@ pub struct Builder {
 pub struct TestGateway {
     pub addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// The auth listener (`[authz] addr`), when the config has one.
+    pub authz_addr: Option<SocketAddr>,
+    /// Whether the auth listener speaks TLS (`[authz] plaintext` unset).
+    authz_tls: bool,
     /// The gateway's keys: tests mint and revoke through it.
     pub keyring: Keyring,
     pub ca: Ca,
@@ -158,6 +162,8 @@ impl Builder {
         TestGateway {
             addr: running.main_addr,
             admin_addr: running.admin_addr,
+            authz_addr: running.authz_addr,
+            authz_tls: config.authz.as_ref().is_some_and(|a| a.tls),
             keyring,
             ca,
             _dir: dir,
@@ -199,6 +205,13 @@ impl TestGateway {
 
     pub fn admin_url(&self, path: &str) -> String {
         format!("https://127.0.0.1:{}{path}", self.admin_addr.port())
+    }
+
+    /// `path` on the auth listener: https://, or http:// when it is plaintext.
+    pub fn authz_url(&self, path: &str) -> String {
+        let addr = self.authz_addr.expect("the config has [authz] addr");
+        let scheme = if self.authz_tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}{path}", addr.port())
     }
 
     pub fn url(&self, path: &str) -> String {
