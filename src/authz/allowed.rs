@@ -3,10 +3,15 @@
 //! After admission, the check's headers hold exactly what the backend may
 //! see of keygate's headers: the identity header and `X-Keygate-Key-Id`
 //! that admission set (every client copy was removed first). Those go into
-//! the answer. Envoy also gets `x-envoy-auth-headers-to-remove`: the
-//! credential headers the key came in (the app never needs the key), and
-//! keygate's own headers this answer does not set (so a client's copy does
-//! not reach the app when nobody is identified).
+//! the answer. When the answer names nobody (anonymous passthrough, or the
+//! key id of an SSO user):
+//! * forward-auth and auth-request answers carry the header empty, so that
+//!   a proxy copying it replaces the client's copy with nothing (nginx sends
+//!   no empty header; Caddy 2.6's `copy_headers` would otherwise put the
+//!   literal text of its placeholder on the request);
+//! * Envoy's answer leaves it out and names it in
+//!   `x-envoy-auth-headers-to-remove`, with the credential headers the key
+//!   came in (the app never needs the key).
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
@@ -66,7 +71,10 @@ pub fn answer(
             Some(value) => {
                 out.insert(name, value);
             }
-            None => to_remove.push(name),
+            None if contract == Contract::ExtAuthz => to_remove.push(name),
+            None => {
+                out.insert(name, HeaderValue::from_static(""));
+            }
         }
     }
     if contract == Contract::ExtAuthz && !to_remove.is_empty() {
@@ -107,7 +115,8 @@ mod tests {
         let mut after = map(&[("apikey", "other")]);
         let resp = answer(Contract::ForwardAuth, &mut after, &identity, &credentials);
         assert!(!resp.headers().contains_key(ENVOY_HEADERS_TO_REMOVE));
-        assert!(!resp.headers().contains_key("x-remote-user"));
+        assert_eq!(resp.headers()["x-remote-user"], "");
+        assert_eq!(resp.headers()["x-keygate-key-id"], "");
     }
 
     #[test]
