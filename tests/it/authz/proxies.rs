@@ -2,8 +2,10 @@
 //! configurations of deploy/), as a user with curl sees it and as the app
 //! behind them sees it: no key is a 401 whose challenge reaches curl; a key
 //! reaches the app as its user, without the credential; a client's own
-//! identity headers never reach the app; a read key cannot POST; a Redis
-//! outage is a 503; a revocation is obeyed by the next request, under load.
+//! identity headers never reach the app; a read key cannot POST; a key
+//! over its rate, or a client guessing keys, gets a 429 with Retry-After; a
+//! Redis outage is a 503; a revocation is obeyed by the next request, under
+//! load.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -234,6 +236,63 @@ async fn a_redis_outage_is_a_503(kind: Kind) {
     );
 }
 
+/// The `Retry-After` seconds of a response curl printed with `-i`.
+fn retry_after(out: &Curl) -> u64 {
+    head(out)
+        .lines()
+        .find_map(|l| l.strip_prefix("retry-after:"))
+        .unwrap_or_else(|| panic!("no Retry-After in\n{}", out.body))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+async fn rate_limits_are_429s_with_retry_after(kind: Kind) {
+    let s = setup(kind, false, |b| {
+        b.set("rate_limit", "requests_per_second = 1")
+            .set("rate_limit", "failed_auth_per_minute = 3");
+    })
+    .await;
+    // A key over its request rate.
+    let (key, _) = s.gw.key("busy").await;
+    let user = format!("apikey:{key}");
+    let url = s.front.url("/busy");
+    let mut statuses = Vec::new();
+    let mut limited = None;
+    for _ in 0..6 {
+        let out = curl(&["-i", "-u", &user, &url]).await;
+        statuses.push(out.status);
+        if out.status == 429 {
+            limited = Some(out);
+        }
+    }
+    let limited = limited.unwrap_or_else(|| panic!("{kind:?}: no 429 in {statuses:?}"));
+    assert!(
+        (1..=2).contains(&retry_after(&limited)),
+        "{kind:?}: {}",
+        limited.body
+    );
+    let forwarded =
+        s.up.requests()
+            .iter()
+            .filter(|r| r.uri.path() == "/busy")
+            .count();
+    let allowed = statuses.iter().filter(|s| **s == 200).count();
+    assert!(allowed >= 1, "{kind:?}: {statuses:?}");
+    assert_eq!(forwarded, allowed, "{kind:?} forwarded a limited request");
+
+    // Failed authentications from one client (the proxy names it in
+    // X-Forwarded-For): the fourth is refused before any key check.
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(curl(&["-u", "apikey:kg_guess", &url]).await.status);
+    }
+    assert_eq!(statuses, [401, 401, 401, 429], "{kind:?}");
+    let out = curl(&["-i", "-u", "apikey:kg_guess", &url]).await;
+    assert_eq!(out.status, 429, "{kind:?}: {}", out.body);
+    assert!(retry_after(&out) >= 1, "{kind:?}: {}", out.body);
+}
+
 /// One request of the load.
 struct Sent {
     started: Instant,
@@ -367,6 +426,12 @@ macro_rules! through {
             #[ignore = "needs nginx, Caddy and Traefik: run through scripts/test.sh"]
             async fn a_read_key_gets_403_on_post() {
                 super::a_read_key_gets_403_on_post(KIND).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[ignore = "needs nginx, Caddy and Traefik: run through scripts/test.sh"]
+            async fn rate_limits_are_429s_with_retry_after() {
+                super::rate_limits_are_429s_with_retry_after(KIND).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
