@@ -51,10 +51,30 @@ const OUTCOMES: [(AuthOutcome, &str); 11] = [
 
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
+/// The auth-listener route a check came to (the `route` label); `None`:
+/// refused before any route (a peer not in `authz.trusted_proxies`, or a
+/// path that is no route).
+#[derive(Debug, Clone, Copy)]
+pub enum AuthzRoute {
+    ForwardAuth,
+    AuthRequest,
+    ExtAuthz,
+    None,
+}
+
+const AUTHZ_ROUTES: [(AuthzRoute, &str); 4] = [
+    (AuthzRoute::ForwardAuth, "forward_auth"),
+    (AuthzRoute::AuthRequest, "auth_request"),
+    (AuthzRoute::ExtAuthz, "ext_authz"),
+    (AuthzRoute::None, "none"),
+];
+
 pub struct Metrics {
     registry: Registry,
     /// Index = status class - 1.
     requests: [Counter; 5],
+    /// Index = `AuthzRoute as usize`, then status class - 1.
+    authz_checks: [[Counter; 5]; 4],
     /// Index = `AuthOutcome as usize`.
     auth: [Counter; 11],
     upstream_seconds: Histogram,
@@ -97,6 +117,20 @@ impl Metrics {
         );
         let auth =
             OUTCOMES.map(|(_, name)| auth_family.get_or_create(&vec![("outcome", name)]).clone());
+
+        let checks_family = Family::<Labels, Counter>::default();
+        registry.register(
+            "keygate_authz_checks",
+            "Checks answered on the auth listener ([authz]), by route and status class",
+            checks_family.clone(),
+        );
+        let authz_checks = AUTHZ_ROUTES.map(|(_, route)| {
+            CLASSES.map(|c| {
+                checks_family
+                    .get_or_create(&vec![("route", route), ("class", c)])
+                    .clone()
+            })
+        });
 
         // 100 µs .. ~3.3 s
         let upstream_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
@@ -178,6 +212,7 @@ impl Metrics {
         Arc::new(Metrics {
             registry,
             requests,
+            authz_checks,
             auth,
             upstream_seconds,
             store_seconds,
@@ -195,8 +230,12 @@ impl Metrics {
     }
 
     pub fn response(&self, status: StatusCode) {
-        let class = (status.as_u16() / 100).clamp(1, 5) as usize;
-        self.requests[class - 1].inc();
+        self.requests[class(status)].inc();
+    }
+
+    /// A check the auth listener answered.
+    pub fn authz_check(&self, route: AuthzRoute, status: StatusCode) {
+        self.authz_checks[route as usize][class(status)].inc();
     }
 
     pub fn auth(&self, outcome: AuthOutcome) {
@@ -234,6 +273,11 @@ impl Metrics {
     }
 }
 
+/// The index of `status`'s class in `CLASSES`.
+fn class(status: StatusCode) -> usize {
+    (status.as_u16() / 100).clamp(1, 5) as usize - 1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,7 +289,16 @@ mod tests {
         m.response(StatusCode::UNAUTHORIZED);
         m.auth(AuthOutcome::Malformed);
         m.upstream(Duration::from_millis(3));
+        m.authz_check(AuthzRoute::ExtAuthz, StatusCode::SERVICE_UNAVAILABLE);
         let text = m.encode();
+        assert!(
+            text.contains("keygate_authz_checks_total{route=\"ext_authz\",class=\"5xx\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("keygate_authz_checks_total{route=\"none\",class=\"2xx\"} 0"),
+            "{text}"
+        );
         assert!(
             text.contains("keygate_http_requests_total{class=\"2xx\"} 1"),
             "{text}"

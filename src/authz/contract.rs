@@ -8,6 +8,7 @@ use http::uri::PathAndQuery;
 use http::{Method, Request};
 
 use super::error::CheckError;
+use crate::metrics::AuthzRoute;
 
 /// Where Envoy's HTTP ext_authz service is: its `path_prefix`.
 pub const EXT_AUTHZ: &str = "/authz/ext-authz";
@@ -68,6 +69,15 @@ impl Contract {
                 Some(Contract::ExtAuthz)
             }
             _ => None,
+        }
+    }
+
+    /// The `route` label of `keygate_authz_checks_total`.
+    pub fn metric(self) -> AuthzRoute {
+        match self {
+            Contract::ForwardAuth => AuthzRoute::ForwardAuth,
+            Contract::AuthRequest => AuthzRoute::AuthRequest,
+            Contract::ExtAuthz => AuthzRoute::ExtAuthz,
         }
     }
 

@@ -43,13 +43,15 @@ use crate::http::admission::Admission;
 use crate::http::body::ResponseBody;
 use crate::http::refusal::Refusals;
 use crate::http::response;
-use crate::metrics::Metrics;
+use crate::metrics::{AuthzRoute, Metrics};
 
 /// Answers the checks of the proxies in `authz.trusted_proxies`.
 pub struct Authz {
     /// Built like the gateway's, trusting `authz.trusted_proxies`' `X-Forwarded-For`.
     admission: Admission,
     refusals: Refusals,
+    /// `keygate_authz_checks_total`, by route and status class.
+    metrics: Arc<Metrics>,
     trusted_proxies: Vec<IpNet>,
     identity_header: HeaderName,
     access_log: bool,
@@ -68,7 +70,8 @@ impl Authz {
     ) -> Self {
         Authz {
             admission: admission.trusting(authz.trusted_proxies.clone()),
-            refusals: Refusals::new(metrics, &config.auth.realm),
+            refusals: Refusals::new(metrics.clone(), &config.auth.realm),
+            metrics,
             trusted_proxies: authz.trusted_proxies.clone(),
             identity_header: config.auth.identity_header.clone(),
             access_log: config.log.access_log,
@@ -133,6 +136,11 @@ impl Handler for Authz {
             Ok((_, original)) => (&original.method, original.uri.path()),
             Err(_) => (req.method(), req.uri().path()),
         };
+        // A check that describes its request badly still counts on its route.
+        let route = match &described {
+            Err(CheckError::Untrusted) => AuthzRoute::None,
+            _ => Contract::of(req.uri().path()).map_or(AuthzRoute::None, Contract::metric),
+        };
         let mut done = Completion::new(conn.stats.clone(), start, client, method, path);
         let head = req.method() == Method::HEAD;
         let (mut parts, ()) = req.into_parts();
@@ -147,6 +155,7 @@ impl Handler for Authz {
         if head {
             response::without_body(&mut resp);
         }
+        self.metrics.authz_check(route, resp.status());
         done.set_status(resp.status());
         resp.body_mut().set_completion(done);
         resp

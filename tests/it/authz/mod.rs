@@ -3,8 +3,10 @@
 //! documented contract, asked directly (the answers, the refusals, who may
 //! ask, bad descriptions, bodies, Envoy's ext_authz); `proxies`: real nginx,
 //! Caddy and Traefik in front of a real backend, with the shipped example
-//! configurations of deploy/.
+//! configurations of deploy/; `binary`: the real binary's start line,
+//! access log and metrics.
 
+mod binary;
 mod contract;
 mod proxies;
 
