@@ -72,7 +72,8 @@ fi
 # schemas it bundles (tests/it/kubernetes/); PyYAML and jsonschema, which it
 # uses too, read the manifests and check the custom resources against the CRD
 # schemas vendored in tests/kubernetes/crds/, and common-expression-language
-# evaluates those CRDs' CEL rules. Its own venv, reused on later runs.
+# evaluates those CRDs' CEL rules. PyYAML also reads deploy/envoy/envoy.yaml for
+# tests/it/authz/envoy.rs. Its own venv, reused on later runs.
 k8s_venv=target/k8s-validate-venv
 if [[ ! -x $k8s_venv/bin/kubernetes-validate ]] || ! "$k8s_venv/bin/python" -c "import yaml, jsonschema, cel" 2>/dev/null; then
   echo "installing kubernetes-validate into $k8s_venv (pip)"
@@ -118,7 +119,8 @@ if [[ ! -x $traefik_venv/bin/traefik ]]; then
 fi
 
 # --include-ignored: the schemathesis, CAS, OIDC, Kubernetes, h2, sslyze,
-# detect-secrets, external-auth proxy and browser (tests/it/sso.rs) tests are
-# #[ignore]d for a bare `cargo test` (they need the packages and venvs above);
-# here they run with everything else, and fail if any is missing.
+# detect-secrets, external-auth (nginx, Caddy, Traefik, and Envoy played from
+# its example) and browser (tests/it/sso.rs) tests are #[ignore]d for a bare
+# `cargo test` (they need the packages and venvs above); here they run with
+# everything else, and fail if any is missing.
 cargo test --locked "$@" -- --include-ignored

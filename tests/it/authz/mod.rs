@@ -3,11 +3,13 @@
 //! documented contract, asked directly (the answers, the refusals, who may
 //! ask, bad descriptions, bodies, Envoy's ext_authz); `proxies`: real nginx,
 //! Caddy and Traefik in front of a real backend, with the shipped example
-//! configurations of deploy/; `binary`: the real binary's start line,
+//! configurations of deploy/; `envoy`: deploy/envoy/envoy.yaml played as
+//! Envoy's ext_authz filter documents it; `binary`: the real binary's start line,
 //! access log and metrics.
 
 mod binary;
 mod contract;
+mod envoy;
 mod proxies;
 
 use http::{Method, Request};
