@@ -187,46 +187,35 @@ fn the_configmap_config_passes_keygate_check_with_the_files_the_deployment_mount
     assert!(url.starts_with("redis://redis:"), "{url}");
 }
 
-/// The [authz] block stays commented until keygate has the section: then
-/// `keygate check` must accept it as written; until then the only problem
-/// uncommenting it may cause is that the section is unknown.
+/// The auth listener is on (the examples ask it) where the Deployment and
+/// the Service keygate-authz expect it, with TLS, asked only by the proxies
+/// named; `keygate check` accepts it with the rest of the file (above).
 #[test]
 #[ignore = "needs kubernetes-validate: run through scripts/test.sh"]
-fn the_commented_authz_block_is_ready_to_uncomment() {
+fn the_auth_listener_is_on_with_tls_on_the_authz_port() {
     let docs = all_documents();
-    let text = config_text(&docs);
-    let start = text
-        .lines()
-        .position(|l| l.trim() == "# [authz]")
-        .expect("a commented [authz] block in keygate.toml");
-    let block: Vec<String> = text
-        .lines()
-        .skip(start)
-        .take_while(|l| l.trim_start().starts_with('#'))
-        .map(|l| {
-            let l = l.trim_start().trim_start_matches('#');
-            l.strip_prefix(' ').unwrap_or(l).to_owned()
-        })
-        .collect();
-    let enabled = format!("{text}\n{}\n", block.join("\n"));
-    let table = config_table(&enabled);
-    let authz = str_at(&table, "authz", "addr").expect("authz.addr");
-    assert_eq!(
-        u64::from(addr(authz).port()),
-        container_port(&docs, "authz")
+    let table = config_table(&config_text(&docs));
+    let authz = addr(str_at(&table, "authz", "addr").expect("authz.addr"));
+    assert!(
+        authz.ip().is_unspecified(),
+        "proxies reach the pod's address"
     );
+    assert_eq!(u64::from(authz.port()), container_port(&docs, "authz"));
+    let section = table["authz"].as_table().unwrap();
+    assert!(
+        section.get("plaintext").is_none(),
+        "API keys cross this connection: keep TLS"
+    );
+    let proxies = section["trusted_proxies"].as_array().unwrap();
+    assert!(!proxies.is_empty());
 
+    // And keygate says so: the check names no problem of [authz].
     let dir = tempfile::tempdir().unwrap();
-    let path = materialize(&docs, dir.path(), &enabled);
+    let path = materialize(&docs, dir.path(), &config_text(&docs));
     let out = bin::check(&path);
     let report = check_output(&out);
-    let not_yet = out.status.code() == Some(2)
-        && report.contains("(1 problem)")
-        && report.contains("authz: unknown section");
-    assert!(
-        out.status.code() == Some(0) || not_yet,
-        "the uncommented [authz] block:\n{report}"
-    );
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert!(!report.contains("authz"), "{report}");
 }
 
 #[test]
@@ -475,6 +464,15 @@ fn the_examples_ask_the_auth_listener_on_their_routes() {
     assert_eq!(backend["port"].as_u64(), Some(port));
     assert_eq!(envoy["http"]["path"], "/authz/ext-authz");
     assert!(copies_both(lower(&envoy["http"]["headersToBackend"])));
+    // Envoy sends keygate only Host, Method, Path, Content-Length and
+    // Authorization unless told: the apikey credential and the client.
+    let to_keygate = lower(&envoy["headersToExtAuth"]);
+    for needed in ["apikey", "x-forwarded-for"] {
+        assert!(
+            to_keygate.contains(&needed.to_owned()),
+            "headersToExtAuth: {needed}"
+        );
+    }
     assert_eq!(envoy["failOpen"], false);
     let tls = find(&docs, "BackendTLSPolicy", "keygate-authz");
     assert_eq!(tls["metadata"]["namespace"], ns.as_str());
