@@ -226,6 +226,41 @@ fn the_documentation_points_at_nothing_outside_the_repository() {
     }
 }
 
+/// docs/external-auth.md shows the proxy configurations the tests run:
+/// each block it marks as a file's is that file, verbatim.
+#[test]
+fn the_external_auth_guide_shows_the_tested_configurations_verbatim() {
+    let guide = read("docs/external-auth.md");
+    let marker = "<!-- the file ";
+    let mut shown = Vec::new();
+    for (at, _) in guide.match_indices(marker) {
+        let rest = &guide[at + marker.len()..];
+        let path = rest.split(',').next().unwrap();
+        let fence = rest
+            .find("\n```")
+            .unwrap_or_else(|| panic!("no block after {path}"));
+        let block = &rest[fence + 4..];
+        let body = &block[block.find('\n').unwrap() + 1..];
+        let end = body
+            .find("```\n")
+            .unwrap_or_else(|| panic!("{path}: unclosed block"));
+        assert_eq!(
+            &body[..end],
+            read(path),
+            "docs/external-auth.md shows {path} other than it is"
+        );
+        shown.push(path.to_owned());
+    }
+    for file in [
+        "deploy/nginx/keygate.conf",
+        "deploy/caddy/Caddyfile",
+        "deploy/traefik/keygate.yml",
+        "deploy/envoy/envoy.yaml",
+    ] {
+        assert!(shown.iter().any(|s| s == file), "{file} is not shown");
+    }
+}
+
 /// The README's status says what works, not which issue or benchmark run
 /// built it: those numbers mean nothing to a reader of a clone.
 #[test]
