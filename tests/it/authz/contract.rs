@@ -592,7 +592,7 @@ fn the_config_names_every_unsafe_or_useless_auth_listener() {
             "authz.trusted_proxies: required with authz.addr",
         ),
         (
-            format!("addr = \"127.0.0.1:9444\"\nplaintext = true\ntrusted_proxies = [\"nope\"]"),
+            "addr = \"127.0.0.1:9444\"\nplaintext = true\ntrusted_proxies = [\"nope\"]".to_owned(),
             "authz.trusted_proxies[0]: invalid address or CIDR",
         ),
         (
