@@ -13,20 +13,13 @@ use crate::support::admin::{call, json_of};
 use crate::support::client::{self, get, send, HttpsClient};
 use crate::support::deploy::{RedisCluster, SentinelSet};
 use crate::support::gateway::{builder, TestGateway};
+use crate::support::load::{finish, no_revoked_key_after, Sent};
 use crate::support::proxy::Relay;
 use crate::support::redis::{store_section_for, RedisServer};
 use crate::support::upstream::Upstream;
 use crate::support::{body, eventually, within};
 
 const LEASE: &str = "1s";
-
-/// One request as the load saw it.
-struct Sent {
-    started: Instant,
-    instance: usize,
-    victim: bool,
-    status: StatusCode,
-}
 
 struct Fleet {
     gateways: Vec<TestGateway>,
@@ -225,42 +218,6 @@ fn acks(answer: &Value) -> (usize, usize) {
             .len()
     };
     (n("acknowledged"), n("unacknowledged"))
-}
-
-/// Stop the load and wait for it: every request it sent.
-async fn finish(
-    stop: &AtomicBool,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-    log: Arc<Mutex<Vec<Sent>>>,
-) -> Vec<Sent> {
-    stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        t.await.unwrap();
-    }
-    std::mem::take(&mut *log.lock().unwrap())
-}
-
-/// The proof: no request that started after the answer got in with a
-/// revoked key, and enough of them were sent to show it. Answers how many
-/// requests with other users' keys got in after the answer.
-fn no_revoked_key_after(log: &[Sent], answered: Instant) -> usize {
-    let after: Vec<&Sent> = log.iter().filter(|s| s.started > answered).collect();
-    let leaked = after
-        .iter()
-        .filter(|s| s.victim && s.status == StatusCode::OK)
-        .count();
-    assert_eq!(
-        leaked, 0,
-        "revoked keys got in after the revocation answered"
-    );
-    assert!(
-        after.iter().filter(|s| s.victim).count() > 30,
-        "too little traffic after the answer to prove anything"
-    );
-    after
-        .iter()
-        .filter(|s| !s.victim && s.status == StatusCode::OK)
-        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,6 +13,7 @@ pub mod front;
 pub mod gateway;
 pub mod githost;
 pub mod idp;
+pub mod load;
 pub mod oidc;
 pub mod proxy;
 pub mod redis;
