@@ -13,7 +13,7 @@ use crate::support::admin::{call, json_of};
 use crate::support::client::{self, get, send, HttpsClient};
 use crate::support::deploy::{RedisCluster, SentinelSet};
 use crate::support::gateway::{builder, TestGateway};
-use crate::support::load::{finish, no_revoked_key_after, Sent};
+use crate::support::load::{await_traffic_after, finish, no_revoked_key_after, Sent};
 use crate::support::proxy::Relay;
 use crate::support::redis::{store_section_for, RedisServer};
 use crate::support::upstream::Upstream;
@@ -253,7 +253,7 @@ async fn barrier_holds(f: Fleet) {
     assert_eq!(answer["revoked"], 3);
     assert_eq!(acks(&answer), (3, 0), "{answer}");
 
-    tokio::time::sleep(Duration::from_millis(300)).await; // traffic after the answer
+    await_traffic_after(&log, answered, 40).await;
     let log = finish(&stop, tasks, log).await;
     let bystanders_ok = no_revoked_key_after(&log, answered);
     assert!(bystanders_ok > 30, "other users' keys must keep working");

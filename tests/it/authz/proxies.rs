@@ -22,7 +22,7 @@ use crate::support::body;
 use crate::support::client::{self, basic};
 use crate::support::front::{Front, Kind};
 use crate::support::gateway::{builder, Builder, TestGateway};
-use crate::support::load::{finish, no_revoked_key_after, Sent};
+use crate::support::load::{await_traffic_after, finish, no_revoked_key_after, Sent};
 use crate::support::redis::RedisServer;
 use crate::support::upstream::Upstream;
 use crate::support::{curl, eventually, within, Curl};
@@ -360,7 +360,7 @@ async fn a_revocation_is_obeyed_by_the_next_request_under_load(kind: Kind) {
     .await;
     let answered = Instant::now();
     assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.text());
-    tokio::time::sleep(Duration::from_millis(500)).await; // traffic after the answer
+    await_traffic_after(&log, answered, 40).await;
     let log = finish(&stop, tasks, log).await;
     let bystanders = no_revoked_key_after(&log, answered);
     assert!(

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::StatusCode;
 
@@ -16,6 +16,27 @@ pub struct Sent {
     /// Sent with a key that is to be revoked.
     pub victim: bool,
     pub status: StatusCode,
+}
+
+/// Enough traffic after the answer to prove something: wait (10 s at
+/// most, however busy the machine) until `n` requests with the victim's
+/// keys and `n` with others' that started after `answered` are answered.
+pub async fn await_traffic_after(log: &Mutex<Vec<Sent>>, answered: Instant, n: usize) {
+    super::eventually(
+        &format!("{n} requests of each kind after the revocation answered"),
+        500,
+        Duration::from_millis(20),
+        || async {
+            let log = log.lock().unwrap();
+            let after = |victim: bool| {
+                log.iter()
+                    .filter(|s| s.victim == victim && s.started > answered)
+                    .count()
+            };
+            (after(true) >= n && after(false) >= n).then_some(())
+        },
+    )
+    .await;
 }
 
 /// Stop the load and wait for it: every request it sent.
