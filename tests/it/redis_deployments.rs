@@ -4,7 +4,6 @@
 //! `rediss://` with a private CA.
 
 use std::collections::{HashMap, HashSet};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -13,7 +12,7 @@ use keygate::keys::{format::user_tag, KeyId};
 use keygate::store::{RedisStore, Store, StoreError};
 
 use crate::store_conformance::{conformance, record, DAY};
-use crate::support::bin::{self, Process, BIN};
+use crate::support::bin::{self, cli, Process};
 use crate::support::client::{self, send, HttpsClient};
 use crate::support::deploy::{query, replica_online, RedisCluster, SentinelSet, TlsRedis};
 use crate::support::redis::{store_section_for, RedisServer};
@@ -236,21 +235,6 @@ async fn status(c: &HttpsClient, port: u16, key: &str) -> u16 {
         .body(crate::support::body::empty())
         .unwrap();
     send(c, req).await.status.as_u16()
-}
-
-fn cli(cfg: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .args([args[0], args[1], "-c"])
-        .arg(cfg)
-        .args(&args[2..])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "keygate {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 /// The real binary through Sentinel: the master is SIGKILLed mid-run; keygate

@@ -1,13 +1,12 @@
 //! No key secret in any log line: the real binary at debug level, fed valid,
 //! wrong, revoked and malformed keys in every credential form.
 
-use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine;
 use http::Request;
 
-use crate::support::bin::{self, Process, BIN};
+use crate::support::bin::{self, Process};
 use crate::support::body;
 use crate::support::client::{self, send};
 use crate::support::eventually;
@@ -29,25 +28,9 @@ async fn no_secret_reaches_any_log_line() {
         &up.url(),
         &format!("[store]\n{store}\n[log]\nlevel = \"debug\"\n"),
     );
-    let mint = |user: &str| {
-        let out = Command::new(BIN)
-            .args(["keys", "create", "-c"])
-            .arg(&cfg)
-            .args(["--user", user])
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    };
-    let valid = mint("alice");
-    let revoked = mint("bob");
-    let out = Command::new(BIN)
-        .args(["keys", "revoke", "-c"])
-        .arg(&cfg)
-        .args(["--user", "bob"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let valid = bin::cli(&cfg, &["keys", "create", "--user", "alice"]);
+    let revoked = bin::cli(&cfg, &["keys", "create", "--user", "bob"]);
+    bin::cli(&cfg, &["keys", "revoke", "--user", "bob"]);
     let mut wrong = valid.clone();
     wrong.replace_range(20..24, "ZZZZ");
 

@@ -3,10 +3,9 @@
 //! request (never its query, never a secret), and the checks counted by
 //! route and status class in /metrics, apart from the main listener's.
 
-use std::process::Command;
 use std::time::Duration;
 
-use crate::support::bin::{self, Process, BIN};
+use crate::support::bin::{self, Process};
 use crate::support::client::{self, get};
 use crate::support::curl;
 use crate::support::eventually;
@@ -31,14 +30,7 @@ async fn checks_are_logged_as_the_original_request_and_counted_by_route() {
              trusted_proxies = [\"127.0.0.1/32\"]\n"
         ),
     );
-    let out = Command::new(BIN)
-        .args(["keys", "create", "-c"])
-        .arg(&cfg)
-        .args(["--user", "alice"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let key = bin::cli(&cfg, &["keys", "create", "--user", "alice"]);
 
     let kg = Process::serve(&cfg);
     let authz = kg.authz_addr().await;

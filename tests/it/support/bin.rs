@@ -17,6 +17,23 @@ pub fn check(config: &Path) -> std::process::Output {
         .unwrap()
 }
 
+/// `keygate <command> <subcommand> -c config <rest>` (e.g. `["keys",
+/// "create", "--user", "alice"]`), which must succeed: its stdout, trimmed.
+pub fn cli(config: &Path, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args([args[0], args[1], "-c"])
+        .arg(config)
+        .args(&args[2..])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "keygate {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
 /// A config file for the real binary in `dir`: a TLS listener on
 /// 127.0.0.1:0 with a `leaf` certificate of `ca`, `upstream`, an admin
 /// listener with a token file, then `sections` (at least `[store]`).
