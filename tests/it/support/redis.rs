@@ -94,8 +94,25 @@ impl RedisServer {
     }
 
     /// Freeze the server (SIGSTOP): connections stay open but nothing answers.
+    /// Returns once the kernel says it is stopped: `kill` returns when the
+    /// signal is sent, and a server running on another core can answer one
+    /// more command before it takes effect.
     pub fn freeze(&self) {
         assert!(self.signal("STOP"), "kill -STOP redis-server");
+        let stat = format!("/proc/{}/stat", self.child.id());
+        for _ in 0..500 {
+            let text = std::fs::read_to_string(&stat).unwrap_or_default();
+            // pid (comm) STATE ...: T is stopped.
+            if text
+                .rsplit(") ")
+                .next()
+                .is_some_and(|rest| rest.starts_with('T'))
+            {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        panic!("redis-server did not stop within 1 s of SIGSTOP: {stat}");
     }
 
     pub fn thaw(&self) {
