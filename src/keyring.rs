@@ -12,11 +12,18 @@
 //! * `leaked` settles keys seen outside their owners' hands (secret
 //!   scanners, revocation by possession): `leaks.rs`;
 //! * every change emits its webhook events (`[[webhooks]]`) from inside:
-//!   `events.rs`.
+//!   `events.rs`;
+//! * `rotate` gives a key a successor and the old key a grace period:
+//!   `rotate.rs`; expiry notices are filed with each key and sent once by
+//!   the fleet: `notices.rs`; each instance's share of the background work
+//!   (notices, retiring idle keys): `chores.rs`.
 
+mod chores;
 mod events;
 mod leaks;
 mod listing;
+mod notices;
+mod rotate;
 mod verify;
 
 use std::sync::Arc;
@@ -33,7 +40,9 @@ use crate::store::{self, Store, StoreError};
 use crate::webhooks::{EventType, Webhooks};
 
 pub use self::leaks::Sighting;
+pub use self::chores::Chores;
 pub use self::listing::{KeyFilter, Page};
+pub use self::rotate::{RotateError, Rotated};
 pub use self::verify::{Principal, VerifyError};
 
 /// A requested key lifetime.
@@ -139,6 +148,8 @@ struct Inner {
     configured: Settings,
     /// `[[webhooks]]`: where the changes' events go (`events.rs`).
     webhooks: Option<Webhooks>,
+    /// `[keys]` on rotation, expiry notices and idle keys.
+    lifecycle: config::Lifecycle,
 }
 
 // === impl Keyring ===
@@ -173,6 +184,7 @@ impl Keyring {
             prefix: config.keys.prefix.clone(),
             configured: Settings::from_config(&config.keys),
             webhooks: Webhooks::new(&config.webhooks),
+            lifecycle: config.keys.lifecycle.clone(),
         })))
     }
 
@@ -262,13 +274,13 @@ impl Keyring {
         let target = format!("key {} of user {}", new.record.id, new.record.user);
         self.record(Event::by(actor, "create", &target, 1)).await;
         self.emit_created(actor, &new.record).await;
+        self.schedule_notices(&new.record).await;
         Ok(new)
     }
 
-    // Rotation goes here, beside mint and revoke: `rotate(actor, id, grace)`
-    // mints a successor with the old key's user, label and scope, and
-    // revokes the old key once `grace` has passed, audited and counted as
-    // both are.
+    // Rotation (`rotate`, in `rotate.rs`) sits between mint and revoke: it
+    // mints a successor with the old key's user, label and scope, and the
+    // old key dies when its grace period ends, audited and counted as both are.
 
     /// Revoke in the store, then make every instance forget (the fleet's
     /// barrier): when this returns, no instance accepts a revoked key. The
@@ -282,13 +294,20 @@ impl Keyring {
         let (count, forget) = match what {
             Revocation::Ids(ids) => {
                 let n = store.revoke_ids(&ids).await?;
+                self.unschedule(Some(&ids)).await;
                 (
                     n,
                     Forget::ids(ids.iter().map(|i| i.as_str().into()).collect()),
                 )
             }
             Revocation::Users(users) => {
-                (store.revoke_users(&users).await?, Forget::Users { users })
+                let mut ids = Vec::new();
+                for user in &users {
+                    ids.extend(store.list(Some(user)).await?.iter().map(|r| r.id));
+                }
+                let n = store.revoke_users(&users).await?;
+                self.unschedule(Some(&ids)).await;
+                (n, Forget::Users { users })
             }
             Revocation::Leaked(secrets) => {
                 let live = self.live_records_of(&secrets).await?;
@@ -297,6 +316,7 @@ impl Keyring {
                 if self.wants(EventType::KeyRevoked) {
                     gone = live;
                 }
+                self.unschedule(Some(&ids)).await;
                 // Every id the secrets name, matched or not: a retry after a
                 // failed publish must still name the keys deleted the first time.
                 let named = secrets
@@ -306,7 +326,11 @@ impl Keyring {
                     .collect();
                 (n, Forget::ids(named))
             }
-            Revocation::All => (store.revoke_all().await?, Forget::All),
+            Revocation::All => {
+                let n = store.revoke_all().await?;
+                self.unschedule(None).await;
+                (n, Forget::All)
+            }
         };
         self.0.metrics.keys_revoked.inc_by(count);
         self.record(Event::by(actor, "revoke", &target, count))

@@ -69,6 +69,22 @@ const AUTHZ_ROUTES: [(AuthzRoute, &str); 4] = [
     (AuthzRoute::None, "none"),
 ];
 
+/// An expiry notice (the `type` label: the webhook event's name).
+#[derive(Debug, Clone, Copy)]
+pub enum ExpiryEvent {
+    Expiring,
+    Expired,
+}
+
+impl ExpiryEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExpiryEvent::Expiring => "key.expiring",
+            ExpiryEvent::Expired => "key.expired",
+        }
+    }
+}
+
 pub struct Metrics {
     registry: Registry,
     /// Index = status class - 1.
@@ -82,6 +98,9 @@ pub struct Metrics {
     pub open_connections: Gauge,
     pub keys_created: Counter,
     pub keys_revoked: Counter,
+    pub keys_rotated: Counter,
+    /// Index = `ExpiryEvent as usize`.
+    expiry_notices: [Counter; 2],
     /// Key lookups answered by the validation cache.
     cache_hits: Counter,
     /// 1 while this instance's cache holds a lease from the fleet.
@@ -163,6 +182,20 @@ impl Metrics {
             "Keys revoked through this instance",
             keys_revoked.clone(),
         );
+        let keys_rotated = Counter::default();
+        registry.register(
+            "keygate_keys_rotated",
+            "Keys rotated through this instance (each also counts as created)",
+            keys_rotated.clone(),
+        );
+        let notices_family = Family::<Labels, Counter>::default();
+        registry.register(
+            "keygate_expiry_notices",
+            "Expiry notices this instance sent, by type (each notice is sent by one instance of the fleet)",
+            notices_family.clone(),
+        );
+        let expiry_notices = [ExpiryEvent::Expiring, ExpiryEvent::Expired]
+            .map(|e| notices_family.get_or_create(&vec![("type", e.as_str())]).clone());
 
         let cache_hits = Counter::default();
         registry.register(
@@ -219,6 +252,8 @@ impl Metrics {
             open_connections,
             keys_created,
             keys_revoked,
+            keys_rotated,
+            expiry_notices,
             cache_hits,
             fleet_connected,
             fleet_invalidations,
@@ -248,6 +283,10 @@ impl Metrics {
 
     pub fn store(&self, took: Duration) {
         self.store_seconds.observe(took.as_secs_f64());
+    }
+
+    pub fn notice(&self, event: ExpiryEvent) {
+        self.expiry_notices[event as usize].inc();
     }
 
     pub fn cache_hit(&self) {

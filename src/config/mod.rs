@@ -101,6 +101,21 @@ pub struct Keys {
     pub default_ttl: Duration,
     /// `None` = "never": keys without expiry are allowed.
     pub max_ttl: Option<Duration>,
+    pub lifecycle: Lifecycle,
+}
+
+/// `[keys]` on rotation, expiry notices and idle keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lifecycle {
+    /// `warn_before`, longest first: `key.expiring` at each, and the first
+    /// is the window of the `KeyGate-Key-Expires` header. Empty: no notices.
+    pub warn_before: Vec<Duration>,
+    pub self_rotation: bool,
+    /// A rotation's grace period when it names none (at most `max_rotation_grace`).
+    pub rotation_grace: Duration,
+    pub max_rotation_grace: Duration,
+    /// Keys unused this long are revoked; `None`: never.
+    pub revoke_unused_after: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]

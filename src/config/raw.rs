@@ -97,6 +97,15 @@ pub struct Keys {
     pub prefix: String,
     pub default_ttl: String,
     pub max_ttl: String,
+    /// Offsets before a key's expiry at which `key.expiring` is sent.
+    pub warn_before: Vec<String>,
+    /// `POST /.keygate/api/rotate`: a key rotates itself.
+    pub self_rotation: bool,
+    /// A rotation's grace period when it names none.
+    pub rotation_grace: String,
+    pub max_rotation_grace: String,
+    /// Unset: idle keys are never revoked.
+    pub revoke_unused_after: Option<String>,
 }
 
 impl Default for Keys {
@@ -105,6 +114,11 @@ impl Default for Keys {
             prefix: "kg".into(),
             default_ttl: "30d".into(),
             max_ttl: "365d".into(),
+            warn_before: vec!["14d".into(), "3d".into(), "1d".into()],
+            self_rotation: false,
+            rotation_grace: "24h".into(),
+            max_rotation_grace: "7d".into(),
+            revoke_unused_after: None,
         }
     }
 }

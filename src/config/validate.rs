@@ -15,6 +15,7 @@ use super::*;
 
 mod authz;
 mod leaks;
+mod lifecycle;
 pub(super) mod login;
 mod oidc;
 mod store;
@@ -400,7 +401,8 @@ fn keys(raw: raw::Keys, p: &mut Problems) -> Option<Keys> {
     } else {
         p.duration("keys.max_ttl", &raw.max_ttl).map(Some)
     };
-    let (default_ttl, max_ttl) = (default_ttl?, max_ttl?);
+    let lifecycle = lifecycle::section(&raw, p);
+    let (default_ttl, max_ttl, lifecycle) = (default_ttl?, max_ttl?, lifecycle?);
     if let Some(max) = max_ttl {
         if default_ttl > max {
             p.push(
@@ -417,6 +419,7 @@ fn keys(raw: raw::Keys, p: &mut Problems) -> Option<Keys> {
         prefix: raw.prefix,
         default_ttl,
         max_ttl,
+        lifecycle,
     })
 }
 

@@ -101,8 +101,10 @@ impl KeyCache {
         let now = self.now();
         let mut stale_at = now.saturating_add(self.max_age.as_nanos() as u64);
         if let Some(expires) = record.expires_at {
-            let left = expires.saturating_sub(unix_now_secs());
-            stale_at = stale_at.min(now.saturating_add(left.saturating_mul(1_000_000_000)));
+            // To the nanosecond: a rotated key's grace ends on its second,
+            // not up to a second later.
+            let left = (u128::from(expires) * 1_000_000_000).saturating_sub(unix_now_nanos());
+            stale_at = stale_at.min(now.saturating_add(left.min(u128::from(u64::MAX)) as u64));
         }
         let id = record.id;
         self.entries.insert(
@@ -162,10 +164,10 @@ impl KeyCache {
     }
 }
 
-fn unix_now_secs() -> u64 {
+fn unix_now_nanos() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(0, |d| d.as_nanos())
 }
 
 #[cfg(test)]
@@ -254,7 +256,7 @@ mod tests {
 
         let c = leased();
         let mut r = mint("kg", &DigestKey::random(), "ann", "", Scope::Full, None).record;
-        r.expires_at = Some(unix_now_secs());
+        r.expires_at = Some((unix_now_nanos() / 1_000_000_000) as u64);
         let r = Arc::new(r);
         c.fill(c.ticket().unwrap(), &r);
         assert!(c.get(&r.id).is_none(), "an expired key was served");

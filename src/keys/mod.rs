@@ -112,6 +112,10 @@ pub enum Source {
     GithubSecretScanning,
     /// A GitLab secret-scanning report (changes only).
     GitlabSecretScanning,
+    /// A key rotating itself on `POST /.keygate/api/rotate` (changes only).
+    SelfRotation,
+    /// The sweep of keys unused for `keys.revoke_unused_after` (changes only).
+    Idle,
 }
 
 impl Source {
@@ -123,6 +127,8 @@ impl Source {
             "possession" => Some(Source::Possession),
             "github-secret-scanning" => Some(Source::GithubSecretScanning),
             "gitlab-secret-scanning" => Some(Source::GitlabSecretScanning),
+            "self-rotation" => Some(Source::SelfRotation),
+            "idle" => Some(Source::Idle),
             _ => None,
         }
     }
@@ -135,6 +141,8 @@ impl Source {
             Source::Possession => "possession",
             Source::GithubSecretScanning => "github-secret-scanning",
             Source::GitlabSecretScanning => "gitlab-secret-scanning",
+            Source::SelfRotation => "self-rotation",
+            Source::Idle => "idle",
         }
     }
 }
@@ -155,6 +163,14 @@ pub struct KeyRecord {
     pub last_used: Option<u64>,
     /// `None` for records written before keygate recorded it.
     pub source: Option<Source>,
+    /// The key this one replaced (`Keyring::rotate`).
+    pub rotated_from: Option<KeyId>,
+    /// The key that replaced this one; set, this key lives out its grace period.
+    pub rotated_to: Option<KeyId>,
+    /// Unix seconds when the first key of this key's rotation chain was
+    /// made, when that was before this key (self-rotation carries it: a
+    /// chain never outlives `keys.max_ttl` from its start).
+    pub chain_started: Option<u64>,
 }
 
 impl KeyRecord {
@@ -162,6 +178,11 @@ impl KeyRecord {
     pub fn ttl(&self, now: u64) -> Option<Duration> {
         self.expires_at
             .map(|e| Duration::from_secs(e.saturating_sub(now).max(1)))
+    }
+
+    /// When the first key of this key's rotation chain was made.
+    pub fn chain_start(&self) -> u64 {
+        self.chain_started.unwrap_or(self.created_at)
     }
 }
 
@@ -200,6 +221,9 @@ pub fn mint(
         digest: digest_key.digest(key.expose()),
         last_used: None,
         source: None,
+        rotated_from: None,
+        rotated_to: None,
+        chain_started: None,
     };
     NewKey { key, record }
 }
@@ -217,6 +241,12 @@ pub struct KeyView<'a> {
     /// Absent for records made before keygate recorded it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<Source>,
+    /// The key this one replaced; absent unless it was made by a rotation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotated_from: Option<&'a KeyId>,
+    /// The key that replaced this one; absent unless it was rotated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotated_to: Option<&'a KeyId>,
 }
 
 impl KeyRecord {
@@ -230,6 +260,8 @@ impl KeyRecord {
             expires_at: self.expires_at.map(rfc3339),
             last_used_at: self.last_used.map(rfc3339),
             source: self.source,
+            rotated_from: self.rotated_from.as_ref(),
+            rotated_to: self.rotated_to.as_ref(),
         }
     }
 }
@@ -246,6 +278,9 @@ pub struct NewKeyView<'a> {
     pub expires_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<Source>,
+    /// The key this one replaced (a rotation's answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotated_from: Option<&'a KeyId>,
 }
 
 impl NewKey {
@@ -260,6 +295,7 @@ impl NewKey {
             created_at: rfc3339(r.created_at),
             expires_at: r.expires_at.map(rfc3339),
             source: r.source,
+            rotated_from: r.rotated_from.as_ref(),
         }
     }
 }

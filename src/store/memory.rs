@@ -12,6 +12,7 @@ use crate::keys::{unix_now, KeyId, KeyRecord};
 pub struct MemoryStore {
     inner: RwLock<Inner>,
     outbox: super::MemoryOutbox,
+    lifecycle: super::lifecycle::MemoryLifecycle,
 }
 
 #[derive(Default)]
@@ -44,6 +45,29 @@ impl MemoryStore {
     /// The webhook outbox (`store/outbox.rs`).
     pub fn outbox(&self) -> &super::MemoryOutbox {
         &self.outbox
+    }
+
+    /// The schedule of expiry notices (`store/lifecycle.rs`).
+    pub fn lifecycle(&self) -> &super::lifecycle::MemoryLifecycle {
+        &self.lifecycle
+    }
+
+    /// Store `new` and give `old` until `old_until`, if `old` is live and
+    /// not rotated yet (`store/lifecycle.rs`).
+    pub fn rotate(&self, old: &KeyId, new: &KeyRecord, old_until: u64) -> super::Rotated {
+        let mut inner = self.inner.write().expect("store lock");
+        let now = unix_now();
+        let Some(record) = inner.keys.get_mut(old.as_str()).filter(|r| live(r, now)) else {
+            return super::Rotated::Gone;
+        };
+        if let Some(to) = record.rotated_to {
+            return super::Rotated::Already(to);
+        }
+        record.rotated_to = Some(new.id);
+        record.expires_at = Some(old_until);
+        drop(inner);
+        self.insert(new.clone());
+        super::Rotated::Done
     }
 
     pub fn insert(&self, record: KeyRecord) {

@@ -34,11 +34,14 @@
 //! * the webhook outbox (`outbox.rs`): pushing, removing and rescheduling a
 //!   message are repeated like the idempotent writes; a claim is not (it
 //!   counts an attempt), it goes on a checked connection.
+//! * rotation, expiry notices and chore leases (`lifecycle.rs`) keep a
+//!   contract of their own, repeats included.
 //!
 //! Only the keyring (`crate::keyring`) holds a store at run time; `open`
 //! makes one from `[store]`. Redis deployments (standalone, `rediss://`,
 //! Cluster, Sentinel), the key layout and replication: `store/redis/mod.rs`.
 
+mod lifecycle;
 mod memory;
 mod outbox;
 mod redis;
@@ -46,6 +49,7 @@ mod redis;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use self::lifecycle::{MemoryLifecycle, Notice, Rotated};
 pub use self::memory::MemoryStore;
 pub use self::outbox::{Claimed, MemoryOutbox};
 pub use self::redis::{parse_url as parse_redis_url, RedisStore, Target as RedisTarget};

@@ -3,6 +3,8 @@
 //! | key | type | what |
 //! |---|---|---|
 //! | `ns:{T}:key:<id>` | hash | the record (digest, never the secret); its TTL is the key's expiry |
+//! | `ns:{lifecycle}:due`, `ns:{lifecycle}:about` | sorted set, hash | the expiry notices to send, and what they say of each key (`lifecycle.rs`) |
+//! | `ns:lease:<name>` | string | which instance runs a fleet-wide chore (`lifecycle.rs`) |
 //! | `ns:{T}:user:<user>` | sorted set | the user's key ids, scored by expiry (`+inf` = never) |
 //! | `ns:all` | sorted set | every key id, scored likewise |
 //! | `ns:audit` | stream | audit events |
@@ -220,5 +222,8 @@ pub(super) fn parse(
         last_used: f.get("last_used").and_then(|l| l.parse().ok()),
         // Older records have none; an unknown value reads as none too.
         source: f.get("source").and_then(|s| Source::parse(s)),
+        rotated_from: f.get("rotated_from").and_then(|i| KeyId::parse(i)),
+        rotated_to: f.get("rotated_to").and_then(|i| KeyId::parse(i)),
+        chain_started: f.get("chain").and_then(|c| c.parse().ok()),
     }))
 }

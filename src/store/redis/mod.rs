@@ -6,7 +6,8 @@
 //!   [`sentinel`]: the master behind Sentinel, failovers followed;
 //! * [`layout`]: the key names, chosen so that every multi-key step stays in
 //!   one Cluster slot, the record's fields, and the move from the first
-//!   layout; [`audit`]: the audit stream; [`outbox`]: the webhook outbox.
+//!   layout; [`audit`]: the audit stream; [`outbox`]: the webhook outbox;
+//!   [`lifecycle`]: rotation, expiry notices and chore leases.
 //!
 //! Failure: every call is bounded by `store.timeout` (`StoreError::Timeout`)
 //! and every Redis error is `StoreError::Unavailable`; callers fail closed
@@ -45,6 +46,7 @@ mod audit;
 mod connect;
 mod fleet;
 mod layout;
+mod lifecycle;
 mod outbox;
 mod repeat;
 mod sentinel;
@@ -296,25 +298,7 @@ impl RedisStore {
             )
             .await?;
         let mut pipe = redis::pipe();
-        pipe.atomic()
-            .hset_multiple(
-                &key,
-                &[
-                    ("user", r.user.as_str()),
-                    ("label", r.label.as_str()),
-                    ("scope", r.scope.as_str()),
-                    ("created", &r.created_at.to_string()),
-                    (
-                        "expires",
-                        &r.expires_at.map(|e| e.to_string()).unwrap_or_default(),
-                    ),
-                    ("digest", &r.digest.to_hex()),
-                ],
-            )
-            .ignore();
-        if let Some(source) = r.source {
-            pipe.hset(&key, "source", source.as_str()).ignore();
-        }
+        pipe.atomic().hset_multiple(&key, &fields(r)).ignore();
         if let Some(ttl) = r.ttl(unix_now()) {
             pipe.expire(&key, ttl.as_secs() as i64).ignore();
         }
@@ -525,6 +509,34 @@ impl RedisStore {
             .await
             .map(|_| ())
     }
+}
+
+/// The record as its hash's fields (those it has).
+fn fields(r: &KeyRecord) -> Vec<(&'static str, String)> {
+    let mut fields = vec![
+        ("user", r.user.clone()),
+        ("label", r.label.clone()),
+        ("scope", r.scope.as_str().to_owned()),
+        ("created", r.created_at.to_string()),
+        (
+            "expires",
+            r.expires_at.map(|e| e.to_string()).unwrap_or_default(),
+        ),
+        ("digest", r.digest.to_hex()),
+    ];
+    if let Some(source) = r.source {
+        fields.push(("source", source.as_str().to_owned()));
+    }
+    if let Some(from) = r.rotated_from {
+        fields.push(("rotated_from", from.as_str().to_owned()));
+    }
+    if let Some(to) = r.rotated_to {
+        fields.push(("rotated_to", to.as_str().to_owned()));
+    }
+    if let Some(chain) = r.chain_started {
+        fields.push(("chain", chain.to_string()));
+    }
+    fields
 }
 
 /// An answer of a shape Redis does not give: never trusted, always an error.

@@ -1,0 +1,133 @@
+//! Expiry notices: `key.expiring` at each `keys.warn_before` offset before a
+//! key expires, and `key.expired` when it has, each sent once per key and
+//! offset by the whole fleet.
+//!
+//! The schedule lives in the store, not in any instance's clock loop: when
+//! a key is made (or rotated) its notices are filed with their due times,
+//! and every instance claims due ones every second (`Store::claim_notices`,
+//! atomic, with a lease so a notice whose claimer died comes back). A notice
+//! for a revoked key is dropped (a revocation drops what its notices would
+//! say), so is a warning for a key that was rotated (its owner acted).
+//! The schedule of a key follows the `warn_before` of the instance that
+//! made it.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::Keyring;
+use crate::keys::{rfc3339, unix_now, KeyId, KeyRecord};
+use crate::metrics::ExpiryEvent;
+use crate::settings::short_duration;
+use crate::store::{Notice, StoreError};
+
+/// How long a claimed notice is someone's before it comes due again.
+const CLAIM_LEASE: Duration = Duration::from_secs(60);
+/// Notices claimed per round.
+const PER_ROUND: usize = 100;
+
+/// What a key's notices say of it (kept in the store; never a secret).
+#[derive(Debug, Serialize, Deserialize)]
+struct About {
+    user: String,
+    label: String,
+    scope: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    source: Option<String>,
+    /// Unix seconds.
+    expires_at: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rotated_to: Option<String>,
+}
+
+// === impl Keyring (notices) ===
+
+impl Keyring {
+    /// File the notices of a key that expires (a new key, or one whose
+    /// expiry a rotation moved). A failure is logged: the key stands.
+    pub(super) async fn schedule_notices(&self, record: &KeyRecord) {
+        let Some(expires_at) = record.expires_at else {
+            return;
+        };
+        let now = unix_now();
+        let mut due: Vec<(u64, u64)> = vec![(0, expires_at)];
+        // A rotated key's warnings would only be dropped: its owner acted.
+        if record.rotated_to.is_none() {
+            for offset in &self.0.lifecycle.warn_before {
+                let at = expires_at.saturating_sub(offset.as_secs());
+                if at > now {
+                    due.push((offset.as_secs(), at));
+                }
+            }
+        }
+        let about = About {
+            user: record.user.clone(),
+            label: record.label.clone(),
+            scope: record.scope.as_str().to_owned(),
+            source: record.source.map(|s| s.as_str().to_owned()),
+            expires_at,
+            rotated_to: record.rotated_to.map(|t| t.to_string()),
+        };
+        let about = serde_json::to_string(&about).expect("a notice's subject serializes");
+        if let Err(e) = self.0.store.schedule(&record.id, &about, &due).await {
+            tracing::error!(key_id = %record.id, error = %e, "could not schedule the key's expiry notices");
+        }
+    }
+
+    /// Drop the notices of revoked keys (`None`: of every key). A failure
+    /// is logged: at worst a revoked key is announced as expired later.
+    pub(super) async fn unschedule(&self, ids: Option<&[KeyId]>) {
+        if let Err(e) = self.0.store.unschedule(ids).await {
+            tracing::warn!(error = %e, "could not drop revoked keys' expiry notices");
+        }
+    }
+
+    /// Claim the notices due now and send them; how many were sent.
+    pub(super) async fn send_due_notices(&self) -> Result<usize, StoreError> {
+        let store = &self.0.store;
+        let notices = store.claim_notices(unix_now(), CLAIM_LEASE, PER_ROUND).await?;
+        let mut sent = 0;
+        for notice in notices {
+            if self.send_notice(&notice).await? {
+                sent += 1;
+            }
+            store.notice_sent(&notice.id, notice.before).await?;
+        }
+        Ok(sent)
+    }
+
+    /// Send one notice if it still applies; true if it was sent.
+    async fn send_notice(&self, notice: &Notice) -> Result<bool, StoreError> {
+        let Some(about) = notice.about.as_deref() else {
+            return Ok(false);
+        };
+        let Ok(about) = serde_json::from_str::<About>(about) else {
+            tracing::warn!(key_id = %notice.id, "unreadable expiry notice; dropped");
+            return Ok(false);
+        };
+        if notice.before == 0 {
+            self.announce(ExpiryEvent::Expired, notice, &about);
+            return Ok(true);
+        }
+        // A warning: only for a key that still lives and was not replaced.
+        if about.rotated_to.is_some() || self.0.store.get(notice.id.as_str()).await?.is_none() {
+            return Ok(false);
+        }
+        self.announce(ExpiryEvent::Expiring, notice, &about);
+        Ok(true)
+    }
+
+    /// Tell the world: the log line and the metric (and the webhooks).
+    fn announce(&self, kind: ExpiryEvent, notice: &Notice, about: &About) {
+        self.0.metrics.notice(kind);
+        tracing::info!(
+            target: "keygate::lifecycle",
+            event = kind.as_str(),
+            key_id = %notice.id,
+            user = %about.user,
+            expires_at = %rfc3339(about.expires_at),
+            warn_before = %short_duration(Duration::from_secs(notice.before)),
+            rotated_to = about.rotated_to.as_deref().unwrap_or("-"),
+        );
+    }
+}

@@ -1,0 +1,287 @@
+//! Rotation: a successor for a key (same user, label, scope and source),
+//! shown once, while the old key keeps working for a grace period and then
+//! dies like a revoked one, on every instance within a second.
+//!
+//! The store does it in one atomic step (`Store::rotate`), so a key is
+//! rotated once however many rotations race: the others are told the
+//! successor's id. The old key's record keeps its place with a shorter life
+//! (its Redis TTL is the grace period's end); the fleet's barrier then makes
+//! every instance forget what it cached of it, so no cached copy outlives
+//! the new expiry.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::{Keyring, Ttl};
+use crate::audit::{Actor, Event};
+use crate::fleet::Forget;
+use crate::keys::{self, rfc3339, unix_now, KeyId, KeyRecord, NewKey, Source};
+use crate::settings::{short_duration, Policy};
+use crate::store::{Rotated as Stored, StoreError};
+
+/// A rotation done: the successor (its secret shown once) and until when
+/// the old key works.
+pub struct Rotated {
+    pub key: NewKey,
+    /// Unix seconds.
+    pub old_expires_at: u64,
+}
+
+/// Why a rotation is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RotateError {
+    /// 400 naming `grace`.
+    #[error("grace: {0}")]
+    Grace(String),
+    /// 400 naming `ttl`.
+    #[error("ttl: {0}")]
+    Ttl(String),
+    /// 404: never issued, expired or revoked.
+    #[error("no such key")]
+    NotFound,
+    /// 409: rotated before; no third key is made.
+    #[error("key {old} was rotated already: its successor is {to}")]
+    Rotated { old: KeyId, to: KeyId },
+    /// Self-rotation only: the chain has reached `keys.max_ttl` from its start.
+    #[error("this key's rotation chain started {started} and may not outlive keys.max_ttl ({max}) from then: make a new key")]
+    ChainEnded { started: String, max: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Barrier rounds tried again after one fails (the old key's cached copies
+/// may outlive a short grace period until one gets through).
+const FORGET_RETRIES: u32 = 30;
+
+// === impl Keyring (rotation) ===
+
+impl Keyring {
+    /// Rotate key `id`: a successor with its user, label, scope and source,
+    /// and the old key working until `min(now + grace, its expiry)`.
+    ///
+    /// * `grace`: `None` is `keys.rotation_grace`; over
+    ///   `keys.max_rotation_grace` is refused.
+    /// * `ttl`: the successor's lifetime, bounded by `max_ttl` like a new
+    ///   key's; `Ttl::Default` is the old key's own lifetime (capped at
+    ///   `max_ttl`).
+    /// * A rotation by the key itself (`actor.source` is
+    ///   `Source::SelfRotation`) keeps the chain's start: the successor never
+    ///   lives past `max_ttl` from when the chain's first key was made. Any
+    ///   other actor vouches for the key anew and starts a new chain.
+    ///
+    /// Audited (`rotate`) and counted; the old key's notices are filed anew.
+    pub async fn rotate(
+        &self,
+        actor: &Actor,
+        id: KeyId,
+        grace: Option<Duration>,
+        ttl: Ttl,
+    ) -> Result<Rotated, RotateError> {
+        let lifecycle = &self.0.lifecycle;
+        let grace = grace.unwrap_or(lifecycle.rotation_grace);
+        if grace > lifecycle.max_rotation_grace {
+            return Err(RotateError::Grace(format!(
+                "{} is longer than keys.max_rotation_grace ({})",
+                short_duration(grace),
+                short_duration(lifecycle.max_rotation_grace)
+            )));
+        }
+        let old = self
+            .0
+            .store
+            .get(id.as_str())
+            .await?
+            .ok_or(RotateError::NotFound)?;
+        if let Some(to) = old.rotated_to {
+            return Err(RotateError::Rotated { old: id, to });
+        }
+        let policy = self.policy().await?;
+        let lifetime = successor_lifetime(&old, ttl, &policy)?;
+        let mut new = keys::mint(
+            &self.0.prefix,
+            &self.0.digest,
+            &old.user,
+            &old.label,
+            old.scope,
+            lifetime,
+        );
+        new.record.source = old.source;
+        new.record.rotated_from = Some(id);
+        if actor.source == Source::SelfRotation {
+            within_chain(&mut new.record, &old, &policy)?;
+        }
+        let old_until = grace_end(grace).min(old.expires_at.unwrap_or(u64::MAX));
+        match self.0.store.rotate(&id, &new.record, old_until).await? {
+            Stored::Done => {}
+            Stored::Gone => return Err(RotateError::NotFound),
+            Stored::Already(to) => return Err(RotateError::Rotated { old: id, to }),
+        }
+        self.0.metrics.keys_created.inc();
+        self.0.metrics.keys_rotated.inc();
+        let target = format!(
+            "key {id} of user {}: successor {}, {id} works until {}",
+            old.user,
+            new.record.id,
+            rfc3339(old_until)
+        );
+        self.record(Event::by(actor, "rotate", &target, 1)).await;
+        self.forget_rotated(id).await;
+        self.schedule_notices(&new.record).await;
+        let mut rotated = old;
+        rotated.rotated_to = Some(new.record.id);
+        rotated.expires_at = Some(old_until);
+        self.schedule_notices(&rotated).await;
+        Ok(Rotated {
+            key: new,
+            old_expires_at: old_until,
+        })
+    }
+
+    /// Every instance forgets its cached copy of the old key, whose record
+    /// now expires sooner. A failed round is logged and tried again in the
+    /// background: the successor is made and must reach its caller.
+    async fn forget_rotated(&self, id: KeyId) {
+        let Some(fleet) = self.0.fleet.clone() else {
+            return;
+        };
+        let forget = move || Forget::ids(vec![id.as_str().to_owned()]);
+        let Err(e) = fleet.forget(forget()).await else {
+            return;
+        };
+        tracing::error!(key_id = %id, error = %e, "could not tell every instance about a rotation; trying again");
+        tokio::spawn(async move {
+            for _ in 0..FORGET_RETRIES {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if fleet.forget(forget()).await.is_ok() {
+                    tracing::info!(key_id = %id, "every instance has heard of the rotation now");
+                    return;
+                }
+            }
+            tracing::error!(key_id = %id, "gave up telling every instance about a rotation: their cached copy of the old key lasts until cache.max_age");
+        });
+    }
+}
+
+/// The successor's lifetime (`None` = never expires).
+fn successor_lifetime(
+    old: &KeyRecord,
+    ttl: Ttl,
+    policy: &Policy,
+) -> Result<Option<Duration>, RotateError> {
+    let cap = |d: Duration| policy.max_ttl.map_or(d, |max| d.min(max));
+    match (ttl, policy.max_ttl) {
+        (Ttl::Default, max) => Ok(match old.expires_at {
+            Some(e) => Some(cap(Duration::from_secs(
+                e.saturating_sub(old.created_at).max(1),
+            ))),
+            None => max,
+        }),
+        (Ttl::Never, None) => Ok(None),
+        (Ttl::Never, Some(_)) => Err(RotateError::Ttl(
+            "\"never\" is not allowed (max_ttl is not \"never\")".into(),
+        )),
+        (Ttl::For(d), Some(max)) if d > max => Err(RotateError::Ttl(format!(
+            "{} is longer than max_ttl ({})",
+            short_duration(d),
+            short_duration(max)
+        ))),
+        (Ttl::For(d), _) => Ok(Some(d)),
+    }
+}
+
+/// A self-rotation's successor keeps the chain's start and ends no later
+/// than `max_ttl` after it.
+fn within_chain(new: &mut KeyRecord, old: &KeyRecord, policy: &Policy) -> Result<(), RotateError> {
+    let started = old.chain_start();
+    new.chain_started = Some(started);
+    let Some(max) = policy.max_ttl else {
+        return Ok(());
+    };
+    let end = started.saturating_add(max.as_secs());
+    if end <= unix_now() {
+        return Err(RotateError::ChainEnded {
+            started: rfc3339(started),
+            max: short_duration(max),
+        });
+    }
+    if new.expires_at.is_none_or(|e| e > end) {
+        new.expires_at = Some(end);
+    }
+    Ok(())
+}
+
+/// `now + grace`, rounded up to the second: the old key never stops early.
+fn grace_end(grace: Duration) -> u64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    (now + grace).as_secs() + u64::from((now + grace).subsec_nanos() > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{DigestKey, Scope};
+
+    fn key(lifetime: Option<u64>) -> KeyRecord {
+        let ttl = lifetime.map(Duration::from_secs);
+        keys::mint("kg", &DigestKey::random(), "ann", "", Scope::Read, ttl).record
+    }
+
+    fn policy(max: Option<u64>) -> Policy {
+        Policy {
+            default_ttl: Duration::from_secs(30),
+            max_ttl: max.map(Duration::from_secs),
+        }
+    }
+
+    #[test]
+    fn a_successor_lives_as_long_as_the_old_key_within_max_ttl() {
+        let p = policy(Some(1000));
+        assert_eq!(
+            successor_lifetime(&key(Some(600)), Ttl::Default, &p).unwrap(),
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(
+            successor_lifetime(&key(None), Ttl::Default, &p).unwrap(),
+            Some(Duration::from_secs(1000)),
+            "a key that never expired gets max_ttl once max_ttl is set"
+        );
+        assert!(matches!(
+            successor_lifetime(&key(Some(60)), Ttl::For(Duration::from_secs(2000)), &p),
+            Err(RotateError::Ttl(m)) if m.contains("longer than max_ttl")
+        ));
+        assert_eq!(
+            successor_lifetime(&key(None), Ttl::Default, &policy(None)).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn a_chain_ends_max_ttl_after_its_first_key() {
+        let p = policy(Some(1000));
+        let mut old = key(Some(1000));
+        old.chain_started = Some(unix_now() - 900);
+        let mut new = key(Some(1000));
+        within_chain(&mut new, &old, &p).unwrap();
+        assert_eq!(new.chain_started, old.chain_started);
+        assert_eq!(new.expires_at, Some(old.chain_started.unwrap() + 1000));
+
+        old.chain_started = Some(unix_now() - 1000);
+        assert!(matches!(
+            within_chain(&mut key(Some(10)), &old, &p),
+            Err(RotateError::ChainEnded { .. })
+        ));
+        // Without max_ttl a chain may go on.
+        let mut forever = key(None);
+        within_chain(&mut forever, &old, &policy(None)).unwrap();
+        assert_eq!(forever.expires_at, None);
+    }
+
+    #[test]
+    fn a_grace_period_ends_on_a_whole_second_never_early() {
+        let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        let end = grace_end(Duration::from_millis(2500));
+        assert!(end as f64 >= (before + Duration::from_millis(2500)).as_secs_f64());
+        assert!(end as f64 <= (before + Duration::from_millis(3600)).as_secs_f64());
+    }
+}

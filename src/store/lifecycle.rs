@@ -1,0 +1,211 @@
+//! A key's life after its creation, in the store: rotation, the schedule of
+//! expiry notices, and leases for fleet-wide chores.
+//!
+//! Contract (both stores, `tests/it/store_conformance.rs`):
+//! * `rotate` stores the successor and shortens the old key's life to
+//!   `old_until`, marking it `rotated_to`, in one atomic step: of two
+//!   rotations of one key, one makes the successor and the other finds it
+//!   (`Rotated::Already`); a key that is gone is `Rotated::Gone`.
+//! * `schedule` files notices about a key: each `(before, at)` is due at
+//!   unix second `at` (`before` = 0 is the expiry itself), filed again with
+//!   a new time when scheduled again; `about` is what they say of the key
+//!   (JSON, never a secret), kept until the expiry notice has been sent or
+//!   `unschedule` drops it (a revocation). A notice whose key has no `about`
+//!   is dropped when it comes due.
+//! * `claim_notices` hands out up to `max` notices due at `now`, earliest
+//!   first, and makes each due again only `lease` later: while one instance
+//!   sends a notice no other one claims it, and a notice whose sender died
+//!   comes due again. `notice_sent` removes it.
+//! * `lease` grants a named chore to `holder` for `ttl` if no other holder
+//!   has it (renewing its own).
+//!
+//! Repeats: `rotate` is sent again only when its connection was found dead
+//! before it ran (a repeat finds `Already` at worst); `schedule`,
+//! `notice_sent`, `unschedule` and `lease` are idempotent; `claim_notices`
+//! goes on a checked connection (a repeat would only lease again).
+//! Redis layout: `store/redis/lifecycle.rs`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::{Store, StoreError};
+use crate::keys::{KeyId, KeyRecord};
+
+/// What an atomic rotation found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotated {
+    /// The successor is stored and the old key lives until `old_until`.
+    Done,
+    /// No live key by that id (never issued, expired, revoked).
+    Gone,
+    /// Rotated before: this is its successor.
+    Already(KeyId),
+}
+
+/// A notice handed out for sending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub id: KeyId,
+    /// Seconds before the expiry; 0 = the expiry itself.
+    pub before: u64,
+    /// What `schedule` said of the key; `None` once it was dropped.
+    pub about: Option<String>,
+}
+
+// === impl Store (lifecycle) ===
+
+impl Store {
+    pub async fn rotate(
+        &self,
+        old: &KeyId,
+        new: &KeyRecord,
+        old_until: u64,
+    ) -> Result<Rotated, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.rotate(old, new, old_until)),
+            Store::Redis(r) => r.rotate(old, new, old_until).await,
+        }
+    }
+
+    pub async fn schedule(
+        &self,
+        id: &KeyId,
+        about: &str,
+        due: &[(u64, u64)],
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => {
+                m.lifecycle().schedule(id, about, due);
+                Ok(())
+            }
+            Store::Redis(r) => r.schedule(id, about, due).await,
+        }
+    }
+
+    pub async fn claim_notices(
+        &self,
+        now: u64,
+        lease: Duration,
+        max: usize,
+    ) -> Result<Vec<Notice>, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.lifecycle().claim(now, lease, max)),
+            Store::Redis(r) => r.claim_notices(now, lease, max).await,
+        }
+    }
+
+    /// Remove a notice sent; the expiry notice (`before` = 0) drops `about` too.
+    pub async fn notice_sent(&self, id: &KeyId, before: u64) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => {
+                m.lifecycle().sent(id, before);
+                Ok(())
+            }
+            Store::Redis(r) => r.notice_sent(id, before).await,
+        }
+    }
+
+    /// Drop what the notices of these keys would say (they were revoked):
+    /// their notices are dropped when they come due. `None`: every key's.
+    pub async fn unschedule(&self, ids: Option<&[KeyId]>) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => {
+                m.lifecycle().unschedule(ids);
+                Ok(())
+            }
+            Store::Redis(r) => r.unschedule(ids).await,
+        }
+    }
+
+    /// Hold the chore `name` for `ttl` as `holder`: true if it is ours.
+    pub async fn lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+        match self {
+            Store::Memory(_) => Ok(true),
+            Store::Redis(r) => r.lease(name, holder, ttl).await,
+        }
+    }
+}
+
+/// The member naming one notice: `<id>:<seconds before>`.
+pub(super) fn member(id: &KeyId, before: u64) -> String {
+    format!("{id}:{before}")
+}
+
+/// A member's id and offset; `None` for one keygate did not write.
+pub(super) fn parse_member(member: &str) -> Option<(KeyId, u64)> {
+    let (id, before) = member.split_once(':')?;
+    Some((KeyId::parse(id)?, before.parse().ok()?))
+}
+
+/// The memory store's schedule: the same rules in one process.
+#[derive(Default)]
+pub struct MemoryLifecycle {
+    inner: Mutex<Schedule>,
+}
+
+#[derive(Default)]
+struct Schedule {
+    /// Member -> unix second due.
+    due: HashMap<String, u64>,
+    /// Member -> until when it is claimed.
+    claimed: HashMap<String, Instant>,
+    about: HashMap<KeyId, String>,
+}
+
+// === impl MemoryLifecycle ===
+
+impl MemoryLifecycle {
+    fn schedule(&self, id: &KeyId, about: &str, due: &[(u64, u64)]) {
+        let mut s = self.inner.lock().expect("schedule lock");
+        s.about.insert(*id, about.to_owned());
+        for (before, at) in due {
+            let m = member(id, *before);
+            s.claimed.remove(&m);
+            s.due.insert(m, *at);
+        }
+    }
+
+    fn claim(&self, now: u64, lease: Duration, max: usize) -> Vec<Notice> {
+        let clock = Instant::now();
+        let mut s = self.inner.lock().expect("schedule lock");
+        let mut due: Vec<(u64, String)> = s
+            .due
+            .iter()
+            .filter(|(m, at)| **at <= now && s.claimed.get(*m).is_none_or(|c| *c <= clock))
+            .map(|(m, at)| (*at, m.clone()))
+            .collect();
+        due.sort();
+        let mut out = Vec::new();
+        for (_, m) in due.into_iter().take(max) {
+            let Some((id, before)) = parse_member(&m) else {
+                s.due.remove(&m);
+                continue;
+            };
+            s.claimed.insert(m, clock + lease);
+            let about = s.about.get(&id).cloned();
+            out.push(Notice { id, before, about });
+        }
+        out
+    }
+
+    fn sent(&self, id: &KeyId, before: u64) {
+        let mut s = self.inner.lock().expect("schedule lock");
+        let m = member(id, before);
+        s.due.remove(&m);
+        s.claimed.remove(&m);
+        if before == 0 {
+            s.about.remove(id);
+        }
+    }
+
+    fn unschedule(&self, ids: Option<&[KeyId]>) {
+        let mut s = self.inner.lock().expect("schedule lock");
+        match ids {
+            Some(ids) => ids.iter().for_each(|id| {
+                s.about.remove(id);
+            }),
+            None => s.about.clear(),
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! Rotation, expiry notices and chore leases in Redis (contract:
+//! `store/lifecycle.rs`).
+//!
+//! | key | type | what |
+//! |---|---|---|
+//! | `ns:{lifecycle}:due` | sorted set | notices `<id>:<seconds before expiry>`, scored by the unix second each is due |
+//! | `ns:{lifecycle}:about` | hash | key id -> what its notices say (JSON, never a secret) |
+//! | `ns:lease:<name>` | string | the instance running the chore `name`, expiring with its lease |
+//!
+//! A rotation touches the old record, the new one and the user's index:
+//! one slot, since a key's id carries its user's tag and the successor has
+//! the same user (see `layout.rs`), so one script does it atomically. The
+//! two schedule keys share the tag `{lifecycle}`, so a claim is one script
+//! on one node.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use redis::Script;
+
+use super::RedisStore;
+use crate::keys::{KeyId, KeyRecord};
+use crate::store::lifecycle::{member, parse_member, Notice, Rotated};
+use crate::store::StoreError;
+
+/// KEYS: old record, new record, user index. ARGV: old id, new id, old
+/// until (unix s), the new key's index score, its expiry ('' = never), then
+/// the new record's fields and values.
+static ROTATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'gone'} end
+local to = redis.call('HGET', KEYS[1], 'rotated_to')
+if to then return {'rotated', to} end
+redis.call('HSET', KEYS[2], unpack(ARGV, 6))
+if ARGV[5] ~= '' then redis.call('EXPIREAT', KEYS[2], ARGV[5]) end
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2])
+redis.call('HSET', KEYS[1], 'rotated_to', ARGV[2], 'expires', ARGV[3])
+redis.call('ZADD', KEYS[3], 'XX', ARGV[3], ARGV[1])
+redis.call('EXPIREAT', KEYS[1], ARGV[3])
+return {'done'}
+",
+    )
+});
+
+/// KEYS: due, about. ARGV: now (unix s), lease until (unix s), max.
+/// Answers member, about ('' when dropped) for each notice claimed.
+static CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+for _, m in ipairs(due) do
+  redis.call('ZADD', KEYS[1], ARGV[2], m)
+  local about = redis.call('HGET', KEYS[2], string.match(m, '^[^:]*'))
+  out[#out + 1] = m
+  out[#out + 1] = about or ''
+end
+return out
+",
+    )
+});
+
+/// KEYS: the lease. ARGV: holder, ttl ms. 1 if the holder has it now.
+static LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local held = redis.call('GET', KEYS[1])
+if held and held ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+",
+    )
+});
+
+// === impl RedisStore (lifecycle) ===
+
+impl RedisStore {
+    fn due_key(&self) -> String {
+        format!("{}:{{lifecycle}}:due", self.ns)
+    }
+
+    fn about_key(&self) -> String {
+        format!("{}:{{lifecycle}}:about", self.ns)
+    }
+
+    pub async fn rotate(
+        &self,
+        old: &KeyId,
+        new: &KeyRecord,
+        old_until: u64,
+    ) -> Result<Rotated, StoreError> {
+        let score = new
+            .expires_at
+            .map_or("+inf".to_owned(), |e| e.to_string());
+        // Safe to repeat: a repeat of a rotation that ran finds it done (`Already`).
+        let mut conn = self.writes.repeating();
+        // `ns:all` before the record, as `insert` does (layout.rs).
+        let _: () = self
+            .bounded(
+                redis::cmd("ZADD")
+                    .arg(self.all())
+                    .arg(&score)
+                    .arg(new.id.as_str())
+                    .query_async(&mut conn),
+            )
+            .await?;
+        let mut call = ROTATE.prepare_invoke();
+        call.key(self.record(old.as_str()))
+            .key(self.record(new.id.as_str()))
+            .key(self.user_index(&new.user))
+            .arg(old.as_str())
+            .arg(new.id.as_str())
+            .arg(old_until)
+            .arg(&score)
+            .arg(new.expires_at.map(|e| e.to_string()).unwrap_or_default());
+        for (field, value) in super::fields(new) {
+            call.arg(field).arg(value);
+        }
+        let answer: Vec<String> = self.bounded(call.invoke_async(&mut conn)).await?;
+        let rotated = match answer.as_slice() {
+            [done] if done == "done" => Rotated::Done,
+            [gone] if gone == "gone" => Rotated::Gone,
+            // A repeat of this very rotation, after its reply was lost.
+            [rotated, to] if rotated == "rotated" && to == new.id.as_str() => Rotated::Done,
+            [rotated, to] if rotated == "rotated" => Rotated::Already(
+                KeyId::parse(to).ok_or_else(|| StoreError::Corrupt(old.to_string()))?,
+            ),
+            _ => return Err(super::unexpected("rotate").into()),
+        };
+        match rotated {
+            Rotated::Done => {
+                let _: () = self
+                    .bounded(
+                        redis::cmd("ZADD")
+                            .arg(self.all())
+                            .arg("XX")
+                            .arg(old_until)
+                            .arg(old.as_str())
+                            .query_async(&mut conn),
+                    )
+                    .await?;
+                // Like a creation: a successor lost in a failover fails closed.
+                if let Err(e) = self.replicated().await {
+                    tracing::warn!(key_id = %new.id, error = %e, "rotation not confirmed by a replica");
+                }
+            }
+            // The successor's index entry without a record: pruned when read.
+            Rotated::Gone | Rotated::Already(_) => {
+                let _: () = self
+                    .bounded(
+                        redis::cmd("ZREM")
+                            .arg(self.all())
+                            .arg(new.id.as_str())
+                            .query_async(&mut conn),
+                    )
+                    .await?;
+            }
+        }
+        Ok(rotated)
+    }
+
+    pub async fn schedule(
+        &self,
+        id: &KeyId,
+        about: &str,
+        due: &[(u64, u64)],
+    ) -> Result<(), StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hset(self.about_key(), id.as_str(), about)
+            .ignore();
+        for (before, at) in due {
+            pipe.zadd(self.due_key(), member(id, *before), *at).ignore();
+        }
+        let mut conn = self.conn.repeating();
+        self.bounded(pipe.query_async::<()>(&mut conn)).await
+    }
+
+    pub async fn claim_notices(
+        &self,
+        now: u64,
+        lease: Duration,
+        max: usize,
+    ) -> Result<Vec<Notice>, StoreError> {
+        let mut call = CLAIM.prepare_invoke();
+        call.key(self.due_key())
+            .key(self.about_key())
+            .arg(now)
+            .arg(now + lease.as_secs().max(1))
+            .arg(max);
+        // Not repeated: checked first (a repeat would lease again, harmlessly).
+        let answer: Vec<String> = self
+            .bounded(async {
+                let mut conn = self.conn.checked().await?;
+                call.invoke_async(&mut conn).await
+            })
+            .await?;
+        let mut notices = Vec::new();
+        let mut stray = Vec::new();
+        for pair in answer.chunks(2) {
+            let [m, about] = pair else {
+                return Err(super::unexpected("claim").into());
+            };
+            match parse_member(m) {
+                Some((id, before)) => notices.push(Notice {
+                    id,
+                    before,
+                    about: (!about.is_empty()).then(|| about.clone()),
+                }),
+                None => stray.push(m.clone()),
+            }
+        }
+        if !stray.is_empty() {
+            let mut conn = self.conn.repeating();
+            let _: () = self
+                .bounded(redis::cmd("ZREM").arg(self.due_key()).arg(&stray).query_async(&mut conn))
+                .await?;
+        }
+        Ok(notices)
+    }
+
+    pub async fn notice_sent(&self, id: &KeyId, before: u64) -> Result<(), StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .zrem(self.due_key(), member(id, before))
+            .ignore();
+        if before == 0 {
+            pipe.hdel(self.about_key(), id.as_str()).ignore();
+        }
+        let mut conn = self.conn.repeating();
+        self.bounded(pipe.query_async::<()>(&mut conn)).await
+    }
+
+    pub async fn unschedule(&self, ids: Option<&[KeyId]>) -> Result<(), StoreError> {
+        let mut conn = self.conn.repeating();
+        match ids {
+            Some([]) => Ok(()),
+            Some(ids) => {
+                let fields: Vec<&str> = ids.iter().map(KeyId::as_str).collect();
+                self.bounded(
+                    redis::cmd("HDEL")
+                        .arg(self.about_key())
+                        .arg(fields)
+                        .query_async(&mut conn),
+                )
+                .await
+            }
+            None => {
+                self.bounded(redis::cmd("DEL").arg(self.about_key()).query_async(&mut conn))
+                    .await
+            }
+        }
+    }
+
+    pub async fn lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let mut conn = self.conn.repeating();
+        let held: i64 = self
+            .bounded(
+                LEASE
+                    .key(format!("{}:lease:{name}", self.ns))
+                    .arg(holder)
+                    .arg(ttl.as_millis().max(1) as u64)
+                    .invoke_async(&mut conn),
+            )
+            .await?;
+        Ok(held == 1)
+    }
+}
