@@ -88,6 +88,8 @@ pub struct Running {
     member: Option<crate::fleet::Member>,
     /// This instance's webhook delivery workers (`[[webhooks]]`).
     webhooks: Option<crate::webhooks::Delivery>,
+    /// This instance's share of expiry notices and the idle-key sweep.
+    chores: crate::keyring::Chores,
 }
 
 /// Start keygate's listeners on the current runtime, checking keys in `keyring`.
@@ -184,11 +186,12 @@ pub async fn start(
     ));
 
     // 5. the validation cache, as a member of the fleet sharing the store,
-    //    and this instance's share of webhook deliveries
+    //    and this instance's share of webhook deliveries and key chores
     let member = keyring.join_fleet();
     let webhooks = keyring
         .deliver_webhooks(config.upstream.ca_file.as_deref())
         .map_err(StartError::Leaks)?;
+    let chores = keyring.run_chores();
     let auth = Authenticator::new(keyring.clone(), &config.auth.username, config.auth.accept);
 
     // 6. the gateway's admission steps
@@ -277,6 +280,7 @@ pub async fn start(
         authz,
         member,
         webhooks,
+        chores,
     })
 }
 
@@ -318,6 +322,7 @@ impl Running {
             Some(authz) => authz.await.unwrap_or(false),
             None => true,
         };
+        self.chores.stop().await;
         if let Some(member) = self.member {
             member.stop().await;
         }

@@ -42,7 +42,7 @@ use crate::webhooks::{EventType, Webhooks};
 pub use self::leaks::Sighting;
 pub use self::chores::Chores;
 pub use self::listing::{KeyFilter, Page};
-pub use self::rotate::{RotateError, Rotated};
+pub use self::rotate::{RotateError, RotateRequest, Rotated, RotatedView};
 pub use self::verify::{Principal, VerifyError};
 
 /// A requested key lifetime.

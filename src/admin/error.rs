@@ -8,7 +8,8 @@ use super::MAX_BODY;
 use crate::http::body::ResponseBody;
 use crate::http::json_body::BodyError;
 use crate::http::response::{self, RETRY_SOON};
-use crate::keyring::RevokeError;
+use crate::keyring::{RevokeError, RotateError};
+use crate::keys::KeyId;
 use crate::store::StoreError;
 
 /// An answer that is not a success. Client input never yields a 500.
@@ -20,6 +21,9 @@ pub enum ApiError {
     Unauthorized,
     /// 404: no such key, no such route.
     NotFound(String),
+    /// 409: the key was rotated before; its successor's id is in the body
+    /// (`rotated_to`) and no third key is made.
+    Rotated { message: String, to: KeyId },
     /// 405 with the methods the route answers (RFC 9110 §15.5.6 requires `Allow`).
     Method(&'static str),
     /// 415: not `application/json`.
@@ -53,6 +57,12 @@ impl ApiError {
                 )),
             ),
             ApiError::NotFound(m) => (S::NOT_FOUND, m, None),
+            ApiError::Rotated { message, to } => {
+                return response::json(
+                    S::CONFLICT,
+                    &serde_json::json!({ "error": message, "rotated_to": to }),
+                );
+            }
             ApiError::Method(allow) => (
                 S::METHOD_NOT_ALLOWED,
                 format!("method not allowed; allowed: {allow}"),
@@ -99,6 +109,24 @@ impl From<RevokeError> for ApiError {
         match e {
             RevokeError::Store(e) => ApiError::Store(e),
             e @ RevokeError::NotPropagated { .. } => ApiError::NotPropagated(e),
+        }
+    }
+}
+
+impl From<RotateError> for ApiError {
+    fn from(e: RotateError) -> Self {
+        match e {
+            e @ (RotateError::Grace(_) | RotateError::Ttl(_) | RotateError::ChainEnded { .. }) => {
+                ApiError::BadRequest(e.to_string())
+            }
+            RotateError::NotFound => {
+                ApiError::NotFound("no such key (never issued, expired or revoked)".into())
+            }
+            e @ RotateError::Rotated { to, .. } => ApiError::Rotated {
+                message: e.to_string(),
+                to,
+            },
+            RotateError::Store(e) => ApiError::Store(e),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `/v1/keys` and `/v1/revoke`: create, list, delete, revoke in bulk.
+//! `/v1/keys` and `/v1/revoke`: create, list, delete, rotate, revoke in bulk.
 
 use http::StatusCode;
 use serde::Deserialize;
@@ -8,6 +8,7 @@ use super::{ApiError, ApiResult};
 use crate::audit::Actor;
 use crate::http::response::{self, json};
 use crate::keyring::{KeyFilter, Keyring, MintError, Revocation, SettingsError, Ttl};
+use crate::keyring::RotateRequest;
 use crate::keys::{ApiKey, KeyId, Scope};
 use crate::settings::Settings;
 
@@ -100,6 +101,16 @@ pub async fn delete(ctx: &Ctx<'_>, id: &str) -> ApiResult {
         return Err(ApiError::NotFound("no such key".into()));
     }
     Ok(response::no_content())
+}
+
+/// `POST /v1/keys/{id}/rotate` `{"grace"?, "ttl"?}`: the successor, shown once.
+pub async fn rotate(ctx: &Ctx<'_>, id: &str, body: RotateRequest) -> ApiResult {
+    let Some(id) = KeyId::parse(id) else {
+        return Err(ApiError::NotFound("no such key".into()));
+    };
+    let (grace, ttl) = body.parse().map_err(ApiError::BadRequest)?;
+    let rotated = ctx.keyring.rotate(&ctx.actor, id, grace, ttl).await?;
+    Ok(json(StatusCode::CREATED, &rotated.view()))
 }
 
 #[derive(Deserialize)]

@@ -4,7 +4,8 @@
 //!
 //! Client input never yields a 500: bad JSON, unknown fields, wrong types,
 //! bad TTLs are 400 with `{"error": ...}` naming the field; wrong method 405;
-//! wrong content type 415; unknown id 404; a store outage 503.
+//! wrong content type 415; unknown id 404; a key rotated before 409; a store
+//! outage 503.
 
 mod error;
 mod health;
@@ -90,6 +91,11 @@ impl Admin {
             ("/v1/settings", Method::PUT) => keys::put_settings(&ctx, json_body(req).await?).await,
             ("/v1/settings", _) => Err(ApiError::Method("GET, PUT")),
             ("/v1/audit", _) => Err(ApiError::Method("GET")),
+            (p, Method::POST) if rotate_route(p).is_some() => {
+                let id = rotate_route(p).unwrap_or_default();
+                keys::rotate(&ctx, id, json_body(req).await?).await
+            }
+            (p, _) if rotate_route(p).is_some() => Err(ApiError::Method("POST")),
             (p, Method::DELETE) if p.starts_with("/v1/keys/") => {
                 keys::delete(&ctx, &p["/v1/keys/".len()..]).await
             }
@@ -126,6 +132,13 @@ fn metrics_text(metrics: &Metrics) -> Response<ResponseBody> {
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
     );
     resp
+}
+
+/// The id in `/v1/keys/{id}/rotate`.
+fn rotate_route(path: &str) -> Option<&str> {
+    path.strip_prefix("/v1/keys/")?
+        .strip_suffix("/rotate")
+        .filter(|id| !id.contains('/'))
 }
 
 /// Read and parse a JSON body (`http::json_body`), as an admin API answer.

@@ -1,5 +1,7 @@
 //! Each key's last-used time, written to the store at most once a minute per
-//! key and off the request path: never a store write per request.
+//! key (more often under a short `keys.revoke_unused_after`:
+//! `Keyring::touch_every`) and off the request path: never a store write
+//! per request.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -7,13 +9,12 @@ use std::sync::Mutex;
 use crate::keyring::Keyring;
 use crate::keys::{unix_now, KeyId};
 
-/// Seconds between two writes of the same key's last-used time.
-const EVERY_SECS: u64 = 60;
-
 pub struct LastUsed {
     keyring: Keyring,
     /// When each key's time was last written (unix seconds).
     written: Mutex<HashMap<KeyId, u64>>,
+    /// Seconds between two writes of the same key's last-used time.
+    every: u64,
 }
 
 // === impl LastUsed ===
@@ -21,6 +22,7 @@ pub struct LastUsed {
 impl LastUsed {
     pub fn new(keyring: Keyring) -> Self {
         LastUsed {
+            every: keyring.touch_every().as_secs().max(1),
             keyring,
             written: Mutex::default(),
         }
@@ -32,13 +34,13 @@ impl LastUsed {
         {
             let mut written = self.written.lock().expect("last-used lock");
             match written.get_mut(&id) {
-                Some(at) if now < *at + EVERY_SECS => return,
+                Some(at) if now < *at + self.every => return,
                 Some(at) => *at = now,
                 None => {
                     // Drop entries that are no longer due to be skipped, so the map
                     // holds only keys used within the last minute.
                     if written.len() >= 4096 {
-                        written.retain(|_, at| now < *at + EVERY_SECS);
+                        written.retain(|_, at| now < *at + self.every);
                     }
                     written.insert(id, now);
                 }

@@ -1,4 +1,4 @@
-//! `keygate keys create|list|revoke -c FILE`: the key store as configured,
+//! `keygate keys create|list|rotate|revoke -c FILE`: the key store as configured,
 //! from a shell. Only a shared store makes sense here: a memory store lives
 //! inside the serving process.
 
@@ -8,7 +8,7 @@ use clap::{ArgGroup, Subcommand};
 
 use super::{CliError, ConfigArg};
 use crate::audit::Actor;
-use crate::keyring::{Keyring, MintError, Revocation, Ttl};
+use crate::keyring::{Keyring, MintError, Revocation, RotateError, RotateRequest, Ttl};
 use crate::keys::{rfc3339, ApiKey, KeyId, Scope};
 
 #[derive(Debug, clap::Args)]
@@ -50,6 +50,24 @@ enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Rotate a key: prints its successor once; the old key works for --grace.
+    Rotate {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The key to rotate.
+        #[arg(long)]
+        id: String,
+        /// How long the old key keeps working, e.g. 24h or 0s (default
+        /// keys.rotation_grace, at most keys.max_rotation_grace).
+        #[arg(long)]
+        grace: Option<String>,
+        /// The successor's lifetime (default: the old key's own lifetime, within keys.max_ttl).
+        #[arg(long)]
+        ttl: Option<String>,
+        /// Print the same JSON object as POST /v1/keys/{id}/rotate.
+        #[arg(long)]
+        json: bool,
+    },
     /// Revoke keys; prints how many live keys were revoked.
     #[command(group(ArgGroup::new("what").required(true).args(["id", "user", "all", "leaked"])))]
     Revoke {
@@ -76,6 +94,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let config_path = match &args.command {
         KeysCommand::Create { config, .. }
         | KeysCommand::List { config, .. }
+        | KeysCommand::Rotate { config, .. }
         | KeysCommand::Revoke { config, .. } => config.path.clone(),
     };
     let config = crate::config::load(&config_path)?;
@@ -98,6 +117,13 @@ pub fn run(args: Args) -> Result<(), CliError> {
                 ..
             } => create(&keyring, &user, ttl, &label, &scope, json).await,
             KeysCommand::List { user, json, .. } => list(&keyring, user.as_deref(), json).await,
+            KeysCommand::Rotate {
+                id,
+                grace,
+                ttl,
+                json,
+                ..
+            } => rotate(&keyring, &id, RotateRequest::new(grace, ttl), json).await,
             KeysCommand::Revoke {
                 id,
                 user,
@@ -148,6 +174,39 @@ async fn create(
             r.user,
             r.scope.as_str(),
             r.expires_at.map_or("never".into(), rfc3339)
+        );
+    }
+    Ok(())
+}
+
+async fn rotate(k: &Keyring, id: &str, request: RotateRequest, json: bool) -> Result<(), CliError> {
+    let parsed = KeyId::parse(id).ok_or_else(|| CliError::Usage(format!("--id: {id:?} is not a key id")))?;
+    let (grace, ttl) = request.parse().map_err(|e| CliError::Usage(format!("--{e}")))?;
+    let rotated = k
+        .rotate(&Actor::cli(), parsed, grace, ttl)
+        .await
+        .map_err(|e| match e {
+            RotateError::Store(e) => CliError::Runtime(e.to_string()),
+            e @ (RotateError::Grace(_) | RotateError::Ttl(_)) => CliError::Usage(format!("--{e}")),
+            RotateError::NotFound => CliError::Runtime(format!(
+                "--id: no such key {id} (never issued, expired or revoked)"
+            )),
+            e @ (RotateError::Rotated { .. } | RotateError::ChainEnded { .. }) => {
+                CliError::Runtime(e.to_string())
+            }
+        })?;
+    if json {
+        println!("{}", serde_json::to_string(&rotated.view()).expect("serializable"));
+    } else {
+        let r = &rotated.key.record;
+        println!("{}", rotated.key.key.expose());
+        eprintln!(
+            "\nid {} replaces {id} for user {:?}, scope {}, expires {}.\n{id} keeps working until {}.\nThis is the only time the key is shown: store it now.",
+            r.id,
+            r.user,
+            r.scope.as_str(),
+            r.expires_at.map_or("never".into(), rfc3339),
+            rfc3339(rotated.old_expires_at)
         );
     }
     Ok(())

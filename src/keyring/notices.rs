@@ -20,6 +20,7 @@ use crate::keys::{rfc3339, unix_now, KeyId, KeyRecord};
 use crate::metrics::ExpiryEvent;
 use crate::settings::short_duration;
 use crate::store::{Notice, StoreError};
+use crate::webhooks::{Event, EventType};
 
 /// How long a claimed notice is someone's before it comes due again.
 const CLAIM_LEASE: Duration = Duration::from_secs(60);
@@ -106,20 +107,37 @@ impl Keyring {
             return Ok(false);
         };
         if notice.before == 0 {
-            self.announce(ExpiryEvent::Expired, notice, &about);
+            self.announce(ExpiryEvent::Expired, notice, &about).await;
             return Ok(true);
         }
         // A warning: only for a key that still lives and was not replaced.
         if about.rotated_to.is_some() || self.0.store.get(notice.id.as_str()).await?.is_none() {
             return Ok(false);
         }
-        self.announce(ExpiryEvent::Expiring, notice, &about);
+        self.announce(ExpiryEvent::Expiring, notice, &about).await;
         Ok(true)
     }
 
-    /// Tell the world: the log line and the metric (and the webhooks).
-    fn announce(&self, kind: ExpiryEvent, notice: &Notice, about: &About) {
+    /// Tell the world: the log line, the metric and the webhook event
+    /// (`key.expiring` with `warn_before`, or `key.expired`).
+    async fn announce(&self, kind: ExpiryEvent, notice: &Notice, about: &About) {
         self.0.metrics.notice(kind);
+        let event_type = match kind {
+            ExpiryEvent::Expiring => EventType::KeyExpiring,
+            ExpiryEvent::Expired => EventType::KeyExpired,
+        };
+        if self.wants(event_type) {
+            let mut event = Event::about(event_type, notice.id.as_str(), &about.user, &about.label, &about.scope)
+                .with("source", about.source.as_deref())
+                .with("expires_at", rfc3339(about.expires_at));
+            if notice.before > 0 {
+                event = event.with("warn_before", short_duration(Duration::from_secs(notice.before)));
+            }
+            if let Some(to) = &about.rotated_to {
+                event = event.with("rotated_to", to.as_str());
+            }
+            self.emit(vec![event]).await;
+        }
         tracing::info!(
             target: "keygate::lifecycle",
             event = kind.as_str(),

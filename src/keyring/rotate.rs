@@ -11,12 +11,16 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use serde::{Deserialize, Serialize};
+
 use super::{Keyring, Ttl};
+use crate::config;
 use crate::audit::{Actor, Event};
 use crate::fleet::Forget;
 use crate::keys::{self, rfc3339, unix_now, KeyId, KeyRecord, NewKey, Source};
 use crate::settings::{short_duration, Policy};
 use crate::store::{Rotated as Stored, StoreError};
+use crate::webhooks::{Event as Hook, EventType};
 
 /// A rotation done: the successor (its secret shown once) and until when
 /// the old key works.
@@ -24,6 +28,57 @@ pub struct Rotated {
     pub key: NewKey,
     /// Unix seconds.
     pub old_expires_at: u64,
+}
+
+// === impl Rotated ===
+
+impl Rotated {
+    /// The answer: the successor as a creation answers it, and until when
+    /// the old key works.
+    pub fn view(&self) -> RotatedView<'_> {
+        RotatedView {
+            key: self.key.view(),
+            old_key_expires_at: rfc3339(self.old_expires_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct RotatedView<'a> {
+    #[serde(flatten)]
+    key: keys::NewKeyView<'a>,
+    old_key_expires_at: String,
+}
+
+/// A rotation request's body (admin API and self-rotation):
+/// `{"grace"?: "24h", "ttl"?: "30d" | "never"}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateRequest {
+    grace: Option<String>,
+    ttl: Option<String>,
+}
+
+// === impl RotateRequest ===
+
+impl RotateRequest {
+    pub fn new(grace: Option<String>, ttl: Option<String>) -> RotateRequest {
+        RotateRequest { grace, ttl }
+    }
+
+    /// The grace period (`None`: `keys.rotation_grace`) and the successor's
+    /// lifetime; the error names the field.
+    pub fn parse(&self) -> Result<(Option<Duration>, Ttl), String> {
+        let grace = match self.grace.as_deref() {
+            None => None,
+            Some(g) => Some(config::parse_duration(g).map_err(|e| format!("grace: {e}"))?),
+        };
+        let ttl = match self.ttl.as_deref() {
+            None => Ttl::Default,
+            Some(t) => Ttl::parse(t).map_err(|e| format!("ttl: {e}"))?,
+        };
+        Ok((grace, ttl))
+    }
 }
 
 /// Why a rotation is refused.
@@ -130,10 +185,33 @@ impl Keyring {
         rotated.rotated_to = Some(new.record.id);
         rotated.expires_at = Some(old_until);
         self.schedule_notices(&rotated).await;
+        self.emit_rotated(actor, &rotated, &new.record).await;
         Ok(Rotated {
             key: new,
             old_expires_at: old_until,
         })
+    }
+
+    /// `key.created` for the successor (with `rotated_from`) and
+    /// `key.rotated` for the old key (with `rotated_to` and until when it works).
+    async fn emit_rotated(&self, actor: &Actor, old: &KeyRecord, new: &KeyRecord) {
+        let mut events = Vec::new();
+        if self.wants(EventType::KeyCreated) {
+            events.push(
+                Hook::about_key(EventType::KeyCreated, new, actor.source.as_str())
+                    .with("expires_at", new.expires_at.map(rfc3339))
+                    .with("rotated_from", old.id.as_str()),
+            );
+        }
+        if self.wants(EventType::KeyRotated) {
+            events.push(
+                Hook::about_key(EventType::KeyRotated, old, actor.source.as_str())
+                    .with("actor", actor.name.as_str())
+                    .with("rotated_to", new.id.as_str())
+                    .with("works_until", old.expires_at.map(rfc3339)),
+            );
+        }
+        self.emit(events).await;
     }
 
     /// Every instance forgets its cached copy of the old key, whose record

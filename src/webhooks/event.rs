@@ -37,6 +37,9 @@ event_types! {
     KeyCreated => "key.created",
     KeyRevoked => "key.revoked",
     KeyLeaked => "key.leaked",
+    KeyRotated => "key.rotated",
+    KeyExpiring => "key.expiring",
+    KeyExpired => "key.expired",
 }
 
 // === impl EventType ===
@@ -72,12 +75,24 @@ impl Event {
     /// the door the change came through (admin, cli, self-service,
     /// possession, github-secret-scanning, …).
     pub fn about_key(kind: EventType, key: &KeyRecord, source: &str) -> Event {
+        Event::about(
+            kind,
+            key.id.as_str(),
+            &key.user,
+            &key.label,
+            key.scope.as_str(),
+        )
+        .with("source", source)
+    }
+
+    /// An event about a key whose record may be gone (an expiry notice):
+    /// `id`, `user`, `label`, `scope` as they were.
+    pub fn about(kind: EventType, id: &str, user: &str, label: &str, scope: &str) -> Event {
         let mut data = Map::new();
-        data.insert("id".into(), key.id.as_str().into());
-        data.insert("user".into(), key.user.as_str().into());
-        data.insert("label".into(), key.label.as_str().into());
-        data.insert("scope".into(), key.scope.as_str().into());
-        data.insert("source".into(), source.into());
+        data.insert("id".into(), id.into());
+        data.insert("user".into(), user.into());
+        data.insert("label".into(), label.into());
+        data.insert("scope".into(), scope.into());
         Event {
             kind,
             at_ms: now_ms(),

@@ -1,8 +1,9 @@
 //! Signed webhooks to the systems of key owners (`[[webhooks]]`): what
 //! happened to a key, delivered once per event across all instances.
 //!
-//! * [`event`]: the event types (`key.created`, `key.revoked`, `key.leaked`)
-//!   and their bodies, which never hold a secret;
+//! * [`event`]: the event types (`key.created`, `key.revoked`, `key.leaked`,
+//!   `key.rotated`, `key.expiring`, `key.expired`) and their bodies, which
+//!   never hold a secret;
 //! * [`sign`]: the Standard Webhooks headers and signature;
 //! * `deliver`: the worker that sends queued messages, with retries.
 //!
