@@ -253,6 +253,7 @@ pub async fn start(
         admission,
         upstream,
         metrics,
+        keyring.clone(),
     ));
     let main = tokio::spawn(listener::run(
         main_listener,

@@ -119,6 +119,21 @@ impl Admission {
         Ok(Admitted::Key(principal))
     }
 
+    /// Steps 1 to 3 for a request that must carry a key and changes only
+    /// that key (self-rotation): no key is `Refusal::Missing` whatever
+    /// `auth.anonymous` says, and the key's scope is not asked (a read key
+    /// may rotate itself). Nothing is set for a backend: it goes nowhere.
+    pub async fn admit_key<B>(&self, req: &mut Request<B>, peer: IpAddr) -> Result<Principal, Refusal> {
+        self.strip(req.headers_mut(), peer);
+        let Some(principal) = self.authenticate(req.headers_mut(), peer).await? else {
+            return Err(Refusal::Missing);
+        };
+        self.limit(&principal)?;
+        self.metrics.auth(AuthOutcome::Ok);
+        self.auth.used(&principal);
+        Ok(principal)
+    }
+
     /// The client's address as the access and failure logs name it
     /// (`X-Forwarded-For` from a trusted proxy).
     pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {

@@ -2,6 +2,8 @@
 //!
 //! 1. **route**: `/.keygate/*` is keygate's own (`selfservice`), never
 //!    forwarded, nor any spelling a backend might read as it (`own_path`);
+//!    `/.keygate/api/rotate` is a key rotating itself (`self_rotation`),
+//!    admitted by its key as below;
 //! 2. **admit** (`http::admission`): strip what no client may send,
 //!    authenticate, limit, authorize, and set the identity headers;
 //! 3. **forward**: the request is rewritten for the backend (hop-by-hop
@@ -27,8 +29,10 @@ use super::headers;
 use super::own_path;
 use super::refusal::{Refusal, Refusals};
 use super::response;
+use super::self_rotation::{self, SelfRotation};
 use crate::config::Config;
 use crate::conn::{ConnCtx, Handler};
+use crate::keyring::Keyring;
 use crate::metrics::Metrics;
 use crate::upstream::{self, upgrade, Upstream};
 
@@ -48,6 +52,8 @@ pub trait OwnPages: Send + Sync + 'static {
 pub struct Gateway<P> {
     /// `/.keygate/*`.
     own_pages: P,
+    /// `/.keygate/api/rotate`: a key rotates itself (admitted here, by key).
+    self_rotation: SelfRotation,
     admission: Admission,
     refusals: Refusals,
     upstream: Upstream,
@@ -65,9 +71,11 @@ impl<P: OwnPages> Gateway<P> {
         admission: Admission,
         upstream: Upstream,
         metrics: Arc<Metrics>,
+        keyring: Keyring,
     ) -> Self {
         Gateway {
             own_pages,
+            self_rotation: SelfRotation::new(keyring),
             admission,
             refusals: Refusals::new(metrics.clone(), &config.auth.realm),
             upstream,
@@ -83,6 +91,11 @@ impl<P: OwnPages> Gateway<P> {
         conn: &Arc<ConnCtx>,
         done: &mut Completion,
     ) -> Response<ResponseBody> {
+        if req.uri().path() == self_rotation::PATH {
+            let peer = conn.peer.ip();
+            let answer = self.self_rotation.answer(req, peer, &self.admission, &self.refusals, done);
+            return Box::pin(answer).await;
+        }
         if Self::is_own(&req) {
             // Boxed: its (large) state lives on the heap for the few requests
             // that take it, not inline in every proxied request's future.

@@ -15,3 +15,4 @@ pub(crate) mod json_body;
 pub mod own_path;
 pub(crate) mod refusal;
 pub(crate) mod response;
+pub(crate) mod self_rotation;

@@ -1,0 +1,141 @@
+//! `POST /.keygate/api/rotate`: a script rotates its own key with nothing
+//! but the key (Basic `apikey:<key>`, the `apikey` header or Bearer, as
+//! `auth.accept` allows). The answer is the successor, shown once; the old
+//! key works on for its grace period (`{"grace"?, "ttl"?}` in an optional
+//! JSON body, as the admin API takes them).
+//!
+//! The key is checked by the gateway's own admission steps (strip,
+//! authenticate, limit), so a bad key gets the very 401 a bad key gets
+//! everywhere, and failures count against the client alike. Its scope is
+//! not checked: a read key may rotate itself, and its successor stays read.
+//! Off unless `[keys] self_rotation = true` (403 naming the key). A chain of
+//! self-rotations never outlives `keys.max_ttl` from its first key
+//! (`Keyring::rotate`).
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde_json::json;
+
+use super::access::Completion;
+use super::admission::Admission;
+use super::body::ResponseBody;
+use super::refusal::{Refusal, Refusals};
+use super::response::{self, RETRY_SOON};
+use crate::audit::Actor;
+use crate::keyring::{Keyring, RotateError, RotateRequest};
+use crate::keys::Source;
+
+/// The route.
+pub const PATH: &str = "/.keygate/api/rotate";
+/// Largest body (`{"grace","ttl"}` is tiny).
+const MAX_BODY: usize = 4 * 1024;
+
+pub struct SelfRotation {
+    keyring: Keyring,
+    /// `keys.self_rotation`.
+    enabled: bool,
+}
+
+// === impl SelfRotation ===
+
+impl SelfRotation {
+    pub fn new(keyring: Keyring) -> SelfRotation {
+        SelfRotation {
+            enabled: keyring.self_rotation(),
+            keyring,
+        }
+    }
+
+    /// Answer `POST /.keygate/api/rotate` from `peer` (`client` as logged).
+    pub async fn answer(
+        &self,
+        mut req: Request<Incoming>,
+        peer: IpAddr,
+        admission: &Admission,
+        refusals: &Refusals,
+        done: &mut Completion,
+    ) -> Response<ResponseBody> {
+        if req.method() != http::Method::POST {
+            let mut resp = response::json_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed; allowed: POST",
+            );
+            resp.headers_mut()
+                .insert(http::header::ALLOW, http::HeaderValue::from_static("POST"));
+            return resp;
+        }
+        if !self.enabled {
+            return response::json_error(
+                StatusCode::FORBIDDEN,
+                "self-rotation is off on this gateway ([keys] self_rotation = false); ask an admin to rotate the key",
+            );
+        }
+        let client = admission.client(peer, req.headers());
+        let principal = match admission.admit_key(&mut req, peer).await {
+            Ok(p) => p,
+            Err(refusal) => return refusals.answer(refusal, client),
+        };
+        done.set_identity(principal.user(), principal.key_id().as_str());
+        let request = match read_body(req).await {
+            Ok(r) => r,
+            Err(resp) => return resp,
+        };
+        let (grace, ttl) = match request.parse() {
+            Ok(parsed) => parsed,
+            Err(message) => return response::json_error(StatusCode::BAD_REQUEST, &message),
+        };
+        let actor = Actor::new(principal.user(), Source::SelfRotation, Some(client));
+        match self
+            .keyring
+            .rotate(&actor, principal.key_id(), grace, ttl)
+            .await
+        {
+            Ok(rotated) => response::json(StatusCode::CREATED, &rotated.view()),
+            Err(e) => refuse(e, refusals, client),
+        }
+    }
+}
+
+/// A rotation refused: each reason its status, in one match.
+fn refuse(e: RotateError, refusals: &Refusals, client: IpAddr) -> Response<ResponseBody> {
+    use StatusCode as S;
+    match e {
+        e @ (RotateError::Grace(_) | RotateError::Ttl(_)) => {
+            response::json_error(S::BAD_REQUEST, &e.to_string())
+        }
+        e @ RotateError::ChainEnded { .. } => response::json_error(S::FORBIDDEN, &e.to_string()),
+        // Revoked or expired between its check and the rotation: as any dead key.
+        RotateError::NotFound => refusals.answer(Refusal::Missing, client),
+        e @ RotateError::Rotated { to, .. } => response::json(
+            S::CONFLICT,
+            &json!({ "error": e.to_string(), "rotated_to": to }),
+        ),
+        RotateError::Store(e) => {
+            tracing::error!(error = %e, "self-rotation failed: key store unavailable");
+            let resp = response::json_error(S::SERVICE_UNAVAILABLE, "the key store is unavailable");
+            response::retry_after(resp, RETRY_SOON)
+        }
+    }
+}
+
+/// An empty body is `{}`; otherwise JSON, its errors naming the field.
+async fn read_body(req: Request<Incoming>) -> Result<RotateRequest, Response<ResponseBody>> {
+    let bytes: Bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return Err(response::json_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("body larger than {MAX_BODY} bytes or unreadable"),
+            ))
+        }
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(RotateRequest::default());
+    }
+    super::json_body::parse(&bytes)
+        .map_err(|message| response::json_error(StatusCode::BAD_REQUEST, &message))
+}
