@@ -7,6 +7,9 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// The key id of the authenticated key, set by keygate only.
 pub const KEY_ID: HeaderName = HeaderName::from_static("x-keygate-key-id");
+/// On answers to a key that expires within `keys.warn_before`'s first
+/// offset: its expiry (RFC 3339), for scripts to log. Set by keygate only.
+pub const KEY_EXPIRES: HeaderName = HeaderName::from_static("keygate-key-expires");
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");

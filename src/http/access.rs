@@ -32,6 +32,8 @@ struct Line {
     bytes: u64,
     user: Option<String>,
     key_id: Option<String>,
+    /// The key's expiry when the answer carried `KeyGate-Key-Expires`.
+    key_expires: Option<String>,
 }
 
 impl Completion {
@@ -53,6 +55,7 @@ impl Completion {
                 bytes: 0,
                 user: None,
                 key_id: None,
+                key_expires: None,
             })
         });
         Completion {
@@ -79,6 +82,13 @@ impl Completion {
             Admitted::Key(p) => self.set_identity(p.user(), p.key_id().as_str()),
             Admitted::Sso(user) => self.set_identity(user, "-"),
             Admitted::Anonymous => {}
+        }
+    }
+
+    /// The answer told the client its key expires soon (`KeyGate-Key-Expires`).
+    pub fn set_key_expires(&mut self, at: &str) {
+        if let Some(l) = &mut self.line {
+            l.key_expires = Some(at.to_owned());
         }
     }
 
@@ -112,6 +122,7 @@ impl Drop for Completion {
                 duration_ms = l.start.elapsed().as_micros() as f64 / 1000.0,
                 user = l.user.as_deref().unwrap_or("-"),
                 key_id = l.key_id.as_deref().unwrap_or("-"),
+                key_expires = l.key_expires.as_deref().unwrap_or("-"),
             );
         }
     }

@@ -15,7 +15,7 @@
 use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
@@ -23,7 +23,7 @@ use hyper::body::Incoming;
 use ipnet::IpNet;
 
 use super::access::Completion;
-use super::admission::Admission;
+use super::admission::{Admission, Admitted};
 use super::body::ResponseBody;
 use super::headers;
 use super::own_path;
@@ -32,7 +32,9 @@ use super::response;
 use super::self_rotation::{self, SelfRotation};
 use crate::config::Config;
 use crate::conn::{ConnCtx, Handler};
+use crate::auth::Principal;
 use crate::keyring::Keyring;
+use crate::keys::{rfc3339, unix_now};
 use crate::metrics::Metrics;
 use crate::upstream::{self, upgrade, Upstream};
 
@@ -54,6 +56,8 @@ pub struct Gateway<P> {
     own_pages: P,
     /// `/.keygate/api/rotate`: a key rotates itself (admitted here, by key).
     self_rotation: SelfRotation,
+    /// `keys.warn_before`'s first offset: keys expiring within it are told so.
+    warn_window: Option<Duration>,
     admission: Admission,
     refusals: Refusals,
     upstream: Upstream,
@@ -75,6 +79,7 @@ impl<P: OwnPages> Gateway<P> {
     ) -> Self {
         Gateway {
             own_pages,
+            warn_window: keyring.warn_window(),
             self_rotation: SelfRotation::new(keyring),
             admission,
             refusals: Refusals::new(metrics.clone(), &config.auth.realm),
@@ -108,10 +113,38 @@ impl<P: OwnPages> Gateway<P> {
         };
         done.set_admitted(&admitted);
         // The request is gone to the backend: an upstream failure is logged with the peer.
-        match self.forward(req, conn).await {
+        let mut resp = match self.forward(req, conn).await {
             Ok(resp) => resp,
             Err(refusal) => self.refusals.answer(refusal, peer),
+        };
+        // Only keygate says when a key expires.
+        resp.headers_mut().remove(headers::KEY_EXPIRES);
+        if let Admitted::Key(p) = &admitted {
+            self.expiry_warning(p, &mut resp, done);
         }
+        resp
+    }
+
+    /// `KeyGate-Key-Expires` (and the access log's `key_expires`) when the
+    /// key expires within `keys.warn_before`'s first offset.
+    fn expiry_warning(
+        &self,
+        principal: &Principal,
+        resp: &mut Response<ResponseBody>,
+        done: &mut Completion,
+    ) {
+        let (Some(window), Some(expires)) = (self.warn_window, principal.record().expires_at)
+        else {
+            return;
+        };
+        if expires > unix_now().saturating_add(window.as_secs()) {
+            return;
+        }
+        let at = rfc3339(expires);
+        if let Ok(value) = HeaderValue::from_str(&at) {
+            resp.headers_mut().insert(headers::KEY_EXPIRES, value);
+        }
+        done.set_key_expires(&at);
     }
 
     /// Route: keygate's own paths, also under a lenient spelling of the
