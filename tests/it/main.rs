@@ -25,6 +25,7 @@ mod redis_deployments;
 mod redis_restart;
 mod redis_slow;
 mod reference;
+mod rotation;
 mod secrets;
 mod selfservice;
 mod sso;

@@ -7,7 +7,7 @@ mod config;
 mod detect;
 mod possession;
 mod report;
-mod webhooks;
+pub(crate) mod webhooks;
 
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ use crate::support::upstream::Upstream;
 use crate::support::{body, eventually};
 
 /// keygate instances sharing one Redis, each with a client.
-pub(super) struct Fleet {
+pub(crate) struct Fleet {
     pub gateways: Vec<TestGateway>,
     pub clients: Vec<HttpsClient>,
     /// The scanner whose key `[leaks] public_keys_file` lists.
@@ -33,7 +33,7 @@ pub(super) struct Fleet {
 
 /// `n` instances on one Redis (namespace `ns`), validation cache on, the
 /// GitHub intake on with `scanner`'s key in a file; `configure` adds to each.
-pub(super) async fn fleet(n: usize, ns: &str, configure: impl Fn(&mut Builder)) -> Fleet {
+pub(crate) async fn fleet(n: usize, ns: &str, configure: impl Fn(&mut Builder)) -> Fleet {
     let redis = RedisServer::start();
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -98,7 +98,7 @@ impl Fleet {
 }
 
 /// The status of `GET /` with `key` as Basic credentials.
-pub(super) async fn status(c: &HttpsClient, gw: &TestGateway, key: &str) -> StatusCode {
+pub(crate) async fn status(c: &HttpsClient, gw: &TestGateway, key: &str) -> StatusCode {
     let req = Request::get(gw.url("/"))
         .header("authorization", basic(key))
         .body(body::empty())
@@ -108,7 +108,7 @@ pub(super) async fn status(c: &HttpsClient, gw: &TestGateway, key: &str) -> Stat
         .status
 }
 
-pub(super) fn basic(key: &str) -> String {
+pub(crate) fn basic(key: &str) -> String {
     use base64::Engine;
     format!(
         "Basic {}",
@@ -139,7 +139,7 @@ pub(super) async fn post_report(
 }
 
 /// The audit events of `action` (every instance's, from the shared store).
-pub(super) async fn audit_events(
+pub(crate) async fn audit_events(
     c: &HttpsClient,
     gw: &TestGateway,
     action: &str,

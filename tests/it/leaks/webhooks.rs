@@ -17,7 +17,7 @@ use crate::support::webhook_receiver::{Delivery, Mode, Receiver, SECRET};
 use crate::support::{eventually, within};
 
 /// `[[webhooks]]` to `receiver`, retried every second at most.
-fn webhook_to(url: &str, dir: &std::path::Path, extra: &[&str]) -> impl Fn(&mut Builder) {
+pub(crate) fn webhook_to(url: &str, dir: &std::path::Path, extra: &[&str]) -> impl Fn(&mut Builder) {
     let secret = dir.join("webhook-secret");
     std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
     let mut lines = vec![
@@ -33,7 +33,7 @@ fn webhook_to(url: &str, dir: &std::path::Path, extra: &[&str]) -> impl Fn(&mut 
 
 /// Wait until the receiver holds `n` deliveries, then a little longer
 /// (two delivery polls) for any that should not come.
-async fn exactly(receiver: &Receiver, n: usize) -> Vec<Delivery> {
+pub(crate) async fn exactly(receiver: &Receiver, n: usize) -> Vec<Delivery> {
     eventually(
         "the events arrive",
         200,
@@ -45,7 +45,7 @@ async fn exactly(receiver: &Receiver, n: usize) -> Vec<Delivery> {
     receiver.received()
 }
 
-fn by_type(deliveries: &[Delivery]) -> HashMap<String, Vec<&Delivery>> {
+pub(crate) fn by_type(deliveries: &[Delivery]) -> HashMap<String, Vec<&Delivery>> {
     let mut out: HashMap<String, Vec<&Delivery>> = HashMap::new();
     for d in deliveries {
         out.entry(d.body["type"].as_str().unwrap().to_owned())

@@ -1,0 +1,164 @@
+//! Expiry notices and idle keys, with several instances sharing one Redis:
+//! `key.expiring` once per key and `keys.warn_before` offset and
+//! `key.expired` once per key, whichever instance sends them; a revoked
+//! key is never announced; `KeyGate-Key-Expires` on answers to a key within
+//! the first offset; keys unused for `keys.revoke_unused_after` revoked
+//! with source `idle`, a key in use never.
+
+use std::time::Duration;
+
+use http::StatusCode;
+use keygate::keyring::{Revocation, Ttl};
+use keygate::keys::{KeyId, Scope};
+
+use super::{listed, unix};
+use crate::leaks::webhooks::{by_type, exactly, webhook_to};
+use crate::leaks::{audit_events, basic, fleet};
+use crate::support::client::send;
+use crate::support::gateway::test_actor;
+use crate::support::webhook_receiver::{Mode, Receiver};
+use crate::support::{body, eventually};
+
+#[tokio::test]
+async fn three_instances_warn_once_per_offset_and_announce_the_expiry_once() {
+    let receiver = Receiver::start(Mode::Up).await;
+    let dir = tempfile::tempdir().unwrap();
+    let hook = webhook_to(
+        &receiver.url(),
+        dir.path(),
+        &["events = [\"key.expiring\", \"key.expired\"]"],
+    );
+    let f = fleet(3, "notices3", |b| {
+        b.set("keys", "warn_before = [\"2s\", \"4s\"]");
+        hook(b);
+    })
+    .await;
+    let gw = &f.gateways[1];
+    let (_, id) = gw
+        .key_with("kate", Ttl::For(Duration::from_secs(6)), Scope::Read)
+        .await;
+    // A revoked key is never announced.
+    let (_, gone) = gw
+        .key_with("kate", Ttl::For(Duration::from_secs(6)), Scope::Full)
+        .await;
+    gw.keyring
+        .revoke(&test_actor(), Revocation::Ids(vec![KeyId::parse(&gone).unwrap()]))
+        .await
+        .unwrap();
+
+    let got = exactly(&receiver, 3).await;
+    let types = by_type(&got);
+    assert_eq!(got.len(), 3, "two warnings and one expiry, each once: {got:#?}");
+    let mut offsets: Vec<&str> = types["key.expiring"]
+        .iter()
+        .map(|d| d.body["data"]["warn_before"].as_str().unwrap())
+        .collect();
+    offsets.sort_unstable();
+    assert_eq!(offsets, ["2s", "4s"]);
+    assert_eq!(types["key.expired"].len(), 1);
+    for d in &got {
+        assert!(d.verified);
+        assert_eq!(d.body["data"]["id"], id.as_str());
+        assert_eq!(d.body["data"]["user"], "kate");
+        assert_eq!(d.body["data"]["scope"], "read");
+        assert!(d.body["data"]["expires_at"].is_string());
+    }
+    // Sent in order: the earlier warning first, the expiry after it.
+    let at = |t: &str, w: Option<&str>| {
+        got.iter()
+            .find(|d| d.body["type"] == t && w.is_none_or(|w| d.body["data"]["warn_before"] == w))
+            .unwrap()
+            .timestamp
+    };
+    assert!(at("key.expiring", Some("4s")) <= at("key.expiring", Some("2s")));
+    assert!(at("key.expiring", Some("2s")) <= at("key.expired", None));
+    // Every instance counted what it sent: three notices in all.
+    let mut sent = 0.0;
+    for (g, c) in f.gateways.iter().zip(&f.clients) {
+        let text = crate::support::client::get(c, &g.admin_url("/metrics")).await.text();
+        sent += text
+            .lines()
+            .filter(|l| l.starts_with("keygate_expiry_notices_total"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum::<f64>();
+    }
+    assert_eq!(sent, 3.0);
+}
+
+#[tokio::test]
+async fn answers_to_a_key_expiring_within_the_first_offset_say_when() {
+    let f = fleet(1, "expires-header", |b| {
+        b.set("keys", "warn_before = [\"1d\", \"1h\"]");
+    })
+    .await;
+    let gw = &f.gateways[0];
+    let (soon, _) = gw
+        .key_with("liam", Ttl::For(Duration::from_secs(12 * 3600)), Scope::Full)
+        .await;
+    let (later, _) = gw
+        .key_with("liam", Ttl::For(Duration::from_secs(30 * 86400)), Scope::Full)
+        .await;
+    let keys = listed(&f, "liam").await;
+    let expiry = keys
+        .iter()
+        .map(|k| k["expires_at"].clone())
+        .min_by_key(unix)
+        .unwrap();
+    let answer = |key: String| {
+        let req = http::Request::get(gw.url("/"))
+            .header("authorization", basic(&key))
+            .body(body::empty())
+            .unwrap();
+        send(&f.clients[0], req)
+    };
+    let a = answer(soon).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(
+        a.headers.get("keygate-key-expires").unwrap().to_str().unwrap(),
+        expiry.as_str().unwrap()
+    );
+    let a = answer(later).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.headers.get("keygate-key-expires").is_none());
+}
+
+#[tokio::test]
+async fn keys_unused_for_revoke_unused_after_are_revoked_as_idle() {
+    let receiver = Receiver::start(Mode::Up).await;
+    let dir = tempfile::tempdir().unwrap();
+    let hook = webhook_to(&receiver.url(), dir.path(), &["events = [\"key.revoked\"]"]);
+    let f = fleet(2, "idle", |b| {
+        b.set("keys", "revoke_unused_after = \"3s\"");
+        hook(b);
+    })
+    .await;
+    let (busy, _) = f.gateways[0].key("mia").await;
+    let (idle, idle_id) = f.gateways[1].key("mia").await;
+    // The busy key is used on both instances until the idle one is gone;
+    // it never stops working.
+    let mut i = 0;
+    eventually("the idle key is revoked", 150, Duration::from_millis(100), || {
+        i += 1;
+        let (busy, idle) = (busy.clone(), idle.clone());
+        let f = &f;
+        let n = i % 2;
+        async move {
+            assert_eq!(f.status(n, &busy).await, StatusCode::OK, "a key in use was revoked");
+            (f.status(0, &idle).await == StatusCode::UNAUTHORIZED).then_some(())
+        }
+    })
+    .await;
+    for _ in 0..20 {
+        assert_eq!(f.status(i % 2, &busy).await, StatusCode::OK);
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let revokes = audit_events(&f.clients[0], &f.gateways[0], "revoke").await;
+    assert_eq!(revokes.len(), 1, "{revokes:?}");
+    assert_eq!(revokes[0]["source"], "idle");
+    assert!(revokes[0]["target"].as_str().unwrap().contains(&idle_id));
+    let got = exactly(&receiver, 1).await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0].body["data"]["id"], idle_id.as_str());
+    assert_eq!(got[0].body["data"]["source"], "idle");
+}

@@ -1,0 +1,139 @@
+//! `POST /.keygate/api/rotate`: a key rotates itself with nothing but the
+//! key, in each form the gateway accepts; a read key stays read; a chain
+//! never outlives `keys.max_ttl` from its first key; a bad key gets the
+//! gateway's own 401; off unless `keys.self_rotation = true`.
+
+use std::time::Duration;
+
+use http::{Request, StatusCode};
+use keygate::keyring::Ttl;
+use keygate::keys::Scope;
+use serde_json::Value;
+
+use super::{listed, unix};
+use crate::leaks::{basic, fleet, Fleet};
+use crate::support::admin::json_of;
+use crate::support::body;
+use crate::support::client::{send, Answer};
+
+/// `POST /.keygate/api/rotate` on instance `i` with `auth` as the header
+/// `(name, value)` and `body` (none: an empty body).
+async fn self_rotate(f: &Fleet, i: usize, auth: (&str, String), body: Option<&str>) -> Answer {
+    let mut req = Request::post(f.gateways[i].url("/.keygate/api/rotate")).header(auth.0, auth.1);
+    if body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
+    let req = req
+        .body(body.map_or_else(body::empty, |b| body::full(b.to_owned())))
+        .unwrap();
+    crate::support::within(10, "an answer", send(&f.clients[i], req)).await
+}
+
+fn created(a: &Answer) -> Value {
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+    json_of(a)
+}
+
+#[tokio::test]
+async fn a_read_key_rotates_itself_in_every_credential_form_and_stays_read() {
+    let f = fleet(2, "selfrot", |b| {
+        b.set("keys", "self_rotation = true");
+    })
+    .await;
+    let gw = &f.gateways[0];
+    let (key, id) = gw.key_with("hank", Ttl::Default, Scope::Read).await;
+
+    // Basic, no body: the default grace.
+    let v = created(&self_rotate(&f, 1, ("authorization", basic(&key)), None).await);
+    assert_eq!(v["rotated_from"], id.as_str());
+    assert_eq!(v["scope"], "read");
+    assert_eq!(v["user"], "hank");
+    let key2 = v["key"].as_str().unwrap().to_owned();
+    let id2 = v["id"].as_str().unwrap().to_owned();
+    // Both work during the grace period; the new one can only read.
+    assert_eq!(f.status(0, &key).await, StatusCode::OK);
+    assert_eq!(f.status(1, &key2).await, StatusCode::OK);
+    let post = Request::post(gw.url("/"))
+        .header("authorization", basic(&key2))
+        .body(body::empty())
+        .unwrap();
+    assert_eq!(send(&f.clients[0], post).await.status, StatusCode::FORBIDDEN);
+
+    // The apikey header, with a grace of nothing: the old key stops at once.
+    let v = created(&self_rotate(&f, 0, ("apikey", key2.clone()), Some(r#"{"grace":"0s"}"#)).await);
+    let key3 = v["key"].as_str().unwrap().to_owned();
+    for i in 0..2 {
+        assert_eq!(f.status(i, &key2).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(f.status(i, &key3).await, StatusCode::OK);
+    }
+    // Bearer.
+    let v = created(&self_rotate(&f, 1, ("authorization", format!("Bearer {key3}")), None).await);
+    assert_eq!(v["scope"], "read");
+    let sources: Vec<String> = crate::leaks::audit_events(&f.clients[0], gw, "rotate")
+        .await
+        .iter()
+        .map(|e| e["source"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(sources, ["self-rotation"; 3]);
+    // A key in its grace period asked again: 409 naming its successor.
+    let a = self_rotate(&f, 0, ("authorization", basic(&key)), None).await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.text());
+    assert_eq!(json_of(&a)["rotated_to"], id2.as_str());
+    assert_eq!(listed(&f, "hank").await.len(), 3, "the first, the third, the fourth key");
+
+    // A bad key gets exactly the gateway's 401.
+    let bad = format!("{}x", &key[..key.len() - 1]);
+    let rotate = self_rotate(&f, 0, ("authorization", basic(&bad)), None).await;
+    let get = crate::support::client::get_with_key(&f.clients[0], &gw.url("/"), &bad).await;
+    assert_eq!(rotate.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(rotate.text(), get.text());
+    assert_eq!(
+        rotate.headers.get("www-authenticate"),
+        get.headers.get("www-authenticate")
+    );
+    let none = Request::post(gw.url("/.keygate/api/rotate")).body(body::empty()).unwrap();
+    assert_eq!(send(&f.clients[0], none).await.status, StatusCode::UNAUTHORIZED);
+    // A bad body names its field.
+    let a = self_rotate(&f, 0, ("authorization", basic(&key3)), Some(r#"{"grace":"forever"}"#)).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(json_of(&a)["error"].as_str().unwrap().starts_with("grace"), "{}", a.text());
+}
+
+#[tokio::test]
+async fn a_chain_of_self_rotations_ends_max_ttl_after_its_first_key() {
+    let f = fleet(1, "selfrot-chain", |b| {
+        b.set("keys", "self_rotation = true")
+            .set("keys", "max_ttl = \"1h\"");
+    })
+    .await;
+    let gw = &f.gateways[0];
+    let (key, _) = gw
+        .key_with("ivy", Ttl::For(Duration::from_secs(3600)), Scope::Full)
+        .await;
+    let first = listed(&f, "ivy").await[0].clone();
+    let chain_end = unix(&first["created_at"]) + 3600;
+    let mut key = key;
+    for _ in 0..2 {
+        // Each successor would live an hour from now; the chain caps it.
+        let a = self_rotate(&f, 0, ("authorization", basic(&key)), Some(r#"{"ttl":"1h"}"#)).await;
+        let v = created(&a);
+        assert_eq!(unix(&v["expires_at"]), chain_end, "{v}");
+        key = v["key"].as_str().unwrap().to_owned();
+    }
+    // An admin's rotation vouches anew: a new chain, a full hour.
+    let id = listed(&f, "ivy").await.iter().find(|k| k.get("rotated_to").is_none()).unwrap()["id"].as_str().unwrap().to_owned();
+    let v = super::rotated(&super::rotate(&f, 0, &id, serde_json::json!({"ttl": "1h"})).await);
+    assert!(unix(&v["expires_at"]) >= unix(&v["created_at"]) + 3599);
+}
+
+#[tokio::test]
+async fn self_rotation_is_off_unless_configured() {
+    let f = fleet(1, "selfrot-off", |_| {}).await;
+    let (key, _) = f.gateways[0].key("jack").await;
+    let a = self_rotate(&f, 0, ("authorization", basic(&key)), None).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text());
+    assert!(json_of(&a)["error"].as_str().unwrap().contains("self_rotation"));
+    assert_eq!(listed(&f, "jack").await.len(), 1);
+    let get = Request::get(f.gateways[0].url("/.keygate/api/rotate")).body(body::empty()).unwrap();
+    assert_eq!(send(&f.clients[0], get).await.status, StatusCode::METHOD_NOT_ALLOWED);
+}
