@@ -288,10 +288,14 @@ fn within_chain(new: &mut KeyRecord, old: &KeyRecord, policy: &Policy) -> Result
 }
 
 /// `now + grace`, rounded up to the second: the old key never stops early.
+/// No grace at all is now: the old key stops at once.
 fn grace_end(grace: Duration) -> u64 {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
+    if grace.is_zero() {
+        return now.as_secs();
+    }
     (now + grace).as_secs() + u64::from((now + grace).subsec_nanos() > 0)
 }
 

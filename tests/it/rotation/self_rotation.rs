@@ -103,7 +103,8 @@ async fn a_read_key_rotates_itself_in_every_credential_form_and_stays_read() {
 async fn a_chain_of_self_rotations_ends_max_ttl_after_its_first_key() {
     let f = fleet(1, "selfrot-chain", |b| {
         b.set("keys", "self_rotation = true")
-            .set("keys", "max_ttl = \"1h\"");
+            .set("keys", "max_ttl = \"1h\"")
+            .set("keys", "default_ttl = \"1h\"");
     })
     .await;
     let gw = &f.gateways[0];
