@@ -12,7 +12,7 @@ use super::{Answer, Seen, SelfService, Session};
 use crate::audit::Actor;
 use crate::http::json_body::{self, BodyError};
 use crate::http::response;
-use crate::keyring::{MintError, Revocation, Ttl};
+use crate::keyring::{MintError, Revocation, RotateRequest, Ttl};
 use crate::keys::{KeyId, Scope, Source};
 
 /// Largest create request (a label is at most 200 characters).
@@ -111,6 +111,29 @@ impl SelfService {
             return Err(Refusal::NotFound);
         }
         Ok(response::no_content())
+    }
+
+    /// The Rotate button: a successor for one of the user's keys, shown
+    /// once, the old key working for the grace period. Counted against
+    /// `creates_per_hour` like a creation (not `max_live_keys`: the old key
+    /// is on its way out).
+    pub(super) async fn rotate(&self, req: Request<Incoming>, rq: &Seen<'_>, id: &str) -> Answer {
+        let s = self.signed_in(req.headers(), rq).await?;
+        self.csrf
+            .check(req.headers(), req.uri(), &s.user)
+            .map_err(Refusal::Csrf)?;
+        let id = KeyId::parse(id).ok_or(Refusal::NotFound)?;
+        match self.keyring.get(&id).await? {
+            Some(record) if record.user == s.user => {}
+            _ => return Err(Refusal::NotFound),
+        }
+        let body: RotateRequest = json_body(req).await?;
+        let (grace, ttl) = body.parse().map_err(Refusal::BadRequest)?;
+        self.count_create(&s.user)
+            .await?
+            .map_err(Refusal::RateLimited)?;
+        let rotated = self.keyring.rotate(&s.actor(), id, grace, ttl).await?;
+        Ok(response::json(StatusCode::CREATED, &rotated.view()))
     }
 }
 

@@ -6,6 +6,7 @@
 //! | `GET /.keygate/api/keys` | the user's keys and the lifetimes offered (JSON) |
 //! | `POST /.keygate/api/keys` | `{"label","ttl"}` -> 201 with the key, shown once |
 //! | `DELETE /.keygate/api/keys/{id}` | 204; another user's id is 404 like an unknown one |
+//! | `POST /.keygate/api/keys/{id}/rotate` | `{"grace"?}` -> 201 with the successor, shown once (the Rotate button) |
 //! | `GET /.keygate/static/app.js`, `app.css`, `icon.svg` | the page's script, style and icon |
 //! | `GET /.keygate/login`, `/.keygate/logout` | CAS or OIDC sign-in (and its callback) and sign-out (`signin.rs`) |
 //! | `/.keygate/leaks/*`, `/.keygate/revoke` | leaked keys, no sign-in: handed to `crate::leaks` |
@@ -171,6 +172,11 @@ impl SelfService {
             ("/.keygate/api/keys", &Method::GET) => self.list(&req, &rq).await,
             ("/.keygate/api/keys", &Method::POST) => self.create(req, &rq).await,
             ("/.keygate/api/keys", _) => Err(Refusal::Method("GET, POST")),
+            (p, &Method::POST) if rotate_route(p).is_some() => {
+                let id = rotate_route(p).unwrap_or_default().to_owned();
+                self.rotate(req, &rq, &id).await
+            }
+            (p, _) if rotate_route(p).is_some() => Err(Refusal::Method("POST")),
             (p, &Method::DELETE) if p.starts_with("/.keygate/api/keys/") => {
                 self.revoke(&req, &rq, &p["/.keygate/api/keys/".len()..])
                     .await
@@ -246,6 +252,7 @@ impl SelfService {
             ttl_choices: &s.settings.ttl_choices,
             default_ttl: &s.settings.default_ttl,
             logout,
+            warn_window: self.keyring.warn_window().map(|w| w.as_secs()),
         });
         let mut resp = response::html(StatusCode::OK, html);
         if let Some(cookie) = issued.set_cookie {
@@ -270,6 +277,13 @@ impl SelfService {
             Ok(())
         })
     }
+}
+
+/// The id in `/.keygate/api/keys/{id}/rotate`.
+fn rotate_route(path: &str) -> Option<&str> {
+    path.strip_prefix("/.keygate/api/keys/")?
+        .strip_suffix("/rotate")
+        .filter(|id| !id.contains('/'))
 }
 
 /// The headers of every answer under `/.keygate/`.

@@ -24,6 +24,9 @@ pub struct KeysPage<'a> {
     pub default_ttl: &'a str,
     /// Shown as "Sign out" (CAS: keygate's own session).
     pub logout: Option<&'a str>,
+    /// `keys.warn_before`'s first offset, seconds: keys expiring within it
+    /// are in the banner.
+    pub warn_window: Option<u64>,
 }
 
 pub fn keys_page(p: &KeysPage<'_>) -> String {
@@ -50,6 +53,7 @@ pub fn keys_page(p: &KeysPage<'_>) -> String {
         })
         .collect();
     let rows: String = p.keys.iter().map(key_row).collect();
+    let banner = expiring_banner(p);
     html.push_str(&format!(
         r#"<body>
 <header>
@@ -57,6 +61,7 @@ pub fn keys_page(p: &KeysPage<'_>) -> String {
 <p>Signed in as <strong id="user">{user}</strong>.{logout}</p>
 </header>
 <main>
+{banner}
 <section aria-labelledby="new-heading">
 <h2 id="new-heading">New API key</h2>
 <p>Scripts and tools (curl, git, R, Python) sign in with HTTP Basic auth: user name
@@ -98,20 +103,67 @@ pub fn keys_page(p: &KeysPage<'_>) -> String {
     html
 }
 
-fn key_row(r: &KeyRecord) -> String {
-    let label = if r.label.is_empty() {
+fn label_of(r: &KeyRecord) -> &str {
+    if r.label.is_empty() {
         "(no label)"
     } else {
         &r.label
-    };
+    }
+}
+
+fn key_row(r: &KeyRecord) -> String {
+    let label = label_of(r);
     format!(
         "<tr data-key-id=\"{id}\"><td>{label}</td><td>{created}</td><td>{expires}</td><td>{used}</td>\
-         <td><button type=\"button\" class=\"revoke\" aria-label=\"Revoke {label}\">Revoke</button></td></tr>\n",
+         <td>{rotate}<button type=\"button\" class=\"revoke\" aria-label=\"Revoke {label}\">Revoke</button></td></tr>\n",
         id = escape(r.id.as_str()),
         label = escape(label),
         created = when(r.created_at),
         expires = r.expires_at.map_or("never".into(), when),
         used = r.last_used.map_or("never".into(), when),
+        rotate = rotate_button(r),
+    )
+}
+
+/// Rotate, for a key not rotated yet; a rotated one says it is replaced.
+fn rotate_button(r: &KeyRecord) -> String {
+    match r.rotated_to {
+        Some(_) => "<span class=\"replaced\">Replaced</span> ".into(),
+        None => format!(
+            "<button type=\"button\" class=\"rotate\" aria-label=\"Rotate {}\">Rotate</button> ",
+            escape(label_of(r))
+        ),
+    }
+}
+
+/// The keys that expire within the first `warn_before` offset (and were
+/// not rotated yet), each with Rotate; hidden when there are none. `app.js`
+/// redraws it from `data-window` after a change.
+fn expiring_banner(p: &KeysPage<'_>) -> String {
+    let window = p.warn_window.unwrap_or(0);
+    let soon = crate::keys::unix_now().saturating_add(window);
+    let items: String = p
+        .keys
+        .iter()
+        .filter(|r| p.warn_window.is_some() && r.rotated_to.is_none())
+        .filter(|r| r.expires_at.is_some_and(|e| e <= soon))
+        .map(|r| {
+            format!(
+                "<li data-key-id=\"{id}\"><strong>{label}</strong> expires {expires}. \
+                 <button type=\"button\" class=\"rotate\" aria-label=\"Rotate {label}\">Rotate</button></li>\n",
+                id = escape(r.id.as_str()),
+                label = escape(label_of(r)),
+                expires = r.expires_at.map_or("never".into(), when),
+            )
+        })
+        .collect();
+    format!(
+        "<section id=\"expiring\" role=\"alert\" data-window=\"{window}\"{hidden}>\n\
+         <h2>Keys expiring soon</h2>\n\
+         <p>Scripts using these keys stop working when they expire. Rotate gives a new key \
+         (shown once) and keeps the old one working for a while, so you can switch.</p>\n\
+         <ul id=\"expiring-keys\">{items}</ul>\n</section>",
+        hidden = if items.is_empty() { " hidden" } else { "" },
     )
 }
 

@@ -31,6 +31,8 @@ pub(super) enum Refusal {
     NotFound,
     RateLimited(Duration),
     TooManyKeys(usize),
+    /// 409: the key was rotated before; its successor's id.
+    Rotated(crate::keys::KeyId),
     UnsupportedMedia,
     TooLarge,
     Method(&'static str),
@@ -52,6 +54,21 @@ impl From<crate::keyring::RevokeError> for Refusal {
         match e {
             crate::keyring::RevokeError::Store(e) => Refusal::Store(e),
             crate::keyring::RevokeError::NotPropagated { source, .. } => Refusal::Store(source),
+        }
+    }
+}
+
+/// A rotation refused: 400 naming the field, 404, 409 naming the successor.
+impl From<crate::keyring::RotateError> for Refusal {
+    fn from(e: crate::keyring::RotateError) -> Self {
+        use crate::keyring::RotateError as E;
+        match e {
+            e @ (E::Grace(_) | E::Ttl(_) | E::ChainEnded { .. }) => {
+                Refusal::BadRequest(e.to_string())
+            }
+            E::NotFound => Refusal::NotFound,
+            E::Rotated { to, .. } => Refusal::Rotated(to),
+            E::Store(e) => Refusal::Store(e),
         }
     }
 }
@@ -136,6 +153,7 @@ pub(super) fn page(refusal: Refusal, login: Option<&Login>) -> Response<Response
         | Refusal::BadRequest(_)
         | Refusal::RateLimited(_)
         | Refusal::TooManyKeys(_)
+        | Refusal::Rotated(_)
         | Refusal::UnsupportedMedia
         | Refusal::TooLarge) => return json(other),
     };
@@ -206,6 +224,15 @@ pub(super) fn json(refusal: Refusal) -> Response<ResponseBody> {
             S::CONFLICT,
             format!("you already have {max} live keys, the most allowed; revoke one first"),
         ),
+        Refusal::Rotated(to) => {
+            return response::json(
+                S::CONFLICT,
+                &serde_json::json!({
+                    "error": format!("this key was rotated already: its successor is {to}"),
+                    "rotated_to": to,
+                }),
+            )
+        }
         Refusal::UnsupportedMedia => (
             S::UNSUPPORTED_MEDIA_TYPE,
             "Content-Type must be application/json".into(),

@@ -244,7 +244,7 @@ impl<'a> KeysPage<'a> {
     async fn revoke(&self, id: &str) {
         let b = self.browser;
         let row = format!("#keys tr[data-key-id=\"{id}\"]");
-        b.click(&format!("{row} button")).await;
+        b.click(&format!("{row} button.revoke")).await;
         let deadline = std::time::Instant::now() + crate::support::browser::PAGE_WAIT;
         while b.client.find(fantoccini::Locator::Css(&row)).await.is_ok() {
             assert!(
@@ -325,6 +325,125 @@ impl UserFiles {
         let status = String::from_utf8_lossy(&out.stdout).parse().unwrap();
         (status, std::fs::read_to_string(body).unwrap_or_default())
     }
+}
+
+/// Keys that expire within `keys.warn_before`'s first offset are in a
+/// banner on the page, each with Rotate: one click shows the successor once,
+/// the old key leaves the banner, its row says "Replaced", and the new key works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real browser: run by scripts/test.sh (--include-ignored)"]
+async fn the_page_warns_of_expiring_keys_and_rotates_them() {
+    use keygate::keyring::Ttl;
+    use keygate::keys::Scope;
+    use std::time::Duration;
+
+    let app = WebApp::start(&[(APP_USER, APP_PASSWORD)]).await;
+    let gw = builder(&app.url(""))
+        .set("login", "method = \"backend_session\"")
+        .set(
+            "login",
+            &format!("whoami_url = \"{}\"", app.url("/login-whoami.api")),
+        )
+        .set("login", "user_pointer = \"/email\"")
+        .set("login", "login_url = \"/login?next=/.keygate/keys\"")
+        .set("keys", "warn_before = [\"14d\", \"1d\"]")
+        .start()
+        .await;
+    let mint = |label: &'static str, days: u64| {
+        let gw = &gw;
+        async move {
+            gw.keyring
+                .mint(
+                    &crate::support::gateway::test_actor(),
+                    APP_USER,
+                    Ttl::For(Duration::from_secs(days * 86400)),
+                    label,
+                    Scope::Read,
+                )
+                .await
+                .unwrap()
+                .record
+                .id
+                .to_string()
+        }
+    };
+    let soon = mint("nightly backup", 3).await;
+    let later = mint("laptop", 60).await;
+
+    let browser = Browser::start().await;
+    browser.goto(&gw.url("/.keygate/keys")).await;
+    browser.click("#login").await;
+    browser.fill("#username", APP_USER).await;
+    browser.fill("#password", APP_PASSWORD).await;
+    browser.click("#sign-in").await;
+    browser.wait_url(&gw.url("/.keygate/keys")).await;
+    let page = KeysPage::new(&browser, &gw.url("")).await;
+    page.signed_in_as(APP_USER).await;
+
+    // The banner names the key that expires within 14 days, not the other.
+    let banner = browser
+        .wait_text("#expiring", "the expiring key", |t| t.contains("nightly backup"))
+        .await;
+    assert!(!banner.contains("laptop"), "{banner}");
+    assert!(banner.contains("Keys expiring soon"), "{banner}");
+    // Every live key's row has Rotate too.
+    for id in [&soon, &later] {
+        browser
+            .find(&format!("#keys tr[data-key-id=\"{id}\"] button.rotate"))
+            .await;
+    }
+
+    browser
+        .click(&format!("#expiring li[data-key-id=\"{soon}\"] button.rotate"))
+        .await;
+    let key = browser
+        .wait_text("#new-key", "the successor", |t| t.starts_with("kg_"))
+        .await;
+    browser
+        .wait_text("#status", "how long the old key works", |t| {
+            t.contains("keeps working until")
+        })
+        .await;
+    // The old key leaves the banner; its successor, as short-lived (it
+    // lives as long as the old key did), takes its place.
+    browser
+        .wait_js(
+            "const b = document.getElementById('expiring'); \
+             return !b.hidden && !b.querySelector('li[data-key-id=\"' + arguments[0] + '\"]') \
+               && b.querySelectorAll('li').length === 1 ? true : null;",
+            serde_json::json!(soon),
+            "the rotated key gone from the banner, its successor in it",
+        )
+        .await;
+    browser
+        .wait_text(
+            &format!("#keys tr[data-key-id=\"{soon}\"]"),
+            "the old key marked replaced",
+            |t| t.contains("Replaced"),
+        )
+        .await;
+    let rows = browser
+        .wait_js(
+            "const r = document.querySelectorAll('#keys tr[data-key-id]'); return r.length === 3 ? r.length : null;",
+            serde_json::json!(null),
+            "three rows: the old key in its grace period, its successor, the other key",
+        )
+        .await;
+    assert_eq!(rows, 3);
+    page.done(&key).await;
+
+    // The successor works, read-only like the key it replaced.
+    let user = UserFiles::new(&gw.ca.pem(), &key);
+    let (status, body) = user.curl(&gw.url("/whoami")).await;
+    assert_eq!(status, 200, "curl with the successor: {body}");
+    assert_eq!(identity(&body), Some(APP_USER.into()), "{body}");
+    let listed = gw.keyring.list(Some(APP_USER)).await.unwrap();
+    let successor = listed
+        .iter()
+        .find(|r| r.rotated_from.is_some_and(|f| f.as_str() == soon))
+        .expect("the successor is listed with rotated_from");
+    assert_eq!(successor.scope, Scope::Read);
+    assert_eq!(successor.label, "nightly backup");
 }
 
 /// A browser showing the page asks for its icon under `/.keygate/static/`,

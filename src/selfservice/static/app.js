@@ -1,4 +1,4 @@
-// The "External Tool Access" page: generate, copy, revoke. Served from
+// The "External Tool Access" page: generate, copy, rotate, revoke. Served from
 // keygate itself (/.keygate/static/app.js) under a strict CSP; it writes
 // every value with textContent, never as HTML.
 "use strict";
@@ -45,16 +45,59 @@
       cell(row, when(k.expires_at));
       cell(row, when(k.last_used_at));
       var td = document.createElement("td");
-      var button = document.createElement("button");
-      button.type = "button";
-      button.className = "revoke";
-      button.textContent = "Revoke";
-      button.setAttribute("aria-label", "Revoke " + label);
-      td.appendChild(button);
+      if (k.rotated_to) {
+        var replaced = document.createElement("span");
+        replaced.className = "replaced";
+        replaced.textContent = "Replaced";
+        td.appendChild(replaced);
+      } else {
+        td.appendChild(button("rotate", "Rotate", label));
+      }
+      td.appendChild(document.createTextNode(" "));
+      td.appendChild(button("revoke", "Revoke", label));
       row.appendChild(td);
       body.appendChild(row);
     });
     $("no-keys").hidden = keys.length > 0;
+    banner(keys);
+  }
+
+  function button(cls, text, label) {
+    var b = document.createElement("button");
+    b.type = "button";
+    b.className = cls;
+    b.textContent = text;
+    b.setAttribute("aria-label", text + " " + label);
+    return b;
+  }
+
+  // The keys that expire within the first warn_before offset, not rotated yet.
+  function banner(keys) {
+    var section = $("expiring");
+    var list = $("expiring-keys");
+    var windowSecs = Number(section.getAttribute("data-window"));
+    var soon = Date.now() + windowSecs * 1000;
+    while (list.firstChild) list.removeChild(list.firstChild);
+    keys.forEach(function (k) {
+      if (!windowSecs || k.rotated_to || !k.expires_at || Date.parse(k.expires_at) > soon) return;
+      var label = k.label || "(no label)";
+      var li = document.createElement("li");
+      li.setAttribute("data-key-id", k.id);
+      var strong = document.createElement("strong");
+      strong.textContent = label;
+      li.appendChild(strong);
+      li.appendChild(document.createTextNode(" expires " + when(k.expires_at) + ". "));
+      li.appendChild(button("rotate", "Rotate", label));
+      list.appendChild(li);
+    });
+    section.hidden = list.children.length === 0;
+  }
+
+  function showNewKey(key) {
+    $("new-key").textContent = key;
+    $("copy").textContent = "Copy to Clipboard";
+    $("new-key-panel").hidden = false;
+    $("copy").focus();
   }
 
   function refresh() {
@@ -68,11 +111,8 @@
     say("");
     call("POST", API, { label: $("label").value, ttl: $("lifetime").value })
       .then(function (created) {
-        $("new-key").textContent = created.key;
-        $("copy").textContent = "Copy to Clipboard";
-        $("new-key-panel").hidden = false;
+        showNewKey(created.key);
         say("New API key generated. Copy it now: it is shown only once.");
-        $("copy").focus();
         return refresh();
       })
       .catch(function (e) { say("Could not generate a key: " + e.message); })
@@ -95,7 +135,30 @@
     $("label").focus();
   });
 
+  // Rotate, in the table or the banner: the successor shown once, the old
+  // key working until its grace period ends.
+  function rotate(event) {
+    var button = event.target.closest("button.rotate");
+    if (!button) return false;
+    var item = button.closest("[data-key-id]");
+    var id = item.getAttribute("data-key-id");
+    var label = button.getAttribute("aria-label").replace(/^Rotate /, "");
+    button.disabled = true;
+    call("POST", API + "/" + encodeURIComponent(id) + "/rotate", {})
+      .then(function (rotated) {
+        showNewKey(rotated.key);
+        say("Key " + label + " rotated. Copy the new key now: it is shown only once. " +
+          "The old key keeps working until " + when(rotated.old_key_expires_at) + ".");
+        return refresh();
+      })
+      .catch(function (e) { button.disabled = false; say("Could not rotate " + label + ": " + e.message); });
+    return true;
+  }
+
+  $("expiring").addEventListener("click", rotate);
+
   $("keys").addEventListener("click", function (event) {
+    if (rotate(event)) return;
     var button = event.target.closest("button.revoke");
     if (!button) return;
     var row = button.closest("tr");
@@ -108,6 +171,7 @@
         $("no-keys").hidden = $("keys").tBodies[0].rows.length > 0;
         say("Key " + label + " revoked.");
         $("label").focus();
+        return refresh();
       })
       .catch(function (e) { button.disabled = false; say("Could not revoke " + label + ": " + e.message); });
   });
