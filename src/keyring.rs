@@ -39,8 +39,8 @@ use crate::settings::{short_duration, Policy, Settings};
 use crate::store::{self, Store, StoreError};
 use crate::webhooks::{EventType, Webhooks};
 
-pub use self::leaks::Sighting;
 pub use self::chores::Chores;
+pub use self::leaks::Sighting;
 pub use self::listing::{KeyFilter, Page};
 pub use self::rotate::{RotateError, RotateRequest, Rotated, RotatedView};
 pub use self::verify::{Principal, VerifyError};

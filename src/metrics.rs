@@ -194,8 +194,11 @@ impl Metrics {
             "Expiry notices this instance sent, by type (each notice is sent by one instance of the fleet)",
             notices_family.clone(),
         );
-        let expiry_notices = [ExpiryEvent::Expiring, ExpiryEvent::Expired]
-            .map(|e| notices_family.get_or_create(&vec![("type", e.as_str())]).clone());
+        let expiry_notices = [ExpiryEvent::Expiring, ExpiryEvent::Expired].map(|e| {
+            notices_family
+                .get_or_create(&vec![("type", e.as_str())])
+                .clone()
+        });
 
         let cache_hits = Counter::default();
         registry.register(

@@ -7,8 +7,8 @@ use serde_json::json;
 use super::{ApiError, ApiResult};
 use crate::audit::Actor;
 use crate::http::response::{self, json};
-use crate::keyring::{KeyFilter, Keyring, MintError, Revocation, SettingsError, Ttl};
 use crate::keyring::RotateRequest;
+use crate::keyring::{KeyFilter, Keyring, MintError, Revocation, SettingsError, Ttl};
 use crate::keys::{ApiKey, KeyId, Scope};
 use crate::settings::Settings;
 

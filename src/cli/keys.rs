@@ -180,8 +180,11 @@ async fn create(
 }
 
 async fn rotate(k: &Keyring, id: &str, request: RotateRequest, json: bool) -> Result<(), CliError> {
-    let parsed = KeyId::parse(id).ok_or_else(|| CliError::Usage(format!("--id: {id:?} is not a key id")))?;
-    let (grace, ttl) = request.parse().map_err(|e| CliError::Usage(format!("--{e}")))?;
+    let parsed =
+        KeyId::parse(id).ok_or_else(|| CliError::Usage(format!("--id: {id:?} is not a key id")))?;
+    let (grace, ttl) = request
+        .parse()
+        .map_err(|e| CliError::Usage(format!("--{e}")))?;
     let rotated = k
         .rotate(&Actor::cli(), parsed, grace, ttl)
         .await
@@ -196,7 +199,10 @@ async fn rotate(k: &Keyring, id: &str, request: RotateRequest, json: bool) -> Re
             }
         })?;
     if json {
-        println!("{}", serde_json::to_string(&rotated.view()).expect("serializable"));
+        println!(
+            "{}",
+            serde_json::to_string(&rotated.view()).expect("serializable")
+        );
     } else {
         let r = &rotated.key.record;
         println!("{}", rotated.key.key.expose());

@@ -123,7 +123,11 @@ impl Admission {
     /// that key (self-rotation): no key is `Refusal::Missing` whatever
     /// `auth.anonymous` says, and the key's scope is not asked (a read key
     /// may rotate itself). Nothing is set for a backend: it goes nowhere.
-    pub async fn admit_key<B>(&self, req: &mut Request<B>, peer: IpAddr) -> Result<Principal, Refusal> {
+    pub async fn admit_key<B>(
+        &self,
+        req: &mut Request<B>,
+        peer: IpAddr,
+    ) -> Result<Principal, Refusal> {
         self.strip(req.headers_mut(), peer);
         let Some(principal) = self.authenticate(req.headers_mut(), peer).await? else {
             return Err(Refusal::Missing);

@@ -30,9 +30,9 @@ use super::own_path;
 use super::refusal::{Refusal, Refusals};
 use super::response;
 use super::self_rotation::{self, SelfRotation};
+use crate::auth::Principal;
 use crate::config::Config;
 use crate::conn::{ConnCtx, Handler};
-use crate::auth::Principal;
 use crate::keyring::Keyring;
 use crate::keys::{rfc3339, unix_now};
 use crate::metrics::Metrics;
@@ -98,7 +98,9 @@ impl<P: OwnPages> Gateway<P> {
     ) -> Response<ResponseBody> {
         if req.uri().path() == self_rotation::PATH {
             let peer = conn.peer.ip();
-            let answer = self.self_rotation.answer(req, peer, &self.admission, &self.refusals, done);
+            let answer =
+                self.self_rotation
+                    .answer(req, peer, &self.admission, &self.refusals, done);
             return Box::pin(answer).await;
         }
         if Self::is_own(&req) {

@@ -7,10 +7,10 @@ use std::net::IpAddr;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 
-pub use crate::header_names::{KEY_EXPIRES, KEY_ID};
 use crate::header_names::{
     FORWARDED, HOP_BY_HOP, HOP_BY_HOP_COUNT, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO,
 };
+pub use crate::header_names::{KEY_EXPIRES, KEY_ID};
 
 /// Remove hop-by-hop headers, including those the `Connection` header names.
 /// With `upgrade` (a WebSocket handshake), `Upgrade` is kept and

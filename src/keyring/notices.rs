@@ -86,7 +86,9 @@ impl Keyring {
     /// Claim the notices due now and send them; how many were sent.
     pub(super) async fn send_due_notices(&self) -> Result<usize, StoreError> {
         let store = &self.0.store;
-        let notices = store.claim_notices(unix_now(), CLAIM_LEASE, PER_ROUND).await?;
+        let notices = store
+            .claim_notices(unix_now(), CLAIM_LEASE, PER_ROUND)
+            .await?;
         let mut sent = 0;
         for notice in notices {
             if self.send_notice(&notice).await? {
@@ -127,11 +129,20 @@ impl Keyring {
             ExpiryEvent::Expired => EventType::KeyExpired,
         };
         if self.wants(event_type) {
-            let mut event = Event::about(event_type, notice.id.as_str(), &about.user, &about.label, &about.scope)
-                .with("source", about.source.as_deref())
-                .with("expires_at", rfc3339(about.expires_at));
+            let mut event = Event::about(
+                event_type,
+                notice.id.as_str(),
+                &about.user,
+                &about.label,
+                &about.scope,
+            )
+            .with("source", about.source.as_deref())
+            .with("expires_at", rfc3339(about.expires_at));
             if notice.before > 0 {
-                event = event.with("warn_before", short_duration(Duration::from_secs(notice.before)));
+                event = event.with(
+                    "warn_before",
+                    short_duration(Duration::from_secs(notice.before)),
+                );
             }
             if let Some(to) = &about.rotated_to {
                 event = event.with("rotated_to", to.as_str());

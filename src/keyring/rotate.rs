@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::{Keyring, Ttl};
-use crate::config;
 use crate::audit::{Actor, Event};
+use crate::config;
 use crate::fleet::Forget;
 use crate::keys::{self, rfc3339, unix_now, KeyId, KeyRecord, NewKey, Source};
 use crate::settings::{short_duration, Policy};

@@ -382,7 +382,9 @@ async fn the_page_warns_of_expiring_keys_and_rotates_them() {
 
     // The banner names the key that expires within 14 days, not the other.
     let banner = browser
-        .wait_text("#expiring", "the expiring key", |t| t.contains("nightly backup"))
+        .wait_text("#expiring", "the expiring key", |t| {
+            t.contains("nightly backup")
+        })
         .await;
     assert!(!banner.contains("laptop"), "{banner}");
     assert!(banner.contains("Keys expiring soon"), "{banner}");
@@ -394,7 +396,9 @@ async fn the_page_warns_of_expiring_keys_and_rotates_them() {
     }
 
     browser
-        .click(&format!("#expiring li[data-key-id=\"{soon}\"] button.rotate"))
+        .click(&format!(
+            "#expiring li[data-key-id=\"{soon}\"] button.rotate"
+        ))
         .await;
     let key = browser
         .wait_text("#new-key", "the successor", |t| t.starts_with("kg_"))

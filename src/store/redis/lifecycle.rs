@@ -90,9 +90,7 @@ impl RedisStore {
         new: &KeyRecord,
         old_until: u64,
     ) -> Result<Rotated, StoreError> {
-        let score = new
-            .expires_at
-            .map_or("+inf".to_owned(), |e| e.to_string());
+        let score = new.expires_at.map_or("+inf".to_owned(), |e| e.to_string());
         // Safe to repeat: a repeat of a rotation that ran finds it done (`Already`).
         let mut conn = self.writes.repeating();
         // `ns:all` before the record, as `insert` does (layout.rs).
@@ -214,7 +212,12 @@ impl RedisStore {
         if !stray.is_empty() {
             let mut conn = self.conn.repeating();
             let _: () = self
-                .bounded(redis::cmd("ZREM").arg(self.due_key()).arg(&stray).query_async(&mut conn))
+                .bounded(
+                    redis::cmd("ZREM")
+                        .arg(self.due_key())
+                        .arg(&stray)
+                        .query_async(&mut conn),
+                )
                 .await?;
         }
         Ok(notices)
@@ -247,8 +250,12 @@ impl RedisStore {
                 .await
             }
             None => {
-                self.bounded(redis::cmd("DEL").arg(self.about_key()).query_async(&mut conn))
-                    .await
+                self.bounded(
+                    redis::cmd("DEL")
+                        .arg(self.about_key())
+                        .query_async(&mut conn),
+                )
+                .await
             }
         }
     }

@@ -17,7 +17,11 @@ use crate::support::webhook_receiver::{Delivery, Mode, Receiver, SECRET};
 use crate::support::{eventually, within};
 
 /// `[[webhooks]]` to `receiver`, retried every second at most.
-pub(crate) fn webhook_to(url: &str, dir: &std::path::Path, extra: &[&str]) -> impl Fn(&mut Builder) {
+pub(crate) fn webhook_to(
+    url: &str,
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> impl Fn(&mut Builder) {
     let secret = dir.join("webhook-secret");
     std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
     let mut lines = vec![

@@ -14,8 +14,8 @@ use serde_json::json;
 use super::{grace, listed, rotate, rotated, unix};
 use crate::leaks::fleet;
 use crate::support::admin::{call, create_key, json_of};
-use crate::support::gateway::test_actor;
 use crate::support::eventually;
+use crate::support::gateway::test_actor;
 
 fn now_secs_f64() -> f64 {
     SystemTime::now()
@@ -68,13 +68,21 @@ async fn over_three_instances_the_old_key_works_until_its_grace_ends_then_stops_
             let sent = now_secs_f64();
             let status = f.status(i, &old_key).await;
             if sent < end - 0.05 {
-                assert_eq!(status, StatusCode::OK, "instance {i} refused the old key {:.2}s before the grace period's end", end - sent);
+                assert_eq!(
+                    status,
+                    StatusCode::OK,
+                    "instance {i} refused the old key {:.2}s before the grace period's end",
+                    end - sent
+                );
             }
         }
         rounds += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(rounds >= 5, "the old key was tried through its grace period");
+    assert!(
+        rounds >= 5,
+        "the old key was tried through its grace period"
+    );
     // ... and stops on every instance within a second after it.
     let wait = end - now_secs_f64();
     if wait > 0.0 {
@@ -101,7 +109,10 @@ async fn over_three_instances_the_old_key_works_until_its_grace_ends_then_stops_
     let audit = crate::leaks::audit_events(&f.clients[2], &f.gateways[2], "rotate").await;
     assert_eq!(audit.len(), 1, "{audit:?}");
     let target = audit[0]["target"].as_str().unwrap();
-    assert!(target.contains(&old_id) && target.contains(&new_id), "{target}");
+    assert!(
+        target.contains(&old_id) && target.contains(&new_id),
+        "{target}"
+    );
 }
 
 #[tokio::test]
@@ -113,7 +124,10 @@ async fn a_key_is_rotated_once_the_second_ask_names_its_successor() {
     assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text());
     let v = json_of(&again);
     assert_eq!(v["rotated_to"], first["id"]);
-    assert!(v["error"].as_str().unwrap().contains(first["id"].as_str().unwrap()));
+    assert!(v["error"]
+        .as_str()
+        .unwrap()
+        .contains(first["id"].as_str().unwrap()));
     assert!(v.get("key").is_none(), "no third key: {v}");
     assert_eq!(listed(&f, "dave").await.len(), 2);
 
@@ -126,7 +140,11 @@ async fn a_key_is_rotated_once_the_second_ask_names_its_successor() {
     let (won, lost) = match (a.status, b.status) {
         (StatusCode::CREATED, StatusCode::CONFLICT) => (a, b),
         (StatusCode::CONFLICT, StatusCode::CREATED) => (b, a),
-        other => panic!("one rotation, one conflict: {other:?} {} {}", a.text(), b.text()),
+        other => panic!(
+            "one rotation, one conflict: {other:?} {} {}",
+            a.text(),
+            b.text()
+        ),
     };
     assert_eq!(json_of(&lost)["rotated_to"], json_of(&won)["id"]);
     assert_eq!(listed(&f, "erin").await.len(), 2, "one new key, not two");
@@ -177,9 +195,12 @@ async fn bad_rotations_are_refused_naming_the_field() {
     let (short_key, short_id) = gw
         .key_with("frank", Ttl::For(Duration::from_secs(1)), Scope::Full)
         .await;
-    eventually("the short key expires", 60, Duration::from_millis(100), || async {
-        (f.status(0, &short_key).await == StatusCode::UNAUTHORIZED).then_some(())
-    })
+    eventually(
+        "the short key expires",
+        60,
+        Duration::from_millis(100),
+        || async { (f.status(0, &short_key).await == StatusCode::UNAUTHORIZED).then_some(()) },
+    )
     .await;
     let a = rotate(&f, 0, &short_id, grace("1h")).await;
     assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.text());
@@ -194,11 +215,24 @@ async fn bad_rotations_are_refused_naming_the_field() {
     let old = before.iter().find(|k| k["id"] == id.as_str()).unwrap();
     assert_eq!(v["old_key_expires_at"], old["expires_at"]);
     let left = unix(&v["old_key_expires_at"]) as f64 - now_secs_f64();
-    assert!(left <= 600.0, "the grace ends no later than the key did: {v}");
+    assert!(
+        left <= 600.0,
+        "the grace ends no later than the key did: {v}"
+    );
     assert_eq!(v["scope"], "read", "the successor keeps the scope");
     let lifetime = unix(&v["expires_at"]) - unix(&v["created_at"]);
-    assert!((599..=601).contains(&lifetime), "the successor lives as long as the old key did: {v}");
-    let a = call(&f.clients[0], gw, Method::GET, &format!("/v1/keys/{id}/rotate"), None).await;
+    assert!(
+        (599..=601).contains(&lifetime),
+        "the successor lives as long as the old key did: {v}"
+    );
+    let a = call(
+        &f.clients[0],
+        gw,
+        Method::GET,
+        &format!("/v1/keys/{id}/rotate"),
+        None,
+    )
+    .await;
     assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
 }
 
@@ -218,7 +252,10 @@ fn keygate_keys_rotate_prints_the_successor_once() {
     let o = keys_in(&cfg, dir.path(), &["rotate", "--id", id, "--grace", "24h"]);
     assert!(o.status.success(), "{}", err(&o));
     let secret = out(&o).trim().to_owned();
-    assert!(secret.starts_with("kg_"), "the new key alone on stdout: {secret}");
+    assert!(
+        secret.starts_with("kg_"),
+        "the new key alone on stdout: {secret}"
+    );
     assert!(err(&o).contains(&format!("replaces {id}")), "{}", err(&o));
     assert!(err(&o).contains("keeps working until"), "{}", err(&o));
 
@@ -236,7 +273,11 @@ fn keygate_keys_rotate_prints_the_successor_once() {
     let o = keys_in(&cfg, dir.path(), &["rotate", "--id", id]);
     assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     assert!(err(&o).contains(new_id), "{}", err(&o));
-    let o = keys_in(&cfg, dir.path(), &["rotate", "--id", new_id, "--grace", "30d"]);
+    let o = keys_in(
+        &cfg,
+        dir.path(),
+        &["rotate", "--id", new_id, "--grace", "30d"],
+    );
     assert_eq!(o.status.code(), Some(2), "{}", err(&o));
     assert!(err(&o).contains("--grace"), "{}", err(&o));
     let o = keys_in(&cfg, dir.path(), &["rotate", "--id", "nosuchkey000"]);

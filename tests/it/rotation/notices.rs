@@ -42,13 +42,20 @@ async fn three_instances_warn_once_per_offset_and_announce_the_expiry_once() {
         .key_with("kate", Ttl::For(Duration::from_secs(6)), Scope::Full)
         .await;
     gw.keyring
-        .revoke(&test_actor(), Revocation::Ids(vec![KeyId::parse(&gone).unwrap()]))
+        .revoke(
+            &test_actor(),
+            Revocation::Ids(vec![KeyId::parse(&gone).unwrap()]),
+        )
         .await
         .unwrap();
 
     let got = exactly(&receiver, 3).await;
     let types = by_type(&got);
-    assert_eq!(got.len(), 3, "two warnings and one expiry, each once: {got:#?}");
+    assert_eq!(
+        got.len(),
+        3,
+        "two warnings and one expiry, each once: {got:#?}"
+    );
     let mut offsets: Vec<&str> = types["key.expiring"]
         .iter()
         .map(|d| d.body["data"]["warn_before"].as_str().unwrap())
@@ -75,7 +82,9 @@ async fn three_instances_warn_once_per_offset_and_announce_the_expiry_once() {
     // Every instance counted what it sent: three notices in all.
     let mut sent = 0.0;
     for (g, c) in f.gateways.iter().zip(&f.clients) {
-        let text = crate::support::client::get(c, &g.admin_url("/metrics")).await.text();
+        let text = crate::support::client::get(c, &g.admin_url("/metrics"))
+            .await
+            .text();
         sent += text
             .lines()
             .filter(|l| l.starts_with("keygate_expiry_notices_total"))
@@ -93,10 +102,18 @@ async fn answers_to_a_key_expiring_within_the_first_offset_say_when() {
     .await;
     let gw = &f.gateways[0];
     let (soon, _) = gw
-        .key_with("liam", Ttl::For(Duration::from_secs(12 * 3600)), Scope::Full)
+        .key_with(
+            "liam",
+            Ttl::For(Duration::from_secs(12 * 3600)),
+            Scope::Full,
+        )
         .await;
     let (later, _) = gw
-        .key_with("liam", Ttl::For(Duration::from_secs(30 * 86400)), Scope::Full)
+        .key_with(
+            "liam",
+            Ttl::For(Duration::from_secs(30 * 86400)),
+            Scope::Full,
+        )
         .await;
     let keys = listed(&f, "liam").await;
     let expiry = keys
@@ -114,7 +131,11 @@ async fn answers_to_a_key_expiring_within_the_first_offset_say_when() {
     let a = answer(soon).await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(
-        a.headers.get("keygate-key-expires").unwrap().to_str().unwrap(),
+        a.headers
+            .get("keygate-key-expires")
+            .unwrap()
+            .to_str()
+            .unwrap(),
         expiry.as_str().unwrap()
     );
     let a = answer(later).await;
@@ -137,18 +158,33 @@ async fn keys_unused_for_revoke_unused_after_are_revoked_as_idle() {
     // The busy key is used on both instances until the idle one is gone;
     // it never stops working.
     let mut i = 0;
-    eventually("the idle key is revoked", 150, Duration::from_millis(100), || {
-        i += 1;
-        let busy = busy.clone();
-        let f = &f;
-        let n = i % 2;
-        let idle_id = KeyId::parse(&idle_id).unwrap();
-        async move {
-            assert_eq!(f.status(n, &busy).await, StatusCode::OK, "a key in use was revoked");
-            // Looked up, not used: a use would keep it alive.
-            f.gateways[0].keyring.get(&idle_id).await.unwrap().is_none().then_some(())
-        }
-    })
+    eventually(
+        "the idle key is revoked",
+        150,
+        Duration::from_millis(100),
+        || {
+            i += 1;
+            let busy = busy.clone();
+            let f = &f;
+            let n = i % 2;
+            let idle_id = KeyId::parse(&idle_id).unwrap();
+            async move {
+                assert_eq!(
+                    f.status(n, &busy).await,
+                    StatusCode::OK,
+                    "a key in use was revoked"
+                );
+                // Looked up, not used: a use would keep it alive.
+                f.gateways[0]
+                    .keyring
+                    .get(&idle_id)
+                    .await
+                    .unwrap()
+                    .is_none()
+                    .then_some(())
+            }
+        },
+    )
     .await;
     assert_eq!(f.status(0, &idle).await, StatusCode::UNAUTHORIZED);
     assert_eq!(f.status(1, &idle).await, StatusCode::UNAUTHORIZED);

@@ -57,7 +57,10 @@ async fn a_read_key_rotates_itself_in_every_credential_form_and_stays_read() {
         .header("authorization", basic(&key2))
         .body(body::empty())
         .unwrap();
-    assert_eq!(send(&f.clients[0], post).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        send(&f.clients[0], post).await.status,
+        StatusCode::FORBIDDEN
+    );
 
     // The apikey header, with a grace of nothing: the old key stops at once.
     let v = created(&self_rotate(&f, 0, ("apikey", key2.clone()), Some(r#"{"grace":"0s"}"#)).await);
@@ -79,7 +82,11 @@ async fn a_read_key_rotates_itself_in_every_credential_form_and_stays_read() {
     let a = self_rotate(&f, 0, ("authorization", basic(&key)), None).await;
     assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.text());
     assert_eq!(json_of(&a)["rotated_to"], id2.as_str());
-    assert_eq!(listed(&f, "hank").await.len(), 3, "the first, the third, the fourth key");
+    assert_eq!(
+        listed(&f, "hank").await.len(),
+        3,
+        "the first, the third, the fourth key"
+    );
 
     // A bad key gets exactly the gateway's 401.
     let bad = format!("{}x", &key[..key.len() - 1]);
@@ -91,12 +98,27 @@ async fn a_read_key_rotates_itself_in_every_credential_form_and_stays_read() {
         rotate.headers.get("www-authenticate"),
         get.headers.get("www-authenticate")
     );
-    let none = Request::post(gw.url("/.keygate/api/rotate")).body(body::empty()).unwrap();
-    assert_eq!(send(&f.clients[0], none).await.status, StatusCode::UNAUTHORIZED);
+    let none = Request::post(gw.url("/.keygate/api/rotate"))
+        .body(body::empty())
+        .unwrap();
+    assert_eq!(
+        send(&f.clients[0], none).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     // A bad body names its field.
-    let a = self_rotate(&f, 0, ("authorization", basic(&key3)), Some(r#"{"grace":"forever"}"#)).await;
+    let a = self_rotate(
+        &f,
+        0,
+        ("authorization", basic(&key3)),
+        Some(r#"{"grace":"forever"}"#),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
-    assert!(json_of(&a)["error"].as_str().unwrap().starts_with("grace"), "{}", a.text());
+    assert!(
+        json_of(&a)["error"].as_str().unwrap().starts_with("grace"),
+        "{}",
+        a.text()
+    );
 }
 
 #[tokio::test]
@@ -116,13 +138,26 @@ async fn a_chain_of_self_rotations_ends_max_ttl_after_its_first_key() {
     let mut key = key;
     for _ in 0..2 {
         // Each successor would live an hour from now; the chain caps it.
-        let a = self_rotate(&f, 0, ("authorization", basic(&key)), Some(r#"{"ttl":"1h"}"#)).await;
+        let a = self_rotate(
+            &f,
+            0,
+            ("authorization", basic(&key)),
+            Some(r#"{"ttl":"1h"}"#),
+        )
+        .await;
         let v = created(&a);
         assert_eq!(unix(&v["expires_at"]), chain_end, "{v}");
         key = v["key"].as_str().unwrap().to_owned();
     }
     // An admin's rotation vouches anew: a new chain, a full hour.
-    let id = listed(&f, "ivy").await.iter().find(|k| k.get("rotated_to").is_none()).unwrap()["id"].as_str().unwrap().to_owned();
+    let id = listed(&f, "ivy")
+        .await
+        .iter()
+        .find(|k| k.get("rotated_to").is_none())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let v = super::rotated(&super::rotate(&f, 0, &id, serde_json::json!({"ttl": "1h"})).await);
     assert!(unix(&v["expires_at"]) >= unix(&v["created_at"]) + 3599);
 }
@@ -133,8 +168,16 @@ async fn self_rotation_is_off_unless_configured() {
     let (key, _) = f.gateways[0].key("jack").await;
     let a = self_rotate(&f, 0, ("authorization", basic(&key)), None).await;
     assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text());
-    assert!(json_of(&a)["error"].as_str().unwrap().contains("self_rotation"));
+    assert!(json_of(&a)["error"]
+        .as_str()
+        .unwrap()
+        .contains("self_rotation"));
     assert_eq!(listed(&f, "jack").await.len(), 1);
-    let get = Request::get(f.gateways[0].url("/.keygate/api/rotate")).body(body::empty()).unwrap();
-    assert_eq!(send(&f.clients[0], get).await.status, StatusCode::METHOD_NOT_ALLOWED);
+    let get = Request::get(f.gateways[0].url("/.keygate/api/rotate"))
+        .body(body::empty())
+        .unwrap();
+    assert_eq!(
+        send(&f.clients[0], get).await.status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
 }
