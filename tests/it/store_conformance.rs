@@ -450,3 +450,175 @@ async fn redis_outbox_keeps_the_contract() {
     )
     .await;
 }
+
+/// Rotation and the schedule of expiry notices (`store/lifecycle.rs`): one
+/// successor per key however many rotations race, the old key dying at
+/// its grace period's end; a due notice claimed by one caller at a time.
+async fn lifecycle_conformance(store: Store) {
+    use keygate::store::{Notice, Rotated};
+    let now = keys::unix_now();
+    let (_, a) = record("rita", DAY);
+    store.insert(&a).await.unwrap();
+    let (_, mut b) = record("rita", DAY);
+    b.rotated_from = Some(a.id);
+    assert_eq!(
+        store.rotate(&a.id, &b, now + 3600).await.unwrap(),
+        Rotated::Done
+    );
+    let old = store.get(a.id.as_str()).await.unwrap().unwrap();
+    assert_eq!(old.rotated_to, Some(b.id));
+    assert_eq!(old.expires_at, Some(now + 3600));
+    let new = store.get(b.id.as_str()).await.unwrap().unwrap();
+    assert_eq!(new.rotated_from, Some(a.id));
+    assert_eq!(new.digest, b.digest);
+    // Again: the successor is named, nothing stored.
+    let (_, c) = record("rita", DAY);
+    assert_eq!(
+        store.rotate(&a.id, &c, now + 3600).await.unwrap(),
+        Rotated::Already(b.id)
+    );
+    assert!(store.get(c.id.as_str()).await.unwrap().is_none());
+    let (_, nobody) = record("rita", DAY);
+    assert_eq!(
+        store.rotate(&nobody.id, &c, now + 60).await.unwrap(),
+        Rotated::Gone
+    );
+    assert!(store.get(c.id.as_str()).await.unwrap().is_none());
+    assert_eq!(store.list(Some("rita")).await.unwrap().len(), 2);
+
+    // Two at once: one successor.
+    let (_, d) = record("sam", DAY);
+    store.insert(&d).await.unwrap();
+    let ((_, e1), (_, e2)) = (record("sam", DAY), record("sam", DAY));
+    let (r1, r2) = tokio::join!(
+        store.rotate(&d.id, &e1, now + 60),
+        store.rotate(&d.id, &e2, now + 60)
+    );
+    let mut outcomes = [r1.unwrap(), r2.unwrap()];
+    outcomes.sort_by_key(|o| matches!(o, Rotated::Done));
+    assert!(
+        matches!(outcomes[0], Rotated::Already(_)) && outcomes[1] == Rotated::Done,
+        "{outcomes:?}"
+    );
+    assert_eq!(store.list(Some("sam")).await.unwrap().len(), 2);
+
+    // The old key dies when its grace period ends.
+    let (_, f) = record("tom", DAY);
+    store.insert(&f).await.unwrap();
+    let (_, g) = record("tom", DAY);
+    assert_eq!(
+        store.rotate(&f.id, &g, keys::unix_now() + 1).await.unwrap(),
+        Rotated::Done
+    );
+    eventually(
+        "the old key expires",
+        100,
+        Duration::from_millis(50),
+        || {
+            let store = &store;
+            async move {
+                store
+                    .get(f.id.as_str())
+                    .await
+                    .unwrap()
+                    .is_none()
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    assert!(store.get(g.id.as_str()).await.unwrap().is_some());
+
+    // Notices: due ones, earliest first, each claimed by one caller at a time.
+    let lease = Duration::from_secs(1);
+    store
+        .schedule(
+            &a.id,
+            "{\"a\":1}",
+            &[(0, now + 3600), (60, now - 2), (30, now - 1)],
+        )
+        .await
+        .unwrap();
+    let due = store.claim_notices(now, lease, 10).await.unwrap();
+    assert_eq!(
+        due,
+        [
+            Notice {
+                id: a.id,
+                before: 60,
+                about: Some("{\"a\":1}".into())
+            },
+            Notice {
+                id: a.id,
+                before: 30,
+                about: Some("{\"a\":1}".into())
+            },
+        ]
+    );
+    assert!(
+        store
+            .claim_notices(now, lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "claimed twice"
+    );
+    store.notice_sent(&a.id, 60).await.unwrap();
+    // Revoked: what the notices say is dropped; the unsent one comes back empty.
+    store.unschedule(Some(&[a.id])).await.unwrap();
+    let back = eventually("the lease runs out", 100, Duration::from_millis(50), || {
+        let store = &store;
+        async move {
+            let got = store
+                .claim_notices(keys::unix_now(), lease, 10)
+                .await
+                .unwrap();
+            (!got.is_empty()).then_some(got)
+        }
+    })
+    .await;
+    assert_eq!(
+        back,
+        [Notice {
+            id: a.id,
+            before: 30,
+            about: None
+        }]
+    );
+    store.notice_sent(&a.id, 30).await.unwrap();
+    assert!(store
+        .claim_notices(now + 7200, lease, 10)
+        .await
+        .unwrap()
+        .iter()
+        .all(|n| n.before == 0));
+
+    // A chore's lease: its holder keeps it.
+    assert!(store
+        .lease("sweep", "one", Duration::from_secs(5))
+        .await
+        .unwrap());
+    assert!(store
+        .lease("sweep", "one", Duration::from_secs(5))
+        .await
+        .unwrap());
+}
+
+#[tokio::test]
+async fn memory_lifecycle_keeps_the_contract() {
+    lifecycle_conformance(Store::memory()).await;
+}
+
+#[tokio::test]
+async fn redis_lifecycle_keeps_the_contract() {
+    let redis = RedisServer::start();
+    let store = Store::redis(&redis.url(), "lifecycle", Duration::from_secs(2))
+        .await
+        .unwrap();
+    lifecycle_conformance(store.clone()).await;
+    // Only one holder at a time.
+    assert!(!store
+        .lease("sweep", "two", Duration::from_secs(5))
+        .await
+        .unwrap());
+}
