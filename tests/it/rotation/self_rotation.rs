@@ -181,3 +181,79 @@ async fn self_rotation_is_off_unless_configured() {
         StatusCode::METHOD_NOT_ALLOWED
     );
 }
+
+/// The cron recipe of docs/key-lifecycle.md, run as written with sh, curl
+/// and a `.netrc`: the file ends up holding the successor, which works, and
+/// the old key works on through its grace period.
+#[tokio::test]
+async fn the_documented_cron_recipe_swaps_the_key_in_netrc() {
+    let f = fleet(1, "selfrot-cron", |b| {
+        b.set("keys", "self_rotation = true");
+    })
+    .await;
+    let gw = &f.gateways[0];
+    let (old, _) = gw.key("olga").await;
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/key-lifecycle.md"
+    ))
+    .unwrap();
+    let after = &doc[doc.find("### A cron job").expect("the recipe's heading")..];
+    let start = after.find("```sh\n").unwrap() + "```sh\n".len();
+    let script = &after[start..start + after[start..].find("```").unwrap()];
+
+    let home = tempfile::tempdir().unwrap();
+    let path = home.path().join("rotate-keygate-key");
+    std::fs::write(&path, script).unwrap();
+    let ca = home.path().join("ca.pem");
+    std::fs::write(&ca, gw.ca.pem()).unwrap();
+    let netrc = home.path().join(".netrc");
+    std::fs::write(
+        &netrc,
+        format!("machine other.example.org login apikey password keep-me\nmachine 127.0.0.1 login apikey password {old}\n"),
+    )
+    .unwrap();
+    let base = gw.url("");
+    let out = tokio::process::Command::new("sh")
+        .arg(&path)
+        .arg("127.0.0.1")
+        .arg(base.trim_end_matches('/'))
+        .env("HOME", home.path())
+        .env("CURL_CA_BUNDLE", &ca)
+        .output()
+        .await
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("rotated; old key works until 20"),
+        "{stdout}"
+    );
+
+    let text = std::fs::read_to_string(&netrc).unwrap();
+    assert!(
+        text.contains("machine other.example.org login apikey password keep-me"),
+        "{text}"
+    );
+    let new = text
+        .lines()
+        .find_map(|l| l.strip_prefix("machine 127.0.0.1 login apikey password "))
+        .expect("the gateway's line")
+        .to_owned();
+    assert!(new.starts_with("kg_") && new != old, "{text}");
+    assert!(!text.contains(&old), "the old key is gone from .netrc");
+    assert_eq!(f.status(0, &new).await, StatusCode::OK);
+    assert_eq!(
+        f.status(0, &old).await,
+        StatusCode::OK,
+        "the old key's grace period"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&netrc).unwrap().permissions().mode() & 0o077,
+        0
+    );
+}
