@@ -641,3 +641,33 @@ fn oidc_login_problems_are_named_by_their_keys() {
         assert_eq!(code, Some(0), "{ok}: {err}");
     }
 }
+
+#[test]
+fn key_lifecycle_problems_are_named_by_their_keys() {
+    let (code, err) = check_text(
+        "[keys]\nwarn_before = [\"14d\", \"soon\", \"14d\", \"0s\"]\nrotation_grace = \"later\"\nmax_rotation_grace = \"1h\"\nrevoke_unused_after = \"0s\"\n",
+    );
+    assert_eq!(code, Some(2), "{err}");
+    for expected in [
+        "keys.warn_before[1]: invalid duration \"soon\"",
+        "keys.warn_before[2]: 14d is given twice",
+        "keys.warn_before[3]: must be greater than zero",
+        "keys.rotation_grace: invalid duration \"later\"",
+        "keys.revoke_unused_after: must be greater than zero",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    let (code, err) = check_text("[keys]\nself_rotation = \"yes\"\n");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("keys.self_rotation: invalid type"), "{err}");
+    let (code, err) = check_text("[keys]\nrotation_grace = \"2d\"\nmax_rotation_grace = \"1d\"\n");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("keys.rotation_grace: 2d is longer than keys.max_rotation_grace (1d)"),
+        "{err}"
+    );
+    let (code, err) = check_text(
+        "[keys]\nwarn_before = []\nrotation_grace = \"0s\"\nself_rotation = true\nrevoke_unused_after = \"90d\"\n",
+    );
+    assert_eq!(code, Some(0), "{err}");
+}
