@@ -93,16 +93,7 @@ impl SelfService {
     }
 
     pub(super) async fn revoke(&self, req: &Request<Incoming>, rq: &Seen<'_>, id: &str) -> Answer {
-        let s = self.signed_in(req.headers(), rq).await?;
-        self.csrf
-            .check(req.headers(), req.uri(), &s.user)
-            .map_err(Refusal::Csrf)?;
-        let id = KeyId::parse(id).ok_or(Refusal::NotFound)?;
-        // Another user's key is answered exactly like a key that does not exist.
-        match self.keyring.get(&id).await? {
-            Some(record) if record.user == s.user => {}
-            _ => return Err(Refusal::NotFound),
-        }
+        let (s, id) = self.own_key(req, rq, id).await?;
         let revoked = self
             .keyring
             .revoke(&s.actor(), Revocation::Ids(vec![id]))
@@ -118,15 +109,7 @@ impl SelfService {
     /// `creates_per_hour` like a creation (not `max_live_keys`: the old key
     /// is on its way out).
     pub(super) async fn rotate(&self, req: Request<Incoming>, rq: &Seen<'_>, id: &str) -> Answer {
-        let s = self.signed_in(req.headers(), rq).await?;
-        self.csrf
-            .check(req.headers(), req.uri(), &s.user)
-            .map_err(Refusal::Csrf)?;
-        let id = KeyId::parse(id).ok_or(Refusal::NotFound)?;
-        match self.keyring.get(&id).await? {
-            Some(record) if record.user == s.user => {}
-            _ => return Err(Refusal::NotFound),
-        }
+        let (s, id) = self.own_key(&req, rq, id).await?;
         let body: RotateRequest = json_body(req).await?;
         let (grace, ttl) = body.parse().map_err(Refusal::BadRequest)?;
         self.count_create(&s.user)
@@ -134,6 +117,30 @@ impl SelfService {
             .map_err(Refusal::RateLimited)?;
         let rotated = self.keyring.rotate(&s.actor(), id, grace, ttl).await?;
         Ok(response::json(StatusCode::CREATED, &rotated.view()))
+    }
+}
+
+// === impl SelfService (a change to one key) ===
+
+impl SelfService {
+    /// The gate of a write to one key: signed in, the CSRF check, and the
+    /// key the signed-in user's. Another user's key is answered exactly
+    /// like a key that does not exist.
+    async fn own_key(
+        &self,
+        req: &Request<Incoming>,
+        rq: &Seen<'_>,
+        id: &str,
+    ) -> Result<(Session, KeyId), Refusal> {
+        let s = self.signed_in(req.headers(), rq).await?;
+        self.csrf
+            .check(req.headers(), req.uri(), &s.user)
+            .map_err(Refusal::Csrf)?;
+        let id = KeyId::parse(id).ok_or(Refusal::NotFound)?;
+        match self.keyring.get(&id).await? {
+            Some(record) if record.user == s.user => Ok((s, id)),
+            _ => Err(Refusal::NotFound),
+        }
     }
 }
 

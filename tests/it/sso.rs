@@ -22,29 +22,39 @@ use crate::support::webapp::WebApp;
 const APP_USER: &str = "alice@example.org";
 const APP_PASSWORD: &str = "wonderland";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "real browser: run by scripts/test.sh (--include-ignored)"]
-async fn backend_session() {
-    let app = WebApp::start(&[(APP_USER, APP_PASSWORD)]).await;
-    let gw = builder(&app.url(""))
-        .set("login", "method = \"backend_session\"")
+/// keygate in front of `app`, signing people in through the app's session.
+fn backend_session_gateway(app: &WebApp) -> crate::support::gateway::Builder {
+    let mut b = builder(&app.url(""));
+    b.set("login", "method = \"backend_session\"")
         .set(
             "login",
             &format!("whoami_url = \"{}\"", app.url("/login-whoami.api")),
         )
         .set("login", "user_pointer = \"/email\"")
-        .set("login", "login_url = \"/login?next=/.keygate/keys\"")
-        .start()
-        .await;
-    let browser = Browser::start().await;
+        .set("login", "login_url = \"/login?next=/.keygate/keys\"");
+    b
+}
 
-    // Not signed in: the page sends people to the application's sign-in.
+/// Open the page signed out, follow its link to the app's sign-in, sign in
+/// as `APP_USER`, and land back on the page.
+async fn sign_in_to_the_app(browser: &Browser, gw: &crate::support::gateway::TestGateway) {
     browser.goto(&gw.url("/.keygate/keys")).await;
     browser.click("#login").await;
     browser.fill("#username", APP_USER).await;
     browser.fill("#password", APP_PASSWORD).await;
     browser.click("#sign-in").await;
     browser.wait_url(&gw.url("/.keygate/keys")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real browser: run by scripts/test.sh (--include-ignored)"]
+async fn backend_session() {
+    let app = WebApp::start(&[(APP_USER, APP_PASSWORD)]).await;
+    let gw = backend_session_gateway(&app).start().await;
+    let browser = Browser::start().await;
+
+    // Not signed in: the page sends people to the application's sign-in.
+    sign_in_to_the_app(&browser, &gw).await;
 
     let page = KeysPage::new(&browser, &gw.url("")).await;
     page.signed_in_as(APP_USER).await;
@@ -338,14 +348,7 @@ async fn the_page_warns_of_expiring_keys_and_rotates_them() {
     use std::time::Duration;
 
     let app = WebApp::start(&[(APP_USER, APP_PASSWORD)]).await;
-    let gw = builder(&app.url(""))
-        .set("login", "method = \"backend_session\"")
-        .set(
-            "login",
-            &format!("whoami_url = \"{}\"", app.url("/login-whoami.api")),
-        )
-        .set("login", "user_pointer = \"/email\"")
-        .set("login", "login_url = \"/login?next=/.keygate/keys\"")
+    let gw = backend_session_gateway(&app)
         .set("keys", "warn_before = [\"14d\", \"1d\"]")
         .start()
         .await;
@@ -371,12 +374,7 @@ async fn the_page_warns_of_expiring_keys_and_rotates_them() {
     let later = mint("laptop", 60).await;
 
     let browser = Browser::start().await;
-    browser.goto(&gw.url("/.keygate/keys")).await;
-    browser.click("#login").await;
-    browser.fill("#username", APP_USER).await;
-    browser.fill("#password", APP_PASSWORD).await;
-    browser.click("#sign-in").await;
-    browser.wait_url(&gw.url("/.keygate/keys")).await;
+    sign_in_to_the_app(&browser, &gw).await;
     let page = KeysPage::new(&browser, &gw.url("")).await;
     page.signed_in_as(APP_USER).await;
 

@@ -93,16 +93,7 @@ impl RedisStore {
         let score = new.expires_at.map_or("+inf".to_owned(), |e| e.to_string());
         // Safe to repeat: a repeat of a rotation that ran finds it done (`Already`).
         let mut conn = self.writes.repeating();
-        // `ns:all` before the record, as `insert` does (layout.rs).
-        let _: () = self
-            .bounded(
-                redis::cmd("ZADD")
-                    .arg(self.all())
-                    .arg(&score)
-                    .arg(new.id.as_str())
-                    .query_async(&mut conn),
-            )
-            .await?;
+        self.index_first(&mut conn, &new.id, &score).await?;
         let mut call = ROTATE.prepare_invoke();
         call.key(self.record(old.as_str()))
             .key(self.record(new.id.as_str()))

@@ -286,17 +286,7 @@ impl RedisStore {
         let score = r.expires_at.map_or("+inf".to_owned(), |e| e.to_string());
         // Safe to repeat: the same ZADD and HSETs of a fresh id.
         let mut conn = self.writes.repeating();
-        // Index first (own slot): a crash after it leaves an id without a
-        // record, never a record that `revoke_all` cannot find.
-        let _: () = self
-            .bounded(
-                redis::cmd("ZADD")
-                    .arg(self.all())
-                    .arg(&score)
-                    .arg(r.id.as_str())
-                    .query_async(&mut conn),
-            )
-            .await?;
+        self.index_first(&mut conn, &r.id, &score).await?;
         let mut pipe = redis::pipe();
         pipe.atomic().hset_multiple(&key, &fields(r)).ignore();
         if let Some(ttl) = r.ttl(unix_now()) {
@@ -508,6 +498,27 @@ impl RedisStore {
         self.bounded(redis::cmd("PING").query_async::<String>(&mut conn))
             .await
             .map(|_| ())
+    }
+}
+
+// === impl RedisStore (the index) ===
+
+impl RedisStore {
+    /// Put a new id in `ns:all` (its own slot) before its record is
+    /// written: a crash after it leaves an id without a record, pruned when
+    /// read, never a record that `revoke_all` cannot find.
+    async fn index_first<C>(&self, conn: &mut C, id: &KeyId, score: &str) -> Result<(), StoreError>
+    where
+        C: redis::aio::ConnectionLike + Send,
+    {
+        self.bounded(
+            redis::cmd("ZADD")
+                .arg(self.all())
+                .arg(score)
+                .arg(id.as_str())
+                .query_async(conn),
+        )
+        .await
     }
 }
 
