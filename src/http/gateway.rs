@@ -80,7 +80,7 @@ impl<P: OwnPages> Gateway<P> {
         Gateway {
             own_pages,
             warn_window: keyring.warn_window(),
-            self_rotation: SelfRotation::new(keyring),
+            self_rotation: SelfRotation::new(keyring, config.self_service.creates_per_hour),
             admission,
             refusals: Refusals::new(metrics.clone(), &config.auth.realm),
             upstream,

@@ -8,11 +8,13 @@
 //! authenticate, limit), so a bad key gets the very 401 a bad key gets
 //! everywhere, and failures count against the client alike. Its scope is
 //! not checked: a read key may rotate itself, and its successor stays read.
+//! Each counts against `self_service.creates_per_hour` (429 past it).
 //! Off unless `[keys] self_rotation = true` (403 naming the key). A chain of
 //! self-rotations never outlives `keys.max_ttl` from its first key
 //! (`Keyring::rotate`).
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -31,6 +33,7 @@ use crate::keys::Source;
 
 /// The route.
 pub const PATH: &str = "/.keygate/api/rotate";
+const HOUR: Duration = Duration::from_secs(3600);
 /// Largest body (`{"grace","ttl"}` is tiny).
 const MAX_BODY: usize = 4 * 1024;
 
@@ -38,15 +41,19 @@ pub struct SelfRotation {
     keyring: Keyring,
     /// `keys.self_rotation`.
     enabled: bool,
+    /// `self_service.creates_per_hour`: a script rotating in a loop makes
+    /// no more keys than a person may on the page (the same count).
+    per_hour: u32,
 }
 
 // === impl SelfRotation ===
 
 impl SelfRotation {
-    pub fn new(keyring: Keyring) -> SelfRotation {
+    pub fn new(keyring: Keyring, per_hour: u32) -> SelfRotation {
         SelfRotation {
             enabled: keyring.self_rotation(),
             keyring,
+            per_hour,
         }
     }
 
@@ -88,6 +95,17 @@ impl SelfRotation {
             Ok(parsed) => parsed,
             Err(message) => return response::json_error(StatusCode::BAD_REQUEST, &message),
         };
+        match self.keyring.count_in_window(principal.user(), HOUR).await {
+            Ok((count, _)) if count <= u64::from(self.per_hour) => {}
+            Ok((_, left)) => {
+                let resp = response::json_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many keys made for this user in the last hour (self_service.creates_per_hour); try again later",
+                );
+                return response::retry_after(resp, left.max(Duration::from_secs(1)));
+            }
+            Err(e) => return refuse(RotateError::Store(e), refusals, client),
+        }
         let actor = Actor::new(principal.user(), Source::SelfRotation, Some(client));
         match self
             .keyring

@@ -257,3 +257,33 @@ async fn the_documented_cron_recipe_swaps_the_key_in_netrc() {
         0
     );
 }
+
+/// A script that rotates in a loop makes no more keys an hour than
+/// `self_service.creates_per_hour`.
+#[tokio::test]
+async fn self_rotations_count_against_creates_per_hour() {
+    let f = fleet(2, "selfrot-limit", |b| {
+        b.set("keys", "self_rotation = true")
+            .set("self_service", "creates_per_hour = 2");
+    })
+    .await;
+    let (mut key, _) = f.gateways[0].key("pia").await;
+    for i in 0..2 {
+        let v = created(&self_rotate(&f, i, ("authorization", basic(&key)), None).await);
+        key = v["key"].as_str().unwrap().to_owned();
+    }
+    let a = self_rotate(&f, 1, ("authorization", basic(&key)), None).await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.text());
+    assert!(json_of(&a)["error"]
+        .as_str()
+        .unwrap()
+        .contains("creates_per_hour"));
+    let wait: u64 = a.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&wait));
+    assert_eq!(
+        listed(&f, "pia").await.len(),
+        3,
+        "no key made past the limit"
+    );
+    assert_eq!(f.status(0, &key).await, StatusCode::OK);
+}
