@@ -202,3 +202,60 @@ async fn keys_unused_for_revoke_unused_after_are_revoked_as_idle() {
     assert_eq!(got[0].body["data"]["id"], idle_id.as_str());
     assert_eq!(got[0].body["data"]["source"], "idle");
 }
+
+/// The real binary's access log records the `KeyGate-Key-Expires` it sent.
+#[tokio::test]
+async fn the_access_log_records_the_expiry_a_key_was_told() {
+    use crate::support::bin::{self, Process};
+    let redis = crate::support::redis::RedisServer::start();
+    let up = crate::support::upstream::Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = crate::support::tls::Ca::new("access log CA");
+    let store = crate::support::redis::store_section(&redis, dir.path(), "expires-log").join("\n");
+    let cfg = bin::write_config(
+        dir.path(),
+        &ca,
+        "keygate",
+        &up.url(),
+        &format!("[store]\n{store}\n[keys]\nwarn_before = [\"1d\"]\n"),
+    );
+    let mint = |ttl: &str| {
+        let out = crate::keys_cli::keys_in(
+            &cfg,
+            dir.path(),
+            &["create", "--user", "quinn", "--ttl", ttl, "--json"],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let (soon, later) = (mint("12h"), mint("30d"));
+    let kg = Process::serve(&cfg);
+    let addr = kg.main_addr().await;
+    let c = crate::support::client::h1(&ca);
+    for (key, path) in [(&soon, "/soon"), (&later, "/later")] {
+        let url = format!("https://127.0.0.1:{}{path}", addr.port());
+        let a = crate::support::client::get_with_key(&c, &url, key["key"].as_str().unwrap()).await;
+        assert_eq!(a.status, StatusCode::OK);
+    }
+    let line = |path: &'static str| {
+        let kg = &kg;
+        eventually(
+            "the access log line",
+            250,
+            Duration::from_millis(20),
+            move || async move {
+                kg.log_lines()
+                    .into_iter()
+                    .find(|l| l["target"] == "keygate::access" && l["path"] == path)
+            },
+        )
+    };
+    let soon_line = line("/soon").await;
+    assert_eq!(soon_line["key_expires"], soon["expires_at"], "{soon_line}");
+    assert_eq!(soon_line["key_id"], soon["id"]);
+    assert_eq!(line("/later").await["key_expires"], "-");
+}
