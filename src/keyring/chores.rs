@@ -4,25 +4,29 @@
 //! through `Keyring::revoke` (source `idle`: audited, counted, announced,
 //! stopped on every instance like any revocation).
 //!
-//! The idle sweep runs on one instance at a time (a lease in the store,
-//! renewed while it works) and looks at one page of keys per round, going
-//! on from where the last round stopped, so a round's work is bounded
-//! however many keys there are; a full pass over a million keys takes
-//! about 17 hours of rounds a minute apart.
+//! The idle sweep runs on one instance at a time (a lease in the store) and
+//! lists every key once a round, a round every quarter of the window (at
+//! most an hour apart: a 90-day window lists the keys hourly), revoking the
+//! idle ones a thousand at a time. Keys made before keygate kept a schedule
+//! of notices get theirs filed once after a start (`backfill_notices`).
 
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{KeyFilter, Keyring, Revocation};
+use super::{Keyring, Revocation};
 use crate::audit::Actor;
-use crate::keys::{unix_now, KeyId, Source};
+use crate::keys::{unix_now, KeyId, KeyRecord, Source};
 
 /// Pause between two claims of due notices.
 const NOTICE_EVERY: Duration = Duration::from_secs(1);
-/// Keys one idle round looks at.
-const IDLE_PAGE: usize = 1000;
+/// Keys one revocation (or one schedule check) takes at a time.
+const IDLE_BATCH: usize = 1000;
+/// The backfill of notices waits this long after start (the fleet settles).
+const BACKFILL_AFTER: Duration = Duration::from_secs(5);
+/// After a backfill, no other instance does it again for this long.
+const BACKFILL_LEASE: Duration = Duration::from_secs(3600);
 
 /// The running chores; `stop` ends them.
 pub struct Chores {
@@ -47,7 +51,10 @@ impl Keyring {
     /// Start this instance's share of the chores (`app::start` calls it).
     pub fn run_chores(&self) -> Chores {
         let (stop, stopped) = watch::channel(false);
-        let mut tasks = vec![tokio::spawn(self.clone().notice_rounds(stopped.clone()))];
+        let mut tasks = vec![
+            tokio::spawn(self.clone().notice_rounds(stopped.clone())),
+            tokio::spawn(self.clone().backfill_notices(stopped.clone())),
+        ];
         if let Some(window) = self.0.lifecycle.revoke_unused_after {
             tasks.push(tokio::spawn(self.clone().idle_rounds(window, stopped)));
         }
@@ -78,57 +85,105 @@ impl Keyring {
     }
 
     async fn idle_rounds(self, window: Duration, mut stopped: watch::Receiver<bool>) {
-        let every = (window / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let every = idle_every(window);
         let holder = holder_name();
-        let mut cursor: Option<KeyId> = None;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
                 _ = stopped.changed() => return,
             }
-            match self.0.store.lease("idle-sweep", &holder, every * 3).await {
-                Ok(true) => match self.idle_round(window, cursor).await {
-                    Ok(next) => cursor = next,
-                    Err(e) => tracing::warn!(error = %e, "idle-key sweep failed; trying again"),
-                },
-                Ok(false) => cursor = None,
+            // Held past the round, so the next instance waits its turn.
+            match self
+                .0
+                .store
+                .lease("idle-sweep", &holder, every + every / 2)
+                .await
+            {
+                Ok(true) => {
+                    if let Err(e) = self.idle_round(window).await {
+                        tracing::warn!(error = %e, "idle-key sweep failed; trying again");
+                    }
+                }
+                Ok(false) => {}
                 Err(e) => tracing::warn!(error = %e, "idle-key sweep: cannot take its lease"),
             }
         }
     }
 
-    /// Revoke the idle keys among one page after `cursor`; where the next
-    /// round goes on (`None`: from the start).
-    async fn idle_round(
-        &self,
-        window: Duration,
-        cursor: Option<KeyId>,
-    ) -> Result<Option<KeyId>, crate::keyring::RevokeError> {
-        let page = self
-            .page(
-                &KeyFilter::default(),
-                cursor.as_ref().map(KeyId::as_str),
-                IDLE_PAGE,
-            )
-            .await?;
+    /// Revoke every key not used within `window`, `IDLE_BATCH` at a time.
+    async fn idle_round(&self, window: Duration) -> Result<(), crate::keyring::RevokeError> {
         let idle_before = unix_now().saturating_sub(window.as_secs());
-        let idle: Vec<KeyId> = page
-            .keys
+        let idle: Vec<KeyId> = self
+            .list(None)
+            .await?
             .iter()
             .filter(|r| r.last_used.unwrap_or(r.created_at) < idle_before)
             .map(|r| r.id)
             .collect();
-        if !idle.is_empty() {
-            let actor = Actor::new("keygate", Source::Idle, None);
-            let done = self.revoke(&actor, Revocation::Ids(idle)).await?;
+        let actor = Actor::new("keygate", Source::Idle, None);
+        for batch in idle.chunks(IDLE_BATCH) {
+            let done = self.revoke(&actor, Revocation::Ids(batch.to_vec())).await?;
             tracing::info!(
                 revoked = done.count,
                 unused_for = %crate::settings::short_duration(window),
                 "revoked keys unused for keys.revoke_unused_after"
             );
         }
-        Ok(page.next_cursor)
+        Ok(())
     }
+
+    /// File the notices of keys that have none (made before keygate kept
+    /// a schedule, or while the store could not take it): once, by one
+    /// instance, shortly after start; the lease then keeps the others from
+    /// doing it again for `BACKFILL_LEASE`. Only notices still ahead are
+    /// filed, so nothing is announced late.
+    async fn backfill_notices(self, mut stopped: watch::Receiver<bool>) {
+        tokio::select! {
+            _ = tokio::time::sleep(BACKFILL_AFTER) => {}
+            _ = stopped.changed() => return,
+        }
+        match self
+            .0
+            .store
+            .lease("notice-backfill", &holder_name(), BACKFILL_LEASE)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "expiry notices: cannot take the backfill lease");
+                return;
+            }
+        }
+        let filed = async {
+            let keys = self.list(None).await?;
+            let expiring: Vec<&KeyRecord> =
+                keys.iter().filter(|r| r.expires_at.is_some()).collect();
+            let mut filed = 0;
+            for batch in expiring.chunks(IDLE_BATCH) {
+                let ids: Vec<KeyId> = batch.iter().map(|r| r.id).collect();
+                let missing = self.0.store.unscheduled(&ids).await?;
+                for r in batch.iter().filter(|r| missing.contains(&r.id)) {
+                    self.schedule_notices(r).await;
+                    filed += 1;
+                }
+            }
+            Ok::<_, crate::store::StoreError>(filed)
+        };
+        match filed.await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(keys = n, "filed the expiry notices of keys that had none"),
+            Err(e) => {
+                tracing::warn!(error = %e, "expiry notices: the backfill failed; the next start tries again")
+            }
+        }
+    }
+}
+
+/// How often the idle sweep looks: a quarter of the window, from a second
+/// to an hour (each look lists every key).
+fn idle_every(window: Duration) -> Duration {
+    (window / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600))
 }
 
 /// Who holds a lease: unique per process.

@@ -16,12 +16,13 @@
 //!   first, and makes each due again only `lease` later: while one instance
 //!   sends a notice no other one claims it, and a notice whose sender died
 //!   comes due again. `notice_sent` removes it.
+//! * `unscheduled` names the keys `schedule` never filed notices for.
 //! * `lease` grants a named chore to `holder` for `ttl` if no other holder
 //!   has it (renewing its own).
 //!
 //! Repeats: `rotate` is sent again only when its connection was found dead
 //! before it ran (a repeat finds `Already` at worst); `schedule`,
-//! `notice_sent`, `unschedule` and `lease` are idempotent; `claim_notices`
+//! `notice_sent`, `unschedule`, `unscheduled` and `lease` are idempotent; `claim_notices`
 //! goes on a checked connection (a repeat would only lease again).
 //! Redis layout: `store/redis/lifecycle.rs`.
 
@@ -118,6 +119,14 @@ impl Store {
         }
     }
 
+    /// Which of `ids` have no notices filed (`schedule` never ran for them).
+    pub async fn unscheduled(&self, ids: &[KeyId]) -> Result<Vec<KeyId>, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.lifecycle().unscheduled(ids)),
+            Store::Redis(r) => r.unscheduled(ids).await,
+        }
+    }
+
     /// Hold the chore `name` for `ttl` as `holder`: true if it is ours.
     pub async fn lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
         match self {
@@ -197,6 +206,14 @@ impl MemoryLifecycle {
         if before == 0 {
             s.about.remove(id);
         }
+    }
+
+    fn unscheduled(&self, ids: &[KeyId]) -> Vec<KeyId> {
+        let s = self.inner.lock().expect("schedule lock");
+        ids.iter()
+            .filter(|id| !s.about.contains_key(id))
+            .copied()
+            .collect()
     }
 
     fn unschedule(&self, ids: Option<&[KeyId]>) {

@@ -539,6 +539,7 @@ async fn lifecycle_conformance(store: Store) {
         )
         .await
         .unwrap();
+    assert_eq!(store.unscheduled(&[a.id, b.id]).await.unwrap(), [b.id]);
     let due = store.claim_notices(now, lease, 10).await.unwrap();
     assert_eq!(
         due,

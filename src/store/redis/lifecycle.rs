@@ -251,6 +251,28 @@ impl RedisStore {
         }
     }
 
+    pub async fn unscheduled(&self, ids: &[KeyId]) -> Result<Vec<KeyId>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fields: Vec<&str> = ids.iter().map(KeyId::as_str).collect();
+        let mut conn = self.conn.repeating();
+        let about: Vec<Option<String>> = self
+            .bounded(
+                redis::cmd("HMGET")
+                    .arg(self.about_key())
+                    .arg(fields)
+                    .query_async(&mut conn),
+            )
+            .await?;
+        Ok(ids
+            .iter()
+            .zip(about)
+            .filter(|(_, a)| a.is_none())
+            .map(|(id, _)| *id)
+            .collect())
+    }
+
     pub async fn lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
         let mut conn = self.conn.repeating();
         let held: i64 = self

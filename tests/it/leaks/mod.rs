@@ -27,7 +27,7 @@ pub(crate) struct Fleet {
     /// The scanner whose key `[leaks] public_keys_file` lists.
     pub scanner: Scanner,
     _dir: tempfile::TempDir,
-    _redis: RedisServer,
+    pub redis: RedisServer,
     _upstream: Upstream,
 }
 
@@ -70,7 +70,7 @@ pub(crate) async fn fleet(n: usize, ns: &str, configure: impl Fn(&mut Builder)) 
         clients,
         scanner,
         _dir: dir,
-        _redis: redis,
+        redis,
         _upstream: upstream,
     }
 }

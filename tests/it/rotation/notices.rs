@@ -259,3 +259,58 @@ async fn the_access_log_records_the_expiry_a_key_was_told() {
     assert_eq!(soon_line["key_id"], soon["id"]);
     assert_eq!(line("/later").await["key_expires"], "-");
 }
+
+/// A key whose notices were never filed (made before keygate kept a
+/// schedule) gets them after a start: filed once by one instance, only
+/// those still ahead, each sent once.
+#[tokio::test]
+async fn keys_without_a_schedule_get_their_notices_after_a_start() {
+    use crate::support::deploy::query;
+    let receiver = Receiver::start(Mode::Up).await;
+    let dir = tempfile::tempdir().unwrap();
+    let hook = webhook_to(
+        &receiver.url(),
+        dir.path(),
+        &["events = [\"key.expiring\", \"key.expired\"]"],
+    );
+    let f = fleet(1, "notices-backfill", |b| {
+        b.set("keys", "warn_before = [\"3s\"]");
+        hook(b);
+    })
+    .await;
+    let (_, id) = f.gateways[0]
+        .key_with("rose", Ttl::For(Duration::from_secs(12)), Scope::Full)
+        .await;
+    // As an older keygate left it: the key, no schedule, no backfill done.
+    let port = f.redis.port;
+    let schedule: Vec<String> = query(port, redis::cmd("KEYS").arg("*{lifecycle}*")).unwrap();
+    assert_eq!(schedule.len(), 2, "{schedule:?}");
+    let _: () = query(port, redis::cmd("DEL").arg(&schedule)).unwrap();
+    let _: () = query(
+        port,
+        redis::cmd("DEL").arg("notices-backfill:lease:notice-backfill"),
+    )
+    .unwrap();
+    // Then an instance of this version starts.
+    let mut b = crate::support::gateway::builder("http://127.0.0.1:9");
+    b.redis(&f.redis, dir.path(), "notices-backfill")
+        .set("keys", "warn_before = [\"3s\"]");
+    hook(&mut b);
+    let _upgraded = b.start().await;
+
+    // The backfill runs 5s after the start: the warning (9s after the
+    // key was made) and the expiry (12s) are still ahead then.
+    eventually(
+        "both notices arrive",
+        400,
+        Duration::from_millis(50),
+        || async { (receiver.received().len() >= 2).then_some(()) },
+    )
+    .await;
+    let got = exactly(&receiver, 2).await;
+    let types = by_type(&got);
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert_eq!(types["key.expiring"].len(), 1);
+    assert_eq!(types["key.expired"].len(), 1);
+    assert!(got.iter().all(|d| d.body["data"]["id"] == id.as_str()));
+}
