@@ -236,8 +236,12 @@ async fn list(k: &Keyring, user: Option<&str>, json: bool) -> Result<(), CliErro
         "ID", "USER", "SCOPE", "CREATED", "EXPIRES"
     );
     for r in &keys {
+        // A rotated key lives out its grace period: say so beside its label.
+        let replaced = r
+            .rotated_to
+            .map_or(String::new(), |to| format!(" (rotated to {to})"));
         println!(
-            "{:<12}  {:<24}  {:<5}  {:<20}  {:<20}  {}",
+            "{:<12}  {:<24}  {:<5}  {:<20}  {:<20}  {}{replaced}",
             r.id,
             r.user,
             r.scope.as_str(),

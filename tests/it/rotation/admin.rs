@@ -268,6 +268,12 @@ fn keygate_keys_rotate_prints_the_successor_once() {
     let grace_left = unix(&old["expires_at"]) as f64 - now_secs_f64();
     assert!((86_390.0..=86_402.0).contains(&grace_left), "{old}");
     assert!(!out(&o).contains(&secret), "a listing never shows a secret");
+    let table = out(&keys_in(&cfg, dir.path(), &["list", "--user", "gina"]));
+    let old_line = table.lines().find(|l| l.starts_with(id)).unwrap();
+    assert!(
+        old_line.ends_with(&format!("(rotated to {new_id})")),
+        "{table}"
+    );
 
     // Again: exit 1 naming the successor; over the maximum: exit 2 naming --grace.
     let o = keys_in(&cfg, dir.path(), &["rotate", "--id", id]);
