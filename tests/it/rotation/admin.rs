@@ -290,3 +290,39 @@ fn keygate_keys_rotate_prints_the_successor_once() {
     assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     assert!(err(&o).contains("no such key"), "{}", err(&o));
 }
+
+/// A rotation announces itself: `key.rotated` about the old key (with its
+/// successor and the end of its grace period) and `key.created` with
+/// `rotated_from` for the successor, once each across two instances.
+#[tokio::test]
+async fn a_rotation_is_announced_once_by_webhook() {
+    use crate::leaks::webhooks::{by_type, exactly, webhook_to};
+    use crate::support::webhook_receiver::{Mode, Receiver};
+    let receiver = Receiver::start(Mode::Up).await;
+    let dir = tempfile::tempdir().unwrap();
+    let hook = webhook_to(&receiver.url(), dir.path(), &[]);
+    let f = fleet(2, "rotate-hooks", |b| hook(b)).await;
+    let (secret, id) = create_key(&f.clients[0], &f.gateways[0], "uma").await;
+    let v = rotated(&rotate(&f, 1, &id, grace("2h")).await);
+
+    let got = exactly(&receiver, 3).await;
+    assert_eq!(got.len(), 3, "{got:#?}");
+    let types = by_type(&got);
+    let rot = &types["key.rotated"][0].body["data"];
+    assert_eq!(rot["id"], id.as_str());
+    assert_eq!(rot["rotated_to"], v["id"]);
+    assert_eq!(rot["works_until"], v["old_key_expires_at"]);
+    assert_eq!(rot["source"], "admin");
+    let created: Vec<_> = types["key.created"]
+        .iter()
+        .map(|d| &d.body["data"])
+        .collect();
+    assert_eq!(created.len(), 2);
+    let successor = created.iter().find(|d| d["id"] == v["id"]).unwrap();
+    assert_eq!(successor["rotated_from"], id.as_str());
+    for d in &got {
+        assert!(d.verified);
+        let text = d.body.to_string();
+        assert!(!text.contains(&secret) && !text.contains(v["key"].as_str().unwrap()));
+    }
+}
