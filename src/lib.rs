@@ -7,6 +7,8 @@
 //!
 //! ```text
 //! main listener:  listener ─► tls ─► http::gateway ─┬─ route: selfservice (/.keygate/*) ─► login
+//!                                                   │        http::self_rotation (/.keygate/api/rotate,
+//!                                                   │        admitted by its key) ─► keyring.rotate
 //!                                                   ├─ admit: http::admission
 //!                                                   │     strip ─► auth (credential) ─► keyring.verify
 //!                                                   │     ─► ratelimit ─► scope ─► identity headers
@@ -36,7 +38,8 @@
 //! * `http`: the gateway's steps (`gateway`: route, admit, forward;
 //!   `admission`: strip, authenticate, limit, authorize, identify), its
 //!   refusals mapped in one place (`refusal`), every answer keygate writes
-//!   (`response`), the header rules, the response body and the access log.
+//!   (`response`), the header rules, the response body and the access log;
+//!   `self_rotation`: a key rotating itself, admitted by the gateway's steps.
 //! * `auth`: finding the API credential (typed as an `ApiKey` from the
 //!   decoder on), scopes, last use; `ratelimit`: failed authentications per
 //!   client, requests per key.
@@ -54,9 +57,10 @@
 //!
 //! Keys:
 //! * [`keyring`]: the only way in to keys. It verifies presented keys
-//!   (validation cache, store, constant-time compare), mints, revokes and
-//!   changes settings for an [`audit::Actor`], recording the audit event and
-//!   the metrics inside each change.
+//!   (validation cache, store, constant-time compare), mints, rotates,
+//!   revokes and changes settings for an [`audit::Actor`], recording the
+//!   audit event and the metrics inside each change; its chores send expiry
+//!   notices from a schedule in the store and retire idle keys.
 //! * [`keys`]: key format, checksum, ids and HMAC digests; [`store`]: where
 //!   records live (memory, or Redis: standalone, Cluster, Sentinel), held by
 //!   the keyring alone; `fleet`: every instance sharing one Redis, the
