@@ -19,15 +19,24 @@ use crate::support::gateway::test_actor;
 use crate::support::webhook_receiver::{Mode, Receiver};
 use crate::support::{body, eventually};
 
-#[tokio::test]
-async fn three_instances_warn_once_per_offset_and_announce_the_expiry_once() {
+/// A webhook receiver, and the `[[webhooks]]` entry sending it the expiry
+/// notices (its secret file in `dir`).
+async fn expiry_receiver(
+    dir: &std::path::Path,
+) -> (Receiver, impl Fn(&mut crate::support::gateway::Builder)) {
     let receiver = Receiver::start(Mode::Up).await;
-    let dir = tempfile::tempdir().unwrap();
     let hook = webhook_to(
         &receiver.url(),
-        dir.path(),
+        dir,
         &["events = [\"key.expiring\", \"key.expired\"]"],
     );
+    (receiver, hook)
+}
+
+#[tokio::test]
+async fn three_instances_warn_once_per_offset_and_announce_the_expiry_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (receiver, hook) = expiry_receiver(dir.path()).await;
     let f = fleet(3, "notices3", |b| {
         b.set("keys", "warn_before = [\"2s\", \"4s\"]");
         hook(b);
@@ -266,13 +275,8 @@ async fn the_access_log_records_the_expiry_a_key_was_told() {
 #[tokio::test]
 async fn keys_without_a_schedule_get_their_notices_after_a_start() {
     use crate::support::deploy::query;
-    let receiver = Receiver::start(Mode::Up).await;
     let dir = tempfile::tempdir().unwrap();
-    let hook = webhook_to(
-        &receiver.url(),
-        dir.path(),
-        &["events = [\"key.expiring\", \"key.expired\"]"],
-    );
+    let (receiver, hook) = expiry_receiver(dir.path()).await;
     let f = fleet(1, "notices-backfill", |b| {
         b.set("keys", "warn_before = [\"3s\"]");
         hook(b);
