@@ -63,16 +63,17 @@ async fn over_three_instances_the_old_key_works_until_its_grace_ends_then_stops_
     }
     // The old key works on every instance until the grace period ends...
     let mut rounds = 0;
-    while now_secs_f64() < end - 0.3 {
+    while now_secs_f64() < end - 0.1 {
         for i in 0..3 {
-            let sent = now_secs_f64();
             let status = f.status(i, &old_key).await;
-            if sent < end - 0.05 {
+            // Answered before the end: the instance decided before it too.
+            let answered = now_secs_f64();
+            if answered < end {
                 assert_eq!(
                     status,
                     StatusCode::OK,
                     "instance {i} refused the old key {:.2}s before the grace period's end",
-                    end - sent
+                    end - answered
                 );
             }
         }
@@ -90,13 +91,15 @@ async fn over_three_instances_the_old_key_works_until_its_grace_ends_then_stops_
     }
     for i in 0..3 {
         loop {
+            // Sent after end + 1s: the instance decided after it too.
+            let sent = now_secs_f64();
             let status = f.status(i, &old_key).await;
             if status == StatusCode::UNAUTHORIZED {
                 break;
             }
             assert_eq!(status, StatusCode::OK);
             assert!(
-                now_secs_f64() < end + 1.0,
+                sent < end + 1.0,
                 "instance {i} still accepts the old key a second after its grace period"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
