@@ -200,17 +200,6 @@ impl Keyring {
     }
 
     /// `keys.prefix`.
-    /// `keys.self_rotation`: whether a key may rotate itself.
-    pub fn self_rotation(&self) -> bool {
-        self.0.lifecycle.self_rotation
-    }
-
-    /// `keys.warn_before`'s longest offset: keys expiring within it are
-    /// flagged (`KeyGate-Key-Expires`, the page's banner).
-    pub fn warn_window(&self) -> Option<Duration> {
-        self.0.lifecycle.warn_before.first().copied()
-    }
-
     pub fn prefix(&self) -> &str {
         &self.0.prefix
     }

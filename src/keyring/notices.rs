@@ -44,6 +44,12 @@ struct About {
 // === impl Keyring (notices) ===
 
 impl Keyring {
+    /// `keys.warn_before`'s longest offset: keys expiring within it are
+    /// flagged (`KeyGate-Key-Expires`, the page's banner).
+    pub fn warn_window(&self) -> Option<Duration> {
+        self.0.lifecycle.warn_before.first().copied()
+    }
+
     /// File the notices of a key that expires (a new key, or one whose
     /// expiry a rotation moved). A failure is logged: the key stands.
     pub(super) async fn schedule_notices(&self, record: &KeyRecord) {

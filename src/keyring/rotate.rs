@@ -110,6 +110,11 @@ const FORGET_RETRIES: u32 = 30;
 // === impl Keyring (rotation) ===
 
 impl Keyring {
+    /// `keys.self_rotation`: whether a key may rotate itself.
+    pub fn self_rotation(&self) -> bool {
+        self.0.lifecycle.self_rotation
+    }
+
     /// Rotate key `id`: a successor with its user, label, scope and source,
     /// and the old key working until `min(now + grace, its expiry)`.
     ///
