@@ -18,6 +18,8 @@
 #                      hit every peer alike); sequential: one peer after the other
 #                      (chosen by itself when two peers share a port)
 #   SCENARIOS="h1-c64 h1-c8 tls-c64 tls-c8 h2-c8m8 tls-hs badkey-c8"
+#   SETTLE=20          before each run, wait up to this many seconds for idle CPUs
+#                      (0: don't; for a machine that is busy anyway)
 #   SKIP_BUILD=0       1: measure the binaries as they are
 #   KEYGATE_BIN, HYPER_FLOOR_BIN   the binaries (default: target/release/...)
 #   BENCH_OUT=${TMPDIR:-/tmp}/keygate-bench   STATE_DIR=$BENCH_OUT/state
@@ -30,7 +32,7 @@ source "$HERE/lib/nginx.sh"
 source "$HERE/lib/peers.sh"
 
 if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-  sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   echo "peers: $(cd "$BENCH_DIR/peers" && ls -- *.sh | sed 's/\.sh$//' | tr '\n' ' ')"
   exit 0
 fi
@@ -39,6 +41,7 @@ DURATION=${DURATION:-10}
 REPS=${REPS:-3}
 WARMUP=${WARMUP:-3}
 PAUSE=${PAUSE:-1}
+SETTLE=${SETTLE:-20}
 ORDER=${ORDER:-interleave}
 SCENARIOS=${SCENARIOS:-"h1-c64 h1-c8 tls-c64 tls-c8 h2-c8m8 tls-hs badkey-c8"}
 RESULTS=${RESULTS:-$BENCH_OUT/results/$(date +%Y%m%d-%H%M%S)}
@@ -114,7 +117,7 @@ run_scenario() {
   # the command as run, the credential elided
   printf '%s %s\n' "$s" "$(printf '%q ' "${cmd[@]}" | sed -E 's/(Basic\\? )[A-Za-z0-9+\/=]+/\1<base64(apikey:KEY)>/g')" >>"$COMMANDS.all"
   local before after rc
-  settle
+  settle "$SETTLE"
   before=$(cpu_snapshot)
   "${cmd[@]}" >"$raw" 2>&1
   rc=$?

@@ -202,9 +202,10 @@ fds() {
 cpu_snapshot() { awk '/^cpu[0-9]+ /{printf "%s %s %s %s %s %s %s %s %s;", $1,$2,$3,$4,$5,$6,$7,$8,$9}' /proc/stat; }
 
 # settle [MAX_SECONDS] : wait until both CPUs are nearly idle (< 15 % busy
-# over 0.5 s), so leftover work does not leak into the next measurement
+# over 0.5 s), so leftover work does not leak into the next measurement; 0: don't wait
 settle() {
   local max=${1:-20} i a b
+  ((max > 0)) || return 0
   for ((i = 0; i < max * 2; i++)); do
     a=$(cpu_snapshot); sleep 0.5; b=$(cpu_snapshot)
     python3 "$BENCH_DIR/lib/report.py" idle "$a" "$b" && return 0
