@@ -6,6 +6,9 @@
 #   KEYGATE_ACCESS_LOG=off|json|human  the access log, to $PEER_DIR/access.log
 #                       through [log] file (the counterpart of nginx's
 #                       NGINX_ACCESS_LOG=1); off by default, as for nginx
+#   KEYGATE_LOG_FILE=1  1: the log goes to [log] file; 0: to stderr, which
+#                       the bench sends to $PEER_DIR/LABEL.log (also for a
+#                       keygate without [log] file, KEYGATE_BIN=an older one)
 #   KEYGATE_THREADS=1   [runtime] workers (1: a current-thread runtime, fair
 #                       against 1-worker nginx; N: N threads, still on PEER_CPU)
 #   KEYGATE_MAX_CONNECTIONS  [limits] max_connections (default: keygate's)
@@ -23,7 +26,9 @@ keygate_desc() {
   local rev
   rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)
   if [[ -n $rev ]] && ! git -C "$REPO" diff --quiet HEAD 2>/dev/null; then rev+="+dirty"; fi
-  printf 'keygate %s, %s worker thread(s), access log %s' "${rev:-?}" "$KEYGATE_THREADS" "$KEYGATE_ACCESS_LOG"
+  local to=""
+  [[ $KEYGATE_ACCESS_LOG != off ]] && to=$([[ ${KEYGATE_LOG_FILE:-1} == 1 ]] && echo " to [log] file" || echo " to stderr")
+  printf 'keygate %s, %s worker thread(s), access log %s%s' "${rev:-?}" "$KEYGATE_THREADS" "$KEYGATE_ACCESS_LOG" "$to"
 }
 
 # keygate_config FILE LISTEN_PORT ADMIN_PORT TLS(1|0) AUTH_LINES STORE_LINES
@@ -41,7 +46,8 @@ level = "warn"'
   else
     log="access_log = true
 format = \"$KEYGATE_ACCESS_LOG\"
-level = \"info\"
+level = \"info\""
+    [[ ${KEYGATE_LOG_FILE:-1} == 1 ]] && log+="
 file = \"$PEER_DIR/access.log\""
   fi
   cat >"$file" <<CONF
