@@ -113,6 +113,8 @@ pub struct Metrics {
     pub webhooks_delivered: Counter,
     /// Webhook attempts of this instance that failed (tried again later).
     pub webhook_failures: Counter,
+    /// Log lines the log writer dropped because it fell behind.
+    log_dropped_lines: Counter,
 }
 
 // === impl Metrics ===
@@ -245,6 +247,13 @@ impl Metrics {
             webhook_failures.clone(),
         );
 
+        let log_dropped_lines = Counter::default();
+        registry.register(
+            "keygate_log_dropped_lines",
+            "Log lines dropped because the log writer fell behind (log.buffer_lines full)",
+            log_dropped_lines.clone(),
+        );
+
         Arc::new(Metrics {
             registry,
             requests,
@@ -264,6 +273,7 @@ impl Metrics {
             keys_leaked,
             webhooks_delivered,
             webhook_failures,
+            log_dropped_lines,
         })
     }
 
@@ -301,6 +311,10 @@ impl Metrics {
         if yes {
             self.fleet_joins.inc();
         }
+    }
+
+    pub fn log_dropped_lines(&self, lines: u64) {
+        self.log_dropped_lines.inc_by(lines);
     }
 
     pub fn fleet_invalidation(&self) {

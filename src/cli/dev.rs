@@ -23,7 +23,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<(), CliError> {
-    crate::telemetry::init(args.log_format.map_or(LogFormat::Human, Into::into), "info");
+    let format = args.log_format.map_or(LogFormat::Human, Into::into);
+    let _logging = crate::telemetry::init(format, "info", crate::telemetry::Output::STDERR)
+        .map_err(|e| CliError::Runtime(format!("logging: {e}")))?;
     super::runtime(0)?.block_on(async {
         let runtime_err =
             |what: &str, e: &dyn std::fmt::Display| CliError::Runtime(format!("{what}: {e}"));

@@ -1,4 +1,5 @@
-//! `keygate serve -c FILE`: run until SIGTERM/SIGINT, reload TLS on SIGHUP.
+//! `keygate serve -c FILE`: run until SIGTERM/SIGINT; on SIGHUP reopen the
+//! log file and reload TLS and tokens.
 
 use super::{CliError, ConfigArg, LogFormatArg};
 use crate::app::{self, TlsMode};
@@ -16,7 +17,15 @@ pub struct Args {
 pub fn run(args: Args) -> Result<(), CliError> {
     let config = crate::config::load(&args.config.path)?;
     let format = args.log_format.map(Into::into).unwrap_or(config.log.format);
-    crate::telemetry::init(format, &config.log.level);
+    let output = crate::telemetry::Output {
+        file: config.log.file.as_deref(),
+        buffer_lines: config.log.buffer_lines,
+    };
+    // Dropped at the end of `run`: what is queued is written before exit.
+    let logging = crate::telemetry::init(format, &config.log.level, output).map_err(|e| {
+        let file = config.log.file.as_deref().unwrap_or(std::path::Path::new(""));
+        CliError::Runtime(format!("log.file: cannot open {}: {e}", file.display()))
+    })?;
     for w in crate::config::warnings(&config) {
         tracing::warn!("{w}");
     }
@@ -32,16 +41,22 @@ pub fn run(args: Args) -> Result<(), CliError> {
         let running = app::start(&config, TlsMode::FromConfig, &keyring)
             .await
             .map_err(|e| CliError::Runtime(e.to_string()))?;
+        logging.watch_drops(keyring.metrics().clone());
         let mut hups = crate::signal::reloads();
         let shutdown = crate::signal::shutdown();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
-                _ = hups.recv() => running.reload(),
+                _ = hups.recv() => {
+                    logging.reopen();
+                    running.reload();
+                }
             }
         }
         running.shutdown().await;
+        // The last line: once it is in the log, the queue before it is too.
+        tracing::info!("keygate stopped");
         Ok(())
     })
 }

@@ -317,6 +317,10 @@ pub struct Log {
     pub format: LogFormat,
     pub level: String,
     pub access_log: bool,
+    /// `None`: stderr. Reopened on SIGHUP.
+    pub file: Option<PathBuf>,
+    /// Lines that may wait for the writer thread; beyond, lines are dropped (and counted).
+    pub buffer_lines: usize,
 }
 
 #[derive(Debug, Clone)]

@@ -289,6 +289,8 @@ pub struct Log {
     pub format: String,
     pub level: String,
     pub access_log: bool,
+    pub file: Option<String>,
+    pub buffer_lines: usize,
 }
 
 impl Default for Log {
@@ -297,6 +299,8 @@ impl Default for Log {
             format: "human".into(),
             level: "info".into(),
             access_log: true,
+            file: None,
+            buffer_lines: 128_000,
         }
     }
 }

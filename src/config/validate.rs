@@ -517,10 +517,29 @@ fn log(raw: raw::Log, p: &mut Problems) -> Option<Log> {
         p.push("log.level", format!("invalid filter {:?}: {e}", raw.level));
         return None;
     }
+    if !(1..=10_000_000).contains(&raw.buffer_lines) {
+        p.push(
+            "log.buffer_lines",
+            format!("{} is not between 1 and 10000000", raw.buffer_lines),
+        );
+        return None;
+    }
+    let file = raw.file.as_deref().map(|f| p.path(f));
+    if let Some(folder) = file.as_deref().and_then(Path::parent) {
+        if !folder.as_os_str().is_empty() && !folder.is_dir() {
+            p.push(
+                "log.file",
+                format!("the folder {} does not exist", folder.display()),
+            );
+            return None;
+        }
+    }
     Some(Log {
         format: format?,
         level: raw.level,
         access_log: raw.access_log,
+        file,
+        buffer_lines: raw.buffer_lines,
     })
 }
 

@@ -1,0 +1,126 @@
+//! Logging setup. Events are structured (`client`, `status`, `key_id`, ...);
+//! no event carries a key secret: secrets are typed so that they cannot be
+//! formatted (see `auth::Credential`'s Debug).
+//!
+//! A request's thread formats its line and queues it (`log.buffer_lines`);
+//! one writer thread writes the queue to stderr or `[log] file`. A full
+//! queue drops the line rather than stall requests: the drops are counted
+//! (`keygate_log_dropped_lines_total`) and said in the log (`watch_drops`).
+//! Dropping [`Logging`] writes out what is queued (SIGTERM loses nothing).
+
+mod log_file;
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+use crate::metrics::Metrics;
+use log_file::LogFile;
+
+/// Where the lines go and how many may wait for the writer.
+pub struct Output<'a> {
+    /// `None`: stderr.
+    pub file: Option<&'a Path>,
+    pub buffer_lines: usize,
+}
+
+impl Output<'_> {
+    /// stderr, tracing-appender's default queue (`keygate dev`).
+    pub const STDERR: Output<'static> = Output {
+        file: None,
+        buffer_lines: tracing_appender::non_blocking::DEFAULT_BUFFERED_LINES_LIMIT,
+    };
+}
+
+/// The installed log writer. Keep it until the process ends: dropping it
+/// writes out the queue.
+pub struct Logging {
+    file: Option<LogFile>,
+    dropped: ErrorCounter,
+    _flush_on_drop: WorkerGuard,
+}
+
+/// Install the global subscriber. `RUST_LOG`, when set, overrides `level`.
+/// Fails only when `[log] file` cannot be opened.
+pub fn init(format: LogFormat, level: &str, output: Output<'_>) -> std::io::Result<Logging> {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let file = output.file.map(LogFile::open).transpose()?;
+    let builder = NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(output.buffer_lines)
+        .thread_name("keygate-log");
+    let (writer, guard) = match &file {
+        Some(f) => builder.finish(f.clone()),
+        // Buffered: the writer thread flushes after each batch it takes.
+        None => builder.finish(std::io::BufWriter::new(std::io::stderr())),
+    };
+    let dropped = writer.error_counter();
+    let terminal = file.is_none() && std::io::stderr().is_terminal();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(colours(terminal))
+        .with_writer(writer);
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    Ok(Logging {
+        file,
+        dropped,
+        _flush_on_drop: guard,
+    })
+}
+
+// === impl Logging ===
+
+impl Logging {
+    /// SIGHUP: reopen `[log] file` by its path (after logrotate renamed it).
+    pub fn reopen(&self) {
+        let Some(file) = &self.file else { return };
+        match file.reopen() {
+            Ok(()) => tracing::info!(file = %file.path().display(), "log file reopened"),
+            Err(e) => tracing::error!(
+                file = %file.path().display(), error = %e,
+                "cannot reopen log.file; still writing to the file opened before"
+            ),
+        }
+    }
+
+    /// Every second: add the lines dropped since the last look to the
+    /// metric and say so in the log (that line may itself be dropped; then
+    /// it is counted and said the next second).
+    pub fn watch_drops(&self, metrics: Arc<Metrics>) -> tokio::task::JoinHandle<()> {
+        let dropped = self.dropped.clone();
+        tokio::spawn(async move {
+            let mut seen = 0;
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let now = dropped.dropped_lines();
+                if now > seen {
+                    let lines = now - seen;
+                    metrics.log_dropped_lines(lines as u64);
+                    tracing::warn!(
+                        dropped = lines,
+                        total = now,
+                        "the log writer fell behind: {lines} log lines dropped (log.buffer_lines)"
+                    );
+                    seen = now;
+                }
+            }
+        })
+    }
+}
+
+/// Colours only for a person at a terminal: a file, a pipe or journald gets
+/// plain text. `NO_COLOR` (no-color.org) turns them off there too.
+fn colours(terminal: bool) -> bool {
+    terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
