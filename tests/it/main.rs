@@ -18,6 +18,7 @@ mod kubernetes;
 mod leaks;
 mod lifecycle;
 mod limits;
+mod log_file;
 mod operator;
 mod properties;
 mod proxy;

@@ -1,0 +1,267 @@
+//! `[log] file` with the real binary: the lines land in the file, SIGHUP
+//! reopens it after logrotate renamed it, SIGTERM writes out what is
+//! queued, and lines the writer cannot keep up with are counted in
+//! `keygate_log_dropped_lines_total` and said in the log.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::StatusCode;
+use serde_json::Value;
+
+use crate::support::bin::{self, Process};
+use crate::support::client::{self, get, HttpsClient};
+use crate::support::eventually;
+use crate::support::tls::Ca;
+use crate::support::upstream::Upstream;
+
+/// A config whose log goes to `log` (JSON, `--log-format json`), with `extra` in `[log]`.
+fn config(dir: &Path, ca: &Ca, upstream: &str, log: &str, extra: &str) -> PathBuf {
+    let sections = format!(
+        "[auth]\nanonymous = \"passthrough\"\n[store]\nkind = \"memory\"\n\
+         [log]\nfile = \"{log}\"\n{extra}"
+    );
+    bin::write_config(dir, ca, "localhost", upstream, &sections)
+}
+
+/// The JSON lines of a log file (a line still being written is skipped).
+fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn access_paths(lines: &[Value]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| l["target"] == "keygate::access")
+        .map(|l| l["path"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The listeners' addresses, from the "keygate listening" line of `lines`.
+async fn listening(lines: impl Fn() -> Vec<Value>) -> (SocketAddr, SocketAddr) {
+    eventually(
+        "keygate logs its addresses to the log file",
+        300,
+        Duration::from_millis(20),
+        || async {
+            let l = lines()
+                .into_iter()
+                .find(|v| v["message"] == "keygate listening")?;
+            Some((
+                l["addr"].as_str()?.parse().ok()?,
+                l["admin"].as_str()?.parse().ok()?,
+            ))
+        },
+    )
+    .await
+}
+
+async fn wait_for(what: &str, check: impl Fn() -> bool) {
+    eventually(what, 250, Duration::from_millis(20), || async {
+        check().then_some(())
+    })
+    .await;
+}
+
+async fn get_ok(c: &HttpsClient, addr: SocketAddr, path: &str) {
+    let a = get(c, &format!("https://127.0.0.1:{}{path}", addr.port())).await;
+    assert_eq!(a.status, StatusCode::OK, "{path}");
+}
+
+#[tokio::test]
+async fn access_lines_land_in_the_file_and_sigterm_writes_out_the_rest() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("log file CA");
+    // Relative: the config file's folder.
+    let cfg = config(dir.path(), &ca, &up.url(), "keygate.log", "");
+    let log = dir.path().join("keygate.log");
+    let mut kg = Process::serve(&cfg);
+    let (addr, _) = listening(|| lines(&log)).await;
+
+    let c = client::h1(&ca);
+    for i in 0..300 {
+        get_ok(&c, addr, &format!("/request-{i}")).await;
+    }
+    kg.signal("TERM");
+    assert_eq!(kg.wait(20).await, 0);
+
+    let written = lines(&log);
+    let paths = access_paths(&written);
+    let expected: Vec<String> = (0..300).map(|i| format!("/request-{i}")).collect();
+    assert_eq!(paths, expected, "one access line per request, in order");
+    // The last line keygate logs before it exits is there too: the queue
+    // was written out, not dropped with the process.
+    let last = written.last().unwrap();
+    assert_eq!(last["message"], "keygate stopped", "{last}");
+    assert!(
+        kg.log_lines().iter().all(|l| !l.is_object()),
+        "nothing logged to stderr: {:?}",
+        kg.log_lines()
+    );
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&log).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o640, "the log file is created 0640");
+}
+
+#[tokio::test]
+async fn sighup_reopens_the_file_after_logrotate_renamed_it() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("log file CA");
+    let log = dir.path().join("keygate.log");
+    let rotated = dir.path().join("keygate.log.1");
+    let cfg = config(dir.path(), &ca, &up.url(), &log.display().to_string(), "");
+    let kg = Process::serve(&cfg);
+    let (addr, _) = listening(|| lines(&log)).await;
+    let c = client::h1(&ca);
+
+    get_ok(&c, addr, "/before-rotation").await;
+    wait_for("the first request's line in the file", || {
+        access_paths(&lines(&log)).contains(&"/before-rotation".to_owned())
+    })
+    .await;
+    std::fs::rename(&log, &rotated).unwrap();
+    kg.signal("HUP");
+    wait_for("keygate says it reopened the file, in a new file", || {
+        lines(&log)
+            .iter()
+            .any(|l| l["message"] == "log file reopened")
+    })
+    .await;
+    get_ok(&c, addr, "/after-rotation").await;
+    wait_for("the second request's line in the new file", || {
+        access_paths(&lines(&log)) == ["/after-rotation"]
+    })
+    .await;
+    assert_eq!(access_paths(&lines(&rotated)), ["/before-rotation"]);
+}
+
+/// A FIFO nobody reads: the writer thread blocks once the pipe is full,
+/// the queue (`buffer_lines = 16`) fills, and further lines are dropped.
+/// Once the FIFO is read again, the warning about them arrives.
+#[tokio::test]
+async fn lines_the_writer_cannot_keep_up_with_are_counted_and_said() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("log file CA");
+    let fifo = dir.path().join("keygate.log");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success(), "mkfifo");
+    // Read and write: opening never blocks, and keygate's open finds a reader.
+    let pipe = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    let cfg = config(
+        dir.path(),
+        &ca,
+        &up.url(),
+        &fifo.display().to_string(),
+        "buffer_lines = 16",
+    );
+    let kg = Process::serve(&cfg);
+
+    // Read the FIFO until keygate says where it listens, then stop reading.
+    let seen = Arc::new(Mutex::new(Vec::<Value>::new()));
+    let reading = Arc::new(Mutex::new(true));
+    let (s, r) = (seen.clone(), reading.clone());
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(pipe).lines();
+        loop {
+            let Some(Ok(line)) = lines.next() else { return };
+            let v: Value = serde_json::from_str(&line).unwrap_or(Value::String(line));
+            let listening = v["message"] == "keygate listening";
+            s.lock().unwrap().push(v);
+            if listening {
+                *r.lock().unwrap() = false;
+                // Paused until the test reads again.
+                while !*r.lock().unwrap() {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+    });
+    let (addr, admin) = listening(|| seen.lock().unwrap().clone()).await;
+    let c = client::h1(&ca);
+    let dropped = || async {
+        let a = get(&c, &format!("https://127.0.0.1:{}/metrics", admin.port())).await;
+        a.text()
+            .lines()
+            .find_map(|l| l.strip_prefix("keygate_log_dropped_lines_total "))
+            .map(|v| v.parse::<f64>().unwrap())
+            .expect("keygate_log_dropped_lines_total in /metrics")
+    };
+    assert_eq!(dropped().await, 0.0);
+
+    // ~64 KiB of pipe and 16 queued lines: a few hundred requests fill both.
+    for i in 0..2000 {
+        get_ok(&c, addr, &format!("/r{i}")).await;
+    }
+    // Requests were answered all along; the loss is in the metric.
+    let lost = eventually(
+        "the drop counter rises",
+        100,
+        Duration::from_millis(50),
+        || async { Some(dropped().await).filter(|n| *n > 0.0) },
+    )
+    .await;
+    assert!(lost <= 2000.0, "{lost}");
+
+    // Read again: the warning comes through.
+    *reading.lock().unwrap() = true;
+    eventually(
+        "a warning says lines were dropped",
+        250,
+        Duration::from_millis(20),
+        || async {
+            seen.lock()
+                .unwrap()
+                .iter()
+                .any(|l| {
+                    l["level"] == "WARN"
+                        && l["message"]
+                            .as_str()
+                            .is_some_and(|m| m.contains("log lines dropped"))
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    drop(kg);
+}
+
+#[test]
+fn check_names_the_key_of_a_bad_log_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("log file CA");
+    for (log, extra, key, says) in [
+        (
+            "no-such-folder/keygate.log",
+            "",
+            "log.file",
+            "does not exist",
+        ),
+        (
+            "keygate.log",
+            "buffer_lines = 0",
+            "log.buffer_lines",
+            "between 1 and",
+        ),
+    ] {
+        let cfg = config(dir.path(), &ca, "http://127.0.0.1:9", log, extra);
+        let out = bin::check(&cfg);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(key) && stderr.contains(says), "{stderr}");
+    }
+}
