@@ -1,6 +1,7 @@
 //! Logging setup. Events are structured (`client`, `status`, `key_id`, ...);
 //! no event carries a key secret: secrets are typed so that they cannot be
-//! formatted (see `auth::Credential`'s Debug).
+//! formatted (see `auth::Credential`'s Debug). The access line has a
+//! formatter of its own (`access_line`).
 //!
 //! A request's thread formats its line and queues it (`log.buffer_lines`);
 //! one writer thread writes the queue to stderr or `[log] file`. A full
@@ -8,6 +9,7 @@
 //! (`keygate_log_dropped_lines_total`) and said in the log (`watch_drops`).
 //! Dropping [`Logging`] writes out what is queued (SIGTERM loses nothing).
 
+mod access_line;
 mod log_file;
 
 use std::io::IsTerminal;
@@ -20,6 +22,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 use crate::metrics::Metrics;
+use access_line::AccessFirst;
 use log_file::LogFile;
 
 /// Where the lines go and how many may wait for the writer.
@@ -68,8 +71,14 @@ pub fn init(format: LogFormat, level: &str, output: Output<'_>) -> std::io::Resu
         .with_ansi(colours(terminal))
         .with_writer(writer);
     let _ = match format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Human => builder
+            .map_event_format(|inner| AccessFirst { inner, json: false })
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .map_event_format(|inner| AccessFirst { inner, json: true })
+            .try_init(),
     };
     Ok(Logging {
         file,
