@@ -75,7 +75,8 @@
 //!   key (it reads only leaves: `tls`, `tokens`, `header_names`, [`keys`],
 //!   and the parsers of `leaks::signature` and `webhooks::{event, sign}`).
 //! * [`app`]: wiring a `Config` into running listeners; [`cli`]: the
-//!   commands; `signal`, `telemetry`: SIGHUP/SIGTERM and logs.
+//!   commands; `signal`, `telemetry`, `fd_limit`: SIGHUP/SIGTERM, logs and
+//!   the open-file limit.
 //! * [`echo`]: the echo backend of `keygate dev`.
 //!
 //! Only the modules tests and benches use are public; the rest are `pub(crate)`.
@@ -91,6 +92,7 @@ pub mod cli;
 pub mod config;
 pub(crate) mod conn;
 pub mod echo;
+pub(crate) mod fd_limit;
 pub(crate) mod fleet;
 pub(crate) mod header_names;
 pub mod http;

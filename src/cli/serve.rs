@@ -23,9 +23,14 @@ pub fn run(args: Args) -> Result<(), CliError> {
     };
     // Dropped at the end of `run`: what is queued is written before exit.
     let logging = crate::telemetry::init(format, &config.log.level, output).map_err(|e| {
-        let file = config.log.file.as_deref().unwrap_or(std::path::Path::new(""));
+        let file = config
+            .log
+            .file
+            .as_deref()
+            .unwrap_or(std::path::Path::new(""));
         CliError::Runtime(format!("log.file: cannot open {}: {e}", file.display()))
     })?;
+    crate::fd_limit::raise(config.limits.max_connections);
     for w in crate::config::warnings(&config) {
         tracing::warn!("{w}");
     }

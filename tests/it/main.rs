@@ -10,6 +10,7 @@ mod clients;
 mod config_check;
 mod dashboard;
 mod dev;
+mod fd_limit;
 mod fleet;
 mod h2_abuse;
 mod init;

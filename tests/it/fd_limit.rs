@@ -1,0 +1,59 @@
+//! `[limits] max_connections` is reachable without raising the open-file
+//! limit by hand: keygate raises its soft limit to the hard one at start
+//! and says so.
+
+use std::process::Command;
+
+use crate::support::bin::{self, Process};
+use crate::support::tls::Ca;
+use crate::support::upstream::Upstream;
+
+/// (soft, hard) "Max open files" of a running process.
+fn open_files(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    (cols[3].to_owned(), cols[4].to_owned())
+}
+
+#[tokio::test]
+async fn the_soft_open_file_limit_is_raised_to_the_hard_one_at_start() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("fd limit CA");
+    let cfg = bin::write_config(
+        dir.path(),
+        &ca,
+        "first",
+        &up.url(),
+        "[store]\nkind = \"memory\"\n",
+    );
+    // Started with a soft limit of 256 (the hard one as it is).
+    let mut cmd = Command::new("sh");
+    cmd.args([
+        "-c",
+        "ulimit -Sn 256 && exec \"$0\" serve --log-format json -c \"$1\"",
+        bin::BIN,
+    ])
+    .arg(&cfg);
+    let kg = Process::spawn(cmd);
+    kg.main_addr().await;
+
+    let (soft, hard) = open_files(kg.pid());
+    assert_eq!(soft, hard, "soft limit raised to the hard one");
+    assert_ne!(soft, "256");
+    let said = kg
+        .log_lines()
+        .into_iter()
+        .find(|l| {
+            l["message"].as_str().is_some_and(|m| {
+                m.starts_with("open-file limit (RLIMIT_NOFILE) raised from 256 to")
+            })
+        })
+        .expect("a log line says what was set");
+    assert_eq!(said["from"], 256);
+    assert_eq!(said["to"].to_string(), soft);
+}
