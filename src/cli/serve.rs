@@ -43,11 +43,13 @@ pub fn run(args: Args) -> Result<(), CliError> {
             tracing::warn!(error = %e, tried = %config.store.shown(), "the key store does not answer; requests get 503 until it does");
             tokio::spawn(until_ready(keyring.clone()));
         }
+        // Before "keygate listening": from then on a SIGHUP must reload,
+        // not end the process (its default action).
+        let mut hups = crate::signal::reloads();
         let running = app::start(&config, TlsMode::FromConfig, &keyring)
             .await
             .map_err(|e| CliError::Runtime(e.to_string()))?;
         logging.watch_drops(keyring.metrics().clone());
-        let mut hups = crate::signal::reloads();
         let shutdown = crate::signal::shutdown();
         tokio::pin!(shutdown);
         loop {
