@@ -44,25 +44,25 @@ where
             w.write_str("{\"timestamp\":\"")?;
             timestamp(&mut w, SystemTime::now())?;
             write!(w, "\",\"level\":\"{level}\"")?;
-            let mut fields = JsonFields {
-                w: &mut w,
-                done: Ok(()),
-            };
-            event.record(&mut fields);
-            fields.done?;
+            fields(&mut w, true, event)?;
             w.write_str(",\"target\":\"keygate::access\"}\n")
         } else {
             timestamp(&mut w, SystemTime::now())?;
             write!(w, " {level:>5} keygate::access:")?;
-            let mut fields = HumanFields {
-                w: &mut w,
-                done: Ok(()),
-            };
-            event.record(&mut fields);
-            fields.done?;
+            fields(&mut w, false, event)?;
             w.write_char('\n')
         }
     }
+}
+
+fn fields(w: &mut impl Write, json: bool, event: &Event<'_>) -> fmt::Result {
+    let mut fields = Fields {
+        w,
+        json,
+        done: Ok(()),
+    };
+    event.record(&mut fields);
+    fields.done
 }
 
 /// RFC 3339 UTC to the microsecond, as tracing-subscriber writes it:
@@ -102,116 +102,82 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-/// `,"name":value` per field, strings escaped (what tracing-subscriber's
-/// JSON formatter writes with `flatten_event(true)`). Numbers by itoa and
+/// The fields: `,"name":value` (what tracing-subscriber's JSON formatter
+/// writes with `flatten_event(true)`, strings escaped) or ` name=value`
+/// (its human one: `%` values bare, strings quoted). Numbers by itoa and
 /// ryu, pieces by `write_str`: `write!` costs a few hundred instructions a
 /// call, which is what this formatter is here to save.
-struct JsonFields<'a, W> {
+struct Fields<'a, W> {
     w: &'a mut W,
+    json: bool,
     done: fmt::Result,
 }
 
-impl<W: Write> JsonFields<'_, W> {
-    fn field(&mut self, name: &str, value: impl FnOnce(&mut W) -> fmt::Result) {
+impl<W: Write> Fields<'_, W> {
+    fn field(&mut self, name: &str, value: impl FnOnce(&mut W, bool) -> fmt::Result) {
         if self.done.is_ok() {
+            let (before, after) = if self.json {
+                (",\"", "\":")
+            } else {
+                (" ", "=")
+            };
             self.done = (|| {
-                self.w.write_str(",\"")?;
+                self.w.write_str(before)?;
                 self.w.write_str(name)?;
-                self.w.write_str("\":")?;
-                value(self.w)
+                self.w.write_str(after)?;
+                value(self.w, self.json)
             })();
         }
     }
+}
 
-    fn string(&mut self, name: &str, value: impl FnOnce(&mut JsonEscaped<'_, W>) -> fmt::Result) {
-        self.field(name, |w| {
+impl<W: Write> Visit for Fields<'_, W> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.field(field.name(), |w, json| {
+            // Human: quoted as `{:?}` quotes it, directly when nothing needs escaping.
+            let plain = json
+                || value
+                    .bytes()
+                    .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\');
+            if !plain {
+                return write!(w, "{value:?}");
+            }
             w.write_char('"')?;
-            value(&mut JsonEscaped(w))?;
+            JsonEscaped(&mut *w).write_str(value)?;
             w.write_char('"')
         });
     }
-}
-
-impl<W: Write> Visit for JsonFields<'_, W> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.string(field.name(), |w| w.write_str(value));
-    }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.field(field.name(), |w| {
+        self.field(field.name(), |w, _| {
             w.write_str(itoa::Buffer::new().format(value))
         });
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.field(field.name(), |w| {
+        self.field(field.name(), |w, _| {
             w.write_str(itoa::Buffer::new().format(value))
         });
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.field(field.name(), |w| {
-            if value.is_finite() {
-                w.write_str(ryu::Buffer::new().format_finite(value))
-            } else {
-                w.write_str("null")
-            }
+        self.field(field.name(), |w, json| match (json, value.is_finite()) {
+            (true, true) => w.write_str(ryu::Buffer::new().format_finite(value)),
+            (true, false) => w.write_str("null"),
+            (false, _) => write!(w, "{value:?}"),
         });
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.field(field.name(), |w| {
+        self.field(field.name(), |w, _| {
             w.write_str(if value { "true" } else { "false" })
         });
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.string(field.name(), |w| write!(w, "{value:?}"));
-    }
-}
-
-/// ` name=value` per field: `%` values bare, strings quoted (tracing-subscriber's default).
-struct HumanFields<'a, W> {
-    w: &'a mut W,
-    done: fmt::Result,
-}
-
-impl<W: Write> HumanFields<'_, W> {
-    fn field(&mut self, name: &str, value: impl FnOnce(&mut W) -> fmt::Result) {
-        if self.done.is_ok() {
-            self.done = (|| {
-                self.w.write_char(' ')?;
-                self.w.write_str(name)?;
-                self.w.write_char('=')?;
-                value(self.w)
-            })();
-        }
-    }
-}
-
-impl<W: Write> Visit for HumanFields<'_, W> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        // Quoted as `{:?}` quotes it; the common case without anything to escape directly.
-        let plain = value
-            .bytes()
-            .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\');
-        self.field(field.name(), |w| {
-            if plain {
-                w.write_char('"')?;
-                w.write_str(value)?;
-                w.write_char('"')
-            } else {
-                write!(w, "{value:?}")
+        self.field(field.name(), |w, json| {
+            if !json {
+                return write!(w, "{value:?}");
             }
+            w.write_char('"')?;
+            write!(JsonEscaped(&mut *w), "{value:?}")?;
+            w.write_char('"')
         });
-    }
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.field(field.name(), |w| {
-            w.write_str(itoa::Buffer::new().format(value))
-        });
-    }
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.field(field.name(), |w| {
-            w.write_str(itoa::Buffer::new().format(value))
-        });
-    }
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.field(field.name(), |w| write!(w, "{value:?}"));
     }
 }
 
@@ -282,7 +248,7 @@ mod tests {
                 bytes = 12_345u64,
                 duration_ms = 0.073,
                 user = "alice",
-                key_id = "-",
+                key_id = "k\"é",
             );
         });
         let bytes = out.lock().unwrap().clone();
