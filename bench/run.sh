@@ -32,7 +32,7 @@ source "$HERE/lib/nginx.sh"
 source "$HERE/lib/peers.sh"
 
 if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-  sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   echo "peers: $(cd "$BENCH_DIR/peers" && ls -- *.sh | sed 's/\.sh$//' | tr '\n' ' ')"
   exit 0
 fi
