@@ -8,7 +8,8 @@
 //!   `Actor`, and record the audit event and the metrics inside the change,
 //!   so no caller can forget either; a revocation returns once every
 //!   instance has forgotten the keys (the fleet's barrier);
-//! * listing, counting and reading back the audit log: `listing.rs`;
+//! * listing, counting and reading back the audit log: `listing.rs`, with
+//!   signed cursors: `cursor.rs`;
 //! * `leaked` settles keys seen outside their owners' hands (secret
 //!   scanners, revocation by possession): `leaks.rs`;
 //! * every change emits its webhook events (`[[webhooks]]`) from inside:
@@ -19,6 +20,7 @@
 //!   (notices, retiring idle keys): `chores.rs`.
 
 mod chores;
+mod cursor;
 mod events;
 mod leaks;
 mod listing;
@@ -41,9 +43,10 @@ use crate::webhooks::{EventType, Webhooks};
 
 pub use self::chores::Chores;
 pub use self::leaks::Sighting;
-pub use self::listing::{KeyFilter, Page};
+pub use self::listing::{AuditPage, Listing, Page, PageError};
 pub use self::rotate::{RotateError, RotateRequest, Rotated, RotatedView};
 pub use self::verify::{Principal, VerifyError};
+pub use crate::store::{KeyFilter, Order, Sort};
 
 /// A requested key lifetime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +106,8 @@ pub enum Revocation {
     Users(Vec<String>),
     /// Leaked secrets: only those that verify as live keys count.
     Leaked(Vec<ApiKey>),
+    /// Every key that matches (at least one field set; else `All`).
+    Matching(KeyFilter),
     All,
 }
 
@@ -326,6 +331,16 @@ impl Keyring {
                     .collect();
                 (n, Forget::ids(named))
             }
+            Revocation::Matching(filter) => {
+                let n = store.revoke_matching(&filter).await?;
+                // Named by what a retry can name again once the keys are
+                // gone: a user's keys, else every cached key.
+                let forget = match filter.user {
+                    Some(user) => Forget::Users { users: vec![user] },
+                    None => Forget::All,
+                };
+                (n, forget)
+            }
             Revocation::All => {
                 let n = store.revoke_all().await?;
                 self.unschedule(None).await;
@@ -411,6 +426,22 @@ fn target_of(what: &Revocation) -> String {
         Revocation::Ids(ids) => format!("{} key ids", ids.len()),
         Revocation::Users(users) => format!("users {}", users.join(", ")),
         Revocation::Leaked(secrets) => format!("{} leaked keys", secrets.len()),
+        Revocation::Matching(filter) => format!("keys matching {}", filter_text(filter)),
         Revocation::All => "all keys".to_owned(),
     }
+}
+
+/// A filter as the audit log names it: `user=alice, label="ci", expires before 2027-01-31T00:00:00Z`.
+pub fn filter_text(f: &KeyFilter) -> String {
+    let mut parts = Vec::new();
+    if let Some(u) = &f.user {
+        parts.push(format!("user={u}"));
+    }
+    if let Some(l) = &f.label {
+        parts.push(format!("label={l:?}"));
+    }
+    if let Some(t) = f.expires_before {
+        parts.push(format!("expires before {}", keys::rfc3339(t)));
+    }
+    parts.join(", ")
 }

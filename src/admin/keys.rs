@@ -8,7 +8,9 @@ use super::{ApiError, ApiResult};
 use crate::audit::Actor;
 use crate::http::response::{self, json};
 use crate::keyring::RotateRequest;
-use crate::keyring::{KeyFilter, Keyring, MintError, Revocation, SettingsError, Ttl};
+use crate::keyring::{
+    KeyFilter, Keyring, Listing, MintError, PageError, Revocation, SettingsError, Sort, Ttl,
+};
 use crate::keys::{ApiKey, KeyId, Scope};
 use crate::settings::Settings;
 
@@ -54,33 +56,79 @@ pub async fn create(ctx: &Ctx<'_>, body: CreateKey) -> ApiResult {
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
 
-/// Keys in id order; `cursor` is the last id of the previous page, so a
-/// page boundary stays put while keys are created and revoked.
-pub async fn list(ctx: &Ctx<'_>, query: Option<&str>) -> ApiResult {
-    let mut filter = KeyFilter::default();
-    let mut cursor = None;
-    let mut limit = DEFAULT_LIMIT;
+/// A key listing as a query string asks for it: the listing (filters,
+/// `sort`, `order`), the cursor and the page size.
+pub struct ListQuery {
+    pub listing: Listing,
+    pub cursor: Option<String>,
+    pub limit: usize,
+}
+
+/// Read `user`, `label`, `expires_before`, `sort` (`created`, `expires`),
+/// `order` (`asc`, `desc`; newest first and soonest first by default),
+/// `cursor` and `limit`; every bad one is named.
+pub fn list_query(query: Option<&str>) -> Result<ListQuery, ApiError> {
+    let mut listing = Listing::default();
+    let (mut cursor, mut limit, mut order) = (None, DEFAULT_LIMIT, None);
     for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match k.as_ref() {
-            "user" => filter.user = Some(v.into_owned()),
+            "user" => listing.filter.user = Some(v.into_owned()),
             "cursor" => cursor = Some(v.into_owned()),
-            "label" => filter.label = Some(v.into_owned()),
+            "label" => listing.filter.label = Some(v.into_owned()),
             "expires_before" => {
-                filter.expires_before = Some(parse_time_ms("expires_before", &v)? / 1000)
+                listing.filter.expires_before = Some(parse_time_ms("expires_before", &v)? / 1000)
             }
             "limit" => limit = parse_limit(&v)?,
+            "sort" => {
+                listing.order.sort = match v.as_ref() {
+                    "created" => Sort::Created,
+                    "expires" => Sort::Expires,
+                    other => {
+                        return Err(ApiError::bad_request(format!(
+                            "sort: {other:?} is not one of \"created\", \"expires\""
+                        )))
+                    }
+                }
+            }
+            "order" => {
+                order = Some(match v.as_ref() {
+                    "asc" => false,
+                    "desc" => true,
+                    other => {
+                        return Err(ApiError::bad_request(format!(
+                            "order: {other:?} is not one of \"asc\", \"desc\""
+                        )))
+                    }
+                })
+            }
             other => {
                 return Err(ApiError::bad_request(format!(
-                    "{other}: unknown query parameter (user, label, expires_before, cursor, limit)"
+                    "{other}: unknown query parameter (user, label, expires_before, sort, order, cursor, limit)"
                 )))
             }
         }
     }
+    // Newest first; soonest to expire first.
+    listing.order.descending = order.unwrap_or(listing.order.sort == Sort::Created);
+    Ok(ListQuery {
+        listing,
+        cursor,
+        limit,
+    })
+}
+
+/// A page of keys: `{"keys": [...], "next_cursor"}`. The cursor is opaque,
+/// signed, and good only for the same filters and order.
+pub async fn list(ctx: &Ctx<'_>, query: Option<&str>) -> ApiResult {
+    let q = list_query(query)?;
     let page = ctx
         .keyring
-        .page(&filter, cursor.as_deref(), limit)
+        .page(&q.listing, q.cursor.as_deref(), q.limit)
         .await
-        .map_err(ApiError::Store)?;
+        .map_err(|e| match e {
+            PageError::Cursor => ApiError::bad_request(e.to_string()),
+            PageError::Store(e) => ApiError::Store(e),
+        })?;
     let views: Vec<_> = page.keys.iter().map(|r| r.view()).collect();
     Ok(json(
         StatusCode::OK,
@@ -120,35 +168,78 @@ pub struct Revoke {
     users: Option<Vec<String>>,
     keys: Option<Vec<String>>,
     all: Option<bool>,
+    /// The listing's filters: every key that matches them.
+    filter: Option<Filter>,
     /// Answer how many would be revoked, revoking nothing.
     dry_run: Option<bool>,
 }
 
+/// `GET /v1/keys`'s filters, as JSON.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    user: Option<String>,
+    label: Option<String>,
+    /// RFC 3339.
+    expires_before: Option<String>,
+}
+
+impl Revoke {
+    /// What to revoke, and whether only to count it.
+    pub fn revocation(self) -> Result<(Revocation, bool), ApiError> {
+        let what = match (self.ids, self.users, self.keys, self.all, self.filter) {
+            (Some(ids), None, None, None, None) => {
+                Revocation::Ids(ids.iter().filter_map(|i| KeyId::parse(i)).collect())
+            }
+            (None, Some(users), None, None, None) => Revocation::Users(users),
+            (None, None, Some(secrets), None, None) => Revocation::Leaked(
+                secrets
+                    .into_iter()
+                    .map(|s| ApiKey::new(s.trim().to_owned()))
+                    .collect(),
+            ),
+            (None, None, None, Some(true), None) => Revocation::All,
+            (None, None, None, Some(false), None) => {
+                return Err(ApiError::bad_request(
+                    "all: must be true to revoke every key",
+                ))
+            }
+            (None, None, None, None, Some(f)) => {
+                let filter = KeyFilter {
+                    user: f.user,
+                    label: f.label,
+                    expires_before: match f.expires_before {
+                        Some(t) => Some(parse_time_ms("filter.expires_before", &t)? / 1000),
+                        None => None,
+                    },
+                };
+                if filter.is_empty() {
+                    return Err(ApiError::bad_request(
+                        "filter: give at least one of user, label, expires_before \
+                         (to revoke every key: {\"all\": true})",
+                    ));
+                }
+                Revocation::Matching(filter)
+            }
+            _ => {
+                return Err(ApiError::bad_request(
+                    "give exactly one of ids, users, keys, all, filter",
+                ))
+            }
+        };
+        Ok((what, self.dry_run.unwrap_or(false)))
+    }
+}
+
 pub async fn revoke(ctx: &Ctx<'_>, body: Revoke) -> ApiResult {
-    let what = match (body.ids, body.users, body.keys, body.all) {
-        (Some(ids), None, None, None) => {
-            Revocation::Ids(ids.iter().filter_map(|i| KeyId::parse(i)).collect())
-        }
-        (None, Some(users), None, None) => Revocation::Users(users),
-        (None, None, Some(secrets), None) => Revocation::Leaked(
-            secrets
-                .into_iter()
-                .map(|s| ApiKey::new(s.trim().to_owned()))
-                .collect(),
-        ),
-        (None, None, None, Some(true)) => Revocation::All,
-        (None, None, None, Some(false)) => {
-            return Err(ApiError::bad_request(
-                "all: must be true to revoke every key",
-            ))
-        }
-        _ => {
-            return Err(ApiError::bad_request(
-                "give exactly one of ids, users, keys, all",
-            ))
-        }
-    };
-    if body.dry_run.unwrap_or(false) {
+    let (what, dry_run) = body.revocation()?;
+    revoke_now(ctx, what, dry_run).await
+}
+
+/// Revoke `what` through the fleet's barrier (`{"revoked", "instances"}`),
+/// or only count it (`{"revoked": 0, "would_revoke", "dry_run": true}`).
+pub async fn revoke_now(ctx: &Ctx<'_>, what: Revocation, dry_run: bool) -> ApiResult {
+    if dry_run {
         let n = ctx
             .keyring
             .would_revoke(&what)

@@ -10,7 +10,7 @@ use super::{Keyring, Revocation};
 use crate::audit::Actor;
 use crate::keys::{rfc3339, KeyId, KeyRecord};
 use crate::metrics::Metrics;
-use crate::store::StoreError;
+use crate::store::{KeyFilter, Order, StoreError};
 use crate::webhooks::{Delivery, Event, EventType};
 
 /// Store reads in flight at once when a change reads many records.
@@ -89,7 +89,25 @@ impl Keyring {
             }
             // The keyring reads these while it verifies them (`revoke`).
             Revocation::Leaked(_) => Ok(Vec::new()),
+            Revocation::Matching(filter) => self.matching(filter).await,
             Revocation::All => store.list(None).await,
+        }
+    }
+
+    /// Every live record `filter` matches, page by page.
+    async fn matching(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
+        let (mut out, mut after) = (Vec::new(), None);
+        loop {
+            let page = self
+                .0
+                .store
+                .page(Order::default(), filter, after.as_ref(), 1_000)
+                .await?;
+            out.extend(page.keys);
+            match page.next {
+                Some(at) => after = Some(at),
+                None => return Ok(out),
+            }
         }
     }
 

@@ -1,41 +1,46 @@
 //! Reading keys and the audit log back: never a secret nor a digest leaves
-//! through a listing's views (`KeyRecord::view`).
+//! through a listing's views (`KeyRecord::view`). Pages cost what they
+//! show (`store::listing`); their cursors are signed (`cursor.rs`).
 
 use std::time::Duration;
 
+use super::cursor::Cursors;
 use super::{Keyring, Revocation};
 use crate::audit::Event;
 use crate::keys::{KeyId, KeyRecord};
-use crate::store::StoreError;
+use crate::store::{KeyFilter, Order, StoreError};
 
-/// Which keys a listing shows; every field narrows it.
+/// What a listing shows, and in which order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KeyFilter {
-    pub user: Option<String>,
-    /// The exact label.
-    pub label: Option<String>,
-    /// Expiring before this unix second (keys that never expire do not match).
-    pub expires_before: Option<u64>,
+pub struct Listing {
+    pub filter: KeyFilter,
+    pub order: Order,
 }
 
-/// One page of keys in id order; `next_cursor` (the last id shown) asks for
-/// the next, so a page boundary stays put while keys are created and revoked.
+/// One page of keys; `next_cursor` asks for the next (`None`: the last).
+/// A page may hold fewer keys than asked for, even none, and still have a
+/// next one: only a missing `next_cursor` ends the listing.
 #[derive(Debug)]
 pub struct Page {
     pub keys: Vec<KeyRecord>,
-    pub next_cursor: Option<KeyId>,
+    pub next_cursor: Option<String>,
 }
 
-// === impl KeyFilter ===
+/// Why a page cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    /// The cursor was not issued by this deployment for this listing.
+    #[error("cursor: not a cursor of this listing (changed, or made for other filters or another order); list again without it")]
+    Cursor,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
-impl KeyFilter {
-    pub fn matches(&self, r: &KeyRecord) -> bool {
-        self.user.as_ref().is_none_or(|u| &r.user == u)
-            && self.label.as_ref().is_none_or(|l| &r.label == l)
-            && self
-                .expires_before
-                .is_none_or(|t| r.expires_at.is_some_and(|e| e < t))
-    }
+/// One page of the audit log, newest first; `before` of the next.
+#[derive(Debug)]
+pub struct AuditPage {
+    pub events: Vec<Event>,
+    pub before: Option<String>,
 }
 
 // === impl Keyring (listing) ===
@@ -46,26 +51,34 @@ impl Keyring {
         self.0.store.get(id.as_str()).await
     }
 
-    /// Live keys, newest first; of one user if given.
+    /// Live keys, newest first; of one user if given. Reads every page:
+    /// for a user's own keys and the command line, not for a grid.
     pub async fn list(&self, user: Option<&str>) -> Result<Vec<KeyRecord>, StoreError> {
         self.0.store.list(user).await
     }
 
-    /// At most `limit` keys matching `filter` with ids after `cursor`, in id order.
+    /// At most `limit` keys of `listing`, from where `cursor` says (the
+    /// `next_cursor` of the previous page of the same listing).
     pub async fn page(
         &self,
-        filter: &KeyFilter,
+        listing: &Listing,
         cursor: Option<&str>,
         limit: usize,
-    ) -> Result<Page, StoreError> {
-        let mut keys = self.list(filter.user.as_deref()).await?;
-        keys.retain(|r| filter.matches(r));
-        keys.sort_by_key(|r| r.id);
-        let start = cursor.map_or(0, |c| keys.partition_point(|r| r.id.as_str() <= c));
-        keys.drain(..start);
-        let next_cursor = (limit > 0 && keys.len() > limit).then(|| keys[limit - 1].id);
-        keys.truncate(limit);
-        Ok(Page { keys, next_cursor })
+    ) -> Result<Page, PageError> {
+        let cursors = Cursors::new(self.derive_secret("list-cursor"));
+        let after = match cursor {
+            Some(c) => Some(cursors.read(listing, c).ok_or(PageError::Cursor)?),
+            None => None,
+        };
+        let listed = self
+            .0
+            .store
+            .page(listing.order, &listing.filter, after.as_ref(), limit)
+            .await?;
+        Ok(Page {
+            keys: listed.keys,
+            next_cursor: listed.next.map(|at| cursors.issue(listing, &at)),
+        })
     }
 
     /// How many live keys `what` would revoke, revoking nothing (a dry run).
@@ -82,18 +95,50 @@ impl Keyring {
             Revocation::Users(users) => {
                 let mut n = 0;
                 for u in users {
-                    n += store.list(Some(u)).await?.len() as u64;
+                    let filter = KeyFilter {
+                        user: Some(u.clone()),
+                        ..KeyFilter::default()
+                    };
+                    n += store.count(&filter).await?;
                 }
                 n
             }
             Revocation::Leaked(secrets) => self.live_ids_of(secrets).await?.len() as u64,
-            Revocation::All => store.list(None).await?.len() as u64,
+            Revocation::Matching(filter) => store.count(filter).await?,
+            Revocation::All => store.count(&KeyFilter::default()).await?,
         })
     }
 
     /// Audit events of every instance at or after `since_ms`, oldest first, at most `limit`.
     pub async fn audit_since(&self, since_ms: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
         self.0.store.audit_since(since_ms, limit).await
+    }
+
+    /// The latest audit events, newest first: at most `limit` from before
+    /// `before` (the `before` of the previous page). `None` when `before`
+    /// is not a position (`<ms>-<seq>`).
+    pub async fn audit_page(
+        &self,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Option<AuditPage>, StoreError> {
+        let before = match before {
+            Some(text) => match audit_position(text) {
+                Some(at) => Some(at),
+                None => return Ok(None),
+            },
+            None => None,
+        };
+        let mut events = self.0.store.audit_before(before, limit + 1).await?;
+        let more = events.len() > limit;
+        events.truncate(limit);
+        let before = more
+            .then(|| events.last().map(|(id, _)| id.clone()))
+            .flatten();
+        Ok(Some(AuditPage {
+            events: events.into_iter().map(|(_, e)| e).collect(),
+            before,
+        }))
     }
 
     /// Count one event of `user` in a fixed window of `window` that starts
@@ -107,4 +152,11 @@ impl Keyring {
     ) -> Result<(u64, Duration), StoreError> {
         self.0.store.count_in_window(user, window).await
     }
+}
+
+/// `<ms>-<seq>`, as a stream writes its ids.
+fn audit_position(text: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = text.split_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(ms) && digits(seq)).then(|| Some((ms.parse().ok()?, seq.parse().ok()?)))?
 }

@@ -116,6 +116,8 @@ pub enum Source {
     SelfRotation,
     /// The sweep of keys unused for `keys.revoke_unused_after` (changes only).
     Idle,
+    /// An admin signed in on the console, `/.keygate/admin`.
+    AdminConsole,
 }
 
 impl Source {
@@ -129,6 +131,7 @@ impl Source {
             "gitlab-secret-scanning" => Some(Source::GitlabSecretScanning),
             "self-rotation" => Some(Source::SelfRotation),
             "idle" => Some(Source::Idle),
+            "admin-console" => Some(Source::AdminConsole),
             _ => None,
         }
     }
@@ -143,6 +146,7 @@ impl Source {
             Source::GitlabSecretScanning => "gitlab-secret-scanning",
             Source::SelfRotation => "self-rotation",
             Source::Idle => "idle",
+            Source::AdminConsole => "admin-console",
         }
     }
 }

@@ -1,11 +1,17 @@
 //! The in-process store: a map behind a lock, with the same expiry semantics
 //! as Redis (an expired record is gone) and a purge task for memory
-//! (mini-redis's pattern).
+//! (mini-redis's pattern). Listings walk ordered indexes (`index.rs`), as
+//! in Redis, so a page costs what it shows.
 
-use std::collections::{BTreeSet, HashMap};
+mod index;
+
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
+use self::index::Indexes;
+use super::listing::{KeyFilter, Listed, Order, Position, CLOCK_SKEW};
+use crate::audit::Event;
 use crate::keys::{unix_now, KeyId, KeyRecord};
 
 #[derive(Default)]
@@ -18,14 +24,19 @@ pub struct MemoryStore {
 #[derive(Default)]
 struct Inner {
     settings: Option<String>,
-    /// The capped audit stream, oldest first.
-    audit: std::collections::VecDeque<crate::audit::Event>,
-    keys: HashMap<String, KeyRecord>,
-    /// Per-user index, as in Redis.
-    by_user: HashMap<String, BTreeSet<String>>,
+    /// The capped audit stream, oldest first, each event with its position.
+    audit: VecDeque<(AuditId, Event)>,
+    /// The last audit position given out.
+    audit_seq: u64,
+    keys: HashMap<KeyId, KeyRecord>,
+    indexes: Indexes,
     /// Per-user event windows: (count, end).
     windows: HashMap<String, (u64, std::time::Instant)>,
 }
+
+/// An audit event's place in the stream: milliseconds, then a sequence
+/// number, written `ms-seq` like a Redis stream id.
+type AuditId = (u64, u64);
 
 fn live(r: &KeyRecord, now: u64) -> bool {
     r.expires_at.is_none_or(|e| e > now)
@@ -55,92 +66,106 @@ impl MemoryStore {
     /// Store `new` and give `old` until `old_until`, if `old` is live and
     /// not rotated yet (`store/lifecycle.rs`).
     pub fn rotate(&self, old: &KeyId, new: &KeyRecord, old_until: u64) -> super::Rotated {
-        let mut inner = self.inner.write().expect("store lock");
+        let mut guard = self.inner.write().expect("store lock");
+        let inner = &mut *guard;
         let now = unix_now();
-        let Some(record) = inner.keys.get_mut(old.as_str()).filter(|r| live(r, now)) else {
+        let Some(record) = inner.keys.get_mut(old).filter(|r| live(r, now)) else {
             return super::Rotated::Gone;
         };
         if let Some(to) = record.rotated_to {
             return super::Rotated::Already(to);
         }
+        let was = record.clone();
         record.rotated_to = Some(new.id);
         record.expires_at = Some(old_until);
-        drop(inner);
+        // Indexed by its new expiry.
+        inner.indexes.remove(&was);
+        inner.indexes.add(record);
+        drop(guard);
         self.insert(new.clone());
         super::Rotated::Done
     }
 
     pub fn insert(&self, record: KeyRecord) {
         let mut inner = self.inner.write().expect("store lock");
-        inner
-            .by_user
-            .entry(record.user.clone())
-            .or_default()
-            .insert(record.id.as_str().to_owned());
-        inner.keys.insert(record.id.as_str().to_owned(), record);
+        inner.indexes.add(&record);
+        if let Some(old) = inner.keys.insert(record.id, record) {
+            inner.indexes.remove(&old);
+        }
     }
 
     pub fn get(&self, id: &str) -> Option<KeyRecord> {
+        let id = KeyId::parse(id)?;
         let inner = self.inner.read().expect("store lock");
-        inner.keys.get(id).filter(|r| live(r, unix_now())).cloned()
+        inner.keys.get(&id).filter(|r| live(r, unix_now())).cloned()
     }
 
-    pub fn list(&self, user: Option<&str>) -> Vec<KeyRecord> {
+    /// One page of live keys that match `filter`, after `after` in `order`.
+    pub fn page(
+        &self,
+        order: Order,
+        filter: &KeyFilter,
+        after: Option<&Position>,
+        limit: usize,
+    ) -> Listed {
         let inner = self.inner.read().expect("store lock");
         let now = unix_now();
-        match user {
-            Some(u) => inner
-                .by_user
-                .get(u)
-                .into_iter()
-                .flatten()
-                .filter_map(|id| inner.keys.get(id))
-                .filter(|r| live(r, now))
-                .cloned()
-                .collect(),
-            None => inner
-                .keys
-                .values()
-                .filter(|r| live(r, now))
-                .cloned()
-                .collect(),
-        }
+        let mut keys = Vec::new();
+        let next = inner.indexes.walk(order, filter, after, now, limit, |id| {
+            match inner.keys.get(&id) {
+                Some(r) if live(r, now) && filter.matches(r) => keys.push(r.clone()),
+                _ => {}
+            }
+            keys.len()
+        });
+        Listed { keys, next }
+    }
+
+    /// How many live keys match `filter`.
+    pub fn count(&self, filter: &KeyFilter) -> u64 {
+        let inner = self.inner.read().expect("store lock");
+        let now = unix_now();
+        inner.indexes.chosen(filter).map_or(0, |ids| {
+            ids.filter(|id| {
+                inner
+                    .keys
+                    .get(id)
+                    .is_some_and(|r| live(r, now) && filter.matches(r))
+            })
+            .count() as u64
+        })
+    }
+
+    /// Revoke every live key that matches `filter` and was created before
+    /// the call (give or take `CLOCK_SKEW`).
+    pub fn revoke_matching(&self, filter: &KeyFilter) -> u64 {
+        let mut inner = self.inner.write().expect("store lock");
+        let now = unix_now();
+        let ids: Vec<KeyId> = inner.indexes.chosen(filter).map_or(Vec::new(), |ids| {
+            ids.filter(|id| {
+                inner
+                    .keys
+                    .get(id)
+                    .is_some_and(|r| filter.matches(r) && r.created_at <= now + CLOCK_SKEW)
+            })
+            .collect()
+        });
+        ids.iter()
+            .filter(|id| inner.remove(id).is_some_and(|r| live(&r, now)))
+            .count() as u64
     }
 
     pub fn revoke_ids(&self, ids: &[KeyId]) -> u64 {
         let mut inner = self.inner.write().expect("store lock");
         let now = unix_now();
         ids.iter()
-            .filter(|id| inner.remove(id.as_str()).is_some_and(|r| live(&r, now)))
+            .filter(|id| inner.remove(id).is_some_and(|r| live(&r, now)))
             .count() as u64
-    }
-
-    pub fn revoke_users(&self, users: &[String]) -> u64 {
-        let mut inner = self.inner.write().expect("store lock");
-        let now = unix_now();
-        let mut n = 0;
-        for user in users {
-            for id in inner.by_user.remove(user).unwrap_or_default() {
-                if inner.keys.remove(&id).is_some_and(|r| live(&r, now)) {
-                    n += 1;
-                }
-            }
-        }
-        n
-    }
-
-    pub fn revoke_all(&self) -> u64 {
-        let mut inner = self.inner.write().expect("store lock");
-        let now = unix_now();
-        let n = inner.keys.values().filter(|r| live(r, now)).count() as u64;
-        inner.keys.clear();
-        inner.by_user.clear();
-        n
     }
 
     pub fn touch(&self, id: &KeyId, at: u64) {
         let mut inner = self.inner.write().expect("store lock");
-        if let Some(r) = inner.keys.get_mut(id.as_str()) {
+        if let Some(r) = inner.keys.get_mut(id) {
             r.last_used = Some(at);
         }
     }
@@ -165,49 +190,55 @@ impl MemoryStore {
         (*count, end.saturating_duration_since(now))
     }
 
-    pub fn append_audit(&self, event: crate::audit::Event) {
+    pub fn append_audit(&self, event: Event) {
         let mut inner = self.inner.write().expect("store lock");
         if inner.audit.len() >= crate::audit::KEEP {
             inner.audit.pop_front();
         }
-        inner.audit.push_back(event);
+        // Positions only grow, as a stream's ids do, whatever the clock says.
+        let last = inner.audit.back().map_or((0, 0), |(id, _)| *id);
+        inner.audit_seq += 1;
+        let id = (event.at_ms.max(last.0), inner.audit_seq);
+        inner.audit.push_back((id, event));
     }
 
-    pub fn audit_since(&self, since_ms: u64, limit: usize) -> Vec<crate::audit::Event> {
+    pub fn audit_since(&self, since_ms: u64, limit: usize) -> Vec<Event> {
         let inner = self.inner.read().expect("store lock");
         inner
             .audit
             .iter()
-            .filter(|e| e.at_ms >= since_ms)
+            .filter(|(_, e)| e.at_ms >= since_ms)
             .take(limit)
-            .cloned()
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
+
+    /// Events before `before` (a position), newest first, at most `limit`,
+    /// each with its position.
+    pub fn audit_before(&self, before: Option<(u64, u64)>, limit: usize) -> Vec<(String, Event)> {
+        let inner = self.inner.read().expect("store lock");
+        inner
+            .audit
+            .iter()
+            .rev()
+            .filter(|(id, _)| before.is_none_or(|b| *id < b))
+            .take(limit)
+            .map(|((ms, seq), e)| (format!("{ms}-{seq}"), e.clone()))
             .collect()
     }
 
     fn purge_expired(&self) {
         let mut inner = self.inner.write().expect("store lock");
-        let now = unix_now();
-        let expired: Vec<String> = inner
-            .keys
-            .values()
-            .filter(|r| !live(r, now))
-            .map(|r| r.id.as_str().to_owned())
-            .collect();
-        for id in expired {
+        for id in inner.indexes.expired(unix_now()) {
             inner.remove(&id);
         }
     }
 }
 
 impl Inner {
-    fn remove(&mut self, id: &str) -> Option<KeyRecord> {
+    fn remove(&mut self, id: &KeyId) -> Option<KeyRecord> {
         let record = self.keys.remove(id)?;
-        if let Some(set) = self.by_user.get_mut(&record.user) {
-            set.remove(id);
-            if set.is_empty() {
-                self.by_user.remove(&record.user);
-            }
-        }
+        self.indexes.remove(&record);
         Some(record)
     }
 }

@@ -42,6 +42,7 @@
 //! Cluster, Sentinel), the key layout and replication: `store/redis/mod.rs`.
 
 mod lifecycle;
+pub mod listing;
 mod memory;
 mod outbox;
 mod redis;
@@ -50,6 +51,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::lifecycle::{MemoryLifecycle, Notice, Rotated};
+pub use self::listing::{KeyFilter, Listed, Order, Position, Sort};
 pub use self::memory::MemoryStore;
 pub use self::outbox::{Claimed, MemoryOutbox};
 pub use self::redis::{parse_url as parse_redis_url, RedisStore, Target as RedisTarget};
@@ -145,18 +147,48 @@ impl Store {
         }
     }
 
-    /// Live keys, newest first; of one user if given.
+    /// Live keys, newest first; of one user if given. Every page of them:
+    /// for a user's own keys (a few), and the command line.
     pub async fn list(&self, user: Option<&str>) -> Result<Vec<KeyRecord>, StoreError> {
-        let mut keys = match self {
-            Store::Memory(m) => m.list(user),
-            Store::Redis(r) => r.list(user).await?,
+        let filter = KeyFilter {
+            user: user.map(str::to_owned),
+            ..KeyFilter::default()
         };
-        keys.sort_by(|a, b| {
-            b.created_at
-                .cmp(&a.created_at)
-                .then_with(|| a.id.cmp(&b.id))
-        });
-        Ok(keys)
+        let mut keys = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .page(Order::default(), &filter, after.as_ref(), 1000)
+                .await?;
+            keys.extend(page.keys);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(keys),
+            }
+        }
+    }
+
+    /// One page of live keys that match `filter`, in `order`, after
+    /// `after` (`listing.rs`: the cost is the page's, not the store's).
+    pub async fn page(
+        &self,
+        order: Order,
+        filter: &KeyFilter,
+        after: Option<&Position>,
+        limit: usize,
+    ) -> Result<Listed, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.page(order, filter, after, limit)),
+            Store::Redis(r) => r.page(order, filter, after, limit).await,
+        }
+    }
+
+    /// How many live keys match `filter` (a dry run's count).
+    pub async fn count(&self, filter: &KeyFilter) -> Result<u64, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.count(filter)),
+            Store::Redis(r) => r.count(filter).await,
+        }
     }
 
     pub async fn revoke_ids(&self, ids: &[KeyId]) -> Result<u64, StoreError> {
@@ -168,15 +200,31 @@ impl Store {
 
     pub async fn revoke_users(&self, users: &[String]) -> Result<u64, StoreError> {
         match self {
-            Store::Memory(m) => Ok(m.revoke_users(users)),
+            Store::Memory(m) => Ok(users
+                .iter()
+                .map(|u| {
+                    let filter = KeyFilter {
+                        user: Some(u.clone()),
+                        ..KeyFilter::default()
+                    };
+                    m.revoke_matching(&filter)
+                })
+                .sum()),
             Store::Redis(r) => r.revoke_users(users).await,
         }
     }
 
+    /// Revoke every key that exists when the call starts.
     pub async fn revoke_all(&self) -> Result<u64, StoreError> {
+        self.revoke_matching(&KeyFilter::default()).await
+    }
+
+    /// Revoke every live key that matches `filter` and exists when the call
+    /// starts (give or take `listing::CLOCK_SKEW`), in batches.
+    pub async fn revoke_matching(&self, filter: &KeyFilter) -> Result<u64, StoreError> {
         match self {
-            Store::Memory(m) => Ok(m.revoke_all()),
-            Store::Redis(r) => r.revoke_all().await,
+            Store::Memory(m) => Ok(m.revoke_matching(filter)),
+            Store::Redis(r) => r.revoke_matching(filter).await,
         }
     }
 
@@ -207,6 +255,19 @@ impl Store {
         match self {
             Store::Memory(m) => Ok(m.audit_since(since_ms, limit)),
             Store::Redis(r) => r.audit_since(since_ms, limit).await,
+        }
+    }
+
+    /// Audit events before the position `before` (`(ms, seq)`, as the
+    /// answers write it `ms-seq`), newest first, at most `limit`.
+    pub async fn audit_before(
+        &self,
+        before: Option<(u64, u64)>,
+        limit: usize,
+    ) -> Result<Vec<(String, Event)>, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.audit_before(before, limit)),
+            Store::Redis(r) => r.audit_before(before, limit).await,
         }
     }
 

@@ -62,7 +62,7 @@ async fn cluster_keeps_a_users_keys_in_one_slot_and_users_on_every_master() {
     let mut masters = HashSet::new();
     for user in &users {
         let tag = user_tag(user);
-        let index = format!("spread:{{{tag}}}:user:{user}");
+        let index = format!("spread:{{{tag}}}:uexp");
         let records: Vec<String> = ids[user.as_str()]
             .iter()
             .map(|id| format!("spread:{{{tag}}}:key:{id}"))
@@ -80,6 +80,15 @@ async fn cluster_keeps_a_users_keys_in_one_slot_and_users_on_every_master() {
         assert_eq!(store.list(Some(user)).await.unwrap().len(), 2);
     }
     assert_eq!(masters.len(), 3, "30 users spread over all 3 masters");
+    // The overall listing index is cut into buckets that spread too.
+    let buckets: HashSet<u16> = (0..16)
+        .filter_map(|n| node_of.get(&format!("spread:{{g{n:02}}}:gexp")).copied())
+        .collect();
+    assert_eq!(
+        buckets.len(),
+        3,
+        "the overall index's buckets on every master"
+    );
     assert_eq!(store.list(None).await.unwrap().len(), 60);
     assert_eq!(store.revoke_users(&users[..10]).await.unwrap(), 20);
     let some: Vec<KeyId> = ids[users[10].as_str()].clone();

@@ -1,5 +1,8 @@
 //! One contract, two stores: the same suite runs against the memory store
-//! and a real redis-server (STYLE: oauth2-proxy's session-store suite).
+//! and a real redis-server (STYLE: oauth2-proxy's session-store suite);
+//! the listing part of it (pages, counts, filtered revocations) in `listing`.
+
+pub(crate) mod listing;
 
 use std::time::Duration;
 
@@ -9,7 +12,7 @@ use keygate::store::Store;
 use crate::support::eventually;
 use crate::support::redis::RedisServer;
 
-fn digest_key() -> DigestKey {
+pub(crate) fn digest_key() -> DigestKey {
     DigestKey::new(b"0123456789abcdef0123456789abcdef")
 }
 
@@ -148,9 +151,20 @@ pub(crate) async fn conformance(store: Store) {
     assert_eq!(all, vec![first.clone(), second.clone()]);
     assert_eq!(
         store.audit_since(first.at_ms + 1, 10).await.unwrap(),
-        vec![second]
+        vec![second.clone()]
     );
-    assert_eq!(store.audit_since(0, 1).await.unwrap(), vec![first]);
+    assert_eq!(store.audit_since(0, 1).await.unwrap(), vec![first.clone()]);
+    // Newest first, paged by position: the latest, then what came before it.
+    let latest = store.audit_before(None, 1).await.unwrap();
+    assert_eq!(latest.len(), 1);
+    assert_eq!(latest[0].1, second);
+    let (ms, seq) = latest[0].0.split_once('-').expect("ms-seq");
+    let at = (ms.parse().unwrap(), seq.parse().unwrap());
+    let earlier = store.audit_before(Some(at), 10).await.unwrap();
+    assert_eq!(
+        earlier.into_iter().map(|(_, e)| e).collect::<Vec<_>>(),
+        vec![first]
+    );
 
     // Per-user windows (self-service's creation limit): counted per user,
     // over for everyone once the window has passed.
@@ -165,6 +179,8 @@ pub(crate) async fn conformance(store: Store) {
         async move { (store.count_in_window("erin", window).await.unwrap().0 == 1).then_some(()) }
     })
     .await;
+
+    listing::listing_conformance(&store).await;
 }
 
 #[tokio::test]
@@ -181,6 +197,20 @@ async fn redis_store_keeps_the_contract() {
             .unwrap(),
     )
     .await;
+}
+
+#[tokio::test]
+async fn memory_scans_are_bounded_but_complete() {
+    listing::a_scan_is_bounded_but_complete(&Store::memory()).await;
+}
+
+#[tokio::test]
+async fn redis_scans_are_bounded_but_complete() {
+    let redis = RedisServer::start();
+    let store = Store::redis(&redis.url(), "budget", Duration::from_secs(2))
+        .await
+        .unwrap();
+    listing::a_scan_is_bounded_but_complete(&store).await;
 }
 
 #[tokio::test]
@@ -244,51 +274,29 @@ async fn redis_moves_the_first_layout_at_start() {
     let ids = ["Zz0123456789", "Yy0123456789"];
     for (id, r) in ids.iter().zip([&old, &old2]) {
         let key = format!("legacy:key:{id}");
-        redis::cmd("HSET")
-            .arg(&key)
-            .arg("user")
-            .arg("alice")
-            .arg("label")
-            .arg("old")
-            .arg("scope")
-            .arg("full")
-            .arg("created")
-            .arg(r.created_at)
-            .arg("expires")
-            .arg(r.expires_at.unwrap())
-            .arg("digest")
-            .arg(r.digest.to_hex())
-            .query::<()>(&mut raw)
-            .unwrap();
-        redis::cmd("EXPIRE")
-            .arg(&key)
-            .arg(86_400)
-            .query::<()>(&mut raw)
-            .unwrap();
+        let mut pipe = redis::pipe();
+        hset_record(&mut pipe, &key, "alice", "old", r);
+        pipe.cmd("EXPIRE").arg(&key).arg(86_400).ignore();
         for index in ["legacy:all", "legacy:user:alice"] {
-            redis::cmd("ZADD")
+            pipe.cmd("ZADD")
                 .arg(index)
                 .arg(r.expires_at.unwrap())
                 .arg(*id)
-                .query::<()>(&mut raw)
-                .unwrap();
+                .ignore();
         }
+        pipe.query::<()>(&mut raw).unwrap();
     }
 
     // A few hundred more, and two instances starting at once: their moves
     // race, and each record and index entry still moves exactly once.
     let mut more = redis::pipe();
+    let (_, z) = record("zed", None);
     for i in 0..300 {
-        more.cmd("HSET")
-            .arg(format!("legacy:key:Xx{i:010}"))
-            .arg("user")
-            .arg("zed")
-            .ignore();
-        more.cmd("ZADD")
-            .arg("legacy:user:zed")
-            .arg("+inf")
-            .arg(format!("Xx{i:010}"))
-            .ignore();
+        let id = format!("Xx{i:010}");
+        hset_record(&mut more, &format!("legacy:key:{id}"), "zed", "", &z);
+        for index in ["legacy:all", "legacy:user:zed"] {
+            more.cmd("ZADD").arg(index).arg("+inf").arg(&id).ignore();
+        }
     }
     more.query::<()>(&mut raw).unwrap();
     let url = redis.url();
@@ -298,13 +306,19 @@ async fn redis_moves_the_first_layout_at_start() {
     );
     let (store, _) = (store.unwrap(), other.unwrap());
     let zed: i64 = redis::cmd("ZCARD")
+        .arg(format!("legacy:{{{}}}:uexp", keys::format::user_tag("zed")))
+        .query(&mut raw)
+        .unwrap();
+    assert_eq!(zed, 300, "every key moved and indexed");
+    let old_indexes: i64 = redis::cmd("EXISTS")
+        .arg("legacy:all")
         .arg(format!(
             "legacy:{{{}}}:user:zed",
             keys::format::user_tag("zed")
         ))
         .query(&mut raw)
         .unwrap();
-    assert_eq!(zed, 300, "every index entry moved once");
+    assert_eq!(old_indexes, 0, "the second layout's indexes are gone");
     assert_eq!(store.revoke_users(&["zed".into()]).await.unwrap(), 300);
     let got = store
         .get(ids[0])
@@ -485,6 +499,28 @@ async fn lifecycle_conformance(store: Store) {
     );
     assert!(store.get(c.id.as_str()).await.unwrap().is_none());
     assert_eq!(store.list(Some("rita")).await.unwrap().len(), 2);
+    // The listing indexes follow: the old key once, by its new expiry.
+    let soon = keygate::store::KeyFilter {
+        expires_before: Some(now + 7200),
+        ..Default::default()
+    };
+    assert_eq!(
+        store.count(&soon).await.unwrap(),
+        1,
+        "indexed by its new expiry"
+    );
+    assert_eq!(store.count(&Default::default()).await.unwrap(), 2);
+    let listed = store
+        .page(
+            keygate::store::Order::default(),
+            &Default::default(),
+            None,
+            10,
+        )
+        .await
+        .unwrap()
+        .keys;
+    assert_eq!(listed.len(), 2, "{listed:?}");
 
     // Two at once: one successor.
     let (_, d) = record("sam", DAY);
@@ -622,4 +658,193 @@ async fn redis_lifecycle_keeps_the_contract() {
         .lease("sweep", "two", Duration::from_secs(5))
         .await
         .unwrap());
+}
+
+/// HSET a record's fields as every layout wrote them, under `key`.
+fn hset_record(pipe: &mut redis::Pipeline, key: &str, user: &str, label: &str, r: &KeyRecord) {
+    pipe.cmd("HSET")
+        .arg(key)
+        .arg("user")
+        .arg(user)
+        .arg("label")
+        .arg(label)
+        .arg("scope")
+        .arg("full")
+        .arg("created")
+        .arg(r.created_at)
+        .arg("expires")
+        .arg(r.expires_at.map(|e| e.to_string()).unwrap_or_default())
+        .arg("digest")
+        .arg(r.digest.to_hex())
+        .ignore();
+}
+
+/// Keys of the second layout (`ns:all` and `ns:{T}:user:<u>`, sorted sets
+/// of ids by expiry, as keygate wrote them before the listing indexes) are
+/// indexed at start: listed in every order, counted, revoked; the old
+/// indexes are gone, and a key that expired meanwhile is not listed.
+#[tokio::test]
+async fn redis_indexes_the_second_layout_at_start() {
+    let redis = RedisServer::start();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut raw = client.get_connection().unwrap();
+    let mut pipe = redis::pipe();
+    let mut live = Vec::new();
+    for (user, label, ttl) in [("ann", "ci", DAY), ("ann", "", None), ("ben", "ci", DAY)] {
+        let (_, r) = record(user, ttl);
+        let tag = keys::format::user_tag(user);
+        let key = format!("second:{{{tag}}}:key:{}", r.id);
+        hset_record(&mut pipe, &key, user, label, &r);
+        let score = r.expires_at.map_or("+inf".to_owned(), |e| e.to_string());
+        pipe.cmd("ZADD")
+            .arg("second:all")
+            .arg(&score)
+            .arg(r.id.as_str())
+            .ignore();
+        pipe.cmd("ZADD")
+            .arg(format!("second:{{{tag}}}:user:{user}"))
+            .arg(&score)
+            .arg(r.id.as_str())
+            .ignore();
+        live.push(r);
+    }
+    // In `ns:all`, but its record expired long ago.
+    pipe.cmd("ZADD")
+        .arg("second:all")
+        .arg(1)
+        .arg("AAAAgone0000")
+        .ignore();
+    pipe.cmd("SET").arg("second:layout").arg("2").ignore();
+    pipe.query::<()>(&mut raw).unwrap();
+
+    let store = Store::redis(&redis.url(), "second", Duration::from_secs(2))
+        .await
+        .unwrap();
+    let marker: String = redis::cmd("GET")
+        .arg("second:layout")
+        .query(&mut raw)
+        .unwrap();
+    assert_eq!(marker, "3");
+    let left: i64 = redis::cmd("EXISTS")
+        .arg("second:all")
+        .arg(format!(
+            "second:{{{}}}:user:ann",
+            keys::format::user_tag("ann")
+        ))
+        .query(&mut raw)
+        .unwrap();
+    assert_eq!(left, 0, "the second layout's indexes are gone");
+    let mut ids: Vec<KeyId> = store
+        .list(None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    let mut want: Vec<KeyId> = live.iter().map(|r| r.id).collect();
+    ids.sort();
+    want.sort();
+    assert_eq!(ids, want);
+    let ci = keygate::store::KeyFilter {
+        label: Some("ci".into()),
+        ..Default::default()
+    };
+    assert_eq!(store.count(&ci).await.unwrap(), 2);
+    assert_eq!(store.revoke_users(&["ann".into()]).await.unwrap(), 2);
+    assert_eq!(store.revoke_all().await.unwrap(), 1);
+}
+
+/// Index members of keys that expired, or whose record is gone without
+/// them, are removed by the listings that meet them (a bounded number each
+/// time): the indexes do not fill with dead ids.
+#[tokio::test]
+async fn redis_indexes_shed_dead_members() {
+    use keygate::store::{KeyFilter, Order};
+    let redis = RedisServer::start();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut raw = client.get_connection().unwrap();
+    let store = Store::redis(&redis.url(), "dead", Duration::from_secs(2))
+        .await
+        .unwrap();
+    let now = keys::unix_now();
+    // Expired two minutes ago as the index sees it (the record lives 1 s).
+    let gone: Vec<KeyRecord> = (0..30)
+        .map(|_| listing::dated("gone", "old", now - 1_000, Some(now - 120)))
+        .collect();
+    // Never expires, but its record is deleted behind keygate's back.
+    let orphan = listing::dated("orphan", "", now - 1_000, None);
+    let kept = listing::dated("kept", "", now - 10, None);
+    for r in [&orphan, &kept].into_iter().chain(&gone) {
+        store.insert(r).await.unwrap();
+    }
+    redis::cmd("DEL")
+        .arg(format!(
+            "dead:{{{}}}:key:{}",
+            &orphan.id.as_str()[..4],
+            orphan.id
+        ))
+        .query::<()>(&mut raw)
+        .unwrap();
+    let members = |raw: &mut redis::Connection| -> Vec<String> {
+        let mut all = Vec::new();
+        for n in 0..16 {
+            for set in ["gexp", "gnew"] {
+                let m: Vec<String> = redis::cmd("ZRANGE")
+                    .arg(format!("dead:{{g{n:02}}}:{set}"))
+                    .arg(0)
+                    .arg(-1)
+                    .query(raw)
+                    .unwrap();
+                all.extend(m);
+            }
+        }
+        all
+    };
+    let holds = |all: &[String], id: KeyId| all.iter().any(|m| m.contains(id.as_str()));
+    // Each creation sweeps its indexes on the way: of the 30, only the
+    // last one's members are left before anything is listed.
+    let before = members(&mut raw);
+    assert!(!holds(&before, gone[0].id), "a creation swept the first");
+    assert!(
+        holds(&before, gone[29].id) && holds(&before, orphan.id),
+        "{before:?} {} {}",
+        gone[29].id,
+        orphan.id
+    );
+
+    crate::support::eventually(
+        "the records expire",
+        60,
+        Duration::from_millis(100),
+        || async {
+            store
+                .get(gone[29].id.as_str())
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    let page = store
+        .page(Order::default(), &KeyFilter::default(), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        page.keys.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![kept.id]
+    );
+    let after = members(&mut raw);
+    for r in gone.iter().chain([&orphan]) {
+        assert!(!holds(&after, r.id), "{} still indexed", r.id);
+    }
+    assert!(holds(&after, kept.id));
+    assert_eq!(after.len(), 2, "{after:?}");
+    for set in ["uexp", "unew"] {
+        let n: i64 = redis::cmd("ZCARD")
+            .arg(format!("dead:{{{}}}:{set}", keys::format::user_tag("gone")))
+            .query(&mut raw)
+            .unwrap();
+        assert_eq!(n, 0, "the user's {set}");
+    }
 }

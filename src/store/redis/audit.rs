@@ -56,25 +56,54 @@ impl RedisStore {
                     .query_async(&mut conn),
             )
             .await?;
+        Ok(entries.into_iter().map(|(id, f)| event(&id, f)).collect())
+    }
+
+    /// Events before the stream position `before` (`(ms, seq)`), newest
+    /// first, at most `limit`, each with its position (`ms-seq`).
+    pub async fn audit_before(
+        &self,
+        before: Option<(u64, u64)>,
+        limit: usize,
+    ) -> Result<Vec<(String, crate::audit::Event)>, StoreError> {
+        let mut conn = self.conn.repeating();
+        let top = before.map_or("+".to_owned(), |(ms, seq)| format!("({ms}-{seq}"));
+        let entries: Vec<(String, HashMap<String, String>)> = self
+            .bounded(
+                redis::cmd("XREVRANGE")
+                    .arg(self.audit())
+                    .arg(top)
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(limit)
+                    .query_async(&mut conn),
+            )
+            .await?;
         Ok(entries
             .into_iter()
-            .map(|(id, mut f)| {
-                let at_ms = id
-                    .split('-')
-                    .next()
-                    .and_then(|ms| ms.parse().ok())
-                    .unwrap_or(0);
-                crate::audit::Event {
-                    at_ms,
-                    time: crate::audit::time_of(at_ms),
-                    actor: f.remove("actor").unwrap_or_default(),
-                    action: f.remove("action").unwrap_or_default(),
-                    target: f.remove("target").unwrap_or_default(),
-                    count: f.get("count").and_then(|c| c.parse().ok()).unwrap_or(0),
-                    client: f.remove("client").unwrap_or_default(),
-                    source: f.get("source").and_then(|s| crate::keys::Source::parse(s)),
-                }
+            .map(|(id, f)| {
+                let e = event(&id, f);
+                (id, e)
             })
             .collect())
+    }
+}
+
+/// An event from its stream entry (the id's milliseconds are its time).
+fn event(id: &str, mut f: HashMap<String, String>) -> crate::audit::Event {
+    let at_ms = id
+        .split('-')
+        .next()
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or(0);
+    crate::audit::Event {
+        at_ms,
+        time: crate::audit::time_of(at_ms),
+        actor: f.remove("actor").unwrap_or_default(),
+        action: f.remove("action").unwrap_or_default(),
+        target: f.remove("target").unwrap_or_default(),
+        count: f.get("count").and_then(|c| c.parse().ok()).unwrap_or(0),
+        client: f.remove("client").unwrap_or_default(),
+        source: f.get("source").and_then(|s| crate::keys::Source::parse(s)),
     }
 }

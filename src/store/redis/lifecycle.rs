@@ -7,9 +7,11 @@
 //! | `ns:{lifecycle}:about` | hash | key id -> what its notices say (JSON, never a secret) |
 //! | `ns:lease:<name>` | string | the instance running the chore `name`, expiring with its lease |
 //!
-//! A rotation touches the old record, the new one and the user's index:
-//! one slot, since a key's id carries its user's tag and the successor has
-//! the same user (see `layout.rs`), so one script does it atomically. The
+//! A rotation touches the old record, the new one and the user's pair of
+//! listing indexes: one slot, since a key's id carries its user's tag and
+//! the successor has the same user (see `layout.rs`), so one script does it
+//! atomically. The overall and label indexes are in other slots: the
+//! successor's members are written before, the old key's moved after. The
 //! two schedule keys share the tag `{lifecycle}`, so a claim is one script
 //! on one node.
 
@@ -18,26 +20,35 @@ use std::time::Duration;
 
 use redis::Script;
 
+use std::collections::HashMap;
+
+use super::index::{Entry, Pair};
 use super::RedisStore;
 use crate::keys::{KeyId, KeyRecord};
 use crate::store::lifecycle::{member, parse_member, Notice, Rotated};
+use crate::store::listing::Sort;
 use crate::store::StoreError;
 
-/// KEYS: old record, new record, user index. ARGV: old id, new id, old
-/// until (unix s), the new key's index score, its expiry ('' = never), then
-/// the new record's fields and values.
+/// KEYS: old record, new record, the user's `uexp`, `unew`. ARGV: old id,
+/// new id, old until (unix s), the new key's expiry ('' = never), the new
+/// key's `exp` and `new` members, the old key's `exp` and `new` members as
+/// they are and as they become, then the new record's fields and values.
 static ROTATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'gone'} end
 local to = redis.call('HGET', KEYS[1], 'rotated_to')
 if to then return {'rotated', to} end
-redis.call('HSET', KEYS[2], unpack(ARGV, 6))
-if ARGV[5] ~= '' then redis.call('EXPIREAT', KEYS[2], ARGV[5]) end
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2])
+redis.call('HSET', KEYS[2], unpack(ARGV, 11))
+if ARGV[4] ~= '' then redis.call('EXPIREAT', KEYS[2], ARGV[4]) end
+redis.call('ZADD', KEYS[3], 0, ARGV[5])
+redis.call('ZADD', KEYS[4], 0, ARGV[6])
 redis.call('HSET', KEYS[1], 'rotated_to', ARGV[2], 'expires', ARGV[3])
-redis.call('ZADD', KEYS[3], 'XX', ARGV[3], ARGV[1])
 redis.call('EXPIREAT', KEYS[1], ARGV[3])
+redis.call('ZREM', KEYS[3], ARGV[7])
+redis.call('ZREM', KEYS[4], ARGV[8])
+redis.call('ZADD', KEYS[3], 0, ARGV[9])
+redis.call('ZADD', KEYS[4], 0, ARGV[10])
 return {'done'}
 ",
     )
@@ -73,9 +84,38 @@ return 1
     )
 });
 
+/// One `cmd` (`ZADD` at score 0, or `ZREM`) per set of `members`.
+fn members_cmds(
+    cmd: &str,
+    members: &HashMap<(String, String), Vec<String>>,
+) -> Vec<(String, redis::Cmd)> {
+    members
+        .iter()
+        .map(|((tag, set), members)| {
+            let mut c = redis::cmd(cmd);
+            c.arg(set);
+            for m in members {
+                if cmd == "ZADD" {
+                    c.arg(0);
+                }
+                c.arg(m);
+            }
+            (tag.clone(), c)
+        })
+        .collect()
+}
+
 // === impl RedisStore (lifecycle) ===
 
 impl RedisStore {
+    /// The members of `e` outside its user's slot: overall and label.
+    fn elsewhere(&self, e: &Entry) -> HashMap<(String, String), Vec<String>> {
+        let (uexp, unew, _) = self.pair(&Pair::User(e.user_tag.clone()));
+        let mut sets = self.members_by_set(std::slice::from_ref(e));
+        sets.retain(|(_, set), _| *set != uexp && *set != unew);
+        sets
+    }
+
     fn due_key(&self) -> String {
         format!("{}:{{lifecycle}}:due", self.ns)
     }
@@ -90,19 +130,38 @@ impl RedisStore {
         new: &KeyRecord,
         old_until: u64,
     ) -> Result<Rotated, StoreError> {
-        let score = new.expires_at.map_or("+inf".to_owned(), |e| e.to_string());
-        // Safe to repeat: a repeat of a rotation that ran finds it done (`Already`).
+        // The old key's members are named by its record: read it first
+        // (the script decides anyway; only a rotation changes an expiry).
+        let Some(before) = self.get(old.as_str()).await? else {
+            return Ok(Rotated::Gone);
+        };
+        let was = Entry::of(&before);
+        let becomes = Entry {
+            expires: old_until,
+            ..was.clone()
+        };
+        let fresh = Entry::of(new);
+        // Safe to repeat: a repeat of a rotation that ran finds it done
+        // (`Already`). The successor's overall and label members first, as
+        // a creation writes them (a crash leaves members without a record,
+        // removed when found).
         let mut conn = self.writes.repeating();
-        self.index_first(&mut conn, &new.id, &score).await?;
+        self.by_tag(members_cmds("ZADD", &self.elsewhere(&fresh)))
+            .await?;
+        let (uexp, unew, _) = self.pair(&Pair::User(fresh.user_tag.clone()));
         let mut call = ROTATE.prepare_invoke();
         call.key(self.record(old.as_str()))
             .key(self.record(new.id.as_str()))
-            .key(self.user_index(&new.user))
+            .key(uexp)
+            .key(unew)
             .arg(old.as_str())
             .arg(new.id.as_str())
             .arg(old_until)
-            .arg(&score)
             .arg(new.expires_at.map(|e| e.to_string()).unwrap_or_default());
+        for e in [&fresh, &was, &becomes] {
+            call.arg(e.member(Sort::Expires))
+                .arg(e.member(Sort::Created));
+        }
         for (field, value) in super::fields(new) {
             call.arg(field).arg(value);
         }
@@ -119,30 +178,23 @@ impl RedisStore {
         };
         match rotated {
             Rotated::Done => {
-                let _: () = self
-                    .bounded(
-                        redis::cmd("ZADD")
-                            .arg(self.all())
-                            .arg("XX")
-                            .arg(old_until)
-                            .arg(old.as_str())
-                            .query_async(&mut conn),
-                    )
-                    .await?;
+                // The old key's overall and label members, moved to its new
+                // expiry. A crash before leaves them at the old one: the key
+                // lists by its former expiry until its record expires, then
+                // its members are removed when found.
+                let mut cmds = members_cmds("ZREM", &self.elsewhere(&was));
+                if was != becomes {
+                    cmds.extend(members_cmds("ZADD", &self.elsewhere(&becomes)));
+                }
+                self.by_tag(cmds).await?;
                 // Like a creation: a successor lost in a failover fails closed.
                 if let Err(e) = self.replicated().await {
                     tracing::warn!(key_id = %new.id, error = %e, "rotation not confirmed by a replica");
                 }
             }
-            // The successor's index entry without a record: pruned when read.
+            // The successor's members without a record.
             Rotated::Gone | Rotated::Already(_) => {
-                let _: () = self
-                    .bounded(
-                        redis::cmd("ZREM")
-                            .arg(self.all())
-                            .arg(new.id.as_str())
-                            .query_async(&mut conn),
-                    )
+                self.by_tag(members_cmds("ZREM", &self.elsewhere(&fresh)))
                     .await?;
             }
         }

@@ -5,9 +5,12 @@
 //! * [`connect`]: one command connection for each, and pub/sub;
 //!   [`sentinel`]: the master behind Sentinel, failovers followed;
 //! * [`layout`]: the key names, chosen so that every multi-key step stays in
-//!   one Cluster slot, the record's fields, and the move from the first
-//!   layout; [`audit`]: the audit stream; [`outbox`]: the webhook outbox;
-//!   [`lifecycle`]: rotation, expiry notices and chore leases.
+//!   one Cluster slot, the record's fields, and the moves from earlier
+//!   layouts; [`audit`]: the audit stream; [`outbox`]: the webhook outbox;
+//!   [`lifecycle`]: rotation, expiry notices and chore leases;
+//! * [`index`]: the listing indexes (by creation and by expiry, overall, per
+//!   user, per label), [`scan`]: walking one in order, [`listing`]: pages,
+//!   counts and bulk revocations over them.
 //!
 //! Failure: every call is bounded by `store.timeout` (`StoreError::Timeout`)
 //! and every Redis error is `StoreError::Unavailable`; callers fail closed
@@ -45,10 +48,14 @@
 mod audit;
 mod connect;
 mod fleet;
+mod index;
 mod layout;
 mod lifecycle;
+mod listing;
+mod migrate;
 mod outbox;
 mod repeat;
+mod scan;
 mod sentinel;
 mod url;
 
@@ -59,10 +66,14 @@ use futures_util::future::try_join_all;
 use redis::AsyncCommands;
 
 use self::connect::Conn;
+use self::index::{bucket_of, Entry, Pair};
 use self::layout::parse;
 pub use self::url::{parse as parse_url, Target};
 use super::StoreError;
 use crate::keys::{unix_now, KeyId, KeyRecord};
+
+/// Expired members each index a creation writes to gives up on the way.
+const SWEEP_ON_INSERT: usize = 10;
 
 /// INCR, starting the window's expiry with the first event (and mending a
 /// counter that lost it); answers the count and the milliseconds left.
@@ -79,9 +90,6 @@ return {n, left}
 ",
     )
 });
-
-/// Ids fetched per round trip when revoking everything.
-const BATCH: isize = 1000;
 
 #[derive(Clone)]
 pub struct RedisStore {
@@ -143,7 +151,7 @@ impl RedisStore {
     /// Redis answers, and the first layout's keys have been moved.
     pub async fn ready(&self) -> Result<(), StoreError> {
         self.ping().await?;
-        layout::migrate(self).await.map(|_| ())
+        migrate::migrate(self).await.map(|_| ())
     }
 
     /// Bound a call by the store timeout.
@@ -283,21 +291,41 @@ impl RedisStore {
 
     pub async fn insert(&self, r: &KeyRecord) -> Result<(), StoreError> {
         let key = self.record(r.id.as_str());
-        let score = r.expires_at.map_or("+inf".to_owned(), |e| e.to_string());
-        // Safe to repeat: the same ZADD and HSETs of a fresh id.
-        let mut conn = self.writes.repeating();
-        self.index_first(&mut conn, &r.id, &score).await?;
+        let entry = Entry::of(r);
+        let now = unix_now();
+        // Safe to repeat: the same members, the same HSETs of a fresh id.
+        // The overall and label indexes first (their own slots), each
+        // swept of a few expired members on the way: a crash after them
+        // leaves members without a record (removed when found), never a
+        // record that no index lists (which `revoke_all` could not find).
+        let cmds = [
+            Pair::Bucket(bucket_of(&r.id)),
+            Pair::Label(entry.label_tag.clone()),
+        ]
+        .iter()
+        .map(|p| self.sweep_cmd(p, now, SWEEP_ON_INSERT, Some(&entry)))
+        .collect();
+        let mut dead = self.dead_of(self.by_tag(cmds).await?)?;
+        // The record and the user's index, atomically (one slot).
         let mut pipe = redis::pipe();
         pipe.atomic().hset_multiple(&key, &fields(r)).ignore();
-        if let Some(ttl) = r.ttl(unix_now()) {
+        if let Some(ttl) = r.ttl(now) {
             pipe.expire(&key, ttl.as_secs() as i64).ignore();
         }
-        pipe.cmd("ZADD")
-            .arg(self.user_index(&r.user))
-            .arg(&score)
-            .arg(r.id.as_str())
-            .ignore();
-        self.bounded(pipe.query_async::<()>(&mut conn)).await?;
+        let (_, user_sweep) = self.sweep_cmd(
+            &Pair::User(entry.user_tag.clone()),
+            now,
+            SWEEP_ON_INSERT,
+            Some(&entry),
+        );
+        pipe.add_command(user_sweep);
+        let mut conn = self.writes.repeating();
+        let (swept,): (redis::Value,) = self.bounded(pipe.query_async(&mut conn)).await?;
+        dead.extend(self.dead_of(vec![swept])?);
+        // Expired keys' other members: tidying, which must not fail a creation.
+        if let Err(e) = self.unindex(&dead).await {
+            tracing::warn!(error = %e, "could not remove expired keys from the listing indexes");
+        }
         // A created key lost in a failover fails closed: warn, do not fail.
         if let Err(e) = self.replicated().await {
             tracing::warn!(key_id = %r.id, error = %e, "created key not confirmed by a replica");
@@ -309,148 +337,6 @@ impl RedisStore {
         let mut conn = self.conn.repeating();
         let fields: HashMap<String, String> = self.bounded(conn.hgetall(self.record(id))).await?;
         parse(id, fields)
-    }
-
-    pub async fn list(&self, user: Option<&str>) -> Result<Vec<KeyRecord>, StoreError> {
-        let index = user.map_or_else(|| self.all(), |u| self.user_index(u));
-        // Safe to repeat: a read, and pruning what is gone already.
-        let mut conn = self.conn.repeating();
-        let now = unix_now().to_string();
-        let (ids,): (Vec<String>,) = self
-            .bounded(
-                redis::pipe()
-                    .cmd("ZREMRANGEBYSCORE")
-                    .arg(&index)
-                    .arg("-inf")
-                    .arg(&now)
-                    .ignore()
-                    .zrange(&index, 0, -1)
-                    .query_async(&mut conn),
-            )
-            .await?;
-        let mut records = self.fetch(&ids).await?;
-        let mut out = Vec::with_capacity(ids.len());
-        let mut gone = Vec::new();
-        for id in &ids {
-            match parse(id, records.remove(id.as_str()).unwrap_or_default())? {
-                Some(r) => out.push(r),
-                None => gone.push(id.clone()),
-            }
-        }
-        if !gone.is_empty() {
-            let _: () = self.bounded(conn.zrem(&index, &gone)).await?;
-        }
-        Ok(out)
-    }
-
-    /// The hashes of these ids, one pipeline per slot, pipelines in parallel.
-    async fn fetch<'a>(
-        &self,
-        ids: &'a [String],
-    ) -> Result<HashMap<&'a str, HashMap<String, String>>, StoreError> {
-        let calls = self.by_slot(ids).into_iter().map(|group| {
-            let mut pipe = redis::pipe();
-            for id in &group {
-                pipe.hgetall(self.record(id));
-            }
-            let mut conn = self.conn.repeating();
-            async move {
-                let found: Vec<HashMap<String, String>> =
-                    self.bounded(pipe.query_async(&mut conn)).await?;
-                Ok::<_, StoreError>(group.into_iter().zip(found))
-            }
-        });
-        Ok(try_join_all(calls).await?.into_iter().flatten().collect())
-    }
-
-    pub async fn revoke_ids(&self, ids: &[KeyId]) -> Result<u64, StoreError> {
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        let ids: Vec<String> = ids.iter().map(|i| i.as_str().to_owned()).collect();
-        let users: HashMap<&str, String> = self
-            .fetch(&ids)
-            .await?
-            .into_iter()
-            .filter_map(|(id, mut f)| Some((id, f.remove("user")?)))
-            .collect();
-        // Per slot: the records and their user-index entries, atomically.
-        let calls = self.by_slot(&ids).into_iter().map(|group| {
-            let mut pipe = redis::pipe();
-            pipe.atomic();
-            for id in &group {
-                pipe.del(self.record(id));
-                if let Some(u) = users.get(id) {
-                    pipe.zrem(self.user_index(u), *id).ignore();
-                }
-            }
-            // Safe to repeat: deleting again deletes nothing more.
-            let mut conn = self.writes.repeating();
-            async move {
-                let deleted: Vec<u64> = self.bounded(pipe.query_async(&mut conn)).await?;
-                Ok::<_, StoreError>(deleted.iter().sum::<u64>())
-            }
-        });
-        let n = try_join_all(calls).await?.iter().sum();
-        self.unindex(&ids).await?;
-        self.replicated().await?;
-        Ok(n)
-    }
-
-    /// Drop ids from `ns:all`, after their records are gone.
-    async fn unindex(&self, ids: &[String]) -> Result<(), StoreError> {
-        let mut conn = self.writes.repeating();
-        self.bounded(conn.zrem(self.all(), ids)).await
-    }
-
-    pub async fn revoke_users(&self, users: &[String]) -> Result<u64, StoreError> {
-        let mut n = 0;
-        let mut conn = self.writes.repeating();
-        for user in users {
-            let index = self.user_index(user);
-            let ids: Vec<String> = self.bounded(conn.zrange(&index, 0, -1)).await?;
-            if ids.is_empty() {
-                continue;
-            }
-            // One slot: the user's records and index (module docs of `layout`).
-            let mut pipe = redis::pipe();
-            pipe.atomic();
-            for id in &ids {
-                pipe.del(self.record(id));
-            }
-            pipe.zrem(&index, &ids).ignore();
-            let deleted: Vec<u64> = self.bounded(pipe.query_async(&mut conn)).await?;
-            n += deleted.iter().sum::<u64>();
-            self.unindex(&ids).await?;
-        }
-        self.replicated().await?;
-        Ok(n)
-    }
-
-    /// Revoke every key that exists when the call starts, in batches.
-    pub async fn revoke_all(&self) -> Result<u64, StoreError> {
-        let mut n = 0;
-        let mut conn = self.conn.repeating();
-        loop {
-            let ids: Vec<String> = self.bounded(conn.zrange(self.all(), 0, BATCH - 1)).await?;
-            if ids.is_empty() {
-                self.replicated().await?;
-                return Ok(n);
-            }
-            let calls = self.by_slot(&ids).into_iter().map(|group| {
-                let mut pipe = redis::pipe();
-                for id in &group {
-                    pipe.del(self.record(id));
-                }
-                let mut conn = self.writes.repeating();
-                async move {
-                    let deleted: Vec<u64> = self.bounded(pipe.query_async(&mut conn)).await?;
-                    Ok::<_, StoreError>(deleted.iter().sum::<u64>())
-                }
-            });
-            n += try_join_all(calls).await?.iter().sum::<u64>();
-            self.unindex(&ids).await?;
-        }
     }
 
     pub async fn touch(&self, id: &KeyId, at: u64) -> Result<(), StoreError> {
@@ -498,27 +384,6 @@ impl RedisStore {
         self.bounded(redis::cmd("PING").query_async::<String>(&mut conn))
             .await
             .map(|_| ())
-    }
-}
-
-// === impl RedisStore (the index) ===
-
-impl RedisStore {
-    /// Put a new id in `ns:all` (its own slot) before its record is
-    /// written: a crash after it leaves an id without a record, pruned when
-    /// read, never a record that `revoke_all` cannot find.
-    async fn index_first<C>(&self, conn: &mut C, id: &KeyId, score: &str) -> Result<(), StoreError>
-    where
-        C: redis::aio::ConnectionLike + Send,
-    {
-        self.bounded(
-            redis::cmd("ZADD")
-                .arg(self.all())
-                .arg(score)
-                .arg(id.as_str())
-                .query_async(conn),
-        )
-        .await
     }
 }
 
