@@ -4,6 +4,7 @@
 mod support;
 
 mod admin;
+mod admin_listing;
 mod auth;
 mod authz;
 mod clients;
