@@ -140,6 +140,21 @@ impl Store {
         }
     }
 
+    /// Many records as `insert` writes them, in as few round trips as the
+    /// deployment allows; for filling a store no instance serves yet
+    /// (Redis: `RedisStore::insert_many`).
+    pub async fn insert_many(&self, records: &[KeyRecord]) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => {
+                for r in records {
+                    m.insert(r.clone());
+                }
+                Ok(())
+            }
+            Store::Redis(r) => r.insert_many(records).await,
+        }
+    }
+
     pub async fn get(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.get(id)),

@@ -848,3 +848,86 @@ async fn redis_indexes_shed_dead_members() {
         assert_eq!(n, 0, "the user's {set}");
     }
 }
+
+/// A bulk fill (`insert_many`, the listing benchmark's) writes exactly what
+/// one `insert` per key writes: the same Redis keys, fields, members and
+/// expiries, so what the benchmark measures is the layout keygate serves.
+#[tokio::test]
+async fn redis_insert_many_writes_what_insert_writes() {
+    let redis = RedisServer::start();
+    let one = Store::redis(&redis.url(), "one", Duration::from_secs(2))
+        .await
+        .unwrap();
+    let many = Store::redis(&redis.url(), "many", Duration::from_secs(2))
+        .await
+        .unwrap();
+    let mut records = Vec::new();
+    for (i, user) in ["alice", "bob", "alice", "carol", "bob", "alice"]
+        .iter()
+        .enumerate()
+    {
+        let ttl = [DAY, None, Some(Duration::from_secs(90 * 86_400))][i % 3];
+        let (_, mut r) = record(user, ttl);
+        r.label = ["ci", "", "<b>laptop</b>"][i % 3].to_owned();
+        r.source = [None, Some(keys::Source::Cli), Some(keys::Source::Admin)][i % 3];
+        records.push(r);
+    }
+    for r in &records {
+        one.insert(r).await.unwrap();
+    }
+    many.insert_many(&records).await.unwrap();
+
+    let mut raw = redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let mut dump = |ns: &str| {
+        let mut names: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{ns}:*"))
+            .query(&mut raw)
+            .unwrap();
+        names.sort();
+        names
+            .into_iter()
+            .map(|name| {
+                let kind: String = redis::cmd("TYPE").arg(&name).query(&mut raw).unwrap();
+                let value: Vec<String> = match kind.as_str() {
+                    "hash" => {
+                        let mut fields: Vec<(String, String)> =
+                            redis::cmd("HGETALL").arg(&name).query(&mut raw).unwrap();
+                        fields.sort();
+                        fields
+                            .into_iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect()
+                    }
+                    "zset" => redis::cmd("ZRANGE")
+                        .arg(&name)
+                        .arg(0)
+                        .arg(-1)
+                        .arg("WITHSCORES")
+                        .query(&mut raw)
+                        .unwrap(),
+                    "string" => vec![redis::cmd("GET").arg(&name).query(&mut raw).unwrap()],
+                    other => panic!("{name}: unexpected type {other}"),
+                };
+                let ttl: i64 = redis::cmd("TTL").arg(&name).query(&mut raw).unwrap();
+                let expiry = match ttl {
+                    -1 => "no expiry".to_owned(),
+                    t => format!("expires in about {} days", (t + 3_600) / 86_400),
+                };
+                (name[ns.len()..].to_owned(), kind, value, expiry)
+            })
+            .collect::<Vec<_>>()
+    };
+    let (by_one, by_many) = (dump("one"), dump("many"));
+    assert!(
+        by_one
+            .iter()
+            .filter(|(_, kind, _, _)| kind == "zset")
+            .count()
+            >= 6,
+        "the indexes were written: {by_one:?}"
+    );
+    assert_eq!(by_one, by_many);
+}

@@ -89,6 +89,23 @@ impl RedisStore {
     }
 }
 
+/// The commands that write record `r` as key `key` (its fields, its
+/// expiry as a TTL), as of unix second `now`.
+pub(super) fn record_cmds(key: &str, r: &KeyRecord, now: u64) -> Vec<redis::Cmd> {
+    let mut hset = redis::cmd("HSET");
+    hset.arg(key);
+    for (field, value) in super::fields(r) {
+        hset.arg(field).arg(value);
+    }
+    let mut cmds = vec![hset];
+    if let Some(ttl) = r.ttl(now) {
+        let mut expire = redis::cmd("EXPIRE");
+        expire.arg(key).arg(ttl.as_secs());
+        cmds.push(expire);
+    }
+    cmds
+}
+
 /// The hash tag of a record: its id's first characters.
 pub fn tag_of(id: &str) -> &str {
     id.get(..TAG_LEN).unwrap_or(id)

@@ -52,6 +52,7 @@ mod index;
 mod layout;
 mod lifecycle;
 mod listing;
+mod load;
 mod migrate;
 mod outbox;
 mod repeat;
@@ -308,9 +309,9 @@ impl RedisStore {
         let mut dead = self.dead_of(self.by_tag(cmds).await?)?;
         // The record and the user's index, atomically (one slot).
         let mut pipe = redis::pipe();
-        pipe.atomic().hset_multiple(&key, &fields(r)).ignore();
-        if let Some(ttl) = r.ttl(now) {
-            pipe.expire(&key, ttl.as_secs() as i64).ignore();
+        pipe.atomic();
+        for cmd in layout::record_cmds(&key, r, now) {
+            pipe.add_command(cmd).ignore();
         }
         let (_, user_sweep) = self.sweep_cmd(
             &Pair::User(entry.user_tag.clone()),
