@@ -22,6 +22,32 @@ async fn gateway(up: &Upstream, redis: &RedisServer, dir: &std::path::Path) -> T
         .await
 }
 
+/// An upstream, a Redis, and a gateway on it with a client.
+struct Setup {
+    up: Upstream,
+    redis: RedisServer,
+    dir: tempfile::TempDir,
+    gw: TestGateway,
+    c: HttpsClient,
+}
+
+async fn setup() -> Setup {
+    let (up, redis, dir) = (
+        Upstream::start().await,
+        RedisServer::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    let gw = gateway(&up, &redis, dir.path()).await;
+    let c = client::h1(&gw.ca);
+    Setup {
+        up,
+        redis,
+        dir,
+        gw,
+        c,
+    }
+}
+
 /// `POST /v1/keys`: the secret and the id.
 async fn mint(c: &HttpsClient, gw: &TestGateway, user: &str, label: &str) -> (String, String) {
     let a = call(
@@ -70,13 +96,8 @@ fn ids_of(page: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn a_filter_that_matches_nothing_counts_zero_and_revokes_nothing() {
-    let (up, redis, dir) = (
-        Upstream::start().await,
-        RedisServer::start(),
-        tempfile::tempdir().unwrap(),
-    );
-    let gw = gateway(&up, &redis, dir.path()).await;
-    let c = client::h1(&gw.ca);
+    let s = setup().await;
+    let (gw, c) = (&s.gw, &s.c);
     let (alice, _) = mint(&c, &gw, "alice", "ci").await;
     let (bob, _) = mint(&c, &gw, "bob", "laptop").await;
 
@@ -147,15 +168,15 @@ async fn a_filter_that_matches_nothing_counts_zero_and_revokes_nothing() {
 
 #[tokio::test]
 async fn a_stale_page_revokes_what_is_left_and_says_how_many() {
-    let (up, redis, dir) = (
-        Upstream::start().await,
-        RedisServer::start(),
-        tempfile::tempdir().unwrap(),
-    );
     // Two instances on one store: two admins, each on their own.
-    let one = gateway(&up, &redis, dir.path()).await;
+    let Setup {
+        up,
+        redis,
+        dir,
+        gw: one,
+        c,
+    } = setup().await;
     let other = gateway(&up, &redis, dir.path()).await;
-    let c = client::h1(&one.ca);
     let c2 = client::h1(&other.ca);
     let mut secrets = Vec::new();
     for i in 0..6 {
@@ -228,13 +249,13 @@ async fn a_stale_page_revokes_what_is_left_and_says_how_many() {
 
 #[tokio::test]
 async fn a_forged_or_foreign_cursor_is_400_naming_cursor() {
-    let (up, redis, dir) = (
-        Upstream::start().await,
-        RedisServer::start(),
-        tempfile::tempdir().unwrap(),
-    );
-    let gw = gateway(&up, &redis, dir.path()).await;
-    let c = client::h1(&gw.ca);
+    let Setup {
+        up,
+        redis,
+        dir: _dir,
+        gw,
+        c,
+    } = setup().await;
     for user in ["dave", "dave", "dave", "erin", "erin"] {
         mint(&c, &gw, user, "ci").await;
     }
@@ -309,13 +330,8 @@ async fn a_forged_or_foreign_cursor_is_400_naming_cursor() {
 
 #[tokio::test]
 async fn a_page_size_outside_1_to_1000_is_400_naming_limit() {
-    let (up, redis, dir) = (
-        Upstream::start().await,
-        RedisServer::start(),
-        tempfile::tempdir().unwrap(),
-    );
-    let gw = gateway(&up, &redis, dir.path()).await;
-    let c = client::h1(&gw.ca);
+    let s = setup().await;
+    let (gw, c) = (&s.gw, &s.c);
     for _ in 0..3 {
         mint(&c, &gw, "frank", "").await;
     }
