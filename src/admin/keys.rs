@@ -1,7 +1,7 @@
 //! `/v1/keys` and `/v1/revoke`: create, list, delete, rotate, revoke in bulk.
 
 use http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{ApiError, ApiResult};
@@ -11,7 +11,7 @@ use crate::keyring::RotateRequest;
 use crate::keyring::{
     KeyFilter, Keyring, Listing, MintError, PageError, Revocation, SettingsError, Sort, Ttl,
 };
-use crate::keys::{ApiKey, KeyId, Scope};
+use crate::keys::{ApiKey, KeyId, KeyView, Scope};
 use crate::settings::Settings;
 
 /// The keyring, and who is asking (the token's name, source `admin`, the client).
@@ -129,11 +129,19 @@ pub async fn list(ctx: &Ctx<'_>, query: Option<&str>) -> ApiResult {
             PageError::Cursor => ApiError::bad_request(e.to_string()),
             PageError::Store(e) => ApiError::Store(e),
         })?;
-    let views: Vec<_> = page.keys.iter().map(|r| r.view()).collect();
-    Ok(json(
-        StatusCode::OK,
-        &json!({ "keys": views, "next_cursor": page.next_cursor }),
-    ))
+    // Serialized straight from the records' views: no JSON tree of the page.
+    let body = KeyPage {
+        keys: page.keys.iter().map(|r| r.view()).collect(),
+        next_cursor: page.next_cursor.as_deref(),
+    };
+    Ok(json(StatusCode::OK, &body))
+}
+
+/// `GET /v1/keys`'s answer.
+#[derive(Serialize)]
+struct KeyPage<'a> {
+    keys: Vec<KeyView<'a>>,
+    next_cursor: Option<&'a str>,
 }
 
 pub async fn delete(ctx: &Ctx<'_>, id: &str) -> ApiResult {
