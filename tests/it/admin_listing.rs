@@ -96,8 +96,9 @@ fn ids_of(page: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn a_filter_that_matches_nothing_counts_zero_and_revokes_nothing() {
+    // The upstream, Redis and folder stay in `s` until the end.
     let s = setup().await;
-    let (gw, c) = (&s.gw, &s.c);
+    let (gw, c) = (s.gw, s.c);
     let (alice, _) = mint(&c, &gw, "alice", "ci").await;
     let (bob, _) = mint(&c, &gw, "bob", "laptop").await;
 
@@ -330,8 +331,9 @@ async fn a_forged_or_foreign_cursor_is_400_naming_cursor() {
 
 #[tokio::test]
 async fn a_page_size_outside_1_to_1000_is_400_naming_limit() {
+    // The upstream, Redis and folder stay in `s` until the end.
     let s = setup().await;
-    let (gw, c) = (&s.gw, &s.c);
+    let (gw, c) = (s.gw, s.c);
     for _ in 0..3 {
         mint(&c, &gw, "frank", "").await;
     }
