@@ -253,3 +253,43 @@ async fn the_memory_store_delivers_too() {
     assert_eq!(got[0].body["data"]["id"], id.as_str());
     assert!(got[0].verified);
 }
+
+/// A revocation by filter (`{"filter": …}`) announces each key it revoked,
+/// and no other.
+#[tokio::test]
+async fn a_revocation_by_filter_announces_each_key_it_revoked() {
+    let receiver = Receiver::start(Mode::Up).await;
+    let dir = tempfile::tempdir().unwrap();
+    let f = fleet(
+        1,
+        "filtered",
+        webhook_to(&receiver.url(), dir.path(), &["events = [\"key.revoked\"]"]),
+    )
+    .await;
+    let (c, gw) = (&f.clients[0], &f.gateways[0]);
+    let mut ursula = Vec::new();
+    for _ in 0..3 {
+        ursula.push(create_key(c, gw, "ursula").await.1);
+    }
+    create_key(c, gw, "victor").await;
+    let a = call(
+        c,
+        gw,
+        Method::POST,
+        "/v1/revoke",
+        Some(json!({"filter": {"user": "ursula"}})),
+    )
+    .await;
+    assert_eq!(json_of(&a)["revoked"], 3, "{}", a.text());
+    let got = exactly(&receiver, 3).await;
+    let mut revoked: Vec<&str> = got
+        .iter()
+        .map(|d| d.body["data"]["id"].as_str().unwrap())
+        .collect();
+    revoked.sort_unstable();
+    ursula.sort();
+    assert_eq!(revoked, ursula, "{got:#?}");
+    assert!(got.iter().all(|d| d.verified
+        && d.body["type"] == "key.revoked"
+        && d.body["data"]["user"] == "ursula"));
+}
