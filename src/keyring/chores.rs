@@ -5,9 +5,9 @@
 //! stopped on every instance like any revocation).
 //!
 //! The idle sweep runs on one instance at a time (a lease in the store) and
-//! lists every key once a round, a round every quarter of the window (at
-//! most an hour apart: a 90-day window lists the keys hourly), revoking the
-//! idle ones a thousand at a time. Keys made before keygate kept a schedule
+//! walks every key once a round, a page of a thousand at a time, a round
+//! every quarter of the window (at most an hour apart: a 90-day window
+//! walks the keys hourly), revoking each page's idle ones. Keys made before keygate kept a schedule
 //! of notices get theirs filed once after a start (`backfill_notices`).
 
 use std::time::Duration;
@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use super::{Keyring, Revocation};
 use crate::audit::Actor;
 use crate::keys::{unix_now, KeyId, KeyRecord, Source};
+use crate::store::{KeyFilter, Order, Position, StoreError};
 
 /// Pause between two claims of due notices.
 const NOTICE_EVERY: Duration = Duration::from_secs(1);
@@ -27,6 +28,13 @@ const IDLE_BATCH: usize = 1000;
 const BACKFILL_AFTER: Duration = Duration::from_secs(5);
 /// After a backfill, no other instance does it again for this long.
 const BACKFILL_LEASE: Duration = Duration::from_secs(3600);
+
+/// Where a walk over every key stands (`Keyring::next_page`).
+#[derive(Default)]
+struct Walk {
+    after: Option<Position>,
+    done: bool,
+}
 
 /// The running chores; `stop` ends them.
 pub struct Chores {
@@ -110,19 +118,22 @@ impl Keyring {
         }
     }
 
-    /// Revoke every key not used within `window`, `IDLE_BATCH` at a time.
+    /// Revoke every key not used within `window`, a page of `IDLE_BATCH`
+    /// at a time.
     async fn idle_round(&self, window: Duration) -> Result<(), crate::keyring::RevokeError> {
         let idle_before = unix_now().saturating_sub(window.as_secs());
-        let idle: Vec<KeyId> = self
-            .list(None)
-            .await?
-            .iter()
-            .filter(|r| r.last_used.unwrap_or(r.created_at) < idle_before)
-            .map(|r| r.id)
-            .collect();
         let actor = Actor::new("keygate", Source::Idle, None);
-        for batch in idle.chunks(IDLE_BATCH) {
-            let done = self.revoke(&actor, Revocation::Ids(batch.to_vec())).await?;
+        let mut walk = Walk::default();
+        while let Some(page) = self.next_page(&mut walk).await? {
+            let idle: Vec<KeyId> = page
+                .iter()
+                .filter(|r| r.last_used.unwrap_or(r.created_at) < idle_before)
+                .map(|r| r.id)
+                .collect();
+            if idle.is_empty() {
+                continue;
+            }
+            let done = self.revoke(&actor, Revocation::Ids(idle)).await?;
             tracing::info!(
                 revoked = done.count,
                 unused_for = %crate::settings::short_duration(window),
@@ -130,6 +141,28 @@ impl Keyring {
             );
         }
         Ok(())
+    }
+
+    /// The next page of every live key (newest first, `IDLE_BATCH` keys),
+    /// `None` after the last: a chore holds a page, never every key (a
+    /// million keys are some 250 MiB).
+    async fn next_page(&self, walk: &mut Walk) -> Result<Option<Vec<KeyRecord>>, StoreError> {
+        if walk.done {
+            return Ok(None);
+        }
+        let page = self
+            .0
+            .store
+            .page(
+                Order::default(),
+                &KeyFilter::default(),
+                walk.after.as_ref(),
+                IDLE_BATCH,
+            )
+            .await?;
+        walk.done = page.next.is_none();
+        walk.after = page.next;
+        Ok(Some(page.keys))
     }
 
     /// File the notices of keys that have none (made before keygate kept
@@ -156,19 +189,23 @@ impl Keyring {
             }
         }
         let filed = async {
-            let keys = self.list(None).await?;
-            let expiring: Vec<&KeyRecord> =
-                keys.iter().filter(|r| r.expires_at.is_some()).collect();
-            let mut filed = 0;
-            for batch in expiring.chunks(IDLE_BATCH) {
-                let ids: Vec<KeyId> = batch.iter().map(|r| r.id).collect();
+            let (mut filed, mut walk) = (0, Walk::default());
+            while let Some(page) = self.next_page(&mut walk).await? {
+                let ids: Vec<KeyId> = page
+                    .iter()
+                    .filter(|r| r.expires_at.is_some())
+                    .map(|r| r.id)
+                    .collect();
+                if ids.is_empty() {
+                    continue;
+                }
                 let missing = self.0.store.unscheduled(&ids).await?;
-                for r in batch.iter().filter(|r| missing.contains(&r.id)) {
+                for r in page.iter().filter(|r| missing.contains(&r.id)) {
                     self.schedule_notices(r).await;
                     filed += 1;
                 }
             }
-            Ok::<_, crate::store::StoreError>(filed)
+            Ok::<_, StoreError>(filed)
         };
         match filed.await {
             Ok(0) => {}
