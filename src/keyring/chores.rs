@@ -7,8 +7,9 @@
 //! The idle sweep runs on one instance at a time (a lease in the store) and
 //! walks every key once a round, a page of a thousand at a time, a round
 //! every quarter of the window (at most an hour apart: a 90-day window
-//! walks the keys hourly), revoking each page's idle ones. Keys made before keygate kept a schedule
-//! of notices get theirs filed once after a start (`backfill_notices`).
+//! walks the keys hourly), revoking each page's idle ones. Keys made
+//! before keygate kept a schedule of notices get theirs filed once after a
+//! start (`backfill_notices`), also a page at a time.
 
 use std::time::Duration;
 
