@@ -64,6 +64,8 @@ pub fn run(args: Args) -> Result<(), CliError> {
             timeout: std::time::Duration::from_secs(5),
             session_ttl: std::time::Duration::from_secs(8 * 3600),
         });
+        // And the demo user is an admin: the console works at once too.
+        config.admin.users = vec!["demo".into()];
         let keyring = Keyring::from_config(&config)
             .await
             .map_err(|e| runtime_err("cannot open the memory store", &e))?;
@@ -164,6 +166,8 @@ fn print_banner(addr: SocketAddr, admin: SocketAddr, key: &str, admin_token: &st
 
   Self-service page (you are signed in as "demo"; generate, copy, revoke keys):
     {url}/.keygate/keys
+  Admin console ("demo" is an admin: settings, every key, the audit log):
+    {url}/.keygate/admin
 
   Or keep the key in ~/.netrc, where every Basic-auth client finds it:
     machine {host} login apikey password {key}

@@ -170,6 +170,8 @@ pub struct Admin {
     pub client_ca: Option<PathBuf>,
     /// `[admin] groups`: members of these OIDC groups are console admins.
     pub groups: Vec<String>,
+    /// `[admin] users`: these signed-in users are console admins.
+    pub users: Vec<String>,
 }
 
 // === impl Admin ===
@@ -179,6 +181,12 @@ impl Admin {
     /// from the OpenID provider) makes them a console admin.
     pub fn by_group(&self, groups: &[String]) -> bool {
         groups.iter().any(|g| self.groups.contains(g))
+    }
+
+    /// Whether a signed-in person (their user name, and their groups among
+    /// `[admin] groups`) gets the admin console: the one admin check.
+    pub fn is_admin(&self, user: &str, groups: &[String]) -> bool {
+        self.users.iter().any(|u| u == user) || self.by_group(groups)
     }
 }
 

@@ -177,6 +177,8 @@ pub struct Admin {
     pub client_ca: Option<String>,
     /// OIDC groups whose members are console admins (`[login] method = "oidc"`).
     pub groups: Vec<String>,
+    /// People signed in through `[login]` who get the admin console.
+    pub users: Vec<String>,
 }
 
 impl Default for Admin {
@@ -187,6 +189,7 @@ impl Default for Admin {
             plaintext: false,
             client_ca: None,
             groups: Vec::new(),
+            users: Vec::new(),
         }
     }
 }

@@ -71,6 +71,7 @@ pub fn build(raw: Raw, folder: Option<&Path>, problems: &mut Vec<ConfigProblem>)
     };
     let client_ca = admin_client_ca(raw.admin.client_ca.as_deref(), admin_plaintext, &mut p);
     let admin_groups = admin_groups(&raw.admin.groups, raw.login.as_ref(), &mut p);
+    let admin_users = admin_users(&raw.admin.users, raw.login.is_some(), &mut p);
     let limits = limits(raw.limits, &mut p);
     let login = raw.login.map(|l| login::section(l, &mut p));
     let self_service = login::self_service(raw.self_service, &mut p);
@@ -92,6 +93,7 @@ pub fn build(raw: Raw, folder: Option<&Path>, problems: &mut Vec<ConfigProblem>)
             plaintext: raw.admin.plaintext,
             client_ca: client_ca?,
             groups: admin_groups?,
+            users: admin_users?,
         },
         rate_limit: RateLimit {
             failed_auth_per_minute: raw.rate_limit.failed_auth_per_minute,
@@ -572,6 +574,30 @@ fn admin_groups(
         return None;
     }
     oidc::groups(p, "admin.groups", Some(groups))
+}
+
+/// `admin.users`: user names as `[login]` gives them (and as keys carry
+/// them: 1-256 printable ASCII characters), which only a `[login]` signs in.
+fn admin_users(users: &[String], login: bool, p: &mut Problems) -> Option<Vec<String>> {
+    if !users.is_empty() && !login {
+        p.push(
+            "admin.users",
+            "needs a [login] section: admins sign in to the console through it",
+        );
+        return None;
+    }
+    let mut ok = true;
+    for (i, u) in users.iter().enumerate() {
+        let printable = u.bytes().all(|b| (0x20..0x7f).contains(&b));
+        if u.trim().is_empty() || u.len() > 256 || !printable {
+            p.push(
+                &format!("admin.users[{i}]"),
+                "must be a user name as [login] gives it: 1-256 printable ASCII characters",
+            );
+            ok = false;
+        }
+    }
+    ok.then(|| users.to_vec())
 }
 
 /// `admin.client_ca`: readable PEM CA certificates, on a TLS admin listener.

@@ -163,6 +163,32 @@ fn login_and_self_service_problems_are_named_by_their_keys() {
     assert_eq!(code, Some(0), "{err}");
 }
 
+/// `[admin] users`: only with a `[login]` (the only way to be signed in),
+/// each a user name as `[login]` gives it.
+#[test]
+fn admin_users_problems_are_named_by_their_keys() {
+    let (code, err) = check_text("users = [\"alice\"]\n");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("admin.users: needs a [login] section"),
+        "{err}"
+    );
+    let login = "[login]\nmethod = \"trusted_header\"\nheader = \"X-User\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n";
+    let (code, err) = check_text(&format!(
+        "users = [\"alice\", \" \", \"tab\\there\"]\n{login}"
+    ));
+    assert_eq!(code, Some(2), "{err}");
+    for expected in [
+        "admin.users[1]: must be a user name",
+        "admin.users[2]: must be a user name",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    assert!(!err.contains("admin.users[0]"), "{err}");
+    let (code, err) = check_text(&format!("users = [\"alice@example.org\"]\n{login}"));
+    assert_eq!(code, Some(0), "{err}");
+}
+
 #[test]
 fn the_example_config_documents_valid_keys() {
     // The example's paths do not exist here; every other key must be known and valid.
