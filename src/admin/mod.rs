@@ -29,7 +29,9 @@ use crate::keyring::Keyring;
 use crate::keys::Source;
 use crate::metrics::Metrics;
 use crate::tokens::Tokens;
-use error::ApiError;
+pub(crate) use error::ApiError;
+/// The admin console reads listings and revocations as the API does.
+pub(crate) use keys::{list_query, Revoke};
 
 /// Largest admin request body (a list of leaked keys fits easily).
 const MAX_BODY: usize = 8 * 1024 * 1024;

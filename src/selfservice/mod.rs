@@ -10,14 +10,18 @@
 //! | `GET /.keygate/static/app.js`, `app.css`, `icon.svg` | the page's script, style and icon |
 //! | `GET /.keygate/login`, `/.keygate/logout` | CAS or OIDC sign-in (and its callback) and sign-out (`signin.rs`) |
 //! | `/.keygate/leaks/*`, `/.keygate/revoke` | leaked keys, no sign-in: handed to `crate::leaks` |
+//! | `/.keygate/admin`, `/.keygate/api/admin/*` | the admin console, "External Tool Settings" (`console/`) |
 //!
 //! Every request first passes the same gate: `[login]` configured (else a
 //! "not configured" 404), self-service on in the runtime settings (else
 //! 403), someone signed in (else a page linking to the login URL, or for CAS
-//! and OIDC a redirect to it). Writes also pass `csrf`. Refusals are one enum mapped
+//! and OIDC a redirect to it). The console's gate differs in one way: it
+//! asks for an admin (`config::Admin::is_admin`) instead of self-service
+//! being on, so an admin can switch it back on. Writes also pass `csrf`. Refusals are one enum mapped
 //! to a page or to JSON in one place each.
 
 mod api;
+mod console;
 mod csrf;
 mod page;
 mod refusal;
@@ -49,6 +53,7 @@ use refusal::Refusal;
 
 const APP_JS: &str = include_str!("static/app.js");
 const APP_CSS: &str = include_str!("static/app.css");
+const CONSOLE_JS: &str = include_str!("static/console.js");
 /// The page's icon: declared by the page, so browsers do not ask the
 /// backend for `/favicon.ico` (a 401 in the log for every visit).
 const ICON_SVG: &str = include_str!("static/icon.svg");
@@ -71,6 +76,8 @@ pub struct SelfService {
     trusted_proxies: Vec<IpNet>,
     /// Secret-scanning reports and revocation by possession (no sign-in).
     leaks: Leaks,
+    /// `[admin] users` and `groups`: who gets the console.
+    admins: config::Admin,
 }
 
 type Answer = Result<Response<ResponseBody>, Refusal>;
@@ -86,9 +93,8 @@ struct Seen<'a> {
 /// A signed-in request that passed the gate.
 struct Session {
     user: String,
-    /// Among `[admin] groups` (OIDC): with `config::Admin::by_group`, what
-    /// makes this person a console admin besides `[admin] users`.
-    #[allow(dead_code)] // read by the admin console (issue 17 wires it there)
+    /// Among `[admin] groups` (OIDC): with `[admin] users`, what makes this
+    /// person a console admin (`config::Admin::is_admin`).
     groups: Vec<String>,
     settings: Settings,
     client: IpAddr,
@@ -131,6 +137,7 @@ impl SelfService {
             limits: config.self_service.clone(),
             mint_lock: tokio::sync::Mutex::new(()),
             trusted_proxies: config.listen.trusted_proxies.clone(),
+            admins: config.admin.clone(),
         })
     }
 
@@ -161,6 +168,10 @@ impl SelfService {
         // and its assets, which change nothing; not for login and logout.
         let read = method == Method::GET || method == Method::HEAD;
         let answer = match (path.as_str(), &method) {
+            ("/.keygate/static/console.js", _) if read => {
+                Ok(asset(CONSOLE_JS, "text/javascript; charset=utf-8"))
+            }
+            (p, _) if console::owns(p) => self.console(req, &rq, &path, read).await,
             ("/.keygate/static/app.js", _) if read => {
                 Ok(asset(APP_JS, "text/javascript; charset=utf-8"))
             }
@@ -186,6 +197,7 @@ impl SelfService {
             ("/.keygate/logout", &Method::GET) => self.sign_out().await,
             (
                 "/.keygate/keys"
+                | "/.keygate/static/console.js"
                 | "/.keygate/static/app.js"
                 | "/.keygate/static/app.css"
                 | "/.keygate/static/icon.svg",
@@ -207,12 +219,23 @@ impl SelfService {
 
     /// The gate every page and API request passes.
     async fn signed_in(&self, headers: &HeaderMap, rq: &Seen<'_>) -> Result<Session, Refusal> {
-        let conn = rq.conn;
         let login = self.login.as_ref().ok_or(Refusal::NotConfigured)?;
         let settings = self.keyring.settings().await?;
         if !settings.self_service {
             return Err(Refusal::Disabled);
         }
+        self.session(login, headers, rq, settings).await
+    }
+
+    /// Who is signed in, with the runtime settings read for the request.
+    async fn session(
+        &self,
+        login: &Login,
+        headers: &HeaderMap,
+        rq: &Seen<'_>,
+        settings: Settings,
+    ) -> Result<Session, Refusal> {
+        let conn = rq.conn;
         match login.who(headers, conn.peer.ip()).await {
             Outcome::SignedIn(person) => {
                 let user = person.user;
@@ -237,11 +260,7 @@ impl SelfService {
         let s = self.signed_in(req.headers(), rq).await?;
         let keys = self.keyring.list(Some(&s.user)).await?;
         let issued = self.csrf.issue(req.headers(), &s.user);
-        let logout = matches!(
-            self.login.as_ref().map(|l| &l.method),
-            Some(LoginMethod::Cas(_) | LoginMethod::Oidc(_))
-        )
-        .then_some("/.keygate/logout");
+        let logout = self.logout_link();
         let public_url = self.login.as_ref().and_then(|l| l.public_url.as_deref());
         let host = netrc_host(public_url, req);
         let html = page::keys_page(&page::KeysPage {
@@ -253,12 +272,22 @@ impl SelfService {
             default_ttl: &s.settings.default_ttl,
             logout,
             warn_window: self.keyring.warn_window().map(|w| w.as_secs()),
+            console: self.admins.is_admin(&s.user, &s.groups),
         });
         let mut resp = response::html(StatusCode::OK, html);
         if let Some(cookie) = issued.set_cookie {
             resp.headers_mut().append(header::SET_COOKIE, cookie);
         }
         Ok(resp)
+    }
+
+    /// "Sign out", where keygate keeps the session itself (CAS, OIDC).
+    fn logout_link(&self) -> Option<&'static str> {
+        matches!(
+            self.login.as_ref().map(|l| &l.method),
+            Some(LoginMethod::Cas(_) | LoginMethod::Oidc(_))
+        )
+        .then_some("/.keygate/logout")
     }
 
     /// Count one creation by `user` in the store, so every instance shares

@@ -4,7 +4,7 @@
 //! `/.keygate/static/` (see the Content-Security-Policy in `mod.rs`).
 
 pub use crate::http::html::escape;
-use crate::http::html::head;
+pub use crate::http::html::head;
 use crate::keys::{rfc3339, KeyRecord};
 
 /// "2026-11-27 04:05 UTC", as `app.js` writes it too.
@@ -27,6 +27,8 @@ pub struct KeysPage<'a> {
     /// `keys.warn_before`'s first offset, seconds: keys expiring within it
     /// are in the banner.
     pub warn_window: Option<u64>,
+    /// An admin: the link to the console ("External Tool Settings") on top.
+    pub console: bool,
 }
 
 pub fn keys_page(p: &KeysPage<'_>) -> String {
@@ -54,10 +56,15 @@ pub fn keys_page(p: &KeysPage<'_>) -> String {
         .collect();
     let rows: String = p.keys.iter().map(key_row).collect();
     let banner = expiring_banner(p);
+    let console = if p.console {
+        "<nav><a id=\"console-link\" href=\"/.keygate/admin\">External Tool Settings</a></nav>\n"
+    } else {
+        ""
+    };
     html.push_str(&format!(
         r#"<body>
 <header>
-<h1>External Tool Access</h1>
+{console}<h1>External Tool Access</h1>
 <p>Signed in as <strong id="user">{user}</strong>.{logout}</p>
 </header>
 <main>

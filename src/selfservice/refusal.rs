@@ -24,6 +24,10 @@ pub(super) enum Refusal {
     NotConfigured,
     Disabled,
     SignedOut,
+    /// Signed in, but not in `[admin] users` nor `groups`: the console is not theirs.
+    NotAdmin,
+    /// Settings that fail validation: every problem, `"<field>: <why>"`.
+    Invalid(Vec<String>),
     LoginUnavailable(String),
     Store(StoreError),
     Csrf(CsrfError),
@@ -44,6 +48,22 @@ pub(super) enum Refusal {
 impl From<StoreError> for Refusal {
     fn from(e: StoreError) -> Self {
         Refusal::Store(e)
+    }
+}
+
+/// The admin API's reading of a listing or a revocation, for the console.
+impl From<crate::admin::ApiError> for Refusal {
+    fn from(e: crate::admin::ApiError) -> Self {
+        use crate::admin::ApiError as E;
+        match e {
+            E::BadRequest(m) | E::NotFound(m) => Refusal::BadRequest(m),
+            E::Store(e) => Refusal::Store(e),
+            E::NotPropagated(e) => e.into(),
+            E::Unauthorized => Refusal::SignedOut,
+            E::Method(allow) => Refusal::Method(allow),
+            E::UnsupportedMedia => Refusal::UnsupportedMedia,
+            E::TooLarge => Refusal::TooLarge,
+        }
     }
 }
 
@@ -102,6 +122,12 @@ pub(super) fn page(refusal: Refusal, login: Option<&Login>) -> Response<Response
                 login.and_then(|l| l.login_url()).map(|u| (u, "Sign in")),
             )
         }
+        Refusal::NotAdmin => (
+            S::FORBIDDEN,
+            "Administrators only",
+            "External Tool Settings are for the gateway's administrators. Your own API keys are on External Tool Access.".into(),
+            Some(("/.keygate/keys", "External Tool Access")),
+        ),
         Refusal::LoginUnavailable(what) => {
             let resp = response::html(
                 S::SERVICE_UNAVAILABLE,
@@ -150,6 +176,7 @@ pub(super) fn page(refusal: Refusal, login: Option<&Login>) -> Response<Response
         }
         // API-only refusals, should a page ever meet one.
         other @ (Refusal::Csrf(_)
+        | Refusal::Invalid(_)
         | Refusal::BadRequest(_)
         | Refusal::RateLimited(_)
         | Refusal::TooManyKeys(_)
@@ -174,6 +201,11 @@ pub(super) fn json(refusal: Refusal) -> Response<ResponseBody> {
             "self-service is turned off by an administrator".into(),
         ),
         Refusal::SignedOut => (S::FORBIDDEN, "not signed in".into()),
+        Refusal::NotAdmin => (
+            S::FORBIDDEN,
+            "the admin console is for administrators only ([admin] users, groups)".into(),
+        ),
+        Refusal::Invalid(problems) => return invalid(&problems),
         Refusal::LoginUnavailable(what) => {
             retry = Some(RETRY_SOON);
             (S::SERVICE_UNAVAILABLE, format!("{what} cannot be reached"))
@@ -277,6 +309,22 @@ pub(super) fn json(refusal: Refusal) -> Response<ResponseBody> {
         Some(after) => response::retry_after(resp, after),
         None => resp,
     }
+}
+
+/// 400 `{"error", "problems": [{"field", "message"}]}`: each problem by
+/// the field it names (`ttl_choices[2]`), so a form shows it beside that field.
+fn invalid(problems: &[String]) -> Response<ResponseBody> {
+    let each: Vec<_> = problems
+        .iter()
+        .map(|p| {
+            let (field, message) = p.split_once(": ").unwrap_or(("", p));
+            serde_json::json!({ "field": field, "message": message })
+        })
+        .collect();
+    response::json(
+        StatusCode::BAD_REQUEST,
+        &serde_json::json!({ "error": problems.join("; "), "problems": each }),
+    )
 }
 
 /// An OpenID Connect sign-in that did not end with a session, as a page.

@@ -1,0 +1,317 @@
+// The admin console, "External Tool Settings": settings, every key, the
+// audit log. Served from keygate itself (/.keygate/static/console.js) under
+// a strict CSP; it writes every value with textContent, never as HTML.
+"use strict";
+(function () {
+  var API = "/.keygate/api/admin/";
+  var csrf = document.querySelector('meta[name="csrf-token"]').content;
+  function $(id) { return document.getElementById(id); }
+  function when(t) { return t ? t.replace("T", " ").slice(0, 16) + " UTC" : "never"; }
+
+  // fetch with the CSRF token; rejects with the server's own message.
+  function call(method, path, body) {
+    var opts = { method: method, credentials: "same-origin", headers: { "X-CSRF-Token": csrf } };
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    return fetch(API + path, opts).then(function (resp) {
+      return resp.json().catch(function () { return {}; }).then(function (data) {
+        if (!resp.ok) {
+          var e = new Error(data.error || ("the server answered " + resp.status));
+          e.problems = data.problems || [];
+          throw e;
+        }
+        return data;
+      });
+    });
+  }
+
+  function cell(row, text) {
+    var td = document.createElement("td");
+    td.textContent = text;
+    row.appendChild(td);
+    return td;
+  }
+
+  // --- Settings ---------------------------------------------------------
+  var FIELDS = ["ttl_choices", "default_ttl", "max_ttl"];
+
+  function clearErrors() {
+    FIELDS.forEach(function (f) {
+      $(f + "-error").textContent = "";
+      $(f).removeAttribute("aria-invalid");
+    });
+  }
+
+  $("settings").addEventListener("submit", function (event) {
+    event.preventDefault();
+    clearErrors();
+    $("settings-status").textContent = "";
+    var settings = {
+      self_service: $("self_service").checked,
+      ttl_choices: $("ttl_choices").value.split(",").map(function (c) { return c.trim(); })
+        .filter(function (c) { return c !== ""; }),
+      default_ttl: $("default_ttl").value.trim(),
+      max_ttl: $("max_ttl").value.trim()
+    };
+    call("PUT", "settings", settings).then(function () {
+      $("settings-status").textContent = "Settings saved.";
+      newestAudit();
+    }, function (e) {
+      var first = null;
+      e.problems.forEach(function (p) {
+        var name = p.field.replace(/\[\d+\]$/, "");
+        if (FIELDS.indexOf(name) < 0) return;
+        var err = $(name + "-error");
+        err.textContent = (err.textContent ? err.textContent + " " : "") + p.field + ": " + p.message;
+        $(name).setAttribute("aria-invalid", "true");
+        first = first || $(name);
+      });
+      $("settings-status").textContent = "Nothing was saved: " + e.message;
+      if (first) first.focus();
+    });
+  });
+
+  // --- Keys grid --------------------------------------------------------
+  var cursors = [null]; // the cursor of each page seen; the last is the current
+  var next = null;
+
+  function filter() {
+    var f = {};
+    if ($("f-user").value.trim()) f.user = $("f-user").value.trim();
+    if ($("f-label").value.trim()) f.label = $("f-label").value.trim();
+    if ($("f-expires").value) f.expires_before = $("f-expires").value + "T00:00:00Z";
+    return f;
+  }
+
+  function describe(f) {
+    var parts = [];
+    if (f.user) parts.push("user " + f.user);
+    if (f.label) parts.push("label \u201c" + f.label + "\u201d");
+    if (f.expires_before) parts.push("expiring before " + when(f.expires_before));
+    return parts.join(", ");
+  }
+
+  function query(cursor) {
+    var f = filter();
+    var sort = $("f-sort").value.split(":");
+    var q = new URLSearchParams(f);
+    q.set("sort", sort[0]);
+    q.set("order", sort[1]);
+    q.set("limit", $("f-limit").value);
+    if (cursor) q.set("cursor", cursor);
+    return q.toString();
+  }
+
+  function picked() {
+    return Array.prototype.slice.call(document.querySelectorAll("#grid tbody input.pick:checked"));
+  }
+
+  function updateDelete() {
+    var n = picked().length;
+    $("delete").disabled = n === 0;
+    $("delete").textContent = n ? "Delete " + n + (n === 1 ? " key" : " keys") : "Delete";
+  }
+
+  function render(keys) {
+    var body = $("grid").tBodies[0];
+    while (body.firstChild) body.removeChild(body.firstChild);
+    keys.forEach(function (k) {
+      var row = document.createElement("tr");
+      row.setAttribute("data-key-id", k.id);
+      var label = k.label || "(no label)";
+      var box = document.createElement("input");
+      box.type = "checkbox";
+      box.className = "pick";
+      box.value = k.id;
+      box.setAttribute("aria-label", "Select key " + label + " of " + k.user);
+      cell(row, "").appendChild(box);
+      cell(row, k.user);
+      cell(row, label);
+      cell(row, k.source || "");
+      cell(row, k.scope);
+      cell(row, when(k.created_at));
+      cell(row, when(k.expires_at));
+      cell(row, when(k.last_used_at));
+      var idCell = cell(row, "");
+      var code = document.createElement("code");
+      code.textContent = k.id;
+      var copy = document.createElement("button");
+      copy.type = "button";
+      copy.className = "copy-id";
+      copy.textContent = "Copy";
+      copy.setAttribute("aria-label", "Copy the id of key " + label + " of " + k.user);
+      idCell.appendChild(code);
+      idCell.appendChild(document.createTextNode(" "));
+      idCell.appendChild(copy);
+      body.appendChild(row);
+    });
+    $("no-match").hidden = keys.length > 0;
+    $("select-page").checked = false;
+    updateDelete();
+  }
+
+  function load(cursor) {
+    return call("GET", "keys?" + query(cursor)).then(function (page) {
+      render(page.keys);
+      next = page.next_cursor || null;
+      $("next-page").disabled = !next;
+      $("prev-page").disabled = cursors.length < 2;
+      $("first-page").disabled = cursors.length < 2;
+      $("page-number").textContent = "Page " + cursors.length;
+    }, function (e) { $("grid-status").textContent = "Could not list keys: " + e.message; });
+  }
+
+  function reload() { return load(cursors[cursors.length - 1]); }
+
+  $("filter").addEventListener("submit", function (event) {
+    event.preventDefault();
+    hideConfirm();
+    $("grid-status").textContent = "";
+    cursors = [null];
+    load(null);
+  });
+  $("next-page").addEventListener("click", function () { cursors.push(next); reload(); });
+  $("prev-page").addEventListener("click", function () { cursors.pop(); reload(); });
+  $("first-page").addEventListener("click", function () { cursors = [null]; reload(); });
+
+  $("grid").addEventListener("change", function (event) {
+    if (event.target.id === "select-page") {
+      document.querySelectorAll("#grid tbody input.pick").forEach(function (b) {
+        b.checked = event.target.checked;
+      });
+    }
+    updateDelete();
+  });
+
+  $("grid").addEventListener("click", function (event) {
+    var button = event.target.closest("button.copy-id");
+    if (!button) return;
+    var id = button.closest("tr").getAttribute("data-key-id");
+    navigator.clipboard.writeText(id).then(
+      function () { $("grid-status").textContent = "Key id " + id + " copied."; },
+      function () { $("grid-status").textContent = "Copying failed: select the id and copy it yourself."; }
+    );
+  });
+
+  // The answer of a revocation: how many, and which instances acknowledged.
+  function revoked(data, asked) {
+    var text = "Revoked " + data.revoked + (data.revoked === 1 ? " key" : " keys");
+    if (asked !== undefined && asked > data.revoked) {
+      text += "; " + (asked - data.revoked) + " of the " + asked + " selected were already revoked or expired";
+    }
+    var fleet = data.instances || {};
+    var ack = fleet.acknowledged || [];
+    var missing = fleet.unacknowledged || [];
+    text += ". Acknowledged by " + (ack.length ? ack.length + " instance" + (ack.length === 1 ? "" : "s") +
+      " (" + ack.join(", ") + ")" : "no other instance") + ".";
+    if (missing.length) {
+      text += " Not answering, waited out their lease: " + missing.join(", ") + ".";
+    }
+    $("grid-status").textContent = text;
+    newestAudit();
+    return reload();
+  }
+
+  function failed(e) { $("grid-status").textContent = "Nothing was revoked: " + e.message; }
+
+  $("delete").addEventListener("click", function () {
+    var ids = picked().map(function (b) { return b.value; });
+    if (!ids.length) return;
+    $("delete").disabled = true;
+    call("POST", "revoke", { ids: ids }).then(function (data) { return revoked(data, ids.length); }, failed)
+      .then(updateDelete);
+  });
+
+  // --- Confirmations: every key that matches, every key ----------------
+  var pending = null; // the body to send once confirmed
+
+  function hideConfirm() {
+    pending = null;
+    $("confirm").hidden = true;
+    $("confirm-type").hidden = true;
+    $("confirm-count").value = "";
+  }
+
+  // A dry run first: the count the admin confirms.
+  function confirmThen(body, text, typed) {
+    var dry = Object.assign({ dry_run: true }, body);
+    return call("POST", "revoke", dry).then(function (data) {
+      var n = data.would_revoke;
+      pending = { body: body, count: n, typed: typed };
+      $("confirm-text").textContent = text(n);
+      $("confirm-type").hidden = !typed || n === 0;
+      $("confirm-count").value = "";
+      $("confirm-delete").textContent = "Delete " + n + (n === 1 ? " key" : " keys");
+      $("confirm-delete").disabled = n === 0 || typed;
+      $("confirm").hidden = false;
+      (typed && n > 0 ? $("confirm-count") : $("confirm-cancel")).focus();
+    }, failed);
+  }
+
+  $("select-matching").addEventListener("click", function () {
+    var f = filter();
+    if (!Object.keys(f).length) {
+      hideConfirm();
+      $("grid-status").textContent = "Set a filter (user, label or expires before) first; to revoke every key use Revoke all keys.";
+      return;
+    }
+    confirmThen({ filter: f }, function (n) {
+      return n === 0 ? "No key matches " + describe(f) + ": nothing to delete."
+        : n + (n === 1 ? " key matches " : " keys match ") + describe(f) + ", on every page. Delete them all?";
+    }, false);
+  });
+
+  $("revoke-all").addEventListener("click", function () {
+    confirmThen({ all: true }, function (n) {
+      return n === 0 ? "There are no keys to revoke."
+        : "This revokes every API key of every user: " + n + " keys. Scripts using them stop working at once.";
+    }, true);
+  });
+
+  $("confirm-count").addEventListener("input", function () {
+    $("confirm-delete").disabled = !pending || $("confirm-count").value.trim() !== String(pending.count);
+  });
+
+  $("confirm-cancel").addEventListener("click", function () { hideConfirm(); $("select-matching").focus(); });
+
+  $("confirm-delete").addEventListener("click", function () {
+    if (!pending) return;
+    var body = pending.body;
+    hideConfirm();
+    call("POST", "revoke", body).then(function (data) { cursors = [null]; return revoked(data); }, failed);
+  });
+
+  // --- Audit log --------------------------------------------------------
+  var auditPages = [null];
+
+  function loadAudit() {
+    var before = auditPages[auditPages.length - 1];
+    return call("GET", "audit" + (before ? "?before=" + encodeURIComponent(before) : "")).then(function (page) {
+      var body = $("audit").tBodies[0];
+      while (body.firstChild) body.removeChild(body.firstChild);
+      page.events.forEach(function (e) {
+        var row = document.createElement("tr");
+        [when(e.time), e.actor, e.action, e.target, String(e.count), e.source || "", e.client]
+          .forEach(function (t) { cell(row, t); });
+        body.appendChild(row);
+      });
+      $("audit-older").disabled = !page.before;
+      $("audit-older").setAttribute("data-before", page.before || "");
+      $("audit-newest").disabled = auditPages.length < 2;
+    }, function (e) { $("grid-status").textContent = "Could not read the audit log: " + e.message; });
+  }
+
+  $("audit-older").addEventListener("click", function () {
+    auditPages.push($("audit-older").getAttribute("data-before"));
+    loadAudit();
+  });
+  $("audit-newest").addEventListener("click", function () { auditPages = [null]; loadAudit(); });
+
+  // Changes made here show at the top of the audit log at once.
+  function newestAudit() { auditPages = [null]; return loadAudit(); }
+
+  load(null);
+  loadAudit();
+})();
