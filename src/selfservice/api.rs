@@ -145,7 +145,9 @@ impl SelfService {
 }
 
 /// Read and parse a JSON body (`http::json_body`), as a self-service refusal.
-pub(super) async fn json_body<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T, Refusal> {
+pub(super) async fn json_body<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+) -> Result<T, Refusal> {
     json_body::read(req, MAX_BODY).await.map_err(|e| match e {
         BodyError::NotJson => Refusal::UnsupportedMedia,
         BodyError::TooLarge => Refusal::TooLarge,

@@ -85,7 +85,11 @@ impl SelfService {
     }
 
     /// An admin's write: the gate, then the CSRF check.
-    async fn admin_write(&self, req: &Request<Incoming>, rq: &Seen<'_>) -> Result<Session, Refusal> {
+    async fn admin_write(
+        &self,
+        req: &Request<Incoming>,
+        rq: &Seen<'_>,
+    ) -> Result<Session, Refusal> {
         let s = self.admin(req.headers(), rq).await?;
         self.csrf
             .check(req.headers(), req.uri(), &s.user)

@@ -5,6 +5,7 @@
 //! and runs them), and a hand-made OpenID provider for bad answers.
 
 mod api;
+mod console;
 mod login;
 mod oidc;
 mod page;

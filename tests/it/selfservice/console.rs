@@ -1,0 +1,420 @@
+//! The admin console's page and JSON calls over real TLS, with a real Redis:
+//! who gets it (`[admin] users`), CSRF, the grid's filters, cursors and
+//! deletions through the barrier, settings validation, the audit log.
+
+use http::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use super::*;
+
+const ADMIN: &str = "root@example.org";
+
+/// keygate on a real Redis, `backend_session` against `app`, `ADMIN` an admin.
+async fn console_gateway(redis: &RedisServer, up: &Upstream, app: &WhoAmI) -> TestGateway {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = builder(&up.url());
+    b.redis(redis, dir.path(), "console")
+        .set("auth", "anonymous = \"reject\"")
+        .set("admin", &format!("users = [\"{ADMIN}\"]"));
+    app.configure(&mut b);
+    b.start().await
+}
+
+/// A browser on the console as `user`: the console's CSRF token.
+async fn console(gw: &TestGateway, app: &WhoAmI, user: &str) -> (Browser, Answer, String) {
+    let mut b = Browser::new(gw);
+    b.set_cookie(&app.sign_in(user));
+    let page = b.get("/.keygate/admin").await;
+    let token = page
+        .text()
+        .split("name=\"csrf-token\" content=\"")
+        .nth(1)
+        .map(|t| t.split('"').next().unwrap().to_owned())
+        .unwrap_or_default();
+    (b, page, token)
+}
+
+async fn keys(b: &mut Browser, query: &str) -> (StatusCode, Value) {
+    let a = b
+        .api(
+            Method::GET,
+            &format!("/.keygate/api/admin/keys?{query}"),
+            None,
+            None,
+        )
+        .await;
+    (a.status, json_of(&a))
+}
+
+async fn revoke(b: &mut Browser, token: &str, body: Value) -> Answer {
+    b.api(
+        Method::POST,
+        "/.keygate/api/admin/revoke",
+        Some(token),
+        Some(body),
+    )
+    .await
+}
+
+fn ids(listing: &Value) -> Vec<String> {
+    listing["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn only_admins_get_the_console_and_its_json_calls_even_with_a_valid_csrf_token() {
+    let redis = RedisServer::start();
+    let (up, app) = (Upstream::start().await, WhoAmI::start().await);
+    let gw = console_gateway(&redis, &up, &app).await;
+    let (key, _) = gw.key("bob").await;
+    let before = gw.keyring.settings().await.unwrap();
+
+    // The admin: the console, and a link to it on their own page.
+    let (mut root, page, _) = console(&gw, &app, ADMIN).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+    let html = page.text();
+    assert!(
+        html.contains("<title>External Tool Settings</title>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("src=\"/.keygate/static/console.js\""),
+        "{html}"
+    );
+    assert!(
+        !html.contains("<script>") && !html.contains("style="),
+        "{html}"
+    );
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    let (own, _) = root.page().await;
+    assert!(
+        own.text()
+            .contains("<a id=\"console-link\" href=\"/.keygate/admin\">External Tool Settings</a>"),
+        "{}",
+        own.text()
+    );
+
+    // alice is signed in but no admin: no link, 403 everywhere, with her
+    // own page's valid CSRF token or a forged one, and nothing changes.
+    let (mut alice, alice_token) = Browser::signed_in(&gw, &app, "alice").await;
+    let (own, _) = alice.page().await;
+    assert!(
+        !own.text().contains("External Tool Settings"),
+        "{}",
+        own.text()
+    );
+    assert!(!own.text().contains("/.keygate/admin"));
+    let refused = alice.get("/.keygate/admin").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(
+        refused.text().contains("Administrators only"),
+        "{}",
+        refused.text()
+    );
+    let settings =
+        json!({"self_service": false, "ttl_choices": ["1d"], "default_ttl": "1d", "max_ttl": "1d"});
+    for token in [alice_token.as_str(), "forged-token"] {
+        for (method, path, body) in [
+            (Method::GET, "/.keygate/api/admin/keys", None),
+            (Method::GET, "/.keygate/api/admin/settings", None),
+            (Method::GET, "/.keygate/api/admin/audit", None),
+            (
+                Method::POST,
+                "/.keygate/api/admin/revoke",
+                Some(json!({"all": true})),
+            ),
+            (
+                Method::POST,
+                "/.keygate/api/admin/revoke",
+                Some(json!({"users": ["bob"]})),
+            ),
+            (
+                Method::PUT,
+                "/.keygate/api/admin/settings",
+                Some(settings.clone()),
+            ),
+        ] {
+            let a = alice.api(method.clone(), path, Some(token), body).await;
+            assert_eq!(
+                a.status,
+                StatusCode::FORBIDDEN,
+                "{method} {path}: {}",
+                a.text()
+            );
+            assert!(
+                json_of(&a)["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("administrators only"),
+                "{}",
+                a.text()
+            );
+        }
+    }
+    assert_eq!(basic_get(&gw, &key, "/").await.status, StatusCode::OK);
+    assert_eq!(gw.keyring.settings().await.unwrap(), before);
+
+    // The admin with a forged token, or from another origin: CSRF refuses.
+    let forged = revoke(&mut root, "forged-token", json!({"all": true})).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.text());
+    assert!(json_of(&forged)["error"].as_str().unwrap().contains("CSRF"));
+    assert_eq!(basic_get(&gw, &key, "/").await.status, StatusCode::OK);
+    // Nobody signed in: 403 as on the user's page.
+    let mut nobody = Browser::new(&gw);
+    let a = nobody
+        .api(Method::GET, "/.keygate/api/admin/keys", None, None)
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert_eq!(json_of(&a)["error"], "not signed in");
+}
+
+#[tokio::test]
+async fn the_grid_filters_pages_and_deletes_through_the_barrier_and_the_audit_names_the_admin() {
+    let redis = RedisServer::start();
+    let (up, app) = (Upstream::start().await, WhoAmI::start().await);
+    let gw = console_gateway(&redis, &up, &app).await;
+    let mut alice_keys = Vec::new();
+    for _ in 0..3 {
+        alice_keys.push(gw.key("alice").await);
+    }
+    let (bob_key, _) = gw.key("bob").await;
+    let (mut root, _, token) = console(&gw, &app, ADMIN).await;
+
+    let (status, all) = keys(&mut root, "limit=50").await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    assert_eq!(ids(&all).len(), 4);
+    assert!(!all.to_string().contains("kg_"), "never a secret: {all}");
+    let (_, alice) = keys(&mut root, "user=alice&sort=expires&order=asc&limit=50").await;
+    assert_eq!(ids(&alice).len(), 3);
+    assert!(alice["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|k| k["user"] == "alice"));
+
+    // Bad input: page sizes outside 50-500, cursors forged or of another filter.
+    let (status, err) = keys(&mut root, "limit=10").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        err["error"].as_str().unwrap().starts_with("limit:"),
+        "{err}"
+    );
+    let (status, err) = keys(&mut root, "sort=name").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(err["error"].as_str().unwrap().starts_with("sort:"), "{err}");
+    for _ in 0..50 {
+        gw.key("carol").await;
+    }
+    let (_, first) = keys(&mut root, "limit=50").await;
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("a second page")
+        .to_owned();
+    let (status, second) = keys(&mut root, &format!("limit=50&cursor={cursor}")).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert_eq!(ids(&second).len(), 4);
+    let (status, err) = keys(&mut root, &format!("limit=50&user=alice&cursor={cursor}")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        err["error"].as_str().unwrap().starts_with("cursor:"),
+        "{err}"
+    );
+    let (status, err) = keys(&mut root, &format!("limit=50&cursor=x{cursor}")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        err["error"].as_str().unwrap().starts_with("cursor:"),
+        "{err}"
+    );
+
+    // Delete two of alice's: revoked through the barrier, this instance acknowledged.
+    let two: Vec<String> = alice_keys[..2].iter().map(|(_, id)| id.clone()).collect();
+    let done = revoke(&mut root, &token, json!({ "ids": two })).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+    let done = json_of(&done);
+    assert_eq!(done["revoked"], 2);
+    assert_eq!(
+        done["instances"]["acknowledged"].as_array().unwrap().len(),
+        1,
+        "{done}"
+    );
+    for (key, _) in &alice_keys[..2] {
+        assert_eq!(
+            basic_get(&gw, key, "/").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        basic_get(&gw, &alice_keys[2].0, "/").await.status,
+        StatusCode::OK
+    );
+
+    // A stale page: the same rows again with a live one, no error.
+    let mut stale = two.clone();
+    stale.push(alice_keys[2].1.clone());
+    let done = revoke(&mut root, &token, json!({ "ids": stale })).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+    assert_eq!(json_of(&done)["revoked"], 1);
+
+    // A filter that matches nothing: the dry run counts 0, the revocation revokes 0.
+    let nothing = json!({ "filter": { "user": "nobody" }, "dry_run": true });
+    let dry = json_of(&revoke(&mut root, &token, nothing).await);
+    assert_eq!(
+        (dry["would_revoke"].as_u64(), dry["dry_run"].as_bool()),
+        (Some(0), Some(true))
+    );
+    // Every key of a filter, counted first.
+    let carol = json!({ "filter": { "user": "carol" }, "dry_run": true });
+    let dry = json_of(&revoke(&mut root, &token, carol).await);
+    assert_eq!(dry["would_revoke"], 50, "{dry}");
+    assert_eq!(dry["filter"], "user=carol");
+    let done = json_of(&revoke(&mut root, &token, json!({ "filter": { "user": "carol" } })).await);
+    assert_eq!(done["revoked"], 50, "{done}");
+    assert_eq!(basic_get(&gw, &bob_key, "/").await.status, StatusCode::OK);
+    let empty_filter = revoke(&mut root, &token, json!({ "filter": {} })).await;
+    assert_eq!(empty_filter.status, StatusCode::BAD_REQUEST);
+    assert!(json_of(&empty_filter)["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("filter:"));
+
+    // The audit log, newest first: the admin as actor, from the console.
+    let a = root
+        .api(Method::GET, "/.keygate/api/admin/audit?limit=2", None, None)
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let audit = json_of(&a);
+    let latest = &audit["events"][0];
+    assert_eq!(latest["actor"], ADMIN, "{audit}");
+    assert_eq!(latest["source"], "admin-console", "{audit}");
+    assert_eq!(latest["count"], 50, "{audit}");
+    assert!(
+        latest["target"].as_str().unwrap().contains("user=carol"),
+        "{audit}"
+    );
+    let before = audit["before"].as_str().expect("older events").to_owned();
+    let older = root
+        .api(
+            Method::GET,
+            &format!("/.keygate/api/admin/audit?before={before}&limit=200"),
+            None,
+            None,
+        )
+        .await;
+    let older = json_of(&older);
+    assert!(older["events"].as_array().unwrap().len() >= 2, "{older}");
+    let bad = root
+        .api(
+            Method::GET,
+            "/.keygate/api/admin/audit?before=soon",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(json_of(&bad)["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("before:"));
+}
+
+#[tokio::test]
+async fn settings_out_of_range_name_their_field_and_save_nothing() {
+    let redis = RedisServer::start();
+    let (up, app) = (Upstream::start().await, WhoAmI::start().await);
+    let gw = console_gateway(&redis, &up, &app).await;
+    let (mut root, _, token) = console(&gw, &app, ADMIN).await;
+    let before = gw.keyring.settings().await.unwrap();
+
+    let bad = put(&mut root, &token, json!({
+        "self_service": true, "ttl_choices": ["1d", "soon"], "default_ttl": "100d", "max_ttl": "90d"
+    }))
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text());
+    let problems = json_of(&bad)["problems"].clone();
+    let fields: Vec<&str> = problems
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["field"].as_str().unwrap())
+        .collect();
+    assert!(
+        fields.contains(&"default_ttl") && fields.contains(&"ttl_choices[1]"),
+        "{problems}"
+    );
+    assert_eq!(
+        gw.keyring.settings().await.unwrap(),
+        before,
+        "nothing saved"
+    );
+    let unknown = put(
+        &mut root,
+        &token,
+        json!({ "self_service": true, "colour": "red" }),
+    )
+    .await;
+    assert_eq!(
+        unknown.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        unknown.text()
+    );
+    assert_eq!(
+        gw.keyring.settings().await.unwrap(),
+        before,
+        "nothing saved"
+    );
+
+    let ok = put(
+        &mut root,
+        &token,
+        json!({
+            "self_service": true, "ttl_choices": ["2d", "7d"], "default_ttl": "7d", "max_ttl": "7d"
+        }),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
+    // A user's page offers exactly the new lifetimes.
+    let (mut alice, _) = Browser::signed_in(&gw, &app, "alice").await;
+    let (page, _) = alice.page().await;
+    assert!(page.text().contains("<option value=\"2d\">2 days</option><option value=\"7d\" selected>7 days</option></select>"), "{}", page.text());
+
+    // Self-service off: users are turned away, the admin still reaches the console.
+    let off = put(
+        &mut root,
+        &token,
+        json!({
+            "self_service": false, "ttl_choices": ["2d"], "default_ttl": "2d", "max_ttl": "7d"
+        }),
+    )
+    .await;
+    assert_eq!(off.status, StatusCode::OK, "{}", off.text());
+    assert_eq!(
+        alice.get("/.keygate/keys").await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(root.get("/.keygate/admin").await.status, StatusCode::OK);
+    let audit = root
+        .api(Method::GET, "/.keygate/api/admin/audit", None, None)
+        .await;
+    let audit = json_of(&audit);
+    assert_eq!(audit["events"][0]["action"], "settings", "{audit}");
+    assert_eq!(audit["events"][0]["actor"], ADMIN);
+}
+
+async fn put(b: &mut Browser, token: &str, settings: Value) -> Answer {
+    b.api(
+        Method::PUT,
+        "/.keygate/api/admin/settings",
+        Some(token),
+        Some(settings),
+    )
+    .await
+}
