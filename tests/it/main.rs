@@ -5,6 +5,7 @@ mod support;
 
 mod admin;
 mod admin_listing;
+mod admin_console;
 mod auth;
 mod authz;
 mod clients;

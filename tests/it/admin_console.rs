@@ -1,0 +1,327 @@
+//! The admin console, "External Tool Settings", in headless Chromium
+//! (issue 11): an admin signs in through the application, follows the link
+//! on their own page, changes the lifetimes users may choose, filters the
+//! grid, deletes selected rows and every key a filter matches, and reads
+//! the audit log; the keys stop working through the gateway at once.
+//! A real Redis, a real upstream, real TLS. `#[ignore]`d for a bare
+//! `cargo test`: scripts/test.sh installs Chromium and runs it.
+
+use std::path::{Path, PathBuf};
+
+use keygate::keyring::Ttl;
+use keygate::keys::Scope;
+use serde_json::{json, Value};
+
+use crate::support::browser::Browser;
+use crate::support::client::{self, HttpsClient};
+use crate::support::gateway::{builder, test_actor, TestGateway};
+use crate::support::redis::RedisServer;
+use crate::support::webapp::WebApp;
+
+const ADMIN: &str = "root@example.org";
+const PASSWORD: &str = "root-password";
+
+/// A key minted for `user` with `label`: (secret, id).
+async fn key(gw: &TestGateway, user: &str, label: &str) -> (String, String) {
+    let new = gw
+        .keyring
+        .mint(&test_actor(), user, Ttl::Default, label, Scope::Full)
+        .await
+        .unwrap();
+    (new.key.expose().to_owned(), new.record.id.to_string())
+}
+
+/// The grid's rows as the page shows them: `[id, user, label]`.
+async fn rows(b: &Browser) -> Vec<[String; 3]> {
+    let v = b
+        .client
+        .execute(
+            "return Array.from(document.querySelectorAll('#grid tbody tr')).map(r => \
+             [r.dataset.keyId, r.cells[1].textContent, r.cells[2].textContent]);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(v).unwrap()
+}
+
+/// Wait until the grid shows exactly `n` rows.
+async fn wait_rows(b: &Browser, n: usize) -> Vec<[String; 3]> {
+    let got = b
+        .wait_js(
+            "const r = document.querySelectorAll('#grid tbody tr'); \
+             return r.length === arguments[0] ? r.length : null;",
+            json!(n),
+            &format!("{n} rows in the grid"),
+        )
+        .await;
+    assert_eq!(got, json!(n));
+    rows(b).await
+}
+
+/// Type the grid's filter and apply it.
+async fn filter(b: &Browser, user: &str, label: &str) {
+    b.fill("#f-user", user).await;
+    b.fill("#f-label", label).await;
+    b.click_button("Apply").await;
+}
+
+async fn status(gw: &TestGateway, c: &HttpsClient, key: &str) -> u16 {
+    gw.status_with_key(c, key).await.as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real browser: run by scripts/test.sh (--include-ignored)"]
+async fn an_admin_sets_lifetimes_filters_deletes_and_reads_the_audit_log() {
+    let redis = RedisServer::start();
+    let app = WebApp::start(&[(ADMIN, PASSWORD)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = builder(&app.url(""));
+    b.redis(&redis, dir.path(), "console-ui")
+        .set("admin", &format!("users = [\"{ADMIN}\"]"))
+        .set("login", "method = \"backend_session\"")
+        .set(
+            "login",
+            &format!("whoami_url = \"{}\"", app.url("/login-whoami.api")),
+        )
+        .set("login", "user_pointer = \"/email\"")
+        .set("login", "login_url = \"/login?next=/.keygate/keys\"");
+    let gw = b.start().await;
+    let c = client::h1(&gw.ca);
+    let mut alice = Vec::new();
+    for label in ["laptop", "ci runner", "notebook"] {
+        alice.push(key(&gw, "alice", label).await);
+    }
+    // One batch label over three users' keys, and a label with markup.
+    let mut batch = Vec::new();
+    for user in ["bob", "carol", "dave"] {
+        batch.push(key(&gw, user, "nightly batch").await);
+    }
+    let (bob_other, _) = key(&gw, "bob", "<img src=x onerror=alert(1)>").await;
+    let erin = [key(&gw, "erin", "a").await, key(&gw, "erin", "b").await];
+
+    // Sign in through the application; the admin's own page links to the console.
+    let browser = Browser::start().await;
+    browser.goto(&gw.url("/.keygate/keys")).await;
+    browser.click("#login").await;
+    browser.fill("#username", ADMIN).await;
+    browser.fill("#password", PASSWORD).await;
+    browser.click("#sign-in").await;
+    browser.wait_url(&gw.url("/.keygate/keys")).await;
+    browser.click("#console-link").await;
+    browser.wait_url(&gw.url("/.keygate/admin")).await;
+    browser
+        .grant_clipboard(gw.url("").trim_end_matches('/'))
+        .await;
+    browser
+        .wait_text("h1", "the console", |t| t == "External Tool Settings")
+        .await;
+    let all = wait_rows(&browser, 9).await;
+    // The label with markup is text, never an element.
+    assert!(
+        all.iter().any(|r| r[2] == "<img src=x onerror=alert(1)>"),
+        "{all:?}"
+    );
+    let imgs = browser
+        .client
+        .execute(
+            "return document.querySelectorAll('#grid img').length;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(imgs, json!(0));
+    // The picture in the README.
+    browser.screenshot(&screenshot_path()).await;
+
+    // Settings: a value out of range is named beside its field, nothing saved.
+    let before = gw.keyring.settings().await.unwrap();
+    browser.fill("#ttl_choices", "2d, 7d").await;
+    browser.fill("#default_ttl", "30d").await;
+    browser.fill("#max_ttl", "7d").await;
+    browser.click_button("Save settings").await;
+    let error = browser
+        .wait_text("#default_ttl-error", "the field's error", |t| !t.is_empty())
+        .await;
+    assert!(error.contains("longer than max_ttl"), "{error}");
+    browser
+        .wait_text("#settings-status", "nothing saved", |t| {
+            t.starts_with("Nothing was saved")
+        })
+        .await;
+    assert_eq!(gw.keyring.settings().await.unwrap(), before);
+    browser.fill("#default_ttl", "7d").await;
+    browser.click_button("Save settings").await;
+    browser
+        .wait_text("#settings-status", "saved", |t| t == "Settings saved.")
+        .await;
+    let error = browser
+        .find("#default_ttl-error")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(error, "");
+
+    // Filter by user, select two rows, Delete: those two stop working.
+    filter(&browser, "alice", "").await;
+    let shown = wait_rows(&browser, 3).await;
+    assert!(shown.iter().all(|r| r[1] == "alice"), "{shown:?}");
+    let (gone, kept): (Vec<_>, Vec<_>) = alice.iter().partition(|(_, id)| id != &alice[2].1);
+    for (_, id) in &gone {
+        browser
+            .click(&format!("#grid tr[data-key-id=\"{id}\"] input.pick"))
+            .await;
+    }
+    browser.click_button("Delete 2 keys").await;
+    let said = browser
+        .wait_text("#grid-status", "the revocation", |t| {
+            t.starts_with("Revoked")
+        })
+        .await;
+    assert!(
+        said.starts_with("Revoked 2 keys. Acknowledged by 1 instance"),
+        "{said}"
+    );
+    wait_rows(&browser, 1).await;
+    for (secret, _) in &gone {
+        assert_eq!(status(&gw, &c, secret).await, 401);
+    }
+    assert_eq!(status(&gw, &c, &kept[0].0).await, 200);
+
+    // Every key the filter matches, over three users, after a dry run.
+    filter(&browser, "", "nightly batch").await;
+    wait_rows(&browser, 3).await;
+    browser
+        .click_button("Select every key that matches the filter")
+        .await;
+    let asked = browser
+        .wait_text("#confirm-text", "the count", |t| !t.is_empty())
+        .await;
+    assert!(
+        asked.starts_with("3 keys match label \u{201c}nightly batch\u{201d}"),
+        "{asked}"
+    );
+    browser.click_button("Delete 3 keys").await;
+    let said = browser
+        .wait_text("#grid-status", "the revocation", |t| {
+            t.starts_with("Revoked")
+        })
+        .await;
+    assert!(said.starts_with("Revoked 3 keys."), "{said}");
+    wait_rows(&browser, 0).await;
+    for (secret, _) in &batch {
+        assert_eq!(status(&gw, &c, secret).await, 401);
+    }
+    assert_eq!(status(&gw, &c, &bob_other).await, 200);
+
+    // A filter that matches nothing: no rows, Delete disabled, the count 0.
+    filter(&browser, "nobody", "").await;
+    browser
+        .wait_js(
+            "return document.getElementById('no-match').hidden ? null : true;",
+            Value::Null,
+            "\"No key matches\"",
+        )
+        .await;
+    assert!(!browser.find("#delete").await.is_enabled().await.unwrap());
+    browser
+        .click_button("Select every key that matches the filter")
+        .await;
+    let asked = browser
+        .wait_text("#confirm-text", "the count", |t| !t.is_empty())
+        .await;
+    assert!(asked.starts_with("No key matches user nobody"), "{asked}");
+    assert!(!browser
+        .find("#confirm-delete")
+        .await
+        .is_enabled()
+        .await
+        .unwrap());
+    browser.click_button("Cancel").await;
+
+    // A stale page: someone else revokes one of the selected rows first.
+    filter(&browser, "erin", "").await;
+    wait_rows(&browser, 2).await;
+    browser.click("#select-page").await;
+    gw.keyring
+        .revoke(
+            &test_actor(),
+            keygate::keyring::Revocation::Ids(vec![
+                keygate::keys::KeyId::parse(&erin[0].1).unwrap()
+            ]),
+        )
+        .await
+        .unwrap();
+    browser.click_button("Delete 2 keys").await;
+    let said = browser
+        .wait_text("#grid-status", "the revocation", |t| {
+            t.starts_with("Revoked")
+        })
+        .await;
+    assert!(
+        said.starts_with("Revoked 1 key; 1 of the 2 selected were already revoked or expired."),
+        "{said}"
+    );
+    assert_eq!(status(&gw, &c, &erin[1].0).await, 401);
+
+    // The audit log names the admin, from the console.
+    let row = browser
+        .wait_js(
+            "for (const r of document.querySelectorAll('#audit tbody tr')) \
+               if (r.cells[1].textContent === arguments[0] && r.cells[5].textContent === 'admin-console' \
+                   && r.cells[3].textContent.includes('nightly batch')) \
+                 return Array.from(r.cells).map(c => c.textContent); \
+             return null;",
+            json!(ADMIN),
+            "the filtered revocation in the audit log",
+        )
+        .await;
+    assert_eq!(row[4], "3", "{row}");
+
+    // Revoke all asks for the count typed in.
+    filter(&browser, "", "").await;
+    browser.click_button("Revoke all keys").await;
+    let asked = browser
+        .wait_text("#confirm-text", "the count", |t| !t.is_empty())
+        .await;
+    assert!(asked.contains(": 2 keys."), "{asked}");
+    let confirm = browser.button("Delete 2 keys").await;
+    assert!(!confirm.is_enabled().await.unwrap());
+    browser.fill("#confirm-count", "3").await;
+    assert!(!confirm.is_enabled().await.unwrap());
+    browser.fill("#confirm-count", "2").await;
+    assert!(confirm.is_enabled().await.unwrap());
+    confirm.click().await.unwrap();
+    browser
+        .wait_text("#grid-status", "the revocation", |t| {
+            t.starts_with("Revoked 2 keys.")
+        })
+        .await;
+    assert_eq!(status(&gw, &c, &kept[0].0).await, 401);
+    assert_eq!(status(&gw, &c, &bob_other).await, 401);
+
+    // The user's page offers the lifetimes set above.
+    browser.click("a[href=\"/.keygate/keys\"]").await;
+    browser.wait_url(&gw.url("/.keygate/keys")).await;
+    let offered = browser
+        .wait_js(
+            "const o = Array.from(document.querySelectorAll('#lifetime option')).map(o => o.value); \
+             return o.length ? o : null;",
+            Value::Null,
+            "the lifetimes offered",
+        )
+        .await;
+    assert_eq!(offered, json!(["2d", "7d"]));
+}
+
+/// Where the picture of the grid goes: under `target/`, or over the
+/// README's `docs/admin-console.png` when `KEYGATE_UPDATE_SCREENSHOT` is set.
+fn screenshot_path() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if std::env::var_os("KEYGATE_UPDATE_SCREENSHOT").is_some() {
+        root.join("docs/admin-console.png")
+    } else {
+        root.join("target/screenshots/admin-console.png")
+    }
+}
