@@ -171,6 +171,56 @@ async fn a_real_provider_signs_in_once_per_code_and_signs_out() {
     assert_eq!(after.status, StatusCode::FORBIDDEN, "{}", after.text());
 }
 
+/// `[admin] groups` (issue 17): alice, in the provider's `ADMINS` group,
+/// gets the console and its JSON calls and the link on her page; bob, in
+/// none of them, gets 403 and no link. Neither is in `[admin] users`.
+#[tokio::test]
+#[ignore = "needs oidc-provider (Node.js): run through scripts/test.sh"]
+async fn an_admin_group_at_the_provider_makes_its_members_console_admins() {
+    let up = Upstream::start().await;
+    let groups = format!("groups = [\"{}\"]", oidc::ADMINS);
+    let (_provider, gw) =
+        oidc::provider_and_gateway_with(&up.url(), RS256_CLIENT, &[], &[&groups]).await;
+    for (account, admin) in [(&ALICE, true), (&BOB, false)] {
+        let mut browser = Browser::new(&gw);
+        let authorize = start(&mut browser).await;
+        let back = oidc::sign_in(&authorize, account).await;
+        let signed_in = browser.get(back.strip_prefix(&gw.url("")).unwrap()).await;
+        assert_eq!(
+            signed_in.status,
+            StatusCode::SEE_OTHER,
+            "{}",
+            signed_in.text()
+        );
+        let (page, _) = browser.page().await;
+        assert!(page.text().contains(account.email), "{}", page.text());
+        assert_eq!(
+            page.text().contains("External Tool Settings"),
+            admin,
+            "{}: {}",
+            account.email,
+            page.text()
+        );
+        let expected = if admin {
+            StatusCode::OK
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        let console = browser.get("/.keygate/admin").await;
+        assert_eq!(
+            console.status,
+            expected,
+            "{}: {}",
+            account.email,
+            console.text()
+        );
+        let keys = browser
+            .api(http::Method::GET, "/.keygate/api/admin/keys", None, None)
+            .await;
+        assert_eq!(keys.status, expected, "{}: {}", account.email, keys.text());
+    }
+}
+
 /// keygate in front of `up`, signing in through the hand-made provider.
 async fn with_idp(idp: &Idp, up: &Upstream, login: &[&str]) -> TestGateway {
     let port = oidc::free_port();

@@ -155,7 +155,32 @@ pub async fn gateway(
     secret_file: &Path,
     login: &[&str],
 ) -> TestGateway {
+    gateway_with(
+        port,
+        upstream_url,
+        issuer,
+        client_id,
+        secret_file,
+        login,
+        &[],
+    )
+    .await
+}
+
+/// `gateway`, plus the test's `[admin]` lines.
+async fn gateway_with(
+    port: u16,
+    upstream_url: &str,
+    issuer: &str,
+    client_id: &str,
+    secret_file: &Path,
+    login: &[&str],
+    admin: &[&str],
+) -> TestGateway {
     let mut b = builder(upstream_url);
+    for line in admin {
+        b.set("admin", line);
+    }
     b.set("listen", &format!("addr = \"127.0.0.1:{port}\""))
         .set("login", "method = \"oidc\"")
         .set("login", &format!("issuer = \"{issuer}\""))
@@ -183,6 +208,16 @@ pub async fn provider_and_gateway(
     client_id: &str,
     login: &[&str],
 ) -> (OidcProvider, TestGateway) {
+    provider_and_gateway_with(upstream_url, client_id, login, &[]).await
+}
+
+/// `provider_and_gateway`, plus the test's `[admin]` lines.
+pub async fn provider_and_gateway_with(
+    upstream_url: &str,
+    client_id: &str,
+    login: &[&str],
+    admin: &[&str],
+) -> (OidcProvider, TestGateway) {
     let port = free_port();
     let redirect_uri = format!("https://127.0.0.1:{port}/.keygate/login");
     let provider = tokio::task::spawn_blocking(move || OidcProvider::start(&redirect_uri))
@@ -190,13 +225,14 @@ pub async fn provider_and_gateway(
         .unwrap();
     let mut lines = vec!["scopes = [\"openid\", \"email\", \"groups\"]"];
     lines.extend_from_slice(login);
-    let gw = gateway(
+    let gw = gateway_with(
         port,
         upstream_url,
         &provider.issuer(),
         client_id,
         &provider.secret_file(),
         &lines,
+        admin,
     )
     .await;
     (provider, gw)
