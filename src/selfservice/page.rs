@@ -13,6 +13,25 @@ pub fn when(secs: u64) -> String {
     format!("{} UTC", t.replace('T', " ").get(..16).unwrap_or(&t))
 }
 
+/// The head of a page with a script (`/.keygate/static/{script}`) that
+/// writes: the CSRF token it sends back.
+pub fn app_head(title: &str, csrf_token: &str, script: &str) -> String {
+    head(
+        title,
+        &format!(
+            "<meta name=\"csrf-token\" content=\"{}\">\n<script src=\"/.keygate/static/{script}\" defer></script>\n",
+            escape(csrf_token)
+        ),
+    )
+}
+
+/// " Sign out" as a link, where keygate keeps the session itself.
+pub fn sign_out(logout: Option<&str>) -> String {
+    logout.map_or(String::new(), |href| {
+        format!(" <a href=\"{}\">Sign out</a>", escape(href))
+    })
+}
+
 /// What the signed-in user sees.
 pub struct KeysPage<'a> {
     pub user: &'a str,
@@ -32,16 +51,8 @@ pub struct KeysPage<'a> {
 }
 
 pub fn keys_page(p: &KeysPage<'_>) -> String {
-    let mut html = head(
-        "External Tool Access",
-        &format!(
-            "<meta name=\"csrf-token\" content=\"{}\">\n<script src=\"/.keygate/static/app.js\" defer></script>\n",
-            escape(p.csrf_token)
-        ),
-    );
-    let logout = p.logout.map_or(String::new(), |href| {
-        format!(" <a href=\"{}\">Sign out</a>", escape(href))
-    });
+    let mut html = app_head("External Tool Access", p.csrf_token, "app.js");
+    let logout = sign_out(p.logout);
     let options: String = p
         .ttl_choices
         .iter()

@@ -66,6 +66,15 @@ async fn filter(b: &Browser, user: &str, label: &str) {
     b.click_button("Apply").await;
 }
 
+/// Click `button` (a deletion) and wait for the answer: "Revoked …".
+async fn delete(b: &Browser, button: &str) -> String {
+    b.click_button(button).await;
+    b.wait_text("#grid-status", "the revocation", |t| {
+        t.starts_with("Revoked")
+    })
+    .await
+}
+
 async fn status(gw: &TestGateway, c: &HttpsClient, key: &str) -> u16 {
     gw.status_with_key(c, key).await.as_u16()
 }
@@ -133,6 +142,17 @@ async fn an_admin_sets_lifetimes_filters_deletes_and_reads_the_audit_log() {
     assert_eq!(imgs, json!(0));
     // The picture in the README.
     browser.screenshot(&screenshot_path()).await;
+    // A key's id can be copied; its secret is nowhere on the page.
+    let first = &all[0][0];
+    browser
+        .click(&format!("#grid tr[data-key-id=\"{first}\"] button.copy-id"))
+        .await;
+    browser
+        .wait_text("#grid-status", "copied", |t| t.ends_with("copied."))
+        .await;
+    assert_eq!(browser.clipboard().await, *first);
+    let text = browser.body_text().await;
+    assert!(!text.contains("kg_") && !alice[0].0.is_empty(), "{text}");
 
     // Settings: a value out of range is named beside its field, nothing saved.
     let before = gw.keyring.settings().await.unwrap();
@@ -173,12 +193,7 @@ async fn an_admin_sets_lifetimes_filters_deletes_and_reads_the_audit_log() {
             .click(&format!("#grid tr[data-key-id=\"{id}\"] input.pick"))
             .await;
     }
-    browser.click_button("Delete 2 keys").await;
-    let said = browser
-        .wait_text("#grid-status", "the revocation", |t| {
-            t.starts_with("Revoked")
-        })
-        .await;
+    let said = delete(&browser, "Delete 2 keys").await;
     assert!(
         said.starts_with("Revoked 2 keys. Acknowledged by 1 instance"),
         "{said}"
@@ -202,12 +217,7 @@ async fn an_admin_sets_lifetimes_filters_deletes_and_reads_the_audit_log() {
         asked.starts_with("3 keys match label \u{201c}nightly batch\u{201d}"),
         "{asked}"
     );
-    browser.click_button("Delete 3 keys").await;
-    let said = browser
-        .wait_text("#grid-status", "the revocation", |t| {
-            t.starts_with("Revoked")
-        })
-        .await;
+    let said = delete(&browser, "Delete 3 keys").await;
     assert!(said.starts_with("Revoked 3 keys."), "{said}");
     wait_rows(&browser, 0).await;
     for (secret, _) in &batch {
@@ -253,12 +263,7 @@ async fn an_admin_sets_lifetimes_filters_deletes_and_reads_the_audit_log() {
         )
         .await
         .unwrap();
-    browser.click_button("Delete 2 keys").await;
-    let said = browser
-        .wait_text("#grid-status", "the revocation", |t| {
-            t.starts_with("Revoked")
-        })
-        .await;
+    let said = delete(&browser, "Delete 2 keys").await;
     assert!(
         said.starts_with("Revoked 1 key; 1 of the 2 selected were already revoked or expired."),
         "{said}"

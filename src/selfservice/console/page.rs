@@ -2,7 +2,7 @@
 //! grid's and the audit log's frames that `console.js` fills from the JSON
 //! API. Every value goes through `escape`; no inline script or style.
 
-use super::super::page::{escape, head};
+use super::super::page::{app_head, escape, sign_out};
 use crate::settings::Settings;
 
 pub struct ConsolePage<'a> {
@@ -13,16 +13,8 @@ pub struct ConsolePage<'a> {
 }
 
 pub fn console_page(p: &ConsolePage<'_>) -> String {
-    let mut html = head(
-        "External Tool Settings",
-        &format!(
-            "<meta name=\"csrf-token\" content=\"{}\">\n<script src=\"/.keygate/static/console.js\" defer></script>\n",
-            escape(p.csrf_token)
-        ),
-    );
-    let logout = p.logout.map_or(String::new(), |href| {
-        format!(" <a href=\"{}\">Sign out</a>", escape(href))
-    });
+    let mut html = app_head("External Tool Settings", p.csrf_token, "console.js");
+    let logout = sign_out(p.logout);
     let s = p.settings;
     html.push_str(&format!(
         r#"<body class="console">
@@ -141,4 +133,35 @@ fn field(name: &str, label: &str, value: &str, hint: &str) -> String {
          <span id=\"{name}-error\" class=\"field-error\"></span></p>",
         value = escape(value),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_escaped_and_nothing_runs_inline() {
+        let settings = Settings {
+            self_service: false,
+            ttl_choices: vec!["1d".into(), "\"><b>".into()],
+            default_ttl: "1d".into(),
+            max_ttl: "never".into(),
+        };
+        let html = console_page(&ConsolePage {
+            user: "<i>root</i>",
+            csrf_token: "t\"",
+            settings: &settings,
+            logout: None,
+        });
+        assert!(html.contains("<strong id=\"user\">&lt;i&gt;root&lt;/i&gt;</strong>"));
+        assert!(html.contains("value=\"1d, &quot;&gt;&lt;b&gt;\""), "{html}");
+        assert!(html.contains("content=\"t&quot;\""));
+        assert!(
+            html.contains("<input type=\"checkbox\" id=\"self_service\" name=\"self_service\">")
+        );
+        assert!(!html.contains("<script>") && !html.contains(" style="));
+        let handler = |w: &str| w.starts_with("on") && w.contains('=');
+        assert!(!html.split_whitespace().any(handler), "{html}");
+        assert!(!html.contains("Sign out"));
+    }
 }

@@ -231,6 +231,7 @@ async fn with_idp(idp: &Idp, up: &Upstream, login: &[&str]) -> TestGateway {
         idp::CLIENT_ID,
         &idp.secret_file(),
         login,
+        &[],
     )
     .await
 }
@@ -493,7 +494,16 @@ async fn a_provider_that_is_down_or_slow_is_a_503_within_the_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("secret");
     std::fs::write(&secret, "s").unwrap();
-    let gw = oidc::gateway(oidc::free_port(), &up.url(), &closed, "kg", &secret, &[]).await;
+    let gw = oidc::gateway(
+        oidc::free_port(),
+        &up.url(),
+        &closed,
+        "kg",
+        &secret,
+        &[],
+        &[],
+    )
+    .await;
     assert_unavailable(&Browser::new(&gw).get("/.keygate/login").await);
 
     let idp = Idp::start().await;

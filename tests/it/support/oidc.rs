@@ -146,29 +146,8 @@ impl Drop for OidcProvider {
 pub use super::redis::free_port;
 
 /// keygate on `port` in front of `upstream_url`, signing in through
-/// `issuer` as `client_id`, plus the test's `[login]` lines.
+/// `issuer` as `client_id`, plus the test's `[login]` and `[admin]` lines.
 pub async fn gateway(
-    port: u16,
-    upstream_url: &str,
-    issuer: &str,
-    client_id: &str,
-    secret_file: &Path,
-    login: &[&str],
-) -> TestGateway {
-    gateway_with(
-        port,
-        upstream_url,
-        issuer,
-        client_id,
-        secret_file,
-        login,
-        &[],
-    )
-    .await
-}
-
-/// `gateway`, plus the test's `[admin]` lines.
-async fn gateway_with(
     port: u16,
     upstream_url: &str,
     issuer: &str,
@@ -225,7 +204,7 @@ pub async fn provider_and_gateway_with(
         .unwrap();
     let mut lines = vec!["scopes = [\"openid\", \"email\", \"groups\"]"];
     lines.extend_from_slice(login);
-    let gw = gateway_with(
+    let gw = gateway(
         port,
         upstream_url,
         &provider.issuer(),
