@@ -103,6 +103,16 @@ fn keygate_dev_prints_a_demo_key_that_works_as_printed() {
     assert!(ok);
     assert!(html.contains("<strong id=\"user\">demo</strong>"), "{html}");
     assert!(html.contains("Generate API Key"), "{html}");
+    // demo is an admin: the link on the page, and the console itself.
+    assert!(
+        html.contains("href=\"/.keygate/admin\">External Tool Settings"),
+        "{html}"
+    );
+    let console = format!("{url}/.keygate/admin");
+    assert!(banner.contains(&console), "{banner}");
+    let (ok, html) = curl(&[&console]);
+    assert!(ok);
+    assert!(html.contains("<h1>External Tool Settings</h1>"), "{html}");
 
     let _ = child.kill();
     let _ = child.wait();
