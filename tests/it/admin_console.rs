@@ -284,23 +284,47 @@ async fn an_admin_sets_lifetimes_filters_deletes_and_reads_the_audit_log() {
         .await;
     assert_eq!(row[4], "3", "{row}");
 
+    // Pages of 50 by cursor; they follow the applied filter, not what is
+    // typed but not yet applied.
+    for i in 0..60 {
+        key(&gw, "frank", &format!("job {i}")).await;
+    }
+    browser
+        .find("#f-limit")
+        .await
+        .select_by_value("50")
+        .await
+        .unwrap();
+    filter(&browser, "frank", "").await;
+    wait_rows(&browser, 50).await;
+    browser.fill("#f-user", "someone else").await;
+    browser.click_button("Next page").await;
+    let second = wait_rows(&browser, 10).await;
+    assert!(second.iter().all(|r| r[1] == "frank"), "{second:?}");
+    browser
+        .wait_text("#page-number", "page 2", |t| t == "Page 2")
+        .await;
+    assert!(!browser.find("#next-page").await.is_enabled().await.unwrap());
+    browser.click_button("Previous page").await;
+    wait_rows(&browser, 50).await;
+
     // Revoke all asks for the count typed in.
     filter(&browser, "", "").await;
     browser.click_button("Revoke all keys").await;
     let asked = browser
         .wait_text("#confirm-text", "the count", |t| !t.is_empty())
         .await;
-    assert!(asked.contains(": 2 keys."), "{asked}");
-    let confirm = browser.button("Delete 2 keys").await;
+    assert!(asked.contains(": 62 keys."), "{asked}");
+    let confirm = browser.button("Delete 62 keys").await;
     assert!(!confirm.is_enabled().await.unwrap());
-    browser.fill("#confirm-count", "3").await;
+    browser.fill("#confirm-count", "6").await;
     assert!(!confirm.is_enabled().await.unwrap());
-    browser.fill("#confirm-count", "2").await;
+    browser.fill("#confirm-count", "62").await;
     assert!(confirm.is_enabled().await.unwrap());
     confirm.click().await.unwrap();
     browser
         .wait_text("#grid-status", "the revocation", |t| {
-            t.starts_with("Revoked 2 keys.")
+            t.starts_with("Revoked 62 keys.")
         })
         .await;
     assert_eq!(status(&gw, &c, &kept[0].0).await, 401);

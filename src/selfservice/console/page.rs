@@ -49,7 +49,7 @@ pub fn console_page(p: &ConsolePage<'_>) -> String {
 <option value="expires:desc">Expires, latest first</option>
 </select>
 <label for="f-limit">Per page</label> <select id="f-limit" name="limit">
-<option>50</option><option selected>100</option><option>200</option><option>500</option>
+<option value="50">50</option><option value="100" selected>100</option><option value="200">200</option><option value="500">500</option>
 </select>
 <button type="submit" id="apply-filter">Apply</button></p>
 </form>

@@ -77,13 +77,20 @@
   var cursors = [null]; // the cursor of each page seen; the last is the current
   var next = null;
 
-  function filter() {
+  // The filter as typed in the form.
+  function typed() {
     var f = {};
     if ($("f-user").value.trim()) f.user = $("f-user").value.trim();
     if ($("f-label").value.trim()) f.label = $("f-label").value.trim();
     if ($("f-expires").value) f.expires_before = $("f-expires").value + "T00:00:00Z";
     return f;
   }
+
+  // The listing the grid shows, as last applied: pages, cursors and "every
+  // key that matches" follow it, not what is typed but not yet applied.
+  var shown = { filter: {}, sort: "created:desc", limit: "100" };
+
+  function filter() { return shown.filter; }
 
   function describe(f) {
     var parts = [];
@@ -94,12 +101,11 @@
   }
 
   function query(cursor) {
-    var f = filter();
-    var sort = $("f-sort").value.split(":");
-    var q = new URLSearchParams(f);
+    var sort = shown.sort.split(":");
+    var q = new URLSearchParams(shown.filter);
     q.set("sort", sort[0]);
     q.set("order", sort[1]);
-    q.set("limit", $("f-limit").value);
+    q.set("limit", shown.limit);
     if (cursor) q.set("cursor", cursor);
     return q.toString();
   }
@@ -169,6 +175,7 @@
     event.preventDefault();
     hideConfirm();
     $("grid-status").textContent = "";
+    shown = { filter: typed(), sort: $("f-sort").value, limit: $("f-limit").value };
     cursors = [null];
     load(null);
   });
@@ -254,7 +261,7 @@
     var f = filter();
     if (!Object.keys(f).length) {
       hideConfirm();
-      $("grid-status").textContent = "Set a filter (user, label or expires before) first; to revoke every key use Revoke all keys.";
+      $("grid-status").textContent = "Apply a filter (user, label or expires before) first; to revoke every key use Revoke all keys.";
       return;
     }
     confirmThen({ filter: f }, function (n) {
