@@ -222,7 +222,12 @@ impl SelfService {
         let login = self.login.as_ref().ok_or(Refusal::NotConfigured)?;
         let settings = self.keyring.settings().await?;
         if !settings.self_service {
-            return Err(Refusal::Disabled);
+            // An admin is shown the way to switch it back on.
+            let admin = match self.session(login, headers, rq, settings).await {
+                Ok(s) => self.admins.is_admin(&s.user, &s.groups),
+                Err(_) => false,
+            };
+            return Err(Refusal::Disabled { admin });
         }
         self.session(login, headers, rq, settings).await
     }

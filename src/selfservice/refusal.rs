@@ -22,7 +22,10 @@ use crate::store::StoreError;
 #[derive(Debug)]
 pub(super) enum Refusal {
     NotConfigured,
-    Disabled,
+    /// Self-service is off; `admin`: the person may switch it back on.
+    Disabled {
+        admin: bool,
+    },
     SignedOut,
     /// Signed in, but not in `[admin] users` nor `groups`: the console is not theirs.
     NotAdmin,
@@ -103,11 +106,17 @@ pub(super) fn page(refusal: Refusal, login: Option<&Login>) -> Response<Response
             "This gateway has no [login] section in its configuration, so it cannot tell who you are. Ask your administrator for an API key.".into(),
             None,
         ),
-        Refusal::Disabled => (
+        Refusal::Disabled { admin: false } => (
             S::FORBIDDEN,
             "Self-service is turned off",
             "An administrator has switched self-service API keys off. Ask your administrator for a key.".into(),
             None,
+        ),
+        Refusal::Disabled { admin: true } => (
+            S::FORBIDDEN,
+            "Self-service is turned off",
+            "Self-service API keys are switched off. As an administrator you can switch them back on in External Tool Settings.".into(),
+            Some((super::console::PAGE, "External Tool Settings")),
         ),
         Refusal::SignedOut => {
             match login.map(|l| &l.method) {
@@ -196,7 +205,7 @@ pub(super) fn json(refusal: Refusal) -> Response<ResponseBody> {
             S::NOT_FOUND,
             "self-service is not configured on this gateway (no [login] section)".to_owned(),
         ),
-        Refusal::Disabled => (
+        Refusal::Disabled { .. } => (
             S::FORBIDDEN,
             "self-service is turned off by an administrator".into(),
         ),

@@ -396,9 +396,22 @@ async fn settings_out_of_range_name_their_field_and_save_nothing() {
     )
     .await;
     assert_eq!(off.status, StatusCode::OK, "{}", off.text());
-    assert_eq!(
-        alice.get("/.keygate/keys").await.status,
-        StatusCode::FORBIDDEN
+    let off_page = alice.get("/.keygate/keys").await;
+    assert_eq!(off_page.status, StatusCode::FORBIDDEN);
+    assert!(
+        !off_page.text().contains("/.keygate/admin"),
+        "{}",
+        off_page.text()
+    );
+    // The admin's page says where to switch it back on.
+    let off_page = root.get("/.keygate/keys").await;
+    assert_eq!(off_page.status, StatusCode::FORBIDDEN);
+    assert!(
+        off_page
+            .text()
+            .contains("href=\"/.keygate/admin\">External Tool Settings</a>"),
+        "{}",
+        off_page.text()
     );
     assert_eq!(root.get("/.keygate/admin").await.status, StatusCode::OK);
     let audit = root
