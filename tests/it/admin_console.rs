@@ -315,6 +315,14 @@ async fn an_admin_sets_lifetimes_filters_deletes_and_reads_the_audit_log() {
         .wait_text("#confirm-text", "the count", |t| !t.is_empty())
         .await;
     assert!(asked.contains(": 62 keys."), "{asked}");
+    // The keyboard lands where the count is typed.
+    browser
+        .wait_js(
+            "return document.activeElement.id === 'confirm-count' ? true : null;",
+            Value::Null,
+            "focus on the count to type",
+        )
+        .await;
     let confirm = browser.button("Delete 62 keys").await;
     assert!(!confirm.is_enabled().await.unwrap());
     browser.fill("#confirm-count", "6").await;
