@@ -22,6 +22,8 @@ const PAGE_SIZES: std::ops::RangeInclusive<usize> = 50..=500;
 const AUDIT_PAGE: usize = 25;
 const MAX_AUDIT_PAGE: usize = 200;
 
+// === impl SelfService (console API) ===
+
 impl SelfService {
     /// `{"keys", "next_cursor"}`: one page of every user's keys.
     pub(in crate::selfservice) async fn admin_keys(
