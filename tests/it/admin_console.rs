@@ -265,7 +265,7 @@ async fn an_admin_sets_lifetimes_filters_deletes_and_reads_the_audit_log() {
         .unwrap();
     let said = delete(&browser, "Delete 2 keys").await;
     assert!(
-        said.starts_with("Revoked 1 key; 1 of the 2 selected were already revoked or expired."),
+        said.starts_with("Revoked 1 key; 1 of the 2 selected was already revoked or expired."),
         "{said}"
     );
     assert_eq!(status(&gw, &c, &erin[1].0).await, 401);

@@ -206,7 +206,9 @@
   function revoked(data, asked) {
     var text = "Revoked " + data.revoked + (data.revoked === 1 ? " key" : " keys");
     if (asked !== undefined && asked > data.revoked) {
-      text += "; " + (asked - data.revoked) + " of the " + asked + " selected were already revoked or expired";
+      var gone = asked - data.revoked;
+      text += "; " + gone + " of the " + asked + " selected " + (gone === 1 ? "was" : "were") +
+        " already revoked or expired";
     }
     var fleet = data.instances || {};
     var ack = fleet.acknowledged || [];
