@@ -431,3 +431,34 @@ async fn put(b: &mut Browser, token: &str, settings: Value) -> Answer {
     )
     .await
 }
+
+/// A deletion on one instance's console is acknowledged by every instance
+/// of the deployment before it answers: the other, which had the key in its
+/// cache, refuses it at once.
+#[tokio::test]
+async fn a_deletion_answers_once_every_instance_acknowledged() {
+    let redis = RedisServer::start();
+    let (up, app) = (Upstream::start().await, WhoAmI::start().await);
+    let one = console_gateway(&redis, &up, &app).await;
+    let two = console_gateway(&redis, &up, &app).await;
+    let (key, id) = one.key("alice").await;
+    // Cached on the second instance.
+    assert_eq!(basic_get(&two, &key, "/").await.status, StatusCode::OK);
+    assert_eq!(basic_get(&two, &key, "/").await.status, StatusCode::OK);
+
+    let (mut root, _, token) = console(&one, &app, ADMIN).await;
+    let done = revoke(&mut root, &token, json!({ "ids": [id] })).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+    let done = json_of(&done);
+    assert_eq!(done["revoked"], 1);
+    let acked = done["instances"]["acknowledged"].as_array().unwrap();
+    assert_eq!(acked.len(), 2, "both instances: {done}");
+    assert!(done["instances"]["unacknowledged"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        basic_get(&two, &key, "/").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
