@@ -295,8 +295,14 @@ async fn an_admin_sets_lifetimes_filters_deletes_and_reads_the_audit_log() {
         .select_by_value("50")
         .await
         .unwrap();
+    let sort = browser.find("#f-sort").await;
+    sort.select_by_value("expires:asc").await.unwrap();
     filter(&browser, "frank", "").await;
     wait_rows(&browser, 50).await;
+    let sorted = browser.find("#th-expires").await.attr("aria-sort").await;
+    assert_eq!(sorted.unwrap().as_deref(), Some("ascending"));
+    let other = browser.find("#th-created").await.attr("aria-sort").await;
+    assert_eq!(other.unwrap(), None);
     browser.fill("#f-user", "someone else").await;
     browser.click_button("Next page").await;
     let second = wait_rows(&browser, 10).await;

@@ -70,7 +70,7 @@ pub fn console_page(p: &ConsolePage<'_>) -> String {
 <table id="grid" aria-labelledby="keys-heading">
 <thead><tr><th scope="col"><input type="checkbox" id="select-page" aria-label="Select every key on this page"></th>
 <th scope="col">User</th><th scope="col">Label</th><th scope="col">Source</th><th scope="col">Scope</th>
-<th scope="col">Created</th><th scope="col">Expires</th><th scope="col">Last used</th><th scope="col">Key id</th></tr></thead>
+<th scope="col" id="th-created" aria-sort="descending">Created</th><th scope="col" id="th-expires">Expires</th><th scope="col">Last used</th><th scope="col">Key id</th></tr></thead>
 <tbody></tbody>
 </table>
 </div>

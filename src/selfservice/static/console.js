@@ -176,6 +176,12 @@
     hideConfirm();
     $("grid-status").textContent = "";
     shown = { filter: typed(), sort: $("f-sort").value, limit: $("f-limit").value };
+    // Screen readers announce the column the grid is sorted by.
+    var sort = shown.sort.split(":");
+    ["created", "expires"].forEach(function (c) {
+      if (c === sort[0]) $("th-" + c).setAttribute("aria-sort", sort[1] === "asc" ? "ascending" : "descending");
+      else $("th-" + c).removeAttribute("aria-sort");
+    });
     cursors = [null];
     load(null);
   });
