@@ -17,8 +17,8 @@
 //! 403), someone signed in (else a page linking to the login URL, or for CAS
 //! and OIDC a redirect to it). The console's gate differs in one way: it
 //! asks for an admin (`config::Admin::is_admin`) instead of self-service
-//! being on, so an admin can switch it back on. Writes also pass `csrf`. Refusals are one enum mapped
-//! to a page or to JSON in one place each.
+//! being on, so an admin can switch it back on. Writes also pass `csrf`.
+//! Refusals are one enum mapped to a page or to JSON in one place each.
 
 mod api;
 mod console;
