@@ -4,7 +4,7 @@
 //! `/.keygate/static/` (see the Content-Security-Policy in `mod.rs`).
 
 pub use crate::http::html::escape;
-pub use crate::http::html::head;
+use crate::http::html::head;
 use crate::keys::{rfc3339, KeyRecord};
 
 /// "2026-11-27 04:05 UTC", as `app.js` writes it too.

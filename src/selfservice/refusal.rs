@@ -66,6 +66,7 @@ impl From<crate::admin::ApiError> for Refusal {
             E::Method(allow) => Refusal::Method(allow),
             E::UnsupportedMedia => Refusal::UnsupportedMedia,
             E::TooLarge => Refusal::TooLarge,
+            E::Rotated { to, .. } => Refusal::Rotated(to),
         }
     }
 }

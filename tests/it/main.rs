@@ -4,8 +4,8 @@
 mod support;
 
 mod admin;
-mod admin_listing;
 mod admin_console;
+mod admin_listing;
 mod auth;
 mod authz;
 mod clients;
