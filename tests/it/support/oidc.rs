@@ -106,12 +106,14 @@ impl OidcProvider {
                 }
             }
         });
-        let port = match rx.recv_timeout(Duration::from_secs(30)) {
+        // Bounded, not a sleep: Node loads oidc-provider in about a second,
+        // but a 2-core machine busy compiling once took over 30 s.
+        let port = match rx.recv_timeout(Duration::from_secs(120)) {
             Ok(Some(port)) => port,
             other => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("oidc-provider did not start within 30s: {other:?}");
+                panic!("oidc-provider did not start within 120s: {other:?}");
             }
         };
         let dir = tempfile::tempdir().unwrap();
