@@ -2,6 +2,8 @@
 //! and revoked through the keyring (TTL rules, revocation across instances)
 //! and each change is audited with `source: "self-service"`.
 
+use std::time::Duration;
+
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
@@ -110,14 +112,34 @@ impl SelfService {
     /// is on its way out).
     pub(super) async fn rotate(&self, req: Request<Incoming>, rq: &Seen<'_>, id: &str) -> Answer {
         let (s, id) = self.own_key(&req, rq, id).await?;
-        let body: RotateRequest = json_body(req).await?;
-        let (grace, ttl) = body.parse().map_err(Refusal::BadRequest)?;
+        let (grace, ttl) = rotate_body(req).await?;
         self.count_create(&s.user)
             .await?
             .map_err(Refusal::RateLimited)?;
-        let rotated = self.keyring.rotate(&s.actor(), id, grace, ttl).await?;
+        self.rotate_as(&s.actor(), id, grace, ttl).await
+    }
+
+    /// Rotate `id` as `actor`: 201 with the successor, shown once. The
+    /// user's Rotate button and the console's share it, refusals and all.
+    pub(super) async fn rotate_as(
+        &self,
+        actor: &Actor,
+        id: KeyId,
+        grace: Option<Duration>,
+        ttl: Ttl,
+    ) -> Answer {
+        let rotated = self.keyring.rotate(actor, id, grace, ttl).await?;
         Ok(response::json(StatusCode::CREATED, &rotated.view()))
     }
+}
+
+/// A rotation's body, `{"grace"?, "ttl"?}` as `POST /v1/keys/{id}/rotate`
+/// reads it; a bad field is a 400 naming it.
+pub(super) async fn rotate_body(
+    req: Request<Incoming>,
+) -> Result<(Option<Duration>, Ttl), Refusal> {
+    let body: RotateRequest = json_body(req).await?;
+    body.parse().map_err(Refusal::BadRequest)
 }
 
 // === impl SelfService (a change to one key) ===

@@ -315,7 +315,12 @@ impl SelfService {
 
 /// The id in `/.keygate/api/keys/{id}/rotate`.
 fn rotate_route(path: &str) -> Option<&str> {
-    path.strip_prefix("/.keygate/api/keys/")?
+    key_rotate_id(path, "/.keygate/api/keys/")
+}
+
+/// The id in `{keys}{id}/rotate`: the page's and the console's Rotate.
+fn key_rotate_id<'a>(path: &'a str, keys: &str) -> Option<&'a str> {
+    path.strip_prefix(keys)?
         .strip_suffix("/rotate")
         .filter(|id| !id.contains('/'))
 }

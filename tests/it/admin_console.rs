@@ -75,18 +75,11 @@ async fn delete(b: &Browser, button: &str) -> String {
     .await
 }
 
-async fn status(gw: &TestGateway, c: &HttpsClient, key: &str) -> u16 {
-    gw.status_with_key(c, key).await.as_u16()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "real browser: run by scripts/test.sh (--include-ignored)"]
-async fn an_admin_sets_lifetimes_filters_deletes_and_reads_the_audit_log() {
-    let redis = RedisServer::start();
-    let app = WebApp::start(&[(ADMIN, PASSWORD)]).await;
+/// keygate in front of the application, whose sign-in it trusts; `ADMIN` an admin.
+async fn console_gateway(redis: &RedisServer, app: &WebApp) -> TestGateway {
     let dir = tempfile::tempdir().unwrap();
     let mut b = builder(&app.url(""));
-    b.redis(&redis, dir.path(), "console-ui")
+    b.redis(redis, dir.path(), "console-ui")
         .set("admin", &format!("users = [\"{ADMIN}\"]"))
         .set("login", "method = \"backend_session\"")
         .set(
@@ -95,21 +88,12 @@ async fn an_admin_sets_lifetimes_filters_deletes_and_reads_the_audit_log() {
         )
         .set("login", "user_pointer = \"/email\"")
         .set("login", "login_url = \"/login?next=/.keygate/keys\"");
-    let gw = b.start().await;
-    let c = client::h1(&gw.ca);
-    let mut alice = Vec::new();
-    for label in ["laptop", "ci runner", "notebook"] {
-        alice.push(key(&gw, "alice", label).await);
-    }
-    // One batch label over three users' keys, and a label with markup.
-    let mut batch = Vec::new();
-    for user in ["bob", "carol", "dave"] {
-        batch.push(key(&gw, user, "nightly batch").await);
-    }
-    let (bob_other, _) = key(&gw, "bob", "<img src=x onerror=alert(1)>").await;
-    let erin = [key(&gw, "erin", "a").await, key(&gw, "erin", "b").await];
+    b.start().await
+}
 
-    // Sign in through the application; the admin's own page links to the console.
+/// Sign in through the application as `ADMIN` and follow the link on their
+/// own page to the console.
+async fn open_console(gw: &TestGateway) -> Browser {
     let browser = Browser::start().await;
     browser.goto(&gw.url("/.keygate/keys")).await;
     browser.click("#login").await;
@@ -125,6 +109,33 @@ async fn an_admin_sets_lifetimes_filters_deletes_and_reads_the_audit_log() {
     browser
         .wait_text("h1", "the console", |t| t == "External Tool Settings")
         .await;
+    browser
+}
+
+async fn status(gw: &TestGateway, c: &HttpsClient, key: &str) -> u16 {
+    gw.status_with_key(c, key).await.as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real browser: run by scripts/test.sh (--include-ignored)"]
+async fn an_admin_sets_lifetimes_filters_deletes_and_reads_the_audit_log() {
+    let redis = RedisServer::start();
+    let app = WebApp::start(&[(ADMIN, PASSWORD)]).await;
+    let gw = console_gateway(&redis, &app).await;
+    let c = client::h1(&gw.ca);
+    let mut alice = Vec::new();
+    for label in ["laptop", "ci runner", "notebook"] {
+        alice.push(key(&gw, "alice", label).await);
+    }
+    // One batch label over three users' keys, and a label with markup.
+    let mut batch = Vec::new();
+    for user in ["bob", "carol", "dave"] {
+        batch.push(key(&gw, user, "nightly batch").await);
+    }
+    let (bob_other, _) = key(&gw, "bob", "<img src=x onerror=alert(1)>").await;
+    let erin = [key(&gw, "erin", "a").await, key(&gw, "erin", "b").await];
+
+    let browser = open_console(&gw).await;
     let all = wait_rows(&browser, 9).await;
     // The label with markup is text, never an element.
     assert!(
@@ -356,6 +367,118 @@ async fn an_admin_sets_lifetimes_filters_deletes_and_reads_the_audit_log() {
         )
         .await;
     assert_eq!(offered, json!(["2d", "7d"]));
+}
+
+/// Issue 13: an admin rotates a user's key from the grid with the keyboard;
+/// the successor is shown once beside Copy and works through the gateway,
+/// the old key keeps working for its grace, the row says what replaced it,
+/// and the audit log names the admin, from the console.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real browser: run by scripts/test.sh (--include-ignored)"]
+async fn an_admin_rotates_a_users_key_from_the_grid() {
+    let redis = RedisServer::start();
+    let app = WebApp::start(&[(ADMIN, PASSWORD)]).await;
+    let gw = console_gateway(&redis, &app).await;
+    let c = client::h1(&gw.ca);
+    let (old, old_id) = key(&gw, "alice", "deploy").await;
+    let browser = open_console(&gw).await;
+    wait_rows(&browser, 1).await;
+
+    // The row's Rotate, named for screen readers, pressed from the keyboard.
+    let rotate = browser.button("Rotate").await;
+    assert_eq!(
+        rotate.attr("aria-label").await.unwrap().as_deref(),
+        Some("Rotate key deploy of alice")
+    );
+    let enter = char::from(fantoccini::key::Key::Enter).to_string();
+    rotate.send_keys(&enter).await.unwrap();
+    let said = browser
+        .wait_text("#grid-status", "the rotation", |t| t.starts_with("Rotated"))
+        .await;
+    assert!(
+        said.starts_with("Rotated key deploy of alice: the new key is "),
+        "{said}"
+    );
+    assert!(said.contains("shown only once"), "{said}");
+    let new = browser.find("#new-key").await.text().await.unwrap();
+    assert!(new.starts_with("kg_") && new != old, "{new}");
+    // Focus lands on Copy; Copy puts the new key on the clipboard.
+    browser
+        .wait_js(
+            "return document.activeElement.id === 'copy' ? true : null;",
+            Value::Null,
+            "focus on Copy",
+        )
+        .await;
+    browser.click_button("Copy to Clipboard").await;
+    browser
+        .wait_text("#copy", "copied", |t| t == "Copied!")
+        .await;
+    assert_eq!(browser.clipboard().await, new);
+
+    // The new key works, and the old one still does during its grace.
+    assert_eq!(status(&gw, &c, &new).await, 200);
+    assert_eq!(status(&gw, &c, &old).await, 200);
+    let successor = gw
+        .keyring
+        .get(&keygate::keys::KeyId::parse(&old_id).unwrap())
+        .await;
+    let successor = successor
+        .unwrap()
+        .unwrap()
+        .rotated_to
+        .expect("rotated")
+        .to_string();
+    assert!(said.contains(&successor), "{said}");
+
+    // The grid: the old row says what replaced it and offers no Rotate;
+    // the new row (alice's, same label) offers it.
+    wait_rows(&browser, 2).await;
+    let rotation = browser
+        .wait_js(
+            "const r = document.querySelector('#grid tr[data-key-id=\"' + arguments[0] + '\"]'); \
+             return r ? r.cells[9].textContent : null;",
+            json!(old_id),
+            "the old row's rotation cell",
+        )
+        .await;
+    assert_eq!(rotation, json!(format!("replaced by {successor}")));
+    let buttons = browser
+        .client
+        .execute(
+            "return Array.from(document.querySelectorAll('#grid button.rotate')) \
+             .map(b => b.closest('tr').dataset.keyId);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(buttons, json!([successor]));
+
+    // The audit log: the admin rotated it, from the console.
+    let row = browser
+        .wait_js(
+            "for (const r of document.querySelectorAll('#audit tbody tr')) \
+               if (r.cells[2].textContent === 'rotate') \
+                 return Array.from(r.cells).map(c => c.textContent); \
+             return null;",
+            Value::Null,
+            "the rotation in the audit log",
+        )
+        .await;
+    assert_eq!(row[1], ADMIN, "{row}");
+    assert_eq!(row[5], "admin-console", "{row}");
+
+    // Done: the key is gone from the page for good.
+    browser.click_button("Done").await;
+    browser
+        .wait_js(
+            "return document.getElementById('new-key-panel').hidden ? true : null;",
+            Value::Null,
+            "the panel hidden",
+        )
+        .await;
+    let text = browser.body_text().await;
+    assert!(!text.contains(&new), "{text}");
 }
 
 /// Where the picture of the grid goes: under `target/`, or over the

@@ -1,19 +1,20 @@
 //! The JSON behind the console. Listings and revocations read their query
 //! and body exactly as the admin API does (`admin::list_query`,
 //! `admin::Revoke`), so a filter, a cursor or a bad field means the same on
-//! both; every change goes through the keyring (validation, the fleet's
+//! both; a rotation reads the page's body; every change goes through the keyring (validation, the fleet's
 //! revocation barrier, the audit log).
 
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
 
-use super::super::api::json_body;
+use super::super::api::{json_body, rotate_body};
 use super::super::refusal::Refusal;
 use super::super::{Answer, Seen, SelfService};
 use crate::admin::{list_query, Revoke};
 use crate::http::response;
 use crate::keyring::{filter_text, PageError, Revocation, SettingsError};
+use crate::keys::KeyId;
 use crate::settings::Settings;
 
 /// The grid's page sizes.
@@ -85,6 +86,22 @@ impl SelfService {
             StatusCode::OK,
             &json!({ "revoked": done.count, "instances": done.fleet, "filter": described }),
         ))
+    }
+
+    /// The grid's Rotate: a successor for any user's key, shown once, the
+    /// old key working for the grace period. Exactly the page's rotation
+    /// (body, refusals), with the admin as actor; no hourly quota, as on
+    /// `POST /v1/keys/{id}/rotate`.
+    pub(in crate::selfservice) async fn admin_rotate(
+        &self,
+        req: Request<Incoming>,
+        rq: &Seen<'_>,
+        id: &str,
+    ) -> Answer {
+        let s = self.admin_write(&req, rq).await?;
+        let id = KeyId::parse(id).ok_or(Refusal::NotFound)?;
+        let (grace, ttl) = rotate_body(req).await?;
+        self.rotate_as(&s.console_actor(), id, grace, ttl).await
     }
 
     pub(in crate::selfservice) async fn admin_settings(

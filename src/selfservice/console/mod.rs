@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `GET /.keygate/admin` | the page (`page.rs`); its script is `/.keygate/static/console.js` |
 //! | `GET /.keygate/api/admin/keys` | a page of every user's keys: `GET /v1/keys`' query (`user`, `label`, `expires_before`, `sort`, `order`, `cursor`), `limit` 50-500 |
+//! | `POST /.keygate/api/admin/keys/{id}/rotate` | `{"grace"?, "ttl"?}` as the page's Rotate -> 201 with any user's key's successor, shown once |
 //! | `POST /.keygate/api/admin/revoke` | `POST /v1/revoke`'s body (`ids`, `filter`, `all`, `dry_run`, ...): through the keyring's barrier |
 //! | `GET`, `PUT /.keygate/api/admin/settings` | the runtime settings, validated as `PUT /v1/settings` |
 //! | `GET /.keygate/api/admin/audit` | the latest audit events, `before` and `limit` |
@@ -23,7 +24,7 @@ use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
 
 use super::refusal::Refusal;
-use super::{Answer, Seen, SelfService, Session};
+use super::{key_rotate_id, Answer, Seen, SelfService, Session};
 use crate::audit::Actor;
 use crate::http::response;
 use crate::keys::Source;
@@ -63,6 +64,11 @@ impl SelfService {
             ("keys", &Method::GET) => self.admin_keys(&req, rq).await,
             ("audit", &Method::GET) => self.admin_audit(&req, rq).await,
             ("keys" | "audit", _) => Err(Refusal::Method("GET")),
+            (r, &Method::POST) if key_rotate_id(r, "keys/").is_some() => {
+                let id = key_rotate_id(r, "keys/").unwrap_or_default().to_owned();
+                self.admin_rotate(req, rq, &id).await
+            }
+            (r, _) if key_rotate_id(r, "keys/").is_some() => Err(Refusal::Method("POST")),
             ("revoke", &Method::POST) => self.admin_revoke(req, rq).await,
             ("revoke", _) => Err(Refusal::Method("POST")),
             ("settings", &Method::GET) => self.admin_settings(&req, rq).await,

@@ -65,12 +65,18 @@ pub fn console_page(p: &ConsolePage<'_>) -> String {
 <p><button type="button" id="confirm-delete">Delete</button>
 <button type="button" id="confirm-cancel">Cancel</button></p>
 </div>
+<div id="new-key-panel" role="group" aria-labelledby="new-key-text" hidden>
+<p id="new-key-text">The new API key. Copy it now: it is shown only once.</p>
+<p><code id="new-key"></code></p>
+<p><button type="button" id="copy">Copy to Clipboard</button>
+<button type="button" id="done">Done</button></p>
+</div>
 <p id="grid-status" role="status" aria-live="polite"></p>
 <div class="scroll">
 <table id="grid" aria-labelledby="keys-heading">
 <thead><tr><th scope="col"><input type="checkbox" id="select-page" aria-label="Select every key on this page"></th>
 <th scope="col">User</th><th scope="col">Label</th><th scope="col">Source</th><th scope="col">Scope</th>
-<th scope="col" id="th-created" aria-sort="descending">Created</th><th scope="col" id="th-expires">Expires</th><th scope="col">Last used</th><th scope="col">Key id</th></tr></thead>
+<th scope="col" id="th-created" aria-sort="descending">Created</th><th scope="col" id="th-expires">Expires</th><th scope="col">Last used</th><th scope="col">Key id</th><th scope="col">Rotation</th></tr></thead>
 <tbody></tbody>
 </table>
 </div>

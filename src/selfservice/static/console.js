@@ -34,6 +34,16 @@
     return td;
   }
 
+  // A row's button, named for screen readers.
+  function button(className, text, name) {
+    var b = document.createElement("button");
+    b.type = "button";
+    b.className = className;
+    b.textContent = text;
+    b.setAttribute("aria-label", name);
+    return b;
+  }
+
   // --- Settings ---------------------------------------------------------
   var FIELDS = ["ttl_choices", "default_ttl", "max_ttl"];
 
@@ -143,14 +153,13 @@
       var idCell = cell(row, "");
       var code = document.createElement("code");
       code.textContent = k.id;
-      var copy = document.createElement("button");
-      copy.type = "button";
-      copy.className = "copy-id";
-      copy.textContent = "Copy";
-      copy.setAttribute("aria-label", "Copy the id of key " + label + " of " + k.user);
       idCell.appendChild(code);
       idCell.appendChild(document.createTextNode(" "));
-      idCell.appendChild(copy);
+      idCell.appendChild(button("copy-id", "Copy", "Copy the id of key " + label + " of " + k.user));
+      // Rotate a live key; a rotated one names its successor.
+      var rotation = cell(row, "");
+      if (k.rotated_to) rotation.textContent = "replaced by " + k.rotated_to;
+      else rotation.appendChild(button("rotate", "Rotate", "Rotate key " + label + " of " + k.user));
       body.appendChild(row);
     });
     $("no-match").hidden = keys.length > 0;
@@ -199,6 +208,7 @@
   });
 
   $("grid").addEventListener("click", function (event) {
+    if (rotate(event)) return;
     var button = event.target.closest("button.copy-id");
     if (!button) return;
     var id = button.closest("tr").getAttribute("data-key-id");
@@ -206,6 +216,45 @@
       function () { $("grid-status").textContent = "Key id " + id + " copied."; },
       function () { $("grid-status").textContent = "Copying failed: select the id and copy it yourself."; }
     );
+  });
+
+  // --- Rotate: the successor shown once, the old key kept for its grace --
+  function rotate(event) {
+    var button = event.target.closest("button.rotate");
+    if (!button) return false;
+    var id = button.closest("tr").getAttribute("data-key-id");
+    var what = button.getAttribute("aria-label").replace(/^Rotate /, "");
+    button.disabled = true;
+    call("POST", "keys/" + encodeURIComponent(id) + "/rotate", {}).then(function (rotated) {
+      $("new-key").textContent = rotated.key;
+      $("copy").textContent = "Copy to Clipboard";
+      $("new-key-panel").hidden = false;
+      $("copy").focus();
+      $("grid-status").textContent = "Rotated " + what + ": the new key is " + rotated.id +
+        ". Copy it now: it is shown only once. The old key keeps working until " +
+        when(rotated.old_key_expires_at) + ".";
+      newestAudit();
+      return reload();
+    }, function (e) {
+      button.disabled = false;
+      $("grid-status").textContent = "Could not rotate " + what + ": " + e.message;
+    });
+    return true;
+  }
+
+  $("copy").addEventListener("click", function () {
+    navigator.clipboard.writeText($("new-key").textContent).then(
+      function () { $("copy").textContent = "Copied!"; $("grid-status").textContent = "Copied to the clipboard."; },
+      function () { $("grid-status").textContent = "Copying failed: select the key and copy it yourself."; }
+    );
+  });
+
+  $("done").addEventListener("click", function () {
+    // After Done the key is gone from the page for good.
+    $("new-key").textContent = "";
+    $("new-key-panel").hidden = true;
+    $("grid-status").textContent = "";
+    $("f-user").focus();
   });
 
   // The answer of a revocation: how many, and which instances acknowledged.
