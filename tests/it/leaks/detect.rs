@@ -8,6 +8,8 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
+use super::typo;
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -19,13 +21,6 @@ fn sha1_hex(text: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// `text` with the character at `at` replaced by another base62 one.
-fn typo(text: &str, at: usize) -> String {
-    let mut bytes = text.as_bytes().to_vec();
-    bytes[at] = if bytes[at] == b'a' { b'b' } else { b'a' };
-    String::from_utf8(bytes).unwrap()
 }
 
 fn write(root: &Path, name: &str, text: &str) {

@@ -108,6 +108,14 @@ pub(crate) async fn status(c: &HttpsClient, gw: &TestGateway, key: &str) -> Stat
         .status
 }
 
+/// `text` with the character at `at` changed to another one (never the
+/// same text: a key whose character was already `a` gets `b`).
+pub(super) fn typo(text: &str, at: usize) -> String {
+    let mut bytes = text.as_bytes().to_vec();
+    bytes[at] = if bytes[at] == b'a' { b'b' } else { b'a' };
+    String::from_utf8(bytes).unwrap()
+}
+
 pub(crate) fn basic(key: &str) -> String {
     use base64::Engine;
     format!(

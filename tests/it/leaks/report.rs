@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use http::{Request, StatusCode};
 use serde_json::Value;
 
-use super::{audit_events, basic, fleet, post_report, status};
+use super::{audit_events, basic, fleet, post_report, status, typo};
 use crate::support::admin::json_of;
 use crate::support::body;
 use crate::support::client::send;
@@ -89,7 +89,7 @@ async fn a_signed_report_revokes_a_live_key_on_three_instances_before_the_answer
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let typo = format!("{}x", &victim[..victim.len() - 1]);
+    let typo = typo(&victim, victim.len() - 1);
     let tokens = [
         victim.as_str(),
         dead.as_str(),
