@@ -70,6 +70,18 @@ total_ir() {
   echo "$sum"
 }
 
+# profiled_pids SPEC : the PIDs of the peer's processes under callgrind (a
+# LABEL.pid with its LABEL.cg), not its helpers such as keygate-auth's
+# redis-server: callgrind_control given one PID not under valgrind zeroes
+# and dumps none of them.
+profiled_pids() {
+  local f dir
+  dir=$(peer_dir "$1")
+  for f in "$dir"/*.pid; do
+    [[ -e $f && -e ${f%.pid}.cg ]] && cat "$f"
+  done
+}
+
 # measure SPEC SCENARIO : one line of the table. The counters are zeroed when
 # h2load's warm-up (connections and TLS handshakes made, WARMUP seconds) ends
 # and dumped when its measurement ends, so the instructions and the requests
@@ -86,7 +98,7 @@ measure() {
     printf '%-44s %-4s no %s listener\n' "$p" "$s" "$s"
     return
   fi
-  mapfile -t pids < <(peer_pids "$p")
+  mapfile -t pids < <(profiled_pids "$p")
   for f in "$(peer_dir "$p")"/*.cg.*; do [[ -e $f ]] && before+=("$f"); done
   raw=$(peer_dir "$p")/load.$s.txt
   timeout -k 5 $((WARMUP + DURATION + 60)) taskset -c "$LOAD_CPU" h2load -t1 "${shape[@]}" \
