@@ -15,17 +15,22 @@
 //! be cached after the invalidation for it was applied.
 //!
 //! Entries also never outlive the key's expiry nor `cache.max_age`. Only
-//! found keys are cached: a key id is random and unknown before it is
-//! minted, so no cached answer can refuse a newly created key.
+//! found keys whose secret verified are cached, each with the secret's
+//! fingerprint (`keys::seen`, never the secret): a hit compares fingerprints
+//! instead of computing the HMAC again. A key id is random and unknown
+//! before it is minted, so no cached answer can refuse a newly created key.
 
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::keys::{KeyId, KeyRecord};
+use crate::keys::seen::{Seen, SeenKey};
+use crate::keys::{ApiKey, KeyId, KeyRecord};
 
 pub struct KeyCache {
     entries: quick_cache::sync::Cache<KeyId, Entry>,
+    /// Keys the fingerprints of verified secrets (drawn at start).
+    seen: SeenKey,
     /// Bumped by every invalidation and suspension.
     epoch: AtomicU64,
     /// Nanoseconds since `origin` until which entries may be served; 0 = suspended.
@@ -39,8 +44,20 @@ pub struct KeyCache {
 #[derive(Clone)]
 struct Entry {
     record: Arc<KeyRecord>,
+    /// The fingerprint of the secret that verified against `record`.
+    seen: Seen,
     /// Nanoseconds since `origin` after which the entry is stale.
     stale_at: u64,
+}
+
+/// What the cache knows of a presented key.
+pub enum Lookup {
+    /// Cached, and the presented secret is the one that verified.
+    Verified(Arc<KeyRecord>),
+    /// Cached, and the presented secret is another: the key does not match.
+    Mismatch,
+    /// Not cached (or the lease lapsed): ask the store.
+    Miss,
 }
 
 /// Permission to cache what a store read returns, taken before the read.
@@ -54,6 +71,7 @@ impl KeyCache {
     pub fn new(capacity: usize, max_age: Duration) -> Arc<KeyCache> {
         Arc::new(KeyCache {
             entries: quick_cache::sync::Cache::new(capacity),
+            seen: SeenKey::random(),
             epoch: AtomicU64::new(0),
             lease_until: AtomicU64::new(0),
             origin: Instant::now(),
@@ -73,18 +91,24 @@ impl KeyCache {
         now < self.lease_until.load(SeqCst)
     }
 
-    /// The cached record of key `id`, if the lease holds and the entry is fresh.
-    pub fn get(&self, id: &KeyId) -> Option<Arc<KeyRecord>> {
+    /// What the cache says of `key` (whose id is `id`), if the lease holds
+    /// and the entry is fresh.
+    pub fn get(&self, id: &KeyId, key: &ApiKey) -> Lookup {
         let now = self.now();
         if !self.leased(now) {
-            return None;
+            return Lookup::Miss;
         }
-        let entry = self.entries.get(id)?;
+        let Some(entry) = self.entries.get(id) else {
+            return Lookup::Miss;
+        };
         if now >= entry.stale_at {
             self.entries.remove(id);
-            return None;
+            return Lookup::Miss;
         }
-        Some(entry.record)
+        match self.seen.of(key.expose()).matches(&entry.seen) {
+            true => Lookup::Verified(entry.record),
+            false => Lookup::Mismatch,
+        }
     }
 
     /// Taken before a store read; `None` while suspended (the read is not cached).
@@ -93,8 +117,9 @@ impl KeyCache {
         self.leased(self.now()).then_some(Ticket(epoch))
     }
 
-    /// Cache a record read from the store under `ticket`.
-    pub fn fill(&self, ticket: Ticket, record: &Arc<KeyRecord>) {
+    /// Cache a record read from the store under `ticket`, once `key`
+    /// verified against it.
+    pub fn fill(&self, ticket: Ticket, record: &Arc<KeyRecord>, key: &ApiKey) {
         if self.epoch.load(SeqCst) != ticket.0 {
             return;
         }
@@ -111,6 +136,7 @@ impl KeyCache {
             id,
             Entry {
                 record: record.clone(),
+                seen: self.seen.of(key.expose()),
                 stale_at,
             },
         );
@@ -175,8 +201,22 @@ mod tests {
     use super::*;
     use crate::keys::{mint, DigestKey, Scope};
 
-    fn record(user: &str, ttl: Option<Duration>) -> Arc<KeyRecord> {
-        Arc::new(mint("kg", &DigestKey::random(), user, "", Scope::Full, ttl).record)
+    /// A minted key: its record and the secret that verifies against it.
+    struct Minted {
+        record: Arc<KeyRecord>,
+        key: ApiKey,
+    }
+
+    fn record(user: &str, ttl: Option<Duration>) -> Minted {
+        let new = mint("kg", &DigestKey::random(), user, "", Scope::Full, ttl);
+        Minted {
+            record: Arc::new(new.record),
+            key: new.key,
+        }
+    }
+
+    fn served(c: &KeyCache, m: &Minted) -> bool {
+        matches!(c.get(&m.record.id, &m.key), Lookup::Verified(_))
     }
 
     fn leased() -> Arc<KeyCache> {
@@ -191,8 +231,8 @@ mod tests {
         assert!(c.ticket().is_none());
         c.renew(Instant::now() + Duration::from_secs(60));
         let r = record("ann", None);
-        c.fill(c.ticket().unwrap(), &r);
-        assert!(c.get(&r.id).is_some());
+        c.fill(c.ticket().unwrap(), &r.record, &r.key);
+        assert!(served(&c, &r));
     }
 
     #[test]
@@ -200,9 +240,9 @@ mod tests {
         let c = leased();
         let r = record("ann", None);
         let ticket = c.ticket().unwrap();
-        c.invalidate_ids([r.id.as_str()]);
-        c.fill(ticket, &r);
-        assert!(c.get(&r.id).is_none());
+        c.invalidate_ids([r.record.id.as_str()]);
+        c.fill(ticket, &r.record, &r.key);
+        assert!(!served(&c, &r));
     }
 
     #[test]
@@ -210,13 +250,13 @@ mod tests {
         let c = leased();
         let r = record("ann", None);
         let ticket = c.ticket().unwrap();
-        c.fill(ticket, &r);
+        c.fill(ticket, &r.record, &r.key);
         c.suspend();
-        assert!(c.get(&r.id).is_none());
+        assert!(!served(&c, &r));
         assert!(c.ticket().is_none());
-        c.fill(ticket, &r);
+        c.fill(ticket, &r.record, &r.key);
         c.renew(Instant::now() + Duration::from_secs(60));
-        assert!(c.get(&r.id).is_none(), "a pre-suspension read came back");
+        assert!(!served(&c, &r), "a pre-suspension read came back");
         assert!(c.is_empty());
     }
 
@@ -224,9 +264,9 @@ mod tests {
     fn a_lapsed_lease_serves_nothing() {
         let c = leased();
         let r = record("ann", None);
-        c.fill(c.ticket().unwrap(), &r);
+        c.fill(c.ticket().unwrap(), &r.record, &r.key);
         c.renew(Instant::now());
-        assert!(c.get(&r.id).is_none());
+        assert!(!served(&c, &r));
     }
 
     #[test]
@@ -238,12 +278,12 @@ mod tests {
             record("bob", None),
         );
         for r in [&a1, &a2, &b] {
-            c.fill(c.ticket().unwrap(), r);
+            c.fill(c.ticket().unwrap(), &r.record, &r.key);
         }
         c.invalidate_users(&["ann".into()]);
-        assert!(c.get(&a1.id).is_none());
-        assert!(c.get(&a2.id).is_none());
-        assert!(c.get(&b.id).is_some());
+        assert!(!served(&c, &a1));
+        assert!(!served(&c, &a2));
+        assert!(served(&c, &b));
     }
 
     #[test]
@@ -251,14 +291,28 @@ mod tests {
         let c = KeyCache::new(100, Duration::ZERO);
         c.renew(Instant::now() + Duration::from_secs(60));
         let r = record("ann", None);
-        c.fill(c.ticket().unwrap(), &r);
-        assert!(c.get(&r.id).is_none(), "max_age 0 must not serve");
+        c.fill(c.ticket().unwrap(), &r.record, &r.key);
+        assert!(!served(&c, &r), "max_age 0 must not serve");
 
         let c = leased();
-        let mut r = mint("kg", &DigestKey::random(), "ann", "", Scope::Full, None).record;
-        r.expires_at = Some((unix_now_nanos() / 1_000_000_000) as u64);
-        let r = Arc::new(r);
-        c.fill(c.ticket().unwrap(), &r);
-        assert!(c.get(&r.id).is_none(), "an expired key was served");
+        let new = mint("kg", &DigestKey::random(), "ann", "", Scope::Full, None);
+        let mut expired = new.record;
+        expired.expires_at = Some((unix_now_nanos() / 1_000_000_000) as u64);
+        let r = Minted {
+            record: Arc::new(expired),
+            key: new.key,
+        };
+        c.fill(c.ticket().unwrap(), &r.record, &r.key);
+        assert!(!served(&c, &r), "an expired key was served");
+    }
+
+    #[test]
+    fn another_secret_for_a_cached_id_is_a_mismatch() {
+        let c = leased();
+        let r = record("ann", None);
+        c.fill(c.ticket().unwrap(), &r.record, &r.key);
+        let other = ApiKey::new(format!("{}x", r.key.expose()));
+        assert!(matches!(c.get(&r.record.id, &other), Lookup::Mismatch));
+        assert!(served(&c, &r), "the right secret still passes");
     }
 }

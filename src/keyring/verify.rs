@@ -3,9 +3,12 @@
 //! revocation by leaked secrets alike.
 //!
 //! 1. format, prefix and checksum, without I/O (random or mistyped keys stop here);
-//! 2. the validation cache, while this instance holds the fleet's lease;
-//! 3. else the store (and the cache is filled, unless an invalidation raced the read);
-//! 4. the HMAC digest of the whole key against the stored one, in constant time.
+//! 2. the validation cache, while this instance holds the fleet's lease: a
+//!    hit compares the key's fingerprint with the one of the secret that
+//!    verified when the entry was filled (`keys::seen`), in constant time;
+//! 3. else the store, and the HMAC digest of the whole key against the
+//!    stored one, in constant time; a key that verified fills the cache,
+//!    unless an invalidation raced the read.
 //!
 //! Fail closed: a store error is `VerifyError::Store`, never a pass.
 
@@ -15,6 +18,7 @@ use std::time::Instant;
 use futures_util::stream::{self, StreamExt as _, TryStreamExt as _};
 
 use super::Keyring;
+use crate::fleet::cache::Lookup;
 use crate::keys::{format, ApiKey, KeyId, KeyRecord, Scope};
 use crate::store::StoreError;
 
@@ -76,31 +80,38 @@ impl Keyring {
     pub async fn verify(&self, key: &ApiKey) -> Result<Principal, VerifyError> {
         let inner = &*self.0;
         let id = format::parse(&inner.prefix, key.expose()).ok_or(VerifyError::Malformed)?;
-        let record = match inner.cache.as_ref().and_then(|c| c.get(&id)) {
-            Some(record) => {
+        let cache = inner.cache.as_ref();
+        match cache.map_or(Lookup::Miss, |c| c.get(&id, key)) {
+            Lookup::Verified(record) => {
                 inner.metrics.cache_hit();
-                record
+                return Ok(Principal(record));
             }
-            None => self.look_up(id).await?,
-        };
+            Lookup::Mismatch => {
+                inner.metrics.cache_hit();
+                return Err(VerifyError::Mismatch(id));
+            }
+            Lookup::Miss => {}
+        }
+        // The ticket is taken before the read: an invalidation racing it
+        // keeps the record out of the cache.
+        let ticket = cache.and_then(|c| c.ticket());
+        let record = self.look_up(id).await?;
         if !inner.digest.verify(key.expose(), &record.digest) {
             return Err(VerifyError::Mismatch(id));
+        }
+        if let (Some(cache), Some(ticket)) = (cache, ticket) {
+            cache.fill(ticket, &record, key);
         }
         Ok(Principal(record))
     }
 
-    /// The store's record of `id`, cached when the fleet's lease allows.
+    /// The store's record of `id`.
     async fn look_up(&self, id: KeyId) -> Result<Arc<KeyRecord>, VerifyError> {
         let inner = &*self.0;
-        let ticket = inner.cache.as_ref().and_then(|c| c.ticket());
         let started = Instant::now();
         let found = inner.store.get(id.as_str()).await;
         inner.metrics.store(started.elapsed());
-        let record = Arc::new(found?.ok_or(VerifyError::Unknown(id))?);
-        if let (Some(cache), Some(ticket)) = (&inner.cache, ticket) {
-            cache.fill(ticket, &record);
-        }
-        Ok(record)
+        Ok(Arc::new(found?.ok_or(VerifyError::Unknown(id))?))
     }
 
     /// The ids of those secrets that verify as live keys (what a revocation

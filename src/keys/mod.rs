@@ -4,6 +4,7 @@
 
 pub mod digest;
 pub mod format;
+pub mod seen;
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -1,0 +1,70 @@
+//! What the validation cache remembers of a key that verified: a 128-bit
+//! SipHash-2-4 of the whole key under a secret drawn at start, never the key.
+//! A cache hit compares the presented key's fingerprint with it in constant
+//! time instead of computing the HMAC again (three SHA-256 blocks): the
+//! cache's entries came from the store, and only a key whose HMAC matched
+//! the stored digest leaves its fingerprint there.
+//!
+//! The secret never leaves the process and fingerprints are never shown, so
+//! a wrong key passes only by guessing a 128-bit keyed hash blindly.
+
+use std::fmt;
+
+use siphasher::sip128::SipHasher;
+use subtle::ConstantTimeEq as _;
+
+/// The per-process secret fingerprints are keyed with.
+#[derive(Clone)]
+pub struct SeenKey(SipHasher);
+
+/// A verified key's fingerprint.
+#[derive(Clone, Copy)]
+pub struct Seen([u8; 16]);
+
+// === impl SeenKey ===
+
+impl SeenKey {
+    pub fn random() -> Self {
+        let mut secret = [0u8; 16];
+        getrandom::fill(&mut secret).expect("the OS random number generator is available");
+        SeenKey(SipHasher::new_with_key(&secret))
+    }
+
+    pub fn of(&self, key: &str) -> Seen {
+        Seen(self.0.hash(key.as_bytes()).as_bytes())
+    }
+}
+
+impl fmt::Debug for SeenKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SeenKey(<redacted>)")
+    }
+}
+
+// === impl Seen ===
+
+impl Seen {
+    /// Constant-time equality.
+    pub fn matches(&self, other: &Seen) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl fmt::Debug for Seen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Seen(..)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_match_only_the_same_key_under_the_same_secret() {
+        let (a, b) = (SeenKey::random(), SeenKey::random());
+        assert!(a.of("kg_key").matches(&a.of("kg_key")));
+        assert!(!a.of("kg_key").matches(&a.of("kg_kez")));
+        assert!(!a.of("kg_key").matches(&b.of("kg_key")));
+    }
+}
