@@ -405,6 +405,63 @@ async fn a_redis_that_comes_back_empty_means_401_never_a_cached_200() {
     );
 }
 
+/// A key with the id of `key` and another secret, its checksum recomputed
+/// (`<prefix>_<id>_<secret><check>`, the check the CRC32 of what precedes
+/// it in 6 base62 characters): it passes the offline checks and is looked
+/// up by the cached id.
+fn same_id_other_secret(key: &str) -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let body = &key[..key.len() - 6];
+    let last = body.as_bytes()[body.len() - 1];
+    let mut forged = body[..body.len() - 1].to_owned();
+    forged.push(if last == b'a' { 'b' } else { 'a' });
+    let mut n = u64::from(crc32fast::hash(forged.as_bytes()));
+    let mut check = [b'0'; 6];
+    for slot in check.iter_mut().rev() {
+        *slot = ALPHABET[(n % 62) as usize];
+        n /= 62;
+    }
+    forged.push_str(std::str::from_utf8(&check).unwrap());
+    forged
+}
+
+#[tokio::test]
+async fn a_cached_key_id_with_another_secret_gets_the_same_401_as_an_unknown_key() {
+    let redis = RedisServer::start();
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (gw, c, key) = cached_key(&redis, dir.path(), &up).await;
+    let forged = same_id_other_secret(&key);
+    assert_ne!(forged, key);
+    let (never_issued, _) = keygate::keys::format::generate("kg", "nobody");
+
+    let answer = |k: String| {
+        let (c, gw) = (&c, &gw);
+        async move {
+            let req = Request::get(gw.url("/"))
+                .header("authorization", basic(&k))
+                .body(body::empty())
+                .unwrap();
+            let r = within(5, "an answer", send(c, req)).await;
+            (r.status, r.text())
+        }
+    };
+    let forwarded_before = up.requests().len();
+    let (forged_status, forged_body) = answer(forged).await;
+    let (unknown_status, unknown_body) = answer(never_issued.expose().to_owned()).await;
+    assert_eq!(forged_status, StatusCode::UNAUTHORIZED, "{forged_body}");
+    assert_eq!(
+        (forged_status, &forged_body),
+        (unknown_status, &unknown_body)
+    );
+    assert_eq!(up.requests().len(), forwarded_before, "nothing forwarded");
+    assert_eq!(
+        status(&c, &gw, &key).await,
+        StatusCode::OK,
+        "the real key still passes"
+    );
+}
+
 #[tokio::test]
 async fn a_redis_that_stops_answering_ends_cached_answers_within_one_lease_then_503() {
     let redis = RedisServer::start();
