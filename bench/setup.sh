@@ -9,10 +9,11 @@
 #   nghttp2-client   h2load: HTTP/2 load
 #   redis-server     keygate-auth:KEYGATE_STORE=redis, soak.sh
 #   valgrind         instructions.sh (callgrind)
+#   python3-h2       idle.sh's HTTP/2 clients
 #   curl openssl python3 util-linux iproute2 procps
 #                    checks, certificates, reports, taskset, ss, ps
 set -euo pipefail
-packages=(nginx-light wrk nghttp2-client redis-server valgrind curl openssl python3 util-linux iproute2 procps)
+packages=(nginx-light wrk nghttp2-client redis-server valgrind python3-h2 curl openssl python3 util-linux iproute2 procps)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
