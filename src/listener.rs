@@ -189,7 +189,12 @@ impl<H: Handler> Connection<H> {
         ));
         let handler = self.handler.clone();
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-            let fut = handler.clone().handle(req, ctx.clone());
+            // Boxed: hyper keeps an HTTP/1.1 connection's slot for this future
+            // allocated while the connection idles, sized for the future (the
+            // handler's, ~6.4 KiB); boxed, the slot holds a pointer and the
+            // handler's state lives only while a request does (BENCHMARKS.md,
+            // idle connections).
+            let fut = Box::pin(handler.clone().handle(req, ctx.clone()));
             async move { Ok::<_, Infallible>(fut.await) }
         });
         let conn = self
