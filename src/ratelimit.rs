@@ -1,12 +1,21 @@
 //! Rate limits (governor, GCRA): failed authentications per client address,
 //! so a brute-force client gets 429 while the key's owner elsewhere is not
 //! locked out, and requests per key. Keyed state is pruned every minute.
+//!
+//! Memory: the per-key table only ever holds keys that verified (bounded by
+//! the live keys used within the last minute or so); a table per client
+//! address holds at most `rate_limit.max_tracked_clients` addresses, since
+//! anyone can make up addresses (an IPv6 /64 has 2^64). When it is full and
+//! pruning frees nothing, the limit refuses every client (429): only failed
+//! authentications and `/.keygate/revoke` pass through these tables, so a
+//! request with a good key is never refused for it.
 
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -16,7 +25,7 @@ use crate::keys::KeyId;
 
 pub struct Limiter {
     /// Counts failed authentications per client address; `None` = unlimited.
-    failed_auth: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    failed_auth: Option<Arc<PerClient>>,
     /// Counts requests per key id; `None` = unlimited.
     per_key: Option<DefaultKeyedRateLimiter<KeyId>>,
     clock: DefaultClock,
@@ -30,7 +39,7 @@ impl Limiter {
     pub fn new(cfg: &config::RateLimit) -> Arc<Limiter> {
         let limiter = Arc::new(Limiter {
             failed_auth: NonZeroU32::new(cfg.failed_auth_per_minute)
-                .map(|n| RateLimiter::keyed(Quota::per_minute(n))),
+                .map(|n| PerClient::per_minute(n, cfg.max_tracked_clients)),
             per_key: NonZeroU32::new(cfg.requests_per_second)
                 .map(|n| RateLimiter::keyed(Quota::per_second(n))),
             clock: DefaultClock::default(),
@@ -43,51 +52,66 @@ impl Limiter {
 
     /// Count one failed authentication from `client`.
     pub fn failed_auth(&self, client: IpAddr) -> Result<(), RetryAfter> {
-        self.check(self.failed_auth.as_ref(), &client)
+        match &self.failed_auth {
+            None => Ok(()),
+            Some(l) => l.check(client),
+        }
     }
 
     /// Count one request made with `key_id` (a `Copy` id: nothing allocated).
     pub fn request(&self, key_id: &KeyId) -> Result<(), RetryAfter> {
-        self.check(self.per_key.as_ref(), key_id)
-    }
-
-    fn check<K: Hash + Eq + Clone>(
-        &self,
-        limiter: Option<&DefaultKeyedRateLimiter<K>>,
-        key: &K,
-    ) -> Result<(), RetryAfter> {
-        match limiter {
+        match &self.per_key {
             None => Ok(()),
-            Some(l) => l
-                .check_key(key)
-                .map_err(|not_until| RetryAfter(not_until.wait_time_from(self.clock.now()))),
+            Some(l) => check_key(l, key_id, &self.clock),
         }
     }
 }
 
 impl Prune for Limiter {
     fn retain_recent(&self) {
-        if let Some(l) = &self.failed_auth {
-            l.retain_recent();
-        }
         if let Some(l) = &self.per_key {
             l.retain_recent();
+            l.shrink_to_fit();
         }
     }
 }
 
-/// A limit per client address of its own (`[leaks] possession_per_minute`).
+fn check_key<K: Hash + Eq + Clone>(
+    limiter: &DefaultKeyedRateLimiter<K>,
+    key: &K,
+    clock: &DefaultClock,
+) -> Result<(), RetryAfter> {
+    limiter
+        .check_key(key)
+        .map_err(|not_until| RetryAfter(not_until.wait_time_from(clock.now())))
+}
+
+/// A limit per client address whose table holds at most `max_clients`
+/// addresses: failed authentications (`[rate_limit]`) and
+/// `/.keygate/revoke` (`[leaks] possession_per_minute`) each have one.
 pub struct PerClient {
     limiter: DefaultKeyedRateLimiter<IpAddr>,
+    max_clients: usize,
+    /// What a client is told to wait while the table is full: one request's worth.
+    full_retry: Duration,
+    /// When a full table was last pruned (ms since `origin`): a flood of new
+    /// addresses costs one sweep a second, not one per request.
+    swept_at: AtomicU64,
+    origin: Instant,
     clock: DefaultClock,
 }
 
 // === impl PerClient ===
 
 impl PerClient {
-    pub fn per_minute(n: NonZeroU32) -> Arc<PerClient> {
+    pub fn per_minute(n: NonZeroU32, max_clients: usize) -> Arc<PerClient> {
+        let quota = Quota::per_minute(n);
         let limit = Arc::new(PerClient {
-            limiter: RateLimiter::keyed(Quota::per_minute(n)),
+            limiter: RateLimiter::keyed(quota),
+            max_clients,
+            full_retry: quota.replenish_interval().max(Duration::from_secs(1)),
+            swept_at: AtomicU64::new(0),
+            origin: Instant::now(),
             clock: DefaultClock::default(),
         });
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
@@ -98,15 +122,35 @@ impl PerClient {
 
     /// Count one request from `client`.
     pub fn check(&self, client: IpAddr) -> Result<(), RetryAfter> {
-        self.limiter
-            .check_key(&client)
-            .map_err(|not_until| RetryAfter(not_until.wait_time_from(self.clock.now())))
+        if self.limiter.len() >= self.max_clients && !self.make_room() {
+            return Err(RetryAfter(self.full_retry));
+        }
+        check_key(&self.limiter, &client, &self.clock)
+    }
+
+    /// The table is full: drop the addresses whose limit has recovered (at
+    /// most once a second); whether there is room now.
+    fn make_room(&self) -> bool {
+        // Offset by a second so that the first sweep is due at once.
+        let now = self.origin.elapsed().as_millis() as u64 + 1000;
+        let last = self.swept_at.load(Relaxed);
+        if now >= last + 1000
+            && self
+                .swept_at
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_ok()
+        {
+            self.retain_recent();
+        }
+        self.limiter.len() < self.max_clients
     }
 }
 
 impl Prune for PerClient {
     fn retain_recent(&self) {
         self.limiter.retain_recent();
+        // A burst of addresses must not keep its table's capacity for good.
+        self.limiter.shrink_to_fit();
     }
 }
 

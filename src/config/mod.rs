@@ -194,6 +194,8 @@ impl Admin {
 pub struct RateLimit {
     pub failed_auth_per_minute: u32,
     pub requests_per_second: u32,
+    /// Client addresses each per-address limit remembers at most.
+    pub max_tracked_clients: usize,
 }
 
 #[derive(Debug, Clone)]

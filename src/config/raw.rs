@@ -199,6 +199,7 @@ impl Default for Admin {
 pub struct RateLimit {
     pub failed_auth_per_minute: u32,
     pub requests_per_second: u32,
+    pub max_tracked_clients: u64,
 }
 
 impl Default for RateLimit {
@@ -206,6 +207,7 @@ impl Default for RateLimit {
         Self {
             failed_auth_per_minute: 30,
             requests_per_second: 0,
+            max_tracked_clients: 100_000,
         }
     }
 }

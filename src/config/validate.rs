@@ -18,6 +18,7 @@ mod leaks;
 mod lifecycle;
 pub(super) mod login;
 mod oidc;
+mod rate_limit;
 mod store;
 
 /// The file as parsed, section by section.
@@ -72,6 +73,7 @@ pub fn build(raw: Raw, folder: Option<&Path>, problems: &mut Vec<ConfigProblem>)
     let client_ca = admin_client_ca(raw.admin.client_ca.as_deref(), admin_plaintext, &mut p);
     let admin_groups = admin_groups(&raw.admin.groups, raw.login.as_ref(), &mut p);
     let admin_users = admin_users(&raw.admin.users, raw.login.is_some(), &mut p);
+    let rate_limit = rate_limit::section(raw.rate_limit, &mut p);
     let limits = limits(raw.limits, &mut p);
     let login = raw.login.map(|l| login::section(l, &mut p));
     let self_service = login::self_service(raw.self_service, &mut p);
@@ -95,10 +97,7 @@ pub fn build(raw: Raw, folder: Option<&Path>, problems: &mut Vec<ConfigProblem>)
             groups: admin_groups?,
             users: admin_users?,
         },
-        rate_limit: RateLimit {
-            failed_auth_per_minute: raw.rate_limit.failed_auth_per_minute,
-            requests_per_second: raw.rate_limit.requests_per_second,
-        },
+        rate_limit: rate_limit?,
         limits: limits?,
         login: login.map(|l| l.ok_or(())).transpose().ok()?,
         self_service: self_service?,

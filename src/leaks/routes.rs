@@ -152,7 +152,7 @@ impl Leaks {
             reports: tokio::sync::Semaphore::new(REPORTS_AT_ONCE),
             possession: leaks.possession,
             possession_limit: NonZeroU32::new(leaks.possession_per_minute)
-                .map(PerClient::per_minute),
+                .map(|n| PerClient::per_minute(n, config.rate_limit.max_tracked_clients)),
         })
     }
 

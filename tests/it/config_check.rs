@@ -91,7 +91,7 @@ fn missing_tls_files_and_syntax_errors_are_named() {
 }
 
 /// `check` on `[listen] + [upstream] + extra`: its stderr and exit code.
-fn check_text(extra: &str) -> (Option<i32>, String) {
+pub(crate) fn check_text(extra: &str) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().unwrap();
     check_text_in(dir.path(), extra)
 }

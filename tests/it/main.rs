@@ -22,6 +22,7 @@ mod leaks;
 mod lifecycle;
 mod limits;
 mod log_file;
+mod memory_bounds;
 mod operator;
 mod properties;
 mod proxy;
