@@ -7,13 +7,14 @@
 #                    http2, ssl and auth_basic modules will do)
 #   wrk              HTTP/1.1 load (plain and TLS)
 #   nghttp2-client   h2load: HTTP/2 load
-#   redis-server     keygate-auth:KEYGATE_STORE=redis, soak.sh
+#   redis-server     keygate-auth:KEYGATE_STORE=redis, soak.sh (redis-cli:
+#                    redis-tools, which it pulls in)
 #   valgrind         instructions.sh (callgrind)
 #   python3-h2       idle.sh's HTTP/2 clients
 #   curl openssl python3 util-linux iproute2 procps
 #                    checks, certificates, reports, taskset, ss, ps
 set -euo pipefail
-packages=(nginx-light wrk nghttp2-client redis-server valgrind python3-h2 curl openssl python3 util-linux iproute2 procps)
+packages=(nginx-light wrk nghttp2-client redis-server redis-tools valgrind python3-h2 curl openssl python3 util-linux iproute2 procps)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -3,7 +3,8 @@
 # soak.sh) and of every peers/NAME.sh, which is sourced in a subshell with
 # this file loaded.
 #
-# Rules kept here: everything listens on 127.0.0.1, ports 18000-18999; every
+# Rules kept here: everything listens on 127.0.0.1, ports 18000-18999 (soak.sh:
+# 19000-19999, so that it runs beside the others); every
 # process is started by `spawn`, its PID recorded, and stopped by that PID
 # (never by name).
 
@@ -35,7 +36,7 @@ need() {
   for t in "$@"; do
     command -v "$t" >/dev/null && continue
     case $t in
-      h2load) pkg=nghttp2-client ;; redis-server) pkg=redis-server ;; callgrind_annotate) pkg=valgrind ;;
+      h2load) pkg=nghttp2-client ;; redis-server) pkg=redis-server ;; redis-cli) pkg=redis-tools ;; callgrind_annotate) pkg=valgrind ;;
       taskset) pkg=util-linux ;; ss) pkg=iproute2 ;; *) pkg=$t ;;
     esac
     die "missing tool: $t (Debian package $pkg; bench/setup.sh installs them all)"
