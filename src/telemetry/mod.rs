@@ -1,7 +1,8 @@
 //! Logging setup. Events are structured (`client`, `status`, `key_id`, ...);
 //! no event carries a key secret: secrets are typed so that they cannot be
-//! formatted (see `auth::Credential`'s Debug). The access line has a
-//! formatter of its own (`access_line`).
+//! formatted (see `auth::Credential`'s Debug). The access line is a
+//! product feature rather than a diagnostic event: it skips tracing and has
+//! a formatter of its own (`access_line`, [`access`]).
 //!
 //! A request's thread formats its line and queues it (`log.buffer_lines`);
 //! one writer thread writes the queue to stderr or `[log] file`. A full
@@ -11,19 +12,22 @@
 
 mod access_line;
 mod log_file;
+mod timestamp;
 
-use std::io::IsTerminal;
+use std::cell::RefCell;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
 
-use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
+use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 use crate::metrics::Metrics;
-use access_line::AccessFirst;
+pub use access_line::AccessLine;
 use log_file::LogFile;
+use timestamp::Timestamps;
 
 /// Where the lines go and how many may wait for the writer.
 pub struct Output<'a> {
@@ -65,26 +69,55 @@ pub fn init(format: LogFormat, level: &str, output: Output<'_>) -> std::io::Resu
         None => builder.finish(std::io::BufWriter::new(std::io::stderr())),
     };
     let dropped = writer.error_counter();
-    let terminal = file.is_none() && std::io::stderr().is_terminal();
+    let ansi = colours(file.is_none() && std::io::stderr().is_terminal());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(colours(terminal))
-        .with_writer(writer);
-    let _ = match format {
-        LogFormat::Human => builder
-            .map_event_format(|inner| AccessFirst { inner, json: false })
-            .try_init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .map_event_format(|inner| AccessFirst { inner, json: true })
-            .try_init(),
+        .with_ansi(ansi)
+        .with_writer(writer.clone());
+    let installed = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+    // The filter is fixed from now on: ask it once whether access lines pass.
+    let wanted = tracing::enabled!(target: "keygate::access", tracing::Level::INFO);
+    if installed.is_ok() && wanted && !ansi {
+        let json = format == LogFormat::Json;
+        let _ = ACCESS.set(AccessSink { json, writer });
+    }
     Ok(Logging {
         file,
         dropped,
         _flush_on_drop: guard,
     })
+}
+
+/// The access line's own way to the writer thread (the queue tracing's
+/// events take, so that the lines stay in order).
+struct AccessSink {
+    json: bool,
+    writer: NonBlocking,
+}
+
+static ACCESS: OnceLock<AccessSink> = OnceLock::new();
+
+thread_local! {
+    /// A request thread's line buffer and timestamp cache, reused line after line.
+    static LINE: RefCell<(Vec<u8>, Timestamps)> = RefCell::new((Vec::with_capacity(512), Timestamps::default()));
+}
+
+/// Log one request's access line: straight to the writer's queue once
+/// [`init`] installed it (no colours, the filter lets `keygate::access`
+/// through), else as a tracing event (colours, tests, another subscriber).
+pub fn access(line: &AccessLine<'_>) {
+    let Some(sink) = ACCESS.get() else {
+        return line.trace();
+    };
+    LINE.with_borrow_mut(|(buf, stamps)| {
+        buf.clear();
+        line.write(sink.json, SystemTime::now(), stamps, buf);
+        // Lossy: a full queue counts the line in `dropped` and returns Ok.
+        let _ = sink.writer.clone().write_all(buf);
+    });
 }
 
 // === impl Logging ===
