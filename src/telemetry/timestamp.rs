@@ -3,7 +3,7 @@
 //! are formatted once a second and reused (nginx caches its time the same
 //! way); each line writes only its six digits of microseconds.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// One thread's cache: the last second formatted, and its text.
 pub struct Timestamps {
@@ -34,16 +34,12 @@ impl Timestamps {
         &self.text
     }
 
+    /// The date and time to the second, by humantime (once a second).
     fn format_second(&mut self, secs: u64) {
-        let (y, mo, d) = civil_from_days((secs / 86_400) as i64);
-        let s = secs % 86_400;
-        let t = &mut self.text;
-        put(&mut t[0..4], y as u64);
-        put(&mut t[5..7], u64::from(mo));
-        put(&mut t[8..10], u64::from(d));
-        put(&mut t[11..13], s / 3600);
-        put(&mut t[14..16], s / 60 % 60);
-        put(&mut t[17..19], s % 60);
+        let text =
+            humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string();
+        // "YYYY-MM-DDTHH:MM:SS" then "Z": the first 19 bytes are ours.
+        self.text[..19].copy_from_slice(&text.as_bytes()[..19]);
         self.second = secs;
     }
 }
@@ -56,23 +52,9 @@ fn put(digits: &mut [u8], mut v: u64) {
     }
 }
 
-/// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn at(stamps: &mut Timestamps, micros: u64) -> String {
         let t = UNIX_EPOCH + Duration::from_micros(micros);
