@@ -8,7 +8,8 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 
 use crate::header_names::{
-    FORWARDED, HOP_BY_HOP, HOP_BY_HOP_COUNT, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO,
+    hop_by_hop_index, FORWARDED, HOP_BY_HOP, HOP_BY_HOP_COUNT, X_FORWARDED_FOR, X_FORWARDED_HOST,
+    X_FORWARDED_PROTO,
 };
 pub use crate::header_names::{KEY_EXPIRES, KEY_ID};
 
@@ -21,7 +22,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     let mut present = [false; HOP_BY_HOP_COUNT];
     let mut has_upgrade = false;
     for name in headers.keys() {
-        match HOP_BY_HOP.iter().position(|h| h == name) {
+        match hop_by_hop_index(name) {
             Some(i) => present[i] = true,
             None => has_upgrade |= name == header::UPGRADE,
         }
