@@ -11,6 +11,7 @@
 
 pub mod h2_guard;
 pub mod send_stall;
+pub mod watchdog;
 
 use std::future::Future;
 use std::net::SocketAddr;

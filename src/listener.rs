@@ -23,7 +23,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::conn::h2_guard::{self, Guard as H2Guard};
-use crate::conn::{idle_watch, send_stall, ConnCtx, ConnStats, Handler, Slot};
+use crate::conn::watchdog::{Alarm, Watchdog};
+use crate::conn::{ConnCtx, ConnStats, Handler, Slot};
 use crate::metrics::Metrics;
 use crate::tls::TlsSource;
 
@@ -169,14 +170,8 @@ impl<H: Handler> Connection<H> {
         }
     }
 
-    async fn serve<IO>(
-        mut self,
-        io: IO,
-        peer: SocketAddr,
-        tls: bool,
-        stats: Arc<ConnStats>,
-        slot: Slot,
-    ) where
+    async fn serve<IO>(self, io: IO, peer: SocketAddr, tls: bool, stats: Arc<ConnStats>, slot: Slot)
+    where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let (io, closer) = H2Guard::new(io, self.settings.h2.max_control_frames);
@@ -201,34 +196,38 @@ impl<H: Handler> Connection<H> {
             .builder
             .serve_connection_with_upgrades(TokioIo::new(io), service);
         tokio::pin!(conn);
-        let idle = idle_watch(stats.clone(), self.settings.idle_timeout);
-        tokio::pin!(idle);
-        let stalled = send_stall::stalled(&stats.sends, self.settings.send_timeout);
-        tokio::pin!(stalled);
-        let mut closing = false;
+        let send_timeout = self.settings.send_timeout;
+        let mut watchdog = Watchdog::open(
+            self.drain.clone(),
+            stats.clone(),
+            self.settings.idle_timeout,
+            send_timeout,
+        );
         loop {
             tokio::select! {
+                // The connection first: it is what wakes on every request.
+                biased;
                 result = conn.as_mut() => {
                     if let Err(e) = result {
                         tracing::debug!(client = %peer, error = %e, "connection ended with an error");
                     }
                     break;
                 }
-                _ = self.drain.wait_for(|d| *d), if !closing => {
-                    conn.as_mut().graceful_shutdown();
-                    closing = true;
-                }
-                () = &mut idle, if !closing => {
-                    tracing::debug!(client = %peer, "closing idle connection");
-                    conn.as_mut().graceful_shutdown();
-                    closing = true;
-                }
-                // The guard tells an HTTP/2 client with a GOAWAY as it closes.
-                () = &mut stalled => {
-                    tracing::info!(client = %peer, "closing a connection whose client stopped taking a response (limits.send_timeout)");
-                    closer.close_because(h2_guard::SEND_TIMEOUT);
-                    break;
-                }
+                alarm = &mut watchdog => match alarm {
+                    Alarm::Drain | Alarm::Idle => {
+                        if alarm == Alarm::Idle {
+                            tracing::debug!(client = %peer, "closing idle connection");
+                        }
+                        conn.as_mut().graceful_shutdown();
+                        watchdog = Watchdog::closing(stats.clone(), send_timeout);
+                    }
+                    // The guard tells an HTTP/2 client with a GOAWAY as it closes.
+                    Alarm::Stalled => {
+                        tracing::info!(client = %peer, "closing a connection whose client stopped taking a response (limits.send_timeout)");
+                        closer.close_because(h2_guard::SEND_TIMEOUT);
+                        break;
+                    }
+                },
             }
         }
     }

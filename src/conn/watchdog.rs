@@ -1,0 +1,133 @@
+//! A connection's watchdog: the listener's drain signal, the idle timeout
+//! and the send timeout, in a task of their own.
+//!
+//! Why a task: `tokio::select!` polls every branch each time its task wakes,
+//! and a connection's task wakes several times per request (the client's
+//! bytes, the backend's answer, room to write). Inline, the three watches
+//! were polled on each of those wakes, about a thousand instructions per
+//! request for timers that fire once a connection's lifetime. In a task of
+//! their own they run only when a timer fires or the listener drains, and
+//! the connection polls one `JoinHandle` (an atomic load) instead.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::{idle_watch, send_stall, ConnStats};
+
+/// What the watchdog saw first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alarm {
+    /// The listener is shutting down: finish in-flight requests, then close.
+    Drain,
+    /// No request and no bytes for `idle_timeout`: close gracefully.
+    Idle,
+    /// A response waited on its client longer than `send_timeout`: close now.
+    Stalled,
+}
+
+/// The watchdog task; dropping it stops the task (the connection is gone).
+pub struct Watchdog(JoinHandle<Alarm>);
+
+// === impl Watchdog ===
+
+impl Watchdog {
+    /// Watch an open connection: drain, idle and send timeouts.
+    pub fn open(
+        mut drain: watch::Receiver<bool>,
+        stats: Arc<ConnStats>,
+        idle_timeout: Duration,
+        send_timeout: Duration,
+    ) -> Self {
+        Watchdog(tokio::spawn(async move {
+            tokio::select! {
+                biased;
+                // A closed channel (the listener is gone) drains too.
+                _ = drain.wait_for(|d| *d) => Alarm::Drain,
+                () = send_stall::stalled(&stats.sends, send_timeout) => Alarm::Stalled,
+                () = idle_watch(stats.clone(), idle_timeout) => Alarm::Idle,
+            }
+        }))
+    }
+
+    /// Watch a connection that is already closing gracefully: only a
+    /// response stalled on its client can still hold it open.
+    pub fn closing(stats: Arc<ConnStats>, send_timeout: Duration) -> Self {
+        Watchdog(tokio::spawn(async move {
+            send_stall::stalled(&stats.sends, send_timeout).await;
+            Alarm::Stalled
+        }))
+    }
+}
+
+impl Future for Watchdog {
+    type Output = Alarm;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Alarm> {
+        // The task never panics (no code of ours that can) and is aborted
+        // only by `Drop`; a join error would still end the connection.
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|joined| joined.unwrap_or(Alarm::Stalled))
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats() -> Arc<ConnStats> {
+        Arc::new(ConnStats::new(None))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_connection_is_idle_and_a_drain_comes_first() {
+        let (_tx, rx) = watch::channel(false);
+        let long = Duration::from_secs(3600);
+        let alarm = Watchdog::open(rx, stats(), Duration::from_secs(4), long).await;
+        assert_eq!(alarm, Alarm::Idle);
+
+        let (tx, rx) = watch::channel(false);
+        let dog = Watchdog::open(rx, stats(), Duration::from_secs(4), long);
+        tx.send(true).unwrap();
+        assert_eq!(dog.await, Alarm::Drain);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_in_flight_keeps_the_connection_from_idling() {
+        let (_tx, rx) = watch::channel(false);
+        let busy = stats();
+        busy.in_flight
+            .store(1, std::sync::atomic::Ordering::Relaxed);
+        let dog = Watchdog::open(rx, busy, Duration::from_secs(4), Duration::from_secs(3600));
+        let waited = tokio::time::timeout(Duration::from_secs(60), dog).await;
+        assert!(waited.is_err(), "no alarm while a request is in flight");
+    }
+
+    #[tokio::test]
+    async fn dropping_the_watchdog_stops_its_task() {
+        let (tx, rx) = watch::channel(false);
+        let dog = Watchdog::open(
+            rx,
+            stats(),
+            Duration::from_secs(3600),
+            Duration::from_secs(3600),
+        );
+        drop(dog);
+        // The task held the only other receiver: once aborted, it is gone.
+        tokio::time::timeout(Duration::from_secs(5), tx.closed())
+            .await
+            .expect("the aborted task dropped its receiver");
+    }
+}
