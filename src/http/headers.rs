@@ -28,7 +28,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
         }
     }
     // Names listed in Connection (`HOP_BY_HOP[0]`) are hop-by-hop too (RFC 9110 §7.6.1).
-    if present[0] {
+    if present[0] && !only_keep_alive_or_close(headers) {
         for name in listed_present(headers, upgrade) {
             headers.remove(name);
         }
@@ -43,6 +43,16 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     } else if has_upgrade {
         headers.remove(header::UPGRADE);
     }
+}
+
+/// Whether every `Connection` value is just `keep-alive` or `close`, as
+/// nearly every message's is (a backend's `Connection: keep-alive` on each
+/// response): they name no other header, so the token scan is skipped.
+fn only_keep_alive_or_close(headers: &HeaderMap) -> bool {
+    headers.get_all(header::CONNECTION).iter().all(|v| {
+        let v = v.as_bytes();
+        v.eq_ignore_ascii_case(b"keep-alive") || v.eq_ignore_ascii_case(b"close")
+    })
 }
 
 /// The headers that `Connection` names and the message carries, other than
@@ -240,6 +250,24 @@ mod tests {
         remove_hop_by_hop(&mut h, false);
         let left: Vec<_> = h.keys().map(|k| k.as_str().to_owned()).collect();
         assert_eq!(left, ["x-end-to-end"]);
+    }
+
+    #[test]
+    fn a_plain_keep_alive_skips_the_scan_and_a_second_value_does_not() {
+        let mut h = map(&[("connection", "Keep-Alive"), ("x-app", "kept")]);
+        remove_hop_by_hop(&mut h, false);
+        let left: Vec<_> = h.keys().map(|k| k.as_str().to_owned()).collect();
+        assert_eq!(left, ["x-app"]);
+
+        let mut h = map(&[
+            ("connection", "keep-alive"),
+            ("connection", "x-secret-hop"),
+            ("x-secret-hop", "1"),
+            ("x-app", "kept"),
+        ]);
+        remove_hop_by_hop(&mut h, false);
+        let left: Vec<_> = h.keys().map(|k| k.as_str().to_owned()).collect();
+        assert_eq!(left, ["x-app"], "the second Connection value names a hop");
     }
 
     #[test]
