@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use http::Request;
 use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -56,7 +57,7 @@ pub async fn run<H: Handler>(
     shutdown: impl Future<Output = ()>,
 ) -> bool {
     let settings = Arc::new(settings);
-    let builder = Arc::new(http_builder(&settings));
+    let http = Arc::new(http_builders(&settings));
     // Held by every connection from accept to close.
     let permits = Arc::new(Semaphore::new(settings.max_connections));
     let (drain_tx, drain_rx) = watch::channel(false);
@@ -87,7 +88,7 @@ pub async fn run<H: Handler>(
         let conn = Connection {
             handler: handler.clone(),
             settings: settings.clone(),
-            builder: builder.clone(),
+            http: http.clone(),
             drain: drain_rx.clone(),
         };
         tokio::spawn(conn.run(tcp, peer, permit));
@@ -108,31 +109,76 @@ pub async fn run<H: Handler>(
     drained
 }
 
-fn http_builder(settings: &Settings) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_read_timeout)
-        // hyper answers 431 when the request head does not fit.
-        .max_buf_size(settings.max_header_bytes.max(8192));
-    // Every HTTP/2 limit set from `[limits] h2_*`, none left to hyper's defaults.
-    let h2 = &settings.h2;
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(h2.max_header_list_size)
-        .max_concurrent_streams(h2.max_concurrent_streams)
-        .max_pending_accept_reset_streams(h2.max_pending_accept_reset_streams)
-        .max_local_error_reset_streams(h2.max_local_error_reset_streams)
-        .max_send_buf_size(h2.max_send_buf_size);
-    builder
+/// hyper's builders for the three ways a connection is served (`Speaks`),
+/// configured from the same settings.
+struct HttpBuilders {
+    detect: auto::Builder<TokioExecutor>,
+    h1: http1::Builder,
+    h2: http2::Builder<TokioExecutor>,
+}
+
+/// The HTTP/1.1 settings, for hyper's builder and hyper-util's alike (the
+/// same method names): one list, so the two cannot drift apart.
+macro_rules! http1_settings {
+    ($builder:expr, $settings:expr) => {
+        $builder
+            .timer(TokioTimer::new())
+            .header_read_timeout($settings.header_read_timeout)
+            // hyper answers 431 when the request head does not fit.
+            .max_buf_size($settings.max_header_bytes.max(8192))
+    };
+}
+
+/// Every HTTP/2 limit set from `[limits] h2_*`, none left to hyper's defaults.
+macro_rules! http2_settings {
+    ($builder:expr, $h2:expr) => {
+        $builder
+            .timer(TokioTimer::new())
+            .max_header_list_size($h2.max_header_list_size)
+            .max_concurrent_streams($h2.max_concurrent_streams)
+            .max_pending_accept_reset_streams($h2.max_pending_accept_reset_streams)
+            .max_local_error_reset_streams($h2.max_local_error_reset_streams)
+            .max_send_buf_size($h2.max_send_buf_size)
+    };
+}
+
+fn http_builders(settings: &Settings) -> HttpBuilders {
+    let mut detect = auto::Builder::new(TokioExecutor::new());
+    http1_settings!(detect.http1(), settings);
+    http2_settings!(detect.http2(), settings.h2);
+    let mut h1 = http1::Builder::new();
+    http1_settings!(h1, settings);
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
+    http2_settings!(h2, settings.h2);
+    HttpBuilders { detect, h1, h2 }
+}
+
+/// Which HTTP a connection speaks: said by ALPN over TLS, or told from its
+/// first bytes (`Detect`: plaintext, or TLS without ALPN). Detection is
+/// hyper-util's, and it reads those bytes ahead of hyper: hyper's HTTP/1.1
+/// read buffer then grows from 8 to 16 KiB and keeps that size while the
+/// connection idles (BENCHMARKS.md, idle connections).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Speaks {
+    Detect,
+    Http1,
+    Http2,
+}
+
+impl Speaks {
+    fn from_alpn(alpn: Option<&[u8]>) -> Self {
+        match alpn {
+            Some(b"h2") => Speaks::Http2,
+            Some(b"http/1.1") => Speaks::Http1,
+            _ => Speaks::Detect,
+        }
+    }
 }
 
 struct Connection<H> {
     handler: Arc<H>,
     settings: Arc<Settings>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    http: Arc<HttpBuilders>,
     /// Turns true when the listener shuts down: finish in-flight requests, then close.
     drain: watch::Receiver<bool>,
 }
@@ -150,7 +196,10 @@ impl<H: Handler> Connection<H> {
             stats: stats.clone(),
         };
         match self.settings.tls.clone() {
-            None => self.serve(io, peer, false, stats, slot).await,
+            None => {
+                self.serve(io, false, Speaks::Detect, peer, stats, slot)
+                    .await
+            }
             Some(tls) => {
                 // A plain HTTP request gets a 400 that says so, not a TLS alert.
                 let limit = self.settings.tls_handshake_timeout;
@@ -160,7 +209,10 @@ impl<H: Handler> Connection<H> {
                 }
                 let handshake = tls.acceptor().accept(io);
                 match tokio::time::timeout_at(deadline, handshake).await {
-                    Ok(Ok(stream)) => self.serve(stream, peer, true, stats, slot).await,
+                    Ok(Ok(stream)) => {
+                        let speaks = Speaks::from_alpn(stream.get_ref().1.alpn_protocol());
+                        self.serve(stream, true, speaks, peer, stats, slot).await
+                    }
                     Ok(Err(e)) => {
                         tracing::debug!(client = %peer, error = %e, "TLS handshake failed")
                     }
@@ -170,8 +222,15 @@ impl<H: Handler> Connection<H> {
         }
     }
 
-    async fn serve<IO>(self, io: IO, peer: SocketAddr, tls: bool, stats: Arc<ConnStats>, slot: Slot)
-    where
+    async fn serve<IO>(
+        self,
+        io: IO,
+        tls: bool,
+        speaks: Speaks,
+        peer: SocketAddr,
+        stats: Arc<ConnStats>,
+        slot: Slot,
+    ) where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let (io, closer) = H2Guard::new(io, self.settings.h2.max_control_frames);
@@ -186,15 +245,46 @@ impl<H: Handler> Connection<H> {
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             // Boxed: hyper keeps an HTTP/1.1 connection's slot for this future
             // allocated while the connection idles, sized for the future (the
-            // handler's, ~6.4 KiB); boxed, the slot holds a pointer and the
+            // handler's, ~3 KiB); boxed, the slot holds a pointer and the
             // handler's state lives only while a request does (BENCHMARKS.md,
             // idle connections).
             let fut = Box::pin(handler.clone().handle(req, ctx.clone()));
             async move { Ok::<_, Infallible>(fut.await) }
         });
-        let conn = self
-            .builder
-            .serve_connection_with_upgrades(TokioIo::new(io), service);
+        let io = TokioIo::new(io);
+        let http = self.http.clone();
+        match speaks {
+            Speaks::Http1 => {
+                let conn = http.h1.serve_connection(io, service).with_upgrades();
+                self.drive(conn, |c| c.graceful_shutdown(), peer, stats, closer)
+                    .await
+            }
+            Speaks::Http2 => {
+                let conn = http.h2.serve_connection(io, service);
+                self.drive(conn, |c| c.graceful_shutdown(), peer, stats, closer)
+                    .await
+            }
+            Speaks::Detect => {
+                let conn = http.detect.serve_connection_with_upgrades(io, service);
+                self.drive(conn, |c| c.graceful_shutdown(), peer, stats, closer)
+                    .await
+            }
+        }
+    }
+
+    /// Run one hyper connection beside its watchdog until it ends;
+    /// `graceful` asks it to finish what is in flight and close.
+    async fn drive<C, E>(
+        &self,
+        conn: C,
+        graceful: impl Fn(Pin<&mut C>),
+        peer: SocketAddr,
+        stats: Arc<ConnStats>,
+        closer: h2_guard::Closer,
+    ) where
+        C: Future<Output = Result<(), E>>,
+        E: std::fmt::Display,
+    {
         tokio::pin!(conn);
         let send_timeout = self.settings.send_timeout;
         let mut watchdog = Watchdog::open(
@@ -218,7 +308,7 @@ impl<H: Handler> Connection<H> {
                         if alarm == Alarm::Idle {
                             tracing::debug!(client = %peer, "closing idle connection");
                         }
-                        conn.as_mut().graceful_shutdown();
+                        graceful(conn.as_mut());
                         watchdog = Watchdog::closing(stats.clone(), send_timeout);
                     }
                     // The guard tells an HTTP/2 client with a GOAWAY as it closes.
