@@ -23,8 +23,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
-use crate::conn::h2_guard::{self, Guard as H2Guard};
-use crate::conn::watchdog::{Alarm, Watchdog};
+use crate::conn::h2_guard::Guard as H2Guard;
+use crate::conn::serving::{OneOf3, Serving, Watch};
+use crate::conn::watchdog::Watchdog;
 use crate::conn::{ConnCtx, ConnStats, Handler, Slot};
 use crate::metrics::Metrics;
 use crate::tls::TlsSource;
@@ -208,29 +209,38 @@ impl<H: Handler> Connection<H> {
                     return;
                 }
                 let handshake = tls.acceptor().accept(io);
-                match tokio::time::timeout_at(deadline, handshake).await {
-                    Ok(Ok(stream)) => {
-                        let speaks = Speaks::from_alpn(stream.get_ref().1.alpn_protocol());
-                        self.serve(stream, true, speaks, peer, stats, slot).await
-                    }
+                // The stream is taken out of the match before it is served: a
+                // match's scrutinee would stay in this future beside it.
+                let stream = match tokio::time::timeout_at(deadline, handshake).await {
+                    Ok(Ok(stream)) => stream,
                     Ok(Err(e)) => {
-                        tracing::debug!(client = %peer, error = %e, "TLS handshake failed")
+                        tracing::debug!(client = %peer, error = %e, "TLS handshake failed");
+                        return;
                     }
-                    Err(_) => tracing::debug!(client = %peer, "TLS handshake timed out"),
-                }
+                    Err(_) => {
+                        tracing::debug!(client = %peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+                let speaks = Speaks::from_alpn(stream.get_ref().1.alpn_protocol());
+                self.serve(stream, true, speaks, peer, stats, slot).await
             }
         }
     }
 
-    async fn serve<IO>(
-        self,
+    /// The connection's HTTP, ready to run: hyper's connection for the
+    /// protocol it speaks, beside its watchdog. Built here, awaited by
+    /// `run`: a plain function, so nothing is held twice (`conn::serving`).
+    fn serve<IO>(
+        &self,
         io: IO,
         tls: bool,
         speaks: Speaks,
         peer: SocketAddr,
         stats: Arc<ConnStats>,
         slot: Slot,
-    ) where
+    ) -> impl Future<Output = ()> + Send + '_
+    where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let (io, closer) = H2Guard::new(io, self.settings.h2.max_control_frames);
@@ -252,73 +262,42 @@ impl<H: Handler> Connection<H> {
             async move { Ok::<_, Infallible>(fut.await) }
         });
         let io = TokioIo::new(io);
-        let http = self.http.clone();
-        match speaks {
-            Speaks::Http1 => {
-                let conn = http.h1.serve_connection(io, service).with_upgrades();
-                self.drive(conn, |c| c.graceful_shutdown(), peer, stats, closer)
-                    .await
-            }
-            Speaks::Http2 => {
-                let conn = http.h2.serve_connection(io, service);
-                self.drive(conn, |c| c.graceful_shutdown(), peer, stats, closer)
-                    .await
-            }
-            Speaks::Detect => {
-                let conn = http.detect.serve_connection_with_upgrades(io, service);
-                self.drive(conn, |c| c.graceful_shutdown(), peer, stats, closer)
-                    .await
-            }
-        }
-    }
-
-    /// Run one hyper connection beside its watchdog until it ends;
-    /// `graceful` asks it to finish what is in flight and close.
-    async fn drive<C, E>(
-        &self,
-        conn: C,
-        graceful: impl Fn(Pin<&mut C>),
-        peer: SocketAddr,
-        stats: Arc<ConnStats>,
-        closer: h2_guard::Closer,
-    ) where
-        C: Future<Output = Result<(), E>>,
-        E: std::fmt::Display,
-    {
-        tokio::pin!(conn);
         let send_timeout = self.settings.send_timeout;
-        let mut watchdog = Watchdog::open(
-            self.drain.clone(),
-            stats.clone(),
-            self.settings.idle_timeout,
+        let watch = Watch {
+            watchdog: Watchdog::open(
+                self.drain.clone(),
+                stats.clone(),
+                self.settings.idle_timeout,
+                send_timeout,
+            ),
+            closer,
+            stats,
+            peer,
             send_timeout,
-        );
-        loop {
-            tokio::select! {
-                // The connection first: it is what wakes on every request.
-                biased;
-                result = conn.as_mut() => {
-                    if let Err(e) = result {
-                        tracing::debug!(client = %peer, error = %e, "connection ended with an error");
-                    }
-                    break;
-                }
-                alarm = &mut watchdog => match alarm {
-                    Alarm::Drain | Alarm::Idle => {
-                        if alarm == Alarm::Idle {
-                            tracing::debug!(client = %peer, "closing idle connection");
-                        }
-                        graceful(conn.as_mut());
-                        watchdog = Watchdog::closing(stats.clone(), send_timeout);
-                    }
-                    // The guard tells an HTTP/2 client with a GOAWAY as it closes.
-                    Alarm::Stalled => {
-                        tracing::info!(client = %peer, "closing a connection whose client stopped taking a response (limits.send_timeout)");
-                        closer.close_because(h2_guard::SEND_TIMEOUT);
-                        break;
-                    }
-                },
-            }
+        };
+        let http = &*self.http;
+        match speaks {
+            Speaks::Http1 => OneOf3::First {
+                future: Serving::new(
+                    http.h1.serve_connection(io, service).with_upgrades(),
+                    |c: Pin<&mut _>| c.graceful_shutdown(),
+                    watch,
+                ),
+            },
+            Speaks::Http2 => OneOf3::Second {
+                future: Serving::new(
+                    http.h2.serve_connection(io, service),
+                    |c: Pin<&mut _>| c.graceful_shutdown(),
+                    watch,
+                ),
+            },
+            Speaks::Detect => OneOf3::Third {
+                future: Serving::new(
+                    http.detect.serve_connection_with_upgrades(io, service),
+                    |c: Pin<&mut _>| c.graceful_shutdown(),
+                    watch,
+                ),
+            },
         }
     }
 }
