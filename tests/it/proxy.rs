@@ -55,6 +55,54 @@ async fn http2_is_negotiated_by_alpn_and_reaches_the_upstream_as_http1() {
     );
 }
 
+/// keygate serves a TLS connection by its ALPN protocol; one that names
+/// none is told by its first bytes, HTTP/1.1 or HTTP/2 with prior knowledge.
+#[tokio::test]
+async fn a_tls_client_without_alpn_is_served_by_its_first_bytes() {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let up = Upstream::start().await;
+    let gw = builder(&up.url()).start().await;
+    let connect = || async {
+        let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+        let tls = tokio_rustls::TlsConnector::from(gw.ca.client_config(&[]))
+            .connect(
+                rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+                tcp,
+            )
+            .await
+            .expect("TLS handshake with keygate");
+        assert_eq!(tls.get_ref().1.alpn_protocol(), None, "no protocol named");
+        TokioIo::new(tls)
+    };
+    let req = || {
+        Request::get(format!("https://localhost:{}/no-alpn", gw.addr.port()))
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap()
+    };
+
+    let (mut h1, conn) = hyper::client::conn::http1::handshake(connect().await)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let answer = within(10, "HTTP/1.1 answer", h1.send_request(req()))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(answer.version(), Version::HTTP_11);
+
+    let (mut h2, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), connect().await)
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let answer = within(10, "HTTP/2 answer", h2.send_request(req()))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(answer.version(), Version::HTTP_2);
+    assert_eq!(up.last().uri.path(), "/no-alpn");
+}
+
 #[tokio::test]
 async fn upload_is_streamed_to_the_upstream_before_the_client_finishes() {
     for client in ["h1", "h2"] {
