@@ -23,11 +23,14 @@
 //! ```
 //!
 //! Connections and their bookkeeping:
-//! * `listener`: accept loop, connection cap, TLS handshake deadline, idle
-//!   watchdog, graceful drain; it hands each request to a `conn::Handler`.
+//! * `listener`: accept loop, connection cap, TLS handshake deadline, the
+//!   HTTP version by ALPN, graceful drain; it hands each request to a
+//!   `conn::Handler`.
 //! * `conn`: what the listener hands down (the handler trait, a request's
 //!   connection context, the idle watch), so nothing above imports the
-//!   listener; and the connection-level defences hyper leaves to its user:
+//!   listener; a connection's life (`conn::serving`: hyper's connection
+//!   beside `conn::watchdog`, the drain, idle and send timeouts in a task of
+//!   their own); and the connection-level defences hyper leaves to its user:
 //!   HTTP/2 control-frame floods and a close the client can read
 //!   (`conn::h2_guard`), clients that stop taking responses (`conn::send_stall`).
 //! * [`tls`]: PEM -> rustls config, swapped on SIGHUP (the last good one
