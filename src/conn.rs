@@ -10,13 +10,14 @@
 //! responses (`send_stall`).
 
 pub mod h2_guard;
+pub mod head_timer;
 pub mod send_stall;
 pub mod serving;
 pub mod watchdog;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,6 +70,10 @@ pub struct ConnStats {
     pub in_flight: AtomicUsize,
     /// Set on every read or write; the watchdog clears it on each tick.
     touched: AtomicBool,
+    /// Reads that brought bytes: a request head's clock starts at one (`head_timer`).
+    reads: AtomicU64,
+    /// Whether a request has started on this connection (`head_timer`).
+    pub started: AtomicBool,
     /// Where responses are counted (the main listener only).
     pub metrics: Option<Arc<Metrics>>,
     /// Responses that may be waiting on the client (`limits.send_timeout`).
@@ -127,6 +132,8 @@ impl ConnStats {
         ConnStats {
             in_flight: AtomicUsize::new(0),
             touched: AtomicBool::new(false),
+            reads: AtomicU64::new(0),
+            started: AtomicBool::new(false),
             metrics,
             sends: Default::default(),
         }
@@ -135,6 +142,17 @@ impl ConnStats {
     /// Bytes moved on the connection.
     pub fn touch(&self) {
         self.touched.store(true, Ordering::Relaxed);
+    }
+
+    /// Bytes came in from the client.
+    pub fn read(&self) {
+        self.touch();
+        self.reads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many reads have brought bytes so far.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 }
 

@@ -24,6 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::conn::h2_guard::Guard as H2Guard;
+use crate::conn::head_timer::HeadTimer;
 use crate::conn::serving::{OneOf3, Serving, Watch};
 use crate::conn::watchdog::Watchdog;
 use crate::conn::{ConnCtx, ConnStats, Handler, Slot};
@@ -276,10 +277,17 @@ impl<H: Handler> Connection<H> {
             send_timeout,
         };
         let http = &*self.http;
+        // HTTP/1.1's header-read timeout starts at the head's first byte
+        // (`conn::head_timer`): a timer per connection, on a copy of the builder.
+        let head_timer = HeadTimer::new(watch.stats.clone());
         match speaks {
             Speaks::Http1 => OneOf3::First {
                 future: Serving::new(
-                    http.h1.serve_connection(io, service).with_upgrades(),
+                    http.h1
+                        .clone()
+                        .timer(head_timer)
+                        .serve_connection(io, service)
+                        .with_upgrades(),
                     |c: Pin<&mut _>| c.graceful_shutdown(),
                     watch,
                 ),
@@ -293,7 +301,13 @@ impl<H: Handler> Connection<H> {
             },
             Speaks::Detect => OneOf3::Third {
                 future: Serving::new(
-                    http.detect.serve_connection_with_upgrades(io, service),
+                    {
+                        let mut detect = http.detect.clone();
+                        detect.http1().timer(head_timer);
+                        detect
+                            .serve_connection_with_upgrades(io, service)
+                            .into_owned()
+                    },
                     |c: Pin<&mut _>| c.graceful_shutdown(),
                     watch,
                 ),
@@ -321,7 +335,7 @@ impl AsyncRead for Tracked {
         let before = buf.filled().len();
         let polled = this.inner.poll_read(cx, buf);
         if buf.filled().len() != before {
-            this.stats.touch();
+            this.stats.read();
         }
         polled
     }

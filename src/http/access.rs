@@ -47,6 +47,7 @@ impl Completion {
         path: &str,
     ) -> Self {
         conn.in_flight.fetch_add(1, Ordering::Relaxed);
+        conn.started.store(true, Ordering::Relaxed);
         let line = start.map(|start| {
             Box::new(Line {
                 start,

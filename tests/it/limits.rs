@@ -64,6 +64,91 @@ async fn a_slowloris_client_is_cut_off_at_the_header_read_timeout() {
     assert!(up.requests().is_empty());
 }
 
+/// The header-read timeout times a request head from its first byte: a
+/// keep-alive connection between requests is idle, and `idle_timeout` is
+/// what closes it (hyper's own timer closed it at `header_read_timeout`).
+#[tokio::test]
+async fn a_keep_alive_connection_idle_past_the_header_read_timeout_stays_open() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url())
+        .set(
+            "limits",
+            "header_read_timeout = \"300ms\"\nidle_timeout = \"1h\"",
+        )
+        .start()
+        .await;
+    let mut tls = client::raw_tls(gw.addr, &gw.ca).await;
+    let mut buf = vec![0u8; 4096];
+    for round in ["first", "after 1.2 s idle"] {
+        tls.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            .await
+            .unwrap();
+        let n = within(5, "response", tls.read(&mut buf)).await.unwrap();
+        assert!(
+            String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+            "{round}: {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        // Four header-read timeouts of nothing: the time is what is tested.
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+    }
+    assert_eq!(up.requests().len(), 2);
+}
+
+/// ... and a head that starts on a kept-alive connection is timed, as is a
+/// connection that never sends one.
+#[tokio::test]
+async fn a_slow_second_head_and_a_silent_connection_are_cut_at_the_header_read_timeout() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url())
+        .set(
+            "limits",
+            "header_read_timeout = \"300ms\"\nidle_timeout = \"1h\"",
+        )
+        .start()
+        .await;
+    let silent = client::raw_tls(gw.addr, &gw.ca).await;
+    let mut tls = client::raw_tls(gw.addr, &gw.ca).await;
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = within(5, "response", tls.read(&mut buf)).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let (mut rd, mut wr) = tokio::io::split(tls);
+    wr.write_all(b"GET /second HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let trickle = tokio::spawn(async move {
+        for i in 0..100 {
+            if wr
+                .write_all(format!("X-Slow-{i}: a\r\n").as_bytes())
+                .await
+                .is_err()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    within(5, "the slow second head is cut", async {
+        loop {
+            match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => continue, // a 408 before closing is fine
+            }
+        }
+    })
+    .await;
+    trickle.abort();
+    within(5, "the silent connection is cut", read_to_close(silent)).await;
+    assert_eq!(
+        up.requests().len(),
+        1,
+        "the second request never reached the backend"
+    );
+}
+
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed() {
     let up = Upstream::start().await;
