@@ -33,34 +33,11 @@ async fn a_slowloris_client_is_cut_off_at_the_header_read_timeout() {
         .start()
         .await;
     let tls = client::raw_tls(gw.addr, &gw.ca).await;
-    let (mut rd, mut wr) = tokio::io::split(tls);
+    let (rd, mut wr) = tokio::io::split(tls);
     wr.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
         .await
         .unwrap();
-    // Keep trickling header bytes, far slower than a real client.
-    let trickle = tokio::spawn(async move {
-        for i in 0..100 {
-            if wr
-                .write_all(format!("X-Slow-{i}: a\r\n").as_bytes())
-                .await
-                .is_err()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
-    let mut buf = [0u8; 1024];
-    within(5, "connection closed by keygate", async {
-        loop {
-            match rd.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => continue, // a 408 before closing is fine
-            }
-        }
-    })
-    .await;
-    trickle.abort();
+    trickle_until_cut(rd, wr, "connection closed by keygate").await;
     assert!(up.requests().is_empty());
 }
 
@@ -115,32 +92,11 @@ async fn a_slow_second_head_and_a_silent_connection_are_cut_at_the_header_read_t
     let mut buf = vec![0u8; 4096];
     let n = within(5, "response", tls.read(&mut buf)).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
-    let (mut rd, mut wr) = tokio::io::split(tls);
+    let (rd, mut wr) = tokio::io::split(tls);
     wr.write_all(b"GET /second HTTP/1.1\r\nHost: x\r\n")
         .await
         .unwrap();
-    let trickle = tokio::spawn(async move {
-        for i in 0..100 {
-            if wr
-                .write_all(format!("X-Slow-{i}: a\r\n").as_bytes())
-                .await
-                .is_err()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
-    within(5, "the slow second head is cut", async {
-        loop {
-            match rd.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => continue, // a 408 before closing is fine
-            }
-        }
-    })
-    .await;
-    trickle.abort();
+    trickle_until_cut(rd, wr, "the slow second head is cut").await;
     within(5, "the silent connection is cut", read_to_close(silent)).await;
     assert_eq!(
         up.requests().len(),
@@ -358,4 +314,36 @@ async fn a_client_that_stops_reading_a_response_is_cut_off_at_the_send_timeout()
         "{} bytes of a 1 GiB response got through a client that stopped reading",
         rest.len()
     );
+}
+
+/// Keep trickling header lines on `wr`, far slower than a real client,
+/// until keygate closes the connection, which `rd` must see within 5 s.
+async fn trickle_until_cut<R, W>(mut rd: R, mut wr: W, what: &str)
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let trickle = tokio::spawn(async move {
+        for i in 0..100 {
+            if wr
+                .write_all(format!("X-Slow-{i}: a\r\n").as_bytes())
+                .await
+                .is_err()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let mut buf = [0u8; 1024];
+    within(5, what, async {
+        loop {
+            match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => continue, // a 408 before closing is fine
+            }
+        }
+    })
+    .await;
+    trickle.abort();
 }
