@@ -47,25 +47,10 @@ async fn a_slowloris_client_is_cut_off_at_the_header_read_timeout() {
 #[tokio::test]
 async fn a_keep_alive_connection_idle_past_the_header_read_timeout_stays_open() {
     let up = Upstream::start().await;
-    let gw = builder(&up.url())
-        .set(
-            "limits",
-            "header_read_timeout = \"300ms\"\nidle_timeout = \"1h\"",
-        )
-        .start()
-        .await;
+    let gw = timed_heads(&up).await;
     let mut tls = client::raw_tls(gw.addr, &gw.ca).await;
-    let mut buf = vec![0u8; 4096];
     for round in ["first", "after 1.2 s idle"] {
-        tls.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
-            .await
-            .unwrap();
-        let n = within(5, "response", tls.read(&mut buf)).await.unwrap();
-        assert!(
-            String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
-            "{round}: {:?}",
-            String::from_utf8_lossy(&buf[..n])
-        );
+        get_ok(&mut tls, round).await;
         // Four header-read timeouts of nothing: the time is what is tested.
         tokio::time::sleep(Duration::from_millis(1200)).await;
     }
@@ -77,21 +62,10 @@ async fn a_keep_alive_connection_idle_past_the_header_read_timeout_stays_open() 
 #[tokio::test]
 async fn a_slow_second_head_and_a_silent_connection_are_cut_at_the_header_read_timeout() {
     let up = Upstream::start().await;
-    let gw = builder(&up.url())
-        .set(
-            "limits",
-            "header_read_timeout = \"300ms\"\nidle_timeout = \"1h\"",
-        )
-        .start()
-        .await;
+    let gw = timed_heads(&up).await;
     let silent = client::raw_tls(gw.addr, &gw.ca).await;
     let mut tls = client::raw_tls(gw.addr, &gw.ca).await;
-    tls.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = vec![0u8; 4096];
-    let n = within(5, "response", tls.read(&mut buf)).await.unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    get_ok(&mut tls, "first").await;
     let (rd, mut wr) = tokio::io::split(tls);
     wr.write_all(b"GET /second HTTP/1.1\r\nHost: x\r\n")
         .await
@@ -346,4 +320,29 @@ where
     })
     .await;
     trickle.abort();
+}
+
+/// One GET on a raw HTTP/1.1 connection, answered 200.
+async fn get_ok<S>(tls: &mut S, what: &str)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = within(5, "response", tls.read(&mut buf)).await.unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{what}: {head:?}");
+}
+
+/// A gateway whose header-read timeout (300 ms) is far shorter than its idle timeout.
+async fn timed_heads(up: &Upstream) -> crate::support::gateway::TestGateway {
+    builder(&up.url())
+        .set(
+            "limits",
+            "header_read_timeout = \"300ms\"\nidle_timeout = \"1h\"",
+        )
+        .start()
+        .await
 }
