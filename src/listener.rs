@@ -120,11 +120,11 @@ struct HttpBuilders {
 }
 
 /// The HTTP/1.1 settings, for hyper's builder and hyper-util's alike (the
-/// same method names): one list, so the two cannot drift apart.
+/// same method names): one list, so the two cannot drift apart. Its timer
+/// is set per connection (`conn::head_timer`, in `serve`).
 macro_rules! http1_settings {
     ($builder:expr, $settings:expr) => {
         $builder
-            .timer(TokioTimer::new())
             .header_read_timeout($settings.header_read_timeout)
             // hyper answers 431 when the request head does not fit.
             .max_buf_size($settings.max_header_bytes.max(8192))
@@ -277,8 +277,9 @@ impl<H: Handler> Connection<H> {
             send_timeout,
         };
         let http = &*self.http;
-        // HTTP/1.1's header-read timeout starts at the head's first byte
-        // (`conn::head_timer`): a timer per connection, on a copy of the builder.
+        // HTTP/1.1's only timer, the header-read timeout, starts at the head's
+        // first byte (`conn::head_timer`): one per connection, on a copy of
+        // the builder.
         let head_timer = HeadTimer::new(watch.stats.clone());
         match speaks {
             Speaks::Http1 => OneOf3::First {

@@ -25,11 +25,7 @@ pin_project_lite::pin_project! {
         #[pin]
         conn: C,
         graceful: G,
-        watchdog: Watchdog,
-        closer: Closer,
-        stats: Arc<ConnStats>,
-        peer: SocketAddr,
-        send_timeout: Duration,
+        watch: Watch,
     }
 }
 
@@ -54,11 +50,7 @@ where
         Serving {
             conn,
             graceful,
-            watchdog: watch.watchdog,
-            closer: watch.closer,
-            stats: watch.stats,
-            peer: watch.peer,
-            send_timeout: watch.send_timeout,
+            watch,
         }
     }
 }
@@ -73,28 +65,29 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
+        let watch = this.watch;
         loop {
             // The connection first: it is what wakes on every request.
             if let Poll::Ready(result) = this.conn.as_mut().poll(cx) {
                 if let Err(e) = result {
-                    tracing::debug!(client = %this.peer, error = %e, "connection ended with an error");
+                    tracing::debug!(client = %watch.peer, error = %e, "connection ended with an error");
                 }
                 return Poll::Ready(());
             }
-            match Pin::new(&mut *this.watchdog).poll(cx) {
+            match Pin::new(&mut watch.watchdog).poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Alarm::Stalled) => {
-                    tracing::info!(client = %this.peer, "closing a connection whose client stopped taking a response (limits.send_timeout)");
+                    tracing::info!(client = %watch.peer, "closing a connection whose client stopped taking a response (limits.send_timeout)");
                     // The guard tells an HTTP/2 client with a GOAWAY as it closes.
-                    this.closer.close_because(h2_guard::SEND_TIMEOUT);
+                    watch.closer.close_because(h2_guard::SEND_TIMEOUT);
                     return Poll::Ready(());
                 }
                 Poll::Ready(alarm) => {
                     if alarm == Alarm::Idle {
-                        tracing::debug!(client = %this.peer, "closing idle connection");
+                        tracing::debug!(client = %watch.peer, "closing idle connection");
                     }
                     (this.graceful)(this.conn.as_mut());
-                    *this.watchdog = Watchdog::closing(this.stats.clone(), *this.send_timeout);
+                    watch.watchdog = Watchdog::closing(watch.stats.clone(), watch.send_timeout);
                     // Round again: the connection drives its own shutdown.
                 }
             }
