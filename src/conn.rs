@@ -11,6 +11,7 @@
 
 pub mod h2_guard;
 pub mod head_timer;
+pub mod replay;
 pub mod send_stall;
 pub mod serving;
 pub mod watchdog;

@@ -14,18 +14,19 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::future::Either;
 use http::Request;
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::conn::h2_guard::Guard as H2Guard;
 use crate::conn::head_timer::HeadTimer;
-use crate::conn::serving::{OneOf3, Serving, Watch};
+use crate::conn::replay::{read_first_bytes, Http, H2_PREFACE};
+use crate::conn::serving::{Serving, Watch};
 use crate::conn::watchdog::Watchdog;
 use crate::conn::{ConnCtx, ConnStats, Handler, Slot};
 use crate::metrics::Metrics;
@@ -111,69 +112,36 @@ pub async fn run<H: Handler>(
     drained
 }
 
-/// hyper's builders for the three ways a connection is served (`Speaks`),
-/// configured from the same settings.
+/// hyper's builders for the two HTTPs a connection may speak (`Http`).
 struct HttpBuilders {
-    detect: auto::Builder<TokioExecutor>,
     h1: http1::Builder,
     h2: http2::Builder<TokioExecutor>,
 }
 
-/// The HTTP/1.1 settings, for hyper's builder and hyper-util's alike (the
-/// same method names): one list, so the two cannot drift apart. Its timer
-/// is set per connection (`conn::head_timer`, in `serve`).
-macro_rules! http1_settings {
-    ($builder:expr, $settings:expr) => {
-        $builder
-            .header_read_timeout($settings.header_read_timeout)
-            // hyper answers 431 when the request head does not fit.
-            .max_buf_size($settings.max_header_bytes.max(8192))
-    };
-}
-
-/// Every HTTP/2 limit set from `[limits] h2_*`, none left to hyper's defaults.
-macro_rules! http2_settings {
-    ($builder:expr, $h2:expr) => {
-        $builder
-            .timer(TokioTimer::new())
-            .max_header_list_size($h2.max_header_list_size)
-            .max_concurrent_streams($h2.max_concurrent_streams)
-            .max_pending_accept_reset_streams($h2.max_pending_accept_reset_streams)
-            .max_local_error_reset_streams($h2.max_local_error_reset_streams)
-            .max_send_buf_size($h2.max_send_buf_size)
-    };
-}
-
 fn http_builders(settings: &Settings) -> HttpBuilders {
-    let mut detect = auto::Builder::new(TokioExecutor::new());
-    http1_settings!(detect.http1(), settings);
-    http2_settings!(detect.http2(), settings.h2);
     let mut h1 = http1::Builder::new();
-    http1_settings!(h1, settings);
+    // The timer is set per connection (`conn::head_timer`, in `serve`).
+    h1.header_read_timeout(settings.header_read_timeout)
+        // hyper answers 431 when the request head does not fit.
+        .max_buf_size(settings.max_header_bytes.max(8192));
+    let limits = &settings.h2;
     let mut h2 = http2::Builder::new(TokioExecutor::new());
-    http2_settings!(h2, settings.h2);
-    HttpBuilders { detect, h1, h2 }
+    // Every HTTP/2 limit set from `[limits] h2_*`, none left to hyper's defaults.
+    h2.timer(TokioTimer::new())
+        .max_header_list_size(limits.max_header_list_size)
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .max_pending_accept_reset_streams(limits.max_pending_accept_reset_streams)
+        .max_local_error_reset_streams(limits.max_local_error_reset_streams)
+        .max_send_buf_size(limits.max_send_buf_size);
+    HttpBuilders { h1, h2 }
 }
 
-/// Which HTTP a connection speaks: said by ALPN over TLS, or told from its
-/// first bytes (`Detect`: plaintext, or TLS without ALPN). Detection is
-/// hyper-util's, and it reads those bytes ahead of hyper: hyper's HTTP/1.1
-/// read buffer then grows from 8 to 16 KiB and keeps that size while the
-/// connection idles (BENCHMARKS.md, idle connections).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Speaks {
-    Detect,
-    Http1,
-    Http2,
-}
-
-impl Speaks {
-    fn from_alpn(alpn: Option<&[u8]>) -> Self {
-        match alpn {
-            Some(b"h2") => Speaks::Http2,
-            Some(b"http/1.1") => Speaks::Http1,
-            _ => Speaks::Detect,
-        }
+/// Over TLS, the HTTP its ALPN protocol names.
+fn from_alpn(alpn: Option<&[u8]>) -> Option<Http> {
+    match alpn {
+        Some(b"h2") => Some(Http::Two),
+        Some(b"http/1.1") => Some(Http::One),
+        _ => None,
     }
 }
 
@@ -199,8 +167,20 @@ impl<H: Handler> Connection<H> {
         };
         match self.settings.tls.clone() {
             None => {
-                self.serve(io, false, Speaks::Detect, peer, stats, slot)
-                    .await
+                // Told by the first bytes: peeked when they suffice (nothing
+                // then stands between hyper and the socket), else read.
+                let mut first = [0u8; H2_PREFACE.len()];
+                let peeked = match self.in_head_time(io.inner.peek(&mut first)).await {
+                    Some(Ok(n)) if n > 0 => Http::from_first_bytes(&first[..n]),
+                    _ => return,
+                };
+                if let Some(http) = peeked {
+                    return self.serve(io, false, http, peer, stats, slot).await;
+                }
+                let Some(Ok((http, io))) = self.in_head_time(read_first_bytes(io)).await else {
+                    return;
+                };
+                self.serve(io, false, http, peer, stats, slot).await
             }
             Some(tls) => {
                 // A plain HTTP request gets a 400 that says so, not a TLS alert.
@@ -223,9 +203,28 @@ impl<H: Handler> Connection<H> {
                         return;
                     }
                 };
-                let speaks = Speaks::from_alpn(stream.get_ref().1.alpn_protocol());
-                self.serve(stream, true, speaks, peer, stats, slot).await
+                if let Some(http) = from_alpn(stream.get_ref().1.alpn_protocol()) {
+                    return self.serve(stream, true, http, peer, stats, slot).await;
+                }
+                // No ALPN: told by the first bytes, read (a TLS stream has no peek).
+                let Some(Ok((http, stream))) = self.in_head_time(read_first_bytes(stream)).await
+                else {
+                    return;
+                };
+                self.serve(stream, true, http, peer, stats, slot).await
             }
+        }
+    }
+
+    /// `step` (waiting for a connection's first bytes) within
+    /// `limits.header_read_timeout`, as hyper times a request head; `None`
+    /// when the time is up or the listener drains first.
+    async fn in_head_time<F: Future>(&self, step: F) -> Option<F::Output> {
+        let mut drain = self.drain.clone();
+        tokio::select! {
+            biased;
+            _ = drain.wait_for(|draining| *draining) => None,
+            done = tokio::time::timeout(self.settings.header_read_timeout, step) => done.ok(),
         }
     }
 
@@ -236,7 +235,7 @@ impl<H: Handler> Connection<H> {
         &self,
         io: IO,
         tls: bool,
-        speaks: Speaks,
+        http: Http,
         peer: SocketAddr,
         stats: Arc<ConnStats>,
         slot: Slot,
@@ -276,43 +275,25 @@ impl<H: Handler> Connection<H> {
             peer,
             send_timeout,
         };
-        let http = &*self.http;
         // HTTP/1.1's only timer, the header-read timeout, starts at the head's
         // first byte (`conn::head_timer`): one per connection, on a copy of
         // the builder.
-        let head_timer = HeadTimer::new(watch.stats.clone());
-        match speaks {
-            Speaks::Http1 => OneOf3::First {
-                future: Serving::new(
-                    http.h1
-                        .clone()
-                        .timer(head_timer)
-                        .serve_connection(io, service)
-                        .with_upgrades(),
-                    |c: Pin<&mut _>| c.graceful_shutdown(),
-                    watch,
-                ),
-            },
-            Speaks::Http2 => OneOf3::Second {
-                future: Serving::new(
-                    http.h2.serve_connection(io, service),
-                    |c: Pin<&mut _>| c.graceful_shutdown(),
-                    watch,
-                ),
-            },
-            Speaks::Detect => OneOf3::Third {
-                future: Serving::new(
-                    {
-                        let mut detect = http.detect.clone();
-                        detect.http1().timer(head_timer);
-                        detect
-                            .serve_connection_with_upgrades(io, service)
-                            .into_owned()
-                    },
-                    |c: Pin<&mut _>| c.graceful_shutdown(),
-                    watch,
-                ),
-            },
+        match http {
+            Http::One => Either::Left(Serving::new(
+                self.http
+                    .h1
+                    .clone()
+                    .timer(HeadTimer::new(watch.stats.clone()))
+                    .serve_connection(io, service)
+                    .with_upgrades(),
+                |c: Pin<&mut _>| c.graceful_shutdown(),
+                watch,
+            )),
+            Http::Two => Either::Right(Serving::new(
+                self.http.h2.serve_connection(io, service),
+                |c: Pin<&mut _>| c.graceful_shutdown(),
+                watch,
+            )),
         }
     }
 }

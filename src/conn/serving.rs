@@ -94,31 +94,3 @@ where
         }
     }
 }
-
-pin_project_lite::pin_project! {
-    /// One of three futures of different types, as one type: a connection
-    /// is served as HTTP/1.1, HTTP/2 or detected, each a different hyper type.
-    #[project = OneOf3Proj]
-    pub enum OneOf3<A, B, C> {
-        First { #[pin] future: A },
-        Second { #[pin] future: B },
-        Third { #[pin] future: C },
-    }
-}
-
-impl<A, B, C> Future for OneOf3<A, B, C>
-where
-    A: Future<Output = ()>,
-    B: Future<Output = ()>,
-    C: Future<Output = ()>,
-{
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        match self.project() {
-            OneOf3Proj::First { future } => future.poll(cx),
-            OneOf3Proj::Second { future } => future.poll(cx),
-            OneOf3Proj::Third { future } => future.poll(cx),
-        }
-    }
-}

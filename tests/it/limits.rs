@@ -64,6 +64,14 @@ async fn a_slow_second_head_and_a_silent_connection_are_cut_at_the_header_read_t
     let up = Upstream::start().await;
     let gw = timed_heads(&up).await;
     let silent = client::raw_tls(gw.addr, &gw.ca).await;
+    // Without ALPN keygate reads the first bytes to tell the HTTP: timed too.
+    let silent_no_alpn = tokio_rustls::TlsConnector::from(gw.ca.client_config(&[]))
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            TcpStream::connect(gw.addr).await.unwrap(),
+        )
+        .await
+        .expect("TLS handshake without ALPN");
     let mut tls = client::raw_tls(gw.addr, &gw.ca).await;
     get_ok(&mut tls, "first").await;
     let (rd, mut wr) = tokio::io::split(tls);
@@ -72,11 +80,79 @@ async fn a_slow_second_head_and_a_silent_connection_are_cut_at_the_header_read_t
         .unwrap();
     trickle_until_cut(rd, wr, "the slow second head is cut").await;
     within(5, "the silent connection is cut", read_to_close(silent)).await;
+    within(
+        5,
+        "the silent connection without ALPN is cut",
+        read_to_close(silent_no_alpn),
+    )
+    .await;
     assert_eq!(
         up.requests().len(),
         1,
         "the second request never reached the backend"
     );
+}
+
+/// A plaintext connection is told HTTP/2 from HTTP/1.1 by its first bytes,
+/// also when HTTP/2's preface arrives in two pieces; one that sends nothing
+/// is closed at the header-read timeout, as over TLS.
+#[tokio::test]
+async fn a_plaintext_connection_is_served_by_its_first_bytes_and_a_silent_one_is_cut() {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let up = Upstream::start().await;
+    let gw = builder(&up.url())
+        .plaintext()
+        .set("limits", "header_read_timeout = \"500ms\"")
+        .start()
+        .await;
+    let silent = TcpStream::connect(gw.addr).await.unwrap();
+
+    let mut h1 = TcpStream::connect(gw.addr).await.unwrap();
+    h1.write_all(b"GET /plain-h1 HTTP/1.1\r\nHost: app\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = within(5, "HTTP/1.1 answer", h1.read(&mut buf))
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+
+    let tcp = TcpStream::connect(gw.addr).await.unwrap();
+    let (mut h2, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get(format!("http://{}/plain-h2", gw.addr))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let answer = within(5, "HTTP/2 answer", h2.send_request(req))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(answer.version(), http::Version::HTTP_2);
+    assert_eq!(up.last().uri.path(), "/plain-h2");
+
+    // The preface cut after its first line, then the rest with an empty
+    // SETTINGS frame: keygate answers with HTTP/2 SETTINGS of its own. (The
+    // pause only keeps the two writes apart; nothing on our side to wait for.)
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let mut cut = TcpStream::connect(gw.addr).await.unwrap();
+    cut.write_all(&PREFACE[..16]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    cut.write_all(&PREFACE[16..]).await.unwrap();
+    cut.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap();
+    let mut frame_head = [0u8; 9];
+    within(5, "HTTP/2 SETTINGS", cut.read_exact(&mut frame_head))
+        .await
+        .unwrap();
+    assert_eq!(
+        frame_head[3], 4,
+        "the first frame is SETTINGS: {frame_head:?}"
+    );
+
+    let cut_off = within(5, "the silent connection is cut", read_to_close(silent)).await;
+    assert!(cut_off.is_empty(), "nothing is said to a silent connection");
 }
 
 #[tokio::test]
