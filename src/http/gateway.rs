@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
 use ipnet::IpNet;
 
 use super::access::Completion;
@@ -36,6 +37,7 @@ use crate::conn::{ConnCtx, Handler};
 use crate::keyring::Keyring;
 use crate::keys::{rfc3339, unix_now};
 use crate::metrics::Metrics;
+use crate::upstream::pool::Lease;
 use crate::upstream::{self, upgrade, Upstream};
 
 /// keygate's own pages under `/.keygate/` (the self-service module):
@@ -114,10 +116,24 @@ impl<P: OwnPages> Gateway<P> {
             Err(refusal) => return self.refuse(refusal, peer, req.headers()),
         };
         done.set_admitted(&admitted);
+        // Forward. The rewrite before the send and the answer after it are
+        // plain functions, not a nested async fn: each async level would
+        // hold one more copy of the request and copy its whole state into
+        // this one (BENCHMARKS.md, instructions per request).
+        let client_upgrade = Self::upgrade_of(&mut req);
+        let sent_at = Instant::now();
+        let sent = self
+            .upstream
+            .send(
+                self.to_backend(req, client_upgrade.is_some(), conn),
+                sent_at,
+            )
+            .await;
+        self.metrics.upstream(sent_at.elapsed());
         // The request is gone to the backend: an upstream failure is logged with the peer.
-        let mut resp = match self.forward(req, conn).await {
-            Ok(resp) => resp,
-            Err(refusal) => self.refusals.answer(refusal, peer),
+        let mut resp = match sent {
+            Ok((resp, lease)) => Self::from_backend(resp, lease, client_upgrade, conn),
+            Err(e) => self.refusals.answer(Refusal::Upstream(e), peer),
         };
         // Only keygate says when a key expires.
         resp.headers_mut().remove(headers::KEY_EXPIRES);
@@ -162,16 +178,21 @@ impl<P: OwnPages> Gateway<P> {
             .answer(refusal, self.admission.client(peer, h))
     }
 
-    /// Forward: rewrite the request for the backend (hop-by-hop headers,
-    /// `X-Forwarded-*`, URI) and send it; tunnel a WebSocket upgrade.
-    async fn forward(
+    /// A WebSocket upgrade the client asks for: taken before the request is
+    /// rewritten, tunnelled if the backend agrees (`from_backend`).
+    fn upgrade_of(req: &mut Request<Incoming>) -> Option<OnUpgrade> {
+        let upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
+        upgrade.then(|| hyper::upgrade::on(req))
+    }
+
+    /// The request as the backend gets it: hop-by-hop headers removed (an
+    /// upgrade's kept), `X-Forwarded-*` set, the URI in origin form, `Host` set.
+    fn to_backend(
         &self,
         mut req: Request<Incoming>,
-        conn: &Arc<ConnCtx>,
-    ) -> Result<Response<ResponseBody>, Refusal> {
-        let upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
-        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-
+        upgrade: bool,
+        conn: &ConnCtx,
+    ) -> Request<Incoming> {
         let had_host = req.headers().contains_key(header::HOST);
         let host = req.headers().get(header::HOST).cloned().or_else(|| {
             req.uri()
@@ -199,20 +220,26 @@ impl<P: OwnPages> Gateway<P> {
             });
             h.insert(header::HOST, host);
         }
+        req
+    }
 
-        let sent_at = Instant::now();
-        let sent = self.upstream.send(req, sent_at).await;
-        self.metrics.upstream(sent_at.elapsed());
-        let (mut resp, lease) = sent.map_err(Refusal::Upstream)?;
-
+    /// The backend's response as the client gets it: a `101` starts the
+    /// tunnel; otherwise hop-by-hop headers go and the body gives the
+    /// upstream connection back to the pool when read to its end.
+    fn from_backend(
+        mut resp: Response<Incoming>,
+        lease: Lease,
+        client_upgrade: Option<OnUpgrade>,
+        conn: &Arc<ConnCtx>,
+    ) -> Response<ResponseBody> {
         if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) =
             (client_upgrade, resp.status())
         {
             upgrade::tunnel(client_upgrade, hyper::upgrade::on(&mut resp), conn.clone());
-            return Ok(resp.map(|_| ResponseBody::empty()));
+            return resp.map(|_| ResponseBody::empty());
         }
         headers::remove_hop_by_hop(resp.headers_mut(), false);
-        Ok(resp.map(|body| ResponseBody::upstream(body, lease)))
+        resp.map(|body| ResponseBody::upstream(body, lease))
     }
 }
 
