@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::future::Either;
 use http::Request;
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
@@ -175,12 +174,12 @@ impl<H: Handler> Connection<H> {
                     _ => return,
                 };
                 if let Some(http) = peeked {
-                    return self.serve(io, false, http, peer, stats, slot).await;
+                    return self.spawn_serving(io, false, http, peer, stats, slot);
                 }
                 let Some(Ok((http, io))) = self.in_head_time(read_first_bytes(io)).await else {
                     return;
                 };
-                self.serve(io, false, http, peer, stats, slot).await
+                self.spawn_serving(io, false, http, peer, stats, slot);
             }
             Some(tls) => {
                 // A plain HTTP request gets a 400 that says so, not a TLS alert.
@@ -204,14 +203,14 @@ impl<H: Handler> Connection<H> {
                     }
                 };
                 if let Some(http) = from_alpn(stream.get_ref().1.alpn_protocol()) {
-                    return self.serve(stream, true, http, peer, stats, slot).await;
+                    return self.spawn_serving(stream, true, http, peer, stats, slot);
                 }
                 // No ALPN: told by the first bytes, read (a TLS stream has no peek).
                 let Some(Ok((http, stream))) = self.in_head_time(read_first_bytes(stream)).await
                 else {
                     return;
                 };
-                self.serve(stream, true, http, peer, stats, slot).await
+                self.spawn_serving(stream, true, http, peer, stats, slot);
             }
         }
     }
@@ -228,10 +227,13 @@ impl<H: Handler> Connection<H> {
         }
     }
 
-    /// The connection's HTTP, ready to run: hyper's connection for the
-    /// protocol it speaks, beside its watchdog. Built here, awaited by
-    /// `run`: a plain function, so nothing is held twice (`conn::serving`).
-    fn serve<IO>(
+    /// Serve the connection: hyper's connection for the protocol it speaks,
+    /// beside its watchdog, in a task of its own sized for that protocol.
+    /// This task, which held the handshake and the first-bytes wait (and a
+    /// copy of the stream for each way it may be served), ends here and its
+    /// memory is freed: an idle HTTP/1.1 connection keeps only its own
+    /// future of about 2 KiB (BENCHMARKS.md, idle connections).
+    fn spawn_serving<IO>(
         &self,
         io: IO,
         tls: bool,
@@ -239,8 +241,7 @@ impl<H: Handler> Connection<H> {
         peer: SocketAddr,
         stats: Arc<ConnStats>,
         slot: Slot,
-    ) -> impl Future<Output = ()> + Send + '_
-    where
+    ) where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let (io, closer) = H2Guard::new(io, self.settings.h2.max_control_frames);
@@ -279,7 +280,7 @@ impl<H: Handler> Connection<H> {
         // first byte (`conn::head_timer`): one per connection, on a copy of
         // the builder.
         match http {
-            Http::One => Either::Left(Serving::new(
+            Http::One => tokio::spawn(Serving::new(
                 self.http
                     .h1
                     .clone()
@@ -289,12 +290,12 @@ impl<H: Handler> Connection<H> {
                 |c: Pin<&mut _>| c.graceful_shutdown(),
                 watch,
             )),
-            Http::Two => Either::Right(Serving::new(
+            Http::Two => tokio::spawn(Serving::new(
                 self.http.h2.serve_connection(io, service),
                 |c: Pin<&mut _>| c.graceful_shutdown(),
                 watch,
             )),
-        }
+        };
     }
 }
 
