@@ -11,8 +11,11 @@ use crate::keys::ApiKey;
 const MAX_LEN: usize = 4096;
 
 pub enum Parsed<'a> {
-    /// `user:pass`, decoded once; split at `colon`.
+    /// `user:pass` for our user name, decoded once; split at `colon`.
     Basic(Credentials),
+    /// Basic for another user: the app's credential, not decoded further
+    /// than the bytes that name the user.
+    OtherUser,
     /// `Bearer <token>` (RFC 6750), token trimmed.
     Bearer(&'a str),
     /// Another scheme (Digest, Negotiate, ...): not ours to judge.
@@ -20,7 +23,9 @@ pub enum Parsed<'a> {
     Malformed,
 }
 
-pub fn parse(value: &[u8]) -> Parsed<'_> {
+/// Parse an `Authorization` value; a Basic credential is decoded whole only
+/// when its user is `our_user` (which holds no `:`).
+pub fn parse<'a>(value: &'a [u8], our_user: &str) -> Parsed<'a> {
     if value.len() > MAX_LEN {
         return Parsed::Malformed;
     }
@@ -38,6 +43,9 @@ pub fn parse(value: &[u8]) -> Parsed<'_> {
         return Parsed::OtherScheme;
     }
     let token = rest.trim_ascii();
+    if names_another_user(token, our_user) {
+        return Parsed::OtherUser;
+    }
     let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(token) else {
         return Parsed::Malformed;
     };
@@ -47,6 +55,27 @@ pub fn parse(value: &[u8]) -> Parsed<'_> {
     match text.find(':') {
         Some(colon) => Parsed::Basic(Credentials { text, colon }),
         None => Parsed::Malformed,
+    }
+}
+
+/// Whether the base64 `token` visibly names a user other than `our_user`:
+/// only the 4-character groups that cover `our_user:` are decoded, so an
+/// app's own Basic credential (LabKey's `email:password`) costs a few
+/// bytes' decoding, not the whole value's. When it cannot tell (a short
+/// token, a long user name, those groups not plain base64) it says no and
+/// the whole value is decoded, and judged, as before.
+fn names_another_user(token: &[u8], our_user: &str) -> bool {
+    let want = our_user.len() + 1;
+    let chars = want.div_ceil(3) * 4;
+    let mut buf = [0u8; 48];
+    if token.len() <= chars || chars / 4 * 3 > buf.len() {
+        return false;
+    }
+    match base64::engine::general_purpose::STANDARD.decode_slice(&token[..chars], &mut buf) {
+        Ok(n) if n >= want => {
+            buf[..our_user.len()] != *our_user.as_bytes() || buf[our_user.len()] != b':'
+        }
+        _ => false,
     }
 }
 
@@ -91,7 +120,7 @@ mod tests {
 
     #[test]
     fn splits_at_the_first_colon() {
-        match parse(&basic("apikey:kg_a:b")) {
+        match parse(&basic("apikey:kg_a:b"), "apikey") {
             Parsed::Basic(c) => {
                 assert_eq!(c.user(), "apikey");
                 assert!(
@@ -106,10 +135,57 @@ mod tests {
 
     #[test]
     fn rejects_bad_base64_no_colon_and_huge_values() {
-        assert!(matches!(parse(b"Basic !!!"), Parsed::Malformed));
-        assert!(matches!(parse(&basic("apikey")), Parsed::Malformed));
-        assert!(matches!(parse(&vec![b'a'; MAX_LEN + 1]), Parsed::Malformed));
-        assert!(matches!(parse(b"Bearer abc"), Parsed::Bearer("abc")));
-        assert!(matches!(parse(b"Digest x=1"), Parsed::OtherScheme));
+        assert!(matches!(parse(b"Basic !!!", "apikey"), Parsed::Malformed));
+        assert!(matches!(
+            parse(&basic("apikey"), "apikey"),
+            Parsed::Malformed
+        ));
+        let huge = vec![b'a'; MAX_LEN + 1];
+        assert!(matches!(parse(&huge, "apikey"), Parsed::Malformed));
+        assert!(matches!(
+            parse(b"Bearer abc", "apikey"),
+            Parsed::Bearer("abc")
+        ));
+        assert!(matches!(
+            parse(b"Digest x=1", "apikey"),
+            Parsed::OtherScheme
+        ));
+    }
+
+    #[test]
+    fn another_users_credential_is_told_by_its_first_bytes() {
+        let app_user = basic("alice@example.org:hunter2");
+        assert!(matches!(parse(&app_user, "apikey"), Parsed::OtherUser));
+        // Its tail is the app's to judge: not base64 past the user name.
+        let mut bad_tail = basic("alice@example.org:x");
+        bad_tail.extend_from_slice(b"!!!!");
+        assert!(matches!(parse(&bad_tail, "apikey"), Parsed::OtherUser));
+        // A user name that only starts like ours, or ours without the colon.
+        for other in ["apikeys:kg_x", "apikex:kg_x", "APIKEY:kg_x"] {
+            assert!(
+                matches!(parse(&basic(other), "apikey"), Parsed::OtherUser),
+                "{other}"
+            );
+        }
+        // Ours, with a tail that is not base64: still judged whole.
+        let mut ours_bad_tail = basic("apikey:kg_abcdef");
+        ours_bad_tail.extend_from_slice(b"!!!!");
+        assert!(matches!(parse(&ours_bad_tail, "apikey"), Parsed::Malformed));
+        // Too short to tell, or a prefix that is not base64: decoded whole.
+        assert!(matches!(parse(&basic("ab:c"), "apikey"), Parsed::Basic(_)));
+        assert!(matches!(
+            parse(b"Basic !!!!!!!!!!!!!!!!", "apikey"),
+            Parsed::Malformed
+        ));
+        // A long configured user name is compared after the whole decode.
+        let long = "u".repeat(80);
+        match parse(&basic(&format!("{long}:kg_y")), &long) {
+            Parsed::Basic(c) => assert_eq!(c.user(), long),
+            _ => panic!("expected Basic"),
+        }
+        assert!(matches!(
+            parse(&basic(&format!("{long}x:kg_y")), &long),
+            Parsed::Basic(_)
+        ));
     }
 }

@@ -111,11 +111,11 @@ impl Authenticator {
     /// The key in an `Authorization` value, if the value is an API credential.
     /// Basic auth for another user name and other schemes belong to the app.
     fn ours(&self, value: &[u8]) -> Result<Option<ApiKey>, AuthError> {
-        match basic::parse(value) {
+        match basic::parse(value, &self.username) {
             basic::Parsed::Basic(c) if self.accept.basic && c.user() == self.username => {
                 Ok(Some(c.into_pass()))
             }
-            basic::Parsed::Basic(_) => Ok(None),
+            basic::Parsed::Basic(_) | basic::Parsed::OtherUser => Ok(None),
             basic::Parsed::Bearer(token) if self.accept.bearer && self.looks_like_key(token) => {
                 Ok(Some(ApiKey::new(token.to_owned())))
             }

@@ -121,14 +121,9 @@ impl<P: OwnPages> Gateway<P> {
         // hold one more copy of the request and copy its whole state into
         // this one (BENCHMARKS.md, instructions per request).
         let client_upgrade = Self::upgrade_of(&mut req);
+        self.to_backend(&mut req, client_upgrade.is_some(), conn);
         let sent_at = Instant::now();
-        let sent = self
-            .upstream
-            .send(
-                self.to_backend(req, client_upgrade.is_some(), conn),
-                sent_at,
-            )
-            .await;
+        let sent = self.upstream.send(req, sent_at).await;
         self.metrics.upstream(sent_at.elapsed());
         // The request is gone to the backend: an upstream failure is logged with the peer.
         let mut resp = match sent {
@@ -187,12 +182,7 @@ impl<P: OwnPages> Gateway<P> {
 
     /// The request as the backend gets it: hop-by-hop headers removed (an
     /// upgrade's kept), `X-Forwarded-*` set, the URI in origin form, `Host` set.
-    fn to_backend(
-        &self,
-        mut req: Request<Incoming>,
-        upgrade: bool,
-        conn: &ConnCtx,
-    ) -> Request<Incoming> {
+    fn to_backend(&self, req: &mut Request<Incoming>, upgrade: bool, conn: &ConnCtx) {
         let had_host = req.headers().contains_key(header::HOST);
         let host = req.headers().get(header::HOST).cloned().or_else(|| {
             req.uri()
@@ -220,7 +210,6 @@ impl<P: OwnPages> Gateway<P> {
             });
             h.insert(header::HOST, host);
         }
-        req
     }
 
     /// The backend's response as the client gets it: a `101` starts the

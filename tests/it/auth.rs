@@ -313,6 +313,15 @@ async fn passthrough_forwards_anonymous_traffic_but_still_checks_keys() {
         "the app's own Basic auth is its business"
     );
     assert!(!seen.headers.contains_key("x-remote-user"));
+    // Another user's password in Latin-1, as older clients send it: not
+    // UTF-8, yet the app's to judge, not refused as a malformed key.
+    let latin1_login = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(b"alice@example.org:p\xe4ss")
+    );
+    let answer = get_with(&c, &gw, "/", &[("authorization", &latin1_login)]).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(up.last().headers["authorization"], latin1_login.as_str());
 
     let answer = get_with(&c, &gw, "/", &[("apikey", "kg_wrong")]).await;
     assert_eq!(
