@@ -152,6 +152,12 @@ struct Connection<H> {
     drain: watch::Receiver<bool>,
 }
 
+/// What a connection speaks, as the listener found out before serving it.
+struct Speaks {
+    tls: bool,
+    http: Http,
+}
+
 // === impl Connection ===
 
 impl<H: Handler> Connection<H> {
@@ -164,6 +170,9 @@ impl<H: Handler> Connection<H> {
             inner: tcp,
             stats: stats.clone(),
         };
+        // The first request head's header_read_timeout runs from here on
+        // plaintext, from the end of the handshake over TLS.
+        let mut first_wait = tokio::time::Instant::now();
         match self.settings.tls.clone() {
             None => {
                 // Told by the first bytes: peeked when they suffice (nothing
@@ -174,12 +183,26 @@ impl<H: Handler> Connection<H> {
                     _ => return,
                 };
                 if let Some(http) = peeked {
-                    return self.spawn_serving(io, false, http, peer, stats, slot);
+                    return self.spawn_serving(
+                        io,
+                        Speaks { tls: false, http },
+                        peer,
+                        stats,
+                        slot,
+                        first_wait,
+                    );
                 }
                 let Some(Ok((http, io))) = self.in_head_time(read_first_bytes(io)).await else {
                     return;
                 };
-                self.spawn_serving(io, false, http, peer, stats, slot);
+                self.spawn_serving(
+                    io,
+                    Speaks { tls: false, http },
+                    peer,
+                    stats,
+                    slot,
+                    first_wait,
+                );
             }
             Some(tls) => {
                 // A plain HTTP request gets a 400 that says so, not a TLS alert.
@@ -202,15 +225,30 @@ impl<H: Handler> Connection<H> {
                         return;
                     }
                 };
+                first_wait = tokio::time::Instant::now();
                 if let Some(http) = from_alpn(stream.get_ref().1.alpn_protocol()) {
-                    return self.spawn_serving(stream, true, http, peer, stats, slot);
+                    return self.spawn_serving(
+                        stream,
+                        Speaks { tls: true, http },
+                        peer,
+                        stats,
+                        slot,
+                        first_wait,
+                    );
                 }
                 // No ALPN: told by the first bytes, read (a TLS stream has no peek).
                 let Some(Ok((http, stream))) = self.in_head_time(read_first_bytes(stream)).await
                 else {
                     return;
                 };
-                self.spawn_serving(stream, true, http, peer, stats, slot);
+                self.spawn_serving(
+                    stream,
+                    Speaks { tls: true, http },
+                    peer,
+                    stats,
+                    slot,
+                    first_wait,
+                );
             }
         }
     }
@@ -236,15 +274,16 @@ impl<H: Handler> Connection<H> {
     fn spawn_serving<IO>(
         &self,
         io: IO,
-        tls: bool,
-        http: Http,
+        speaks: Speaks,
         peer: SocketAddr,
         stats: Arc<ConnStats>,
         slot: Slot,
+        first_wait: tokio::time::Instant,
     ) where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let (io, closer) = H2Guard::new(io, self.settings.h2.max_control_frames);
+        let Speaks { tls, http } = speaks;
         let ctx = Arc::new(ConnCtx::new(
             peer,
             tls,
@@ -284,7 +323,7 @@ impl<H: Handler> Connection<H> {
                 self.http
                     .h1
                     .clone()
-                    .timer(HeadTimer::new(watch.stats.clone()))
+                    .timer(HeadTimer::new(watch.stats.clone(), first_wait))
                     .serve_connection(io, service)
                     .with_upgrades(),
                 |c: Pin<&mut _>| c.graceful_shutdown(),

@@ -7,10 +7,13 @@
 //! `header_read_timeout` (10 s) rather than `limits.idle_timeout` (75 s).
 //! This timer, handed to hyper per connection, starts its clock only when
 //! bytes arrive after hyper armed it, as nginx's `client_header_timeout`
-//! runs from the first byte of a keep-alive request. A connection that has
-//! not started a request yet is timed from the moment hyper arms the timer,
-//! so a client that connects and sends nothing is cut as before. Idle
-//! connections are the watchdog's (`idle_timeout`).
+//! runs from the first byte of a keep-alive request. A connection's first
+//! head is timed from when the connection began to wait for it (after the
+//! TLS handshake), the listener's wait for the bytes that tell its HTTP
+//! included, so a client that connects and sends nothing, or one byte and
+//! then nothing, is cut at `header_read_timeout` from then, as nginx's
+//! `client_header_timeout` runs from accept. Idle connections are the
+//! watchdog's (`idle_timeout`).
 //!
 //! A head that arrives in one read is parsed before hyper ever polls the
 //! timer, so no tokio timer is registered for it at all.
@@ -20,18 +23,23 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::ConnStats;
 
 /// hyper's timer for one HTTP/1.1 connection.
 pub struct HeadTimer {
     stats: Arc<ConnStats>,
+    /// When the connection began to wait for its first request: the first
+    /// head's clock runs from here.
+    first_wait: Instant,
 }
 
 impl HeadTimer {
-    pub fn new(stats: Arc<ConnStats>) -> Self {
-        HeadTimer { stats }
+    pub fn new(stats: Arc<ConnStats>, first_wait: Instant) -> Self {
+        HeadTimer { stats, first_wait }
     }
 }
 
@@ -42,24 +50,27 @@ impl hyper::rt::Timer for HeadTimer {
         Box::pin(HeadSleep {
             armed_at_reads: stats.reads(),
             waits_for_first_byte,
+            since: (!waits_for_first_byte).then_some(self.first_wait),
             stats,
             duration,
             clock: None,
         })
     }
 
-    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        self.sleep(deadline.saturating_duration_since(Instant::now()))
+    fn sleep_until(&self, deadline: std::time::Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        self.sleep(deadline.saturating_duration_since(std::time::Instant::now()))
     }
 }
 
 pin_project_lite::pin_project! {
-    /// Pending until its clock runs out; the clock starts at once, or at the
-    /// first read after arming (`waits_for_first_byte`).
+    /// Pending until its clock runs out; the clock runs from `since` (a
+    /// connection's first head), or from the first read after arming
+    /// (`waits_for_first_byte`).
     struct HeadSleep {
         stats: Arc<ConnStats>,
         armed_at_reads: u64,
         waits_for_first_byte: bool,
+        since: Option<Instant>,
         duration: Duration,
         #[pin]
         clock: Option<tokio::time::Sleep>,
@@ -77,7 +88,9 @@ impl Future for HeadSleep {
             if *this.waits_for_first_byte && this.stats.reads() == *this.armed_at_reads {
                 return Poll::Pending;
             }
-            this.clock.set(Some(tokio::time::sleep(*this.duration)));
+            let since = this.since.unwrap_or_else(Instant::now);
+            this.clock
+                .set(Some(tokio::time::sleep_until(since + *this.duration)));
         }
         this.clock
             .as_pin_mut()
@@ -98,19 +111,27 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn before_the_first_request_the_clock_runs_from_arming() {
-        let timer = HeadTimer::new(stats());
+    async fn the_first_head_is_timed_from_the_connections_first_wait() {
+        let timer = HeadTimer::new(stats(), Instant::now());
+        // The listener waited 6 s for the bytes that told its HTTP.
+        tokio::time::advance(Duration::from_secs(6)).await;
+        let armed = Instant::now();
         let sleep = timer.sleep(Duration::from_secs(10));
         tokio::time::timeout(Duration::from_secs(11), sleep)
             .await
             .expect("a connection that sends nothing is cut");
+        assert_eq!(
+            armed.elapsed(),
+            Duration::from_secs(4),
+            "10 s from the first wait"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn between_requests_the_clock_waits_for_the_next_heads_first_byte() {
         let stats = stats();
         stats.started.store(true, Ordering::Relaxed);
-        let timer = HeadTimer::new(stats.clone());
+        let timer = HeadTimer::new(stats.clone(), Instant::now());
         let mut sleep = timer.sleep(Duration::from_secs(10));
         let idle = tokio::time::timeout(Duration::from_secs(60), sleep.as_mut()).await;
         assert!(idle.is_err(), "an idle keep-alive connection is not timed");

@@ -155,6 +155,33 @@ async fn a_plaintext_connection_is_served_by_its_first_bytes_and_a_silent_one_is
     assert!(cut_off.is_empty(), "nothing is said to a silent connection");
 }
 
+/// The first head's header-read timeout runs from the connection's start,
+/// the wait for the bytes that tell its HTTP included: a client that waits,
+/// sends one byte and stalls is cut `header_read_timeout` after it
+/// connected, not that long after its byte (nginx's client_header_timeout).
+#[tokio::test]
+async fn a_first_head_is_timed_from_the_connections_start() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url())
+        .plaintext()
+        .set("limits", "header_read_timeout = \"2s\"")
+        .start()
+        .await;
+    let connected = std::time::Instant::now();
+    let mut late = TcpStream::connect(gw.addr).await.unwrap();
+    // The scenario itself: most of the budget spent saying nothing.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    late.write_all(b"G").await.unwrap();
+    within(5, "the stalled first head is cut", read_to_close(late)).await;
+    let took = connected.elapsed();
+    // From its byte the budget would end at 3.6 s; from the start at 2 s.
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_millis(3000),
+        "cut after {took:?}, not header_read_timeout (2 s) after connecting"
+    );
+    assert!(up.requests().is_empty());
+}
+
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed() {
     let up = Upstream::start().await;
