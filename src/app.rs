@@ -13,6 +13,7 @@ use crate::auth::Authenticator;
 use crate::authz::Authz;
 use crate::config::{Config, LoginMethod};
 use crate::http::admission::Admission;
+use crate::http::expiry::ExpiryWarning;
 use crate::http::gateway::Gateway;
 use crate::keyring::Keyring;
 use crate::leaks::Leaks;
@@ -223,7 +224,13 @@ pub async fn start(
                 metrics.clone(),
                 trusted_header(config),
             );
-            let handler = Arc::new(Authz::new(config, authz, admission, metrics.clone()));
+            let handler = Arc::new(Authz::new(
+                config,
+                authz,
+                admission,
+                metrics.clone(),
+                ExpiryWarning::new(keyring.warn_window()),
+            ));
             let authz_settings = listener::Settings {
                 name: "authz",
                 tls: settings.tls.clone().filter(|_| authz.tls),

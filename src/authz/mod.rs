@@ -1,7 +1,8 @@
 //! The auth listener (`[authz] addr`): keygate as the auth service of a
 //! proxy that stays in the data path. The proxy asks about each request and
 //! keygate answers "yes, as this user" (`200` with the identity header and
-//! `X-Keygate-Key-Id` to copy onto the request to the app) or no: the very
+//! `X-Keygate-Key-Id` to copy onto the request to the app, and
+//! `KeyGate-Key-Expires` for a key expiring soon) or no: the very
 //! refusal the gateway would answer (401 + challenge, 403 for a read key
 //! writing, 429, 503 + `Retry-After` when the store cannot be asked).
 //!
@@ -39,8 +40,9 @@ use self::error::CheckError;
 use crate::config::Config;
 use crate::conn::{ConnCtx, Handler};
 use crate::http::access::Completion;
-use crate::http::admission::Admission;
+use crate::http::admission::{Admission, Admitted};
 use crate::http::body::ResponseBody;
+use crate::http::expiry::ExpiryWarning;
 use crate::http::refusal::Refusals;
 use crate::http::response;
 use crate::metrics::{AuthzRoute, Metrics};
@@ -54,6 +56,8 @@ pub struct Authz {
     metrics: Arc<Metrics>,
     trusted_proxies: Vec<IpNet>,
     identity_header: HeaderName,
+    /// `KeyGate-Key-Expires` on a yes for a key expiring soon, as the gateway's.
+    expiry_warning: ExpiryWarning,
     access_log: bool,
 }
 
@@ -67,6 +71,7 @@ impl Authz {
         authz: &crate::config::Authz,
         admission: Admission,
         metrics: Arc<Metrics>,
+        expiry_warning: ExpiryWarning,
     ) -> Self {
         Authz {
             admission: admission.trusting(authz.trusted_proxies.clone()),
@@ -74,6 +79,7 @@ impl Authz {
             metrics,
             trusted_proxies: authz.trusted_proxies.clone(),
             identity_header: config.auth.identity_header.clone(),
+            expiry_warning,
             access_log: config.log.access_log,
         }
     }
@@ -108,12 +114,11 @@ impl Authz {
             .await
             .map_err(CheckError::Refused)?;
         done.set_admitted(&admitted);
-        Ok(allowed::answer(
-            contract,
-            h,
-            &self.identity_header,
-            &credentials,
-        ))
+        let mut yes = allowed::answer(contract, h, &self.identity_header, &credentials);
+        if let Admitted::Key(p) = &admitted {
+            self.expiry_warning.apply(p, yes.headers_mut(), done);
+        }
+        Ok(yes)
     }
 }
 

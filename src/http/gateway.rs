@@ -15,7 +15,7 @@
 use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
@@ -26,16 +26,15 @@ use ipnet::IpNet;
 use super::access::Completion;
 use super::admission::{Admission, Admitted};
 use super::body::ResponseBody;
+use super::expiry::ExpiryWarning;
 use super::headers;
 use super::own_path;
 use super::refusal::{Refusal, Refusals};
 use super::response;
 use super::self_rotation::{self, SelfRotation};
-use crate::auth::Principal;
 use crate::config::Config;
 use crate::conn::{ConnCtx, Handler};
 use crate::keyring::Keyring;
-use crate::keys::{rfc3339, unix_now};
 use crate::metrics::Metrics;
 use crate::upstream::pool::Lease;
 use crate::upstream::{self, upgrade, Upstream};
@@ -58,8 +57,8 @@ pub struct Gateway<P> {
     own_pages: P,
     /// `/.keygate/api/rotate`: a key rotates itself (admitted here, by key).
     self_rotation: SelfRotation,
-    /// `keys.warn_before`'s first offset: keys expiring within it are told so.
-    warn_window: Option<Duration>,
+    /// Keys expiring within `keys.warn_before`'s first offset are told so.
+    expiry_warning: ExpiryWarning,
     admission: Admission,
     refusals: Refusals,
     upstream: Upstream,
@@ -81,7 +80,7 @@ impl<P: OwnPages> Gateway<P> {
     ) -> Self {
         Gateway {
             own_pages,
-            warn_window: keyring.warn_window(),
+            expiry_warning: ExpiryWarning::new(keyring.warn_window()),
             self_rotation: SelfRotation::new(keyring, config.self_service.creates_per_hour),
             admission,
             refusals: Refusals::new(metrics.clone(), &config.auth.realm),
@@ -133,31 +132,9 @@ impl<P: OwnPages> Gateway<P> {
         // Only keygate says when a key expires.
         resp.headers_mut().remove(headers::KEY_EXPIRES);
         if let Admitted::Key(p) = &admitted {
-            self.expiry_warning(p, &mut resp, done);
+            self.expiry_warning.apply(p, resp.headers_mut(), done);
         }
         resp
-    }
-
-    /// `KeyGate-Key-Expires` (and the access log's `key_expires`) when the
-    /// key expires within `keys.warn_before`'s first offset.
-    fn expiry_warning(
-        &self,
-        principal: &Principal,
-        resp: &mut Response<ResponseBody>,
-        done: &mut Completion,
-    ) {
-        let (Some(window), Some(expires)) = (self.warn_window, principal.record().expires_at)
-        else {
-            return;
-        };
-        if expires > unix_now().saturating_add(window.as_secs()) {
-            return;
-        }
-        let at = rfc3339(expires);
-        if let Ok(value) = HeaderValue::from_str(&at) {
-            resp.headers_mut().insert(headers::KEY_EXPIRES, value);
-        }
-        done.set_key_expires(&at);
     }
 
     /// Route: keygate's own paths, also under a lenient spelling of the

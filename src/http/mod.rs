@@ -8,6 +8,7 @@
 pub(crate) mod access;
 pub(crate) mod admission;
 pub(crate) mod body;
+pub(crate) mod expiry;
 pub(crate) mod gateway;
 pub mod headers;
 pub(crate) mod html;

@@ -1,6 +1,8 @@
 //! Each route against its proxy's contract, asked directly over TLS (or
 //! plain HTTP on loopback), as nginx, Caddy, Traefik and Envoy ask.
 
+use std::time::Duration;
+
 use http::{Method, StatusCode};
 use keygate::keyring::Ttl;
 use keygate::keys::Scope;
@@ -112,6 +114,53 @@ async fn each_route_answers_200_with_the_keys_user_for_the_proxy_to_copy() {
         up.requests().is_empty(),
         "the auth listener forwarded a check"
     );
+}
+
+/// A yes for a key expiring within `keys.warn_before`'s first offset says
+/// when, as the gateway's answers do, for the proxy to pass on; a key with
+/// longer to live gets no such header.
+#[tokio::test]
+async fn a_yes_for_a_key_expiring_soon_carries_keygate_key_expires() {
+    use keygate::keys::{rfc3339, unix_now};
+    let (_up, gw) = gateway(|b| {
+        b.set("keys", "warn_before = [\"1d\"]");
+    })
+    .await;
+    let earliest = unix_now() + 12 * 3600;
+    let (soon, _) = gw
+        .key_with(
+            "nora",
+            Ttl::For(Duration::from_secs(12 * 3600)),
+            Scope::Full,
+        )
+        .await;
+    let latest = unix_now() + 12 * 3600;
+    let (later, _) = gw
+        .key_with(
+            "nora",
+            Ttl::For(Duration::from_secs(30 * 86400)),
+            Scope::Full,
+        )
+        .await;
+    let c = client::h1(&gw.ca);
+    for route in [FORWARD_AUTH, AUTH_REQUEST, "ext-authz"] {
+        let a = check(&c, &gw, route, "GET", "/", &[("apikey", soon.as_str())]).await;
+        assert_eq!(a.status, StatusCode::OK, "{route}: {}", a.text());
+        let said = a
+            .headers
+            .get("keygate-key-expires")
+            .unwrap_or_else(|| panic!("{route}: no keygate-key-expires"))
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            (earliest..=latest).any(|t| rfc3339(t) == said),
+            "{route}: {said} is not the key's expiry"
+        );
+        let a = check(&c, &gw, route, "GET", "/", &[("apikey", later.as_str())]).await;
+        assert_eq!(a.status, StatusCode::OK, "{route}");
+        assert!(a.headers.get("keygate-key-expires").is_none(), "{route}");
+    }
 }
 
 #[tokio::test]

@@ -431,3 +431,43 @@ macro_rules! through {
 }
 
 through!(nginx => Kind::Nginx, caddy => Kind::Caddy, traefik => Kind::Traefik);
+
+/// nginx, with deploy/nginx/keygate.conf, passes keygate's
+/// `KeyGate-Key-Expires` on to the client for a key expiring soon, and
+/// sends none for a key with longer to live. (Caddy and Traefik copy auth
+/// answers onto the request to the app, not onto the client's response.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nginx, Caddy and Traefik: run through scripts/test.sh"]
+async fn nginx_tells_the_client_when_its_key_expires() {
+    use keygate::keys::{rfc3339, unix_now};
+    let s = setup(Kind::Nginx, false, |b| {
+        b.set("keys", "warn_before = [\"1d\"]");
+    })
+    .await;
+    let day = Duration::from_secs(86400);
+    let earliest = unix_now() + day.as_secs() / 2;
+    let (soon, _) = s.gw.key_with("nora", Ttl::For(day / 2), Scope::Full).await;
+    let latest = unix_now() + day.as_secs() / 2;
+    let (later, _) = s.gw.key_with("nora", Ttl::For(day * 30), Scope::Full).await;
+    let url = s.front.url("/expiring");
+    let head_of = |key: String| {
+        let user = format!("apikey:{key}");
+        let url = url.clone();
+        async move {
+            let out = curl(&["-i", "-u", &user, &url]).await;
+            assert_eq!(out.status, 200, "{}", out.body);
+            out.body.to_ascii_lowercase()
+        }
+    };
+    let head = head_of(soon).await;
+    let said = head
+        .lines()
+        .find_map(|l| l.strip_prefix("keygate-key-expires: "))
+        .unwrap_or_else(|| panic!("no keygate-key-expires in {head}"));
+    assert!(
+        (earliest..=latest).any(|t| rfc3339(t).to_ascii_lowercase() == said.trim()),
+        "{said} is not the key's expiry"
+    );
+    let head = head_of(later).await;
+    assert!(!head.contains("keygate-key-expires"), "{head}");
+}
