@@ -25,7 +25,7 @@ pub enum Parsed<'a> {
 
 /// Parse an `Authorization` value; a Basic credential is decoded whole only
 /// when its user is `our_user` (which holds no `:`).
-pub fn parse<'a>(value: &'a [u8], our_user: &str) -> Parsed<'a> {
+pub fn parse<'a>(value: &'a [u8], our_user: &OurUser) -> Parsed<'a> {
     if value.len() > MAX_LEN {
         return Parsed::Malformed;
     }
@@ -43,7 +43,9 @@ pub fn parse<'a>(value: &'a [u8], our_user: &str) -> Parsed<'a> {
         return Parsed::OtherScheme;
     }
     let token = rest.trim_ascii();
-    if names_another_user(token, our_user) {
+    // A key's credential starts with our user's characters: decoded whole at
+    // once. Anything else may show another user in its first groups.
+    if !token.starts_with(&our_user.encoded) && names_another_user(token, &our_user.name) {
         return Parsed::OtherUser;
     }
     let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(token) else {
@@ -79,6 +81,34 @@ fn names_another_user(token: &[u8], our_user: &str) -> bool {
     }
 }
 
+/// The Basic user name whose password is a key (`auth.username`), with the
+/// base64 characters every credential for it starts with.
+pub struct OurUser {
+    name: String,
+    /// The characters of base64(`name:`) that `name:` alone determines.
+    encoded: Vec<u8>,
+}
+
+impl OurUser {
+    pub fn new(name: &str) -> Self {
+        let with_colon = format!("{name}:");
+        let mut encoded = base64::engine::general_purpose::STANDARD_NO_PAD
+            .encode(&with_colon)
+            .into_bytes();
+        // A character's 6 bits must all be the name's (the next ones share
+        // bits with the password's first byte).
+        encoded.truncate(with_colon.len() * 8 / 6);
+        OurUser {
+            name: name.to_owned(),
+            encoded,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
 /// Decoded Basic credentials: one allocation, split lazily. The password
 /// may be a key: `Debug` shows the user only.
 pub struct Credentials {
@@ -110,6 +140,10 @@ impl fmt::Debug for Credentials {
 mod tests {
     use super::*;
 
+    fn apikey() -> OurUser {
+        OurUser::new("apikey")
+    }
+
     fn basic(s: &str) -> Vec<u8> {
         format!(
             "Basic {}",
@@ -120,7 +154,7 @@ mod tests {
 
     #[test]
     fn splits_at_the_first_colon() {
-        match parse(&basic("apikey:kg_a:b"), "apikey") {
+        match parse(&basic("apikey:kg_a:b"), &apikey()) {
             Parsed::Basic(c) => {
                 assert_eq!(c.user(), "apikey");
                 assert!(
@@ -135,19 +169,19 @@ mod tests {
 
     #[test]
     fn rejects_bad_base64_no_colon_and_huge_values() {
-        assert!(matches!(parse(b"Basic !!!", "apikey"), Parsed::Malformed));
+        assert!(matches!(parse(b"Basic !!!", &apikey()), Parsed::Malformed));
         assert!(matches!(
-            parse(&basic("apikey"), "apikey"),
+            parse(&basic("apikey"), &apikey()),
             Parsed::Malformed
         ));
         let huge = vec![b'a'; MAX_LEN + 1];
-        assert!(matches!(parse(&huge, "apikey"), Parsed::Malformed));
+        assert!(matches!(parse(&huge, &apikey()), Parsed::Malformed));
         assert!(matches!(
-            parse(b"Bearer abc", "apikey"),
+            parse(b"Bearer abc", &apikey()),
             Parsed::Bearer("abc")
         ));
         assert!(matches!(
-            parse(b"Digest x=1", "apikey"),
+            parse(b"Digest x=1", &apikey()),
             Parsed::OtherScheme
         ));
     }
@@ -155,36 +189,39 @@ mod tests {
     #[test]
     fn another_users_credential_is_told_by_its_first_bytes() {
         let app_user = basic("alice@example.org:hunter2");
-        assert!(matches!(parse(&app_user, "apikey"), Parsed::OtherUser));
+        assert!(matches!(parse(&app_user, &apikey()), Parsed::OtherUser));
         // Its tail is the app's to judge: not base64 past the user name.
         let mut bad_tail = basic("alice@example.org:x");
         bad_tail.extend_from_slice(b"!!!!");
-        assert!(matches!(parse(&bad_tail, "apikey"), Parsed::OtherUser));
+        assert!(matches!(parse(&bad_tail, &apikey()), Parsed::OtherUser));
         // A user name that only starts like ours, or ours without the colon.
         for other in ["apikeys:kg_x", "apikex:kg_x", "APIKEY:kg_x"] {
             assert!(
-                matches!(parse(&basic(other), "apikey"), Parsed::OtherUser),
+                matches!(parse(&basic(other), &apikey()), Parsed::OtherUser),
                 "{other}"
             );
         }
         // Ours, with a tail that is not base64: still judged whole.
         let mut ours_bad_tail = basic("apikey:kg_abcdef");
         ours_bad_tail.extend_from_slice(b"!!!!");
-        assert!(matches!(parse(&ours_bad_tail, "apikey"), Parsed::Malformed));
-        // Too short to tell, or a prefix that is not base64: decoded whole.
-        assert!(matches!(parse(&basic("ab:c"), "apikey"), Parsed::Basic(_)));
         assert!(matches!(
-            parse(b"Basic !!!!!!!!!!!!!!!!", "apikey"),
+            parse(&ours_bad_tail, &apikey()),
+            Parsed::Malformed
+        ));
+        // Too short to tell, or a prefix that is not base64: decoded whole.
+        assert!(matches!(parse(&basic("ab:c"), &apikey()), Parsed::Basic(_)));
+        assert!(matches!(
+            parse(b"Basic !!!!!!!!!!!!!!!!", &apikey()),
             Parsed::Malformed
         ));
         // A long configured user name is compared after the whole decode.
         let long = "u".repeat(80);
-        match parse(&basic(&format!("{long}:kg_y")), &long) {
+        match parse(&basic(&format!("{long}:kg_y")), &OurUser::new(&long)) {
             Parsed::Basic(c) => assert_eq!(c.user(), long),
             _ => panic!("expected Basic"),
         }
         assert!(matches!(
-            parse(&basic(&format!("{long}x:kg_y")), &long),
+            parse(&basic(&format!("{long}x:kg_y")), &OurUser::new(&long)),
             Parsed::Basic(_)
         ));
     }

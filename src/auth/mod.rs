@@ -40,7 +40,7 @@ pub struct Authenticator {
     keyring: Keyring,
     /// Each key's last use, written off the request path.
     last_used: LastUsed,
-    username: String,
+    username: basic::OurUser,
     accept: Accept,
 }
 
@@ -51,7 +51,7 @@ impl Authenticator {
         Authenticator {
             last_used: LastUsed::new(keyring.clone()),
             keyring,
-            username: username.to_owned(),
+            username: basic::OurUser::new(username),
             accept,
         }
     }
@@ -112,7 +112,7 @@ impl Authenticator {
     /// Basic auth for another user name and other schemes belong to the app.
     fn ours(&self, value: &[u8]) -> Result<Option<ApiKey>, AuthError> {
         match basic::parse(value, &self.username) {
-            basic::Parsed::Basic(c) if self.accept.basic && c.user() == self.username => {
+            basic::Parsed::Basic(c) if self.accept.basic && c.user() == self.username.name() => {
                 Ok(Some(c.into_pass()))
             }
             basic::Parsed::Basic(_) | basic::Parsed::OtherUser => Ok(None),

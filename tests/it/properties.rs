@@ -51,7 +51,7 @@ proptest! {
     /// answer is exactly what was encoded.
     #[test]
     fn any_authorization_value_is_decoded_or_refused(value in vec(any::<u8>(), 0..5000)) {
-        if let Parsed::Basic(c) = basic::parse(&value, "apikey") {
+        if let Parsed::Basic(c) = basic::parse(&value, &basic::OurUser::new("apikey")) {
             let user = c.user().to_owned();
             prop_assert!(!user.contains(':'));
             let _ = c.into_pass();
@@ -68,7 +68,7 @@ proptest! {
     ) {
         let value = format!("{scheme}{}{}  ", " ".repeat(pad), b64(&raw));
         let other_user = !raw.starts_with(b"apikey:");
-        match (basic::parse(value.as_bytes(), "apikey"), String::from_utf8(raw)) {
+        match (basic::parse(value.as_bytes(), &basic::OurUser::new("apikey")), String::from_utf8(raw)) {
             // Another user's credential may be told by its first bytes alone.
             (Parsed::OtherUser, _) => prop_assert!(other_user),
             (Parsed::Basic(c), Ok(text)) => {
@@ -91,7 +91,7 @@ proptest! {
     ) {
         let value = format!("{scheme} {}", b64(format!("{user}:{pass}").as_bytes()));
         // Parsed for this user (ours): decoded whole, whatever its length.
-        match basic::parse(value.as_bytes(), &user) {
+        match basic::parse(value.as_bytes(), &basic::OurUser::new(&user)) {
             Parsed::Basic(c) if value.len() <= 4096 => {
                 prop_assert_eq!(c.user(), user.as_str());
                 let key = c.into_pass();
@@ -101,7 +101,7 @@ proptest! {
             _ => prop_assert!(false, "not Basic: {value:?}"),
         }
         // Parsed for another user name: never taken for it.
-        match basic::parse(value.as_bytes(), "apikey") {
+        match basic::parse(value.as_bytes(), &basic::OurUser::new("apikey")) {
             Parsed::OtherUser => prop_assert_ne!(user.as_str(), "apikey"),
             Parsed::Basic(c) => prop_assert_eq!(c.user(), user.as_str()),
             Parsed::Malformed => prop_assert!(value.len() > 4096),
@@ -117,7 +117,7 @@ proptest! {
         after in 0usize..4,
     ) {
         let value = format!("{scheme}{}{token}{}", " ".repeat(before), " ".repeat(after));
-        prop_assert!(matches!(basic::parse(value.as_bytes(), "apikey"), Parsed::Bearer(t) if t == token));
+        prop_assert!(matches!(basic::parse(value.as_bytes(), &basic::OurUser::new("apikey")), Parsed::Bearer(t) if t == token));
     }
 }
 
