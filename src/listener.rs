@@ -120,7 +120,7 @@ struct HttpBuilders {
 fn http_builders(settings: &Settings) -> HttpBuilders {
     let mut h1 = http1::Builder::new();
     // The timer is set per connection (`conn::head_timer`, in `serve`).
-    h1.header_read_timeout(settings.header_read_timeout)
+    h1.header_read_timeout(crate::deadline::capped(settings.header_read_timeout))
         // hyper answers 431 when the request head does not fit.
         .max_buf_size(settings.max_header_bytes.max(8192));
     let limits = &settings.h2;
@@ -152,10 +152,13 @@ struct Connection<H> {
     drain: watch::Receiver<bool>,
 }
 
-/// What a connection speaks, as the listener found out before serving it.
+/// What a connection speaks, as the listener found out before serving it,
+/// and since when it has waited for its first request (the first head's
+/// `header_read_timeout` runs from then: `conn::head_timer`).
 struct Speaks {
     tls: bool,
     http: Http,
+    first_wait: tokio::time::Instant,
 }
 
 // === impl Connection ===
@@ -170,44 +173,39 @@ impl<H: Handler> Connection<H> {
             inner: tcp,
             stats: stats.clone(),
         };
-        // The first request head's header_read_timeout runs from here on
-        // plaintext, from the end of the handshake over TLS.
-        let mut first_wait = tokio::time::Instant::now();
         match self.settings.tls.clone() {
             None => {
+                // The first head's header_read_timeout runs from accept.
+                let first_wait = tokio::time::Instant::now();
+                let speaks = |http| Speaks {
+                    tls: false,
+                    http,
+                    first_wait,
+                };
                 // Told by the first bytes: peeked when they suffice (nothing
                 // then stands between hyper and the socket), else read.
                 let mut first = [0u8; H2_PREFACE.len()];
-                let peeked = match self.in_head_time(io.inner.peek(&mut first)).await {
+                let peeked = match self
+                    .in_head_time(first_wait, io.inner.peek(&mut first))
+                    .await
+                {
                     Some(Ok(n)) if n > 0 => Http::from_first_bytes(&first[..n]),
                     _ => return,
                 };
                 if let Some(http) = peeked {
-                    return self.spawn_serving(
-                        io,
-                        Speaks { tls: false, http },
-                        peer,
-                        stats,
-                        slot,
-                        first_wait,
-                    );
+                    return self.spawn_serving(io, speaks(http), peer, stats, slot);
                 }
-                let Some(Ok((http, io))) = self.in_head_time(read_first_bytes(io)).await else {
+                let Some(Ok((http, io))) =
+                    self.in_head_time(first_wait, read_first_bytes(io)).await
+                else {
                     return;
                 };
-                self.spawn_serving(
-                    io,
-                    Speaks { tls: false, http },
-                    peer,
-                    stats,
-                    slot,
-                    first_wait,
-                );
+                self.spawn_serving(io, speaks(http), peer, stats, slot);
             }
             Some(tls) => {
                 // A plain HTTP request gets a 400 that says so, not a TLS alert.
                 let limit = self.settings.tls_handshake_timeout;
-                let deadline = tokio::time::Instant::now() + limit;
+                let deadline = crate::deadline::after(tokio::time::Instant::now(), limit);
                 if crate::plain_http::answered(&mut io.inner, limit).await {
                     return;
                 }
@@ -225,43 +223,43 @@ impl<H: Handler> Connection<H> {
                         return;
                     }
                 };
-                first_wait = tokio::time::Instant::now();
+                // The first head's header_read_timeout runs from the handshake's end.
+                let first_wait = tokio::time::Instant::now();
+                let speaks = |http| Speaks {
+                    tls: true,
+                    http,
+                    first_wait,
+                };
                 if let Some(http) = from_alpn(stream.get_ref().1.alpn_protocol()) {
-                    return self.spawn_serving(
-                        stream,
-                        Speaks { tls: true, http },
-                        peer,
-                        stats,
-                        slot,
-                        first_wait,
-                    );
+                    return self.spawn_serving(stream, speaks(http), peer, stats, slot);
                 }
                 // No ALPN: told by the first bytes, read (a TLS stream has no peek).
-                let Some(Ok((http, stream))) = self.in_head_time(read_first_bytes(stream)).await
+                let Some(Ok((http, stream))) = self
+                    .in_head_time(first_wait, read_first_bytes(stream))
+                    .await
                 else {
                     return;
                 };
-                self.spawn_serving(
-                    stream,
-                    Speaks { tls: true, http },
-                    peer,
-                    stats,
-                    slot,
-                    first_wait,
-                );
+                self.spawn_serving(stream, speaks(http), peer, stats, slot);
             }
         }
     }
 
-    /// `step` (waiting for a connection's first bytes) within
-    /// `limits.header_read_timeout`, as hyper times a request head; `None`
-    /// when the time is up or the listener drains first.
-    async fn in_head_time<F: Future>(&self, step: F) -> Option<F::Output> {
+    /// `step` (waiting for a connection's first bytes) within the first
+    /// head's `limits.header_read_timeout`, counted from `first_wait` as
+    /// hyper's timer then goes on counting it; `None` when the time is up or
+    /// the listener drains first.
+    async fn in_head_time<F: Future>(
+        &self,
+        first_wait: tokio::time::Instant,
+        step: F,
+    ) -> Option<F::Output> {
         let mut drain = self.drain.clone();
+        let deadline = crate::deadline::after(first_wait, self.settings.header_read_timeout);
         tokio::select! {
             biased;
             _ = drain.wait_for(|draining| *draining) => None,
-            done = tokio::time::timeout(self.settings.header_read_timeout, step) => done.ok(),
+            done = tokio::time::timeout_at(deadline, step) => done.ok(),
         }
     }
 
@@ -278,12 +276,15 @@ impl<H: Handler> Connection<H> {
         peer: SocketAddr,
         stats: Arc<ConnStats>,
         slot: Slot,
-        first_wait: tokio::time::Instant,
     ) where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let (io, closer) = H2Guard::new(io, self.settings.h2.max_control_frames);
-        let Speaks { tls, http } = speaks;
+        let Speaks {
+            tls,
+            http,
+            first_wait,
+        } = speaks;
         let ctx = Arc::new(ConnCtx::new(
             peer,
             tls,

@@ -17,6 +17,7 @@ use hyper::body::Incoming;
 use rustls_pki_types::ServerName;
 
 use crate::config;
+use crate::deadline;
 use pool::{Connector, Lease, Pool};
 
 #[derive(Debug, thiserror::Error)]
@@ -87,10 +88,7 @@ impl Upstream {
         req: Request<Incoming>,
         now: Instant,
     ) -> impl Future<Output = Result<(Response<Incoming>, Lease), UpstreamError>> + Send + '_ {
-        // A timeout too large to add (humantime accepts centuries) waits forever, as tokio's own.
-        let deadline = now
-            .checked_add(self.response_timeout)
-            .map_or_else(far_future, tokio::time::Instant::from_std);
+        let deadline = deadline::after(tokio::time::Instant::from_std(now), self.response_timeout);
         let timeout = self.response_timeout;
         tokio::time::timeout_at(deadline, self.send_inner(req, now))
             .map(move |sent| sent.unwrap_or(Err(UpstreamError::Timeout(timeout))))
@@ -131,11 +129,6 @@ impl Upstream {
             }
         }
     }
-}
-
-/// A deadline that never comes (tokio's choice for an overflowing timeout: about 30 years).
-fn far_future() -> tokio::time::Instant {
-    tokio::time::Instant::now() + Duration::from_secs(86400 * 365 * 30)
 }
 
 /// `host:port` to connect to (the URL may leave the port implicit).

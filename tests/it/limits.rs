@@ -182,6 +182,41 @@ async fn a_first_head_is_timed_from_the_connections_start() {
     assert!(up.requests().is_empty());
 }
 
+/// Connection timeouts too large to add to the clock (the config accepts
+/// centuries) mean no deadline, not a panic per connection: over TLS and
+/// on plaintext, where the first bytes are waited for under the header-read
+/// timeout too.
+#[tokio::test]
+async fn enormous_connection_timeouts_are_no_deadline() {
+    let up = Upstream::start().await;
+    let limits = "header_read_timeout = \"300000000000y\"\n\
+                  tls_handshake_timeout = \"300000000000y\"\n\
+                  idle_timeout = \"300000000000y\"\n\
+                  send_timeout = \"300000000000y\"";
+    let tls = builder(&up.url()).set("limits", limits).start().await;
+    let answer = within(
+        10,
+        "answer over TLS",
+        get(&client::h1(&tls.ca), &tls.url("/")),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let plain = builder(&up.url())
+        .plaintext()
+        .set("limits", limits)
+        .start()
+        .await;
+    let mut h1 = TcpStream::connect(plain.addr).await.unwrap();
+    h1.write_all(b"GET / HTTP/1.1\r\nHost: app\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = within(5, "answer on plaintext", h1.read(&mut buf))
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+}
+
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed() {
     let up = Upstream::start().await;
