@@ -3,14 +3,15 @@
 //! Requests answer 503 within `store.timeout` instead of waiting for Redis,
 //! keys cached before keep working while the cache's lease lasts, nothing
 //! hangs, and once the relay passes everything again keygate recovers by
-//! itself, without a restart.
+//! itself, without a restart. A connection that goes silent for good is
+//! replaced, so keygate recovers even while it stays silent.
 
 use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
 use serde_json::json;
 
-use crate::support::admin::{call, create_key};
+use crate::support::admin::{call, create_key, json_of};
 use crate::support::client::{self, HttpsClient};
 use crate::support::eventually;
 use crate::support::gateway::{builder, TestGateway};
@@ -39,6 +40,84 @@ async fn a_redis_that_stops_half_way_through_a_reply_means_503_in_time_then_reco
     slow_redis(Mode::CutReply).await;
 }
 
+/// A connection that goes silent for good, without a reset (a firewall or
+/// NAT that forgot the flow): the call on it fails closed in time, and the
+/// connection is replaced, so keys work again and the instance rejoins the
+/// fleet while the old connection stays open and silent.
+#[tokio::test]
+async fn a_redis_connection_gone_silent_for_good_is_replaced() {
+    let redis = RedisServer::start();
+    let relay = Relay::to_port(redis.port).await;
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = slow_gateway(&up, &relay, dir.path()).await;
+    let c = client::h1(&gw.ca);
+    let (cached, _) = create_key(&c, &gw, "olivia").await;
+    let (uncached, _) = create_key(&c, &gw, "peter").await;
+    served_from_the_cache(&gw, &c, &cached).await;
+
+    relay.strand();
+    let asked = Instant::now();
+    assert_eq!(
+        gw.status_with_key(&c, &uncached).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "a key not cached is 503 while its connection is silent (fail closed)"
+    );
+    assert!(
+        asked.elapsed() < ANSWER_WITHIN,
+        "took {:?}",
+        asked.elapsed()
+    );
+
+    eventually(
+        "keys work again on a new connection",
+        50,
+        Duration::from_millis(50),
+        || async { (gw.status_with_key(&c, &uncached).await == StatusCode::OK).then_some(()) },
+    )
+    .await;
+    // Writes have a connection of their own, replaced at its first
+    // timeout too (a creation, or the fleet's heartbeat, in the background).
+    let fresh = eventually(
+        "keys can be created again",
+        50,
+        Duration::from_millis(50),
+        || async {
+            let created = call(
+                &c,
+                &gw,
+                Method::POST,
+                "/v1/keys",
+                Some(json!({ "user": "rita" })),
+            );
+            let created = created.await;
+            (created.status == StatusCode::CREATED)
+                .then(|| json_of(&created)["key"].as_str().unwrap().to_owned())
+        },
+    )
+    .await;
+    assert_eq!(gw.status_with_key(&c, &fresh).await, StatusCode::OK);
+    served_from_the_cache(&gw, &c, &fresh).await;
+}
+
+/// A gateway whose store is reached through `relay`, with a short
+/// `store.timeout` and cache lease.
+async fn slow_gateway(up: &Upstream, relay: &Relay, dir: &std::path::Path) -> TestGateway {
+    let mut b = builder(&up.url());
+    for line in store_section_for(&relay.redis_url(), dir, "slow") {
+        b.set("store", &line);
+    }
+    b.set(
+        "store",
+        &format!("timeout = \"{}ms\"", STORE_TIMEOUT.as_millis()),
+    )
+    .set("auth", "anonymous = \"reject\"")
+    .set("rate_limit", "failed_auth_per_minute = 0")
+    .set("cache", &format!("lease = \"{}ms\"", LEASE.as_millis()))
+    .start()
+    .await
+}
+
 /// One answer while Redis was slow.
 #[derive(Debug)]
 struct Seen {
@@ -54,20 +133,7 @@ async fn slow_redis(mode: Mode) {
     let relay = Relay::to_port(redis.port).await;
     let up = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut b = builder(&up.url());
-    for line in store_section_for(&relay.redis_url(), dir.path(), "slow") {
-        b.set("store", &line);
-    }
-    let gw = b
-        .set(
-            "store",
-            &format!("timeout = \"{}ms\"", STORE_TIMEOUT.as_millis()),
-        )
-        .set("auth", "anonymous = \"reject\"")
-        .set("rate_limit", "failed_auth_per_minute = 0")
-        .set("cache", &format!("lease = \"{}ms\"", LEASE.as_millis()))
-        .start()
-        .await;
+    let gw = slow_gateway(&up, &relay, dir.path()).await;
     let c = client::h1(&gw.ca);
     let (cached, _) = create_key(&c, &gw, "olivia").await;
     let (uncached, _) = create_key(&c, &gw, "peter").await;

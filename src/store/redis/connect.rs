@@ -1,11 +1,11 @@
 //! One command connection for each kind of deployment (see [`super::url`]):
-//! `ConnectionManager` for one server, `ClusterConnection` for a Cluster,
+//! [`SingleConn`] for one server, `ClusterConnection` for a Cluster,
 //! [`SentinelConn`] for a master behind Sentinel. `store.ca_file` adds a CA
 //! for every TLS connection of the deployment.
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, PubSub};
+use redis::aio::{ConnectionLike, PubSub};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
@@ -15,6 +15,7 @@ use redis::{
 };
 
 use super::sentinel::SentinelConn;
+use super::single::SingleConn;
 use super::url::Target;
 
 /// A command connection to the deployment; cheap to clone (all share one
@@ -22,13 +23,8 @@ use super::url::Target;
 /// the store's code is the same for the three kinds.
 #[derive(Clone)]
 pub enum Conn {
-    /// Reconnects by itself (redis-rs).
-    Single {
-        manager: ConnectionManager,
-        /// For pub/sub connections to the same server (boxed: the variants
-        /// stay small, the store is cloned per call).
-        client: Box<Client>,
-    },
+    /// Reconnects by itself (redis-rs), and when a command times out.
+    Single(SingleConn),
     /// Follows the slot map, MOVED/ASK and failovers by itself (redis-rs).
     Cluster {
         conn: ClusterConnection,
@@ -51,15 +47,7 @@ pub fn open(target: &Target, ca: Option<&[u8]>, timeout: Duration) -> RedisResul
                 Some(_) if target.is_tls() => Client::build_with_tls(url.as_str(), certs())?,
                 _ => Client::open(url.as_str())?,
             };
-            let config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(timeout))
-                .set_response_timeout(Some(timeout))
-                .set_number_of_retries(1);
-            let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
-            Ok(Conn::Single {
-                manager,
-                client: Box::new(client),
-            })
+            Ok(Conn::Single(SingleConn::new(client, timeout)?))
         }
         Target::Cluster {
             nodes,
@@ -168,7 +156,7 @@ impl Conn {
     /// node that answers.
     pub async fn pubsub(&self) -> RedisResult<PubSub> {
         match self {
-            Conn::Single { client, .. } => client.get_async_pubsub().await,
+            Conn::Single(s) => s.client().get_async_pubsub().await,
             Conn::Sentinel(s) => s.master().await?.get_async_pubsub().await,
             Conn::Cluster { nodes, .. } => {
                 first_node(nodes, |n| async move { n.get_async_pubsub().await }).await
@@ -217,7 +205,7 @@ where
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            Conn::Single { manager, .. } => manager.req_packed_command(cmd),
+            Conn::Single(s) => s.req_packed_command(cmd),
             Conn::Cluster { conn, .. } => conn.req_packed_command(cmd),
             Conn::Sentinel(s) => s.req_packed_command(cmd),
         }
@@ -230,7 +218,7 @@ impl ConnectionLike for Conn {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Conn::Single { manager, .. } => manager.req_packed_commands(pipeline, offset, count),
+            Conn::Single(s) => s.req_packed_commands(pipeline, offset, count),
             Conn::Cluster { conn, .. } => conn.req_packed_commands(pipeline, offset, count),
             Conn::Sentinel(s) => s.req_packed_commands(pipeline, offset, count),
         }
@@ -238,7 +226,7 @@ impl ConnectionLike for Conn {
 
     fn get_db(&self) -> i64 {
         match self {
-            Conn::Single { manager, .. } => manager.get_db(),
+            Conn::Single(s) => s.get_db(),
             Conn::Cluster { conn, .. } => conn.get_db(),
             Conn::Sentinel(s) => s.get_db(),
         }

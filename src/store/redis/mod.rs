@@ -58,6 +58,7 @@ mod outbox;
 mod repeat;
 mod scan;
 mod sentinel;
+mod single;
 mod url;
 
 use std::collections::HashMap;

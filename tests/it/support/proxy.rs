@@ -10,6 +10,10 @@
 //! * [`Mode::CutReply`]: the next reply stops half-way through and nothing
 //!   more arrives: a server that hangs while it writes.
 //!
+//! [`Relay::strand`] stalls only the connections open at the time, for good,
+//! while new ones pass: a firewall or NAT that forgot those flows, or a
+//! failover behind the same address.
+//!
 //! Nothing is ever lost or reordered: switching back to `Pass` lets the held
 //! bytes through, in order, as TCP would.
 
@@ -35,6 +39,8 @@ pub enum Mode {
 pub struct Relay {
     pub addr: SocketAddr,
     mode: Arc<watch::Sender<Mode>>,
+    /// How many times [`Relay::strand`] was called.
+    strands: Arc<watch::Sender<u64>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -44,19 +50,28 @@ impl Relay {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mode = Arc::new(watch::Sender::new(Mode::Pass));
-        let tx = mode.clone();
+        let strands = Arc::new(watch::Sender::new(0));
+        let (tx, stranded) = (mode.clone(), strands.clone());
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let Ok(server) = TcpStream::connect(target).await else {
                     continue;
                 };
+                let born = *stranded.borrow();
+                let seen = watch::Sender::new(Mode::Pass);
                 let (cr, cw) = client.into_split();
                 let (sr, sw) = server.into_split();
-                tokio::spawn(relay(cr, sw, tx.subscribe(), Direction::Requests));
-                tokio::spawn(relay(sr, cw, tx.subscribe(), Direction::Replies));
+                tokio::spawn(relay(cr, sw, seen.subscribe(), Direction::Requests));
+                tokio::spawn(relay(sr, cw, seen.subscribe(), Direction::Replies));
+                tokio::spawn(view(tx.subscribe(), stranded.subscribe(), born, seen));
             }
         });
-        Relay { addr, mode, task }
+        Relay {
+            addr,
+            mode,
+            strands,
+            task,
+        }
     }
 
     /// A relay to the Redis server listening on `port` of 127.0.0.1.
@@ -81,6 +96,36 @@ impl Relay {
     /// Pass everything through again, held bytes first.
     pub fn heal(&self) {
         self.set(Mode::Pass);
+    }
+
+    /// Stall the connections open now, for good (their sockets stay open);
+    /// connections made afterwards pass as the mode says.
+    pub fn strand(&self) {
+        self.strands.send_modify(|n| *n += 1);
+    }
+}
+
+/// The mode one connection sees: the relay's, until a strand after its
+/// birth (`born` strands before it) leaves it stalled while it lives.
+async fn view(
+    mut mode: watch::Receiver<Mode>,
+    mut strands: watch::Receiver<u64>,
+    born: u64,
+    seen: watch::Sender<Mode>,
+) {
+    loop {
+        if *strands.borrow_and_update() > born {
+            seen.send_replace(Mode::Stall);
+            // Held open (a dropped sender would end the connection).
+            seen.closed().await;
+            return;
+        }
+        seen.send_replace(*mode.borrow_and_update());
+        tokio::select! {
+            changed = mode.changed() => if changed.is_err() { return },
+            changed = strands.changed() => if changed.is_err() { return },
+            _ = seen.closed() => return,
+        }
     }
 }
 
