@@ -1,6 +1,7 @@
-//! Deadlines from configured durations, which humantime lets be centuries:
-//! one too far to add waits forever, as tokio's own `sleep` and `timeout`
-//! do, instead of panicking on the overflow.
+//! Deadlines from configured durations. The config takes at most 100 years,
+//! which the clock can add; past that (a duration from elsewhere) a
+//! deadline waits forever, as tokio's own `sleep` and `timeout` do, instead
+//! of panicking on the overflow.
 
 use std::time::Duration;
 

@@ -109,10 +109,22 @@ pub fn build(raw: Raw, folder: Option<&Path>, problems: &mut Vec<ConfigProblem>)
     })
 }
 
-/// Parse a humantime duration ("30s", "30d", "1h 30m").
+/// The longest duration keygate takes anywhere: as good as never, and far
+/// enough from every clock's and counter's limit that adding it to "now"
+/// (an instant, a Unix time, milliseconds for Redis) cannot overflow.
+const LONGEST_DURATION: Duration = Duration::from_secs(100 * 31_557_600);
+
+/// Parse a humantime duration ("30s", "30d", "1h 30m"), at most 100 years.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("invalid duration {text:?} ({e}); use e.g. \"30s\", \"15m\", \"30d\""))
+    match humantime::parse_duration(text.trim()) {
+        Ok(d) if d > LONGEST_DURATION => Err(format!(
+            "duration {text:?} is longer than 100 years (\"100y\"), the longest keygate takes"
+        )),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!(
+            "invalid duration {text:?} ({e}); use e.g. \"30s\", \"15m\", \"30d\""
+        )),
+    }
 }
 
 struct Problems<'a> {

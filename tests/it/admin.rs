@@ -108,6 +108,10 @@ async fn bad_input_is_400_naming_the_field() {
         ),
         (json!({"user": "a", "ttl": "soon"}), "ttl: invalid duration"),
         (
+            json!({"user": "a", "ttl": "300000000000y"}),
+            "ttl: duration \"300000000000y\" is longer than 100 years",
+        ),
+        (
             json!({"user": "a", "ttl": "never"}),
             "ttl: \"never\" is not allowed",
         ),

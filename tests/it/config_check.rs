@@ -67,6 +67,32 @@ fn a_short_secret_is_refused_without_echoing_it() {
     assert!(!err.contains("hunter2"), "the secret was echoed: {err}");
 }
 
+/// A duration longer than 100 years is refused by its key, wherever it is:
+/// added to the clock it would overflow (a panic, or a key that expires in
+/// the past), and nothing needs longer.
+#[test]
+fn a_duration_over_100_years_is_refused_naming_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("k.toml");
+    std::fs::write(
+        &cfg,
+        "[listen]\nplaintext = true\n[upstream]\nurl = \"http://127.0.0.1:8080\"\n\
+         [limits]\nidle_timeout = \"300000000000y\"\nsend_timeout = \"100y\"\n\
+         [keys]\nmax_ttl = \"101y\"\n",
+    )
+    .unwrap();
+    let out = bin::check(&cfg);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    for expected in [
+        "limits.idle_timeout: duration \"300000000000y\" is longer than 100 years",
+        "keys.max_ttl: duration \"101y\" is longer than 100 years",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    assert!(!err.contains("send_timeout"), "100 years is allowed: {err}");
+}
+
 #[test]
 fn missing_tls_files_and_syntax_errors_are_named() {
     let out = bin::check(&fixture("missing_tls.toml"));
