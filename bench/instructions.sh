@@ -70,24 +70,27 @@ total_ir() {
   echo "$sum"
 }
 
-# profiled_pids SPEC : the PIDs of the peer's processes under callgrind (a
+# profiled SPEC : the pid files of the peer's processes under callgrind (a
 # LABEL.pid with its LABEL.cg), not its helpers such as keygate-auth's
 # redis-server: callgrind_control given one PID not under valgrind zeroes
 # and dumps none of them.
-profiled_pids() {
-  local f dir
-  dir=$(peer_dir "$1")
-  for f in "$dir"/*.pid; do
-    [[ -e $f && -e ${f%.pid}.cg ]] && cat "$f"
+profiled() {
+  local f
+  for f in "$(peer_dir "$1")"/*.pid; do
+    [[ -e $f && -e ${f%.pid}.cg ]] && echo "$f"
   done
 }
 
-# measure SPEC SCENARIO : one line of the table. The counters are zeroed when
-# h2load's warm-up (connections and TLS handshakes made, WARMUP seconds) ends
-# and dumped when its measurement ends, so the instructions and the requests
-# h2load reports cover the same DURATION seconds.
+# measure SPEC SCENARIO : one line of the table. Each process's counters are
+# zeroed once h2load's warm-up (connections and TLS handshakes made, WARMUP
+# seconds) is over and dumped DURATION seconds later. The requests are those
+# the backend answered between the end of the busiest process's zeroing and
+# the end of its dump, not h2load's count: callgrind_control takes up to a
+# few hundred milliseconds per process, which put h2load's window off from
+# callgrind's by up to 3 % of the requests.
 measure() {
-  local p=$1 s=$2 url shape=(-c64 -m1 --h1) raw pids f before=() dumps=() req ir load
+  local p=$1 s=$2 url shape=(-c64 -m1 --h1) raw load i f n ir=0 one most=-1 req=0
+  local pidfiles=() pids=() before=() zeroed=() served=() dumps=()
   case $s in
     h1) [[ -n ${P_HTTP[$p]} ]] && url=http://$BIND:${P_HTTP[$p]}/ ;;
     tls) [[ -n ${P_TLS[$p]} ]] && url=https://$BIND:${P_TLS[$p]}/ ;;
@@ -98,23 +101,37 @@ measure() {
     printf '%-44s %-4s no %s listener\n' "$p" "$s" "$s"
     return
   fi
-  mapfile -t pids < <(profiled_pids "$p")
+  mapfile -t pidfiles < <(profiled "$p")
+  for f in "${pidfiles[@]}"; do pids+=("$(cat "$f")"); done
+  n=${#pids[@]}
   for f in "$(peer_dir "$p")"/*.cg.*; do [[ -e $f ]] && before+=("$f"); done
   raw=$(peer_dir "$p")/load.$s.txt
   timeout -k 5 $((WARMUP + DURATION + 60)) taskset -c "$LOAD_CPU" h2load -t1 "${shape[@]}" \
     --warm-up-time="${WARMUP}s" -D "$DURATION" -H "authorization: ${P_AUTHZ[$p]}" "$url" >"$raw" 2>&1 &
   load=$!
   sleep "$WARMUP"
-  callgrind_control -z "${pids[@]}" >/dev/null 2>&1
-  sleep "$DURATION"
-  callgrind_control -d "${pids[@]}" >/dev/null 2>&1
-  wait "$load"
-  req=$(python3 "$BENCH_DIR/lib/report.py" requests h2load "$raw")
-  # the dumps this measurement made: the files that were not there before
-  for f in "$(peer_dir "$p")"/*.cg.*; do
-    [[ -e $f && " ${before[*]} " != *" $f "* ]] && dumps+=("$f")
+  for i in "${!pids[@]}"; do
+    callgrind_control -z "${pids[i]}" >/dev/null 2>&1
+    zeroed[i]=$(backend_requests)
   done
-  ir=$(total_ir "${dumps[@]}")
+  sleep "$DURATION"
+  # Between one process's two readings come the n - 1 other processes' and
+  # its own second one: n of the counted requests are these readings.
+  for i in "${!pids[@]}"; do
+    callgrind_control -d "${pids[i]}" >/dev/null 2>&1
+    served[i]=$(($(backend_requests) - zeroed[i] - n))
+  done
+  wait "$load"
+  for i in "${!pids[@]}"; do
+    # this process's dumps: its files that were not there before
+    dumps=()
+    for f in "${pidfiles[i]%.pid}".cg.*; do
+      [[ -e $f && " ${before[*]} " != *" $f "* ]] && dumps+=("$f")
+    done
+    one=$(total_ir "${dumps[@]}")
+    ir=$((ir + one))
+    if ((one > most)); then most=$one req=${served[i]}; fi
+  done
   if ((req > 0)); then
     printf '%-44s %-4s %8d requests %9d instructions/request\n' "$p" "$s" "$req" $((ir / req))
   else

@@ -77,7 +77,8 @@ CONF
 }
 
 # backend_start / backend_stop : the backend every peer proxies to, on
-# LOAD_CPU with the load generator: 1 worker answering 200 "ok\n".
+# LOAD_CPU with the load generator: 1 worker answering 200 "ok\n", and its
+# request count at BACKEND_COUNTER (backend_requests).
 backend_start() {
   local PEER=backend PEER_DIR=$RUN_ROOT/backend CALLGRIND=0
   mkdir -p "$PEER_DIR"
@@ -90,12 +91,21 @@ $(nginx_http_common)
   server {
     listen $BIND:$BACKEND_PORT backlog=4096;
     location / { return 200 "ok\n"; }
+    location = $BACKEND_COUNTER { stub_status; }
   }
 }
 CONF
   nginx -t -q -p "$PEER_DIR" -c "$PEER_DIR/nginx.conf" -e "$PEER_DIR/error.log" || die "backend nginx config invalid"
   spawn nginx taskset -c "$LOAD_CPU" nginx -p "$PEER_DIR" -c "$PEER_DIR/nginx.conf" -e "$PEER_DIR/error.log"
   wait_port "$BACKEND_PORT" 10 || die "backend did not come up (see $PEER_DIR/nginx.log)"
+}
+
+BACKEND_COUNTER=/keygate-bench/requests
+
+# backend_requests : the requests the backend has answered so far, this
+# question included (nginx's stub_status).
+backend_requests() {
+  curl -sf "http://$BIND:$BACKEND_PORT$BACKEND_COUNTER" | awk 'NR == 3 { print $3 }'
 }
 
 backend_stop() {
