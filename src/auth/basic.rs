@@ -54,7 +54,13 @@ pub fn parse<'a>(value: &'a [u8], our_user: &OurUser) -> Parsed<'a> {
     let Ok(text) = String::from_utf8(decoded) else {
         return Parsed::Malformed;
     };
-    match text.find(':') {
+    // Ours (no `:` in the name) ends where our name and a `:` end: no search.
+    let n = our_user.name.len();
+    let colon = match text.as_bytes().get(..=n) {
+        Some(head) if head[..n] == *our_user.name.as_bytes() && head[n] == b':' => Some(n),
+        _ => text.find(':'),
+    };
+    match colon {
         Some(colon) => Parsed::Basic(Credentials { text, colon }),
         None => Parsed::Malformed,
     }
@@ -164,6 +170,12 @@ mod tests {
                 assert_eq!(c.into_pass().expose(), "kg_a:b");
             }
             _ => panic!("expected Basic"),
+        }
+        // Encoded, `apikey9:` starts with the same characters as `apikey:`.
+        match parse(&basic("apikey9:kg_a"), &apikey()) {
+            Parsed::Basic(c) => assert_eq!(c.user(), "apikey9"),
+            Parsed::OtherUser => {}
+            _ => panic!("expected another user's credential"),
         }
     }
 

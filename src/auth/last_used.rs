@@ -11,8 +11,9 @@ use crate::keys::{unix_now, KeyId};
 
 pub struct LastUsed {
     keyring: Keyring,
-    /// When each key's time was last written (unix seconds).
-    written: Mutex<HashMap<KeyId, u64>>,
+    /// When each key's time was last written (unix seconds). Only keys that
+    /// authenticated are inserted, so foldhash (not SipHash) is safe here.
+    written: Mutex<HashMap<KeyId, u64, foldhash::fast::RandomState>>,
     /// Seconds between two writes of the same key's last-used time.
     every: u64,
 }

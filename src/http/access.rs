@@ -80,6 +80,9 @@ impl Completion {
 
     /// Who the request passed as: a key's user and id, an SSO user, or nobody.
     pub fn set_admitted(&mut self, admitted: &Admitted) {
+        if self.line.is_none() {
+            return;
+        }
         match admitted {
             Admitted::Key(p) => self.set_identity(p.user(), p.key_id().as_str()),
             Admitted::Sso(user) => self.set_identity(user, "-"),

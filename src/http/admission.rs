@@ -191,7 +191,7 @@ impl Admission {
         h.insert(self.identity_header.clone(), user);
         h.insert(
             headers::KEY_ID,
-            HeaderValue::from_str(principal.key_id().as_str()).expect("key ids are base62"),
+            HeaderValue::from_bytes(principal.key_id().as_bytes()).expect("key ids are base62"),
         );
         Ok(())
     }

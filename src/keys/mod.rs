@@ -52,6 +52,11 @@ impl KeyId {
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).expect("a key id is base62")
     }
+
+    /// The id's characters, without checking them again as UTF-8.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 impl fmt::Display for KeyId {
