@@ -46,20 +46,14 @@ async fn a_redis_that_stops_half_way_through_a_reply_means_503_in_time_then_reco
 /// fleet while the old connection stays open and silent.
 #[tokio::test]
 async fn a_redis_connection_gone_silent_for_good_is_replaced() {
-    let redis = RedisServer::start();
-    let relay = Relay::to_port(redis.port).await;
-    let up = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let gw = slow_gateway(&up, &relay, dir.path()).await;
-    let c = client::h1(&gw.ca);
-    let (cached, _) = create_key(&c, &gw, "olivia").await;
-    let (uncached, _) = create_key(&c, &gw, "peter").await;
-    served_from_the_cache(&gw, &c, &cached).await;
+    let s = Slowed::start().await;
+    let (relay, gw, c) = (&s.relay, &s.gw, &s.c);
+    let uncached = &s.uncached;
 
     relay.strand();
     let asked = Instant::now();
     assert_eq!(
-        gw.status_with_key(&c, &uncached).await,
+        gw.status_with_key(c, uncached).await,
         StatusCode::SERVICE_UNAVAILABLE,
         "a key not cached is 503 while its connection is silent (fail closed)"
     );
@@ -73,7 +67,7 @@ async fn a_redis_connection_gone_silent_for_good_is_replaced() {
         "keys work again on a new connection",
         50,
         Duration::from_millis(50),
-        || async { (gw.status_with_key(&c, &uncached).await == StatusCode::OK).then_some(()) },
+        || async { (gw.status_with_key(c, uncached).await == StatusCode::OK).then_some(()) },
     )
     .await;
     // Writes have a connection of their own, replaced at its first
@@ -84,8 +78,8 @@ async fn a_redis_connection_gone_silent_for_good_is_replaced() {
         Duration::from_millis(50),
         || async {
             let created = call(
-                &c,
-                &gw,
+                c,
+                gw,
                 Method::POST,
                 "/v1/keys",
                 Some(json!({ "user": "rita" })),
@@ -96,26 +90,60 @@ async fn a_redis_connection_gone_silent_for_good_is_replaced() {
         },
     )
     .await;
-    assert_eq!(gw.status_with_key(&c, &fresh).await, StatusCode::OK);
-    served_from_the_cache(&gw, &c, &fresh).await;
+    assert_eq!(gw.status_with_key(c, &fresh).await, StatusCode::OK);
+    served_from_the_cache(gw, c, &fresh).await;
 }
 
-/// A gateway whose store is reached through `relay`, with a short
-/// `store.timeout` and cache lease.
-async fn slow_gateway(up: &Upstream, relay: &Relay, dir: &std::path::Path) -> TestGateway {
-    let mut b = builder(&up.url());
-    for line in store_section_for(&relay.redis_url(), dir, "slow") {
-        b.set("store", &line);
+/// A gateway whose store is reached through a relay the test controls,
+/// with a short `store.timeout` and cache lease, and two keys: one served
+/// from the cache, one never used. Fields drop in order: the gateway before
+/// the relay and Redis.
+struct Slowed {
+    c: HttpsClient,
+    gw: TestGateway,
+    cached: String,
+    uncached: String,
+    _dir: tempfile::TempDir,
+    _up: Upstream,
+    relay: Relay,
+    _redis: RedisServer,
+}
+
+impl Slowed {
+    async fn start() -> Slowed {
+        let redis = RedisServer::start();
+        let relay = Relay::to_port(redis.port).await;
+        let up = Upstream::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = builder(&up.url());
+        for line in store_section_for(&relay.redis_url(), dir.path(), "slow") {
+            b.set("store", &line);
+        }
+        let gw = b
+            .set(
+                "store",
+                &format!("timeout = \"{}ms\"", STORE_TIMEOUT.as_millis()),
+            )
+            .set("auth", "anonymous = \"reject\"")
+            .set("rate_limit", "failed_auth_per_minute = 0")
+            .set("cache", &format!("lease = \"{}ms\"", LEASE.as_millis()))
+            .start()
+            .await;
+        let c = client::h1(&gw.ca);
+        let (cached, _) = create_key(&c, &gw, "olivia").await;
+        let (uncached, _) = create_key(&c, &gw, "peter").await;
+        served_from_the_cache(&gw, &c, &cached).await;
+        Slowed {
+            c,
+            gw,
+            cached,
+            uncached,
+            _dir: dir,
+            _up: up,
+            relay,
+            _redis: redis,
+        }
     }
-    b.set(
-        "store",
-        &format!("timeout = \"{}ms\"", STORE_TIMEOUT.as_millis()),
-    )
-    .set("auth", "anonymous = \"reject\"")
-    .set("rate_limit", "failed_auth_per_minute = 0")
-    .set("cache", &format!("lease = \"{}ms\"", LEASE.as_millis()))
-    .start()
-    .await
 }
 
 /// One answer while Redis was slow.
@@ -129,15 +157,9 @@ struct Seen {
 }
 
 async fn slow_redis(mode: Mode) {
-    let redis = RedisServer::start();
-    let relay = Relay::to_port(redis.port).await;
-    let up = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let gw = slow_gateway(&up, &relay, dir.path()).await;
-    let c = client::h1(&gw.ca);
-    let (cached, _) = create_key(&c, &gw, "olivia").await;
-    let (uncached, _) = create_key(&c, &gw, "peter").await;
-    served_from_the_cache(&gw, &c, &cached).await;
+    let s = Slowed::start().await;
+    let (relay, gw, c) = (&s.relay, &s.gw, &s.c);
+    let (cached, uncached) = (&s.cached, &s.uncached);
 
     relay.set(mode);
     let slowed = Instant::now();
@@ -145,7 +167,7 @@ async fn slow_redis(mode: Mode) {
     while slowed.elapsed() < 2 * LEASE + STORE_TIMEOUT {
         for (key, is_cached) in [(&cached, true), (&uncached, false)] {
             let at = slowed.elapsed();
-            let status = gw.status_with_key(&c, key).await;
+            let status = gw.status_with_key(c, key).await;
             let took = slowed.elapsed() - at;
             seen.push(Seen {
                 at,
@@ -158,8 +180,8 @@ async fn slow_redis(mode: Mode) {
     }
     let asked = Instant::now();
     let create = call(
-        &c,
-        &gw,
+        c,
+        gw,
         Method::POST,
         "/v1/keys",
         Some(json!({ "user": "quinn" })),
@@ -210,13 +232,13 @@ async fn slow_redis(mode: Mode) {
         "keys work again",
         100,
         Duration::from_millis(50),
-        || async { (gw.status_with_key(&c, &uncached).await == StatusCode::OK).then_some(()) },
+        || async { (gw.status_with_key(c, uncached).await == StatusCode::OK).then_some(()) },
     )
     .await;
-    assert_eq!(gw.status_with_key(&c, &cached).await, StatusCode::OK);
-    let (fresh, _) = create_key(&c, &gw, "rita").await;
-    assert_eq!(gw.status_with_key(&c, &fresh).await, StatusCode::OK);
-    served_from_the_cache(&gw, &c, &fresh).await;
+    assert_eq!(gw.status_with_key(c, cached).await, StatusCode::OK);
+    let (fresh, _) = create_key(c, gw, "rita").await;
+    assert_eq!(gw.status_with_key(c, &fresh).await, StatusCode::OK);
+    served_from_the_cache(gw, c, &fresh).await;
 }
 
 /// Wait until `key` works and is answered from the cache (the instance is
