@@ -75,11 +75,21 @@ pub fn parse<'a>(value: &'a [u8], our_user: &OurUser) -> Parsed<'a> {
 /// no and the whole value is decoded, and judged, as before.
 fn names_another_user(token: &[u8], our_user: &OurUser) -> bool {
     let chars = (our_user.name.len() + 1).div_ceil(3) * 4;
-    token.len() > chars
-        && token[..chars]
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
+    token.len() > chars && token[..chars].iter().all(|b| BASE64_CHAR[usize::from(*b)])
 }
+
+/// Which bytes are characters of standard base64, padding aside: one lookup
+/// per byte (the range checks cost five times more in the profile).
+const BASE64_CHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'+' || c == b'/';
+        b += 1;
+    }
+    table
+};
 
 /// The Basic user name whose password is a key (`auth.username`), with the
 /// base64 characters every credential for it starts with.
