@@ -163,8 +163,7 @@ impl ConnStats {
 pub async fn idle_watch(stats: Arc<ConnStats>, idle: Duration) {
     const TICKS: u32 = 4;
     let tick = idle / TICKS;
-    let start = crate::deadline::after(tokio::time::Instant::now(), tick);
-    let mut interval = tokio::time::interval_at(start, tick);
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
     let mut quiet = 0;
     loop {
         interval.tick().await;

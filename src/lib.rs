@@ -94,7 +94,6 @@ pub(crate) mod authz;
 pub mod cli;
 pub mod config;
 pub(crate) mod conn;
-pub(crate) mod deadline;
 pub mod echo;
 pub(crate) mod fd_limit;
 pub(crate) mod fleet;

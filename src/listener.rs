@@ -120,7 +120,7 @@ struct HttpBuilders {
 fn http_builders(settings: &Settings) -> HttpBuilders {
     let mut h1 = http1::Builder::new();
     // The timer is set per connection (`conn::head_timer`, in `serve`).
-    h1.header_read_timeout(crate::deadline::capped(settings.header_read_timeout))
+    h1.header_read_timeout(settings.header_read_timeout)
         // hyper answers 431 when the request head does not fit.
         .max_buf_size(settings.max_header_bytes.max(8192));
     let limits = &settings.h2;
@@ -205,7 +205,7 @@ impl<H: Handler> Connection<H> {
             Some(tls) => {
                 // A plain HTTP request gets a 400 that says so, not a TLS alert.
                 let limit = self.settings.tls_handshake_timeout;
-                let deadline = crate::deadline::after(tokio::time::Instant::now(), limit);
+                let deadline = tokio::time::Instant::now() + limit;
                 if crate::plain_http::answered(&mut io.inner, limit).await {
                     return;
                 }
@@ -255,7 +255,7 @@ impl<H: Handler> Connection<H> {
         step: F,
     ) -> Option<F::Output> {
         let mut drain = self.drain.clone();
-        let deadline = crate::deadline::after(first_wait, self.settings.header_read_timeout);
+        let deadline = first_wait + self.settings.header_read_timeout;
         tokio::select! {
             biased;
             _ = drain.wait_for(|draining| *draining) => None,

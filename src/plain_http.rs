@@ -23,7 +23,7 @@ const LINGER: Duration = Duration::from_secs(1);
 /// answered, or nothing sent within `within`); `false`: a TLS handshake
 /// (or something the handshake refuses) starts with its first byte.
 pub async fn answered(tcp: &mut TcpStream, within: Duration) -> bool {
-    let deadline = crate::deadline::after(Instant::now(), within);
+    let deadline = Instant::now() + within;
     let mut first = [0u8; 1];
     match timeout(within, tcp.peek(&mut first)).await {
         Ok(Ok(1)) if first[0].is_ascii_uppercase() => {

@@ -89,8 +89,8 @@ impl Future for HeadSleep {
                 return Poll::Pending;
             }
             let since = this.since.unwrap_or_else(Instant::now);
-            let deadline = crate::deadline::after(since, *this.duration);
-            this.clock.set(Some(tokio::time::sleep_until(deadline)));
+            this.clock
+                .set(Some(tokio::time::sleep_until(since + *this.duration)));
         }
         this.clock
             .as_pin_mut()

@@ -79,8 +79,7 @@ fn clock() -> u64 {
 /// `limit` (checked in quarters: within 1.25 × limit).
 pub async fn stalled(sends: &Sends, limit: Duration) {
     let tick = limit / 4;
-    let start = crate::deadline::after(tokio::time::Instant::now(), tick);
-    let mut interval = tokio::time::interval_at(start, tick);
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
     loop {
         interval.tick().await;
         if sends.longest_wait() > limit {

@@ -17,7 +17,6 @@ use hyper::body::Incoming;
 use rustls_pki_types::ServerName;
 
 use crate::config;
-use crate::deadline;
 use pool::{Connector, Lease, Pool};
 
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +87,8 @@ impl Upstream {
         req: Request<Incoming>,
         now: Instant,
     ) -> impl Future<Output = Result<(Response<Incoming>, Lease), UpstreamError>> + Send + '_ {
-        let deadline = deadline::after(tokio::time::Instant::from_std(now), self.response_timeout);
+        // The config bounds durations at 100 years: this cannot overflow.
+        let deadline = tokio::time::Instant::from_std(now + self.response_timeout);
         let timeout = self.response_timeout;
         tokio::time::timeout_at(deadline, self.send_inner(req, now))
             .map(move |sent| sent.unwrap_or(Err(UpstreamError::Timeout(timeout))))
