@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::support::admin::{call, create_key, json_of};
 use crate::support::client::{self, HttpsClient};
+use crate::support::deploy::RedisCluster;
 use crate::support::eventually;
 use crate::support::gateway::{builder, TestGateway};
 use crate::support::proxy::{Mode, Relay};
@@ -46,11 +47,23 @@ async fn a_redis_that_stops_half_way_through_a_reply_means_503_in_time_then_reco
 /// fleet while the old connection stays open and silent.
 #[tokio::test]
 async fn a_redis_connection_gone_silent_for_good_is_replaced() {
-    let s = Slowed::start().await;
-    let (relay, gw, c) = (&s.relay, &s.gw, &s.c);
+    gone_silent(Slowed::start().await).await;
+}
+
+/// The same in a Cluster, whose nodes clients reach through relays: every
+/// node's connection goes silent at once.
+#[tokio::test]
+async fn a_redis_cluster_connection_gone_silent_for_good_is_replaced() {
+    gone_silent(Slowed::cluster().await).await;
+}
+
+async fn gone_silent(s: Slowed) {
+    let (gw, c) = (&s.gw, &s.c);
     let uncached = &s.uncached;
 
-    relay.strand();
+    for relay in &s.relays {
+        relay.strand();
+    }
     let asked = Instant::now();
     assert_eq!(
         gw.status_with_key(c, uncached).await,
@@ -105,18 +118,42 @@ struct Slowed {
     uncached: String,
     _dir: tempfile::TempDir,
     _up: Upstream,
-    relay: Relay,
-    _redis: RedisServer,
+    /// One per Redis node.
+    relays: Vec<Relay>,
+    /// The Redis server or Cluster, stopped last.
+    _redis: Box<dyn std::any::Any + Send>,
 }
 
 impl Slowed {
+    /// One server behind one relay.
     async fn start() -> Slowed {
         let redis = RedisServer::start();
         let relay = Relay::to_port(redis.port).await;
+        let url = relay.redis_url();
+        Slowed::through(&url, vec![relay], Box::new(redis)).await
+    }
+
+    /// A three-master Cluster, each node behind a relay.
+    async fn cluster() -> Slowed {
+        let cluster = RedisCluster::start();
+        let mut relays = Vec::new();
+        for node in &cluster.nodes {
+            relays.push(Relay::to_port(node.port).await);
+        }
+        let ports: Vec<u16> = relays.iter().map(|r| r.addr.port()).collect();
+        let url = cluster.announce(&ports);
+        Slowed::through(&url, relays, Box::new(cluster)).await
+    }
+
+    async fn through(
+        url: &str,
+        relays: Vec<Relay>,
+        redis: Box<dyn std::any::Any + Send>,
+    ) -> Slowed {
         let up = Upstream::start().await;
         let dir = tempfile::tempdir().unwrap();
         let mut b = builder(&up.url());
-        for line in store_section_for(&relay.redis_url(), dir.path(), "slow") {
+        for line in store_section_for(url, dir.path(), "slow") {
             b.set("store", &line);
         }
         let gw = b
@@ -140,7 +177,7 @@ impl Slowed {
             uncached,
             _dir: dir,
             _up: up,
-            relay,
+            relays,
             _redis: redis,
         }
     }
@@ -158,7 +195,7 @@ struct Seen {
 
 async fn slow_redis(mode: Mode) {
     let s = Slowed::start().await;
-    let (relay, gw, c) = (&s.relay, &s.gw, &s.c);
+    let (relay, gw, c) = (&s.relays[0], &s.gw, &s.c);
     let (cached, uncached) = (&s.cached, &s.uncached);
 
     relay.set(mode);

@@ -1,11 +1,12 @@
 //! One command connection for each kind of deployment (see [`super::url`]):
-//! [`SingleConn`] for one server, `ClusterConnection` for a Cluster,
+//! a `ConnectionManager` for one server, a `ClusterConnection` for a
+//! Cluster (both [`Renewing`]: replaced when a command times out), a
 //! [`SentinelConn`] for a master behind Sentinel. `store.ca_file` adds a CA
 //! for every TLS connection of the deployment.
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, PubSub};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, PubSub};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
@@ -14,8 +15,8 @@ use redis::{
     TlsCertificates, TlsMode, Value,
 };
 
+use super::renewing::Renewing;
 use super::sentinel::SentinelConn;
-use super::single::SingleConn;
 use super::url::Target;
 
 /// A command connection to the deployment; cheap to clone (all share one
@@ -24,10 +25,15 @@ use super::url::Target;
 #[derive(Clone)]
 pub enum Conn {
     /// Reconnects by itself (redis-rs), and when a command times out.
-    Single(SingleConn),
-    /// Follows the slot map, MOVED/ASK and failovers by itself (redis-rs).
+    Single {
+        conn: Renewing<ConnectionManager>,
+        /// For pub/sub connections (shared: `Conn` is cloned per call).
+        client: std::sync::Arc<Client>,
+    },
+    /// Follows the slot map, MOVED/ASK and failovers by itself (redis-rs),
+    /// and is replaced when a command times out.
     Cluster {
-        conn: ClusterConnection,
+        conn: Renewing<ClusterConnection>,
         /// Seed nodes, for pub/sub connections.
         nodes: Vec<Client>,
     },
@@ -47,7 +53,17 @@ pub fn open(target: &Target, ca: Option<&[u8]>, timeout: Duration) -> RedisResul
                 Some(_) if target.is_tls() => Client::build_with_tls(url.as_str(), certs())?,
                 _ => Client::open(url.as_str())?,
             };
-            Ok(Conn::Single(SingleConn::new(client, timeout)?))
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(timeout))
+                .set_response_timeout(Some(timeout))
+                .set_number_of_retries(1);
+            let dial = {
+                let client = client.clone();
+                move || ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+            };
+            let conn = Renewing::new(timeout, dial)?;
+            let client = std::sync::Arc::new(client);
+            Ok(Conn::Single { conn, client })
         }
         Target::Cluster {
             nodes,
@@ -65,11 +81,12 @@ pub fn open(target: &Target, ca: Option<&[u8]>, timeout: Duration) -> RedisResul
                 builder = builder.certs(certs());
             }
             let client = builder.build()?;
-            let conn = client.get_pending_async_connection_with_config(
-                redis::cluster::ClusterConfig::new()
-                    .set_connection_timeout(timeout)
-                    .set_response_timeout(timeout),
-            );
+            let config = redis::cluster::ClusterConfig::new()
+                .set_connection_timeout(timeout)
+                .set_response_timeout(timeout);
+            let conn = Renewing::new(timeout, move || {
+                Ok(client.get_pending_async_connection_with_config(config.clone()))
+            })?;
             let nodes = urls
                 .iter()
                 .map(|u| match ca {
@@ -146,7 +163,7 @@ impl Conn {
     /// The cluster connection, for commands routed to chosen nodes.
     pub fn cluster(&self) -> Option<ClusterConnection> {
         match self {
-            Conn::Cluster { conn, .. } => Some(conn.clone()),
+            Conn::Cluster { conn, .. } => Some(conn.current()),
             _ => None,
         }
     }
@@ -156,7 +173,7 @@ impl Conn {
     /// node that answers.
     pub async fn pubsub(&self) -> RedisResult<PubSub> {
         match self {
-            Conn::Single(s) => s.client().get_async_pubsub().await,
+            Conn::Single { client, .. } => client.get_async_pubsub().await,
             Conn::Sentinel(s) => s.master().await?.get_async_pubsub().await,
             Conn::Cluster { nodes, .. } => {
                 first_node(nodes, |n| async move { n.get_async_pubsub().await }).await
@@ -205,7 +222,7 @@ where
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            Conn::Single(s) => s.req_packed_command(cmd),
+            Conn::Single { conn, .. } => conn.req_packed_command(cmd),
             Conn::Cluster { conn, .. } => conn.req_packed_command(cmd),
             Conn::Sentinel(s) => s.req_packed_command(cmd),
         }
@@ -218,7 +235,7 @@ impl ConnectionLike for Conn {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Conn::Single(s) => s.req_packed_commands(pipeline, offset, count),
+            Conn::Single { conn, .. } => conn.req_packed_commands(pipeline, offset, count),
             Conn::Cluster { conn, .. } => conn.req_packed_commands(pipeline, offset, count),
             Conn::Sentinel(s) => s.req_packed_commands(pipeline, offset, count),
         }
@@ -226,7 +243,7 @@ impl ConnectionLike for Conn {
 
     fn get_db(&self) -> i64 {
         match self {
-            Conn::Single(s) => s.get_db(),
+            Conn::Single { conn, .. } => conn.get_db(),
             Conn::Cluster { conn, .. } => conn.get_db(),
             Conn::Sentinel(s) => s.get_db(),
         }

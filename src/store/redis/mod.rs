@@ -55,10 +55,10 @@ mod listing;
 mod load;
 mod migrate;
 mod outbox;
+mod renewing;
 mod repeat;
 mod scan;
 mod sentinel;
-mod single;
 mod url;
 
 use std::collections::HashMap;

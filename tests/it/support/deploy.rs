@@ -235,6 +235,39 @@ impl RedisCluster {
         }
     }
 
+    /// Make each node tell clients to reach it on `ports[i]` (a relay in
+    /// front of it) instead of its own port, and wait until every node's
+    /// slot map says so: a client that follows the map then goes through
+    /// the relays. `redis+cluster://` with the relays' addresses.
+    pub fn announce(&self, ports: &[u16]) -> String {
+        assert_eq!(ports.len(), self.nodes.len());
+        for (node, port) in self.nodes.iter().zip(ports) {
+            let set = redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("cluster-announce-port")
+                .arg(port)
+                .clone();
+            query::<()>(node.port, &set).unwrap();
+        }
+        // The other nodes learn a node's new port from its gossip.
+        wait_until("every node's slot map names the relays", 20, || {
+            self.nodes.iter().all(|n| {
+                query::<Vec<Vec<redis::Value>>>(n.port, redis::cmd("CLUSTER").arg("SLOTS"))
+                    .is_ok_and(|slots| {
+                        slots.iter().all(|range| {
+                            range[2..].iter().all(|node| {
+                                matches!(node, redis::Value::Array(n)
+                                    if matches!(n.get(1), Some(redis::Value::Int(p))
+                                        if ports.contains(&(*p as u16))))
+                            })
+                        })
+                    })
+            })
+        });
+        let hosts: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        format!("redis+cluster://{}", hosts.join(","))
+    }
+
     /// Every key stored on each node (port, keys); the test's namespace only.
     pub fn keys_by_node(&self, pattern: &str) -> Vec<(u16, Vec<String>)> {
         self.nodes
