@@ -2,6 +2,7 @@
 //! the printed curl commands and .netrc line work as printed.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 
 use crate::support::bin::BIN;
@@ -20,7 +21,10 @@ fn curl(args: &[&str]) -> (bool, String) {
 
 #[test]
 fn keygate_dev_prints_a_demo_key_that_works_as_printed() {
+    // Where dev writes its admin token file (std::env::temp_dir).
+    let tmp = tempfile::tempdir().unwrap();
     let mut child = Command::new(BIN)
+        .env("TMPDIR", tmp.path())
         .args([
             "dev",
             "--addr",
@@ -114,6 +118,34 @@ fn keygate_dev_prints_a_demo_key_that_works_as_printed() {
     assert!(ok);
     assert!(html.contains("<h1>External Tool Settings</h1>"), "{html}");
 
-    let _ = child.kill();
-    let _ = child.wait();
+    // The admin token is in an owner-only file while dev runs...
+    let files: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{files:?}");
+
+    // ...and gone after Ctrl-C, as the banner says to stop it.
+    let stopped = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let status = (0..250)
+        .find_map(|_| {
+            let status = child.try_wait().unwrap();
+            if status.is_none() {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            status
+        })
+        .unwrap_or_else(|| {
+            let _ = child.kill();
+            panic!("keygate dev did not stop within 5 s of Ctrl-C")
+        });
+    assert!(status.success(), "{status:?}");
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }

@@ -65,6 +65,9 @@ pub fn write_config(
 pub struct Process {
     child: Child,
     pub logs: Arc<Mutex<Vec<serde_json::Value>>>,
+    /// The process's TMPDIR: what it leaves there when killed (`keygate
+    /// dev`'s admin token file) goes with the test.
+    _tmp: tempfile::TempDir,
 }
 
 impl Process {
@@ -83,7 +86,9 @@ impl Process {
 
     /// Any `keygate` command; each stderr line is kept, parsed when it is JSON.
     pub fn spawn(mut cmd: Command) -> Process {
+        let tmp = tempfile::tempdir().unwrap();
         let mut child = cmd
+            .env("TMPDIR", tmp.path())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -97,7 +102,11 @@ impl Process {
                 sink.lock().unwrap().push(v);
             }
         });
-        Process { child, logs }
+        Process {
+            child,
+            logs,
+            _tmp: tmp,
+        }
     }
 
     pub fn pid(&self) -> u32 {
