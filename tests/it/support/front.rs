@@ -139,9 +139,10 @@ fn nginx(dir: &Path, listen: &str, app: &str, authz: &str, ca: &Path) -> Command
     let conf = dir.join("nginx.conf");
     std::fs::write(
         &conf,
-        "daemon off;\nworker_processes 1;\npid nginx.pid;\nerror_log stderr warn;\n\
-         # Workers read nothing from the test's private folder but their temp files.\n\
-         user root;\nevents { worker_connections 512; }\n\
+        "daemon off;\n\
+         # One process: the kill on drop leaves no orphaned worker behind.\n\
+         master_process off;\npid nginx.pid;\nerror_log stderr warn;\n\
+         events { worker_connections 512; }\n\
          http {\n  access_log off;\n  client_body_temp_path tmp/body;\n  proxy_temp_path tmp/proxy;\n\
          \x20 fastcgi_temp_path tmp/fastcgi;\n  uwsgi_temp_path tmp/uwsgi;\n  scgi_temp_path tmp/scgi;\n\
          \x20 include keygate.conf;\n}\n",
