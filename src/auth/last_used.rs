@@ -11,12 +11,29 @@ use crate::keys::{unix_now, KeyId};
 
 pub struct LastUsed {
     keyring: Keyring,
-    /// When each key's time was last written (unix seconds). Only keys that
-    /// authenticated are inserted, so foldhash (not SipHash) is safe here.
-    written: Mutex<HashMap<KeyId, u64, foldhash::fast::RandomState>>,
+    written: Mutex<Written>,
     /// Seconds between two writes of the same key's last-used time.
     every: u64,
 }
+
+/// When each key's last use was written (unix seconds). Only keys that
+/// authenticated are inserted, so foldhash (not SipHash) is safe here.
+#[derive(Default)]
+struct Written {
+    at: HashMap<KeyId, u64, foldhash::fast::RandomState>,
+    /// The size at which a new key first sweeps out the entries no longer
+    /// due to be skipped: twice what the last sweep kept (at least
+    /// `SWEEP_FROM`), so sweeping costs O(1) per new key however many keys
+    /// are in use, and the map holds at most twice the keys used within
+    /// the last `every`.
+    sweep_at: usize,
+    /// Entries the sweeps have visited, for the test of that cost.
+    #[cfg(test)]
+    visited: usize,
+}
+
+/// The smallest map that is swept.
+const SWEEP_FROM: usize = 4096;
 
 // === impl LastUsed ===
 
@@ -32,20 +49,13 @@ impl LastUsed {
     /// Note a use of `id`; writes it through the keyring in the background when due.
     pub fn record(&self, id: KeyId) {
         let now = unix_now();
-        {
-            let mut written = self.written.lock().expect("last-used lock");
-            match written.get_mut(&id) {
-                Some(at) if now < *at + self.every => return,
-                Some(at) => *at = now,
-                None => {
-                    // Drop entries that are no longer due to be skipped, so the map
-                    // holds only keys used within the last minute.
-                    if written.len() >= 4096 {
-                        written.retain(|_, at| now < *at + self.every);
-                    }
-                    written.insert(id, now);
-                }
-            }
+        let due = self
+            .written
+            .lock()
+            .expect("last-used lock")
+            .due(id, now, self.every);
+        if !due {
+            return;
         }
         let keyring = self.keyring.clone();
         tokio::spawn(async move {
@@ -53,5 +63,76 @@ impl LastUsed {
                 tracing::debug!(key_id = %id, error = %e, "could not record last use");
             }
         });
+    }
+}
+
+// === impl Written ===
+
+impl Written {
+    /// Whether a use of `id` at `now` is to be written (noted as written
+    /// if so): its first use, or `every` seconds after its last write.
+    fn due(&mut self, id: KeyId, now: u64, every: u64) -> bool {
+        match self.at.get_mut(&id) {
+            Some(at) if now < *at + every => false,
+            Some(at) => {
+                *at = now;
+                true
+            }
+            None => {
+                if self.at.len() >= self.sweep_at.max(SWEEP_FROM) {
+                    #[cfg(test)]
+                    {
+                        self.visited += self.at.len();
+                    }
+                    self.at.retain(|_, at| now < *at + every);
+                    self.sweep_at = 2 * self.at.len();
+                }
+                self.at.insert(id, now);
+                true
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: usize) -> KeyId {
+        KeyId::parse(&format!("{n:0>12}")).unwrap()
+    }
+
+    #[test]
+    fn a_key_is_written_at_its_first_use_then_once_per_interval() {
+        let mut w = Written::default();
+        assert!(w.due(id(1), 1000, 60));
+        assert!(!w.due(id(1), 1059, 60));
+        assert!(w.due(id(1), 1060, 60));
+        assert!(!w.due(id(1), 1061, 60));
+    }
+
+    #[test]
+    fn many_keys_in_use_cost_linear_sweeping_and_the_map_stays_bounded() {
+        let mut w = Written::default();
+        let n = 50_000;
+        // Every key in use within one interval: none may be swept out.
+        for i in 0..n {
+            assert!(w.due(id(i), 1000, 60));
+        }
+        assert_eq!(w.at.len(), n);
+        assert!(
+            w.visited <= 2 * n,
+            "sweeps visited {} entries for {n} new keys",
+            w.visited
+        );
+        for i in 0..n {
+            assert!(!w.due(id(i), 1030, 60), "used again within the minute");
+        }
+        // An interval later, new keys sweep the old ones out.
+        for i in n..2 * n {
+            assert!(w.due(id(i), 1100, 60));
+        }
+        assert!(w.at.len() <= 2 * n, "{} entries", w.at.len());
+        assert!(w.visited <= 5 * n, "sweeps visited {} entries", w.visited);
     }
 }
