@@ -279,7 +279,6 @@ impl<H: Handler> Connection<H> {
     ) where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let (io, closer) = H2Guard::new(io, self.settings.h2.max_control_frames);
         let Speaks {
             tls,
             http,
@@ -292,6 +291,7 @@ impl<H: Handler> Connection<H> {
             self.settings.idle_timeout,
             slot,
         ));
+        let (io, closer) = H2Guard::new(io, self.settings.h2.max_control_frames, ctx.clone());
         let handler = self.handler.clone();
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             // Boxed: hyper keeps an HTTP/1.1 connection's slot for this future

@@ -337,6 +337,38 @@ async fn connections_beyond_max_connections_wait_for_a_free_slot() {
     assert!(tls.is_ok());
 }
 
+/// A connection keygate has closed still holds its slot while it lingers
+/// (reading what the client still sends, so that no reset destroys the
+/// answer in flight), as nginx counts it; it is freed when the client
+/// closes its side.
+#[tokio::test]
+async fn a_lingering_close_holds_its_slot_until_the_client_closes() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url())
+        .set("limits", "max_connections = 1")
+        .start()
+        .await;
+    let mut first = client::raw_tls(gw.addr, &gw.ca).await;
+    first
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
+        .await
+        .unwrap();
+    // keygate answers 400 and closes its side; the client keeps its own open.
+    let answer = within(5, "answer to garbage", read_to_close(&mut first)).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 400"), "got {text:?}");
+    let second = spawn_tls_connect(&gw);
+    assert_waiting(
+        &second,
+        "a second connection was served while the first lingered, beyond max_connections = 1",
+    )
+    .await;
+    drop(first);
+    let tls = within(5, "second connection served", second).await.unwrap();
+    assert!(tls.is_ok());
+    assert!(up.requests().is_empty());
+}
+
 /// A gateway with `[limits] limits` in front of a WebSocket echo backend.
 async fn websocket_gateway(limits: &str) -> crate::support::gateway::TestGateway {
     let ws_addr = upstream::websocket_echo().await;

@@ -34,6 +34,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use self::budget::Budget;
 use self::frames::{Head, Scanner};
+use super::ConnCtx;
 
 /// Why keygate ended a connection; sent as the GOAWAY's debug data.
 pub const TOO_MANY_CONTROL_FRAMES: &str = "too_many_control_frames";
@@ -89,13 +90,17 @@ pub struct Guard<IO: Stream> {
     /// hyper shut the stream down (close_notify and FIN already sent).
     shut_down: bool,
     closer: Closer,
+    /// The connection's context: the lingering close holds it too, and with
+    /// it the connection's slot under `max_connections` (nginx counts a
+    /// lingering connection as one of its connections too).
+    conn: Option<Arc<ConnCtx>>,
 }
 
 // === impl Guard ===
 
 impl<IO: Stream> Guard<IO> {
     /// `max_control_frames`: the allowance of `[limits] h2_max_control_frames`.
-    pub fn new(io: IO, max_control_frames: u32) -> (Self, Closer) {
+    pub fn new(io: IO, max_control_frames: u32, conn: Arc<ConnCtx>) -> (Self, Closer) {
         let closer = Closer::default();
         let guard = Guard {
             io: Some(io),
@@ -111,6 +116,7 @@ impl<IO: Stream> Guard<IO> {
             peer_closed: false,
             shut_down: false,
             closer: closer.clone(),
+            conn: Some(conn),
         };
         (guard, closer)
     }
@@ -178,7 +184,12 @@ impl<IO: Stream> Drop for Guard<IO> {
             tracing::info!(reason, "keygate ends a connection that misbehaved");
         }
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(close::linger(io, goaway, self.shut_down));
+            let conn = self.conn.take();
+            let shut_down = self.shut_down;
+            rt.spawn(async move {
+                close::linger(io, goaway, shut_down).await;
+                drop(conn);
+            });
         }
     }
 }
