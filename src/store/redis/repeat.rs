@@ -1,8 +1,8 @@
 //! A command whose connection was found dead, sent again once on a fresh one.
 //!
 //! A connection dies unnoticed while it is idle: Redis restarts, a failover
-//! or a proxy closes it. redis-rs's `ConnectionManager` (like the
-//! connection to the master behind Sentinel) learns it from the next command, hands
+//! or a proxy closes it. redis-rs's `ConnectionManager` (like
+//! [`super::sentinel::SentinelConn`]) learns it from the next command, hands
 //! that command the error ("broken pipe") and only then reconnects, so the
 //! first caller after every restart would get a 503. Which commands may be
 //! sent again is the caller's choice, per store operation (the contract in
