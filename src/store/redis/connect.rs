@@ -1,25 +1,22 @@
 //! One command connection for each kind of deployment (see [`super::url`]):
 //! a `ConnectionManager` for one server, a `ClusterConnection` for a
-//! Cluster, a multiplexed connection to the master Sentinel names; each
-//! [`Renewing`]: replaced when a command on it times out (and, behind
-//! Sentinel, when it no longer reaches a master). `store.ca_file` adds a CA
+//! Cluster (both [`Renewing`]: replaced when a command times out), a
+//! [`SentinelConn`] for a master behind Sentinel. `store.ca_file` adds a CA
 //! for every TLS connection of the deployment.
 
 use std::time::Duration;
 
-use redis::aio::{
-    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection, PubSub,
-};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, PubSub};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
 use redis::{
-    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ErrorKind, IntoConnectionInfo, Pipeline,
-    RedisFuture, RedisResult, TlsCertificates, TlsMode, Value,
+    Client, Cmd, ConnectionAddr, ErrorKind, IntoConnectionInfo, Pipeline, RedisFuture, RedisResult,
+    TlsCertificates, TlsMode, Value,
 };
 
-use super::renewing::{on_timeout_only, Renewing};
-use super::sentinel::{self, Sentinels};
+use super::renewing::Renewing;
+use super::sentinel::SentinelConn;
 use super::url::Target;
 
 /// A command connection to the deployment; cheap to clone (all share one
@@ -40,13 +37,7 @@ pub enum Conn {
         /// Seed nodes, for pub/sub connections.
         nodes: Vec<Client>,
     },
-    /// Follows failovers: asks the sentinels again when the connection
-    /// no longer reaches a writable master.
-    Sentinel {
-        conn: Renewing<MultiplexedConnection>,
-        /// For pub/sub connections to the current master.
-        sentinels: Sentinels,
-    },
+    Sentinel(SentinelConn),
 }
 
 /// Open the command connection. Lazy: nothing is dialled until the first
@@ -68,14 +59,9 @@ pub fn open(target: &Target, ca: Option<&[u8]>, timeout: Duration) -> RedisResul
                 .set_number_of_retries(1);
             let dial = {
                 let client = client.clone();
-                Box::new(move || -> RedisFuture<'static, _> {
-                    let made =
-                        ConnectionManager::new_lazy_with_config(client.clone(), config.clone());
-                    Box::pin(async move { made })
-                })
+                move || ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
             };
-            let db = client.get_connection_info().redis_settings().db();
-            let conn = Renewing::new(timeout, db, on_timeout_only, dial);
+            let conn = Renewing::new(timeout, dial)?;
             let client = std::sync::Arc::new(client);
             Ok(Conn::Single { conn, client })
         }
@@ -98,11 +84,9 @@ pub fn open(target: &Target, ca: Option<&[u8]>, timeout: Duration) -> RedisResul
             let config = redis::cluster::ClusterConfig::new()
                 .set_connection_timeout(timeout)
                 .set_response_timeout(timeout);
-            let dial = Box::new(move || -> RedisFuture<'static, _> {
-                let made = client.get_pending_async_connection_with_config(config.clone());
-                Box::pin(async move { Ok(made) })
-            });
-            let conn = Renewing::new(timeout, 0, on_timeout_only, dial);
+            let conn = Renewing::new(timeout, move || {
+                Ok(client.get_pending_async_connection_with_config(config.clone()))
+            })?;
             let nodes = urls
                 .iter()
                 .map(|u| match ca {
@@ -151,14 +135,7 @@ pub fn open(target: &Target, ca: Option<&[u8]>, timeout: Duration) -> RedisResul
                         .set_client_to_sentinel_certificates(certs());
                 }
             }
-            let sentinels: Sentinels = std::sync::Arc::new(tokio::sync::Mutex::new(b.build()?));
-            // Shorter than the store's bound, as `Renewing`'s own.
-            let config = AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(timeout * 3 / 4))
-                .set_response_timeout(Some(timeout * 3 / 4));
-            let dial = sentinel::dial(sentinels.clone(), config);
-            let conn = Renewing::new(timeout, *db, sentinel::stale, dial);
-            Ok(Conn::Sentinel { conn, sentinels })
+            Ok(Conn::Sentinel(SentinelConn::new(b.build()?, *db, timeout)))
         }
     }
 }
@@ -184,9 +161,9 @@ impl Conn {
     }
 
     /// The cluster connection, for commands routed to chosen nodes.
-    pub async fn cluster(&self) -> Option<RedisResult<ClusterConnection>> {
+    pub fn cluster(&self) -> Option<ClusterConnection> {
         match self {
-            Conn::Cluster { conn, .. } => Some(conn.connection().await),
+            Conn::Cluster { conn, .. } => Some(conn.current()),
             _ => None,
         }
     }
@@ -197,10 +174,7 @@ impl Conn {
     pub async fn pubsub(&self) -> RedisResult<PubSub> {
         match self {
             Conn::Single { client, .. } => client.get_async_pubsub().await,
-            Conn::Sentinel { sentinels, .. } => {
-                let master = sentinels.lock().await.async_get_client().await?;
-                master.get_async_pubsub().await
-            }
+            Conn::Sentinel(s) => s.master().await?.get_async_pubsub().await,
             Conn::Cluster { nodes, .. } => {
                 first_node(nodes, |n| async move { n.get_async_pubsub().await }).await
             }
@@ -250,7 +224,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single { conn, .. } => conn.req_packed_command(cmd),
             Conn::Cluster { conn, .. } => conn.req_packed_command(cmd),
-            Conn::Sentinel { conn, .. } => conn.req_packed_command(cmd),
+            Conn::Sentinel(s) => s.req_packed_command(cmd),
         }
     }
 
@@ -263,7 +237,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single { conn, .. } => conn.req_packed_commands(pipeline, offset, count),
             Conn::Cluster { conn, .. } => conn.req_packed_commands(pipeline, offset, count),
-            Conn::Sentinel { conn, .. } => conn.req_packed_commands(pipeline, offset, count),
+            Conn::Sentinel(s) => s.req_packed_commands(pipeline, offset, count),
         }
     }
 
@@ -271,7 +245,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single { conn, .. } => conn.get_db(),
             Conn::Cluster { conn, .. } => conn.get_db(),
-            Conn::Sentinel { conn, .. } => conn.get_db(),
+            Conn::Sentinel(s) => s.get_db(),
         }
     }
 }

@@ -191,8 +191,8 @@ impl RedisStore {
     /// Wait until a replica has every write so far (see the module docs);
     /// `Ok` at once without replicas.
     async fn replicated(&self) -> Result<(), StoreError> {
-        if let Some(cluster) = self.writes.cluster().await {
-            return self.replicated_in_cluster(cluster?).await;
+        if let Some(cluster) = self.writes.cluster() {
+            return self.replicated_in_cluster(cluster).await;
         }
         let mut conn = self.writes.repeating();
         let role: Vec<redis::Value> = self

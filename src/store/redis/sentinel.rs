@@ -1,51 +1,115 @@
 //! A connection to the master that Sentinel names, following failovers.
-//!
-//! redis-rs's `SentinelClient` resolves the master once per connection it
-//! opens, and `ConnectionManager` reconnects to a fixed address, so neither
-//! follows a failover alone. keygate keeps one multiplexed connection to
-//! the resolved master ([`Renewing`]) and forgets it on any error that means
-//! "this is no longer the master I can write to" ([`stale`]: I/O error,
-//! dropped or refused connection, timeout, `READONLY` from a demoted
-//! master). The failing call still fails (the request gets 503, fail
-//! closed); the next one asks the sentinels again ([`dial`]), and redis-rs
-//! checks the answer with `ROLE`. Sentinel itself disconnects clients of a
-//! master it demotes (`CLIENT KILL`).
-//!
-//! Until Sentinel has finished a failover it names the old master; if that
-//! address answers as a master (a restarted old master without persistence,
-//! before Sentinel demotes it) keygate reads from it: the classic Sentinel
-//! caveat, which persistence on the master (or not restarting it by hand)
-//! avoids.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::sentinel::SentinelClient;
-use redis::{AsyncConnectionConfig, RedisError};
+use redis::{
+    AsyncConnectionConfig, Client, Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value,
+};
 
-use super::renewing::Dial;
+/// A connection to the master that Sentinel names, following failovers.
+///
+/// redis-rs's `SentinelClient` resolves the master once per connection it
+/// opens, and `ConnectionManager` reconnects to a fixed address, so neither
+/// follows a failover alone. This wrapper keeps one multiplexed connection to
+/// the resolved master and forgets it on any error that means "this is no
+/// longer the master I can write to" (I/O error, dropped or refused
+/// connection, timeout, `READONLY` from a demoted master). The failing call
+/// still fails (the request gets 503, fail closed); the next one asks the
+/// sentinels again, and redis-rs checks the answer with `ROLE`. Sentinel
+/// itself disconnects clients of a master it demotes (`CLIENT KILL`).
+///
+/// Until Sentinel has finished a failover it names the old master; if that
+/// address answers as a master (a restarted old master without persistence,
+/// before Sentinel demotes it) keygate reads from it: the classic Sentinel
+/// caveat, which persistence on the master (or not restarting it by hand)
+/// avoids.
+#[derive(Clone)]
+pub struct SentinelConn {
+    inner: Arc<SentinelInner>,
+}
 
-/// The sentinels, asked by one caller at a time (`async_get_client` needs
-/// them exclusively).
-pub type Sentinels = Arc<tokio::sync::Mutex<SentinelClient>>;
+struct SentinelInner {
+    /// Asks the sentinels; one resolution at a time (callers queue behind it
+    /// and then reuse its answer), each bounded by its caller's timeout.
+    sentinel: tokio::sync::Mutex<SentinelClient>,
+    /// The master connection in use and its generation, so an error on an
+    /// old connection never discards a newer one.
+    current: StdMutex<Option<(u64, MultiplexedConnection)>>,
+    config: AsyncConnectionConfig,
+    db: i64,
+}
 
-/// Connect to the master the sentinels name now.
-pub fn dial(sentinels: Sentinels, config: AsyncConnectionConfig) -> Dial<MultiplexedConnection> {
-    Box::new(move || {
-        let (sentinels, config) = (sentinels.clone(), config.clone());
-        Box::pin(async move {
-            let master = sentinels.lock().await.async_get_client().await?;
-            let conn = master
-                .get_multiplexed_async_connection_with_config(&config)
-                .await?;
-            tracing::info!("connected to the Redis master named by Sentinel");
-            Ok(conn)
-        })
-    })
+// === impl SentinelConn ===
+
+impl SentinelConn {
+    pub(super) fn new(sentinel: SentinelClient, db: i64, timeout: Duration) -> SentinelConn {
+        // Shorter than the store's bound on every call: a master that hangs
+        // (partitioned, frozen) must fail here, where the connection is
+        // forgotten, not be cut off by the caller's timeout, which would
+        // leave the connection in place for the next call.
+        let timeout = timeout * 3 / 4;
+        SentinelConn {
+            inner: Arc::new(SentinelInner {
+                sentinel: tokio::sync::Mutex::new(sentinel),
+                current: StdMutex::new(None),
+                config: AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(timeout))
+                    .set_response_timeout(Some(timeout)),
+                db,
+            }),
+        }
+    }
+
+    fn cached(&self) -> Option<(u64, MultiplexedConnection)> {
+        self.inner.current.lock().expect("sentinel lock").clone()
+    }
+
+    /// A client for the current master (asks the sentinels).
+    pub(super) async fn master(&self) -> RedisResult<Client> {
+        self.inner.sentinel.lock().await.async_get_client().await
+    }
+
+    async fn connection(&self) -> RedisResult<(u64, MultiplexedConnection)> {
+        if let Some(c) = self.cached() {
+            return Ok(c);
+        }
+        let mut sentinel = self.inner.sentinel.lock().await;
+        if let Some(c) = self.cached() {
+            return Ok(c);
+        }
+        let master = sentinel.async_get_client().await?;
+        let conn = master
+            .get_multiplexed_async_connection_with_config(&self.inner.config)
+            .await?;
+        let mut current = self.inner.current.lock().expect("sentinel lock");
+        let generation = current.as_ref().map_or(0, |(g, _)| g + 1);
+        *current = Some((generation, conn.clone()));
+        tracing::info!(
+            generation,
+            "connected to the Redis master named by Sentinel"
+        );
+        Ok((generation, conn))
+    }
+
+    fn check<T>(&self, generation: u64, result: RedisResult<T>) -> RedisResult<T> {
+        if let Err(e) = &result {
+            if stale(e) {
+                let mut current = self.inner.current.lock().expect("sentinel lock");
+                if current.as_ref().is_some_and(|(g, _)| *g == generation) {
+                    tracing::warn!(error = %e, "Redis master connection lost; asking the sentinels again on the next call");
+                    *current = None;
+                }
+            }
+        }
+        result
+    }
 }
 
 /// Whether an error means the connection no longer reaches a writable master.
-pub fn stale(e: &RedisError) -> bool {
+fn stale(e: &RedisError) -> bool {
     e.is_io_error()
         || e.is_connection_dropped()
         || e.is_connection_refusal()
@@ -53,4 +117,31 @@ pub fn stale(e: &RedisError) -> bool {
         || e.is_unrecoverable_error()
         || e.code() == Some("READONLY")
         || e.to_string().contains("READONLY")
+}
+
+impl ConnectionLike for SentinelConn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let (generation, mut conn) = self.connection().await?;
+            let result = conn.req_packed_command(cmd).await;
+            self.check(generation, result)
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            let (generation, mut conn) = self.connection().await?;
+            let result = conn.req_packed_commands(pipeline, offset, count).await;
+            self.check(generation, result)
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.inner.db
+    }
 }
