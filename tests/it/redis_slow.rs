@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::support::admin::{call, create_key, json_of};
 use crate::support::client::{self, HttpsClient};
-use crate::support::deploy::RedisCluster;
+use crate::support::deploy::{query, RedisCluster};
 use crate::support::eventually;
 use crate::support::gateway::{builder, TestGateway};
 use crate::support::proxy::{Mode, Relay};
@@ -55,6 +55,56 @@ async fn a_redis_connection_gone_silent_for_good_is_replaced() {
 #[tokio::test]
 async fn a_redis_cluster_connection_gone_silent_for_good_is_replaced() {
     gone_silent(Slowed::cluster().await).await;
+}
+
+/// One Cluster node silent for good, for old connections and new ones
+/// alike: the keys on the other nodes keep working throughout, and the
+/// silent node's keys fail closed once the cache's lease is over.
+#[tokio::test]
+async fn one_silent_cluster_node_leaves_the_other_nodes_keys_working() {
+    let s = Slowed::cluster().await;
+    let (gw, c) = (&s.gw, &s.c);
+    let mut keys = Vec::new();
+    for i in 0..9 {
+        keys.push(create_key(c, gw, &format!("user{i}")).await);
+    }
+    // Which keys the node about to go silent holds (asked of it directly).
+    let records: Vec<String> = query(s.nodes[0], redis::cmd("KEYS").arg("slow:*:key:*")).unwrap();
+    let (silent, working): (Vec<_>, Vec<_>) = keys
+        .into_iter()
+        .partition(|(_, id)| records.iter().any(|r| r.ends_with(&format!(":key:{id}"))));
+    assert!(!working.is_empty(), "every key on one node: {records:?}");
+
+    s.relays[0].stall();
+    s.relays[0].strand();
+    let stalled = Instant::now();
+    let mut seen = Vec::new();
+    for _ in 0..8 {
+        for ((key, id), is_silent) in working
+            .iter()
+            .map(|k| (k, false))
+            .chain(silent.iter().map(|k| (k, true)))
+        {
+            let at = stalled.elapsed();
+            let status = gw.status_with_key(c, key).await;
+            seen.push((at, id.clone(), is_silent, status, stalled.elapsed() - at));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let wrong: Vec<_> = seen
+        .iter()
+        .filter(|(at, _, is_silent, status, took)| {
+            *took >= ANSWER_WITHIN
+                || (!is_silent && *status != StatusCode::OK)
+                || (*is_silent
+                    && *at > LEASE + STORE_TIMEOUT
+                    && *status != StatusCode::SERVICE_UNAVAILABLE)
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "(since the stall, key, on the silent node, status, took): {wrong:#?}"
+    );
 }
 
 async fn gone_silent(s: Slowed) {
@@ -120,6 +170,8 @@ struct Slowed {
     _up: Upstream,
     /// One per Redis node.
     relays: Vec<Relay>,
+    /// The nodes' own ports, one per relay.
+    nodes: Vec<u16>,
     /// The Redis server or Cluster, stopped last.
     _redis: Box<dyn std::any::Any + Send>,
 }
@@ -130,7 +182,8 @@ impl Slowed {
         let redis = RedisServer::start();
         let relay = Relay::to_port(redis.port).await;
         let url = relay.redis_url();
-        Slowed::through(&url, vec![relay], Box::new(redis)).await
+        let nodes = vec![redis.port];
+        Slowed::through(&url, vec![relay], nodes, Box::new(redis)).await
     }
 
     /// A three-master Cluster, each node behind a relay.
@@ -142,12 +195,14 @@ impl Slowed {
         }
         let ports: Vec<u16> = relays.iter().map(|r| r.addr.port()).collect();
         let url = cluster.announce(&ports);
-        Slowed::through(&url, relays, Box::new(cluster)).await
+        let nodes = cluster.nodes.iter().map(|n| n.port).collect();
+        Slowed::through(&url, relays, nodes, Box::new(cluster)).await
     }
 
     async fn through(
         url: &str,
         relays: Vec<Relay>,
+        nodes: Vec<u16>,
         redis: Box<dyn std::any::Any + Send>,
     ) -> Slowed {
         let up = Upstream::start().await;
@@ -178,6 +233,7 @@ impl Slowed {
             _dir: dir,
             _up: up,
             relays,
+            nodes,
             _redis: redis,
         }
     }

@@ -57,11 +57,15 @@ pub fn open(target: &Target, ca: Option<&[u8]>, timeout: Duration) -> RedisResul
                 .set_connection_timeout(Some(timeout))
                 .set_response_timeout(Some(timeout))
                 .set_number_of_retries(1);
+            let first = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?;
             let dial = {
                 let client = client.clone();
-                move || ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+                Box::new(move || -> RedisFuture<'static, _> {
+                    let (client, config) = (client.clone(), config.clone());
+                    Box::pin(ConnectionManager::new_with_config(client, config))
+                })
             };
-            let conn = Renewing::new(timeout, dial)?;
+            let conn = Renewing::new(timeout, first, dial);
             let client = std::sync::Arc::new(client);
             Ok(Conn::Single { conn, client })
         }
@@ -84,9 +88,12 @@ pub fn open(target: &Target, ca: Option<&[u8]>, timeout: Duration) -> RedisResul
             let config = redis::cluster::ClusterConfig::new()
                 .set_connection_timeout(timeout)
                 .set_response_timeout(timeout);
-            let conn = Renewing::new(timeout, move || {
-                Ok(client.get_pending_async_connection_with_config(config.clone()))
-            })?;
+            let first = client.get_pending_async_connection_with_config(config.clone());
+            let dial = Box::new(move || -> RedisFuture<'static, _> {
+                let (client, config) = (client.clone(), config.clone());
+                Box::pin(async move { client.get_async_connection_with_config(config).await })
+            });
+            let conn = Renewing::new(timeout, first, dial);
             let nodes = urls
                 .iter()
                 .map(|u| match ca {

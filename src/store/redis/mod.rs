@@ -39,8 +39,9 @@
 //! `WAIT 1` sent to each one that has replicas, over the `writes` cluster
 //! connection's link to that node (a master it never wrote to answers at
 //! once). There is no fence there (it would need a key in a slot of each
-//! master): if a node's link is replaced between the writes and the `WAIT`,
-//! the `WAIT` confirms too early.
+//! master): if a node's link is replaced between the writes and the `WAIT`
+//! (redis-rs reconnecting it, or a new connection taking over after a
+//! command on `writes` timed out), the `WAIT` confirms too early.
 //!
 //! Pub/sub ([`RedisStore::pubsub`], [`RedisStore::publish`]) is for the
 //! cross-instance revocation barrier: same deployment, same credentials.

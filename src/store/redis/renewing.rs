@@ -7,36 +7,47 @@
 //! without a reset (a partition that drops packets, a firewall or NAT that
 //! forgot the flow, a failover behind a fixed address) would then time out
 //! every command until the kernel gives up on it, some fifteen minutes
-//! later, and every key not cached would get 503 meanwhile. Like
-//! [`super::sentinel::SentinelConn`], this wrapper forgets the connection
-//! when a command times out: that call still fails (fail closed), the next
-//! one goes on a fresh connection (for a Cluster: fresh links to every
-//! node, and the slot map asked again). Commands already on the old
-//! connection finish, or time out, there.
+//! later, and every key not cached would get 503 meanwhile.
+//!
+//! Here a timeout starts a new connection in the background; once it is
+//! ready it takes the old one's place. Meanwhile commands go on the old
+//! one: what still answers there keeps answering (in a Cluster, the nodes
+//! that are not silent), and what does not fails in time, closed. Waiting
+//! for the new connection to be ready, rather than dropping the old one at
+//! once, matters in a Cluster: a new Cluster connection first connects to
+//! every node, and while one node stays silent that takes its whole
+//! connection timeout, which no command could wait for. Like
+//! [`super::sentinel::SentinelConn`], the call that timed out still fails.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use redis::aio::ConnectionLike;
-use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
 
-/// A connection that is replaced by a fresh one from `dial` when a command
-/// on it times out; cheap to clone (clones share it).
+/// Makes a new connection, connected (and for a Cluster, with every node
+/// reached or given up on) by the time it resolves.
+pub type Dial<C> = Box<dyn Fn() -> RedisFuture<'static, C> + Send + Sync>;
+
+/// A connection that is replaced when a command on it times out; cheap to
+/// clone (clones share it).
 pub struct Renewing<C> {
     inner: Arc<Inner<C>>,
 }
 
-type Dial<C> = Box<dyn Fn() -> RedisResult<C> + Send + Sync>;
-
 struct Inner<C> {
-    /// A new connection, lazy: nothing is dialled until its first command.
     dial: Dial<C>,
     /// How long a command may take on one connection.
     limit: Duration,
+    /// How long a new connection may take to be ready.
+    dial_limit: Duration,
     /// The connection in use and its generation, so that a timeout on an
-    /// old connection never discards a newer one.
+    /// old connection never replaces a newer one.
     current: StdMutex<(u64, C)>,
+    /// A new connection is being made.
+    renewing: AtomicBool,
 }
 
 impl<C> Clone for Renewing<C> {
@@ -49,25 +60,24 @@ impl<C> Clone for Renewing<C> {
 
 // === impl Renewing ===
 
-impl<C: ConnectionLike + Clone + Send + 'static> Renewing<C> {
-    /// `timeout` is the store's bound on every call. `dial` makes the
-    /// connections, lazily (the first is made here).
-    pub(super) fn new(
-        timeout: Duration,
-        dial: impl Fn() -> RedisResult<C> + Send + Sync + 'static,
-    ) -> RedisResult<Renewing<C>> {
-        let first = dial()?;
-        Ok(Renewing {
+impl<C: ConnectionLike + Clone + Send + Sync + 'static> Renewing<C> {
+    /// `first` is used until a command times out (a lazy connection: nothing
+    /// is dialled before its first command); `dial` makes the ones after it.
+    /// `timeout` is the store's bound on every call.
+    pub(super) fn new(timeout: Duration, first: C, dial: Dial<C>) -> Renewing<C> {
+        Renewing {
             inner: Arc::new(Inner {
-                dial: Box::new(dial),
+                dial,
                 // Shorter than the store's bound (and than the response
                 // timeout given to redis-rs): a silent connection must fail
                 // here, where it is replaced, not be cut off by the caller's
                 // timeout, which would leave it in place for the next call.
                 limit: timeout * 3 / 4,
+                dial_limit: timeout * 2,
                 current: StdMutex::new((0, first)),
+                renewing: AtomicBool::new(false),
             }),
-        })
+        }
     }
 
     /// The connection in use now.
@@ -96,30 +106,42 @@ impl<C: ConnectionLike + Clone + Send + 'static> Renewing<C> {
         };
         if let Err(e) = &result {
             if e.is_timeout() {
-                self.replace(generation, e);
+                self.renew(generation, e);
             }
         }
         result
     }
 
-    fn replace(&self, generation: u64, e: &redis::RedisError) {
-        let mut current = self.inner.current.lock().expect("redis connection lock");
-        if current.0 != generation {
+    /// Make a new connection in the background to replace the one of
+    /// `generation`, unless one is being made already or a newer one is in use.
+    fn renew(&self, generation: u64, e: &RedisError) {
+        if self.generation().0 != generation || self.inner.renewing.swap(true, Ordering::AcqRel) {
             return;
         }
-        match (self.inner.dial)() {
-            Ok(fresh) => {
-                tracing::warn!(error = %e, "Redis connection silent; the next command goes on a new one");
-                *current = (generation + 1, fresh);
+        tracing::warn!(error = %e, "Redis connection silent; making a new one");
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            match tokio::time::timeout(inner.dial_limit, (inner.dial)()).await {
+                Ok(Ok(fresh)) => {
+                    let mut current = inner.current.lock().expect("redis connection lock");
+                    if current.0 == generation {
+                        *current = (generation + 1, fresh);
+                        tracing::info!("Redis commands go on the new connection");
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "could not make a new Redis connection; trying again at the next timeout")
+                }
+                Err(_) => tracing::warn!(
+                    "a new Redis connection was not ready in time; trying again at the next timeout"
+                ),
             }
-            Err(err) => {
-                tracing::warn!(error = %err, "Redis connection silent; a new one could not be set up")
-            }
-        }
+            inner.renewing.store(false, Ordering::Release);
+        });
     }
 }
 
-impl<C: ConnectionLike + Clone + Send + 'static> ConnectionLike for Renewing<C> {
+impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConnectionLike for Renewing<C> {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(self.call(move |mut conn| async move { conn.req_packed_command(cmd).await }))
     }
