@@ -73,7 +73,10 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Renewing<C> {
                 // here, where it is replaced, not be cut off by the caller's
                 // timeout, which would leave it in place for the next call.
                 limit: timeout * 3 / 4,
-                dial_limit: timeout * 2,
+                // A Cluster's new connection may spend a connection timeout
+                // (`timeout`) on a silent seed node, then another on that
+                // node again in the slot map.
+                dial_limit: timeout * 3,
                 current: StdMutex::new((0, first)),
                 renewing: AtomicBool::new(false),
             }),
@@ -115,12 +118,18 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Renewing<C> {
     /// Make a new connection in the background to replace the one of
     /// `generation`, unless one is being made already or a newer one is in use.
     fn renew(&self, generation: u64, e: &RedisError) {
-        if self.generation().0 != generation || self.inner.renewing.swap(true, Ordering::AcqRel) {
+        if self.inner.renewing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let renewing = Renewal(self.inner.clone());
+        // Checked with the flag held: a renewal that ended just now may
+        // have replaced this generation already.
+        if self.generation().0 != generation {
             return;
         }
         tracing::warn!(error = %e, "Redis connection silent; making a new one");
-        let inner = self.inner.clone();
         tokio::spawn(async move {
+            let inner = &renewing.0;
             match tokio::time::timeout(inner.dial_limit, (inner.dial)()).await {
                 Ok(Ok(fresh)) => {
                     let mut current = inner.current.lock().expect("redis connection lock");
@@ -136,8 +145,16 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Renewing<C> {
                     "a new Redis connection was not ready in time; trying again at the next timeout"
                 ),
             }
-            inner.renewing.store(false, Ordering::Release);
         });
+    }
+}
+
+/// A renewal under way: the flag is cleared however it ends.
+struct Renewal<C>(Arc<Inner<C>>);
+
+impl<C> Drop for Renewal<C> {
+    fn drop(&mut self) {
+        self.0.renewing.store(false, Ordering::Release);
     }
 }
 
