@@ -324,16 +324,27 @@ async fn connections_beyond_max_connections_wait_for_a_free_slot() {
         .await;
     let first = client::raw_tls(gw.addr, &gw.ca).await;
     let _second = client::raw_tls(gw.addr, &gw.ca).await;
-    // The third is not served while two are open ...
-    let third = spawn_tls_connect(&gw);
-    assert_waiting(
-        &third,
+    served_once_closed(
+        &gw,
+        first,
         "a third connection was served beyond max_connections = 2",
     )
     .await;
-    // ... and is served as soon as one closes.
-    drop(first);
-    let tls = within(5, "third connection served", third).await.unwrap();
+}
+
+/// A new connection waits while `holder` holds the last free slot, and is
+/// served as soon as `holder` is closed.
+async fn served_once_closed<T>(
+    gw: &crate::support::gateway::TestGateway,
+    holder: T,
+    while_held: &str,
+) {
+    let next = spawn_tls_connect(gw);
+    assert_waiting(&next, while_held).await;
+    drop(holder);
+    let tls = within(5, "the waiting connection served", next)
+        .await
+        .unwrap();
     assert!(tls.is_ok());
 }
 
@@ -357,15 +368,12 @@ async fn a_lingering_close_holds_its_slot_until_the_client_closes() {
     let answer = within(5, "answer to garbage", read_to_close(&mut first)).await;
     let text = String::from_utf8_lossy(&answer);
     assert!(text.starts_with("HTTP/1.1 400"), "got {text:?}");
-    let second = spawn_tls_connect(&gw);
-    assert_waiting(
-        &second,
+    served_once_closed(
+        &gw,
+        first,
         "a second connection was served while the first lingered, beyond max_connections = 1",
     )
     .await;
-    drop(first);
-    let tls = within(5, "second connection served", second).await.unwrap();
-    assert!(tls.is_ok());
     assert!(up.requests().is_empty());
 }
 
