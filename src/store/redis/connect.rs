@@ -167,10 +167,21 @@ impl Conn {
         matches!(self, Conn::Cluster { .. })
     }
 
-    /// The cluster connection, for commands routed to chosen nodes.
-    pub fn cluster(&self) -> Option<ClusterConnection> {
+    /// Which connection is in use: changes when a new one takes over after
+    /// a timeout (standalone and Cluster; always 0 behind Sentinel).
+    pub fn generation(&self) -> u64 {
         match self {
-            Conn::Cluster { conn, .. } => Some(conn.current()),
+            Conn::Single { conn, .. } => conn.generation().0,
+            Conn::Cluster { conn, .. } => conn.generation().0,
+            Conn::Sentinel(_) => 0,
+        }
+    }
+
+    /// The cluster connection and its generation, for commands routed to
+    /// chosen nodes.
+    pub fn cluster(&self) -> Option<(u64, ClusterConnection)> {
+        match self {
+            Conn::Cluster { conn, .. } => Some(conn.generation()),
             _ => None,
         }
     }

@@ -227,12 +227,14 @@ impl RedisStore {
     /// Revoke every live key that matches `filter` and was created before
     /// the call (give or take `CLOCK_SKEW`), in batches.
     pub async fn revoke_matching(&self, filter: &KeyFilter) -> Result<u64, StoreError> {
+        let since = self.writes.generation();
         let n = self.revoke_where(filter).await?;
-        self.replicated().await?;
+        self.replicated(since).await?;
         Ok(n)
     }
 
     pub async fn revoke_users(&self, users: &[String]) -> Result<u64, StoreError> {
+        let since = self.writes.generation();
         let mut n = 0;
         for user in users {
             let filter = KeyFilter {
@@ -241,7 +243,7 @@ impl RedisStore {
             };
             n += self.revoke_where(&filter).await?;
         }
-        self.replicated().await?;
+        self.replicated(since).await?;
         Ok(n)
     }
 
@@ -312,6 +314,7 @@ impl RedisStore {
         if ids.is_empty() {
             return Ok(0);
         }
+        let since = self.writes.generation();
         let entries: Vec<Entry> = self
             .records(ids)
             .await?
@@ -326,7 +329,7 @@ impl RedisStore {
             .filter(|&d| d)
             .count() as u64;
         self.unindex(&entries).await?;
-        self.replicated().await?;
+        self.replicated(since).await?;
         Ok(n)
     }
 

@@ -39,9 +39,10 @@
 //! `WAIT 1` sent to each one that has replicas, over the `writes` cluster
 //! connection's link to that node (a master it never wrote to answers at
 //! once). There is no fence there (it would need a key in a slot of each
-//! master): if a node's link is replaced between the writes and the `WAIT`
-//! (redis-rs reconnecting it, or a new connection taking over after a
-//! command on `writes` timed out), the `WAIT` confirms too early.
+//! master): if redis-rs reconnects a node's link between the writes and the
+//! `WAIT`, the `WAIT` confirms too early. A new connection that took over
+//! after a command on `writes` timed out is seen (its generation changed)
+//! and the operation answers `Timeout`.
 //!
 //! Pub/sub ([`RedisStore::pubsub`], [`RedisStore::publish`]) is for the
 //! cross-instance revocation barrier: same deployment, same credentials.
@@ -190,9 +191,16 @@ impl RedisStore {
     }
 
     /// Wait until a replica has every write so far (see the module docs);
-    /// `Ok` at once without replicas.
-    async fn replicated(&self) -> Result<(), StoreError> {
-        if let Some(cluster) = self.writes.cluster() {
+    /// `Ok` at once without replicas. `since`: the `writes` connection's
+    /// generation before the writes. In a Cluster, where `WAIT` covers only
+    /// the writes of its own links, a connection replaced since then (after
+    /// a timeout) is a `Timeout`: the writes cannot be confirmed.
+    async fn replicated(&self, since: u64) -> Result<(), StoreError> {
+        if let Some((generation, cluster)) = self.writes.cluster() {
+            if generation != since {
+                tracing::warn!("the Redis connection was replaced during the writes; a replica cannot confirm them");
+                return Err(StoreError::Timeout(self.timeout));
+            }
             return self.replicated_in_cluster(cluster).await;
         }
         let mut conn = self.writes.repeating();
@@ -293,6 +301,7 @@ impl RedisStore {
     }
 
     pub async fn insert(&self, r: &KeyRecord) -> Result<(), StoreError> {
+        let since = self.writes.generation();
         let key = self.record(r.id.as_str());
         let entry = Entry::of(r);
         let now = unix_now();
@@ -330,7 +339,7 @@ impl RedisStore {
             tracing::warn!(error = %e, "could not remove expired keys from the listing indexes");
         }
         // A created key lost in a failover fails closed: warn, do not fail.
-        if let Err(e) = self.replicated().await {
+        if let Err(e) = self.replicated(since).await {
             tracing::warn!(key_id = %r.id, error = %e, "created key not confirmed by a replica");
         }
         Ok(())

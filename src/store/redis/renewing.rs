@@ -83,12 +83,8 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Renewing<C> {
         }
     }
 
-    /// The connection in use now.
-    pub(super) fn current(&self) -> C {
-        self.generation().1
-    }
-
-    fn generation(&self) -> (u64, C) {
+    /// The connection in use now and its generation.
+    pub(super) fn generation(&self) -> (u64, C) {
         self.inner
             .current
             .lock()
@@ -175,6 +171,6 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConnectionLike for Renew
     }
 
     fn get_db(&self) -> i64 {
-        self.current().get_db()
+        self.generation().1.get_db()
     }
 }
