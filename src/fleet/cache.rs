@@ -170,7 +170,11 @@ impl KeyCache {
     /// Forget every key of these users.
     pub fn invalidate_users(&self, users: &[String]) {
         self.epoch.fetch_add(1, SeqCst);
-        self.entries.retain(|_, e| !users.contains(&e.record.user));
+        // A set: a leaked-key list can name thousands of users, and every
+        // entry of the cache is looked up in it.
+        let users: std::collections::HashSet<&str> = users.iter().map(String::as_str).collect();
+        self.entries
+            .retain(|_, e| !users.contains(e.record.user.as_str()));
     }
 
     pub fn invalidate_all(&self) {
