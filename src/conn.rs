@@ -51,8 +51,8 @@ pub struct ConnCtx {
     pub idle_timeout: Duration,
     /// The connection's place under `max_connections` and in the open
     /// connections gauge, given back when the last holder of this context is
-    /// gone: the connection, or a WebSocket tunnel that outlives it (which the
-    /// shutdown drain then waits for too).
+    /// gone: the connection, its lingering close (up to 2 s), or a WebSocket
+    /// tunnel that outlives it (which the shutdown drain then waits for too).
     _slot: Slot,
 }
 

@@ -24,8 +24,8 @@ struct Written {
     /// The size at which a new key first sweeps out the entries no longer
     /// due to be skipped: twice what the last sweep kept (at least
     /// `SWEEP_FROM`), so sweeping costs O(1) per new key however many keys
-    /// are in use, and the map holds at most twice the keys used within
-    /// the last `every`.
+    /// are in use, and the map holds at most twice what the last sweep kept
+    /// (the keys used within `every` of it), or `SWEEP_FROM`.
     sweep_at: usize,
     /// Entries the sweeps have visited, for the test of that cost.
     #[cfg(test)]

@@ -368,12 +368,19 @@ async fn a_lingering_close_holds_its_slot_until_the_client_closes() {
     let answer = within(5, "answer to garbage", read_to_close(&mut first)).await;
     let text = String::from_utf8_lossy(&answer);
     assert!(text.starts_with("HTTP/1.1 400"), "got {text:?}");
+    let closed = std::time::Instant::now();
     served_once_closed(
         &gw,
         first,
         "a second connection was served while the first lingered, beyond max_connections = 1",
     )
     .await;
+    // Freed by the client's close, not by the linger's 2 s running out.
+    assert!(
+        closed.elapsed() < Duration::from_millis(1800),
+        "served {:?} after keygate closed the first connection",
+        closed.elapsed()
+    );
     assert!(up.requests().is_empty());
 }
 

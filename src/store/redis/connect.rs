@@ -167,13 +167,13 @@ impl Conn {
         matches!(self, Conn::Cluster { .. })
     }
 
-    /// Which connection is in use: changes when a new one takes over after
-    /// a timeout (standalone and Cluster; always 0 behind Sentinel).
+    /// Which Cluster connection is in use: changes when a new one takes
+    /// over after a timeout. Always 0 elsewhere, where `WAIT` goes in one
+    /// pipeline with a fence write and needs no such check.
     pub fn generation(&self) -> u64 {
         match self {
-            Conn::Single { conn, .. } => conn.generation().0,
             Conn::Cluster { conn, .. } => conn.generation().0,
-            Conn::Sentinel(_) => 0,
+            Conn::Single { .. } | Conn::Sentinel(_) => 0,
         }
     }
 

@@ -41,8 +41,8 @@
 //! once). There is no fence there (it would need a key in a slot of each
 //! master): if redis-rs reconnects a node's link between the writes and the
 //! `WAIT`, the `WAIT` confirms too early. A new connection that took over
-//! after a command on `writes` timed out is seen (its generation changed)
-//! and the operation answers `Timeout`.
+//! after a command on `writes` timed out is seen (its generation changed):
+//! a revocation answers `Timeout`, a creation or rotation warns.
 //!
 //! Pub/sub ([`RedisStore::pubsub`], [`RedisStore::publish`]) is for the
 //! cross-instance revocation barrier: same deployment, same credentials.

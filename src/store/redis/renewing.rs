@@ -128,11 +128,11 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Renewing<C> {
             let inner = &renewing.0;
             match tokio::time::timeout(inner.dial_limit, (inner.dial)()).await {
                 Ok(Ok(fresh)) => {
+                    // Only this renewal replaces `generation` (one at a time).
                     let mut current = inner.current.lock().expect("redis connection lock");
-                    if current.0 == generation {
-                        *current = (generation + 1, fresh);
-                        tracing::info!("Redis commands go on the new connection");
-                    }
+                    debug_assert_eq!(current.0, generation);
+                    *current = (generation + 1, fresh);
+                    tracing::info!("Redis commands go on the new connection");
                 }
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "could not make a new Redis connection; trying again at the next timeout")
