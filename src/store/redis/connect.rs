@@ -15,7 +15,7 @@ use redis::{
     TlsCertificates, TlsMode, Value,
 };
 
-use super::renewing::Renewing;
+use super::renewing::{command_limit, Renewing};
 use super::sentinel::SentinelConn;
 use super::url::Target;
 
@@ -54,8 +54,8 @@ pub fn open(target: &Target, ca: Option<&[u8]>, timeout: Duration) -> RedisResul
                 _ => Client::open(url.as_str())?,
             };
             let config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(timeout))
-                .set_response_timeout(Some(timeout))
+                .set_connection_timeout(Some(command_limit(timeout)))
+                .set_response_timeout(Some(command_limit(timeout)))
                 .set_number_of_retries(1);
             let first = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?;
             let dial = {
@@ -78,16 +78,18 @@ pub fn open(target: &Target, ca: Option<&[u8]>, timeout: Duration) -> RedisResul
                 .iter()
                 .map(|(h, p)| node_url(*tls, userinfo.as_deref(), h, *p))
                 .collect();
+            // The response timeout is also each command's overall one,
+            // retries and redirections included (redis-rs).
             let mut builder = ClusterClientBuilder::new(urls.clone())
                 .connection_timeout(timeout)
-                .response_timeout(timeout);
+                .response_timeout(command_limit(timeout));
             if ca.is_some() && *tls {
                 builder = builder.certs(certs());
             }
             let client = builder.build()?;
             let config = redis::cluster::ClusterConfig::new()
                 .set_connection_timeout(timeout)
-                .set_response_timeout(timeout);
+                .set_response_timeout(command_limit(timeout));
             let first = client.get_pending_async_connection_with_config(config.clone());
             let dial = Box::new(move || -> RedisFuture<'static, _> {
                 let (client, config) = (client.clone(), config.clone());

@@ -27,6 +27,14 @@ use std::time::Duration;
 use redis::aio::ConnectionLike;
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
 
+/// How long redis-rs may wait for a command's answer (retries included):
+/// shorter than the store's bound on every call, so that a silent
+/// connection fails there with a timeout, which replaces it, and is not cut
+/// off by the caller's bound, which would leave it in place.
+pub fn command_limit(timeout: Duration) -> Duration {
+    timeout * 3 / 4
+}
+
 /// Makes a new connection, connected (and for a Cluster, with every node
 /// reached or given up on) by the time it resolves.
 pub type Dial<C> = Box<dyn Fn() -> RedisFuture<'static, C> + Send + Sync>;
@@ -39,8 +47,6 @@ pub struct Renewing<C> {
 
 struct Inner<C> {
     dial: Dial<C>,
-    /// How long a command may take on one connection.
-    limit: Duration,
     /// How long a new connection may take to be ready.
     dial_limit: Duration,
     /// The connection in use and its generation, so that a timeout on an
@@ -63,16 +69,12 @@ impl<C> Clone for Renewing<C> {
 impl<C: ConnectionLike + Clone + Send + Sync + 'static> Renewing<C> {
     /// `first` is used until a command times out (a lazy connection: nothing
     /// is dialled before its first command); `dial` makes the ones after it.
-    /// `timeout` is the store's bound on every call.
+    /// `timeout` is the store's bound on every call. The connections must
+    /// time a command out themselves, within [`command_limit`] of it.
     pub(super) fn new(timeout: Duration, first: C, dial: Dial<C>) -> Renewing<C> {
         Renewing {
             inner: Arc::new(Inner {
                 dial,
-                // Shorter than the store's bound (and than the response
-                // timeout given to redis-rs): a silent connection must fail
-                // here, where it is replaced, not be cut off by the caller's
-                // timeout, which would leave it in place for the next call.
-                limit: timeout * 3 / 4,
                 // A Cluster's new connection may spend a connection timeout
                 // (`timeout`) on a silent seed node, then another on that
                 // node again in the slot map.
@@ -92,17 +94,14 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Renewing<C> {
             .clone()
     }
 
-    /// Run `call` on the connection in use, within the limit; replace the
-    /// connection if the call timed out on it.
+    /// Run `call` on the connection in use; replace the connection if the
+    /// call timed out on it.
     async fn call<'a, T, F>(&self, call: impl FnOnce(C) -> F) -> RedisResult<T>
     where
         F: Future<Output = RedisResult<T>> + 'a,
     {
         let (generation, conn) = self.generation();
-        let result = match tokio::time::timeout(self.inner.limit, call(conn)).await {
-            Ok(result) => result,
-            Err(_) => Err(std::io::Error::from(std::io::ErrorKind::TimedOut).into()),
-        };
+        let result = call(conn).await;
         if let Err(e) = &result {
             if e.is_timeout() {
                 self.renew(generation, e);

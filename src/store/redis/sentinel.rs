@@ -50,7 +50,7 @@ impl SentinelConn {
         // (partitioned, frozen) must fail here, where the connection is
         // forgotten, not be cut off by the caller's timeout, which would
         // leave the connection in place for the next call.
-        let timeout = timeout * 3 / 4;
+        let timeout = super::renewing::command_limit(timeout);
         SentinelConn {
             inner: Arc::new(SentinelInner {
                 sentinel: tokio::sync::Mutex::new(sentinel),
