@@ -138,9 +138,14 @@ async fn cluster_revocations_wait_for_replicas() {
         1,
         "confirmed by live replicas"
     );
+    // Every master was fenced on its own slots, whichever it wrote to.
+    let masters = cluster.masters();
+    for &port in &masters {
+        let fences: Vec<String> = query(port, redis::cmd("KEYS").arg("cwait:fence:*")).unwrap();
+        assert_eq!(fences.len(), 1, "master {port}: {fences:?}");
+    }
     let (_, b) = record("bob", DAY);
     store.insert(&b).await.unwrap();
-    let masters = cluster.masters();
     let replicas: Vec<&RedisServer> = cluster
         .nodes
         .iter()
@@ -157,6 +162,44 @@ async fn cluster_revocations_wait_for_replicas() {
     assert!(
         matches!(unconfirmed, Err(StoreError::Timeout(_))),
         "{unconfirmed:?}"
+    );
+}
+
+/// The admin retries an unconfirmed revocation of a user's keys, here
+/// through another instance whose links wrote nothing before: the first
+/// attempt removed the keys from the masters already, so the retry finds
+/// none, yet it must not be confirmed before a replica has the first
+/// attempt's writes (a failover would bring the keys back).
+#[tokio::test]
+async fn a_cluster_revocation_retried_elsewhere_waits_for_the_first_attempts_writes() {
+    let cluster = RedisCluster::start_replicated();
+    let first = open(&cluster.url(), "cretry").await;
+    let other = open(&cluster.url(), "cretry").await;
+    first.insert(&record("alice", DAY).1).await.unwrap();
+    let masters = cluster.masters();
+    let replicas: Vec<&RedisServer> = cluster
+        .nodes
+        .iter()
+        .filter(|n| !masters.contains(&n.port))
+        .collect();
+    for r in &replicas {
+        r.freeze();
+    }
+    let alice = ["alice".to_owned()];
+    let attempt = first.revoke_users(&alice).await;
+    let retry = other.revoke_users(&alice).await;
+    for r in &replicas {
+        r.thaw();
+    }
+    assert!(
+        matches!(attempt, Err(StoreError::Timeout(_))),
+        "{attempt:?}"
+    );
+    assert!(matches!(retry, Err(StoreError::Timeout(_))), "{retry:?}");
+    assert_eq!(
+        other.revoke_users(&alice).await.unwrap(),
+        0,
+        "confirmed once the replicas caught up"
     );
 }
 

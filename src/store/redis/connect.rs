@@ -169,21 +169,10 @@ impl Conn {
         matches!(self, Conn::Cluster { .. })
     }
 
-    /// Which Cluster connection is in use: changes when a new one takes
-    /// over after a timeout. Always 0 elsewhere, where `WAIT` goes in one
-    /// pipeline with a fence write and needs no such check.
-    pub fn generation(&self) -> u64 {
+    /// The cluster connection, for commands routed to chosen nodes.
+    pub fn cluster(&self) -> Option<ClusterConnection> {
         match self {
-            Conn::Cluster { conn, .. } => conn.generation().0,
-            Conn::Single { .. } | Conn::Sentinel(_) => 0,
-        }
-    }
-
-    /// The cluster connection and its generation, for commands routed to
-    /// chosen nodes.
-    pub fn cluster(&self) -> Option<(u64, ClusterConnection)> {
-        match self {
-            Conn::Cluster { conn, .. } => Some(conn.generation()),
+            Conn::Cluster { conn, .. } => Some(conn.connection()),
             _ => None,
         }
     }

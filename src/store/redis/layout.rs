@@ -11,6 +11,7 @@
 //! | `ns:audit` | stream | audit events |
 //! | `ns:settings` | string | runtime settings (JSON) |
 //! | `ns:fence` | string | written right before each `WAIT`, so that it covers every earlier write |
+//! | `ns:fence:{N}` | string | the same in a Cluster, one per master: `N` a number whose hash slot is the master's ([`slot_tag`]) |
 //! | `ns:layout` | string | `3` once earlier layouts have been moved |
 //!
 //! `{T}` is a Redis Cluster hash tag: the first 4 characters of the key id,
@@ -47,6 +48,8 @@
 //! they would neither see nor revoke the moved keys.
 
 use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::OnceLock;
 
 use super::RedisStore;
 use crate::keys::format::{user_tag, TAG_LEN};
@@ -87,6 +90,56 @@ impl RedisStore {
     pub(super) fn fence(&self) -> String {
         format!("{}:fence", self.ns)
     }
+
+    /// The fence of the Cluster master that serves `slot`.
+    pub(super) fn fence_in_slot(&self, slot: u16) -> String {
+        format!("{}:fence:{{{}}}", self.ns, slot_tag(slot))
+    }
+}
+
+/// Redis Cluster's number of hash slots.
+const SLOTS: usize = 16384;
+
+/// A hash tag (a decimal number) whose Cluster slot is `slot`: so a key can
+/// be written on a chosen master. The table is made once, at the first
+/// Cluster revocation: the first 200,000 or so numbers cover every slot.
+fn slot_tag(slot: u16) -> u32 {
+    static TAGS: OnceLock<Vec<u32>> = OnceLock::new();
+    let tags = TAGS.get_or_init(|| {
+        let mut tags = vec![u32::MAX; SLOTS];
+        let mut missing = SLOTS;
+        let mut digits = String::new();
+        for n in 0..u32::MAX {
+            digits.clear();
+            write!(digits, "{n}").expect("writing to a String");
+            let s =
+                usize::from(crc16::State::<crc16::XMODEM>::calculate(digits.as_bytes())) % SLOTS;
+            if tags[s] == u32::MAX {
+                tags[s] = n;
+                missing -= 1;
+                if missing == 0 {
+                    break;
+                }
+            }
+        }
+        tags
+    });
+    tags[usize::from(slot) % SLOTS]
+}
+
+/// The first slot a node serves, from its `CLUSTER NODES` answer (the line
+/// flagged `myself`; slots being moved, in brackets, are skipped).
+pub(super) fn first_own_slot(cluster_nodes: &str) -> Option<u16> {
+    let myself = cluster_nodes.lines().find(|line| {
+        line.split(' ')
+            .nth(2)
+            .is_some_and(|flags| flags.split(',').any(|f| f == "myself"))
+    })?;
+    myself
+        .split(' ')
+        .skip(8)
+        .find(|range| !range.starts_with('['))
+        .and_then(|range| range.split('-').next()?.parse().ok())
 }
 
 /// The commands that write record `r` as key `key` (its fields, its
@@ -151,4 +204,34 @@ pub(super) fn parse(
         rotated_to: f.get("rotated_to").and_then(|i| KeyId::parse(i)),
         chain_started: f.get("chain").and_then(|c| c.parse().ok()),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use redis::cluster_routing::Slot;
+
+    use super::*;
+
+    #[test]
+    fn every_slot_has_a_tag_and_redis_rs_puts_it_there() {
+        for slot in 0..SLOTS as u16 {
+            let key = format!("keygate:fence:{{{}}}", slot_tag(slot));
+            assert_eq!(Slot::for_key(&key), Slot::new(slot).unwrap(), "{key}");
+        }
+    }
+
+    #[test]
+    fn a_nodes_first_slot_is_read_from_its_own_line() {
+        let nodes = "\
+07c37dfe 127.0.0.1:30004@31004 slave e7d1eecc 0 1426238317239 4 connected
+e7d1eecc 127.0.0.1:30002@31002 myself,master - 0 0 2 connected [5461-<-292f8b36] 5462-10922 12000
+292f8b36 127.0.0.1:30001@31001 master - 0 1426238316232 1 connected 0-5460
+";
+        assert_eq!(first_own_slot(nodes), Some(5462));
+        let single = "e7d1 127.0.0.1:1@2 myself,master - 0 0 2 connected 16383\n";
+        assert_eq!(first_own_slot(single), Some(16383));
+        let empty = "e7d1 127.0.0.1:1@2 myself,master - 0 0 2 connected\n";
+        assert_eq!(first_own_slot(empty), None);
+        assert_eq!(first_own_slot("junk"), None);
+    }
 }

@@ -130,7 +130,6 @@ impl RedisStore {
         new: &KeyRecord,
         old_until: u64,
     ) -> Result<Rotated, StoreError> {
-        let since = self.writes.generation();
         // The old key's members are named by its record: read it first
         // (the script decides anyway; only a rotation changes an expiry).
         let Some(before) = self.get(old.as_str()).await? else {
@@ -189,7 +188,7 @@ impl RedisStore {
                 }
                 self.by_tag(cmds).await?;
                 // Like a creation: a successor lost in a failover fails closed.
-                if let Err(e) = self.replicated(since).await {
+                if let Err(e) = self.replicated().await {
                     tracing::warn!(key_id = %new.id, error = %e, "rotation not confirmed by a replica");
                 }
             }

@@ -227,14 +227,12 @@ impl RedisStore {
     /// Revoke every live key that matches `filter` and was created before
     /// the call (give or take `CLOCK_SKEW`), in batches.
     pub async fn revoke_matching(&self, filter: &KeyFilter) -> Result<u64, StoreError> {
-        let since = self.writes.generation();
         let n = self.revoke_where(filter).await?;
-        self.replicated(since).await?;
+        self.replicated().await?;
         Ok(n)
     }
 
     pub async fn revoke_users(&self, users: &[String]) -> Result<u64, StoreError> {
-        let since = self.writes.generation();
         let mut n = 0;
         for user in users {
             let filter = KeyFilter {
@@ -243,7 +241,7 @@ impl RedisStore {
             };
             n += self.revoke_where(&filter).await?;
         }
-        self.replicated(since).await?;
+        self.replicated().await?;
         Ok(n)
     }
 
@@ -314,7 +312,6 @@ impl RedisStore {
         if ids.is_empty() {
             return Ok(0);
         }
-        let since = self.writes.generation();
         let entries: Vec<Entry> = self
             .records(ids)
             .await?
@@ -329,7 +326,7 @@ impl RedisStore {
             .filter(|&d| d)
             .count() as u64;
         self.unindex(&entries).await?;
-        self.replicated(since).await?;
+        self.replicated().await?;
         Ok(n)
     }
 

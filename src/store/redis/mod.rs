@@ -35,14 +35,13 @@
 //! connection they took (a repeat on a fresh connection included). `WAIT`
 //! blocks its connection meanwhile, so creations and revocations have a
 //! connection of their own (`writes`) and never hold up key lookups. In a
-//! Cluster the same holds per master: `ROLE` is asked of every master and
-//! `WAIT 1` sent to each one that has replicas, over the `writes` cluster
-//! connection's link to that node (a master it never wrote to answers at
-//! once). There is no fence there (it would need a key in a slot of each
-//! master): if redis-rs reconnects a node's link between the writes and the
-//! `WAIT`, the `WAIT` confirms too early. A new connection that took over
-//! after a command on `writes` timed out is seen (its generation changed):
-//! a revocation answers `Timeout`, a creation or rotation warns.
+//! Cluster the same holds per master: `ROLE` is asked of every master, and
+//! each one that has replicas gets a fence of its own (`ns:fence:{N}`, `N`
+//! chosen so that its slot is one the master serves, which `CLUSTER NODES`
+//! tells) and `WAIT 1` in one pipeline on one link. So a link redis-rs
+//! dialled again, or a connection that took over after a timeout
+//! ([`renewing`]), between the writes and the `WAIT` cannot confirm them
+//! early: the fence comes after them on that master either way.
 //!
 //! Pub/sub ([`RedisStore::pubsub`], [`RedisStore::publish`]) is for the
 //! cross-instance revocation barrier: same deployment, same credentials.
@@ -191,16 +190,9 @@ impl RedisStore {
     }
 
     /// Wait until a replica has every write so far (see the module docs);
-    /// `Ok` at once without replicas. `since`: the `writes` connection's
-    /// generation before the writes. In a Cluster, where `WAIT` covers only
-    /// the writes of its own links, a connection replaced since then (after
-    /// a timeout) is a `Timeout`: the writes cannot be confirmed.
-    async fn replicated(&self, since: u64) -> Result<(), StoreError> {
-        if let Some((generation, cluster)) = self.writes.cluster() {
-            if generation != since {
-                tracing::warn!("the Redis connection was replaced during the writes; a replica cannot confirm them");
-                return Err(StoreError::Timeout(self.timeout));
-            }
+    /// `Ok` at once without replicas.
+    async fn replicated(&self) -> Result<(), StoreError> {
+        if let Some(cluster) = self.writes.cluster() {
             return self.replicated_in_cluster(cluster).await;
         }
         let mut conn = self.writes.repeating();
@@ -214,7 +206,7 @@ impl RedisStore {
         if replicas == 0 {
             return Ok(());
         }
-        let wait = (self.timeout / 2).as_millis().max(1) as u64;
+        let wait = self.wait_ms();
         // The fence, then WAIT, on one connection (see the module docs).
         let (acked,): (i64,) = self
             .bounded(
@@ -238,9 +230,14 @@ impl RedisStore {
         Ok(())
     }
 
-    /// `replicated` in a Cluster: `WAIT 1` on every master that has
-    /// replicas, over the connections the writes took (a master this
-    /// connection never wrote to answers at once).
+    /// How long `WAIT` may block: half of `store.timeout`, the rest is for
+    /// the round trips around it.
+    fn wait_ms(&self) -> u64 {
+        (self.timeout / 2).as_millis().max(1) as u64
+    }
+
+    /// `replicated` in a Cluster: on every master that has replicas, a fence
+    /// in one of its own slots and `WAIT 1`, in one pipeline on one link.
     async fn replicated_in_cluster(
         &self,
         mut cluster: redis::cluster_async::ClusterConnection,
@@ -255,7 +252,7 @@ impl RedisStore {
         let redis::Value::Map(roles) = roles else {
             return Err(unexpected("ROLE").into());
         };
-        let wait = (self.timeout / 2).as_millis().max(1) as u64;
+        let wait = self.wait_ms();
         let mut waits = Vec::new();
         for (addr, role) in roles {
             let addr: String = redis::from_redis_value(addr).map_err(|_| unexpected("ROLE"))?;
@@ -274,16 +271,33 @@ impl RedisStore {
                 continue;
             }
             let mut cluster = cluster.clone();
-            let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+            let node = SingleNodeRoutingInfo::ByAddress {
                 host: host.to_owned(),
                 port,
-            });
+            };
             waits.push(async move {
-                let mut cmd = redis::cmd("WAIT");
-                cmd.arg(1).arg(wait);
-                let acked: i64 =
-                    redis::from_redis_value(cluster.route_command(cmd, routing).await?)
-                        .map_err(|_| unexpected("WAIT"))?;
+                let mut nodes = redis::cmd("CLUSTER");
+                nodes.arg("NODES");
+                let nodes = cluster
+                    .route_command(nodes, RoutingInfo::SingleNode(node.clone()))
+                    .await?;
+                let nodes: String =
+                    redis::from_redis_value(nodes).map_err(|_| unexpected("CLUSTER NODES"))?;
+                // A master without slots holds no keys: nothing to confirm.
+                let Some(slot) = layout::first_own_slot(&nodes) else {
+                    return Ok((addr, 1));
+                };
+                let mut fenced = redis::pipe();
+                fenced.set(self.fence_in_slot(slot), 1);
+                fenced.cmd("WAIT").arg(1).arg(wait);
+                let replies = cluster.route_pipeline(fenced, 0, 2, node).await?;
+                let acked = match replies.as_slice() {
+                    [redis::Value::Okay, acked] => {
+                        redis::from_redis_value::<i64>(acked.clone()).ok()
+                    }
+                    _ => None,
+                };
+                let acked = acked.ok_or_else(|| unexpected("SET and WAIT"))?;
                 Ok::<_, redis::RedisError>((addr, acked))
             });
         }
@@ -301,7 +315,6 @@ impl RedisStore {
     }
 
     pub async fn insert(&self, r: &KeyRecord) -> Result<(), StoreError> {
-        let since = self.writes.generation();
         let key = self.record(r.id.as_str());
         let entry = Entry::of(r);
         let now = unix_now();
@@ -339,7 +352,7 @@ impl RedisStore {
             tracing::warn!(error = %e, "could not remove expired keys from the listing indexes");
         }
         // A created key lost in a failover fails closed: warn, do not fail.
-        if let Err(e) = self.replicated(since).await {
+        if let Err(e) = self.replicated().await {
             tracing::warn!(key_id = %r.id, error = %e, "created key not confirmed by a replica");
         }
         Ok(())

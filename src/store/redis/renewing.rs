@@ -85,8 +85,13 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Renewing<C> {
         }
     }
 
+    /// The connection in use now.
+    pub(super) fn connection(&self) -> C {
+        self.current().1
+    }
+
     /// The connection in use now and its generation.
-    pub(super) fn generation(&self) -> (u64, C) {
+    fn current(&self) -> (u64, C) {
         self.inner
             .current
             .lock()
@@ -100,7 +105,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Renewing<C> {
     where
         F: Future<Output = RedisResult<T>> + 'a,
     {
-        let (generation, conn) = self.generation();
+        let (generation, conn) = self.current();
         let result = call(conn).await;
         if let Err(e) = &result {
             if e.is_timeout() {
@@ -119,7 +124,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Renewing<C> {
         let renewing = Renewal(self.inner.clone());
         // Checked with the flag held: a renewal that ended just now may
         // have replaced this generation already.
-        if self.generation().0 != generation {
+        if self.current().0 != generation {
             return;
         }
         tracing::warn!(error = %e, "Redis connection silent; making a new one");
@@ -170,6 +175,6 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConnectionLike for Renew
     }
 
     fn get_db(&self) -> i64 {
-        self.generation().1.get_db()
+        self.connection().get_db()
     }
 }
