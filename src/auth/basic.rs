@@ -7,7 +7,9 @@ use base64::Engine;
 
 use crate::keys::ApiKey;
 
-/// Longest `Authorization` value considered; longer is malformed, not decoded.
+/// Longest Basic or Bearer token that may be ours; a longer Basic
+/// credential for our user is malformed, not decoded. Another scheme or
+/// user (an app's Kerberos ticket, a large JWT) is no concern of this.
 const MAX_LEN: usize = 4096;
 
 pub enum Parsed<'a> {
@@ -26,16 +28,15 @@ pub enum Parsed<'a> {
 /// Parse an `Authorization` value; a Basic credential is decoded whole only
 /// when its user is `our_user` (which holds no `:`).
 pub fn parse<'a>(value: &'a [u8], our_user: &OurUser) -> Parsed<'a> {
-    if value.len() > MAX_LEN {
-        return Parsed::Malformed;
-    }
     let Some(space) = value.iter().position(|b| *b == b' ') else {
         return Parsed::OtherScheme;
     };
     let (scheme, rest) = value.split_at(space);
     if scheme.eq_ignore_ascii_case(b"bearer") {
         return match std::str::from_utf8(rest.trim_ascii()) {
-            Ok(token) => Parsed::Bearer(token),
+            Ok(token) if token.len() <= MAX_LEN => Parsed::Bearer(token),
+            // Far longer than any key: the app's.
+            Ok(_) => Parsed::OtherScheme,
             Err(_) => Parsed::Malformed,
         };
     }
@@ -47,6 +48,9 @@ pub fn parse<'a>(value: &'a [u8], our_user: &OurUser) -> Parsed<'a> {
     // once. Anything else may show another user in its first groups.
     if !token.starts_with(&our_user.encoded) && names_another_user(token, our_user) {
         return Parsed::OtherUser;
+    }
+    if token.len() > MAX_LEN {
+        return Parsed::Malformed;
     }
     let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(token) else {
         return Parsed::Malformed;
@@ -184,14 +188,28 @@ mod tests {
     }
 
     #[test]
-    fn rejects_bad_base64_no_colon_and_huge_values() {
+    fn rejects_bad_base64_no_colon_and_a_huge_credential_of_ours() {
         assert!(matches!(parse(b"Basic !!!", &apikey()), Parsed::Malformed));
         assert!(matches!(
             parse(&basic("apikey"), &apikey()),
             Parsed::Malformed
         ));
-        let huge = vec![b'a'; MAX_LEN + 1];
-        assert!(matches!(parse(&huge, &apikey()), Parsed::Malformed));
+        let long = "a".repeat(MAX_LEN);
+        let huge_ours = basic(&format!("apikey:{long}"));
+        assert!(matches!(parse(&huge_ours, &apikey()), Parsed::Malformed));
+        // An app's large credential is the app's, whatever its size.
+        let huge_app = basic(&format!("alice:{long}"));
+        assert!(matches!(parse(&huge_app, &apikey()), Parsed::OtherUser));
+        let ticket = format!("Negotiate {long}");
+        assert!(matches!(
+            parse(ticket.as_bytes(), &apikey()),
+            Parsed::OtherScheme
+        ));
+        let jwt = format!("Bearer {long}x");
+        assert!(matches!(
+            parse(jwt.as_bytes(), &apikey()),
+            Parsed::OtherScheme
+        ));
         assert!(matches!(
             parse(b"Bearer abc", &apikey()),
             Parsed::Bearer("abc")

@@ -77,10 +77,10 @@ impl Authenticator {
     /// Find at most one API credential and remove it from the request.
     fn take_credential(&self, headers: &mut HeaderMap) -> Result<Option<ApiKey>, AuthError> {
         let mut authz = headers.get_all(header::AUTHORIZATION).iter();
-        let from_authz = match (authz.next(), authz.next()) {
-            (None, _) => None,
+        let (has_authz, from_authz) = match (authz.next(), authz.next()) {
+            (None, _) => (false, None),
             (Some(_), Some(_)) => return Err(AuthError::Ambiguous),
-            (Some(v), None) => self.ours(v.as_bytes())?,
+            (Some(v), None) => (true, self.ours(v.as_bytes())?),
         };
         let mut apikey = headers.get_all(&APIKEY_HEADER).iter();
         let from_header = match (self.accept.apikey_header, apikey.next(), apikey.next()) {
@@ -95,15 +95,17 @@ impl Authenticator {
         };
         let key = match (from_authz, from_header) {
             (None, None) => return Ok(None),
-            (Some(_), Some(_)) => return Err(AuthError::Ambiguous),
             (Some(k), None) => {
                 headers.remove(header::AUTHORIZATION);
                 k
             }
-            (None, Some(k)) => {
+            (None, Some(k)) if !has_authz => {
                 headers.remove(&APIKEY_HEADER);
                 k
             }
+            // The `apikey` header beside any `Authorization`, the app's own
+            // included: which one the backend would believe is a guess.
+            (_, Some(_)) => return Err(AuthError::Ambiguous),
         };
         Ok(Some(key))
     }

@@ -254,6 +254,18 @@ async fn two_credentials_are_refused_never_guessed() {
     )
     .await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    // A key in `apikey` beside the app's own login or token: which identity
+    // the backend would believe is a guess too.
+    for app_credential in [basic("admin", "adminpw"), "Bearer app.jwt.token".to_owned()] {
+        let answer = get_with(
+            &c,
+            &gw,
+            "/",
+            &[("authorization", &app_credential), ("apikey", &b)],
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{app_credential}");
+    }
     assert!(up.requests().is_empty());
 }
 
@@ -322,6 +334,14 @@ async fn passthrough_forwards_anonymous_traffic_but_still_checks_keys() {
     let answer = get_with(&c, &gw, "/", &[("authorization", &latin1_login)]).await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(up.last().headers["authorization"], latin1_login.as_str());
+    // An app's own large credential (a Kerberos ticket with its PAC, a JWT
+    // full of claims) is the app's too, whatever its size.
+    let large = "A".repeat(6000);
+    for app_credential in [format!("Negotiate {large}"), format!("Bearer {large}")] {
+        let answer = get_with(&c, &gw, "/", &[("authorization", &app_credential)]).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", &app_credential[..12]);
+        assert_eq!(up.last().headers["authorization"], app_credential.as_str());
+    }
 
     let answer = get_with(&c, &gw, "/", &[("apikey", "kg_wrong")]).await;
     assert_eq!(
