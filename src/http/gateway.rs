@@ -110,6 +110,18 @@ impl<P: OwnPages> Gateway<P> {
             return Box::pin(self.own_pages.handle(req, conn, done)).await;
         }
         let peer = conn.peer.ip();
+        if req.method() == Method::CONNECT {
+            let refusal = Refusal::NotImplemented("keygate does not tunnel CONNECT");
+            return self.refuse(refusal, peer, req.headers());
+        }
+        let host = match Self::host_of(&req) {
+            Ok(host) => host,
+            Err(refusal) => return self.refuse(refusal, peer, req.headers()),
+        };
+        let client_upgrade = Self::upgrade_of(&mut req);
+        // Before admission: what a client's `Connection` names must not take
+        // away the identity headers admission sets.
+        headers::remove_hop_by_hop(req.headers_mut(), client_upgrade.is_some());
         let admitted = match self.admission.admit(&mut req, peer).await {
             Ok(admitted) => admitted,
             Err(refusal) => return self.refuse(refusal, peer, req.headers()),
@@ -119,8 +131,7 @@ impl<P: OwnPages> Gateway<P> {
         // plain functions, not a nested async fn: each async level would
         // hold one more copy of the request and copy its whole state into
         // this one (BENCHMARKS.md, instructions per request).
-        let client_upgrade = Self::upgrade_of(&mut req);
-        self.to_backend(&mut req, client_upgrade.is_some(), conn);
+        self.to_backend(&mut req, host, conn);
         let sent_at = Instant::now();
         let sent = self.upstream.send(req, sent_at).await;
         self.metrics.upstream(sent_at.elapsed());
@@ -150,42 +161,70 @@ impl<P: OwnPages> Gateway<P> {
             .answer(refusal, self.admission.client(peer, h))
     }
 
+    /// The host the backend is to see (RFC 9112 §3.2): the request target's
+    /// authority when it has one (absolute form; HTTP/2's `:authority`,
+    /// RFC 9113 §8.3.1), else its one `Host` header. More than one `Host`,
+    /// or none on HTTP/1.1, is a bad request.
+    fn host_of(req: &Request<Incoming>) -> Result<Host, Refusal> {
+        let mut hosts = req.headers().get_all(header::HOST).iter();
+        let (first, second) = (hosts.next(), hosts.next());
+        if second.is_some() {
+            return Err(Refusal::BadRequest("more than one Host header"));
+        }
+        if let Some(authority) = req.uri().authority() {
+            // Without any `user@` (HTTP/2 forbids it; absolute form may carry it).
+            let host = authority.as_str().rsplit('@').next().unwrap_or_default();
+            return HeaderValue::from_str(host)
+                .map(Host::Target)
+                .map_err(|_| Refusal::BadRequest("the request target's host is not valid"));
+        }
+        match first {
+            Some(host) => Ok(Host::Header(host.clone())),
+            None if req.version() == Version::HTTP_11 => Err(Refusal::BadRequest(
+                "an HTTP/1.1 request needs a Host header",
+            )),
+            None => Ok(Host::Absent),
+        }
+    }
+
     /// A WebSocket upgrade the client asks for: taken before the request is
     /// rewritten, tunnelled if the backend agrees (`from_backend`).
     fn upgrade_of(req: &mut Request<Incoming>) -> Option<OnUpgrade> {
-        let upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
+        let upgrade = req.version() == Version::HTTP_11
+            && req.method() == Method::GET
+            && headers::is_websocket_upgrade(req.headers());
         upgrade.then(|| hyper::upgrade::on(req))
     }
 
-    /// The request as the backend gets it: hop-by-hop headers removed (an
-    /// upgrade's kept), `X-Forwarded-*` set, the URI in origin form, `Host` set.
-    fn to_backend(&self, req: &mut Request<Incoming>, upgrade: bool, conn: &ConnCtx) {
-        let had_host = req.headers().contains_key(header::HOST);
-        let host = req.headers().get(header::HOST).cloned().or_else(|| {
-            req.uri()
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        });
+    /// The request as the backend gets it (its hop-by-hop headers are gone
+    /// already): `X-Forwarded-*` set, the URI in origin form, `Host` set.
+    fn to_backend(&self, req: &mut Request<Incoming>, host: Host, conn: &ConnCtx) {
         upstream::to_origin_form(req.uri_mut());
         *req.version_mut() = Version::HTTP_11;
         let h = req.headers_mut();
-        headers::remove_hop_by_hop(h, upgrade);
+        let forwarded_host = match &host {
+            Host::Header(v) | Host::Target(v) => Some(v.clone()),
+            Host::Absent => None,
+        };
         headers::set_forwarded(
             h,
             conn.peer.ip(),
             &conn.peer_ip_header,
             conn.tls,
-            host.clone(),
+            forwarded_host,
             &self.trusted_proxies,
         );
-        // HTTP/2 carries the host in :authority; the backend gets it as Host.
-        // An HTTP/1.1 request keeps the Host it came with, untouched.
-        if !had_host {
-            let host = host.unwrap_or_else(|| {
-                HeaderValue::from_str(self.upstream.authority().as_str())
-                    .expect("authority is a valid header value")
-            });
-            h.insert(header::HOST, host);
+        match host {
+            // An HTTP/1.1 request keeps the Host it came with, untouched.
+            Host::Header(_) => {}
+            Host::Target(v) => {
+                h.insert(header::HOST, v);
+            }
+            Host::Absent => {
+                let v = HeaderValue::from_str(self.upstream.authority().as_str())
+                    .expect("authority is a valid header value");
+                h.insert(header::HOST, v);
+            }
         }
     }
 
@@ -207,6 +246,16 @@ impl<P: OwnPages> Gateway<P> {
         headers::remove_hop_by_hop(resp.headers_mut(), false);
         resp.map(|body| ResponseBody::upstream(body, lease))
     }
+}
+
+/// Where the backend's `Host` comes from (`Gateway::host_of`).
+enum Host {
+    /// The request's one `Host` header, forwarded as it is.
+    Header(HeaderValue),
+    /// The request target's authority, which replaces any `Host`.
+    Target(HeaderValue),
+    /// Neither (HTTP/1.0): the upstream's own authority.
+    Absent,
 }
 
 impl<P: OwnPages> Handler for Gateway<P> {

@@ -13,10 +13,11 @@ use crate::header_names::{
 };
 pub use crate::header_names::{KEY_EXPIRES, KEY_ID};
 
-/// Remove hop-by-hop headers, including those the `Connection` header names.
-/// With `upgrade` (a WebSocket handshake), `Upgrade` is kept and
-/// `Connection: upgrade` re-added, since the upgrade is what is being forwarded.
-pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+/// Remove hop-by-hop headers, including those the `Connection` header names
+/// (never `Host`, which every HTTP/1.1 request needs). With `websocket` (a
+/// WebSocket handshake), `Upgrade: websocket` and `Connection: upgrade` are
+/// what is forwarded, since the upgrade is what is being forwarded.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap, websocket: bool) {
     // One pass over the names finds which are there: most messages carry
     // none, or only `Connection: keep-alive`, and every lookup hashes.
     let mut present = [false; HOP_BY_HOP_COUNT];
@@ -29,7 +30,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     }
     // Names listed in Connection (`HOP_BY_HOP[0]`) are hop-by-hop too (RFC 9110 §7.6.1).
     if present[0] && !only_keep_alive_or_close(headers) {
-        for name in listed_present(headers, upgrade) {
+        for name in listed_present(headers, websocket) {
             headers.remove(name);
         }
     }
@@ -38,8 +39,10 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
             headers.remove(name);
         }
     }
-    if upgrade {
+    if websocket {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        // Only the protocol keygate tunnels, whatever else the client offered.
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     } else if has_upgrade {
         headers.remove(header::UPGRADE);
     }
@@ -56,8 +59,8 @@ fn only_keep_alive_or_close(headers: &HeaderMap) -> bool {
 }
 
 /// The headers that `Connection` names and the message carries, other than
-/// the hop-by-hop ones removed anyway (`keep-alive`, `connection`), and other
-/// than `Upgrade` when the upgrade is forwarded. One pass over the tokens;
+/// the hop-by-hop ones removed anyway (`keep-alive`, `connection`), `Host`,
+/// and `Upgrade` when the upgrade is forwarded. One pass over the tokens;
 /// nothing is allocated unless a listed header is there.
 fn listed_present(headers: &HeaderMap, upgrade: bool) -> Vec<HeaderName> {
     headers
@@ -71,21 +74,31 @@ fn listed_present(headers: &HeaderMap, upgrade: bool) -> Vec<HeaderName> {
                 .iter()
                 .any(|h| t.eq_ignore_ascii_case(h.as_str()))
         })
+        .filter(|t| !t.eq_ignore_ascii_case("host"))
         .filter(|t| !(upgrade && t.eq_ignore_ascii_case("upgrade")))
         .filter(|t| headers.contains_key(*t))
         .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
         .collect()
 }
 
-/// Whether an HTTP/1.1 request asks to switch protocols (WebSocket).
-pub fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
-        && headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+/// Whether an HTTP/1.1 request's headers ask to switch to WebSocket (RFC
+/// 6455 §4.1), the one upgrade keygate tunnels. Any other protocol (`h2c`
+/// above all, a known way to smuggle requests past a proxy's checks) goes
+/// with the other hop-by-hop headers, and the request is forwarded as a
+/// plain one.
+pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    has_token(headers, &header::UPGRADE, "websocket")
+        && has_token(headers, &header::CONNECTION, "upgrade")
+}
+
+/// Whether a comma-separated list in `name`'s values holds `token` (any case).
+fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
 /// The headers only keygate may set. A client copy under any spelling that a
@@ -272,11 +285,31 @@ mod tests {
 
     #[test]
     fn keeps_upgrade_for_websocket_handshakes() {
-        let mut h = map(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
-        assert!(is_upgrade(&h));
+        let mut h = map(&[("connection", "Upgrade"), ("upgrade", "h2c, WebSocket")]);
+        assert!(is_websocket_upgrade(&h));
         remove_hop_by_hop(&mut h, true);
-        assert_eq!(h["upgrade"], "websocket");
+        assert_eq!(h["upgrade"], "websocket", "h2c is not offered on");
         assert_eq!(h["connection"], "upgrade");
+    }
+
+    #[test]
+    fn only_websocket_is_an_upgrade() {
+        for (connection, upgrade) in [
+            ("Upgrade, HTTP2-Settings", "h2c"),
+            ("upgrade", "TLS/1.2"),
+            ("keep-alive", "websocket"),
+        ] {
+            let h = map(&[("connection", connection), ("upgrade", upgrade)]);
+            assert!(!is_websocket_upgrade(&h), "{connection} / {upgrade}");
+        }
+    }
+
+    #[test]
+    fn connection_never_names_host_away() {
+        let mut h = map(&[("connection", "host, x-hop"), ("host", "a"), ("x-hop", "1")]);
+        remove_hop_by_hop(&mut h, false);
+        let left: Vec<_> = h.keys().map(|k| k.as_str().to_owned()).collect();
+        assert_eq!(left, ["host"]);
     }
 
     #[test]

@@ -47,6 +47,10 @@ pub enum Refusal {
     StoreUnavailable(StoreError),
     /// The backend did not answer (502) or not in time (504).
     Upstream(UpstreamError),
+    /// A request that cannot be forwarded as it is: 400, saying why.
+    BadRequest(&'static str),
+    /// A method keygate does not carry (CONNECT: it tunnels nothing): 501.
+    NotImplemented(&'static str),
 }
 
 /// Answers refusals: holds what every answer needs.
@@ -139,6 +143,17 @@ impl Refusals {
                         "502 Bad Gateway: the upstream could not be reached\n",
                     ),
                 };
+                (None, resp)
+            }
+            Refusal::BadRequest(why) => {
+                tracing::info!(client = %client, reason = why, "refused a malformed request (400)");
+                let resp = response::text(S::BAD_REQUEST, format!("400 Bad Request: {why}\n"));
+                (None, resp)
+            }
+            Refusal::NotImplemented(why) => {
+                tracing::info!(client = %client, reason = why, "refused an unsupported request (501)");
+                let resp =
+                    response::text(S::NOT_IMPLEMENTED, format!("501 Not Implemented: {why}\n"));
                 (None, resp)
             }
         };

@@ -244,6 +244,118 @@ async fn hop_by_hop_headers_are_removed_both_ways() {
     assert_eq!(answer.headers["x-up-end"], "kept");
 }
 
+/// What a client's `Connection` names is hop-by-hop, but never what keygate
+/// itself sets for the backend (the identity, the key id, the forwarded
+/// address) nor `Host`: admission runs after the client's hop-by-hop
+/// headers are gone.
+#[tokio::test]
+async fn connection_cannot_name_away_what_keygate_sets() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url()).start().await;
+    let (key, id) = gw.key("alice").await;
+    let req = Request::get(gw.url("/named"))
+        .header("apikey", &key)
+        .header(
+            "connection",
+            "X-Remote-User, X-Keygate-Key-Id, Host, X-Forwarded-For",
+        )
+        .body(body::empty())
+        .unwrap();
+    assert_eq!(send(&client::h1(&gw.ca), req).await.status, StatusCode::OK);
+    let seen = up.last();
+    assert_eq!(seen.headers["x-remote-user"], "alice");
+    assert_eq!(seen.headers["x-keygate-key-id"], id.as_str());
+    assert_eq!(
+        seen.headers["host"],
+        format!("127.0.0.1:{}", gw.addr.port())
+    );
+    assert_eq!(seen.headers["x-forwarded-for"], "127.0.0.1");
+}
+
+/// One request on a fresh plaintext connection, as the bytes go: its
+/// answer's text, once keygate has closed the connection.
+async fn exchange(addr: std::net::SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    within(10, "the answer", tcp.read_to_end(&mut answer))
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// RFC 9112 §3.2: one Host, which an HTTP/1.1 request must carry, and the
+/// request target's authority over it; CONNECT asks for a tunnel, which
+/// keygate does not make. Nothing malformed reaches the backend.
+#[tokio::test]
+async fn the_backend_gets_one_host_and_the_targets_authority_wins() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url()).plaintext().start().await;
+    for (request, status) in [
+        (
+            "GET /two HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nConnection: close\r\n\r\n",
+            "400",
+        ),
+        ("GET /none HTTP/1.1\r\nConnection: close\r\n\r\n", "400"),
+        (
+            "CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\nConnection: close\r\n\r\n",
+            "501",
+        ),
+    ] {
+        let answer = exchange(gw.addr, request).await;
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{request:?}: {answer}"
+        );
+    }
+    assert!(
+        up.requests().is_empty(),
+        "a malformed request was forwarded"
+    );
+
+    let answer = exchange(
+        gw.addr,
+        "GET http://target.example/abs HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    let seen = up.last();
+    assert_eq!(seen.uri, "/abs");
+    assert_eq!(seen.headers["host"], "target.example");
+    assert_eq!(seen.headers["x-forwarded-host"], "target.example");
+    // HTTP/1.0 needs no Host: the backend gets the upstream's own.
+    let answer = exchange(gw.addr, "GET /old HTTP/1.0\r\n\r\n").await;
+    assert!(answer.contains(" 200 "), "{answer}");
+    assert_eq!(
+        up.last().headers["host"],
+        up.url().trim_start_matches("http://")
+    );
+}
+
+/// Only WebSocket is tunnelled: an `h2c` upgrade (a known way to smuggle
+/// requests past a proxy's checks) reaches the backend as a plain request,
+/// its upgrade headers gone.
+#[tokio::test]
+async fn only_a_websocket_upgrade_is_forwarded() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url()).plaintext().start().await;
+    let answer = exchange(
+        gw.addr,
+        "GET /h2c HTTP/1.1\r\nHost: app\r\nConnection: Upgrade, HTTP2-Settings, close\r\n\
+         Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    let seen = up.last();
+    for gone in ["upgrade", "http2-settings"] {
+        assert!(
+            !seen.headers.contains_key(gone),
+            "{gone} reached the upstream"
+        );
+    }
+}
+
 #[tokio::test]
 async fn x_forwarded_for_from_an_untrusted_client_is_replaced() {
     let up = Upstream::start().await;
