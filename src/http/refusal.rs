@@ -131,6 +131,14 @@ impl Refusals {
                     response::retry_after(resp, RETRY_SOON),
                 )
             }
+            Refusal::Upstream(UpstreamError::ClientBody(e)) => {
+                tracing::info!(client = %client, error = %e, "the client's request body broke off (400)");
+                let resp = response::text(
+                    S::BAD_REQUEST,
+                    "400 Bad Request: the request body could not be read\n",
+                );
+                (None, resp)
+            }
             Refusal::Upstream(e) => {
                 tracing::warn!(client = %client, error = %e, source = ?std::error::Error::source(&e), "upstream request failed");
                 let resp = match e {
@@ -138,7 +146,8 @@ impl Refusals {
                         S::GATEWAY_TIMEOUT,
                         "504 Gateway Timeout: the upstream did not answer in time\n",
                     ),
-                    UpstreamError::Connect(_) | UpstreamError::Failed(_) => response::text(
+                    // Connect, Failed (ClientBody is answered above).
+                    _ => response::text(
                         S::BAD_GATEWAY,
                         "502 Bad Gateway: the upstream could not be reached\n",
                     ),

@@ -27,6 +27,22 @@ pub enum UpstreamError {
     Timeout(Duration),
     #[error("the upstream request failed: {0}")]
     Failed(#[source] hyper::Error),
+    /// The client's request body could not be read (a bad chunk, a body cut
+    /// short): the client's fault, not the backend's.
+    #[error("the client's request body broke off: {0}")]
+    ClientBody(#[source] hyper::Error),
+}
+
+impl UpstreamError {
+    /// A failed exchange, blamed on whichever side broke it.
+    fn failed(e: hyper::Error) -> Self {
+        // hyper's "user" errors on a client connection are those of the body
+        // it was given to send: ours to stream, the client's to send.
+        match e.is_user() {
+            true => UpstreamError::ClientBody(e),
+            false => UpstreamError::Failed(e),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,7 +140,7 @@ impl Upstream {
                 Err(mut e) => match e.take_message() {
                     // Not sent at all (the connection closed first): safe to retry on another.
                     Some(unsent) if reused => req = unsent,
-                    _ => return Err(UpstreamError::Failed(e.into_error())),
+                    _ => return Err(UpstreamError::failed(e.into_error())),
                 },
             }
         }

@@ -333,6 +333,20 @@ async fn the_backend_gets_one_host_and_the_targets_authority_wins() {
     );
 }
 
+/// A request body that breaks the chunked framing is the client's fault: 400,
+/// not the 502 that blames the backend.
+#[tokio::test]
+async fn a_malformed_request_body_is_400() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url()).plaintext().start().await;
+    let answer = exchange(
+        gw.addr,
+        "POST /bad HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+}
+
 /// Only WebSocket is tunnelled: an `h2c` upgrade (a known way to smuggle
 /// requests past a proxy's checks) reaches the backend as a plain request,
 /// its upgrade headers gone.
