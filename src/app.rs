@@ -271,7 +271,8 @@ pub async fn start(
         },
     ));
     let authz_shown = authz_addr.map_or_else(|| "off".to_owned(), |a| a.to_string());
-    tracing::info!(addr = %main_addr, admin = %admin_addr, authz = %authz_shown, upstream = %config.upstream.url, "keygate listening");
+    let upstream_shown = crate::config::shown_upstream(&config.upstream.url);
+    tracing::info!(addr = %main_addr, admin = %admin_addr, authz = %authz_shown, upstream = %upstream_shown, "keygate listening");
 
     Ok(Running {
         main_addr,

@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 
 pub use advice::warnings;
 pub use raw::SECTIONS;
-pub use redact::redacted_url;
+pub use redact::{redacted_url, shown_upstream};
 pub use validate::login::is_loopback;
 pub use validate::{parse_duration, upstream_url};
 

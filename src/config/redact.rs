@@ -1,4 +1,5 @@
-//! `store.url` as it may be shown: in an error, a log line, a listing.
+//! `store.url` and `upstream.url` as they may be shown: in an error, a log
+//! line, a listing.
 
 /// The URL without its password (`redis://app:***@h:6379/0`) and without a
 /// query string (`redis+unix:///s.sock?pass=…` carries one there): the
@@ -28,9 +29,32 @@ pub fn redacted_url(url: &str) -> String {
     format!("{scheme}://{user}{rest}{query}")
 }
 
+/// `upstream.url` as it may be shown: scheme and authority without any
+/// userinfo. Validation refuses userinfo; this keeps a password out of the
+/// start line even if a URL ever reached it another way.
+pub fn shown_upstream(url: &http::Uri) -> String {
+    let scheme = url.scheme_str().unwrap_or("http");
+    let authority = url.authority().map_or("", |a| a.as_str());
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    format!("{scheme}://{host_port}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_upstream_is_shown_without_its_userinfo() {
+        for (url, shown) in [
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+            ("https://app.example.org/", "https://app.example.org"),
+            ("http://app:hunter2@h:1", "http://h:1"),
+            ("http://hunter2@[::1]:8080", "http://[::1]:8080"),
+        ] {
+            let uri: http::Uri = url.parse().unwrap();
+            assert_eq!(shown_upstream(&uri), shown, "{url}");
+        }
+    }
 
     #[test]
     fn passwords_and_query_strings_are_hidden_hosts_are_kept() {

@@ -325,6 +325,11 @@ fn upstream(raw: raw::Upstream, p: &mut Problems) -> Option<Upstream> {
 
 /// `upstream.url`: scheme, host and port only (also `keygate init --upstream`).
 pub fn upstream_url(text: &str) -> Result<http::Uri, String> {
+    // Before anything quotes `text`: an '@' can only be userinfo (a path
+    // or query is refused anyway), and what precedes it may be a password.
+    if text.contains('@') {
+        return Err(USERINFO_REFUSED.into());
+    }
     let Ok(uri) = text.parse::<http::Uri>() else {
         return Err(format!("invalid URL {text:?}"));
     };
@@ -340,6 +345,11 @@ pub fn upstream_url(text: &str) -> Result<http::Uri, String> {
     }
     Ok(uri)
 }
+
+/// Said without quoting the URL, which would print the password.
+const USERINFO_REFUSED: &str = "a user name or password in the URL is not supported: keygate \
+     sends no credentials of its own upstream (it passes the identity header); give only \
+     scheme://host:port, e.g. \"http://127.0.0.1:8080\"";
 
 fn auth(raw: raw::Auth, p: &mut Problems) -> Option<Auth> {
     let mut ok = true;

@@ -723,3 +723,38 @@ fn key_lifecycle_problems_are_named_by_their_keys() {
     );
     assert_eq!(code, Some(0), "{err}");
 }
+
+/// `check` on a whole file written in a temp dir beside an admin token
+/// (`{token}` in `text` is its path): exit code and stderr.
+fn check_whole(text: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let token = crate::support::admin_token_file(dir.path());
+    let cfg = dir.path().join("k.toml");
+    std::fs::write(&cfg, text.replace("{token}", &token.display().to_string())).unwrap();
+    let out = bin::check(&cfg);
+    (out.status.code(), stderr(&out))
+}
+
+/// keygate sends no credentials of its own upstream: a `user:password@` in
+/// `upstream.url` would only be a host name it cannot resolve (every request
+/// a 502) and a password printed at start. Refused, and never quoted.
+#[test]
+fn an_upstream_url_with_a_user_or_password_is_refused_without_echoing_it() {
+    for url in [
+        "http://app:HUNTER2pw@127.0.0.1:8080",
+        "https://app:HUNTER2pw@app.example.org/base",
+        "http://HUNTER2pw@127.0.0.1:8080",
+        "app:HUNTER2pw@127.0.0.1:8080",
+    ] {
+        let (code, err) = check_whole(&format!(
+            "[listen]\nplaintext = true\n[upstream]\nurl = \"{url}\"\n[store]\nkind = \"memory\"\n\
+             [admin]\ntoken_file = \"{{token}}\"\n"
+        ));
+        assert_eq!(code, Some(2), "{url}: {err}");
+        assert!(
+            err.contains("upstream.url: a user name or password in the URL is not supported"),
+            "{url}: {err}"
+        );
+        assert!(!err.contains("HUNTER2pw"), "the password was echoed: {err}");
+    }
+}

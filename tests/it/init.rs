@@ -156,10 +156,19 @@ fn init_never_overwrites_and_refuses_bad_input_with_exit_2() {
     for (args, flag) in [
         (vec!["--upstream", "http://app:8080/base"], "--upstream:"),
         (vec!["--admin-name", "ops team"], "--admin-name:"),
+        (
+            vec!["--upstream", "http://app:HUNTER2pw@127.0.0.1:8080"],
+            "--upstream: a user name or password in the URL is not supported",
+        ),
     ] {
         let out = init(&[&[other.to_str().unwrap()], args.as_slice()].concat());
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(text(&out.stderr).contains(flag), "{}", text(&out.stderr));
+        assert!(
+            !text(&out.stderr).contains("HUNTER2pw"),
+            "{}",
+            text(&out.stderr)
+        );
         assert!(!other.exists(), "nothing written for {args:?}");
     }
 }
