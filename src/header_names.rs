@@ -10,6 +10,8 @@ pub const KEY_ID: HeaderName = HeaderName::from_static("x-keygate-key-id");
 /// On answers to a key that expires within `keys.warn_before`'s first
 /// offset: its expiry (RFC 3339), for scripts to log. Set by keygate only.
 pub const KEY_EXPIRES: HeaderName = HeaderName::from_static("keygate-key-expires");
+/// LabKey's credential header, which keygate reads a key from (`auth.apikey_header`).
+pub const APIKEY: HeaderName = HeaderName::from_static("apikey");
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -50,23 +52,28 @@ pub fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
     }
 }
 
-/// Headers keygate manages itself; the identity header may not be one of them.
+/// Headers keygate reads (the credentials), sets or removes itself: the
+/// identity and login headers may not be one of them. Compared in the
+/// spelling the identity header is stripped in (`_` and `.` as `-`), and
+/// every `X-Forwarded-*`: those belong to the proxies in front.
 pub fn is_reserved(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(name)
+    let name = name.as_str().replace(['_', '.'], "-");
+    name.starts_with("x-forwarded-")
+        || HOP_BY_HOP.iter().any(|h| h.as_str() == name)
         || [
             header::AUTHORIZATION,
+            APIKEY,
             header::HOST,
             header::UPGRADE,
             header::COOKIE,
             header::CONTENT_LENGTH,
             header::CONTENT_TYPE,
             KEY_ID,
-            X_FORWARDED_FOR,
-            X_FORWARDED_PROTO,
-            X_FORWARDED_HOST,
+            KEY_EXPIRES,
             FORWARDED,
         ]
-        .contains(name)
+        .iter()
+        .any(|h| h.as_str() == name)
 }
 
 /// The names of keygate's own cookies (the CAS or OIDC session, the OIDC
@@ -142,6 +149,37 @@ pub(crate) mod tests {
         let mut h = map(&[("cookie", "a=1"), ("cookie", "b=2")]);
         strip_own_cookies(&mut h);
         assert_eq!(h.get_all("cookie").iter().count(), 2, "untouched");
+    }
+
+    #[test]
+    fn headers_keygate_reads_or_manages_are_reserved_in_any_spelling() {
+        let reserved = |text: &str| is_reserved(&HeaderName::from_bytes(text.as_bytes()).unwrap());
+        for name in [
+            "apikey",
+            "APIKey",
+            "authorization",
+            "host",
+            "cookie",
+            "x-keygate-key-id",
+            "x_keygate_key_id",
+            "keygate-key-expires",
+            "connection",
+            "proxy-authorization",
+            "x-forwarded-for",
+            "X-Forwarded-Port",
+            "x_forwarded.user",
+            "forwarded",
+        ] {
+            assert!(reserved(name), "{name}");
+        }
+        for name in [
+            "x-remote-user",
+            "x-apikey-user",
+            "x-forwarded",
+            "remote_user",
+        ] {
+            assert!(!reserved(name), "{name}");
+        }
     }
 
     #[test]

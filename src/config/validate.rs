@@ -366,7 +366,8 @@ fn auth(raw: raw::Auth, p: &mut Problems) -> Option<Auth> {
             p.push(
                 "auth.identity_header",
                 format!(
-                    "{h} is a header keygate manages itself; choose another, e.g. X-Remote-User"
+                    "{h} is a header keygate reads or manages itself (a credential, Host, \
+                     X-Forwarded-*, hop-by-hop, ...); choose another, e.g. X-Remote-User"
                 ),
             );
             ok = false;

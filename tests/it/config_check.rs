@@ -758,3 +758,43 @@ fn an_upstream_url_with_a_user_or_password_is_refused_without_echoing_it() {
         assert!(!err.contains("HUNTER2pw"), "the password was echoed: {err}");
     }
 }
+
+/// Headers keygate reads (the credentials), sets or removes cannot carry
+/// the user's name: `apikey` as the identity header would send the user to
+/// the app as an API key and make the `apikey` credential never work.
+#[test]
+fn identity_and_login_headers_keygate_reads_or_manages_are_refused() {
+    for name in [
+        "apikey",
+        "APIKey",
+        "authorization",
+        "host",
+        "x-keygate-key-id",
+        "keygate-key-expires",
+        "connection",
+        "transfer-encoding",
+        "x-forwarded-for",
+        "X-Forwarded-Port",
+        "x_forwarded_proto",
+        "cookie",
+    ] {
+        let (code, err) = check_text(&format!("[auth]\nidentity_header = \"{name}\"\n"));
+        assert_eq!(code, Some(2), "{name}: {err}");
+        assert!(
+            err.contains("auth.identity_header:") && err.contains("keygate reads or manages"),
+            "{name}: {err}"
+        );
+        let (code, err) = check_text(&format!(
+            "[login]\nmethod = \"trusted_header\"\nheader = \"{name}\"\ntrusted_proxies = [\"127.0.0.1\"]\n"
+        ));
+        assert_eq!(code, Some(2), "{name}: {err}");
+        assert!(
+            err.contains("login.header:") && err.contains("keygate reads or manages"),
+            "{name}: {err}"
+        );
+    }
+    let (code, err) = check_text("[auth]\nidentity_header = \"X-Forwarded-User\"\n");
+    assert_eq!(code, Some(2), "every X-Forwarded-* is a proxy's: {err}");
+    let (code, err) = check_text("[auth]\nidentity_header = \"X-Apikey-User\"\n");
+    assert_eq!(code, Some(0), "{err}");
+}

@@ -139,7 +139,10 @@ fn login_method(raw: &raw::Login, has_public_url: bool, p: &mut Problems) -> Opt
                 if crate::header_names::is_reserved(h) {
                     p.push(
                         "login.header",
-                        format!("{h} is a header keygate manages itself; use e.g. X-Remote-User"),
+                        format!(
+                            "{h} is a header keygate reads or manages itself (a credential, \
+                             Host, X-Forwarded-*, hop-by-hop, ...); use e.g. X-Remote-User"
+                        ),
                     );
                     return None;
                 }
