@@ -82,6 +82,17 @@ pub fn build(raw: Raw, folder: Option<&Path>, problems: &mut Vec<ConfigProblem>)
     let leaks = leaks::section(raw.leaks, &mut p);
     let webhooks = leaks::webhooks(raw.webhooks, &mut p);
     let authz = authz::section(raw.authz, listen_plaintext, &mut p);
+    distinct_listeners(
+        &[
+            ("listen.addr", listen.as_ref().map(|l| l.addr)),
+            ("admin.addr", admin_addr),
+            (
+                "authz.addr",
+                authz.as_ref().and_then(|a| a.as_ref()).map(|a| a.addr),
+            ),
+        ],
+        &mut p,
+    );
     Some(Config {
         listen: listen?,
         upstream: upstream?,
@@ -275,6 +286,35 @@ fn listen(raw: raw::Listen, p: &mut Problems) -> Option<Listen> {
         tls,
         trusted_proxies: trusted_proxies?,
     })
+}
+
+/// Two listeners on one port would pass the check and then fail at start
+/// with "address in use", which reads as another process holding it.
+fn distinct_listeners(listeners: &[(&str, Option<SocketAddr>)], p: &mut Problems) {
+    for (i, (key, addr)) in listeners.iter().enumerate() {
+        let Some(addr) = addr else { continue };
+        let earlier = listeners[..i]
+            .iter()
+            .find_map(|(k, a)| a.filter(|a| clash(a, addr)).map(|a| (k, a)));
+        if let Some((other_key, other)) = earlier {
+            p.push(
+                key,
+                format!(
+                    "{addr} clashes with {other_key} = \"{other}\": two listeners cannot \
+                     share a port on one address; give each its own"
+                ),
+            );
+        }
+    }
+}
+
+/// Whether binding both fails: the same port on the same address, or on an
+/// unspecified one, which covers its family's addresses (`[::]` both
+/// families: Linux binds it dual-stack). Port 0 picks a free port each time.
+fn clash(a: &SocketAddr, b: &SocketAddr) -> bool {
+    let covers =
+        |x: &SocketAddr, y: &SocketAddr| x.ip().is_unspecified() && (x.is_ipv6() || y.is_ipv4());
+    a.port() != 0 && a.port() == b.port() && (a.ip() == b.ip() || covers(a, b) || covers(b, a))
 }
 
 fn upstream(raw: raw::Upstream, p: &mut Problems) -> Option<Upstream> {

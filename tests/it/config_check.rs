@@ -798,3 +798,53 @@ fn identity_and_login_headers_keygate_reads_or_manages_are_refused() {
     let (code, err) = check_text("[auth]\nidentity_header = \"X-Apikey-User\"\n");
     assert_eq!(code, Some(0), "{err}");
 }
+
+/// Two listeners on one address pass nothing but a bind error at start,
+/// which blames "another process": refused, naming both keys.
+#[test]
+fn listeners_on_one_address_are_refused_naming_both_keys() {
+    let file = |listen: &str, admin: &str, authz: &str| {
+        format!(
+            "[listen]\nplaintext = true\naddr = \"{listen}\"\n[upstream]\nurl = \"http://127.0.0.1:8080\"\n\
+             [store]\nkind = \"memory\"\n[admin]\naddr = \"{admin}\"\ntoken_file = \"{{token}}\"\n\
+             [authz]\naddr = \"{authz}\"\nplaintext = true\ntrusted_proxies = [\"127.0.0.1/32\"]\n"
+        )
+    };
+    for (listen, admin, authz, expected) in [
+        (
+            "127.0.0.1:47741",
+            "127.0.0.1:47741",
+            "127.0.0.1:47742",
+            "admin.addr: 127.0.0.1:47741 clashes with listen.addr",
+        ),
+        (
+            "0.0.0.0:47741",
+            "127.0.0.1:47741",
+            "127.0.0.1:47742",
+            "admin.addr: 127.0.0.1:47741 clashes with listen.addr",
+        ),
+        (
+            "127.0.0.1:47741",
+            "127.0.0.1:47742",
+            "127.0.0.1:47741",
+            "authz.addr: 127.0.0.1:47741 clashes with listen.addr",
+        ),
+        (
+            "127.0.0.1:47741",
+            "127.0.0.1:47742",
+            "127.0.0.1:47742",
+            "authz.addr: 127.0.0.1:47742 clashes with admin.addr",
+        ),
+    ] {
+        let (code, err) = check_whole(&file(listen, admin, authz));
+        assert_eq!(code, Some(2), "{listen} {admin} {authz}: {err}");
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    for (listen, admin, authz) in [
+        ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"),
+        ("127.0.0.1:47741", "127.0.0.2:47741", "127.0.0.1:47742"),
+    ] {
+        let (code, err) = check_whole(&file(listen, admin, authz));
+        assert_eq!(code, Some(0), "{listen} {admin} {authz}: {err}");
+    }
+}
