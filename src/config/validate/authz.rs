@@ -15,11 +15,19 @@ pub(super) fn section(
         return Some(None);
     };
     let trusted_proxies = p.cidrs("authz.trusted_proxies", &raw.trusted_proxies);
+    // Checked with the listener off too: the operator meant something by it.
+    let mut ok = true;
+    if !raw.plaintext && raw.plaintext_off_loopback {
+        p.push(
+            "authz.plaintext_off_loopback",
+            "only means something with authz.plaintext = true",
+        );
+        ok = false;
+    }
     let Some(text) = raw.addr.as_deref() else {
-        return trusted_proxies.map(|_| None);
+        return trusted_proxies.filter(|_| ok).map(|_| None);
     };
     let addr = p.socket_addr("authz.addr", text);
-    let mut ok = true;
     if raw.trusted_proxies.is_empty() {
         p.push(
             "authz.trusted_proxies",
@@ -33,13 +41,6 @@ pub(super) fn section(
             "authz.plaintext",
             "the auth listener's TLS uses the [listen] certificate, and listen.plaintext = true \
              has none: set authz.plaintext = true (on loopback), or give [listen] a certificate",
-        );
-        ok = false;
-    }
-    if !raw.plaintext && raw.plaintext_off_loopback {
-        p.push(
-            "authz.plaintext_off_loopback",
-            "only means something with authz.plaintext = true",
         );
         ok = false;
     }

@@ -656,6 +656,10 @@ fn the_config_names_every_unsafe_or_useless_auth_listener() {
             format!("addr = \"127.0.0.1:9444\"\nplaintext_off_loopback = true\n{trusted}"),
             "authz.plaintext_off_loopback: only means something with authz.plaintext = true",
         ),
+        (
+            format!("plaintext_off_loopback = true\n{trusted}"),
+            "authz.plaintext_off_loopback: only means something with authz.plaintext = true",
+        ),
     ] {
         let got = config(&authz);
         assert!(
