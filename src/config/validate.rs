@@ -598,6 +598,15 @@ fn log(raw: raw::Log, p: &mut Problems) -> Option<Log> {
             return None;
         }
     }
+    if let Some(path) = &file {
+        if let Err(e) = try_append(path) {
+            p.push(
+                "log.file",
+                format!("cannot open {} for appending: {e}", path.display()),
+            );
+            return None;
+        }
+    }
     Some(Log {
         format: format?,
         level: raw.level,
@@ -605,6 +614,20 @@ fn log(raw: raw::Log, p: &mut Problems) -> Option<Log> {
         file,
         buffer_lines: raw.buffer_lines,
     })
+}
+
+/// Open `path` for appending as `serve` will (which exits 1 when it
+/// cannot), as the user running the check. A file made only for the test
+/// is removed: made by root for `keygate check`, the service user could
+/// not append to it.
+fn try_append(path: &Path) -> std::io::Result<()> {
+    let mut open = std::fs::OpenOptions::new();
+    open.append(true);
+    match open.clone().create_new(true).open(path) {
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => open.open(path).map(drop),
+        Err(e) => Err(e),
+    }
 }
 
 fn runtime(raw: raw::Runtime, p: &mut Problems) -> Option<Runtime> {

@@ -848,3 +848,33 @@ fn listeners_on_one_address_are_refused_naming_both_keys() {
         assert_eq!(code, Some(0), "{listen} {admin} {authz}: {err}");
     }
 }
+
+/// `check` opens `log.file` for appending as `serve` does, so a file the
+/// service user cannot write fails the check, not the start; a file that
+/// is not there yet is not left behind by the check.
+#[test]
+fn a_log_file_that_cannot_be_opened_fails_check_under_log_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("logs");
+    std::fs::create_dir(&folder).unwrap();
+    let (code, err) = check_text_in(
+        dir.path(),
+        &format!("[log]\nfile = \"{}\"\n", folder.display()),
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "log.file: cannot open {} for appending",
+            folder.display()
+        )),
+        "{err}"
+    );
+
+    let log = folder.join("keygate.log");
+    let (code, err) = check_text_in(
+        dir.path(),
+        &format!("[log]\nfile = \"{}\"\n", log.display()),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!log.exists(), "check leaves no file of its own behind");
+}
