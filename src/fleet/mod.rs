@@ -46,7 +46,7 @@
 mod barrier;
 pub mod cache;
 mod member;
-mod outage;
+pub(crate) mod outage;
 
 use std::time::Duration;
 

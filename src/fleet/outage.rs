@@ -2,6 +2,8 @@
 //! it happens, a reminder every minute while it lasts, one line when it is
 //! back. A member retries every lease (3 s by default); a warning per
 //! attempt would bury everything else in the log during a Redis outage.
+//! The keyring's chores that retry the store say their failures the same
+//! way (`keyring::chores`).
 
 use std::time::{Duration, Instant};
 

@@ -310,3 +310,37 @@ async fn a_redis_outage_is_one_warning_not_one_per_retry() {
         .await;
     }
 }
+
+/// The expiry-notice chore tries every second; in a Redis outage it says
+/// so once (then a reminder a minute), as every outage warning does.
+#[tokio::test]
+async fn expiry_notices_in_a_redis_outage_are_one_warning_not_one_a_second() {
+    let mut redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = crate::support::redis::store_section(&redis, dir.path(), "notices");
+    store.insert(0, "[store]".into());
+    let cfg = config(dir.path(), "http://127.0.0.1:9", &store.join("\n"));
+    let kg = Process::serve(&cfg);
+    kg.logged("joined the fleet").await;
+    let said = |kg: &Process, text: &str| {
+        kg.log_lines()
+            .iter()
+            .filter(|l| l["message"].as_str().is_some_and(|m| m.contains(text)))
+            .count()
+    };
+
+    redis.kill();
+    let down = Refuser::on(redis.port);
+    kg.logged("could not send due expiry notices").await;
+    // Three more rounds of the chore (one a second) into the outage.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(
+        said(&kg, "could not send due expiry notices"),
+        1,
+        "{:?}",
+        kg.log_lines()
+    );
+    drop(down);
+    let _redis = RedisServer::start_on(redis.port);
+    kg.logged("sending due expiry notices again").await;
+}
