@@ -35,6 +35,11 @@ pub fn run(args: Args) -> Result<(), CliError> {
         tracing::warn!("{w}");
     }
     super::runtime(config.runtime.workers)?.block_on(async {
+        // First thing, before waiting on the store (up to store.timeout):
+        // SIGHUP's default action ends the process, and a logrotate or
+        // certbot hook may send one during a start. One that comes before
+        // "keygate listening" waits in the stream and reloads after it.
+        let mut hups = crate::signal::reloads();
         let keyring = Keyring::open(&config)
             .map_err(|e| CliError::Runtime(format!("{e}; tried {}", config.store.shown())))?;
         // A store that is down at start is an outage like any other: serve
@@ -43,9 +48,6 @@ pub fn run(args: Args) -> Result<(), CliError> {
             tracing::warn!(error = %e, tried = %config.store.shown(), "the key store does not answer; requests get 503 until it does");
             tokio::spawn(until_ready(keyring.clone()));
         }
-        // Before "keygate listening": from then on a SIGHUP must reload,
-        // not end the process (its default action).
-        let mut hups = crate::signal::reloads();
         let running = app::start(&config, TlsMode::FromConfig, &keyring)
             .await
             .map_err(|e| CliError::Runtime(e.to_string()))?;

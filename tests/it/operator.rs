@@ -217,6 +217,8 @@ async fn human_logs_in_a_pipe_have_no_colours_short_durations_and_name_each_list
 
 /// A stand-in for a Redis that is down: accepts and at once closes every
 /// connection, counting them, so a test can wait for keygate's retries.
+/// `Refuser::silent` keeps them open instead and never answers: a Redis
+/// that hangs.
 struct Refuser {
     attempts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -225,6 +227,14 @@ struct Refuser {
 
 impl Refuser {
     fn on(port: u16) -> Refuser {
+        Refuser::accepting(port, false)
+    }
+
+    fn silent(port: u16) -> Refuser {
+        Refuser::accepting(port, true)
+    }
+
+    fn accepting(port: u16, hold: bool) -> Refuser {
         use std::sync::atomic::Ordering;
         let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
         listener.set_nonblocking(true).unwrap();
@@ -232,11 +242,14 @@ impl Refuser {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (n, done) = (attempts.clone(), stop.clone());
         std::thread::spawn(move || {
+            let mut held = Vec::new();
             while !done.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((conn, _)) => {
                         n.fetch_add(1, Ordering::Relaxed);
-                        drop(conn);
+                        if hold {
+                            held.push(conn);
+                        }
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -343,4 +356,29 @@ async fn expiry_notices_in_a_redis_outage_are_one_warning_not_one_a_second() {
     drop(down);
     let _redis = RedisServer::start_on(redis.port);
     kg.logged("sending due expiry notices again").await;
+}
+
+/// A SIGHUP (a logrotate postrotate, a certbot hook) while `serve` still
+/// waits for a slow Redis at start must not end it: SIGHUP's default
+/// action is to terminate, so the handler is installed before that wait.
+#[tokio::test]
+async fn a_sighup_while_serve_waits_for_a_slow_store_does_not_end_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let hanging = Refuser::silent(free_port());
+    let store = format!(
+        "[store]\nurl = \"redis://127.0.0.1:{}/0\"\nsecret_file = \"{}\"\ntimeout = \"2s\"\n",
+        hanging.port,
+        secret.display()
+    );
+    let cfg = config(dir.path(), "http://127.0.0.1:9", &store);
+    let mut kg = Process::serve(&cfg);
+    hanging.attempts_reach(1).await;
+    kg.signal("HUP");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(kg.exited(), None, "SIGHUP ended keygate while it started");
+    kg.logged("the key store does not answer").await;
+    kg.main_addr().await;
+    assert_eq!(kg.exited(), None, "{:?}", kg.log_lines());
 }
