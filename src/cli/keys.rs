@@ -115,7 +115,15 @@ pub fn run(args: Args) -> Result<(), CliError> {
                 scope,
                 json,
                 ..
-            } => create(&keyring, &user, ttl, &label, &scope, json).await,
+            } => {
+                let new = NewKey {
+                    user: &user,
+                    ttl,
+                    label: &label,
+                    scope: &scope,
+                };
+                create(&keyring, new, &config.auth.username, json).await
+            }
             KeysCommand::List { user, json, .. } => list(&keyring, user.as_deref(), json).await,
             KeysCommand::Rotate {
                 id,
@@ -140,12 +148,24 @@ pub fn run(args: Args) -> Result<(), CliError> {
     })
 }
 
+/// `keys create`'s flags for the key.
+struct NewKey<'a> {
+    user: &'a str,
+    ttl: Option<String>,
+    label: &'a str,
+    scope: &'a str,
+}
+
+/// `basic_user`: `auth.username`, the Basic user name the key goes with.
 async fn create(
     k: &Keyring,
-    user: &str,
-    ttl: Option<String>,
-    label: &str,
-    scope: &str,
+    NewKey {
+        user,
+        ttl,
+        label,
+        scope,
+    }: NewKey<'_>,
+    basic_user: &str,
     json: bool,
 ) -> Result<(), CliError> {
     let ttl = match ttl {
@@ -169,7 +189,7 @@ async fn create(
         let r = &new.record;
         println!("{}", new.key.expose());
         eprintln!(
-            "\nid {} for user {:?}, scope {}, expires {}.\nThis is the only time the key is shown: store it now (e.g. in ~/.netrc as the password of user \"apikey\").",
+            "\nid {} for user {:?}, scope {}, expires {}.\nThis is the only time the key is shown: store it now (e.g. in ~/.netrc as the password of user {basic_user:?}).",
             r.id,
             r.user,
             r.scope.as_str(),

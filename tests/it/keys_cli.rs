@@ -176,3 +176,18 @@ fn bad_input_exits_2_and_a_dead_store_exits_1_with_one_line() {
         "{err}"
     );
 }
+
+/// The `.netrc` hint names the Basic user keygate takes keys from.
+#[test]
+fn create_names_the_configured_basic_user_for_netrc() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &redis, "[auth]\nusername = \"token\"\n");
+    let out = keys(&cfg, &["create", "--user", "alice"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("in ~/.netrc as the password of user \"token\""),
+        "{}",
+        stderr(&out)
+    );
+}
