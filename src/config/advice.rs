@@ -32,7 +32,8 @@ pub fn warnings(config: &Config) -> Vec<ConfigProblem> {
         if w.url.scheme_str() == Some("http") && !loopback {
             out.push(ConfigProblem::new(
                 format!("webhooks[{i}].url"),
-                "plain http: the events (users, key ids, labels) cross the network readable by                  anyone on the path; use https",
+                "plain http: the events (users, key ids, labels) cross the network readable by \
+                 anyone on the path; use https",
             ));
         }
     }

@@ -124,5 +124,9 @@ fn a_plain_http_webhook_off_loopback_is_a_warning() {
         err.contains("warning: webhooks[0].url: plain http"),
         "{err}"
     );
+    assert!(
+        !err.contains("  "),
+        "a run of spaces in the sentence: {err}"
+    );
     assert!(!err.contains("webhooks[1]"), "loopback is fine: {err}");
 }
