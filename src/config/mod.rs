@@ -546,8 +546,8 @@ fn entries<T: DeserializeOwned + Default>(
         .collect()
 }
 
-/// Deserialize one section, recording every unknown key and the first bad
-/// value (serde stops there) as problems; the section's defaults stand in for it.
+/// Deserialize one section, recording every unknown key and every bad value
+/// as problems; a bad value's default stands in for it (`table`).
 fn section<T: DeserializeOwned + Default>(
     root: &toml::Table,
     name: &str,
@@ -559,16 +559,42 @@ fn section<T: DeserializeOwned + Default>(
     }
 }
 
-/// `section` for one table, its problems named `name.key`.
+/// `section` for one table, its problems named `name.key`. serde stops at
+/// the first bad value: that key is recorded, taken out and the table read
+/// again, so the section's other values are still read and checked rather
+/// than all thrown back to their defaults.
 fn table<T: DeserializeOwned + Default>(
     value: &toml::Value,
     name: &str,
     problems: &mut Vec<ConfigProblem>,
 ) -> T {
-    let mut unknown = Vec::new();
-    let mut record = |path: serde_ignored::Path| unknown.push(path.to_string());
-    let de = serde_ignored::Deserializer::new(value.clone(), &mut record);
-    let result: Result<T, _> = serde_path_to_error::deserialize(de);
+    let mut value = value.clone();
+    let mut unknown: Vec<String> = Vec::new();
+    let mut bad = Vec::new();
+    let parsed = loop {
+        let mut record = |path: serde_ignored::Path| {
+            let key = path.to_string();
+            if !unknown.contains(&key) {
+                unknown.push(key);
+            }
+        };
+        let de = serde_ignored::Deserializer::new(value.clone(), &mut record);
+        match serde_path_to_error::deserialize::<_, T>(de) {
+            Ok(v) => break v,
+            Err(e) => {
+                let path = e.path().to_string();
+                let key = if path == "." {
+                    name.to_string()
+                } else {
+                    format!("{name}.{path}")
+                };
+                bad.push(ConfigProblem::new(key, e.inner().message().to_string()));
+                if !remove_top_key(&mut value, e.path()) {
+                    break T::default();
+                }
+            }
+        }
+    };
     for key in unknown {
         let hint = suggest::did_you_mean(&key, suggest::fields::<T>(), str::to_owned);
         problems.push(ConfigProblem::new(
@@ -576,17 +602,17 @@ fn table<T: DeserializeOwned + Default>(
             format!("unknown key{hint}"),
         ));
     }
-    match result {
-        Ok(v) => v,
-        Err(e) => {
-            let path = e.path().to_string();
-            let key = if path == "." {
-                name.to_string()
-            } else {
-                format!("{name}.{path}")
-            };
-            problems.push(ConfigProblem::new(key, e.inner().message().to_string()));
-            T::default()
-        }
-    }
+    problems.extend(bad);
+    parsed
+}
+
+/// Take the key of the table that `path` starts at out of it; false when
+/// there is none to take (the error is about the table itself).
+fn remove_top_key(table: &mut toml::Value, path: &serde_path_to_error::Path) -> bool {
+    let Some(serde_path_to_error::Segment::Map { key }) = path.iter().next() else {
+        return false;
+    };
+    table
+        .as_table_mut()
+        .is_some_and(|t| t.remove(key.as_str()).is_some())
 }

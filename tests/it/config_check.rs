@@ -878,3 +878,37 @@ fn a_log_file_that_cannot_be_opened_fails_check_under_log_file() {
     assert_eq!(code, Some(0), "{err}");
     assert!(!log.exists(), "check leaves no file of its own behind");
 }
+
+/// A value of the wrong type is reported alone: the other keys of its
+/// section keep their values and are checked (not thrown back to defaults,
+/// which named files the operator never wrote and hid real problems).
+#[test]
+fn a_value_of_the_wrong_type_leaves_the_rest_of_its_section_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let (code, err) = check_whole(&format!(
+        "[listen]\nplaintext = true\n\
+         [upstream]\nurl = \"http://127.0.0.1:8080\"\npool_max_idle = -1\nconnect_timeout = \"0s\"\n\
+         [store]\nkind = \"redis\"\nsecret_file = \"{}\"\ntimeout = 5\n\
+         [cache]\nenabled = \"yes\"\ncapacity = -5\n\
+         [rate_limit]\nfailed_auth_per_minute = -1\nmax_tracked_clients = 0\n\
+         [admin]\ntoken_file = \"{{token}}\"\n",
+        secret.display()
+    ));
+    assert_eq!(code, Some(2), "{err}");
+    for expected in [
+        "upstream.pool_max_idle: invalid value",
+        "upstream.connect_timeout: must be greater than zero",
+        "store.timeout: invalid type",
+        "cache.enabled: invalid type",
+        "cache.capacity: invalid value",
+        "rate_limit.failed_auth_per_minute: invalid value",
+        "rate_limit.max_tracked_clients: 0 is not between",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    for wrong in ["upstream.url", "store.secret_file"] {
+        assert!(!err.contains(wrong), "{wrong} is set and good:\n{err}");
+    }
+}
