@@ -577,19 +577,35 @@ fn log(raw: raw::Log, p: &mut Problems) -> Option<Log> {
             None
         }
     };
+    let mut ok = true;
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&raw.level) {
         p.push("log.level", format!("invalid filter {:?}: {e}", raw.level));
-        return None;
+        ok = false;
     }
     if !(1..=10_000_000).contains(&raw.buffer_lines) {
         p.push(
             "log.buffer_lines",
             format!("{} is not between 1 and 10000000", raw.buffer_lines),
         );
-        return None;
+        ok = false;
     }
-    let file = raw.file.as_deref().map(|f| p.path(f));
-    if let Some(folder) = file.as_deref().and_then(Path::parent) {
+    let file = match raw.file.as_deref() {
+        Some(f) => Some(log_file(p.path(f), p)?),
+        None => None,
+    };
+    let log = Log {
+        format: format?,
+        level: raw.level,
+        access_log: raw.access_log,
+        file,
+        buffer_lines: raw.buffer_lines,
+    };
+    ok.then_some(log)
+}
+
+/// `log.file`: in a folder that exists, and open for appending.
+fn log_file(path: PathBuf, p: &mut Problems) -> Option<PathBuf> {
+    if let Some(folder) = path.parent() {
         if !folder.as_os_str().is_empty() && !folder.is_dir() {
             p.push(
                 "log.file",
@@ -598,22 +614,14 @@ fn log(raw: raw::Log, p: &mut Problems) -> Option<Log> {
             return None;
         }
     }
-    if let Some(path) = &file {
-        if let Err(e) = try_append(path) {
-            p.push(
-                "log.file",
-                format!("cannot open {} for appending: {e}", path.display()),
-            );
-            return None;
-        }
+    if let Err(e) = try_append(&path) {
+        p.push(
+            "log.file",
+            format!("cannot open {} for appending: {e}", path.display()),
+        );
+        return None;
     }
-    Some(Log {
-        format: format?,
-        level: raw.level,
-        access_log: raw.access_log,
-        file,
-        buffer_lines: raw.buffer_lines,
-    })
+    Some(path)
 }
 
 /// Open `path` for appending as `serve` will (which exits 1 when it
@@ -631,16 +639,17 @@ fn try_append(path: &Path) -> std::io::Result<()> {
 }
 
 fn runtime(raw: raw::Runtime, p: &mut Problems) -> Option<Runtime> {
-    if raw.workers > 1024 {
+    let workers_ok = raw.workers <= 1024;
+    if !workers_ok {
         p.push(
             "runtime.workers",
             format!("{} is more than 1024", raw.workers),
         );
-        return None;
     }
-    Some(Runtime {
+    let shutdown_grace = p.duration("runtime.shutdown_grace", &raw.shutdown_grace);
+    workers_ok.then_some(Runtime {
         workers: raw.workers,
-        shutdown_grace: p.duration("runtime.shutdown_grace", &raw.shutdown_grace)?,
+        shutdown_grace: shutdown_grace?,
     })
 }
 

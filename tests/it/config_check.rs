@@ -912,3 +912,29 @@ fn a_value_of_the_wrong_type_leaves_the_rest_of_its_section_checked() {
         assert!(!err.contains(wrong), "{wrong} is set and good:\n{err}");
     }
 }
+
+/// A bad value does not hide the next one in its section.
+#[test]
+fn every_bad_value_of_a_section_is_reported_not_only_the_first() {
+    let (code, err) = check_text(
+        "[log]\nlevel = \"verbose==\"\nbuffer_lines = 0\nfile = \"/nonexistent-folder/k.log\"\n\
+         [runtime]\nworkers = 5000\nshutdown_grace = \"forever\"\n\
+         [login]\nmethod = \"backend_session\"\nuser_pointer = \"email\"\nlogin_url = \"javascript:x\"\nwhoami_url = \"/whoami\"\n\
+         [[webhooks]]\nurl = \"https://hooks.example.org/k\"\nsecret_file = \"/nonexistent-folder/s\"\nkeep = \"1m\"\nmax_retry_interval = \"soon\"\n",
+    );
+    assert_eq!(code, Some(2), "{err}");
+    for expected in [
+        "log.level: invalid filter",
+        "log.buffer_lines: 0 is not between",
+        "log.file: the folder /nonexistent-folder does not exist",
+        "runtime.workers: 5000 is more than 1024",
+        "runtime.shutdown_grace: invalid duration \"forever\"",
+        "login.user_pointer: a JSON pointer starts with '/'",
+        "login.login_url: must be a path",
+        "login.whoami_url: must be an absolute http:// or https:// URL",
+        "webhooks[0].keep: must be at least 1h",
+        "webhooks[0].max_retry_interval: invalid duration \"soon\"",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+}

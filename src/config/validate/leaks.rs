@@ -180,13 +180,13 @@ fn webhook(i: usize, raw: raw::Webhook, p: &mut Problems) -> Option<Webhook> {
         }
     };
     let timeout = p.duration(&key("timeout"), &raw.timeout);
-    let keep = p.duration(&key("keep"), &raw.keep);
+    let mut keep = p.duration(&key("keep"), &raw.keep);
     if keep.is_some_and(|k| k < Duration::from_secs(3600)) {
         p.push(
             &key("keep"),
             "must be at least 1h: a receiver may be down that long",
         );
-        return None;
+        keep = None;
     }
     let max_retry_interval = p.duration(&key("max_retry_interval"), &raw.max_retry_interval);
     Some(Webhook {

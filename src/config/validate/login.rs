@@ -80,23 +80,23 @@ fn login_method(raw: &raw::Login, has_public_url: bool, p: &mut Problems) -> Opt
         Some("backend_session") => {
             let whoami = required(p, "login.whoami_url", &raw.whoami_url, "backend_session");
             let pointer = raw.user_pointer.clone().unwrap_or_else(|| "/email".into());
-            if !pointer.is_empty() && !pointer.starts_with('/') {
+            let pointer_ok = pointer.is_empty() || pointer.starts_with('/');
+            if !pointer_ok {
                 p.push(
                     "login.user_pointer",
                     "a JSON pointer starts with '/', e.g. \"/email\"",
                 );
-                return None;
             }
             let login_url = raw.login_url.clone().unwrap_or_else(|| "/login".into());
-            let login_url_ok = (login_url.starts_with('/') && !login_url.starts_with("//"))
+            let login_url_ok = ((login_url.starts_with('/') && !login_url.starts_with("//"))
                 || login_url.starts_with("https://")
-                || login_url.starts_with("http://");
-            if !login_url_ok || login_url.chars().any(|c| c.is_control() || c == ' ') {
+                || login_url.starts_with("http://"))
+                && !login_url.chars().any(|c| c.is_control() || c == ' ');
+            if !login_url_ok {
                 p.push(
                     "login.login_url",
                     "must be a path (\"/login\") or an http(s):// URL",
                 );
-                return None;
             }
             let whoami_url = match whoami?.parse::<http::Uri>() {
                 Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {
@@ -110,6 +110,9 @@ fn login_method(raw: &raw::Login, has_public_url: bool, p: &mut Problems) -> Opt
                     return None;
                 }
             };
+            if !(pointer_ok && login_url_ok) {
+                return None;
+            }
             Some(LoginMethod::BackendSession {
                 whoami_url,
                 user_pointer: pointer,
