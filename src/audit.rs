@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::keys::Source;
+use crate::telemetry::escaped;
 
 /// Events kept in the store; older ones are trimmed.
 pub const KEEP: usize = 100_000;
@@ -108,11 +109,63 @@ pub fn time_of(at_ms: u64) -> String {
 pub fn log(event: &Event) {
     tracing::info!(
         target: "keygate::audit",
-        actor = %event.actor,
+        actor = %escaped(&event.actor),
         action = %event.action,
-        target = %event.target,
+        target = %escaped(&event.target),
         count = event.count,
         client = %event.client,
         source = event.source.map_or("-", Source::as_str),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// What `log` writes in the human format, as the lines a reader sees.
+    fn human_lines(event: &Event) -> Vec<String> {
+        let out = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let sink = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || Writer(sink.clone()))
+            .finish();
+        tracing::subscriber::with_default(subscriber, || log(event));
+        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        text.lines().map(str::to_owned).collect()
+    }
+
+    struct Writer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Writer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_newline_in_an_actor_or_target_cannot_forge_an_audit_line() {
+        let forged = "\n2026-12-05T18:11:00.000000Z  INFO keygate::audit: actor=alice action=revoke target=all keys";
+        let event = Event::new(
+            &format!("mallory{forged}"),
+            "revoke",
+            &format!("users nobody{forged}"),
+            0,
+            None,
+        );
+        let lines = human_lines(&event);
+        assert_eq!(lines.len(), 1, "{lines:#?}");
+        assert!(
+            lines[0].contains(r"target=users nobody\n2026-12-05")
+                && lines[0].contains(r"actor=mallory\n"),
+            "{}",
+            lines[0]
+        );
+    }
 }

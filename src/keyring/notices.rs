@@ -159,7 +159,7 @@ impl Keyring {
             target: "keygate::lifecycle",
             event = kind.as_str(),
             key_id = %notice.id,
-            user = %about.user,
+            user = %crate::telemetry::escaped(&about.user),
             expires_at = %rfc3339(about.expires_at),
             warn_before = %short_duration(Duration::from_secs(notice.before)),
             rotated_to = about.rotated_to.as_deref().unwrap_or("-"),

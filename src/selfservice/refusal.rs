@@ -17,6 +17,7 @@ use crate::login::cas::CasError;
 use crate::login::oidc::OidcError;
 use crate::login::{Login, Method as LoginMethod};
 use crate::store::StoreError;
+use crate::telemetry::escaped;
 
 /// Why a self-service request is not answered as asked.
 #[derive(Debug)]
@@ -376,7 +377,7 @@ fn oidc_refusal(e: OidcError) -> (StatusCode, &'static str, String) {
             (S::FORBIDDEN, failed, format!("keygate cannot tell who you are: {why}."))
         }
         OidcError::NotAllowed { user } => {
-            tracing::info!(user = %user, "OIDC sign-in outside login.allowed_groups (403)");
+            tracing::info!(user = %escaped(&user), "OIDC sign-in outside login.allowed_groups (403)");
             (
                 S::FORBIDDEN,
                 "Not allowed",

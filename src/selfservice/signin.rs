@@ -14,6 +14,7 @@ use crate::login::cas::CasError;
 use crate::login::oidc::{Oidc, OidcError};
 use crate::login::session::Sessions;
 use crate::login::Method as LoginMethod;
+use crate::telemetry::escaped;
 
 impl SelfService {
     /// CAS: with a ticket, the CAS server's callback; without, off to the
@@ -31,7 +32,7 @@ impl SelfService {
                 };
                 match cas.validate(&ticket).await {
                     Ok(user) => {
-                        tracing::info!(user = %user, "signed in through CAS");
+                        tracing::info!(user = %escaped(&user), "signed in through CAS");
                         Ok(signed_in(cas.session_cookie(&user)))
                     }
                     Err(CasError::Refused { code }) => Err(Refusal::CasRefused(code)),
@@ -65,7 +66,7 @@ impl SelfService {
         }
         match oidc.finish(query, headers).await {
             Ok(person) => {
-                tracing::info!(user = %person.user, groups = ?person.groups, "signed in through OpenID Connect");
+                tracing::info!(user = %escaped(&person.user), groups = ?person.groups, "signed in through OpenID Connect");
                 let mut resp = signed_in(oidc.session_cookie(&person));
                 resp.headers_mut()
                     .append(header::SET_COOKIE, Oidc::clear_flow());

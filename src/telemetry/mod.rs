@@ -166,3 +166,39 @@ impl Logging {
 fn colours(terminal: bool) -> bool {
     terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
+
+/// Client-controlled text (user names, audit targets) as a log field: control
+/// characters escaped (`\n`, `\u{1b}`), so a newline in a name cannot start a
+/// forged line in the `human` format. Unchanged, and not copied, otherwise.
+pub fn escaped(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_in_logged_text_are_escaped() {
+        assert_eq!(escaped("alice"), "alice");
+        assert!(matches!(
+            escaped("DOMAIN\\bob é"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            escaped("mallory\r\n2026-12-05T18:11:00Z  INFO keygate::audit: x\t\u{1b}[31m"),
+            "mallory\\r\\n2026-12-05T18:11:00Z  INFO keygate::audit: x\\t\\u{1b}[31m"
+        );
+    }
+}

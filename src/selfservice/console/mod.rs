@@ -28,6 +28,7 @@ use super::{key_rotate_id, Answer, Seen, SelfService, Session};
 use crate::audit::Actor;
 use crate::http::response;
 use crate::keys::Source;
+use crate::telemetry::escaped;
 
 pub(super) const PAGE: &str = "/.keygate/admin";
 const API: &str = "/.keygate/api/admin/";
@@ -84,7 +85,7 @@ impl SelfService {
         let settings = self.keyring.settings().await?;
         let s = self.session(login, headers, rq, settings).await?;
         if !self.admins.is_admin(&s.user, &s.groups) {
-            tracing::info!(user = %s.user, "admin console refused: not an admin (403)");
+            tracing::info!(user = %escaped(&s.user), "admin console refused: not an admin (403)");
             return Err(Refusal::NotAdmin);
         }
         Ok(s)
