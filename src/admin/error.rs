@@ -9,6 +9,7 @@ use crate::http::body::ResponseBody;
 use crate::http::json_body::BodyError;
 use crate::http::response::{self, RETRY_SOON};
 use crate::keyring::{RevokeError, RotateError};
+use crate::keys::format::redact_keys;
 use crate::keys::KeyId;
 use crate::store::StoreError;
 
@@ -47,7 +48,8 @@ impl ApiError {
     pub fn into_response(self) -> Response<ResponseBody> {
         use StatusCode as S;
         let (status, message, extra) = match self {
-            ApiError::BadRequest(m) => (S::BAD_REQUEST, m, None),
+            // Both may quote client input (a query parameter, a path): never a secret.
+            ApiError::BadRequest(m) => (S::BAD_REQUEST, redact_keys(&m).into_owned(), None),
             ApiError::Unauthorized => (
                 S::UNAUTHORIZED,
                 "missing or invalid bearer token".into(),
@@ -56,7 +58,7 @@ impl ApiError {
                     HeaderValue::from_static("Bearer realm=\"keygate-admin\""),
                 )),
             ),
-            ApiError::NotFound(m) => (S::NOT_FOUND, m, None),
+            ApiError::NotFound(m) => (S::NOT_FOUND, redact_keys(&m).into_owned(), None),
             ApiError::Rotated { message, to } => {
                 return response::json(
                     S::CONFLICT,

@@ -8,6 +8,8 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 
+use crate::keys::format::redact_keys;
+
 /// Why a body was refused; each API turns it into its own answer.
 #[derive(Debug)]
 pub enum BodyError {
@@ -37,8 +39,14 @@ pub async fn read<T: DeserializeOwned>(req: Request<Incoming>, max: usize) -> Re
     parse(&bytes).map_err(BodyError::Invalid)
 }
 
-/// Parse a whole JSON document; the error names the field it is about.
+/// Parse a whole JSON document; the error names the field it is about,
+/// and any key secret it would quote (serde's `invalid type: string
+/// "kg_…"`, an unknown field's name) is redacted.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    parse_quoting(bytes).map_err(|e| redact_keys(&e).into_owned())
+}
+
+fn parse_quoting<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();

@@ -12,6 +12,8 @@
 //! scanners find leaked keys; the checksum lets keygate refuse a mistyped or
 //! random key without a store round trip.
 
+use std::borrow::Cow;
+
 use super::{ApiKey, KeyId};
 
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -84,6 +86,66 @@ pub fn is_id(text: &str) -> bool {
     text.len() == ID_LEN && is_base62(text)
 }
 
+/// Fewest secret characters after the id that make a word look like a key:
+/// fewer than a secret, so a truncated paste still counts as one.
+const MIN_SECRET_SHOWN: usize = 20;
+
+/// Replaces a word that looks like a key in an error message.
+pub const REDACTED: &str = "[redacted key]";
+
+/// Whether `word` has a key's shape whatever its prefix and checksum
+/// (`<letters or digits>_<id>_<20 or more base62>`): a mistyped or
+/// truncated key is still a secret, to be refused or redacted where it
+/// does not belong.
+pub fn looks_like_key(word: &str) -> bool {
+    let parts: Vec<&str> = word.split('_').collect();
+    parts.windows(3).any(|w| {
+        !w[0].is_empty()
+            && is_base62(w[0])
+            && is_id(w[1])
+            && w[2].len() >= MIN_SECRET_SHOWN
+            && is_base62(w[2])
+    })
+}
+
+/// The words of `text` that could be keys: runs of ASCII letters, digits
+/// and `_`, so a key is found inside quotes, a `.netrc` line or a log excerpt.
+pub fn words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !is_word_char(c))
+        .filter(|w| !w.is_empty())
+}
+
+/// Whether any word of `text` looks like a key.
+pub fn contains_key(text: &str) -> bool {
+    words(text).any(looks_like_key)
+}
+
+/// `text` with every word that looks like a key replaced by [`REDACTED`]:
+/// error messages may quote what a client sent, and a secret never
+/// appears in one.
+pub fn redact_keys(text: &str) -> Cow<'_, str> {
+    if !contains_key(text) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(is_word_char) {
+        out.push_str(&rest[..start]);
+        let len = rest[start..]
+            .find(|c: char| !is_word_char(c))
+            .unwrap_or(rest.len() - start);
+        let word = &rest[start..start + len];
+        out.push_str(if looks_like_key(word) { REDACTED } else { word });
+        rest = &rest[start + len..];
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
+fn is_word_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
 fn is_base62(s: &str) -> bool {
     // A table lookup per byte: `parse` checks 61 bytes on every request.
     static BASE62: [bool; 256] = {
@@ -128,6 +190,34 @@ fn random_base62(len: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_shaped_like_keys_are_found_and_redacted_whatever_the_prefix() {
+        let (key, _) = generate("kg", "alice");
+        let key = key.expose();
+        assert!(looks_like_key(key));
+        assert!(looks_like_key(&key[..key.len() - 10]), "a truncated key");
+        assert!(
+            looks_like_key(&key.replacen("kg", "acme", 1)),
+            "another prefix"
+        );
+        assert!(!looks_like_key("kg_short_secret"));
+        assert!(!looks_like_key("alice"));
+        let message = format!("keys: invalid type: string \"{key}\", expected a sequence");
+        assert_eq!(
+            redact_keys(&message),
+            "keys: invalid type: string \"[redacted key]\", expected a sequence"
+        );
+        assert_eq!(
+            redact_keys(&format!("{key}: unknown query parameter")),
+            "[redacted key]: unknown query parameter"
+        );
+        assert!(matches!(
+            redact_keys("ttl: invalid duration \"3x\""),
+            Cow::Borrowed(_)
+        ));
+        assert!(contains_key(&format!("  {key} ")) && !contains_key("bob"));
+    }
 
     #[test]
     fn generated_keys_parse_back_to_their_id() {

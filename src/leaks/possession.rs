@@ -32,7 +32,7 @@ pub fn keys_in(body: &[u8]) -> Result<Vec<ApiKey>, BodyError> {
         if text.lines().filter(|l| !l.trim().is_empty()).count() > MAX_KEYS {
             return Err(BodyError::TooMany);
         }
-        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        crate::keys::format::words(&text)
             .filter(|w| w.contains('_'))
             .map(str::to_owned)
             .collect()

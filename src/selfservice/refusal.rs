@@ -13,6 +13,7 @@ use super::csrf::CsrfError;
 use super::{page as html, redirect};
 use crate::http::body::ResponseBody;
 use crate::http::response::{self, RETRY_SOON};
+use crate::keys::format::redact_keys;
 use crate::login::cas::CasError;
 use crate::login::oidc::OidcError;
 use crate::login::{Login, Method as LoginMethod};
@@ -254,7 +255,8 @@ pub(super) fn json(refusal: Refusal) -> Response<ResponseBody> {
                 "CSRF check failed: reload the page and try again".into(),
             )
         }
-        Refusal::BadRequest(m) => (S::BAD_REQUEST, m),
+        // It may quote client input: never a secret.
+        Refusal::BadRequest(m) => (S::BAD_REQUEST, redact_keys(&m).into_owned()),
         Refusal::NotFound => (S::NOT_FOUND, "no such key".into()),
         Refusal::RateLimited(wait) => {
             retry = Some(wait);
