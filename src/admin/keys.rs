@@ -11,7 +11,7 @@ use crate::keyring::RotateRequest;
 use crate::keyring::{
     KeyFilter, Keyring, Listing, MintError, PageError, Revocation, SettingsError, Sort, Ttl,
 };
-use crate::keys::{ApiKey, KeyId, KeyView, Scope};
+use crate::keys::{format, ApiKey, KeyId, KeyView, Scope};
 use crate::settings::Settings;
 
 /// The keyring, and who is asking (the token's name, source `admin`, the client).
@@ -199,7 +199,12 @@ impl Revoke {
             (Some(ids), None, None, None, None) => {
                 Revocation::Ids(ids.iter().filter_map(|i| KeyId::parse(i)).collect())
             }
-            (None, Some(users), None, None, None) => Revocation::Users(users),
+            (None, Some(users), None, None, None) => {
+                for (i, user) in users.iter().enumerate() {
+                    check_name(&format!("users[{i}]"), user)?;
+                }
+                Revocation::Users(users)
+            }
             (None, None, Some(secrets), None, None) => Revocation::Leaked(
                 secrets
                     .into_iter()
@@ -213,6 +218,12 @@ impl Revoke {
                 ))
             }
             (None, None, None, None, Some(f)) => {
+                if let Some(user) = &f.user {
+                    check_name("filter.user", user)?;
+                }
+                if let Some(label) = &f.label {
+                    check_name("filter.label", label)?;
+                }
                 let filter = KeyFilter {
                     user: f.user,
                     label: f.label,
@@ -237,6 +248,23 @@ impl Revoke {
         };
         Ok((what, self.dry_run.unwrap_or(false)))
     }
+}
+
+/// A user name or label to revoke by, as the audit log will name it: no
+/// control characters (no forged lines) and no key secret (a secret is
+/// revoked with `keys`, and never written to the audit log in clear).
+fn check_name(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "{field}: must not contain control characters"
+        )));
+    }
+    if format::contains_key(value) {
+        return Err(ApiError::bad_request(format!(
+            "{field}: looks like a key secret; revoke it with `keys`"
+        )));
+    }
+    Ok(())
 }
 
 pub async fn revoke(ctx: &Ctx<'_>, body: Revoke) -> ApiResult {

@@ -5,6 +5,7 @@ mod support;
 
 mod admin;
 mod admin_console;
+mod admin_input;
 mod admin_listing;
 mod auth;
 mod authz;

@@ -1,0 +1,134 @@
+//! Client input the admin API refuses, or reads as the standards say: names
+//! that would forge log lines, secrets pasted into the wrong field (never
+//! echoed back, never audited in clear), padded user names, duplicates in a
+//! revocation, RFC 3339 offsets, HEAD, the bearer scheme's case.
+
+use http::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::support::admin::{call, create_key, json_of};
+use crate::support::client::{self, HttpsClient};
+use crate::support::gateway::{builder, TestGateway};
+use crate::support::upstream::Upstream;
+
+async fn setup() -> (Upstream, TestGateway, HttpsClient) {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url())
+        .set("auth", "anonymous = \"reject\"")
+        .start()
+        .await;
+    let c = client::h1(&gw.ca);
+    (up, gw, c)
+}
+
+/// A call that must be 400: its error message.
+async fn refused(
+    c: &HttpsClient,
+    gw: &TestGateway,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> String {
+    let a = call(c, gw, method, path, body.clone()).await;
+    assert_eq!(
+        a.status,
+        StatusCode::BAD_REQUEST,
+        "{path} {body:?}: {}",
+        a.text()
+    );
+    json_of(&a)["error"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn control_characters_in_names_to_revoke_are_refused_naming_the_field() {
+    let (_up, gw, c) = setup().await;
+    let forged = "nobody\n2026-12-05T18:11:00.000000Z  INFO keygate::audit: actor=alice";
+    let cases = [
+        (
+            json!({"users": ["bob", forged]}),
+            "users[1]: must not contain control characters",
+        ),
+        (
+            json!({"filter": {"user": "zz\r\nFAKE LINE"}}),
+            "filter.user: must not contain control characters",
+        ),
+        (
+            json!({"filter": {"label": "a\u{1b}[31m"}, "dry_run": true}),
+            "filter.label: must not contain control characters",
+        ),
+    ];
+    for (body, expected) in cases {
+        let err = refused(&c, &gw, Method::POST, "/v1/revoke", Some(body)).await;
+        assert_eq!(err, expected);
+    }
+    let audit = json_of(&call(&c, &gw, Method::GET, "/v1/audit", None).await);
+    assert!(!audit.to_string().contains("FAKE"), "{audit}");
+}
+
+#[tokio::test]
+async fn a_secret_is_never_echoed_in_an_error_nor_audited_in_clear() {
+    let (_up, gw, c) = setup().await;
+    let (key, _) = create_key(&c, &gw, "alice").await;
+    let bodies = [
+        (
+            "/v1/revoke",
+            json!({"keys": key}),
+            "keys: invalid type: string",
+        ),
+        (
+            "/v1/revoke",
+            json!({"ids": ["x"], key.as_str(): true}),
+            "unknown field",
+        ),
+        (
+            "/v1/keys",
+            json!({"user": "a", "ttl": key}),
+            "ttl: invalid duration",
+        ),
+        ("/v1/keys", json!({"user": "a", "scope": key}), "scope: "),
+        (
+            "/v1/keys",
+            json!({"user": key, "label": 5}),
+            "label: invalid type",
+        ),
+    ];
+    for (path, body, names) in bodies {
+        let err = refused(&c, &gw, Method::POST, path, Some(body.clone())).await;
+        assert!(
+            err.contains(names) && !err.contains(&key[3..]),
+            "{body}: {err}"
+        );
+    }
+    for query in [
+        format!("sort={key}"),
+        format!("{key}=1"),
+        format!("order={key}"),
+    ] {
+        let err = refused(&c, &gw, Method::GET, &format!("/v1/keys?{query}"), None).await;
+        assert!(
+            err.contains("[redacted key]") && !err.contains(&key[3..]),
+            "{query}: {err}"
+        );
+    }
+    let err = refused(&c, &gw, Method::GET, &format!("/v1/audit?{key}=1"), None).await;
+    assert!(!err.contains(&key[3..]), "{err}");
+
+    // Pasted where a user name or a label goes: refused, not audited.
+    let misplaced = [
+        (json!({"users": ["bob", format!(" {key} ")]}), "users[1]"),
+        (json!({"filter": {"user": key}}), "filter.user"),
+        (
+            json!({"filter": {"label": key}, "dry_run": true}),
+            "filter.label",
+        ),
+    ];
+    for (body, field) in misplaced {
+        let err = refused(&c, &gw, Method::POST, "/v1/revoke", Some(body)).await;
+        assert_eq!(
+            err,
+            format!("{field}: looks like a key secret; revoke it with `keys`")
+        );
+    }
+    let audit = json_of(&call(&c, &gw, Method::GET, "/v1/audit", None).await);
+    assert!(!audit.to_string().contains(&key[3..]), "{audit}");
+}
