@@ -249,6 +249,13 @@ impl Keyring {
                 "must be 1-256 printable ASCII characters (it becomes an HTTP header value)",
             ));
         }
+        // A header value cannot start or end with whitespace (RFC 9110 §5.5):
+        // the application would see another name than revocations and listings.
+        if user.starts_with(' ') || user.ends_with(' ') {
+            return Err(MintError::User(
+                "must not start or end with a space (it becomes an HTTP header value)",
+            ));
+        }
         if label.len() > MAX_LABEL || label.chars().any(char::is_control) {
             return Err(MintError::Label(
                 "must be at most 200 characters without control characters",

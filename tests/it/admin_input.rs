@@ -132,3 +132,23 @@ async fn a_secret_is_never_echoed_in_an_error_nor_audited_in_clear() {
     let audit = json_of(&call(&c, &gw, Method::GET, "/v1/audit", None).await);
     assert!(!audit.to_string().contains(&key[3..]), "{audit}");
 }
+
+#[tokio::test]
+async fn a_user_name_padded_with_spaces_is_refused() {
+    let (_up, gw, c) = setup().await;
+    for user in ["  bob  ", " bob", "bob "] {
+        let err = refused(
+            &c,
+            &gw,
+            Method::POST,
+            "/v1/keys",
+            Some(json!({ "user": user })),
+        )
+        .await;
+        assert_eq!(
+            err,
+            "user: must not start or end with a space (it becomes an HTTP header value)"
+        );
+    }
+    create_key(&c, &gw, "bob smith").await;
+}
