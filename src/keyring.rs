@@ -111,6 +111,28 @@ pub enum Revocation {
     All,
 }
 
+impl Revocation {
+    /// The same revocation with each id and user named once, so a dry
+    /// run's count, the revocation's count and the audit log's "n key ids"
+    /// agree however often a client repeats one.
+    pub fn distinct(self) -> Revocation {
+        match self {
+            Revocation::Ids(ids) => Revocation::Ids(first_of_each(ids)),
+            Revocation::Users(users) => Revocation::Users(first_of_each(users)),
+            other => other,
+        }
+    }
+}
+
+/// `items` without repeats, in the order they first came.
+fn first_of_each<T: Clone + Eq + std::hash::Hash>(items: Vec<T>) -> Vec<T> {
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
+    items
+        .into_iter()
+        .filter(|item| seen.insert(item.clone()))
+        .collect()
+}
+
 /// A revocation done: how many live keys it removed, and how the fleet
 /// confirmed it (empty with the memory store, which has no fleet).
 #[derive(Debug)]
@@ -300,6 +322,7 @@ impl Keyring {
     /// (`key.revoked`), also when the store revoked keys that the fleet
     /// could not be told about.
     pub async fn revoke(&self, actor: &Actor, what: Revocation) -> Result<Revoked, RevokeError> {
+        let what = what.distinct();
         let target = target_of(&what);
         let store = &self.0.store;
         let mut gone = self.about_to_go(&what).await?;

@@ -84,7 +84,9 @@ impl Keyring {
     /// How many live keys `what` would revoke, revoking nothing (a dry run).
     pub async fn would_revoke(&self, what: &Revocation) -> Result<u64, StoreError> {
         let store = &self.0.store;
-        Ok(match what {
+        // Counted as `revoke` counts: each id and user once.
+        let what = what.clone().distinct();
+        Ok(match &what {
             Revocation::Ids(ids) => {
                 let mut n = 0;
                 for id in ids {

@@ -152,3 +152,40 @@ async fn a_user_name_padded_with_spaces_is_refused() {
     }
     create_key(&c, &gw, "bob smith").await;
 }
+
+#[tokio::test]
+async fn a_dry_run_counts_repeated_ids_and_users_once_as_the_revocation_does() {
+    let (_up, gw, c) = setup().await;
+    let (_, id) = create_key(&c, &gw, "one").await;
+    create_key(&c, &gw, "dup").await;
+    create_key(&c, &gw, "dup").await;
+    let revoke = |body: Value| {
+        let (c, gw) = (&c, &gw);
+        async move {
+            let a = call(c, gw, Method::POST, "/v1/revoke", Some(body)).await;
+            assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+            json_of(&a)
+        }
+    };
+    let ids = json!([id, id, id]);
+    let users = json!(["dup", "dup"]);
+    assert_eq!(
+        revoke(json!({"ids": ids, "dry_run": true})).await["would_revoke"],
+        1
+    );
+    assert_eq!(
+        revoke(json!({"users": users, "dry_run": true})).await["would_revoke"],
+        2
+    );
+    assert_eq!(revoke(json!({"ids": ids})).await["revoked"], 1);
+    assert_eq!(revoke(json!({"users": users})).await["revoked"], 2);
+    let audit = json_of(&call(&c, &gw, Method::GET, "/v1/audit", None).await);
+    let targets: Vec<&str> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "revoke")
+        .map(|e| e["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(targets, [format!("key {id}"), "users dup".to_owned()]);
+}
