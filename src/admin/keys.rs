@@ -1,5 +1,7 @@
 //! `/v1/keys` and `/v1/revoke`: create, list, delete, rotate, revoke in bulk.
 
+use std::time::{Duration, SystemTime};
+
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -347,13 +349,89 @@ fn parse_limit(v: &str) -> Result<usize, ApiError> {
         })
 }
 
-/// An RFC 3339 UTC time as unix milliseconds; `field` names it in the error.
+/// An RFC 3339 time as unix milliseconds; `field` names it in the error.
 fn parse_time_ms(field: &str, v: &str) -> Result<u64, ApiError> {
-    let t = humantime::parse_rfc3339_weak(v).map_err(|_| {
+    let t = parse_rfc3339(v).ok_or_else(|| {
         ApiError::bad_request(format!(
-            "{field}: {v:?} is not an RFC 3339 time such as 2027-01-31T00:00:00Z"
+            "{field}: {v:?} is not an RFC 3339 time such as 2027-01-31T00:00:00Z \
+             or 2027-01-31T00:00:00-05:00"
         ))
     })?;
     Ok(t.duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64))
+}
+
+/// RFC 3339 as written: any numeric offset (converted to UTC), and `t`/`z`
+/// in either case (§5.6). humantime reads only `Z`/`+00:00`, in upper case,
+/// so the offset is taken off here; no offset at all is read as UTC.
+fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    let text = text.to_ascii_uppercase();
+    let (local, east) = split_offset(&text)?;
+    let local = humantime::parse_rfc3339_weak(local).ok()?;
+    if east >= 0 {
+        local.checked_sub(Duration::from_secs(east.unsigned_abs()))
+    } else {
+        local.checked_add(Duration::from_secs(east.unsigned_abs()))
+    }
+}
+
+/// The time without a trailing `±HH:MM`, and that offset in seconds east
+/// of UTC (0 when there is none, or it is `Z`, left to humantime).
+fn split_offset(text: &str) -> Option<(&str, i64)> {
+    let Some(at) = text.len().checked_sub(6) else {
+        return Some((text, 0));
+    };
+    let (local, offset) = text.split_at_checked(at)?;
+    let sign = match offset.as_bytes()[0] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return Some((text, 0)),
+    };
+    let (hours, minutes) = offset[1..].split_once(':')?;
+    let number = |s: &str, max: i64| {
+        (s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<i64>().ok())
+            .flatten()
+            .filter(|n| *n <= max)
+    };
+    let (hours, minutes) = (number(hours, 23)?, number(minutes, 59)?);
+    Some((local, sign * (hours * 3600 + minutes * 60)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unix(text: &str) -> Option<u64> {
+        parse_rfc3339(text).map(|t| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs())
+    }
+
+    #[test]
+    fn rfc3339_times_with_any_offset_or_case_are_read_as_utc() {
+        let utc = unix("2026-12-05T15:00:00Z");
+        assert!(utc.is_some());
+        for same in [
+            "2026-12-05T10:00:00-05:00",
+            "2026-12-05T20:30:00+05:30",
+            "2026-12-05t15:00:00z",
+            "2026-12-05T15:00:00+00:00",
+            "2026-12-05T15:00:00-00:00",
+            "2026-12-05T15:00:00",
+            "2026-12-05T10:00:00.000-05:00",
+        ] {
+            assert_eq!(unix(same), utc, "{same}");
+        }
+        for garbage in [
+            "",
+            "soon",
+            "2026-12-05T10:00:00-5:00",
+            "2026-12-05T10:00:00+24:00",
+            "2026-12-05T10:00:00+05:60",
+            "2026-12-05T10:00:00+0500",
+            "2026-13-05T10:00:00Z",
+            "+05:00",
+        ] {
+            assert_eq!(unix(garbage), None, "{garbage:?}");
+        }
+    }
 }

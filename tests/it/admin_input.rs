@@ -189,3 +189,85 @@ async fn a_dry_run_counts_repeated_ids_and_users_once_as_the_revocation_does() {
         .collect();
     assert_eq!(targets, [format!("key {id}"), "users dup".to_owned()]);
 }
+
+#[tokio::test]
+async fn rfc3339_times_with_an_offset_or_in_lower_case_are_read() {
+    let (_up, gw, c) = setup().await;
+    let (_, id) = create_key(&c, &gw, "alice").await;
+    let expires = json_of(&call(&c, &gw, Method::GET, "/v1/keys", None).await)["keys"][0]
+        ["expires_at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let year: i32 = expires[..4].parse().unwrap();
+    // One second after the key expires, written three ways; then one before it.
+    let after = format!("{}-01-01T00:00:00-05:00", year + 1);
+    for t in [
+        after.clone(),
+        after.replace('T', "t").replace("-05:00", "z"),
+    ] {
+        let page = json_of(
+            &call(
+                &c,
+                &gw,
+                Method::GET,
+                &format!("/v1/keys?expires_before={}", t.replace('+', "%2B")),
+                None,
+            )
+            .await,
+        );
+        assert_eq!(page["keys"][0]["id"], id.as_str(), "{t}: {page}");
+    }
+    let page = json_of(
+        &call(
+            &c,
+            &gw,
+            Method::GET,
+            "/v1/keys?expires_before=2000-01-01T00:00:00%2B01:00",
+            None,
+        )
+        .await,
+    );
+    assert_eq!(page["keys"], json!([]), "{page}");
+    let dry = json_of(
+        &call(
+            &c,
+            &gw,
+            Method::POST,
+            "/v1/revoke",
+            Some(json!({"filter": {"expires_before": after}, "dry_run": true})),
+        )
+        .await,
+    );
+    assert_eq!(dry["would_revoke"], 1, "{dry}");
+    let audit = call(
+        &c,
+        &gw,
+        Method::GET,
+        "/v1/audit?since=2000-01-01t00:00:00%2B01:00",
+        None,
+    )
+    .await;
+    assert_eq!(audit.status, StatusCode::OK, "{}", audit.text());
+
+    let err = refused(
+        &c,
+        &gw,
+        Method::GET,
+        "/v1/keys?expires_before=2027-01-01T00:00:00%2B0500",
+        None,
+    )
+    .await;
+    assert!(err.starts_with("expires_before: "), "{err}");
+    let err = refused(&c, &gw, Method::GET, "/v1/audit?since=soon", None).await;
+    assert!(err.starts_with("since: "), "{err}");
+    let err = refused(
+        &c,
+        &gw,
+        Method::POST,
+        "/v1/revoke",
+        Some(json!({"filter": {"expires_before": "2027-01-01T00:00:00+25:00"}})),
+    )
+    .await;
+    assert!(err.starts_with("filter.expires_before: "), "{err}");
+}
