@@ -58,7 +58,11 @@ impl Admin {
 
     async fn route(&self, req: Request<Incoming>, conn: &ConnCtx) -> ApiResult {
         let path = req.uri().path().to_owned();
-        let method = req.method().clone();
+        // HEAD is GET without the body (`handle` drops it; RFC 9110 §9.3.2).
+        let method = match req.method() {
+            &Method::HEAD => Method::GET,
+            other => other.clone(),
+        };
         match (path.as_str(), &method) {
             ("/healthz", &Method::GET) => return Ok(health::healthz()),
             ("/readyz", &Method::GET) => {
@@ -67,7 +71,7 @@ impl Admin {
             ("/v1/openapi.json", &Method::GET) => return Ok(openapi::document()),
             ("/metrics", &Method::GET) => return Ok(metrics_text(self.keyring.metrics())),
             ("/healthz" | "/readyz" | "/v1/openapi.json" | "/metrics", _) => {
-                return Err(ApiError::Method("GET"))
+                return Err(ApiError::Method("GET, HEAD"))
             }
             _ => {}
         }
@@ -85,14 +89,14 @@ impl Admin {
         match (path.as_str(), method) {
             ("/v1/keys", Method::POST) => keys::create(&ctx, json_body(req).await?).await,
             ("/v1/keys", Method::GET) => keys::list(&ctx, req.uri().query()).await,
-            ("/v1/keys", _) => Err(ApiError::Method("GET, POST")),
+            ("/v1/keys", _) => Err(ApiError::Method("GET, HEAD, POST")),
             ("/v1/revoke", Method::POST) => keys::revoke(&ctx, json_body(req).await?).await,
             ("/v1/revoke", _) => Err(ApiError::Method("POST")),
             ("/v1/audit", Method::GET) => keys::audit_log(&ctx, req.uri().query()).await,
             ("/v1/settings", Method::GET) => keys::get_settings(&ctx).await,
             ("/v1/settings", Method::PUT) => keys::put_settings(&ctx, json_body(req).await?).await,
-            ("/v1/settings", _) => Err(ApiError::Method("GET, PUT")),
-            ("/v1/audit", _) => Err(ApiError::Method("GET")),
+            ("/v1/settings", _) => Err(ApiError::Method("GET, HEAD, PUT")),
+            ("/v1/audit", _) => Err(ApiError::Method("GET, HEAD")),
             (p, Method::POST) if rotate_route(p).is_some() => {
                 let id = rotate_route(p).unwrap_or_default();
                 keys::rotate(&ctx, id, json_body(req).await?).await

@@ -164,8 +164,8 @@ impl SelfService {
         }
         let api = path.starts_with("/.keygate/api/");
         let method = req.method().clone();
-        // HEAD is GET without the body (the listener drops it) for the page
-        // and its assets, which change nothing; not for login and logout.
+        // HEAD is GET without the body (the listener drops it) for the pages,
+        // their assets and JSON, which change nothing; not for login and logout.
         let read = method == Method::GET || method == Method::HEAD;
         let answer = match (path.as_str(), &method) {
             ("/.keygate/static/console.js", _) if read => {
@@ -180,9 +180,9 @@ impl SelfService {
             }
             ("/.keygate/static/icon.svg", _) if read => Ok(asset(ICON_SVG, "image/svg+xml")),
             ("/.keygate/keys", _) if read => self.page(&req, &rq).await,
-            ("/.keygate/api/keys", &Method::GET) => self.list(&req, &rq).await,
+            ("/.keygate/api/keys", _) if read => self.list(&req, &rq).await,
             ("/.keygate/api/keys", &Method::POST) => self.create(req, &rq).await,
-            ("/.keygate/api/keys", _) => Err(Refusal::Method("GET, POST")),
+            ("/.keygate/api/keys", _) => Err(Refusal::Method("GET, HEAD, POST")),
             (p, &Method::POST) if rotate_route(p).is_some() => {
                 let id = rotate_route(p).unwrap_or_default().to_owned();
                 self.rotate(req, &rq, &id).await

@@ -271,3 +271,50 @@ async fn rfc3339_times_with_an_offset_or_in_lower_case_are_read() {
     .await;
     assert!(err.starts_with("filter.expires_before: "), "{err}");
 }
+
+#[tokio::test]
+async fn head_is_answered_wherever_get_is_and_listed_in_allow() {
+    let (_up, gw, c) = setup().await;
+    create_key(&c, &gw, "alice").await;
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/v1/openapi.json",
+        "/v1/keys",
+        "/v1/audit",
+        "/v1/settings",
+    ] {
+        let get = call(&c, &gw, Method::GET, path, None).await;
+        let head = call(&c, &gw, Method::HEAD, path, None).await;
+        assert_eq!(head.status, StatusCode::OK, "HEAD {path}: {}", head.text());
+        assert!(head.body.is_empty(), "HEAD {path} has a body");
+        assert_eq!(
+            head.headers["content-type"], get.headers["content-type"],
+            "{path}"
+        );
+        if path != "/metrics" && path != "/readyz" {
+            assert_eq!(
+                head.headers["content-length"],
+                get.body.len().to_string().as_str(),
+                "{path}"
+            );
+        }
+    }
+    for (method, path, allow) in [
+        (Method::PUT, "/healthz", "GET, HEAD"),
+        (Method::DELETE, "/v1/keys", "GET, HEAD, POST"),
+        (Method::POST, "/v1/audit", "GET, HEAD"),
+        (Method::POST, "/v1/settings", "GET, HEAD, PUT"),
+        (Method::HEAD, "/v1/revoke", "POST"),
+    ] {
+        let a = call(&c, &gw, method.clone(), path, None).await;
+        assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert_eq!(a.headers["allow"], allow, "{method} {path}");
+    }
+    // HEAD needs the token as GET does.
+    let req = http::Request::head(gw.admin_url("/v1/keys"))
+        .body(crate::support::body::empty())
+        .unwrap();
+    assert_eq!(client::send(&c, req).await.status, StatusCode::UNAUTHORIZED);
+}

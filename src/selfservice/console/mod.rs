@@ -62,9 +62,9 @@ impl SelfService {
         match (route, req.method()) {
             (PAGE, _) if read => self.console_page(&req, rq).await,
             (PAGE, _) => Err(Refusal::Method("GET, HEAD")),
-            ("keys", &Method::GET) => self.admin_keys(&req, rq).await,
-            ("audit", &Method::GET) => self.admin_audit(&req, rq).await,
-            ("keys" | "audit", _) => Err(Refusal::Method("GET")),
+            ("keys", _) if read => self.admin_keys(&req, rq).await,
+            ("audit", _) if read => self.admin_audit(&req, rq).await,
+            ("keys" | "audit", _) => Err(Refusal::Method("GET, HEAD")),
             (r, &Method::POST) if key_rotate_id(r, "keys/").is_some() => {
                 let id = key_rotate_id(r, "keys/").unwrap_or_default().to_owned();
                 self.admin_rotate(req, rq, &id).await
@@ -72,9 +72,9 @@ impl SelfService {
             (r, _) if key_rotate_id(r, "keys/").is_some() => Err(Refusal::Method("POST")),
             ("revoke", &Method::POST) => self.admin_revoke(req, rq).await,
             ("revoke", _) => Err(Refusal::Method("POST")),
-            ("settings", &Method::GET) => self.admin_settings(&req, rq).await,
+            ("settings", _) if read => self.admin_settings(&req, rq).await,
             ("settings", &Method::PUT) => self.admin_put_settings(req, rq).await,
-            ("settings", _) => Err(Refusal::Method("GET, PUT")),
+            ("settings", _) => Err(Refusal::Method("GET, HEAD, PUT")),
             _ => Err(Refusal::NotFound),
         }
     }

@@ -320,7 +320,7 @@ async fn bad_input_is_400_naming_the_field() {
         .api(Method::PUT, "/.keygate/api/keys", Some(&token), None)
         .await;
     assert_eq!(put.status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(put.headers[header::ALLOW], "GET, POST");
+    assert_eq!(put.headers[header::ALLOW], "GET, HEAD, POST");
     assert!(gw.keyring.list(Some("alice")).await.unwrap().is_empty());
     assert_eq!(
         alice.get("/.keygate/nothing").await.status,

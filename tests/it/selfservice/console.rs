@@ -540,3 +540,38 @@ async fn an_admin_rotates_any_users_key_and_the_audit_names_the_admin() {
     assert_eq!(latest["actor"], ADMIN, "{audit}");
     assert_eq!(latest["source"], "admin-console", "{audit}");
 }
+
+#[tokio::test]
+async fn head_is_answered_on_the_json_routes_that_answer_get() {
+    let redis = RedisServer::start();
+    let (up, app) = (Upstream::start().await, WhoAmI::start().await);
+    let gw = console_gateway(&redis, &up, &app).await;
+    let (mut root, _, _) = console(&gw, &app, ADMIN).await;
+    let (mut alice, _) = Browser::signed_in(&gw, &app, "alice").await;
+    let reads = [
+        (true, "/.keygate/api/admin/keys"),
+        (true, "/.keygate/api/admin/audit"),
+        (true, "/.keygate/api/admin/settings"),
+        (false, "/.keygate/api/keys"),
+    ];
+    for (admin, path) in reads {
+        let who = if admin { &mut root } else { &mut alice };
+        let get = who.call(Method::GET, path).await;
+        let head = who.call(Method::HEAD, path).await;
+        assert_eq!(head.status, StatusCode::OK, "HEAD {path}: {}", head.text());
+        assert!(head.body.is_empty(), "HEAD {path} has a body");
+        assert_eq!(
+            head.headers["content-length"],
+            get.body.len().to_string().as_str(),
+            "{path}"
+        );
+    }
+    for (path, allow) in [
+        ("/.keygate/api/admin/keys", "GET, HEAD"),
+        ("/.keygate/api/admin/settings", "GET, HEAD, PUT"),
+    ] {
+        let a = root.call(Method::DELETE, path).await;
+        assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED, "{path}");
+        assert_eq!(a.headers["allow"], allow, "{path}");
+    }
+}
