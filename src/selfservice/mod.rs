@@ -204,7 +204,7 @@ impl SelfService {
                 _,
             ) => Err(Refusal::Method("GET, HEAD")),
             ("/.keygate/login" | "/.keygate/logout", _) => Err(Refusal::Method("GET")),
-            _ => Err(Refusal::NotFound),
+            _ => Err(Refusal::NoRoute),
         };
         if let Some(user) = rq.user.lock().expect("not poisoned").as_deref() {
             done.set_identity(user, "-");

@@ -37,7 +37,10 @@ pub(super) enum Refusal {
     Store(StoreError),
     Csrf(CsrfError),
     BadRequest(String),
+    /// 404: no such key (or not this user's).
     NotFound,
+    /// 404: no such route under `/.keygate/`.
+    NoRoute,
     RateLimited(Duration),
     TooManyKeys(usize),
     /// 409: the key was rotated before; its successor's id.
@@ -177,7 +180,7 @@ pub(super) fn page(refusal: Refusal, login: Option<&Login>) -> Response<Response
             return response::retry_after(resp, RETRY_SOON);
         }
         Refusal::Oidc(e) => return oidc_page(e),
-        Refusal::NotFound => (S::NOT_FOUND, "Not found", "keygate has no page here.".into(), Some(("/.keygate/keys", "External Tool Access"))),
+        Refusal::NotFound | Refusal::NoRoute => (S::NOT_FOUND, "Not found", "keygate has no page here.".into(), Some(("/.keygate/keys", "External Tool Access"))),
         Refusal::Method(allow) => {
             let mut resp = response::html(
                 S::METHOD_NOT_ALLOWED,
@@ -258,6 +261,7 @@ pub(super) fn json(refusal: Refusal) -> Response<ResponseBody> {
         // It may quote client input: never a secret.
         Refusal::BadRequest(m) => (S::BAD_REQUEST, redact_keys(&m).into_owned()),
         Refusal::NotFound => (S::NOT_FOUND, "no such key".into()),
+        Refusal::NoRoute => (S::NOT_FOUND, "no such route".into()),
         Refusal::RateLimited(wait) => {
             retry = Some(wait);
             (

@@ -61,22 +61,35 @@ impl SelfService {
         let route = path.strip_prefix(API).unwrap_or(path);
         match (route, req.method()) {
             (PAGE, _) if read => self.console_page(&req, rq).await,
-            (PAGE, _) => Err(Refusal::Method("GET, HEAD")),
+            (PAGE, _) => self.unrouted(&req, rq, Refusal::Method("GET, HEAD")).await,
             ("keys", _) if read => self.admin_keys(&req, rq).await,
             ("audit", _) if read => self.admin_audit(&req, rq).await,
-            ("keys" | "audit", _) => Err(Refusal::Method("GET, HEAD")),
+            ("keys" | "audit", _) => self.unrouted(&req, rq, Refusal::Method("GET, HEAD")).await,
             (r, &Method::POST) if key_rotate_id(r, "keys/").is_some() => {
                 let id = key_rotate_id(r, "keys/").unwrap_or_default().to_owned();
                 self.admin_rotate(req, rq, &id).await
             }
-            (r, _) if key_rotate_id(r, "keys/").is_some() => Err(Refusal::Method("POST")),
+            (r, _) if key_rotate_id(r, "keys/").is_some() => {
+                self.unrouted(&req, rq, Refusal::Method("POST")).await
+            }
             ("revoke", &Method::POST) => self.admin_revoke(req, rq).await,
-            ("revoke", _) => Err(Refusal::Method("POST")),
+            ("revoke", _) => self.unrouted(&req, rq, Refusal::Method("POST")).await,
             ("settings", _) if read => self.admin_settings(&req, rq).await,
             ("settings", &Method::PUT) => self.admin_put_settings(req, rq).await,
-            ("settings", _) => Err(Refusal::Method("GET, HEAD, PUT")),
-            _ => Err(Refusal::NotFound),
+            ("settings", _) => {
+                self.unrouted(&req, rq, Refusal::Method("GET, HEAD, PUT"))
+                    .await
+            }
+            _ => self.unrouted(&req, rq, Refusal::NoRoute).await,
         }
+    }
+
+    /// A route or method the console does not answer (404, 405): only an
+    /// admin learns which; anyone else gets the gate's 403, as on every
+    /// console route (SPEC).
+    async fn unrouted(&self, req: &Request<Incoming>, rq: &Seen<'_>, refusal: Refusal) -> Answer {
+        self.admin(req.headers(), rq).await?;
+        Err(refusal)
     }
 
     /// The console's gate: signed in, and an admin.

@@ -575,3 +575,60 @@ async fn head_is_answered_on_the_json_routes_that_answer_get() {
         assert_eq!(a.headers["allow"], allow, "{path}");
     }
 }
+
+#[tokio::test]
+async fn every_console_route_answers_403_first_to_anyone_but_an_admin() {
+    let redis = RedisServer::start();
+    let (up, app) = (Upstream::start().await, WhoAmI::start().await);
+    let gw = console_gateway(&redis, &up, &app).await;
+    let (mut root, _, _) = console(&gw, &app, ADMIN).await;
+    let (mut carol, _) = Browser::signed_in(&gw, &app, "carol").await;
+    let mut nobody = Browser::new(&gw);
+    let routes = [
+        (
+            Method::GET,
+            "/.keygate/api/admin/nothing",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Method::DELETE,
+            "/.keygate/api/admin/keys",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            Method::GET,
+            "/.keygate/api/admin/revoke",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            Method::GET,
+            "/.keygate/api/admin/keys/x/rotate",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            Method::POST,
+            "/.keygate/admin",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+    ];
+    for (method, path, for_admin) in routes {
+        let a = carol.call(method.clone(), path).await;
+        assert_eq!(
+            a.status,
+            StatusCode::FORBIDDEN,
+            "carol {method} {path}: {}",
+            a.text()
+        );
+        let a = nobody.call(method.clone(), path).await;
+        assert_eq!(
+            a.status,
+            StatusCode::FORBIDDEN,
+            "nobody {method} {path}: {}",
+            a.text()
+        );
+        let a = root.call(method.clone(), path).await;
+        assert_eq!(a.status, for_admin, "admin {method} {path}: {}", a.text());
+    }
+    let a = root.call(Method::GET, "/.keygate/api/admin/nothing").await;
+    assert_eq!(json_of(&a)["error"], "no such route");
+}
