@@ -43,10 +43,7 @@ impl Tokens {
 
     /// The name of the token presented as `Authorization: Bearer <token>`, if valid.
     pub fn check(&self, authorization: Option<&[u8]>) -> Option<String> {
-        let value = authorization?;
-        let token = value
-            .strip_prefix(b"Bearer ")
-            .or_else(|| value.strip_prefix(b"bearer "))?;
+        let token = bearer_token(authorization?)?;
         let presented = hash_bytes(token.trim_ascii());
         let set = self.set.read().expect("token lock");
         let mut found = None;
@@ -58,6 +55,12 @@ impl Tokens {
         }
         found
     }
+}
+
+/// The token of `Bearer <token>`; the scheme in any case (RFC 9110 §11.1).
+fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, token) = value.split_at_checked(value.iter().position(|&b| b == b' ')?)?;
+    scheme.eq_ignore_ascii_case(b"bearer").then_some(token)
 }
 
 /// Parse a token file; messages name the line, never the token.
@@ -128,6 +131,16 @@ mod tests {
         );
         assert_eq!(tokens.check(Some(b"Bearer 0123456789abcdef-mallory")), None);
         assert_eq!(tokens.check(Some(b"Basic 0123456789abcdef-alice")), None);
+        for scheme in ["BEARER", "bearer", "bEaReR"] {
+            let header = format!("{scheme} 0123456789abcdef-alice");
+            assert_eq!(
+                tokens.check(Some(header.as_bytes())),
+                Some("alice".into()),
+                "{scheme}"
+            );
+        }
+        assert_eq!(tokens.check(Some(b"Bearer0123456789abcdef-alice")), None);
+        assert_eq!(tokens.check(Some(b"Bearers 0123456789abcdef-alice")), None);
         assert_eq!(tokens.check(None), None);
 
         std::fs::write(&path, "bob:short\n").unwrap();

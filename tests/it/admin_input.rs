@@ -318,3 +318,22 @@ async fn head_is_answered_wherever_get_is_and_listed_in_allow() {
         .unwrap();
     assert_eq!(client::send(&c, req).await.status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn the_bearer_scheme_is_read_in_any_case() {
+    let (_up, gw, c) = setup().await;
+    for scheme in ["BEARER", "bearer", "bEaReR"] {
+        let req = http::Request::get(gw.admin_url("/v1/keys"))
+            .header(
+                "authorization",
+                format!("{scheme} {}", crate::support::ADMIN_TOKEN),
+            )
+            .body(crate::support::body::empty())
+            .unwrap();
+        assert_eq!(
+            client::send(&c, req).await.status,
+            StatusCode::OK,
+            "{scheme}"
+        );
+    }
+}
