@@ -632,3 +632,76 @@ async fn every_console_route_answers_403_first_to_anyone_but_an_admin() {
     let a = root.call(Method::GET, "/.keygate/api/admin/nothing").await;
     assert_eq!(json_of(&a)["error"], "no such route");
 }
+
+/// The real binary in the `human` log format: a signed-in non-admin whose
+/// who-am-I name carries a newline and a whole fake audit line is refused,
+/// and the log line that says so stays one line.
+#[tokio::test]
+async fn a_newline_in_a_refused_users_name_cannot_forge_a_log_line() {
+    use crate::support::bin::{self, Process, BIN};
+    use crate::support::tls::Ca;
+
+    let (up, app) = (Upstream::start().await, WhoAmI::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("log forging test CA");
+    // Right after write_config's [admin] lines: the admin users.
+    let sections = format!(
+        "users = [\"alice\"]\n[store]\nkind = \"memory\"\n[log]\naccess_log = false\n\
+         [login]\nmethod = \"backend_session\"\nwhoami_url = \"{}\"\nuser_pointer = \"/email\"\n\
+         login_url = \"/login\"\n",
+        app.whoami_url()
+    );
+    let cfg = bin::write_config(dir.path(), &ca, "localhost", &up.url(), &sections);
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(["serve", "--log-format", "human", "-c"]).arg(&cfg);
+    let kg = Process::spawn(cmd);
+    let port = crate::support::eventually(
+        "keygate listening",
+        300,
+        std::time::Duration::from_millis(20),
+        || async {
+            kg.log_lines()
+                .iter()
+                .filter_map(|l| l.as_str())
+                .find_map(|l| {
+                    let addr = l.split_once("keygate listening")?.1.split_once("addr=")?.1;
+                    addr.split_whitespace()
+                        .next()?
+                        .parse::<std::net::SocketAddr>()
+                        .ok()
+                })
+        },
+    )
+    .await
+    .port();
+
+    let forged = "2026-12-05T18:20:00.000000Z  INFO keygate::audit: actor=alice action=revoke target=all keys";
+    let mut b = Browser::with_client_at(client::h1(&ca), &format!("https://localhost:{port}"));
+    b.set_cookie(&app.sign_in(&format!("mallory\n{forged}")));
+    let refused = b.get("/.keygate/admin").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text());
+    let line = crate::support::eventually(
+        "the refusal is logged",
+        250,
+        std::time::Duration::from_millis(20),
+        || async {
+            kg.log_lines()
+                .iter()
+                .filter_map(|l| l.as_str().map(str::to_owned))
+                .find(|l| l.contains("not an admin"))
+        },
+    )
+    .await;
+    assert!(
+        line.contains(r"user=mallory\n2026-12-05T18:20:00"),
+        "{line}"
+    );
+    let lines = kg.log_lines();
+    assert!(
+        !lines
+            .iter()
+            .filter_map(|l| l.as_str())
+            .any(|l| l.starts_with(forged)),
+        "{lines:#?}"
+    );
+}

@@ -37,7 +37,12 @@ impl Browser {
     }
 
     pub fn with_client(gw: &TestGateway, client: HttpsClient) -> Browser {
-        let base = gw.url("");
+        Browser::with_client_at(client, &gw.url(""))
+    }
+
+    /// A browser on the gateway at `base` (`https://host:port`), such as the real binary.
+    pub fn with_client_at(client: HttpsClient, base: &str) -> Browser {
+        let base = base.to_owned();
         Browser {
             client,
             origin: base.clone(),
