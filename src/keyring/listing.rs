@@ -84,9 +84,17 @@ impl Keyring {
     /// How many live keys `what` would revoke, revoking nothing (a dry run).
     pub async fn would_revoke(&self, what: &Revocation) -> Result<u64, StoreError> {
         let store = &self.0.store;
-        // Counted as `revoke` counts: each id and user once.
-        let what = what.clone().distinct();
-        Ok(match &what {
+        // Counted as `revoke` counts: each id and user once. (Only those are
+        // copied: leaked secrets are not duplicated in memory for a count.)
+        let distinct;
+        let what = match what {
+            Revocation::Ids(_) | Revocation::Users(_) => {
+                distinct = what.clone().distinct();
+                &distinct
+            }
+            other => other,
+        };
+        Ok(match what {
             Revocation::Ids(ids) => {
                 let mut n = 0;
                 for id in ids {
