@@ -331,6 +331,11 @@ pub(super) fn json(refusal: Refusal) -> Response<ResponseBody> {
 /// 400 `{"error", "problems": [{"field", "message"}]}`: each problem by
 /// the field it names (`ttl_choices[2]`), so a form shows it beside that field.
 fn invalid(problems: &[String]) -> Response<ResponseBody> {
+    // Each may quote a value the client sent: never a secret.
+    let problems: Vec<String> = problems
+        .iter()
+        .map(|p| redact_keys(p).into_owned())
+        .collect();
     let each: Vec<_> = problems
         .iter()
         .map(|p| {

@@ -705,3 +705,49 @@ async fn a_newline_in_a_refused_users_name_cannot_forge_a_log_line() {
         "{lines:#?}"
     );
 }
+
+/// A secret pasted into a console field never comes back in the answer:
+/// not in a settings problem, not in a query error.
+#[tokio::test]
+async fn a_secret_in_a_console_field_is_not_echoed() {
+    let redis = RedisServer::start();
+    let (up, app) = (Upstream::start().await, WhoAmI::start().await);
+    let gw = console_gateway(&redis, &up, &app).await;
+    let (key, _) = gw.key("bob").await;
+    let secret = &key[3..];
+    let (mut root, _, token) = console(&gw, &app, ADMIN).await;
+
+    let bad = put(
+        &mut root,
+        &token,
+        json!({
+            "self_service": true, "ttl_choices": ["1d", key], "default_ttl": "1d", "max_ttl": "90d"
+        }),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text());
+    assert!(!bad.text().contains(secret), "{}", bad.text());
+    assert!(bad.text().contains("ttl_choices[1]"), "{}", bad.text());
+
+    for query in [format!("sort={key}"), format!("{key}=1")] {
+        let (status, answer) = keys(&mut root, &query).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert!(!answer.to_string().contains(secret), "{answer}");
+    }
+    let a = root
+        .api(
+            Method::GET,
+            &format!("/.keygate/api/admin/audit?{key}=1"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text());
+    assert!(!a.text().contains(secret), "{}", a.text());
+    let revoke = revoke(&mut root, &token, json!({"users": [key]})).await;
+    assert_eq!(revoke.status, StatusCode::BAD_REQUEST, "{}", revoke.text());
+    assert_eq!(
+        json_of(&revoke)["error"],
+        "users[0]: looks like a key secret; revoke it with `keys`"
+    );
+}
