@@ -112,6 +112,13 @@ async fn a_secret_is_never_echoed_in_an_error_nor_audited_in_clear() {
     }
     let err = refused(&c, &gw, Method::GET, &format!("/v1/audit?{key}=1"), None).await;
     assert!(!err.contains(&key[3..]), "{err}");
+    let settings =
+        json!({"self_service": true, "ttl_choices": [key], "default_ttl": "1d", "max_ttl": "90d"});
+    let err = refused(&c, &gw, Method::PUT, "/v1/settings", Some(settings)).await;
+    assert!(
+        err.contains("ttl_choices[0]") && !err.contains(&key[3..]),
+        "{err}"
+    );
 
     // Pasted where a user name or a label goes: refused, not audited.
     let misplaced = [
