@@ -99,6 +99,18 @@ pub enum SettingsError {
 const MAX_USER: usize = 256;
 const MAX_LABEL: usize = 200;
 
+/// A key's label: at most 200 characters (as the page's `maxlength` counts
+/// them, not bytes), none of them a control character. Checked by `mint`,
+/// and by a caller before it counts a creation against a quota.
+pub fn check_label(label: &str) -> Result<(), MintError> {
+    if label.chars().count() > MAX_LABEL || label.chars().any(char::is_control) {
+        return Err(MintError::Label(
+            "must be at most 200 characters without control characters",
+        ));
+    }
+    Ok(())
+}
+
 /// What to revoke.
 #[derive(Debug, Clone)]
 pub enum Revocation {
@@ -278,11 +290,7 @@ impl Keyring {
                 "must not start or end with a space (it becomes an HTTP header value)",
             ));
         }
-        if label.len() > MAX_LABEL || label.chars().any(char::is_control) {
-            return Err(MintError::Label(
-                "must be at most 200 characters without control characters",
-            ));
-        }
+        check_label(label)?;
         let policy = self.policy().await?;
         let ttl = match (ttl, policy.max_ttl) {
             (Ttl::Default, _) => Some(policy.default_ttl),

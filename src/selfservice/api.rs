@@ -14,7 +14,7 @@ use super::{Answer, Seen, SelfService, Session};
 use crate::audit::Actor;
 use crate::http::json_body::{self, BodyError};
 use crate::http::response;
-use crate::keyring::{MintError, Revocation, RotateRequest, Ttl};
+use crate::keyring::{self, MintError, Revocation, RotateRequest, Ttl};
 use crate::keys::{KeyId, Scope, Source};
 
 /// Largest create request (a label is at most 200 characters).
@@ -74,6 +74,9 @@ impl SelfService {
             )));
         }
         let ttl = Ttl::parse(&ttl_text).map_err(|e| Refusal::BadRequest(format!("ttl: {e}")))?;
+        let label = body.label.unwrap_or_default();
+        // Before the creation is counted: a refused one costs no quota.
+        keyring::check_label(label.trim()).map_err(|e| Refusal::BadRequest(e.to_string()))?;
         let _one_at_a_time = self.mint_lock.lock().await;
         let live = self.keyring.list(Some(&s.user)).await?.len();
         if live >= self.limits.max_live_keys {
@@ -82,7 +85,6 @@ impl SelfService {
         self.count_create(&s.user)
             .await?
             .map_err(Refusal::RateLimited)?;
-        let label = body.label.unwrap_or_default();
         let new = self
             .keyring
             .mint(&s.actor(), &s.user, ttl, label.trim(), Scope::Full)

@@ -341,6 +341,12 @@ async fn per_user_limits_on_live_keys_and_creation_rate() {
     )
     .await;
     let (mut alice, token) = Browser::signed_in(&gw, &app, "alice").await;
+    // Refused creations cost no quota: the three allowed are still there.
+    for _ in 0..2 {
+        let refused = alice.create(&token, &"x".repeat(201), "1d").await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+        assert!(refused.text().contains("label: "), "{}", refused.text());
+    }
     let first = json_of(&alice.create(&token, "1", "1d").await);
     assert_eq!(
         alice.create(&token, "2", "1d").await.status,
@@ -398,10 +404,9 @@ async fn per_user_limits_on_live_keys_and_creation_rate() {
     let mut bob = Browser::new(&gw);
     bob.set_cookie(&app.sign_in("bob"));
     let (_, bobs) = bob.page().await;
-    assert_eq!(
-        bob.create(&bobs, "b", "1d").await.status,
-        StatusCode::CREATED
-    );
+    // 200 characters, as the page's maxlength counts them, not bytes.
+    let accented = bob.create(&bobs, &"é".repeat(200), "1d").await;
+    assert_eq!(accented.status, StatusCode::CREATED, "{}", accented.text());
 }
 
 /// Two instances on one Redis share a user's hour: what one counted, the
