@@ -120,33 +120,19 @@ pub fn log(event: &Event) {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use super::*;
+    use crate::telemetry::captured::Buffer;
 
     /// What `log` writes in the human format, as the lines a reader sees.
     fn human_lines(event: &Event) -> Vec<String> {
-        let out = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let out = Buffer::default();
         let sink = out.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_ansi(false)
-            .with_writer(move || Writer(sink.clone()))
+            .with_writer(move || sink.clone())
             .finish();
         tracing::subscriber::with_default(subscriber, || log(event));
-        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
-        text.lines().map(str::to_owned).collect()
-    }
-
-    struct Writer(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Writer {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
+        out.text().lines().map(str::to_owned).collect()
     }
 
     #[test]

@@ -185,7 +185,7 @@ fn debug_quoted(out: &mut Vec<u8>, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
+    use crate::telemetry::captured::Buffer;
     use std::time::{Duration, UNIX_EPOCH};
 
     fn sample(micros: u64) -> AccessLine<'static> {
@@ -215,30 +215,18 @@ mod tests {
 
     /// The line tracing-subscriber writes for `line.trace()`.
     fn theirs(json: bool, line: &AccessLine<'_>) -> String {
-        let out = Arc::new(Mutex::new(Vec::new()));
+        let out = Buffer::default();
         let sink = out.clone();
-        let make = move || Sink(sink.clone());
-        let builder = tracing_subscriber::fmt().with_ansi(false).with_writer(make);
+        let builder = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || sink.clone());
         let dispatch = if json {
             tracing::Dispatch::new(builder.json().flatten_event(true).finish())
         } else {
             tracing::Dispatch::new(builder.finish())
         };
         tracing::dispatcher::with_default(&dispatch, || line.trace());
-        let bytes = out.lock().unwrap().clone();
-        String::from_utf8(bytes).unwrap()
-    }
-
-    struct Sink(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Sink {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
+        out.text()
     }
 
     #[test]

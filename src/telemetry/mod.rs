@@ -11,6 +11,8 @@
 //! Dropping [`Logging`] writes out what is queued (SIGTERM loses nothing).
 
 mod access_line;
+#[cfg(test)]
+pub(crate) mod captured;
 mod log_file;
 mod timestamp;
 
