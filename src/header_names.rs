@@ -54,12 +54,12 @@ pub fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
 
 /// Headers keygate reads (the credentials), sets or removes itself: the
 /// identity and login headers may not be one of them. Compared in the
-/// spelling the identity header is stripped in (`_` and `.` as `-`), and
-/// every `X-Forwarded-*`: those belong to the proxies in front.
+/// spelling the identity header is stripped in (`_` and `.` as `-`). Other
+/// `X-Forwarded-*` names stay free: oauth2-proxy's `X-Forwarded-User` is
+/// the usual login header behind it.
 pub fn is_reserved(name: &HeaderName) -> bool {
     let name = name.as_str().replace(['_', '.'], "-");
-    name.starts_with("x-forwarded-")
-        || HOP_BY_HOP.iter().any(|h| h.as_str() == name)
+    HOP_BY_HOP.iter().any(|h| h.as_str() == name)
         || [
             header::AUTHORIZATION,
             APIKEY,
@@ -71,6 +71,9 @@ pub fn is_reserved(name: &HeaderName) -> bool {
             KEY_ID,
             KEY_EXPIRES,
             FORWARDED,
+            X_FORWARDED_FOR,
+            X_FORWARDED_PROTO,
+            X_FORWARDED_HOST,
         ]
         .iter()
         .any(|h| h.as_str() == name)
@@ -166,8 +169,8 @@ pub(crate) mod tests {
             "connection",
             "proxy-authorization",
             "x-forwarded-for",
-            "X-Forwarded-Port",
-            "x_forwarded.user",
+            "X_Forwarded_Proto",
+            "x.forwarded.host",
             "forwarded",
         ] {
             assert!(reserved(name), "{name}");
@@ -176,6 +179,8 @@ pub(crate) mod tests {
             "x-remote-user",
             "x-apikey-user",
             "x-forwarded",
+            "x-forwarded-user",
+            "X-Forwarded-Email",
             "remote_user",
         ] {
             assert!(!reserved(name), "{name}");

@@ -407,7 +407,7 @@ fn auth(raw: raw::Auth, p: &mut Problems) -> Option<Auth> {
                 "auth.identity_header",
                 format!(
                     "{h} is a header keygate reads or manages itself (a credential, Host, \
-                     X-Forwarded-*, hop-by-hop, ...); choose another, e.g. X-Remote-User"
+                     X-Forwarded-For/-Proto/-Host, hop-by-hop, ...); choose another, e.g. X-Remote-User"
                 ),
             );
             ok = false;

@@ -774,7 +774,7 @@ fn identity_and_login_headers_keygate_reads_or_manages_are_refused() {
         "connection",
         "transfer-encoding",
         "x-forwarded-for",
-        "X-Forwarded-Port",
+        "X-Forwarded-Host",
         "x_forwarded_proto",
         "cookie",
     ] {
@@ -793,8 +793,13 @@ fn identity_and_login_headers_keygate_reads_or_manages_are_refused() {
             "{name}: {err}"
         );
     }
+    // oauth2-proxy's user header, the usual login header behind it.
     let (code, err) = check_text("[auth]\nidentity_header = \"X-Forwarded-User\"\n");
-    assert_eq!(code, Some(2), "every X-Forwarded-* is a proxy's: {err}");
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = check_text(
+        "[login]\nmethod = \"trusted_header\"\nheader = \"X-Forwarded-User\"\ntrusted_proxies = [\"127.0.0.1\"]\n",
+    );
+    assert_eq!(code, Some(0), "{err}");
     let (code, err) = check_text("[auth]\nidentity_header = \"X-Apikey-User\"\n");
     assert_eq!(code, Some(0), "{err}");
 }

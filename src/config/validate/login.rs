@@ -144,7 +144,7 @@ fn login_method(raw: &raw::Login, has_public_url: bool, p: &mut Problems) -> Opt
                         "login.header",
                         format!(
                             "{h} is a header keygate reads or manages itself (a credential, \
-                             Host, X-Forwarded-*, hop-by-hop, ...); use e.g. X-Remote-User"
+                             Host, X-Forwarded-For/-Proto/-Host, hop-by-hop, ...); use e.g. X-Remote-User"
                         ),
                     );
                     return None;
