@@ -127,19 +127,33 @@ fn slot_tag(slot: u16) -> u32 {
     tags[usize::from(slot) % SLOTS]
 }
 
-/// The first slot a node serves, from its `CLUSTER NODES` answer (the line
-/// flagged `myself`; slots being moved, in brackets, are skipped).
-pub(super) fn first_own_slot(cluster_nodes: &str) -> Option<u16> {
-    let myself = cluster_nodes.lines().find(|line| {
-        line.split(' ')
-            .nth(2)
-            .is_some_and(|flags| flags.split(',').any(|f| f == "myself"))
-    })?;
-    myself
-        .split(' ')
-        .skip(8)
-        .find(|range| !range.starts_with('['))
-        .and_then(|range| range.split('-').next()?.parse().ok())
+/// What a Cluster node says of itself: the line of its `CLUSTER NODES`
+/// answer flagged `myself`.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct OwnNode {
+    pub id: String,
+    pub master: bool,
+    /// The first slot it serves (slots being moved, in brackets, skipped).
+    pub first_slot: Option<u16>,
+}
+
+pub(super) fn own_node(cluster_nodes: &str) -> Option<OwnNode> {
+    let fields = cluster_nodes
+        .lines()
+        .map(|line| line.split(' ').collect::<Vec<_>>())
+        .find(|f| {
+            f.get(2)
+                .is_some_and(|flags| flags.split(',').any(|x| x == "myself"))
+        })?;
+    Some(OwnNode {
+        id: fields[0].to_owned(),
+        master: fields[2].split(',').any(|x| x == "master"),
+        first_slot: fields
+            .iter()
+            .skip(8)
+            .find(|range| !range.starts_with('['))
+            .and_then(|range| range.split('-').next()?.parse().ok()),
+    })
 }
 
 /// The commands that write record `r` as key `key` (its fields, its
@@ -221,17 +235,27 @@ mod tests {
     }
 
     #[test]
-    fn a_nodes_first_slot_is_read_from_its_own_line() {
+    fn a_node_is_read_from_its_own_line() {
         let nodes = "\
 07c37dfe 127.0.0.1:30004@31004 slave e7d1eecc 0 1426238317239 4 connected
 e7d1eecc 127.0.0.1:30002@31002 myself,master - 0 0 2 connected [5461-<-292f8b36] 5462-10922 12000
 292f8b36 127.0.0.1:30001@31001 master - 0 1426238316232 1 connected 0-5460
 ";
-        assert_eq!(first_own_slot(nodes), Some(5462));
+        let me = own_node(nodes).unwrap();
+        assert_eq!(
+            me,
+            OwnNode {
+                id: "e7d1eecc".into(),
+                master: true,
+                first_slot: Some(5462)
+            }
+        );
         let single = "e7d1 127.0.0.1:1@2 myself,master - 0 0 2 connected 16383\n";
-        assert_eq!(first_own_slot(single), Some(16383));
+        assert_eq!(own_node(single).unwrap().first_slot, Some(16383));
         let empty = "e7d1 127.0.0.1:1@2 myself,master - 0 0 2 connected\n";
-        assert_eq!(first_own_slot(empty), None);
-        assert_eq!(first_own_slot("junk"), None);
+        assert_eq!(own_node(empty).unwrap().first_slot, None);
+        let demoted = "e7d1 127.0.0.1:1@2 myself,slave 292f 0 0 2 connected\n";
+        assert!(!own_node(demoted).unwrap().master);
+        assert_eq!(own_node("junk"), None);
     }
 }

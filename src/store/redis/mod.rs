@@ -38,10 +38,14 @@
 //! Cluster the same holds per master: `ROLE` is asked of every master, and
 //! each one that has replicas gets a fence of its own (`ns:fence:{N}`, `N`
 //! chosen so that its slot is one the master serves, which `CLUSTER NODES`
-//! tells) and `WAIT 1` in one pipeline on one link. So a link redis-rs
-//! dialled again, or a connection that took over after a timeout
-//! ([`renewing`]), between the writes and the `WAIT` cannot confirm them
-//! early: the fence comes after them on that master either way.
+//! tells) and `WAIT 1` in one pipeline on one link, with `CLUSTER MYID`
+//! so that a pipeline redis-rs sent on to another node after a `MOVED`
+//! confirms nothing; a master demoted since `ROLE` is an error. So a link
+//! redis-rs dialled again, or a connection that took over after a timeout
+//! ([`renewing`]), between the writes and the `WAIT` does not confirm them
+//! early: the fence comes after them on that master either way. What no
+//! `WAIT` can see, here as with a single master, is a failover between the
+//! writes and the fence: the new master's own fence is what gets confirmed.
 //!
 //! Pub/sub ([`RedisStore::pubsub`], [`RedisStore::publish`]) is for the
 //! cross-instance revocation barrier: same deployment, same credentials.
@@ -283,21 +287,33 @@ impl RedisStore {
                     .await?;
                 let nodes: String =
                     redis::from_redis_value(nodes).map_err(|_| unexpected("CLUSTER NODES"))?;
+                let me = layout::own_node(&nodes).ok_or_else(|| unexpected("CLUSTER NODES"))?;
+                // Demoted since ROLE (a failover): it confirms nothing.
+                if !me.master {
+                    return Err(unexpected("CLUSTER NODES: no longer a master"));
+                }
                 // A master without slots holds no keys: nothing to confirm.
-                let Some(slot) = layout::first_own_slot(&nodes) else {
+                let Some(slot) = me.first_slot else {
                     return Ok((addr, 1));
                 };
+                // With its id: redis-rs sends the whole pipeline on to another
+                // node after a MOVED (a reshard, a failover meanwhile), and a
+                // WAIT there confirms nothing of this master's writes.
                 let mut fenced = redis::pipe();
+                fenced.cmd("CLUSTER").arg("MYID");
                 fenced.set(self.fence_in_slot(slot), 1);
                 fenced.cmd("WAIT").arg(1).arg(wait);
-                let replies = cluster.route_pipeline(fenced, 0, 2, node).await?;
+                let replies = cluster.route_pipeline(fenced, 0, 3, node).await?;
                 let acked = match replies.as_slice() {
-                    [redis::Value::Okay, acked] => {
+                    [id, redis::Value::Okay, acked]
+                        if redis::from_redis_value::<String>(id.clone())
+                            .is_ok_and(|id| id == me.id) =>
+                    {
                         redis::from_redis_value::<i64>(acked.clone()).ok()
                     }
                     _ => None,
                 };
-                let acked = acked.ok_or_else(|| unexpected("SET and WAIT"))?;
+                let acked = acked.ok_or_else(|| unexpected("CLUSTER MYID, SET and WAIT"))?;
                 Ok::<_, redis::RedisError>((addr, acked))
             });
         }
