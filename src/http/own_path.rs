@@ -135,7 +135,8 @@ fn first_segment_is_keygate(path: &str) -> bool {
 /// stream (`name::$DATA`), without trailing dots and spaces.
 fn as_windows_reads(segment: &str) -> &str {
     let name = segment.split(['\0', ':']).next().unwrap_or_default();
-    name.trim_start().trim_end_matches(['.', ' ', '\t'])
+    name.trim()
+        .trim_end_matches(|c: char| c == '.' || c.is_whitespace())
 }
 
 #[cfg(test)]
@@ -167,6 +168,11 @@ mod tests {
             "/%U002Ekeygate/keys",
             "/%c0%ae%6beygate/keys",
             "/.keygate::$DATA/keys",
+            "/.keygate%0a/keys",
+            "/.keygate%0d/keys",
+            "/.keygate%0c/keys",
+            "/.keygate%c2%a0/keys",
+            "/%c2%85.keygate/keys",
         ] {
             assert!(looks_own(path), "{path}");
         }
