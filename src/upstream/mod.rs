@@ -36,9 +36,13 @@ pub enum UpstreamError {
 impl UpstreamError {
     /// A failed exchange, blamed on whichever side broke it.
     fn failed(e: hyper::Error) -> Self {
-        // hyper's "user" errors on a client connection are those of the body
-        // it was given to send: ours to stream, the client's to send.
-        match e.is_user() {
+        // A body it was given to send that failed is a "user" error of
+        // hyper's, caused by that body's own error: the client's request
+        // body, read by hyper's server. Other user errors (the connection's
+        // task gone) are no fault of the client's.
+        let client_body = e.is_user()
+            && std::error::Error::source(&e).is_some_and(|cause| cause.is::<hyper::Error>());
+        match client_body {
             true => UpstreamError::ClientBody(e),
             false => UpstreamError::Failed(e),
         }
