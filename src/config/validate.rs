@@ -625,16 +625,26 @@ fn log_file(path: PathBuf, p: &mut Problems) -> Option<PathBuf> {
 }
 
 /// Open `path` for appending as `serve` will (which exits 1 when it
-/// cannot), as the user running the check. A file made only for the test
-/// is removed: made by root for `keygate check`, the service user could
-/// not append to it.
+/// cannot), as the user running the check. A missing log is never created
+/// here, not even for a moment: made by root for `keygate check`, the
+/// service user could not append to it, and one `serve` reopened on SIGHUP
+/// meanwhile would be unlinked under it. A probe file beside it tells
+/// whether it could be created.
 fn try_append(path: &Path) -> std::io::Result<()> {
-    let mut open = std::fs::OpenOptions::new();
-    open.append(true);
-    match open.clone().create_new(true).open(path) {
-        Ok(_) => std::fs::remove_file(path),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => open.open(path).map(drop),
-        Err(e) => Err(e),
+    match std::fs::OpenOptions::new().append(true).open(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let probe = dir.join(format!(".keygate-check-{}", std::process::id()));
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&probe)?;
+            std::fs::remove_file(probe)
+        }
+        opened => opened.map(drop),
     }
 }
 

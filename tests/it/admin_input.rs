@@ -3,6 +3,8 @@
 //! echoed back, never audited in clear), padded user names, duplicates in a
 //! revocation, RFC 3339 offsets, HEAD, the bearer scheme's case.
 
+use std::time::Duration;
+
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -206,13 +208,16 @@ async fn rfc3339_times_with_an_offset_or_in_lower_case_are_read() {
         .as_str()
         .unwrap()
         .to_owned();
-    let year: i32 = expires[..4].parse().unwrap();
-    // One second after the key expires, written three ways; then one before it.
-    let after = format!("{}-01-01T00:00:00-05:00", year + 1);
-    for t in [
-        after.clone(),
-        after.replace('T', "t").replace("-05:00", "z"),
-    ] {
+    // One second after the key expires: in UTC-05:00 (read with the wrong
+    // sign, ten hours before it), and in UTC with a lower-case t and z.
+    let second_after = humantime::parse_rfc3339(&expires).unwrap() + Duration::from_secs(1);
+    let utc = humantime::format_rfc3339_seconds(second_after).to_string();
+    let five_hours_west =
+        humantime::format_rfc3339_seconds(second_after - Duration::from_secs(5 * 3600))
+            .to_string()
+            .replace('Z', "-05:00");
+    let after = five_hours_west.clone();
+    for t in [five_hours_west, utc.replace('T', "t").replace('Z', "z")] {
         let page = json_of(
             &call(
                 &c,
