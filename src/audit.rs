@@ -38,11 +38,40 @@ impl Actor {
         }
     }
 
-    /// The command line's actor: `cli:<login>`.
+    /// The command line's actor: `cli:<login>`, the login of the user the
+    /// process runs as, from the system's user list; not `$USER`, which
+    /// anyone can set. Through sudo: `cli:root (sudo <SUDO_USER>)`, which
+    /// only root could have set.
     pub fn cli() -> Actor {
-        let login = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-        Actor::new(format!("cli:{login}"), Source::Cli, None)
+        Actor::new(format!("cli:{}", os_login()), Source::Cli, None)
     }
+}
+
+/// The process's login, `uid N` for a user the local user list does not
+/// name (a directory user), `unknown` without `/proc`.
+fn os_login() -> String {
+    use std::os::unix::fs::MetadataExt;
+    // /proc/self belongs to the process's (effective) user.
+    let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return "unknown".into();
+    };
+    let login = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|users| login_of(&users, uid))
+        .unwrap_or_else(|| format!("uid {uid}"));
+    match std::env::var("SUDO_USER") {
+        Ok(by) if uid == 0 && !by.is_empty() => format!("{login} (sudo {by})"),
+        _ => login,
+    }
+}
+
+/// The login of `uid` in the text of `/etc/passwd`.
+fn login_of(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let (login, _password, id) = (fields.next()?, fields.next()?, fields.next()?);
+        (id.parse() == Ok(uid)).then(|| login.to_owned())
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -133,6 +162,15 @@ mod tests {
             .finish();
         tracing::subscriber::with_default(subscriber, || log(event));
         out.text().lines().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn a_login_is_found_by_its_uid() {
+        let users =
+            "root:x:0:0:root:/root:/bin/bash\n# comment\nalice:x:1000:1000::/home/alice:/bin/sh\n";
+        assert_eq!(login_of(users, 0).as_deref(), Some("root"));
+        assert_eq!(login_of(users, 1000).as_deref(), Some("alice"));
+        assert_eq!(login_of(users, 1001), None);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 
 use crate::support::admin::NEW_KEY_FIELDS;
 use crate::support::bin::BIN;
+use crate::support::deploy::query;
 use crate::support::redis::{store_section, RedisServer};
 
 pub(crate) fn config(dir: &Path, redis: &RedisServer, extra: &str) -> PathBuf {
@@ -190,4 +191,36 @@ fn create_names_the_configured_basic_user_for_netrc() {
         "{}",
         stderr(&out)
     );
+}
+
+/// The audit names who ran the command as the system knows them, not as
+/// `$USER` claims (anyone can set it).
+#[test]
+fn the_command_line_is_audited_as_the_user_it_runs_as_not_as_user_says() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &redis, "");
+    let out = Command::new(BIN)
+        .args(["keys", "create", "-c"])
+        .arg(&cfg)
+        .args(["--user", "alice"])
+        .env("USER", "ceo")
+        .env_remove("SUDO_USER")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let whoami = Command::new("id").arg("-un").output().unwrap();
+    let whoami = String::from_utf8(whoami.stdout).unwrap();
+    let events: Vec<(String, Vec<(String, String)>)> = query(
+        redis.port,
+        redis::cmd("XRANGE").arg("cli:audit").arg("-").arg("+"),
+    )
+    .unwrap();
+    let actors: Vec<&str> = events
+        .iter()
+        .flat_map(|(_, fields)| fields.iter())
+        .filter(|(name, _)| name == "actor")
+        .map(|(_, actor)| actor.as_str())
+        .collect();
+    assert_eq!(actors, [format!("cli:{}", whoami.trim())], "{events:?}");
 }
