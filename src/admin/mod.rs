@@ -75,11 +75,14 @@ impl Admin {
             }
             _ => {}
         }
-        let Some(actor) = self.tokens.check(
-            req.headers()
-                .get(header::AUTHORIZATION)
-                .map(HeaderValue::as_bytes),
-        ) else {
+        // Exactly one Authorization: with two, which one names the admin
+        // would be a guess (fail closed).
+        let mut authz = req.headers().get_all(header::AUTHORIZATION).iter();
+        let only = match (authz.next(), authz.next()) {
+            (Some(one), None) => Some(one.as_bytes()),
+            _ => None,
+        };
+        let Some(actor) = self.tokens.check(only) else {
             return Err(ApiError::Unauthorized);
         };
         let ctx = keys::Ctx {

@@ -332,7 +332,7 @@ async fn head_is_answered_wherever_get_is_and_listed_in_allow() {
 }
 
 #[tokio::test]
-async fn the_bearer_scheme_is_read_in_any_case() {
+async fn the_bearer_scheme_is_read_in_any_case_and_only_once() {
     let (_up, gw, c) = setup().await;
     for scheme in ["BEARER", "bearer", "bEaReR"] {
         let req = http::Request::get(gw.admin_url("/v1/keys"))
@@ -348,4 +348,15 @@ async fn the_bearer_scheme_is_read_in_any_case() {
             "{scheme}"
         );
     }
+    // Two Authorization headers, a good one first: which names the admin
+    // is a guess, so neither does.
+    let req = http::Request::get(gw.admin_url("/v1/keys"))
+        .header(
+            "authorization",
+            format!("Bearer {}", crate::support::ADMIN_TOKEN),
+        )
+        .header("authorization", "Bearer someone-else")
+        .body(crate::support::body::empty())
+        .unwrap();
+    assert_eq!(client::send(&c, req).await.status, StatusCode::UNAUTHORIZED);
 }
