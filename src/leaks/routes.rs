@@ -86,6 +86,8 @@ enum Refusal {
     StillRevoking(Duration),
     /// `REPORTS_AT_ONCE` reports are being read and settled already.
     Busy,
+    /// The body did not arrive in time (half of `answer_within`).
+    SlowBody,
 }
 
 // === impl Scanner ===
@@ -216,7 +218,16 @@ impl Leaks {
             .await
             .map_err(|_| Refusal::Busy)?
             .expect("the semaphore is never closed");
-        let body = read_body(req, self.max_report_bytes).await?;
+        // A body that trickles in holds its slot half of `answer_within`
+        // at most: the slots are handed out in turn, so a report waiting
+        // for one (`answer_within`) gets it even while senders that stall
+        // keep taking them.
+        let body = tokio::time::timeout(
+            self.answer_within / 2,
+            read_body(req, self.max_report_bytes),
+        )
+        .await
+        .map_err(|_| Refusal::SlowBody)??;
         match key.verify(&body, &signature) {
             Ok(()) => {}
             Err(SignatureError::Encoding) => {
@@ -409,6 +420,10 @@ fn refused(refusal: Refusal) -> Response<ResponseBody> {
                 response::RETRY_SOON,
             )
         }
+        Refusal::SlowBody => response::json_error(
+            S::REQUEST_TIMEOUT,
+            "the report's body did not arrive in time",
+        ),
         Refusal::Busy => {
             tracing::warn!("more secret-scanning reports at once than this instance reads; asking the sender to retry");
             response::retry_after(

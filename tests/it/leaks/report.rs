@@ -431,3 +431,36 @@ async fn notify_only_reports_and_gitlab_reports() {
     assert!(leaked[0]["target"].as_str().unwrap().contains(&key_id));
     assert!(audit_events(c, gw, "revoke").await.is_empty());
 }
+
+/// Senders that announce a body and never send it hold a reading slot for
+/// half of `leaks.answer_within` at most: a signed report that comes
+/// meanwhile is answered, its key revoked, however many slots they took.
+#[tokio::test]
+async fn stalled_report_bodies_do_not_lock_out_a_real_report() {
+    use tokio::io::AsyncWriteExt;
+    let f = fleet(1, "stall", |b| {
+        b.set("leaks", "answer_within = \"2s\"");
+    })
+    .await;
+    let gw = &f.gateways[0];
+    let (victim, _) = gw.key("alice").await;
+    let signature = f.scanner.sign(b"{}");
+    let mut stalled = Vec::new();
+    for _ in 0..12 {
+        let mut tls = crate::support::client::raw_tls(gw.addr, &gw.ca).await;
+        let head = format!(
+            "POST /.keygate/leaks/github HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Github-Public-Key-Identifier: {}\r\nGithub-Public-Key-Signature: {signature}\r\n\
+             Content-Length: 1000\r\n\r\n",
+            f.scanner.key_id
+        );
+        tls.write_all(head.as_bytes()).await.unwrap();
+        tls.flush().await.unwrap();
+        stalled.push(tls);
+    }
+    let answer = f.report(0, &report(&[victim.as_str()])).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    assert_eq!(labels(&json_of(&answer)), ["true_positive"]);
+    assert_eq!(f.status(0, &victim).await, StatusCode::UNAUTHORIZED);
+    drop(stalled);
+}
