@@ -6,6 +6,31 @@ use super::{Config, ConfigProblem, LoginMethod};
 /// Every warning for `config`, each named by its TOML key.
 pub fn warnings(config: &Config) -> Vec<ConfigProblem> {
     let mut out = Vec::new();
+    // On the auth listener every request comes from the proxy that asks,
+    // carrying its client's headers: a login header believed from that
+    // proxy is the client's word unless the proxy clears it first.
+    if let (Some(authz), Some(login)) = (&config.authz, &config.login) {
+        if let LoginMethod::TrustedHeader {
+            header,
+            trusted_proxies,
+        } = &login.method
+        {
+            let overlap = trusted_proxies.iter().any(|l| {
+                authz
+                    .trusted_proxies
+                    .iter()
+                    .any(|a| l.contains(a) || a.contains(l))
+            });
+            if overlap {
+                out.push(ConfigProblem::new(
+                    "login.trusted_proxies",
+                    format!(
+                        "includes proxies that ask the auth listener ([authz] trusted_proxies):                          keygate takes their {header} as the signed-in user, so each must clear a                          client's copy before asking (deploy/nginx, deploy/traefik and                          deploy/caddy do; docs/external-auth.md)"
+                    ),
+                ));
+            }
+        }
+    }
     if let Some(login) = &config.login {
         // An SSO proxy in front serves the page on its own address; without
         // public_url keygate expects https://<Host it receives>, and every

@@ -943,3 +943,28 @@ fn every_bad_value_of_a_section_is_reported_not_only_the_first() {
         assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
     }
 }
+
+/// The auth listener's requests come from the proxy, with its client's
+/// headers: a login header believed from a proxy that also asks is a
+/// warning that says what the proxy must do; other proxies, no warning.
+#[test]
+fn a_login_header_trusted_from_an_asking_proxy_is_a_warning() {
+    let authz =
+        "[authz]\naddr = \"127.0.0.1:0\"\nplaintext = true\ntrusted_proxies = [\"127.0.0.1/32\"]\n";
+    let login = |proxies: &str| {
+        format!(
+            "[login]\nmethod = \"trusted_header\"\nheader = \"X-Sso-User\"\n\
+             trusted_proxies = [\"{proxies}\"]\npublic_url = \"https://app.example.org\"\n"
+        )
+    };
+    let (code, err) = check_text(&format!("{authz}{}", login("127.0.0.0/8")));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("warning: login.trusted_proxies: includes proxies that ask the auth listener")
+            && err.contains("x-sso-user"),
+        "{err}"
+    );
+    let (code, err) = check_text(&format!("{authz}{}", login("10.0.0.7/32")));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("login.trusted_proxies"), "{err}");
+}

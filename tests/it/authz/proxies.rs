@@ -195,6 +195,35 @@ async fn a_clients_identity_header_never_reaches_the_app(kind: Kind) {
     }
 }
 
+/// With `[login] method = "trusted_header"` trusting the proxy's own
+/// address (it is the one that asks), the login header is the proxy's
+/// word, never the client's: the shipped configurations clear a client's
+/// copy before asking, so a forged SSO user is no one.
+async fn a_clients_sso_header_is_no_one(kind: Kind) {
+    let s = setup(kind, false, |b| {
+        b.set("login", "method = \"trusted_header\"")
+            .set("login", "header = \"X-Remote-User\"")
+            .set("login", "trusted_proxies = [\"127.0.0.1/32\"]")
+            .set("login", "public_url = \"https://app.example.org\"");
+    })
+    .await;
+    let url = s.front.url("/admin");
+    let out = curl(&[
+        "-i",
+        "-X",
+        "DELETE",
+        "-H",
+        "X-Remote-User: admin@example.org",
+        &url,
+    ])
+    .await;
+    assert_eq!(out.status, 401, "{kind:?}: {}", out.body);
+    assert!(
+        !reached(&s.up, "/admin"),
+        "{kind:?}: a forged SSO user got through"
+    );
+}
+
 async fn a_read_key_gets_403_on_post(kind: Kind) {
     let s = setup(kind, false, |_| {}).await;
     let (key, _) = s.gw.key_with("reader", Ttl::Default, Scope::Read).await;
@@ -401,6 +430,12 @@ macro_rules! through {
             #[ignore = "needs nginx, Caddy and Traefik: run through scripts/test.sh"]
             async fn a_clients_identity_header_never_reaches_the_app() {
                 super::a_clients_identity_header_never_reaches_the_app(KIND).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[ignore = "needs nginx, Caddy and Traefik: run through scripts/test.sh"]
+            async fn a_clients_sso_header_is_no_one() {
+                super::a_clients_sso_header_is_no_one(KIND).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
