@@ -214,8 +214,12 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpNet]) -
     if !trusted_proxies.iter().any(|net| net.contains(&peer)) {
         return peer;
     }
+    // The last line's last entry: what the trusted proxy itself saw (a
+    // client may send lines of its own, which come first).
     headers
-        .get(&X_FORWARDED_FOR)
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .next_back()
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.rsplit(',').next())
         .and_then(|last| last.trim().parse().ok())
@@ -310,6 +314,22 @@ mod tests {
         remove_hop_by_hop(&mut h, false);
         let left: Vec<_> = h.keys().map(|k| k.as_str().to_owned()).collect();
         assert_eq!(left, ["host"]);
+    }
+
+    #[test]
+    fn the_client_is_the_last_address_the_trusted_proxy_saw() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        let h = map(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-for", "7.7.7.7, 198.51.100.7"),
+        ]);
+        assert_eq!(
+            client_ip(proxy, &h, &trusted),
+            "198.51.100.7".parse::<IpAddr>().unwrap()
+        );
+        let stranger: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(client_ip(stranger, &h, &trusted), stranger);
     }
 
     #[test]
