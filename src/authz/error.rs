@@ -39,10 +39,17 @@ impl CheckError {
         match self {
             CheckError::Untrusted => {
                 tracing::info!(client = %client, "refused a check from an address not in authz.trusted_proxies (403)");
-                response::text(
+                let mut resp = response::text(
                     S::FORBIDDEN,
                     "403 Forbidden: this address may not ask keygate's auth listener (authz.trusted_proxies)\n",
-                )
+                );
+                // Nothing more to say to it: its connection does not stay
+                // open holding one of the listener's max_connections.
+                resp.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+                resp
             }
             CheckError::NoRoute => response::text(
                 S::NOT_FOUND,

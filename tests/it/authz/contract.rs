@@ -432,6 +432,7 @@ async fn only_the_trusted_proxies_may_ask() {
         let a = check(&direct, &gw, route, "GET", "/", &forged).await;
         assert_eq!(a.status, StatusCode::FORBIDDEN, "{route}");
         assert!(a.text().contains("authz.trusted_proxies"), "{}", a.text());
+        assert_eq!(a.headers["connection"], "close", "{route}");
         assert!(!a.headers.contains_key("x-remote-user"));
         no_store(&a);
         assert_eq!(
