@@ -5,7 +5,7 @@
 
 use crate::keys::ApiKey;
 
-/// Most keys (array entries, or lines of text) one request may name.
+/// Most keys (array entries, or candidate words and lines of text) one request may name.
 pub const MAX_KEYS: usize = 1000;
 /// Largest body read: 1,000 keys with room for whatever surrounds them.
 pub const MAX_BODY: usize = 256 * 1024;
@@ -13,7 +13,7 @@ pub const MAX_BODY: usize = 256 * 1024;
 /// Why a body is refused; neither says anything about the keys in it.
 #[derive(Debug, PartialEq, Eq)]
 pub enum BodyError {
-    /// 413: more than `MAX_KEYS` entries or lines.
+    /// 413: more than `MAX_KEYS` entries, candidates or lines.
     TooMany,
     /// 400: it starts like JSON but is not an array of strings.
     NotJson(String),
@@ -29,13 +29,19 @@ pub fn keys_in(body: &[u8]) -> Result<Vec<ApiKey>, BodyError> {
         }
         list.into_iter().map(|k| k.trim().to_owned()).collect()
     } else {
-        if text.lines().filter(|l| !l.trim().is_empty()).count() > MAX_KEYS {
-            return Err(BodyError::TooMany);
-        }
-        crate::keys::format::words(&text)
+        // Counted as candidates, not lines: many on one line cost as many
+        // store lookups as one per line.
+        let words: Vec<String> = crate::keys::format::words(&text)
             .filter(|w| w.contains('_'))
             .map(str::to_owned)
-            .collect()
+            .take(MAX_KEYS + 1)
+            .collect();
+        if words.len() > MAX_KEYS
+            || text.lines().filter(|l| !l.trim().is_empty()).count() > MAX_KEYS
+        {
+            return Err(BodyError::TooMany);
+        }
+        words
     };
     words.sort_unstable();
     words.dedup();
@@ -74,6 +80,11 @@ mod tests {
         assert_eq!(
             keys_in(many.join("\n").as_bytes()).err(),
             Some(BodyError::TooMany)
+        );
+        assert_eq!(
+            keys_in(many.join(" ").as_bytes()).err(),
+            Some(BodyError::TooMany),
+            "all on one line"
         );
         assert!(matches!(keys_in(b"[1, 2"), Err(BodyError::NotJson(_))));
         assert_eq!(
