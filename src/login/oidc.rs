@@ -196,9 +196,14 @@ impl Oidc {
                 )))
             }
         };
-        if name == "email" && claims.get("email_verified") == Some(&Value::Bool(false)) {
+        // Only a verified address names a person: where anyone may set
+        // their own email (some providers do not check it, nor say), it
+        // could be someone else's ("nOAuth").
+        if name == "email" && !email_verified(claims) {
             return Err(OidcError::Claims(format!(
-                "the provider says the email address {user} is not verified"
+                "the email address {user} is not verified (the provider's email_verified \
+                 is missing or false); with a provider that never sends it, name users by a \
+                 claim it controls (login.user_claim = \"preferred_username\" or \"sub\")"
             )));
         }
         let groups: Vec<String> = match claims.get(&self.client.groups_claim) {
@@ -273,6 +278,16 @@ fn single_values(query: &str) -> Result<HashMap<String, String>, OidcError> {
     Ok(out)
 }
 
+/// `email_verified` says yes: `true`, or the string `"true"` some
+/// providers send.
+fn email_verified(claims: &Map<String, Value>) -> bool {
+    match claims.get("email_verified") {
+        Some(Value::Bool(verified)) => *verified,
+        Some(Value::String(text)) => text == "true",
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,7 +333,9 @@ mod tests {
         assert_eq!(p.user, "alice@example.org");
         assert_eq!(p.groups, vec!["keygate-admins".to_string()]);
 
-        let bob = claims(json!({"sub": "2", "email": "bob@example.org", "groups": "contractors"}));
+        let bob = claims(
+            json!({"sub": "2", "email": "bob@example.org", "email_verified": "true", "groups": "contractors"}),
+        );
         assert!(matches!(
             rp("email", &["staff"]).person(&bob),
             Err(OidcError::NotAllowed { user }) if user == "bob@example.org"
@@ -326,10 +343,18 @@ mod tests {
         let p = rp("email", &[]).person(&bob).unwrap();
         assert_eq!((p.user.as_str(), p.groups.len()), ("bob@example.org", 0));
 
-        let unverified =
-            claims(json!({"sub": "3", "email": "eve@example.org", "email_verified": false}));
+        for unverified in [json!(false), json!("false"), json!(null)] {
+            let eve = claims(
+                json!({"sub": "3", "email": "eve@example.org", "email_verified": unverified}),
+            );
+            assert!(
+                matches!(rp("email", &[]).person(&eve), Err(OidcError::Claims(_))),
+                "{unverified}"
+            );
+        }
+        let silent = claims(json!({"sub": "3", "email": "eve@example.org"}));
         assert!(matches!(
-            rp("email", &[]).person(&unverified),
+            rp("email", &[]).person(&silent),
             Err(OidcError::Claims(_))
         ));
         // Another claim names the user; an empty or missing one is no user.
