@@ -185,9 +185,11 @@ mod tests {
         );
         let lines = human_lines(&event);
         assert_eq!(lines.len(), 1, "{lines:#?}");
+        // Quoted whole: neither the newline nor the `key=value` text in it
+        // reads as the log's own.
         assert!(
-            lines[0].contains(r"target=users nobody\n2026-12-05")
-                && lines[0].contains(r"actor=mallory\n"),
+            lines[0].contains(r#"target="users nobody\n2026-12-05"#)
+                && lines[0].contains(r#"actor="mallory\n"#),
             "{}",
             lines[0]
         );

@@ -169,22 +169,17 @@ fn colours(terminal: bool) -> bool {
     terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
-/// Client-controlled text (user names, audit targets) as a log field: control
-/// characters escaped (`\n`, `\u{1b}`), so a newline in a name cannot start a
-/// forged line in the `human` format. Unchanged, and not copied, otherwise.
+/// Client-controlled text (user names, audit targets) as a log field.
+/// Plain text stays as it is (and is not copied); text that could forge
+/// something in the `human` format is quoted and escaped as Rust's `Debug`
+/// does: a control character (a newline would start a forged line), `=`
+/// or `"` (`bob action=revoke` would read as a field of its own).
 pub fn escaped(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+    let forging = |c: char| c.is_control() || c == '=' || c == '"';
+    if !text.chars().any(forging) {
         return std::borrow::Cow::Borrowed(text);
     }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_debug());
-        } else {
-            out.push(c);
-        }
-    }
-    std::borrow::Cow::Owned(out)
+    std::borrow::Cow::Owned(format!("{text:?}"))
 }
 
 #[cfg(test)]
@@ -200,7 +195,12 @@ mod tests {
         ));
         assert_eq!(
             escaped("mallory\r\n2026-12-05T18:11:00Z  INFO keygate::audit: x\t\u{1b}[31m"),
-            "mallory\\r\\n2026-12-05T18:11:00Z  INFO keygate::audit: x\\t\\u{1b}[31m"
+            "\"mallory\\r\\n2026-12-05T18:11:00Z  INFO keygate::audit: x\\t\\u{1b}[31m\""
         );
+        assert_eq!(
+            escaped("bob action=revoke target=all"),
+            "\"bob action=revoke target=all\""
+        );
+        assert_eq!(escaped("say \"hi\""), "\"say \\\"hi\\\"\"");
     }
 }

@@ -693,7 +693,7 @@ async fn a_newline_in_a_refused_users_name_cannot_forge_a_log_line() {
     )
     .await;
     assert!(
-        line.contains(r"user=mallory\n2026-12-05T18:20:00"),
+        line.contains(r#"user="mallory\n2026-12-05T18:20:00"#),
         "{line}"
     );
     let lines = kg.log_lines();
