@@ -25,7 +25,10 @@ pub fn warnings(config: &Config) -> Vec<ConfigProblem> {
                 out.push(ConfigProblem::new(
                     "login.trusted_proxies",
                     format!(
-                        "includes proxies that ask the auth listener ([authz] trusted_proxies):                          keygate takes their {header} as the signed-in user, so each must clear a                          client's copy before asking (deploy/nginx, deploy/traefik and                          deploy/caddy do; docs/external-auth.md)"
+                        "includes proxies that ask the auth listener ([authz] trusted_proxies): \
+                         keygate takes their {header} as the signed-in user, so each must clear \
+                         a client's copy before asking (the shipped proxy configurations clear \
+                         X-Remote-User; docs/external-auth.md)"
                     ),
                 ));
             }

@@ -29,19 +29,22 @@ pub fn keys_in(body: &[u8]) -> Result<Vec<ApiKey>, BodyError> {
         }
         list.into_iter().map(|k| k.trim().to_owned()).collect()
     } else {
-        // Counted as candidates, not lines: many on one line cost as many
-        // store lookups as one per line.
-        let words: Vec<String> = crate::keys::format::words(&text)
-            .filter(|w| w.contains('_'))
-            .map(str::to_owned)
-            .take(MAX_KEYS + 1)
-            .collect();
-        if words.len() > MAX_KEYS
-            || text.lines().filter(|l| !l.trim().is_empty()).count() > MAX_KEYS
-        {
+        if text.lines().filter(|l| !l.trim().is_empty()).count() > MAX_KEYS {
             return Err(BodyError::TooMany);
         }
-        words
+        // Words in a key's shape count too, each once: many on one line
+        // cost as many store lookups as one per line, while a log excerpt's
+        // other words (snake_case names) cost nothing.
+        let mut keys: Vec<String> = crate::keys::format::words(&text)
+            .filter(|w| crate::keys::format::looks_like_key(w))
+            .map(str::to_owned)
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        if keys.len() > MAX_KEYS {
+            return Err(BodyError::TooMany);
+        }
+        keys
     };
     words.sort_unstable();
     words.dedup();
@@ -66,8 +69,18 @@ mod tests {
             exposed(keys_in(br#"["kg_a_b", " kg_c_d ", "kg_a_b"]"#).unwrap()),
             ["kg_a_b", "kg_c_d"]
         );
-        let text = b"kg_a_b\nmachine example.org login apikey password kg_c_d\n\n";
-        assert_eq!(exposed(keys_in(text).unwrap()), ["kg_a_b", "kg_c_d"]);
+        let (a, b) = (key(), key());
+        let text = format!("{a}\nmachine example.org login apikey password {b}\nsome_name\n\n");
+        let mut both = vec![a, b];
+        both.sort();
+        assert_eq!(exposed(keys_in(text.as_bytes()).unwrap()), both);
+    }
+
+    fn key() -> String {
+        crate::keys::format::generate("kg", "alice")
+            .0
+            .expose()
+            .to_owned()
     }
 
     #[test]
@@ -81,10 +94,17 @@ mod tests {
             keys_in(many.join("\n").as_bytes()).err(),
             Some(BodyError::TooMany)
         );
+        let keys: Vec<String> = (0..=MAX_KEYS).map(|_| key()).collect();
         assert_eq!(
-            keys_in(many.join(" ").as_bytes()).err(),
+            keys_in(keys.join(" ").as_bytes()).err(),
             Some(BodyError::TooMany),
             "all on one line"
+        );
+        // A log excerpt's snake_case words are no keys: they do not count.
+        let excerpt = format!("{} {}", many.join(" "), keys[0]);
+        assert_eq!(
+            exposed(keys_in(excerpt.as_bytes()).unwrap()),
+            [keys[0].clone()]
         );
         assert!(matches!(keys_in(b"[1, 2"), Err(BodyError::NotJson(_))));
         assert_eq!(

@@ -219,9 +219,9 @@ impl Leaks {
             .map_err(|_| Refusal::Busy)?
             .expect("the semaphore is never closed");
         // A body that trickles in holds its slot half of `answer_within`
-        // at most: the slots are handed out in turn, so a report waiting
-        // for one (`answer_within`) gets it even while senders that stall
-        // keep taking them.
+        // at most (then 408), so senders that stall only delay the reports
+        // queued behind them, in turn, instead of holding every slot for as
+        // long as their connections stay open.
         let body = tokio::time::timeout(
             self.answer_within / 2,
             read_body(req, self.max_report_bytes),

@@ -172,11 +172,14 @@ fn colours(terminal: bool) -> bool {
 /// Client-controlled text (user names, audit targets) as a log field.
 /// Plain text stays as it is (and is not copied); text that could forge
 /// something in the `human` format is quoted and escaped as Rust's `Debug`
-/// does: a control character (a newline would start a forged line), `=`
-/// or `"` (`bob action=revoke` would read as a field of its own).
+/// does: a control character (a newline would start a forged line), or
+/// whitespace and `=` (`bob action=revoke` would read as a field of its
+/// own). JSON logs escape on their own; the quoting shows there only for
+/// such text.
 pub fn escaped(text: &str) -> std::borrow::Cow<'_, str> {
-    let forging = |c: char| c.is_control() || c == '=' || c == '"';
-    if !text.chars().any(forging) {
+    let forges_a_line = text.chars().any(char::is_control);
+    let forges_a_field = text.contains('=') && text.chars().any(char::is_whitespace);
+    if !(forges_a_line || forges_a_field) {
         return std::borrow::Cow::Borrowed(text);
     }
     std::borrow::Cow::Owned(format!("{text:?}"))
@@ -201,6 +204,12 @@ mod tests {
             escaped("bob action=revoke target=all"),
             "\"bob action=revoke target=all\""
         );
-        assert_eq!(escaped("say \"hi\""), "\"say \\\"hi\\\"\"");
+        // Compact JSON (the settings' audit target) and a list of users
+        // forge nothing: as they are.
+        assert_eq!(
+            escaped(r#"{"default_ttl":"30d"}"#),
+            r#"{"default_ttl":"30d"}"#
+        );
+        assert_eq!(escaped("users alice,bob"), "users alice,bob");
     }
 }

@@ -961,7 +961,9 @@ fn a_login_header_trusted_from_an_asking_proxy_is_a_warning() {
     assert_eq!(code, Some(0), "{err}");
     assert!(
         err.contains("warning: login.trusted_proxies: includes proxies that ask the auth listener")
-            && err.contains("x-sso-user"),
+            && err.contains(
+                "takes their x-sso-user as the signed-in user, so each must clear a client's copy"
+            ),
         "{err}"
     );
     let (code, err) = check_text(&format!("{authz}{}", login("10.0.0.7/32")));

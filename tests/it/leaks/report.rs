@@ -434,7 +434,8 @@ async fn notify_only_reports_and_gitlab_reports() {
 
 /// Senders that announce a body and never send it hold a reading slot for
 /// half of `leaks.answer_within` at most: a signed report that comes
-/// meanwhile is answered, its key revoked, however many slots they took.
+/// meanwhile, with every slot taken and more stalled senders waiting, is
+/// answered and its key revoked (it failed for as long as they stayed open).
 #[tokio::test]
 async fn stalled_report_bodies_do_not_lock_out_a_real_report() {
     use tokio::io::AsyncWriteExt;
