@@ -456,6 +456,15 @@ fn the_examples_ask_the_auth_listener_on_their_routes() {
         format!("https://{host}:{port}/authz/forward-auth")
     );
     assert!(copies_both(lower(&traefik["authResponseHeaders"])));
+    let clear =
+        &find(&docs, "Middleware", "keygate-clear")["spec"]["headers"]["customRequestHeaders"];
+    let clear = clear.as_object().unwrap();
+    assert!(
+        clear
+            .iter()
+            .any(|(k, v)| k.to_lowercase() == identity && v == ""),
+        "{clear:?}"
+    );
 
     let envoy = &find(&docs, "SecurityPolicy", "keygate")["spec"]["extAuth"];
     let backend = &envoy["http"]["backendRefs"][0];
@@ -480,9 +489,23 @@ fn the_examples_ask_the_auth_listener_on_their_routes() {
 
     let nginx = docs
         .iter()
-        .find(|d| d.file.ends_with("ingress-nginx.yaml"))
+        .find(|d| d.file.ends_with("ingress-nginx.yaml") && d.doc["kind"] == "Ingress")
         .unwrap();
     let notes = &nginx.doc["metadata"]["annotations"];
+    // keygate never sees a client's copy of the identity header (the SSO
+    // user with [login] method = "trusted_header" trusting the ingress).
+    let set_for_auth = notes["nginx.ingress.kubernetes.io/auth-proxy-set-headers"]
+        .as_str()
+        .unwrap();
+    let (cm_ns, cm_name) = set_for_auth.split_once('/').unwrap();
+    let cleared = find(&docs, "ConfigMap", cm_name);
+    assert_eq!(cleared["metadata"]["namespace"], cm_ns);
+    let data = cleared["data"].as_object().unwrap();
+    assert!(
+        data.iter()
+            .any(|(k, v)| k.to_lowercase() == identity && v == ""),
+        "{data:?}"
+    );
     assert_eq!(
         notes["nginx.ingress.kubernetes.io/auth-url"],
         format!("https://{host}.cluster.local:{port}/authz/auth-request")
