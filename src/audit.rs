@@ -38,8 +38,8 @@ impl Actor {
         }
     }
 
-    /// The command line's actor: `cli:<login>`, the login of the user the
-    /// process runs as, from the system's user list; not `$USER`, which
+    /// The command line's actor: `cli:<login>`, the login of the user who
+    /// ran it (the real uid), from the system's user list; not `$USER`, which
     /// anyone can set. Through sudo: `cli:root (sudo <SUDO_USER>)`, which
     /// only root could have set.
     pub fn cli() -> Actor {
@@ -50,9 +50,10 @@ impl Actor {
 /// The process's login, `uid N` for a user the local user list does not
 /// name (a directory user), `unknown` without `/proc`.
 fn os_login() -> String {
-    use std::os::unix::fs::MetadataExt;
-    // /proc/self belongs to the process's (effective) user.
-    let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+    let Some(uid) = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| real_uid(&status))
+    else {
         return "unknown".into();
     };
     let login = std::fs::read_to_string("/etc/passwd")
@@ -63,6 +64,18 @@ fn os_login() -> String {
         Ok(by) if uid == 0 && !by.is_empty() => format!("{login} (sudo {by})"),
         _ => login,
     }
+}
+
+/// The real uid (who ran the command, also for a setuid or setcap
+/// binary) from the text of `/proc/self/status`: `Uid: real effective ...`.
+fn real_uid(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The login of `uid` in the text of `/etc/passwd`.
@@ -171,6 +184,14 @@ mod tests {
         assert_eq!(login_of(users, 0).as_deref(), Some("root"));
         assert_eq!(login_of(users, 1000).as_deref(), Some("alice"));
         assert_eq!(login_of(users, 1001), None);
+        let status =
+            "Name:\tkeygate\nUmask:\t0022\nUid:\t1000\t0\t0\t0\nGid:\t1000\t1000\t1000\t1000\n";
+        assert_eq!(
+            real_uid(status),
+            Some(1000),
+            "the real uid, not the effective one"
+        );
+        assert_eq!(real_uid("Name:\tx\n"), None);
     }
 
     #[test]

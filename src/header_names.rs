@@ -74,6 +74,11 @@ pub fn is_reserved(name: &HeaderName) -> bool {
             X_FORWARDED_FOR,
             X_FORWARDED_PROTO,
             X_FORWARDED_HOST,
+            // What a proxy says of the request it asks the auth listener about.
+            HeaderName::from_static("x-forwarded-method"),
+            HeaderName::from_static("x-forwarded-uri"),
+            HeaderName::from_static("x-original-method"),
+            HeaderName::from_static("x-original-uri"),
         ]
         .iter()
         .any(|h| h.as_str() == name)
@@ -171,6 +176,8 @@ pub(crate) mod tests {
             "x-forwarded-for",
             "X_Forwarded_Proto",
             "x.forwarded.host",
+            "X-Forwarded-Method",
+            "x_original_uri",
             "forwarded",
         ] {
             assert!(reserved(name), "{name}");
