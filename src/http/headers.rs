@@ -63,12 +63,7 @@ fn only_keep_alive_or_close(headers: &HeaderMap) -> bool {
 /// and `Upgrade` when the upgrade is forwarded. One pass over the tokens;
 /// nothing is allocated unless a listed header is there.
 fn listed_present(headers: &HeaderMap, upgrade: bool) -> Vec<HeaderName> {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
+    tokens(headers, &header::CONNECTION)
         .filter(|t| {
             !HOP_BY_HOP
                 .iter()
@@ -93,12 +88,17 @@ pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
 
 /// Whether a comma-separated list in `name`'s values holds `token` (any case).
 fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
+    tokens(headers, name).any(|t| t.eq_ignore_ascii_case(token))
+}
+
+/// The items of the comma-separated lists in `name`'s values, trimmed.
+fn tokens<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'a str> {
     headers
         .get_all(name)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
+        .map(str::trim)
 }
 
 /// The headers only keygate may set. A client copy under any spelling that a
