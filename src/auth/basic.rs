@@ -13,50 +13,56 @@ use crate::keys::ApiKey;
 const MAX_LEN: usize = 4096;
 
 pub enum Parsed<'a> {
-    /// `user:pass` for our user name, decoded once; split at `colon`.
+    /// `user:pass`, decoded once; split at the first `:`.
     Basic(Credentials),
-    /// Basic for another user: the app's credential, not decoded further
-    /// than the bytes that name the user.
+    /// Basic for another user that does not decode (not base64 past the
+    /// user name, or longer than any key's): the app's to judge.
     OtherUser,
     /// `Bearer <token>` (RFC 6750), token trimmed.
     Bearer(&'a str),
-    /// Another scheme (Digest, Negotiate, ...): not ours to judge.
-    OtherScheme,
+    /// Another scheme (Digest, Negotiate, `Token`, ...) and its credential,
+    /// trimmed: not ours to judge, unless the credential is one of our keys.
+    OtherScheme(&'a [u8]),
     Malformed,
 }
 
-/// Parse an `Authorization` value; a Basic credential is decoded whole only
-/// when its user is `our_user` (which holds no `:`).
+/// Parse an `Authorization` value. A Basic credential is decoded whole
+/// whoever its user (`our_user` holds no `:`): another user's password may
+/// be one of our keys sent the wrong way.
 pub fn parse<'a>(value: &'a [u8], our_user: &OurUser) -> Parsed<'a> {
     let Some(space) = value.iter().position(|b| *b == b' ') else {
-        return Parsed::OtherScheme;
+        return Parsed::OtherScheme(b"");
     };
     let (scheme, rest) = value.split_at(space);
     if scheme.eq_ignore_ascii_case(b"bearer") {
         return match std::str::from_utf8(rest.trim_ascii()) {
             Ok(token) if token.len() <= MAX_LEN => Parsed::Bearer(token),
             // Far longer than any key: the app's.
-            Ok(_) => Parsed::OtherScheme,
+            Ok(_) => Parsed::OtherScheme(b""),
             Err(_) => Parsed::Malformed,
         };
     }
     if !scheme.eq_ignore_ascii_case(b"basic") {
-        return Parsed::OtherScheme;
+        return Parsed::OtherScheme(rest.trim_ascii());
     }
     let token = rest.trim_ascii();
-    // A key's credential starts with our user's characters: decoded whole at
-    // once. Anything else may show another user in its first groups.
-    if !token.starts_with(&our_user.encoded) && names_another_user(token, our_user) {
-        return Parsed::OtherUser;
-    }
+    // What does not decode is malformed if it may be ours, and the app's
+    // if its first groups name another user.
+    let broken = || {
+        if !token.starts_with(&our_user.encoded) && names_another_user(token, our_user) {
+            Parsed::OtherUser
+        } else {
+            Parsed::Malformed
+        }
+    };
     if token.len() > MAX_LEN {
-        return Parsed::Malformed;
+        return broken();
     }
     let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(token) else {
-        return Parsed::Malformed;
+        return broken();
     };
     let Ok(text) = String::from_utf8(decoded) else {
-        return Parsed::Malformed;
+        return broken();
     };
     // Ours (no `:` in the name) ends where our name and a `:` end: no search.
     let n = our_user.name.len();
@@ -74,9 +80,9 @@ pub fn parse<'a>(value: &'a [u8], our_user: &OurUser) -> Parsed<'a> {
 /// characters, visibly names another user. Those characters carry only the
 /// bits of `name:`, so any other start decodes to another user, provided the
 /// 4-character groups that cover `name:` are plain base64: an app's own Basic
-/// credential (LabKey's `email:password`) is told without decoding anything.
-/// When it cannot tell (a short token, those groups not plain base64) it says
-/// no and the whole value is decoded, and judged, as before.
+/// credential that does not decode (a password that is not UTF-8, say) stays
+/// the app's to judge. When it cannot tell (a short token, those groups not
+/// plain base64) it says no, and the credential is malformed.
 fn names_another_user(token: &[u8], our_user: &OurUser) -> bool {
     let chars = (our_user.name.len() + 1).div_ceil(3) * 4;
     token.len() > chars && token[..chars].iter().all(|b| BASE64_CHAR[usize::from(*b)])
@@ -133,6 +139,10 @@ pub struct Credentials {
 impl Credentials {
     pub fn user(&self) -> &str {
         &self.text[..self.colon]
+    }
+
+    pub fn pass(&self) -> &str {
+        &self.text[self.colon + 1..]
     }
 
     /// The password as a key secret, reusing the decoded buffer.
@@ -203,12 +213,12 @@ mod tests {
         let ticket = format!("Negotiate {long}");
         assert!(matches!(
             parse(ticket.as_bytes(), &apikey()),
-            Parsed::OtherScheme
+            Parsed::OtherScheme(_)
         ));
         let jwt = format!("Bearer {long}x");
         assert!(matches!(
             parse(jwt.as_bytes(), &apikey()),
-            Parsed::OtherScheme
+            Parsed::OtherScheme(_)
         ));
         assert!(matches!(
             parse(b"Bearer abc", &apikey()),
@@ -216,24 +226,33 @@ mod tests {
         ));
         assert!(matches!(
             parse(b"Digest x=1", &apikey()),
-            Parsed::OtherScheme
+            Parsed::OtherScheme(b"x=1")
+        ));
+        assert!(matches!(
+            parse(b"Token  kg_x ", &apikey()),
+            Parsed::OtherScheme(b"kg_x")
         ));
     }
 
     #[test]
-    fn another_users_credential_is_told_by_its_first_bytes() {
-        let app_user = basic("alice@example.org:hunter2");
-        assert!(matches!(parse(&app_user, &apikey()), Parsed::OtherUser));
+    fn another_users_credential_is_decoded_for_its_password() {
+        match parse(&basic("alice@example.org:hunter2"), &apikey()) {
+            Parsed::Basic(c) => {
+                assert_eq!(c.user(), "alice@example.org");
+                assert_eq!(c.pass(), "hunter2");
+            }
+            _ => panic!("expected Basic"),
+        }
         // Its tail is the app's to judge: not base64 past the user name.
         let mut bad_tail = basic("alice@example.org:x");
         bad_tail.extend_from_slice(b"!!!!");
         assert!(matches!(parse(&bad_tail, &apikey()), Parsed::OtherUser));
         // A user name that only starts like ours, or ours without the colon.
         for other in ["apikeys:kg_x", "apikex:kg_x", "APIKEY:kg_x"] {
-            assert!(
-                matches!(parse(&basic(other), &apikey()), Parsed::OtherUser),
-                "{other}"
-            );
+            match parse(&basic(other), &apikey()) {
+                Parsed::Basic(c) => assert_eq!(c.pass(), "kg_x", "{other}"),
+                _ => panic!("{other}: expected Basic"),
+            }
         }
         // Ours, with a tail that is not base64: still judged whole.
         let mut ours_bad_tail = basic("apikey:kg_abcdef");
@@ -254,8 +273,10 @@ mod tests {
             Parsed::Basic(c) => assert_eq!(c.user(), long),
             _ => panic!("expected Basic"),
         }
+        let mut other_bad_tail = basic(&format!("{long}x:kg_y"));
+        other_bad_tail.extend_from_slice(b"!!!!");
         assert!(matches!(
-            parse(&basic(&format!("{long}x:kg_y")), &OurUser::new(&long)),
+            parse(&other_bad_tail, &OurUser::new(&long)),
             Parsed::OtherUser
         ));
     }

@@ -15,7 +15,7 @@ use http::header::{self, HeaderMap, HeaderName};
 
 use self::last_used::LastUsed;
 use crate::keyring::{Keyring, VerifyError};
-use crate::keys::ApiKey;
+use crate::keys::{format, ApiKey};
 
 pub use crate::config::Accept;
 pub use crate::keyring::Principal;
@@ -117,13 +117,28 @@ impl Authenticator {
             basic::Parsed::Basic(c) if self.accept.basic && c.user() == self.username.name() => {
                 Ok(Some(c.into_pass()))
             }
-            basic::Parsed::Basic(_) | basic::Parsed::OtherUser => Ok(None),
+            basic::Parsed::Basic(c) => self.not_a_key(c.pass().as_bytes()),
             basic::Parsed::Bearer(token) if self.accept.bearer && self.looks_like_key(token) => {
                 Ok(Some(ApiKey::new(token.to_owned())))
             }
-            basic::Parsed::Bearer(_) | basic::Parsed::OtherScheme => Ok(None),
+            basic::Parsed::Bearer(token) => self.not_a_key(token.as_bytes()),
+            basic::Parsed::OtherScheme(credential) => self.not_a_key(credential),
+            basic::Parsed::OtherUser => Ok(None),
             basic::Parsed::Malformed => Err(AuthError::Key(VerifyError::Malformed)),
         }
+    }
+
+    /// The app's credential, unless it is one of our keys sent in a form
+    /// not taken (`alice:<key>` from a `.netrc` with the wrong login,
+    /// `Token <key>`, Bearer when it is off): refused as malformed rather
+    /// than forwarded, where the app would log a live secret.
+    fn not_a_key(&self, credential: &[u8]) -> Result<Option<ApiKey>, AuthError> {
+        let is_key = std::str::from_utf8(credential)
+            .is_ok_and(|text| format::parse(self.keyring.prefix(), text).is_some());
+        if is_key {
+            return Err(AuthError::Key(VerifyError::Malformed));
+        }
+        Ok(None)
     }
 
     /// A bearer token is ours only if it carries our prefix (an app's own JWT passes).

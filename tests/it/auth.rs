@@ -357,6 +357,43 @@ async fn passthrough_forwards_anonymous_traffic_but_still_checks_keys() {
     assert_eq!(up.last().headers["x-remote-user"], "erin");
 }
 
+#[tokio::test]
+async fn passthrough_never_forwards_a_key_sent_the_wrong_way() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url())
+        .set("auth", "bearer = false") // passthrough
+        .start()
+        .await;
+    let c = client::h1(&gw.ca);
+    let (key, _) = gw.key("erin").await;
+    let before = up.requests().len();
+    for (form, value) in [
+        ("a .netrc with her own login", basic("erin", &key)),
+        ("the Token scheme", format!("Token {key}")),
+        ("Bearer, not taken here", format!("Bearer {key}")),
+    ] {
+        let answer = get_with(&c, &gw, "/", &[("authorization", &value)]).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{form}");
+        assert!(
+            answer.headers.contains_key("www-authenticate"),
+            "{form}: the same 401 as a wrong key"
+        );
+    }
+    assert_eq!(
+        up.requests().len(),
+        before,
+        "a request carrying a live key reached the app"
+    );
+    // The app's own credentials still pass, and the key works as it should.
+    let app_login = basic("erin", "her-app-password");
+    let answer = get_with(&c, &gw, "/", &[("authorization", &app_login)]).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(up.last().headers["authorization"], app_login.as_str());
+    let answer = get_with(&c, &gw, "/", &[("authorization", &basic("apikey", &key))]).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(up.last().headers["x-remote-user"], "erin");
+}
+
 /// A gateway on `redis` without the validation cache (these tests are about
 /// the store path; tests/it/fleet.rs covers outages with the cache), and a
 /// key that works through it.
@@ -527,15 +564,23 @@ async fn credential_forms_can_be_switched_off() {
         .await; // passthrough: a switched-off form is the app's business
     let c = client::h1(&gw.ca);
     let (key, _) = gw.key("quinn").await;
-    let bearer = format!("Bearer {key}");
-    let answer = get_with(&c, &gw, "/", &[("authorization", bearer.as_str())]).await;
+    // The app's own bearer tokens pass; one of our keys in that form is
+    // refused, never handed to the app.
+    let app_token = "Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln";
+    let answer = get_with(&c, &gw, "/", &[("authorization", app_token)]).await;
     assert_eq!(answer.status, StatusCode::OK);
     let seen = up.last();
-    assert!(
-        !seen.headers.contains_key("x-remote-user"),
-        "a switched-off Bearer key authenticated"
+    assert!(!seen.headers.contains_key("x-remote-user"));
+    assert_eq!(seen.headers["authorization"], app_token);
+    let bearer = format!("Bearer {key}");
+    let answer = get_with(&c, &gw, "/", &[("authorization", bearer.as_str())]).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNAUTHORIZED,
+        "a switched-off Bearer key"
     );
-    assert_eq!(seen.headers["authorization"], bearer.as_str());
+    // The `apikey` header switched off is the app's header (LabKey's own
+    // keys): not looked at.
     let answer = get_with(&c, &gw, "/", &[("apikey", key.as_str())]).await;
     assert_eq!(answer.status, StatusCode::OK);
     assert!(
