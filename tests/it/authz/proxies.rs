@@ -1,10 +1,11 @@
-//! Through real proxies (support::front: nginx, Caddy, Traefik with the
-//! configurations of deploy/), as a user with curl sees it and as the app
-//! behind them sees it: no key is a 401 whose challenge reaches curl; a key
-//! reaches the app as its user, without the credential; a client's own
-//! identity headers never reach the app; a read key cannot POST; a key
-//! over its rate, or a client guessing keys, gets a 429 with Retry-After; a
-//! Redis outage is a 503; a revocation is obeyed by the next request, under
+//! Through real proxies (support::front: nginx, Caddy, Traefik, Envoy with
+//! the configurations of deploy/), as a user with curl sees it and as the
+//! app behind them sees it: no key is a 401 whose challenge reaches curl; a
+//! key, in each credential form, reaches the app as its user, without the
+//! credential; a client's own identity headers never reach the app; a read
+//! key cannot POST; a key over its rate, or a client guessing keys (whatever
+//! X-Forwarded-For it sends), gets a 429 with Retry-After; a Redis outage is
+//! a 503, never a pass; a revocation is obeyed by the next request, under
 //! load.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -251,8 +252,11 @@ async fn a_redis_outage_is_a_503(kind: Kind) {
     for _ in 0..3 {
         let out = curl(&["-i", "-u", &user, &url]).await;
         assert_eq!(out.status, 503, "{kind:?}: {}\n{}", out.body, s.front.log());
+        // Any 5xx from an auth service is an error to Envoy: its own
+        // `status_on_error`, without keygate's headers (docs/external-auth.md).
+        let envoys_own = kind == Kind::Envoy && head(&out).contains("server: envoy");
         assert!(
-            head(&out).contains("retry-after: 5"),
+            head(&out).contains("retry-after: 5") || envoys_own,
             "{kind:?}: {}",
             out.body
         );
@@ -321,6 +325,11 @@ async fn rate_limits_are_429s_with_retry_after(kind: Kind) {
     let out = curl(&["-i", "-u", "apikey:kg_guess", &url]).await;
     assert_eq!(out.status, 429, "{kind:?}: {}", out.body);
     assert!(retry_after(&out) >= 1, "{kind:?}: {}", out.body);
+    // Nor can the client reset its budget with an X-Forwarded-For of its
+    // own: keygate reads the address the proxy added.
+    let forged = ["-u", "apikey:kg_guess", "-H", "X-Forwarded-For: 192.0.2.1"];
+    let out = curl(&[&forged[..], &[url.as_str()]].concat()).await;
+    assert_eq!(out.status, 429, "{kind:?}: {}", out.body);
 }
 
 async fn a_revocation_is_obeyed_by_the_next_request_under_load(kind: Kind) {
@@ -415,49 +424,49 @@ macro_rules! through {
             const KIND: Kind = $kind;
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            #[ignore = "needs nginx, Caddy and Traefik: run through scripts/test.sh"]
+            #[ignore = "needs nginx, Caddy, Traefik and Envoy: run through scripts/test.sh"]
             async fn no_key_is_a_401_whose_challenge_reaches_curl() {
                 super::no_key_is_a_401_whose_challenge_reaches_curl(KIND).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            #[ignore = "needs nginx, Caddy and Traefik: run through scripts/test.sh"]
+            #[ignore = "needs nginx, Caddy, Traefik and Envoy: run through scripts/test.sh"]
             async fn a_key_reaches_the_app_as_its_user_without_the_credential() {
                 super::a_key_reaches_the_app_as_its_user_without_the_credential(KIND).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            #[ignore = "needs nginx, Caddy and Traefik: run through scripts/test.sh"]
+            #[ignore = "needs nginx, Caddy, Traefik and Envoy: run through scripts/test.sh"]
             async fn a_clients_identity_header_never_reaches_the_app() {
                 super::a_clients_identity_header_never_reaches_the_app(KIND).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            #[ignore = "needs nginx, Caddy and Traefik: run through scripts/test.sh"]
+            #[ignore = "needs nginx, Caddy, Traefik and Envoy: run through scripts/test.sh"]
             async fn a_clients_sso_header_is_no_one() {
                 super::a_clients_sso_header_is_no_one(KIND).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            #[ignore = "needs nginx, Caddy and Traefik: run through scripts/test.sh"]
+            #[ignore = "needs nginx, Caddy, Traefik and Envoy: run through scripts/test.sh"]
             async fn a_read_key_gets_403_on_post() {
                 super::a_read_key_gets_403_on_post(KIND).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            #[ignore = "needs nginx, Caddy and Traefik: run through scripts/test.sh"]
+            #[ignore = "needs nginx, Caddy, Traefik and Envoy: run through scripts/test.sh"]
             async fn rate_limits_are_429s_with_retry_after() {
                 super::rate_limits_are_429s_with_retry_after(KIND).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            #[ignore = "needs nginx, Caddy and Traefik: run through scripts/test.sh"]
+            #[ignore = "needs nginx, Caddy, Traefik and Envoy: run through scripts/test.sh"]
             async fn a_redis_outage_is_a_503() {
                 super::a_redis_outage_is_a_503(KIND).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            #[ignore = "needs nginx, Caddy and Traefik: run through scripts/test.sh"]
+            #[ignore = "needs nginx, Caddy, Traefik and Envoy: run through scripts/test.sh"]
             async fn a_revocation_is_obeyed_by_the_next_request_under_load() {
                 super::a_revocation_is_obeyed_by_the_next_request_under_load(KIND).await;
             }
@@ -465,14 +474,19 @@ macro_rules! through {
     )*};
 }
 
-through!(nginx => Kind::Nginx, caddy => Kind::Caddy, traefik => Kind::Traefik);
+through!(
+    nginx => Kind::Nginx,
+    caddy => Kind::Caddy,
+    traefik => Kind::Traefik,
+    envoy => Kind::Envoy,
+);
 
 /// nginx, with deploy/nginx/keygate.conf, passes keygate's
 /// `KeyGate-Key-Expires` on to the client for a key expiring soon, and
 /// sends none for a key with longer to live. (Caddy and Traefik copy auth
 /// answers onto the request to the app, not onto the client's response.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs nginx, Caddy and Traefik: run through scripts/test.sh"]
+#[ignore = "needs nginx, Caddy, Traefik and Envoy: run through scripts/test.sh"]
 async fn nginx_tells_the_client_when_its_key_expires() {
     use keygate::keys::{rfc3339, unix_now};
     let s = setup(Kind::Nginx, false, |b| {

@@ -1,10 +1,12 @@
 //! A real proxy in front of a backend, asking keygate's auth listener about
-//! each request: nginx (`auth_request`), Caddy (`forward_auth`) or Traefik
-//! (ForwardAuth), each on a free loopback port with the example
-//! configuration shipped in deploy/ (filled in the way each proxy fills in
-//! its own: envsubst for nginx, environment placeholders for Caddy, Go
-//! templates for Traefik), plus what the test itself needs (ports, a
-//! private folder, no outside calls). Killed on drop.
+//! each request: nginx (`auth_request`), Caddy (`forward_auth`), Traefik
+//! (ForwardAuth) or Envoy (HTTP `ext_authz`), each on a free loopback port
+//! with the example configuration shipped in deploy/ (filled in the way
+//! each proxy fills in its own: envsubst for nginx, environment
+//! placeholders for Caddy, Go templates for Traefik; Envoy's static
+//! bootstrap has none, so its example addresses are replaced), plus what
+//! the test itself needs (ports, a private folder, no outside calls).
+//! Killed on drop.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,6 +21,7 @@ pub enum Kind {
     Nginx,
     Caddy,
     Traefik,
+    Envoy,
 }
 
 pub struct Front {
@@ -39,8 +42,8 @@ fn deploy(file: &str) -> PathBuf {
 
 impl Kind {
     /// Whether keygate's auth listener should speak TLS to this proxy (the
-    /// shipped examples: nginx and Traefik verify keygate's certificate,
-    /// Caddy asks over plain HTTP on loopback).
+    /// shipped examples: nginx, Traefik and Envoy verify keygate's
+    /// certificate, Caddy asks over plain HTTP on loopback).
     pub fn tls(self) -> bool {
         self != Kind::Caddy
     }
@@ -75,6 +78,7 @@ impl Front {
             Kind::Nginx => nginx(dir.path(), &listen, app, &authz, &ca),
             Kind::Caddy => caddy(dir.path(), &listen, app, &authz),
             Kind::Traefik => traefik(dir.path(), &listen, app, &authz, &ca),
+            Kind::Envoy => envoy(dir.path(), port, app, &authz, &ca),
         };
         let child = spawn_logged(cmd, &dir.path().join("proxy.log"));
         let addr: SocketAddr = listen.parse().unwrap();
@@ -185,13 +189,7 @@ fn caddy(dir: &Path, listen: &str, app: &str, authz: &str) -> Command {
 
 /// deploy/traefik/keygate.yml as the file provider's, one entry point.
 fn traefik(dir: &Path, listen: &str, app: &str, authz: &str, ca: &Path) -> Command {
-    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/traefik-venv/bin/traefik");
-    assert!(
-        bin.exists(),
-        "{} is missing: run scripts/test.sh",
-        bin.display()
-    );
-    let mut cmd = Command::new(bin);
+    let mut cmd = Command::new(venv_program("traefik-venv", "traefik"));
     cmd.arg(format!("--entryPoints.web.address={listen}"))
         .arg(format!(
             "--providers.file.filename={}",
@@ -208,6 +206,74 @@ fn traefik(dir: &Path, listen: &str, app: &str, authz: &str, ca: &Path) -> Comma
         .env("APP", app)
         .current_dir(dir);
     cmd
+}
+
+/// deploy/envoy/envoy.yaml with its example addresses replaced: each must
+/// be found exactly once, so an edit of the example cannot slip past.
+fn envoy(dir: &Path, port: u16, app: &str, authz: &str, ca: &Path) -> Command {
+    let bin = venv_program("envoy-venv", "envoy");
+    let app = app.trim_start_matches("http://");
+    let (app_host, app_port) = app.rsplit_once(':').expect("the app's URL has a port");
+    let authz = authz.trim_end_matches('/');
+    let authz_port = authz.rsplit_once(':').expect("a port").1;
+    let example = std::fs::read_to_string(deploy("envoy/envoy.yaml")).unwrap();
+    let config = [
+        (
+            "address: 0.0.0.0, port_value: 8080",
+            format!("address: 127.0.0.1, port_value: {port}"),
+        ),
+        (
+            "address: 127.0.0.1, port_value: 8081",
+            format!("address: {app_host}, port_value: {app_port}"),
+        ),
+        (
+            "address: keygate.example.org, port_value: 9444",
+            format!("address: 127.0.0.1, port_value: {authz_port}"),
+        ),
+        (
+            "uri: https://keygate.example.org:9444",
+            format!("uri: {authz}"),
+        ),
+        ("/etc/envoy/keygate-ca.pem", ca.display().to_string()),
+        // The test certificate's name, for SNI and the name check.
+        ("sni: keygate.example.org", "sni: localhost".to_owned()),
+        ("exact: keygate.example.org", "exact: localhost".to_owned()),
+    ]
+    .iter()
+    .fold(example, |text, (from, to)| {
+        assert_eq!(text.matches(from).count(), 1, "{from:?} in envoy.yaml");
+        text.replace(from, to)
+    });
+    let conf = dir.join("envoy.yaml");
+    std::fs::write(&conf, config).unwrap();
+    let mut cmd = Command::new(bin);
+    cmd.arg("-c")
+        .arg(&conf)
+        // Several Envoys run at once: no shared memory for hot restarts.
+        .args([
+            "--disable-hot-restart",
+            "--concurrency",
+            "1",
+            "-l",
+            "warning",
+        ])
+        .current_dir(dir);
+    cmd
+}
+
+/// `program` installed by scripts/test.sh into the venv `venv` under target/.
+fn venv_program(venv: &str, program: &str) -> PathBuf {
+    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join(venv)
+        .join("bin")
+        .join(program);
+    assert!(
+        bin.exists(),
+        "{} is missing: run scripts/test.sh",
+        bin.display()
+    );
+    bin
 }
 
 /// `name` on the PATH, else the first of `fallbacks` that exists.

@@ -8,7 +8,6 @@ pub mod browser;
 pub mod cas;
 pub mod client;
 pub mod deploy;
-pub mod envoy;
 pub mod front;
 pub mod gateway;
 pub mod githost;
