@@ -163,8 +163,12 @@ impl Oidc {
         };
         let mut claims = id_token::verify(&token, alg, &keys, &expected)?;
         let needs_groups = !self.client.allowed_groups.is_empty() || !self.admin_groups.is_empty();
+        // An email names a person only if verified: a provider may say so
+        // in its userinfo alone.
+        let needs_verified = self.client.user_claim == "email";
         let missing = !claims.contains_key(&self.client.user_claim)
-            || (needs_groups && !claims.contains_key(&self.client.groups_claim));
+            || (needs_groups && !claims.contains_key(&self.client.groups_claim))
+            || (needs_verified && !claims.contains_key("email_verified"));
         if let (true, Some(url), Some(access)) =
             (missing, &m.userinfo_endpoint, &tokens.access_token)
         {
@@ -175,8 +179,14 @@ impl Oidc {
                     "the userinfo answer is about another subject".into(),
                 ));
             }
+            // Its email_verified speaks of its own email, not of another
+            // address the ID token named.
+            let same_email =
+                !claims.contains_key("email") || more.get("email") == claims.get("email");
             for (k, v) in more {
-                claims.entry(k).or_insert(v);
+                if k != "email_verified" || same_email {
+                    claims.entry(k).or_insert(v);
+                }
             }
         }
         self.person(&claims)
@@ -201,9 +211,10 @@ impl Oidc {
         // could be someone else's ("nOAuth").
         if name == "email" && !email_verified(claims) {
             return Err(OidcError::Claims(format!(
-                "the email address {user} is not verified (the provider's email_verified \
-                 is missing or false); with a provider that never sends it, name users by a \
-                 claim it controls (login.user_claim = \"preferred_username\" or \"sub\")"
+                "the email address {user} is not verified (the provider's email_verified, \
+                 in the ID token or its userinfo, is missing or false); with a provider that \
+                 never sends it, name users by a claim it controls \
+                 (login.user_claim = \"preferred_username\" or \"sub\")"
             )));
         }
         let groups: Vec<String> = match claims.get(&self.client.groups_claim) {

@@ -404,6 +404,32 @@ async fn forged_expired_misdirected_or_unsigned_id_tokens_are_refused() {
     idp.tweak(None);
     let (_, again) = sign_in(&gw).await;
     assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.text());
+    assert_eq!(idp.hits("/userinfo"), 0, "the ID token said it all");
+
+    // An ID token that names the email without saying whether it is
+    // verified: the provider's userinfo settles it.
+    idp.tweak(Some(Box::new(|t| {
+        t.claims.remove("email_verified");
+    })));
+    let (_, via_userinfo) = sign_in(&gw).await;
+    assert_eq!(
+        via_userinfo.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        via_userinfo.text()
+    );
+    assert!(new_session(&via_userinfo));
+    assert_eq!(idp.hits("/userinfo"), 1);
+    // Its userinfo verifies its own address, not another the ID token named.
+    idp.tweak(Some(Box::new(|t| {
+        t.claims.remove("email_verified");
+        t.claims.insert("email".into(), "mallory@example.org".into());
+    })));
+    let (_, other) = sign_in(&gw).await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN, "{}", other.text());
+    assert!(other.text().contains("not verified"), "{}", other.text());
+    assert_eq!(idp.hits("/userinfo"), 2);
+    idp.tweak(None);
 }
 
 /// A token signed with a key id keygate does not hold makes it read the

@@ -188,6 +188,7 @@ async fn answer(
                 "authorization_endpoint": format!("{issuer}/authorize"),
                 "token_endpoint": format!("{issuer}/token"),
                 "jwks_uri": format!("{issuer}/jwks"),
+                "userinfo_endpoint": format!("{issuer}/userinfo"),
                 "response_types_supported": ["code"],
                 "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": ["ES256"],
@@ -237,6 +238,18 @@ async fn answer(
                 .unwrap()
         }
         "/token" => token(&issuer, &state, req).await,
+        // What the provider knows of the token's subject; only for the
+        // access token the token endpoint handed out.
+        "/userinfo" => match req.headers().get(header::AUTHORIZATION) {
+            Some(v) if v == "Bearer at-1" => json_answer(
+                StatusCode::OK,
+                json!({ "sub": "u-alice", "email": USER, "email_verified": true }),
+            ),
+            _ => json_answer(
+                StatusCode::UNAUTHORIZED,
+                json!({ "error": "invalid_token" }),
+            ),
+        },
         _ => json_answer(StatusCode::NOT_FOUND, json!({ "error": "not_found" })),
     })
 }
