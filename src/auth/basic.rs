@@ -72,7 +72,8 @@ pub fn parse<'a>(value: &'a [u8], our_user: &OurUser) -> Parsed<'a> {
     };
     match colon {
         Some(colon) => Parsed::Basic(Credentials { text, colon }),
-        None => Parsed::Malformed,
+        // Not `user:pass`: an app's opaque token, unless it may be ours.
+        None => broken(),
     }
 }
 
@@ -247,6 +248,9 @@ mod tests {
         let mut bad_tail = basic("alice@example.org:x");
         bad_tail.extend_from_slice(b"!!!!");
         assert!(matches!(parse(&bad_tail, &apikey()), Parsed::OtherUser));
+        // So is an opaque token without a colon.
+        let opaque = basic("0123456789abcdef0123456789");
+        assert!(matches!(parse(&opaque, &apikey()), Parsed::OtherUser));
         // A user name that only starts like ours, or ours without the colon.
         for other in ["apikeys:kg_x", "apikex:kg_x", "APIKEY:kg_x"] {
             match parse(&basic(other), &apikey()) {

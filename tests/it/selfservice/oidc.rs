@@ -423,7 +423,8 @@ async fn forged_expired_misdirected_or_unsigned_id_tokens_are_refused() {
     // Its userinfo verifies its own address, not another the ID token named.
     idp.tweak(Some(Box::new(|t| {
         t.claims.remove("email_verified");
-        t.claims.insert("email".into(), "mallory@example.org".into());
+        t.claims
+            .insert("email".into(), "mallory@example.org".into());
     })));
     let (_, other) = sign_in(&gw).await;
     assert_eq!(other.status, StatusCode::FORBIDDEN, "{}", other.text());
