@@ -152,11 +152,32 @@ impl Worker {
     }
 }
 
-/// `scheme://host:port` of a URL: its path or query may hold a token.
+/// `scheme://host:port` of a URL: its path or query may hold a token (and
+/// a userinfo, which the configuration refuses, a password).
 fn origin(url: &http::Uri) -> String {
+    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
     format!(
-        "{}://{}",
+        "{}://{}{port}",
         url.scheme_str().unwrap_or("http"),
-        url.authority().map_or("", |a| a.as_str())
+        url.host().unwrap_or("")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin;
+
+    #[test]
+    fn the_origin_shows_no_path_query_or_userinfo() {
+        for (url, shown) in [
+            (
+                "https://hooks.example.org/T0K3N?sig=x",
+                "https://hooks.example.org",
+            ),
+            ("http://u:s3cret@127.0.0.1:8090/h", "http://127.0.0.1:8090"),
+            ("https://[::1]:8443/h", "https://[::1]:8443"),
+        ] {
+            assert_eq!(origin(&url.parse().unwrap()), shown);
+        }
+    }
 }

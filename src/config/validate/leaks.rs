@@ -89,7 +89,12 @@ fn intake(
         }
         Some(text) => match absolute_url(text) {
             Ok(uri) => Some(Some(KeysFrom::Url(uri))),
-            // A scanner's public key list: nothing secret to hide.
+            // A scanner's public key list: nothing secret to hide, but
+            // for a password before an '@'.
+            Err(e) if text.contains('@') => {
+                p.push(url_key, e);
+                None
+            }
             Err(e) => {
                 p.push(url_key, format!("{text:?} {e}"));
                 None
@@ -98,10 +103,15 @@ fn intake(
     }
 }
 
-/// An absolute http(s) URL (path and query allowed). The error does not
-/// quote it: a webhook's URL often carries the receiver's token.
+/// An absolute http(s) URL (path and query allowed), without a user name
+/// or password, which keygate would never send and logs would show. The
+/// error does not quote it: a webhook's URL often carries the receiver's token.
 fn absolute_url(text: &str) -> Result<http::Uri, &'static str> {
     match text.parse::<http::Uri>() {
+        Ok(uri) if uri.authority().is_some_and(|a| a.as_str().contains('@')) => Err(
+            "a user name or password in the URL is not supported (keygate would not send it); \
+             a receiver's token goes in the path or query",
+        ),
         Ok(uri)
             if matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some() =>
         {

@@ -59,7 +59,8 @@ fn webhook_problems_are_named_by_entry_and_key_without_echoing_secrets() {
             "[[webhooks]]\nurl = \"hooks.example.org/services/T0K3N\"\nsecret_file = \"{short}\"\nevents = [\"key.created\", \"key.exploded\"]\nkeep = \"10m\"\n\
              [[webhooks]]\nsecret_file = \"{good}\"\ncolour = 1\n\
              [[webhooks]]\nurl = \"https://a.example.org/h\"\nsecret_file = \"{good}\"\n\
-             [[webhooks]]\nurl = \"https://a.example.org/h\"\nsecret_file = \"{good}\"\n",
+             [[webhooks]]\nurl = \"https://a.example.org/h\"\nsecret_file = \"{good}\"\n\
+             [[webhooks]]\nurl = \"https://hookuser:s3cretpass@b.example.org/h\"\nsecret_file = \"{good}\"\n",
             short = dir.path().join("short").display(),
             good = dir.path().join("good").display()
         ),
@@ -74,11 +75,15 @@ fn webhook_problems_are_named_by_entry_and_key_without_echoing_secrets() {
         "webhooks[1].url: required",
         "webhooks[1].colour: unknown key",
         "webhooks[3].url: the same URL as an earlier entry",
+        "webhooks[4].url: a user name or password in the URL is not supported",
     ] {
         assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
     }
     assert!(
-        !err.contains(short) && !err.contains(SECRET) && !err.contains("T0K3N"),
+        !err.contains(short)
+            && !err.contains(SECRET)
+            && !err.contains("T0K3N")
+            && !err.contains("s3cretpass"),
         "a secret was echoed:\n{err}"
     );
     let (code, err) = check_in(
