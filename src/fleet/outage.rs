@@ -59,6 +59,28 @@ impl Outage {
     }
 }
 
+/// What a chore that retries the store every second says: "could not
+/// {what}" when an outage begins, "still cannot {what}" a minute later,
+/// `again` (info) when the store answers again.
+impl Outage {
+    pub fn say_failed(&mut self, what: &str, error: &dyn std::fmt::Display) {
+        match self.failed(Instant::now()) {
+            Say::Lost => tracing::warn!(%error,
+                "could not {what}; trying again every second (reminder every minute)"),
+            Say::Still { lasted, failures } => tracing::warn!(%error,
+                failing_for = %shown(lasted), failures,
+                "still cannot {what}; trying again every second"),
+            Say::Nothing => tracing::debug!(%error, "could not {what}"),
+        }
+    }
+
+    pub fn say_back(&mut self, again: &str) {
+        if let Some(lasted) = self.back(Instant::now()) {
+            tracing::info!(failing_for = %shown(lasted), "{again}");
+        }
+    }
+}
+
 /// "1m 3s 250ms": an outage's length to the millisecond.
 pub fn shown(lasted: Duration) -> humantime::FormattedDuration {
     humantime::format_duration(Duration::from_millis(lasted.as_millis() as u64))

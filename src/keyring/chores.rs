@@ -11,14 +11,14 @@
 //! before keygate kept a schedule of notices get theirs filed once after a
 //! start (`backfill_notices`), also a page at a time.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::{Keyring, Revocation};
 use crate::audit::Actor;
-use crate::fleet::outage::{self, Outage, Say};
+use crate::fleet::outage::Outage;
 use crate::keys::{unix_now, KeyId, KeyRecord, Source};
 use crate::store::{KeyFilter, Order, Position, StoreError};
 
@@ -89,8 +89,8 @@ impl Keyring {
         let mut outage = Outage::default();
         loop {
             match self.send_due_notices().await {
-                Ok(_) => say_notices_back(&mut outage),
-                Err(e) => say_notices_failed(&mut outage, &e),
+                Ok(_) => outage.say_back("sending due expiry notices again"),
+                Err(e) => outage.say_failed("send due expiry notices", &e),
             }
             tokio::select! {
                 _ = tokio::time::sleep(NOTICE_EVERY) => {}
@@ -221,23 +221,6 @@ impl Keyring {
                 tracing::warn!(error = %e, "expiry notices: the backfill failed; the next start tries again")
             }
         }
-    }
-}
-
-fn say_notices_failed(outage: &mut Outage, error: &StoreError) {
-    match outage.failed(Instant::now()) {
-        Say::Lost => tracing::warn!(error = %error,
-            "could not send due expiry notices; trying again every second (reminder every minute)"),
-        Say::Still { lasted, failures } => tracing::warn!(error = %error,
-            failing_for = %outage::shown(lasted), failures,
-            "still cannot send due expiry notices; trying again every second"),
-        Say::Nothing => tracing::debug!(error = %error, "could not send due expiry notices"),
-    }
-}
-
-fn say_notices_back(outage: &mut Outage) {
-    if let Some(lasted) = outage.back(Instant::now()) {
-        tracing::info!(failing_for = %outage::shown(lasted), "sending due expiry notices again");
     }
 }
 

@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::{backoff, Endpoint};
+use crate::fleet::outage::Outage;
 use crate::keys::unix_now;
 use crate::login::fetch::Fetch;
 use crate::metrics::Metrics;
@@ -84,6 +85,8 @@ impl Worker {
         // Long enough that a post still in flight is never claimed twice.
         let lease = self.endpoint.config.timeout * 2 + Duration::from_secs(5);
         let queue = &self.endpoint.queue;
+        // A store outage is said once, then a minute, not at every poll.
+        let mut outage = Outage::default();
         loop {
             // Registered before draining, so an event queued meanwhile still wakes us.
             let woken = wake.notified();
@@ -91,9 +94,12 @@ impl Worker {
             woken.as_mut().enable();
             loop {
                 let batch = match self.store.outbox_claim(queue, lease, BATCH).await {
-                    Ok(batch) => batch,
+                    Ok(batch) => {
+                        outage.say_back("reading the webhook outbox again");
+                        batch
+                    }
                     Err(e) => {
-                        tracing::warn!(error = %e, "cannot read the webhook outbox; trying again shortly");
+                        outage.say_failed("read the webhook outbox", &e);
                         break;
                     }
                 };

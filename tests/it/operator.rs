@@ -324,14 +324,22 @@ async fn a_redis_outage_is_one_warning_not_one_per_retry() {
     }
 }
 
-/// The expiry-notice chore tries every second; in a Redis outage it says
-/// so once (then a reminder a minute), as every outage warning does.
+/// The expiry-notice chore and a webhook's delivery worker try every
+/// second; in a Redis outage each says so once (then a reminder a minute),
+/// as every outage warning does.
 #[tokio::test]
-async fn expiry_notices_in_a_redis_outage_are_one_warning_not_one_a_second() {
+async fn store_chores_in_a_redis_outage_are_one_warning_not_one_a_second() {
     let mut redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let mut store = crate::support::redis::store_section(&redis, dir.path(), "notices");
     store.insert(0, "[store]".into());
+    // A webhook's delivery worker reads its outbox every second too.
+    let whsec = dir.path().join("whsec");
+    std::fs::write(&whsec, crate::support::webhook_receiver::SECRET).unwrap();
+    store.push(format!(
+        "[[webhooks]]\nurl = \"http://127.0.0.1:9/hook\"\nsecret_file = \"{}\"",
+        whsec.display()
+    ));
     let cfg = config(dir.path(), "http://127.0.0.1:9", &store.join("\n"));
     let kg = Process::serve(&cfg);
     kg.logged("joined the fleet").await;
@@ -347,15 +355,16 @@ async fn expiry_notices_in_a_redis_outage_are_one_warning_not_one_a_second() {
     kg.logged("could not send due expiry notices").await;
     // Three more rounds of the chore (one a second) into the outage.
     tokio::time::sleep(Duration::from_millis(3500)).await;
-    assert_eq!(
-        said(&kg, "could not send due expiry notices"),
-        1,
-        "{:?}",
-        kg.log_lines()
-    );
+    for chore in [
+        "could not send due expiry notices",
+        "could not read the webhook outbox",
+    ] {
+        assert_eq!(said(&kg, chore), 1, "{chore}: {:?}", kg.log_lines());
+    }
     drop(down);
     let _redis = RedisServer::start_on(redis.port);
     kg.logged("sending due expiry notices again").await;
+    kg.logged("reading the webhook outbox again").await;
 }
 
 /// A SIGHUP (a logrotate postrotate, a certbot hook) while `serve` still
