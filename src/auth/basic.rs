@@ -15,9 +15,10 @@ const MAX_LEN: usize = 4096;
 pub enum Parsed<'a> {
     /// `user:pass`, decoded once; split at the first `:`.
     Basic(Credentials),
-    /// Basic for another user that does not decode (not base64 past the
-    /// user name, or longer than any key's): the app's to judge.
-    OtherUser,
+    /// Basic for another user, told by the base64 characters that name
+    /// the user, and not decoded: the app's credential, unless `KeyMarks`
+    /// finds one of our keys may be its password.
+    OtherUser(&'a [u8]),
     /// `Bearer <token>` (RFC 6750), token trimmed.
     Bearer(&'a str),
     /// Another scheme (Digest, Negotiate, `Token`, ...) and its credential,
@@ -26,9 +27,8 @@ pub enum Parsed<'a> {
     Malformed,
 }
 
-/// Parse an `Authorization` value. A Basic credential is decoded whole
-/// whoever its user (`our_user` holds no `:`): another user's password may
-/// be one of our keys sent the wrong way.
+/// Parse an `Authorization` value; a Basic credential is decoded whole only
+/// when its user may be `our_user` (which holds no `:`).
 pub fn parse<'a>(value: &'a [u8], our_user: &OurUser) -> Parsed<'a> {
     let Some(space) = value.iter().position(|b| *b == b' ') else {
         return Parsed::OtherScheme(b"");
@@ -46,23 +46,19 @@ pub fn parse<'a>(value: &'a [u8], our_user: &OurUser) -> Parsed<'a> {
         return Parsed::OtherScheme(rest.trim_ascii());
     }
     let token = rest.trim_ascii();
-    // What does not decode is malformed if it may be ours, and the app's
-    // if its first groups name another user.
-    let broken = || {
-        if !token.starts_with(&our_user.encoded) && names_another_user(token, our_user) {
-            Parsed::OtherUser
-        } else {
-            Parsed::Malformed
-        }
-    };
+    // A key's credential starts with our user's characters: decoded whole at
+    // once. Anything else may show another user in its first groups.
+    if !token.starts_with(&our_user.encoded) && names_another_user(token, our_user) {
+        return Parsed::OtherUser(token);
+    }
     if token.len() > MAX_LEN {
-        return broken();
+        return Parsed::Malformed;
     }
     let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(token) else {
-        return broken();
+        return Parsed::Malformed;
     };
     let Ok(text) = String::from_utf8(decoded) else {
-        return broken();
+        return Parsed::Malformed;
     };
     // Ours (no `:` in the name) ends where our name and a `:` end: no search.
     let n = our_user.name.len();
@@ -72,8 +68,50 @@ pub fn parse<'a>(value: &'a [u8], our_user: &OurUser) -> Parsed<'a> {
     };
     match colon {
         Some(colon) => Parsed::Basic(Credentials { text, colon }),
-        // Not `user:pass`: an app's opaque token, unless it may be ours.
-        None => broken(),
+        None => Parsed::Malformed,
+    }
+}
+
+/// The decoded `user:pass` of a Basic `token` (another user's, whose
+/// password `KeyMarks` says may be a key), if it is UTF-8 with a colon.
+pub fn decode(token: &[u8]) -> Option<Credentials> {
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let colon = text.find(':')?;
+    Some(Credentials { text, colon })
+}
+
+/// Whether a Basic token of another user may hold `:<prefix>_`, where one
+/// of our keys as its password would start, without decoding it: the
+/// base64 characters those bytes alone determine, at each of the three
+/// offsets they can take in a 3-byte group, searched for in the token. A
+/// match only means the token is decoded and its password checked; an
+/// app's own credential (LabKey's `email:password`) almost never matches.
+pub struct KeyMarks {
+    finders: [memchr::memmem::Finder<'static>; 3],
+}
+
+impl KeyMarks {
+    pub fn new(prefix: &str) -> Self {
+        let needle = format!(":{prefix}_");
+        let bits = needle.len() * 8;
+        KeyMarks {
+            finders: std::array::from_fn(|offset| {
+                let mut bytes = vec![0; offset];
+                bytes.extend_from_slice(needle.as_bytes());
+                let chars = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&bytes);
+                // The characters whose 6 bits all fall inside the needle.
+                let first = (offset * 8).div_ceil(6);
+                let end = (offset * 8 + bits) / 6;
+                memchr::memmem::Finder::new(&chars.as_bytes()[first..end]).into_owned()
+            }),
+        }
+    }
+
+    pub fn may_hold_key(&self, token: &[u8]) -> bool {
+        self.finders.iter().any(|f| f.find(token).is_some())
     }
 }
 
@@ -81,9 +119,9 @@ pub fn parse<'a>(value: &'a [u8], our_user: &OurUser) -> Parsed<'a> {
 /// characters, visibly names another user. Those characters carry only the
 /// bits of `name:`, so any other start decodes to another user, provided the
 /// 4-character groups that cover `name:` are plain base64: an app's own Basic
-/// credential that does not decode (a password that is not UTF-8, say) stays
-/// the app's to judge. When it cannot tell (a short token, those groups not
-/// plain base64) it says no, and the credential is malformed.
+/// credential (LabKey's `email:password`) is told without decoding anything.
+/// When it cannot tell (a short token, those groups not plain base64) it says
+/// no and the whole value is decoded, and judged, as before.
 fn names_another_user(token: &[u8], our_user: &OurUser) -> bool {
     let chars = (our_user.name.len() + 1).div_ceil(3) * 4;
     token.len() > chars && token[..chars].iter().all(|b| BASE64_CHAR[usize::from(*b)])
@@ -193,7 +231,7 @@ mod tests {
         // Encoded, `apikey9:` starts with the same characters as `apikey:`.
         match parse(&basic("apikey9:kg_a"), &apikey()) {
             Parsed::Basic(c) => assert_eq!(c.user(), "apikey9"),
-            Parsed::OtherUser => {}
+            Parsed::OtherUser(_) => {}
             _ => panic!("expected another user's credential"),
         }
     }
@@ -210,7 +248,7 @@ mod tests {
         assert!(matches!(parse(&huge_ours, &apikey()), Parsed::Malformed));
         // An app's large credential is the app's, whatever its size.
         let huge_app = basic(&format!("alice:{long}"));
-        assert!(matches!(parse(&huge_app, &apikey()), Parsed::OtherUser));
+        assert!(matches!(parse(&huge_app, &apikey()), Parsed::OtherUser(_)));
         let ticket = format!("Negotiate {long}");
         assert!(matches!(
             parse(ticket.as_bytes(), &apikey()),
@@ -236,27 +274,19 @@ mod tests {
     }
 
     #[test]
-    fn another_users_credential_is_decoded_for_its_password() {
-        match parse(&basic("alice@example.org:hunter2"), &apikey()) {
-            Parsed::Basic(c) => {
-                assert_eq!(c.user(), "alice@example.org");
-                assert_eq!(c.pass(), "hunter2");
-            }
-            _ => panic!("expected Basic"),
-        }
+    fn another_users_credential_is_told_by_its_first_bytes() {
+        let app_user = basic("alice@example.org:hunter2");
+        assert!(matches!(parse(&app_user, &apikey()), Parsed::OtherUser(_)));
         // Its tail is the app's to judge: not base64 past the user name.
         let mut bad_tail = basic("alice@example.org:x");
         bad_tail.extend_from_slice(b"!!!!");
-        assert!(matches!(parse(&bad_tail, &apikey()), Parsed::OtherUser));
-        // So is an opaque token without a colon.
-        let opaque = basic("0123456789abcdef0123456789");
-        assert!(matches!(parse(&opaque, &apikey()), Parsed::OtherUser));
+        assert!(matches!(parse(&bad_tail, &apikey()), Parsed::OtherUser(_)));
         // A user name that only starts like ours, or ours without the colon.
         for other in ["apikeys:kg_x", "apikex:kg_x", "APIKEY:kg_x"] {
-            match parse(&basic(other), &apikey()) {
-                Parsed::Basic(c) => assert_eq!(c.pass(), "kg_x", "{other}"),
-                _ => panic!("{other}: expected Basic"),
-            }
+            assert!(
+                matches!(parse(&basic(other), &apikey()), Parsed::OtherUser(_)),
+                "{other}"
+            );
         }
         // Ours, with a tail that is not base64: still judged whole.
         let mut ours_bad_tail = basic("apikey:kg_abcdef");
@@ -277,11 +307,39 @@ mod tests {
             Parsed::Basic(c) => assert_eq!(c.user(), long),
             _ => panic!("expected Basic"),
         }
-        let mut other_bad_tail = basic(&format!("{long}x:kg_y"));
-        other_bad_tail.extend_from_slice(b"!!!!");
         assert!(matches!(
-            parse(&other_bad_tail, &OurUser::new(&long)),
-            Parsed::OtherUser
+            parse(&basic(&format!("{long}x:kg_y")), &OurUser::new(&long)),
+            Parsed::OtherUser(_)
         ));
+    }
+
+    #[test]
+    fn key_marks_find_a_key_as_any_users_password_and_little_else() {
+        let (key, _) = crate::keys::format::generate("kg", "erin");
+        let marks = KeyMarks::new("kg");
+        // Every offset the password can take in a 3-byte group, and more.
+        for user in [
+            "",
+            "e",
+            "er",
+            "eri",
+            "erin",
+            "erin@example.org",
+            "a.very.long.login",
+        ] {
+            let token = basic(&format!("{user}:{}", key.expose()));
+            let token = token.strip_prefix(b"Basic ").unwrap();
+            assert!(marks.may_hold_key(token), "{user:?}");
+            let c = decode(token).unwrap();
+            assert_eq!((c.user(), c.pass()), (user, key.expose()));
+        }
+        for app in ["alice@example.org:hunter2", "bob:kg-not-ours", "carol:xkg_"] {
+            let token = basic(app);
+            let token = token.strip_prefix(b"Basic ").unwrap();
+            assert!(!marks.may_hold_key(token), "{app}");
+        }
+        // Another deployment's prefix is not ours.
+        let token = basic(&format!("erin:{}", key.expose()));
+        assert!(!KeyMarks::new("acme").may_hold_key(token.strip_prefix(b"Basic ").unwrap()));
     }
 }

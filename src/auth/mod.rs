@@ -41,6 +41,8 @@ pub struct Authenticator {
     /// Each key's last use, written off the request path.
     last_used: LastUsed,
     username: basic::OurUser,
+    /// Where another user's Basic password may be one of our keys.
+    key_marks: basic::KeyMarks,
     accept: Accept,
 }
 
@@ -50,6 +52,7 @@ impl Authenticator {
     pub fn new(keyring: Keyring, username: &str, accept: Accept) -> Self {
         Authenticator {
             last_used: LastUsed::new(keyring.clone()),
+            key_marks: basic::KeyMarks::new(keyring.prefix()),
             keyring,
             username: basic::OurUser::new(username),
             accept,
@@ -123,7 +126,13 @@ impl Authenticator {
             }
             basic::Parsed::Bearer(token) => self.not_a_key(token.as_bytes()),
             basic::Parsed::OtherScheme(credential) => self.not_a_key(credential),
-            basic::Parsed::OtherUser => Ok(None),
+            basic::Parsed::OtherUser(token) if self.key_marks.may_hold_key(token) => {
+                match basic::decode(token) {
+                    Some(c) => self.not_a_key(c.pass().as_bytes()),
+                    None => Ok(None),
+                }
+            }
+            basic::Parsed::OtherUser(_) => Ok(None),
             basic::Parsed::Malformed => Err(AuthError::Key(VerifyError::Malformed)),
         }
     }

@@ -70,7 +70,7 @@ proptest! {
         let other_user = !raw.starts_with(b"apikey:");
         match (basic::parse(value.as_bytes(), &basic::OurUser::new("apikey")), String::from_utf8(raw)) {
             // Another user's credential may be told by its first bytes alone.
-            (Parsed::OtherUser, _) => prop_assert!(other_user),
+            (Parsed::OtherUser(_), _) => prop_assert!(other_user),
             (Parsed::Basic(c), Ok(text)) => {
                 let (user, pass) = text.split_once(':').expect("a colon");
                 prop_assert_eq!(c.user(), user);
@@ -102,11 +102,32 @@ proptest! {
         }
         // Parsed for another user name: never taken for it.
         match basic::parse(value.as_bytes(), &basic::OurUser::new("apikey")) {
-            Parsed::OtherUser => prop_assert_ne!(user.as_str(), "apikey"),
+            Parsed::OtherUser(_) => prop_assert_ne!(user.as_str(), "apikey"),
             Parsed::Basic(c) => prop_assert_eq!(c.user(), user.as_str()),
             Parsed::Malformed => prop_assert!(value.len() > 4096),
             _ => prop_assert!(false, "not Basic: {value:?}"),
         }
+    }
+
+    /// One of our keys as any other user's password is found, whether
+    /// the credential is told by its first bytes or decoded whole.
+    #[test]
+    fn a_key_as_another_users_password_is_always_found(
+        user in "[^:]{0,40}",
+        prefix in "[a-z]{1,8}",
+    ) {
+        prop_assume!(user != "apikey");
+        let (key, _) = format::generate(&prefix, "someone");
+        let value = format!("Basic {}", b64(format!("{user}:{}", key.expose()).as_bytes()));
+        let pass = match basic::parse(value.as_bytes(), &basic::OurUser::new("apikey")) {
+            Parsed::OtherUser(token) => {
+                prop_assert!(basic::KeyMarks::new(&prefix).may_hold_key(token));
+                basic::decode(token).expect("decodes").pass().to_owned()
+            }
+            Parsed::Basic(c) => c.pass().to_owned(),
+            _ => return Err(TestCaseError::fail(format!("not Basic: {value:?}"))),
+        };
+        prop_assert_eq!(pass.as_str(), key.expose());
     }
 
     #[test]
