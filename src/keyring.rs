@@ -108,6 +108,11 @@ pub fn check_label(label: &str) -> Result<(), MintError> {
             "must be at most 200 characters without control characters",
         ));
     }
+    if keys::format::contains_key(label) {
+        return Err(MintError::Label(
+            "looks like a key secret; a label is shown in listings and logs",
+        ));
+    }
     Ok(())
 }
 
@@ -288,6 +293,13 @@ impl Keyring {
         if user.starts_with(' ') || user.ends_with(' ') {
             return Err(MintError::User(
                 "must not start or end with a space (it becomes an HTTP header value)",
+            ));
+        }
+        // A secret pasted into the wrong field would be audited, announced
+        // and sent upstream in clear.
+        if keys::format::contains_key(user) {
+            return Err(MintError::User(
+                "looks like a key secret; give the name of the key's owner",
             ));
         }
         check_label(label)?;

@@ -138,6 +138,22 @@ async fn a_secret_is_never_echoed_in_an_error_nor_audited_in_clear() {
             format!("{field}: looks like a key secret; revoke it with `keys`")
         );
     }
+    // Pasted as a new key's owner or label: refused too, or it would be
+    // audited, announced and sent upstream as the user's name.
+    let created = [
+        (
+            json!({ "user": key }),
+            "user: looks like a key secret; give the name of the key's owner",
+        ),
+        (
+            json!({ "user": "bob", "label": format!("ci {key}") }),
+            "label: looks like a key secret; a label is shown in listings and logs",
+        ),
+    ];
+    for (body, said) in created {
+        let err = refused(&c, &gw, Method::POST, "/v1/keys", Some(body)).await;
+        assert_eq!(err, said);
+    }
     let audit = json_of(&call(&c, &gw, Method::GET, "/v1/audit", None).await);
     assert!(!audit.to_string().contains(&key[3..]), "{audit}");
 }
