@@ -29,6 +29,7 @@ use super::refusal::{Refusal, Refusals};
 use super::response::{self, RETRY_SOON};
 use crate::audit::Actor;
 use crate::keyring::{Keyring, RotateError, RotateRequest};
+use crate::keys::format::redact_keys;
 use crate::keys::Source;
 
 /// The route.
@@ -93,7 +94,7 @@ impl SelfRotation {
         };
         let (grace, ttl) = match request.parse() {
             Ok(parsed) => parsed,
-            Err(message) => return response::json_error(StatusCode::BAD_REQUEST, &message),
+            Err(message) => return bad_request(&message),
         };
         match self.keyring.count_in_window(principal.user(), HOUR).await {
             Ok((count, _)) if count <= u64::from(self.per_hour) => {}
@@ -122,9 +123,7 @@ impl SelfRotation {
 fn refuse(e: RotateError, refusals: &Refusals, client: IpAddr) -> Response<ResponseBody> {
     use StatusCode as S;
     match e {
-        e @ (RotateError::Grace(_) | RotateError::Ttl(_)) => {
-            response::json_error(S::BAD_REQUEST, &e.to_string())
-        }
+        e @ (RotateError::Grace(_) | RotateError::Ttl(_)) => bad_request(&e.to_string()),
         e @ RotateError::ChainEnded { .. } => response::json_error(S::FORBIDDEN, &e.to_string()),
         // Revoked or expired between its check and the rotation: as any dead key.
         RotateError::NotFound => refusals.answer(Refusal::Missing, client),
@@ -154,6 +153,11 @@ async fn read_body(req: Request<Incoming>) -> Result<RotateRequest, Response<Res
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(RotateRequest::default());
     }
-    super::json_body::parse(&bytes)
-        .map_err(|message| response::json_error(StatusCode::BAD_REQUEST, &message))
+    super::json_body::parse(&bytes).map_err(|message| bad_request(&message))
+}
+
+/// A 400 naming what is wrong, without repeating a key secret the client
+/// put where a duration goes (its answer may be logged on the way).
+fn bad_request(message: &str) -> Response<ResponseBody> {
+    response::json_error(StatusCode::BAD_REQUEST, &redact_keys(message))
 }

@@ -121,6 +121,15 @@ async fn a_read_key_rotates_itself_in_every_credential_form_and_stays_read() {
         "{}",
         a.text()
     );
+    // The key pasted where a duration goes is not repeated back.
+    let pasted = format!(r#"{{"grace":"{key3}"}}"#);
+    let a = self_rotate(&f, 0, ("authorization", basic(&key3)), Some(&pasted)).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    let said = json_of(&a)["error"].as_str().unwrap().to_owned();
+    assert!(
+        said.starts_with("grace") && !said.contains(&key3[3..]),
+        "{said}"
+    );
 }
 
 #[tokio::test]
