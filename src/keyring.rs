@@ -68,6 +68,10 @@ impl Ttl {
         if d.is_zero() {
             return Err("must be greater than zero".into());
         }
+        // Expiry is kept to the second: "1500ms" would quietly be 1 s.
+        if d.subsec_nanos() != 0 {
+            return Err("must be a whole number of seconds".into());
+        }
         Ok(Ttl::For(d))
     }
 }

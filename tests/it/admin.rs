@@ -106,6 +106,10 @@ async fn bad_input_is_400_naming_the_field() {
             json!({"user": "a", "ttl": "0s"}),
             "ttl: must be greater than zero",
         ),
+        (
+            json!({"user": "a", "ttl": "1500ms"}),
+            "ttl: must be a whole number of seconds",
+        ),
         (json!({"user": "a", "ttl": "soon"}), "ttl: invalid duration"),
         (
             json!({"user": "a", "ttl": "300000000000y"}),
