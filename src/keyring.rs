@@ -218,11 +218,11 @@ impl Keyring {
             config::Store::Memory => DigestKey::random(),
             config::Store::Redis { secret, .. } => secret.clone(),
         };
+        let cache = (store.as_redis().is_some() && config.cache.enabled)
+            .then(|| KeyCache::new(config.cache.capacity, config.cache.max_age));
         let fleet = store
             .as_redis()
-            .map(|redis| Fleet::new(redis.clone(), config.cache.lease));
-        let cache = (fleet.is_some() && config.cache.enabled)
-            .then(|| KeyCache::new(config.cache.capacity, config.cache.max_age));
+            .map(|redis| Fleet::new(redis.clone(), config.cache.lease, cache.clone()));
         Ok(Keyring(Arc::new(Inner {
             store,
             digest,

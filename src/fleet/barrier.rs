@@ -10,7 +10,7 @@ use redis::aio::PubSub;
 use serde::Serialize;
 use tokio::time::{sleep_until, timeout_at};
 
-use super::{bounded, parse_member, Fleet, Forget, Message};
+use super::{bounded, fresh_epoch, parse_member, Fleet, Forget, Message};
 use crate::store::StoreError;
 
 /// How a round went: which members forgot in time, which ran out their lease.
@@ -31,6 +31,11 @@ impl Fleet {
     /// Tell every member to forget, and wait for them (steps 1-4 of the protocol).
     pub async fn forget(&self, forget: Forget) -> Result<Report, StoreError> {
         let started = Instant::now();
+        // 0. our own cache, whatever happens to the publish: this instance
+        // never serves what it has just deleted
+        if let Some(cache) = &self.cache {
+            forget.apply_to(cache);
+        }
         // 1. the members now; any later one cached nothing of what was deleted
         let mut pending: BTreeMap<String, Duration> = BTreeMap::new();
         for entry in self.store.members().await? {
@@ -39,10 +44,20 @@ impl Fleet {
                 *longest = (*longest).max(lease);
             }
         }
-        if pending.is_empty() {
+        // An epoch made just now: the store was emptied (FLUSHALL) or is
+        // new, so the registry may miss members that still cache; they
+        // find the epoch gone at their next renewal and empty their cache,
+        // within a lease. Wait that out rather than trust the registry.
+        let (_, emptied) = self.store.epoch(&fresh_epoch()).await?;
+        if pending.is_empty() && !emptied {
             return Ok(Report::default());
         }
-        let longest_lease = pending.values().max().copied().unwrap_or_default();
+        let longest_lease = pending
+            .values()
+            .copied()
+            .chain(emptied.then_some(self.lease))
+            .max()
+            .unwrap_or_default();
 
         // 2. our reply channel, subscribed before anyone can answer on it
         let mut round = [0u8; 8];
@@ -92,6 +107,12 @@ impl Fleet {
                 }
                 Err(_) => break,
             }
+        }
+        if emptied {
+            tracing::warn!(
+                "the key store was emptied or is new (no fleet epoch): waited out a whole lease, since instances that cached keys may be missing from the registry"
+            );
+            sleep_until(deadline.into()).await;
         }
         Ok(self.report(report, pending, started))
     }

@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{FutureExt, StreamExt};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep, sleep_until};
 
 use super::cache::KeyCache;
 use super::outage::{self, Outage, Say};
-use super::{bounded, Fleet, Forget, Message};
+use super::{bounded, Fleet, Message};
 use crate::metrics::Metrics;
 use crate::store::StoreError;
 
@@ -88,32 +88,48 @@ async fn session(
     let channel = fleet.store.channel("invalidate");
     let deadline = Instant::now() + fleet.lease;
     bounded(deadline, fleet.lease, sink.subscribe(&channel)).await?;
+    // The store's epoch we cache under: made before the first renewal, so
+    // an emptied store shows at the next one.
+    let (epoch, _) = fleet.store.epoch(&super::fresh_epoch()).await?;
+    let probe = fleet.store.channel("probe");
+    // Acknowledgements that could not be published end the session.
+    let (failed, mut failures) = mpsc::unbounded_channel();
     let member = fleet.member_name();
     let registration = 2 * fleet.lease.as_millis() as u64;
     let mut announced = false;
     loop {
-        // Renew: ping through the subscription and re-register, applying
-        // whatever arrives meanwhile.
+        // Renew: ping through the subscription, re-register, check that we
+        // can publish (or no revoker hears our acknowledgements) and that the
+        // store still has our epoch, applying whatever arrives meanwhile.
         let sent = Instant::now();
         let deadline = sent + fleet.lease;
         let renewal = async {
             let ping = bounded(deadline, fleet.lease, sink.ping::<redis::Value>());
             let beat = fleet.store.heartbeat(&member, registration);
-            let (ping, beat) = tokio::join!(ping, beat);
-            ping.and(beat)
+            let publish = fleet.store.publish(&probe, fleet.instance());
+            let current = fleet.store.current_epoch();
+            let (ping, beat, publish, current) = tokio::join!(ping, beat, publish, current);
+            ping?;
+            beat?;
+            publish?;
+            match current? {
+                Some(e) if e == epoch => Ok(()),
+                _ => Err(StoreError::Emptied),
+            }
         };
         tokio::pin!(renewal);
         loop {
             tokio::select! {
                 biased;
-                msg = stream.next() => apply(fleet, cache, metrics, msg)?,
+                Some(e) = failures.recv() => return Err(e),
+                msg = stream.next() => apply(fleet, cache, metrics, msg, &failed)?,
                 done = &mut renewal => { done?; break; }
             }
         }
         // Messages that came before the PONG are queued already: apply them
         // before the lease says so.
         while let Some(msg) = stream.next().now_or_never() {
-            apply(fleet, cache, metrics, msg)?;
+            apply(fleet, cache, metrics, msg, &failed)?;
         }
         cache.renew(deadline);
         if !announced {
@@ -130,7 +146,8 @@ async fn session(
         loop {
             tokio::select! {
                 biased;
-                msg = stream.next() => apply(fleet, cache, metrics, msg)?,
+                Some(e) = failures.recv() => return Err(e),
+                msg = stream.next() => apply(fleet, cache, metrics, msg, &failed)?,
                 _ = sleep_until(next.into()) => break,
                 _ = stopped.changed() => return Ok(()),
             }
@@ -138,12 +155,14 @@ async fn session(
     }
 }
 
-/// Apply one message to the cache, then acknowledge it.
+/// Apply one message to the cache, then acknowledge it; an
+/// acknowledgement that cannot be published goes to `failed`.
 fn apply(
     fleet: &Fleet,
     cache: &KeyCache,
     metrics: &Metrics,
     msg: Option<redis::Msg>,
+    failed: &mpsc::UnboundedSender<StoreError>,
 ) -> Result<(), StoreError> {
     let msg = msg.ok_or(StoreError::Closed)?;
     let payload: String = msg.get_payload().unwrap_or_default();
@@ -153,18 +172,18 @@ fn apply(
         cache.invalidate_all();
         return Ok(());
     };
-    match &message.forget {
-        Forget::Ids { ids } => cache.invalidate_ids(ids.iter().map(String::as_str)),
-        Forget::Users { users } => cache.invalidate_users(users),
-        Forget::All => cache.invalidate_all(),
-    }
+    message.forget.apply_to(cache);
     metrics.fleet_invalidation();
     // Acknowledge off this task: the next message must not wait for it.
     let store = fleet.store.clone();
     let instance = fleet.instance.clone();
+    let failed = failed.clone();
     tokio::spawn(async move {
         if let Err(e) = store.publish(&message.reply, &instance).await {
+            // The revoker waits out our lease; we stop renewing it (the
+            // session ends and the cache empties) until we can publish again.
             tracing::warn!(error = %e, "could not acknowledge an invalidation (the revoker waits out our lease)");
+            let _ = failed.send(e);
         }
     });
     Ok(())

@@ -48,11 +48,13 @@ pub mod cache;
 mod member;
 pub(crate) mod outage;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 pub use self::barrier::Report;
+use self::cache::KeyCache;
 pub use self::member::Member;
 use crate::store::RedisStore;
 
@@ -69,6 +71,15 @@ pub enum Forget {
 }
 
 impl Forget {
+    /// Make `cache` forget what this names.
+    fn apply_to(&self, cache: &KeyCache) {
+        match self {
+            Forget::Ids { ids } => cache.invalidate_ids(ids.iter().map(String::as_str)),
+            Forget::Users { users } => cache.invalidate_users(users),
+            Forget::All => cache.invalidate_all(),
+        }
+    }
+
     /// Ids, or everything when the list is too long for one message.
     pub fn ids(ids: Vec<String>) -> Forget {
         if ids.len() > MAX_IDS_PER_ROUND {
@@ -95,10 +106,14 @@ pub struct Fleet {
     /// `<host>-<pid>-<random>`: unique among members, readable in answers and logs.
     instance: String,
     lease: Duration,
+    /// This instance's own cache (with `cache.enabled`): a revocation made
+    /// here empties it before it publishes, so this instance never serves a
+    /// key it has just deleted, even when the publish fails.
+    cache: Option<Arc<KeyCache>>,
 }
 
 impl Fleet {
-    pub fn new(store: RedisStore, lease: Duration) -> Fleet {
+    pub fn new(store: RedisStore, lease: Duration, cache: Option<Arc<KeyCache>>) -> Fleet {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
             .unwrap_or_default();
@@ -120,6 +135,7 @@ impl Fleet {
             store,
             instance,
             lease,
+            cache,
         }
     }
 
@@ -144,6 +160,13 @@ async fn bounded<T>(
         Ok(r) => Ok(r?),
         Err(_) => Err(crate::store::StoreError::Timeout(lease)),
     }
+}
+
+/// A random text for a new store epoch (`RedisStore::epoch`).
+fn fresh_epoch() -> String {
+    let mut tag = [0u8; 8];
+    getrandom::fill(&mut tag).expect("the OS random source works");
+    tag.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Split a registry entry into (lease, instance id).

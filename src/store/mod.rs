@@ -69,6 +69,10 @@ pub enum StoreError {
     Timeout(Duration),
     #[error("the key store holds a record keygate cannot read (key id {0})")]
     Corrupt(String),
+    /// The fleet's epoch key is gone or another one: the store was emptied
+    /// (FLUSHALL, FLUSHDB, eviction) behind keygate's back.
+    #[error("the key store was emptied outside keygate (its fleet epoch is gone or new)")]
+    Emptied,
 }
 
 /// The store `[store]` describes, not dialled yet: the first call connects,
