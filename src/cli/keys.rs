@@ -235,6 +235,9 @@ async fn rotate(k: &Keyring, id: &str, request: RotateRequest, json: bool) -> Re
             rfc3339(rotated.old_expires_at)
         );
     }
+    if let Some(warning) = rotated.warning() {
+        eprintln!("\nwarning: {warning}");
+    }
     Ok(())
 }
 

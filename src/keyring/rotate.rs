@@ -28,6 +28,11 @@ pub struct Rotated {
     pub key: NewKey,
     /// Unix seconds.
     pub old_expires_at: u64,
+    /// Why not every instance could be told to drop its cached copy of the
+    /// old key (`None`: told, or no fleet). Instances that cached it may
+    /// accept it past `old_expires_at` until they hear; keygate keeps
+    /// telling them in the background.
+    pub not_propagated: Option<String>,
 }
 
 // === impl Rotated ===
@@ -39,7 +44,19 @@ impl Rotated {
         RotatedView {
             key: self.key.view(),
             old_key_expires_at: rfc3339(self.old_expires_at),
+            old_key_stopped_everywhere: self.not_propagated.is_none(),
+            warning: self.warning(),
         }
+    }
+
+    /// What an operator must know when not every instance heard of the rotation.
+    pub fn warning(&self) -> Option<String> {
+        self.not_propagated.as_ref().map(|e| {
+                format!(
+                    "the new key is made and the old key's record ends at {}, but not every keygate instance could be told to drop its cached copy ({e}): an instance that cached the old key may accept it after that until it hears; keygate keeps trying in the background. To stop the old key on every instance now, revoke it by id (that answers 503 until every instance can be told)",
+                    rfc3339(self.old_expires_at)
+                )
+            })
     }
 }
 
@@ -48,6 +65,11 @@ pub struct RotatedView<'a> {
     #[serde(flatten)]
     key: keys::NewKeyView<'a>,
     old_key_expires_at: String,
+    /// `false`: some instance may still accept the old key from its cache
+    /// past `old_key_expires_at` (see `warning`).
+    old_key_stopped_everywhere: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<String>,
 }
 
 /// A rotation request's body (admin API and self-rotation):
@@ -103,9 +125,11 @@ pub enum RotateError {
     Store(#[from] StoreError),
 }
 
-/// Barrier rounds tried again after one fails (the old key's cached copies
-/// may outlive a short grace period until one gets through).
-const FORGET_RETRIES: u32 = 30;
+/// The wait between barrier rounds after one fails, doubling up to
+/// `FORGET_RETRY_MAX` (the old key's cached copies may outlive a short
+/// grace period until one gets through).
+const FORGET_RETRY_FIRST: Duration = Duration::from_secs(1);
+const FORGET_RETRY_MAX: Duration = Duration::from_secs(30);
 
 // === impl Keyring (rotation) ===
 
@@ -184,7 +208,7 @@ impl Keyring {
             rfc3339(old_until)
         );
         self.record(Event::by(actor, "rotate", &target, 1)).await;
-        self.forget_rotated(id).await;
+        let not_propagated = self.forget_rotated(id).await;
         self.schedule_notices(&new.record).await;
         let mut rotated = old;
         rotated.rotated_to = Some(new.record.id);
@@ -194,6 +218,7 @@ impl Keyring {
         Ok(Rotated {
             key: new,
             old_expires_at: old_until,
+            not_propagated,
         })
     }
 
@@ -220,27 +245,37 @@ impl Keyring {
     }
 
     /// Every instance forgets its cached copy of the old key, whose record
-    /// now expires sooner. A failed round is logged and tried again in the
-    /// background: the successor is made and must reach its caller.
-    async fn forget_rotated(&self, id: KeyId) {
-        let Some(fleet) = self.0.fleet.clone() else {
-            return;
-        };
+    /// now expires sooner; this instance's own copy goes first, whatever
+    /// happens (`Fleet::forget`). A failed round answers why (the caller
+    /// says so: the successor is made and must reach its caller) and is
+    /// tried again in the background until one gets through: a cached copy
+    /// is never trusted to run out by itself.
+    async fn forget_rotated(&self, id: KeyId) -> Option<String> {
+        let fleet = self.0.fleet.clone()?;
         let forget = move || Forget::ids(vec![id.as_str().to_owned()]);
-        let Err(e) = fleet.forget(forget()).await else {
-            return;
-        };
-        tracing::error!(key_id = %id, error = %e, "could not tell every instance about a rotation; trying again");
+        let e = fleet.forget(forget()).await.err()?;
+        tracing::error!(key_id = %id, error = %e, "could not tell every instance about a rotation: they may accept the old key from their cache until told; trying again");
         tokio::spawn(async move {
-            for _ in 0..FORGET_RETRIES {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                if fleet.forget(forget()).await.is_ok() {
-                    tracing::info!(key_id = %id, "every instance has heard of the rotation now");
-                    return;
+            let mut wait = FORGET_RETRY_FIRST;
+            let mut failures = 1u32;
+            loop {
+                tokio::time::sleep(wait).await;
+                match fleet.forget(forget()).await {
+                    Ok(_) => {
+                        tracing::info!(key_id = %id, failures, "every instance has heard of the rotation now");
+                        return;
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        if wait == FORGET_RETRY_MAX || failures % 10 == 0 {
+                            tracing::error!(key_id = %id, error = %e, failures, "still cannot tell every instance about a rotation: they may accept the old key from their cache; trying again");
+                        }
+                    }
                 }
+                wait = (wait * 2).min(FORGET_RETRY_MAX);
             }
-            tracing::error!(key_id = %id, "gave up telling every instance about a rotation: their cached copy of the old key lasts until cache.max_age");
         });
+        Some(e.to_string())
     }
 }
 
