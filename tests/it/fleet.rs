@@ -546,3 +546,198 @@ async fn subscriptions_killed_again_and_again_during_a_revocation_let_no_revoked
         .await;
     }
 }
+
+/// A command on the fleet's Redis, from outside keygate (an operator's redis-cli).
+async fn redis_cli(f: &Fleet, args: &[&str]) {
+    let client = redis::Client::open(f.redis_url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut cmd = redis::cmd(args[0]);
+    cmd.arg(&args[1..]);
+    let _: () = cmd.query_async(&mut conn).await.unwrap();
+}
+
+/// A key of `user` that every instance has let in (and so cached): (secret, id).
+async fn cached_everywhere(f: &Fleet, user: &str) -> (String, String) {
+    let (key, id) = f.gateways[0].key(user).await;
+    for i in 0..3 {
+        for _ in 0..2 {
+            assert_eq!(
+                status(&f.clients[i], &f.gateways[i], &key).await,
+                StatusCode::OK
+            );
+        }
+    }
+    (key, id)
+}
+
+/// Ask instance `i` until `key` gets `want`, for at most `ms` milliseconds.
+async fn until_status(f: &Fleet, i: usize, key: &str, want: StatusCode, ms: u32, what: &str) {
+    let (c, gw) = (&f.clients[i], &f.gateways[i]);
+    eventually(what, ms / 20, Duration::from_millis(20), || async {
+        (status(c, gw, key).await == want).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_whose_publish_fails_stops_the_key_on_the_revoker_at_once_and_the_others_within_a_lease(
+) {
+    let f = fleet("nopub", Deployment::Standalone).await;
+    let (key, id) = cached_everywhere(&f, "publess").await;
+    redis_cli(&f, &["ACL", "SETUSER", "default", "-publish"]).await;
+
+    let answer = call(
+        &f.clients[0],
+        &f.gateways[0],
+        Method::POST,
+        "/v1/revoke",
+        Some(json!({ "ids": [id] })),
+    )
+    .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        answer.text()
+    );
+    assert!(
+        answer
+            .text()
+            .contains("could not tell every keygate instance"),
+        "{}",
+        answer.text()
+    );
+    // The revoker itself never serves what it has just deleted.
+    assert_eq!(
+        status(&f.clients[0], &f.gateways[0], &key).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // The others cannot publish either: they stop trusting their caches
+    // (and say so) within a lease, so they ask the store, which refuses.
+    for i in 1..3 {
+        eventually(
+            "an instance that cannot publish counts as out of touch",
+            100,
+            Duration::from_millis(20),
+            || async { (metric(&f, i, "keygate_fleet_connected").await == 0.0).then_some(()) },
+        )
+        .await;
+        assert_eq!(
+            status(&f.clients[i], &f.gateways[i], &key).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    redis_cli(&f, &["ACL", "SETUSER", "default", "+publish"]).await;
+    for i in 0..3 {
+        eventually(
+            "back in touch once PUBLISH works again",
+            100,
+            Duration::from_millis(50),
+            || async { (metric(&f, i, "keygate_fleet_connected").await == 1.0).then_some(()) },
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_that_cannot_tell_the_fleet_says_so_and_the_old_key_still_dies_everywhere() {
+    let f = fleet("rotnopub", Deployment::Standalone).await;
+    let rotate = |id: String| {
+        let f = &f;
+        async move {
+            call(
+                &f.clients[0],
+                &f.gateways[0],
+                Method::POST,
+                &format!("/v1/keys/{id}/rotate"),
+                Some(json!({ "grace": "0s" })),
+            )
+            .await
+        }
+    };
+    // Heard everywhere: nothing to warn about.
+    let (_, heard) = cached_everywhere(&f, "rot-heard").await;
+    let answer = rotate(heard).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+    let body = json_of(&answer);
+    assert_eq!(body["old_key_stopped_everywhere"], true, "{body}");
+    assert!(body.get("warning").is_none(), "{body}");
+
+    let (old, id) = cached_everywhere(&f, "rot-publess").await;
+    redis_cli(&f, &["ACL", "SETUSER", "default", "-publish"]).await;
+    let answer = rotate(id).await;
+    // The successor is made and shown (once), and the answer says loudly
+    // that the old key is not confirmed dead everywhere.
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+    let body = json_of(&answer);
+    assert_eq!(body["old_key_stopped_everywhere"], false, "{body}");
+    let warning = body["warning"].as_str().unwrap_or_default();
+    assert!(warning.contains("not every keygate instance"), "{body}");
+    let new = body["key"]
+        .as_str()
+        .expect("the successor's secret")
+        .to_owned();
+    // The rotating instance refuses the old key at once; the others within
+    // a lease (they cannot publish, so they stop trusting their caches).
+    assert_eq!(
+        status(&f.clients[0], &f.gateways[0], &old).await,
+        StatusCode::UNAUTHORIZED
+    );
+    for i in 1..3 {
+        until_status(
+            &f,
+            i,
+            &old,
+            StatusCode::UNAUTHORIZED,
+            2000,
+            "the old key dies",
+        )
+        .await;
+    }
+    for i in 0..3 {
+        assert_eq!(
+            status(&f.clients[i], &f.gateways[i], &new).await,
+            StatusCode::OK
+        );
+    }
+    redis_cli(&f, &["ACL", "SETUSER", "default", "+publish"]).await;
+    for i in 0..3 {
+        assert_eq!(
+            status(&f.clients[i], &f.gateways[i], &old).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_flushed_from_redis_outside_keygate_stop_on_every_instance_within_a_lease() {
+    let f = fleet("flush", Deployment::Standalone).await;
+    let (key, _) = cached_everywhere(&f, "flushed").await;
+    redis_cli(&f, &["FLUSHALL"]).await;
+    for i in 0..3 {
+        until_status(
+            &f,
+            i,
+            &key,
+            StatusCode::UNAUTHORIZED,
+            2000,
+            "a flushed key dies",
+        )
+        .await;
+    }
+    // The fleet joins again under the new epoch, and a key made since works.
+    for i in 0..3 {
+        eventually(
+            "back in touch after the flush",
+            100,
+            Duration::from_millis(50),
+            || async { (metric(&f, i, "keygate_fleet_connected").await == 1.0).then_some(()) },
+        )
+        .await;
+    }
+    let (fresh, _) = cached_everywhere(&f, "after-flush").await;
+    assert_eq!(
+        status(&f.clients[2], &f.gateways[2], &fresh).await,
+        StatusCode::OK
+    );
+}
