@@ -8,13 +8,18 @@
 //! `<ns>:fleet:invalidate`, then registers in the sorted set
 //! `<ns>:fleet:members` as `<lease ms>:<instance id>`, scored by an expiry of
 //! twice its lease in Redis' clock (`HEARTBEAT` in `store/redis/fleet.rs`).
-//! Every lease/3 it sends a PING on its subscription and re-registers.
+//! Every lease/3 it sends a PING on its subscription, re-registers,
+//! publishes a probe (`<ns>:fleet:probe`: a member that cannot publish
+//! cannot acknowledge) and checks the store's epoch `<ns>:fleet:epoch`,
+//! made if missing when it joined: a store emptied in place (FLUSHALL,
+//! FLUSHDB) loses it.
 //!
 //! *Lease.* Redis answers a PING on a subscribed connection after every
 //! message published before it, so when the PONG arrives every invalidation
 //! published before the PING was sent has been applied. The member then
-//! serves its cache until `ping sent + lease` (`KeyCache::renew`). A ping or
-//! a registration that fails, or the subscription dropping, empties the
+//! serves its cache until `ping sent + lease` (`KeyCache::renew`). A ping,
+//! registration or publish (an acknowledgement too) that fails, an epoch
+//! that is gone or another, or the subscription dropping, empties the
 //! cache and stops caching (`KeyCache::suspend`) until the next renewal:
 //! meanwhile every request asks the store. So a member never serves an entry
 //! that an invalidation published more than one lease ago should have
@@ -22,7 +27,10 @@
 //!
 //! *Barrier.* A revocation (admin API, CLI, self-service page) first deletes
 //! the records in the store, then (`barrier.rs`):
-//! 1. reads the live members;
+//! 0. empties its own cache of what it revoked (even if step 3 fails);
+//! 1. reads the live members, and the epoch: if there was none (the store
+//!    was emptied or is new) the registry may miss members that still
+//!    cache, so it waits out its own lease in step 4 whoever is registered;
 //! 2. subscribes to its own reply channel `<ns>:fleet:ack:<round>` (if
 //!    it cannot, it goes on and waits out every lease in step 4);
 //! 3. publishes what to forget (ids, users or everything) with that channel;
