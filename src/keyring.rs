@@ -386,7 +386,10 @@ impl Keyring {
                 (n, Forget::ids(named))
             }
             Revocation::Matching(filter) => {
-                let n = store.revoke_matching(&filter).await?;
+                let ids = store.revoke_matching_ids(&filter).await?;
+                let n = ids.len() as u64;
+                // Like every other revocation: no notice for a revoked key.
+                self.unschedule(Some(&ids)).await;
                 // Named by what a retry can name again once the keys are
                 // gone: a user's keys, else every cached key.
                 let forget = match filter.user {

@@ -114,6 +114,10 @@ impl Keyring {
             tracing::warn!(key_id = %notice.id, "unreadable expiry notice; dropped");
             return Ok(false);
         };
+        // The expiry itself: the record is gone either way by now (expired
+        // or revoked look alike in the store), so what says "not revoked"
+        // is `about`, which every revocation drops (`unschedule`), by id,
+        // user, filter, leak or all; a notice without it returned above.
         if notice.before == 0 {
             self.announce(ExpiryEvent::Expired, notice, &about).await;
             return Ok(true);

@@ -137,8 +137,8 @@ impl MemoryStore {
     }
 
     /// Revoke every live key that matches `filter` and was created before
-    /// the call (give or take `CLOCK_SKEW`).
-    pub fn revoke_matching(&self, filter: &KeyFilter) -> u64 {
+    /// the call (give or take `CLOCK_SKEW`); the ids of those it revoked.
+    pub fn revoke_matching(&self, filter: &KeyFilter) -> Vec<KeyId> {
         let mut inner = self.inner.write().expect("store lock");
         let now = unix_now();
         let ids: Vec<KeyId> = inner.indexes.chosen(filter).map_or(Vec::new(), |ids| {
@@ -150,9 +150,9 @@ impl MemoryStore {
             })
             .collect()
         });
-        ids.iter()
+        ids.into_iter()
             .filter(|id| inner.remove(id).is_some_and(|r| live(&r, now)))
-            .count() as u64
+            .collect()
     }
 
     pub fn revoke_ids(&self, ids: &[KeyId]) -> u64 {

@@ -226,7 +226,7 @@ impl Store {
                         user: Some(u.clone()),
                         ..KeyFilter::default()
                     };
-                    m.revoke_matching(&filter)
+                    m.revoke_matching(&filter).len() as u64
                 })
                 .sum()),
             Store::Redis(r) => r.revoke_users(users).await,
@@ -241,6 +241,12 @@ impl Store {
     /// Revoke every live key that matches `filter` and exists when the call
     /// starts (give or take `listing::CLOCK_SKEW`), in batches.
     pub async fn revoke_matching(&self, filter: &KeyFilter) -> Result<u64, StoreError> {
+        Ok(self.revoke_matching_ids(filter).await?.len() as u64)
+    }
+
+    /// `revoke_matching`, answering the ids of the live keys it revoked
+    /// (their expiry notices are dropped by id).
+    pub async fn revoke_matching_ids(&self, filter: &KeyFilter) -> Result<Vec<KeyId>, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.revoke_matching(filter)),
             Store::Redis(r) => r.revoke_matching(filter).await,

@@ -226,10 +226,11 @@ impl RedisStore {
 
     /// Revoke every live key that matches `filter` and was created before
     /// the call (give or take `CLOCK_SKEW`), in batches.
-    pub async fn revoke_matching(&self, filter: &KeyFilter) -> Result<u64, StoreError> {
-        let n = self.revoke_where(filter).await?;
+    /// The ids of the live keys it revoked.
+    pub async fn revoke_matching(&self, filter: &KeyFilter) -> Result<Vec<KeyId>, StoreError> {
+        let ids = self.revoke_where(filter).await?;
         self.replicated().await?;
-        Ok(n)
+        Ok(ids)
     }
 
     pub async fn revoke_users(&self, users: &[String]) -> Result<u64, StoreError> {
@@ -239,13 +240,13 @@ impl RedisStore {
                 user: Some(user.clone()),
                 ..KeyFilter::default()
             };
-            n += self.revoke_where(&filter).await?;
+            n += self.revoke_where(&filter).await?.len() as u64;
         }
         self.replicated().await?;
         Ok(n)
     }
 
-    async fn revoke_where(&self, filter: &KeyFilter) -> Result<u64, StoreError> {
+    async fn revoke_where(&self, filter: &KeyFilter) -> Result<Vec<KeyId>, StoreError> {
         let now = unix_now();
         let order = Order {
             sort: Sort::Created,
@@ -253,7 +254,7 @@ impl RedisStore {
         };
         let plan = Plan::new(filter, order, None, now).created_until(now + CLOCK_SKEW);
         let mut scan = plan.scan(self, REVOKE_BATCH / plan.pairs.len().max(1));
-        let (mut n, mut batch) = (0, Vec::new());
+        let (mut ids, mut batch) = (Vec::new(), Vec::new());
         loop {
             let member = scan.next().await?;
             if let Some(e) = member
@@ -266,23 +267,23 @@ impl RedisStore {
             }
             if batch.len() >= REVOKE_BATCH || (member.is_none() && !batch.is_empty()) {
                 let batch = std::mem::take(&mut batch);
-                n += self.revoke_entries(batch, filter, now).await?;
+                ids.extend(self.revoke_entries(batch, filter, now).await?);
             }
             if member.is_none() {
-                return Ok(n);
+                return Ok(ids);
             }
         }
     }
 
     /// Delete the records of `entries` that match `filter` (read first
     /// when it names a user or label: tags can collide), then take them
-    /// out of every index; answers how many records it deleted.
+    /// out of every index; answers the ids of the records it deleted.
     async fn revoke_entries(
         &self,
         mut entries: Vec<Entry>,
         filter: &KeyFilter,
         now: u64,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Vec<KeyId>, StoreError> {
         if filter.user.is_some() || filter.label.is_some() {
             let ids: Vec<KeyId> = entries.iter().map(|e| e.id).collect();
             let records = self.records(&ids).await?;
@@ -295,17 +296,17 @@ impl RedisStore {
         }
         let deleted = self.delete_records(entries.iter().map(|e| e.id)).await?;
         let mut gone = Vec::with_capacity(entries.len());
-        let mut n = 0;
+        let mut ids = Vec::new();
         for (e, deleted) in entries.into_iter().zip(deleted) {
             if deleted {
-                n += 1;
+                ids.push(e.id);
                 gone.push(e);
             } else if e.created + CLOCK_SKEW < now {
                 gone.push(e);
             }
         }
         self.unindex(&gone).await?;
-        Ok(n)
+        Ok(ids)
     }
 
     pub async fn revoke_ids(&self, ids: &[KeyId]) -> Result<u64, StoreError> {

@@ -318,3 +318,48 @@ async fn keys_without_a_schedule_get_their_notices_after_a_start() {
     assert_eq!(types["key.expired"].len(), 1);
     assert!(got.iter().all(|d| d.body["data"]["id"] == id.as_str()));
 }
+
+/// Keys revoked by filter (`POST /v1/revoke {"filter": …}`, the console's
+/// "every key that matches") are not announced as expired at their old
+/// expiry, by user or by label; a key left alone is.
+#[tokio::test]
+async fn keys_revoked_by_filter_get_no_expiry_notice() {
+    use crate::support::admin::{call, json_of};
+    use http::Method;
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let (receiver, hook) = expiry_receiver(dir.path()).await;
+    let f = fleet(1, "notices-filter", hook).await;
+    let (c, gw) = (&f.clients[0], &f.gateways[0]);
+    let create = |user: &'static str, label: &'static str, ttl: &'static str| async move {
+        let a = call(
+            c,
+            gw,
+            Method::POST,
+            "/v1/keys",
+            Some(json!({"user": user, "label": label, "ttl": ttl})),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+        json_of(&a)["id"].as_str().unwrap().to_owned()
+    };
+    create("filt-user", "", "2s").await;
+    create("filt-other", "zzlabel", "2s").await;
+    // Expires after the two revoked ones: its notice comes last.
+    let kept = create("filt-kept", "", "3s").await;
+    for filter in [json!({"user": "filt-user"}), json!({"label": "zzlabel"})] {
+        let a = call(
+            c,
+            gw,
+            Method::POST,
+            "/v1/revoke",
+            Some(json!({ "filter": filter })),
+        )
+        .await;
+        assert_eq!(json_of(&a)["revoked"], 1, "{}", a.text());
+    }
+    let got = exactly(&receiver, 1).await;
+    assert_eq!(got.len(), 1, "only the key left alone: {got:#?}");
+    assert_eq!(got[0].body["type"], "key.expired");
+    assert_eq!(got[0].body["data"]["id"], kept.as_str());
+}
