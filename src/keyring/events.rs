@@ -39,10 +39,12 @@ impl Keyring {
         self.0.webhooks.as_ref().is_some_and(|w| w.wants(kind))
     }
 
-    /// Queue `events` for the entries that want them.
-    pub(super) async fn emit(&self, events: Vec<Event>) {
-        if let (Some(webhooks), false) = (&self.0.webhooks, events.is_empty()) {
-            webhooks.emit(&self.0.store, events).await;
+    /// Queue `events` for the entries that want them; false if one could
+    /// not be queued (logged; most callers have nothing to retry).
+    pub(super) async fn emit(&self, events: Vec<Event>) -> bool {
+        match (&self.0.webhooks, events.is_empty()) {
+            (Some(webhooks), false) => webhooks.emit(&self.0.store, events).await,
+            _ => true,
         }
     }
 

@@ -97,43 +97,47 @@ impl Keyring {
             .await?;
         let mut sent = 0;
         for notice in notices {
-            if self.send_notice(&notice).await? {
-                sent += 1;
+            match self.send_notice(&notice).await? {
+                Outcome::Sent => sent += 1,
+                Outcome::Dropped => {}
+                // Left claimed: due again when the claim's lease ends.
+                Outcome::NotQueued => {
+                    tracing::warn!(key_id = %notice.id, "an expiry notice's webhook event could not be queued; trying again in a minute");
+                    continue;
+                }
             }
             store.notice_sent(&notice.id, notice.before).await?;
         }
         Ok(sent)
     }
 
-    /// Send one notice if it still applies; true if it was sent.
-    async fn send_notice(&self, notice: &Notice) -> Result<bool, StoreError> {
+    /// Send one notice if it still applies.
+    async fn send_notice(&self, notice: &Notice) -> Result<Outcome, StoreError> {
         let Some(about) = notice.about.as_deref() else {
-            return Ok(false);
+            return Ok(Outcome::Dropped);
         };
         let Ok(about) = serde_json::from_str::<About>(about) else {
             tracing::warn!(key_id = %notice.id, "unreadable expiry notice; dropped");
-            return Ok(false);
+            return Ok(Outcome::Dropped);
         };
         // The expiry itself: the record is gone either way by now (expired
         // or revoked look alike in the store), so what says "not revoked"
         // is `about`, which every revocation drops (`unschedule`), by id,
         // user, filter, leak or all; a notice without it returned above.
         if notice.before == 0 {
-            self.announce(ExpiryEvent::Expired, notice, &about).await;
-            return Ok(true);
+            return Ok(self.announce(ExpiryEvent::Expired, notice, &about).await);
         }
         // A warning: only for a key that still lives and was not replaced.
         if about.rotated_to.is_some() || self.0.store.get(notice.id.as_str()).await?.is_none() {
-            return Ok(false);
+            return Ok(Outcome::Dropped);
         }
-        self.announce(ExpiryEvent::Expiring, notice, &about).await;
-        Ok(true)
+        Ok(self.announce(ExpiryEvent::Expiring, notice, &about).await)
     }
 
-    /// Tell the world: the log line, the metric and the webhook event
-    /// (`key.expiring` with `warn_before`, or `key.expired`).
-    async fn announce(&self, kind: ExpiryEvent, notice: &Notice, about: &About) {
-        self.0.metrics.notice(kind);
+    /// Tell the world: the webhook event (`key.expiring` with
+    /// `warn_before`, or `key.expired`), then the log line and the metric.
+    /// `NotQueued` (nothing logged or counted) if the event could not be queued.
+    async fn announce(&self, kind: ExpiryEvent, notice: &Notice, about: &About) -> Outcome {
         let event_type = match kind {
             ExpiryEvent::Expiring => EventType::KeyExpiring,
             ExpiryEvent::Expired => EventType::KeyExpired,
@@ -157,8 +161,11 @@ impl Keyring {
             if let Some(to) = &about.rotated_to {
                 event = event.with("rotated_to", to.as_str());
             }
-            self.emit(vec![event]).await;
+            if !self.emit(vec![event]).await {
+                return Outcome::NotQueued;
+            }
         }
+        self.0.metrics.notice(kind);
         tracing::info!(
             target: "keygate::lifecycle",
             event = kind.as_str(),
@@ -168,5 +175,16 @@ impl Keyring {
             warn_before = %short_duration(Duration::from_secs(notice.before)),
             rotated_to = about.rotated_to.as_deref().unwrap_or("-"),
         );
+        Outcome::Sent
     }
+}
+
+/// What became of a notice handed out for sending.
+enum Outcome {
+    /// Announced (and its event queued): remove it.
+    Sent,
+    /// No longer applies (revoked, rotated, unreadable): remove it.
+    Dropped,
+    /// Its event could not be queued: leave it claimed, to come due again.
+    NotQueued,
 }

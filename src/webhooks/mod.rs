@@ -82,10 +82,12 @@ impl Webhooks {
             .any(|e| e.config.events.contains(&kind))
     }
 
-    /// Queue each event for every entry that asked for its type. A queue
-    /// write that fails is logged, not returned: the change the event
-    /// describes has happened and must not be reported as failed.
-    pub async fn emit(&self, store: &Store, events: Vec<Event>) {
+    /// Queue each event for every entry that asked for its type; whether
+    /// every queue write succeeded. A write that fails is logged; a change
+    /// the event describes has happened and is not reported as failed for
+    /// it, but a caller that can send the event again later (an expiry
+    /// notice) does so when this is false.
+    pub async fn emit(&self, store: &Store, events: Vec<Event>) -> bool {
         // Owned pushes: the futures stay `Send` whatever the caller's lifetimes.
         let mut pushes = Vec::new();
         for event in &events {
@@ -97,7 +99,7 @@ impl Webhooks {
                 }
             }
         }
-        let mut queued = 0usize;
+        let (mut queued, mut lost) = (0usize, 0usize);
         let mut results = stream::iter(pushes)
             .map(|(endpoint, id, body, kind)| {
                 let store = store.clone();
@@ -113,13 +115,15 @@ impl Webhooks {
             match result {
                 Ok(()) => queued += 1,
                 Err(e) => {
-                    tracing::error!(event = kind.as_str(), error = %e, "could not queue a webhook event; it is lost");
+                    lost += 1;
+                    tracing::error!(event = kind.as_str(), error = %e, "could not queue a webhook event");
                 }
             }
         }
         if queued > 0 {
             self.wake.notify_waiters();
         }
+        lost == 0
     }
 
     /// Start this instance's delivery workers (one per entry); an https

@@ -363,3 +363,77 @@ async fn keys_revoked_by_filter_get_no_expiry_notice() {
     assert_eq!(got[0].body["type"], "key.expired");
     assert_eq!(got[0].body["data"]["id"], kept.as_str());
 }
+
+/// An expiry notice whose webhook event cannot be queued (the outbox write
+/// refused while the schedule works) is not marked sent: it stays claimed,
+/// comes due again when the claim's minute is over, and the receiver gets
+/// `key.expired` then.
+#[tokio::test]
+async fn a_notice_whose_event_could_not_be_queued_is_sent_later() {
+    use crate::support::deploy::query;
+    let dir = tempfile::tempdir().unwrap();
+    let (receiver, hook) = expiry_receiver(dir.path()).await;
+    let ns = "notices-unqueued";
+    let f = fleet(1, ns, hook).await;
+    let port = f.redis.port;
+    let expires = keygate::keys::unix_now() + 2;
+    let (_, id) = f.gateways[0]
+        .key_with("nell", Ttl::For(Duration::from_secs(2)), Scope::Full)
+        .await;
+    // From now on every key may be read, and every key but the
+    // outbox's may be written.
+    let _: () = query(
+        port,
+        redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg("default")
+            .arg("resetkeys")
+            .arg("%R~*")
+            .arg(format!("%RW~{ns}:[^o]*")),
+    )
+    .unwrap();
+    let due_key = format!("{ns}:{{lifecycle}}:due");
+    let member = format!("{id}:0");
+    // The notice is claimed (due again a minute later), not removed.
+    let again = eventually(
+        "the expiry notice is claimed",
+        200,
+        Duration::from_millis(50),
+        || async {
+            let score: Option<u64> =
+                query(port, redis::cmd("ZSCORE").arg(&due_key).arg(&member)).unwrap();
+            match score {
+                None => Some(None),
+                Some(s) if s > expires + 30 => Some(Some(s)),
+                Some(_) => None,
+            }
+        },
+    )
+    .await;
+    assert!(
+        again.is_some(),
+        "the notice was removed though its event was never queued"
+    );
+    assert!(receiver.received().is_empty());
+    let _: () = query(
+        port,
+        redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg("default")
+            .arg("resetkeys")
+            .arg("~*"),
+    )
+    .unwrap();
+    // The claim's lease is a minute: then it is sent, once.
+    eventually(
+        "the expiry notice is sent after its lease",
+        1000,
+        Duration::from_millis(100),
+        || async { (!receiver.received().is_empty()).then_some(()) },
+    )
+    .await;
+    let got = exactly(&receiver, 1).await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0].body["type"], "key.expired");
+    assert_eq!(got[0].body["data"]["id"], id.as_str());
+}
