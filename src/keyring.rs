@@ -369,20 +369,36 @@ impl Keyring {
                 (n, Forget::Users { users })
             }
             Revocation::Leaked(secrets) => {
-                let live = self.live_records_of(&secrets).await?;
+                // The live keys the secrets are, and every live key rotated
+                // from one of them (at any depth, by any rotation): whoever
+                // holds a leaked key may have rotated it themselves.
+                let mut live = Vec::new();
+                for leaked in self.leaked_keys(&secrets).await? {
+                    if leaked.live {
+                        live.push(leaked.record);
+                    }
+                    live.extend(leaked.successors);
+                }
+                live.sort_unstable_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+                live.dedup_by(|a, b| a.id == b.id);
                 let ids: Vec<KeyId> = live.iter().map(|r| r.id).collect();
                 let n = store.revoke_ids(&ids).await?;
+                self.unschedule(Some(&ids)).await;
+                // Every id the secrets name, matched or not, and the
+                // successors: a retry after a failed publish must still
+                // name the keys deleted the first time (a retry finds the
+                // successors again through the kept links).
+                let mut named: Vec<String> = secrets
+                    .iter()
+                    .filter_map(|s| keys::format::parse(&self.0.prefix, s.expose()))
+                    .chain(ids.iter().copied())
+                    .map(|id| id.as_str().to_owned())
+                    .collect();
+                named.sort_unstable();
+                named.dedup();
                 if self.wants(EventType::KeyRevoked) {
                     gone = live;
                 }
-                self.unschedule(Some(&ids)).await;
-                // Every id the secrets name, matched or not: a retry after a
-                // failed publish must still name the keys deleted the first time.
-                let named = secrets
-                    .iter()
-                    .filter_map(|s| keys::format::parse(&self.0.prefix, s.expose()))
-                    .map(|id| id.as_str().to_owned())
-                    .collect();
                 (n, Forget::ids(named))
             }
             Revocation::Matching(filter) => {

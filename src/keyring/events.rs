@@ -114,7 +114,7 @@ impl Keyring {
     }
 
     /// The live records of `ids`, read in parallel.
-    async fn records_of(&self, ids: &[KeyId]) -> Result<Vec<KeyRecord>, StoreError> {
+    pub(super) async fn records_of(&self, ids: &[KeyId]) -> Result<Vec<KeyRecord>, StoreError> {
         let found: Vec<Option<KeyRecord>> = stream::iter(ids.to_vec())
             .map(|id| {
                 let store = self.0.store.clone();

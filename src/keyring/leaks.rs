@@ -45,10 +45,19 @@ impl Keyring {
             .filter(|s| format::parse(&self.0.prefix, s.key.expose()).is_some())
             .map(|s| s.key.clone())
             .collect();
-        let live: HashMap<String, KeyRecord> = self
-            .live_records_with_secrets(&candidates)
-            .await?
+        // Live keys, and keys rotated away whose successors live: a key's
+        // successors die with it, so its sighting counts.
+        let leaked = self.leaked_keys(&candidates).await?;
+        let successors: HashMap<String, Vec<String>> = leaked
+            .iter()
+            .map(|l| {
+                let ids = l.successors.iter().map(|r| r.id.to_string()).collect();
+                (l.secret.expose().to_owned(), ids)
+            })
+            .collect();
+        let live: HashMap<String, KeyRecord> = leaked
             .into_iter()
+            .map(|l| (l.secret.expose().to_owned(), l.record))
             .collect();
         let flags: Vec<bool> = sightings
             .iter()
@@ -69,8 +78,13 @@ impl Keyring {
         let targets: Vec<String> = seen
             .iter()
             .map(|(record, sighting)| {
+                let heirs = &successors[sighting.key.expose()];
+                let heirs = match heirs.len() {
+                    0 => String::new(),
+                    _ => format!(" (successors {})", heirs.join(", ")),
+                };
                 format!(
-                    "key {} of user {}{}",
+                    "key {} of user {}{heirs}{}",
                     record.id,
                     record.user,
                     where_seen(sighting)
@@ -93,7 +107,9 @@ impl Keyring {
                 .iter()
                 .filter(|(record, _)| announced.insert(record.id))
                 .map(|(record, sighting)| {
+                    let heirs = &successors[sighting.key.expose()];
                     webhooks::Event::about_key(EventType::KeyLeaked, record, actor.source.as_str())
+                        .with("successors", heirs.clone())
                         .with("url", sighting.url.as_deref().map(clip))
                         .with("found_in", sighting.found_in.as_deref().map(clip))
                         .with("action", if revoke { "revoked" } else { "notified" })
@@ -102,25 +118,6 @@ impl Keyring {
             self.emit(events).await;
         }
         Ok(flags)
-    }
-
-    /// `live_records_of`, each record with the secret that named it.
-    async fn live_records_with_secrets(
-        &self,
-        secrets: &[ApiKey],
-    ) -> Result<Vec<(String, KeyRecord)>, crate::store::StoreError> {
-        let records = self.live_records_of(secrets).await?;
-        let by_id: HashMap<_, _> = records.into_iter().map(|r| (r.id, r)).collect();
-        let mut out = Vec::with_capacity(by_id.len());
-        for secret in secrets {
-            let Some(id) = format::parse(&self.0.prefix, secret.expose()) else {
-                continue;
-            };
-            if let Some(record) = by_id.get(&id) {
-                out.push((secret.expose().to_owned(), record.clone()));
-            }
-        }
-        Ok(out)
     }
 }
 

@@ -22,6 +22,18 @@ use crate::fleet::cache::Lookup;
 use crate::keys::{format, ApiKey, KeyId, KeyRecord, Scope};
 use crate::store::StoreError;
 
+/// A leaked secret that is or was a key of this deployment (`leaked_keys`).
+#[derive(Debug, Clone)]
+pub(super) struct LeakedKey {
+    pub secret: ApiKey,
+    /// Whether the secret itself is a live key.
+    pub live: bool,
+    /// Its record; when it is gone (rotated away), as it was, without expiry.
+    pub record: KeyRecord,
+    /// The live keys rotated from it, at any depth.
+    pub successors: Vec<KeyRecord>,
+}
+
 /// A key that verified: its record, shared with the cache (no copy per request).
 #[derive(Debug, Clone)]
 pub struct Principal(Arc<KeyRecord>);
@@ -114,47 +126,90 @@ impl Keyring {
         Ok(Arc::new(found?.ok_or(VerifyError::Unknown(id))?))
     }
 
-    /// The ids of those secrets that verify as live keys (what a revocation
-    /// by leaked keys removes). A store error stops it: nothing is guessed.
+    /// The ids of the live keys a revocation by leaked keys removes: those
+    /// secrets that verify as live keys, and the live successors of every
+    /// one that is or was a key (`leaked_keys`). A store error stops it:
+    /// nothing is guessed.
     pub(super) async fn live_ids_of(&self, secrets: &[ApiKey]) -> Result<Vec<KeyId>, StoreError> {
-        Ok(self
-            .live_records_of(secrets)
-            .await?
-            .iter()
-            .map(|r| r.id)
-            .collect())
+        let mut ids = Vec::new();
+        for leaked in self.leaked_keys(secrets).await? {
+            if leaked.live {
+                ids.push(leaked.record.id);
+            }
+            ids.extend(leaked.successors.iter().map(|r| r.id));
+        }
+        ids.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+        ids.dedup();
+        Ok(ids)
     }
 
-    /// The records of those secrets that verify as live keys, each once,
-    /// looked up in parallel (a report of thousands of keys costs a few
-    /// round trips' time, not thousands).
-    pub(super) async fn live_records_of(
+    /// Each secret that is a live key, or was a key that was rotated and
+    /// has live successors (any rotation, at any depth: `Store::lineage`),
+    /// once, with those successors' live records. A rotated key whose
+    /// record is gone counts only if the secret matches the digest its
+    /// link kept: knowing a key's id is not enough to revoke its successors.
+    pub(super) async fn leaked_keys(
         &self,
         secrets: &[ApiKey],
-    ) -> Result<Vec<KeyRecord>, StoreError> {
+    ) -> Result<Vec<LeakedKey>, StoreError> {
         let mut distinct: Vec<ApiKey> = secrets.to_vec();
         distinct.sort_unstable_by(|a, b| a.expose().cmp(b.expose()));
         distinct.dedup_by(|a, b| a.expose() == b.expose());
-        // Owned futures (a clone of the keyring each): they stay `Send` for
-        // every caller, whatever lifetimes its own future carries.
-        let checked: Vec<Option<KeyRecord>> = stream::iter(distinct)
+        let found: Vec<Option<LeakedKey>> = stream::iter(distinct)
             .map(|secret| {
                 let keyring = self.clone();
-                async move {
-                    match keyring.verify(&secret).await {
-                        Ok(principal) => Ok(Some(principal.record().clone())),
-                        Err(VerifyError::Store(e)) => Err(e),
-                        Err(
-                            VerifyError::Malformed
-                            | VerifyError::Unknown(_)
-                            | VerifyError::Mismatch(_),
-                        ) => Ok(None),
-                    }
-                }
+                async move { keyring.leaked_key(secret).await }
             })
             .buffer_unordered(super::events::READS_IN_FLIGHT)
             .try_collect()
             .await?;
-        Ok(checked.into_iter().flatten().collect())
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    async fn leaked_key(&self, secret: ApiKey) -> Result<Option<LeakedKey>, StoreError> {
+        let Some(id) = format::parse(&self.0.prefix, secret.expose()) else {
+            return Ok(None);
+        };
+        let live = match self.verify(&secret).await {
+            Ok(principal) => Some(principal.record().clone()),
+            Err(VerifyError::Store(e)) => return Err(e),
+            Err(VerifyError::Mismatch(_)) => return Ok(None),
+            Err(VerifyError::Malformed | VerifyError::Unknown(_)) => None,
+        };
+        let lineage = match self.0.store.lineage(&id).await? {
+            Some(l) if live.is_some() || self.0.digest.verify(secret.expose(), &l.digest) => {
+                Some(l)
+            }
+            _ => None,
+        };
+        let successors = match &lineage {
+            Some(l) => self.records_of(&l.successors).await?,
+            None => Vec::new(),
+        };
+        let record = match (live, successors.first()) {
+            (Some(record), _) => LeakedKey {
+                secret,
+                live: true,
+                record,
+                successors,
+            },
+            // Gone itself: named as it was, from its lineage's live key
+            // (same user, label, scope and source).
+            (None, Some(heir)) => {
+                let mut record = heir.clone();
+                record.id = id;
+                record.rotated_to = lineage.and_then(|l| l.successors.first().copied());
+                record.rotated_from = None;
+                record.expires_at = None;
+                LeakedKey {
+                    secret,
+                    live: false,
+                    record,
+                    successors,
+                }
+            }
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(record))
     }
 }

@@ -17,6 +17,17 @@
 //!   sends a notice no other one claims it, and a notice whose sender died
 //!   comes due again. `notice_sent` removes it.
 //! * `unscheduled` names the keys `schedule` never filed notices for.
+//! * lineages: `rotate` also links the old key to its successor, with the
+//!   old key's digest, in the old key's lineage (the keys that descend by
+//!   rotation, of any kind, from one first key). A link outlives the old
+//!   record: it is kept while any key of its lineage may live, i.e. until
+//!   the latest expiry (or grace end) of a key rotated into it (never, if
+//!   one never expires), give or take `CLOCK_SKEW`; then the lineage's
+//!   links go together. `lineage` answers a rotated key's digest and
+//!   every successor after it, in order (live or not, at most
+//!   `MAX_LINEAGE`), so that a leaked key's successors can be found and
+//!   revoked after its own record is gone. Rotations made before keygate
+//!   kept links have none.
 //! * `lease` grants a named chore to `holder` for `ttl` if no other holder
 //!   has it (renewing its own).
 //!
@@ -31,7 +42,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::{Store, StoreError};
-use crate::keys::{KeyId, KeyRecord};
+use crate::keys::{Digest, KeyId, KeyRecord};
 
 /// What an atomic rotation found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +53,29 @@ pub enum Rotated {
     Gone,
     /// Rotated before: this is its successor.
     Already(KeyId),
+}
+
+/// Successors followed at most from one rotated key (a lineage longer than
+/// this, e.g. one self-rotating hourly for more than a year, is cut there).
+pub const MAX_LINEAGE: usize = 10_000;
+
+/// A rotated key's link to its successor (`rotate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub to: KeyId,
+    /// The first key of its lineage.
+    pub root: KeyId,
+    /// The rotated key's digest: a leaked secret must match it.
+    pub digest: Digest,
+}
+
+/// A rotated key's lineage from it on (`Store::lineage`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lineage {
+    /// The rotated key's digest.
+    pub digest: Digest,
+    /// Its successor, the successor's successor, …, live or not.
+    pub successors: Vec<KeyId>,
 }
 
 /// A notice handed out for sending.
@@ -66,6 +100,16 @@ impl Store {
         match self {
             Store::Memory(m) => Ok(m.rotate(old, new, old_until)),
             Store::Redis(r) => r.rotate(old, new, old_until).await,
+        }
+    }
+
+    /// The link of rotated key `id` and every successor after it, while
+    /// its lineage may have a live key; `None` if it was never rotated (or
+    /// its lineage ended).
+    pub async fn lineage(&self, id: &KeyId) -> Result<Option<Lineage>, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.lineage(id)),
+            Store::Redis(r) => r.lineage(id).await,
         }
     }
 

@@ -32,6 +32,12 @@ struct Inner {
     indexes: Indexes,
     /// Per-user event windows: (count, end).
     windows: HashMap<String, (u64, std::time::Instant)>,
+    /// Each rotated key's link to its successor, kept after its record
+    /// is gone (`store/lifecycle.rs`, lineages).
+    rotated: HashMap<KeyId, super::lifecycle::Link>,
+    /// Each lineage (by its first key's id): until when a key of it may
+    /// live (`None`: a key of it never expires).
+    lines: HashMap<KeyId, Option<u64>>,
 }
 
 /// An audit event's place in the stream: milliseconds, then a sequence
@@ -81,6 +87,25 @@ impl MemoryStore {
         // Indexed by its new expiry.
         inner.indexes.remove(&was);
         inner.indexes.add(record);
+        // The link from the old key to its successor, in its lineage.
+        let root = was
+            .rotated_from
+            .and_then(|from| inner.rotated.get(&from))
+            .map_or(*old, |link| link.root);
+        inner.rotated.insert(
+            *old,
+            super::lifecycle::Link {
+                to: new.id,
+                root,
+                digest: was.digest,
+            },
+        );
+        let keep = new.expires_at.map(|e| e.max(old_until));
+        let line = inner.lines.entry(root).or_insert(Some(0));
+        *line = match (*line, keep) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            _ => None,
+        };
         drop(guard);
         self.insert(new.clone());
         super::Rotated::Done
@@ -227,10 +252,45 @@ impl MemoryStore {
             .collect()
     }
 
+    /// The link of rotated key `id` and every successor after it
+    /// (`store/lifecycle.rs`), while its lineage may have a live key.
+    pub fn lineage(&self, id: &KeyId) -> Option<super::lifecycle::Lineage> {
+        let inner = self.inner.read().expect("store lock");
+        let first = inner.rotated.get(id)?;
+        let ended = inner
+            .lines
+            .get(&first.root)
+            .is_none_or(|keep| keep.is_some_and(|k| k + CLOCK_SKEW < unix_now()));
+        if ended {
+            return None;
+        }
+        let mut successors = vec![first.to];
+        while successors.len() < super::lifecycle::MAX_LINEAGE {
+            match inner.rotated.get(successors.last().expect("one at least")) {
+                Some(link) => successors.push(link.to),
+                None => break,
+            }
+        }
+        Some(super::lifecycle::Lineage {
+            digest: first.digest,
+            successors,
+        })
+    }
+
     fn purge_expired(&self) {
         let mut inner = self.inner.write().expect("store lock");
-        for id in inner.indexes.expired(unix_now()) {
+        let now = unix_now();
+        for id in inner.indexes.expired(now) {
             inner.remove(&id);
+        }
+        // Lineages none of whose keys can live any more, with their links.
+        let before = inner.lines.len();
+        inner
+            .lines
+            .retain(|_, keep| keep.is_none_or(|k| k + CLOCK_SKEW >= now));
+        if inner.lines.len() != before {
+            let Inner { rotated, lines, .. } = &mut *inner;
+            rotated.retain(|_, link| lines.contains_key(&link.root));
         }
     }
 }

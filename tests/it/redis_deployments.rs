@@ -32,6 +32,13 @@ async fn cluster_store_keeps_the_contract() {
     conformance(open(&cluster.url(), "conformance").await).await;
 }
 
+/// Rotation links in a Cluster: in the key's slot, written by the rotation's script.
+#[tokio::test]
+async fn cluster_keeps_rotation_lineages() {
+    let cluster = RedisCluster::start();
+    crate::store_conformance::lineage_conformance(open(&cluster.url(), "lineage").await).await;
+}
+
 /// A user's records and index share a slot (so MULTI/EXEC over them is
 /// legal), and users spread over every master.
 #[tokio::test]

@@ -641,6 +641,62 @@ async fn lifecycle_conformance(store: Store) {
         .unwrap());
 }
 
+/// Lineages (`store/lifecycle.rs`): a rotated key's link to its successors
+/// outlives its record, through every later rotation, with its digest; a
+/// key never rotated has none.
+pub(crate) async fn lineage_conformance(store: Store) {
+    use keygate::store::Rotated;
+    let now = keys::unix_now();
+    let (_, a) = record("lina", DAY);
+    store.insert(&a).await.unwrap();
+    let (_, mut b) = record("lina", DAY);
+    b.rotated_from = Some(a.id);
+    let (_, mut c) = record("lina", Some(Duration::from_secs(2 * 86_400)));
+    c.rotated_from = Some(b.id);
+    // No grace: the old records go at once, the links stay.
+    assert_eq!(store.rotate(&a.id, &b, now).await.unwrap(), Rotated::Done);
+    assert_eq!(store.rotate(&b.id, &c, now).await.unwrap(), Rotated::Done);
+    eventually(
+        "the old records expire",
+        100,
+        Duration::from_millis(50),
+        || {
+            let store = &store;
+            let (a, b) = (a.id, b.id);
+            async move {
+                (store.get(a.as_str()).await.unwrap().is_none()
+                    && store.get(b.as_str()).await.unwrap().is_none())
+                .then_some(())
+            }
+        },
+    )
+    .await;
+    let from_a = store.lineage(&a.id).await.unwrap().expect("a's lineage");
+    assert_eq!(from_a.digest, a.digest);
+    assert_eq!(from_a.successors, [b.id, c.id]);
+    let from_b = store.lineage(&b.id).await.unwrap().expect("b's lineage");
+    assert_eq!(from_b.digest, b.digest);
+    assert_eq!(from_b.successors, [c.id]);
+    assert_eq!(store.lineage(&c.id).await.unwrap(), None);
+    let (_, never) = record("lina", DAY);
+    store.insert(&never).await.unwrap();
+    assert_eq!(store.lineage(&never.id).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn memory_lineages_keep_the_contract() {
+    lineage_conformance(Store::memory()).await;
+}
+
+#[tokio::test]
+async fn redis_lineages_keep_the_contract() {
+    let redis = RedisServer::start();
+    let store = Store::redis(&redis.url(), "lineage", Duration::from_secs(2))
+        .await
+        .unwrap();
+    lineage_conformance(store).await;
+}
+
 #[tokio::test]
 async fn memory_lifecycle_keeps_the_contract() {
     lifecycle_conformance(Store::memory()).await;

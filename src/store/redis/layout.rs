@@ -5,6 +5,7 @@
 //! | `ns:{T}:key:<id>` | hash | the record (digest, never the secret); its TTL is the key's expiry |
 //! | `ns:{lifecycle}:due`, `ns:{lifecycle}:about` | sorted set, hash | the expiry notices to send, and what they say of each key (`lifecycle.rs`) |
 //! | `ns:lease:<name>` | string | which instance runs a fleet-wide chore (`lifecycle.rs`) |
+//! | `ns:{T}:rotated`, `ns:{T}:lines`, `ns:{T}:line:<id>` | hash, sorted set, sets | rotation links (old id -> successor, digest) and their lineages, kept while a successor may live (`lifecycle.rs`) |
 //! | `ns:{U}:uexp`, `ns:{U}:unew` | sorted sets | keys of the users with tag `U`, by expiry and by creation |
 //! | `ns:{L}:lexp`, `ns:{L}:lnew` | sorted sets | keys of the labels with tag `L`, likewise |
 //! | `ns:{gNN}:gexp`, `ns:{gNN}:gnew` | sorted sets | every key, in 16 buckets `NN` by the id's tag, likewise |

@@ -6,6 +6,15 @@
 //! | `ns:{lifecycle}:due` | sorted set | notices `<id>:<seconds before expiry>`, scored by the unix second each is due |
 //! | `ns:{lifecycle}:about` | hash | key id -> what its notices say (JSON, never a secret) |
 //! | `ns:lease:<name>` | string | the instance running the chore `name`, expiring with its lease |
+//! | `ns:{T}:rotated` | hash | rotated key id -> `<successor id> <lineage's first id> <digest hex>` (the links) |
+//! | `ns:{T}:lines` | sorted set | a lineage's first id, scored by until when a key of it may live (`+inf`: never) |
+//! | `ns:{T}:line:<first id>` | set | the rotated ids of that lineage (to remove its links when it ends) |
+//!
+//! `{T}` is the rotated key's tag, as for its record: a key and its
+//! successors share their user, hence their tag and slot, so the rotation
+//! script writes the link with the records. A lineage's links stay until
+//! its score (plus `CLOCK_SKEW`) has passed; then a later rotation in the
+//! same slot removes them (a few lineages at a time).
 //!
 //! A rotation touches the old record, the new one and the user's pair of
 //! listing indexes: one slot, since a key's id carries its user's tag and
@@ -23,23 +32,31 @@ use redis::Script;
 use std::collections::HashMap;
 
 use super::index::{Entry, Pair};
+use super::layout::tag_of;
 use super::RedisStore;
-use crate::keys::{KeyId, KeyRecord};
-use crate::store::lifecycle::{member, parse_member, Notice, Rotated};
+use crate::keys::{unix_now, Digest, KeyId, KeyRecord};
+use crate::store::lifecycle::{member, parse_member, Lineage, Link, Notice, Rotated, MAX_LINEAGE};
 use crate::store::listing::Sort;
+use crate::store::listing::CLOCK_SKEW;
 use crate::store::StoreError;
 
-/// KEYS: old record, new record, the user's `uexp`, `unew`. ARGV: old id,
-/// new id, old until (unix s), the new key's expiry ('' = never), the new
-/// key's `exp` and `new` members, the old key's `exp` and `new` members as
-/// they are and as they become, then the new record's fields and values.
+/// KEYS: old record, new record, the user's `uexp`, `unew`, the tag's
+/// `rotated` and `lines`, the lineage's `line`. ARGV: old id, new id, old
+/// until (unix s), the new key's expiry ('' = never), the new key's `exp`
+/// and `new` members, the old key's `exp` and `new` members as they are and
+/// as they become, the lineage's first id, until when the lineage may live
+/// ('+inf': never), then the new record's fields and values.
 static ROTATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'gone'} end
 local to = redis.call('HGET', KEYS[1], 'rotated_to')
 if to then return {'rotated', to} end
-redis.call('HSET', KEYS[2], unpack(ARGV, 11))
+local digest = redis.call('HGET', KEYS[1], 'digest')
+redis.call('HSET', KEYS[5], ARGV[1], ARGV[2] .. ' ' .. ARGV[11] .. ' ' .. digest)
+redis.call('ZADD', KEYS[6], 'GT', ARGV[12], ARGV[11])
+redis.call('SADD', KEYS[7], ARGV[1])
+redis.call('HSET', KEYS[2], unpack(ARGV, 13))
 if ARGV[4] ~= '' then redis.call('EXPIREAT', KEYS[2], ARGV[4]) end
 redis.call('ZADD', KEYS[3], 0, ARGV[5])
 redis.call('ZADD', KEYS[4], 0, ARGV[6])
@@ -53,6 +70,9 @@ return {'done'}
 ",
     )
 });
+
+/// Ended lineages whose links one rotation removes.
+const SWEEP: usize = 10;
 
 /// KEYS: due, about. ARGV: now (unix s), lease until (unix s), max.
 /// Answers member, about ('' when dropped) for each notice claimed.
@@ -149,11 +169,23 @@ impl RedisStore {
         self.by_tag(members_cmds("ZADD", &self.elsewhere(&fresh)))
             .await?;
         let (uexp, unew, _) = self.pair(&Pair::User(fresh.user_tag.clone()));
+        // The lineage: the one the old key was rotated into, else its own.
+        let root = match before.rotated_from {
+            Some(from) => self.link(&from).await?.map_or(*old, |l| l.root),
+            None => *old,
+        };
+        let keep = match new.expires_at {
+            Some(e) => e.max(old_until).to_string(),
+            None => "+inf".to_owned(),
+        };
         let mut call = ROTATE.prepare_invoke();
         call.key(self.record(old.as_str()))
             .key(self.record(new.id.as_str()))
             .key(uexp)
             .key(unew)
+            .key(self.rotated_key(old.as_str()))
+            .key(self.lines_key(old.as_str()))
+            .key(self.line_key(old.as_str(), &root))
             .arg(old.as_str())
             .arg(new.id.as_str())
             .arg(old_until)
@@ -162,6 +194,7 @@ impl RedisStore {
             call.arg(e.member(Sort::Expires))
                 .arg(e.member(Sort::Created));
         }
+        call.arg(root.as_str()).arg(keep);
         for (field, value) in super::fields(new) {
             call.arg(field).arg(value);
         }
@@ -191,6 +224,10 @@ impl RedisStore {
                 if let Err(e) = self.replicated().await {
                     tracing::warn!(key_id = %new.id, error = %e, "rotation not confirmed by a replica");
                 }
+                // Housekeeping: a failure leaves ended links a while longer.
+                if let Err(e) = self.sweep_lines(old.as_str()).await {
+                    tracing::warn!(error = %e, "could not remove ended rotation links");
+                }
             }
             // The successor's members without a record.
             Rotated::Gone | Rotated::Already(_) => {
@@ -199,6 +236,116 @@ impl RedisStore {
             }
         }
         Ok(rotated)
+    }
+
+    fn rotated_key(&self, id: &str) -> String {
+        format!("{}:{{{}}}:rotated", self.ns, tag_of(id))
+    }
+
+    fn lines_key(&self, id: &str) -> String {
+        format!("{}:{{{}}}:lines", self.ns, tag_of(id))
+    }
+
+    /// The set of rotated ids of lineage `root`, in the slot of `id`.
+    fn line_key(&self, id: &str, root: &KeyId) -> String {
+        format!("{}:{{{}}}:line:{root}", self.ns, tag_of(id))
+    }
+
+    /// The link of rotated key `id`, if kept.
+    async fn link(&self, id: &KeyId) -> Result<Option<Link>, StoreError> {
+        let mut conn = self.conn.repeating();
+        let value: Option<String> = self
+            .bounded(
+                redis::cmd("HGET")
+                    .arg(self.rotated_key(id.as_str()))
+                    .arg(id.as_str())
+                    .query_async(&mut conn),
+            )
+            .await?;
+        let Some(value) = value else {
+            return Ok(None);
+        };
+        let mut parts = value.split(' ');
+        let link = (|| {
+            Some(Link {
+                to: KeyId::parse(parts.next()?)?,
+                root: KeyId::parse(parts.next()?)?,
+                digest: Digest::from_hex(parts.next()?)?,
+            })
+        })();
+        link.map(Some)
+            .ok_or_else(|| StoreError::Corrupt(id.to_string()))
+    }
+
+    pub async fn lineage(&self, id: &KeyId) -> Result<Option<Lineage>, StoreError> {
+        let Some(first) = self.link(id).await? else {
+            return Ok(None);
+        };
+        let mut conn = self.conn.repeating();
+        let keep: Option<f64> = self
+            .bounded(
+                redis::cmd("ZSCORE")
+                    .arg(self.lines_key(id.as_str()))
+                    .arg(first.root.as_str())
+                    .query_async(&mut conn),
+            )
+            .await?;
+        let ended = keep.is_none_or(|k| k + (CLOCK_SKEW as f64) < unix_now() as f64);
+        if ended {
+            return Ok(None);
+        }
+        let mut successors = vec![first.to];
+        while successors.len() < MAX_LINEAGE {
+            let last = *successors.last().expect("one at least");
+            match self.link(&last).await? {
+                Some(link) => successors.push(link.to),
+                None => break,
+            }
+        }
+        if successors.len() == MAX_LINEAGE {
+            tracing::warn!(key_id = %id, "a lineage of rotations longer than {MAX_LINEAGE} keys was cut there");
+        }
+        Ok(Some(Lineage {
+            digest: first.digest,
+            successors,
+        }))
+    }
+
+    /// Remove the links of a few lineages in the slot of `id` that ended.
+    async fn sweep_lines(&self, id: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.repeating();
+        let ended: Vec<String> = self
+            .bounded(
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(self.lines_key(id))
+                    .arg("-inf")
+                    .arg(format!("({}", unix_now().saturating_sub(CLOCK_SKEW)))
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(SWEEP)
+                    .query_async(&mut conn),
+            )
+            .await?;
+        for root in ended.iter().filter_map(|r| KeyId::parse(r)) {
+            let line = self.line_key(id, &root);
+            let members: Vec<String> = self
+                .bounded(redis::cmd("SMEMBERS").arg(&line).query_async(&mut conn))
+                .await?;
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            if !members.is_empty() {
+                pipe.cmd("HDEL")
+                    .arg(self.rotated_key(id))
+                    .arg(&members)
+                    .ignore();
+            }
+            pipe.del(&line)
+                .ignore()
+                .zrem(self.lines_key(id), root.as_str())
+                .ignore();
+            self.bounded(pipe.query_async::<()>(&mut conn)).await?;
+        }
+        Ok(())
     }
 
     pub async fn schedule(

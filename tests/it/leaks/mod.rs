@@ -7,6 +7,7 @@ mod config;
 mod detect;
 mod possession;
 mod report;
+mod successors;
 pub(crate) mod webhooks;
 
 use std::time::Duration;
