@@ -644,7 +644,8 @@ async fn lifecycle_conformance(store: Store) {
 /// Lineages (`store/lifecycle.rs`): a rotated key's link to its successors
 /// outlives its record, through every later rotation, with its digest; a
 /// key never rotated has none.
-pub(crate) async fn lineage_conformance(store: Store) {
+/// Answers the lineage's first id and its last key's expiry.
+pub(crate) async fn lineage_conformance(store: Store) -> (keygate::keys::KeyId, u64) {
     use keygate::store::Rotated;
     let now = keys::unix_now();
     let (_, a) = record("lina", DAY);
@@ -681,6 +682,23 @@ pub(crate) async fn lineage_conformance(store: Store) {
     let (_, never) = record("lina", DAY);
     store.insert(&never).await.unwrap();
     assert_eq!(store.lineage(&never.id).await.unwrap(), None);
+    // A successor that never expires keeps its lineage for good, through
+    // later rotations into keys that do.
+    let (_, mut forever) = record("lina", None);
+    forever.rotated_from = Some(never.id);
+    assert_eq!(
+        store.rotate(&never.id, &forever, now).await.unwrap(),
+        Rotated::Done
+    );
+    let (_, mut later) = record("lina", DAY);
+    later.rotated_from = Some(forever.id);
+    assert_eq!(
+        store.rotate(&forever.id, &later, now).await.unwrap(),
+        Rotated::Done
+    );
+    let from_never = store.lineage(&never.id).await.unwrap().expect("kept");
+    assert_eq!(from_never.successors, [forever.id, later.id]);
+    (a.id, c.expires_at.unwrap())
 }
 
 #[tokio::test]
@@ -694,7 +712,62 @@ async fn redis_lineages_keep_the_contract() {
     let store = Store::redis(&redis.url(), "lineage", Duration::from_secs(2))
         .await
         .unwrap();
-    lineage_conformance(store).await;
+    let (first, until) = lineage_conformance(store.clone()).await;
+    // Kept until the latest successor's expiry, in the key's own slot.
+    let tag = &first.as_str()[..4];
+    let keep: u64 = crate::support::deploy::query(
+        redis.port,
+        redis::cmd("ZSCORE")
+            .arg(format!("lineage:{{{tag}}}:lines"))
+            .arg(first.as_str()),
+    )
+    .unwrap();
+    assert_eq!(keep, until);
+    let lines: Vec<String> = crate::support::deploy::query(
+        redis.port,
+        redis::cmd("ZRANGEBYSCORE")
+            .arg(format!("lineage:{{{tag}}}:lines"))
+            .arg("+inf")
+            .arg("+inf"),
+    )
+    .unwrap();
+    assert_eq!(lines.len(), 1, "the lineage with a key that never expires");
+
+    // A lineage whose keys all ended (its end moved to the past here) is
+    // no longer followed, and a later rotation in the slot removes its links.
+    let port = redis.port;
+    let lines_key = format!("lineage:{{{tag}}}:lines");
+    let _: () = crate::support::deploy::query(
+        port,
+        redis::cmd("ZADD")
+            .arg(&lines_key)
+            .arg(1)
+            .arg(first.as_str()),
+    )
+    .unwrap();
+    assert_eq!(store.lineage(&first).await.unwrap(), None);
+    let (_, x) = record("lina", DAY);
+    store.insert(&x).await.unwrap();
+    let (_, y) = record("lina", DAY);
+    store
+        .rotate(&x.id, &y, keygate::keys::unix_now() + 60)
+        .await
+        .unwrap();
+    let kept: bool = crate::support::deploy::query(
+        port,
+        redis::cmd("HEXISTS")
+            .arg(format!("lineage:{{{tag}}}:rotated"))
+            .arg(first.as_str()),
+    )
+    .unwrap();
+    assert!(!kept, "the ended lineage's links are removed");
+    let score: Option<f64> = crate::support::deploy::query(
+        port,
+        redis::cmd("ZSCORE").arg(&lines_key).arg(first.as_str()),
+    )
+    .unwrap();
+    assert_eq!(score, None);
+    assert!(store.lineage(&x.id).await.unwrap().is_some());
 }
 
 #[tokio::test]

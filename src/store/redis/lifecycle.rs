@@ -54,7 +54,12 @@ local to = redis.call('HGET', KEYS[1], 'rotated_to')
 if to then return {'rotated', to} end
 local digest = redis.call('HGET', KEYS[1], 'digest')
 redis.call('HSET', KEYS[5], ARGV[1], ARGV[2] .. ' ' .. ARGV[11] .. ' ' .. digest)
-redis.call('ZADD', KEYS[6], 'GT', ARGV[12], ARGV[11])
+local keep = redis.call('ZSCORE', KEYS[6], ARGV[11])
+if ARGV[12] == '+inf' then
+  redis.call('ZADD', KEYS[6], '+inf', ARGV[11])
+elseif not keep or (keep ~= 'inf' and tonumber(keep) < tonumber(ARGV[12])) then
+  redis.call('ZADD', KEYS[6], ARGV[12], ARGV[11])
+end
 redis.call('SADD', KEYS[7], ARGV[1])
 redis.call('HSET', KEYS[2], unpack(ARGV, 13))
 if ARGV[4] ~= '' then redis.call('EXPIREAT', KEYS[2], ARGV[4]) end
