@@ -34,7 +34,10 @@
 //! Repeats: `rotate` is sent again only when its connection was found dead
 //! before it ran (a repeat finds `Already` at worst); `schedule`,
 //! `notice_sent`, `unschedule`, `unscheduled` and `lease` are idempotent; `claim_notices`
-//! goes on a checked connection (a repeat would only lease again).
+//! goes on a checked connection (a repeat would only lease again);
+//! `lineage` is a read. A rotation's link is written by its own atomic
+//! step; removing an ended lineage's links (after a later rotation in the
+//! slot) is idempotent.
 //! Redis layout: `store/redis/lifecycle.rs`.
 
 use std::collections::HashMap;
