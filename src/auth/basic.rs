@@ -5,7 +5,7 @@ use std::fmt;
 
 use base64::Engine;
 
-use crate::keys::ApiKey;
+use crate::keys::{format, ApiKey};
 
 /// Longest Basic or Bearer token that may be ours; a longer Basic
 /// credential for our user is malformed, not decoded. Another scheme or
@@ -22,7 +22,8 @@ pub enum Parsed<'a> {
     /// `Bearer <token>` (RFC 6750), token trimmed.
     Bearer(&'a str),
     /// Another scheme (Digest, Negotiate, `Token`, ...) and its credential,
-    /// trimmed: not ours to judge, unless the credential is one of our keys.
+    /// trimmed, or a value with no scheme: not ours to judge, unless it
+    /// holds one of our keys.
     OtherScheme(&'a [u8]),
     Malformed,
 }
@@ -31,7 +32,8 @@ pub enum Parsed<'a> {
 /// when its user may be `our_user` (which holds no `:`).
 pub fn parse<'a>(value: &'a [u8], our_user: &OurUser) -> Parsed<'a> {
     let Some(space) = value.iter().position(|b| *b == b' ') else {
-        return Parsed::OtherScheme(b"");
+        // No scheme at all: a bare token (some SDKs send a key so).
+        return Parsed::OtherScheme(value.trim_ascii());
     };
     let (scheme, rest) = value.split_at(space);
     if scheme.eq_ignore_ascii_case(b"bearer") {
@@ -72,25 +74,32 @@ pub fn parse<'a>(value: &'a [u8], our_user: &OurUser) -> Parsed<'a> {
     }
 }
 
-/// The decoded `user:pass` of a Basic `token` (another user's, whose
-/// password `KeyMarks` says may be a key), if it is UTF-8 with a colon.
-pub fn decode(token: &[u8]) -> Option<Credentials> {
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(token)
-        .ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    let colon = text.find(':')?;
-    Some(Credentials { text, colon })
+/// The password of another user's Basic `token`, whose `KeyMarks` say it
+/// may be a key: decoded whatever its padding and charset (a Latin-1 user
+/// name), split at the first `:` (no user name holds one).
+pub fn other_password(token: &[u8]) -> Option<Vec<u8>> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let mut bytes = LENIENT.decode(token).ok()?;
+    let colon = bytes.iter().position(|b| *b == b':')?;
+    bytes.drain(..=colon);
+    Some(bytes)
 }
 
-/// Whether a Basic token of another user may hold `:<prefix>_`, where one
-/// of our keys as its password would start, without decoding it: the
-/// base64 characters those bytes alone determine, at each of the three
-/// offsets they can take in a 3-byte group, searched for in the token. A
-/// match only means the token is decoded and its password checked; an
-/// app's own credential (LabKey's `email:password`) almost never matches.
+/// Where a credential may hold one of our keys, found without decoding or
+/// scanning it byte by byte: `<prefix>_` in a credential as sent
+/// (`Token <key>`, a key with no scheme), and, in another user's Basic
+/// token, the base64 characters that `:<prefix>_` alone determines at each
+/// of the three offsets it can take in a 3-byte group. A match only means
+/// the credential is looked at closely; an app's own credential (LabKey's
+/// `email:password`, a JWT) almost never matches.
 pub struct KeyMarks {
-    finders: [memchr::memmem::Finder<'static>; 3],
+    prefix: String,
+    plain: memchr::memmem::Finder<'static>,
+    encoded: [memchr::memmem::Finder<'static>; 3],
 }
 
 impl KeyMarks {
@@ -98,7 +107,9 @@ impl KeyMarks {
         let needle = format!(":{prefix}_");
         let bits = needle.len() * 8;
         KeyMarks {
-            finders: std::array::from_fn(|offset| {
+            prefix: prefix.to_owned(),
+            plain: memchr::memmem::Finder::new(&needle.as_bytes()[1..]).into_owned(),
+            encoded: std::array::from_fn(|offset| {
                 let mut bytes = vec![0; offset];
                 bytes.extend_from_slice(needle.as_bytes());
                 let chars = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&bytes);
@@ -110,8 +121,17 @@ impl KeyMarks {
         }
     }
 
+    /// Whether another user's Basic `token` may have a key as its password.
     pub fn may_hold_key(&self, token: &[u8]) -> bool {
-        self.finders.iter().any(|f| f.find(token).is_some())
+        self.encoded.iter().any(|f| f.find(token).is_some())
+    }
+
+    /// Whether `credential`, as sent or decoded, holds one of our keys as a
+    /// word of its own (quoted, after `token=`, before a newline).
+    pub fn holds_key(&self, credential: &[u8]) -> bool {
+        self.plain.find(credential).is_some()
+            && format::words(&String::from_utf8_lossy(credential))
+                .any(|word| format::parse(&self.prefix, word).is_some())
     }
 }
 
@@ -330,13 +350,25 @@ mod tests {
             let token = basic(&format!("{user}:{}", key.expose()));
             let token = token.strip_prefix(b"Basic ").unwrap();
             assert!(marks.may_hold_key(token), "{user:?}");
-            let c = decode(token).unwrap();
-            assert_eq!((c.user(), c.pass()), (user, key.expose()));
+            assert_eq!(other_password(token).unwrap(), key.expose().as_bytes());
+            assert!(marks.holds_key(&other_password(token).unwrap()));
         }
         for app in ["alice@example.org:hunter2", "bob:kg-not-ours", "carol:xkg_"] {
             let token = basic(app);
             let token = token.strip_prefix(b"Basic ").unwrap();
             assert!(!marks.may_hold_key(token), "{app}");
+        }
+        // As sent, in the forms scripts use, and never in an app's own.
+        for sent in [
+            key.expose().to_owned(),
+            format!("\"{}\"", key.expose()),
+            format!("token={}", key.expose()),
+            format!("{}\n", key.expose()),
+        ] {
+            assert!(marks.holds_key(sent.as_bytes()), "{sent:?}");
+        }
+        for app in ["eyJhbGciOiJSUzI1NiJ9.e30.c2ln", "kg_", "kg_short_token"] {
+            assert!(!marks.holds_key(app.as_bytes()), "{app}");
         }
         // Another deployment's prefix is not ours.
         let token = basic(&format!("erin:{}", key.expose()));

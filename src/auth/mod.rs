@@ -15,7 +15,7 @@ use http::header::{self, HeaderMap, HeaderName};
 
 use self::last_used::LastUsed;
 use crate::keyring::{Keyring, VerifyError};
-use crate::keys::{format, ApiKey};
+use crate::keys::ApiKey;
 
 pub use crate::config::Accept;
 pub use crate::keyring::Principal;
@@ -127,8 +127,8 @@ impl Authenticator {
             basic::Parsed::Bearer(token) => self.not_a_key(token.as_bytes()),
             basic::Parsed::OtherScheme(credential) => self.not_a_key(credential),
             basic::Parsed::OtherUser(token) if self.key_marks.may_hold_key(token) => {
-                match basic::decode(token) {
-                    Some(c) => self.not_a_key(c.pass().as_bytes()),
+                match basic::other_password(token) {
+                    Some(password) => self.not_a_key(&password),
                     None => Ok(None),
                 }
             }
@@ -137,14 +137,13 @@ impl Authenticator {
         }
     }
 
-    /// The app's credential, unless it is one of our keys sent in a form
+    /// The app's credential, unless it holds one of our keys sent in a form
     /// not taken (`alice:<key>` from a `.netrc` with the wrong login,
-    /// `Token <key>`, Bearer when it is off): refused as malformed rather
-    /// than forwarded, where the app would log a live secret.
+    /// `Token <key>`, a key with no scheme, Bearer when it is off): refused
+    /// as malformed rather than forwarded, where the app would log a live
+    /// secret.
     fn not_a_key(&self, credential: &[u8]) -> Result<Option<ApiKey>, AuthError> {
-        let is_key = std::str::from_utf8(credential)
-            .is_ok_and(|text| format::parse(self.keyring.prefix(), text).is_some());
-        if is_key {
+        if self.key_marks.holds_key(credential) {
             return Err(AuthError::Key(VerifyError::Malformed));
         }
         Ok(None)

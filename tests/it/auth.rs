@@ -367,10 +367,28 @@ async fn passthrough_never_forwards_a_key_sent_the_wrong_way() {
     let c = client::h1(&gw.ca);
     let (key, _) = gw.key("erin").await;
     let before = up.requests().len();
+    let b64 = |raw: &[u8]| base64::engine::general_purpose::STANDARD.encode(raw);
+    let mut latin1 = b"jos\xe9:".to_vec();
+    latin1.extend_from_slice(key.as_bytes());
+    // A user name that makes `user:key` need padding, sent without it.
+    let mut user = String::from("erin");
+    while format!("{user}:{key}").len() % 3 == 0 {
+        user.push('x');
+    }
+    let unpadded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(format!("{user}:{key}"));
     for (form, value) in [
         ("a .netrc with her own login", basic("erin", &key)),
         ("the Token scheme", format!("Token {key}")),
         ("Bearer, not taken here", format!("Bearer {key}")),
+        ("no scheme at all", key.clone()),
+        ("a Latin-1 user name", format!("Basic {}", b64(&latin1))),
+        ("Basic without its padding", format!("Basic {unpadded}")),
+        (
+            "a key file's newline",
+            format!("Basic {}", b64(format!("erin:{key}\n").as_bytes())),
+        ),
+        ("Token, quoted", format!("Token \"{key}\"")),
+        ("Token token=", format!("Token token={key}")),
     ] {
         let answer = get_with(&c, &gw, "/", &[("authorization", &value)]).await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{form}");
