@@ -51,9 +51,11 @@ impl Rotated {
 
     /// What an operator must know when not every instance heard of the rotation.
     pub fn warning(&self) -> Option<String> {
-        self.not_propagated.as_ref().map(|e| {
+        // The store's own error stays in the log: this answer also goes to
+        // any key holder (self-rotation), and may name internal nodes.
+        self.not_propagated.as_ref().map(|_| {
                 format!(
-                    "the new key is made and the old key's record ends at {}, but not every keygate instance could be told to drop its cached copy ({e}): an instance that cached the old key may accept it after that until it hears; keygate keeps trying in the background. To stop the old key on every instance now, revoke it by id (that answers 503 until every instance can be told)",
+                    "the new key is made and the old key's record ends at {}, but not every keygate instance could be told to drop its cached copy (keygate's log says why): an instance that cached the old key may accept it after that until it hears; keygate keeps trying in the background. To stop the old key on every instance now, revoke it by id (that answers 503 until every instance can be told)",
                     rfc3339(self.old_expires_at)
                 )
             })
