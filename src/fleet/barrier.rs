@@ -40,24 +40,26 @@ impl Fleet {
         let mut pending: BTreeMap<String, Duration> = BTreeMap::new();
         for entry in self.store.members().await? {
             if let Some((lease, id)) = parse_member(&entry) {
+                self.saw_lease(lease);
                 let longest = pending.entry(id.to_owned()).or_default();
                 *longest = (*longest).max(lease);
             }
         }
-        // An epoch made just now: the store was emptied (FLUSHALL) or is
-        // new, so the registry may miss members that still cache; they
-        // find the epoch gone at their next renewal and empty their cache,
-        // within a lease. Wait that out rather than trust the registry.
-        let (_, emptied) = self.store.epoch(&fresh_epoch()).await?;
-        if pending.is_empty() && !emptied {
+        // An epoch younger than a lease: the store was emptied (FLUSHALL)
+        // or is new a moment ago, whoever made the epoch since (usually the
+        // first member to notice), so the registry may miss members that
+        // still cache. They find the epoch gone or another at their next
+        // renewal, or their lease runs out: either way by the epoch's
+        // creation + their lease. Wait that out rather than trust the
+        // registry, assuming the longest lease we know of.
+        let (_, age) = self.store.epoch(&fresh_epoch()).await?;
+        let assumed = self.longest_lease();
+        let emptied_until = (age < assumed)
+            .then(|| Instant::now() + (assumed - age) + assumed / LEASE_MARGIN_DIVISOR);
+        if pending.is_empty() && emptied_until.is_none() {
             return Ok(Report::default());
         }
-        let longest_lease = pending
-            .values()
-            .copied()
-            .chain(emptied.then_some(self.lease))
-            .max()
-            .unwrap_or_default();
+        let longest_lease = pending.values().copied().max().unwrap_or_default();
 
         // 2. our reply channel, subscribed before anyone can answer on it
         let mut round = [0u8; 8];
@@ -83,11 +85,12 @@ impl Fleet {
             .await?;
         let published = Instant::now();
         let deadline = published + longest_lease + longest_lease / LEASE_MARGIN_DIVISOR;
+        let last = deadline.max(emptied_until.unwrap_or(deadline));
 
         // 4. every answer, or the end of every lease
         let mut report = Report::default();
         let Some(mut acks) = acks else {
-            sleep_until(deadline.into()).await;
+            sleep_until(last.into()).await;
             return Ok(self.report(report, pending, started));
         };
         let mut stream = acks.on_message();
@@ -108,11 +111,12 @@ impl Fleet {
                 Err(_) => break,
             }
         }
-        if emptied {
+        if let Some(until) = emptied_until {
             tracing::warn!(
-                "the key store was emptied or is new (no fleet epoch): waited out a whole lease, since instances that cached keys may be missing from the registry"
+                lease_ms = assumed.as_millis() as u64,
+                "the key store was emptied or is new (its fleet epoch is younger than a lease): waiting out the longest lease known since the epoch was made, since instances that cached keys may be missing from the registry"
             );
-            sleep_until(deadline.into()).await;
+            sleep_until(until.into()).await;
         }
         Ok(self.report(report, pending, started))
     }

@@ -110,7 +110,7 @@ async fn session(
             let current = fleet.store.current_epoch();
             let (ping, beat, publish, current) = tokio::join!(ping, beat, publish, current);
             ping?;
-            beat?;
+            fleet.saw_lease(beat?);
             publish?;
             match current? {
                 Some(e) if e == epoch => Ok(()),

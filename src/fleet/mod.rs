@@ -28,9 +28,18 @@
 //! *Barrier.* A revocation (admin API, CLI, self-service page) first deletes
 //! the records in the store, then (`barrier.rs`):
 //! 0. empties its own cache of what it revoked (even if step 3 fails);
-//! 1. reads the live members, and the epoch: if there was none (the store
-//!    was emptied or is new) the registry may miss members that still
-//!    cache, so it waits out its own lease in step 4 whoever is registered;
+//! 1. reads the live members, and the epoch with its age by Redis' clock:
+//!    an epoch younger than a lease (made just now by this call, or by a
+//!    member that noticed a FLUSHALL first) means the store was emptied or
+//!    is new, so the registry may miss members that still cache. Such a
+//!    member finds the epoch gone or another at its next renewal, or its
+//!    lease runs out, by the epoch's creation + its lease; so step 4 also
+//!    waits until then (+ a tenth), whoever is registered, with the longest
+//!    lease this process knows: its own, or any seen in the registry since
+//!    it started (each renewal's `HEARTBEAT` answers the longest registered
+//!    one). Instances should all use the same `cache.lease`: one with a
+//!    longer lease that no other instance has seen registered yet (it
+//!    joined less than a renewal before the flush) is not covered;
 //! 2. subscribes to its own reply channel `<ns>:fleet:ack:<round>` (if
 //!    it cannot, it goes on and waits out every lease in step 4);
 //! 3. publishes what to forget (ids, users or everything) with that channel;
@@ -56,6 +65,7 @@ pub mod cache;
 mod member;
 pub(crate) mod outage;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -118,6 +128,10 @@ pub struct Fleet {
     /// here empties it before it publishes, so this instance never serves a
     /// key it has just deleted, even when the publish fails.
     cache: Option<Arc<KeyCache>>,
+    /// The longest lease (ms) seen in the registry since this process
+    /// started (shared by every clone): after the store was emptied the
+    /// registry no longer shows who caches, so a revoker assumes this one.
+    longest_seen: Arc<AtomicU64>,
 }
 
 impl Fleet {
@@ -144,7 +158,22 @@ impl Fleet {
             instance,
             lease,
             cache,
+            longest_seen: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Remember a lease seen in the registry.
+    fn saw_lease(&self, lease: Duration) {
+        let ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+        self.longest_seen.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// The lease a member missing from the registry may hold: the longest of
+    /// our own and every lease seen in the registry since we started.
+    fn longest_lease(&self) -> Duration {
+        self.lease.max(Duration::from_millis(
+            self.longest_seen.load(Ordering::Relaxed),
+        ))
     }
 
     pub fn instance(&self) -> &str {

@@ -44,6 +44,17 @@ enum Deployment {
 
 /// Three instances on one Redis deployment.
 async fn fleet(ns: &str, deployment: Deployment) -> Fleet {
+    fleet_with(ns, deployment, [LEASE; 3], Duration::ZERO).await
+}
+
+/// Three instances with these `cache.lease`s, started `stagger` apart (so
+/// their renewals fall at different times).
+async fn fleet_with(
+    ns: &str,
+    deployment: Deployment,
+    leases: [&str; 3],
+    stagger: Duration,
+) -> Fleet {
     let (url, servers, proxy): (String, Box<dyn std::any::Any + Send>, _) = match deployment {
         Deployment::Standalone => {
             let redis = RedisServer::start();
@@ -66,19 +77,22 @@ async fn fleet(ns: &str, deployment: Deployment) -> Fleet {
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut gateways = Vec::new();
-    for i in 0..3 {
+    for (i, lease) in leases.iter().enumerate() {
         let mut b = builder(&upstream.url());
         for line in store_section_for(&url, dir.path(), ns) {
             b.set("store", &line);
         }
         b.set("auth", "anonymous = \"reject\"")
-            .set("cache", &format!("lease = \"{LEASE}\""))
+            .set("cache", &format!("lease = \"{lease}\""))
             // the load's revoked keys must see 401s, not the failed-auth limit's 429s
             .set("rate_limit", "failed_auth_per_minute = 0");
         if let (2, Some(proxy)) = (i, &proxy) {
             b.set("store", &format!("url = \"{}\"", proxy.redis_url()));
         }
         gateways.push(b.start().await);
+        if i < 2 && !stagger.is_zero() {
+            tokio::time::sleep(stagger).await;
+        }
     }
     let clients = gateways.iter().map(|g| client::h1(&g.ca)).collect();
     let f = Fleet {
@@ -740,4 +754,143 @@ async fn keys_flushed_from_redis_outside_keygate_stop_on_every_instance_within_a
         status(&f.clients[2], &f.gateways[2], &fresh).await,
         StatusCode::OK
     );
+}
+
+/// Refused: 401, or 503 while the instance cannot ask Redis.
+fn refused(s: StatusCode) -> bool {
+    s == StatusCode::UNAUTHORIZED || s == StatusCode::SERVICE_UNAVAILABLE
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_epoch_another_member_made_after_a_flush_still_makes_revocations_wait_out_the_longest_lease(
+) {
+    // The third instance, behind the relay, holds a longer lease than the
+    // revoker: after a flush the registry cannot tell the revoker so.
+    let f = fleet_with(
+        "remade",
+        Deployment::StandaloneCut,
+        [LEASE, LEASE, "2s"],
+        Duration::ZERO,
+    )
+    .await;
+    let (key, id) = cached_everywhere(&f, "remade").await;
+    // The revoker learns the fleet's leases at its renewals (every third of
+    // its lease): let one pass since the third instance registered. Nothing
+    // outside shows that renewal, hence a plain wait.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The third instance goes silent with its key cached, then Redis looks
+    // as it does a moment after a FLUSHALL that another member noticed
+    // first: an empty registry and a fresh epoch that someone else made.
+    // (The key record stays, so that it can be revoked.)
+    f.proxy.as_ref().unwrap().stall();
+    redis_cli(
+        &f,
+        &[
+            "EVAL",
+            "local t = redis.call('TIME') \
+             redis.call('DEL', KEYS[1]) \
+             redis.call('SET', KEYS[2], (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) .. '-elsewhere') \
+             return 0",
+            "2",
+            "remade:fleet:members",
+            "remade:fleet:epoch",
+        ],
+    )
+    .await;
+    let answer = call(
+        &f.clients[0],
+        &f.gateways[0],
+        Method::POST,
+        "/v1/revoke",
+        Some(json!({ "ids": [id] })),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let after = status(&f.clients[2], &f.gateways[2], &key).await;
+    assert!(
+        refused(after),
+        "the cut-off instance accepted a revoked key after the revocation answered: {after} ({})",
+        answer.text()
+    );
+    f.proxy.as_ref().unwrap().heal();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flush_noticed_first_by_other_members_lets_no_revoked_key_through_a_cut_off_one() {
+    // Review 28, finding 1: staggered starts, so that after a FLUSHALL
+    // another member re-makes the epoch before the third (behind the
+    // relay) renews; it caches a key minted then and goes silent.
+    for attempt in 0..10u64 {
+        let ns = format!("race{attempt}");
+        let f = fleet_with(
+            &ns,
+            Deployment::StandaloneCut,
+            [LEASE; 3],
+            Duration::from_millis(60 + 25 * attempt),
+        )
+        .await;
+        let joins: Vec<f64> = futures_util::future::join_all(
+            (0..3).map(|i| metric(&f, i, "keygate_fleet_joins_total")),
+        )
+        .await;
+        let client = redis::Client::open(f.redis_url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
+        let epoch = format!("{ns}:fleet:epoch");
+        eventually(
+            "a member makes the epoch again",
+            500,
+            Duration::from_millis(2),
+            || {
+                let (conn, epoch) = (conn.clone(), &epoch);
+                async move {
+                    let mut conn = conn;
+                    let e: Option<String> = redis::cmd("GET")
+                        .arg(epoch)
+                        .query_async(&mut conn)
+                        .await
+                        .unwrap();
+                    e.map(drop)
+                }
+            },
+        )
+        .await;
+        let now: Vec<f64> = futures_util::future::join_all(
+            (0..3).map(|i| metric(&f, i, "keygate_fleet_joins_total")),
+        )
+        .await;
+        // The third has not noticed yet, another one has (and joined again).
+        let Some(revoker) = (0..2).find(|&i| now[i] > joins[i]) else {
+            eprintln!("attempt {attempt}: joins {joins:?} -> {now:?}: no split");
+            continue;
+        };
+        if now[2] != joins[2] {
+            eprintln!("attempt {attempt}: the third noticed first");
+            continue;
+        }
+        let (key, id) = f.gateways[revoker].key(&format!("racer{attempt}")).await;
+        if status(&f.clients[2], &f.gateways[2], &key).await != StatusCode::OK {
+            eprintln!("attempt {attempt}: the third did not let the fresh key in");
+            continue;
+        }
+        f.proxy.as_ref().unwrap().stall();
+        let answer = call(
+            &f.clients[revoker],
+            &f.gateways[revoker],
+            Method::POST,
+            "/v1/revoke",
+            Some(json!({ "ids": [id] })),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        let after = status(&f.clients[2], &f.gateways[2], &key).await;
+        assert!(
+            refused(after),
+            "attempt {attempt}: a revoked key accepted after the revocation answered: {after} ({})",
+            answer.text()
+        );
+        f.proxy.as_ref().unwrap().heal();
+        return;
+    }
+    panic!("no attempt reached the race (staggering never split the fleet)");
 }

@@ -86,7 +86,10 @@ async fn every_store_call_right_after_a_restart_succeeds() {
     );
 
     redis.restart();
-    step("heartbeat", redis_store.heartbeat("3000:me", 60_000).await);
+    step(
+        "heartbeat",
+        redis_store.heartbeat("3000:me", 60_000).await.map(drop),
+    );
     redis.restart();
     assert_eq!(redis_store.members().await.unwrap(), vec!["3000:me"]);
     redis.restart();

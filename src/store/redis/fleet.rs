@@ -3,6 +3,7 @@
 //! (so instances' clocks never have to agree), the store's epoch, and pub/sub.
 
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use redis::Script;
 
@@ -10,6 +11,8 @@ use super::RedisStore;
 use crate::store::StoreError;
 
 /// Drops lapsed members, then (re-)registers one until `now + ttl_ms`.
+/// Answers the longest lease (ms) among the registered members (entries
+/// `<lease ms>:<id>`), so every member learns the leases of the fleet.
 static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -17,7 +20,14 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-return 0
+local longest = 0
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local lease = tonumber(string.match(m, '^(%d+):'))
+  if lease and lease > longest then
+    longest = lease
+  end
+end
+return longest
 ",
     )
 });
@@ -34,18 +44,24 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')
 });
 
 /// The store's epoch: `<Redis ms when made>-<random>`, made now from ARGV[1]
-/// if missing. Answers `{epoch, 1 if it was just made else 0}`.
+/// if missing. Answers `{epoch, its age in ms by Redis' clock}` (0: just
+/// made; an epoch whose creation time cannot be read counts as just made).
 static EPOCH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local v = redis.call('GET', KEYS[1])
 if v then
+  local made = tonumber(string.match(v, '^(%d+)-'))
+  if made and made < now then
+    return {v, now - made}
+  end
   return {v, 0}
 end
-local t = redis.call('TIME')
-v = (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) .. '-' .. ARGV[1]
+v = now .. '-' .. ARGV[1]
 redis.call('SET', KEYS[1], v)
-return {v, 1}
+return {v, 0}
 ",
     )
 });
@@ -56,13 +72,14 @@ impl RedisStore {
     }
 
     /// The store's epoch, made (from `fresh`, a random text) if there is
-    /// none: a store emptied outside keygate (FLUSHALL, FLUSHDB, eviction)
+    /// none: a store emptied in place outside keygate (FLUSHALL, FLUSHDB)
     /// loses it, so a member that sees another epoch than the one it joined
-    /// under knows its cache may hold keys the store no longer has. `true`
-    /// when this call made it.
-    pub async fn epoch(&self, fresh: &str) -> Result<(String, bool), StoreError> {
+    /// under knows its cache may hold keys the store no longer has. With
+    /// its age by Redis' clock (zero when this call made it): a young epoch
+    /// means the store was emptied or is new a moment ago, whoever made it.
+    pub async fn epoch(&self, fresh: &str) -> Result<(String, Duration), StoreError> {
         let mut conn = self.conn.repeating();
-        let (epoch, made): (String, i64) = self
+        let (epoch, age_ms): (String, u64) = self
             .bounded(
                 EPOCH
                     .key(self.epoch_key())
@@ -70,7 +87,7 @@ impl RedisStore {
                     .invoke_async(&mut conn),
             )
             .await?;
-        Ok((epoch, made == 1))
+        Ok((epoch, Duration::from_millis(age_ms)))
     }
 
     /// The store's epoch as it is (`None`: gone).
@@ -95,7 +112,8 @@ impl RedisStore {
 
     /// Register `member` for `ttl_ms` milliseconds from now (Redis' clock).
     /// Like every call here, safe to repeat: the same registration again.
-    pub async fn heartbeat(&self, member: &str, ttl_ms: u64) -> Result<(), StoreError> {
+    /// Answers the longest lease among the registered members.
+    pub async fn heartbeat(&self, member: &str, ttl_ms: u64) -> Result<Duration, StoreError> {
         let mut conn = self.conn.repeating();
         self.bounded(
             HEARTBEAT
@@ -105,6 +123,7 @@ impl RedisStore {
                 .invoke_async(&mut conn),
         )
         .await
+        .map(Duration::from_millis)
     }
 
     pub async fn members(&self) -> Result<Vec<String>, StoreError> {
