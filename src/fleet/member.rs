@@ -58,8 +58,13 @@ async fn run(
                     // A new outage: the first retry comes soon again, however
                     // long the retries of earlier outages had grown.
                     backoff = FIRST_RETRY;
-                    tracing::warn!(error = %e, instance,
-                        "lost touch with the fleet: key cache emptied, every request asks the store until it is back (reminder every minute)");
+                    if e.is_no_permission() {
+                        tracing::warn!(error = %e, instance,
+                            "lost touch with the fleet: Redis refuses a fleet command (NOPERM): the Redis user needs the keys `<namespace>:*` and the channels `<namespace>:fleet:invalidate` and `<namespace>:fleet:ack:*` (README, Redis ACL); key cache emptied, every request asks the store until it is back (reminder every minute)");
+                    } else {
+                        tracing::warn!(error = %e, instance,
+                            "lost touch with the fleet: key cache emptied, every request asks the store until it is back (reminder every minute)");
+                    }
                 }
                 Say::Still { lasted, failures } => tracing::warn!(error = %e, instance,
                     out_of_touch = %outage::shown(lasted), failures,
@@ -91,7 +96,9 @@ async fn session(
     // The store's epoch we cache under: made before the first renewal, so
     // an emptied store shows at the next one.
     let (epoch, _) = fleet.store.epoch(&super::fresh_epoch()).await?;
-    let probe = fleet.store.channel("probe");
+    // On a reply channel's name (`ack:*`), which every member needs to
+    // publish on anyway: no ACL permission beyond the documented ones.
+    let probe = fleet.store.channel("ack:probe");
     // Acknowledgements that could not be published end the session.
     let (failed, mut failures) = mpsc::unbounded_channel();
     let member = fleet.member_name();

@@ -9,8 +9,9 @@
 //! `<ns>:fleet:members` as `<lease ms>:<instance id>`, scored by an expiry of
 //! twice its lease in Redis' clock (`HEARTBEAT` in `store/redis/fleet.rs`).
 //! Every lease/3 it sends a PING on its subscription, re-registers,
-//! publishes a probe (`<ns>:fleet:probe`: a member that cannot publish
-//! cannot acknowledge) and checks the store's epoch `<ns>:fleet:epoch`,
+//! publishes a probe (`<ns>:fleet:ack:probe`, under the reply channels'
+//! names so that it needs no ACL permission of its own: a member that
+//! cannot publish cannot acknowledge) and checks the store's epoch `<ns>:fleet:epoch`,
 //! made if missing when it joined: a store emptied in place (FLUSHALL,
 //! FLUSHDB) loses it.
 //!

@@ -75,6 +75,14 @@ pub enum StoreError {
     Emptied,
 }
 
+impl StoreError {
+    /// Redis refused the command for the ACL user (NOPERM): a configuration
+    /// error, not an outage.
+    pub fn is_no_permission(&self) -> bool {
+        matches!(self, StoreError::Unavailable(e) if e.code() == Some("NOPERM"))
+    }
+}
+
 /// The store `[store]` describes, not dialled yet: the first call connects,
 /// and calls fail (503) while it is down. `Store::ready` finishes the start.
 pub fn open(config: &config::Store) -> Result<Store, StoreError> {

@@ -894,3 +894,52 @@ async fn a_flush_noticed_first_by_other_members_lets_no_revoked_key_through_a_cu
     }
     panic!("no attempt reached the race (staggering never split the fleet)");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acl_allowing_only_the_documented_channels_keeps_the_fleet_in_touch() {
+    // Review 28, finding 2: the channels README names, nothing more.
+    let f = fleet("acl", Deployment::Standalone).await;
+    let joins: Vec<f64> =
+        futures_util::future::join_all((0..3).map(|i| metric(&f, i, "keygate_fleet_joins_total")))
+            .await;
+    redis_cli(
+        &f,
+        &[
+            "ACL",
+            "SETUSER",
+            "default",
+            "resetchannels",
+            "&acl:fleet:invalidate",
+            "&acl:fleet:ack:*",
+        ],
+    )
+    .await;
+    // Two renewals (a third of the lease each) under the new ACL: nothing
+    // outside shows a renewal that did not fail, hence a plain wait.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    for (i, before) in joins.iter().enumerate() {
+        assert_eq!(metric(&f, i, "keygate_fleet_connected").await, 1.0);
+        assert_eq!(
+            metric(&f, i, "keygate_fleet_joins_total").await,
+            *before,
+            "instance {i} lost touch under the documented ACL"
+        );
+    }
+    let (key, id) = cached_everywhere(&f, "acl-user").await;
+    let answer = call(
+        &f.clients[0],
+        &f.gateways[0],
+        Method::POST,
+        "/v1/revoke",
+        Some(json!({ "ids": [id] })),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    assert_eq!(acks(&json_of(&answer)), (3, 0), "{}", answer.text());
+    for i in 0..3 {
+        assert_eq!(
+            status(&f.clients[i], &f.gateways[i], &key).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}
