@@ -220,9 +220,14 @@ impl Keyring {
         };
         let cache = (store.as_redis().is_some() && config.cache.enabled)
             .then(|| KeyCache::new(config.cache.capacity, config.cache.max_age));
-        let fleet = store
-            .as_redis()
-            .map(|redis| Fleet::new(redis.clone(), config.cache.lease, cache.clone()));
+        let fleet = store.as_redis().map(|redis| {
+            Fleet::new(
+                redis.clone(),
+                config.cache.lease,
+                config.cache.max_age,
+                cache.clone(),
+            )
+        });
         Ok(Keyring(Arc::new(Inner {
             store,
             digest,

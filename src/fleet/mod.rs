@@ -125,6 +125,8 @@ pub struct Fleet {
     /// `<host>-<pid>-<random>`: unique among members, readable in answers and logs.
     instance: String,
     lease: Duration,
+    /// `cache.max_age`: no cached entry is served longer after it was filled.
+    max_age: Duration,
     /// This instance's own cache (with `cache.enabled`): a revocation made
     /// here empties it before it publishes, so this instance never serves a
     /// key it has just deleted, even when the publish fails.
@@ -136,7 +138,12 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    pub fn new(store: RedisStore, lease: Duration, cache: Option<Arc<KeyCache>>) -> Fleet {
+    pub fn new(
+        store: RedisStore,
+        lease: Duration,
+        max_age: Duration,
+        cache: Option<Arc<KeyCache>>,
+    ) -> Fleet {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
             .unwrap_or_default();
@@ -158,9 +165,20 @@ impl Fleet {
             store,
             instance,
             lease,
+            max_age,
             cache,
             longest_seen: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// How long after a change to a key record no instance can serve a copy
+    /// it cached before (whether or not it heard of the change): a store
+    /// read in flight at the change fills the cache by the store timeout,
+    /// an entry is served at most `cache.max_age` after its fill, plus the
+    /// longest lease we know of as a margin. Assumes the fleet shares
+    /// `cache.max_age` (and `store.timeout`).
+    pub fn cached_copies_gone_after(&self) -> Duration {
+        self.store.timeout() + self.max_age + self.longest_lease()
     }
 
     /// Remember a lease seen in the registry.

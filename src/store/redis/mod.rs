@@ -161,6 +161,11 @@ impl RedisStore {
         migrate::migrate(self).await.map(|_| ())
     }
 
+    /// `store.timeout`: every call ends by then.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Bound a call by the store timeout.
     async fn bounded<T>(
         &self,
