@@ -70,7 +70,9 @@ pub enum StoreError {
     #[error("the key store holds a record keygate cannot read (key id {0})")]
     Corrupt(String),
     /// The fleet's epoch key is gone or another one: the store was emptied
-    /// (FLUSHALL, FLUSHDB, eviction) behind keygate's back.
+    /// in place (FLUSHALL, FLUSHDB) behind keygate's back. (Eviction shows
+    /// only if it takes the epoch itself, which `volatile-*` policies never
+    /// do: the epoch has no TTL.)
     #[error("the key store was emptied outside keygate (its fleet epoch is gone or new)")]
     Emptied,
 }
