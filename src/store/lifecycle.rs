@@ -24,10 +24,13 @@
 //!   the latest expiry (or grace end) of a key rotated into it (never, if
 //!   one never expires), give or take `CLOCK_SKEW`; then the lineage's
 //!   links go together. `lineage` answers a rotated key's digest and
-//!   every successor after it, in order (live or not, at most
-//!   `MAX_LINEAGE`), so that a leaked key's successors can be found and
-//!   revoked after its own record is gone. Rotations made before keygate
-//!   kept links have none.
+//!   every successor after it, in order (live or not), so that a leaked
+//!   key's successors can be found and revoked after its own record is
+//!   gone: at most `MAX_LINEAGE` from the key on, then (a longer lineage)
+//!   up to `MAX_LINEAGE` more back from the lineage's newest key, which
+//!   `rotate` records, so that the newest key and those still in their
+//!   grace are never cut off. Rotations made before keygate kept links
+//!   have none.
 //! * `lease` grants a named chore to `holder` for `ttl` if no other holder
 //!   has it (renewing its own).
 //!
@@ -58,8 +61,10 @@ pub enum Rotated {
     Already(KeyId),
 }
 
-/// Successors followed at most from one rotated key (a lineage longer than
-/// this, e.g. one self-rotating hourly for more than a year, is cut there).
+/// Successors followed at most from one rotated key. A lineage longer than
+/// this (e.g. one self-rotating hourly for more than a year) is also
+/// followed back from its newest key, as far again: the keys that may
+/// live are at its end.
 pub const MAX_LINEAGE: usize = 10_000;
 
 /// A rotated key's link to its successor (`rotate`).
@@ -70,6 +75,9 @@ pub struct Link {
     pub root: KeyId,
     /// The rotated key's digest: a leaked secret must match it.
     pub digest: Digest,
+    /// The rotated key's predecessor (`rotated_from`), to follow a
+    /// lineage back from its newest key.
+    pub prev: Option<KeyId>,
 }
 
 /// A rotated key's lineage from it on (`Store::lineage`).
@@ -77,7 +85,8 @@ pub struct Link {
 pub struct Lineage {
     /// The rotated key's digest.
     pub digest: Digest,
-    /// Its successor, the successor's successor, …, live or not.
+    /// Its successor, the successor's successor, …, live or not; for a
+    /// lineage longer than `MAX_LINEAGE`, then the keys at its end.
     pub successors: Vec<KeyId>,
 }
 

@@ -38,6 +38,8 @@ struct Inner {
     /// Each lineage (by its first key's id): until when a key of it may
     /// live (`None`: a key of it never expires).
     lines: HashMap<KeyId, Option<u64>>,
+    /// Each lineage's last rotated key (its successor is the newest key).
+    lasts: HashMap<KeyId, KeyId>,
 }
 
 /// An audit event's place in the stream: milliseconds, then a sequence
@@ -98,8 +100,10 @@ impl MemoryStore {
                 to: new.id,
                 root,
                 digest: was.digest,
+                prev: was.rotated_from,
             },
         );
+        inner.lasts.insert(root, *old);
         let keep = new.expires_at.map(|e| e.max(old_until));
         let line = inner.lines.entry(root).or_insert(Some(0));
         *line = match (*line, keep) {
@@ -264,12 +268,36 @@ impl MemoryStore {
         if ended {
             return None;
         }
+        let max = super::lifecycle::MAX_LINEAGE;
         let mut successors = vec![first.to];
-        while successors.len() < super::lifecycle::MAX_LINEAGE {
+        while successors.len() < max {
             match inner.rotated.get(successors.last().expect("one at least")) {
                 Some(link) => successors.push(link.to),
                 None => break,
             }
+        }
+        if successors.len() >= max {
+            // Cut: also back from the newest key (`store/lifecycle.rs`).
+            let mut seen: std::collections::HashSet<KeyId> = successors.iter().copied().collect();
+            seen.insert(*id);
+            let mut end = Vec::new();
+            let mut cur = inner.lasts.get(&first.root).copied();
+            while let Some(c) = cur {
+                let Some(link) = inner.rotated.get(&c) else {
+                    break;
+                };
+                if end.is_empty() && !seen.contains(&link.to) {
+                    end.push(link.to);
+                }
+                if seen.contains(&c) || end.len() >= max {
+                    break;
+                }
+                seen.insert(c);
+                end.push(c);
+                cur = link.prev;
+            }
+            end.reverse();
+            successors.extend(end);
         }
         Some(super::lifecycle::Lineage {
             digest: first.digest,
@@ -289,8 +317,14 @@ impl MemoryStore {
             .lines
             .retain(|_, keep| keep.is_none_or(|k| k + CLOCK_SKEW >= now));
         if inner.lines.len() != before {
-            let Inner { rotated, lines, .. } = &mut *inner;
+            let Inner {
+                rotated,
+                lines,
+                lasts,
+                ..
+            } = &mut *inner;
             rotated.retain(|_, link| lines.contains_key(&link.root));
+            lasts.retain(|root, _| lines.contains_key(root));
         }
     }
 }

@@ -50,7 +50,7 @@ mod redis;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use self::lifecycle::{Lineage, MemoryLifecycle, Notice, Rotated};
+pub use self::lifecycle::{Lineage, MemoryLifecycle, Notice, Rotated, MAX_LINEAGE};
 pub use self::listing::{KeyFilter, Listed, Order, Position, Sort};
 pub use self::memory::MemoryStore;
 pub use self::outbox::{Claimed, MemoryOutbox};

@@ -1060,3 +1060,118 @@ async fn redis_insert_many_writes_what_insert_writes() {
     );
     assert_eq!(by_one, by_many);
 }
+
+/// A lineage longer than `MAX_LINEAGE` (review 28b, finding 1): the walk
+/// from its first key is cut, but its newest key and those still in their
+/// grace are found from its end.
+pub(crate) async fn long_lineage_conformance(store: Store) {
+    use keygate::store::{Rotated, MAX_LINEAGE};
+    let now = keys::unix_now();
+    let (_, first) = record("deep", DAY);
+    store.insert(&first).await.unwrap();
+    let mut cur = first.clone();
+    let mut in_grace = Vec::new();
+    let n = MAX_LINEAGE + 1;
+    for i in 0..n {
+        let (_, mut next) = record("deep", DAY);
+        next.rotated_from = Some(cur.id);
+        // The last three rotations leave their old key an hour of grace.
+        let until = if i + 3 >= n {
+            in_grace.push(cur.id);
+            now + 3600
+        } else {
+            now
+        };
+        assert_eq!(
+            store.rotate(&cur.id, &next, until).await.unwrap(),
+            Rotated::Done
+        );
+        cur = next;
+    }
+    assert!(
+        store.get(cur.id.as_str()).await.unwrap().is_some(),
+        "the tip lives"
+    );
+    let l = store
+        .lineage(&first.id)
+        .await
+        .unwrap()
+        .expect("first's lineage");
+    assert_eq!(l.digest, first.digest);
+    assert!(l.successors.contains(&cur.id), "the newest key is followed");
+    for id in &in_grace {
+        assert!(l.successors.contains(id), "a key in its grace is followed");
+    }
+    let mut distinct = l.successors.clone();
+    distinct.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+    distinct.dedup();
+    assert_eq!(distinct.len(), l.successors.len(), "each key once");
+    assert!(!l.successors.contains(&first.id));
+}
+
+#[tokio::test]
+async fn memory_long_lineages_keep_their_end() {
+    long_lineage_conformance(Store::memory()).await;
+}
+
+#[tokio::test]
+async fn redis_long_lineages_keep_their_end() {
+    let redis = RedisServer::start();
+    let store = Store::redis(&redis.url(), "deep", Duration::from_secs(2))
+        .await
+        .unwrap();
+    long_lineage_conformance(store).await;
+}
+
+/// Lineage keys expire with their lineage (review 28b, finding 3): a
+/// lineage's own keys a minute after its end, the tag's shared ones after
+/// the latest end in the tag, and none while a lineage may live for ever.
+#[tokio::test]
+async fn redis_lineage_keys_expire_with_their_lineage() {
+    use keygate::store::Rotated;
+    let redis = RedisServer::start();
+    let store = Store::redis(&redis.url(), "linettl", Duration::from_secs(2))
+        .await
+        .unwrap();
+    let ttl = |key: String| -> i64 {
+        crate::support::deploy::query(redis.port, redis::cmd("TTL").arg(key)).unwrap()
+    };
+    let now = keys::unix_now();
+    let (_, a) = record("ttl", DAY);
+    store.insert(&a).await.unwrap();
+    let (_, mut b) = record("ttl", DAY);
+    b.rotated_from = Some(a.id);
+    assert_eq!(store.rotate(&a.id, &b, now).await.unwrap(), Rotated::Done);
+    let tag = a.id.as_str()[..4].to_owned();
+    let end = b.expires_at.unwrap() + keygate::store::listing::CLOCK_SKEW;
+    let near = |t: i64| (t - (end - now) as i64).abs() <= 2;
+    for key in [
+        format!("linettl:{{{tag}}}:line:{}", a.id),
+        format!("linettl:{{{tag}}}:last:{}", a.id),
+        format!("linettl:{{{tag}}}:rotated"),
+        format!("linettl:{{{tag}}}:lines"),
+    ] {
+        let t = ttl(key.clone());
+        assert!(near(t), "{key}: {t}");
+    }
+    // A lineage with a key that never expires keeps its own keys and the
+    // tag's for good; the other lineage's keys still expire.
+    let (_, c) = record("ttl", DAY);
+    store.insert(&c).await.unwrap();
+    let (_, mut d) = record("ttl", None);
+    d.rotated_from = Some(c.id);
+    assert_eq!(store.rotate(&c.id, &d, now).await.unwrap(), Rotated::Done);
+    assert_eq!(&c.id.as_str()[..4], tag, "one user, one tag");
+    for key in [
+        format!("linettl:{{{tag}}}:line:{}", c.id),
+        format!("linettl:{{{tag}}}:last:{}", c.id),
+        format!("linettl:{{{tag}}}:rotated"),
+        format!("linettl:{{{tag}}}:lines"),
+    ] {
+        assert_eq!(ttl(key.clone()), -1, "{key}");
+    }
+    let t = ttl(format!("linettl:{{{tag}}}:line:{}", a.id));
+    assert!(near(t), "{t}");
+    assert!(store.lineage(&a.id).await.unwrap().is_some());
+    assert!(store.lineage(&c.id).await.unwrap().is_some());
+}

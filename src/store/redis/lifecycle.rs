@@ -6,15 +6,19 @@
 //! | `ns:{lifecycle}:due` | sorted set | notices `<id>:<seconds before expiry>`, scored by the unix second each is due |
 //! | `ns:{lifecycle}:about` | hash | key id -> what its notices say (JSON, never a secret) |
 //! | `ns:lease:<name>` | string | the instance running the chore `name`, expiring with its lease |
-//! | `ns:{T}:rotated` | hash | rotated key id -> `<successor id> <lineage's first id> <digest hex>` (the links) |
+//! | `ns:{T}:rotated` | hash | rotated key id -> `<successor id> <lineage's first id> <digest hex> <predecessor id or ->` (the links) |
 //! | `ns:{T}:lines` | sorted set | a lineage's first id, scored by until when a key of it may live (`+inf`: never) |
 //! | `ns:{T}:line:<first id>` | set | the rotated ids of that lineage (to remove its links when it ends) |
+//! | `ns:{T}:last:<first id>` | string | that lineage's last rotated id (its successor is the newest key) |
 //!
 //! `{T}` is the rotated key's tag, as for its record: a key and its
 //! successors share their user, hence their tag and slot, so the rotation
 //! script writes the link with the records. A lineage's links stay until
 //! its score (plus `CLOCK_SKEW`) has passed; then a later rotation in the
-//! same slot removes them (a few lineages at a time).
+//! same slot removes them (a few lineages at a time), or they expire: the
+//! rotation script gives `line` and `last` the lineage's end plus
+//! `CLOCK_SKEW`, `rotated` and `lines` the latest end in the tag plus
+//! `CLOCK_SKEW` (no expiry while a lineage may live for ever).
 //!
 //! A rotation touches the old record, the new one and the user's pair of
 //! listing indexes: one slot, since a key's id carries its user's tag and
@@ -41,11 +45,16 @@ use crate::store::listing::CLOCK_SKEW;
 use crate::store::StoreError;
 
 /// KEYS: old record, new record, the user's `uexp`, `unew`, the tag's
-/// `rotated` and `lines`, the lineage's `line`. ARGV: old id, new id, old
-/// until (unix s), the new key's expiry ('' = never), the new key's `exp`
-/// and `new` members, the old key's `exp` and `new` members as they are and
-/// as they become, the lineage's first id, until when the lineage may live
-/// ('+inf': never), then the new record's fields and values.
+/// `rotated` and `lines`, the lineage's `line` and `last`. ARGV: old id, new
+/// id, old until (unix s), the new key's expiry ('' = never), the new key's
+/// `exp` and `new` members, the old key's `exp` and `new` members as they
+/// are and as they become, the lineage's first id, until when the lineage
+/// may live ('+inf': never), the old key's predecessor ('-': none),
+/// `CLOCK_SKEW`, then the new record's fields and values.
+///
+/// The lineage's keys expire `CLOCK_SKEW` after its end, the tag's
+/// `rotated` and `lines` after the latest end of a lineage in the tag
+/// (none while one may live for ever).
 static ROTATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -53,7 +62,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return {'gone'} end
 local to = redis.call('HGET', KEYS[1], 'rotated_to')
 if to then return {'rotated', to} end
 local digest = redis.call('HGET', KEYS[1], 'digest')
-redis.call('HSET', KEYS[5], ARGV[1], ARGV[2] .. ' ' .. ARGV[11] .. ' ' .. digest)
+redis.call('HSET', KEYS[5], ARGV[1], ARGV[2] .. ' ' .. ARGV[11] .. ' ' .. digest .. ' ' .. ARGV[13])
 local keep = redis.call('ZSCORE', KEYS[6], ARGV[11])
 if ARGV[12] == '+inf' then
   redis.call('ZADD', KEYS[6], '+inf', ARGV[11])
@@ -61,7 +70,19 @@ elseif not keep or (keep ~= 'inf' and tonumber(keep) < tonumber(ARGV[12])) then
   redis.call('ZADD', KEYS[6], ARGV[12], ARGV[11])
 end
 redis.call('SADD', KEYS[7], ARGV[1])
-redis.call('HSET', KEYS[2], unpack(ARGV, 13))
+redis.call('SET', KEYS[8], ARGV[1])
+local line = redis.call('ZSCORE', KEYS[6], ARGV[11])
+local top = redis.call('ZREVRANGE', KEYS[6], 0, 0, 'WITHSCORES')[2]
+for i, k in ipairs({KEYS[7], KEYS[8], KEYS[5], KEYS[6]}) do
+  local until_ = top
+  if i <= 2 then until_ = line end
+  if until_ == 'inf' or until_ == '+inf' or tonumber(until_) == math.huge then
+    redis.call('PERSIST', k)
+  else
+    redis.call('EXPIREAT', k, string.format('%d', math.floor(tonumber(until_)) + tonumber(ARGV[14])))
+  end
+end
+redis.call('HSET', KEYS[2], unpack(ARGV, 15))
 if ARGV[4] ~= '' then redis.call('EXPIREAT', KEYS[2], ARGV[4]) end
 redis.call('ZADD', KEYS[3], 0, ARGV[5])
 redis.call('ZADD', KEYS[4], 0, ARGV[6])
@@ -191,6 +212,7 @@ impl RedisStore {
             .key(self.rotated_key(old.as_str()))
             .key(self.lines_key(old.as_str()))
             .key(self.line_key(old.as_str(), &root))
+            .key(self.last_key(old.as_str(), &root))
             .arg(old.as_str())
             .arg(new.id.as_str())
             .arg(old_until)
@@ -199,7 +221,14 @@ impl RedisStore {
             call.arg(e.member(Sort::Expires))
                 .arg(e.member(Sort::Created));
         }
-        call.arg(root.as_str()).arg(keep);
+        call.arg(root.as_str())
+            .arg(keep)
+            .arg(
+                before
+                    .rotated_from
+                    .map_or("-".to_owned(), |f| f.to_string()),
+            )
+            .arg(CLOCK_SKEW);
         for (field, value) in super::fields(new) {
             call.arg(field).arg(value);
         }
@@ -256,6 +285,12 @@ impl RedisStore {
         format!("{}:{{{}}}:line:{root}", self.ns, tag_of(id))
     }
 
+    /// The lineage `root`'s last rotated key (its successor is the newest
+    /// key), in the slot of `id`.
+    fn last_key(&self, id: &str, root: &KeyId) -> String {
+        format!("{}:{{{}}}:last:{root}", self.ns, tag_of(id))
+    }
+
     /// The link of rotated key `id`, if kept.
     async fn link(&self, id: &KeyId) -> Result<Option<Link>, StoreError> {
         let mut conn = self.conn.repeating();
@@ -276,6 +311,11 @@ impl RedisStore {
                 to: KeyId::parse(parts.next()?)?,
                 root: KeyId::parse(parts.next()?)?,
                 digest: Digest::from_hex(parts.next()?)?,
+                // Links written before keygate kept it have none.
+                prev: match parts.next() {
+                    None | Some("-") => None,
+                    Some(prev) => Some(KeyId::parse(prev)?),
+                },
             })
         })();
         link.map(Some)
@@ -307,8 +347,43 @@ impl RedisStore {
                 None => break,
             }
         }
-        if successors.len() == MAX_LINEAGE {
-            tracing::warn!(key_id = %id, "a lineage of rotations longer than {MAX_LINEAGE} keys was cut there");
+        if successors.len() >= MAX_LINEAGE {
+            // Cut: the keys that may live are at the lineage's end; walk
+            // back from its newest key (`lineage_end`).
+            tracing::warn!(key_id = %id, "a lineage of rotations longer than {MAX_LINEAGE} keys: also following it back from its newest key");
+            let last: Option<String> = self
+                .bounded(
+                    redis::cmd("GET")
+                        .arg(self.last_key(id.as_str(), &first.root))
+                        .query_async(&mut conn),
+                )
+                .await?;
+            let last = match last {
+                Some(l) => {
+                    Some(KeyId::parse(&l).ok_or_else(|| StoreError::Corrupt(id.to_string()))?)
+                }
+                None => None,
+            };
+            let mut seen: std::collections::HashSet<KeyId> = successors.iter().copied().collect();
+            seen.insert(*id);
+            let mut end = Vec::new();
+            let mut cur = last;
+            while let Some(c) = cur {
+                let Some(link) = self.link(&c).await? else {
+                    break;
+                };
+                if end.is_empty() && !seen.contains(&link.to) {
+                    end.push(link.to);
+                }
+                if seen.contains(&c) || end.len() >= MAX_LINEAGE {
+                    break;
+                }
+                seen.insert(c);
+                end.push(c);
+                cur = link.prev;
+            }
+            end.reverse();
+            successors.extend(end);
         }
         Ok(Some(Lineage {
             digest: first.digest,
@@ -345,6 +420,8 @@ impl RedisStore {
                     .ignore();
             }
             pipe.del(&line)
+                .ignore()
+                .del(self.last_key(id, &root))
                 .ignore()
                 .zrem(self.lines_key(id), root.as_str())
                 .ignore();

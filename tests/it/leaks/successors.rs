@@ -148,3 +148,60 @@ async fn every_leaked_key_path_revokes_successors_of_any_rotation() {
         assert_eq!(f.status(i, &y).await, StatusCode::UNAUTHORIZED);
     }
 }
+
+/// A lineage longer than the walk from the leaked key (review 28b,
+/// finding 1): the live key at its end still dies, and the report is a
+/// sighting. The rotations are made in the store directly, for speed.
+#[tokio::test]
+async fn a_leaked_key_takes_the_end_of_a_long_lineage_with_it() {
+    use keygate::store::{Rotated, Store, MAX_LINEAGE};
+    let f = fleet(1, "leak-long", |b| {
+        b.set("leaks", "possession_per_minute = 0");
+    })
+    .await;
+    let gw = &f.gateways[0];
+    let (leaked, leaked_id) = gw.key("longline").await;
+    let (bystander, _) = gw.key("longline").await;
+    let store = Store::redis(
+        &f.redis.url(),
+        "leak-long",
+        std::time::Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
+    let first = store.get(&leaked_id).await.unwrap().expect("the key");
+    let now = keygate::keys::unix_now();
+    let mut cur = first;
+    for i in 0..=MAX_LINEAGE {
+        let (_, mut next) =
+            crate::store_conformance::record("longline", crate::store_conformance::DAY);
+        next.rotated_from = Some(cur.id);
+        // The first rotation leaves the leaked key no grace, the last one
+        // leaves its old key an hour.
+        let until = if i == MAX_LINEAGE { now + 3600 } else { now };
+        assert_eq!(
+            store.rotate(&cur.id, &next, until).await.unwrap(),
+            Rotated::Done
+        );
+        cur = next;
+    }
+    let tip = cur;
+    let in_grace = tip.rotated_from.unwrap();
+    assert!(store.get(tip.id.as_str()).await.unwrap().is_some());
+    assert!(store.get(in_grace.as_str()).await.unwrap().is_some());
+
+    let answer = f.report(0, &report(&[leaked.as_str()])).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    assert_eq!(json_of(&answer)[0]["label"], "true_positive");
+    assert_eq!(
+        store.get(tip.id.as_str()).await.unwrap(),
+        None,
+        "the newest key died"
+    );
+    assert_eq!(
+        store.get(in_grace.as_str()).await.unwrap(),
+        None,
+        "so did the one in its grace"
+    );
+    assert_eq!(f.status(0, &bystander).await, StatusCode::OK);
+}
