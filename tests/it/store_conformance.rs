@@ -1175,3 +1175,34 @@ async fn redis_lineage_keys_expire_with_their_lineage() {
     assert!(store.lineage(&a.id).await.unwrap().is_some());
     assert!(store.lineage(&c.id).await.unwrap().is_some());
 }
+
+/// Revoked keys' notices are dropped a thousand at a time (review 28b,
+/// finding 6): a revocation of a million keys must not block Redis.
+#[tokio::test]
+async fn redis_unschedules_in_chunks() {
+    let redis = RedisServer::start();
+    let store = Store::redis(&redis.url(), "chunks", Duration::from_secs(2))
+        .await
+        .unwrap();
+    let ids: Vec<keygate::keys::KeyId> = (0..2_500).map(|_| record("chunky", DAY).1.id).collect();
+    for id in &ids[..3] {
+        store
+            .schedule(id, "{}", &[(0, keys::unix_now() + 60)])
+            .await
+            .unwrap();
+    }
+    let _: () =
+        crate::support::deploy::query(redis.port, redis::cmd("CONFIG").arg("RESETSTAT")).unwrap();
+    store.unschedule(Some(&ids)).await.unwrap();
+    let stats: String =
+        crate::support::deploy::query(redis.port, redis::cmd("INFO").arg("commandstats")).unwrap();
+    let hdel = stats
+        .lines()
+        .find(|l| l.starts_with("cmdstat_hdel:"))
+        .expect("HDEL ran");
+    assert!(hdel.starts_with("cmdstat_hdel:calls=3,"), "{hdel}");
+    assert_eq!(
+        store.unscheduled(&ids[..3]).await.unwrap(),
+        ids[..3].to_vec()
+    );
+}

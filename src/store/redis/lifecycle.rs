@@ -97,6 +97,9 @@ return {'done'}
     )
 });
 
+/// Revoked keys whose notices one `HDEL` drops.
+const UNSCHEDULE_CHUNK: usize = 1_000;
+
 /// Ended lineages whose links one rotation removes.
 const SWEEP: usize = 10;
 
@@ -511,15 +514,20 @@ impl RedisStore {
         let mut conn = self.conn.repeating();
         match ids {
             Some([]) => Ok(()),
+            // In chunks: one HDEL of a million fields would block Redis
+            // (every authentication) for most of a second.
             Some(ids) => {
-                let fields: Vec<&str> = ids.iter().map(KeyId::as_str).collect();
-                self.bounded(
-                    redis::cmd("HDEL")
-                        .arg(self.about_key())
-                        .arg(fields)
-                        .query_async(&mut conn),
-                )
-                .await
+                for chunk in ids.chunks(UNSCHEDULE_CHUNK) {
+                    let fields: Vec<&str> = chunk.iter().map(KeyId::as_str).collect();
+                    self.bounded(
+                        redis::cmd("HDEL")
+                            .arg(self.about_key())
+                            .arg(fields)
+                            .query_async::<()>(&mut conn),
+                    )
+                    .await?;
+                }
+                Ok(())
             }
             None => {
                 self.bounded(
