@@ -161,6 +161,8 @@ impl Keyring {
             if let Some(to) = &about.rotated_to {
                 event = event.with("rotated_to", to.as_str());
             }
+            // Queued again (`NotQueued`) under the same `webhook-id`.
+            event = event.with_message_id(notice_message_id(notice, about.expires_at));
             if !self.emit(vec![event]).await {
                 return Outcome::NotQueued;
             }
@@ -179,6 +181,24 @@ impl Keyring {
     }
 }
 
+/// The `webhook-id` of a notice's event: the same each time the notice is
+/// sent (a notice whose event could not be queued to every entry is queued
+/// again, to every entry, a minute later), distinct per key, offset and
+/// expiry (a key whose expiry changed gets notices anew). `msg_` and 128
+/// bits of a SHA-256, like a random one.
+fn notice_message_id(notice: &Notice, expires_at: u64) -> String {
+    use sha2::Digest as _;
+    let hash = sha2::Sha256::digest(
+        format!(
+            "keygate notice {} {} {expires_at}",
+            notice.id, notice.before
+        )
+        .as_bytes(),
+    );
+    let hex: String = hash[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("msg_{hex}")
+}
+
 /// What became of a notice handed out for sending.
 enum Outcome {
     /// Announced (and its event queued): remove it.
@@ -187,4 +207,28 @@ enum Outcome {
     Dropped,
     /// Its event could not be queued: leave it claimed, to come due again.
     NotQueued,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_notice_keeps_its_webhook_id() {
+        let notice = |id: &str, before| Notice {
+            id: KeyId::parse(id).unwrap(),
+            before,
+            about: None,
+        };
+        let a = notice_message_id(&notice("AbCdEfGhIjKl", 0), 100);
+        assert_eq!(a, notice_message_id(&notice("AbCdEfGhIjKl", 0), 100));
+        assert!(a.starts_with("msg_") && a.len() == 36, "{a}");
+        for other in [
+            notice_message_id(&notice("AbCdEfGhIjKm", 0), 100),
+            notice_message_id(&notice("AbCdEfGhIjKl", 86_400), 100),
+            notice_message_id(&notice("AbCdEfGhIjKl", 0), 101),
+        ] {
+            assert_ne!(a, other);
+        }
+    }
 }

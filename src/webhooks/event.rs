@@ -66,6 +66,8 @@ pub struct Event {
     /// Unix milliseconds when it happened.
     pub at_ms: u64,
     data: Map<String, Value>,
+    /// The `webhook-id` to send it under; `None`: a fresh random one.
+    message_id: Option<String>,
 }
 
 // === impl Event ===
@@ -97,7 +99,20 @@ impl Event {
             kind,
             at_ms: now_ms(),
             data,
+            message_id: None,
         }
+    }
+
+    /// Send it under this `webhook-id`: an event that may be queued again
+    /// later (an expiry notice) keeps one id, so receivers can drop repeats.
+    pub fn with_message_id(mut self, id: String) -> Event {
+        self.message_id = Some(id);
+        self
+    }
+
+    /// The `webhook-id` it asked for, if any.
+    pub fn message_id(&self) -> Option<&str> {
+        self.message_id.as_deref()
     }
 
     /// One more field of `data` (never a secret).

@@ -82,8 +82,10 @@ impl Webhooks {
             .any(|e| e.config.events.contains(&kind))
     }
 
-    /// Queue each event for every entry that asked for its type; whether
-    /// every queue write succeeded. A write that fails is logged; a change
+    /// Queue each event for every entry that asked for its type, under its
+    /// own `webhook-id` or a fresh one; whether every queue write succeeded.
+    /// Queued again under the same id, an event still waiting is replaced
+    /// (one delivery), one delivered already is sent again with that id. A write that fails is logged; a change
     /// the event describes has happened and is not reported as failed for
     /// it, but a caller that can send the event again later (an expiry
     /// notice) does so when this is false.
@@ -92,7 +94,9 @@ impl Webhooks {
         let mut pushes = Vec::new();
         for event in &events {
             let body = event.body();
-            let id = message_id();
+            let id = event
+                .message_id()
+                .map_or_else(message_id, ToOwned::to_owned);
             for endpoint in self.endpoints.iter() {
                 if endpoint.config.events.contains(&event.kind) {
                     pushes.push((endpoint.clone(), id.clone(), body.clone(), event.kind));
@@ -190,5 +194,43 @@ mod tests {
         assert!(!queue_of(&a).contains("token"));
         assert_eq!(queue_of(&a).len(), 16);
         assert_ne!(message_id(), message_id());
+    }
+
+    /// An event with its own `webhook-id`, queued twice (an expiry notice
+    /// tried again after another entry's queue write failed), is one
+    /// message under that id; others get a fresh id each time.
+    #[tokio::test]
+    async fn an_event_queued_again_keeps_its_id() {
+        let entry = config::Webhook {
+            url: "https://hooks.example.org/k".parse().unwrap(),
+            secret: Secret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap(),
+            events: vec![EventType::KeyExpired],
+            timeout: Duration::from_secs(5),
+            keep: Duration::from_secs(3600),
+            max_retry_interval: Duration::from_secs(60),
+        };
+        let queue = queue_of(&entry.url);
+        let hooks = Webhooks::new(&[entry]).unwrap();
+        let store = Store::memory();
+        let event = || Event::about(EventType::KeyExpired, "id", "u", "l", "full");
+        for _ in 0..2 {
+            let fixed = event().with_message_id("msg_fixed".to_owned());
+            assert!(hooks.emit(&store, vec![fixed]).await);
+        }
+        let got = store
+            .outbox_claim(&queue, Duration::from_secs(60), 10)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].id, "msg_fixed");
+        for _ in 0..2 {
+            assert!(hooks.emit(&store, vec![event()]).await);
+        }
+        let got = store
+            .outbox_claim(&queue, Duration::from_secs(60), 10)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 2);
+        assert_ne!(got[0].id, got[1].id);
     }
 }
