@@ -16,9 +16,11 @@
 //! script writes the link with the records. A lineage's links stay until
 //! its score (plus `CLOCK_SKEW`) has passed; then a later rotation in the
 //! same slot removes them (a few lineages at a time), or they expire: the
-//! rotation script gives `line` and `last` the lineage's end plus
-//! `CLOCK_SKEW`, `rotated` and `lines` the latest end in the tag plus
-//! `CLOCK_SKEW` (no expiry while a lineage may live for ever).
+//! rotation script gives all four the latest end of a lineage in the tag
+//! plus `CLOCK_SKEW` (no expiry while a lineage may live for ever). A
+//! lineage that ended after the tag's latest end then was known has its
+//! `line` set expire as it becomes sweepable: its links stay in `rotated`,
+//! unfollowed, until the tag's keys expire (docs/leaked-keys.md says so).
 //!
 //! A rotation touches the old record, the new one and the user's pair of
 //! listing indexes: one slot, since a key's id carries its user's tag and
@@ -52,9 +54,9 @@ use crate::store::StoreError;
 /// may live ('+inf': never), the old key's predecessor ('-': none),
 /// `CLOCK_SKEW`, then the new record's fields and values.
 ///
-/// The lineage's keys expire `CLOCK_SKEW` after its end, the tag's
-/// `rotated` and `lines` after the latest end of a lineage in the tag
-/// (none while one may live for ever).
+/// The lineage's keys and the tag's `rotated` and `lines` expire
+/// `CLOCK_SKEW` after the latest end of a lineage in the tag (none while
+/// one may live for ever).
 static ROTATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -71,11 +73,9 @@ elseif not keep or (keep ~= 'inf' and tonumber(keep) < tonumber(ARGV[12])) then
 end
 redis.call('SADD', KEYS[7], ARGV[1])
 redis.call('SET', KEYS[8], ARGV[1])
-local line = redis.call('ZSCORE', KEYS[6], ARGV[11])
 local top = redis.call('ZREVRANGE', KEYS[6], 0, 0, 'WITHSCORES')[2]
-for i, k in ipairs({KEYS[7], KEYS[8], KEYS[5], KEYS[6]}) do
+for _, k in ipairs({KEYS[7], KEYS[8], KEYS[5], KEYS[6]}) do
   local until_ = top
-  if i <= 2 then until_ = line end
   if until_ == 'inf' or until_ == '+inf' or tonumber(until_) == math.huge then
     redis.call('PERSIST', k)
   else
