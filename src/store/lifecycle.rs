@@ -67,6 +67,45 @@ pub enum Rotated {
 /// live are at its end.
 pub const MAX_LINEAGE: usize = 10_000;
 
+/// A cut lineage followed back from its newest rotated key (both stores):
+/// that key's successor, then it and the keys before it not followed
+/// forward already, at most `MAX_LINEAGE`.
+pub(crate) struct BackWalk {
+    seen: std::collections::HashSet<KeyId>,
+    end: Vec<KeyId>,
+}
+
+impl BackWalk {
+    /// From rotated key `from`, whose lineage was followed to `forward`.
+    pub fn new(from: &KeyId, forward: &[KeyId]) -> Self {
+        let mut seen: std::collections::HashSet<KeyId> = forward.iter().copied().collect();
+        seen.insert(*from);
+        BackWalk {
+            seen,
+            end: Vec::new(),
+        }
+    }
+
+    /// Rotated key `key` and its `link`: the key to look at next, if any.
+    pub fn step(&mut self, key: KeyId, link: &Link) -> Option<KeyId> {
+        if self.end.is_empty() && !self.seen.contains(&link.to) {
+            self.end.push(link.to);
+        }
+        if self.seen.contains(&key) || self.end.len() >= MAX_LINEAGE {
+            return None;
+        }
+        self.seen.insert(key);
+        self.end.push(key);
+        link.prev
+    }
+
+    /// The keys found, oldest first.
+    pub fn keys(mut self) -> Vec<KeyId> {
+        self.end.reverse();
+        self.end
+    }
+}
+
 /// A rotated key's link to its successor (`rotate`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {

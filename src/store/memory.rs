@@ -278,26 +278,15 @@ impl MemoryStore {
         }
         if successors.len() >= max {
             // Cut: also back from the newest key (`store/lifecycle.rs`).
-            let mut seen: std::collections::HashSet<KeyId> = successors.iter().copied().collect();
-            seen.insert(*id);
-            let mut end = Vec::new();
+            let mut walk = super::lifecycle::BackWalk::new(id, &successors);
             let mut cur = inner.lasts.get(&first.root).copied();
-            while let Some(c) = cur {
-                let Some(link) = inner.rotated.get(&c) else {
+            while let Some(key) = cur {
+                let Some(link) = inner.rotated.get(&key) else {
                     break;
                 };
-                if end.is_empty() && !seen.contains(&link.to) {
-                    end.push(link.to);
-                }
-                if seen.contains(&c) || end.len() >= max {
-                    break;
-                }
-                seen.insert(c);
-                end.push(c);
-                cur = link.prev;
+                cur = walk.step(key, link);
             }
-            end.reverse();
-            successors.extend(end);
+            successors.extend(walk.keys());
         }
         Some(super::lifecycle::Lineage {
             digest: first.digest,

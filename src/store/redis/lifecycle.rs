@@ -367,26 +367,15 @@ impl RedisStore {
                 }
                 None => None,
             };
-            let mut seen: std::collections::HashSet<KeyId> = successors.iter().copied().collect();
-            seen.insert(*id);
-            let mut end = Vec::new();
+            let mut walk = crate::store::lifecycle::BackWalk::new(id, &successors);
             let mut cur = last;
-            while let Some(c) = cur {
-                let Some(link) = self.link(&c).await? else {
+            while let Some(key) = cur {
+                let Some(link) = self.link(&key).await? else {
                     break;
                 };
-                if end.is_empty() && !seen.contains(&link.to) {
-                    end.push(link.to);
-                }
-                if seen.contains(&c) || end.len() >= MAX_LINEAGE {
-                    break;
-                }
-                seen.insert(c);
-                end.push(c);
-                cur = link.prev;
+                cur = walk.step(key, &link);
             }
-            end.reverse();
-            successors.extend(end);
+            successors.extend(walk.keys());
         }
         Ok(Some(Lineage {
             digest: first.digest,
