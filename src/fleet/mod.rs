@@ -218,8 +218,9 @@ async fn bounded<T>(
     }
 }
 
-/// A random text for a new store epoch (`RedisStore::epoch`).
-fn fresh_epoch() -> String {
+/// 16 random hex digits: a new store epoch (`RedisStore::epoch`), a
+/// barrier round's reply channel.
+fn random_hex() -> String {
     let mut tag = [0u8; 8];
     getrandom::fill(&mut tag).expect("the OS random source works");
     tag.iter().map(|b| format!("{b:02x}")).collect()
