@@ -9,7 +9,6 @@ use crate::http::body::ResponseBody;
 use crate::http::json_body::BodyError;
 use crate::http::response::{self, RETRY_SOON};
 use crate::keyring::{RevokeError, RotateError};
-use crate::keys::format::redact_keys;
 use crate::keys::KeyId;
 use crate::store::StoreError;
 
@@ -48,8 +47,8 @@ impl ApiError {
     pub fn into_response(self) -> Response<ResponseBody> {
         use StatusCode as S;
         let (status, message, extra) = match self {
-            // Both may quote client input (a query parameter, a path): never a secret.
-            ApiError::BadRequest(m) => (S::BAD_REQUEST, redact_keys(&m).into_owned(), None),
+            // Both may quote client input; `json_error` redacts key secrets.
+            ApiError::BadRequest(m) => (S::BAD_REQUEST, m, None),
             ApiError::Unauthorized => (
                 S::UNAUTHORIZED,
                 "missing or invalid bearer token".into(),
@@ -58,7 +57,7 @@ impl ApiError {
                     HeaderValue::from_static("Bearer realm=\"keygate-admin\""),
                 )),
             ),
-            ApiError::NotFound(m) => (S::NOT_FOUND, redact_keys(&m).into_owned(), None),
+            ApiError::NotFound(m) => (S::NOT_FOUND, m, None),
             ApiError::Rotated { message, to } => {
                 return response::json(
                     S::CONFLICT,

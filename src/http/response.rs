@@ -12,6 +12,7 @@ use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 
 use super::body::ResponseBody;
+use crate::keys::format::redact_keys;
 
 /// `Retry-After` for an outage keygate cannot time (the key store, a login
 /// server): come back in a few seconds.
@@ -44,9 +45,14 @@ pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Respo
     with_body(status, "application/json", body)
 }
 
-/// `{"error": message}`: how both JSON APIs refuse.
+/// `{"error": message}`: how the JSON APIs refuse. A message may quote
+/// what a client sent, so any key secret in it is redacted here, for every
+/// route at once.
 pub fn json_error(status: StatusCode, message: &str) -> Response<ResponseBody> {
-    json(status, &serde_json::json!({ "error": message }))
+    json(
+        status,
+        &serde_json::json!({ "error": redact_keys(message) }),
+    )
 }
 
 /// An HTML page (self-service).

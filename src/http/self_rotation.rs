@@ -29,7 +29,6 @@ use super::refusal::{Refusal, Refusals};
 use super::response::{self, RETRY_SOON};
 use crate::audit::Actor;
 use crate::keyring::{Keyring, RotateError, RotateRequest};
-use crate::keys::format::redact_keys;
 use crate::keys::Source;
 
 /// The route.
@@ -156,8 +155,8 @@ async fn read_body(req: Request<Incoming>) -> Result<RotateRequest, Response<Res
     super::json_body::parse(&bytes).map_err(|message| bad_request(&message))
 }
 
-/// A 400 naming what is wrong, without repeating a key secret the client
-/// put where a duration goes (its answer may be logged on the way).
+/// A 400 naming what is wrong (`json_error` redacts a key secret the
+/// client put where a duration goes).
 fn bad_request(message: &str) -> Response<ResponseBody> {
-    response::json_error(StatusCode::BAD_REQUEST, &redact_keys(message))
+    response::json_error(StatusCode::BAD_REQUEST, message)
 }

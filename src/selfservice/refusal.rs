@@ -258,8 +258,8 @@ pub(super) fn json(refusal: Refusal) -> Response<ResponseBody> {
                 "CSRF check failed: reload the page and try again".into(),
             )
         }
-        // It may quote client input: never a secret.
-        Refusal::BadRequest(m) => (S::BAD_REQUEST, redact_keys(&m).into_owned()),
+        // It may quote client input; `json_error` redacts key secrets.
+        Refusal::BadRequest(m) => (S::BAD_REQUEST, m),
         Refusal::NotFound => (S::NOT_FOUND, "no such key".into()),
         Refusal::NoRoute => (S::NOT_FOUND, "no such route".into()),
         Refusal::RateLimited(wait) => {
