@@ -4,7 +4,11 @@
 //!
 //! Contract (both stores, `tests/it/store_conformance.rs`):
 //! * `outbox_push` queues a message, due at once; it is dropped `keep` after
-//!   it was queued, delivered or not;
+//!   it was queued, delivered or not. A message still kept under the same
+//!   id is left as it is (attempts, lease, when it is due): a sender that
+//!   queues an event again under its id (an expiry notice some of whose
+//!   webhooks could not be queued) neither restarts a backoff nor hands a
+//!   message being delivered to a second deliverer;
 //! * `outbox_claim` hands out up to `max` due messages, earliest due first, and
 //!   makes each due again only `lease` later, counting the attempt: while
 //!   one instance delivers a message no other one claims it, and a message
@@ -107,7 +111,11 @@ impl MemoryOutbox {
     fn push(&self, queue: &str, id: &str, body: &str, keep: Duration) {
         let now = Instant::now();
         let mut queues = self.queues.lock().expect("outbox lock");
-        queues.entry(queue.to_owned()).or_default().insert(
+        let messages = queues.entry(queue.to_owned()).or_default();
+        if messages.get(id).is_some_and(|m| m.drop_at > now) {
+            return;
+        }
+        messages.insert(
             id.to_owned(),
             Message {
                 body: body.to_owned(),

@@ -383,7 +383,12 @@ async fn outbox_conformance(store: Store) {
     let second = store.outbox_claim("q1", lease, 10).await.unwrap();
     assert_eq!(second.len(), 1);
     assert_eq!(second[0].id, "msg_b");
-    // Both leased: no one else gets them now; other queues are their own.
+    // Both leased: no one else gets them now, not even when one is queued
+    // again under its id; other queues are their own.
+    store
+        .outbox_push("q1", "msg_a", "{\"a\":\"again\"}", hour)
+        .await
+        .unwrap();
     assert!(store
         .outbox_claim("q1", lease, 10)
         .await
@@ -403,6 +408,10 @@ async fn outbox_conformance(store: Store) {
     let again = store.outbox_claim("q1", lease, 10).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!((again[0].id.as_str(), again[0].attempts), ("msg_a", 2));
+    assert_eq!(
+        again[0].body, "{\"a\":1}",
+        "the message first queued is kept"
+    );
 
     // A claim whose deliverer never reported back comes due when its lease ends.
     let back = eventually("the lease runs out", 100, Duration::from_millis(20), || {

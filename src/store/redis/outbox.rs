@@ -25,12 +25,16 @@ macro_rules! now_ms {
     };
 }
 
-/// KEYS: due, message. ARGV: id, body, keep ms.
+/// KEYS: due, message. ARGV: id, body, keep ms. A message still kept under
+/// the id is left as it is (its attempts, its lease, when it is due).
 static PUSH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         now_ms!(),
         r"
-redis.call('HSET', KEYS[2], 'body', ARGV[2], 'attempts', 0)
+if redis.call('HSETNX', KEYS[2], 'body', ARGV[2]) == 0 then
+  return 1
+end
+redis.call('HSET', KEYS[2], 'attempts', 0)
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('ZADD', KEYS[1], now, ARGV[1])
 return 0
@@ -93,7 +97,7 @@ impl RedisStore {
         body: &str,
         keep: Duration,
     ) -> Result<(), StoreError> {
-        // Safe to repeat: the same message under the same id.
+        // Safe to repeat: a message already kept under the id stays as it is.
         let mut conn = self.conn.repeating();
         let message = format!("{}{id}", self.outbox_message_prefix(queue));
         self.bounded(
