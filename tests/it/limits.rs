@@ -164,20 +164,21 @@ async fn a_first_head_is_timed_from_the_connections_start() {
     let up = Upstream::start().await;
     let gw = builder(&up.url())
         .plaintext()
-        .set("limits", "header_read_timeout = \"2s\"")
+        .set("limits", "header_read_timeout = \"3s\"")
         .start()
         .await;
     let connected = std::time::Instant::now();
     let mut late = TcpStream::connect(gw.addr).await.unwrap();
     // The scenario itself: most of the budget spent saying nothing.
-    tokio::time::sleep(Duration::from_millis(1600)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     late.write_all(b"G").await.unwrap();
-    within(5, "the stalled first head is cut", read_to_close(late)).await;
+    within(8, "the stalled first head is cut", read_to_close(late)).await;
     let took = connected.elapsed();
-    // From its byte the budget would end at 3.6 s; from the start at 2 s.
+    // From its byte the budget would end at 5.5 s; from the start at 3 s.
+    // The 2 s between them is slack for a loaded test machine.
     assert!(
-        took >= Duration::from_secs(2) && took < Duration::from_millis(3000),
-        "cut after {took:?}, not header_read_timeout (2 s) after connecting"
+        took >= Duration::from_secs(3) && took < Duration::from_secs(5),
+        "cut after {took:?}, not header_read_timeout (3 s) after connecting"
     );
     assert!(up.requests().is_empty());
 }
