@@ -71,14 +71,7 @@ async fn fleet_with(
         }
         Deployment::StandaloneOwnUser => {
             let redis = RedisServer::start();
-            let client = redis::Client::open(redis.url()).unwrap();
-            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-            let _: () = redis::cmd("ACL")
-                .arg(&["SETUSER", "first", "on", ">first-pw", "~*", "&*", "+@all"])
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-            first_url = Some(format!("redis://first:first-pw@127.0.0.1:{}/0", redis.port));
+            first_url = Some(redis.own_user("first"));
             (redis.url(), Box::new(redis), None)
         }
         Deployment::Cluster => {

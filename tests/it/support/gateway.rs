@@ -178,6 +178,20 @@ pub fn test_actor() -> Actor {
 }
 
 impl TestGateway {
+    /// Wait (5 s at most) until this instance has joined the fleet on its
+    /// Redis: its cache holds a lease and it hears invalidations.
+    pub async fn await_fleet(&self, client: &super::client::HttpsClient) {
+        super::eventually(
+            "the instance joins the fleet",
+            100,
+            std::time::Duration::from_millis(50),
+            || async {
+                (self.metric(client, "keygate_fleet_connected").await == 1.0).then_some(())
+            },
+        )
+        .await;
+    }
+
     /// A counter or gauge from the admin listener's /metrics.
     pub async fn metric(&self, client: &super::client::HttpsClient, name: &str) -> f64 {
         let a = super::client::get(client, &self.admin_url("/metrics")).await;

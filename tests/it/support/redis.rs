@@ -93,6 +93,30 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
+    /// A new ACL user `name` with every right (until the test takes some
+    /// away with [`RedisServer::acl`]): the URL keygate signs in with as it.
+    pub fn own_user(&self, name: &str) -> String {
+        let password = format!("{name}-pw");
+        self.acl(&[
+            "SETUSER",
+            name,
+            "on",
+            &format!(">{password}"),
+            "~*",
+            "&*",
+            "+@all",
+        ]);
+        format!("redis://{name}:{password}@127.0.0.1:{}/0", self.port)
+    }
+
+    /// `ACL args…` as the default user, e.g. `["SETUSER", "kg", "-publish"]`:
+    /// Redis then refuses that user's PUBLISH, whatever keygate retries.
+    pub fn acl(&self, args: &[&str]) {
+        let done: redis::RedisResult<String> = redis::Client::open(self.url())
+            .and_then(|c| redis::cmd("ACL").arg(args).query(&mut c.get_connection()?));
+        assert_eq!(done.as_deref(), Ok("OK"), "ACL {args:?}");
+    }
+
     /// Freeze the server (SIGSTOP): connections stay open but nothing answers.
     /// Returns once the kernel says it is stopped: `kill` returns when the
     /// signal is sent, and a server running on another core can answer one
