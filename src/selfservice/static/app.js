@@ -7,7 +7,15 @@
   var csrf = document.querySelector('meta[name="csrf-token"]').content;
   function $(id) { return document.getElementById(id); }
 
-  function say(text) { $("status").textContent = text; }
+  // A rotation that could not reach every keygate instance: its warning
+  // stays in the status region, marked, until Done or the next key, since
+  // Copy and the like say something there too.
+  var warning = "";
+  function say(text) {
+    var status = $("status");
+    status.textContent = warning ? (text ? text + " " : "") + warning : text;
+    status.className = warning ? "warning" : "";
+  }
 
   // "2026-11-27T04:05:00Z" -> "2026-11-27 04:05 UTC", as the server writes it.
   function when(t) { return t ? t.replace("T", " ").slice(0, 16) + " UTC" : "never"; }
@@ -108,6 +116,7 @@
     event.preventDefault();
     var button = $("generate-button");
     button.disabled = true;
+    warning = "";
     say("");
     call("POST", API, { label: $("label").value, ttl: $("lifetime").value })
       .then(function (created) {
@@ -131,12 +140,14 @@
     $("new-key").textContent = "";
     $("new-key-panel").hidden = true;
     $("label").value = "";
+    warning = "";
     say("");
     $("label").focus();
   });
 
   // Rotate, in the table or the banner: the successor shown once, the old
-  // key working until its grace period ends.
+  // key working until its grace period ends, or, when not every instance
+  // could be told (old_key_stopped_everywhere false), the answer's warning.
   function rotate(event) {
     var button = event.target.closest("button.rotate");
     if (!button) return false;
@@ -147,8 +158,16 @@
     call("POST", API + "/" + encodeURIComponent(id) + "/rotate", {})
       .then(function (rotated) {
         showNewKey(rotated.key);
-        say("Key " + label + " rotated. Copy the new key now: it is shown only once. " +
-          "The old key keeps working until " + when(rotated.old_key_expires_at) + ".");
+        var done = "Key " + label + " rotated. Copy the new key now: it is shown only once.";
+        if (rotated.old_key_stopped_everywhere === false) {
+          warning = "Warning: " + (rotated.warning ||
+            "not every keygate instance could be told to stop the old key; it may keep working on some of them after " +
+            when(rotated.old_key_expires_at) + ".");
+          say(done);
+        } else {
+          warning = "";
+          say(done + " The old key keeps working until " + when(rotated.old_key_expires_at) + ".");
+        }
         return refresh();
       })
       .catch(function (e) { button.disabled = false; say("Could not rotate " + label + ": " + e.message); });

@@ -8,6 +8,16 @@
   function $(id) { return document.getElementById(id); }
   function when(t) { return t ? t.replace("T", " ").slice(0, 16) + " UTC" : "never"; }
 
+  // The grid's status region. A rotation that could not reach every keygate
+  // instance leaves its warning there, marked, until Done or the next
+  // rotation, since Copy and the like say something there too.
+  var warning = "";
+  function say(text) {
+    var status = $("grid-status");
+    status.textContent = warning ? (text ? text + " " : "") + warning : text;
+    status.className = warning ? "warning" : "";
+  }
+
   // fetch with the CSRF token; rejects with the server's own message.
   function call(method, path, body) {
     var opts = { method: method, credentials: "same-origin", headers: { "X-CSRF-Token": csrf } };
@@ -175,7 +185,7 @@
       $("prev-page").disabled = cursors.length < 2;
       $("first-page").disabled = cursors.length < 2;
       $("page-number").textContent = "Page " + cursors.length;
-    }, function (e) { $("grid-status").textContent = "Could not list keys: " + e.message; });
+    }, function (e) { say("Could not list keys: " + e.message); });
   }
 
   function reload() { return load(cursors[cursors.length - 1]); }
@@ -183,7 +193,7 @@
   $("filter").addEventListener("submit", function (event) {
     event.preventDefault();
     hideConfirm();
-    $("grid-status").textContent = "";
+    say("");
     shown = { filter: typed(), sort: $("f-sort").value, limit: $("f-limit").value };
     // Screen readers announce the column the grid is sorted by.
     var sort = shown.sort.split(":");
@@ -213,12 +223,13 @@
     if (!button) return;
     var id = button.closest("tr").getAttribute("data-key-id");
     navigator.clipboard.writeText(id).then(
-      function () { $("grid-status").textContent = "Key id " + id + " copied."; },
-      function () { $("grid-status").textContent = "Copying failed: select the id and copy it yourself."; }
+      function () { say("Key id " + id + " copied."); },
+      function () { say("Copying failed: select the id and copy it yourself."); }
     );
   });
 
   // --- Rotate: the successor shown once, the old key kept for its grace --
+  // (or, when not every instance could be told, the answer's warning).
   function rotate(event) {
     var button = event.target.closest("button.rotate");
     if (!button) return false;
@@ -230,22 +241,29 @@
       $("copy").textContent = "Copy to Clipboard";
       $("new-key-panel").hidden = false;
       $("copy").focus();
-      $("grid-status").textContent = "Rotated " + what + ": the new key is " + rotated.id +
-        ". Copy it now: it is shown only once. The old key keeps working until " +
-        when(rotated.old_key_expires_at) + ".";
+      var done = "Rotated " + what + ": the new key is " + rotated.id + ". Copy it now: it is shown only once.";
+      if (rotated.old_key_stopped_everywhere === false) {
+        warning = "Warning: " + (rotated.warning ||
+          "not every keygate instance could be told to stop the old key; it may keep working on some of them after " +
+          when(rotated.old_key_expires_at) + ".");
+        say(done);
+      } else {
+        warning = "";
+        say(done + " The old key keeps working until " + when(rotated.old_key_expires_at) + ".");
+      }
       newestAudit();
       return reload();
     }, function (e) {
       button.disabled = false;
-      $("grid-status").textContent = "Could not rotate " + what + ": " + e.message;
+      say("Could not rotate " + what + ": " + e.message);
     });
     return true;
   }
 
   $("copy").addEventListener("click", function () {
     navigator.clipboard.writeText($("new-key").textContent).then(
-      function () { $("copy").textContent = "Copied!"; $("grid-status").textContent = "Copied to the clipboard."; },
-      function () { $("grid-status").textContent = "Copying failed: select the key and copy it yourself."; }
+      function () { $("copy").textContent = "Copied!"; say("Copied to the clipboard."); },
+      function () { say("Copying failed: select the key and copy it yourself."); }
     );
   });
 
@@ -253,7 +271,8 @@
     // After Done the key is gone from the page for good.
     $("new-key").textContent = "";
     $("new-key-panel").hidden = true;
-    $("grid-status").textContent = "";
+    warning = "";
+    say("");
     $("f-user").focus();
   });
 
@@ -273,12 +292,12 @@
     if (missing.length) {
       text += " Not answering, waited out their lease: " + missing.join(", ") + ".";
     }
-    $("grid-status").textContent = text;
+    say(text);
     newestAudit();
     return reload();
   }
 
-  function failed(e) { $("grid-status").textContent = "Nothing was revoked: " + e.message; }
+  function failed(e) { say("Nothing was revoked: " + e.message); }
 
   $("delete").addEventListener("click", function () {
     var ids = picked().map(function (b) { return b.value; });
@@ -318,7 +337,7 @@
     var f = filter();
     if (!Object.keys(f).length) {
       hideConfirm();
-      $("grid-status").textContent = "Apply a filter (user, label or expires before) first; to revoke every key use Revoke all keys.";
+      say("Apply a filter (user, label or expires before) first; to revoke every key use Revoke all keys.");
       return;
     }
     confirmThen({ filter: f }, function (n) {
@@ -364,7 +383,7 @@
       $("audit-older").disabled = !page.before;
       $("audit-older").setAttribute("data-before", page.before || "");
       $("audit-newest").disabled = auditPages.length < 2;
-    }, function (e) { $("grid-status").textContent = "Could not read the audit log: " + e.message; });
+    }, function (e) { say("Could not read the audit log: " + e.message); });
   }
 
   $("audit-older").addEventListener("click", function () {
