@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::support::browser::Browser;
 use crate::support::client::{self, HttpsClient};
-use crate::support::gateway::{builder, test_actor, TestGateway};
+use crate::support::gateway::{builder, test_actor, Builder, TestGateway};
 use crate::support::redis::RedisServer;
 use crate::support::webapp::WebApp;
 
@@ -78,8 +78,13 @@ async fn delete(b: &Browser, button: &str) -> String {
 /// keygate in front of the application, whose sign-in it trusts; `ADMIN` an admin.
 async fn console_gateway(redis: &RedisServer, app: &WebApp) -> TestGateway {
     let dir = tempfile::tempdir().unwrap();
+    console_builder(redis, app, dir.path()).start().await
+}
+
+/// The same, to change before it starts; `dir` holds the store's secret.
+fn console_builder(redis: &RedisServer, app: &WebApp, dir: &Path) -> Builder {
     let mut b = builder(&app.url(""));
-    b.redis(redis, dir.path(), "console-ui")
+    b.redis(redis, dir, "console-ui")
         .set("admin", &format!("users = [\"{ADMIN}\"]"))
         .set("login", "method = \"backend_session\"")
         .set(
@@ -88,7 +93,7 @@ async fn console_gateway(redis: &RedisServer, app: &WebApp) -> TestGateway {
         )
         .set("login", "user_pointer = \"/email\"")
         .set("login", "login_url = \"/login?next=/.keygate/keys\"");
-    b.start().await
+    b
 }
 
 /// Sign in through the application as `ADMIN` and follow the link on their
@@ -479,6 +484,61 @@ async fn an_admin_rotates_a_users_key_from_the_grid() {
         .await;
     let text = browser.body_text().await;
     assert!(!text.contains(&new), "{text}");
+}
+
+/// A rotation keygate could not tell every instance about (Redis refuses
+/// its PUBLISH): the grid still shows the successor, once, and its status
+/// says that the old key may keep working elsewhere, in the answer's words;
+/// Copy keeps that on screen, Done clears it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real browser: run by scripts/test.sh (--include-ignored)"]
+async fn a_rotation_not_every_instance_heard_of_warns_in_the_grid() {
+    let redis = RedisServer::start();
+    let app = WebApp::start(&[(ADMIN, PASSWORD)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = console_builder(&redis, &app, dir.path());
+    b.set("store", &format!("url = \"{}\"", redis.own_user("keygate")));
+    let gw = b.start().await;
+    let c = client::h1(&gw.ca);
+    let (old, _) = key(&gw, "alice", "deploy").await;
+    let browser = open_console(&gw).await;
+    wait_rows(&browser, 1).await;
+    gw.await_fleet(&c).await;
+    redis.acl(&["SETUSER", "keygate", "-publish"]);
+
+    browser.click_button("Rotate").await;
+    let said = browser
+        .wait_text("#grid-status", "the rotation", |t| t.starts_with("Rotated"))
+        .await;
+    assert!(
+        said.starts_with("Rotated key deploy of alice: the new key is "),
+        "{said}"
+    );
+    assert!(said.contains("shown only once"), "{said}");
+    assert!(
+        said.contains("Warning: the new key is made")
+            && said.contains("not every keygate instance could be told"),
+        "the answer's warning: {said}"
+    );
+    assert!(!said.contains("keeps working until"), "{said}");
+    let new = browser.find("#new-key").await.text().await.unwrap();
+    assert!(new.starts_with("kg_") && new != old, "{new}");
+    assert_eq!(status(&gw, &c, &new).await, 200);
+
+    // Copying the key keeps the warning on screen; Done clears it.
+    browser.click_button("Copy to Clipboard").await;
+    let said = browser
+        .wait_text("#grid-status", "the copy", |t| t.starts_with("Copied"))
+        .await;
+    assert!(
+        said.contains("not every keygate instance could be told"),
+        "{said}"
+    );
+    assert_eq!(browser.clipboard().await, new);
+    browser.click_button("Done").await;
+    browser
+        .wait_text("#grid-status", "nothing", |t| t.is_empty())
+        .await;
 }
 
 /// Where the picture of the grid goes: under `target/`, or over the

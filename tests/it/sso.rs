@@ -448,6 +448,84 @@ async fn the_page_warns_of_expiring_keys_and_rotates_them() {
     assert_eq!(successor.label, "nightly backup");
 }
 
+/// A rotation keygate could not tell every instance about (Redis refuses
+/// its PUBLISH): the page still shows the successor, once, and its status
+/// says that the old key may keep working elsewhere, in the answer's words;
+/// Copy keeps that on screen, Done clears it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real browser: run by scripts/test.sh (--include-ignored)"]
+async fn a_rotation_not_every_instance_heard_of_warns_on_the_page() {
+    use crate::support::redis::RedisServer;
+
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let app = WebApp::start(&[(APP_USER, APP_PASSWORD)]).await;
+    let gw = backend_session_gateway(&app)
+        .redis(&redis, dir.path(), "page-nopub")
+        .set("store", &format!("url = \"{}\"", redis.own_user("keygate")))
+        .start()
+        .await;
+    let old = gw
+        .keyring
+        .mint(
+            &crate::support::gateway::test_actor(),
+            APP_USER,
+            keygate::keyring::Ttl::Default,
+            "deploy",
+            keygate::keys::Scope::Full,
+        )
+        .await
+        .unwrap();
+    let id = old.record.id.to_string();
+
+    let browser = Browser::start().await;
+    sign_in_to_the_app(&browser, &gw).await;
+    let page = KeysPage::new(&browser, &gw.url("")).await;
+    page.signed_in_as(APP_USER).await;
+    gw.await_fleet(&crate::support::client::h1(&gw.ca)).await;
+    redis.acl(&["SETUSER", "keygate", "-publish"]);
+
+    browser
+        .click(&format!("#keys tr[data-key-id=\"{id}\"] button.rotate"))
+        .await;
+    let key = browser
+        .wait_text("#new-key", "the successor", |t| t.starts_with("kg_"))
+        .await;
+    assert_ne!(key, old.key.expose());
+    let said = browser
+        .wait_text("#status", "the rotation", |t| t.contains("rotated"))
+        .await;
+    assert!(said.starts_with("Key deploy rotated."), "{said}");
+    assert!(said.contains("shown only once"), "{said}");
+    assert!(
+        said.contains("Warning: the new key is made")
+            && said.contains("not every keygate instance could be told"),
+        "the answer's warning: {said}"
+    );
+    assert!(!said.contains("keeps working until"), "{said}");
+
+    // Copying the key keeps the warning on screen; Done clears it.
+    browser.click_button("Copy to Clipboard").await;
+    let said = browser
+        .wait_text("#status", "the copy", |t| t.starts_with("Copied"))
+        .await;
+    assert!(
+        said.contains("not every keygate instance could be told"),
+        "{said}"
+    );
+    assert_eq!(browser.clipboard().await, key);
+    page.done(&key).await;
+    browser
+        .wait_text("#status", "nothing", |t| t.is_empty())
+        .await;
+
+    // The successor works.
+    let user = UserFiles::new(&gw.ca.pem(), &key);
+    let (status, body) = user.curl(&gw.url("/whoami")).await;
+    assert_eq!(status, 200, "curl with the successor: {body}");
+    assert_eq!(identity(&body), Some(APP_USER.into()), "{body}");
+}
+
 /// A browser showing the page asks for its icon under `/.keygate/static/`,
 /// never for the backend's `/favicon.ico`: visiting the page leaves no 401
 /// in the access log (`keygate dev`: everyone is "demo", no key is anonymous).
