@@ -3,7 +3,10 @@
 //!
 //! Each [`Browser`] has its own chromedriver, its own fresh profile directory
 //! and so its own cookies; dropping it kills chromedriver and every Chromium
-//! process it started (they share one process group).
+//! process it started (they share one process group), then removes that
+//! directory, which is also their `TMPDIR`: Chromium's singleton-socket
+//! folders (`org.chromium.Chromium.*`), which it removes only on a clean
+//! exit, go with it rather than pile up in /tmp.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -26,8 +29,11 @@ pub const PAGE_WAIT: Duration = Duration::from_secs(20);
 pub struct Browser {
     pub client: Client,
     _driver: Driver,
-    /// Chromium's profile: fresh per browser, so no cookie or permission leaks between tests.
-    _profile: tempfile::TempDir,
+    /// Chromium's profile (`profile/`), fresh per browser, so no cookie or
+    /// permission leaks between tests, and chromedriver's and Chromium's
+    /// `TMPDIR` (`tmp/`). Removed after `_driver` has killed them (fields
+    /// drop in order).
+    _dir: tempfile::TempDir,
 }
 
 impl Browser {
@@ -41,14 +47,18 @@ impl Browser {
                  chromium-driver (scripts/test.sh installs them)"
             );
         }
-        let profile = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (profile, tmp) = (dir.path().join("profile"), dir.path().join("tmp"));
+        for d in [&profile, &tmp] {
+            std::fs::create_dir(d).unwrap();
+        }
         // Owned before the session starts, so a failed start still kills it.
-        let driver = spawn_driver();
-        let client = connect(driver.port, profile.path()).await;
+        let driver = spawn_driver(&tmp);
+        let client = connect(driver.port, &profile).await;
         Browser {
             client,
             _driver: driver,
-            _profile: profile,
+            _dir: dir,
         }
     }
 
@@ -266,20 +276,34 @@ impl Drop for Driver {
     fn drop(&mut self) {
         // chromedriver leads its own process group (see `spawn_driver`), and the
         // Chromium processes it starts stay in it: one signal ends them all.
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.child.id())])
-            .stderr(Stdio::null())
-            .status();
+        let group = format!("-{}", self.child.id());
+        let signal = |sig: &str| {
+            Command::new("kill")
+                .args([sig, "--", &group])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        signal("-KILL");
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Until the group is gone (2 s at most), so that no Chromium still
+        // writes into the folder `Browser` removes next.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while signal("-0") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 
 /// `chromedriver --port=0` picks a free port and prints it; read that line.
-fn spawn_driver() -> Driver {
+/// It and the Chromium it starts (which inherits its environment) make
+/// their temporary folders in `tmp`.
+fn spawn_driver(tmp: &Path) -> Driver {
     use std::os::unix::process::CommandExt;
     let mut child = Command::new(CHROMEDRIVER)
         .args(["--port=0", "--allowed-ips=127.0.0.1"])
+        .env("TMPDIR", tmp)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .process_group(0)
