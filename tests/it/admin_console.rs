@@ -405,6 +405,11 @@ async fn an_admin_rotates_a_users_key_from_the_grid() {
         "{said}"
     );
     assert!(said.contains("shown only once"), "{said}");
+    // Every instance heard of it: no warning, the grace period's end.
+    assert!(
+        said.contains("The old key keeps working until ") && !said.contains("Warning"),
+        "{said}"
+    );
     let new = browser.find("#new-key").await.text().await.unwrap();
     assert!(new.starts_with("kg_") && new != old, "{new}");
     // Focus lands on Copy; Copy puts the new key on the clipboard.
