@@ -106,6 +106,7 @@ pub(crate) mod listener;
 pub(crate) mod login;
 pub mod metrics;
 pub(crate) mod plain_http;
+pub(crate) mod random;
 pub(crate) mod ratelimit;
 pub(crate) mod selfservice;
 pub(crate) mod settings;

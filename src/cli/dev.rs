@@ -34,7 +34,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
         let echo = crate::echo::spawn(([127, 0, 0, 1], 0).into())
             .await
             .map_err(|e| runtime_err("cannot start the echo upstream", &e))?;
-        let admin_token = super::random_hex();
+        let admin_token = crate::random::hex::<32>();
         let token_file = TokenFile::write(&admin_token)
             .map_err(|e| runtime_err("cannot write the admin token", &e))?;
         let mut config = crate::config::parse(&format!(

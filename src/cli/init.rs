@@ -101,9 +101,13 @@ pub fn run(args: Args) -> Result<(), CliError> {
     dirs.recursive(true).mode(0o750);
     dirs.create(&dir).map_err(|e| io(&dir, e))?;
     write_new(&at.config, 0o644, &config).map_err(|e| io(&at.config, e))?;
-    write_new(&at.secret, 0o600, &format!("{}\n", super::random_hex()))
-        .map_err(|e| io(&at.secret, e))?;
-    let token = format!("{}:{}\n", args.admin_name, super::random_hex());
+    write_new(
+        &at.secret,
+        0o600,
+        &format!("{}\n", crate::random::hex::<32>()),
+    )
+    .map_err(|e| io(&at.secret, e))?;
+    let token = format!("{}:{}\n", args.admin_name, crate::random::hex::<32>());
     write_new(&at.token, 0o600, &token).map_err(|e| io(&at.token, e))?;
     if let Some((cert, key)) = &pair {
         let tls = dir.join("tls");

@@ -101,13 +101,6 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// 256 random bits from the OS, hex: admin tokens, the store's secret.
-fn random_hex() -> String {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the OS random number generator is available");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The tokio runtime: `workers = 1` is a single-threaded runtime (no
 /// cross-thread handoff on the hot path); 0 lets tokio pick (one per core,
 /// or `TOKIO_WORKER_THREADS`).

@@ -10,7 +10,7 @@ use redis::aio::PubSub;
 use serde::Serialize;
 use tokio::time::{sleep_until, timeout_at};
 
-use super::{bounded, parse_member, random_hex, Fleet, Forget, Message};
+use super::{bounded, parse_member, Fleet, Forget, Message};
 use crate::store::StoreError;
 
 /// How a round went: which members forgot in time, which ran out their lease.
@@ -52,7 +52,7 @@ impl Fleet {
         // renewal, or their lease runs out: either way by the epoch's
         // creation + their lease. Wait that out rather than trust the
         // registry, assuming the longest lease we know of.
-        let (_, age) = self.store.epoch(&random_hex()).await?;
+        let (_, age) = self.store.epoch(&crate::random::hex::<8>()).await?;
         let assumed = self.longest_lease();
         let emptied_until = (age < assumed)
             .then(|| Instant::now() + (assumed - age) + assumed / LEASE_MARGIN_DIVISOR);
@@ -62,7 +62,9 @@ impl Fleet {
         let longest_lease = pending.values().copied().max().unwrap_or_default();
 
         // 2. our reply channel, subscribed before anyone can answer on it
-        let reply = self.store.channel(&format!("ack:{}", random_hex()));
+        let reply = self
+            .store
+            .channel(&format!("ack:{}", crate::random::hex::<8>()));
         // Without it the round still holds: it waits out every lease instead.
         let acks = match self.listen(&reply, started).await {
             Ok(acks) => Some(acks),

@@ -95,7 +95,7 @@ async fn session(
     bounded(deadline, fleet.lease, sink.subscribe(&channel)).await?;
     // The store's epoch we cache under: made before the first renewal, so
     // an emptied store shows at the next one.
-    let (epoch, _) = fleet.store.epoch(&super::random_hex()).await?;
+    let (epoch, _) = fleet.store.epoch(&crate::random::hex::<8>()).await?;
     // On a reply channel's name (`ack:*`), which every member needs to
     // publish on anyway: no ACL permission beyond the documented ones.
     let probe = fleet.store.channel("ack:probe");

@@ -152,14 +152,10 @@ impl Fleet {
         } else {
             host
         };
-        let mut tag = [0u8; 3];
-        getrandom::fill(&mut tag).expect("the OS random source works");
         let instance = format!(
-            "{host}-{}-{:02x}{:02x}{:02x}",
+            "{host}-{}-{}",
             std::process::id(),
-            tag[0],
-            tag[1],
-            tag[2]
+            crate::random::hex::<3>()
         );
         Fleet {
             store,
@@ -216,14 +212,6 @@ async fn bounded<T>(
         Ok(r) => Ok(r?),
         Err(_) => Err(crate::store::StoreError::Timeout(lease)),
     }
-}
-
-/// 16 random hex digits: a new store epoch (`RedisStore::epoch`), a
-/// barrier round's reply channel.
-fn random_hex() -> String {
-    let mut tag = [0u8; 8];
-    getrandom::fill(&mut tag).expect("the OS random source works");
-    tag.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Split a registry entry into (lease, instance id).

@@ -232,11 +232,5 @@ fn idle_every(window: Duration) -> Duration {
 
 /// Who holds a lease: unique per process.
 fn holder_name() -> String {
-    let mut tag = [0u8; 8];
-    getrandom::fill(&mut tag).expect("the OS random source works");
-    format!(
-        "{}-{}",
-        std::process::id(),
-        tag.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    )
+    format!("{}-{}", std::process::id(), crate::random::hex::<8>())
 }

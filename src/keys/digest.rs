@@ -58,9 +58,7 @@ impl DigestKey {
 
     /// A throwaway secret for a single-process memory store.
     pub fn random() -> Self {
-        let mut secret = vec![0u8; 32];
-        getrandom::fill(&mut secret).expect("the OS random number generator is available");
-        DigestKey::new(&secret)
+        DigestKey::new(&crate::random::bytes::<32>())
     }
 
     fn mac(&self) -> HmacSha256 {

@@ -174,10 +174,8 @@ fn check(body: &str) -> [u8; CHECK_LEN] {
 /// Uniform base62 characters by rejection sampling of OS random bytes.
 fn random_base62(len: usize) -> String {
     let mut out = String::with_capacity(len);
-    let mut buf = [0u8; 64];
     while out.len() < len {
-        getrandom::fill(&mut buf).expect("the OS random number generator is available");
-        for b in buf {
+        for b in crate::random::bytes::<64>() {
             // 248 = 4 * 62: values above would bias the distribution.
             if b < 248 && out.len() < len {
                 out.push(ALPHABET[(b % 62) as usize] as char);

@@ -25,9 +25,7 @@ pub struct Seen(u128);
 
 impl SeenKey {
     pub fn random() -> Self {
-        let mut secret = [0u8; 16];
-        getrandom::fill(&mut secret).expect("the OS random number generator is available");
-        SeenKey(SipHasher::new_with_key(&secret))
+        SeenKey(SipHasher::new_with_key(&crate::random::bytes::<16>()))
     }
 
     pub fn of(&self, key: &str) -> Seen {

@@ -48,9 +48,7 @@ impl Signer {
 
 /// 128 random bits, base64url: session and CSRF ids.
 pub fn random_id() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("the OS random number generator is available");
-    URL_SAFE_NO_PAD.encode(bytes)
+    URL_SAFE_NO_PAD.encode(crate::random::bytes::<16>())
 }
 
 #[cfg(test)]

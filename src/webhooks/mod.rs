@@ -152,10 +152,7 @@ fn queue_of(url: &http::Uri) -> String {
 
 /// `msg_` and 128 random bits in hex: the `webhook-id`, the same on retries.
 fn message_id() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("the OS random source works");
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("msg_{hex}")
+    format!("msg_{}", crate::random::hex::<16>())
 }
 
 /// The pause before attempt `attempts + 1`: 5 s, doubling, at most `max`,
@@ -163,10 +160,9 @@ fn message_id() -> String {
 fn backoff(attempts: u32, max: Duration) -> Duration {
     let base = Duration::from_secs(5).saturating_mul(1u32 << attempts.saturating_sub(1).min(20));
     let pause = base.min(max);
-    let mut r = [0u8; 1];
-    getrandom::fill(&mut r).expect("the OS random source works");
+    let [r] = crate::random::bytes::<1>();
     // 0.9 to 1.1 of the pause.
-    pause.mul_f64(0.9 + f64::from(r[0]) / 255.0 * 0.2)
+    pause.mul_f64(0.9 + f64::from(r) / 255.0 * 0.2)
 }
 
 #[cfg(test)]
