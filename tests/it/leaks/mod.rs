@@ -35,7 +35,20 @@ pub(crate) struct Fleet {
 /// `n` instances on one Redis (namespace `ns`), validation cache on, the
 /// GitHub intake on with `scanner`'s key in a file; `configure` adds to each.
 pub(crate) async fn fleet(n: usize, ns: &str, configure: impl Fn(&mut Builder)) -> Fleet {
-    let redis = RedisServer::start();
+    let f = fleet_on(RedisServer::start(), n, ns, configure).await;
+    f.await_joined().await;
+    f
+}
+
+/// The same on a Redis the caller prepared (an ACL user, say: `configure`
+/// then points `store.url` at it), returned as soon as the instances
+/// started, joined to the fleet or not (see `Fleet::await_joined`).
+pub(crate) async fn fleet_on(
+    redis: RedisServer,
+    n: usize,
+    ns: &str,
+    configure: impl Fn(&mut Builder),
+) -> Fleet {
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let scanner = Scanner::new("test-key-1");
@@ -57,15 +70,6 @@ pub(crate) async fn fleet(n: usize, ns: &str, configure: impl Fn(&mut Builder)) 
         gateways.push(b.start().await);
     }
     let clients: Vec<HttpsClient> = gateways.iter().map(|g| client::h1(&g.ca)).collect();
-    for (g, c) in gateways.iter().zip(&clients) {
-        eventually(
-            "the instance joins the fleet",
-            100,
-            Duration::from_millis(50),
-            || async { (g.metric(c, "keygate_fleet_connected").await == 1.0).then_some(()) },
-        )
-        .await;
-    }
     Fleet {
         gateways,
         clients,
@@ -77,6 +81,19 @@ pub(crate) async fn fleet(n: usize, ns: &str, configure: impl Fn(&mut Builder)) 
 }
 
 impl Fleet {
+    /// Wait until every instance has joined the fleet (its cache is on).
+    pub async fn await_joined(&self) {
+        for (g, c) in self.gateways.iter().zip(&self.clients) {
+            eventually(
+                "the instance joins the fleet",
+                100,
+                Duration::from_millis(50),
+                || async { (g.metric(c, "keygate_fleet_connected").await == 1.0).then_some(()) },
+            )
+            .await;
+        }
+    }
+
     /// The status a request with `key` gets from instance `i`.
     pub async fn status(&self, i: usize, key: &str) -> StatusCode {
         status(&self.clients[i], &self.gateways[i], key).await
