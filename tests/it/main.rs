@@ -27,6 +27,7 @@ mod memory_bounds;
 mod operator;
 mod properties;
 mod proxy;
+mod redis_acl;
 mod redis_deployments;
 mod redis_restart;
 mod redis_slow;
