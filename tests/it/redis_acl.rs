@@ -43,6 +43,26 @@ fn readme_acl_paragraph() -> String {
     rest[..end].to_owned()
 }
 
+/// The ACL paragraph's prose: the paragraph less its ``` block.
+fn readme_acl_prose() -> String {
+    let paragraph = readme_acl_paragraph();
+    let pieces: Vec<&str> = paragraph.split("```").collect();
+    assert_eq!(pieces.len(), 3, "one code block in the ACL paragraph");
+    format!("{}{}", pieces[0], pieces[2])
+}
+
+/// The `+…` grants in the prose's inline code spans.
+fn readme_prose_grants() -> Vec<String> {
+    readme_acl_prose()
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .flat_map(str::split_whitespace)
+        .filter(|t| t.starts_with('+'))
+        .map(String::from)
+        .collect()
+}
+
 /// The README's `ACL SETUSER` line for `ns`, as arguments after `ACL`.
 fn readme_setuser(ns: &str) -> Vec<String> {
     let paragraph = readme_acl_paragraph();
@@ -69,21 +89,15 @@ fn readme_setuser(ns: &str) -> Vec<String> {
 
 #[test]
 fn the_readme_prose_and_its_setuser_line_name_the_same_grants() {
-    let paragraph = readme_acl_paragraph();
-    let prose = &paragraph[..paragraph.find("```").expect("the line is a code block")];
-    // Inline code spans are the odd pieces between backticks.
-    let named: BTreeSet<&str> = prose
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .flat_map(str::split_whitespace)
-        .filter(|t| t.starts_with('+') && !t.starts_with("+cluster|"))
+    let named: BTreeSet<String> = readme_prose_grants()
+        .into_iter()
+        .filter(|t| !t.starts_with("+cluster|"))
         .collect();
     let line = readme_setuser("ns");
-    let granted: BTreeSet<&str> = line
+    let granted: BTreeSet<String> = line
         .iter()
-        .map(String::as_str)
         .filter(|t| t.starts_with('+'))
+        .cloned()
         .collect();
     assert_eq!(
         named, granted,
@@ -420,4 +434,140 @@ async fn without_the_ack_channels_redis_logs_a_refusal_though_readyz_is_200() {
 async fn without_time_redis_logs_a_refusal_though_readyz_is_200() {
     // The README's list before `+time`: the Lua scripts read Redis' clock.
     refused_without("acl-notime", "+time", "time").await;
+}
+
+/// The grants the README's prose adds on a Redis Cluster (`+cluster|…`).
+fn readme_cluster_grants() -> Vec<String> {
+    let grants: Vec<String> = readme_prose_grants()
+        .into_iter()
+        .filter(|t| t.starts_with("+cluster|"))
+        .collect();
+    assert!(!grants.is_empty(), "README.md names the Cluster's grants");
+    grants
+}
+
+/// On a Redis Cluster with replicas (so revocations send CLUSTER NODES,
+/// CLUSTER MYID and WAIT to every master), the README's user on every
+/// node, plus the Cluster grants its prose names: two instances serve,
+/// revoke through the barrier, and no node logs a refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_the_readme_acl_user_with_the_cluster_grants_is_refused_nothing() {
+    use crate::support::client;
+    use crate::support::deploy::RedisCluster;
+    use crate::support::gateway::builder;
+    use crate::support::redis::store_section_for;
+    use crate::support::upstream::Upstream;
+
+    let ns = "acl-cluster";
+    let cluster = RedisCluster::start_replicated();
+    let mut args = readme_setuser(ns);
+    args.extend(readme_cluster_grants());
+    for node in &cluster.nodes {
+        let _: () = query(node.port, redis::cmd("ACL").arg(&args))
+            .unwrap_or_else(|e| panic!("ACL {args:?} on {}: {e}", node.port));
+        let _: () = query(node.port, redis::cmd("ACL").arg("LOG").arg("RESET")).unwrap();
+    }
+    let hosts: Vec<String> = cluster
+        .nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    let url = format!("redis+cluster://{USER}:{PASSWORD}@{}", hosts.join(","));
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut gateways = Vec::new();
+    for _ in 0..2 {
+        let mut b = builder(&upstream.url());
+        for line in store_section_for(&url, dir.path(), ns) {
+            b.set("store", &line);
+        }
+        b.set("store", "timeout = \"2s\"")
+            .set("auth", "anonymous = \"reject\"")
+            .set("cache", "lease = \"1s\"")
+            .set("rate_limit", "failed_auth_per_minute = 0");
+        gateways.push(b.start().await);
+    }
+    let clients: Vec<_> = gateways.iter().map(|g| client::h1(&g.ca)).collect();
+    for (g, c) in gateways.iter().zip(&clients) {
+        eventually(
+            "the instance joins the fleet",
+            100,
+            Duration::from_millis(50),
+            || async { (g.metric(c, "keygate_fleet_connected").await == 1.0).then_some(()) },
+        )
+        .await;
+        let a = call(c, g, Method::GET, "/readyz", None).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    }
+    let status = |i: usize, key: String| {
+        let (g, c) = (&gateways[i], &clients[i]);
+        async move { crate::leaks::status(c, g, &key).await }
+    };
+    let (alice, alice_id) = create_key(&clients[0], &gateways[0], "alice").await;
+    let (bob, _) = create_key(&clients[1], &gateways[1], "bob").await;
+    let a = call(
+        &clients[1],
+        &gateways[1],
+        Method::POST,
+        &format!("/v1/keys/{alice_id}/rotate"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+    let successor = json_of(&a)["key"].as_str().unwrap().to_owned();
+    for i in 0..2 {
+        for key in [&alice, &bob, &successor] {
+            assert_eq!(status(i, key.clone()).await, StatusCode::OK, "instance {i}");
+        }
+    }
+    let a = call(&clients[0], &gateways[0], Method::GET, "/v1/keys", None).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    for body in [json!({ "users": ["alice"] }), json!({ "keys": [bob] })] {
+        let a = call(
+            &clients[0],
+            &gateways[0],
+            Method::POST,
+            "/v1/revoke",
+            Some(body),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+        let v = json_of(&a);
+        assert_eq!(
+            v["instances"]["acknowledged"].as_array().map(Vec::len),
+            Some(2),
+            "{v}"
+        );
+    }
+    for i in 0..2 {
+        for key in [&alice, &bob, &successor] {
+            assert_eq!(
+                status(i, key.clone()).await,
+                StatusCode::UNAUTHORIZED,
+                "instance {i}"
+            );
+        }
+        assert_eq!(
+            gateways[i]
+                .metric(&clients[i], "keygate_fleet_connected")
+                .await,
+            1.0
+        );
+    }
+    let denials: Vec<String> = cluster
+        .nodes
+        .iter()
+        .flat_map(|n| {
+            let entries: Vec<HashMap<String, String>> =
+                query(n.port, redis::cmd("ACL").arg("LOG")).unwrap();
+            entries
+                .into_iter()
+                .map(move |e| format!("node {}: {e:?}", n.port))
+        })
+        .collect();
+    assert!(
+        denials.is_empty(),
+        "the Cluster refused the README's ACL user:\n{}",
+        denials.join("\n")
+    );
 }
