@@ -60,7 +60,7 @@ async fn run(
                     backoff = FIRST_RETRY;
                     if e.is_no_permission() {
                         tracing::warn!(error = %e, instance,
-                            "lost touch with the fleet: Redis refuses a fleet command (NOPERM): the Redis user needs the keys `<namespace>:*` and the channels `<namespace>:fleet:invalidate` and `<namespace>:fleet:ack:*` (README, Redis ACL); key cache emptied, every request asks the store until it is back (reminder every minute)");
+                            "lost touch with the fleet: Redis refuses a fleet command (NOPERM): the Redis user needs every grant of the README's ACL SETUSER line (README, Redis ACL: the keys `<namespace>:*`, the channels `<namespace>:fleet:invalidate` and `<namespace>:fleet:ack:*`, the commands, `+time` included; the refusal is in Redis' ACL LOG); key cache emptied, every request asks the store until it is back (reminder every minute)");
                     } else {
                         tracing::warn!(error = %e, instance,
                             "lost touch with the fleet: key cache emptied, every request asks the store until it is back (reminder every minute)");

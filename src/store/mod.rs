@@ -79,9 +79,16 @@ pub enum StoreError {
 
 impl StoreError {
     /// Redis refused the command for the ACL user (NOPERM): a configuration
-    /// error, not an outage.
+    /// error, not an outage. A command a Lua script calls is refused with
+    /// `ERR The user executing the script can't run this command…` (Redis
+    /// 7.0) instead: that is one too.
     pub fn is_no_permission(&self) -> bool {
-        matches!(self, StoreError::Unavailable(e) if e.code() == Some("NOPERM"))
+        let StoreError::Unavailable(e) = self else {
+            return false;
+        };
+        e.code() == Some("NOPERM")
+            || e.detail()
+                .is_some_and(|d| d.contains("The user executing the script can't run"))
     }
 }
 

@@ -571,3 +571,31 @@ async fn on_a_cluster_the_readme_acl_user_with_the_cluster_grants_is_refused_not
         denials.join("\n")
     );
 }
+
+/// The operator's one trace of a missing grant keygate survives (here
+/// TIME, refused inside a Lua script, which Redis 7.0 answers with `ERR`,
+/// not `NOPERM`): the fleet warning says it is the ACL and where to look.
+#[tokio::test]
+async fn a_grant_missing_inside_a_script_is_logged_as_a_refusal_naming_the_acl() {
+    use crate::support::bin::{write_config, Process};
+    use crate::support::redis::store_section_for;
+    use crate::support::tls::Ca;
+
+    let ns = "acl-log";
+    let redis = RedisServer::start();
+    make_user(&redis, ns, |args| args.retain(|a| a != "+time"));
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("redis://{USER}:{PASSWORD}@127.0.0.1:{}/0", redis.port);
+    let mut store = store_section_for(&url, dir.path(), ns);
+    store.insert(0, "[store]".into());
+    let cfg = write_config(
+        dir.path(),
+        &Ca::new("acl CA"),
+        "keygate",
+        "http://127.0.0.1:9",
+        &store.join("\n"),
+    );
+    let kg = Process::serve(&cfg);
+    kg.logged("Redis refuses a fleet command (NOPERM)").await;
+    assert!(!acl_denials(&redis).is_empty());
+}
