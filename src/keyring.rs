@@ -252,6 +252,14 @@ impl Keyring {
         self.0.store.ping().await
     }
 
+    /// Whether this instance is in touch with the fleet, its cache on
+    /// (`keygate_fleet_connected`); `None` when it has no fleet to join
+    /// (memory store, `cache.enabled = false`).
+    pub fn fleet_connected(&self) -> Option<bool> {
+        (self.0.fleet.is_some() && self.0.cache.is_some())
+            .then(|| self.0.metrics.is_fleet_connected())
+    }
+
     /// `keys.prefix`.
     pub fn prefix(&self) -> &str {
         &self.0.prefix

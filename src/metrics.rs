@@ -306,6 +306,11 @@ impl Metrics {
         self.cache_hits.inc();
     }
 
+    /// `keygate_fleet_connected` as it stands (/readyz shows it too).
+    pub fn is_fleet_connected(&self) -> bool {
+        self.fleet_connected.get() == 1
+    }
+
     pub fn fleet_connected(&self, yes: bool) {
         self.fleet_connected.set(i64::from(yes));
         if yes {

@@ -15,6 +15,9 @@ pub fn healthz() -> Response<ResponseBody> {
 }
 
 /// Ready to take traffic: the store answers and shutdown has not begun.
+/// With a fleet to join, the body says too whether this instance is in
+/// touch with it (`fleet`): out of touch it still serves, asking the store
+/// for every request, so the status code does not change.
 pub async fn readyz(keyring: &Keyring, draining: &AtomicBool) -> Response<ResponseBody> {
     if draining.load(Ordering::Relaxed) {
         return json(
@@ -22,14 +25,22 @@ pub async fn readyz(keyring: &Keyring, draining: &AtomicBool) -> Response<Respon
             &json!({ "status": "draining" }),
         );
     }
-    match keyring.ping().await {
-        Ok(()) => json(StatusCode::OK, &json!({ "status": "ready" })),
+    let (code, mut body) = match keyring.ping().await {
+        Ok(()) => (StatusCode::OK, json!({ "status": "ready" })),
         Err(e) => {
             tracing::warn!(error = %e, "not ready: key store unavailable");
-            json(
+            (
                 StatusCode::SERVICE_UNAVAILABLE,
-                &json!({ "status": "store unavailable" }),
+                json!({ "status": "store unavailable" }),
             )
         }
+    };
+    if let Some(connected) = keyring.fleet_connected() {
+        body["fleet"] = json!(if connected {
+            "connected"
+        } else {
+            "out_of_touch"
+        });
     }
+    json(code, &body)
 }

@@ -220,7 +220,11 @@ async fn keygate_runs_in_full_as_the_readme_acl_user_and_redis_refuses_nothing()
     // Readiness.
     for i in 0..2 {
         let v = admin(&f, i, Method::GET, "/readyz", None).await;
-        assert_eq!(v["status"], "ready", "instance {i}");
+        assert_eq!(
+            v,
+            json!({ "status": "ready", "fleet": "connected" }),
+            "instance {i}"
+        );
     }
 
     // The expiry chore: a key that is warned about and expires meanwhile.
@@ -423,6 +427,50 @@ async fn refused_without(ns: &str, grant: &str, object: &str) {
         denials.iter().any(|d| d.contains(&format!("`{object}`"))),
         "without {grant} Redis refuses {object}: {denials:#?}"
     );
+    // /readyz: still 200, and says the instance is out of touch.
+    for i in 0..2 {
+        let v = admin(&f, i, Method::GET, "/readyz", None).await;
+        assert_eq!(
+            v,
+            json!({ "status": "ready", "fleet": "out_of_touch" }),
+            "instance {i}"
+        );
+    }
+}
+
+/// /readyz's `fleet` follows the instance's touch with the fleet while its
+/// status stays 200: a grant taken away (PUBLISH, the probe fails) turns it
+/// `out_of_touch`, given back `connected` again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_says_when_an_instance_is_out_of_touch_with_the_fleet_and_stays_200() {
+    let receiver = Receiver::start(Mode::Up).await;
+    let dir = tempfile::tempdir().unwrap();
+    let f = fleet_as_user("acl-ready", &receiver, dir.path(), |_| {}).await;
+    f.await_joined().await;
+    let fleet_state = |i: usize| {
+        let f = &f;
+        async move {
+            let a = call(&f.clients[i], &f.gateways[i], Method::GET, "/readyz", None).await;
+            assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+            json_of(&a)["fleet"].as_str().unwrap().to_owned()
+        }
+    };
+    for (grant, want) in [("-publish", "out_of_touch"), ("+publish", "connected")] {
+        let _: () = query(
+            f.redis.port,
+            redis::cmd("ACL").arg("SETUSER").arg(USER).arg(grant),
+        )
+        .unwrap();
+        for i in 0..2 {
+            eventually(
+                &format!("/readyz says {want} after {grant}"),
+                100,
+                Duration::from_millis(50),
+                || async { (fleet_state(i).await == want).then_some(()) },
+            )
+            .await;
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
