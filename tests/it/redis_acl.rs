@@ -113,9 +113,7 @@ fn the_readme_prose_and_its_setuser_line_name_the_same_grants() {
 fn make_user(redis: &RedisServer, ns: &str, edit: impl Fn(&mut Vec<String>)) {
     let mut args = readme_setuser(ns);
     edit(&mut args);
-    let _: () = query(redis.port, redis::cmd("ACL").arg(&args))
-        .unwrap_or_else(|e| panic!("ACL {args:?}: {e}"));
-    let _: () = query(redis.port, redis::cmd("ACL").arg("LOG").arg("RESET")).unwrap();
+    make_user_on(&[redis.port], &args);
 }
 
 /// Every entry of Redis' ACL LOG, one line each (asked as `default`).

@@ -10,16 +10,14 @@ mod report;
 mod successors;
 pub(crate) mod webhooks;
 
-use std::time::Duration;
-
 use http::{Request, StatusCode};
 
+use crate::support::body;
 use crate::support::client::{self, send, Answer, HttpsClient};
 use crate::support::gateway::{builder, Builder, TestGateway};
 use crate::support::redis::RedisServer;
 use crate::support::scanner::{key_list, Scanner};
 use crate::support::upstream::Upstream;
-use crate::support::{body, eventually};
 
 /// keygate instances sharing one Redis, each with a client.
 pub(crate) struct Fleet {
@@ -84,13 +82,7 @@ impl Fleet {
     /// Wait until every instance has joined the fleet (its cache is on).
     pub async fn await_joined(&self) {
         for (g, c) in self.gateways.iter().zip(&self.clients) {
-            eventually(
-                "the instance joins the fleet",
-                100,
-                Duration::from_millis(50),
-                || async { (g.metric(c, "keygate_fleet_connected").await == 1.0).then_some(()) },
-            )
-            .await;
+            g.await_fleet(c).await;
         }
     }
 
