@@ -370,6 +370,10 @@ async fn readiness_turns_503_as_soon_as_shutdown_starts_draining() {
     let up = Upstream::start().await;
     let gw = builder(&up.url()).start().await;
     let c = client::h1(&gw.ca);
+    // The memory store has no fleet to be in touch with: nothing said of one.
+    let ready = get(&c, &gw.admin_url("/readyz")).await;
+    assert_eq!(ready.status, StatusCode::OK);
+    assert_eq!(json_of(&ready), serde_json::json!({ "status": "ready" }));
     let in_flight = tokio::spawn({
         let (c, url) = (c.clone(), gw.url("/hold"));
         async move { get(&c, &url).await }
