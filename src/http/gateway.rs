@@ -91,61 +91,71 @@ impl<P: OwnPages> Gateway<P> {
         }
     }
 
-    async fn respond(
-        &self,
+    /// A plain function returning an `async move` block, not an async fn:
+    /// an async fn keeps each argument twice in its state (the argument and
+    /// the local it is moved into, 264 bytes for a request) and copies one
+    /// into the other as it starts; the block uses its capture in place.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn holds its arguments twice"
+    )]
+    fn respond<'a>(
+        &'a self,
         mut req: Request<Incoming>,
-        conn: &Arc<ConnCtx>,
-        done: &mut Completion,
-    ) -> Response<ResponseBody> {
-        if req.uri().path() == self_rotation::PATH {
+        conn: &'a Arc<ConnCtx>,
+        done: &'a mut Completion,
+    ) -> impl Future<Output = Response<ResponseBody>> + Send + 'a {
+        async move {
+            if req.uri().path() == self_rotation::PATH {
+                let peer = conn.peer.ip();
+                let answer =
+                    self.self_rotation
+                        .answer(req, peer, &self.admission, &self.refusals, done);
+                return Box::pin(answer).await;
+            }
+            if Self::is_own(&req) {
+                // Boxed: its (large) state lives on the heap for the few requests
+                // that take it, not inline in every proxied request's future.
+                return Box::pin(self.own_pages.handle(req, conn, done)).await;
+            }
             let peer = conn.peer.ip();
-            let answer =
-                self.self_rotation
-                    .answer(req, peer, &self.admission, &self.refusals, done);
-            return Box::pin(answer).await;
+            if req.method() == Method::CONNECT {
+                let refusal = Refusal::NotImplemented("keygate does not tunnel CONNECT");
+                return self.refuse(refusal, peer, req.headers());
+            }
+            let host = match Self::host_of(&req) {
+                Ok(host) => host,
+                Err(refusal) => return self.refuse(refusal, peer, req.headers()),
+            };
+            let client_upgrade = Self::upgrade_of(&mut req);
+            // Before admission: what a client's `Connection` names must not take
+            // away the identity headers admission sets.
+            headers::remove_hop_by_hop(req.headers_mut(), client_upgrade.is_some());
+            let admitted = match self.admission.admit(&mut req, peer).await {
+                Ok(admitted) => admitted,
+                Err(refusal) => return self.refuse(refusal, peer, req.headers()),
+            };
+            done.set_admitted(&admitted);
+            // Forward. The rewrite before the send and the answer after it are
+            // plain functions, not a nested async fn: each async level would
+            // hold one more copy of the request and copy its whole state into
+            // this one (BENCHMARKS.md, instructions per request).
+            self.to_backend(&mut req, host, conn);
+            let sent_at = Instant::now();
+            let sent = self.upstream.send(req, sent_at).await;
+            self.metrics.upstream(sent_at.elapsed());
+            // The request is gone to the backend: an upstream failure is logged with the peer.
+            let mut resp = match sent {
+                Ok((resp, lease)) => Self::from_backend(resp, lease, client_upgrade, conn),
+                Err(e) => self.refusals.answer(Refusal::Upstream(e), peer),
+            };
+            // Only keygate says when a key expires.
+            resp.headers_mut().remove(headers::KEY_EXPIRES);
+            if let Admitted::Key(p) = &admitted {
+                self.expiry_warning.apply(p, resp.headers_mut(), done);
+            }
+            resp
         }
-        if Self::is_own(&req) {
-            // Boxed: its (large) state lives on the heap for the few requests
-            // that take it, not inline in every proxied request's future.
-            return Box::pin(self.own_pages.handle(req, conn, done)).await;
-        }
-        let peer = conn.peer.ip();
-        if req.method() == Method::CONNECT {
-            let refusal = Refusal::NotImplemented("keygate does not tunnel CONNECT");
-            return self.refuse(refusal, peer, req.headers());
-        }
-        let host = match Self::host_of(&req) {
-            Ok(host) => host,
-            Err(refusal) => return self.refuse(refusal, peer, req.headers()),
-        };
-        let client_upgrade = Self::upgrade_of(&mut req);
-        // Before admission: what a client's `Connection` names must not take
-        // away the identity headers admission sets.
-        headers::remove_hop_by_hop(req.headers_mut(), client_upgrade.is_some());
-        let admitted = match self.admission.admit(&mut req, peer).await {
-            Ok(admitted) => admitted,
-            Err(refusal) => return self.refuse(refusal, peer, req.headers()),
-        };
-        done.set_admitted(&admitted);
-        // Forward. The rewrite before the send and the answer after it are
-        // plain functions, not a nested async fn: each async level would
-        // hold one more copy of the request and copy its whole state into
-        // this one (BENCHMARKS.md, instructions per request).
-        self.to_backend(&mut req, host, conn);
-        let sent_at = Instant::now();
-        let sent = self.upstream.send(req, sent_at).await;
-        self.metrics.upstream(sent_at.elapsed());
-        // The request is gone to the backend: an upstream failure is logged with the peer.
-        let mut resp = match sent {
-            Ok((resp, lease)) => Self::from_backend(resp, lease, client_upgrade, conn),
-            Err(e) => self.refusals.answer(Refusal::Upstream(e), peer),
-        };
-        // Only keygate says when a key expires.
-        resp.headers_mut().remove(headers::KEY_EXPIRES);
-        if let Admitted::Key(p) = &admitted {
-            self.expiry_warning.apply(p, resp.headers_mut(), done);
-        }
-        resp
     }
 
     /// Route: keygate's own paths, also under a lenient spelling of the
@@ -261,25 +271,32 @@ enum Host {
 impl<P: OwnPages> Handler for Gateway<P> {
     type Body = ResponseBody;
 
-    async fn handle(
+    // Not an async fn, for the reason `respond` gives.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn holds its arguments twice"
+    )]
+    fn handle(
         self: Arc<Self>,
         req: Request<Incoming>,
         conn: Arc<ConnCtx>,
-    ) -> Response<ResponseBody> {
-        let mut done = Completion::new(
-            conn.stats.clone(),
-            self.access_log.then(Instant::now),
-            conn.peer.ip(),
-            req.method(),
-            req.uri().path(),
-        );
-        let head = req.method() == Method::HEAD;
-        let mut resp = self.respond(req, &conn, &mut done).await;
-        if head {
-            response::without_body(&mut resp);
+    ) -> impl Future<Output = Response<ResponseBody>> + Send {
+        async move {
+            let mut done = Completion::new(
+                conn.stats.clone(),
+                self.access_log.then(Instant::now),
+                conn.peer.ip(),
+                req.method(),
+                req.uri().path(),
+            );
+            let head = req.method() == Method::HEAD;
+            let mut resp = self.respond(req, &conn, &mut done).await;
+            if head {
+                response::without_body(&mut resp);
+            }
+            done.set_status(resp.status());
+            resp.body_mut().set_completion(done);
+            resp
         }
-        done.set_status(resp.status());
-        resp.body_mut().set_completion(done);
-        resp
     }
 }

@@ -114,38 +114,45 @@ impl Upstream {
             .map(move |sent| sent.unwrap_or(Err(UpstreamError::Timeout(timeout))))
     }
 
-    async fn send_inner(
+    /// Not an async fn: see `Gateway::respond` (one copy of the request less).
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn holds its arguments twice"
+    )]
+    fn send_inner(
         &self,
         mut req: Request<Incoming>,
         now: Instant,
-    ) -> Result<(Response<Incoming>, Lease), UpstreamError> {
-        loop {
-            let (mut sender, reused) = match self.pool.checkout(now) {
-                Some(s) => (s, true),
-                // Boxed: a connect (TLS handshake included) is several KiB of
-                // future state, and it would otherwise be inline in every
-                // request's future, copied on each request though rarely used.
-                None => (
-                    Box::pin(self.pool.connect())
-                        .await
-                        .map_err(UpstreamError::Connect)?,
-                    false,
-                ),
-            };
-            if let Err(e) = sender.ready().await {
-                // A pooled connection the backend closed meanwhile: take another.
-                if reused {
-                    continue;
+    ) -> impl Future<Output = Result<(Response<Incoming>, Lease), UpstreamError>> + Send + '_ {
+        async move {
+            loop {
+                let (mut sender, reused) = match self.pool.checkout(now) {
+                    Some(s) => (s, true),
+                    // Boxed: a connect (TLS handshake included) is several KiB of
+                    // future state, and it would otherwise be inline in every
+                    // request's future, copied on each request though rarely used.
+                    None => (
+                        Box::pin(self.pool.connect())
+                            .await
+                            .map_err(UpstreamError::Connect)?,
+                        false,
+                    ),
+                };
+                if let Err(e) = sender.ready().await {
+                    // A pooled connection the backend closed meanwhile: take another.
+                    if reused {
+                        continue;
+                    }
+                    return Err(UpstreamError::Failed(e));
                 }
-                return Err(UpstreamError::Failed(e));
-            }
-            match sender.try_send_request(req).await {
-                Ok(resp) => return Ok((resp, Lease::new(sender, self.pool.clone()))),
-                Err(mut e) => match e.take_message() {
-                    // Not sent at all (the connection closed first): safe to retry on another.
-                    Some(unsent) if reused => req = unsent,
-                    _ => return Err(UpstreamError::failed(e.into_error())),
-                },
+                match sender.try_send_request(req).await {
+                    Ok(resp) => return Ok((resp, Lease::new(sender, self.pool.clone()))),
+                    Err(mut e) => match e.take_message() {
+                        // Not sent at all (the connection closed first): safe to retry on another.
+                        Some(unsent) if reused => req = unsent,
+                        _ => return Err(UpstreamError::failed(e.into_error())),
+                    },
+                }
             }
         }
     }
