@@ -99,8 +99,7 @@ pub enum SettingsError {
     Store(#[from] StoreError),
 }
 
-/// Longest user name and label accepted.
-const MAX_USER: usize = 256;
+/// Longest label accepted (a user name: `keys::user`).
 const MAX_LABEL: usize = 200;
 
 /// A key's label: at most 200 characters (as the page's `maxlength` counts
@@ -297,21 +296,8 @@ impl Keyring {
         label: &str,
         scope: Scope,
     ) -> Result<NewKey, MintError> {
-        if user.is_empty()
-            || user.len() > MAX_USER
-            || !user.bytes().all(|b| (0x21..0x7f).contains(&b) || b == b' ')
-        {
-            return Err(MintError::User(
-                "must be 1-256 printable ASCII characters (it becomes an HTTP header value)",
-            ));
-        }
-        // A header value cannot start or end with whitespace (RFC 9110 §5.5):
-        // the application would see another name than revocations and listings.
-        if user.starts_with(' ') || user.ends_with(' ') {
-            return Err(MintError::User(
-                "must not start or end with a space (it becomes an HTTP header value)",
-            ));
-        }
+        // It becomes the identity header's value, as it is (UTF-8 included).
+        keys::user::check(user).map_err(MintError::User)?;
         // A secret pasted into the wrong field would be audited, announced
         // and sent upstream in clear.
         if keys::format::contains_key(user) {

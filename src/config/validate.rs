@@ -681,7 +681,7 @@ fn admin_groups(
 }
 
 /// `admin.users`: user names as `[login]` gives them (and as keys carry
-/// them: 1-256 printable ASCII characters), which only a `[login]` signs in.
+/// them: `keys::user`), which only a `[login]` signs in.
 fn admin_users(users: &[String], login: bool, p: &mut Problems) -> Option<Vec<String>> {
     if !users.is_empty() && !login {
         p.push(
@@ -692,12 +692,8 @@ fn admin_users(users: &[String], login: bool, p: &mut Problems) -> Option<Vec<St
     }
     let mut ok = true;
     for (i, u) in users.iter().enumerate() {
-        let printable = u.bytes().all(|b| (0x20..0x7f).contains(&b));
-        if u.trim().is_empty() || u.len() > 256 || !printable {
-            p.push(
-                &format!("admin.users[{i}]"),
-                "must be a user name as [login] gives it: 1-256 printable ASCII characters",
-            );
+        if let Err(why) = crate::keys::user::check(u) {
+            p.push(&format!("admin.users[{i}]"), why);
             ok = false;
         }
     }

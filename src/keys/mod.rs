@@ -5,6 +5,7 @@
 pub mod digest;
 pub mod format;
 pub mod seen;
+pub mod user;
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -129,8 +129,14 @@ async fn bad_input_is_400_naming_the_field() {
             "unknown field `colour`",
         ),
         (json!({"ttl": "1d"}), "missing field `user`"),
-        (json!({"user": ""}), "user: must be"),
-        (json!({"user": "a\nb"}), "user: must be"),
+        (
+            json!({"user": ""}),
+            "user: must not be empty: a user name is 1-256 bytes",
+        ),
+        (
+            json!({"user": "a\nb"}),
+            "user: contains a control character: a user name is 1-256 bytes",
+        ),
     ];
     for (body, expected) in cases {
         let a = call(&c, &gw, Method::POST, "/v1/keys", Some(body.clone())).await;

@@ -201,18 +201,46 @@ fn admin_users_problems_are_named_by_their_keys() {
     );
     let login = "[login]\nmethod = \"trusted_header\"\nheader = \"X-User\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n";
     let (code, err) = check_text(&format!(
-        "users = [\"alice\", \" \", \"tab\\there\"]\n{login}"
+        "users = [\"alice\", \" \", \"tab\\there\", \"zoë\", \"al\\u202Eice\", \"zo\\u200Bë\", \"{}\"]\n{login}",
+        "é".repeat(129)
     ));
     assert_eq!(code, Some(2), "{err}");
     for expected in [
-        "admin.users[1]: must be a user name",
-        "admin.users[2]: must be a user name",
+        "admin.users[1]: starts or ends with white space: a user name is 1-256 bytes of UTF-8",
+        "admin.users[2]: contains a control character: a user name is 1-256 bytes of UTF-8",
+        "admin.users[4]: contains an invisible or direction-changing formatting character",
+        "admin.users[5]: contains an invisible or direction-changing formatting character",
+        "admin.users[6]: is longer than 256 bytes",
     ] {
         assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
     }
     assert!(!err.contains("admin.users[0]"), "{err}");
-    let (code, err) = check_text(&format!("users = [\"alice@example.org\"]\n{login}"));
+    // UTF-8 names as an SSO gives them.
+    assert!(!err.contains("admin.users[3]"), "{err}");
+    let (code, err) = check_text(&format!(
+        "users = [\"alice@example.org\", \"zoë\", \"josé@例え.jp\", \"{}\"]\n{login}",
+        "é".repeat(128)
+    ));
     assert_eq!(code, Some(0), "{err}");
+    // Latin-1 `zoë`: the file is not UTF-8 (TOML must be), exit 2 saying so.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("k.toml");
+    let token = crate::support::admin_token_file(dir.path());
+    let mut text = format!(
+        "[listen]\nplaintext = true\n[upstream]\nurl = \"http://127.0.0.1:8080\"\n[store]\nkind = \"memory\"\n[admin]\ntoken_file = \"{}\"\n",
+        token.display()
+    )
+    .into_bytes();
+    text.extend_from_slice(b"users = [\"zo\xeb\"]\n");
+    text.extend_from_slice(login.as_bytes());
+    std::fs::write(&cfg, text).unwrap();
+    let out = bin::check(&cfg);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("not contain valid UTF-8"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
