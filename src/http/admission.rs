@@ -185,8 +185,12 @@ impl Admission {
 
     /// Step 5: tell the backend who is calling, with which key.
     fn identify(&self, h: &mut HeaderMap, principal: &Principal) -> Result<(), Refusal> {
-        // Users are validated at creation; a record that fails here is refused, never half-set.
-        let user = HeaderValue::from_str(principal.user())
+        // The user's UTF-8 bytes as they are (RFC 9110 obs-text), what an
+        // SSO front sends for the same person: `from_bytes` says so (http's
+        // `from_str` takes them too, but reads as if it were ASCII only;
+        // `to_str` would refuse them). Users are validated at creation
+        // (`keys::user`); a record that fails here is refused, never half-set.
+        let user = HeaderValue::from_bytes(principal.user().as_bytes())
             .map_err(|_| Refusal::BadUser(principal.key_id()))?;
         h.insert(self.identity_header.clone(), user);
         h.insert(
@@ -202,7 +206,7 @@ impl Admission {
         h: &mut HeaderMap,
         sso_user: Option<String>,
     ) -> Result<Admitted, Refusal> {
-        let sso = sso_user.and_then(|u| HeaderValue::from_str(&u).ok().map(|v| (u, v)));
+        let sso = sso_user.and_then(|u| HeaderValue::from_bytes(u.as_bytes()).ok().map(|v| (u, v)));
         match (sso, self.anonymous) {
             (Some((user, value)), _) => {
                 self.metrics.auth(AuthOutcome::Sso);

@@ -28,8 +28,10 @@ impl TrustedHeader {
         }
     }
 
-    /// The user the SSO proxy names, if `peer` is that proxy. Two copies,
-    /// an empty value or one that cannot be a header value upstream: nobody.
+    /// The user the SSO proxy names, if `peer` is that proxy: its UTF-8
+    /// bytes as sent (`zoë`, not ASCII only), trimmed. Two copies, an empty
+    /// value, bytes that are not UTF-8 or a value that is no user name
+    /// (`keys::user`: it goes upstream in the identity header): nobody.
     pub fn user(&self, headers: &HeaderMap, peer: IpAddr) -> Option<String> {
         if !self.trusted_proxies.iter().any(|net| net.contains(&peer)) {
             return None;
@@ -38,15 +40,17 @@ impl TrustedHeader {
         let (Some(value), None) = (values.next(), values.next()) else {
             return None;
         };
-        let user = value.to_str().ok()?.trim();
+        // `to_str` takes visible ASCII only; SSO fronts send UTF-8.
+        let user = std::str::from_utf8(value.as_bytes()).ok()?.trim();
         // mod_auth_mellon sends "(null)" where the user is unknown (SSO-TESTING.md).
-        (!user.is_empty() && user != "(null)").then(|| user.to_owned())
+        (user != "(null)" && crate::keys::user::is_valid(user)).then(|| user.to_owned())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::HeaderValue;
 
     #[test]
     fn believed_only_from_a_trusted_proxy_and_only_one_copy() {
@@ -67,5 +71,29 @@ mod tests {
         assert_eq!(t.user(&h, proxy), None);
         h.insert("x-remote-user", "(null)".parse().unwrap());
         assert_eq!(t.user(&h, proxy), None);
+    }
+
+    #[test]
+    fn a_utf8_user_is_read_as_sent_and_a_non_user_is_nobody() {
+        let t = TrustedHeader::new(
+            HeaderName::from_static("x-remote-user"),
+            vec!["127.0.0.2/32".parse().unwrap()],
+        );
+        let proxy: IpAddr = "127.0.0.2".parse().unwrap();
+        let user = |bytes: &[u8]| {
+            let mut h = HeaderMap::new();
+            h.insert("x-remote-user", HeaderValue::from_bytes(bytes).unwrap());
+            t.user(&h, proxy)
+        };
+        assert_eq!(user("zoë".as_bytes()).as_deref(), Some("zoë"));
+        assert_eq!(
+            user(" josé@例え.jp ".as_bytes()).as_deref(),
+            Some("josé@例え.jp")
+        );
+        // Latin-1 `zoë`, a right-to-left override, a tab inside, 257 bytes.
+        assert_eq!(user(b"zo\xeb"), None);
+        assert_eq!(user("a\u{202E}b".as_bytes()), None);
+        assert_eq!(user(b"a\tb"), None);
+        assert_eq!(user("é".repeat(129).as_bytes()), None);
     }
 }
