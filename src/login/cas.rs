@@ -95,7 +95,11 @@ impl Cas {
         }
         let text =
             std::str::from_utf8(&body).map_err(|_| CasError::Unreadable("not UTF-8".into()))?;
-        parse_validation(text)
+        let user = parse_validation(text)?;
+        // UTF-8 as the server sends it, if it is a user name keys can carry.
+        crate::keys::user::check(&user)
+            .map_err(|why| CasError::Unreadable(format!("cas:user {why}")))?;
+        Ok(user)
     }
 
     /// `Set-Cookie` for a new session of `user`.

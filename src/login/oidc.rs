@@ -39,9 +39,6 @@ use flow::Flow;
 use jwks::Jwks;
 use provider::{printable, Provider};
 
-/// Longest user name taken from a claim (it goes into the session cookie).
-const MAX_USER: usize = 256;
-
 /// Why a sign-in did not end with a session. Shown to the person as a
 /// sentence (`selfservice::refusal`), logged with the detail.
 #[derive(Debug, thiserror::Error)]
@@ -195,16 +192,20 @@ impl Oidc {
     /// The user and groups in `claims`, if `login.allowed_groups` lets them in.
     fn person(&self, claims: &Map<String, Value>) -> Result<Person, OidcError> {
         let name = &self.client.user_claim;
+        // A user name as keys carry it (`keys::user`, UTF-8 as the provider
+        // sends it); it also goes into the session cookie.
         let user = match claims.get(name).and_then(Value::as_str).map(str::trim) {
-            Some(u) if !u.is_empty() && u.len() <= MAX_USER && !u.chars().any(char::is_control) => {
-                u
-            }
-            _ => {
-                return Err(OidcError::Claims(format!(
-                    "the provider sent no usable \"{}\" claim (login.user_claim) for this account",
-                    printable(name)
-                )))
-            }
+            Some(u) => match crate::keys::user::check(u) {
+                Ok(()) => u,
+                Err(why) if !u.is_empty() => {
+                    return Err(OidcError::Claims(format!(
+                        "the provider's \"{}\" claim (login.user_claim) for this account {why}",
+                        printable(name)
+                    )))
+                }
+                Err(_) => return Err(no_user(name)),
+            },
+            None => return Err(no_user(name)),
         };
         // Only a verified address names a person: where anyone may set
         // their own email (some providers do not check it, nor say), it
@@ -287,6 +288,14 @@ fn single_values(query: &str) -> Result<HashMap<String, String>, OidcError> {
         }
     }
     Ok(out)
+}
+
+/// No string at all, or an empty one, where the user should be.
+fn no_user(claim: &str) -> OidcError {
+    OidcError::Claims(format!(
+        "the provider sent no usable \"{}\" claim (login.user_claim) for this account",
+        printable(claim)
+    ))
 }
 
 /// `email_verified` says yes: `true`, or the string `"true"` some
@@ -373,6 +382,18 @@ mod tests {
             json!({"sub": "4", "preferred_username": " carol "}),
         ));
         assert_eq!(p.unwrap().user, "carol");
+        // UTF-8 as the provider sends it; no user name (a direction
+        // override, a control character, 257 bytes) is no sign-in.
+        let p = rp("preferred_username", &[])
+            .person(&claims(json!({"sub": "4", "preferred_username": "zoë"})));
+        assert_eq!(p.unwrap().user, "zoë");
+        for bad in ["a\u{202E}b", "a\u{85}b", &"é".repeat(129)] {
+            let c = claims(json!({"sub": "6", "preferred_username": bad}));
+            assert!(matches!(
+                rp("preferred_username", &[]).person(&c),
+                Err(OidcError::Claims(m)) if m.contains("1-256 bytes of UTF-8")
+            ));
+        }
         for c in [
             json!({"sub": "5"}),
             json!({"sub": "5", "email": ""}),
