@@ -13,7 +13,7 @@ use crate::keyring::RotateRequest;
 use crate::keyring::{
     KeyFilter, Keyring, Listing, MintError, PageError, Revocation, SettingsError, Sort, Ttl,
 };
-use crate::keys::{format, ApiKey, KeyId, KeyView, Scope};
+use crate::keys::{format, user, ApiKey, KeyId, KeyView, Scope};
 use crate::settings::Settings;
 
 /// The keyring, and who is asking (the token's name, source `admin`, the client).
@@ -203,7 +203,7 @@ impl Revoke {
             }
             (None, Some(users), None, None, None) => {
                 for (i, user) in users.iter().enumerate() {
-                    check_name(&format!("users[{i}]"), user)?;
+                    check_user(&format!("users[{i}]"), user)?;
                 }
                 Revocation::Users(users)
             }
@@ -221,7 +221,7 @@ impl Revoke {
             }
             (None, None, None, None, Some(f)) => {
                 if let Some(user) = &f.user {
-                    check_name("filter.user", user)?;
+                    check_user("filter.user", user)?;
                 }
                 if let Some(label) = &f.label {
                     check_name("filter.label", label)?;
@@ -252,7 +252,17 @@ impl Revoke {
     }
 }
 
-/// A user name or label to revoke by, as the audit log will name it: no
+/// A user to revoke by: no key secret (see `check_name`; said first, as a
+/// padded paste is one too), and a user name as keys carry it
+/// (`keys::user`; no key has another).
+fn check_user(field: &str, value: &str) -> Result<(), ApiError> {
+    if format::contains_key(value) {
+        return check_name(field, value);
+    }
+    user::check(value).map_err(|why| ApiError::bad_request(format!("{field}: {why}")))
+}
+
+/// A label (or a user holding a secret) to revoke by, as the audit log will name it: no
 /// control characters (no forged lines) and no key secret (a secret is
 /// revoked with `keys`, and never written to the audit log in clear).
 fn check_name(field: &str, value: &str) -> Result<(), ApiError> {

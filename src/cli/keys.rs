@@ -286,6 +286,10 @@ async fn revoke(
     let what_to_revoke = if all {
         Revocation::All
     } else if !users.is_empty() {
+        for user in &users {
+            crate::keys::user::check(user)
+                .map_err(|why| CliError::Usage(format!("--user {user:?}: {why}")))?;
+        }
         Revocation::Users(users)
     } else if let Some(path) = leaked {
         let text = if path.as_os_str() == "-" {

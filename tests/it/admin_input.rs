@@ -48,11 +48,11 @@ async fn control_characters_in_names_to_revoke_are_refused_naming_the_field() {
     let cases = [
         (
             json!({"users": ["bob", forged]}),
-            "users[1]: must not contain control characters",
+            "users[1]: contains a control character: a user name is 1-256 bytes of UTF-8",
         ),
         (
             json!({"filter": {"user": "zz\r\nFAKE LINE"}}),
-            "filter.user: must not contain control characters",
+            "filter.user: contains a control character: a user name is 1-256 bytes of UTF-8",
         ),
         (
             json!({"filter": {"label": "a\u{1b}[31m"}, "dry_run": true}),
@@ -61,7 +61,7 @@ async fn control_characters_in_names_to_revoke_are_refused_naming_the_field() {
     ];
     for (body, expected) in cases {
         let err = refused(&c, &gw, Method::POST, "/v1/revoke", Some(body)).await;
-        assert_eq!(err, expected);
+        assert!(err.starts_with(expected), "{err}");
     }
     let audit = json_of(&call(&c, &gw, Method::GET, "/v1/audit", None).await);
     assert!(!audit.to_string().contains("FAKE"), "{audit}");
