@@ -172,12 +172,16 @@ fn colours(terminal: bool) -> bool {
 /// Client-controlled text (user names, audit targets) as a log field.
 /// Plain text stays as it is (and is not copied); text that could forge
 /// something in the `human` format is quoted and escaped as Rust's `Debug`
-/// does: a control character (a newline would start a forged line), or
+/// does: a control character (a newline would start a forged line), an
+/// invisible or direction-changing one (`U+202E` turns what follows it
+/// around, `U+2028` breaks the line in some viewers: `keys::user`), or
 /// whitespace and `=` (`bob action=revoke` would read as a field of its
-/// own). JSON logs escape on their own; the quoting shows there only for
-/// such text.
+/// own). Other UTF-8 (`zoë`, `例え`) stays as it is. JSON logs escape on
+/// their own; the quoting shows there only for such text.
 pub fn escaped(text: &str) -> std::borrow::Cow<'_, str> {
-    let forges_a_line = text.chars().any(char::is_control);
+    let forges_a_line = text
+        .chars()
+        .any(|c| c.is_control() || crate::keys::user::is_invisible(c));
     let forges_a_field = text.contains('=') && text.chars().any(char::is_whitespace);
     if !(forges_a_line || forges_a_field) {
         return std::borrow::Cow::Borrowed(text);
@@ -211,5 +215,13 @@ mod tests {
             r#"{"default_ttl":"30d"}"#
         );
         assert_eq!(escaped("users alice,bob"), "users alice,bob");
+        // UTF-8 names as they are; a direction override or a line
+        // separator, which no name may hold, escaped.
+        assert_eq!(escaped("zoë, josé@例え.jp"), "zoë, josé@例え.jp");
+        assert_eq!(
+            escaped("users al\u{202E}ecila"),
+            "\"users al\\u{202e}ecila\""
+        );
+        assert_eq!(escaped("a\u{2028}b\u{85}"), "\"a\\u{2028}b\\u{85}\"");
     }
 }
