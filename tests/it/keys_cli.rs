@@ -123,6 +123,67 @@ fn create_list_and_revoke_by_id_user_leaked_and_all() {
     assert!(parsed["keys"].as_array().unwrap().is_empty());
 }
 
+/// A user name that is not ASCII, as an SSO gives it: made, listed (the
+/// name as it is) and revoked by it; names no key can carry, and bytes that
+/// are not UTF-8, exit 2 naming `--user`.
+#[test]
+fn a_utf8_user_is_made_listed_and_revoked_and_a_non_name_exits_2() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &redis, "");
+    let out = keys(&cfg, &["create", "--user", "josé@例え.jp", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let created: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(created["user"], "josé@例え.jp");
+    let out = keys(&cfg, &["create", "--user", "zoë"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("for user \"zoë\""),
+        "{}",
+        stderr(&out)
+    );
+    let out = keys(&cfg, &["list", "--user", "josé@例え.jp"]);
+    let listing = stdout(&out);
+    assert_eq!(listing.lines().count(), 2, "header + one key:\n{listing}");
+    assert!(listing.contains(" josé@例え.jp "), "{listing}");
+
+    for (user, why) in [
+        (
+            "al\u{202E}ice",
+            "contains an invisible or direction-changing",
+        ),
+        ("a\nb", "contains a control character"),
+        (" zoë", "starts or ends with white space"),
+    ] {
+        for command in ["create", "revoke"] {
+            let out = keys(&cfg, &[command, "--user", user]);
+            assert_eq!(out.status.code(), Some(2), "{command} {user:?}");
+            assert!(
+                stderr(&out).contains(why) && stderr(&out).contains("--user"),
+                "{command} {user:?}: {}",
+                stderr(&out)
+            );
+        }
+    }
+    // Latin-1 `zoë` on the command line: not UTF-8, a usage error.
+    use std::os::unix::ffi::OsStrExt;
+    let out = Command::new(BIN)
+        .args(["keys", "create", "-c"])
+        .arg(&cfg)
+        .arg("--user")
+        .arg(std::ffi::OsStr::from_bytes(b"zo\xeb"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("UTF-8"), "{}", stderr(&out));
+
+    let out = keys(&cfg, &["revoke", "--user", "zoë", "--user", "josé@例え.jp"]);
+    assert_eq!(stdout(&out).trim(), "revoked 2 keys", "{}", stderr(&out));
+    let out = keys(&cfg, &["list", "--json"]);
+    let parsed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(parsed["keys"].as_array().unwrap().is_empty(), "{parsed}");
+}
+
 #[test]
 fn bad_input_exits_2_and_a_dead_store_exits_1_with_one_line() {
     let mut redis = RedisServer::start();

@@ -38,3 +38,4 @@ mod selfservice;
 mod sso;
 mod store_conformance;
 mod tls_audit;
+mod user_names;

@@ -571,6 +571,60 @@ async fn an_sso_user_is_answered_only_when_the_asking_proxy_is_the_sso_proxy() {
     assert_eq!(a.headers["x-remote-user"], "dave");
 }
 
+/// A user whose name is not ASCII is answered with its UTF-8 bytes, for
+/// the proxy to copy as they are: a key's user, and the SSO proxy's user.
+#[tokio::test]
+async fn a_utf8_user_is_answered_as_its_bytes() {
+    let (_up, gw) = gateway(|b| {
+        b.set("authz", "trusted_proxies = [\"127.0.0.0/8\"]")
+            .set("login", "method = \"trusted_header\"")
+            .set("login", "header = \"X-Sso-User\"")
+            .set("login", "trusted_proxies = [\"127.0.0.2/32\"]")
+            .set("login", "public_url = \"https://app.example.org\"");
+    })
+    .await;
+    let bytes = |a: &Answer| -> Vec<Vec<u8>> {
+        a.headers
+            .get_all("x-remote-user")
+            .iter()
+            .map(|v| v.as_bytes().to_vec())
+            .collect()
+    };
+    let (key, _) = gw.key("josé@例え.jp").await;
+    for (c, route) in [
+        (client::h1(&gw.ca), FORWARD_AUTH),
+        (client::h1(&gw.ca), AUTH_REQUEST),
+        (client::h2(&gw.ca), "ext-authz"),
+    ] {
+        let a = check(&c, &gw, route, "GET", "/", &[("apikey", key.as_str())]).await;
+        assert_eq!(a.status, StatusCode::OK, "{route}: {}", a.text());
+        assert_eq!(bytes(&a), ["josé@例え.jp".as_bytes()], "{route}");
+    }
+    let sso_proxy = client::h1_from(&gw.ca, "127.0.0.2".parse().unwrap());
+    let a = check(
+        &sso_proxy,
+        &gw,
+        FORWARD_AUTH,
+        "GET",
+        "/",
+        &[("x-sso-user", "zoë")],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert_eq!(bytes(&a), ["zoë".as_bytes()]);
+    // A right-to-left override is no user name: nobody, so 401.
+    let a = check(
+        &sso_proxy,
+        &gw,
+        FORWARD_AUTH,
+        "GET",
+        "/",
+        &[("x-sso-user", "a\u{202E}b")],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+}
+
 #[tokio::test]
 async fn plain_http_on_loopback_when_the_config_says_so() {
     let (_up, gw) = gateway(|b| {

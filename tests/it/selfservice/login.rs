@@ -176,6 +176,84 @@ async fn trusted_header_from_the_proxy_is_the_user_for_page_and_upstream() {
     );
 }
 
+/// The SSO proxy names a person whose name is not ASCII, as mod_auth_mellon
+/// sends it (UTF-8): the page is theirs, the key they make on it is theirs,
+/// and the backend receives that name's bytes, with the key and without it.
+#[tokio::test]
+async fn a_utf8_trusted_header_user_makes_a_key_that_reaches_the_backend_as_them() {
+    let up = Upstream::start().await;
+    let mut b = builder(&up.url());
+    b.set("auth", "anonymous = \"reject\"")
+        .set("login", "method = \"trusted_header\"")
+        .set("login", "header = \"X-Sso-User\"")
+        .set("login", "trusted_proxies = [\"127.0.0.2/32\"]");
+    let gw = b.start().await;
+    let proxy: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let mut browser = Browser::with_client(&gw, client::h1_from(&gw.ca, proxy));
+    browser
+        .headers
+        .push(("X-Sso-User".into(), "josé@例え.jp".into()));
+    let (page, token) = browser.page().await;
+    assert!(
+        page.text()
+            .contains("<strong id=\"user\">josé@例え.jp</strong>"),
+        "{}",
+        page.text()
+    );
+    let made = browser.create(&token, "laptop", "30d").await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text());
+    let made = json_of(&made);
+    assert_eq!(made["user"], "josé@例え.jp");
+    let key = made["key"].as_str().unwrap();
+    let listed = json_of(
+        &browser
+            .api(Method::GET, "/.keygate/api/keys", None, None)
+            .await,
+    );
+    assert_eq!(listed["user"], "josé@例え.jp", "{listed}");
+    assert_eq!(listed["keys"].as_array().unwrap().len(), 1, "{listed}");
+
+    // The key, from anywhere, over HTTP/1.1 and HTTP/2: the name's bytes upstream.
+    for c in [client::h1(&gw.ca), client::h2(&gw.ca)] {
+        let a = client::get_with_key(&c, &gw.url("/app"), key).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+        assert_eq!(
+            up.last().headers["x-remote-user"].as_bytes(),
+            "josé@例え.jp".as_bytes()
+        );
+    }
+    // Without a key, through the SSO proxy: the same bytes.
+    let via_proxy = client::h1_from(&gw.ca, proxy);
+    let sso = |value: http::HeaderValue| {
+        Request::get(gw.url("/app"))
+            .header("X-Sso-User", value)
+            .body(body::empty())
+            .unwrap()
+    };
+    let a = client::send(
+        &via_proxy,
+        sso(http::HeaderValue::from_bytes("Jürgen".as_bytes()).unwrap()),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(
+        up.last().headers["x-remote-user"].as_bytes(),
+        "Jürgen".as_bytes()
+    );
+    // Latin-1 bytes are not UTF-8, a direction override is no user name:
+    // nobody (401, nothing forwarded), never a mangled name.
+    let n = up.requests().len();
+    for value in [&b"J\xfcrgen"[..], "a\u{202E}b".as_bytes()] {
+        let a = client::send(
+            &via_proxy,
+            sso(http::HeaderValue::from_bytes(value).unwrap()),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{value:?}");
+    }
+    assert_eq!(up.requests().len(), n);
+}
+
 #[tokio::test]
 #[ignore = "needs django-cas-server: run through scripts/test.sh"]
 async fn cas_login_makes_a_session_and_refuses_replayed_or_foreign_tickets() {

@@ -29,6 +29,8 @@ pub struct Browser {
     base: String,
     cookies: Vec<(String, String)>,
     pub origin: String,
+    /// Sent with every request (an SSO proxy's user header).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Browser {
@@ -48,6 +50,7 @@ impl Browser {
             origin: base.clone(),
             base,
             cookies: Vec::new(),
+            headers: Vec::new(),
         }
     }
 
@@ -89,6 +92,9 @@ impl Browser {
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
             r = r.header(header::COOKIE, jar.join("; "));
+        }
+        for (k, v) in &self.headers {
+            r = r.header(k, v);
         }
         r
     }
