@@ -66,12 +66,12 @@ impl RedisStore {
 
     /// Layout 2's index of a user's ids.
     pub(super) fn old_user_index(&self, user: &str) -> String {
-        format!("{}:{{{}}}:user:{user}", self.ns, user_tag(user))
+        in_user_slot(&self.ns, "user", user)
     }
 
     /// A user's event window (self-service creations), in the user's slot.
     pub(super) fn window_key(&self, user: &str) -> String {
-        format!("{}:{{{}}}:window:{user}", self.ns, user_tag(user))
+        in_user_slot(&self.ns, "window", user)
     }
 
     /// Layout 2's index of every id.
@@ -96,6 +96,13 @@ impl RedisStore {
     pub(super) fn fence_in_slot(&self, slot: u16) -> String {
         format!("{}:fence:{{{}}}", self.ns, slot_tag(slot))
     }
+}
+
+/// `ns:{U}:what:<user>`: a key named after `user`, in its tag's slot. The
+/// tag comes first, so a user name's own braces (`ops{team}`, any UTF-8)
+/// never become the hash tag: Redis hashes the first `{…}` only.
+fn in_user_slot(ns: &str, what: &str, user: &str) -> String {
+    format!("{ns}:{{{}}}:{what}:{user}", user_tag(user))
 }
 
 /// Redis Cluster's number of hash slots.
@@ -232,6 +239,26 @@ mod tests {
         for slot in 0..SLOTS as u16 {
             let key = format!("keygate:fence:{{{}}}", slot_tag(slot));
             assert_eq!(Slot::for_key(&key), Slot::new(slot).unwrap(), "{key}");
+        }
+    }
+
+    #[test]
+    fn a_key_named_after_a_user_is_in_its_tags_slot_whatever_its_braces() {
+        for user in [
+            "alice",
+            "ops{team}",
+            "{x}",
+            "}{",
+            "a{}b",
+            "zoë{例え}",
+            "josé@例え.jp",
+        ] {
+            let tag = Slot::for_key(format!("{{{}}}", user_tag(user)));
+            for what in ["window", "user"] {
+                let key = in_user_slot("keygate", what, user);
+                assert!(key.ends_with(user), "{key}");
+                assert_eq!(Slot::for_key(&key), tag, "{key}");
+            }
         }
     }
 
