@@ -62,19 +62,34 @@ pub fn is_valid(user: &str) -> bool {
 }
 
 /// Unicode's format characters (general category Cf, as of Unicode 15.1),
-/// and the line and paragraph separators: invisible, or changing how the
-/// text around them reads, in a listing or a log line.
+/// its other default-ignorable characters, the blanks that are letters
+/// (Hangul fillers, the braille blank), and the line and paragraph
+/// separators: invisible, or changing how the text around them reads, in a
+/// listing or a log line.
 pub fn is_invisible(c: char) -> bool {
     matches!(
         c,
         '\u{00AD}'
+            // Default-ignorable (Unicode's DerivedCoreProperties) or blank
+            // though not Cf: the combining grapheme joiner, Hangul fillers,
+            // Khmer inherent vowels, Mongolian and other variation
+            // selectors, the braille blank.
+            | '\u{034F}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{2800}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FFA0}'
+            | '\u{FFF0}'..='\u{FFF8}'
+            | '\u{E0000}'..='\u{E0FFF}'
             | '\u{0600}'..='\u{0605}'
             | '\u{061C}'
             | '\u{06DD}'
             | '\u{070F}'
             | '\u{0890}'..='\u{0891}'
             | '\u{08E2}'
-            | '\u{180E}'
             | '\u{200B}'..='\u{200F}'
             | '\u{2028}'..='\u{202E}'
             | '\u{2060}'..='\u{2064}'
@@ -86,8 +101,6 @@ pub fn is_invisible(c: char) -> bool {
             | '\u{13430}'..='\u{1343F}'
             | '\u{1BCA0}'..='\u{1BCA3}'
             | '\u{1D173}'..='\u{1D17A}'
-            | '\u{E0001}'
-            | '\u{E0020}'..='\u{E007F}'
     )
 }
 
@@ -159,6 +172,13 @@ mod tests {
             '\u{FEFF}',
             '\u{E0001}',
             '\u{E007F}',
+            '\u{034F}',
+            '\u{115F}',
+            '\u{3164}',
+            '\u{FFA0}',
+            '\u{FE0F}',
+            '\u{2800}',
+            '\u{E0100}',
         ] {
             refused(&format!("a{c}b"), "contains an invisible");
         }

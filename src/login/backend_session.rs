@@ -81,7 +81,10 @@ fn user_at(body: &[u8], pointer: &str) -> Option<String> {
         .map_err(|e| tracing::warn!(error = %e, "the who-am-I answer is not JSON; treating the browser as signed out"))
         .ok()?;
     match doc.pointer(pointer)? {
-        serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        // ASCII white space only: a trimmed U+3000 would make "alice\u{3000}" alice.
+        serde_json::Value::String(s) if !s.trim_ascii().is_empty() => {
+            Some(s.trim_ascii().to_owned())
+        }
         _ => None,
     }
 }

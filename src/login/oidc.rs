@@ -194,7 +194,13 @@ impl Oidc {
         let name = &self.client.user_claim;
         // A user name as keys carry it (`keys::user`, UTF-8 as the provider
         // sends it); it also goes into the session cookie.
-        let user = match claims.get(name).and_then(Value::as_str).map(str::trim) {
+        // ASCII white space only: a trimmed U+3000 would make another
+        // account's "alice\u{3000}" alice.
+        let user = match claims
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::trim_ascii)
+        {
             Some(u) => match crate::keys::user::check(u) {
                 Ok(()) => u,
                 Err(why) if !u.is_empty() => {

@@ -41,7 +41,9 @@ impl TrustedHeader {
             return None;
         };
         // `to_str` takes visible ASCII only; SSO fronts send UTF-8.
-        let user = std::str::from_utf8(value.as_bytes()).ok()?.trim();
+        // ASCII white space only: `str::trim` also takes U+00A0, U+3000…,
+        // and "alice\u{3000}" would sign in as alice.
+        let user = std::str::from_utf8(value.as_bytes()).ok()?.trim_ascii();
         // mod_auth_mellon sends "(null)" where the user is unknown (SSO-TESTING.md).
         (user != "(null)" && crate::keys::user::is_valid(user)).then(|| user.to_owned())
     }
@@ -95,5 +97,8 @@ mod tests {
         assert_eq!(user("a\u{202E}b".as_bytes()), None);
         assert_eq!(user(b"a\tb"), None);
         assert_eq!(user("é".repeat(129).as_bytes()), None);
+        // Unicode white space is not trimmed into another user's name.
+        assert_eq!(user("alice\u{3000}".as_bytes()), None);
+        assert_eq!(user("\u{a0}alice".as_bytes()), None);
     }
 }
