@@ -287,6 +287,13 @@ async fn revoke(
         Revocation::All
     } else if !users.is_empty() {
         for user in &users {
+            // A secret pasted here would revoke nothing and go to the audit
+            // log in clear: refused first, and not echoed.
+            if crate::keys::format::contains_key(user) {
+                return Err(CliError::Usage(
+                    "--user: looks like a key secret; revoke a leaked key with --leaked".into(),
+                ));
+            }
             crate::keys::user::check(user)
                 .map_err(|why| CliError::Usage(format!("--user {user:?}: {why}")))?;
         }

@@ -177,6 +177,14 @@ fn a_utf8_user_is_made_listed_and_revoked_and_a_non_name_exits_2() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("UTF-8"), "{}", stderr(&out));
 
+    // A key secret given as a user revokes nothing and is not echoed (it
+    // would be in the audit log in clear): exit 2, the key still listed.
+    let secret = created["key"].as_str().unwrap();
+    let out = keys(&cfg, &["revoke", "--user", secret]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--leaked"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains(secret) && !stdout(&out).contains(secret));
+
     let out = keys(&cfg, &["revoke", "--user", "zoë", "--user", "josé@例え.jp"]);
     assert_eq!(stdout(&out).trim(), "revoked 2 keys", "{}", stderr(&out));
     let out = keys(&cfg, &["list", "--json"]);
