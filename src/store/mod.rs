@@ -87,8 +87,11 @@ impl StoreError {
             return false;
         };
         e.code() == Some("NOPERM")
-            || e.detail()
-                .is_some_and(|d| d.contains("The user executing the script can't run"))
+            || e.detail().is_some_and(|d| {
+                // Redis 7.0; Redis 7.2+ and Valkey.
+                d.contains("The user executing the script can't run")
+                    || d.contains("ACL failure in script")
+            })
     }
 }
 
