@@ -83,14 +83,40 @@ impl Watchdog {
     fn spawn(watch: impl Future<Output = Alarm> + Send + 'static) -> Self {
         let raised = Arc::new(Raised::default());
         let task = tokio::spawn({
-            let raised = raised.clone();
+            // A watch that panics still ends the connection (`Stalled`),
+            // rather than leave it with no timeouts at all.
+            let guard = StalledIfDropped(raised.clone());
             async move {
                 let alarm = watch.await;
-                raised.alarm.store(alarm as u8 + 1, Ordering::Release);
-                raised.waker.wake();
+                guard.0.raise(alarm);
             }
         });
         Watchdog { task, raised }
+    }
+}
+
+impl Raised {
+    /// The first alarm stays: a later one (the guard's) changes nothing.
+    fn raise(&self, alarm: Alarm) {
+        let raised = self.alarm.compare_exchange(
+            NONE,
+            alarm as u8 + 1,
+            Ordering::Release,
+            Ordering::Relaxed,
+        );
+        if raised.is_ok() {
+            self.waker.wake();
+        }
+    }
+}
+
+/// Raises `Stalled` when the watch task ends without an alarm: it panicked
+/// (or was aborted, when nobody listens any more).
+struct StalledIfDropped(Arc<Raised>);
+
+impl Drop for StalledIfDropped {
+    fn drop(&mut self) {
+        self.0.raise(Alarm::Stalled);
     }
 }
 
@@ -146,6 +172,13 @@ mod tests {
         let dog = Watchdog::open(rx, busy, Duration::from_secs(4), Duration::from_secs(3600));
         let waited = tokio::time::timeout(Duration::from_secs(60), dog).await;
         assert!(waited.is_err(), "no alarm while a request is in flight");
+    }
+
+    #[tokio::test]
+    async fn a_watch_that_panics_still_ends_the_connection() {
+        let dog = Watchdog::spawn(async { panic!("a watch's bug") });
+        let alarm = tokio::time::timeout(Duration::from_secs(5), dog).await;
+        assert_eq!(alarm.expect("an alarm, not silence"), Alarm::Stalled);
     }
 
     #[tokio::test]
