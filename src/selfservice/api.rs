@@ -75,8 +75,11 @@ impl SelfService {
         }
         let ttl = Ttl::parse(&ttl_text).map_err(|e| Refusal::BadRequest(format!("ttl: {e}")))?;
         let label = body.label.unwrap_or_default();
-        // Before the creation is counted: a refused one costs no quota.
+        // Before the creation is counted: a refused one costs no quota (a
+        // `backend_session` may sign in a name no key can carry).
         keyring::check_label(label.trim()).map_err(|e| Refusal::BadRequest(e.to_string()))?;
+        crate::keys::user::check(&s.user)
+            .map_err(|why| Refusal::BadRequest(format!("user: {why}")))?;
         let _one_at_a_time = self.mint_lock.lock().await;
         let live = self.keyring.list(Some(&s.user)).await?.len();
         if live >= self.limits.max_live_keys {
