@@ -84,8 +84,9 @@ impl Webhooks {
 
     /// Queue each event for every entry that asked for its type, under its
     /// own `webhook-id` or a fresh one; whether every queue write succeeded.
-    /// Queued again under the same id, an event still waiting is replaced
-    /// (one delivery), one delivered already is sent again with that id. A write that fails is logged; a change
+    /// Queued again under the same id, an event still queued is left as it
+    /// is (its attempts and backoff go on), one delivered already is sent
+    /// again with that id. A write that fails is logged; a change
     /// the event describes has happened and is not reported as failed for
     /// it, but a caller that can send the event again later (an expiry
     /// notice) does so when this is false.

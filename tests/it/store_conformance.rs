@@ -474,6 +474,33 @@ async fn redis_outbox_keeps_the_contract() {
     .await;
 }
 
+/// A message whose id is in no queue any more (evicted, deleted by hand) but
+/// whose body is kept is made due again when it is queued again under its
+/// id, with its attempts so far.
+#[tokio::test]
+async fn redis_outbox_requeues_a_kept_message_that_fell_out_of_its_queue() {
+    let redis = RedisServer::start();
+    let store = Store::redis(&redis.url(), "orphan", Duration::from_secs(2))
+        .await
+        .unwrap();
+    let (hour, lease) = (Duration::from_secs(3600), Duration::from_secs(3600));
+    store.outbox_push("q", "msg_o", "{}", hour).await.unwrap();
+    assert_eq!(store.outbox_claim("q", lease, 10).await.unwrap().len(), 1);
+    let _: i64 = crate::support::deploy::query(
+        redis.port,
+        redis::cmd("ZREM").arg("orphan:outbox:{q}:due").arg("msg_o"),
+    )
+    .unwrap();
+    store.outbox_push("q", "msg_o", "{}", hour).await.unwrap();
+    let back = store.outbox_claim("q", lease, 10).await.unwrap();
+    assert_eq!(
+        back.iter()
+            .map(|m| (m.id.as_str(), m.attempts))
+            .collect::<Vec<_>>(),
+        [("msg_o", 2)]
+    );
+}
+
 /// Rotation and the schedule of expiry notices (`store/lifecycle.rs`): one
 /// successor per key however many rotations race, the old key dying at
 /// its grace period's end; a due notice claimed by one caller at a time.

@@ -26,12 +26,16 @@ macro_rules! now_ms {
 }
 
 /// KEYS: due, message. ARGV: id, body, keep ms. A message still kept under
-/// the id is left as it is (its attempts, its lease, when it is due).
+/// the id is left as it is (its attempts, its lease, when it is due), made
+/// due only if its id is in no queue.
 static PUSH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         now_ms!(),
         r"
 if redis.call('HSETNX', KEYS[2], 'body', ARGV[2]) == 0 then
+  -- Kept, but due nowhere (its id evicted or deleted): due again now.
+  -- NX: a leased or backing-off message keeps when it is due.
+  redis.call('ZADD', KEYS[1], 'NX', now, ARGV[1])
   return 1
 end
 redis.call('HSET', KEYS[2], 'attempts', 0)
