@@ -371,7 +371,7 @@ fn oidc_refusal(e: OidcError) -> (StatusCode, &'static str, String) {
             (S::FORBIDDEN, failed, format!("This sign-in cannot be finished: {why}. Start again from this site."))
         }
         OidcError::Provider { error, description } => {
-            tracing::info!(error = %error, description = %description, "the OpenID provider refused the sign-in (403)");
+            tracing::info!(error = %escaped(&error), description = %escaped(&description), "the OpenID provider refused the sign-in (403)");
             (S::FORBIDDEN, failed, format!("The identity provider did not sign you in ({error})."))
         }
         OidcError::Refused(code) => (
@@ -384,7 +384,7 @@ fn oidc_refusal(e: OidcError) -> (StatusCode, &'static str, String) {
             (S::FORBIDDEN, failed, format!("keygate cannot trust the identity provider's answer: {e}."))
         }
         OidcError::Claims(why) => {
-            tracing::warn!(reason = %why, "OIDC sign-in without a usable user (403)");
+            tracing::warn!(reason = %escaped(&why), "OIDC sign-in without a usable user (403)");
             (S::FORBIDDEN, failed, format!("keygate cannot tell who you are: {why}."))
         }
         OidcError::NotAllowed { user } => {

@@ -164,7 +164,7 @@ impl Provider {
             Ok(e) if status.is_client_error() => {
                 tracing::warn!(
                     error = %printable(&e.error),
-                    description = %printable(e.error_description.as_deref().unwrap_or("")),
+                    description = %crate::telemetry::escaped(&printable(e.error_description.as_deref().unwrap_or(""))),
                     "the OpenID provider's token endpoint refused the code{}",
                     if e.error == "invalid_client" {
                         "; check login.client_id and login.client_secret_file"
