@@ -526,6 +526,13 @@ async fn a_rotation_not_every_instance_heard_of_warns_in_the_grid() {
         "the answer's warning: {said}"
     );
     assert!(!said.contains("keeps working until"), "{said}");
+    // For a person to look at (not compared): the warning as shown.
+    browser
+        .screenshot(
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("target/screenshots/rotation-warning-console.png"),
+        )
+        .await;
     let new = browser.find("#new-key").await.text().await.unwrap();
     assert!(new.starts_with("kg_") && new != old, "{new}");
     assert_eq!(status(&gw, &c, &new).await, 200);

@@ -503,6 +503,13 @@ async fn a_rotation_not_every_instance_heard_of_warns_on_the_page() {
         "the answer's warning: {said}"
     );
     assert!(!said.contains("keeps working until"), "{said}");
+    // For a person to look at (not compared): the warning as shown.
+    browser
+        .screenshot(
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("target/screenshots/rotation-warning-page.png"),
+        )
+        .await;
 
     // Copying the key keeps the warning on screen; Done clears it.
     browser.click_button("Copy to Clipboard").await;
