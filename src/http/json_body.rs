@@ -36,7 +36,18 @@ pub async fn read<T: DeserializeOwned>(req: Request<Incoming>, max: usize) -> Re
         .await
         .map_err(|_| BodyError::TooLarge)?
         .to_bytes();
-    parse(&bytes).map_err(BodyError::Invalid)
+    parse_object(&bytes).map_err(BodyError::Invalid)
+}
+
+/// `parse` for the bodies that are one object (every API request but the
+/// leak reports' lists). serde would also take a struct's fields as an
+/// array in order, and then name the struct in its error.
+pub fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => parse(bytes),
+        Some(_) => Err("invalid JSON body: expected an object ({...})".into()),
+        None => Err("invalid JSON body: empty".into()),
+    }
 }
 
 /// Parse a whole JSON document; the error names the field it is about,
@@ -51,7 +62,8 @@ fn parse_quoting<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if path == "." {
+        // `.` is the document itself; `?` where serde lost track (at its end).
+        if path == "." || path == "?" {
             format!("invalid JSON body: {inner}")
         } else {
             format!("{path}: {inner}")

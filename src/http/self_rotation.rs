@@ -152,7 +152,7 @@ async fn read_body(req: Request<Incoming>) -> Result<RotateRequest, Response<Res
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(RotateRequest::default());
     }
-    super::json_body::parse(&bytes).map_err(|message| bad_request(&message))
+    super::json_body::parse_object(&bytes).map_err(|message| bad_request(&message))
 }
 
 /// A 400 naming what is wrong (`json_error` redacts a key secret the
