@@ -199,7 +199,11 @@ impl Revoke {
     pub fn revocation(self) -> Result<(Revocation, bool), ApiError> {
         let what = match (self.ids, self.users, self.keys, self.all, self.filter) {
             (Some(ids), None, None, None, None) => {
-                Revocation::Ids(ids.iter().filter_map(|i| KeyId::parse(i)).collect())
+                let mut parsed = Vec::with_capacity(ids.len());
+                for (i, id) in ids.iter().enumerate() {
+                    parsed.push(KeyId::parse(id).ok_or_else(|| not_an_id(i, id))?);
+                }
+                Revocation::Ids(parsed)
             }
             (None, Some(users), None, None, None) => {
                 for (i, user) in users.iter().enumerate() {
@@ -250,6 +254,17 @@ impl Revoke {
         };
         Ok((what, self.dry_run.unwrap_or(false)))
     }
+}
+
+/// `ids[i]` is no key id: a typo or a paste of something else, said rather
+/// than counted as a key already gone. Not quoted: it may be anything, a
+/// key secret included.
+fn not_an_id(i: usize, id: &str) -> ApiError {
+    let hint = match format::contains_key(id) {
+        true => "looks like a key secret; revoke it with `keys`",
+        false => "not a key id (12 letters and digits, as GET /v1/keys lists it)",
+    };
+    ApiError::bad_request(format!("ids[{i}]: {hint}"))
 }
 
 /// A user to revoke by: no key secret (see `check_name`; said first, as a

@@ -125,6 +125,7 @@ async fn a_secret_is_never_echoed_in_an_error_nor_audited_in_clear() {
     // Pasted where a user name or a label goes: refused, not audited.
     let misplaced = [
         (json!({"users": ["bob", format!(" {key} ")]}), "users[1]"),
+        (json!({"ids": ["AAAAAAAAAAAA", key]}), "ids[1]"),
         (json!({"filter": {"user": key}}), "filter.user"),
         (
             json!({"filter": {"label": key}, "dry_run": true}),
