@@ -3,6 +3,7 @@
 //! inside the serving process.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{ArgGroup, Subcommand};
 
@@ -103,42 +104,23 @@ pub fn run(args: Args) -> Result<(), CliError> {
             "keygate keys needs a shared store ([store] kind = \"redis\"); a memory store lives only inside the serving process".into(),
         ));
     }
+    // A mistyped flag is named (exit 2) before the store is asked, also
+    // when the store is down.
+    let command = Checked::from(args.command)?;
     let result = super::runtime(1)?.block_on(async {
         let keyring = Keyring::from_config(&config)
             .await
             .map_err(|e| CliError::Runtime(e.to_string()))?;
-        match args.command {
-            KeysCommand::Create {
-                user,
-                ttl,
-                label,
-                scope,
-                json,
-                ..
-            } => {
-                let new = NewKey {
-                    user: &user,
-                    ttl,
-                    label: &label,
-                    scope: &scope,
-                };
-                create(&keyring, new, &config.auth.username, json).await
-            }
-            KeysCommand::List { user, json, .. } => list(&keyring, user.as_deref(), json).await,
-            KeysCommand::Rotate {
+        match command {
+            Checked::Create(new) => create(&keyring, new, &config.auth.username).await,
+            Checked::List { user, json } => list(&keyring, user.as_deref(), json).await,
+            Checked::Rotate {
                 id,
                 grace,
                 ttl,
                 json,
-                ..
-            } => rotate(&keyring, &id, RotateRequest::new(grace, ttl), json).await,
-            KeysCommand::Revoke {
-                id,
-                user,
-                all,
-                leaked,
-                ..
-            } => revoke(&keyring, id, user, all, leaked).await,
+            } => rotate(&keyring, id, grace, ttl, json).await,
+            Checked::Revoke(what) => revoke(&keyring, what).await,
         }
     });
     // Every runtime failure here is the store's: say where keygate looked.
@@ -148,46 +130,104 @@ pub fn run(args: Args) -> Result<(), CliError> {
     })
 }
 
+/// A subcommand whose flags parsed: what is left to check needs the store
+/// (the runtime settings' lifetimes, the key itself).
+enum Checked {
+    Create(NewKey),
+    List {
+        user: Option<String>,
+        json: bool,
+    },
+    Rotate {
+        id: KeyId,
+        grace: Option<Duration>,
+        ttl: Ttl,
+        json: bool,
+    },
+    Revoke(Revocation),
+}
+
 /// `keys create`'s flags for the key.
-struct NewKey<'a> {
-    user: &'a str,
-    ttl: Option<String>,
-    label: &'a str,
-    scope: &'a str,
+struct NewKey {
+    user: String,
+    ttl: Ttl,
+    label: String,
+    scope: Scope,
+    json: bool,
+}
+
+impl Checked {
+    fn from(command: KeysCommand) -> Result<Checked, CliError> {
+        Ok(match command {
+            KeysCommand::Create {
+                user,
+                ttl,
+                label,
+                scope,
+                json,
+                ..
+            } => Checked::Create(NewKey {
+                user,
+                ttl: match ttl {
+                    None => Ttl::Default,
+                    Some(t) => {
+                        Ttl::parse(&t).map_err(|e| CliError::Usage(format!("--ttl: {e}")))?
+                    }
+                },
+                label,
+                scope: Scope::parse(&scope).expect("clap allows only full|read"),
+                json,
+            }),
+            KeysCommand::List { user, json, .. } => Checked::List { user, json },
+            KeysCommand::Rotate {
+                id,
+                grace,
+                ttl,
+                json,
+                ..
+            } => {
+                let (grace, ttl) = RotateRequest::new(grace, ttl)
+                    .parse()
+                    .map_err(|e| CliError::Usage(format!("--{e}")))?;
+                Checked::Rotate {
+                    id: key_id(&id)?,
+                    grace,
+                    ttl,
+                    json,
+                }
+            }
+            KeysCommand::Revoke {
+                id,
+                user,
+                all,
+                leaked,
+                ..
+            } => Checked::Revoke(revocation(id, user, all, leaked)?),
+        })
+    }
+}
+
+fn key_id(id: &str) -> Result<KeyId, CliError> {
+    KeyId::parse(id).ok_or_else(|| CliError::Usage(format!("--id: {id:?} is not a key id")))
 }
 
 /// `basic_user`: `auth.username`, the Basic user name the key goes with.
-async fn create(
-    k: &Keyring,
-    NewKey {
-        user,
-        ttl,
-        label,
-        scope,
-    }: NewKey<'_>,
-    basic_user: &str,
-    json: bool,
-) -> Result<(), CliError> {
-    let ttl = match ttl {
-        None => Ttl::Default,
-        Some(t) => Ttl::parse(&t).map_err(|e| CliError::Usage(format!("--ttl: {e}")))?,
-    };
-    let scope = Scope::parse(scope).expect("clap allows only full|read");
-    let new = k
-        .mint(&Actor::cli(), user, ttl, label, scope)
+async fn create(k: &Keyring, new: NewKey, basic_user: &str) -> Result<(), CliError> {
+    let minted = k
+        .mint(&Actor::cli(), &new.user, new.ttl, &new.label, new.scope)
         .await
         .map_err(|e| match e {
             MintError::Store(e) => CliError::Runtime(e.to_string()),
             other => CliError::Usage(format!("--{other}")),
         })?;
-    if json {
+    if new.json {
         println!(
             "{}",
-            serde_json::to_string(&new.view()).expect("serializable")
+            serde_json::to_string(&minted.view()).expect("serializable")
         );
     } else {
-        let r = &new.record;
-        println!("{}", new.key.expose());
+        let r = &minted.record;
+        println!("{}", minted.key.expose());
         eprintln!(
             "\nid {} for user {:?}, scope {}, expires {}.\nThis is the only time the key is shown: store it now (e.g. in ~/.netrc as the password of user {basic_user:?}).",
             r.id,
@@ -199,14 +239,15 @@ async fn create(
     Ok(())
 }
 
-async fn rotate(k: &Keyring, id: &str, request: RotateRequest, json: bool) -> Result<(), CliError> {
-    let parsed =
-        KeyId::parse(id).ok_or_else(|| CliError::Usage(format!("--id: {id:?} is not a key id")))?;
-    let (grace, ttl) = request
-        .parse()
-        .map_err(|e| CliError::Usage(format!("--{e}")))?;
+async fn rotate(
+    k: &Keyring,
+    id: KeyId,
+    grace: Option<Duration>,
+    ttl: Ttl,
+    json: bool,
+) -> Result<(), CliError> {
     let rotated = k
-        .rotate(&Actor::cli(), parsed, grace, ttl)
+        .rotate(&Actor::cli(), id, grace, ttl)
         .await
         .map_err(|e| match e {
             RotateError::Store(e) => CliError::Runtime(e.to_string()),
@@ -276,16 +317,17 @@ async fn list(k: &Keyring, user: Option<&str>, json: bool) -> Result<(), CliErro
     Ok(())
 }
 
-async fn revoke(
-    k: &Keyring,
+/// What `keys revoke`'s flags name; `--leaked`'s file is read here.
+fn revocation(
     ids: Vec<String>,
     users: Vec<String>,
     all: bool,
     leaked: Option<PathBuf>,
-) -> Result<(), CliError> {
-    let what_to_revoke = if all {
-        Revocation::All
-    } else if !users.is_empty() {
+) -> Result<Revocation, CliError> {
+    if all {
+        return Ok(Revocation::All);
+    }
+    if !users.is_empty() {
         for user in &users {
             // A secret pasted here would revoke nothing and go to the audit
             // log in clear: refused first, and not echoed.
@@ -297,8 +339,9 @@ async fn revoke(
             crate::keys::user::check(user)
                 .map_err(|why| CliError::Usage(format!("--user {user:?}: {why}")))?;
         }
-        Revocation::Users(users)
-    } else if let Some(path) = leaked {
+        return Ok(Revocation::Users(users));
+    }
+    if let Some(path) = leaked {
         let text = if path.as_os_str() == "-" {
             std::io::read_to_string(std::io::stdin())
         } else {
@@ -307,19 +350,17 @@ async fn revoke(
         .map_err(|e| CliError::Usage(format!("--leaked: cannot read {}: {e}", path.display())))?;
         let secrets = crate::leaks::scan_report::secrets_in(&text, std::path::Path::new("."))
             .map_err(|e| CliError::Usage(format!("--leaked: {}: {e}", path.display())))?;
-        Revocation::Leaked(secrets.into_iter().map(ApiKey::new).collect())
-    } else {
-        let mut parsed = Vec::with_capacity(ids.len());
-        for id in &ids {
-            parsed.push(
-                KeyId::parse(id)
-                    .ok_or_else(|| CliError::Usage(format!("--id: {id:?} is not a key id")))?,
-            );
-        }
-        Revocation::Ids(parsed)
-    };
+        return Ok(Revocation::Leaked(
+            secrets.into_iter().map(ApiKey::new).collect(),
+        ));
+    }
+    let ids = ids.iter().map(|id| key_id(id)).collect::<Result<_, _>>()?;
+    Ok(Revocation::Ids(ids))
+}
+
+async fn revoke(k: &Keyring, what: Revocation) -> Result<(), CliError> {
     let done = k
-        .revoke(&Actor::cli(), what_to_revoke)
+        .revoke(&Actor::cli(), what)
         .await
         .map_err(|e| CliError::Runtime(e.to_string()))?;
     let n = done.count;

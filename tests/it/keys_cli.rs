@@ -245,6 +245,43 @@ fn bad_input_exits_2_and_a_dead_store_exits_1_with_one_line() {
         err.starts_with("keygate: ") && err.contains("store"),
         "{err}"
     );
+
+    // With the store down, a mistyped flag is still named, and exits 2.
+    let mistyped = [
+        (
+            &["create", "--user", "alice", "--ttl", "soon"][..],
+            "--ttl: invalid duration",
+        ),
+        (
+            &["rotate", "--id", "AAAAAAAAAAAA", "--grace", "zz"],
+            "--grace: invalid duration",
+        ),
+        (
+            &["rotate", "--id", "not/an-id"],
+            "--id: \"not/an-id\" is not a key id",
+        ),
+        (
+            &["revoke", "--id", "AAAAAAAAAAAA", "not/an-id"],
+            "--id: \"not/an-id\" is not a key id",
+        ),
+        (
+            &["revoke", "--user", "bob\tx"],
+            "--user \"bob\\tx\": contains a control character",
+        ),
+        (
+            &["revoke", "--leaked", "/nonexistent/leaks.json"],
+            "--leaked: cannot read /nonexistent/leaks.json",
+        ),
+    ];
+    for (args, said) in mistyped {
+        let out = keys(&cfg, args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(said) && !err.contains("store"),
+            "{args:?}: {err}"
+        );
+    }
 }
 
 /// The `.netrc` hint names the Basic user keygate takes keys from.
