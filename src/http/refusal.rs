@@ -140,7 +140,8 @@ impl Refusals {
                 (None, resp)
             }
             Refusal::Upstream(e) => {
-                tracing::warn!(client = %client, error = %e, source = ?std::error::Error::source(&e), "upstream request failed");
+                let cause = root_cause(&e);
+                tracing::warn!(client = %client, error = %e, cause = cause.as_deref(), "upstream request failed");
                 let resp = match e {
                     UpstreamError::Timeout(_) => response::text(
                         S::GATEWAY_TIMEOUT,
@@ -184,6 +185,18 @@ impl Refusals {
     }
 }
 
+/// The innermost cause of `e`, as text, unless `e`'s own message says it:
+/// hyper names only its step ("error reading a body from connection"), the
+/// I/O error under it says what happened. `None` is no field in the log.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut inner = e.source()?;
+    while let Some(next) = inner.source() {
+        inner = next;
+    }
+    let text = inner.to_string();
+    (!e.to_string().contains(&text)).then_some(text)
+}
+
 fn too_many(retry: RetryAfter) -> Response<ResponseBody> {
     let resp = response::text(StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests\n");
     response::retry_after(resp, retry.0)
@@ -196,5 +209,26 @@ fn outcome_of(failure: &VerifyError) -> AuthOutcome {
         VerifyError::Unknown(_) => AuthOutcome::Unknown,
         VerifyError::Mismatch(_) => AuthOutcome::Mismatch,
         VerifyError::Store(_) => AuthOutcome::StoreError,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error that, like hyper's, names only its own step.
+    #[derive(Debug, thiserror::Error)]
+    #[error("error reading a body from connection")]
+    struct Step(#[source] std::io::Error);
+
+    #[test]
+    fn the_log_names_the_innermost_cause_once() {
+        let reset = || std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        let cut = Step(reset());
+        assert_eq!(root_cause(&cut).as_deref(), Some("connection reset"));
+        // Said already in the message: no second field.
+        let refused = UpstreamError::Connect(reset());
+        assert_eq!(root_cause(&refused), None);
+        assert_eq!(root_cause(&std::io::Error::other("alone")), None);
     }
 }
