@@ -155,7 +155,10 @@ async fn bad_input_is_400_naming_the_field() {
     // Cut short: in a field's value, or after it (where serde's path is lost).
     for (cut, said) in [
         ("{\"user\": ", "user: EOF while parsing a value"),
-        ("{\"user\": \"a\"", "invalid JSON body: EOF while parsing an object"),
+        (
+            "{\"user\": \"a\"",
+            "invalid JSON body: EOF while parsing an object",
+        ),
     ] {
         let req = Request::post(gw.admin_url("/v1/keys"))
             .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
