@@ -28,6 +28,7 @@ use hyper::body::Incoming;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::metrics::Metrics;
+use watchdog::Finish;
 
 /// Answers the requests of one listener.
 pub trait Handler: Send + Sync + 'static {
@@ -49,6 +50,8 @@ pub struct ConnCtx {
     pub stats: Arc<ConnStats>,
     /// `limits.idle_timeout`: also closes a WebSocket tunnel with no bytes moving.
     pub idle_timeout: Duration,
+    /// Close the connection once what is in flight is answered.
+    pub finish: Finish,
     /// The connection's place under `max_connections` and in the open
     /// connections gauge, given back when the last holder of this context is
     /// gone: the connection, its lingering close (up to 2 s), or a WebSocket
@@ -98,6 +101,7 @@ impl ConnCtx {
             tls,
             stats,
             idle_timeout,
+            finish: Finish::default(),
             _slot: slot,
         }
     }

@@ -291,6 +291,7 @@ impl<H: Handler> Connection<H> {
             self.settings.idle_timeout,
             slot,
         ));
+        let finish = ctx.finish.clone();
         let (io, closer) = H2Guard::new(io, self.settings.h2.max_control_frames, ctx.clone());
         let handler = self.handler.clone();
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -310,6 +311,7 @@ impl<H: Handler> Connection<H> {
                 stats.clone(),
                 self.settings.idle_timeout,
                 send_timeout,
+                &finish,
             ),
             closer,
             stats,

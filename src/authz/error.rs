@@ -44,7 +44,8 @@ impl CheckError {
                     "403 Forbidden: this address may not ask keygate's auth listener (authz.trusted_proxies)\n",
                 );
                 // Nothing more to say to it: its connection does not stay
-                // open holding one of the listener's max_connections.
+                // open holding one of the listener's max_connections (over
+                // HTTP/2 `Authz::handle` has it closed).
                 resp.headers_mut().insert(
                     http::header::CONNECTION,
                     http::HeaderValue::from_static("close"),

@@ -143,7 +143,12 @@ impl Handler for Authz {
         };
         // A check that describes its request badly still counts on its route.
         let route = match &described {
-            Err(CheckError::Untrusted) => AuthzRoute::None,
+            Err(CheckError::Untrusted) => {
+                // Its connection closes after this answer, also over HTTP/2
+                // (GOAWAY), where `Connection: close` says nothing.
+                conn.finish.after_this();
+                AuthzRoute::None
+            }
             _ => Contract::of(req.uri().path()).map_or(AuthzRoute::None, Contract::metric),
         };
         let mut done = Completion::new(conn.stats.clone(), start, client, method, path);

@@ -50,17 +50,33 @@ struct Raised {
 
 const NONE: u8 = 0;
 
+/// The connection's own way to raise `Drain`, for its handlers: a request
+/// whose answer is the last this peer gets (the auth listener's answer to
+/// an address it does not trust) has the connection close once what is in
+/// flight is answered: after this response on HTTP/1.1, by GOAWAY on
+/// HTTP/2, where no `Connection: close` can say it.
+#[derive(Clone, Default)]
+pub struct Finish(Arc<Raised>);
+
+impl Finish {
+    pub fn after_this(&self) {
+        self.0.raise(Alarm::Drain);
+    }
+}
+
 // === impl Watchdog ===
 
 impl Watchdog {
-    /// Watch an open connection: drain, idle and send timeouts.
+    /// Watch an open connection: drain, idle and send timeouts, and what
+    /// its handlers ask through `finish`.
     pub fn open(
         mut drain: watch::Receiver<bool>,
         stats: Arc<ConnStats>,
         idle_timeout: Duration,
         send_timeout: Duration,
+        finish: &Finish,
     ) -> Self {
-        Self::spawn(async move {
+        Self::spawn_raising(finish.0.clone(), async move {
             tokio::select! {
                 biased;
                 // A closed channel (the listener is gone) drains too.
@@ -81,7 +97,13 @@ impl Watchdog {
     }
 
     fn spawn(watch: impl Future<Output = Alarm> + Send + 'static) -> Self {
-        let raised = Arc::new(Raised::default());
+        Self::spawn_raising(Arc::default(), watch)
+    }
+
+    fn spawn_raising(
+        raised: Arc<Raised>,
+        watch: impl Future<Output = Alarm> + Send + 'static,
+    ) -> Self {
         let task = tokio::spawn({
             // A watch that panics still ends the connection (`Stalled`),
             // rather than leave it with no timeouts at all.
@@ -154,13 +176,37 @@ mod tests {
     async fn a_quiet_connection_is_idle_and_a_drain_comes_first() {
         let (_tx, rx) = watch::channel(false);
         let long = Duration::from_secs(3600);
-        let alarm = Watchdog::open(rx, stats(), Duration::from_secs(4), long).await;
+        let alarm = Watchdog::open(
+            rx,
+            stats(),
+            Duration::from_secs(4),
+            long,
+            &Finish::default(),
+        )
+        .await;
         assert_eq!(alarm, Alarm::Idle);
 
         let (tx, rx) = watch::channel(false);
-        let dog = Watchdog::open(rx, stats(), Duration::from_secs(4), long);
+        let dog = Watchdog::open(
+            rx,
+            stats(),
+            Duration::from_secs(4),
+            long,
+            &Finish::default(),
+        );
         tx.send(true).unwrap();
         assert_eq!(dog.await, Alarm::Drain);
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_asks_drains_its_connection() {
+        let (_tx, rx) = watch::channel(false);
+        let long = Duration::from_secs(3600);
+        let finish = Finish::default();
+        let dog = Watchdog::open(rx, stats(), long, long, &finish);
+        finish.after_this();
+        let alarm = tokio::time::timeout(Duration::from_secs(5), dog).await;
+        assert_eq!(alarm.expect("an alarm, not silence"), Alarm::Drain);
     }
 
     #[tokio::test(start_paused = true)]
@@ -169,7 +215,8 @@ mod tests {
         let busy = stats();
         busy.in_flight
             .store(1, std::sync::atomic::Ordering::Relaxed);
-        let dog = Watchdog::open(rx, busy, Duration::from_secs(4), Duration::from_secs(3600));
+        let long = Duration::from_secs(3600);
+        let dog = Watchdog::open(rx, busy, Duration::from_secs(4), long, &Finish::default());
         let waited = tokio::time::timeout(Duration::from_secs(60), dog).await;
         assert!(waited.is_err(), "no alarm while a request is in flight");
     }
@@ -184,12 +231,8 @@ mod tests {
     #[tokio::test]
     async fn dropping_the_watchdog_stops_its_task() {
         let (tx, rx) = watch::channel(false);
-        let dog = Watchdog::open(
-            rx,
-            stats(),
-            Duration::from_secs(3600),
-            Duration::from_secs(3600),
-        );
+        let long = Duration::from_secs(3600);
+        let dog = Watchdog::open(rx, stats(), long, long, &Finish::default());
         drop(dog);
         // The task held the only other receiver: once aborted, it is gone.
         tokio::time::timeout(Duration::from_secs(5), tx.closed())

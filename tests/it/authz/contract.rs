@@ -443,6 +443,46 @@ async fn only_the_trusted_proxies_may_ask() {
     assert!(up.requests().is_empty());
 }
 
+/// Over HTTP/2 `Connection: close` says nothing: keygate ends the
+/// stranger's connection with GOAWAY after the 403, so that it does not stay
+/// open holding one of the listener's `max_connections`.
+#[tokio::test]
+async fn an_untrusted_peers_http2_connection_is_closed_after_its_403() {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let (_up, gw) = gateway(|b| {
+        b.set("authz", "trusted_proxies = [\"127.0.0.2/32\"]");
+    })
+    .await;
+    let tcp = tokio::net::TcpStream::connect(gw.authz_addr.unwrap())
+        .await
+        .unwrap();
+    let tls = tokio_rustls::TlsConnector::from(gw.ca.client_config(&[b"h2"]))
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let (mut h2, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    let conn = tokio::spawn(conn);
+    let req = http::Request::get(gw.authz_url(AUTH_REQUEST))
+        .header("x-original-method", "GET")
+        .header("x-original-uri", "/")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let answer = within(5, "the 403", h2.send_request(req)).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::FORBIDDEN);
+    assert_eq!(answer.version(), http::Version::HTTP_2);
+    // Well before idle_timeout (75 s): closed by keygate, not by the clock.
+    within(5, "keygate closing the connection", conn)
+        .await
+        .unwrap()
+        .expect("a graceful close (GOAWAY), not an error");
+}
+
 #[tokio::test]
 async fn no_other_path_is_answered_and_nothing_is_forwarded() {
     let (up, gw) = gateway(|_| {}).await;
