@@ -34,6 +34,10 @@ pub enum CasError {
     /// INVALID_SERVICE for one issued to another service).
     #[error("the CAS server refused the ticket ({code})")]
     Refused { code: String },
+    /// The CAS server signed in a name no key can carry (`keys::user`):
+    /// the same answer every time, so a refusal, not an outage.
+    #[error("the CAS server's user name (cas:user) for this account {why}")]
+    NotAUser { user: String, why: &'static str },
     #[error(transparent)]
     Unavailable(#[from] FetchError),
     #[error("the CAS server's answer cannot be read: {0}")]
@@ -97,8 +101,10 @@ impl Cas {
             std::str::from_utf8(&body).map_err(|_| CasError::Unreadable("not UTF-8".into()))?;
         let user = parse_validation(text)?;
         // UTF-8 as the server sends it, if it is a user name keys can carry.
-        crate::keys::user::check(&user)
-            .map_err(|why| CasError::Unreadable(format!("cas:user {why}")))?;
+        crate::keys::user::check(&user).map_err(|why| CasError::NotAUser {
+            user: user.clone(),
+            why,
+        })?;
         Ok(user)
     }
 

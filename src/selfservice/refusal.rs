@@ -49,6 +49,12 @@ pub(super) enum Refusal {
     TooLarge,
     Method(&'static str),
     CasRefused(String),
+    /// The CAS server's user is no user name (`keys::user`): `why`. The
+    /// name itself goes to the log only (escaped).
+    CasNotAUser {
+        user: String,
+        why: &'static str,
+    },
     CasUnavailable(CasError),
     Oidc(OidcError),
 }
@@ -171,6 +177,12 @@ pub(super) fn page(refusal: Refusal, login: Option<&Login>) -> Response<Response
                 Some(("/.keygate/login", "Sign in again")),
             )
         }
+        Refusal::CasNotAUser { user, why } => (
+            S::FORBIDDEN,
+            "Sign-in failed",
+            format!("keygate cannot tell who you are: {}.", cas_not_a_user(&user, why)),
+            Some(("/.keygate/login", "Sign in again")),
+        ),
         Refusal::CasUnavailable(e) => {
             tracing::warn!(error = %e, "CAS ticket validation failed (503)");
             let resp = response::html(
@@ -301,6 +313,7 @@ pub(super) fn json(refusal: Refusal) -> Response<ResponseBody> {
             S::FORBIDDEN,
             format!("the CAS server refused the sign-in ({code})"),
         ),
+        Refusal::CasNotAUser { user, why } => (S::FORBIDDEN, cas_not_a_user(&user, why)),
         Refusal::CasUnavailable(e) => {
             tracing::warn!(error = %e, "CAS ticket validation failed (503)");
             (
@@ -350,6 +363,12 @@ fn invalid(problems: &[String]) -> Response<ResponseBody> {
 }
 
 /// An OpenID Connect sign-in that did not end with a session, as a page.
+/// Logs a CAS user that is no user name (escaped) and says why, without it.
+fn cas_not_a_user(user: &str, why: &str) -> String {
+    tracing::warn!(user = %escaped(user), reason = why, "CAS sign-in without a usable user (403)");
+    format!("the user name the CAS server gives for this account {why}")
+}
+
 fn oidc_page(e: OidcError) -> Response<ResponseBody> {
     let (status, title, text) = oidc_refusal(e);
     let again = Some(("/.keygate/login", "Sign in again"));

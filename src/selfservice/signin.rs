@@ -36,6 +36,9 @@ impl SelfService {
                         Ok(signed_in(cas.session_cookie(&user)))
                     }
                     Err(CasError::Refused { code }) => Err(Refusal::CasRefused(code)),
+                    Err(CasError::NotAUser { user, why }) => {
+                        Err(Refusal::CasNotAUser { user, why })
+                    }
                     Err(e) => Err(Refusal::CasUnavailable(e)),
                 }
             }

@@ -381,6 +381,85 @@ async fn a_cas_server_that_is_down_is_a_503_page() {
     assert!(page.text().contains("Sign-in is unavailable"));
 }
 
+/// A CAS server whose `/cas/p3/serviceValidate` signs every ticket in as
+/// `user`: the answers django-cas-server gives, without it.
+async fn cas_naming(user: &'static str) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = crate::support::serve_http1(listener, move |_, _req| async move {
+        let xml = format!(
+            "<cas:serviceResponse xmlns:cas=\"http://www.yale.edu/tp/cas\">\
+             <cas:authenticationSuccess><cas:user>{user}</cas:user>\
+             </cas:authenticationSuccess></cas:serviceResponse>"
+        );
+        Ok(http::Response::builder()
+            .header(header::CONTENT_TYPE, "text/xml; charset=utf-8")
+            .body(body::full(xml))
+            .unwrap())
+    });
+    (addr, task)
+}
+
+/// A `cas:user` that is no user name (a right-to-left override; a
+/// trailing ideographic space, never trimmed into another user) is the
+/// same answer on every try: a 403 "Sign-in failed" page saying why, no
+/// session, no Retry-After; not a 503 "try again in a minute". A name
+/// that is not ASCII but a user name signs in.
+#[tokio::test]
+async fn a_cas_user_that_is_no_user_name_is_a_403_page_not_an_outage() {
+    for (user, why) in [
+        (
+            "zo\u{00EB}\u{202E}nimda",
+            "contains an invisible or direction-changing",
+        ),
+        ("alice\u{3000}", "starts or ends with white space"),
+        ("zo\u{00EB}", ""),
+    ] {
+        let up = Upstream::start().await;
+        let (cas, _task) = cas_naming(user).await;
+        let mut b = builder(&up.url());
+        b.set("login", "method = \"cas\"")
+            .set("login", &format!("cas_url = \"http://{cas}/cas\""))
+            .set("login", "public_url = \"https://127.0.0.1:1\"");
+        let gw = b.start().await;
+        let mut browser = Browser::new(&gw);
+        let page = browser.get("/.keygate/login?ticket=ST-1-abc").await;
+        if why.is_empty() {
+            assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text());
+            let (page, _) = browser.page().await;
+            assert!(
+                page.text()
+                    .contains(&format!("<strong id=\"user\">{user}</strong>")),
+                "{}",
+                page.text()
+            );
+            continue;
+        }
+        assert_eq!(
+            page.status,
+            StatusCode::FORBIDDEN,
+            "{user:?}: {}",
+            page.text()
+        );
+        assert!(page.text().contains("Sign-in failed"), "{}", page.text());
+        assert!(
+            page.text().contains(&format!(
+                "the user name the CAS server gives for this account {why}"
+            )),
+            "{}",
+            page.text()
+        );
+        assert!(!page.text().contains(user), "{}", page.text());
+        assert!(!page.headers.contains_key(header::RETRY_AFTER));
+        assert!(!page.headers.contains_key(header::SET_COOKIE));
+        assert_eq!(
+            browser.get("/.keygate/keys").await.status,
+            StatusCode::FOUND,
+            "still signed out"
+        );
+    }
+}
+
 /// keygate's cookies (the CAS session, the CSRF id) are credentials for
 /// `/.keygate/` only: a backend that saw them could replay them to mint keys
 /// in the user's name. They are removed from proxied requests; the app's own
