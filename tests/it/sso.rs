@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use crate::support::browser::Browser;
 use crate::support::cas::{self, CasServer};
-use crate::support::gateway::builder;
+use crate::support::gateway::{builder, TestGateway};
 use crate::support::oidc;
 use crate::support::saml::{self, SamlRig};
 use crate::support::webapp::WebApp;
@@ -612,22 +612,110 @@ async fn cas() {
     let browser = Browser::start().await;
 
     // keygate sends the browser to CAS, which sends it back with a ticket.
+    sign_in_at_cas(&browser, &cas, &gw, cas::USER, cas::PASSWORD).await;
+    browser.wait_url(&gw.url("/.keygate/keys")).await;
+    a_key_from_the_page_names(&browser, &gw, &app, cas::USER, "cas laptop").await;
+}
+
+/// A CAS user name that is not ASCII (docs/reference.md, "User names"):
+/// zoë signs in at django-cas-server, is shown as zoë, and her key reaches
+/// the application as the UTF-8 bytes of zoë. A name with a right-to-left
+/// override, which the CAS server signs in, is refused on keygate's page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real browser and django-cas-server: run by scripts/test.sh (--include-ignored)"]
+async fn cas_with_user_names_that_are_not_ascii() {
+    let cas = tokio::task::spawn_blocking(CasServer::start).await.unwrap();
+    let app = WebApp::start(&[]).await;
+    let gw = cas::gateway(&cas, &app.url("")).await;
+
+    let browser = Browser::start().await;
+    sign_in_at_cas(&browser, &cas, &gw, cas::ZOE.user, cas::ZOE.password).await;
+    browser.wait_url(&gw.url("/.keygate/keys")).await;
+    a_key_from_the_page_names(&browser, &gw, &app, cas::ZOE.user, "zoë's laptop").await;
+
+    let (user, password) = (cas::DISGUISED.user, cas::DISGUISED.password);
+    let browser = Browser::start().await;
+    sign_in_at_cas(&browser, &cas, &gw, user, password).await;
+    refused_at_sign_in(
+        &browser,
+        &gw,
+        user,
+        "contains an invisible or direction-changing",
+    )
+    .await;
+}
+
+/// Go to the page signed out; keygate sends the browser to the CAS server,
+/// where `user` signs in. Where it lands is the caller's to check.
+async fn sign_in_at_cas(
+    browser: &Browser,
+    cas: &CasServer,
+    gw: &TestGateway,
+    user: &str,
+    password: &str,
+) {
     browser.goto(&gw.url("/.keygate/keys")).await;
     browser.wait_url(&format!("{}/login", cas.url())).await;
-    browser.fill("#id_username", cas::USER).await;
-    browser.fill("#id_password", cas::PASSWORD).await;
+    browser.fill("#id_username", user).await;
+    browser.fill("#id_password", password).await;
     browser.click("#login_form button[type=submit]").await;
-    browser.wait_url(&gw.url("/.keygate/keys")).await;
+}
 
-    let page = KeysPage::new(&browser, &gw.url("")).await;
-    page.signed_in_as(cas::USER).await;
-    let (key, _id) = page.generate("cas laptop").await;
+/// On the page, signed in: the page names `user`, a key made there works
+/// with curl, and the application behind keygate is told `user` byte for
+/// byte (its UTF-8, never re-encoded nor normalised).
+async fn a_key_from_the_page_names(
+    browser: &Browser,
+    gw: &TestGateway,
+    app: &WebApp,
+    user: &str,
+    label: &str,
+) {
+    let page = KeysPage::new(browser, &gw.url("")).await;
+    page.signed_in_as(user).await;
+    let (key, _id) = page.generate(label).await;
     page.done(&key).await;
 
-    let user = UserFiles::new(&gw.ca.pem(), &key);
-    let (status, body) = user.curl(&gw.url("/whoami")).await;
-    assert_eq!(status, 200, "curl with the new key: {body}");
-    assert_eq!(identity(&body), Some(cas::USER.into()), "{body}");
+    let files = UserFiles::new(&gw.ca.pem(), &key);
+    let (status, body) = files.curl(&gw.url("/whoami")).await;
+    assert_eq!(status, 200, "curl with {user}'s new key: {body}");
+    assert_eq!(identity(&body), Some(user.into()), "{body}");
+    let seen = app.identity_bytes_seen("/whoami");
+    assert_eq!(
+        seen.last(),
+        Some(&vec![user.as_bytes().to_vec()]),
+        "the identity header the application received, as bytes"
+    );
+}
+
+/// The sign-in of `user` ended on keygate's refusal page (403), saying
+/// `why`: nobody is signed in, and no key of any name was made.
+async fn refused_at_sign_in(browser: &Browser, gw: &TestGateway, user: &str, why: &str) {
+    let keys_before = gw.keyring.list(None).await.unwrap().len();
+    browser.wait_url(&gw.url("/.keygate/login?")).await;
+    browser
+        .wait_text("h1", "\"Sign-in failed\"", |t| t == "Sign-in failed")
+        .await;
+    let text = browser.body_text().await;
+    assert!(text.contains(why), "{text}");
+    assert!(
+        !text.contains(user),
+        "the refused name is not shown: {text}"
+    );
+    let status = browser
+        .client
+        .execute(
+            "return performance.getEntriesByType('navigation')[0].responseStatus;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 403, "{text}");
+    browser.goto(&gw.url("/.keygate/api/keys")).await;
+    browser
+        .wait_text("body", "\"not signed in\"", |t| t.contains("not signed in"))
+        .await;
+    assert_eq!(gw.keyring.list(None).await.unwrap().len(), keys_before);
 }
 
 /// OpenID Connect against a real provider (oidc-provider, ES256 ID tokens):
@@ -644,23 +732,9 @@ async fn openid_connect() {
     let browser = Browser::start().await;
 
     // keygate sends the browser to the provider, which sends it back with a code.
-    browser.goto(&gw.url("/.keygate/keys")).await;
-    browser
-        .wait_url(&format!("{}/interaction/", provider.issuer()))
-        .await;
-    browser.fill("#login", oidc::ALICE.login).await;
-    browser.fill("#password", oidc::ALICE.password).await;
-    browser.click("#sign-in").await;
+    sign_in_at_the_provider(&browser, &provider, &gw, &oidc::ALICE).await;
     browser.wait_url(&gw.url("/.keygate/keys")).await;
-
-    let page = KeysPage::new(&browser, &gw.url("")).await;
-    page.signed_in_as(oidc::ALICE.email).await;
-    let (key, _id) = page.generate("oidc laptop").await;
-    page.done(&key).await;
-    let user = UserFiles::new(&gw.ca.pem(), &key);
-    let (status, body) = user.curl(&gw.url("/whoami")).await;
-    assert_eq!(status, 200, "curl with the new key: {body}");
-    assert_eq!(identity(&body), Some(oidc::ALICE.email.into()), "{body}");
+    a_key_from_the_page_names(&browser, &gw, &app, oidc::ALICE.email, "oidc laptop").await;
 
     // "Sign out": keygate's session ends at once, then the provider asks.
     browser.click("a[href=\"/.keygate/logout\"]").await;
@@ -687,9 +761,7 @@ async fn openid_connect() {
         .await;
 
     // Bob is who he says at the provider, but in none of allowed_groups.
-    browser.fill("#login", oidc::BOB.login).await;
-    browser.fill("#password", oidc::BOB.password).await;
-    browser.click("#sign-in").await;
+    fill_the_providers_form(&browser, &oidc::BOB).await;
     browser.wait_url(&gw.url("/.keygate/login?")).await;
     browser
         .wait_text("h1", "\"Not allowed\"", |t| t == "Not allowed")
@@ -700,4 +772,55 @@ async fn openid_connect() {
     browser
         .wait_text("body", "\"not signed in\"", |t| t.contains("not signed in"))
         .await;
+}
+
+/// An OpenID Connect user that is not ASCII: josé (his `sub` too) signs in
+/// at oidc-provider, is shown as his email josé@例え.jp (`login.user_claim`),
+/// and his key reaches the application as that email's UTF-8 bytes. Eve,
+/// whose email ends in U+3000, is refused on keygate's page: never trimmed
+/// into eve@example.org.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real browser and oidc-provider: run by scripts/test.sh (--include-ignored)"]
+async fn openid_connect_with_user_names_that_are_not_ascii() {
+    let app = WebApp::start(&[]).await;
+    let allowed = format!("allowed_groups = [\"{}\"]", oidc::STAFF);
+    let (provider, gw) =
+        oidc::provider_and_gateway(&app.url(""), oidc::RS256_CLIENT, &[&allowed]).await;
+
+    let browser = Browser::start().await;
+    sign_in_at_the_provider(&browser, &provider, &gw, &oidc::JOSE).await;
+    browser.wait_url(&gw.url("/.keygate/keys")).await;
+    a_key_from_the_page_names(&browser, &gw, &app, oidc::JOSE.email, "josé's laptop").await;
+
+    let browser = Browser::start().await;
+    sign_in_at_the_provider(&browser, &provider, &gw, &oidc::EVE).await;
+    refused_at_sign_in(
+        &browser,
+        &gw,
+        oidc::EVE.email,
+        "starts or ends with white space",
+    )
+    .await;
+}
+
+/// Go to the page signed out; keygate sends the browser to the provider,
+/// where `account` signs in. Where it lands is the caller's to check.
+async fn sign_in_at_the_provider(
+    browser: &Browser,
+    provider: &oidc::OidcProvider,
+    gw: &TestGateway,
+    account: &oidc::Account,
+) {
+    browser.goto(&gw.url("/.keygate/keys")).await;
+    browser
+        .wait_url(&format!("{}/interaction/", provider.issuer()))
+        .await;
+    fill_the_providers_form(browser, account).await;
+}
+
+/// On the provider's sign-in form: `account`'s login and password, "Sign in".
+async fn fill_the_providers_form(browser: &Browser, account: &oidc::Account) {
+    browser.fill("#login", account.login).await;
+    browser.fill("#password", account.password).await;
+    browser.click("#sign-in").await;
 }

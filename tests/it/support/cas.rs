@@ -1,6 +1,7 @@
 //! A real CAS 3.0 server for the tests: django-cas-server 3.1.0 (PyPI) under
 //! waitress, from the venv `scripts/test.sh` makes in `target/cas-venv`,
-//! on a free 127.0.0.1 port, with one user (`USER` / `PASSWORD`) and a
+//! on a free 127.0.0.1 port, with the users `USER` / `PASSWORD`, `ZOE` (a
+//! name that is not ASCII) and `DISGUISED` (a name keygate refuses), and a
 //! service pattern that allows every `https://127.0.0.1:*/` service.
 //! Killed on drop. The Django project is `tests/it/support/cas/`.
 //!
@@ -26,6 +27,25 @@ use super::gateway::{builder, TestGateway};
 
 pub const USER: &str = "alice";
 pub const PASSWORD: &str = "alice-cas-password";
+
+/// A person at the CAS server: the user name it signs them in as (its
+/// `cas:user`), and their password.
+pub struct Account {
+    pub user: &'static str,
+    pub password: &'static str,
+}
+
+/// A user name that is not ASCII, which keygate takes as it is.
+pub const ZOE: Account = Account {
+    user: "zo\u{00EB}",
+    password: "zoe-cas-password",
+};
+/// A right-to-left override: the name reads "zoëadmin". No user name to
+/// keygate (`keys::user`), though the CAS server signs it in.
+pub const DISGUISED: Account = Account {
+    user: "zo\u{00EB}\u{202E}nimda",
+    password: "disguised-cas-password",
+};
 
 pub struct CasServer {
     pub port: u16,
@@ -62,10 +82,15 @@ impl CasServer {
             let dir = tempfile::tempdir().unwrap();
             let mut child = Command::new(&python)
                 .arg(project.join("serve.py"))
-                .args([&port.to_string(), USER, PASSWORD])
+                .arg(port.to_string())
+                .args([USER, PASSWORD])
+                .args([ZOE.user, ZOE.password])
+                .args([DISGUISED.user, DISGUISED.password])
                 .env("KEYGATE_CAS_DB", dir.path().join("cas.sqlite3"))
                 // No __pycache__ in the source tree.
                 .env("PYTHONDONTWRITEBYTECODE", "1")
+                // The user names in argv are UTF-8, whatever the locale.
+                .env("PYTHONUTF8", "1")
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
                 .spawn()

@@ -6,7 +6,9 @@
 //!
 //! Two clients, both with `CLIENT_SECRET` and the redirect URI the test
 //! gives: `RS256_CLIENT` gets RS256 ID tokens, `ES256_CLIENT` ES256 ones.
-//! Two users: `ALICE` (in `STAFF` and `ADMINS`) and `BOB` (in `CONTRACTORS`).
+//! Four users: `ALICE` (in `STAFF` and `ADMINS`), `BOB` (in `CONTRACTORS`),
+//! and, in `STAFF`, `JOSE` (a login and an email that are not ASCII) and
+//! `EVE` (an email keygate refuses as a user name).
 //!
 //! `sign_in` drives the provider's sign-in form with a plain HTTP client
 //! (cookie jar) and returns where the provider sends the browser back.
@@ -50,6 +52,19 @@ pub const BOB: Account = Account {
     password: "bob-oidc-password",
     email: "bob@example.org",
 };
+/// Not ASCII: the login (so `sub` and `preferred_username`) and the email.
+pub const JOSE: Account = Account {
+    login: "jos\u{00E9}",
+    password: "jose-oidc-password",
+    email: "jos\u{00E9}@\u{4F8B}\u{3048}.jp",
+};
+/// An email ending in an ideographic space (U+3000): no user name to
+/// keygate (`keys::user`), and never trimmed into eve@example.org.
+pub const EVE: Account = Account {
+    login: "eve",
+    password: "eve-oidc-password",
+    email: "eve@example.org\u{3000}",
+};
 
 pub struct OidcProvider {
     pub port: u16,
@@ -87,7 +102,12 @@ impl OidcProvider {
         };
         let config = serde_json::json!({
             "clients": [client(RS256_CLIENT, "RS256"), client(ES256_CLIENT, "ES256")],
-            "users": [user(&ALICE, &[STAFF, ADMINS]), user(&BOB, &[CONTRACTORS])],
+            "users": [
+                user(&ALICE, &[STAFF, ADMINS]),
+                user(&BOB, &[CONTRACTORS]),
+                user(&JOSE, &[STAFF]),
+                user(&EVE, &[STAFF]),
+            ],
         });
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("provider.log");

@@ -30,8 +30,8 @@ struct State {
     /// session cookie value -> user name
     sessions: HashMap<String, String>,
     /// Every request's path and every value of any header spelled like
-    /// `x-remote-user` (case and `_`/`-` ignored).
-    seen: Vec<(String, Vec<String>)>,
+    /// `x-remote-user` (case and `_`/`-` ignored), as its bytes.
+    seen: Vec<(String, Vec<Vec<u8>>)>,
 }
 
 pub struct WebApp {
@@ -69,6 +69,14 @@ impl WebApp {
 
     /// The identity-header values the application received for requests to `path`.
     pub fn identities_seen(&self, path: &str) -> Vec<Vec<String>> {
+        self.identity_bytes_seen(path)
+            .into_iter()
+            .map(|values| values.iter().map(|v| lossy(v)).collect())
+            .collect()
+    }
+
+    /// `identities_seen`, byte for byte.
+    pub fn identity_bytes_seen(&self, path: &str) -> Vec<Vec<Vec<u8>>> {
         let st = self.state.lock().unwrap();
         st.seen
             .iter()
@@ -78,12 +86,16 @@ impl WebApp {
     }
 }
 
-fn identity_values(req: &Request<Incoming>) -> Vec<String> {
+fn identity_values(req: &Request<Incoming>) -> Vec<Vec<u8>> {
     req.headers()
         .iter()
         .filter(|(n, _)| n.as_str().replace('_', "-") == "x-remote-user")
-        .map(|(_, v)| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .map(|(_, v)| v.as_bytes().to_vec())
         .collect()
+}
+
+fn lossy(value: &[u8]) -> String {
+    String::from_utf8_lossy(value).into_owned()
 }
 
 fn session_user(st: &State, req: &Request<Incoming>) -> Option<String> {
@@ -162,7 +174,7 @@ async fn answer(
             let ids = identity_values(&req);
             json(
                 StatusCode::OK,
-                serde_json::json!({ "identity": ids.first(), "path": path }),
+                serde_json::json!({ "identity": ids.first().map(|v| lossy(v)), "path": path }),
             )
         }
     };

@@ -1,6 +1,8 @@
-# Start django-cas-server for a test: migrate a fresh SQLite database, add one
-# user and a service pattern for https://127.0.0.1:*/, serve with waitress.
-# usage: serve.py PORT USER PASSWORD
+# Start django-cas-server for a test: migrate a fresh SQLite database, add the
+# users and a service pattern for https://127.0.0.1:*/, serve with waitress.
+# usage: serve.py PORT USER PASSWORD [USER PASSWORD]...
+# A user name is kept as given (UTF-8 included): create_user does not run
+# Django's username validators, which a test's refused name would fail.
 import os
 import sys
 
@@ -18,9 +20,10 @@ from waitress import serve  # noqa: E402
 
 from cas_server.models import ServicePattern  # noqa: E402
 
-port, user, password = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+port, accounts = int(sys.argv[1]), sys.argv[2:]
 call_command("migrate", verbosity=0, interactive=False)
-User.objects.create_user(user, password=password)
+for user, password in zip(accounts[0::2], accounts[1::2]):
+    User.objects.create_user(user, password=password)
 ServicePattern.objects.create(pos=1, name="loopback", pattern=r"^https://127\.0\.0\.1(:\d+)?/.*")
 print("ready", flush=True)
 serve(get_wsgi_application(), host="127.0.0.1", port=port, threads=4, _quiet=True)
