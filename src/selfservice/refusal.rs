@@ -362,13 +362,13 @@ fn invalid(problems: &[String]) -> Response<ResponseBody> {
     )
 }
 
-/// An OpenID Connect sign-in that did not end with a session, as a page.
 /// Logs a CAS user that is no user name (escaped) and says why, without it.
 fn cas_not_a_user(user: &str, why: &str) -> String {
     tracing::warn!(user = %escaped(user), reason = why, "CAS sign-in without a usable user (403)");
     format!("the user name the CAS server gives for this account {why}")
 }
 
+/// An OpenID Connect sign-in that did not end with a session, as a page.
 fn oidc_page(e: OidcError) -> Response<ResponseBody> {
     let (status, title, text) = oidc_refusal(e);
     let again = Some(("/.keygate/login", "Sign in again"));
