@@ -55,7 +55,7 @@ impl Rotated {
         // any key holder (self-rotation), and may name internal nodes.
         self.not_propagated.as_ref().map(|_| {
                 format!(
-                    "the new key is made and the old key's record ends at {}, but not every keygate instance could be told to drop its cached copy (keygate's log says why): an instance that cached the old key may accept it after that until it hears; keygate keeps trying in the background. To stop the old key on every instance now, revoke it by id (that answers 503 until every instance can be told)",
+                    "the new key is made and the old key's record ends at {}, but not every keygate instance could be told to drop its cached copy (keygate's log says why): an instance that cached the old key may accept it after that until it hears; keygate keeps trying in the background. To stop the old key on every instance now, revoke it by id (that answers 503 until every instance can be told).",
                     rfc3339(self.old_expires_at)
                 )
             })
