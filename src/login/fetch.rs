@@ -2,8 +2,9 @@
 //! the CAS server's ticket validation, the OpenID provider's discovery,
 //! keys, token and userinfo endpoints), the secret scanners' public keys and
 //! webhook deliveries: one connection per call, the whole exchange bounded
-//! by the caller's timeout, the answer capped in size. That traffic is a
-//! call now and then, so no pool.
+//! by the caller's timeout, the answer capped in size (a webhook delivery,
+//! which needs only the status, reads none of it). That traffic is a call
+//! now and then, so no pool.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,8 +12,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
-use http::{Method, Request, StatusCode, Uri};
+use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
@@ -76,14 +78,22 @@ impl Fetch {
             .await
     }
 
-    /// POST `body` to `url` with `headers`; the status and the whole answer.
-    pub async fn post(
+    /// POST `body` to `url` with `headers`; the status alone, as soon as it
+    /// comes: the answer's body is not read, so a receiver that answers 2xx
+    /// with a large body, or one that never ends, has still answered 2xx.
+    pub async fn post_status(
         &self,
         url: &Uri,
         headers: HeaderMap,
         body: Bytes,
-    ) -> Result<(StatusCode, Bytes), FetchError> {
-        self.send(Method::POST, url, headers, body).await
+    ) -> Result<StatusCode, FetchError> {
+        let origin = origin(url);
+        let answer = self.answer(Method::POST, url, headers, body, &origin);
+        match tokio::time::timeout(self.timeout, answer).await {
+            // Dropping the body makes the connection close.
+            Ok(r) => r.map(|resp| resp.status()),
+            Err(_) => Err(FetchError::Timeout(origin, self.timeout)),
+        }
     }
 
     async fn send(
@@ -93,26 +103,32 @@ impl Fetch {
         headers: HeaderMap,
         body: Bytes,
     ) -> Result<(StatusCode, Bytes), FetchError> {
-        let origin = format!(
-            "{}://{}",
-            url.scheme_str().unwrap_or("http"),
-            url.authority().map_or("", |a| a.as_str())
-        );
-        let exchange = self.exchange(method, url, headers, body, &origin);
+        let origin = origin(url);
+        let exchange = async {
+            let resp = self.answer(method, url, headers, body, &origin).await?;
+            let status = resp.status();
+            let body = Limited::new(resp.into_body(), MAX_ANSWER)
+                .collect()
+                .await
+                .map_err(|_| FetchError::Body(origin.clone()))?
+                .to_bytes();
+            Ok((status, body))
+        };
         match tokio::time::timeout(self.timeout, exchange).await {
             Ok(r) => r,
             Err(_) => Err(FetchError::Timeout(origin, self.timeout)),
         }
     }
 
-    async fn exchange(
+    /// Send the request; the answer's head, its body still to read.
+    async fn answer(
         &self,
         method: Method,
         url: &Uri,
         headers: HeaderMap,
         body: Bytes,
         origin: &str,
-    ) -> Result<(StatusCode, Bytes), FetchError> {
+    ) -> Result<Response<Incoming>, FetchError> {
         let https = url.scheme_str() == Some("https");
         let authority = url
             .authority()
@@ -139,7 +155,7 @@ impl Fetch {
                 .expect("an authority is a valid header value"),
         );
         let http_err = |e| FetchError::Http(origin.to_owned(), e);
-        let resp = match (&self.tls, https) {
+        match (&self.tls, https) {
             (Some(tls), true) => {
                 let name = ServerName::try_from(host.to_owned()).map_err(|e| {
                     FetchError::Connect(origin.to_owned(), std::io::Error::other(e))
@@ -152,29 +168,35 @@ impl Fetch {
                     hyper::client::conn::http1::handshake(TokioIo::new(stream))
                         .await
                         .map_err(http_err)?;
-                tokio::spawn(conn);
-                sender.send_request(req).await.map_err(http_err)?
+                tokio::spawn(drive(conn, self.timeout));
+                sender.send_request(req).await.map_err(http_err)
             }
-            (None, true) => {
-                return Err(FetchError::Connect(
-                    origin.to_owned(),
-                    std::io::Error::other("https is not set up for this URL"),
-                ))
-            }
+            (None, true) => Err(FetchError::Connect(
+                origin.to_owned(),
+                std::io::Error::other("https is not set up for this URL"),
+            )),
             (_, false) => {
                 let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
                     .await
                     .map_err(http_err)?;
-                tokio::spawn(conn);
-                sender.send_request(req).await.map_err(http_err)?
+                tokio::spawn(drive(conn, self.timeout));
+                sender.send_request(req).await.map_err(http_err)
             }
-        };
-        let status = resp.status();
-        let body = Limited::new(resp.into_body(), MAX_ANSWER)
-            .collect()
-            .await
-            .map_err(|_| FetchError::Body(origin.to_owned()))?
-            .to_bytes();
-        Ok((status, body))
+        }
     }
+}
+
+/// Run a connection for `timeout` at most: it outlives its call by no
+/// more, whatever the peer does with it (an answer whose body is left unread).
+async fn drive(conn: impl std::future::Future, timeout: Duration) {
+    let _ = tokio::time::timeout(timeout, conn).await;
+}
+
+/// `scheme://authority`, as errors name a URL.
+fn origin(url: &Uri) -> String {
+    format!(
+        "{}://{}",
+        url.scheme_str().unwrap_or("http"),
+        url.authority().map_or("", |a| a.as_str())
+    )
 }

@@ -124,11 +124,11 @@ impl Worker {
             .headers(&message.id, unix_now(), message.body.as_bytes());
         let outcome = self
             .fetch
-            .post(&config.url, headers, Bytes::from(message.body))
+            .post_status(&config.url, headers, Bytes::from(message.body))
             .await;
         let failure = match outcome {
-            Ok((status, _)) if status.is_success() => None,
-            Ok((status, _)) => Some(format!("answered {status}")),
+            Ok(status) if status.is_success() => None,
+            Ok(status) => Some(format!("answered {status}")),
             Err(e) => Some(e.to_string()),
         };
         let queue = &self.endpoint.queue;

@@ -244,6 +244,46 @@ async fn a_hanging_receiver_costs_a_revocation_nothing() {
     .await;
 }
 
+/// A 2xx is a delivery, whatever follows it: a receiver that answers 200
+/// with a large body, or with a body that never ends, gets each event once.
+#[tokio::test]
+async fn a_2xx_with_a_large_or_endless_body_is_delivered_once() {
+    let large = Receiver::start(Mode::LargeAnswer).await;
+    let endless = Receiver::start(Mode::EndlessAnswer).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (to_large, to_endless) = (
+        webhook_to(
+            &large.url(),
+            dir.path(),
+            &["timeout = \"2s\"", "events = [\"key.created\"]"],
+        ),
+        webhook_to(
+            &endless.url(),
+            dir.path(),
+            &["timeout = \"2s\"", "events = [\"key.created\"]"],
+        ),
+    );
+    let f = fleet(1, "bigans", |b| {
+        to_large(b);
+        to_endless(b);
+    })
+    .await;
+    let (_, id) = create_key(&f.clients[0], &f.gateways[0], "alice").await;
+    // A failed attempt is tried again after 1 s (`max_retry_interval`);
+    // one cut by `timeout` after 2 s more: 4 s shows either.
+    exactly(&large, 1).await;
+    exactly(&endless, 1).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (large, endless) = (large.received(), endless.received());
+    assert_eq!(
+        (large.len(), endless.len()),
+        (1, 1),
+        "each event once: large answer {large:#?}, endless answer {endless:#?}"
+    );
+    assert_eq!(large[0].body["data"]["id"], id.as_str());
+    assert_eq!(endless[0].body["data"]["id"], id.as_str());
+}
+
 #[tokio::test]
 async fn the_memory_store_delivers_too() {
     let receiver = Receiver::start(Mode::Up).await;

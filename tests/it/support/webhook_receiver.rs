@@ -37,6 +37,10 @@ pub enum Mode {
     Up,
     /// Accept, read (and record), never answer.
     Hang,
+    /// 200 with a body larger than any answer keygate reads (1 MiB).
+    LargeAnswer,
+    /// 200 whose body starts and never ends.
+    EndlessAnswer,
 }
 
 pub struct Receiver {
@@ -95,10 +99,22 @@ impl Receiver {
             async move {
                 let delivery = read(req).await;
                 log.lock().unwrap().push(delivery);
-                if mode == Mode::Hang {
-                    std::future::pending::<()>().await;
-                }
-                Ok::<_, Infallible>(Response::new(body::empty()))
+                let answer = match mode {
+                    Mode::Up => body::empty(),
+                    Mode::Hang => std::future::pending().await,
+                    Mode::LargeAnswer => body::full(vec![b'x'; 1024 * 1024]),
+                    Mode::EndlessAnswer => {
+                        let (tx, answer) = body::channel();
+                        tokio::spawn(async move {
+                            let _ = tx.send(Ok("still writing".into())).await;
+                            // Held open: the body never ends.
+                            std::future::pending::<()>().await;
+                            drop(tx);
+                        });
+                        answer
+                    }
+                };
+                Ok::<_, Infallible>(Response::new(answer))
             }
         }));
     }
