@@ -3,7 +3,8 @@
 //!
 //! * gitleaks' JSON report (`gitleaks detect --report-format json`): an
 //!   array of findings whose `Secret` is the secret itself, unless gitleaks
-//!   ran with `--redact` (then there is nothing to revoke by: an error);
+//!   ran with `--redact` (`REDACTED`, or with `--redact=N` the secret's start
+//!   and `...`: then there is nothing to revoke by, an error);
 //! * a detect-secrets baseline (`detect-secrets scan`), which holds no
 //!   secret, only its SHA-1 with the file and line it was found on: each is
 //!   read back from that line of that file, relative to `root` (the folder
@@ -53,6 +54,13 @@ fn gitleaks(findings: &[Value]) -> Result<Vec<String>, String> {
             Some("REDACTED") => {
                 return Err(format!(
                     "finding {i}: the secret is REDACTED (gitleaks --redact); run gitleaks without --redact"
+                ))
+            }
+            // `--redact=N` below 100 keeps the start and puts "..." for the
+            // rest: no key ends so, and none would be found by what is left.
+            Some(secret) if secret.trim_end().ends_with("...") => {
+                return Err(format!(
+                    "finding {i}: the secret is cut short with \"...\" (gitleaks --redact=N); run gitleaks without --redact"
                 ))
             }
             Some(secret) => out.push(secret.trim().to_owned()),
@@ -182,6 +190,8 @@ mod tests {
     fn reports_without_secrets_say_what_to_do() {
         let redacted = r#"[{"Secret":"REDACTED"}]"#;
         assert!(secrets_in(redacted).unwrap_err().contains("--redact"));
+        let partly = r#"[{"Secret":"kg_abc..."}]"#;
+        assert!(secrets_in(partly).unwrap_err().contains("--redact"));
         assert!(secrets_in("{broken").is_err());
     }
 }

@@ -184,6 +184,21 @@ fn a_detect_secrets_baseline_and_a_gitleaks_report_revoke_through_the_cli() {
     );
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("--redact"), "{err}");
+    // `--redact=50` keeps half of each secret and puts "..." for the rest:
+    // as unusable, and said so (not "revoked 0 keys").
+    let half = &made[2][..made[2].len() / 2];
+    std::fs::write(
+        &report,
+        json!([{"RuleID": "keygate-api-key", "Secret": format!("{half}...")}]).to_string(),
+    )
+    .unwrap();
+    let (code, out, err) = keys_cli(
+        &cfg,
+        dir.path(),
+        &["revoke", "--leaked", report.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(err.contains("--redact"), "{err}");
 
     let (_, out, _) = keys_cli(&cfg, dir.path(), &["list", "--json"]);
     let listed: Value = serde_json::from_str(&out).unwrap();
