@@ -62,7 +62,7 @@ impl AccessLine<'_> {
             out.extend_from_slice(b" method=");
             out.extend_from_slice(self.method.as_bytes());
             out.extend_from_slice(b" path=");
-            out.extend_from_slice(self.path.as_bytes());
+            out.extend_from_slice(self.human_path().as_bytes());
             out.extend_from_slice(b" status=");
             out.extend_from_slice(itoa::Buffer::new().format(self.status).as_bytes());
             out.extend_from_slice(b" bytes=");
@@ -85,7 +85,7 @@ impl AccessLine<'_> {
             target: "keygate::access",
             client = %self.client,
             method = %self.method,
-            path = %self.path,
+            path = %self.human_path(),
             status = self.status,
             bytes = self.bytes,
             duration_ms = self.micros as f64 / 1000.0,
@@ -93,6 +93,17 @@ impl AccessLine<'_> {
             key_id = self.key_id,
             key_expires = self.key_expires,
         );
+    }
+
+    /// The path bare, as tracing writes a `%` field, unless it could forge
+    /// a line or a field: the URI parser lets UTF-8 through, so a line
+    /// separator (U+2028), NEL or a direction override may be in it. An
+    /// ASCII path holds none (the parser refuses controls and spaces).
+    fn human_path(&self) -> std::borrow::Cow<'_, str> {
+        match self.path.is_ascii() {
+            true => std::borrow::Cow::Borrowed(self.path),
+            false => super::escaped(self.path),
+        }
     }
 
     fn strings(&self) -> [(&'static str, &str); 3] {
@@ -231,7 +242,11 @@ mod tests {
 
     #[test]
     fn the_json_line_is_tracing_subscribers_field_for_field() {
-        let line = sample(73);
+        // An ASCII path: `trace` escapes any other (for the human line).
+        let line = AccessLine {
+            path: "/a \"quoted\" path\\with/escapes",
+            ..sample(73)
+        };
         let parse = |s: &str| {
             let mut v: serde_json::Value = serde_json::from_str(s).unwrap();
             let t = v["timestamp"].as_str().unwrap().to_owned();
@@ -244,6 +259,31 @@ mod tests {
         assert_eq!(ours[41..], theirs[41..], "{ours}{theirs}");
         assert_eq!(parse(&ours), parse(&theirs));
         assert_eq!(parse(&ours)["path"], line.path);
+        // Any path as it came, JSON-escaped.
+        let line = sample(73);
+        assert_eq!(parse(&self::ours(true, &line))["path"], line.path);
+    }
+
+    #[test]
+    fn a_path_that_could_forge_a_human_line_is_escaped() {
+        let line = AccessLine {
+            path: "/x\u{2028}2026-12-06T00:00:00Z  INFO keygate::audit: \u{202e}",
+            ..sample(73)
+        };
+        let human = ours(false, &line);
+        assert!(
+            human.contains(
+                r#" path="/x\u{2028}2026-12-06T00:00:00Z  INFO keygate::audit: \u{202e}" "#
+            ),
+            "{human}"
+        );
+        assert_eq!(human.lines().count(), 1);
+        assert_eq!(human[27..], theirs(false, &line)[27..]);
+        let plain = AccessLine {
+            path: "/api/v1/items;x=1",
+            ..sample(73)
+        };
+        assert!(ours(false, &plain).contains(" path=/api/v1/items;x=1 "));
     }
 
     #[test]
@@ -256,7 +296,10 @@ mod tests {
 
     #[test]
     fn an_ipv6_client_is_written_as_display_writes_it() {
-        let mut line = sample(73);
+        let mut line = AccessLine {
+            path: "/",
+            ..sample(73)
+        };
         for ip in ["::1", "2001:db8::8:1", "0.0.0.0", "255.255.255.255"] {
             line.client = ip.parse().unwrap();
             for (json, at) in [(true, 41), (false, 27)] {
