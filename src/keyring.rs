@@ -102,10 +102,24 @@ pub enum SettingsError {
 /// Longest label accepted (a user name: `keys::user`).
 const MAX_LABEL: usize = 200;
 
+/// What `mint` checks of a new key before it asks the store: by a caller
+/// too, before it counts a creation against a quota or connects at all.
+pub fn check_new(user: &str, label: &str) -> Result<(), MintError> {
+    // It becomes the identity header's value, as it is (UTF-8 included).
+    keys::user::check(user).map_err(MintError::User)?;
+    // A secret pasted into the wrong field would be audited, announced
+    // and sent upstream in clear.
+    if keys::format::contains_key(user) {
+        return Err(MintError::User(
+            "looks like a key secret; give the name of the key's owner",
+        ));
+    }
+    check_label(label)
+}
+
 /// A key's label: at most 200 characters (as the page's `maxlength` counts
-/// them, not bytes), none of them a control character. Checked by `mint`,
-/// and by a caller before it counts a creation against a quota.
-pub fn check_label(label: &str) -> Result<(), MintError> {
+/// them, not bytes), none of them a control character.
+fn check_label(label: &str) -> Result<(), MintError> {
     if label.chars().count() > MAX_LABEL || label.chars().any(char::is_control) {
         return Err(MintError::Label(
             "must be at most 200 characters without control characters",
@@ -296,16 +310,7 @@ impl Keyring {
         label: &str,
         scope: Scope,
     ) -> Result<NewKey, MintError> {
-        // It becomes the identity header's value, as it is (UTF-8 included).
-        keys::user::check(user).map_err(MintError::User)?;
-        // A secret pasted into the wrong field would be audited, announced
-        // and sent upstream in clear.
-        if keys::format::contains_key(user) {
-            return Err(MintError::User(
-                "looks like a key secret; give the name of the key's owner",
-            ));
-        }
-        check_label(label)?;
+        check_new(user, label)?;
         let policy = self.policy().await?;
         let ttl = match (ttl, policy.max_ttl) {
             (Ttl::Default, _) => Some(policy.default_ttl),

@@ -166,19 +166,28 @@ impl Checked {
                 scope,
                 json,
                 ..
-            } => Checked::Create(NewKey {
-                user,
-                ttl: match ttl {
-                    None => Ttl::Default,
-                    Some(t) => {
-                        Ttl::parse(&t).map_err(|e| CliError::Usage(format!("--ttl: {e}")))?
-                    }
-                },
-                label,
-                scope: Scope::parse(&scope).expect("clap allows only full|read"),
-                json,
-            }),
-            KeysCommand::List { user, json, .. } => Checked::List { user, json },
+            } => {
+                crate::keyring::check_new(&user, &label)
+                    .map_err(|e| CliError::Usage(format!("--{e}")))?;
+                Checked::Create(NewKey {
+                    user,
+                    ttl: match ttl {
+                        None => Ttl::Default,
+                        Some(t) => {
+                            Ttl::parse(&t).map_err(|e| CliError::Usage(format!("--ttl: {e}")))?
+                        }
+                    },
+                    label,
+                    scope: Scope::parse(&scope).expect("clap allows only full|read"),
+                    json,
+                })
+            }
+            KeysCommand::List { user, json, .. } => {
+                if let Some(user) = &user {
+                    user_flag(user)?;
+                }
+                Checked::List { user, json }
+            }
             KeysCommand::Rotate {
                 id,
                 grace,
@@ -205,6 +214,18 @@ impl Checked {
             } => Checked::Revoke(revocation(id, user, all, leaked)?),
         })
     }
+}
+
+/// A `--user` to list or revoke by: a user name, and no key secret (a
+/// secret pasted here would match nothing and, when revoking, go to the
+/// audit log in clear: refused first, and not echoed).
+fn user_flag(user: &str) -> Result<(), CliError> {
+    if crate::keys::format::contains_key(user) {
+        return Err(CliError::Usage(
+            "--user: looks like a key secret; revoke a leaked key with --leaked".into(),
+        ));
+    }
+    crate::keys::user::check(user).map_err(|why| CliError::Usage(format!("--user {user:?}: {why}")))
 }
 
 fn key_id(id: &str) -> Result<KeyId, CliError> {
@@ -329,15 +350,7 @@ fn revocation(
     }
     if !users.is_empty() {
         for user in &users {
-            // A secret pasted here would revoke nothing and go to the audit
-            // log in clear: refused first, and not echoed.
-            if crate::keys::format::contains_key(user) {
-                return Err(CliError::Usage(
-                    "--user: looks like a key secret; revoke a leaked key with --leaked".into(),
-                ));
-            }
-            crate::keys::user::check(user)
-                .map_err(|why| CliError::Usage(format!("--user {user:?}: {why}")))?;
+            user_flag(user)?;
         }
         return Ok(Revocation::Users(users));
     }

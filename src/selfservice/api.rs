@@ -77,9 +77,8 @@ impl SelfService {
         let label = body.label.unwrap_or_default();
         // Before the creation is counted: a refused one costs no quota (a
         // `backend_session` may sign in a name no key can carry).
-        keyring::check_label(label.trim()).map_err(|e| Refusal::BadRequest(e.to_string()))?;
-        crate::keys::user::check(&s.user)
-            .map_err(|why| Refusal::BadRequest(format!("user: {why}")))?;
+        keyring::check_new(&s.user, label.trim())
+            .map_err(|e| Refusal::BadRequest(e.to_string()))?;
         let _one_at_a_time = self.mint_lock.lock().await;
         let live = self.keyring.list(Some(&s.user)).await?.len();
         if live >= self.limits.max_live_keys {

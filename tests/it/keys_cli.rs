@@ -272,6 +272,18 @@ fn bad_input_exits_2_and_a_dead_store_exits_1_with_one_line() {
             &["revoke", "--leaked", "/nonexistent/leaks.json"],
             "--leaked: cannot read /nonexistent/leaks.json",
         ),
+        (
+            &["create", "--user", " bob"],
+            "--user: starts or ends with white space",
+        ),
+        (
+            &["create", "--user", "bob", "--label", "a\u{1}b"],
+            "--label: must be at most 200 characters without control characters",
+        ),
+        (
+            &["list", "--user", "bob\tx"],
+            "--user \"bob\\tx\": contains a control character",
+        ),
     ];
     for (args, said) in mistyped {
         let out = keys(&cfg, args);
