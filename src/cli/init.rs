@@ -188,12 +188,15 @@ fn write_new(path: &Path, mode: u32, text: &str) -> std::io::Result<()> {
     f.sync_all()
 }
 
+/// Names every self-signed certificate has beside the ones asked for.
+const LOCAL_NAMES: [&str; 2] = ["localhost", "127.0.0.1"];
+
 /// A self-signed certificate (PEM) and its key (PKCS#8 PEM) for `hosts`,
 /// and for localhost and 127.0.0.1 (where the admin API listens), valid
 /// for a year from yesterday.
 fn self_signed(hosts: &[String]) -> Result<(String, String), String> {
     let mut names = hosts.to_vec();
-    for local in ["localhost", "127.0.0.1"] {
+    for local in LOCAL_NAMES {
         if !names.iter().any(|n| n == local) {
             names.push(local.into());
         }
@@ -232,8 +235,17 @@ fn print_next(at: &Layout, args: &Args) {
     );
     println!("  {token}  admin token {:?} (0600)", args.admin_name);
     if self_signed {
+        let also: Vec<_> = LOCAL_NAMES
+            .iter()
+            .filter(|local| !args.self_signed.iter().any(|n| n == *local))
+            .copied()
+            .collect();
+        let also = match also.is_empty() {
+            true => String::new(),
+            false => format!(" (and {})", also.join(", ")),
+        };
         println!(
-            "  {cert}  a self-signed certificate for {} (and localhost, 127.0.0.1), valid one year",
+            "  {cert}  a self-signed certificate for {}{also}, valid one year",
             args.self_signed.join(", ")
         );
         println!("  {}  its private key (0600)", show(&at.key));

@@ -35,7 +35,7 @@ enum Command {
     Check(check::Args),
     /// Write a production configuration, secret, admin token and (optionally) a self-signed certificate into a folder.
     Init(init::Args),
-    /// Create, list and revoke API keys in the configured store.
+    /// Create, list, rotate and revoke API keys in the configured store.
     Keys(keys::Args),
 }
 

@@ -28,7 +28,7 @@ use crate::upstream::UpstreamError;
 pub enum Refusal {
     /// No credential, and `auth.anonymous = "reject"`.
     Missing,
-    /// More than one credential, or an unreadable `Authorization` header.
+    /// More than one credential (an unreadable one is a `BadKey`, malformed).
     Ambiguous,
     /// A key that is no live key of this deployment (`failure` is never
     /// `VerifyError::Store`, see `StoreUnavailable`); `limited` when the
