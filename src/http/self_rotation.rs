@@ -11,7 +11,9 @@
 //! Each counts against `self_service.creates_per_hour` (429 past it).
 //! Off unless `[keys] self_rotation = true` (403 naming the key). A chain of
 //! self-rotations never outlives `keys.max_ttl` from its first key
-//! (`Keyring::rotate`).
+//! (`Keyring::rotate`). A browser's request from another site is 403
+//! before the key is read (`from_another_site`): no CSRF with a credential
+//! the browser remembers.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -81,6 +83,15 @@ impl SelfRotation {
                 "self-rotation is off on this gateway ([keys] self_rotation = false); ask an admin to rotate the key",
             );
         }
+        if from_another_site(req.headers()) {
+            // Before the credential is read, and no 401 challenge: a
+            // browser would answer that with the credential it remembers.
+            return response::json_error(
+                StatusCode::FORBIDDEN,
+                "a browser's request from another site (Origin, Sec-Fetch-Site) cannot rotate a key; \
+                 scripts send neither header",
+            );
+        }
         let client = admission.client(peer, req.headers());
         let principal = match admission.admit_key(&mut req, peer).await {
             Ok(p) => p,
@@ -115,6 +126,21 @@ impl SelfRotation {
             Ok(rotated) => response::json(StatusCode::CREATED, &rotated.view()),
             Err(e) => refuse(e, refusals, client),
         }
+    }
+}
+
+/// A request a browser sent on another site's behalf. A browser sends a
+/// Basic credential a person typed at keygate's 401 prompt along with any
+/// site's form (Chromium does), which would rotate the key: its successor
+/// shown in a tab or frame the person may never look at, the old key
+/// stopping after its grace period. So only a script's request (neither `Origin` nor
+/// `Sec-Fetch-Site`) or one the browser marks `same-origin` may rotate. A
+/// browser too old for `Sec-Fetch-Site` that sends `Origin` is refused
+/// even from the same origin: failing closed costs a page script little.
+fn from_another_site(headers: &http::HeaderMap) -> bool {
+    match headers.get("sec-fetch-site") {
+        Some(site) => site.as_bytes() != b"same-origin",
+        None => headers.contains_key(http::header::ORIGIN),
     }
 }
 

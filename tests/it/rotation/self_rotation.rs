@@ -298,3 +298,127 @@ async fn self_rotations_count_against_creates_per_hour() {
     );
     assert_eq!(f.status(0, &key).await, StatusCode::OK);
 }
+
+/// A browser holds a Basic credential a person typed at keygate's 401
+/// prompt and sends it along with another site's form (Chromium does, see
+/// below): such a request must not rotate the key, whose successor would
+/// be shown in a tab or frame the person may never look at while the old
+/// key stops after its grace period. What a browser sends from another
+/// site (a form, a fetch with a `text/plain` body that could even ask for
+/// `grace` 0), with and without `Sec-Fetch-Site`, is refused before the
+/// credential is looked at; a script's request, or one a browser marks
+/// same-origin, still rotates.
+#[tokio::test]
+async fn a_browser_on_another_site_cannot_rotate_the_key_it_remembers() {
+    let f = fleet(1, "selfrot-csrf", |b| {
+        b.set("keys", "self_rotation = true");
+    })
+    .await;
+    let gw = &f.gateways[0];
+    let (key, _) = gw.key("quinn").await;
+    let own = gw.url("");
+    let own = own.trim_end_matches('/');
+    let browser = |headers: &[(&str, &str)]| {
+        let mut req = Request::post(gw.url("/.keygate/api/rotate"))
+            .header("authorization", basic(&key))
+            .header("content-type", "text/plain;charset=UTF-8");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.body(body::full(r#"{"grace":"0s"}"#.to_owned()))
+            .unwrap()
+    };
+    for (what, headers) in [
+        (
+            "a cross-site form",
+            vec![
+                ("origin", "https://evil.example"),
+                ("sec-fetch-site", "cross-site"),
+                ("sec-fetch-mode", "navigate"),
+            ],
+        ),
+        (
+            "a sibling host's fetch",
+            vec![
+                ("origin", "https://app.127.0.0.1.nip.io"),
+                ("sec-fetch-site", "same-site"),
+                ("sec-fetch-mode", "no-cors"),
+            ],
+        ),
+        (
+            "a browser without Sec-Fetch-*",
+            vec![("origin", "https://evil.example")],
+        ),
+        ("an opaque origin", vec![("origin", "null")]),
+    ] {
+        let a = send(&f.clients[0], browser(&headers)).await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{what}: {}", a.text());
+        assert!(
+            !a.headers.contains_key("www-authenticate"),
+            "{what}: no prompt that makes the browser send its credential"
+        );
+        assert!(
+            json_of(&a)["error"]
+                .as_str()
+                .unwrap()
+                .contains("another site"),
+            "{what}: {}",
+            a.text()
+        );
+        assert_eq!(f.status(0, &key).await, StatusCode::OK, "{what}");
+    }
+    assert_eq!(listed(&f, "quinn").await.len(), 1, "nothing rotated");
+
+    // The page's own origin, as the browser marks it: rotated.
+    let same = send(
+        &f.clients[0],
+        browser(&[("origin", own), ("sec-fetch-site", "same-origin")]),
+    )
+    .await;
+    created(&same);
+    assert_eq!(f.status(0, &key).await, StatusCode::UNAUTHORIZED);
+}
+
+/// The same in Chromium: a person typed the key at keygate's Basic prompt
+/// (here: in the URL), then opened another site, whose form posts to
+/// `/.keygate/api/rotate`; the browser sends the credential it remembers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real browser: run by scripts/test.sh (--include-ignored)"]
+async fn another_sites_form_in_chromium_cannot_rotate_the_remembered_key() {
+    let f = fleet(1, "selfrot-chromium", |b| {
+        b.set("keys", "self_rotation = true");
+    })
+    .await;
+    let gw = &f.gateways[0];
+    let (key, _) = gw.key("rita").await;
+    let other_site = crate::support::upstream::Upstream::start().await;
+    let browser = crate::support::browser::Browser::start().await;
+    let with_key = gw
+        .url("/")
+        .replacen("https://", &format!("https://apikey:{key}@"), 1);
+    browser.goto(&with_key).await;
+    browser.goto(&other_site.url()).await;
+    let form = r#"
+        var f = document.createElement("form");
+        f.method = "POST";
+        f.action = arguments[0];
+        f.enctype = "text/plain";
+        document.body.appendChild(f);
+        f.submit();
+        return "sent";
+    "#;
+    let rotate = gw.url("/.keygate/api/rotate");
+    browser
+        .client
+        .execute(form, vec![rotate.clone().into()])
+        .await
+        .unwrap();
+    browser.wait_url(&rotate).await;
+    let answer = browser
+        .wait_text("body", "the answer", |t| !t.is_empty())
+        .await;
+    assert!(answer.contains("another site"), "{answer}");
+    assert!(!answer.contains("kg_"), "{answer}");
+    assert_eq!(listed(&f, "rita").await.len(), 1, "nothing rotated");
+    assert_eq!(f.status(0, &key).await, StatusCode::OK);
+}
