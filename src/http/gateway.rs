@@ -111,7 +111,7 @@ impl<P: OwnPages> Gateway<P> {
                 let answer =
                     self.self_rotation
                         .answer(req, peer, &self.admission, &self.refusals, done);
-                return Box::pin(answer).await;
+                return super::html::with_own_headers(Box::pin(answer).await);
             }
             if Self::is_own(&req) {
                 // Boxed: its (large) state lives on the heap for the few requests

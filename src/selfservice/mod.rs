@@ -42,6 +42,7 @@ use crate::conn::ConnCtx;
 use crate::http::access::Completion;
 use crate::http::body::ResponseBody;
 use crate::http::gateway::OwnPages;
+use crate::http::html::with_own_headers;
 use crate::http::response;
 use crate::keyring::Keyring;
 use crate::leaks::Leaks;
@@ -57,10 +58,6 @@ const CONSOLE_JS: &str = include_str!("static/console.js");
 /// The page's icon: declared by the page, so browsers do not ask the
 /// backend for `/favicon.ico` (a 401 in the log for every visit).
 const ICON_SVG: &str = include_str!("static/icon.svg");
-
-/// Only keygate's own script, style and API: no inline code, no other origin.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
-                   img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 pub struct SelfService {
     /// `None`: no `[login]` section, every route says "not configured".
@@ -323,22 +320,6 @@ fn key_rotate_id<'a>(path: &'a str, keys: &str) -> Option<&'a str> {
     path.strip_prefix(keys)?
         .strip_suffix("/rotate")
         .filter(|id| !id.contains('/'))
-}
-
-/// The headers of every answer under `/.keygate/`.
-fn with_own_headers(mut resp: Response<ResponseBody>) -> Response<ResponseBody> {
-    let h = resp.headers_mut();
-    h.insert("content-security-policy", HeaderValue::from_static(CSP));
-    h.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    // The CAS ticket is in the callback URL: never hand it on.
-    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    h.entry(header::CACHE_CONTROL)
-        .or_insert(HeaderValue::from_static("no-store"));
-    resp
 }
 
 /// The host name for the page's `.netrc` line (`machine HOST`): the

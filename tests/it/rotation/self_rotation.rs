@@ -379,6 +379,32 @@ async fn a_browser_on_another_site_cannot_rotate_the_key_it_remembers() {
     assert_eq!(f.status(0, &key).await, StatusCode::UNAUTHORIZED);
 }
 
+/// `/.keygate/api/rotate` is under `/.keygate/` and answers with a key
+/// secret: its answers carry the headers of every keygate page (no
+/// framing, no sniffing, no referrer, not stored), as the page's own
+/// Rotate does.
+#[tokio::test]
+async fn self_rotation_answers_carry_keygates_own_headers() {
+    let f = fleet(1, "selfrot-headers", |b| {
+        b.set("keys", "self_rotation = true");
+    })
+    .await;
+    let (key, _) = f.gateways[0].key("sam").await;
+    let rotated = self_rotate(&f, 0, ("authorization", basic(&key)), None).await;
+    created(&rotated);
+    let refused = self_rotate(&f, 0, ("authorization", basic("kg_nope")), None).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    for a in [&rotated, &refused] {
+        let h = &a.headers;
+        assert_eq!(h["x-frame-options"], "DENY", "{h:?}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{h:?}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{h:?}");
+        assert_eq!(h["cache-control"], "no-store", "{h:?}");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    }
+}
+
 /// The same in Chromium: a person typed the key at keygate's Basic prompt
 /// (here: in the URL), then opened another site, whose form posts to
 /// `/.keygate/api/rotate`; the browser sends the credential it remembers.
