@@ -118,11 +118,13 @@ pub fn check_new(user: &str, label: &str) -> Result<(), MintError> {
 }
 
 /// A key's label: at most 200 characters (as the page's `maxlength` counts
-/// them, not bytes), none of them a control character.
+/// them, not bytes), none of them a control character or one that
+/// reorders the text around it.
 fn check_label(label: &str) -> Result<(), MintError> {
-    if label.chars().count() > MAX_LABEL || label.chars().any(char::is_control) {
+    let unfit = |c: char| c.is_control() || keys::user::reorders_text(c);
+    if label.chars().count() > MAX_LABEL || label.chars().any(unfit) {
         return Err(MintError::Label(
-            "must be at most 200 characters without control characters",
+            "must be at most 200 characters without control characters or direction overrides",
         ));
     }
     if keys::format::contains_key(label) {

@@ -61,6 +61,17 @@ pub fn is_valid(user: &str) -> bool {
     check(user).is_ok()
 }
 
+/// The characters that reorder the text around them (the bidirectional
+/// controls) or break its line: a label may hold emoji and their joiners,
+/// not these, which could turn the sentence a label is shown in around
+/// ("Rotated key LABEL of USER").
+pub fn reorders_text(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
 /// Unicode's format characters (general category Cf, as of Unicode 15.1),
 /// its other default-ignorable characters, the blanks that are letters
 /// (Hangul fillers, the braille blank), and the line and paragraph

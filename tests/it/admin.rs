@@ -137,6 +137,11 @@ async fn bad_input_is_400_naming_the_field() {
             json!({"user": "a\nb"}),
             "user: contains a control character: a user name is 1-256 bytes",
         ),
+        // A direction override could turn around the sentence a label is shown in.
+        (
+            json!({"user": "a", "label": "ci \u{202E}pot"}),
+            "label: must be at most 200 characters without control characters or direction overrides",
+        ),
         // serde would read a struct's fields from an array, in order.
         (
             json!(["a", "1d", "", "full"]),

@@ -378,3 +378,21 @@ async fn the_bearer_scheme_is_read_in_any_case_and_only_once() {
         .unwrap();
     assert_eq!(client::send(&c, req).await.status, StatusCode::UNAUTHORIZED);
 }
+
+/// Emoji, their joiners and variation selectors are a label's own, unlike
+/// a user name's (`keys::user`): only what reorders the text is refused.
+#[tokio::test]
+async fn a_label_may_hold_emoji_sequences() {
+    let (_up, gw, c) = setup().await;
+    let label = "\u{1F469}\u{200D}\u{1F4BB} laptop \u{2764}\u{FE0F}";
+    let a = call(
+        &c,
+        &gw,
+        Method::POST,
+        "/v1/keys",
+        Some(json!({"user": "alice", "label": label})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+    assert_eq!(json_of(&a)["label"], label);
+}

@@ -278,7 +278,7 @@ fn bad_input_exits_2_and_a_dead_store_exits_1_with_one_line() {
         ),
         (
             &["create", "--user", "bob", "--label", "a\u{1}b"],
-            "--label: must be at most 200 characters without control characters",
+            "--label: must be at most 200 characters without control characters or direction overrides",
         ),
         (
             &["list", "--user", "bob\tx"],
