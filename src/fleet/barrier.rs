@@ -56,9 +56,9 @@ impl Fleet {
         let assumed = self.longest_lease();
         let emptied_until = (age < assumed)
             .then(|| Instant::now() + (assumed - age) + assumed / LEASE_MARGIN_DIVISOR);
-        if pending.is_empty() && emptied_until.is_none() {
-            return Ok(Report::default());
-        }
+        // No early return when the registry lists nobody: it may have lost
+        // members that still cache (its key evicted, Redis' clock stepped
+        // past their registrations); the publish's receivers tell (step 4).
         let longest_lease = pending.values().copied().max().unwrap_or_default();
 
         // 2. our reply channel, subscribed before anyone can answer on it
@@ -77,11 +77,19 @@ impl Fleet {
         // 3. the invalidation
         let message =
             serde_json::to_string(&Message { reply, forget }).expect("a fleet message serializes");
-        self.store
+        let receivers = self
+            .store
             .publish(&self.store.channel("invalidate"), &message)
             .await?;
         let published = Instant::now();
-        let deadline = published + longest_lease + longest_lease / LEASE_MARGIN_DIVISOR;
+        let mut deadline = published + longest_lease + longest_lease / LEASE_MARGIN_DIVISOR;
+        // More subscribers than registered members: some instance listens
+        // (and so may cache) without being listed. Every subscriber
+        // acknowledges; one that does not is waited out with the longest
+        // lease we know of, as after an emptied store.
+        if receivers > pending.len() as u64 {
+            deadline = deadline.max(published + assumed + assumed / LEASE_MARGIN_DIVISOR);
+        }
         let last = deadline.max(emptied_until.unwrap_or(deadline));
 
         // 4. every answer, or the end of every lease
@@ -91,11 +99,14 @@ impl Fleet {
             return Ok(self.report(report, pending, started));
         };
         let mut stream = acks.on_message();
-        while !pending.is_empty() {
+        // Every instance that answered, listed or not.
+        let mut heard = std::collections::HashSet::new();
+        while !pending.is_empty() || (heard.len() as u64) < receivers {
             match timeout_at(deadline.into(), stream.next()).await {
                 Ok(Some(msg)) => {
                     let id: String = msg.get_payload().unwrap_or_default();
-                    if pending.remove(&id).is_some() {
+                    if heard.insert(id.clone()) {
+                        pending.remove(&id);
                         report.acknowledged.push(id);
                     }
                 }
@@ -105,7 +116,16 @@ impl Fleet {
                     sleep_until(deadline.into()).await;
                     break;
                 }
-                Err(_) => break,
+                Err(_) => {
+                    if (heard.len() as u64) < receivers {
+                        tracing::warn!(
+                            receivers,
+                            acknowledged = heard.len(),
+                            "fewer instances acknowledged a revocation than received it; waited out the longest lease known, so any instance missing from the registry does not accept the revoked keys either"
+                        );
+                    }
+                    break;
+                }
             }
         }
         if let Some(until) = emptied_until {

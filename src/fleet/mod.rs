@@ -47,7 +47,12 @@
 //!    each member applies it to its cache, then publishes its instance id
 //!    on the reply channel;
 //! 4. waits until every member read in step 1 has answered, or until the
-//!    longest lease among them has passed since the publish was answered.
+//!    longest lease among them has passed since the publish was answered;
+//!    and until as many instances answered as the publish reached (Redis
+//!    counts the subscribers it delivered to), else the longest lease this
+//!    process knows: a registry that lists fewer members than listen (its
+//!    key evicted, Redis' clock stepped past the registrations) hides
+//!    instances that cache.
 //!
 //! When the revocation returns, every member has forgotten the keys, or its
 //! lease has run out since the invalidation was published: either way none

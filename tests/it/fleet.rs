@@ -43,6 +43,9 @@ enum Deployment {
     StandaloneOwnUser,
     Cluster,
     Sentinel,
+    /// Standalone, with a fleet epoch made an hour ago (a deployment long
+    /// in service: no revocation takes it for a store emptied just now).
+    StandaloneAged(&'static str),
 }
 
 /// Three instances on one Redis deployment.
@@ -72,6 +75,23 @@ async fn fleet_with(
         Deployment::StandaloneOwnUser => {
             let redis = RedisServer::start();
             first_url = Some(redis.own_user("first"));
+            (redis.url(), Box::new(redis), None)
+        }
+        Deployment::StandaloneAged(ns) => {
+            let redis = RedisServer::start();
+            let client = redis::Client::open(redis.url()).unwrap();
+            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+            let _: () = redis::cmd("EVAL")
+                .arg(
+                    "local t = redis.call('TIME') \
+                     redis.call('SET', KEYS[1], (tonumber(t[1]) - 3600) * 1000 .. '-aged') \
+                     return 0",
+                )
+                .arg(1)
+                .arg(format!("{ns}:fleet:epoch"))
+                .query_async(&mut conn)
+                .await
+                .unwrap();
             (redis.url(), Box::new(redis), None)
         }
         Deployment::Cluster => {
@@ -952,4 +972,41 @@ async fn an_acl_allowing_only_the_documented_channels_keeps_the_fleet_in_touch()
             StatusCode::UNAUTHORIZED
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_that_lists_no_member_still_lets_no_revoked_key_in() {
+    // A long lease: the members register again only every 10 s, so the
+    // registry stays empty for the rest of the test.
+    let f = fleet_with(
+        "unlisted",
+        Deployment::StandaloneAged("unlisted"),
+        ["30s"; 3],
+        Duration::ZERO,
+    )
+    .await;
+    let (key, id) = cached_everywhere(&f, "unlisted").await;
+    // What eviction under an allkeys-* maxmemory policy, or Redis' clock
+    // stepping forward past every registration, leaves: every instance
+    // subscribed and caching, none of them listed.
+    redis_cli(&f, &["DEL", "unlisted:fleet:members"]).await;
+    let answer = call(
+        &f.clients[0],
+        &f.gateways[0],
+        Method::POST,
+        "/v1/revoke",
+        Some(json!({ "ids": [id] })),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    for i in 0..3 {
+        let after = status(&f.clients[i], &f.gateways[i], &key).await;
+        assert!(
+            refused(after),
+            "instance {i}: a revoked key accepted after the revocation answered: {after} ({})",
+            answer.text()
+        );
+    }
+    // Every instance heard it: the round did not wait out the 30 s lease.
+    assert_eq!(acks(&json_of(&answer)), (3, 0), "{}", answer.text());
 }
