@@ -87,7 +87,8 @@ impl Fleet {
         // (and so may cache) without being listed. Every subscriber
         // acknowledges; one that does not is waited out with the longest
         // lease we know of, as after an emptied store.
-        if receivers > pending.len() as u64 {
+        let unlisted = receivers > pending.len() as u64;
+        if unlisted {
             deadline = deadline.max(published + assumed + assumed / LEASE_MARGIN_DIVISOR);
         }
         let last = deadline.max(emptied_until.unwrap_or(deadline));
@@ -117,11 +118,11 @@ impl Fleet {
                     break;
                 }
                 Err(_) => {
-                    if (heard.len() as u64) < receivers {
+                    if unlisted && (heard.len() as u64) < receivers {
                         tracing::warn!(
                             receivers,
                             acknowledged = heard.len(),
-                            "fewer instances acknowledged a revocation than received it; waited out the longest lease known, so any instance missing from the registry does not accept the revoked keys either"
+                            "more connections received a revocation than the fleet registry lists, and not all of them acknowledged; waited out the longest lease known, so an instance missing from the registry does not accept the revoked keys either"
                         );
                     }
                     break;

@@ -43,8 +43,9 @@ enum Deployment {
     StandaloneOwnUser,
     Cluster,
     Sentinel,
-    /// Standalone, with a fleet epoch made an hour ago (a deployment long
-    /// in service: no revocation takes it for a store emptied just now).
+    /// `StandaloneCut` with a fleet epoch made an hour ago in this
+    /// namespace (a deployment long in service: no revocation takes it for
+    /// a store emptied just now).
     StandaloneAged(&'static str),
 }
 
@@ -92,7 +93,8 @@ async fn fleet_with(
                 .query_async(&mut conn)
                 .await
                 .unwrap();
-            (redis.url(), Box::new(redis), None)
+            let proxy = Relay::to_port(redis.port).await;
+            (redis.url(), Box::new(redis), Some(proxy))
         }
         Deployment::Cluster => {
             let cluster = RedisCluster::start();
@@ -1009,4 +1011,22 @@ async fn a_registry_that_lists_no_member_still_lets_no_revoked_key_in() {
     }
     // Every instance heard it: the round did not wait out the 30 s lease.
     assert_eq!(acks(&json_of(&answer)), (3, 0), "{}", answer.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_missing_from_the_registry_and_cut_off_is_waited_out() {
+    let f = fleet_with(
+        "unlistedcut",
+        Deployment::StandaloneAged("unlistedcut"),
+        [LEASE; 3],
+        Duration::ZERO,
+    )
+    .await;
+    let (key, id) = cached_everywhere(&f, "unlistedcut").await;
+    // The third goes silent with the key cached (its subscription stays
+    // open: Redis still delivers to it) and drops out of the registry;
+    // the others may register again before the revocation reads it.
+    f.proxy.as_ref().unwrap().stall();
+    redis_cli(&f, &["DEL", "unlistedcut:fleet:members"]).await;
+    revoked_past_the_cut_off_one(&f, 0, &id, &key, "the unlisted cut-off instance").await;
 }
