@@ -25,6 +25,7 @@ mod events;
 mod leaks;
 mod listing;
 mod notices;
+mod retell;
 mod rotate;
 mod verify;
 
@@ -430,10 +431,12 @@ impl Keyring {
         self.record(Event::by(actor, "revoke", &target, count))
             .await;
         let fleet = match &self.0.fleet {
-            Some(fleet) => fleet
-                .forget(forget)
-                .await
-                .map_err(|source| RevokeError::NotPropagated { count, source }),
+            Some(fleet) => fleet.forget(forget.clone()).await.map_err(|source| {
+                // The keys are gone from the store: keep telling the fleet,
+                // whether or not the caller retries (the idle sweep never does).
+                retell::keep_telling(fleet.clone(), forget, format!("the revocation of {target}"));
+                RevokeError::NotPropagated { count, source }
+            }),
             None => Ok(Report::default()),
         };
         // After the barrier: a slow outbox never delays it. Also when the

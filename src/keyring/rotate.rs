@@ -127,12 +127,6 @@ pub enum RotateError {
     Store(#[from] StoreError),
 }
 
-/// The wait between barrier rounds after one fails, doubling up to
-/// `FORGET_RETRY_MAX` (the old key's cached copies may outlive a short
-/// grace period until one gets through).
-const FORGET_RETRY_FIRST: Duration = Duration::from_secs(1);
-const FORGET_RETRY_MAX: Duration = Duration::from_secs(30);
-
 // === impl Keyring (rotation) ===
 
 impl Keyring {
@@ -250,69 +244,14 @@ impl Keyring {
     /// now expires sooner; this instance's own copy goes first, whatever
     /// happens (`Fleet::forget`). A failed round answers why (the caller
     /// says so: the successor is made and must reach its caller) and is
-    /// tried again in the background until one gets through, or until no
-    /// cached copy from before the rotation can be served any more
-    /// (`Fleet::cached_copies_gone_after`).
+    /// tried again in the background (`retell`).
     async fn forget_rotated(&self, id: KeyId) -> Option<String> {
         let fleet = self.0.fleet.clone()?;
-        let rotated = tokio::time::Instant::now();
-        let forget = move || Forget::ids(vec![id.as_str().to_owned()]);
-        let e = fleet.forget(forget()).await.err()?;
+        let forget = Forget::ids(vec![id.as_str().to_owned()]);
+        let e = fleet.forget(forget.clone()).await.err()?;
         tracing::error!(key_id = %id, error = %e, "could not tell every instance about a rotation: they may accept the old key from their cache until told; trying again");
-        let until = rotated + fleet.cached_copies_gone_after();
-        let span = tracing::info_span!("rotation", key_id = %id);
-        let retries = async move {
-            let round = || fleet.forget(forget());
-            match retry_until(until, round).await {
-                Retried::Heard { failures } => {
-                    tracing::info!(key_id = %id, failures, "every instance has heard of the rotation now");
-                }
-                Retried::Expired { failures, error } => {
-                    tracing::warn!(key_id = %id, failures, error = %error, "stopped telling the instances about a rotation: any copy of the old key they cached before it has expired by now (cache.max_age + cache.lease since the rotation)");
-                }
-            }
-        };
-        tokio::spawn(tracing::Instrument::instrument(retries, span));
+        super::retell::keep_telling(fleet, forget, format!("the rotation of key {id}"));
         Some(e.to_string())
-    }
-}
-
-/// How the background retries of a round went.
-#[derive(Debug, PartialEq)]
-enum Retried<E> {
-    /// A round got through after `failures` failed ones.
-    Heard { failures: u32 },
-    /// `until` passed first; `error` is the last round's.
-    Expired { failures: u32, error: E },
-}
-
-/// Try `round` again after 1 s, doubling the wait up to 30 s, until it
-/// succeeds or `until` has passed (the last try at `until`). Counts the
-/// first, failed, round made before.
-async fn retry_until<T, E, F, Fut>(until: tokio::time::Instant, mut round: F) -> Retried<E>
-where
-    E: std::fmt::Display,
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, E>>,
-{
-    let mut wait = FORGET_RETRY_FIRST;
-    let mut failures = 1u32;
-    loop {
-        let now = tokio::time::Instant::now();
-        tokio::time::sleep_until((now + wait).min(until)).await;
-        match round().await {
-            Ok(_) => return Retried::Heard { failures },
-            Err(error) => {
-                failures += 1;
-                if tokio::time::Instant::now() >= until {
-                    return Retried::Expired { failures, error };
-                }
-                if wait == FORGET_RETRY_MAX || failures % 10 == 0 {
-                    tracing::error!(error = %error, failures, "still cannot tell every instance about a rotation: they may accept the old key from their cache; trying again");
-                }
-            }
-        }
-        wait = (wait * 2).min(FORGET_RETRY_MAX);
     }
 }
 
@@ -380,56 +319,6 @@ fn grace_end(grace: Duration) -> u64 {
 mod tests {
     use super::*;
     use crate::keys::{DigestKey, Scope};
-
-    #[tokio::test(start_paused = true)]
-    async fn rotation_retries_stop_once_cached_copies_have_expired() {
-        let start = tokio::time::Instant::now();
-        let until = start + Duration::from_secs(300);
-        let mut rounds = 0u32;
-        let outcome = retry_until(until, || {
-            rounds += 1;
-            async { Err::<(), _>("no publish") }
-        })
-        .await;
-        assert_eq!(
-            outcome,
-            Retried::Expired {
-                failures: rounds + 1,
-                error: "no publish"
-            }
-        );
-        assert_eq!(
-            tokio::time::Instant::now(),
-            until,
-            "the last try at `until`"
-        );
-        // 1, 2, 4, 8, 16 s, then every 30 s: 31 s, then 9 more to 301 s,
-        // the last one cut to 300 s.
-        assert_eq!(rounds, 5 + 9);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn rotation_retries_end_when_a_round_gets_through() {
-        let start = tokio::time::Instant::now();
-        let mut rounds = 0u32;
-        let outcome = retry_until(start + Duration::from_secs(300), || {
-            rounds += 1;
-            let ok = rounds == 3;
-            async move {
-                if ok {
-                    Ok(())
-                } else {
-                    Err("no publish")
-                }
-            }
-        })
-        .await;
-        assert_eq!(outcome, Retried::Heard { failures: 3 });
-        assert_eq!(
-            tokio::time::Instant::now() - start,
-            Duration::from_secs(1 + 2 + 4)
-        );
-    }
 
     fn key(lifetime: Option<u64>) -> KeyRecord {
         let ttl = lifetime.map(Duration::from_secs);

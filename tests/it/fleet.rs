@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::support::admin::{call, json_of};
 use crate::support::client::{self, get, send, HttpsClient};
 use crate::support::deploy::{RedisCluster, SentinelSet};
-use crate::support::gateway::{builder, TestGateway};
+use crate::support::gateway::{builder, Builder, TestGateway};
 use crate::support::load::{await_traffic_after, finish, no_revoked_key_after, Sent};
 use crate::support::proxy::Relay;
 use crate::support::redis::{store_section_for, RedisServer};
@@ -61,6 +61,17 @@ async fn fleet_with(
     deployment: Deployment,
     leases: [&str; 3],
     stagger: Duration,
+) -> Fleet {
+    fleet_configured(ns, deployment, leases, stagger, |_, _| {}).await
+}
+
+/// `fleet_with`, each instance's configuration (by its index) given more lines.
+async fn fleet_configured(
+    ns: &str,
+    deployment: Deployment,
+    leases: [&str; 3],
+    stagger: Duration,
+    more: impl Fn(usize, &mut Builder),
 ) -> Fleet {
     let mut first_url = None;
     let (url, servers, proxy): (String, Box<dyn std::any::Any + Send>, _) = match deployment {
@@ -123,6 +134,7 @@ async fn fleet_with(
         if let (0, Some(first)) = (i, &first_url) {
             b.set("store", &format!("url = \"{first}\""));
         }
+        more(i, &mut b);
         gateways.push(b.start().await);
         if i < 2 && !stagger.is_zero() {
             tokio::time::sleep(stagger).await;
@@ -1029,4 +1041,55 @@ async fn an_instance_missing_from_the_registry_and_cut_off_is_waited_out() {
     f.proxy.as_ref().unwrap().stall();
     redis_cli(&f, &["DEL", "unlistedcut:fleet:members"]).await;
     revoked_past_the_cut_off_one(&f, 0, &id, &key, "the unlisted cut-off instance").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_the_idle_sweep_revoked_unheard_stop_everywhere_once_the_fleet_can_be_told() {
+    // Only the first instance sweeps idle keys, and it will not be able to
+    // publish; the others stay in touch, with the key cached.
+    let f = fleet_configured(
+        "idleunheard",
+        Deployment::StandaloneOwnUser,
+        [LEASE; 3],
+        Duration::ZERO,
+        |i, b| {
+            if i == 0 {
+                b.set("keys", "revoke_unused_after = \"2s\"");
+            }
+        },
+    )
+    .await;
+    let (key, id) = cached_everywhere(&f, "idle-unheard").await;
+    redis_cli(&f, &["ACL", "SETUSER", "first", "-publish"]).await;
+    let id = keygate::keys::KeyId::parse(&id).unwrap();
+    eventually(
+        "the sweep revokes the unused key",
+        200,
+        Duration::from_millis(50),
+        || async {
+            // Looked up, not used: a use would keep it alive.
+            f.gateways[1]
+                .keyring
+                .get(&id)
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    // No caller retries a sweep's revocation: keygate itself must tell
+    // the others once it can.
+    redis_cli(&f, &["ACL", "SETUSER", "first", "+publish"]).await;
+    for i in 1..3 {
+        until_status(
+            &f,
+            i,
+            &key,
+            StatusCode::UNAUTHORIZED,
+            6000,
+            "a key the idle sweep revoked dies everywhere once the fleet can be told",
+        )
+        .await;
+    }
 }
