@@ -180,7 +180,8 @@ pub struct Revoked {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RevokeError {
-    /// Nothing is known to be revoked.
+    /// Nothing is known to be revoked (though the store may have deleted
+    /// some of the keys: every instance was told to forget them all).
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The store revoked them, but the instances could not be told: their
@@ -359,21 +360,24 @@ impl Keyring {
         let mut gone = self.about_to_go(&what).await?;
         let (count, forget) = match what {
             Revocation::Ids(ids) => {
-                let n = store.revoke_ids(&ids).await?;
+                let forget = Forget::ids(ids.iter().map(|i| i.as_str().into()).collect());
+                let n = self.deleted(store.revoke_ids(&ids).await, &forget).await?;
                 self.unschedule(Some(&ids)).await;
-                (
-                    n,
-                    Forget::ids(ids.iter().map(|i| i.as_str().into()).collect()),
-                )
+                (n, forget)
             }
             Revocation::Users(users) => {
                 let mut ids = Vec::new();
                 for user in &users {
                     ids.extend(store.list(Some(user)).await?.iter().map(|r| r.id));
                 }
-                let n = store.revoke_users(&users).await?;
+                let forget = Forget::Users {
+                    users: users.clone(),
+                };
+                let n = self
+                    .deleted(store.revoke_users(&users).await, &forget)
+                    .await?;
                 self.unschedule(Some(&ids)).await;
-                (n, Forget::Users { users })
+                (n, forget)
             }
             Revocation::Leaked(secrets) => {
                 // The live keys the secrets are, and every live key rotated
@@ -389,8 +393,6 @@ impl Keyring {
                 live.sort_unstable_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
                 live.dedup_by(|a, b| a.id == b.id);
                 let ids: Vec<KeyId> = live.iter().map(|r| r.id).collect();
-                let n = store.revoke_ids(&ids).await?;
-                self.unschedule(Some(&ids)).await;
                 // Every id the secrets name, matched or not, and the
                 // successors: a retry after a failed publish must still
                 // name the keys deleted the first time (a retry finds the
@@ -403,26 +405,33 @@ impl Keyring {
                     .collect();
                 named.sort_unstable();
                 named.dedup();
+                let forget = Forget::ids(named);
+                let n = self.deleted(store.revoke_ids(&ids).await, &forget).await?;
+                self.unschedule(Some(&ids)).await;
                 if self.wants(EventType::KeyRevoked) {
                     gone = live;
                 }
-                (n, Forget::ids(named))
+                (n, forget)
             }
             Revocation::Matching(filter) => {
-                let ids = store.revoke_matching_ids(&filter).await?;
+                // Named by what a retry can name again once the keys are
+                // gone: a user's keys, else every cached key.
+                let forget = match &filter.user {
+                    Some(user) => Forget::Users {
+                        users: vec![user.clone()],
+                    },
+                    None => Forget::All,
+                };
+                let ids = self
+                    .deleted(store.revoke_matching_ids(&filter).await, &forget)
+                    .await?;
                 let n = ids.len() as u64;
                 // Like every other revocation: no notice for a revoked key.
                 self.unschedule(Some(&ids)).await;
-                // Named by what a retry can name again once the keys are
-                // gone: a user's keys, else every cached key.
-                let forget = match filter.user {
-                    Some(user) => Forget::Users { users: vec![user] },
-                    None => Forget::All,
-                };
                 (n, forget)
             }
             Revocation::All => {
-                let n = store.revoke_all().await?;
+                let n = self.deleted(store.revoke_all().await, &Forget::All).await?;
                 self.unschedule(None).await;
                 (n, Forget::All)
             }
@@ -446,6 +455,29 @@ impl Keyring {
             count,
             fleet: fleet?,
         })
+    }
+
+    /// A deletion's outcome. One that failed may have deleted some or all
+    /// of the keys all the same (a reply that came too late, a replica
+    /// that did not confirm in time), so every instance forgets them
+    /// regardless, and is told again in the background if it cannot be
+    /// now: forgetting is always safe, a key cached past its deletion is not.
+    async fn deleted<T>(
+        &self,
+        outcome: Result<T, StoreError>,
+        forget: &Forget,
+    ) -> Result<T, StoreError> {
+        if let (Err(e), Some(fleet)) = (&outcome, &self.0.fleet) {
+            tracing::warn!(error = %e, "a revocation failed in the store; every instance forgets its keys all the same");
+            if fleet.forget(forget.clone()).await.is_err() {
+                retell::keep_telling(
+                    fleet.clone(),
+                    forget.clone(),
+                    "a revocation that failed in the store".into(),
+                );
+            }
+        }
+        outcome
     }
 
     /// The settings in force: the stored ones, else `[keys]` from the config.

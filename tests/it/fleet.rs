@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::support::admin::{call, json_of};
 use crate::support::client::{self, get, send, HttpsClient};
-use crate::support::deploy::{RedisCluster, SentinelSet};
+use crate::support::deploy::{replica_online, RedisCluster, SentinelSet};
 use crate::support::gateway::{builder, Builder, TestGateway};
 use crate::support::load::{await_traffic_after, finish, no_revoked_key_after, Sent};
 use crate::support::proxy::Relay;
@@ -43,6 +43,9 @@ enum Deployment {
     StandaloneOwnUser,
     Cluster,
     Sentinel,
+    /// A master (the fleet's store) and its replica, kept as
+    /// `(master, replica)`: a revocation waits for the replica (`WAIT`).
+    Replicated,
     /// `StandaloneCut` with a fleet epoch made an hour ago in this
     /// namespace (a deployment long in service: no revocation takes it for
     /// a store emptied just now).
@@ -106,6 +109,15 @@ async fn fleet_configured(
                 .unwrap();
             let proxy = Relay::to_port(redis.port).await;
             (redis.url(), Box::new(redis), Some(proxy))
+        }
+        Deployment::Replicated => {
+            let master = RedisServer::start();
+            let port = master.port;
+            let replica = RedisServer::start_with(|_, _| {
+                vec!["--replicaof".into(), "127.0.0.1".into(), port.to_string()]
+            });
+            replica_online(port);
+            (master.url(), Box::new((master, replica)), None)
         }
         Deployment::Cluster => {
             let cluster = RedisCluster::start();
@@ -1092,4 +1104,41 @@ async fn keys_the_idle_sweep_revoked_unheard_stop_everywhere_once_the_fleet_can_
         )
         .await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_no_replica_confirms_still_stops_the_cached_keys_everywhere() {
+    let f = fleet("unconfirmed", Deployment::Replicated).await;
+    let (key, id) = cached_everywhere(&f, "unconfirmed").await;
+    let (_, replica) = f
+        ._servers
+        .downcast_ref::<(RedisServer, RedisServer)>()
+        .expect("a master and its replica");
+    // The master deletes the record, but no replica confirms it: the
+    // revocation is an error (a failover could bring the key back).
+    replica.freeze();
+    let answer = call(
+        &f.clients[0],
+        &f.gateways[0],
+        Method::POST,
+        "/v1/revoke",
+        Some(json!({ "ids": [id] })),
+    )
+    .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        answer.text()
+    );
+    // Whatever the answer, the master refuses the key now: no instance
+    // may accept it from its cache instead.
+    for i in 0..3 {
+        let after = status(&f.clients[i], &f.gateways[i], &key).await;
+        assert!(
+            refused(after),
+            "instance {i}: a key deleted by a failed revocation accepted from the cache: {after}"
+        );
+    }
+    replica.thaw();
 }
