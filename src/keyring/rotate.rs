@@ -190,7 +190,17 @@ impl Keyring {
             within_chain(&mut new.record, &old, &policy)?;
         }
         let old_until = grace_end(grace).min(old.expires_at.unwrap_or(u64::MAX));
-        match self.0.store.rotate(&id, &new.record, old_until).await? {
+        let stored = match self.0.store.rotate(&id, &new.record, old_until).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                // The script may have run all the same (a reply lost, a
+                // step after it failed): the old record may end sooner
+                // than copies cached of it. Forgetting them is always safe.
+                self.forget_rotated(id).await;
+                return Err(e.into());
+            }
+        };
+        match stored {
             Stored::Done => {}
             Stored::Gone => return Err(RotateError::NotFound),
             Stored::Already(to) => return Err(RotateError::Rotated { old: id, to }),

@@ -1142,3 +1142,47 @@ async fn a_revocation_no_replica_confirms_still_stops_the_cached_keys_everywhere
     }
     replica.thaw();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_that_failed_in_the_store_after_its_write_still_ends_cached_copies_at_the_grace()
+{
+    let f = fleet("rotfailed", Deployment::StandaloneOwnUser).await;
+    let (old, id) = cached_everywhere(&f, "rot-failed").await;
+    // The rotating instance may not run ZREM: the rotation's script gives
+    // the old record its grace, then fails, as a reply lost after the
+    // script ran would (the script is not undone either way).
+    redis_cli(&f, &["ACL", "SETUSER", "first", "-zrem"]).await;
+    let answer = call(
+        &f.clients[0],
+        &f.gateways[0],
+        Method::POST,
+        &format!("/v1/keys/{id}/rotate"),
+        Some(json!({ "grace": "1s" })),
+    )
+    .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        answer.text()
+    );
+    redis_cli(&f, &["ACL", "SETUSER", "first", "+zrem"]).await;
+    let id = keygate::keys::KeyId::parse(&id).unwrap();
+    let record = f.gateways[1].keyring.get(&id).await.unwrap();
+    assert!(
+        record.as_ref().is_some_and(|r| r.expires_at.is_some()),
+        "the script gave the old key its grace: {record:?}"
+    );
+    // Past the grace the record is gone from Redis: a cached copy must go too.
+    for i in 0..3 {
+        until_status(
+            &f,
+            i,
+            &old,
+            StatusCode::UNAUTHORIZED,
+            4000,
+            "the old key dies everywhere at the grace's end",
+        )
+        .await;
+    }
+}
