@@ -9,12 +9,14 @@
 //! * `Dev`: `keygate dev` only, everyone is its demo user.
 //!
 //! [`signed`] signs what keygate hands to browsers, [`session`] is the
-//! cookie of `cas` and `oidc`; [`fetch`] is the small HTTP client of
+//! cookie of `cas` and `oidc`, [`flow`] binds their sign-in in progress to
+//! the browser that started it; [`fetch`] is the small HTTP client of
 //! `backend_session`, `cas` and `oidc`.
 
 pub mod backend_session;
 pub mod cas;
 pub mod fetch;
+pub mod flow;
 pub mod oidc;
 pub mod session;
 pub mod signed;

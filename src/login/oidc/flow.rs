@@ -1,9 +1,7 @@
-//! One sign-in in progress, bound to the browser that started it.
-//!
-//! `/.keygate/login` draws a random flow id and sets it in a short-lived
-//! signed cookie (`__Host-keygate-oidc`, 10 minutes, `SameSite=Lax` so it
-//! comes back on the provider's redirect). Everything else is derived from
-//! the id under keygate's secret, so the cookie holds nothing worth stealing:
+//! One OpenID Connect sign-in in progress, bound to the browser that
+//! started it by the flow cookie (`login::flow`, `__Host-keygate-oidc`).
+//! Everything else is derived from the flow id under keygate's secret, so
+//! the cookie holds nothing worth stealing:
 //!
 //! * `state` is the id itself: the callback's `state` must equal the
 //!   cookie's, so an answer meant for another browser (login CSRF: someone
@@ -12,20 +10,14 @@
 //! * the PKCE `code_verifier` = HMAC("oidc-pkce", id), sent only to the
 //!   token endpoint; the authorization request carries its S256 challenge.
 
-use std::time::Duration;
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use http::header::{HeaderMap, HeaderValue};
 use sha2::{Digest, Sha256};
 
 use super::OidcError;
-use crate::keys::unix_now;
-use crate::login::signed::{random_id, Signer};
-
-pub const FLOW_COOKIE: &str = "__Host-keygate-oidc";
-/// How long a person may take at the provider's sign-in page.
-const FLOW_TTL: Duration = Duration::from_secs(600);
+use crate::login::flow::OIDC_FLOW;
+use crate::login::signed::Signer;
 
 pub struct Flow {
     pub state: String,
@@ -38,14 +30,7 @@ pub struct Flow {
 impl Flow {
     /// A new sign-in, and the `Set-Cookie` that binds it to this browser.
     pub fn begin(signer: &Signer) -> (Flow, HeaderValue) {
-        let id = random_id();
-        let exp = (unix_now() + FLOW_TTL.as_secs()).to_string();
-        let tag = signer.sign(&[b"oidc-flow", id.as_bytes(), exp.as_bytes()]);
-        let cookie = format!(
-            "{FLOW_COOKIE}={id}.{exp}.{tag}; Path=/; Max-Age={}; Secure; HttpOnly; SameSite=Lax",
-            FLOW_TTL.as_secs()
-        );
-        let cookie = HeaderValue::try_from(cookie).expect("base64url, digits and ASCII attributes");
+        let (id, cookie) = OIDC_FLOW.begin(signer);
         (Flow::derive(signer, id), cookie)
     }
 
@@ -55,34 +40,14 @@ impl Flow {
         headers: &HeaderMap,
         state: Option<&str>,
     ) -> Result<Flow, OidcError> {
-        let value = crate::login::cookie(headers, FLOW_COOKIE).ok_or(OidcError::Flow(
-            "no sign-in was started in this browser, or its cookie was refused",
-        ))?;
-        let mut parts = value.splitn(3, '.');
-        let (id, exp, tag) = match (parts.next(), parts.next(), parts.next()) {
-            (Some(id), Some(exp), Some(tag)) => (id, exp, tag),
-            _ => return Err(OidcError::Flow("the sign-in cookie is damaged")),
-        };
-        if !signer.verify(&[b"oidc-flow", id.as_bytes(), exp.as_bytes()], tag) {
-            return Err(OidcError::Flow("the sign-in cookie is not keygate's"));
-        }
-        if exp.parse::<u64>().map_or(true, |exp| exp <= unix_now()) {
-            return Err(OidcError::Flow("the sign-in took longer than 10 minutes"));
-        }
-        match state {
-            Some(state) if constant_time_eq(state.as_bytes(), id.as_bytes()) => {
-                Ok(Flow::derive(signer, id.to_owned()))
-            }
-            _ => Err(OidcError::Flow(
-                "the answer's state is not the one this browser was sent with",
-            )),
-        }
+        let id = OIDC_FLOW
+            .resume(signer, headers, state)
+            .map_err(OidcError::Flow)?;
+        Ok(Flow::derive(signer, id))
     }
 
     pub fn clear() -> HeaderValue {
-        HeaderValue::from_static(
-            "__Host-keygate-oidc=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax",
-        )
+        OIDC_FLOW.clear()
     }
 
     /// `BASE64URL(SHA256(code_verifier))` (RFC 7636 S256).
@@ -98,10 +63,6 @@ impl Flow {
             state: id,
         }
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
