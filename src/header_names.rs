@@ -84,9 +84,9 @@ pub fn is_reserved(name: &HeaderName) -> bool {
         .any(|h| h.as_str() == name)
 }
 
-/// The names of keygate's own cookies (the CAS or OIDC session, the OIDC
-/// sign-in in progress, the CSRF id): `__Host-keygate-session`,
-/// `__Host-keygate-oidc`, `__Host-keygate-csrf`.
+/// The names of keygate's own cookies (the CAS or OIDC session, the CAS or
+/// OIDC sign-in in progress, the CSRF id): `__Host-keygate-session`,
+/// `__Host-keygate-cas`, `__Host-keygate-oidc`, `__Host-keygate-csrf`.
 pub const OWN_COOKIE_PREFIX: &str = "__Host-keygate-";
 
 /// Remove keygate's own cookies from the request's `Cookie` headers. The

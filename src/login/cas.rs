@@ -1,18 +1,26 @@
 //! `method = "cas"`: keygate is itself a CAS 3.0 client.
 //!
 //! 1. A browser without a session is sent to `{cas_url}/login?service=S`,
-//!    where `S` is always `{public_url}/.keygate/login`: one fixed string, so
-//!    the service keygate validates with is exactly the one it sent (CAS
-//!    servers rewrite query strings on the way back).
-//! 2. The CAS server sends the browser to `S?ticket=ST-…`; keygate asks
-//!    `{cas_url}/p3/serviceValidate?service=S&ticket=…`. A failure is still
-//!    HTTP 200, so the XML decides: `cas:authenticationSuccess/cas:user`, or
+//!    where `S` is `{public_url}/.keygate/login?flow=F` and `F` the id of a
+//!    new flow cookie (`login::flow`, `__Host-keygate-cas`, 10 minutes).
+//!    CAS has no `state`: the flow in the service URL is what binds the
+//!    ticket to the browser that started the sign-in (login CSRF).
+//! 2. The CAS server sends the browser to `S&ticket=ST-…`. keygate takes it
+//!    only if its `flow` is this browser's cookie's (else 403, and the CAS
+//!    server is not asked), then asks
+//!    `{cas_url}/p3/serviceValidate?service=S&ticket=…` with `S` rebuilt
+//!    from the cookie, exactly the string it sent (CAS servers rewrite query
+//!    strings on the way back). A failure is still HTTP 200, so the XML
+//!    decides: `cas:authenticationSuccess/cas:user`, or
 //!    `cas:authenticationFailure code="…"` (a replayed ticket, one issued for
 //!    another service) which keygate shows as a refusal, never a 500.
-//! 3. keygate sets its own session cookie (`session::Sessions`).
+//! 3. keygate sets its own session cookie (`session::Sessions`) and clears
+//!    the flow's.
 //! 4. `/.keygate/logout` clears the cookie and sends the browser to
 //!    `{cas_url}/logout`. Logout is a GET, as CAS clients do: another site
 //!    can sign a user out, nothing more.
+
+use std::sync::Arc;
 
 use http::header::{HeaderMap, HeaderValue};
 use quick_xml::events::Event;
@@ -20,7 +28,9 @@ use quick_xml::name::{Namespace, ResolveResult};
 use quick_xml::NsReader;
 
 use super::fetch::{Fetch, FetchError};
+use super::flow::CAS_FLOW;
 use super::session::Sessions;
+use super::signed::Signer;
 use super::Person;
 
 /// The CAS 2.0/3.0 XML namespace.
@@ -30,6 +40,10 @@ const MAX_TICKET: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CasError {
+    /// The callback is not for a sign-in this browser started (login
+    /// CSRF: another browser's ticket), or too late.
+    #[error("{0}")]
+    Flow(&'static str),
     /// The CAS server said no (e.g. INVALID_TICKET for a replayed ticket,
     /// INVALID_SERVICE for one issued to another service).
     #[error("the CAS server refused the ticket ({code})")]
@@ -46,36 +60,85 @@ pub enum CasError {
 
 pub struct Cas {
     cas_url: String,
-    /// `{public_url}/.keygate/login`, sent to `/login` and to `/p3/serviceValidate` alike.
-    service: String,
+    /// `{public_url}/.keygate/login`: with a flow's `?flow=F`, the service
+    /// URL sent to `/login` and to `/p3/serviceValidate` alike.
+    callback: String,
     fetch: Fetch,
+    /// Signs the flow cookie.
+    signer: Arc<Signer>,
     sessions: Sessions,
 }
 
 // === impl Cas ===
 
 impl Cas {
-    /// `sessions` signs with the purpose `"cas-session"`.
-    pub fn new(cas_url: String, public_url: &str, fetch: Fetch, sessions: Sessions) -> Cas {
+    /// `sessions` signs with the purpose `"cas-session"`, `signer` the flow cookie.
+    pub fn new(
+        cas_url: String,
+        public_url: &str,
+        fetch: Fetch,
+        signer: Arc<Signer>,
+        sessions: Sessions,
+    ) -> Cas {
         Cas {
             cas_url,
-            service: format!("{public_url}/.keygate/login"),
+            callback: format!("{public_url}/.keygate/login"),
             fetch,
+            signer,
             sessions,
         }
     }
 
-    /// Where a browser without a session goes.
-    pub fn login_redirect(&self) -> String {
-        format!("{}/login?service={}", self.cas_url, encode(&self.service))
+    /// Where a browser without a session goes, and the cookie of its flow.
+    pub fn start(&self) -> (String, HeaderValue) {
+        let (flow, cookie) = CAS_FLOW.begin(&self.signer);
+        let location = format!(
+            "{}/login?service={}",
+            self.cas_url,
+            encode(&self.service(&flow))
+        );
+        (location, cookie)
+    }
+
+    /// The CAS server's callback (its query string, with a `ticket`), with
+    /// this browser's `headers`: who signed in. The CAS server is asked only
+    /// when the callback's `flow` is this browser's.
+    pub async fn finish(&self, query: &str, headers: &HeaderMap) -> Result<String, CasError> {
+        let (mut flow, mut ticket) = (None, None);
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            let slot = match k.as_ref() {
+                "flow" => &mut flow,
+                "ticket" => &mut ticket,
+                _ => continue,
+            };
+            if slot.replace(v).is_some() {
+                return Err(CasError::Flow("the answer repeats a parameter"));
+            }
+        }
+        let flow = CAS_FLOW
+            .resume(&self.signer, headers, flow.as_deref())
+            .map_err(CasError::Flow)?;
+        let ticket = ticket.ok_or(CasError::Refused {
+            code: "INVALID_REQUEST".into(),
+        })?;
+        self.validate(&ticket, &self.service(&flow)).await
+    }
+
+    pub fn clear_flow() -> HeaderValue {
+        CAS_FLOW.clear()
+    }
+
+    /// The service URL of flow `flow`: the same string at `/login` and at validation.
+    fn service(&self, flow: &str) -> String {
+        format!("{}?flow={}", self.callback, encode(flow))
     }
 
     pub fn logout_redirect(&self) -> String {
         format!("{}/logout", self.cas_url)
     }
 
-    /// Ask the CAS server who `ticket` was issued to.
-    pub async fn validate(&self, ticket: &str) -> Result<String, CasError> {
+    /// Ask the CAS server who `ticket`, issued for `service`, was issued to.
+    async fn validate(&self, ticket: &str, service: &str) -> Result<String, CasError> {
         if ticket.is_empty()
             || ticket.len() > MAX_TICKET
             || !ticket.bytes().all(|b| b.is_ascii_graphic())
@@ -87,7 +150,7 @@ impl Cas {
         let url = format!(
             "{}/p3/serviceValidate?service={}&ticket={}",
             self.cas_url,
-            encode(&self.service),
+            encode(service),
             encode(ticket)
         );
         let url = url
@@ -367,6 +430,7 @@ mod tests {
             "https://cas.example.org/cas".into(),
             "https://kg.example.org",
             Fetch::new(Duration::from_secs(1), false, None).unwrap(),
+            signer.clone(),
             Sessions::new(signer, Duration::from_secs(60), "cas-session"),
         );
         let set = cas.session_cookie("alice");
@@ -380,8 +444,51 @@ mod tests {
         );
         h.insert(http::header::COOKIE, forged.parse().unwrap());
         assert_eq!(cas.who(&h), None);
-        assert!(cas
-            .login_redirect()
-            .ends_with("service=https%3A%2F%2Fkg.example.org%2F.keygate%2Flogin"));
+        // The service URL carries the flow its cookie binds to this browser.
+        let (location, flow_cookie) = cas.start();
+        let flow = flow_cookie.to_str().unwrap();
+        let id = flow
+            .strip_prefix("__Host-keygate-cas=")
+            .and_then(|v| v.split('.').next())
+            .unwrap();
+        assert_eq!(
+            location,
+            format!(
+                "https://cas.example.org/cas/login?service=https%3A%2F%2Fkg.example.org%2F.keygate%2Flogin%3Fflow%3D{id}"
+            )
+        );
+    }
+
+    /// A callback without this browser's flow is refused before the CAS
+    /// server (here one that does not exist) is asked.
+    #[tokio::test]
+    async fn a_callback_without_this_browsers_flow_is_refused_unasked() {
+        use std::sync::Arc;
+        use std::time::Duration;
+
+        let signer = Arc::new(super::super::signed::Signer::new([7; 32]));
+        let cas = Cas::new(
+            "http://127.0.0.1:1/cas".into(),
+            "https://kg.example.org",
+            Fetch::new(Duration::from_secs(1), false, None).unwrap(),
+            signer.clone(),
+            Sessions::new(signer, Duration::from_secs(60), "cas-session"),
+        );
+        let (_, mine) = cas.start();
+        let (_, theirs) = cas.start();
+        let theirs = theirs.to_str().unwrap();
+        let their_id =
+            theirs[..theirs.find('.').unwrap()].trim_start_matches("__Host-keygate-cas=");
+        let jar = crate::login::jar(&mine);
+        for (query, headers) in [
+            (format!("flow={their_id}&ticket=ST-1"), &jar),
+            ("ticket=ST-1".to_owned(), &jar),
+            (format!("flow={their_id}&ticket=ST-1"), &HeaderMap::new()),
+        ] {
+            assert!(
+                matches!(cas.finish(&query, headers).await, Err(CasError::Flow(_))),
+                "{query}"
+            );
+        }
     }
 }

@@ -1,10 +1,11 @@
 //! A sign-in in progress, bound to the browser that started it: the defence
-//! against login CSRF for the methods where keygate runs the sign-in itself.
+//! against login CSRF for the methods where keygate runs the sign-in itself
+//! (`cas`, `oidc`).
 //!
 //! `/.keygate/login` draws a random id and sets it in a short-lived signed
 //! cookie (`__Host-`, 10 minutes, `SameSite=Lax` so it comes back on the
 //! sign-in server's redirect), and sends the id along to the sign-in server
-//! (OIDC's `state`). The answer
+//! (OIDC's `state`, the `flow` parameter of the CAS service URL). The answer
 //! is taken only if it carries the id of this browser's cookie: an answer
 //! meant for another browser (someone else's code or ticket planted in
 //! yours) is refused.
@@ -32,6 +33,12 @@ pub const OIDC_FLOW: FlowCookie = FlowCookie {
     name: "__Host-keygate-oidc",
     purpose: "oidc-flow",
     mismatch: "the answer's state is not the one this browser was sent with",
+};
+
+pub const CAS_FLOW: FlowCookie = FlowCookie {
+    name: "__Host-keygate-cas",
+    purpose: "cas-flow",
+    mismatch: "the answer's flow is not the one this browser was sent with",
 };
 
 // === impl FlowCookie ===
@@ -104,11 +111,11 @@ mod tests {
     use crate::login::jar;
 
     #[test]
-    fn a_flow_resumes_only_with_its_id_and_cookie() {
+    fn a_flow_resumes_only_with_its_id_cookie_and_method() {
         let signer = Signer::new([3; 32]);
-        let (id, cookie) = OIDC_FLOW.begin(&signer);
+        let (id, cookie) = CAS_FLOW.begin(&signer);
         let s = cookie.to_str().unwrap();
-        assert!(s.starts_with("__Host-keygate-oidc="), "{s}");
+        assert!(s.starts_with("__Host-keygate-cas="), "{s}");
         for attr in [
             "Path=/",
             "Max-Age=600",
@@ -119,25 +126,35 @@ mod tests {
             assert!(s.contains(attr), "{s}");
         }
         assert_eq!(
-            OIDC_FLOW.resume(&signer, &jar(&cookie), Some(&id)),
+            CAS_FLOW.resume(&signer, &jar(&cookie), Some(&id)),
             Ok(id.clone())
         );
 
         // Another browser's id, none, no cookie, another deployment's cookie.
-        let (other, _) = OIDC_FLOW.begin(&signer);
-        assert!(OIDC_FLOW
+        let (other, _) = CAS_FLOW.begin(&signer);
+        assert!(CAS_FLOW
             .resume(&signer, &jar(&cookie), Some(&other))
             .is_err());
-        assert!(OIDC_FLOW.resume(&signer, &jar(&cookie), None).is_err());
-        assert!(OIDC_FLOW
+        assert!(CAS_FLOW.resume(&signer, &jar(&cookie), None).is_err());
+        assert!(CAS_FLOW
             .resume(&signer, &HeaderMap::new(), Some(&id))
             .is_err());
-        assert!(OIDC_FLOW
+        assert!(CAS_FLOW
             .resume(&Signer::new([4; 32]), &jar(&cookie), Some(&id))
             .is_err());
+        // An OIDC flow's cookie, renamed, is no CAS flow.
+        let (oidc_id, oidc_cookie) = OIDC_FLOW.begin(&signer);
+        let renamed = oidc_cookie
+            .to_str()
+            .unwrap()
+            .replace("__Host-keygate-oidc=", "__Host-keygate-cas=");
+        let renamed = HeaderValue::try_from(renamed).unwrap();
+        assert!(CAS_FLOW
+            .resume(&signer, &jar(&renamed), Some(&oidc_id))
+            .is_err());
         assert_eq!(
-            OIDC_FLOW.clear().to_str().unwrap(),
-            "__Host-keygate-oidc=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax"
+            CAS_FLOW.clear().to_str().unwrap(),
+            "__Host-keygate-cas=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax"
         );
     }
 }

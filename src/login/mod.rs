@@ -120,6 +120,7 @@ impl Login {
                 cas_url.clone(),
                 public_url("cas")?,
                 fetch(cas_url)?,
+                signer.clone(),
                 Sessions::new(signer, cfg.session_ttl, "cas-session"),
             )),
             LoginMethod::Oidc(client) => Method::Oidc(Box::new(Oidc::new(

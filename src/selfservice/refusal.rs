@@ -48,6 +48,9 @@ pub(super) enum Refusal {
     UnsupportedMedia,
     TooLarge,
     Method(&'static str),
+    /// A CAS callback that is not for a sign-in this browser started
+    /// (login CSRF), or too late: why.
+    CasFlow(&'static str),
     CasRefused(String),
     /// The CAS server's user is no user name (`keys::user`): `why`. The
     /// name itself goes to the log only (escaped).
@@ -132,7 +135,12 @@ pub(super) fn page(refusal: Refusal, login: Option<&Login>) -> Response<Response
         ),
         Refusal::SignedOut => {
             match login.map(|l| &l.method) {
-                Some(LoginMethod::Cas(cas)) => return redirect(&cas.login_redirect()),
+                Some(LoginMethod::Cas(cas)) => {
+                    let (location, flow_cookie) = cas.start();
+                    let mut resp = redirect(&location);
+                    resp.headers_mut().append(header::SET_COOKIE, flow_cookie);
+                    return resp;
+                }
                 Some(LoginMethod::Oidc(_)) => return redirect("/.keygate/login"),
                 _ => {}
             }
@@ -167,6 +175,15 @@ pub(super) fn page(refusal: Refusal, login: Option<&Login>) -> Response<Response
                 html::message("Keys are unavailable", "The key store cannot be reached right now. Try again in a minute.", None),
             );
             return response::retry_after(resp, RETRY_SOON);
+        }
+        Refusal::CasFlow(why) => {
+            tracing::info!(reason = why, "CAS callback refused: not this browser's sign-in (403)");
+            (
+                S::FORBIDDEN,
+                "Sign-in failed",
+                format!("This sign-in cannot be finished: {why}. Start again from this site."),
+                Some(("/.keygate/login", "Sign in again")),
+            )
         }
         Refusal::CasRefused(code) => {
             tracing::info!(code = %code, "CAS refused a ticket");
@@ -309,6 +326,10 @@ pub(super) fn json(refusal: Refusal) -> Response<ResponseBody> {
                 format!("method not allowed; allowed: {methods}"),
             )
         }
+        Refusal::CasFlow(why) => (
+            S::FORBIDDEN,
+            format!("this sign-in cannot be finished: {why}"),
+        ),
         Refusal::CasRefused(code) => (
             S::FORBIDDEN,
             format!("the CAS server refused the sign-in ({code})"),

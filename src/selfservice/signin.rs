@@ -10,7 +10,7 @@ use super::refusal::{self, Refusal};
 use super::{page, redirect, Answer, SelfService};
 use crate::http::body::ResponseBody;
 use crate::http::response;
-use crate::login::cas::CasError;
+use crate::login::cas::{Cas, CasError};
 use crate::login::oidc::{Oidc, OidcError};
 use crate::login::session::Sessions;
 use crate::login::Method as LoginMethod;
@@ -23,30 +23,49 @@ impl SelfService {
     pub(super) async fn sign_in(&self, req: &Request<Incoming>) -> Answer {
         let query = req.uri().query().unwrap_or("");
         match self.login.as_ref().map(|l| &l.method) {
-            Some(LoginMethod::Cas(cas)) => {
-                let ticket = form_urlencoded::parse(query.as_bytes())
-                    .find(|(k, _)| k == "ticket")
-                    .map(|(_, v)| v.into_owned());
-                let Some(ticket) = ticket else {
-                    return Ok(redirect(&cas.login_redirect()));
-                };
-                match cas.validate(&ticket).await {
-                    Ok(user) => {
-                        tracing::info!(user = %escaped(&user), "signed in through CAS");
-                        Ok(signed_in(cas.session_cookie(&user)))
-                    }
-                    Err(CasError::Refused { code }) => Err(Refusal::CasRefused(code)),
-                    Err(CasError::NotAUser { user, why }) => {
-                        Err(Refusal::CasNotAUser { user, why })
-                    }
-                    Err(e) => Err(Refusal::CasUnavailable(e)),
-                }
-            }
+            Some(LoginMethod::Cas(cas)) => Ok(self.cas_sign_in(cas, query, req.headers()).await),
             Some(LoginMethod::Oidc(oidc)) => {
                 Ok(self.oidc_sign_in(oidc, query, req.headers()).await)
             }
             _ => Err(Refusal::NotFound),
         }
+    }
+
+    /// Without a ticket, a new flow and off to the CAS server; with one,
+    /// the callback, taken only with this browser's flow.
+    async fn cas_sign_in(
+        &self,
+        cas: &Cas,
+        query: &str,
+        headers: &HeaderMap,
+    ) -> Response<ResponseBody> {
+        let callback = form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == "ticket");
+        if !callback {
+            let (location, flow_cookie) = cas.start();
+            let mut resp = redirect(&location);
+            resp.headers_mut().append(header::SET_COOKIE, flow_cookie);
+            return resp;
+        }
+        let refusal = match cas.finish(query, headers).await {
+            Ok(user) => {
+                tracing::info!(user = %escaped(&user), "signed in through CAS");
+                let mut resp = signed_in(cas.session_cookie(&user));
+                resp.headers_mut()
+                    .append(header::SET_COOKIE, Cas::clear_flow());
+                return resp;
+            }
+            // Another browser's ticket must not end this browser's own sign-in.
+            Err(CasError::Flow(why)) => {
+                return refusal::page(Refusal::CasFlow(why), self.login.as_ref())
+            }
+            Err(CasError::Refused { code }) => Refusal::CasRefused(code),
+            Err(CasError::NotAUser { user, why }) => Refusal::CasNotAUser { user, why },
+            Err(e) => Refusal::CasUnavailable(e),
+        };
+        let mut resp = refusal::page(refusal, self.login.as_ref());
+        resp.headers_mut()
+            .append(header::SET_COOKIE, Cas::clear_flow());
+        resp
     }
 
     async fn oidc_sign_in(

@@ -617,6 +617,68 @@ async fn cas() {
     a_key_from_the_page_names(&browser, &gw, &app, cas::USER, "cas laptop").await;
 }
 
+/// Login CSRF with CAS: the attacker starts a sign-in at keygate, signs in
+/// at django-cas-server, and stops before the CAS server's redirect reaches
+/// keygate (the browser blocks it), keeping the unused ticket. Opened in a
+/// victim's fresh browser, that link is refused ("Sign-in failed", 403) and
+/// the victim is not signed in, as the attacker or at all. The ticket was
+/// good: in the attacker's own browser, the flow it was issued for, it
+/// signs in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real browser and django-cas-server: run by scripts/test.sh (--include-ignored)"]
+async fn cas_ticket_of_another_browser_signs_nobody_in() {
+    let cas = tokio::task::spawn_blocking(CasServer::start).await.unwrap();
+    let app = WebApp::start(&[]).await;
+    let gw = cas::gateway(&cas, &app.url("")).await;
+
+    let attacker = Browser::start().await;
+    let callback = gw.url("/.keygate/login?*");
+    cut_off(&attacker, Some(&callback)).await;
+    sign_in_at_cas(&attacker, &cas, &gw, cas::USER, cas::PASSWORD).await;
+    let link = attacker.wait_url(&gw.url("/.keygate/login?")).await;
+    assert!(link.contains("ticket=ST-"), "{link}");
+
+    let victim = Browser::start().await;
+    victim.goto(&link).await;
+    refused_at_sign_in(
+        &victim,
+        &gw,
+        cas::USER,
+        "no sign-in was started in this browser",
+    )
+    .await;
+
+    cut_off(&attacker, None).await;
+    attacker.goto(&link).await;
+    attacker.wait_url(&gw.url("/.keygate/keys")).await;
+    KeysPage::new(&attacker, &gw.url(""))
+        .await
+        .signed_in_as(cas::USER)
+        .await;
+}
+
+/// Requests of `browser` to URLs matching `pattern` fail as if offline
+/// (the request never leaves the browser, the URL stays in its address
+/// bar); `None` lifts that.
+async fn cut_off(browser: &Browser, pattern: Option<&str>) {
+    let rules: Vec<serde_json::Value> = pattern
+        .into_iter()
+        .map(|p| {
+            serde_json::json!({
+                "urlPattern": p, "offline": true, "latency": 0,
+                "downloadThroughput": -1, "uploadThroughput": -1,
+            })
+        })
+        .collect();
+    browser.cdp("Network.enable", serde_json::json!({})).await;
+    browser
+        .cdp(
+            "Network.emulateNetworkConditionsByRule",
+            serde_json::json!({ "matchedNetworkConditions": rules }),
+        )
+        .await;
+}
+
 /// A CAS user name that is not ASCII (docs/reference.md, "User names"):
 /// zoë signs in at django-cas-server, is shown as zoë, and her key reaches
 /// the application as the UTF-8 bytes of zoë. A name with a right-to-left

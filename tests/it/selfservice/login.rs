@@ -1,6 +1,8 @@
 //! Each login method against a real counterpart: the who-am-I app (signed out,
 //! down, hanging), a trusted proxy address, django-cas-server.
 
+use std::sync::{Arc, Mutex};
+
 use http::{header, Method, Request, StatusCode};
 
 use super::*;
@@ -262,14 +264,31 @@ async fn cas_login_makes_a_session_and_refuses_replayed_or_foreign_tickets() {
     let gw = cas::gateway(&cas, &up.url()).await;
     let mut browser = Browser::new(&gw);
 
-    // No session: off to the CAS server, with keygate's one service URL.
+    // No session: off to the CAS server, with keygate's service URL and,
+    // in it, the flow its cookie binds to this browser.
     let to_cas = browser.get("/.keygate/keys").await;
     assert_eq!(to_cas.status, StatusCode::FOUND);
     let login_url = to_cas.headers[header::LOCATION]
         .to_str()
         .unwrap()
         .to_owned();
-    let service = gw.url("/.keygate/login");
+    let flow_cookie = to_cas.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        flow_cookie.starts_with("__Host-keygate-cas="),
+        "{flow_cookie}"
+    );
+    for attr in [
+        "Path=/",
+        "Max-Age=600",
+        "Secure",
+        "HttpOnly",
+        "SameSite=Lax",
+    ] {
+        assert!(flow_cookie.contains(attr), "{flow_cookie}");
+    }
+    let flow = browser.cookie("__Host-keygate-cas").unwrap();
+    let flow = flow.split('.').next().unwrap();
+    let service = gw.url(&format!("/.keygate/login?flow={flow}"));
     assert_eq!(
         login_url,
         format!(
@@ -279,7 +298,7 @@ async fn cas_login_makes_a_session_and_refuses_replayed_or_foreign_tickets() {
         )
     );
     let back = cas::login(&login_url, cas::USER, cas::PASSWORD).await;
-    assert!(back.starts_with(&format!("{service}?ticket=ST-")), "{back}");
+    assert!(back.starts_with(&format!("{service}&ticket=ST-")), "{back}");
     let callback = back.strip_prefix(&gw.url("")).unwrap().to_owned();
 
     let signed_in = browser.get(&callback).await;
@@ -290,11 +309,25 @@ async fn cas_login_makes_a_session_and_refuses_replayed_or_foreign_tickets() {
         signed_in.text()
     );
     assert_eq!(signed_in.headers[header::LOCATION], "/.keygate/keys");
-    let cookie = signed_in.headers[header::SET_COOKIE].to_str().unwrap();
-    assert!(cookie.starts_with("__Host-keygate-session="), "{cookie}");
+    let cookies: Vec<&str> = signed_in
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    let cookie = cookies
+        .iter()
+        .find(|c| c.starts_with("__Host-keygate-session="))
+        .unwrap_or_else(|| panic!("{cookies:?}"));
     for attr in ["Secure", "HttpOnly", "SameSite=Lax", "Max-Age=28800"] {
         assert!(cookie.contains(attr), "{cookie}");
     }
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("__Host-keygate-cas=;") && c.contains("Max-Age=0")),
+        "the flow cookie is cleared: {cookies:?}"
+    );
     let (page, token) = browser.page().await;
     assert!(page.text().contains("<strong id=\"user\">alice</strong>"));
     assert!(page.text().contains("href=\"/.keygate/logout\""));
@@ -302,9 +335,16 @@ async fn cas_login_makes_a_session_and_refuses_replayed_or_foreign_tickets() {
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
     assert_eq!(json_of(&created)["user"], "alice");
 
-    // The same ticket again: the CAS server refuses it, keygate says so (403, not 500).
+    // The same ticket again, even with a flow of its own: the CAS server
+    // refuses it, keygate says so (403, not 500).
     let mut replay = Browser::new(&gw);
-    let replayed = replay.get(&callback).await;
+    let replay_flow = start_cas_flow(&mut replay).await;
+    let ticket = back.split("ticket=").nth(1).unwrap().to_owned();
+    let replayed = replay
+        .get(&format!(
+            "/.keygate/login?flow={replay_flow}&ticket={ticket}"
+        ))
+        .await;
     assert_eq!(
         replayed.status,
         StatusCode::FORBIDDEN,
@@ -316,9 +356,14 @@ async fn cas_login_makes_a_session_and_refuses_replayed_or_foreign_tickets() {
         "{}",
         replayed.text()
     );
-    assert!(!replayed.headers.contains_key(header::SET_COOKIE));
+    assert!(replayed
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .all(|c| !c.to_str().unwrap().starts_with("__Host-keygate-session=")));
 
-    // A ticket issued for another service is refused as well.
+    // A ticket issued for another service is refused as well: the CAS
+    // server's service check, with the service URL of this browser's flow.
     let other_service = format!("https://127.0.0.1:{}/other-app/", gw.addr.port() + 1);
     let other_login = format!(
         "{}/login?service={}",
@@ -327,8 +372,11 @@ async fn cas_login_makes_a_session_and_refuses_replayed_or_foreign_tickets() {
     );
     let other = cas::login(&other_login, cas::USER, cas::PASSWORD).await;
     let ticket = other.split("ticket=").nth(1).unwrap();
+    let replay_flow = start_cas_flow(&mut replay).await;
     let foreign = replay
-        .get(&format!("/.keygate/login?ticket={ticket}"))
+        .get(&format!(
+            "/.keygate/login?flow={replay_flow}&ticket={ticket}"
+        ))
         .await;
     assert_eq!(foreign.status, StatusCode::FORBIDDEN, "{}", foreign.text());
     assert!(
@@ -371,7 +419,10 @@ async fn a_cas_server_that_is_down_is_a_503_page() {
         .set("login", "public_url = \"https://127.0.0.1:1\"");
     let gw = b.start().await;
     let mut browser = Browser::new(&gw);
-    let page = browser.get("/.keygate/login?ticket=ST-1-abc").await;
+    let flow = start_cas_flow(&mut browser).await;
+    let page = browser
+        .get(&format!("/.keygate/login?flow={flow}&ticket=ST-1-abc"))
+        .await;
     assert_eq!(
         page.status,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -382,22 +433,168 @@ async fn a_cas_server_that_is_down_is_a_503_page() {
 }
 
 /// A CAS server whose `/cas/p3/serviceValidate` signs every ticket in as
-/// `user`: the answers django-cas-server gives, without it.
-async fn cas_naming(user: &'static str) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+/// `user`: the answers django-cas-server gives, without it. It keeps the
+/// query string of every request it was sent.
+async fn cas_naming(
+    user: &'static str,
+) -> (
+    std::net::SocketAddr,
+    Arc<Mutex<Vec<String>>>,
+    tokio::task::JoinHandle<()>,
+) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let task = crate::support::serve_http1(listener, move |_, _req| async move {
-        let xml = format!(
-            "<cas:serviceResponse xmlns:cas=\"http://www.yale.edu/tp/cas\">\
-             <cas:authenticationSuccess><cas:user>{user}</cas:user>\
-             </cas:authenticationSuccess></cas:serviceResponse>"
-        );
-        Ok(http::Response::builder()
-            .header(header::CONTENT_TYPE, "text/xml; charset=utf-8")
-            .body(body::full(xml))
-            .unwrap())
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let seen = asked.clone();
+    let task = crate::support::serve_http1(listener, move |_, req| {
+        let seen = seen.clone();
+        async move {
+            let query = req.uri().query().unwrap_or("").to_owned();
+            seen.lock().unwrap().push(query);
+            let xml = format!(
+                "<cas:serviceResponse xmlns:cas=\"http://www.yale.edu/tp/cas\">\
+                 <cas:authenticationSuccess><cas:user>{user}</cas:user>\
+                 </cas:authenticationSuccess></cas:serviceResponse>"
+            );
+            Ok(http::Response::builder()
+                .header(header::CONTENT_TYPE, "text/xml; charset=utf-8")
+                .body(body::full(xml))
+                .unwrap())
+        }
     });
-    (addr, task)
+    (addr, asked, task)
+}
+
+/// keygate with `method = "cas"` against the CAS server at `cas`.
+async fn cas_gateway(up: &Upstream, cas: std::net::SocketAddr) -> TestGateway {
+    let mut b = builder(&up.url());
+    b.set("login", "method = \"cas\"")
+        .set("login", &format!("cas_url = \"http://{cas}/cas\""))
+        .set("login", "public_url = \"https://127.0.0.1:1\"");
+    b.start().await
+}
+
+/// The service URL of keygate's redirect to the CAS server.
+fn service_of(to_cas: &Answer) -> String {
+    assert_eq!(to_cas.status, StatusCode::FOUND, "{}", to_cas.text());
+    let location = to_cas.headers[header::LOCATION].to_str().unwrap();
+    let query = location.split_once('?').unwrap().1;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "service")
+        .unwrap()
+        .1
+        .into_owned()
+}
+
+/// Start a CAS sign-in in `browser` (keygate sets its flow cookie and sends
+/// it to the CAS server): the flow, as the service URL carries it.
+async fn start_cas_flow(browser: &mut Browser) -> String {
+    let service = service_of(&browser.get("/.keygate/login").await);
+    let flow = service.split_once("?flow=").unwrap().1.to_owned();
+    assert!(
+        browser
+            .cookie("__Host-keygate-cas")
+            .is_some_and(|c| c.starts_with(&format!("{flow}."))),
+        "the cookie binds the flow"
+    );
+    flow
+}
+
+/// Login CSRF: the attacker signs in at the CAS server and, instead of
+/// following the redirect, sends a victim the link with their ticket. In a
+/// browser without the flow cookie, or with a flow of its own, that link is
+/// a 403 "Sign-in failed" page offering "Sign in again": no session, and the
+/// CAS server is not even asked about the ticket. The victim's own sign-in
+/// still finishes, validated with the very service URL it was sent with.
+#[tokio::test]
+async fn a_cas_ticket_from_another_browsers_sign_in_is_refused_unvalidated() {
+    let up = Upstream::start().await;
+    let (cas, asked, _task) = cas_naming("mallory").await;
+    let gw = cas_gateway(&up, cas).await;
+
+    // The attacker's sign-in, stopped at the CAS server's redirect back:
+    // the service URL keygate sent them with, and their ticket.
+    let mut attacker = Browser::new(&gw);
+    let service = service_of(&attacker.get("/.keygate/login").await);
+    let service = service.strip_prefix("https://127.0.0.1:1").unwrap();
+    let link = match service.contains('?') {
+        true => format!("{service}&ticket=ST-1-mallory"),
+        false => format!("{service}?ticket=ST-1-mallory"),
+    };
+
+    let refused_unasked = |page: &Answer, victim: &Browser| {
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.text());
+        assert!(page.text().contains("Sign-in failed"), "{}", page.text());
+        assert!(
+            page.text()
+                .contains("<a id=\"login\" href=\"/.keygate/login\">Sign in again</a>"),
+            "{}",
+            page.text()
+        );
+        assert!(
+            !page.headers.contains_key(header::SET_COOKIE),
+            "{:?}",
+            page.headers
+        );
+        assert_eq!(victim.cookie("__Host-keygate-session"), None);
+        assert!(asked.lock().unwrap().is_empty(), "the CAS server was asked");
+    };
+
+    // A fresh browser (no flow cookie): refused.
+    let mut victim = Browser::new(&gw);
+    let page = victim.get(&link).await;
+    refused_unasked(&page, &victim);
+    assert!(
+        page.text()
+            .contains("no sign-in was started in this browser"),
+        "{}",
+        page.text()
+    );
+    assert_eq!(victim.get("/.keygate/keys").await.status, StatusCode::FOUND);
+
+    // A browser in the middle of its own sign-in: refused, its flow kept.
+    let victims_flow = start_cas_flow(&mut victim).await;
+    let page = victim.get(&link).await;
+    refused_unasked(&page, &victim);
+    assert!(
+        page.text()
+            .contains("flow is not the one this browser was sent with"),
+        "{}",
+        page.text()
+    );
+    // No flow at all, or a made-up one, with the cookie: refused too.
+    for query in [
+        "ticket=ST-1-mallory",
+        "flow=&ticket=ST-1-mallory",
+        "flow=AAAA&ticket=ST-1-mallory",
+    ] {
+        let page = victim.get(&format!("/.keygate/login?{query}")).await;
+        refused_unasked(&page, &victim);
+    }
+
+    // The victim's own callback signs in, validated with its service URL.
+    let own = victim
+        .get(&format!(
+            "/.keygate/login?flow={victims_flow}&ticket=ST-2-own"
+        ))
+        .await;
+    assert_eq!(own.status, StatusCode::SEE_OTHER, "{}", own.text());
+    let asked = asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    let params: std::collections::HashMap<String, String> =
+        form_urlencoded::parse(asked[0].as_bytes())
+            .into_owned()
+            .collect();
+    assert_eq!(
+        params["service"],
+        format!("https://127.0.0.1:1/.keygate/login?flow={victims_flow}")
+    );
+    assert_eq!(params["ticket"], "ST-2-own");
+    assert_eq!(
+        victim.cookie("__Host-keygate-cas"),
+        None,
+        "the flow is over"
+    );
 }
 
 /// A `cas:user` that is no user name (a right-to-left override; a
@@ -416,14 +613,13 @@ async fn a_cas_user_that_is_no_user_name_is_a_403_page_not_an_outage() {
         ("zo\u{00EB}", ""),
     ] {
         let up = Upstream::start().await;
-        let (cas, _task) = cas_naming(user).await;
-        let mut b = builder(&up.url());
-        b.set("login", "method = \"cas\"")
-            .set("login", &format!("cas_url = \"http://{cas}/cas\""))
-            .set("login", "public_url = \"https://127.0.0.1:1\"");
-        let gw = b.start().await;
+        let (cas, _asked, _task) = cas_naming(user).await;
+        let gw = cas_gateway(&up, cas).await;
         let mut browser = Browser::new(&gw);
-        let page = browser.get("/.keygate/login?ticket=ST-1-abc").await;
+        let flow = start_cas_flow(&mut browser).await;
+        let page = browser
+            .get(&format!("/.keygate/login?flow={flow}&ticket=ST-1-abc"))
+            .await;
         if why.is_empty() {
             assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text());
             let (page, _) = browser.page().await;
@@ -451,7 +647,17 @@ async fn a_cas_user_that_is_no_user_name_is_a_403_page_not_an_outage() {
         );
         assert!(!page.text().contains(user), "{}", page.text());
         assert!(!page.headers.contains_key(header::RETRY_AFTER));
-        assert!(!page.headers.contains_key(header::SET_COOKIE));
+        // No session; the flow is over.
+        let cookies: Vec<&str> = page
+            .headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(
+            cookies,
+            ["__Host-keygate-cas=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax"]
+        );
         assert_eq!(
             browser.get("/.keygate/keys").await.status,
             StatusCode::FOUND,
