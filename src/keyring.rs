@@ -35,7 +35,8 @@ use std::time::Duration;
 use crate::audit::{self, Actor, Event};
 use crate::config::{self, Config};
 use crate::fleet::cache::KeyCache;
-use crate::fleet::{Fleet, Forget, Member, Report};
+use crate::fleet::tunnels::Tunnels;
+use crate::fleet::{Fleet, Forget, Member, Report, Why};
 use crate::keys::{self, ApiKey, DigestKey, KeyId, NewKey, Scope};
 use crate::metrics::Metrics;
 use crate::settings::{short_duration, Policy, Settings};
@@ -207,6 +208,9 @@ struct Inner {
     /// The validation cache (Redis with `cache.enabled`); it serves nothing
     /// until this instance joins the fleet (`join_fleet`).
     cache: Option<Arc<KeyCache>>,
+    /// The open tunnels admitted by a key here: a revocation ends theirs
+    /// (through the fleet when there is one, which also tells the others).
+    tunnels: Tunnels,
     metrics: Arc<Metrics>,
     prefix: String,
     /// `[keys]` as runtime settings, until an admin stores others.
@@ -235,6 +239,7 @@ impl Keyring {
             config::Store::Memory => DigestKey::random(),
             config::Store::Redis { secret, .. } => secret.clone(),
         };
+        let tunnels = Tunnels::default();
         let cache = (store.as_redis().is_some() && config.cache.enabled)
             .then(|| KeyCache::new(config.cache.capacity, config.cache.max_age));
         let fleet = store.as_redis().map(|redis| {
@@ -243,6 +248,7 @@ impl Keyring {
                 config.cache.lease,
                 config.cache.max_age,
                 cache.clone(),
+                tunnels.clone(),
             )
         });
         Ok(Keyring(Arc::new(Inner {
@@ -250,6 +256,7 @@ impl Keyring {
             digest,
             fleet,
             cache,
+            tunnels,
             metrics: Metrics::new(),
             prefix: config.keys.prefix.clone(),
             configured: Settings::from_config(&config.keys),
@@ -275,6 +282,11 @@ impl Keyring {
     pub fn fleet_connected(&self) -> Option<bool> {
         (self.0.fleet.is_some() && self.0.cache.is_some())
             .then(|| self.0.metrics.is_fleet_connected())
+    }
+
+    /// The open tunnels admitted by a key on this instance.
+    pub fn tunnels(&self) -> &Tunnels {
+        &self.0.tunnels
     }
 
     /// `keys.prefix`.
@@ -440,13 +452,24 @@ impl Keyring {
         self.record(Event::by(actor, "revoke", &target, count))
             .await;
         let fleet = match &self.0.fleet {
-            Some(fleet) => fleet.forget(forget.clone()).await.map_err(|source| {
-                // The keys are gone from the store: keep telling the fleet,
-                // whether or not the caller retries (the idle sweep never does).
-                retell::keep_telling(fleet.clone(), forget, format!("the revocation of {target}"));
-                RevokeError::NotPropagated { count, source }
-            }),
-            None => Ok(Report::default()),
+            Some(fleet) => fleet
+                .forget(forget.clone(), Why::Revoked)
+                .await
+                .map_err(|source| {
+                    // The keys are gone from the store: keep telling the fleet,
+                    // whether or not the caller retries (the idle sweep never does).
+                    retell::keep_telling(
+                        fleet.clone(),
+                        forget,
+                        Why::Revoked,
+                        format!("the revocation of {target}"),
+                    );
+                    RevokeError::NotPropagated { count, source }
+                }),
+            None => {
+                self.0.tunnels.close(&forget).await;
+                Ok(Report::default())
+            }
         };
         // After the barrier: a slow outbox never delays it. Also when the
         // fleet could not be told: the keys are gone from the store.
@@ -469,10 +492,11 @@ impl Keyring {
     ) -> Result<T, StoreError> {
         if let (Err(e), Some(fleet)) = (&outcome, &self.0.fleet) {
             tracing::warn!(error = %e, "a revocation failed in the store; every instance forgets its keys all the same");
-            if fleet.forget(forget.clone()).await.is_err() {
+            if fleet.forget(forget.clone(), Why::Revoked).await.is_err() {
                 retell::keep_telling(
                     fleet.clone(),
                     forget.clone(),
+                    Why::Revoked,
                     "a revocation that failed in the store".into(),
                 );
             }

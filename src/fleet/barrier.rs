@@ -10,7 +10,7 @@ use redis::aio::PubSub;
 use serde::Serialize;
 use tokio::time::{sleep_until, timeout_at};
 
-use super::{bounded, parse_member, Fleet, Forget, Message};
+use super::{bounded, parse_member, Fleet, Forget, Message, Why};
 use crate::store::StoreError;
 
 /// How a round went: which members forgot in time, which ran out their lease.
@@ -28,13 +28,17 @@ pub struct Report {
 const LEASE_MARGIN_DIVISOR: u32 = 10;
 
 impl Fleet {
-    /// Tell every member to forget, and wait for them (steps 1-4 of the protocol).
-    pub async fn forget(&self, forget: Forget) -> Result<Report, StoreError> {
+    /// Tell every member to forget, and wait for them (steps 1-4 of the
+    /// protocol); a revocation also ends the keys' open tunnels everywhere.
+    pub async fn forget(&self, forget: Forget, why: Why) -> Result<Report, StoreError> {
         let started = Instant::now();
-        // 0. our own cache, whatever happens to the publish: this instance
-        // never serves what it has just deleted
+        // 0. our own cache and tunnels, whatever happens to the publish:
+        // this instance never serves what it has just deleted
         if let Some(cache) = &self.cache {
             forget.apply_to(cache);
+        }
+        if why == Why::Revoked {
+            self.tunnels.close(&forget).await;
         }
         // 1. the members now; any later one cached nothing of what was deleted
         let mut pending: BTreeMap<String, Duration> = BTreeMap::new();
@@ -75,8 +79,12 @@ impl Fleet {
         };
 
         // 3. the invalidation
-        let message =
-            serde_json::to_string(&Message { reply, forget }).expect("a fleet message serializes");
+        let message = Message {
+            reply,
+            forget,
+            refresh: why == Why::Refresh,
+        };
+        let message = serde_json::to_string(&message).expect("a fleet message serializes");
         let receivers = self
             .store
             .publish(&self.store.channel("invalidate"), &message)

@@ -174,18 +174,28 @@ fn apply(
     let msg = msg.ok_or(StoreError::Closed)?;
     let payload: String = msg.get_payload().unwrap_or_default();
     let Ok(message) = serde_json::from_str::<Message>(&payload) else {
-        // Not ours to understand: forgetting everything is always safe.
-        tracing::warn!("unreadable fleet message; emptying the key cache");
+        // Not ours to understand: forgetting everything (and ending every
+        // key's tunnel, as it may be a revocation) is always safe.
+        tracing::warn!(
+            "unreadable fleet message; emptying the key cache and ending every key tunnel"
+        );
         cache.invalidate_all();
+        drop(fleet.tunnels.close(&super::Forget::All));
         return Ok(());
     };
     message.forget.apply_to(cache);
+    // A revocation's tunnels end before we acknowledge: the revoker's
+    // answer then means they are closed here too.
+    let closing = (!message.refresh).then(|| fleet.tunnels.close(&message.forget));
     metrics.fleet_invalidation();
     // Acknowledge off this task: the next message must not wait for it.
     let store = fleet.store.clone();
     let instance = fleet.instance.clone();
     let failed = failed.clone();
     tokio::spawn(async move {
+        if let Some(closing) = closing {
+            closing.await;
+        }
         if let Err(e) = store.publish(&message.reply, &instance).await {
             // The revoker waits out our lease; we stop renewing it (the
             // session ends and the cache empties) until we can publish again.

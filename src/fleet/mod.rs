@@ -70,6 +70,7 @@ mod barrier;
 pub mod cache;
 mod member;
 pub(crate) mod outage;
+pub mod tunnels;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -80,6 +81,7 @@ use serde::{Deserialize, Serialize};
 pub use self::barrier::Report;
 use self::cache::KeyCache;
 pub use self::member::Member;
+use self::tunnels::Tunnels;
 use crate::store::RedisStore;
 
 /// Above this many ids a round tells members to forget everything instead.
@@ -114,6 +116,16 @@ impl Forget {
     }
 }
 
+/// Why members forget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// The keys are revoked: their open tunnels end too.
+    Revoked,
+    /// Only cached copies go (a rotation: the old key stays valid through
+    /// its grace period, its tunnels with it).
+    Refresh,
+}
+
 /// One invalidation as published on `<ns>:fleet:invalidate`.
 #[derive(Debug, Serialize, Deserialize)]
 struct Message {
@@ -121,6 +133,11 @@ struct Message {
     reply: String,
     #[serde(flatten)]
     forget: Forget,
+    /// Only a cache refresh (a rotation). Absent in a revocation, and in
+    /// every message of an older instance: those end tunnels too (an older
+    /// instance's rotation then ends the old key's tunnels, which is safe).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    refresh: bool,
 }
 
 /// This process's handle on the fleet of one Redis deployment.
@@ -140,6 +157,8 @@ pub struct Fleet {
     /// started (shared by every clone): after the store was emptied the
     /// registry no longer shows who caches, so a revoker assumes this one.
     longest_seen: Arc<AtomicU64>,
+    /// This process's open key tunnels: a revocation ends theirs.
+    tunnels: Tunnels,
 }
 
 impl Fleet {
@@ -148,6 +167,7 @@ impl Fleet {
         lease: Duration,
         max_age: Duration,
         cache: Option<Arc<KeyCache>>,
+        tunnels: Tunnels,
     ) -> Fleet {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
@@ -169,6 +189,7 @@ impl Fleet {
             max_age,
             cache,
             longest_seen: Arc::new(AtomicU64::new(0)),
+            tunnels,
         }
     }
 
@@ -236,6 +257,7 @@ mod tests {
             forget: Forget::Users {
                 users: vec!["ann lee".into()],
             },
+            refresh: false,
         };
         let text = serde_json::to_string(&m).unwrap();
         assert_eq!(
@@ -244,6 +266,14 @@ mod tests {
         );
         let back: Message = serde_json::from_str(&text).unwrap();
         assert_eq!(back.forget, m.forget);
+        assert!(!back.refresh, "an older instance's message is a revocation");
+        let refresh = Message {
+            refresh: true,
+            ..back
+        };
+        let text = serde_json::to_string(&refresh).unwrap();
+        assert!(text.ends_with(r#","refresh":true}"#), "{text}");
+        assert!(serde_json::from_str::<Message>(&text).unwrap().refresh);
         let all: Message = serde_json::from_str(r#"{"reply":"r","forget":"all"}"#).unwrap();
         assert_eq!(all.forget, Forget::All);
 

@@ -34,6 +34,7 @@ use super::response;
 use super::self_rotation::{self, SelfRotation};
 use crate::config::Config;
 use crate::conn::{ConnCtx, Handler};
+use crate::fleet::tunnels::{Since, Tunnels};
 use crate::keyring::Keyring;
 use crate::metrics::Metrics;
 use crate::upstream::pool::Lease;
@@ -65,6 +66,8 @@ pub struct Gateway<P> {
     metrics: Arc<Metrics>,
     trusted_proxies: Vec<IpNet>,
     access_log: bool,
+    /// The open tunnels admitted by a key: a revocation ends theirs.
+    tunnels: Tunnels,
 }
 
 // === impl Gateway ===
@@ -81,6 +84,7 @@ impl<P: OwnPages> Gateway<P> {
         Gateway {
             own_pages,
             expiry_warning: ExpiryWarning::new(keyring.warn_window()),
+            tunnels: keyring.tunnels().clone(),
             self_rotation: SelfRotation::new(keyring, config.self_service.creates_per_hour),
             admission,
             refusals: Refusals::new(metrics.clone(), &config.auth.realm),
@@ -131,6 +135,9 @@ impl<P: OwnPages> Gateway<P> {
             // Before admission: what a client's `Connection` names must not take
             // away the identity headers admission sets.
             headers::remove_hop_by_hop(req.headers_mut(), client_upgrade.is_some());
+            // Upgrades only: a revocation applied from here on may name the
+            // key that admits this one, and must still end its tunnel.
+            let since = client_upgrade.as_ref().map(|_| self.tunnels.admitting());
             let admitted = match self.admission.admit(&mut req, peer).await {
                 Ok(admitted) => admitted,
                 Err(refusal) => return self.refuse(refusal, peer, req.headers()),
@@ -146,7 +153,10 @@ impl<P: OwnPages> Gateway<P> {
             self.metrics.upstream(sent_at.elapsed());
             // The request is gone to the backend: an upstream failure is logged with the peer.
             let mut resp = match sent {
-                Ok((resp, lease)) => Self::from_backend(resp, lease, client_upgrade, conn),
+                Ok((resp, lease)) => {
+                    let upgrade = client_upgrade.map(|u| (u, self.revocable(since, &admitted)));
+                    Self::from_backend(resp, lease, upgrade, conn)
+                }
                 Err(e) => self.refusals.answer(Refusal::Upstream(e), peer),
             };
             // Only keygate says when a key expires.
@@ -155,6 +165,17 @@ impl<P: OwnPages> Gateway<P> {
                 self.expiry_warning.apply(p, resp.headers_mut(), done);
             }
             resp
+        }
+    }
+
+    /// What a tunnel needs to register when the backend agrees: only a
+    /// tunnel admitted by a key can be revoked.
+    fn revocable(&self, since: Option<Since>, admitted: &Admitted) -> Revocable {
+        match (since, admitted) {
+            (Some(since), Admitted::Key(p)) => {
+                Some((self.tunnels.clone(), since, p.key_id(), p.user().to_owned()))
+            }
+            _ => None,
         }
     }
 
@@ -244,19 +265,25 @@ impl<P: OwnPages> Gateway<P> {
     fn from_backend(
         mut resp: Response<Incoming>,
         lease: Lease,
-        client_upgrade: Option<OnUpgrade>,
+        client_upgrade: Option<(OnUpgrade, Revocable)>,
         conn: &Arc<ConnCtx>,
     ) -> Response<ResponseBody> {
-        if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) =
+        if let (Some((client_upgrade, revocable)), StatusCode::SWITCHING_PROTOCOLS) =
             (client_upgrade, resp.status())
         {
-            upgrade::tunnel(client_upgrade, hyper::upgrade::on(&mut resp), conn.clone());
+            let registered =
+                revocable.map(|(tunnels, since, id, user)| tunnels.open(since, id.as_str(), &user));
+            let upstream = hyper::upgrade::on(&mut resp);
+            upgrade::tunnel(client_upgrade, upstream, conn.clone(), registered);
             return resp.map(|_| ResponseBody::empty());
         }
         headers::remove_hop_by_hop(resp.headers_mut(), false);
         resp.map(|body| ResponseBody::upstream(body, lease))
     }
 }
+
+/// A key tunnel's registration, made once the backend answers 101.
+type Revocable = Option<(Tunnels, Since, crate::keys::KeyId, String)>;
 
 /// Where the backend's `Host` comes from (`Gateway::host_of`).
 enum Host {

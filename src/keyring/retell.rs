@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use crate::fleet::{Fleet, Forget};
+use crate::fleet::{Fleet, Forget, Why};
 
 /// The wait between rounds after one fails, doubling up to
 /// `FORGET_RETRY_MAX` (cached copies may outlive a short grace period
@@ -18,11 +18,11 @@ const FORGET_RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// Tell the fleet to `forget` again, off the caller's task, after a failed
 /// round; `what` names the change in the log (never a secret).
-pub(super) fn keep_telling(fleet: Fleet, forget: Forget, what: String) {
+pub(super) fn keep_telling(fleet: Fleet, forget: Forget, why: Why, what: String) {
     let until = tokio::time::Instant::now() + fleet.cached_copies_gone_after();
     let span = tracing::info_span!("retell", about = %what);
     let retries = async move {
-        let round = || fleet.forget(forget.clone());
+        let round = || fleet.forget(forget.clone(), why);
         match retry_until(until, round).await {
             Retried::Heard { failures } => {
                 tracing::info!(failures, "every instance has heard of {what} now");

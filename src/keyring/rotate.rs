@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::{Keyring, Ttl};
 use crate::audit::{Actor, Event};
 use crate::config;
-use crate::fleet::Forget;
+use crate::fleet::{Forget, Why};
 use crate::keys::{self, rfc3339, unix_now, KeyId, KeyRecord, NewKey, Source};
 use crate::settings::{short_duration, Policy};
 use crate::store::{Rotated as Stored, StoreError};
@@ -258,9 +258,14 @@ impl Keyring {
     async fn forget_rotated(&self, id: KeyId) -> Option<String> {
         let fleet = self.0.fleet.clone()?;
         let forget = Forget::ids(vec![id.as_str().to_owned()]);
-        let e = fleet.forget(forget.clone()).await.err()?;
+        let e = fleet.forget(forget.clone(), Why::Refresh).await.err()?;
         tracing::error!(key_id = %id, error = %e, "could not tell every instance about a rotation: they may accept the old key from their cache until told; trying again");
-        super::retell::keep_telling(fleet, forget, format!("the rotation of key {id}"));
+        super::retell::keep_telling(
+            fleet,
+            forget,
+            Why::Refresh,
+            format!("the rotation of key {id}"),
+        );
         Some(e.to_string())
     }
 }

@@ -38,4 +38,5 @@ mod selfservice;
 mod sso;
 mod store_conformance;
 mod tls_audit;
+mod tunnels;
 mod user_names;

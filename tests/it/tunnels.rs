@@ -1,0 +1,166 @@
+//! A revoked key's open WebSocket tunnels close: on the instance that
+//! revokes it and on every other one that hears the revocation; another
+//! key's tunnel, and a rotated key's (still in its grace), stay open.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use http::{Method, StatusCode};
+use serde_json::json;
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::support::admin::{call, json_of};
+use crate::support::client::{self, basic, raw_tls};
+use crate::support::gateway::{builder, TestGateway};
+use crate::support::redis::{store_section_for, RedisServer};
+use crate::support::upstream::{websocket_echo, websocket_echoes};
+use crate::support::{eventually, within};
+
+type Ws = WebSocketStream<TlsStream<TcpStream>>;
+
+/// A WebSocket through `gw` admitted by `key`.
+async fn websocket_with_key(gw: &TestGateway, key: &str) -> Ws {
+    let tls = raw_tls(gw.addr, &gw.ca).await;
+    let mut req = format!("wss://localhost:{}/socket", gw.addr.port())
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("authorization", basic(key).parse().unwrap());
+    let (ws, resp) = within(
+        10,
+        "WebSocket handshake",
+        tokio_tungstenite::client_async(req, tls),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
+    ws
+}
+
+/// `ws` ends (close frame, end of stream or a reset) within `ms` milliseconds.
+async fn closes_within(ws: &mut Ws, ms: u64, what: &str) {
+    let ended = tokio::time::timeout(Duration::from_millis(ms), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) => break,
+                Some(Ok(m)) if m.is_close() => break,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "{what}: still open {ms} ms later");
+}
+
+async fn admin(gw: &TestGateway, method: Method, path: &str, body: serde_json::Value) -> String {
+    let c = client::h1(&gw.ca);
+    let answer = call(&c, gw, method, path, Some(body)).await;
+    assert!(answer.status.is_success(), "{path}: {}", answer.text());
+    json_of(&answer).to_string()
+}
+
+async fn rotate(gw: &TestGateway, id: &str) {
+    admin(
+        gw,
+        Method::POST,
+        &format!("/v1/keys/{id}/rotate"),
+        json!({ "grace": "1h" }),
+    )
+    .await;
+}
+
+/// Revoke key `id` through `gw`; the answer, and when it came.
+async fn revoke(gw: &TestGateway, id: &str) -> (String, Instant) {
+    let answer = admin(gw, Method::POST, "/v1/revoke", json!({ "ids": [id] })).await;
+    (answer, Instant::now())
+}
+
+#[tokio::test]
+async fn a_revoked_keys_tunnel_closes_on_the_instance_that_revokes_it() {
+    let ws_addr = websocket_echo().await;
+    let gw = builder(&format!("http://{ws_addr}"))
+        .set("auth", "anonymous = \"reject\"")
+        .start()
+        .await;
+    let (victim, victim_id) = gw.key("victim").await;
+    let (other, _) = gw.key("bystander").await;
+    let mut victim_ws = websocket_with_key(&gw, &victim).await;
+    let mut other_ws = websocket_with_key(&gw, &other).await;
+    websocket_echoes(&mut victim_ws, "before").await;
+    websocket_echoes(&mut other_ws, "before").await;
+
+    // A rotation leaves the old key valid through its grace: its tunnel too.
+    rotate(&gw, &victim_id).await;
+    websocket_echoes(&mut victim_ws, "after the rotation").await;
+
+    revoke(&gw, &victim_id).await;
+    closes_within(&mut victim_ws, 1000, "the revoked key's tunnel").await;
+    websocket_echoes(&mut other_ws, "another key's tunnel after the revocation").await;
+    // The revoked key opens no new one.
+    let tls = raw_tls(gw.addr, &gw.ca).await;
+    let mut req = format!("wss://localhost:{}/socket", gw.addr.port())
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("authorization", basic(&victim).parse().unwrap());
+    assert!(tokio_tungstenite::client_async(req, tls).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_through_one_instance_closes_the_keys_tunnels_on_another() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ws_addr = websocket_echo().await;
+    let mut gateways = Vec::new();
+    for _ in 0..2 {
+        let mut b = builder(&format!("http://{ws_addr}"));
+        for line in store_section_for(&redis.url(), dir.path(), "tunnels") {
+            b.set("store", &line);
+        }
+        b.set("auth", "anonymous = \"reject\"")
+            .set("cache", "lease = \"1s\"");
+        gateways.push(b.start().await);
+    }
+    for gw in &gateways {
+        let c = client::h1(&gw.ca);
+        eventually(
+            "both instances join the fleet",
+            100,
+            Duration::from_millis(50),
+            || {
+                let (gw, c) = (gw, &c);
+                async move { (gw.metric(c, "keygate_fleet_connected").await == 1.0).then_some(()) }
+            },
+        )
+        .await;
+    }
+    let (a, b) = (&gateways[0], &gateways[1]);
+    let (victim, victim_id) = a.key("victim").await;
+    let (other, _) = a.key("bystander").await;
+    let mut on_b = websocket_with_key(b, &victim).await;
+    let mut on_a = websocket_with_key(a, &victim).await;
+    let mut other_on_b = websocket_with_key(b, &other).await;
+    for ws in [&mut on_b, &mut on_a, &mut other_on_b] {
+        websocket_echoes(ws, "before").await;
+    }
+
+    // Rotated through A: B forgets its cached copy, the tunnels stay.
+    rotate(a, &victim_id).await;
+    websocket_echoes(&mut on_b, "after the rotation").await;
+    websocket_echoes(&mut on_a, "after the rotation").await;
+
+    let (answer, answered) = revoke(a, &victim_id).await;
+    assert!(answer.contains("acknowledged"), "{answer}");
+    closes_within(
+        &mut on_b,
+        1000,
+        "the revoked key's tunnel on the other instance",
+    )
+    .await;
+    closes_within(&mut on_a, 1000, "the revoked key's tunnel on the revoker").await;
+    assert!(answered.elapsed() < Duration::from_secs(1));
+    websocket_echoes(&mut other_on_b, "another key's tunnel after the revocation").await;
+}
