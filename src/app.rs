@@ -85,7 +85,8 @@ pub struct Running {
     admin: JoinHandle<bool>,
     /// The auth listener, stopped with the main one.
     authz: Option<JoinHandle<bool>>,
-    /// This instance's fleet membership (Redis store with the cache on).
+    /// This instance's fleet membership (Redis store with the cache on),
+    /// or the check of its key tunnels (Redis without the cache).
     member: Option<crate::fleet::Member>,
     /// This instance's webhook delivery workers (`[[webhooks]]`).
     webhooks: Option<crate::webhooks::Delivery>,

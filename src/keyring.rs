@@ -307,8 +307,13 @@ impl Keyring {
 
     /// Start serving the validation cache as a member of the fleet (Redis
     /// with `cache.enabled`); `None` otherwise, and every lookup asks the store.
+    /// Without the cache (Redis with `cache.enabled = false`) the instance
+    /// does not join; it checks its open key tunnels every `cache.lease`.
     pub fn join_fleet(&self) -> Option<Member> {
-        let (fleet, cache) = (self.0.fleet.as_ref()?, self.0.cache.as_ref()?);
+        let fleet = self.0.fleet.as_ref()?;
+        let Some(cache) = self.0.cache.as_ref() else {
+            return Some(Member::watch_tunnels(fleet.clone()));
+        };
         Some(Member::start(
             fleet.clone(),
             cache.clone(),

@@ -29,6 +29,22 @@ impl Member {
         Member { stop, task }
     }
 
+    /// Without a cache (`cache.enabled = false`) this instance hears no
+    /// revocation: check its open key tunnels' keys in the store every
+    /// lease instead (no store call while it has none).
+    pub fn watch_tunnels(fleet: Fleet) -> Member {
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = sleep(fleet.lease) => fleet.recheck_tunnels().await,
+                    _ = stopped.changed() => break,
+                }
+            }
+        });
+        Member { stop, task }
+    }
+
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
@@ -50,6 +66,12 @@ async fn run(
         let outcome = session(&fleet, &cache, &metrics, &mut stopped, &mut outage).await;
         cache.suspend();
         metrics.fleet_connected(false);
+        if outcome.is_err() {
+            // Revocations published from now until we hear again go
+            // unheard: the tunnels are checked at each retry, and once
+            // back in touch (in `session`).
+            fleet.recheck_tunnels().await;
+        }
         let instance = fleet.instance();
         match outcome {
             Ok(()) => break,
@@ -141,6 +163,8 @@ async fn session(
         cache.renew(deadline);
         if !announced {
             announced = true;
+            // Subscribed now: what was revoked before is gone from the store.
+            fleet.recheck_tunnels().await;
             metrics.fleet_connected(true);
             let instance = fleet.instance();
             match outage.back(Instant::now()) {

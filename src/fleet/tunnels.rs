@@ -162,6 +162,30 @@ impl Tunnels {
         }
     }
 
+    /// The open key tunnels: (slot, key id).
+    fn snapshot(&self) -> Vec<(u64, String)> {
+        let r = self.lock();
+        r.open.iter().map(|(s, e)| (*s, e.key_id.clone())).collect()
+    }
+
+    /// End these tunnels (still open ones); resolves as `close` does.
+    fn end(&self, slots: &[u64]) -> impl std::future::Future<Output = ()> + 'static {
+        let mut r = self.lock();
+        let gone: Vec<_> = slots
+            .iter()
+            .filter_map(|slot| r.open.remove(slot))
+            .map(|entry| {
+                let _ = entry.end.send(());
+                entry.gone
+            })
+            .collect();
+        drop(r);
+        async move {
+            let all = futures_util::future::join_all(gone);
+            let _ = tokio::time::timeout(CLOSE_WAIT, all).await;
+        }
+    }
+
     /// How many key tunnels are open (tests).
     pub fn len(&self) -> usize {
         self.lock().open.len()
@@ -169,6 +193,43 @@ impl Tunnels {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl super::Fleet {
+    /// Check each open key tunnel's key in the store, and end those whose
+    /// key is gone or cannot be read: for when revocations may have gone
+    /// unheard (the subscription broke, or this instance listens to none).
+    /// A revocation deletes the records before it publishes, so a check
+    /// made after it finds them gone. No store call without key tunnels.
+    pub(crate) async fn recheck_tunnels(&self) {
+        let open = self.tunnels.snapshot();
+        if open.is_empty() {
+            return;
+        }
+        let checks = open.iter().map(|(slot, id)| async move {
+            match self.store.get(id).await {
+                Ok(Some(_)) => None,
+                Ok(None) => Some(*slot),
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot check an open tunnel's key");
+                    Some(*slot)
+                }
+            }
+        });
+        let ended: Vec<u64> = futures_util::future::join_all(checks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        if !ended.is_empty() {
+            tracing::warn!(
+                tunnels = ended.len(),
+                open = open.len(),
+                "ending open tunnels whose key is revoked or cannot be checked (revocations may have gone unheard)"
+            );
+            self.tunnels.end(&ended).await;
+        }
     }
 }
 

@@ -14,7 +14,8 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::support::admin::{call, json_of};
 use crate::support::client::{self, basic, raw_tls};
-use crate::support::gateway::{builder, TestGateway};
+use crate::support::gateway::{builder, Builder, TestGateway};
+use crate::support::proxy::Relay;
 use crate::support::redis::{store_section_for, RedisServer};
 use crate::support::upstream::{websocket_echo, websocket_echoes};
 use crate::support::{eventually, within};
@@ -109,25 +110,35 @@ async fn a_revoked_keys_tunnel_closes_on_the_instance_that_revokes_it() {
     assert!(tokio_tungstenite::client_async(req, tls).await.is_err());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revocation_through_one_instance_closes_the_keys_tunnels_on_another() {
-    let redis = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
+/// Instances on one real Redis in front of a WebSocket echo backend, each
+/// with these `[cache]` lines; those with the cache on have joined the fleet.
+async fn instances(
+    redis: &RedisServer,
+    dir: &std::path::Path,
+    ns: &str,
+    caches: &[&str],
+    more: impl Fn(usize, &mut Builder),
+) -> Vec<TestGateway> {
     let ws_addr = websocket_echo().await;
     let mut gateways = Vec::new();
-    for _ in 0..2 {
+    for (i, cache) in caches.iter().enumerate() {
         let mut b = builder(&format!("http://{ws_addr}"));
-        for line in store_section_for(&redis.url(), dir.path(), "tunnels") {
+        for line in store_section_for(&redis.url(), dir, ns) {
             b.set("store", &line);
         }
         b.set("auth", "anonymous = \"reject\"")
-            .set("cache", "lease = \"1s\"");
+            .set("cache", "lease = \"1s\"")
+            .set("cache", cache);
+        more(i, &mut b);
         gateways.push(b.start().await);
     }
-    for gw in &gateways {
+    for (gw, cache) in gateways.iter().zip(caches) {
+        if cache.contains("false") {
+            continue;
+        }
         let c = client::h1(&gw.ca);
         eventually(
-            "both instances join the fleet",
+            "the instance joins the fleet",
             100,
             Duration::from_millis(50),
             || {
@@ -137,6 +148,21 @@ async fn a_revocation_through_one_instance_closes_the_keys_tunnels_on_another() 
         )
         .await;
     }
+    gateways
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_through_one_instance_closes_the_keys_tunnels_on_another() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let gateways = instances(
+        &redis,
+        dir.path(),
+        "tunnels",
+        &["enabled = true"; 2],
+        |_, _| {},
+    )
+    .await;
     let (a, b) = (&gateways[0], &gateways[1]);
     let (victim, victim_id) = a.key("victim").await;
     let (other, _) = a.key("bystander").await;
@@ -163,4 +189,87 @@ async fn a_revocation_through_one_instance_closes_the_keys_tunnels_on_another() 
     closes_within(&mut on_a, 1000, "the revoked key's tunnel on the revoker").await;
     assert!(answered.elapsed() < Duration::from_secs(1));
     websocket_echoes(&mut other_on_b, "another key's tunnel after the revocation").await;
+}
+
+/// Without the cache an instance hears no revocation: it checks its open
+/// key tunnels in the store every `cache.lease` (1 s here) instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_without_the_cache_closes_a_revoked_keys_tunnel_within_a_lease() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let caches = ["enabled = true", "enabled = false"];
+    let gateways = instances(&redis, dir.path(), "tunnels-nocache", &caches, |_, _| {}).await;
+    let (a, b) = (&gateways[0], &gateways[1]);
+    let (victim, victim_id) = a.key("victim").await;
+    let (other, _) = a.key("bystander").await;
+    let mut on_b = websocket_with_key(b, &victim).await;
+    let mut other_on_b = websocket_with_key(b, &other).await;
+    websocket_echoes(&mut on_b, "before").await;
+    // Rotated: the old key lives on through its grace, its tunnel too
+    // (past a check of the tunnels).
+    rotate(a, &victim_id).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    websocket_echoes(&mut on_b, "after the rotation").await;
+
+    revoke(a, &victim_id).await;
+    closes_within(
+        &mut on_b,
+        2500,
+        "the revoked key's tunnel on an instance without the cache",
+    )
+    .await;
+    websocket_echoes(&mut other_on_b, "another key's tunnel after the revocation").await;
+}
+
+/// An instance cut off from Redis cannot hear the revocation: by the time
+/// the revoker has waited out its lease it has lost touch, and ends the key
+/// tunnels it can no longer vouch for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_cut_off_from_redis_closes_a_revoked_keys_tunnel_about_when_the_revocation_answers(
+) {
+    let redis = RedisServer::start();
+    let relay = Relay::to_port(redis.port).await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = relay.redis_url();
+    let gateways = instances(
+        &redis,
+        dir.path(),
+        "tunnels-cut",
+        &["enabled = true"; 2],
+        |i, b| {
+            if i == 1 {
+                b.set("store", &format!("url = \"{url}\""));
+            }
+        },
+    )
+    .await;
+    let (a, b) = (&gateways[0], &gateways[1]);
+    let (victim, victim_id) = a.key("victim").await;
+    let (other, _) = a.key("bystander").await;
+    let mut on_b = websocket_with_key(b, &victim).await;
+    let mut other_on_a = websocket_with_key(a, &other).await;
+    websocket_echoes(&mut on_b, "before").await;
+
+    relay.stall();
+    let (answer, answered) = revoke(a, &victim_id).await;
+    assert!(answer.contains("unacknowledged"), "{answer}");
+    // Lost touch by its lease's end, then a store call that cannot answer
+    // (`store.timeout`, 500 ms here).
+    closes_within(
+        &mut on_b,
+        1000,
+        "the revoked key's tunnel on the cut-off instance",
+    )
+    .await;
+    let late = answered.elapsed();
+    assert!(
+        late < Duration::from_millis(800),
+        "closed {late:?} after the answer"
+    );
+    websocket_echoes(
+        &mut other_on_a,
+        "another key's tunnel on an instance in touch",
+    )
+    .await;
+    relay.heal();
 }
