@@ -62,6 +62,14 @@
 //! serves from the store until its next ping succeeds, a dead one drops out
 //! of the registry within two leases.
 //!
+//! *Tunnels* (`tunnels`). A revocation (not a rotation's refresh, marked
+//! `"refresh": true`; a message without the mark, an older instance's, is
+//! a revocation) also ends the open WebSocket tunnels of the keys it
+//! names: the revoker's in step 0, each member's before it acknowledges.
+//! A member that may have missed messages (its session broke) checks its
+//! key tunnels' keys in the store when it breaks and once back in touch;
+//! an instance without the cache, no member, checks them every lease.
+//!
 //! Store reads that race an invalidation are never cached (the cache's
 //! epoch, see `cache`). If the publish itself fails the revocation is
 //! reported as not propagated: retrying it publishes again.
