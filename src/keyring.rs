@@ -472,7 +472,8 @@ impl Keyring {
                     RevokeError::NotPropagated { count, source }
                 }),
             None => {
-                self.0.tunnels.close(&forget).await;
+                let exists = |id: String| async move { Ok(self.0.store.get(&id).await?.is_some()) };
+                self.0.tunnels.end_revoked(&forget, exists).await;
                 Ok(Report::default())
             }
         };

@@ -38,7 +38,7 @@ impl Fleet {
             forget.apply_to(cache);
         }
         if why == Why::Revoked {
-            self.tunnels.close(&forget).await;
+            self.end_revoked_tunnels(&forget).await;
         }
         // 1. the members now; any later one cached nothing of what was deleted
         let mut pending: BTreeMap<String, Duration> = BTreeMap::new();

@@ -193,6 +193,14 @@ impl KeyCache {
         self.lease_until.store(self.nanos(until).max(1), SeqCst);
     }
 
+    /// Until when the lease lets entries be served (`None`: suspended).
+    pub fn leased_until(&self) -> Option<Instant> {
+        match self.lease_until.load(SeqCst) {
+            0 => None,
+            nanos => Some(self.origin + Duration::from_nanos(nanos)),
+        }
+    }
+
     pub fn is_leased(&self) -> bool {
         self.leased(self.now())
     }

@@ -35,9 +35,16 @@ impl Member {
     pub fn watch_tunnels(fleet: Fleet) -> Member {
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
+            // Sure of every tunnel's key until a lease after the last check
+            // that answered: a Redis blip shorter than that ends none.
+            let mut sure_until = Instant::now() + fleet.lease;
             loop {
                 tokio::select! {
-                    _ = sleep(fleet.lease) => fleet.recheck_tunnels().await,
+                    _ = sleep(fleet.lease) => {
+                        if fleet.recheck_tunnels(Some(sure_until)).await {
+                            sure_until = Instant::now() + fleet.lease;
+                        }
+                    }
                     _ = stopped.changed() => break,
                 }
             }
@@ -62,16 +69,14 @@ async fn run(
 ) {
     let mut backoff = FIRST_RETRY;
     let mut outage = Outage::default();
+    // The end of the last lease held: until then the tunnels' keys are as
+    // sure as the cache's entries were.
+    let mut sure_until = None;
     loop {
         let outcome = session(&fleet, &cache, &metrics, &mut stopped, &mut outage).await;
+        sure_until = cache.leased_until().or(sure_until);
         cache.suspend();
         metrics.fleet_connected(false);
-        if outcome.is_err() {
-            // Revocations published from now until we hear again go
-            // unheard: the tunnels are checked at each retry, and once
-            // back in touch (in `session`).
-            fleet.recheck_tunnels().await;
-        }
         let instance = fleet.instance();
         match outcome {
             Ok(()) => break,
@@ -94,6 +99,11 @@ async fn run(
                 Say::Nothing => tracing::debug!(error = %e, instance, "fleet: rejoining failed"),
             },
         }
+        // Revocations published meanwhile go unheard: the tunnels' keys are
+        // checked at each retry (a key that cannot be read ends its tunnel
+        // once the last lease has run out, as the cache stops serving then),
+        // and once back in touch (in `session`).
+        fleet.recheck_tunnels(sure_until).await;
         tokio::select! {
             _ = sleep(backoff) => {}
             _ = stopped.changed() => break,
@@ -164,7 +174,7 @@ async fn session(
         if !announced {
             announced = true;
             // Subscribed now: what was revoked before is gone from the store.
-            fleet.recheck_tunnels().await;
+            fleet.recheck_tunnels(None).await;
             metrics.fleet_connected(true);
             let instance = fleet.instance();
             match outage.back(Instant::now()) {
@@ -198,29 +208,28 @@ fn apply(
     let msg = msg.ok_or(StoreError::Closed)?;
     let payload: String = msg.get_payload().unwrap_or_default();
     let Ok(message) = serde_json::from_str::<Message>(&payload) else {
-        // Not ours to understand: forgetting everything (and ending every
-        // key's tunnel, as it may be a revocation) is always safe.
+        // Not ours to understand: forgetting everything is always safe, and
+        // it may have been a revocation: every key tunnel's key is checked.
         tracing::warn!(
-            "unreadable fleet message; emptying the key cache and ending every key tunnel"
+            "unreadable fleet message; emptying the key cache and checking every key tunnel"
         );
         cache.invalidate_all();
-        drop(fleet.tunnels.close(&super::Forget::All));
+        let fleet = fleet.clone();
+        tokio::spawn(async move { fleet.recheck_tunnels(None).await });
         return Ok(());
     };
     message.forget.apply_to(cache);
-    // A revocation's tunnels end before we acknowledge: the revoker's
-    // answer then means they are closed here too.
-    let closing = (!message.refresh).then(|| fleet.tunnels.close(&message.forget));
     metrics.fleet_invalidation();
     // Acknowledge off this task: the next message must not wait for it.
-    let store = fleet.store.clone();
-    let instance = fleet.instance.clone();
+    let fleet = fleet.clone();
     let failed = failed.clone();
     tokio::spawn(async move {
-        if let Some(closing) = closing {
-            closing.await;
+        // A revocation's tunnels end before we acknowledge: the revoker's
+        // answer then means they are closed here too.
+        if !message.refresh {
+            fleet.end_revoked_tunnels(&message.forget).await;
         }
-        if let Err(e) = store.publish(&message.reply, &instance).await {
+        if let Err(e) = fleet.store.publish(&message.reply, &fleet.instance).await {
             // The revoker waits out our lease; we stop renewing it (the
             // session ends and the cache empties) until we can publish again.
             tracing::warn!(error = %e, "could not acknowledge an invalidation (the revoker waits out our lease)");

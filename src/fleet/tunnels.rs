@@ -11,7 +11,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -127,9 +127,73 @@ impl Tunnels {
         }
     }
 
-    /// End the tunnels of the keys `forget` names (a revocation); the
-    /// future resolves when they are gone, or after `CLOSE_WAIT`.
-    pub fn close(&self, forget: &Forget) -> impl std::future::Future<Output = usize> + 'static {
+    /// A revocation's end of the tunnels it names: by id, at once; by user
+    /// or all (a filter's, `{"all": true}`'s: more than the keys it
+    /// revoked), each once `exists` says its key is gone, or cannot say
+    /// (fail closed). Resolves when they are gone, or after `CLOSE_WAIT`.
+    pub async fn end_revoked<F, Fut>(&self, forget: &Forget, exists: F)
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<bool, crate::store::StoreError>>,
+    {
+        match forget {
+            Forget::Ids { .. } => {
+                self.close(forget).await;
+            }
+            Forget::Users { .. } | Forget::All => {
+                self.note(forget);
+                self.check(Some(forget), None, exists).await;
+            }
+        }
+    }
+
+    /// Look up the key of each open tunnel (those `named`, else every one)
+    /// and end those whose key is gone. One whose key cannot be read is
+    /// ended too, unless it is not yet `patient_until`: the end of the lease
+    /// this instance last held, as the cache serves until then, so a Redis
+    /// blip within it leaves tunnels alone. `true` when every lookup answered.
+    pub async fn check<F, Fut>(
+        &self,
+        named: Option<&Forget>,
+        patient_until: Option<Instant>,
+        exists: F,
+    ) -> bool
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<bool, crate::store::StoreError>>,
+    {
+        let open = self.snapshot(named);
+        if open.is_empty() {
+            return true;
+        }
+        let patient = patient_until.is_some_and(|until| Instant::now() < until);
+        let exists = &exists;
+        let checks = open.iter().map(|(slot, id)| async move {
+            match exists(id.clone()).await {
+                Ok(true) => (None, true),
+                Ok(false) => (Some(*slot), true),
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot check an open tunnel's key");
+                    (Some(*slot).filter(|_| !patient), false)
+                }
+            }
+        });
+        let results = futures_util::future::join_all(checks).await;
+        let answered = results.iter().all(|(_, ok)| *ok);
+        let ended: Vec<u64> = results.into_iter().filter_map(|(slot, _)| slot).collect();
+        if !ended.is_empty() {
+            tracing::warn!(
+                tunnels = ended.len(),
+                open = open.len(),
+                "ending open tunnels whose key is revoked or cannot be checked"
+            );
+            self.end(&ended).await;
+        }
+        answered
+    }
+
+    /// Note a revocation, for the tunnels being admitted meanwhile (`open`).
+    fn note(&self, forget: &Forget) {
         let mut r = self.lock();
         r.generation += 1;
         let generation = r.generation;
@@ -137,6 +201,13 @@ impl Tunnels {
             r.recent.pop_front();
         }
         r.recent.push_back((generation, forget.clone()));
+    }
+
+    /// End the tunnels of the keys `forget` names (a revocation); the
+    /// future resolves when they are gone, or after `CLOSE_WAIT`.
+    pub fn close(&self, forget: &Forget) -> impl std::future::Future<Output = usize> + 'static {
+        self.note(forget);
+        let mut r = self.lock();
         let slots: Vec<u64> = r
             .open
             .iter()
@@ -162,10 +233,14 @@ impl Tunnels {
         }
     }
 
-    /// The open key tunnels: (slot, key id).
-    fn snapshot(&self) -> Vec<(u64, String)> {
+    /// The open key tunnels `named` (else every one): (slot, key id).
+    fn snapshot(&self, named: Option<&Forget>) -> Vec<(u64, String)> {
         let r = self.lock();
-        r.open.iter().map(|(s, e)| (*s, e.key_id.clone())).collect()
+        r.open
+            .iter()
+            .filter(|(_, e)| named.is_none_or(|f| f.names(&e.key_id, &e.user)))
+            .map(|(s, e)| (*s, e.key_id.clone()))
+            .collect()
     }
 
     /// End these tunnels (still open ones); resolves as `close` does.
@@ -197,39 +272,28 @@ impl Tunnels {
 }
 
 impl super::Fleet {
-    /// Check each open key tunnel's key in the store, and end those whose
-    /// key is gone or cannot be read: for when revocations may have gone
-    /// unheard (the subscription broke, or this instance listens to none).
-    /// A revocation deletes the records before it publishes, so a check
-    /// made after it finds them gone. No store call without key tunnels.
-    pub(crate) async fn recheck_tunnels(&self) {
-        let open = self.tunnels.snapshot();
-        if open.is_empty() {
-            return;
-        }
-        let checks = open.iter().map(|(slot, id)| async move {
-            match self.store.get(id).await {
-                Ok(Some(_)) => None,
-                Ok(None) => Some(*slot),
-                Err(e) => {
-                    tracing::debug!(error = %e, "cannot check an open tunnel's key");
-                    Some(*slot)
-                }
-            }
-        });
-        let ended: Vec<u64> = futures_util::future::join_all(checks)
+    /// Whether the key of an open tunnel is still in the store.
+    async fn key_exists(&self, id: String) -> Result<bool, crate::store::StoreError> {
+        Ok(self.store.get(&id).await?.is_some())
+    }
+
+    /// A revocation made here or heard: `Tunnels::end_revoked` against the store.
+    pub(crate) async fn end_revoked_tunnels(&self, forget: &Forget) {
+        self.tunnels
+            .end_revoked(forget, |id| self.key_exists(id))
+            .await;
+    }
+
+    /// Check every open key tunnel's key in the store, for when revocations
+    /// may have gone unheard (the subscription broke, or this instance
+    /// listens to none): a revocation deletes the records before it
+    /// publishes, so a check made after it finds them gone. A key that
+    /// cannot be read ends its tunnel once `patient_until` has passed (see
+    /// `Tunnels::check`). No store call without key tunnels.
+    pub(crate) async fn recheck_tunnels(&self, patient_until: Option<Instant>) -> bool {
+        self.tunnels
+            .check(None, patient_until, |id| self.key_exists(id))
             .await
-            .into_iter()
-            .flatten()
-            .collect();
-        if !ended.is_empty() {
-            tracing::warn!(
-                tunnels = ended.len(),
-                open = open.len(),
-                "ending open tunnels whose key is revoked or cannot be checked (revocations may have gone unheard)"
-            );
-            self.tunnels.end(&ended).await;
-        }
     }
 }
 

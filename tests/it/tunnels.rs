@@ -273,3 +273,128 @@ async fn an_instance_cut_off_from_redis_closes_a_revoked_keys_tunnel_about_when_
     .await;
     relay.heal();
 }
+
+/// A revocation by filter names more than the keys it revokes (a user's
+/// keys, or every cached key): the tunnels it could name are checked
+/// against the store, and only those whose key is gone end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_revocation_ends_only_the_tunnels_of_the_keys_it_revoked() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let gateways = instances(
+        &redis,
+        dir.path(),
+        "tunnelsfilter",
+        &["enabled = true"; 2],
+        |_, _| {},
+    )
+    .await;
+    let (a, b) = (&gateways[0], &gateways[1]);
+    let made = admin(
+        a,
+        Method::POST,
+        "/v1/keys",
+        json!({ "user": "carol", "label": "ci" }),
+    )
+    .await;
+    let made: serde_json::Value = serde_json::from_str(&made).unwrap();
+    let ci = made["key"].as_str().unwrap().to_owned();
+    let (other, _) = a.key("bystander").await;
+    let mut ci_on_b = websocket_with_key(b, &ci).await;
+    let mut other_on_a = websocket_with_key(a, &other).await;
+    let mut other_on_b = websocket_with_key(b, &other).await;
+    for ws in [&mut ci_on_b, &mut other_on_a, &mut other_on_b] {
+        websocket_echoes(ws, "before").await;
+    }
+
+    let answer = admin(
+        a,
+        Method::POST,
+        "/v1/revoke",
+        json!({ "filter": { "label": "ci" } }),
+    )
+    .await;
+    assert!(answer.contains("\"revoked\":1"), "{answer}");
+    closes_within(&mut ci_on_b, 1000, "the revoked key's tunnel").await;
+    websocket_echoes(&mut other_on_a, "another key's tunnel on the revoker").await;
+    websocket_echoes(
+        &mut other_on_b,
+        "another key's tunnel on the other instance",
+    )
+    .await;
+}
+
+/// A Redis restart inside the lease (its data kept) ends no tunnel: while
+/// the instance is out of touch its tunnels' keys are as sure as its
+/// cache's entries, until the last lease it held runs out; back in touch,
+/// it finds them in the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_within_the_lease_ends_no_tunnel() {
+    let mut redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ws_addr = websocket_echo().await;
+    let mut b = builder(&format!("http://{ws_addr}"));
+    for line in store_section_for(&redis.url(), dir.path(), "tunnelsblip") {
+        b.set("store", &line);
+    }
+    b.set("auth", "anonymous = \"reject\"")
+        .set("cache", "lease = \"10s\"");
+    let gw = b.start().await;
+    let c = client::h1(&gw.ca);
+    let joins = |n: f64| {
+        let (gw, c) = (&gw, &c);
+        async move { (gw.metric(c, "keygate_fleet_joins_total").await == n).then_some(()) }
+    };
+    eventually(
+        "the instance joins the fleet",
+        100,
+        Duration::from_millis(50),
+        || joins(1.0),
+    )
+    .await;
+    let (key, _) = gw.key("alice").await;
+    let mut ws = websocket_with_key(&gw, &key).await;
+    websocket_echoes(&mut ws, "before").await;
+
+    // Down long enough for the instance to lose touch and find the key
+    // unreadable (it checks at once, and at each retry), well within its
+    // 10 s lease.
+    redis.stop_saved();
+    let lost = || async { (gw.metric(&c, "keygate_fleet_connected").await == 0.0).then_some(()) };
+    eventually(
+        "the instance loses touch",
+        100,
+        Duration::from_millis(50),
+        lost,
+    )
+    .await;
+    // The store is unreachable for the instance, its cache off: the key's
+    // lookups fail (503), as its tunnel's checks at each retry do.
+    let refused = std::cell::Cell::new(0);
+    eventually(
+        "three lookups of the key in a row fail",
+        100,
+        Duration::from_millis(50),
+        || {
+            let (c, url, key, refused) = (&c, gw.url("/"), &key, &refused);
+            async move {
+                let status = client::get_with_key(c, &url, key).await.status;
+                refused.set(match status {
+                    StatusCode::SERVICE_UNAVAILABLE => refused.get() + 1,
+                    _ => 0,
+                });
+                (refused.get() >= 3).then_some(())
+            }
+        },
+    )
+    .await;
+    redis.start_saved();
+    eventually(
+        "the instance joins again",
+        200,
+        Duration::from_millis(50),
+        || joins(2.0),
+    )
+    .await;
+    websocket_echoes(&mut ws, "after Redis came back").await;
+}

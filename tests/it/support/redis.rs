@@ -42,10 +42,20 @@ impl RedisServer {
     /// from that data: a restart of a Redis with persistence. Every client
     /// connection dies with the old process.
     pub fn restart(&mut self) {
+        self.stop_saved();
+        self.start_saved();
+    }
+
+    /// The first half of `restart`: save the data and kill the server.
+    pub fn stop_saved(&mut self) {
         let saved: redis::RedisResult<String> = redis::Client::open(self.url())
             .and_then(|c| redis::cmd("SAVE").query(&mut c.get_connection()?));
         assert_eq!(saved.as_deref(), Ok("OK"), "SAVE before the restart");
         self.kill();
+    }
+
+    /// The second half: start it again on its port from the saved data.
+    pub fn start_saved(&mut self) {
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
         *self = RedisServer::spawn_in(self.port, dir, &|_, _| Vec::new())
             .expect("redis-server restarts on its port");
