@@ -228,8 +228,14 @@ fn user_flag(user: &str) -> Result<(), CliError> {
     crate::keys::user::check(user).map_err(|why| CliError::Usage(format!("--user {user:?}: {why}")))
 }
 
+/// An `--id`, never echoed when it is a pasted key secret.
 fn key_id(id: &str) -> Result<KeyId, CliError> {
-    KeyId::parse(id).ok_or_else(|| CliError::Usage(format!("--id: {id:?} is not a key id")))
+    KeyId::parse(id).ok_or_else(|| match crate::keys::format::contains_key(id) {
+        true => CliError::Usage(
+            "--id: looks like a key secret; revoke a leaked key with --leaked".into(),
+        ),
+        false => CliError::Usage(format!("--id: {id:?} is not a key id")),
+    })
 }
 
 /// `basic_user`: `auth.username`, the Basic user name the key goes with.
@@ -298,7 +304,10 @@ async fn rotate(
         );
     }
     if let Some(warning) = rotated.warning() {
-        eprintln!("\nwarning: {warning}");
+        // The background retries the warning speaks of end with this process.
+        eprintln!(
+            "\nwarning: {warning}\nThis command does not keep trying once it exits: `keygate keys revoke --id {id}` stops the old key now."
+        );
     }
     Ok(())
 }

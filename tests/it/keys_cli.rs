@@ -294,6 +294,15 @@ fn bad_input_exits_2_and_a_dead_store_exits_1_with_one_line() {
             "{args:?}: {err}"
         );
     }
+    // A key secret pasted as an id is named as such, never echoed.
+    let pasted = format!("kg_AAAAAAAAAAAA_{}CCCCCC", "B".repeat(43));
+    let out = keys(&cfg, &["revoke", "--id", &pasted]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--id: looks like a key secret") && !err.contains(&pasted[3..]),
+        "{err}"
+    );
 }
 
 /// The `.netrc` hint names the Basic user keygate takes keys from.

@@ -257,13 +257,15 @@ async fn an_instance_cut_off_from_redis_closes_a_revoked_keys_tunnel_about_when_
     // (`store.timeout`, 500 ms here).
     closes_within(
         &mut on_b,
-        1500,
+        3000,
         "the revoked key's tunnel on the cut-off instance",
     )
     .await;
+    // About the answer (plus a `store.timeout`), with room for a loaded
+    // machine; not a lease or an idle timeout later.
     let late = answered.elapsed();
     assert!(
-        late < Duration::from_millis(1000),
+        late < Duration::from_millis(2500),
         "closed {late:?} after the answer"
     );
     websocket_echoes(
