@@ -107,15 +107,15 @@ const MAX_LABEL: usize = 200;
 /// What `mint` checks of a new key before it asks the store: by a caller
 /// too, before it counts a creation against a quota or connects at all.
 pub fn check_new(user: &str, label: &str) -> Result<(), MintError> {
-    // It becomes the identity header's value, as it is (UTF-8 included).
-    keys::user::check(user).map_err(MintError::User)?;
-    // A secret pasted into the wrong field would be audited, announced
+    // It becomes the identity header's value, as it is (UTF-8 included);
+    // a secret pasted into the wrong field would be audited, announced
     // and sent upstream in clear.
-    if keys::format::contains_key(user) {
-        return Err(MintError::User(
-            "looks like a key secret; give the name of the key's owner",
-        ));
-    }
+    keys::user::check_typed(user).map_err(|e| match e {
+        keys::user::Typed::Secret => {
+            MintError::User("looks like a key secret; give the name of the key's owner")
+        }
+        keys::user::Typed::NoUser(why) => MintError::User(why),
+    })?;
     check_label(label)
 }
 

@@ -267,14 +267,15 @@ fn not_an_id(i: usize, id: &str) -> ApiError {
     ApiError::bad_request(format!("ids[{i}]: {hint}"))
 }
 
-/// A user to revoke by: no key secret (see `check_name`; said first, as a
-/// padded paste is one too), and a user name as keys carry it
-/// (`keys::user`; no key has another).
+/// A user to revoke by: no key secret (see `check_name`), and a user name
+/// as keys carry it (`keys::user`; no key has another).
 fn check_user(field: &str, value: &str) -> Result<(), ApiError> {
-    if format::contains_key(value) {
-        return check_name(field, value);
-    }
-    user::check(value).map_err(|why| ApiError::bad_request(format!("{field}: {why}")))
+    user::check_typed(value).map_err(|e| match e {
+        user::Typed::Secret => ApiError::bad_request(format!(
+            "{field}: looks like a key secret; revoke it with `keys`"
+        )),
+        user::Typed::NoUser(why) => ApiError::bad_request(format!("{field}: {why}")),
+    })
 }
 
 /// A label (or a user holding a secret) to revoke by, as the audit log will name it: no

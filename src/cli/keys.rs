@@ -220,12 +220,13 @@ impl Checked {
 /// secret pasted here would match nothing and, when revoking, go to the
 /// audit log in clear: refused first, and not echoed).
 fn user_flag(user: &str) -> Result<(), CliError> {
-    if crate::keys::format::contains_key(user) {
-        return Err(CliError::Usage(
+    use crate::keys::user::{check_typed, Typed};
+    check_typed(user).map_err(|e| match e {
+        Typed::Secret => CliError::Usage(
             "--user: looks like a key secret; revoke a leaked key with --leaked".into(),
-        ));
-    }
-    crate::keys::user::check(user).map_err(|why| CliError::Usage(format!("--user {user:?}: {why}")))
+        ),
+        Typed::NoUser(why) => CliError::Usage(format!("--user {user:?}: {why}")),
+    })
 }
 
 /// An `--id`, never echoed when it is a pasted key secret.

@@ -207,30 +207,12 @@ impl Tunnels {
     /// future resolves when they are gone, or after `CLOSE_WAIT`.
     pub fn close(&self, forget: &Forget) -> impl std::future::Future<Output = usize> + 'static {
         self.note(forget);
-        let mut r = self.lock();
-        let slots: Vec<u64> = r
-            .open
-            .iter()
-            .filter(|(_, e)| forget.names(&e.key_id, &e.user))
-            .map(|(slot, _)| *slot)
+        let slots: Vec<u64> = self
+            .snapshot(Some(forget))
+            .into_iter()
+            .map(|(slot, _)| slot)
             .collect();
-        let mut gone = Vec::with_capacity(slots.len());
-        for slot in slots {
-            if let Some(entry) = r.open.remove(&slot) {
-                let _ = entry.end.send(());
-                gone.push(entry.gone);
-            }
-        }
-        drop(r);
-        let n = gone.len();
-        if n > 0 {
-            tracing::info!(tunnels = n, "ending the open tunnels of revoked keys");
-        }
-        async move {
-            let all = futures_util::future::join_all(gone);
-            let _ = tokio::time::timeout(CLOSE_WAIT, all).await;
-            n
-        }
+        self.end(&slots)
     }
 
     /// The open key tunnels `named` (else every one): (slot, key id).
@@ -243,8 +225,9 @@ impl Tunnels {
             .collect()
     }
 
-    /// End these tunnels (still open ones); resolves as `close` does.
-    fn end(&self, slots: &[u64]) -> impl std::future::Future<Output = ()> + 'static {
+    /// End these tunnels (those still open): resolves with how many when
+    /// they are gone, or after `CLOSE_WAIT`.
+    fn end(&self, slots: &[u64]) -> impl std::future::Future<Output = usize> + 'static {
         let mut r = self.lock();
         let gone: Vec<_> = slots
             .iter()
@@ -255,9 +238,14 @@ impl Tunnels {
             })
             .collect();
         drop(r);
+        let n = gone.len();
+        if n > 0 {
+            tracing::info!(tunnels = n, "ending the open tunnels of revoked keys");
+        }
         async move {
             let all = futures_util::future::join_all(gone);
             let _ = tokio::time::timeout(CLOSE_WAIT, all).await;
+            n
         }
     }
 

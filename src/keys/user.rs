@@ -32,6 +32,25 @@ macro_rules! allowed {
     };
 }
 
+/// Why a name typed where a key's user goes is refused.
+#[derive(Debug, PartialEq)]
+pub enum Typed {
+    /// A key secret pasted there: each caller says where it goes instead,
+    /// and never echoes it.
+    Secret,
+    /// No user name (`check`'s sentence).
+    NoUser(&'static str),
+}
+
+/// `check`, after making sure `user` is no pasted key secret (said first:
+/// a padded paste breaks the rule too, and would be quoted).
+pub fn check_typed(user: &str) -> Result<(), Typed> {
+    if super::format::contains_key(user) {
+        return Err(Typed::Secret);
+    }
+    check(user).map_err(Typed::NoUser)
+}
+
 /// Why `user` is no user name: a sentence to follow the field's name
 /// (`user: …`, `admin.users[0]: …`), saying what is allowed.
 pub fn check(user: &str) -> Result<(), &'static str> {
