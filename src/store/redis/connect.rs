@@ -191,8 +191,10 @@ impl Conn {
     }
 
     /// PUBLISH where `pubsub` subscribes: in a cluster, the first seed node
-    /// that answers, so that the receiver count (which Redis gives per node)
-    /// counts every keygate instance of the deployment.
+    /// that answers. Redis counts receivers per node, so the count covers
+    /// the instances subscribed on that node: every one when they share
+    /// their first seed and reached it, fewer otherwise (never more; the
+    /// barrier's receiver check is then best effort, and cannot hang).
     pub async fn publish(&self, channel: &str, payload: &[u8]) -> RedisResult<u64> {
         let mut publish = redis::cmd("PUBLISH");
         publish.arg(channel).arg(payload);
