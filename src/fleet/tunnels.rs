@@ -17,8 +17,11 @@ use tokio::sync::oneshot;
 
 use super::Forget;
 
-/// How long a revocation waits for the tunnels it ends to be gone.
-const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// How long a revocation waits for the tunnels it ends to be gone (told,
+/// a tunnel forwards nothing more once its task runs; this covers that and
+/// the polite TLS close): well within `cache.lease`'s 300 ms floor, so a
+/// member in touch never acknowledges late.
+const CLOSE_WAIT: Duration = Duration::from_millis(250);
 
 /// The revocations kept to check tunnels admitted while they were applied;
 /// a tunnel that saw more go by since its admission is ended, to be safe.
