@@ -58,9 +58,13 @@ impl SelfService {
             Err(CasError::Flow(why)) => {
                 return refusal::page(Refusal::CasFlow(why), self.login.as_ref())
             }
+            // An outage (503, "try again"): the flow stays, so reloading
+            // the callback retries the same ticket.
+            Err(e @ (CasError::Unavailable(_) | CasError::Unreadable(_))) => {
+                return refusal::page(Refusal::CasUnavailable(e), self.login.as_ref())
+            }
             Err(CasError::Refused { code }) => Refusal::CasRefused(code),
             Err(CasError::NotAUser { user, why }) => Refusal::CasNotAUser { user, why },
-            Err(e) => Refusal::CasUnavailable(e),
         };
         let mut resp = refusal::page(refusal, self.login.as_ref());
         resp.headers_mut()

@@ -430,6 +430,22 @@ async fn a_cas_server_that_is_down_is_a_503_page() {
         page.text()
     );
     assert!(page.text().contains("Sign-in is unavailable"));
+    // The flow stays: reloading the callback tries the same ticket again,
+    // an outage again here, never "no sign-in was started".
+    assert!(
+        !page.headers.contains_key(header::SET_COOKIE),
+        "{:?}",
+        page.headers
+    );
+    let again = browser
+        .get(&format!("/.keygate/login?flow={flow}&ticket=ST-1-abc"))
+        .await;
+    assert_eq!(
+        again.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        again.text()
+    );
 }
 
 /// A CAS server whose `/cas/p3/serviceValidate` signs every ticket in as
