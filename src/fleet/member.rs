@@ -35,14 +35,15 @@ impl Member {
     pub fn watch_tunnels(fleet: Fleet) -> Member {
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
-            // Sure of every tunnel's key until a lease after the last check
-            // that answered: a Redis blip shorter than that ends none.
-            let mut sure_until = Instant::now() + fleet.lease;
+            // Checks come a lease apart: one that cannot read a key ends no
+            // tunnel, two in a row do (a revoked key's, found gone, ends at
+            // the first).
+            let mut sure_until = Instant::now() + 2 * fleet.lease;
             loop {
                 tokio::select! {
                     _ = sleep(fleet.lease) => {
                         if fleet.recheck_tunnels(Some(sure_until)).await {
-                            sure_until = Instant::now() + fleet.lease;
+                            sure_until = Instant::now() + 2 * fleet.lease;
                         }
                     }
                     _ = stopped.changed() => break,
@@ -104,8 +105,14 @@ async fn run(
         // once the last lease has run out, as the cache stops serving then),
         // and once back in touch (in `session`).
         fleet.recheck_tunnels(sure_until).await;
+        // Back to check when the last lease runs out, not a backoff later.
+        let now = Instant::now();
+        let wait = match sure_until {
+            Some(until) if until > now => backoff.min(until - now),
+            _ => backoff,
+        };
         tokio::select! {
-            _ = sleep(backoff) => {}
+            _ = sleep(wait) => {}
             _ = stopped.changed() => break,
         }
         backoff = (backoff * 2).min(fleet.lease);
@@ -214,6 +221,9 @@ fn apply(
             "unreadable fleet message; emptying the key cache and checking every key tunnel"
         );
         cache.invalidate_all();
+        // Noted first: a tunnel admitted meanwhile, and registered after
+        // the check's snapshot, is ended when it registers.
+        fleet.tunnels.note(&super::Forget::All);
         let fleet = fleet.clone();
         tokio::spawn(async move { fleet.recheck_tunnels(None).await });
         return Ok(());

@@ -196,7 +196,7 @@ impl Tunnels {
     }
 
     /// Note a revocation, for the tunnels being admitted meanwhile (`open`).
-    fn note(&self, forget: &Forget) {
+    pub(crate) fn note(&self, forget: &Forget) {
         let mut r = self.lock();
         r.generation += 1;
         let generation = r.generation;
