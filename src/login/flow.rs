@@ -13,6 +13,7 @@
 use std::time::Duration;
 
 use http::header::{HeaderMap, HeaderValue};
+use subtle::ConstantTimeEq as _;
 
 use crate::keys::unix_now;
 use crate::login::signed::{random_id, Signer};
@@ -83,7 +84,7 @@ impl FlowCookie {
             return Err("the sign-in took longer than 10 minutes");
         }
         match answered {
-            Some(answered) if constant_time_eq(answered.as_bytes(), id.as_bytes()) => {
+            Some(answered) if bool::from(answered.as_bytes().ct_eq(id.as_bytes())) => {
                 Ok(id.to_owned())
             }
             _ => Err(self.mismatch),
@@ -98,10 +99,6 @@ impl FlowCookie {
         );
         HeaderValue::try_from(cookie).expect("an ASCII cookie name and attributes")
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
