@@ -181,7 +181,10 @@ async fn session(
         if !announced {
             announced = true;
             // Subscribed now: what was revoked before is gone from the store.
-            fleet.recheck_tunnels(None).await;
+            // Off this task: a GET per tunnel must not hold up the messages
+            // (and their acknowledgements) meanwhile.
+            let checking = fleet.clone();
+            tokio::spawn(async move { checking.recheck_tunnels(None).await });
             metrics.fleet_connected(true);
             let instance = fleet.instance();
             match outage.back(Instant::now()) {
