@@ -643,6 +643,20 @@ async fn cached_everywhere(f: &Fleet, user: &str) -> (String, String) {
 }
 
 /// Ask instance `i` until `key` gets `want`, for at most `ms` milliseconds.
+/// Revoke key `id` through instance `i`: the answer, whose status must be `want`.
+async fn revoke_id(f: &Fleet, i: usize, id: &str, want: StatusCode) -> client::Answer {
+    let answer = call(
+        &f.clients[i],
+        &f.gateways[i],
+        Method::POST,
+        "/v1/revoke",
+        Some(json!({ "ids": [id] })),
+    )
+    .await;
+    assert_eq!(answer.status, want, "{}", answer.text());
+    answer
+}
+
 async fn until_status(f: &Fleet, i: usize, key: &str, want: StatusCode, ms: u32, what: &str) {
     let (c, gw) = (&f.clients[i], &f.gateways[i]);
     eventually(what, ms / 20, Duration::from_millis(20), || async {
@@ -658,20 +672,7 @@ async fn a_revocation_whose_publish_fails_stops_the_key_on_the_revoker_at_once_a
     let (key, id) = cached_everywhere(&f, "publess").await;
     redis_cli(&f, &["ACL", "SETUSER", "default", "-publish"]).await;
 
-    let answer = call(
-        &f.clients[0],
-        &f.gateways[0],
-        Method::POST,
-        "/v1/revoke",
-        Some(json!({ "ids": [id] })),
-    )
-    .await;
-    assert_eq!(
-        answer.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        answer.text()
-    );
+    let answer = revoke_id(&f, 0, &id, StatusCode::SERVICE_UNAVAILABLE).await;
     assert!(
         answer
             .text()
@@ -868,15 +869,7 @@ async fn an_epoch_another_member_made_after_a_flush_still_makes_revocations_wait
 /// off (stalled behind the relay), then heal it: once the revocation has
 /// answered, the third must refuse `key`.
 async fn revoked_past_the_cut_off_one(f: &Fleet, revoker: usize, id: &str, key: &str, what: &str) {
-    let answer = call(
-        &f.clients[revoker],
-        &f.gateways[revoker],
-        Method::POST,
-        "/v1/revoke",
-        Some(json!({ "ids": [id] })),
-    )
-    .await;
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let answer = revoke_id(f, revoker, id, StatusCode::OK).await;
     let after = status(&f.clients[2], &f.gateways[2], key).await;
     assert!(
         refused(after),
@@ -982,15 +975,7 @@ async fn an_acl_allowing_only_the_documented_channels_keeps_the_fleet_in_touch()
         );
     }
     let (key, id) = cached_everywhere(&f, "acl-user").await;
-    let answer = call(
-        &f.clients[0],
-        &f.gateways[0],
-        Method::POST,
-        "/v1/revoke",
-        Some(json!({ "ids": [id] })),
-    )
-    .await;
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let answer = revoke_id(&f, 0, &id, StatusCode::OK).await;
     assert_eq!(acks(&json_of(&answer)), (3, 0), "{}", answer.text());
     for i in 0..3 {
         assert_eq!(
@@ -1016,15 +1001,7 @@ async fn a_registry_that_lists_no_member_still_lets_no_revoked_key_in() {
     // stepping forward past every registration, leaves: every instance
     // subscribed and caching, none of them listed.
     redis_cli(&f, &["DEL", "unlisted:fleet:members"]).await;
-    let answer = call(
-        &f.clients[0],
-        &f.gateways[0],
-        Method::POST,
-        "/v1/revoke",
-        Some(json!({ "ids": [id] })),
-    )
-    .await;
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let answer = revoke_id(&f, 0, &id, StatusCode::OK).await;
     for i in 0..3 {
         let after = status(&f.clients[i], &f.gateways[i], &key).await;
         assert!(
@@ -1117,20 +1094,7 @@ async fn a_revocation_no_replica_confirms_still_stops_the_cached_keys_everywhere
     // The master deletes the record, but no replica confirms it: the
     // revocation is an error (a failover could bring the key back).
     replica.freeze();
-    let answer = call(
-        &f.clients[0],
-        &f.gateways[0],
-        Method::POST,
-        "/v1/revoke",
-        Some(json!({ "ids": [id] })),
-    )
-    .await;
-    assert_eq!(
-        answer.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        answer.text()
-    );
+    revoke_id(&f, 0, &id, StatusCode::SERVICE_UNAVAILABLE).await;
     // Whatever the answer, the master refuses the key now: no instance
     // may accept it from its cache instead.
     for i in 0..3 {
