@@ -114,6 +114,15 @@ impl Forget {
         }
     }
 
+    /// Whether this names key `key_id` of `user` (an open tunnel's).
+    fn names(&self, key_id: &str, user: &str) -> bool {
+        match self {
+            Forget::Ids { ids } => ids.iter().any(|id| id == key_id),
+            Forget::Users { users } => users.iter().any(|u| u == user),
+            Forget::All => true,
+        }
+    }
+
     /// Ids, or everything when the list is too long for one message.
     pub fn ids(ids: Vec<String>) -> Forget {
         if ids.len() > MAX_IDS_PER_ROUND {

@@ -73,16 +73,6 @@ impl Drop for TunnelGuard {
     }
 }
 
-impl Forget {
-    fn names(&self, key_id: &str, user: &str) -> bool {
-        match self {
-            Forget::Ids { ids } => ids.iter().any(|id| id == key_id),
-            Forget::Users { users } => users.iter().any(|u| u == user),
-            Forget::All => true,
-        }
-    }
-}
-
 impl Tunnels {
     fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
         // A panic elsewhere under the lock leaves a consistent map.
