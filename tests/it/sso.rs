@@ -645,6 +645,7 @@ async fn cas_ticket_of_another_browser_signs_nobody_in() {
         &gw,
         cas::USER,
         "no sign-in was started in this browser",
+        "cas-flow",
     )
     .await;
 
@@ -703,6 +704,7 @@ async fn cas_with_user_names_that_are_not_ascii() {
         &gw,
         user,
         "contains an invisible or direction-changing",
+        "cas-name",
     )
     .await;
 }
@@ -752,13 +754,27 @@ async fn a_key_from_the_page_names(
 
 /// The sign-in of `user` ended on keygate's refusal page (403), saying
 /// `why`: nobody is signed in, and no key of any name was made.
-async fn refused_at_sign_in(browser: &Browser, gw: &TestGateway, user: &str, why: &str) {
+/// `shot` names its screenshot, `target/screenshots/sign-in-refused-{shot}.png`.
+async fn refused_at_sign_in(
+    browser: &Browser,
+    gw: &TestGateway,
+    user: &str,
+    why: &str,
+    shot: &str,
+) {
     let keys_before = gw.keyring.list(None).await.unwrap().len();
     browser.wait_url(&gw.url("/.keygate/login?")).await;
     browser
         .wait_text("h1", "\"Sign-in failed\"", |t| t == "Sign-in failed")
         .await;
     let text = browser.body_text().await;
+    // For a person to look at (not compared): the page as shown.
+    browser
+        .screenshot(
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("target/screenshots/sign-in-refused-{shot}.png")),
+        )
+        .await;
     assert!(text.contains(why), "{text}");
     assert!(
         !text.contains(user),
@@ -861,6 +877,7 @@ async fn openid_connect_with_user_names_that_are_not_ascii() {
         &gw,
         oidc::EVE.email,
         "starts or ends with white space",
+        "oidc-name",
     )
     .await;
 }
