@@ -64,6 +64,24 @@ pub enum Outcome {
     SignedOut,
     /// The method's server cannot be asked (503): never taken as either answer.
     Unavailable(String),
+    /// Signed in under a name no key can carry (`keys::user`): `why`. `by`
+    /// says who gave the name ("the application"). Said at once (403), not
+    /// when the person asks for a key.
+    NotAUser {
+        user: String,
+        why: &'static str,
+        by: &'static str,
+    },
+}
+
+impl Outcome {
+    /// `user`, signed in by `by`, if it is a user name.
+    fn named(user: String, by: &'static str) -> Outcome {
+        match crate::keys::user::check(&user) {
+            Ok(()) => Outcome::SignedIn(Person::named(user)),
+            Err(why) => Outcome::NotAUser { user, why, by },
+        }
+    }
 }
 
 pub enum Method {
@@ -143,16 +161,16 @@ impl Login {
     pub async fn who(&self, headers: &HeaderMap, peer: IpAddr) -> Outcome {
         match &self.method {
             Method::BackendSession(b) => match b.who(headers).await {
-                Ok(Who::User(u)) => Outcome::SignedIn(Person::named(u)),
+                Ok(Who::User(u)) => Outcome::named(u, "the application"),
                 Ok(Who::SignedOut) => Outcome::SignedOut,
                 Err(e) => {
                     tracing::warn!(error = %e, "who-am-I URL unavailable; answering 503");
                     Outcome::Unavailable("the application's sign-in service".into())
                 }
             },
-            Method::TrustedHeader(t) => t
-                .user(headers, peer)
-                .map_or(Outcome::SignedOut, |u| Outcome::SignedIn(Person::named(u))),
+            Method::TrustedHeader(t) => t.named(headers, peer).map_or(Outcome::SignedOut, |u| {
+                Outcome::named(u.to_owned(), "the single sign-on proxy")
+            }),
             Method::Cas(c) => c.who(headers).map_or(Outcome::SignedOut, Outcome::SignedIn),
             Method::Oidc(o) => o.who(headers).map_or(Outcome::SignedOut, Outcome::SignedIn),
             Method::Dev(user) => Outcome::SignedIn(Person::named(user.clone())),

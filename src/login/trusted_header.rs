@@ -28,11 +28,19 @@ impl TrustedHeader {
         }
     }
 
-    /// The user the SSO proxy names, if `peer` is that proxy: its UTF-8
-    /// bytes as sent (`zoë`, not ASCII only), trimmed. Two copies, an empty
-    /// value, bytes that are not UTF-8 or a value that is no user name
-    /// (`keys::user`: it goes upstream in the identity header): nobody.
+    /// The user the SSO proxy names, if `peer` is that proxy and it is a
+    /// user name (`keys::user`: it goes upstream in the identity header).
     pub fn user(&self, headers: &HeaderMap, peer: IpAddr) -> Option<String> {
+        self.named(headers, peer)
+            .filter(|u| crate::keys::user::is_valid(u))
+            .map(str::to_owned)
+    }
+
+    /// What the SSO proxy names, if `peer` is that proxy: its UTF-8 bytes
+    /// as sent (`zoë`, not ASCII only), trimmed, not yet held to the
+    /// user-name rule (the self-service page says why a name is refused).
+    /// Two copies, an empty value or bytes that are not UTF-8: nobody.
+    pub fn named<'h>(&self, headers: &'h HeaderMap, peer: IpAddr) -> Option<&'h str> {
         if !self.trusted_proxies.iter().any(|net| net.contains(&peer)) {
             return None;
         }
@@ -45,7 +53,7 @@ impl TrustedHeader {
         // and "alice\u{3000}" would sign in as alice.
         let user = std::str::from_utf8(value.as_bytes()).ok()?.trim_ascii();
         // mod_auth_mellon sends "(null)" where the user is unknown (SSO-TESTING.md).
-        (user != "(null)" && crate::keys::user::is_valid(user)).then(|| user.to_owned())
+        (!user.is_empty() && user != "(null)").then_some(user)
     }
 }
 

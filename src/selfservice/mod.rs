@@ -255,6 +255,7 @@ impl SelfService {
             }
             Outcome::SignedOut => Err(Refusal::SignedOut),
             Outcome::Unavailable(what) => Err(Refusal::LoginUnavailable(what)),
+            Outcome::NotAUser { user, why, by } => Err(Refusal::NotAUser { user, why, by }),
         }
     }
 

@@ -52,11 +52,13 @@ pub(super) enum Refusal {
     /// (login CSRF), or too late: why.
     CasFlow(&'static str),
     CasRefused(String),
-    /// The CAS server's user is no user name (`keys::user`): `why`. The
-    /// name itself goes to the log only (escaped).
-    CasNotAUser {
+    /// The user a login method names is no user name (`keys::user`):
+    /// `why`; `by` says who named it ("the CAS server"). The name itself
+    /// goes to the log only (escaped).
+    NotAUser {
         user: String,
         why: &'static str,
+        by: &'static str,
     },
     CasUnavailable(CasError),
     Oidc(OidcError),
@@ -194,11 +196,13 @@ pub(super) fn page(refusal: Refusal, login: Option<&Login>) -> Response<Response
                 Some(("/.keygate/login", "Sign in again")),
             )
         }
-        Refusal::CasNotAUser { user, why } => (
+        Refusal::NotAUser { user, why, by } => (
             S::FORBIDDEN,
             "Sign-in failed",
-            format!("keygate cannot tell who you are: {}.", cas_not_a_user(&user, why)),
-            Some(("/.keygate/login", "Sign in again")),
+            format!("keygate cannot tell who you are: {}.", not_a_user(&user, why, by)),
+            // Another account may do, where keygate runs the sign-in.
+            matches!(login.map(|l| &l.method), Some(LoginMethod::Cas(_)))
+                .then_some(("/.keygate/login", "Sign in again")),
         ),
         Refusal::CasUnavailable(e) => {
             tracing::warn!(error = %e, "CAS ticket validation failed (503)");
@@ -334,7 +338,7 @@ pub(super) fn json(refusal: Refusal) -> Response<ResponseBody> {
             S::FORBIDDEN,
             format!("the CAS server refused the sign-in ({code})"),
         ),
-        Refusal::CasNotAUser { user, why } => (S::FORBIDDEN, cas_not_a_user(&user, why)),
+        Refusal::NotAUser { user, why, by } => (S::FORBIDDEN, not_a_user(&user, why, by)),
         Refusal::CasUnavailable(e) => {
             tracing::warn!(error = %e, "CAS ticket validation failed (503)");
             (
@@ -383,10 +387,11 @@ fn invalid(problems: &[String]) -> Response<ResponseBody> {
     )
 }
 
-/// Logs a CAS user that is no user name (escaped) and says why, without it.
-fn cas_not_a_user(user: &str, why: &str) -> String {
-    tracing::warn!(user = %escaped(user), reason = why, "CAS sign-in without a usable user (403)");
-    format!("the user name the CAS server gives for this account {why}")
+/// Logs a signed-in user that is no user name (escaped) and says why,
+/// without it.
+fn not_a_user(user: &str, why: &str, by: &str) -> String {
+    tracing::warn!(user = %escaped(user), reason = why, by, "sign-in without a usable user (403)");
+    format!("the user name {by} gives for this account {why}")
 }
 
 /// An OpenID Connect sign-in that did not end with a session, as a page.

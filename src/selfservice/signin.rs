@@ -64,7 +64,11 @@ impl SelfService {
                 return refusal::page(Refusal::CasUnavailable(e), self.login.as_ref())
             }
             Err(CasError::Refused { code }) => Refusal::CasRefused(code),
-            Err(CasError::NotAUser { user, why }) => Refusal::CasNotAUser { user, why },
+            Err(CasError::NotAUser { user, why }) => Refusal::NotAUser {
+                user,
+                why,
+                by: "the CAS server",
+            },
         };
         let mut resp = refusal::page(refusal, self.login.as_ref());
         resp.headers_mut()

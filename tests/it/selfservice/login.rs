@@ -682,6 +682,66 @@ async fn a_cas_user_that_is_no_user_name_is_a_403_page_not_an_outage() {
     }
 }
 
+/// The application's who-am-I (and the SSO proxy's header) naming a user
+/// no key can carry is told at once, on the page and in the API: a 403
+/// that says why, not a page that lets the person fill in the form and
+/// fails at "Generate". The name is not shown (it may hold the very
+/// characters that make it unsafe to print).
+#[tokio::test]
+async fn a_signed_in_name_that_is_no_user_name_is_a_403_before_any_form() {
+    let (up, app) = (Upstream::start().await, WhoAmI::start().await);
+    let gw = backend_session(&up, &app, &[]).await;
+    let user = "zo\u{00EB}\u{202E}nimda";
+    let mut browser = Browser::new(&gw);
+    browser.set_cookie(&app.sign_in(user));
+    let page = browser.get("/.keygate/keys").await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.text());
+    assert!(
+        page.text().contains(
+            "the user name the application gives for this account contains an invisible or direction-changing"
+        ),
+        "{}",
+        page.text()
+    );
+    assert!(!page.text().contains(user), "{}", page.text());
+    assert!(!page.text().contains("id=\"generate\""), "{}", page.text());
+    let api = browser
+        .api(Method::GET, "/.keygate/api/keys", None, None)
+        .await;
+    assert_eq!(api.status, StatusCode::FORBIDDEN);
+    assert!(
+        json_of(&api)["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("the user name the application gives for this account contains"),
+        "{}",
+        api.text()
+    );
+
+    // Behind an SSO proxy the same: a 403 saying why, not "signed out".
+    let mut b = builder(&up.url());
+    b.set("login", "method = \"trusted_header\"")
+        .set("login", "header = \"X-Sso-User\"")
+        .set("login", "trusted_proxies = [\"127.0.0.1/32\"]");
+    let gw = b.start().await;
+    let page = client::send(
+        &client::h1(&gw.ca),
+        Request::get(gw.url("/.keygate/keys"))
+            .header("X-Sso-User", "alice\u{00A0}")
+            .body(body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.text());
+    assert!(
+        page.text().contains(
+            "the user name the single sign-on proxy gives for this account starts or ends with white space"
+        ),
+        "{}",
+        page.text()
+    );
+}
+
 /// keygate's cookies (the CAS session, the CSRF id) are credentials for
 /// `/.keygate/` only: a backend that saw them could replay them to mint keys
 /// in the user's name. They are removed from proxied requests; the app's own
