@@ -75,11 +75,17 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// `user`, signed in by `by`, if it is a user name.
-    fn named(user: String, by: &'static str) -> Outcome {
-        match crate::keys::user::check(&user) {
-            Ok(()) => Outcome::SignedIn(Person::named(user)),
-            Err(why) => Outcome::NotAUser { user, why, by },
+    /// `person`, signed in by `by`, if their name is a user name. Also for
+    /// a CAS or OIDC session: one signed before the rule last changed is
+    /// held to today's.
+    fn checked(person: Person, by: &'static str) -> Outcome {
+        match crate::keys::user::check(&person.user) {
+            Ok(()) => Outcome::SignedIn(person),
+            Err(why) => Outcome::NotAUser {
+                user: person.user,
+                why,
+                by,
+            },
         }
     }
 }
@@ -161,7 +167,7 @@ impl Login {
     pub async fn who(&self, headers: &HeaderMap, peer: IpAddr) -> Outcome {
         match &self.method {
             Method::BackendSession(b) => match b.who(headers).await {
-                Ok(Who::User(u)) => Outcome::named(u, "the application"),
+                Ok(Who::User(u)) => Outcome::checked(Person::named(u), "the application"),
                 Ok(Who::SignedOut) => Outcome::SignedOut,
                 Err(e) => {
                     tracing::warn!(error = %e, "who-am-I URL unavailable; answering 503");
@@ -169,10 +175,14 @@ impl Login {
                 }
             },
             Method::TrustedHeader(t) => t.named(headers, peer).map_or(Outcome::SignedOut, |u| {
-                Outcome::named(u.to_owned(), "the single sign-on proxy")
+                Outcome::checked(Person::named(u.to_owned()), "the single sign-on proxy")
             }),
-            Method::Cas(c) => c.who(headers).map_or(Outcome::SignedOut, Outcome::SignedIn),
-            Method::Oidc(o) => o.who(headers).map_or(Outcome::SignedOut, Outcome::SignedIn),
+            Method::Cas(c) => c.who(headers).map_or(Outcome::SignedOut, |p| {
+                Outcome::checked(p, "the CAS server")
+            }),
+            Method::Oidc(o) => o.who(headers).map_or(Outcome::SignedOut, |p| {
+                Outcome::checked(p, "the identity provider")
+            }),
             Method::Dev(user) => Outcome::SignedIn(Person::named(user.clone())),
         }
     }
@@ -207,4 +217,45 @@ pub(crate) fn jar(set_cookie: &http::HeaderValue) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(header::COOKIE, pair.parse().unwrap());
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A CAS session signed for a name the user-name rule refuses today
+    /// (signed by an older keygate, before the rule took in `U+202E`) is
+    /// no signed-in person: the page says why, as at sign-in.
+    #[tokio::test]
+    async fn a_session_signed_for_a_name_the_rule_now_refuses_is_not_signed_in() {
+        let signer = Arc::new(signed::Signer::new([7; 32]));
+        let cas = Cas::new(
+            "https://cas.example.org/cas".into(),
+            "https://kg.example.org",
+            Fetch::new(Duration::from_secs(1), false, None).unwrap(),
+            signer.clone(),
+            Sessions::new(signer, Duration::from_secs(60), "cas-session"),
+        );
+        let (good, bad) = (
+            jar(&cas.session_cookie("zo\u{EB}")),
+            jar(&cas.session_cookie("zo\u{EB}\u{202E}nimda")),
+        );
+        let login = Login {
+            method: Method::Cas(cas),
+            public_url: None,
+        };
+        let peer = IpAddr::from([127, 0, 0, 1]);
+        assert!(matches!(
+            login.who(&good, peer).await,
+            Outcome::SignedIn(Person { user, .. }) if user == "zo\u{EB}"
+        ));
+        assert!(matches!(
+            login.who(&bad, peer).await,
+            Outcome::NotAUser { why, by: "the CAS server", .. }
+                if why.starts_with("contains an invisible or direction-changing")
+        ));
+    }
 }

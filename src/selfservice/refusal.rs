@@ -201,7 +201,10 @@ pub(super) fn page(refusal: Refusal, login: Option<&Login>) -> Response<Response
             "Sign-in failed",
             format!("keygate cannot tell who you are: {}.", not_a_user(&user, why, by)),
             // Another account may do, where keygate runs the sign-in.
-            matches!(login.map(|l| &l.method), Some(LoginMethod::Cas(_)))
+            matches!(
+                login.map(|l| &l.method),
+                Some(LoginMethod::Cas(_) | LoginMethod::Oidc(_))
+            )
                 .then_some(("/.keygate/login", "Sign in again")),
         ),
         Refusal::CasUnavailable(e) => {
