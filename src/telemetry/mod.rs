@@ -82,8 +82,10 @@ pub fn init(format: LogFormat, level: &str, output: Output<'_>) -> std::io::Resu
     };
     // The filter is fixed from now on: ask it once whether access lines pass.
     let wanted = tracing::enabled!(target: "keygate::access", tracing::Level::INFO);
-    if installed.is_ok() && wanted && !ansi {
-        let json = format == LogFormat::Json;
+    // JSON has no colours: its lines take the fast way at a terminal too,
+    // so they are the same bytes wherever they go.
+    let json = format == LogFormat::Json;
+    if installed.is_ok() && wanted && (json || !ansi) {
         let _ = ACCESS.set(AccessSink { json, writer });
     }
     Ok(Logging {
