@@ -219,6 +219,8 @@ struct Inner {
     webhooks: Option<Webhooks>,
     /// `[keys]` on rotation, expiry notices and idle keys.
     lifecycle: config::Lifecycle,
+    /// Rotations and revocations the fleet is told of again (`retell`).
+    retelling: retell::Retelling,
 }
 
 // === impl Keyring ===
@@ -262,6 +264,7 @@ impl Keyring {
             configured: Settings::from_config(&config.keys),
             webhooks: Webhooks::new(&config.webhooks),
             lifecycle: config.keys.lifecycle.clone(),
+            retelling: retell::Retelling::default(),
         })))
     }
 
@@ -464,6 +467,7 @@ impl Keyring {
                     // The keys are gone from the store: keep telling the fleet,
                     // whether or not the caller retries (the idle sweep never does).
                     retell::keep_telling(
+                        &self.0.retelling,
                         fleet.clone(),
                         forget,
                         Why::Revoked,
@@ -500,6 +504,7 @@ impl Keyring {
             tracing::warn!(error = %e, "a revocation failed in the store; every instance forgets its keys all the same");
             if fleet.forget(forget.clone(), Why::Revoked).await.is_err() {
                 retell::keep_telling(
+                    &self.0.retelling,
                     fleet.clone(),
                     forget.clone(),
                     Why::Revoked,

@@ -96,7 +96,7 @@ use crate::store::RedisStore;
 const MAX_IDS_PER_ROUND: usize = 10_000;
 
 /// What members must forget.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "forget", rename_all = "lowercase")]
 pub enum Forget {
     Ids { ids: Vec<String> },
@@ -134,7 +134,7 @@ impl Forget {
 }
 
 /// Why members forget.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Why {
     /// The keys are revoked: their open tunnels end too.
     Revoked,

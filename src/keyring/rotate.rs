@@ -261,6 +261,7 @@ impl Keyring {
         let e = fleet.forget(forget.clone(), Why::Refresh).await.err()?;
         tracing::error!(key_id = %id, error = %e, "could not tell every instance about a rotation: they may accept the old key from their cache until told; trying again");
         super::retell::keep_telling(
+            &self.0.retelling,
             fleet,
             forget,
             Why::Refresh,
