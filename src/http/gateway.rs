@@ -152,15 +152,14 @@ impl<P: OwnPages> Gateway<P> {
             let sent = self.upstream.send(req, sent_at).await;
             self.metrics.upstream(sent_at.elapsed());
             // The request is gone to the backend: an upstream failure is logged with the peer.
-            let mut resp = match sent {
-                Ok((resp, lease)) => {
-                    let upgrade = client_upgrade.map(|u| (u, self.revocable(since, &admitted)));
-                    Self::from_backend(resp, lease, upgrade, conn)
-                }
+            let answer = sent.and_then(|(resp, lease)| {
+                let upgrade = client_upgrade.map(|u| (u, self.revocable(since, &admitted)));
+                Self::from_backend(resp, lease, upgrade, conn)
+            });
+            let mut resp = match answer {
+                Ok(resp) => resp,
                 Err(e) => self.refusals.answer(Refusal::Upstream(e), peer),
             };
-            // Only keygate says when a key expires.
-            resp.headers_mut().remove(headers::KEY_EXPIRES);
             if let Admitted::Key(p) = &admitted {
                 self.expiry_warning.apply(p, resp.headers_mut(), done);
             }
@@ -259,26 +258,34 @@ impl<P: OwnPages> Gateway<P> {
         }
     }
 
-    /// The backend's response as the client gets it: a `101` starts the
-    /// tunnel; otherwise hop-by-hop headers go and the body gives the
-    /// upstream connection back to the pool when read to its end.
+    /// The backend's response as the client gets it: a `101` to a WebSocket
+    /// handshake starts the tunnel; a `101` to anything else is no answer
+    /// (nothing was asked to switch; HTTP/2 has no 101 at all): 502.
+    /// Otherwise what only keygate may say goes (`headers::for_client`) and
+    /// the body gives the upstream connection back to the pool when read to
+    /// its end.
     fn from_backend(
         mut resp: Response<Incoming>,
         lease: Lease,
         client_upgrade: Option<(OnUpgrade, Revocable)>,
         conn: &Arc<ConnCtx>,
-    ) -> Response<ResponseBody> {
-        if let (Some((client_upgrade, revocable)), StatusCode::SWITCHING_PROTOCOLS) =
-            (client_upgrade, resp.status())
-        {
+    ) -> Result<Response<ResponseBody>, upstream::UpstreamError> {
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            // The lease is dropped: a connection that switched serves no other request.
+            let Some((client_upgrade, revocable)) = client_upgrade else {
+                return Err(upstream::UpstreamError::UnaskedSwitch);
+            };
             let registered =
                 revocable.map(|(tunnels, since, id, user)| tunnels.open(since, id.as_str(), &user));
             let upstream = hyper::upgrade::on(&mut resp);
             upgrade::tunnel(client_upgrade, upstream, conn.clone(), registered);
-            return resp.map(|_| ResponseBody::empty());
+            let h = resp.headers_mut();
+            h.remove(headers::KEY_EXPIRES);
+            headers::remove_own_set_cookies(h);
+            return Ok(resp.map(|_| ResponseBody::empty()));
         }
-        headers::remove_hop_by_hop(resp.headers_mut(), false);
-        resp.map(|body| ResponseBody::upstream(body, lease))
+        headers::for_client(resp.headers_mut());
+        Ok(resp.map(|body| ResponseBody::upstream(body, lease)))
     }
 }
 

@@ -8,8 +8,8 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 
 use crate::header_names::{
-    hop_by_hop_index, FORWARDED, HOP_BY_HOP, HOP_BY_HOP_COUNT, X_FORWARDED_FOR, X_FORWARDED_HOST,
-    X_FORWARDED_PROTO,
+    hop_by_hop_index, FORWARDED, HOP_BY_HOP, HOP_BY_HOP_COUNT, OWN_COOKIE_PREFIX, X_FORWARDED_FOR,
+    X_FORWARDED_HOST, X_FORWARDED_PROTO,
 };
 pub use crate::header_names::{KEY_EXPIRES, KEY_ID};
 
@@ -18,33 +18,110 @@ pub use crate::header_names::{KEY_EXPIRES, KEY_ID};
 /// WebSocket handshake), `Upgrade: websocket` and `Connection: upgrade` are
 /// what is forwarded, since the upgrade is what is being forwarded.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, websocket: bool) {
-    // One pass over the names finds which are there: most messages carry
-    // none, or only `Connection: keep-alive`, and every lookup hashes.
-    let mut present = [false; HOP_BY_HOP_COUNT];
-    let mut has_upgrade = false;
-    for name in headers.keys() {
-        match hop_by_hop_index(name) {
-            Some(i) => present[i] = true,
-            None => has_upgrade |= name == header::UPGRADE,
-        }
+    let found = Found::in_names(headers);
+    remove_found_hop_by_hop(headers, &found, websocket);
+}
+
+/// A backend's (non-101) response headers as the client may get them:
+/// hop-by-hop headers gone, and what only keygate may say: the key's
+/// expiry, and keygate's own cookies (`__Host-keygate-*`), which a backend
+/// could otherwise set to sign a browser into someone else's self-service
+/// session (keygate never shows the backend those cookies either).
+pub fn for_client(headers: &mut HeaderMap) {
+    let found = Found::in_names(headers);
+    remove_found_hop_by_hop(headers, &found, false);
+    if found.key_expires {
+        headers.remove(KEY_EXPIRES);
     }
+    if found.set_cookie {
+        remove_own_set_cookies(headers);
+    }
+}
+
+/// Which of the names the header rules act on a message carries, found in
+/// one pass: most messages carry none, or only `Connection: keep-alive`,
+/// and every lookup of a name hashes it.
+struct Found {
+    hop_by_hop: [bool; HOP_BY_HOP_COUNT],
+    upgrade: bool,
+    content_length: bool,
+    set_cookie: bool,
+    key_expires: bool,
+}
+
+impl Found {
+    fn in_names(headers: &HeaderMap) -> Found {
+        let mut f = Found {
+            hop_by_hop: [false; HOP_BY_HOP_COUNT],
+            upgrade: false,
+            content_length: false,
+            set_cookie: false,
+            key_expires: false,
+        };
+        for name in headers.keys() {
+            match hop_by_hop_index(name) {
+                Some(i) => f.hop_by_hop[i] = true,
+                None => {
+                    f.upgrade |= name == header::UPGRADE;
+                    f.content_length |= name == header::CONTENT_LENGTH;
+                    f.set_cookie |= name == header::SET_COOKIE;
+                    f.key_expires |= name == KEY_EXPIRES;
+                }
+            }
+        }
+        f
+    }
+}
+
+fn remove_found_hop_by_hop(headers: &mut HeaderMap, found: &Found, websocket: bool) {
     // Names listed in Connection (`HOP_BY_HOP[0]`) are hop-by-hop too (RFC 9110 §7.6.1).
-    if present[0] && !only_keep_alive_or_close(headers) {
+    if found.hop_by_hop[0] && !only_keep_alive_or_close(headers) {
         for name in listed_present(headers, websocket) {
             headers.remove(name);
         }
     }
-    for (name, present) in HOP_BY_HOP.iter().zip(present) {
+    for (name, present) in HOP_BY_HOP.iter().zip(found.hop_by_hop) {
         if present {
             headers.remove(name);
         }
+    }
+    // `Transfer-Encoding` beside `Content-Length`: the body was read by the
+    // former, so the latter is wrong and must go (RFC 9112 §6.3); kept, it
+    // would cut the body short where keygate sends it on.
+    if found.hop_by_hop[7] && found.content_length {
+        headers.remove(header::CONTENT_LENGTH);
     }
     if websocket {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         // Only the protocol keygate tunnels, whatever else the client offered.
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    } else if has_upgrade {
+    } else if found.upgrade {
         headers.remove(header::UPGRADE);
+    }
+}
+
+/// Remove every `Set-Cookie` of one of keygate's own cookies, in any case,
+/// and the nameless ones whose value reads as one (`=__Host-keygate-…`).
+pub fn remove_own_set_cookies(headers: &mut HeaderMap) {
+    fn ours(v: &HeaderValue) -> bool {
+        let pair = v.as_bytes().trim_ascii_start();
+        let pair = pair.strip_prefix(b"=").unwrap_or(pair).trim_ascii_start();
+        let prefix = OWN_COOKIE_PREFIX.as_bytes();
+        pair.len() >= prefix.len() && pair[..prefix.len()].eq_ignore_ascii_case(prefix)
+    }
+    if !headers.get_all(header::SET_COOKIE).iter().any(ours) {
+        return;
+    }
+    let kept: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter(|v| !ours(v))
+        .cloned()
+        .collect();
+    tracing::warn!("removed a Set-Cookie of keygate's own cookies from an upstream response");
+    headers.remove(header::SET_COOKIE);
+    for v in kept {
+        headers.append(header::SET_COOKIE, v);
     }
 }
 
@@ -306,6 +383,28 @@ mod tests {
             let h = map(&[("connection", connection), ("upgrade", upgrade)]);
             assert!(!is_websocket_upgrade(&h), "{connection} / {upgrade}");
         }
+    }
+
+    #[test]
+    fn a_backend_answer_loses_a_stale_length_and_keygates_cookies() {
+        let mut h = map(&[
+            ("content-length", "3"),
+            ("transfer-encoding", "chunked"),
+            ("keygate-key-expires", "2020-01-01T00:00:00Z"),
+            ("set-cookie", "__Host-keygate-session=x; Path=/"),
+            ("set-cookie", "app=1"),
+            ("set-cookie", " =__HOST-keygate-csrf=y"),
+            ("set-cookie", "keygate=kept"),
+        ]);
+        for_client(&mut h);
+        let left: Vec<_> = h.iter().map(|(k, v)| format!("{k}: {v:?}")).collect();
+        assert_eq!(
+            left,
+            [r#"set-cookie: "app=1""#, r#"set-cookie: "keygate=kept""#]
+        );
+        let mut h = map(&[("content-length", "3"), ("x-app", "kept")]);
+        for_client(&mut h);
+        assert_eq!(h["content-length"], "3", "a plain length stays");
     }
 
     #[test]

@@ -147,6 +147,10 @@ impl Refusals {
                         S::GATEWAY_TIMEOUT,
                         "504 Gateway Timeout: the upstream did not answer in time\n",
                     ),
+                    UpstreamError::UnaskedSwitch => response::text(
+                        S::BAD_GATEWAY,
+                        "502 Bad Gateway: the upstream switched protocols unasked\n",
+                    ),
                     // Connect, Failed (ClientBody is answered above).
                     _ => response::text(
                         S::BAD_GATEWAY,

@@ -27,6 +27,9 @@ pub enum UpstreamError {
     Timeout(Duration),
     #[error("the upstream request failed: {0}")]
     Failed(#[source] hyper::Error),
+    /// A `101 Switching Protocols` to a request that asked for no upgrade.
+    #[error("the upstream switched protocols though the request asked for no upgrade")]
+    UnaskedSwitch,
     /// The client's request body could not be read (a bad chunk, a body cut
     /// short): the client's fault, not the backend's.
     #[error("the client's request body broke off: {0}")]

@@ -16,6 +16,7 @@ mod dev;
 mod fd_limit;
 mod fleet;
 mod h2_abuse;
+mod hostile_upstream;
 mod init;
 mod keys_cli;
 mod kubernetes;
