@@ -194,7 +194,9 @@ impl<P: OwnPages> Gateway<P> {
     /// The host the backend is to see (RFC 9112 §3.2): the request target's
     /// authority when it has one (absolute form; HTTP/2's `:authority`,
     /// RFC 9113 §8.3.1), else its one `Host` header. More than one `Host`,
-    /// or none on HTTP/1.1, is a bad request.
+    /// none on HTTP/1.1, or one that is no host (`a/b`, `good@evil`, a
+    /// space), is a bad request: the backend and `X-Forwarded-Host` get
+    /// only a host.
     fn host_of(req: &Request<Incoming>) -> Result<Host, Refusal> {
         let mut hosts = req.headers().get_all(header::HOST).iter();
         let (first, second) = (hosts.next(), hosts.next());
@@ -209,6 +211,9 @@ impl<P: OwnPages> Gateway<P> {
                 .map_err(|_| Refusal::BadRequest("the request target's host is not valid"));
         }
         match first {
+            Some(host) if !headers::is_host(host.as_bytes()) => {
+                Err(Refusal::BadRequest("the Host header is not a host[:port]"))
+            }
             Some(host) => Ok(Host::Header(host.clone())),
             None if req.version() == Version::HTTP_11 => Err(Refusal::BadRequest(
                 "an HTTP/1.1 request needs a Host header",

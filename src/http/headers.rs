@@ -153,6 +153,16 @@ fn listed_present(headers: &HeaderMap, upgrade: bool) -> Vec<HeaderName> {
         .collect()
 }
 
+/// Whether `value` is a `Host` field value (RFC 9110 §7.2: `uri-host [ ":"
+/// port ]`, RFC 3986 §3.2.2; empty is allowed): none of the characters that
+/// would end the host in a URL built from it (`/`, `?`, `#`, `@`), nor a
+/// space, a control or a non-ASCII byte. One pass over the bytes.
+pub fn is_host(value: &[u8]) -> bool {
+    value
+        .iter()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%:[]".contains(b))
+}
+
 /// Whether an HTTP/1.1 request's headers ask to switch to WebSocket (RFC
 /// 6455 §4.1), the one upgrade keygate tunnels. Any other protocol (`h2c`
 /// above all, a known way to smuggle requests past a proxy's checks) goes
@@ -405,6 +415,33 @@ mod tests {
         let mut h = map(&[("content-length", "3"), ("x-app", "kept")]);
         for_client(&mut h);
         assert_eq!(h["content-length"], "3", "a plain length stays");
+    }
+
+    #[test]
+    fn a_host_is_a_host() {
+        for good in [
+            "a.example",
+            "a.example:8443",
+            "127.0.0.1",
+            "[::1]:443",
+            "xn--bcher-kva.example",
+            "",
+        ] {
+            assert!(is_host(good.as_bytes()), "{good}");
+        }
+        for bad in [
+            "a b",
+            "a/b",
+            "a?b",
+            "a#b",
+            "good.example@evil.example",
+            "a\\b",
+            "\"a\"",
+            "a\tb",
+            "bäd",
+        ] {
+            assert!(!is_host(bad.as_bytes()), "{bad}");
+        }
     }
 
     #[test]

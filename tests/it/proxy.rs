@@ -299,6 +299,18 @@ async fn the_backend_gets_one_host_and_the_targets_authority_wins() {
         ),
         ("GET /none HTTP/1.1\r\nConnection: close\r\n\r\n", "400"),
         (
+            "GET /at HTTP/1.1\r\nHost: good.example@evil.example\r\nConnection: close\r\n\r\n",
+            "400",
+        ),
+        (
+            "GET /path HTTP/1.1\r\nHost: evil.example/x?\r\nConnection: close\r\n\r\n",
+            "400",
+        ),
+        (
+            "GET /space HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n",
+            "400",
+        ),
+        (
             "CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\nConnection: close\r\n\r\n",
             "501",
         ),
