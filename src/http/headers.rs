@@ -44,7 +44,8 @@ pub fn for_client(headers: &mut HeaderMap) {
 struct Found {
     hop_by_hop: [bool; HOP_BY_HOP_COUNT],
     upgrade: bool,
-    content_length: bool,
+    /// `Content-Length` fields (HTTP/2 lets the same value come twice).
+    content_lengths: u8,
     set_cookie: bool,
     key_expires: bool,
 }
@@ -54,16 +55,19 @@ impl Found {
         let mut f = Found {
             hop_by_hop: [false; HOP_BY_HOP_COUNT],
             upgrade: false,
-            content_length: false,
+            content_lengths: 0,
             set_cookie: false,
             key_expires: false,
         };
-        for name in headers.keys() {
+        // Every field, repeated names too (as many as there are names, mostly).
+        for (name, _) in headers.iter() {
             match hop_by_hop_index(name) {
                 Some(i) => f.hop_by_hop[i] = true,
                 None => {
                     f.upgrade |= name == header::UPGRADE;
-                    f.content_length |= name == header::CONTENT_LENGTH;
+                    f.content_lengths = f
+                        .content_lengths
+                        .saturating_add(u8::from(name == header::CONTENT_LENGTH));
                     f.set_cookie |= name == header::SET_COOKIE;
                     f.key_expires |= name == KEY_EXPIRES;
                 }
@@ -88,8 +92,15 @@ fn remove_found_hop_by_hop(headers: &mut HeaderMap, found: &Found, websocket: bo
     // `Transfer-Encoding` beside `Content-Length`: the body was read by the
     // former, so the latter is wrong and must go (RFC 9112 §6.3); kept, it
     // would cut the body short where keygate sends it on.
-    if found.hop_by_hop[7] && found.content_length {
+    if found.hop_by_hop[7] && found.content_lengths > 0 {
         headers.remove(header::CONTENT_LENGTH);
+    } else if found.content_lengths > 1 {
+        // The same length in two fields (HTTP/2's and hyper's checks let
+        // only equal ones through) reads as `2, 2` to a backend, which is
+        // no length (RFC 9110 §8.6): sent once.
+        if let Some(one) = headers.get(header::CONTENT_LENGTH).cloned() {
+            headers.insert(header::CONTENT_LENGTH, one);
+        }
     }
     if websocket {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
