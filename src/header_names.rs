@@ -93,7 +93,10 @@ pub const OWN_COOKIE_PREFIX: &str = "__Host-keygate-";
 /// browser sends them with every request to the gateway's host, but they are
 /// credentials for `/.keygate/` only: a backend that saw the CAS session
 /// cookie could replay it to mint API keys in the user's name. The other
-/// cookies are kept, joined into one field (RFC 9113 §8.2.3).
+/// cookies are kept, joined into one field (RFC 9113 §8.2.3), also when
+/// none was ours: an HTTP/2 client may split its cookies into one field
+/// each, which an HTTP/1.1 backend must get as one `Cookie` (gunicorn and
+/// Apache would join two with a comma, and misread every cookie after it).
 pub fn strip_own_cookies(headers: &mut HeaderMap) {
     fn ours(pair: &[u8]) -> bool {
         pair.trim_ascii_start()
@@ -107,13 +110,13 @@ pub fn strip_own_cookies(headers: &mut HeaderMap) {
             .filter(|pair| !pair.is_empty())
             .collect()
     };
-    // Most requests carry none of ours: look before building anything.
-    let any_ours = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
-        .any(ours);
-    if !any_ours {
+    // Most requests carry one field and none of ours: look before building anything.
+    let (mut fields, mut any_ours) = (0, false);
+    for v in headers.get_all(header::COOKIE) {
+        fields += 1;
+        any_ours = any_ours || v.as_bytes().split(|&b| b == b';').any(ours);
+    }
+    if !any_ours && fields < 2 {
         return;
     }
     let all = pairs(headers);
@@ -154,9 +157,13 @@ pub(crate) mod tests {
         let mut h = map(&[("cookie", "__Host-keygate-session=x")]);
         strip_own_cookies(&mut h);
         assert!(!h.contains_key("cookie"));
+        let mut h = map(&[("cookie", "a=1; b=2")]);
+        strip_own_cookies(&mut h);
+        assert_eq!(h["cookie"], "a=1; b=2", "untouched");
         let mut h = map(&[("cookie", "a=1"), ("cookie", "b=2")]);
         strip_own_cookies(&mut h);
-        assert_eq!(h.get_all("cookie").iter().count(), 2, "untouched");
+        assert_eq!(h.get_all("cookie").iter().count(), 1, "joined");
+        assert_eq!(h["cookie"], "a=1; b=2");
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! A backend whose answers are malformed or overreach: what keygate passes
-//! on to HTTP/1.1 and HTTP/2 clients. The backend is a raw socket that sends
-//! fixed bytes, as no well-behaved HTTP library would.
+//! What crosses keygate between HTTP/1.1 or HTTP/2 clients and the
+//! HTTP/1.1 backend when either side sends what a well-behaved HTTP library
+//! would not: a backend whose answers are malformed or overreach (a raw
+//! socket that sends fixed bytes), and HTTP/2 fields that HTTP/1.1 cannot
+//! carry as they are.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -145,4 +147,22 @@ async fn a_length_sent_twice_over_http2_reaches_the_backend_once() {
         .filter(|l| l.to_ascii_lowercase().starts_with("content-length:"))
         .count();
     assert_eq!(lengths, 1, "{}", heads[0]);
+}
+
+/// RFC 9113 §8.2.3: the cookies an HTTP/2 client split into one field each
+/// reach the HTTP/1.1 backend as one `Cookie`, joined with `; `.
+#[tokio::test]
+async fn cookies_split_over_http2_reach_the_backend_as_one_field() {
+    let up = crate::support::upstream::Upstream::start().await;
+    let gw = builder(&up.url()).start().await;
+    let req = http::Request::get(gw.url("/crumbs"))
+        .header("cookie", "a=1")
+        .header("cookie", "b=2; c=3")
+        .body(crate::support::body::empty())
+        .unwrap();
+    let answer = client::send(&client::h2(&gw.ca), req).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let seen = up.last();
+    let cookies: Vec<_> = seen.headers.get_all("cookie").iter().collect();
+    assert_eq!(cookies, ["a=1; b=2; c=3"]);
 }
