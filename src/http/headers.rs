@@ -18,7 +18,7 @@ pub use crate::header_names::{KEY_EXPIRES, KEY_ID};
 /// WebSocket handshake), `Upgrade: websocket` and `Connection: upgrade` are
 /// what is forwarded, since the upgrade is what is being forwarded.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, websocket: bool) {
-    let found = Found::in_names(headers);
+    let found = Found::scan(headers);
     remove_found_hop_by_hop(headers, &found, websocket);
 }
 
@@ -28,7 +28,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, websocket: bool) {
 /// could otherwise set to sign a browser into someone else's self-service
 /// session (keygate never shows the backend those cookies either).
 pub fn for_client(headers: &mut HeaderMap) {
-    let found = Found::in_names(headers);
+    let found = Found::scan(headers);
     remove_found_hop_by_hop(headers, &found, false);
     if found.key_expires {
         headers.remove(KEY_EXPIRES);
@@ -38,7 +38,7 @@ pub fn for_client(headers: &mut HeaderMap) {
     }
 }
 
-/// Which of the names the header rules act on a message carries, found in
+/// Which of the fields the header rules act on a message carries, found in
 /// one pass: most messages carry none, or only `Connection: keep-alive`,
 /// and every lookup of a name hashes it.
 struct Found {
@@ -51,7 +51,7 @@ struct Found {
 }
 
 impl Found {
-    fn in_names(headers: &HeaderMap) -> Found {
+    fn scan(headers: &HeaderMap) -> Found {
         let mut f = Found {
             hop_by_hop: [false; HOP_BY_HOP_COUNT],
             upgrade: false,
@@ -77,6 +77,7 @@ impl Found {
     }
 }
 
+/// The hop-by-hop rules, on what `Found::scan` saw.
 fn remove_found_hop_by_hop(headers: &mut HeaderMap, found: &Found, websocket: bool) {
     // Names listed in Connection (`HOP_BY_HOP[0]`) are hop-by-hop too (RFC 9110 §7.6.1).
     if found.hop_by_hop[0] && !only_keep_alive_or_close(headers) {
