@@ -127,7 +127,7 @@ impl<P: OwnPages> Gateway<P> {
                 let refusal = Refusal::NotImplemented("keygate does not tunnel CONNECT");
                 return self.refuse(refusal, peer, req.headers());
             }
-            let host = match Self::host_of(&req) {
+            let host = match Self::check_form(&req).and_then(|()| Self::host_of(&req)) {
                 Ok(host) => host,
                 Err(refusal) => return self.refuse(refusal, peer, req.headers()),
             };
@@ -189,6 +189,23 @@ impl<P: OwnPages> Gateway<P> {
     fn refuse(&self, refusal: Refusal, peer: IpAddr, h: &HeaderMap) -> Response<ResponseBody> {
         self.refusals
             .answer(refusal, self.admission.client(peer, h))
+    }
+
+    /// RFC 9112 §3.2.3, §3.2.4: `*` is OPTIONS's target alone, and an
+    /// authority alone is CONNECT's (refused before): neither is a path
+    /// the backend is to get (`GET *` went on as it came, `GET host:80` as
+    /// `GET /`).
+    fn check_form(req: &Request<Incoming>) -> Result<(), Refusal> {
+        let uri = req.uri();
+        if uri.path() == "*" && req.method() != Method::OPTIONS {
+            return Err(Refusal::BadRequest("only OPTIONS may have * as its target"));
+        }
+        if uri.scheme().is_none() && uri.authority().is_some() {
+            return Err(Refusal::BadRequest(
+                "the request target is a host without a path",
+            ));
+        }
+        Ok(())
     }
 
     /// The host the backend is to see (RFC 9112 §3.2): the request target's

@@ -287,7 +287,8 @@ async fn exchange(addr: std::net::SocketAddr, request: &str) -> String {
 
 /// RFC 9112 §3.2: one Host, which an HTTP/1.1 request must carry, and the
 /// request target's authority over it; CONNECT asks for a tunnel, which
-/// keygate does not make. Nothing malformed reaches the backend.
+/// keygate does not make; `*` is OPTIONS's target only, and a bare
+/// authority CONNECT's. Nothing malformed reaches the backend.
 #[tokio::test]
 async fn the_backend_gets_one_host_and_the_targets_authority_wins() {
     let up = Upstream::start().await;
@@ -308,6 +309,14 @@ async fn the_backend_gets_one_host_and_the_targets_authority_wins() {
         ),
         (
             "GET /space HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n",
+            "400",
+        ),
+        (
+            "GET * HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n",
+            "400",
+        ),
+        (
+            "GET a.example:80 HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n",
             "400",
         ),
         (
@@ -343,6 +352,14 @@ async fn the_backend_gets_one_host_and_the_targets_authority_wins() {
         up.last().headers["host"],
         up.url().trim_start_matches("http://")
     );
+    // `*` is OPTIONS's own target, and goes on as it came.
+    let answer = exchange(
+        gw.addr,
+        "OPTIONS * HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    assert_eq!(up.last().uri, "*");
 }
 
 /// A request body that breaks the chunked framing is the client's fault: 400,
