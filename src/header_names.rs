@@ -20,6 +20,10 @@ pub const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 pub const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 pub const HOP_BY_HOP_COUNT: usize = 8;
+/// Where `Connection` and `Transfer-Encoding` are in `HOP_BY_HOP`: the
+/// header rules look at these two on their own.
+pub const CONNECTION_AT: usize = 0;
+pub const TRANSFER_ENCODING_AT: usize = 7;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1, plus the legacy `Keep-Alive` and
 /// `Proxy-Connection`): they describe one connection and must not be forwarded.
@@ -40,14 +44,14 @@ pub static HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
 /// message that crosses keygate.
 pub fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
     match name.as_str() {
-        "connection" => Some(0),
+        "connection" => Some(CONNECTION_AT),
         "keep-alive" => Some(1),
         "proxy-connection" => Some(2),
         "proxy-authenticate" => Some(3),
         "proxy-authorization" => Some(4),
         "te" => Some(5),
         "trailer" => Some(6),
-        "transfer-encoding" => Some(7),
+        "transfer-encoding" => Some(TRANSFER_ENCODING_AT),
         _ => None,
     }
 }

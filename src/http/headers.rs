@@ -8,8 +8,8 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 
 use crate::header_names::{
-    hop_by_hop_index, FORWARDED, HOP_BY_HOP, HOP_BY_HOP_COUNT, OWN_COOKIE_PREFIX, X_FORWARDED_FOR,
-    X_FORWARDED_HOST, X_FORWARDED_PROTO,
+    hop_by_hop_index, CONNECTION_AT, FORWARDED, HOP_BY_HOP, HOP_BY_HOP_COUNT, OWN_COOKIE_PREFIX,
+    TRANSFER_ENCODING_AT, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO,
 };
 pub use crate::header_names::{KEY_EXPIRES, KEY_ID};
 
@@ -79,8 +79,8 @@ impl Found {
 
 /// The hop-by-hop rules, on what `Found::scan` saw.
 fn remove_found_hop_by_hop(headers: &mut HeaderMap, found: &Found, websocket: bool) {
-    // Names listed in Connection (`HOP_BY_HOP[0]`) are hop-by-hop too (RFC 9110 §7.6.1).
-    if found.hop_by_hop[0] && !only_keep_alive_or_close(headers) {
+    // Names listed in Connection are hop-by-hop too (RFC 9110 §7.6.1).
+    if found.hop_by_hop[CONNECTION_AT] && !only_keep_alive_or_close(headers) {
         for name in listed_present(headers, websocket) {
             headers.remove(name);
         }
@@ -93,7 +93,7 @@ fn remove_found_hop_by_hop(headers: &mut HeaderMap, found: &Found, websocket: bo
     // `Transfer-Encoding` beside `Content-Length`: the body was read by the
     // former, so the latter is wrong and must go (RFC 9112 §6.3); kept, it
     // would cut the body short where keygate sends it on.
-    if found.hop_by_hop[7] && found.content_lengths > 0 {
+    if found.hop_by_hop[TRANSFER_ENCODING_AT] && found.content_lengths > 0 {
         headers.remove(header::CONTENT_LENGTH);
     } else if found.content_lengths > 1 {
         // The same length in two fields (HTTP/2's and hyper's checks let
