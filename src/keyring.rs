@@ -72,7 +72,7 @@ impl Ttl {
         }
         // Expiry is kept to the second: "1500ms" would quietly be 1 s.
         if d.subsec_nanos() != 0 {
-            return Err("must be a whole number of seconds".into());
+            return Err(config::WHOLE_SECONDS.into());
         }
         Ok(Ttl::For(d))
     }

@@ -120,9 +120,12 @@ pub fn short_duration(d: Duration) -> String {
     }
 }
 
+/// A key lifetime: positive, whole seconds (a key's expiry is kept to the
+/// second, and a key's own `ttl` of "1500ms" is refused).
 fn positive(text: &str) -> Result<Duration, String> {
     match parse_duration(text)? {
         d if d.is_zero() => Err("must be greater than zero".into()),
+        d if d.subsec_nanos() != 0 => Err(config::WHOLE_SECONDS.into()),
         d => Ok(d),
     }
 }
@@ -161,6 +164,17 @@ mod tests {
             "{err:?}"
         );
         assert!(settings("0s", "never", &[]).validate().unwrap_err().len() == 2);
+        // Expiry is kept to the second, as a key's own `ttl` is.
+        let err = settings("1500ms", "never", &["1d", "2500ms"])
+            .validate()
+            .unwrap_err();
+        assert_eq!(
+            err,
+            [
+                "default_ttl: must be a whole number of seconds",
+                "ttl_choices[1]: must be a whole number of seconds"
+            ],
+        );
         let ok = settings("30d", "never", &["30d", "never"])
             .validate()
             .unwrap();

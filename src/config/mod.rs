@@ -23,7 +23,7 @@ pub use advice::warnings;
 pub use raw::SECTIONS;
 pub use redact::{redacted_url, shown_upstream};
 pub use validate::login::is_loopback;
-pub use validate::{parse_duration, upstream_url};
+pub use validate::{parse_duration, upstream_url, WHOLE_SECONDS};
 
 /// A validated configuration: every value typed, every file that must exist checked.
 #[derive(Debug, Clone)]

@@ -125,6 +125,9 @@ pub fn build(raw: Raw, folder: Option<&Path>, problems: &mut Vec<ConfigProblem>)
 /// (an instant, a Unix time, milliseconds for Redis) cannot overflow.
 const LONGEST_DURATION: Duration = Duration::from_secs(100 * 31_557_600);
 
+/// Why a key lifetime with a fraction of a second is refused.
+pub const WHOLE_SECONDS: &str = "must be a whole number of seconds";
+
 /// Parse a humantime duration ("30s", "30d", "1h 30m"), at most 100 years.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     match humantime::parse_duration(text.trim()) {
@@ -183,6 +186,17 @@ impl Problems<'_> {
                 None
             }
         }
+    }
+
+    /// A key's lifetime: positive and whole seconds, as a key's own `ttl`
+    /// (expiry is kept to the second; "1500ms" would quietly be 1 s).
+    fn key_lifetime(&mut self, key: &str, text: &str) -> Option<Duration> {
+        let d = self.duration(key, text)?;
+        if d.subsec_nanos() != 0 {
+            self.push(key, WHOLE_SECONDS);
+            return None;
+        }
+        Some(d)
     }
 
     /// A file that must exist and be readable now (resolved by `path`).
@@ -459,11 +473,11 @@ fn keys(raw: raw::Keys, p: &mut Problems) -> Option<Keys> {
     if !prefix_ok {
         p.push("keys.prefix", "must be 1 to 16 ASCII letters or digits");
     }
-    let default_ttl = p.duration("keys.default_ttl", &raw.default_ttl);
+    let default_ttl = p.key_lifetime("keys.default_ttl", &raw.default_ttl);
     let max_ttl = if raw.max_ttl.trim() == "never" {
         Some(None)
     } else {
-        p.duration("keys.max_ttl", &raw.max_ttl).map(Some)
+        p.key_lifetime("keys.max_ttl", &raw.max_ttl).map(Some)
     };
     let lifecycle = lifecycle::section(&raw, p);
     let (default_ttl, max_ttl, lifecycle) = (default_ttl?, max_ttl?, lifecycle?);

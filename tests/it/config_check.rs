@@ -752,6 +752,30 @@ fn key_lifecycle_problems_are_named_by_their_keys() {
     assert_eq!(code, Some(0), "{err}");
 }
 
+/// A key's expiry is kept to the second, and an API or CLI `ttl` of
+/// "1500ms" is refused: `keys.default_ttl` and `keys.max_ttl` are too, by
+/// their keys. Taken, "1ms" made every key creation panic and "1500ms"
+/// quietly became 1 s.
+#[test]
+fn key_lifetimes_that_are_not_whole_seconds_are_refused_by_their_keys() {
+    let (code, err) = check_text("[keys]\ndefault_ttl = \"1500ms\"\nmax_ttl = \"1d 500ms\"\n");
+    assert_eq!(code, Some(2), "{err}");
+    for expected in [
+        "keys.default_ttl: must be a whole number of seconds",
+        "keys.max_ttl: must be a whole number of seconds",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    let (code, err) = check_text("[keys]\ndefault_ttl = \"1ms\"\n");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("keys.default_ttl: must be a whole number of seconds"),
+        "{err}"
+    );
+    let (code, err) = check_text("[keys]\ndefault_ttl = \"90s\"\nmax_ttl = \"1d 1s\"\n");
+    assert_eq!(code, Some(0), "{err}");
+}
+
 /// `check` on a whole file written in a temp dir beside an admin token
 /// (`{token}` in `text` is its path): exit code and stderr.
 fn check_whole(text: &str) -> (Option<i32>, String) {
