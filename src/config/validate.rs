@@ -501,6 +501,9 @@ fn keys(raw: raw::Keys, p: &mut Problems) -> Option<Keys> {
     })
 }
 
+/// Most open client connections `limits.max_connections` may allow.
+const MAX_CONNECTIONS: usize = 10_000_000;
+
 fn limits(raw: raw::Limits, p: &mut Problems) -> Option<Limits> {
     let mut ok = true;
     if !(1024..=16 * 1024 * 1024).contains(&raw.max_header_bytes) {
@@ -510,8 +513,12 @@ fn limits(raw: raw::Limits, p: &mut Problems) -> Option<Limits> {
         );
         ok = false;
     }
-    if raw.max_connections == 0 {
-        p.push("limits.max_connections", "must be at least 1");
+    // Far beyond any host's open files, and within what a semaphore holds.
+    if !(1..=MAX_CONNECTIONS).contains(&raw.max_connections) {
+        p.push(
+            "limits.max_connections",
+            format!("{} is outside 1..={MAX_CONNECTIONS}", raw.max_connections),
+        );
         ok = false;
     }
     let tls_handshake_timeout =

@@ -565,6 +565,25 @@ fn http2_limits_and_send_timeout_are_named_by_their_keys() {
     assert_eq!(code, Some(0), "{err}");
 }
 
+/// `limits.max_connections` has a ceiling: beyond tokio's semaphore bound
+/// (2^61 - 1) both listeners' tasks panicked at start while the process
+/// logged "keygate listening" and served nothing.
+#[test]
+fn max_connections_is_bounded_by_its_key() {
+    for n in ["0", "10000001", "9223372036854775807"] {
+        let (code, err) = check_text(&format!("[limits]\nmax_connections = {n}\n"));
+        assert_eq!(code, Some(2), "{n}: {err}");
+        assert!(
+            err.contains(&format!(
+                "limits.max_connections: {n} is outside 1..=10000000"
+            )),
+            "{n}: {err}"
+        );
+    }
+    let (code, err) = check_text("[limits]\nmax_connections = 10000000\n");
+    assert_eq!(code, Some(0), "{err}");
+}
+
 #[test]
 fn admin_client_ca_must_be_readable_pem_on_a_tls_admin_listener() {
     let dir = tempfile::tempdir().unwrap();
