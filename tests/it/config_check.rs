@@ -830,6 +830,39 @@ fn an_upstream_url_with_a_user_or_password_is_refused_without_echoing_it() {
     }
 }
 
+/// The login URLs take no `user:password@` either: keygate sends none, the
+/// CAS server's and the provider's would reach every browser in a redirect,
+/// and `public_url`'s was quoted in its own error message.
+#[test]
+fn login_urls_with_a_user_or_password_are_refused_without_echoing_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("oidc-secret");
+    std::fs::write(&secret, "client-secret\n").unwrap();
+    let secret = secret.display();
+    let pw = "https://app:HUNTER2pw@";
+    for (key, login) in [
+        ("login.public_url", format!("method = \"cas\"\ncas_url = \"https://cas.example.org/cas\"\npublic_url = \"{pw}kg.example.org/x\"")),
+        ("login.public_url", format!("method = \"cas\"\ncas_url = \"https://cas.example.org/cas\"\npublic_url = \"{pw}kg.example.org\"")),
+        ("login.cas_url", format!("method = \"cas\"\ncas_url = \"{pw}cas.example.org/cas\"\npublic_url = \"https://kg.example.org\"")),
+        ("login.issuer", format!("method = \"oidc\"\nissuer = \"{pw}id.example.org/realms/main\"\nclient_id = \"keygate\"\nclient_secret_file = \"{secret}\"\npublic_url = \"https://kg.example.org\"")),
+        ("login.whoami_url", format!("method = \"backend_session\"\nwhoami_url = \"{pw}127.0.0.1:8080/whoami\"")),
+        ("login.login_url", format!("method = \"backend_session\"\nwhoami_url = \"http://127.0.0.1:8080/whoami\"\nlogin_url = \"{pw}sso.example.org/login\"")),
+    ] {
+        let (code, err) = check_text_in(dir.path(), &format!("[login]\n{login}\n"));
+        assert_eq!(code, Some(2), "{key}: {err}");
+        assert!(
+            err.contains(&format!("{key}: a user name or password in the URL is not supported")),
+            "{key}: {err}"
+        );
+        assert!(!err.contains("HUNTER2pw"), "the password was echoed: {err}");
+    }
+    // An '@' in a path is no user name.
+    let (code, err) = check_text(
+        "[login]\nmethod = \"backend_session\"\nwhoami_url = \"http://127.0.0.1:8080/u/@me\"\nlogin_url = \"/login?next=https://a@b\"\n",
+    );
+    assert_eq!(code, Some(0), "{err}");
+}
+
 /// Headers keygate reads (the credentials), sets or removes cannot carry
 /// the user's name: `apikey` as the identity header would send the user to
 /// the app as an API key and make the `apikey` credential never work.

@@ -88,17 +88,22 @@ fn login_method(raw: &raw::Login, has_public_url: bool, p: &mut Problems) -> Opt
                 );
             }
             let login_url = raw.login_url.clone().unwrap_or_else(|| "/login".into());
-            let login_url_ok = ((login_url.starts_with('/') && !login_url.starts_with("//"))
-                || login_url.starts_with("https://")
-                || login_url.starts_with("http://"))
+            let login_url_ok = !refused_userinfo(p, "login.login_url", &login_url)
+                && ((login_url.starts_with('/') && !login_url.starts_with("//"))
+                    || login_url.starts_with("https://")
+                    || login_url.starts_with("http://"))
                 && !login_url.chars().any(|c| c.is_control() || c == ' ');
-            if !login_url_ok {
+            if !login_url_ok && !has_userinfo(&login_url) {
                 p.push(
                     "login.login_url",
                     "must be a path (\"/login\") or an http(s):// URL",
                 );
             }
-            let whoami_url = match whoami?.parse::<http::Uri>() {
+            let whoami = whoami?;
+            if refused_userinfo(p, "login.whoami_url", whoami) {
+                return None;
+            }
+            let whoami_url = match whoami.parse::<http::Uri>() {
                 Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {
                     u
                 }
@@ -163,6 +168,9 @@ fn login_method(raw: &raw::Login, has_public_url: bool, p: &mut Problems) -> Opt
                 );
             }
             let url = required(p, "login.cas_url", &raw.cas_url, "cas")?;
+            if refused_userinfo(p, "login.cas_url", url) {
+                return None;
+            }
             match url.parse::<http::Uri>() {
                 // Plain http only to a CAS server on this machine: over a
                 // network, whoever can answer /p3/serviceValidate picks the
@@ -202,7 +210,6 @@ fn login_method(raw: &raw::Login, has_public_url: bool, p: &mut Problems) -> Opt
     }
 }
 
-/// `scheme://host[:port]` with nothing after it (a trailing `/` is dropped).
 /// `localhost`, 127.0.0.0/8 or `::1` (a URI host, IPv6 in brackets).
 pub fn is_loopback(host: &str) -> bool {
     let ip = host.trim_start_matches('[').trim_end_matches(']');
@@ -212,7 +219,11 @@ pub fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// `scheme://host[:port]` with nothing after it (a trailing `/` is dropped).
 fn origin_url(p: &mut Problems, key: &str, text: &str) -> Result<String, ()> {
+    if refused_userinfo(p, key, text) {
+        return Err(());
+    }
     let trimmed = text.trim_end_matches('/');
     match trimmed.parse::<http::Uri>() {
         Ok(u)
@@ -247,4 +258,33 @@ pub(super) fn self_service(raw: raw::SelfService, p: &mut Problems) -> Option<Se
         max_live_keys: raw.max_live_keys,
         creates_per_hour: raw.creates_per_hour,
     })
+}
+
+/// Whether a URL's authority holds a user name or password (`user:pass@`).
+/// A path (`/login?next=https://a@b`) has none.
+pub(super) fn has_userinfo(text: &str) -> bool {
+    let rest = match text.split_once("://") {
+        Some((scheme, rest)) if !scheme.contains(['/', '?', '#']) => rest,
+        Some(_) => return false,
+        None if text.starts_with('/') => return false,
+        None => text,
+    };
+    rest.split(['/', '?', '#'])
+        .next()
+        .is_some_and(|authority| authority.contains('@'))
+}
+
+/// Refuse a login URL with a user name or password, without quoting it:
+/// keygate sends none, and it would reach browsers (the CAS and OpenID
+/// redirects, the `.netrc` line) and logs.
+pub(super) fn refused_userinfo(p: &mut Problems, key: &str, text: &str) -> bool {
+    let found = has_userinfo(text);
+    if found {
+        p.push(
+            key,
+            "a user name or password in the URL is not supported: keygate sends none, and \
+             browsers would be sent to it; give the URL without user:password@",
+        );
+    }
+    found
 }

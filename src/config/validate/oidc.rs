@@ -77,6 +77,9 @@ fn issuer(text: Option<&str>, p: &mut Problems) -> Option<String> {
         );
         return None;
     };
+    if login::refused_userinfo(p, "login.issuer", text) {
+        return None;
+    }
     match text.parse::<http::Uri>() {
         Ok(u)
             if (u.scheme_str() == Some("https")
