@@ -73,6 +73,16 @@ pub fn read(path: &Path) -> Result<Vec<(String, [u8; 32])>, String> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
+        // A certificate's lines would be tokens, and it is served to
+        // every client: "-----BEGIN CERTIFICATE-----" an admin token.
+        if line.starts_with("-----BEGIN ") {
+            return Err(format!(
+                "{} line {}: a PEM block (a certificate or key), not a token; \
+                 admin.token_file holds one token per line",
+                path.display(),
+                i + 1
+            ));
+        }
         let (name, token) = match line.split_once(':') {
             Some((name, token)) => (name.trim().to_owned(), token.trim()),
             None => (format!("token-{}", i + 1), line),
@@ -150,6 +160,25 @@ mod tests {
             "{err}"
         );
         tokens.reload();
+        assert_eq!(
+            tokens.check(Some(b"Bearer 0123456789abcdef-alice")),
+            Some("alice".into()),
+            "a bad file keeps the old tokens"
+        );
+
+        // The certificate's file given by mistake: its public lines are no tokens.
+        std::fs::write(
+            &path,
+            "-----BEGIN CERTIFICATE-----\nMIIBfTCCASOgAwIBAgIUY29tbW9ucHVibGljY2VydGxpbmU=\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let err = read(&path).unwrap_err();
+        assert!(err.contains("line 1: a PEM block"), "{err}");
+        tokens.reload();
+        assert_eq!(
+            tokens.check(Some(b"Bearer -----BEGIN CERTIFICATE-----")),
+            None
+        );
         assert_eq!(
             tokens.check(Some(b"Bearer 0123456789abcdef-alice")),
             Some("alice".into()),
