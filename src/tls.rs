@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use rustls::server::danger::ClientCertVerifier;
 use rustls::server::WebPkiClientVerifier;
+use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -20,7 +21,7 @@ use tokio::sync::watch;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read certificate chain from {path}: {source}")]
+    #[error("cannot read certificate chain from {path}: {}", pem_text(.source))]
     Cert {
         path: PathBuf,
         #[source]
@@ -28,15 +29,35 @@ pub enum TlsError {
     },
     #[error("{path} holds no PEM certificate")]
     NoCert { path: PathBuf },
-    #[error("cannot read private key from {path}: {source}")]
+    #[error("cannot read private key from {path}: {}", pem_text(.source))]
     Key {
         path: PathBuf,
         #[source]
         source: rustls_pki_types::pem::Error,
     },
+    #[error(
+        "{path} holds no PEM private key (\"BEGIN PRIVATE KEY\", \"BEGIN RSA PRIVATE KEY\" \
+         or \"BEGIN EC PRIVATE KEY\")"
+    )]
+    NoKey { path: PathBuf },
+    #[error(
+        "{path} holds an encrypted (passphrase-protected) private key; keygate reads \
+         unencrypted keys only: `openssl pkey -in {path} -out key.pem`, kept 0600"
+    )]
+    EncryptedKey { path: PathBuf },
+    #[error(
+        "the private key in {key} is not the key of the first certificate in {cert}, \
+         which must be the server's own (then its intermediates)"
+    )]
+    KeyMismatch { cert: PathBuf, key: PathBuf },
+    #[error(
+        "{cert} is in the wrong order: certificate {position} is the private key's; put \
+         the server's certificate first, then its intermediates"
+    )]
+    ChainOrder { cert: PathBuf, position: usize },
     #[error("certificate and key do not make a usable pair: {0}")]
     Pair(#[source] rustls::Error),
-    #[error("cannot read client CA certificates from {path}: {source}")]
+    #[error("cannot read client CA certificates from {path}: {}", pem_text(.source))]
     ClientCa {
         path: PathBuf,
         #[source]
@@ -50,10 +71,14 @@ impl TlsError {
     /// The TOML key an operator has to look at.
     pub fn config_key(&self) -> &'static str {
         match self {
-            TlsError::Cert { .. } | TlsError::NoCert { .. } | TlsError::Pair(_) => {
-                "listen.tls_cert"
+            TlsError::Cert { .. }
+            | TlsError::NoCert { .. }
+            | TlsError::KeyMismatch { .. }
+            | TlsError::ChainOrder { .. }
+            | TlsError::Pair(_) => "listen.tls_cert",
+            TlsError::Key { .. } | TlsError::NoKey { .. } | TlsError::EncryptedKey { .. } => {
+                "listen.tls_key"
             }
-            TlsError::Key { .. } => "listen.tls_key",
             TlsError::ClientCa { .. } | TlsError::ClientCaUnusable { .. } => "admin.client_ca",
         }
     }
@@ -86,11 +111,78 @@ pub fn server_config_for_clients(
             path: cert.to_owned(),
         });
     }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|source| TlsError::Key {
-        path: key.to_owned(),
-        source,
-    })?;
+    let key_path = key;
+    let key = read_key(key_path)?;
+    key_fits(&chain, &key, cert, key_path)?;
     build(chain, key, verifier)
+}
+
+/// The private key of the PEM file at `path`, or why there is none usable.
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|source| {
+        // Said in words: rustls finds no item, or fails to decode the
+        // base64 of an encrypted PKCS#1 key's headers.
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let path = path.to_owned();
+        if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+            || text.contains("Proc-Type: 4,ENCRYPTED")
+        {
+            TlsError::EncryptedKey { path }
+        } else if matches!(source, rustls_pki_types::pem::Error::NoItemsFound) {
+            TlsError::NoKey { path }
+        } else {
+            TlsError::Key { path, source }
+        }
+    })
+}
+
+/// Whether the key is the first certificate's; when it is another one's
+/// of the chain, the chain is in the wrong order (rustls says only
+/// "KeyMismatch" for both).
+fn key_fits(
+    chain: &[CertificateDer<'static>],
+    key: &PrivateKeyDer<'static>,
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<(), TlsError> {
+    let signing = provider()
+        .key_provider
+        .load_private_key(key.clone_key())
+        .map_err(TlsError::Pair)?;
+    let mismatch = |cert: &CertificateDer<'static>| {
+        matches!(
+            CertifiedKey::new(vec![cert.clone()], signing.clone()).keys_match(),
+            Err(rustls::Error::InconsistentKeys(
+                rustls::InconsistentKeys::KeyMismatch
+            ))
+        )
+    };
+    if !mismatch(&chain[0]) {
+        return Ok(());
+    }
+    Err(match chain.iter().skip(1).position(|c| !mismatch(c)) {
+        Some(i) => TlsError::ChainOrder {
+            cert: cert_path.to_owned(),
+            position: i + 2,
+        },
+        None => TlsError::KeyMismatch {
+            cert: cert_path.to_owned(),
+            key: key_path.to_owned(),
+        },
+    })
+}
+
+/// A PEM reading error in words (rustls-pki-types prints byte arrays).
+fn pem_text(e: &rustls_pki_types::pem::Error) -> String {
+    use rustls_pki_types::pem::Error;
+    match e {
+        Error::MissingSectionEnd { end_marker } => format!(
+            "a PEM block is cut short: no \"-----END {}-----\" line",
+            String::from_utf8_lossy(end_marker)
+        ),
+        Error::IllegalSectionStart { .. } => "a PEM block's BEGIN line is malformed".into(),
+        other => other.to_string(),
+    }
 }
 
 /// Every PEM certificate in the file at `path`.

@@ -584,6 +584,64 @@ fn max_connections_is_bounded_by_its_key() {
     assert_eq!(code, Some(0), "{err}");
 }
 
+/// The TLS pair's usual mistakes are said in words an operator acts on,
+/// not as rustls' "KeyMismatch", "no items found" or a base64 error.
+#[test]
+fn tls_pair_mistakes_are_said_in_words_by_their_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = crate::support::tls::Ca::new("check-ca");
+    let leaf = ca.leaf("keygate");
+    let (cert, key) = leaf.write(dir.path());
+    let check_pair = |cert: &std::path::Path, key: &std::path::Path| {
+        check_whole(&format!(
+            "[listen]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n[upstream]\nurl = \"http://127.0.0.1:8080\"\n\
+             [store]\nkind = \"memory\"\n[admin]\ntoken_file = \"{{token}}\"\n",
+            cert.display(),
+            key.display()
+        ))
+    };
+    // Intermediates (here the CA) before the server's certificate.
+    let reversed = dir.path().join("reversed.pem");
+    std::fs::write(&reversed, format!("{}{}", ca.pem(), leaf.cert_pem)).unwrap();
+    let (code, err) = check_pair(&reversed, &key);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("listen.tls_cert: ")
+            && err.contains("is in the wrong order: certificate 2 is the private key's"),
+        "{err}"
+    );
+    // Another certificate's key.
+    let other = dir.path().join("other-key.pem");
+    std::fs::write(&other, ca.leaf("other").key_pem).unwrap();
+    let (code, err) = check_pair(&cert, &other);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("listen.tls_cert: the private key in")
+            && err.contains("is not the key of the first certificate"),
+        "{err}"
+    );
+    // Passphrase-protected keys, PKCS#8 and traditional PKCS#1.
+    for name in ["encrypted-key.pem", "encrypted-rsa-key.pem"] {
+        let (code, err) = check_pair(&cert, &fixture(name));
+        assert_eq!(code, Some(2), "{err}");
+        assert!(
+            err.contains("listen.tls_key: ")
+                && err.contains("holds an encrypted (passphrase-protected) private key"),
+            "{name}: {err}"
+        );
+    }
+    // A key file with no key in it (the certificate twice).
+    let (code, err) = check_pair(&cert, &cert);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("listen.tls_key: ") && err.contains("holds no PEM private key"),
+        "{err}"
+    );
+    // The pair as it should be.
+    let (code, err) = check_pair(&cert, &key);
+    assert_eq!(code, Some(0), "{err}");
+}
+
 #[test]
 fn admin_client_ca_must_be_readable_pem_on_a_tls_admin_listener() {
     let dir = tempfile::tempdir().unwrap();
