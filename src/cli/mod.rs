@@ -105,6 +105,9 @@ pub fn main() -> ExitCode {
 /// cross-thread handoff on the hot path); 0 lets tokio pick (one per core,
 /// or `TOKIO_WORKER_THREADS`).
 fn runtime(workers: usize) -> Result<tokio::runtime::Runtime, CliError> {
+    if workers == 0 {
+        worker_threads_env()?;
+    }
     let mut builder = if workers == 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -118,4 +121,20 @@ fn runtime(workers: usize) -> Result<tokio::runtime::Runtime, CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))
+}
+
+/// tokio reads `TOKIO_WORKER_THREADS` itself and panics (a backtrace, exit
+/// 101) on a value that is not a whole number from 1: said here instead.
+fn worker_threads_env() -> Result<(), CliError> {
+    const NAME: &str = "TOKIO_WORKER_THREADS";
+    let Some(value) = std::env::var_os(NAME) else {
+        return Ok(());
+    };
+    match value.to_str().map(str::parse::<usize>) {
+        Some(Ok(n)) if n > 0 => Ok(()),
+        _ => Err(CliError::Usage(format!(
+            "{NAME}: {value:?} is not a whole number from 1 (the worker threads while \
+             [runtime] workers = 0); set a number or unset it"
+        ))),
+    }
 }

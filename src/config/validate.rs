@@ -599,7 +599,14 @@ fn log(raw: raw::Log, p: &mut Problems) -> Option<Log> {
         }
     };
     let mut ok = true;
-    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&raw.level) {
+    if raw.level.trim().is_empty() {
+        // An empty filter allows errors only: every warning would be lost.
+        p.push(
+            "log.level",
+            "is empty; give a filter such as \"info\" or \"keygate=debug,info\"",
+        );
+        ok = false;
+    } else if let Err(e) = tracing_subscriber::EnvFilter::try_new(&raw.level) {
         p.push("log.level", format!("invalid filter {:?}: {e}", raw.level));
         ok = false;
     }

@@ -57,9 +57,7 @@ pub struct Logging {
 /// Install the global subscriber. `RUST_LOG`, when set, overrides `level`.
 /// Fails only when `[log] file` cannot be opened.
 pub fn init(format: LogFormat, level: &str, output: Output<'_>) -> std::io::Result<Logging> {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, bad_env) = filter(level);
     let file = output.file.map(LogFile::open).transpose()?;
     let builder = NonBlockingBuilder::default()
         .lossy(true)
@@ -80,6 +78,9 @@ pub fn init(format: LogFormat, level: &str, output: Output<'_>) -> std::io::Resu
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+    if let Some(error) = bad_env {
+        tracing::warn!(%error, "RUST_LOG is not a valid filter; using [log] level instead");
+    }
     // The filter is fixed from now on: ask it once whether access lines pass.
     let wanted = tracing::enabled!(target: "keygate::access", tracing::Level::INFO);
     // JSON has no colours: its lines take the fast way at a terminal too,
@@ -93,6 +94,23 @@ pub fn init(format: LogFormat, level: &str, output: Output<'_>) -> std::io::Resu
         dropped,
         _flush_on_drop: guard,
     })
+}
+
+/// `RUST_LOG` when it says something, else `[log] level`. An empty one is
+/// unset (it would allow errors only: `Environment=RUST_LOG=` silenced every
+/// warning); one that does not parse is returned to be said once logging
+/// is in place, not ignored in silence.
+fn filter(level: &str) -> (EnvFilter, Option<String>) {
+    let configured = || EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    match std::env::var(EnvFilter::DEFAULT_ENV) {
+        Ok(text) if text.trim().is_empty() => (configured(), None),
+        Ok(text) => match EnvFilter::try_new(&text) {
+            Ok(filter) => (filter, None),
+            Err(e) => (configured(), Some(format!("{text:?}: {e}"))),
+        },
+        Err(std::env::VarError::NotPresent) => (configured(), None),
+        Err(e) => (configured(), Some(e.to_string())),
+    }
 }
 
 /// The access line's own way to the writer thread (the queue tracing's

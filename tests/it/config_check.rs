@@ -642,6 +642,15 @@ fn tls_pair_mistakes_are_said_in_words_by_their_keys() {
     assert_eq!(code, Some(0), "{err}");
 }
 
+/// An empty `log.level` is a filter that allows errors only: every
+/// warning (a store outage, a reload that failed) would be lost.
+#[test]
+fn an_empty_log_level_is_refused_by_its_key() {
+    let (code, err) = check_text("[log]\nlevel = \" \"\n");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("log.level: is empty"), "{err}");
+}
+
 #[test]
 fn admin_client_ca_must_be_readable_pem_on_a_tls_admin_listener() {
     let dir = tempfile::tempdir().unwrap();

@@ -391,3 +391,60 @@ async fn a_sighup_while_serve_waits_for_a_slow_store_does_not_end_it() {
     kg.main_addr().await;
     assert_eq!(kg.exited(), None, "{:?}", kg.log_lines());
 }
+
+/// `RUST_LOG` overrides `[log] level` when it says something. An empty one
+/// (`Environment=RUST_LOG=` in a unit, `-e RUST_LOG=`) is unset: taken as a
+/// filter it allowed errors only, and keygate started without a line. One
+/// that does not parse is said, not ignored in silence.
+#[tokio::test]
+async fn an_empty_or_unreadable_rust_log_leaves_the_configured_level_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        "http://127.0.0.1:9",
+        "[store]\nkind = \"memory\"\n",
+    );
+    for (value, said) in [("", false), ("keygate==loud", true)] {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--log-format", "json", "-c"])
+            .arg(&cfg)
+            .env("RUST_LOG", value);
+        let kg = Process::spawn(cmd);
+        kg.main_addr().await;
+        let warned = kg.log_lines().iter().any(|l| {
+            l["message"] == "RUST_LOG is not a valid filter; using [log] level instead"
+                && l["level"] == "WARN"
+        });
+        assert_eq!(warned, said, "RUST_LOG={value:?}: {:?}", kg.log_lines());
+    }
+}
+
+/// tokio reads `TOKIO_WORKER_THREADS` itself and panicked on a value that
+/// is not a whole number from 1 (a backtrace, exit 101): a usage error
+/// naming the variable instead.
+#[test]
+fn a_bad_tokio_worker_threads_is_a_usage_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        "http://127.0.0.1:9",
+        "[store]\nkind = \"memory\"\n",
+    );
+    for value in ["", "0", "four"] {
+        let out = Command::new(BIN)
+            .args(["serve", "-c"])
+            .arg(&cfg)
+            .env("TOKIO_WORKER_THREADS", value)
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{value:?}: {err}");
+        assert!(
+            err.contains(&format!(
+                "keygate: TOKIO_WORKER_THREADS: {value:?} is not a whole number from 1"
+            )),
+            "{value:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
