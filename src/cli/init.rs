@@ -46,8 +46,12 @@ struct Layout {
     key: PathBuf,
 }
 
-pub fn run(args: Args) -> Result<(), CliError> {
+pub fn run(mut args: Args) -> Result<(), CliError> {
     let usage = |m: String| CliError::Usage(m);
+    // "a, b" is two hosts, as said back.
+    for host in &mut args.self_signed {
+        *host = host.trim().to_owned();
+    }
     let dir = std::path::absolute(&args.dir)
         .map_err(|e| usage(format!("{}: {e}", args.dir.display())))?;
     if let Some(url) = &args.upstream {
@@ -195,16 +199,20 @@ const LOCAL_NAMES: [&str; 2] = ["localhost", "127.0.0.1"];
 /// and for localhost and 127.0.0.1 (where the admin API listens), valid
 /// for a year from yesterday.
 fn self_signed(hosts: &[String]) -> Result<(String, String), String> {
-    let mut names = hosts.to_vec();
+    let mut names = hosts
+        .iter()
+        .map(|h| san_name(h))
+        .collect::<Result<Vec<_>, _>>()?;
     for local in LOCAL_NAMES {
         if !names.iter().any(|n| n == local) {
             names.push(local.into());
         }
     }
+    let common_name = names[0].clone();
     let mut params = rcgen::CertificateParams::new(names).map_err(|e| e.to_string())?;
     params
         .distinguished_name
-        .push(rcgen::DnType::CommonName, hosts[0].clone());
+        .push(rcgen::DnType::CommonName, common_name);
     let now = crate::keys::unix_now();
     let ((y0, m0, d0), (y1, m1, d1)) = (ymd(now - 86_400), ymd(now + 365 * 86_400));
     params.not_before = rcgen::date_time_ymd(y0, m0, d0);
@@ -212,6 +220,32 @@ fn self_signed(hosts: &[String]) -> Result<(String, String), String> {
     let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
     let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
     Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// A host as a certificate names it: an IP address (`[::1]` as `::1`) or
+/// a DNS name (`*.` allowed first). rcgen takes any text as a DNS name, so
+/// "a b", "" or "host:8443" made a certificate no client matches.
+fn san_name(host: &str) -> Result<String, String> {
+    let host = host.trim();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+        return Ok(ip.to_string());
+    }
+    let labels = host.strip_prefix("*.").unwrap_or(host);
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if host.len() <= 253 && labels.split('.').all(label_ok) {
+        Ok(host.to_owned())
+    } else {
+        Err(format!(
+            "{host:?} is neither a host name (letters, digits, '-', dots; \"*.\" first for a \
+             wildcard; no port) nor an IP address"
+        ))
+    }
 }
 
 /// The UTC date `secs` falls on.

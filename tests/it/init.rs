@@ -156,6 +156,19 @@ fn init_never_overwrites_and_refuses_bad_input_with_exit_2() {
     for (args, flag) in [
         (vec!["--upstream", "http://app:8080/base"], "--upstream:"),
         (vec!["--admin-name", "ops team"], "--admin-name:"),
+        // rcgen takes any text as a DNS name: no client would match these.
+        (
+            vec!["--self-signed", "kg example"],
+            "--self-signed: \"kg example\" is neither",
+        ),
+        (
+            vec!["--self-signed", "kg.example.org:8443"],
+            "--self-signed:",
+        ),
+        (
+            vec!["--self-signed", "kg.example.org,"],
+            "--self-signed: \"\" is neither",
+        ),
         (
             vec!["--upstream", "http://app:HUNTER2pw@127.0.0.1:8080"],
             "--upstream: a user name or password in the URL is not supported",
