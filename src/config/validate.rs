@@ -391,8 +391,13 @@ pub fn upstream_url(text: &str) -> Result<http::Uri, String> {
         Some("http") | Some("https") => {}
         _ => return Err(format!("{text:?} must start with http:// or https://")),
     }
-    if uri.authority().is_none() {
+    // "http://:8080" parses with an empty host, and port 0 is no port to
+    // dial: every request would be a 502.
+    if uri.host().is_none_or(str::is_empty) {
         return Err(format!("{text:?} has no host"));
+    }
+    if uri.port_u16() == Some(0) {
+        return Err(format!("{text:?} has port 0, which no server listens on"));
     }
     if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
         return Err(format!("{text:?} has a path or query; keygate forwards each request path unchanged, so give only scheme://host:port"));

@@ -897,6 +897,26 @@ fn an_upstream_url_with_a_user_or_password_is_refused_without_echoing_it() {
     }
 }
 
+/// An upstream URL keygate cannot dial is refused by its key, not found
+/// out as a 502 on every request.
+#[test]
+fn an_upstream_url_without_a_host_or_with_port_0_is_refused() {
+    for (url, said) in [
+        ("http://:8080", "has no host"),
+        ("http://127.0.0.1:0", "has port 0"),
+    ] {
+        let (code, err) = check_whole(&format!(
+            "[listen]\nplaintext = true\n[upstream]\nurl = \"{url}\"\n[store]\nkind = \"memory\"\n\
+             [admin]\ntoken_file = \"{{token}}\"\n"
+        ));
+        assert_eq!(code, Some(2), "{url}: {err}");
+        assert!(
+            err.contains(&format!("upstream.url: \"{url}\" {said}")),
+            "{url}: {err}"
+        );
+    }
+}
+
 /// The login URLs take no `user:password@` either: keygate sends none, the
 /// CAS server's and the provider's would reach every browser in a redirect,
 /// and `public_url`'s was quoted in its own error message.
