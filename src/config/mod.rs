@@ -522,7 +522,14 @@ fn parse_in(text: &str, folder: Option<&Path>) -> Result<Config, ConfigErrors> {
             .get("authz")
             .map(|_| section(&root, "authz", &mut problems)),
     };
-    let config = validate::build(raw, folder, &mut problems);
+    // A value of the wrong type stands in as its default, which validation
+    // may then fault ("cannot read /etc/keygate/secret" for a
+    // `secret_file = 5`, "required" for a `url = 5`): a key already named
+    // for its type is named once.
+    let named: Vec<String> = problems.iter().map(|p| p.key.clone()).collect();
+    let mut validation = Vec::new();
+    let config = validate::build(raw, folder, &mut validation);
+    problems.extend(validation.into_iter().filter(|p| !named.contains(&p.key)));
     match config {
         Some(config) if problems.is_empty() => Ok(config),
         _ => Err(ConfigErrors(problems)),

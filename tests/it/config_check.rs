@@ -1110,6 +1110,31 @@ fn a_value_of_the_wrong_type_leaves_the_rest_of_its_section_checked() {
 }
 
 /// A bad value does not hide the next one in its section.
+/// A value of the wrong type is named once, by its type: its default,
+/// which stands in for it, is not faulted as if the operator had written
+/// it (`cannot read /etc/keygate/secret`, `required`).
+#[test]
+fn a_value_of_the_wrong_type_is_named_once_not_again_as_its_default() {
+    let (code, err) = check_whole(
+        "[listen]\nplaintext = true\n[upstream]\nurl = \"http://127.0.0.1:8080\"\n\
+         [store]\nkind = \"redis\"\nsecret_file = 5\n[admin]\ntoken_file = \"{token}\"\n\
+         [login]\nmethod = \"backend_session\"\nwhoami_url = 5\n",
+    );
+    assert_eq!(code, Some(2), "{err}");
+    for key in ["store.secret_file", "login.whoami_url"] {
+        let lines: Vec<_> = err
+            .lines()
+            .filter(|l| l.trim_start().starts_with(&format!("{key}:")))
+            .collect();
+        assert_eq!(lines.len(), 1, "{key}: {err}");
+        assert!(
+            lines[0].contains("invalid type: integer `5`, expected a string"),
+            "{err}"
+        );
+    }
+    assert!(!err.contains("/etc/keygate/secret"), "{err}");
+}
+
 #[test]
 fn every_bad_value_of_a_section_is_reported_not_only_the_first() {
     let (code, err) = check_text(
