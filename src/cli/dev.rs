@@ -22,6 +22,20 @@ pub struct Args {
     log_format: Option<LogFormatArg>,
 }
 
+/// The problems of the configuration `dev` writes come from its flags:
+/// named as the operator typed them, not as TOML keys they never wrote.
+fn in_flags(mut errors: crate::config::ConfigErrors) -> crate::config::ConfigErrors {
+    let flags = |text: &str| {
+        text.replace("listen.addr", "--addr")
+            .replace("admin.addr", "--admin-addr")
+    };
+    for problem in &mut errors.0 {
+        problem.key = flags(&problem.key);
+        problem.message = flags(&problem.message);
+    }
+    errors
+}
+
 pub fn run(args: Args) -> Result<(), CliError> {
     let format = args.log_format.map_or(LogFormat::Human, Into::into);
     let _logging = crate::telemetry::init(format, "info", crate::telemetry::Output::STDERR)
@@ -53,7 +67,8 @@ pub fn run(args: Args) -> Result<(), CliError> {
             addr = args.addr,
             admin_addr = args.admin_addr,
             token_file = token_file.0.display(),
-        ))?;
+        ))
+        .map_err(in_flags)?;
         // The self-service page works at once: everyone is the demo user. This
         // login has no TOML spelling, so no configuration file can turn it on.
         config.login = Some(crate::config::Login {

@@ -149,3 +149,27 @@ fn keygate_dev_prints_a_demo_key_that_works_as_printed() {
     let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// `dev` has flags, not a file: two listeners on one port are named by
+/// the flags that chose them, not by TOML keys the operator never wrote.
+#[test]
+fn keygate_dev_names_clashing_ports_by_their_flags() {
+    let port = crate::support::redis::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let out = Command::new(BIN)
+        .args(["dev", "--addr", &addr, "--admin-addr", &addr])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "--admin-addr: {addr} clashes with --addr = \"{addr}\""
+        )),
+        "{err}"
+    );
+    assert!(
+        !err.contains("listen.addr") && !err.contains("admin.addr"),
+        "{err}"
+    );
+}
