@@ -156,8 +156,10 @@ fn keygate_dev_prints_a_demo_key_that_works_as_printed() {
 fn keygate_dev_names_clashing_ports_by_their_flags() {
     let port = crate::support::redis::free_port();
     let addr = format!("127.0.0.1:{port}");
+    let tmp = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)
         .args(["dev", "--addr", &addr, "--admin-addr", &addr])
+        .env("TMPDIR", tmp.path())
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -172,4 +174,6 @@ fn keygate_dev_names_clashing_ports_by_their_flags() {
         !err.contains("listen.addr") && !err.contains("admin.addr"),
         "{err}"
     );
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "the admin token file was left: {left:?}");
 }
