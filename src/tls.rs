@@ -19,6 +19,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::watch;
 
+mod validity;
+
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("cannot read certificate chain from {path}: {}", pem_text(.source))]
@@ -185,6 +187,13 @@ fn pem_text(e: &rustls_pki_types::pem::Error) -> String {
     }
 }
 
+/// Why the first certificate of the chain at `path` cannot be served now
+/// (expired, not yet valid), when it can be read; clients would refuse it.
+pub fn validity_problem(path: &Path) -> Option<String> {
+    let chain = read_certs(path).ok()?;
+    validity::problem(chain.first()?, std::time::SystemTime::now())
+}
+
 /// Every PEM certificate in the file at `path`.
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, rustls_pki_types::pem::Error> {
     CertificateDer::pem_file_iter(path).and_then(|it| it.collect())
@@ -330,6 +339,9 @@ impl TlsReloader {
             Ok(config) => {
                 self.tx.send_replace(config);
                 tracing::info!(cert = %cert.display(), "TLS certificate reloaded");
+                if let Some(problem) = validity_problem(cert) {
+                    tracing::warn!(cert = %cert.display(), "listen.tls_cert: {problem}");
+                }
             }
             Err(e) => tracing::error!(
                 error = %e,

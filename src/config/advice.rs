@@ -6,6 +6,12 @@ use super::{Config, ConfigProblem, LoginMethod};
 /// Every warning for `config`, each named by its TOML key.
 pub fn warnings(config: &Config) -> Vec<ConfigProblem> {
     let mut out = Vec::new();
+    // rustls serves whatever pair it is given; clients refuse it.
+    if let Some(tls) = &config.listen.tls {
+        if let Some(problem) = crate::tls::validity_problem(&tls.cert) {
+            out.push(ConfigProblem::new("listen.tls_cert", problem));
+        }
+    }
     // On the auth listener every request comes from the proxy that asks,
     // carrying its client's headers: a login header believed from that
     // proxy is the client's word unless the proxy clears it first.

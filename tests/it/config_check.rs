@@ -651,6 +651,33 @@ fn an_empty_log_level_is_refused_by_its_key() {
     assert!(err.contains("log.level: is empty"), "{err}");
 }
 
+/// rustls serves any certificate it is given: an expired one (a renewal
+/// that failed) is a warning of `check`, which still exits 0, as it is of
+/// the start and of a SIGHUP reload.
+#[test]
+fn an_expired_certificate_is_a_warning_naming_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2020, 2, 1);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let (code, err) = check_whole(&format!(
+        "[listen]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n[upstream]\nurl = \"http://127.0.0.1:8080\"\n\
+         [store]\nkind = \"memory\"\n[admin]\ntoken_file = \"{{token}}\"\n",
+        cert_path.display(),
+        key_path.display()
+    ));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("warning: listen.tls_cert: the certificate expired on 2020-02-01T00:00:00Z"),
+        "{err}"
+    );
+}
+
 #[test]
 fn admin_client_ca_must_be_readable_pem_on_a_tls_admin_listener() {
     let dir = tempfile::tempdir().unwrap();
