@@ -557,11 +557,14 @@ fn limits(raw: raw::Limits, p: &mut Problems) -> Option<Limits> {
         raw.h2_max_local_error_reset_streams,
         1..=100_000,
     );
-    ok &= within(
-        "limits.h2_max_header_list_size",
-        header_list,
-        1024..=16 * 1024 * 1024,
-    );
+    // Unset, it is max_header_bytes, whose own problem is named above.
+    if raw.h2_max_header_list_size.is_some() {
+        ok &= within(
+            "limits.h2_max_header_list_size",
+            header_list,
+            1024..=16 * 1024 * 1024,
+        );
+    }
     ok &= within(
         "limits.h2_max_send_buf_size",
         raw.h2_max_send_buf_size,

@@ -678,6 +678,20 @@ fn an_expired_certificate_is_a_warning_naming_its_key() {
     );
 }
 
+/// `h2_max_header_list_size` defaults to `max_header_bytes`: a bad
+/// `max_header_bytes` is one problem, not a second one under a key the
+/// operator never wrote.
+#[test]
+fn a_bad_max_header_bytes_is_not_also_blamed_on_the_h2_list_size_it_defaults() {
+    let (code, err) = check_text("[limits]\nmax_header_bytes = 100\n");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("limits.max_header_bytes: 100 is outside 1024..=16777216"),
+        "{err}"
+    );
+    assert!(!err.contains("h2_max_header_list_size"), "{err}");
+}
+
 #[test]
 fn admin_client_ca_must_be_readable_pem_on_a_tls_admin_listener() {
     let dir = tempfile::tempdir().unwrap();
