@@ -6,6 +6,39 @@ use super::{Config, ConfigProblem, LoginMethod};
 /// Every warning for `config`, each named by its TOML key.
 pub fn warnings(config: &Config) -> Vec<ConfigProblem> {
     let mut out = Vec::new();
+    // "0.0.0.0/0" (or "::/0") makes every client a trusted proxy: what it
+    // trusts them with anyone on the network can then say.
+    let mut everyone = |key: &str, list: &[ipnet::IpNet], what: &str| {
+        if let Some((i, net)) = list.iter().enumerate().find(|(_, n)| n.prefix_len() == 0) {
+            out.push(ConfigProblem::new(
+                format!("{key}[{i}]"),
+                format!("{net} trusts every address: any client can {what}; list only the proxies' addresses"),
+            ));
+        }
+    };
+    everyone(
+        "listen.trusted_proxies",
+        &config.listen.trusted_proxies,
+        "set X-Forwarded-For and so choose the address the failed-authentication limit counts",
+    );
+    if let Some(authz) = &config.authz {
+        everyone(
+            "authz.trusted_proxies",
+            &authz.trusted_proxies,
+            "ask the auth listener, naming any client in X-Forwarded-For",
+        );
+    }
+    if let Some(LoginMethod::TrustedHeader {
+        header,
+        trusted_proxies,
+    }) = config.login.as_ref().map(|l| &l.method)
+    {
+        everyone(
+            "login.trusted_proxies",
+            trusted_proxies,
+            &format!("send {header} and be signed in as whoever it names"),
+        );
+    }
     // rustls serves whatever pair it is given; clients refuse it.
     if let Some(tls) = &config.listen.tls {
         if let Some(problem) = crate::tls::validity_problem(&tls.cert) {

@@ -692,6 +692,36 @@ fn a_bad_max_header_bytes_is_not_also_blamed_on_the_h2_list_size_it_defaults() {
     assert!(!err.contains("h2_max_header_list_size"), "{err}");
 }
 
+/// A trusted-proxy list that holds every address (`0.0.0.0/0`, `::/0`)
+/// trusts every client: valid, so a warning naming the entry.
+#[test]
+fn trusting_every_address_as_a_proxy_is_a_warning_naming_the_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = crate::support::admin_token_file(dir.path());
+    let cfg = dir.path().join("k.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[listen]\nplaintext = true\ntrusted_proxies = [\"0.0.0.0/0\"]\n\
+             [upstream]\nurl = \"http://127.0.0.1:8080\"\n[store]\nkind = \"memory\"\n\
+             [admin]\ntoken_file = \"{}\"\n\
+             [login]\nmethod = \"trusted_header\"\ntrusted_proxies = [\"10.0.0.7\", \"::/0\"]\n\
+             public_url = \"https://app.example.org\"\n",
+            token.display()
+        ),
+    )
+    .unwrap();
+    let out = bin::check(&cfg);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    for expected in [
+        "warning: listen.trusted_proxies[0]: 0.0.0.0/0 trusts every address",
+        "warning: login.trusted_proxies[1]: ::/0 trusts every address: any client can send x-remote-user and be signed in as whoever it names",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+}
+
 #[test]
 fn admin_client_ca_must_be_readable_pem_on_a_tls_admin_listener() {
     let dir = tempfile::tempdir().unwrap();
