@@ -2,8 +2,13 @@
 //! §4.1.2.5), so that `keygate check`, the start and a SIGHUP reload can say
 //! "expired" before clients do: rustls serves any certificate it is given,
 //! as nginx does. Anything unexpected reads as "unknown", never as an error.
+//! The DER and the two time forms are read by yasna, already in the tree
+//! through rcgen.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use yasna::tags::{TAG_GENERALIZEDTIME, TAG_UTCTIME};
+use yasna::{ASN1Error, ASN1ErrorKind, ASN1Result, BERReader, BERReaderSeq, Tag};
 
 /// Why a certificate cannot be served now, in words; `None` when it is
 /// within its validity period or its dates cannot be read.
@@ -27,95 +32,57 @@ pub fn problem(cert: &[u8], now: SystemTime) -> Option<String> {
 
 /// (notBefore, notAfter) of an X.509 certificate.
 fn validity(cert: &[u8]) -> Option<(SystemTime, SystemTime)> {
-    let (0x30, cert, _) = element(cert)? else {
-        return None;
-    };
-    let (0x30, tbs, _) = element(cert)? else {
-        return None;
-    };
-    // [0] version (absent for v1), then serialNumber, signature, issuer.
-    let mut rest = match element(tbs)? {
-        (0xa0, _, after) => after,
-        _ => tbs,
-    };
-    for _ in 0..3 {
-        rest = element(rest)?.2;
+    yasna::parse_der(cert, |cert| {
+        cert.read_sequence(|cert| {
+            let validity = cert.next().read_sequence(tbs_validity)?;
+            // signatureAlgorithm, signatureValue: yasna wants a SEQUENCE read to its end.
+            skip_rest(cert)?;
+            Ok(validity)
+        })
+    })
+    .ok()
+}
+
+/// The validity of a TBSCertificate: [0] version (absent for v1), then
+/// serialNumber, signature, issuer, validity and what follows it.
+fn tbs_validity(tbs: &mut BERReaderSeq) -> ASN1Result<(SystemTime, SystemTime)> {
+    tbs.read_optional(|version| version.read_tagged(Tag::context(0), |v| v.read_der()))?;
+    for _serial_signature_issuer in 0..3 {
+        tbs.next().read_der()?;
     }
-    let (0x30, validity, _) = element(rest)? else {
-        return None;
-    };
-    let (tag, not_before, rest) = element(validity)?;
-    let not_before = time(tag, not_before)?;
-    let (tag, not_after, _) = element(rest)?;
-    Some((not_before, time(tag, not_after)?))
+    let validity = tbs.next().read_sequence(|validity| {
+        let not_before = time(validity.next())?;
+        Ok((not_before, time(validity.next())?))
+    })?;
+    skip_rest(tbs)?;
+    Ok(validity)
 }
 
-/// One DER element: (tag, content, what follows).
-fn element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |len, &b| len << 8 | usize::from(b));
-        (len, &rest[n..])
+/// A UTCTime or a GeneralizedTime, the two forms RFC 5280 allows.
+fn time(reader: BERReader) -> ASN1Result<SystemTime> {
+    let time = match reader.lookahead_tag()? {
+        TAG_UTCTIME => *reader.read_utctime()?.datetime(),
+        TAG_GENERALIZEDTIME => *reader.read_generalized_time()?.datetime(),
+        _ => return Err(ASN1Error::new(ASN1ErrorKind::Invalid)),
     };
-    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
-}
-
-/// UTCTime (`YYMMDDHHMMSSZ`, years 1950–2049) or GeneralizedTime
-/// (`YYYYMMDDHHMMSSZ`), as RFC 5280 requires them.
-fn time(tag: u8, content: &[u8]) -> Option<SystemTime> {
-    let text = std::str::from_utf8(content).ok()?.strip_suffix('Z')?;
-    let (year, rest) = match tag {
-        0x17 => {
-            let yy: u64 = digits(text.get(..2)?)?;
-            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, text.get(2..)?)
-        }
-        0x18 => (digits(text.get(..4)?)?, text.get(4..)?),
-        _ => return None,
-    };
-    if rest.len() != 10 {
-        return None;
+    let time = SystemTime::from(time);
+    // humantime shows no time before the epoch (it panics): unknown, as any surprise.
+    if time < UNIX_EPOCH {
+        return Err(ASN1Error::new(ASN1ErrorKind::Invalid));
     }
-    let field = |at: usize| digits(&rest[at..at + 2]);
-    let (month, day) = (field(0)?, field(2)?);
-    let seconds = field(4)? * 3600 + field(6)? * 60 + field(8)?;
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || year < 1970 {
-        return None;
-    }
-    let days = days_since_epoch(year, month, day);
-    Some(UNIX_EPOCH + Duration::from_secs(days * 86_400 + seconds))
+    Ok(time)
 }
 
-fn digits(text: &str) -> Option<u64> {
-    text.bytes()
-        .all(|b| b.is_ascii_digit())
-        .then(|| text.parse().ok())
-        .flatten()
-}
-
-/// Days from 1970-01-01 to a date of the proleptic Gregorian calendar
-/// (Howard Hinnant's `days_from_civil`), for years from 1970.
-fn days_since_epoch(year: u64, month: u64, day: u64) -> u64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year / 400;
-    let year_of_era = year - era * 400;
-    let month_from_march = (month + 9) % 12;
-    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
+/// Reads past the remaining elements of a SEQUENCE.
+fn skip_rest(seq: &mut BERReaderSeq) -> ASN1Result<()> {
+    while seq.read_optional(|element| element.read_der())?.is_some() {}
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn cert(not_before: (i32, u8, u8), not_after: (i32, u8, u8)) -> Vec<u8> {
         let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
@@ -137,8 +104,37 @@ mod tests {
             humantime::format_rfc3339_seconds(to).to_string(),
             "2051-02-28T00:00:00Z"
         );
-        assert_eq!(days_since_epoch(1970, 1, 1), 0);
-        assert_eq!(days_since_epoch(2000, 3, 1), 11_017);
+    }
+
+    #[test]
+    fn leap_days_and_the_no_expiry_date_of_rfc_5280_are_read() {
+        let (from, to) = validity(&cert((2024, 2, 29), (9999, 12, 31))).unwrap();
+        assert_eq!(
+            humantime::format_rfc3339_seconds(from).to_string(),
+            "2024-02-29T00:00:00Z"
+        );
+        assert_eq!(
+            humantime::format_rfc3339_seconds(to).to_string(),
+            "9999-12-31T00:00:00Z"
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_read_is_unknown_and_never_a_panic() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let good = cert((2020, 1, 1), (2020, 2, 1));
+        assert!(problem(&good, now).is_some());
+        for bad in [
+            &b""[..],
+            &b"not a certificate"[..],
+            &good[..good.len() - 1],
+            &good[..good.len() / 2],
+            &[good.as_slice(), &[0]].concat(),
+        ] {
+            assert_eq!(problem(bad, now), None, "{bad:02x?}");
+        }
+        // UTCTime reaches back to 1950; humantime shows nothing before 1970.
+        assert_eq!(problem(&cert((1960, 1, 1), (1965, 1, 1)), now), None);
     }
 
     #[test]
