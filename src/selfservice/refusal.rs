@@ -390,10 +390,11 @@ fn invalid(problems: &[String]) -> Response<ResponseBody> {
     )
 }
 
-/// Logs a signed-in user that is no user name (escaped) and says why,
-/// without it.
+/// Logs a signed-in user that is no user name and says why, without it.
+/// Always quoted in the log: the name may end in a space (U+00A0) that an
+/// admin reading `user=alice` would not see.
 fn not_a_user(user: &str, why: &str, by: &str) -> String {
-    tracing::warn!(user = %escaped(user), reason = why, by, "sign-in without a usable user (403)");
+    tracing::warn!(user = ?user, reason = why, by, "sign-in without a usable user (403)");
     format!("the user name {by} gives for this account {why}")
 }
 
