@@ -1,6 +1,8 @@
 //! Rate limits (governor, GCRA): failed authentications per client address,
 //! so a brute-force client gets 429 while the key's owner elsewhere is not
 //! locked out, and requests per key. Keyed state is pruned every minute.
+//! An IPv6 client counts by its /64 (`client_net`): one subscriber's usual
+//! allocation, whose 2^64 addresses are all theirs to rotate through.
 //!
 //! Memory: the per-key table only ever holds keys that verified (bounded by
 //! the live keys used within the last minute or so); a table per client
@@ -11,7 +13,7 @@
 //! request with a good key is never refused for it.
 
 use std::hash::Hash;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
@@ -120,12 +122,12 @@ impl PerClient {
         limit
     }
 
-    /// Count one request from `client`.
+    /// Count one request from `client` (against its /64 for IPv6).
     pub fn check(&self, client: IpAddr) -> Result<(), RetryAfter> {
         if self.limiter.len() >= self.max_clients && !self.make_room() {
             return Err(RetryAfter(self.full_retry));
         }
-        check_key(&self.limiter, &client, &self.clock)
+        check_key(&self.limiter, &client_net(client), &self.clock)
     }
 
     /// The table is full: drop the addresses whose limit has recovered (at
@@ -154,6 +156,20 @@ impl Prune for PerClient {
     }
 }
 
+/// What a per-client limit counts `client` as: an IPv6 address by its /64
+/// (else a client changing the low bits of its address each try would have
+/// a fresh limit each time, and fill the table alone), an IPv4 address,
+/// also one mapped into IPv6 by a dual-stack listener, by itself.
+fn client_net(client: IpAddr) -> IpAddr {
+    match client {
+        IpAddr::V4(_) => client,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & (u128::MAX << 64))),
+        },
+    }
+}
+
 /// Keyed limiters whose recovered keys can be dropped.
 trait Prune {
     fn retain_recent(&self);
@@ -168,5 +184,26 @@ async fn prune(limiter: Weak<impl Prune>) {
             Some(l) => l.retain_recent(),
             None => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_by_its_64_and_a_mapped_ipv4_as_itself() {
+        assert_eq!(client_net(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(
+            client_net(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
+            ip("2001:db8:1:2::")
+        );
+        assert_ne!(client_net(ip("2001:db8:1:3::1")), ip("2001:db8:1:2::"));
+        assert_eq!(client_net(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(client_net(ip("192.0.2.7")), ip("192.0.2.7"));
     }
 }

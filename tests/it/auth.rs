@@ -496,6 +496,48 @@ async fn brute_force_gets_429_while_the_owner_elsewhere_gets_in() {
     assert_eq!(get_with(&c, &gw, "/", &owner).await.status, StatusCode::OK);
 }
 
+/// An IPv6 client owns its /64: changing the low bits of its address on
+/// each try does not give it a fresh limit (nor fill the table alone).
+#[tokio::test]
+async fn brute_force_rotating_addresses_in_one_ipv6_64_is_limited_as_one_client() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url())
+        .set("auth", "anonymous = \"reject\"")
+        .set("listen", "trusted_proxies = [\"127.0.0.1/32\"]")
+        .set("rate_limit", "failed_auth_per_minute = 3")
+        .start()
+        .await;
+    let c = client::h1(&gw.ca);
+    let (key, _) = gw.key("grace").await;
+    let mut statuses = Vec::new();
+    for i in 0..6u32 {
+        let client = format!("2001:db8:7:7:{:x}::{:x}", i + 1, i * 7919 + 1);
+        let attacker = [("x-forwarded-for", client.as_str()), ("apikey", "kg_guess")];
+        statuses.push(get_with(&c, &gw, "/", &attacker).await.status);
+    }
+    assert_eq!(
+        statuses,
+        [StatusCode::UNAUTHORIZED; 3]
+            .into_iter()
+            .chain([StatusCode::TOO_MANY_REQUESTS; 3])
+            .collect::<Vec<_>>()
+    );
+    // The next /64 is another client, and the owner's good key gets in.
+    let neighbour = [
+        ("x-forwarded-for", "2001:db8:7:8::1"),
+        ("apikey", "kg_guess"),
+    ];
+    assert_eq!(
+        get_with(&c, &gw, "/", &neighbour).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let owner = [
+        ("x-forwarded-for", "2001:db8:7:7::1"),
+        ("apikey", key.as_str()),
+    ];
+    assert_eq!(get_with(&c, &gw, "/", &owner).await.status, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn requests_per_key_are_limited() {
     let up = Upstream::start().await;

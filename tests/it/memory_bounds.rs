@@ -39,7 +39,8 @@ async fn failed_authentications_remember_at_most_max_tracked_clients_addresses()
 
     let mut statuses = Vec::new();
     for i in 0..CLIENTS {
-        let client = format!("2001:db8::{:x}", i + 1);
+        // One /64 each: an IPv6 client counts by its /64.
+        let client = format!("2001:db8:{:x}::1", i + 1);
         statuses.push(from(&c, &gw, &client, "kg_guess").await);
     }
     let refused = statuses
@@ -65,7 +66,7 @@ async fn failed_authentications_remember_at_most_max_tracked_clients_addresses()
     // The first addresses are still remembered (their second try is limited),
     // and a good key from a new address is not affected by the full table.
     assert_eq!(
-        from(&c, &gw, "2001:db8::1", "kg_guess").await.status,
+        from(&c, &gw, "2001:db8:1::1", "kg_guess").await.status,
         StatusCode::TOO_MANY_REQUESTS
     );
     let owner = from(&c, &gw, "2001:db8:ffff::1", &key).await;
