@@ -133,6 +133,44 @@ async fn too_many_keys_is_413_and_each_address_is_rate_limited() {
     assert!(a.headers.contains_key("retry-after"));
 }
 
+/// A POST of one made-up key to `/.keygate/revoke` from `client` (behind
+/// the trusted proxy).
+async fn revoke_from(c: &HttpsClient, gw: &TestGateway, client: &str) -> StatusCode {
+    let req = Request::post(gw.url("/.keygate/revoke"))
+        .header("content-type", "text/plain")
+        .header("x-forwarded-for", client)
+        .body(body::full("kg_x\n"))
+        .unwrap();
+    crate::support::within(10, "an answer", send(c, req))
+        .await
+        .status
+}
+
+/// An IPv6 subscriber's /64 is one client: rotating through its addresses
+/// neither escapes the limit nor fills the table everyone's reports share.
+#[tokio::test]
+async fn the_addresses_of_one_ipv6_64_share_one_limit_and_cannot_fill_the_table() {
+    let f = fleet(1, "possession-64", |b| {
+        b.set("leaks", "possession_per_minute = 1")
+            .set("listen", "trusted_proxies = [\"127.0.0.1/32\"]")
+            .set("rate_limit", "max_tracked_clients = 5");
+    })
+    .await;
+    let (c, gw) = (&f.clients[0], &f.gateways[0]);
+    let mut statuses = Vec::new();
+    for i in 0..10u32 {
+        let client = format!("2001:db8:5:5:{:x}::{:x}", i + 1, i * 131 + 1);
+        statuses.push(revoke_from(c, gw, &client).await);
+    }
+    assert_eq!(statuses[0], StatusCode::ACCEPTED);
+    assert_eq!(statuses[1..], [StatusCode::TOO_MANY_REQUESTS; 9]);
+    assert_eq!(
+        revoke_from(c, gw, "198.51.100.5").await,
+        StatusCode::ACCEPTED,
+        "someone else still reports a key"
+    );
+}
+
 #[tokio::test]
 async fn the_form_revokes_a_found_key_without_signing_in() {
     let f = fleet(1, "possession-form", |_| {}).await;
