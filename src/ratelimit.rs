@@ -2,11 +2,7 @@
 //! so a brute-force client gets 429 while the key's owner elsewhere is not
 //! locked out, and requests per key. Keyed state is pruned every minute.
 //! An IPv6 client counts by its /64 (`client_net`): one subscriber's usual
-//! allocation, whose 2^64 addresses are all theirs to rotate through. A
-//! client over its failed-authentication limit is answered 429 before its
-//! key is looked up in the store (`Limiter::failed_auth_limited`): the key
-//! checksum is public, so its made-up keys would all be store reads; a key
-//! the validation cache holds still passes.
+//! allocation, whose 2^64 addresses are all theirs to rotate through.
 //!
 //! Memory: the per-key table only ever holds keys that verified (bounded by
 //! the live keys used within the last minute or so); a table per client
@@ -16,17 +12,14 @@
 //! authentications and `/.keygate/revoke` pass through these tables, so a
 //! request with a good key is never refused for it.
 
-use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use governor::clock::{Clock, DefaultClock, Reference};
-use governor::middleware::StateInformationMiddleware;
-use governor::nanos::Nanos;
+use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config;
@@ -67,12 +60,6 @@ impl Limiter {
         }
     }
 
-    /// Whether `client` is over its failed-authentication limit, asked
-    /// before its key is looked up in the store; nothing is counted.
-    pub fn failed_auth_limited(&self, client: IpAddr) -> Option<RetryAfter> {
-        self.failed_auth.as_ref()?.limited(client)
-    }
-
     /// Count one request made with `key_id` (a `Copy` id: nothing allocated).
     pub fn request(&self, key_id: &KeyId) -> Result<(), RetryAfter> {
         match &self.per_key {
@@ -104,32 +91,17 @@ fn check_key<K: Hash + Eq + Clone>(
 /// A limit per client address whose table holds at most `max_clients`
 /// addresses: failed authentications (`[rate_limit]`) and
 /// `/.keygate/revoke` (`[leaks] possession_per_minute`) each have one.
-///
-/// governor counts; it has no way to ask whether a key is over its limit
-/// without counting a request, so the clients it has just refused, or
-/// whose allowance a request has just spent, are also held with the time
-/// their next try may pass (`held`): `limited` answers from there, so that
-/// a limited client is answered before its key is looked up.
 pub struct PerClient {
-    limiter: DefaultKeyedRateLimiter<IpAddr, StateInformationMiddleware>,
-    /// Clients whose next try would be refused, and until when. A held
-    /// client is one `limiter` holds: dropped in the same sweeps, at most
-    /// `max_clients`.
-    held: Mutex<HashMap<IpAddr, Until>>,
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
     max_clients: usize,
-    /// One request's worth of time (a minute / `n`): what a client that has
-    /// spent its allowance is held for at most.
-    interval: Nanos,
     /// What a client is told to wait while the table is full: one request's worth.
     full_retry: Duration,
     /// When a full table was last pruned (ms since `origin`): a flood of new
     /// addresses costs one sweep a second, not one per request.
     swept_at: AtomicU64,
     origin: Instant,
+    clock: DefaultClock,
 }
-
-/// A time on the limiter's own clock (8 bytes).
-type Until = <DefaultClock as Clock>::Instant;
 
 // === impl PerClient ===
 
@@ -137,13 +109,12 @@ impl PerClient {
     pub fn per_minute(n: NonZeroU32, max_clients: usize) -> Arc<PerClient> {
         let quota = Quota::per_minute(n);
         let limit = Arc::new(PerClient {
-            limiter: RateLimiter::keyed(quota).with_middleware(),
-            held: Mutex::default(),
+            limiter: RateLimiter::keyed(quota),
             max_clients,
-            interval: quota.replenish_interval().into(),
             full_retry: quota.replenish_interval().max(Duration::from_secs(1)),
             swept_at: AtomicU64::new(0),
             origin: Instant::now(),
+            clock: DefaultClock::default(),
         });
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(prune(Arc::downgrade(&limit)));
@@ -153,45 +124,10 @@ impl PerClient {
 
     /// Count one request from `client` (against its /64 for IPv6).
     pub fn check(&self, client: IpAddr) -> Result<(), RetryAfter> {
-        let client = client_net(client);
         if self.limiter.len() >= self.max_clients && !self.make_room() {
             return Err(RetryAfter(self.full_retry));
         }
-        let clock = self.limiter.clock();
-        match self.limiter.check_key(&client) {
-            Ok(state) => {
-                if state.remaining_burst_capacity() == 0 {
-                    // Its next try would be refused for at most one
-                    // interval (governor tells no more): held that long.
-                    self.hold(client, clock.now() + self.interval);
-                }
-                Ok(())
-            }
-            Err(not_until) => {
-                self.hold(client, not_until.earliest_possible());
-                Err(RetryAfter(not_until.wait_time_from(clock.now())))
-            }
-        }
-    }
-
-    /// Whether `client` is over its limit now, without counting a request:
-    /// how long until it is not. A client not held is not (a full table
-    /// refuses only at `check`).
-    pub fn limited(&self, client: IpAddr) -> Option<RetryAfter> {
-        let until = *self.held().get(&client_net(client))?;
-        let now = self.limiter.clock().now();
-        (until > now).then(|| RetryAfter(until.duration_since(now).into()))
-    }
-
-    fn hold(&self, client: IpAddr, until: Until) {
-        let mut held = self.held();
-        if held.len() < self.max_clients || held.contains_key(&client) {
-            held.insert(client, until);
-        }
-    }
-
-    fn held(&self) -> MutexGuard<'_, HashMap<IpAddr, Until>> {
-        self.held.lock().expect("held clients")
+        check_key(&self.limiter, &client_net(client), &self.clock)
     }
 
     /// The table is full: drop the addresses whose limit has recovered (at
@@ -217,12 +153,6 @@ impl Prune for PerClient {
         self.limiter.retain_recent();
         // A burst of addresses must not keep its table's capacity for good.
         self.limiter.shrink_to_fit();
-        // After the limiter's sweep: a client it dropped has recovered,
-        // so its hold has run out too, and goes.
-        let now = self.limiter.clock().now();
-        let mut held = self.held();
-        held.retain(|_, until| *until > now);
-        held.shrink_to_fit();
     }
 }
 
@@ -263,43 +193,6 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
-    }
-
-    #[test]
-    fn a_client_over_its_burst_is_limited_and_asking_counts_nothing() {
-        let limit = PerClient::per_minute(NonZeroU32::new(3).unwrap(), 10);
-        let (a, b) = (ip("192.0.2.1"), ip("192.0.2.2"));
-        for _ in 0..3 {
-            assert!(limit.limited(a).is_none());
-            assert!(limit.check(a).is_ok());
-        }
-        let RetryAfter(held) = limit.limited(a).expect("its allowance is spent");
-        assert!(held <= Duration::from_secs(20), "{held:?}");
-        let RetryAfter(wait) = limit.check(a).unwrap_err();
-        assert!(
-            wait > Duration::from_secs(19) && wait <= Duration::from_secs(20),
-            "{wait:?}"
-        );
-        assert!(limit.limited(a).is_some());
-        assert!(limit.limited(b).is_none(), "another client is not");
-        assert!(limit.check(b).is_ok());
-    }
-
-    #[test]
-    fn a_full_table_refuses_every_client_and_holds_no_more_than_it() {
-        let limit = PerClient::per_minute(NonZeroU32::new(1).unwrap(), 2);
-        let [a, b, c] = ["192.0.2.1", "192.0.2.2", "192.0.2.3"].map(ip);
-        assert!(limit.check(a).is_ok());
-        assert!(limit.check(b).is_ok());
-        assert!(limit.check(c).is_err(), "no room for a new client");
-        assert!(limit.limited(c).is_none(), "asking adds nothing");
-        assert!(limit.check(a).is_err());
-        limit.retain_recent();
-        assert_eq!(
-            limit.held().len(),
-            2,
-            "a and b, which spent their allowance"
-        );
     }
 
     #[test]

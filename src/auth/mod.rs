@@ -16,7 +16,6 @@ use http::header::{self, HeaderMap, HeaderName};
 use self::last_used::LastUsed;
 use crate::keyring::{Keyring, VerifyError};
 use crate::keys::ApiKey;
-use crate::ratelimit::RetryAfter;
 
 pub use crate::config::Accept;
 pub use crate::keyring::Principal;
@@ -33,10 +32,6 @@ pub const APIKEY_HEADER: HeaderName = HeaderName::from_static("apikey");
 pub enum AuthError {
     #[error("more than one credential")]
     Ambiguous,
-    /// The client is over its failed-authentication limit: its key was not
-    /// looked up.
-    #[error("client over the failed-authentication limit; key not looked up")]
-    Held(RetryAfter),
     #[error(transparent)]
     Key(#[from] VerifyError),
 }
@@ -65,21 +60,15 @@ impl Authenticator {
     }
 
     /// `Ok(None)`: no API credential (anonymous). The credential headers are
-    /// removed from `headers` in every other case. `held` is asked, with
-    /// the headers left, only before the key would be looked up in the
-    /// store (`Keyring::verify_unless`): `AuthError::Held` with its answer.
+    /// removed from `headers` in every other case.
     pub async fn authenticate(
         &self,
         headers: &mut HeaderMap,
-        held: impl FnOnce(&HeaderMap) -> Option<RetryAfter>,
     ) -> Result<Option<Principal>, AuthError> {
         let Some(key) = self.take_credential(headers)? else {
             return Ok(None);
         };
-        match self.keyring.verify_unless(&key, || held(headers)).await {
-            Ok(verified) => Ok(Some(verified?)),
-            Err(retry) => Err(AuthError::Held(retry)),
-        }
+        Ok(Some(self.keyring.verify(&key).await?))
     }
 
     /// The request `principal` authenticated was let through: note the

@@ -153,20 +153,15 @@ impl Admission {
     }
 
     /// Step 2: the key, if the request carries one; a key that does not
-    /// verify counts against the client's failed authentications. A client
-    /// over that limit is refused before its key is looked up in the store
-    /// (a key the cache holds still passes).
+    /// verify counts against the client's failed authentications.
     async fn authenticate(
         &self,
         h: &mut HeaderMap,
         peer: IpAddr,
     ) -> Result<Option<Principal>, Refusal> {
-        // The client address is read only on a cache miss or a failure.
-        let held = |h: &HeaderMap| self.limiter.failed_auth_limited(self.client(peer, h));
-        match self.auth.authenticate(h, held).await {
+        match self.auth.authenticate(h).await {
             Ok(principal) => Ok(principal),
             Err(AuthError::Ambiguous) => Err(Refusal::Ambiguous),
-            Err(AuthError::Held(retry)) => Err(Refusal::Held(retry)),
             Err(AuthError::Key(failure)) => Err(Refusal::of_key(failure, || {
                 self.limiter.failed_auth(self.client(peer, h)).err()
             })),

@@ -37,9 +37,6 @@ pub enum Refusal {
         failure: VerifyError,
         limited: Option<RetryAfter>,
     },
-    /// A client over `rate_limit.failed_auth_per_minute`, refused before
-    /// its key was looked up in the store.
-    Held(RetryAfter),
     /// The key's `rate_limit.requests_per_second`.
     RateLimited(RetryAfter),
     /// A `read` key asking to write.
@@ -109,10 +106,6 @@ impl Refusals {
                     None => (Some(outcome_of(&failure)), self.unauthorized()),
                     Some(retry) => (Some(AuthOutcome::RateLimited), too_many(retry)),
                 }
-            }
-            Refusal::Held(retry) => {
-                tracing::info!(client = %client, reason = %AuthError::Held(retry), "authentication failed");
-                (Some(AuthOutcome::RateLimited), too_many(retry))
             }
             Refusal::RateLimited(retry) => (Some(AuthOutcome::RateLimited), too_many(retry)),
             Refusal::ReadOnly => (

@@ -12,7 +12,6 @@
 //!
 //! Fail closed: a store error is `VerifyError::Store`, never a pass.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -91,48 +90,20 @@ impl VerifyError {
 impl Keyring {
     /// The live key `key` is, or why it is none.
     pub async fn verify(&self, key: &ApiKey) -> Result<Principal, VerifyError> {
-        match self.verify_unless(key, || None::<Infallible>).await {
-            Ok(verified) => verified,
-            Err(never) => match never {},
-        }
-    }
-
-    /// `verify`, but `held` is asked first when the store would be read (a
-    /// well-formed key the cache cannot answer for): `Err` with what it
-    /// said, and the store is not read. The gateway holds back a client
-    /// over its failed-authentication limit so: the checksum is no secret,
-    /// and its made-up keys must not become store reads.
-    pub async fn verify_unless<H>(
-        &self,
-        key: &ApiKey,
-        held: impl FnOnce() -> Option<H>,
-    ) -> Result<Result<Principal, VerifyError>, H> {
         let inner = &*self.0;
-        let Some(id) = format::parse(&inner.prefix, key.expose()) else {
-            return Ok(Err(VerifyError::Malformed));
-        };
+        let id = format::parse(&inner.prefix, key.expose()).ok_or(VerifyError::Malformed)?;
         let cache = inner.cache.as_ref();
         match cache.map_or(Lookup::Miss, |c| c.get(&id, key)) {
             Lookup::Verified(record) => {
                 inner.metrics.cache_hit();
-                return Ok(Ok(Principal(record)));
+                return Ok(Principal(record));
             }
             Lookup::Mismatch => {
                 inner.metrics.cache_hit();
-                return Ok(Err(VerifyError::Mismatch(id)));
+                return Err(VerifyError::Mismatch(id));
             }
             Lookup::Miss => {}
         }
-        if let Some(h) = held() {
-            return Err(h);
-        }
-        Ok(self.verify_in_store(id, key).await)
-    }
-
-    /// The rest of `verify` once the cache has missed: the store's record.
-    async fn verify_in_store(&self, id: KeyId, key: &ApiKey) -> Result<Principal, VerifyError> {
-        let inner = &*self.0;
-        let cache = inner.cache.as_ref();
         // The ticket is taken before the read: an invalidation racing it
         // keeps the record out of the cache.
         let ticket = cache.and_then(|c| c.ticket());

@@ -455,8 +455,12 @@ async fn a_store_outage_is_503_with_retry_after_never_200_never_a_hang() {
     }
 }
 
+/// The limit bounds guessing, not people: a good key gets in from
+/// elsewhere, and also from the guesser's own address (a NAT, an office's
+/// one egress address), where a stale key in one script must not lock
+/// every colleague out.
 #[tokio::test]
-async fn brute_force_gets_429_while_the_owner_elsewhere_gets_in() {
+async fn brute_force_gets_429_while_a_good_key_gets_in_even_from_its_address() {
     let up = Upstream::start().await;
     let gw = builder(&up.url())
         .set("auth", "anonymous = \"reject\"")
@@ -494,63 +498,10 @@ async fn brute_force_gets_429_while_the_owner_elsewhere_gets_in() {
         ("apikey", key.as_str()),
     ];
     assert_eq!(get_with(&c, &gw, "/", &owner).await.status, StatusCode::OK);
-}
-
-/// A client over its failed-authentication limit is answered before any
-/// key it sends is looked up: the checksum is public, so a flood of
-/// well-formed made-up keys would otherwise be a flood of store reads. A key
-/// the cache holds still gets in from there.
-#[tokio::test]
-async fn a_limited_client_costs_no_store_reads_and_a_cached_key_still_gets_in() {
-    let redis = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let up = Upstream::start().await;
-    let gw = builder(&up.url())
-        .redis(&redis, dir.path(), "limited")
-        .set("auth", "anonymous = \"reject\"")
-        .set("listen", "trusted_proxies = [\"127.0.0.1/32\"]")
-        .set("rate_limit", "failed_auth_per_minute = 3")
-        .start()
-        .await;
-    let c = client::h1(&gw.ca);
-    gw.await_fleet(&c).await;
-    let (key, _) = gw.key("grace").await;
-    let elsewhere = [
-        ("x-forwarded-for", "198.51.100.20"),
-        ("apikey", key.as_str()),
-    ];
+    let colleague = [("x-forwarded-for", "203.0.113.9"), ("apikey", key.as_str())];
     assert_eq!(
-        get_with(&c, &gw, "/", &elsewhere).await.status,
+        get_with(&c, &gw, "/", &colleague).await.status,
         StatusCode::OK
-    );
-
-    let reads = "keygate_store_lookup_seconds_count";
-    let before = gw.metric(&c, reads).await;
-    let mut answers = Vec::new();
-    for _ in 0..20 {
-        let (made_up, _) = keygate::keys::format::generate("kg", "nobody");
-        let attacker = [
-            ("x-forwarded-for", "203.0.113.9"),
-            ("apikey", made_up.expose()),
-        ];
-        answers.push(get_with(&c, &gw, "/", &attacker).await);
-    }
-    let statuses: Vec<_> = answers.iter().map(|a| a.status).collect();
-    assert_eq!(statuses[..3], [StatusCode::UNAUTHORIZED; 3]);
-    assert_eq!(statuses[3..], [StatusCode::TOO_MANY_REQUESTS; 17]);
-    assert!(answers[3..]
-        .iter()
-        .all(|a| a.headers.contains_key("retry-after")));
-    assert_eq!(
-        gw.metric(&c, reads).await - before,
-        3.0,
-        "only the failures within the limit were looked up in the store"
-    );
-    let limited_owner = [("x-forwarded-for", "203.0.113.9"), ("apikey", key.as_str())];
-    assert_eq!(
-        get_with(&c, &gw, "/", &limited_owner).await.status,
-        StatusCode::OK,
-        "a cached key is not refused"
     );
 }
 
@@ -590,7 +541,7 @@ async fn brute_force_rotating_addresses_in_one_ipv6_64_is_limited_as_one_client(
         StatusCode::UNAUTHORIZED
     );
     let owner = [
-        ("x-forwarded-for", "2001:db8:7:8::2"),
+        ("x-forwarded-for", "2001:db8:7:7::1"),
         ("apikey", key.as_str()),
     ];
     assert_eq!(get_with(&c, &gw, "/", &owner).await.status, StatusCode::OK);

@@ -3,9 +3,8 @@
 
 use super::*;
 
-/// The most addresses `max_tracked_clients` may be: about 60 bytes each
-/// (twice that while over the limit), so ~6 to 12 GiB per table; beyond it
-/// the bound would no longer protect anything.
+/// The most addresses `max_tracked_clients` may be: about 60 bytes each, so
+/// ~6 GiB per table; beyond it the bound would no longer protect anything.
 const MAX_TRACKED_CLIENTS: u64 = 100_000_000;
 
 pub(super) fn section(raw: raw::RateLimit, p: &mut Problems) -> Option<RateLimit> {
