@@ -175,7 +175,9 @@ pub fn is_host(value: &[u8]) -> bool {
 }
 
 /// The bytes of `uri-host [ ":" port ]`: unreserved, sub-delims, `%`, `:`
-/// and the brackets of an IPv6 literal.
+/// and the brackets of an IPv6 literal; but no `,`, which no DNS name holds
+/// and which makes `X-Forwarded-Host: good.example,evil.example` a list
+/// (Werkzeug reads the last, Express the first).
 static HOST_BYTES: [bool; 256] = {
     let mut table = [false; 256];
     let mut b = 0;
@@ -184,7 +186,7 @@ static HOST_BYTES: [bool; 256] = {
         table[b] = c.is_ascii_alphanumeric();
         b += 1;
     }
-    let others = b"-._~!$&'()*+,;=%:[]";
+    let others = b"-._~!$&'()*+;=%:[]";
     let mut i = 0;
     while i < others.len() {
         table[others[i] as usize] = true;
@@ -465,6 +467,7 @@ mod tests {
             "a?b",
             "a#b",
             "good.example@evil.example",
+            "good.example,evil.example",
             "a\\b",
             "\"a\"",
             "a\tb",
