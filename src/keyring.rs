@@ -550,7 +550,9 @@ impl Keyring {
 
     async fn policy(&self) -> Result<Policy, StoreError> {
         let settings = self.settings().await?;
-        Ok(settings.validate().unwrap_or_else(|_| {
+        Ok(settings.validate().unwrap_or_else(|problems| {
+            // Stored by an older keygate whose rules were looser ("1500ms").
+            tracing::warn!(problems = %problems.join("; "), "the stored settings are no longer valid; using the configured [keys] until an admin saves new ones");
             self.0
                 .configured
                 .validate()
