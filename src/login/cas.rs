@@ -276,6 +276,20 @@ fn parse_validation(xml: &str) -> Result<String, CasError> {
     }
 }
 
+/// A CAS login at `cas_url` for `https://kg.example.org`, with a fixed
+/// signing key and one-minute sessions.
+#[cfg(test)]
+pub(crate) fn for_tests(cas_url: &str) -> Cas {
+    let signer = std::sync::Arc::new(super::signed::Signer::new([7; 32]));
+    Cas::new(
+        cas_url.into(),
+        "https://kg.example.org",
+        Fetch::new(std::time::Duration::from_secs(1), false, None).unwrap(),
+        signer.clone(),
+        Sessions::new(signer, std::time::Duration::from_secs(60), "cas-session"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,17 +436,8 @@ mod tests {
     fn a_session_cookie_names_the_user_and_the_login_url_the_service() {
         use base64::engine::general_purpose::URL_SAFE_NO_PAD;
         use base64::Engine;
-        use std::sync::Arc;
-        use std::time::Duration;
 
-        let signer = Arc::new(super::super::signed::Signer::new([7; 32]));
-        let cas = Cas::new(
-            "https://cas.example.org/cas".into(),
-            "https://kg.example.org",
-            Fetch::new(Duration::from_secs(1), false, None).unwrap(),
-            signer.clone(),
-            Sessions::new(signer, Duration::from_secs(60), "cas-session"),
-        );
+        let cas = for_tests("https://cas.example.org/cas");
         let set = cas.session_cookie("alice");
         let pair = set.to_str().unwrap().split(';').next().unwrap().to_owned();
         let mut h = HeaderMap::new();
@@ -463,17 +468,7 @@ mod tests {
     /// server (here one that does not exist) is asked.
     #[tokio::test]
     async fn a_callback_without_this_browsers_flow_is_refused_unasked() {
-        use std::sync::Arc;
-        use std::time::Duration;
-
-        let signer = Arc::new(super::super::signed::Signer::new([7; 32]));
-        let cas = Cas::new(
-            "http://127.0.0.1:1/cas".into(),
-            "https://kg.example.org",
-            Fetch::new(Duration::from_secs(1), false, None).unwrap(),
-            signer.clone(),
-            Sessions::new(signer, Duration::from_secs(60), "cas-session"),
-        );
+        let cas = for_tests("http://127.0.0.1:1/cas");
         let (_, mine) = cas.start();
         let (_, theirs) = cas.start();
         let theirs = theirs.to_str().unwrap();

@@ -221,9 +221,6 @@ pub(crate) fn jar(set_cookie: &http::HeaderValue) -> HeaderMap {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::time::Duration;
-
     use super::*;
 
     /// A CAS session signed for a name the user-name rule refuses today
@@ -231,14 +228,7 @@ mod tests {
     /// no signed-in person: the page says why, as at sign-in.
     #[tokio::test]
     async fn a_session_signed_for_a_name_the_rule_now_refuses_is_not_signed_in() {
-        let signer = Arc::new(signed::Signer::new([7; 32]));
-        let cas = Cas::new(
-            "https://cas.example.org/cas".into(),
-            "https://kg.example.org",
-            Fetch::new(Duration::from_secs(1), false, None).unwrap(),
-            signer.clone(),
-            Sessions::new(signer, Duration::from_secs(60), "cas-session"),
-        );
+        let cas = cas::for_tests("https://cas.example.org/cas");
         let (good, bad) = (
             jar(&cas.session_cookie("zo\u{EB}")),
             jar(&cas.session_cookie("zo\u{EB}\u{202E}nimda")),
