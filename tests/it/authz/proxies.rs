@@ -110,16 +110,25 @@ async fn no_key_is_a_401_whose_challenge_reaches_curl(kind: Kind) {
     );
 }
 
-/// Spoofed copies of keygate's headers, in the spellings proxies pass on.
-const SPOOFED: [&str; 8] = [
+/// Spoofed copies of keygate's headers, in the spellings proxies pass on:
+/// CGI and PHP read any mix of `-` and `_` (and PHP `.`) as the same name.
+const SPOOFED: [&str; 16] = [
     "-H",
     "X-Remote-User: mallory",
     "-H",
     "X_Remote_User: mallory",
     "-H",
+    "X-Remote_User: mallory",
+    "-H",
+    "X.Remote.User: mallory",
+    "-H",
     "X-Keygate-Key-Id: forged",
     "-H",
     "X_Keygate_Key_Id: forged",
+    "-H",
+    "X-Keygate_Key-Id: forged",
+    "-H",
+    "x.keygate.key.id: forged",
 ];
 
 /// None of the spoofed values, under any spelling, reached the app.
@@ -127,8 +136,12 @@ fn no_spoofed_header(up: &Upstream, path: &str, kind: Kind) {
     for name in [
         "x-remote-user",
         "x_remote_user",
+        "x-remote_user",
+        "x.remote.user",
         "x-keygate-key-id",
         "x_keygate_key_id",
+        "x-keygate_key-id",
+        "x.keygate.key.id",
     ] {
         let values = received(up, path, name);
         assert!(
