@@ -185,6 +185,34 @@ async fn a_key_reaches_the_app_as_its_user_without_the_credential(kind: Kind) {
     }
 }
 
+/// A client's `Connection` header names keygate's headers as hop-by-hop:
+/// the proxy must not drop what keygate set, or the app gets a keyed
+/// request from nobody (keygate's own listener ignores such names too).
+async fn a_clients_connection_header_cannot_name_the_identity_away(kind: Kind) {
+    let s = setup(kind, false, |_| {}).await;
+    let (key, id) = s.gw.key("carol").await;
+    let user = format!("apikey:{key}");
+    let url = s.front.url("/hop");
+    for connection in [
+        "X-Remote-User, X-Keygate-Key-Id",
+        "keep-alive, x_remote_user,X-KEYGATE-KEY-ID",
+    ] {
+        let header = format!("Connection: {connection}");
+        let out = curl(&["-i", "-u", &user, "-H", &header, &url]).await;
+        assert_eq!(out.status, 200, "{kind:?}: {}", out.body);
+        assert_eq!(
+            received(&s.up, "/hop", "x-remote-user"),
+            ["carol"],
+            "{kind:?}: {connection}"
+        );
+        assert_eq!(
+            received(&s.up, "/hop", "x-keygate-key-id"),
+            [id.as_str()],
+            "{kind:?}: {connection}"
+        );
+    }
+}
+
 async fn a_clients_identity_header_never_reaches_the_app(kind: Kind) {
     // Passthrough: requests without a key go through, as nobody.
     let s = setup(kind, false, |b| {
@@ -452,6 +480,12 @@ macro_rules! through {
             #[ignore = "needs nginx, Caddy, Traefik and Envoy: run through scripts/test.sh"]
             async fn a_clients_identity_header_never_reaches_the_app() {
                 super::a_clients_identity_header_never_reaches_the_app(KIND).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[ignore = "needs nginx, Caddy, Traefik and Envoy: run through scripts/test.sh"]
+            async fn a_clients_connection_header_cannot_name_the_identity_away() {
+                super::a_clients_connection_header_cannot_name_the_identity_away(KIND).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
