@@ -443,10 +443,11 @@ fn auth(raw: raw::Auth, p: &mut Problems) -> Option<Auth> {
             None
         }
     };
-    if raw.realm.contains('"') || raw.realm.chars().any(|c| c.is_control()) {
+    // A quoted-string in the challenge: a backslash would escape its end.
+    if raw.realm.contains(['"', '\\']) || raw.realm.chars().any(|c| c.is_control()) {
         p.push(
             "auth.realm",
-            "must not contain quotes or control characters",
+            "must not contain quotes, backslashes or control characters",
         );
         ok = false;
     }

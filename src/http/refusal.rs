@@ -80,7 +80,7 @@ impl Refusal {
 // === impl Refusals ===
 
 impl Refusals {
-    /// `realm` is `auth.realm` (validated: no quotes).
+    /// `realm` is `auth.realm` (validated: no quotes or backslashes).
     pub fn new(metrics: Arc<Metrics>, realm: &str) -> Self {
         Refusals {
             metrics,

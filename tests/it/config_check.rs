@@ -651,6 +651,20 @@ fn an_empty_log_level_is_refused_by_its_key() {
     assert!(err.contains("log.level: is empty"), "{err}");
 }
 
+/// The realm is a quoted-string in every 401's challenge (through each
+/// proxy too): a `\` escapes the closing quote and the header no longer
+/// says `realm="…"`.
+#[test]
+fn a_realm_that_would_break_the_challenge_is_refused_by_its_key() {
+    for realm in ["corp\\\\", "DOMAIN\\\\users"] {
+        let (code, err) = check_text(&format!("[auth]\nrealm = \"{realm}\"\n"));
+        assert_eq!(code, Some(2), "{realm}: {err}");
+        assert!(err.contains("auth.realm: "), "{realm}: {err}");
+    }
+    let (code, err) = check_text("[auth]\nrealm = \"Corp API (zoë)\"\n");
+    assert_eq!(code, Some(0), "{err}");
+}
+
 /// rustls serves any certificate it is given: an expired one (a renewal
 /// that failed) is a warning of `check`, which still exits 0, as it is of
 /// the start and of a SIGHUP reload.
