@@ -185,12 +185,6 @@ pub struct KeyRecord {
 }
 
 impl KeyRecord {
-    /// Remaining lifetime, for the store's TTL; `None` = never expires.
-    pub fn ttl(&self, now: u64) -> Option<Duration> {
-        self.expires_at
-            .map(|e| Duration::from_secs(e.saturating_sub(now).max(1)))
-    }
-
     /// When the first key of this key's rotation chain was made.
     pub fn chain_start(&self) -> u64 {
         self.chain_started.unwrap_or(self.created_at)

@@ -164,18 +164,20 @@ pub(super) fn own_node(cluster_nodes: &str) -> Option<OwnNode> {
     })
 }
 
-/// The commands that write record `r` as key `key` (its fields, its
-/// expiry as a TTL), as of unix second `now`.
-pub(super) fn record_cmds(key: &str, r: &KeyRecord, now: u64) -> Vec<redis::Cmd> {
+/// The commands that write record `r` as key `key`: its fields, and its
+/// expiry as the instant it is (`EXPIREAT`, as a rotation sets it). A TTL
+/// counted from the write would keep the record up to a second past
+/// `expires_at`, which is a whole second counted down from creation.
+pub(super) fn record_cmds(key: &str, r: &KeyRecord) -> Vec<redis::Cmd> {
     let mut hset = redis::cmd("HSET");
     hset.arg(key);
     for (field, value) in super::fields(r) {
         hset.arg(field).arg(value);
     }
     let mut cmds = vec![hset];
-    if let Some(ttl) = r.ttl(now) {
-        let mut expire = redis::cmd("EXPIRE");
-        expire.arg(key).arg(ttl.as_secs());
+    if let Some(at) = r.expires_at {
+        let mut expire = redis::cmd("EXPIREAT");
+        expire.arg(key).arg(at);
         cmds.push(expire);
     }
     cmds

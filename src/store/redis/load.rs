@@ -5,7 +5,7 @@
 use super::index::Entry;
 use super::layout::{self, tag_of};
 use super::RedisStore;
-use crate::keys::{unix_now, KeyRecord};
+use crate::keys::KeyRecord;
 use crate::store::StoreError;
 
 // === impl RedisStore (load) ===
@@ -17,11 +17,10 @@ impl RedisStore {
     /// atomically. For benchmarks and bulk loads into a store no instance
     /// is serving yet.
     pub async fn insert_many(&self, records: &[KeyRecord]) -> Result<(), StoreError> {
-        let now = unix_now();
         let mut cmds = Vec::with_capacity(records.len() * 3);
         for r in records {
             let id = r.id.as_str();
-            for cmd in layout::record_cmds(&self.record(id), r, now) {
+            for cmd in layout::record_cmds(&self.record(id), r) {
                 cmds.push((tag_of(id).to_owned(), cmd));
             }
         }

@@ -355,7 +355,7 @@ impl RedisStore {
         // The record and the user's index, atomically (one slot).
         let mut pipe = redis::pipe();
         pipe.atomic();
-        for cmd in layout::record_cmds(&key, r, now) {
+        for cmd in layout::record_cmds(&key, r) {
             pipe.add_command(cmd).ignore();
         }
         let (_, user_sweep) = self.sweep_cmd(
@@ -382,7 +382,10 @@ impl RedisStore {
     pub async fn get(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
         let mut conn = self.conn.repeating();
         let fields: HashMap<String, String> = self.bounded(conn.hgetall(self.record(id))).await?;
-        parse(id, fields)
+        // Ended at its `expires_at` by this instance's clock, as a listing
+        // and the validation cache count it, whatever Redis' clock says.
+        let now = unix_now();
+        Ok(parse(id, fields)?.filter(|r| r.expires_at.is_none_or(|e| e > now)))
     }
 
     pub async fn touch(&self, id: &KeyId, at: u64) -> Result<(), StoreError> {

@@ -5,6 +5,7 @@
 //! receiver.
 
 mod admin;
+mod expiry;
 mod notices;
 mod self_rotation;
 
