@@ -13,6 +13,8 @@ use crate::store::StoreError;
 
 /// Keys removed per round of a bulk revocation.
 const REVOKE_BATCH: usize = 1_000;
+/// Most passes one revocation by user, filter or "all" makes (`revoke_where`).
+const REVOKE_PASSES: usize = 4;
 
 /// How one walk goes: over which sets, between which bounds, and what a
 /// member must show to be worth reading its record.
@@ -246,8 +248,27 @@ impl RedisStore {
         Ok(n)
     }
 
+    /// Passes over the index until one finds nothing: a rotation of a key
+    /// that a pass listed, run before the pass deleted it, makes a
+    /// successor (same user and label, created now) that the pass never
+    /// saw; the next pass takes it. A rotation needs a live old key, so
+    /// each pass leaves fewer; a few are plenty.
     async fn revoke_where(&self, filter: &KeyFilter) -> Result<Vec<KeyId>, StoreError> {
         let now = unix_now();
+        let mut ids = self.revoke_pass(filter, now).await?;
+        for _ in 1..REVOKE_PASSES {
+            let more = self.revoke_pass(filter, now).await?;
+            if more.is_empty() {
+                break;
+            }
+            ids.extend(more);
+        }
+        Ok(ids)
+    }
+
+    /// One pass of `revoke_where`: the keys that match `filter` and were
+    /// created by `now` (give or take `CLOCK_SKEW`), in batches.
+    async fn revoke_pass(&self, filter: &KeyFilter, now: u64) -> Result<Vec<KeyId>, StoreError> {
         let order = Order {
             sort: Sort::Created,
             descending: false,

@@ -7,6 +7,7 @@
 mod admin;
 mod expiry;
 mod notices;
+mod racing_revocation;
 mod self_rotation;
 
 use http::{Method, StatusCode};
