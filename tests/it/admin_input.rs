@@ -396,3 +396,54 @@ async fn a_label_may_hold_emoji_sequences() {
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
     assert_eq!(json_of(&a)["label"], label);
 }
+
+#[tokio::test]
+async fn every_audit_action_is_one_the_openapi_document_lists() {
+    let (_up, gw, c) = setup().await;
+    let (_, id) = create_key(&c, &gw, "ada").await;
+    let a = call(
+        &c,
+        &gw,
+        Method::POST,
+        &format!("/v1/keys/{id}/rotate"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+    let settings = json_of(&call(&c, &gw, Method::GET, "/v1/settings", None).await);
+    let a = call(&c, &gw, Method::PUT, "/v1/settings", Some(settings)).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let a = call(
+        &c,
+        &gw,
+        Method::POST,
+        "/v1/revoke",
+        Some(json!({"users": ["ada"]})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+
+    let doc = json_of(&call(&c, &gw, Method::GET, "/v1/openapi.json", None).await);
+    let listed: Vec<&str> = doc["components"]["schemas"]["AuditEvent"]["properties"]["action"]
+        ["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let audit = json_of(&call(&c, &gw, Method::GET, "/v1/audit", None).await);
+    let mut seen: Vec<&str> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    seen.dedup();
+    assert_eq!(seen, ["create", "rotate", "settings", "revoke"]);
+    for action in seen {
+        assert!(
+            listed.contains(&action),
+            "the audit log has action {action:?}, which the document's AuditEvent does not list ({listed:?})"
+        );
+    }
+}
