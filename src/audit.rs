@@ -147,6 +147,18 @@ pub fn time_of(at_ms: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(at_ms)).to_string()
 }
 
+/// A user name as an audit target writes it: as it is, or quoted (Rust
+/// string syntax) when it holds a character the targets use to separate
+/// their parts, so that one user "alice, bob" never reads as two users, nor
+/// a user filter `x, label="prod"` as a label filter.
+pub fn name(user: &str) -> std::borrow::Cow<'_, str> {
+    if user.contains([',', '"', '=', ':', '(', ')']) {
+        std::borrow::Cow::Owned(format!("{user:?}"))
+    } else {
+        std::borrow::Cow::Borrowed(user)
+    }
+}
+
 /// The event's line on the `keygate::audit` log target.
 pub fn log(event: &Event) {
     tracing::info!(

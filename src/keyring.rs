@@ -357,7 +357,11 @@ impl Keyring {
         new.record.source = Some(actor.source);
         self.0.store.insert(&new.record).await?;
         self.0.metrics.keys_created.inc();
-        let target = format!("key {} of user {}", new.record.id, new.record.user);
+        let target = format!(
+            "key {} of user {}",
+            new.record.id,
+            audit::name(&new.record.user)
+        );
         self.record(Event::by(actor, "create", &target, 1)).await;
         self.emit_created(actor, &new.record).await;
         self.schedule_notices(&new.record).await;
@@ -575,7 +579,10 @@ fn target_of(what: &Revocation) -> String {
     match what {
         Revocation::Ids(ids) if ids.len() == 1 => format!("key {}", ids[0]),
         Revocation::Ids(ids) => format!("{} key ids", ids.len()),
-        Revocation::Users(users) => format!("users {}", users.join(", ")),
+        Revocation::Users(users) => {
+            let names: Vec<_> = users.iter().map(|u| audit::name(u)).collect();
+            format!("users {}", names.join(", "))
+        }
         Revocation::Leaked(secrets) => format!("{} leaked keys", secrets.len()),
         Revocation::Matching(filter) => format!("keys matching {}", filter_text(filter)),
         Revocation::All => "all keys".to_owned(),
@@ -586,7 +593,7 @@ fn target_of(what: &Revocation) -> String {
 pub fn filter_text(f: &KeyFilter) -> String {
     let mut parts = Vec::new();
     if let Some(u) = &f.user {
-        parts.push(format!("user={u}"));
+        parts.push(format!("user={}", audit::name(u)));
     }
     if let Some(l) = &f.label {
         parts.push(format!("label={l:?}"));

@@ -86,7 +86,7 @@ impl Keyring {
                 format!(
                     "key {} of user {}{heirs}{}",
                     record.id,
-                    record.user,
+                    crate::audit::name(&record.user),
                     where_seen(sighting)
                 )
             })

@@ -209,7 +209,7 @@ impl Keyring {
         self.0.metrics.keys_rotated.inc();
         let target = format!(
             "key {id} of user {}: successor {}, {id} works until {}",
-            old.user,
+            crate::audit::name(&old.user),
             new.record.id,
             rfc3339(old_until)
         );

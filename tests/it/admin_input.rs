@@ -398,6 +398,37 @@ async fn a_label_may_hold_emoji_sequences() {
 }
 
 #[tokio::test]
+async fn an_audit_target_names_users_so_one_cannot_read_as_another() {
+    let (_up, gw, c) = setup().await;
+    let revoke = |body: Value| {
+        let (c, gw) = (&c, &gw);
+        async move {
+            let a = call(c, gw, Method::POST, "/v1/revoke", Some(body)).await;
+            assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+        }
+    };
+    // One user named "alice, bob", then the two users alice and bob; a
+    // user filter holding what reads as a label filter, then both filters.
+    revoke(json!({"users": ["alice, bob"]})).await;
+    revoke(json!({"users": ["alice", "bob"]})).await;
+    revoke(json!({"filter": {"user": "x, label=\"prod\""}})).await;
+    revoke(json!({"filter": {"user": "x", "label": "prod"}})).await;
+    let audit = json_of(&call(&c, &gw, Method::GET, "/v1/audit", None).await);
+    let targets: Vec<&str> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(targets.len(), 4, "{targets:?}");
+    assert_ne!(targets[0], targets[1], "{targets:?}");
+    assert_ne!(targets[2], targets[3], "{targets:?}");
+    // Plain names stay as they were.
+    assert_eq!(targets[1], "users alice, bob");
+    assert_eq!(targets[3], "keys matching user=x, label=\"prod\"");
+}
+
+#[tokio::test]
 async fn every_audit_action_is_one_the_openapi_document_lists() {
     let (_up, gw, c) = setup().await;
     let (_, id) = create_key(&c, &gw, "ada").await;

@@ -71,7 +71,10 @@ impl SelfService {
             Revocation::Matching(f) => filter_text(f),
             Revocation::All => "every key".into(),
             Revocation::Ids(ids) => format!("{} selected keys", ids.len()),
-            Revocation::Users(users) => format!("the keys of {}", users.join(", ")),
+            Revocation::Users(users) => {
+                let names: Vec<_> = users.iter().map(|u| crate::audit::name(u)).collect();
+                format!("the keys of {}", names.join(", "))
+            }
             Revocation::Leaked(keys) => format!("{} leaked keys", keys.len()),
         };
         if dry_run {
