@@ -2,7 +2,8 @@
 //! from a shell. Only a shared store makes sense here: a memory store lives
 //! inside the serving process.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{ArgGroup, Subcommand};
@@ -10,7 +11,7 @@ use clap::{ArgGroup, Subcommand};
 use super::{CliError, ConfigArg};
 use crate::audit::Actor;
 use crate::keyring::{Keyring, MintError, Revocation, RotateError, RotateRequest, Ttl};
-use crate::keys::{rfc3339, ApiKey, KeyId, Scope};
+use crate::keys::{rfc3339, ApiKey, KeyId, KeyRecord, Scope};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -112,14 +113,16 @@ pub fn run(args: Args) -> Result<(), CliError> {
             .await
             .map_err(|e| CliError::Runtime(e.to_string()))?;
         match command {
-            Checked::Create(new) => create(&keyring, new, &config.auth.username).await,
+            Checked::Create(new) => {
+                create(&keyring, new, &config.auth.username, &config_path).await
+            }
             Checked::List { user, json } => list(&keyring, user.as_deref(), json).await,
             Checked::Rotate {
                 id,
                 grace,
                 ttl,
                 json,
-            } => rotate(&keyring, id, grace, ttl, json).await,
+            } => rotate(&keyring, id, grace, ttl, json, &config_path).await,
             Checked::Revoke(what) => revoke(&keyring, what).await,
         }
     });
@@ -240,7 +243,7 @@ fn key_id(id: &str) -> Result<KeyId, CliError> {
 }
 
 /// `basic_user`: `auth.username`, the Basic user name the key goes with.
-async fn create(k: &Keyring, new: NewKey, basic_user: &str) -> Result<(), CliError> {
+async fn create(k: &Keyring, new: NewKey, basic_user: &str, config: &Path) -> Result<(), CliError> {
     let minted = k
         .mint(&Actor::cli(), &new.user, new.ttl, &new.label, new.scope)
         .await
@@ -248,14 +251,13 @@ async fn create(k: &Keyring, new: NewKey, basic_user: &str) -> Result<(), CliErr
             MintError::Store(e) => CliError::Runtime(e.to_string()),
             other => CliError::Usage(format!("--{other}")),
         })?;
-    if new.json {
-        println!(
-            "{}",
-            serde_json::to_string(&minted.view()).expect("serializable")
-        );
-    } else {
+    let shown = match new.json {
+        true => serde_json::to_string(&minted.view()).expect("serializable"),
+        false => minted.key.expose().to_owned(),
+    };
+    show_secret(&shown, &minted.record.id, config)?;
+    if !new.json {
         let r = &minted.record;
-        println!("{}", minted.key.expose());
         eprintln!(
             "\nid {} for user {:?}, scope {}, expires {}.\nThis is the only time the key is shown: store it now (e.g. in ~/.netrc as the password of user {basic_user:?}).",
             r.id,
@@ -273,6 +275,7 @@ async fn rotate(
     grace: Option<Duration>,
     ttl: Ttl,
     json: bool,
+    config: &Path,
 ) -> Result<(), CliError> {
     let rotated = k
         .rotate(&Actor::cli(), id, grace, ttl)
@@ -287,14 +290,13 @@ async fn rotate(
                 CliError::Runtime(e.to_string())
             }
         })?;
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string(&rotated.view()).expect("serializable")
-        );
-    } else {
+    let shown = match json {
+        true => serde_json::to_string(&rotated.view()).expect("serializable"),
+        false => rotated.key.key.expose().to_owned(),
+    };
+    show_secret(&shown, &rotated.key.record.id, config)?;
+    if !json {
         let r = &rotated.key.record;
-        println!("{}", rotated.key.key.expose());
         eprintln!(
             "\nid {} replaces {id} for user {:?}, scope {}, expires {}.\n{id} keeps working until {}.\nThis is the only time the key is shown: store it now.",
             r.id,
@@ -318,24 +320,27 @@ async fn list(k: &Keyring, user: Option<&str>, json: bool) -> Result<(), CliErro
         .list(user)
         .await
         .map_err(|e| CliError::Runtime(e.to_string()))?;
+    stdout_lines(|out| list_to(out, &keys, json))
+}
+
+fn list_to(out: &mut dyn Write, keys: &[KeyRecord], json: bool) -> std::io::Result<()> {
     if json {
         let views: Vec<_> = keys.iter().map(|r| r.view()).collect();
-        println!(
-            "{}",
-            serde_json::json!({ "keys": views, "next_cursor": null })
-        );
-        return Ok(());
+        let page = serde_json::json!({ "keys": views, "next_cursor": null });
+        return writeln!(out, "{page}");
     }
-    println!(
+    writeln!(
+        out,
         "{:<12}  {:<24}  {:<5}  {:<20}  {:<20}  LABEL",
         "ID", "USER", "SCOPE", "CREATED", "EXPIRES"
-    );
-    for r in &keys {
+    )?;
+    for r in keys {
         // A rotated key lives out its grace period: say so beside its label.
         let replaced = r
             .rotated_to
             .map_or(String::new(), |to| format!(" (rotated to {to})"));
-        println!(
+        writeln!(
+            out,
             "{:<12}  {:<24}  {:<5}  {:<20}  {:<20}  {}{replaced}",
             r.id,
             r.user,
@@ -343,9 +348,37 @@ async fn list(k: &Keyring, user: Option<&str>, json: bool) -> Result<(), CliErro
             rfc3339(r.created_at),
             r.expires_at.map_or("never".into(), rfc3339),
             r.label
-        );
+        )?;
     }
     Ok(())
+}
+
+/// Write to standard output through `write`. A reader that left early
+/// (`keygate keys list | head`) wanted no more: no error (`println!`
+/// panicked there, exit 101).
+fn stdout_lines(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<(), CliError> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match write(&mut out).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Runtime(format!(
+            "cannot write to standard output: {e}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Print a new key's secret (or its JSON). If no one can read it, the key
+/// exists all the same: say which, and how to revoke it (exit 1).
+fn show_secret(shown: &str, id: &KeyId, config: &Path) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{shown}")
+        .and_then(|()| out.flush())
+        .map_err(|e| {
+            CliError::Runtime(format!(
+                "cannot print the new key ({e}); key {id} exists but no one has seen it: \
+                 keygate keys revoke -c {} --id {id}",
+                config.display()
+            ))
+        })
 }
 
 /// What `keys revoke`'s flags name; `--leaked`'s file is read here.
@@ -393,6 +426,5 @@ async fn revoke(k: &Keyring, what: Revocation) -> Result<(), CliError> {
             done.fleet.unacknowledged.join(", ")
         );
     }
-    println!("revoked {n} key{}", if n == 1 { "" } else { "s" });
-    Ok(())
+    stdout_lines(|out| writeln!(out, "revoked {n} key{}", if n == 1 { "" } else { "s" }))
 }

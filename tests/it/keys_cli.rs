@@ -351,3 +351,59 @@ fn the_command_line_is_audited_as_the_user_it_runs_as_not_as_user_says() {
         .collect();
     assert_eq!(actors, [format!("cli:{}", whoami.trim())], "{events:?}");
 }
+
+/// `keygate keys list | head`: the reader leaves before the listing ends.
+/// keygate stops writing without a panic; `create` says the secret it
+/// could not print is of a key that exists, and how to revoke it.
+#[test]
+fn a_reader_that_leaves_early_gets_no_panic() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &redis, "");
+    assert_eq!(
+        keys(&cfg, &["create", "--user", "ann"]).status.code(),
+        Some(0)
+    );
+    let closed = |args: &[&str]| {
+        // A pipe whose reading end is gone before keygate writes.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        Command::new(BIN)
+            .arg("keys")
+            .arg(args[0])
+            .arg("-c")
+            .arg(&cfg)
+            .args(&args[1..])
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap()
+    };
+    for args in [&["list"][..], &["list", "--json"]] {
+        let out = closed(args);
+        assert!(
+            !stderr(&out).contains("panicked"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    }
+    let out = closed(&["create", "--user", "ann"]);
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let listed: serde_json::Value =
+        serde_json::from_str(&stdout(&keys(&cfg, &["list", "--json"]))).unwrap();
+    let ids: Vec<&str> = listed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert!(
+        err.contains("keygate keys revoke -c")
+            && ids.iter().any(|id| err.contains(&format!("--id {id}"))),
+        "{err}"
+    );
+}
