@@ -11,7 +11,8 @@ use crate::audit::Actor;
 use crate::http::response::{self, json};
 use crate::keyring::RotateRequest;
 use crate::keyring::{
-    KeyFilter, Keyring, Listing, MintError, PageError, Revocation, SettingsError, Sort, Ttl,
+    audit_position, AuditFrom, KeyFilter, Keyring, Listing, MintError, PageError, Revocation,
+    SettingsError, Sort, Ttl,
 };
 use crate::keys::{format, user, ApiKey, KeyId, KeyView, Scope};
 use crate::settings::Settings;
@@ -325,27 +326,59 @@ pub async fn revoke_now(ctx: &Ctx<'_>, what: Revocation, dry_run: bool) -> ApiRe
     ))
 }
 
-/// `GET /v1/audit?since=RFC3339&limit=N`: events oldest first.
+/// `GET /v1/audit?since=RFC3339|after=ID&limit=N`: events oldest first,
+/// each with its `id`; `after` the last one seen reads on from there
+/// exactly (several events may share a millisecond, so `since` cannot).
 pub async fn audit_log(ctx: &Ctx<'_>, query: Option<&str>) -> ApiResult {
-    let mut since_ms = 0;
+    let (mut since, mut after) = (None, None);
     let mut limit = DEFAULT_LIMIT;
     for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match k.as_ref() {
-            "since" => since_ms = parse_time_ms("since", &v)?,
+            "since" => since = Some(parse_time_ms("since", &v)?),
+            "after" => {
+                let (ms, seq) = audit_position(&v).ok_or_else(|| {
+                    ApiError::bad_request(
+                        "after: not an event id from GET /v1/audit (such as 1764998400000-0)",
+                    )
+                })?;
+                after = Some(AuditFrom::After(ms, seq));
+            }
             "limit" => limit = parse_limit(&v)?,
             other => {
                 return Err(ApiError::bad_request(format!(
-                    "{other}: unknown query parameter (since, limit)"
+                    "{other}: unknown query parameter (since, after, limit)"
                 )))
             }
         }
     }
+    let from = match (since, after) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "after: give since or after, not both",
+            ))
+        }
+        (Some(ms), None) => AuditFrom::Since(ms),
+        (None, Some(after)) => after,
+        (None, None) => AuditFrom::Since(0),
+    };
     let events = ctx
         .keyring
-        .audit_since(since_ms, limit)
+        .audit_from(from, limit)
         .await
         .map_err(ApiError::Store)?;
+    let events: Vec<_> = events
+        .iter()
+        .map(|(id, event)| AuditEntry { id, event })
+        .collect();
     Ok(json(StatusCode::OK, &json!({ "events": events })))
+}
+
+/// An event of `GET /v1/audit`, with its place in the stream.
+#[derive(Serialize)]
+struct AuditEntry<'a> {
+    id: &'a str,
+    #[serde(flatten)]
+    event: &'a crate::audit::Event,
 }
 
 pub async fn get_settings(ctx: &Ctx<'_>) -> ApiResult {

@@ -8,7 +8,7 @@ use super::cursor::Cursors;
 use super::{Keyring, Revocation};
 use crate::audit::Event;
 use crate::keys::{KeyId, KeyRecord};
-use crate::store::{KeyFilter, Order, StoreError};
+use crate::store::{AuditFrom, KeyFilter, Order, StoreError};
 
 /// What a listing shows, and in which order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -119,9 +119,14 @@ impl Keyring {
         })
     }
 
-    /// Audit events of every instance at or after `since_ms`, oldest first, at most `limit`.
-    pub async fn audit_since(&self, since_ms: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
-        self.0.store.audit_since(since_ms, limit).await
+    /// Audit events of every instance from `from`, oldest first, at most
+    /// `limit`, each with its position (`ms-seq`, for `AuditFrom::After`).
+    pub async fn audit_from(
+        &self,
+        from: AuditFrom,
+        limit: usize,
+    ) -> Result<Vec<(String, Event)>, StoreError> {
+        self.0.store.audit_from(from, limit).await
     }
 
     /// The latest audit events, newest first: at most `limit` from before
@@ -165,7 +170,7 @@ impl Keyring {
 }
 
 /// `<ms>-<seq>`, as a stream writes its ids.
-fn audit_position(text: &str) -> Option<(u64, u64)> {
+pub fn audit_position(text: &str) -> Option<(u64, u64)> {
     let (ms, seq) = text.split_once('-')?;
     let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
     (digits(ms) && digits(seq)).then(|| Some((ms.parse().ok()?, seq.parse().ok()?)))?

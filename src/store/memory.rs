@@ -231,14 +231,17 @@ impl MemoryStore {
         inner.audit.push_back((id, event));
     }
 
-    pub fn audit_since(&self, since_ms: u64, limit: usize) -> Vec<Event> {
+    pub fn audit_from(&self, from: super::AuditFrom, limit: usize) -> Vec<(String, Event)> {
         let inner = self.inner.read().expect("store lock");
         inner
             .audit
             .iter()
-            .filter(|(_, e)| e.at_ms >= since_ms)
+            .filter(|(id, _)| match from {
+                super::AuditFrom::Since(ms) => id.0 >= ms,
+                super::AuditFrom::After(ms, seq) => *id > (ms, seq),
+            })
             .take(limit)
-            .map(|(_, e)| e.clone())
+            .map(|((ms, seq), e)| (format!("{ms}-{seq}"), e.clone()))
             .collect()
     }
 

@@ -95,6 +95,16 @@ impl StoreError {
     }
 }
 
+/// Where a read of the audit stream starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditFrom {
+    /// At unix millisecond `ms`, its own events included.
+    Since(u64),
+    /// Just after the event at position `(ms, seq)`: the next page of a
+    /// reader that has seen it (several events may share a millisecond).
+    After(u64, u64),
+}
+
 /// The store `[store]` describes, not dialled yet: the first call connects,
 /// and calls fail (503) while it is down. `Store::ready` finishes the start.
 pub fn open(config: &config::Store) -> Result<Store, StoreError> {
@@ -297,9 +307,20 @@ impl Store {
 
     /// Audit events at or after `since_ms`, oldest first, at most `limit`.
     pub async fn audit_since(&self, since_ms: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let events = self.audit_from(AuditFrom::Since(since_ms), limit).await?;
+        Ok(events.into_iter().map(|(_, e)| e).collect())
+    }
+
+    /// Audit events from `from`, oldest first, at most `limit`, each with
+    /// its position (`ms-seq`).
+    pub async fn audit_from(
+        &self,
+        from: AuditFrom,
+        limit: usize,
+    ) -> Result<Vec<(String, Event)>, StoreError> {
         match self {
-            Store::Memory(m) => Ok(m.audit_since(since_ms, limit)),
-            Store::Redis(r) => r.audit_since(since_ms, limit).await,
+            Store::Memory(m) => Ok(m.audit_from(from, limit)),
+            Store::Redis(r) => r.audit_from(from, limit).await,
         }
     }
 

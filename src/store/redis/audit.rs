@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::RedisStore;
-use crate::store::StoreError;
+use crate::store::{AuditFrom, StoreError};
 
 // === impl RedisStore (audit) ===
 
@@ -39,24 +39,36 @@ impl RedisStore {
         .map(|_| ())
     }
 
-    pub async fn audit_since(
+    /// Events from `from`, oldest first, at most `limit`, each with its
+    /// position (`ms-seq`).
+    pub async fn audit_from(
         &self,
-        since_ms: u64,
+        from: AuditFrom,
         limit: usize,
-    ) -> Result<Vec<crate::audit::Event>, StoreError> {
+    ) -> Result<Vec<(String, crate::audit::Event)>, StoreError> {
         let mut conn = self.conn.repeating();
+        let start = match from {
+            AuditFrom::Since(ms) => ms.to_string(),
+            AuditFrom::After(ms, seq) => format!("({ms}-{seq}"),
+        };
         let entries: Vec<(String, HashMap<String, String>)> = self
             .bounded(
                 redis::cmd("XRANGE")
                     .arg(self.audit())
-                    .arg(since_ms)
+                    .arg(start)
                     .arg("+")
                     .arg("COUNT")
                     .arg(limit)
                     .query_async(&mut conn),
             )
             .await?;
-        Ok(entries.into_iter().map(|(id, f)| event(&id, f)).collect())
+        Ok(entries
+            .into_iter()
+            .map(|(id, f)| {
+                let e = event(&id, f);
+                (id, e)
+            })
+            .collect())
     }
 
     /// Events before the stream position `before` (`(ms, seq)`), newest
