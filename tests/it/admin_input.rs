@@ -527,3 +527,32 @@ async fn pages_by_event_id(c: &HttpsClient, gw: &TestGateway) {
         assert!(err.starts_with(field), "{query}: {err}");
     }
 }
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_an_answer_the_openapi_document_lists() {
+    let (_up, gw, c) = setup().await;
+    let doc = json_of(&call(&c, &gw, Method::GET, "/v1/openapi.json", None).await);
+    // A JSON string longer than the admin API's 8 MiB.
+    let huge = json!({ "user": "a".repeat(9 << 20) });
+    let mut checked = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            if op.get("requestBody").is_none() {
+                continue;
+            }
+            let m: Method = method.to_uppercase().parse().unwrap();
+            let concrete = path.replace("{id}", "AAAAAAAAAAAA");
+            let a = call(&c, &gw, m, &concrete, Some(huge.clone())).await;
+            assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE, "{method} {path}");
+            assert!(
+                op["responses"].get("413").is_some(),
+                "{method} {path} answers 413, which the document does not list"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(
+        checked, 4,
+        "POST /v1/keys, /v1/revoke, rotate, PUT /v1/settings"
+    );
+}
