@@ -578,7 +578,7 @@ impl Keyring {
 fn target_of(what: &Revocation) -> String {
     match what {
         Revocation::Ids(ids) if ids.len() == 1 => format!("key {}", ids[0]),
-        Revocation::Ids(ids) => format!("{} key ids", ids.len()),
+        Revocation::Ids(ids) => ids_text(ids),
         Revocation::Users(users) => {
             let names: Vec<_> = users.iter().map(|u| audit::name(u)).collect();
             format!("users {}", names.join(", "))
@@ -586,6 +586,19 @@ fn target_of(what: &Revocation) -> String {
         Revocation::Leaked(secrets) => format!("{} leaked keys", secrets.len()),
         Revocation::Matching(filter) => format!("keys matching {}", filter_text(filter)),
         Revocation::All => "all keys".to_owned(),
+    }
+}
+
+/// Ids a revocation's audit target names before it only counts the rest.
+const TARGET_IDS: usize = 100;
+
+/// Several ids as an audit target names them: which keys an admin
+/// revoked, not only how many (the console's Delete sends the ids picked).
+fn ids_text(ids: &[KeyId]) -> String {
+    let named: Vec<String> = ids.iter().take(TARGET_IDS).map(KeyId::to_string).collect();
+    match ids.len() - named.len() {
+        0 => format!("keys {}", named.join(", ")),
+        more => format!("keys {} and {more} more", named.join(", ")),
     }
 }
 

@@ -556,3 +556,29 @@ async fn a_body_over_the_limit_is_an_answer_the_openapi_document_lists() {
         "POST /v1/keys, /v1/revoke, rotate, PUT /v1/settings"
     );
 }
+
+#[tokio::test]
+async fn a_revocation_of_several_ids_names_them_in_the_audit_log() {
+    let (_up, gw, c) = setup().await;
+    let (_, one) = create_key(&c, &gw, "ids").await;
+    let (_, two) = create_key(&c, &gw, "ids").await;
+    let a = call(
+        &c,
+        &gw,
+        Method::POST,
+        "/v1/revoke",
+        Some(json!({"ids": [one, two, one]})),
+    )
+    .await;
+    assert_eq!(json_of(&a)["revoked"], 2, "{}", a.text());
+    let audit = json_of(&call(&c, &gw, Method::GET, "/v1/audit", None).await);
+    let revoked = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "revoke")
+        .unwrap()
+        .clone();
+    assert_eq!(revoked["target"], format!("keys {one}, {two}"), "{revoked}");
+    assert_eq!(revoked["count"], 2);
+}
