@@ -165,6 +165,20 @@ pub(crate) async fn conformance(store: Store) {
         earlier.into_iter().map(|(_, e)| e).collect::<Vec<_>>(),
         vec![first]
     );
+    // An event whose clock is behind the newest one (another instance's,
+    // or a concurrent change that read the time first) is kept, after it.
+    let mut behind = keygate::audit::Event::new("carol", "create", "key y", 1, None);
+    behind.at_ms = second.at_ms - 1_000;
+    behind.time = keygate::audit::time_of(behind.at_ms);
+    store.append_audit(&behind).await.unwrap();
+    let actors: Vec<String> = store
+        .audit_since(0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.actor)
+        .collect();
+    assert_eq!(actors, ["alice", "bob", "carol"]);
 
     // Per-user windows (self-service's creation limit): counted per user,
     // over for everyone once the window has passed.

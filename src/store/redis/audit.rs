@@ -1,5 +1,6 @@
 //! The audit stream `ns:audit`: one entry per event, its id's milliseconds
-//! the event time, trimmed to about `audit::KEEP` entries.
+//! the event time (Redis's, for an event behind the newest), trimmed to
+//! about `audit::KEEP` entries.
 
 use std::collections::HashMap;
 
@@ -9,15 +10,28 @@ use crate::store::{AuditFrom, StoreError};
 // === impl RedisStore (audit) ===
 
 impl RedisStore {
-    /// XADD with the event time as the entry id's milliseconds, trimmed to ~KEEP.
-    /// Never repeated (the event would be in the stream twice): checked first.
+    /// XADD with the event time as the entry id's milliseconds, trimmed to
+    /// ~KEEP. An event whose time is behind the stream's newest (another
+    /// instance's clock, or a concurrent change that read the time first)
+    /// goes after it with Redis's own time: a stream's ids only grow, and
+    /// an event refused for that would be missing from `GET /v1/audit`.
+    /// Never repeated otherwise (the event would be in the stream twice).
     pub async fn append_audit(&self, e: &crate::audit::Event) -> Result<(), StoreError> {
+        match self.xadd_audit(e, format!("{}-*", e.at_ms)).await {
+            Err(StoreError::Unavailable(err)) if behind_the_stream(&err) => {
+                self.xadd_audit(e, "*".to_owned()).await
+            }
+            other => other,
+        }
+    }
+
+    async fn xadd_audit(&self, e: &crate::audit::Event, id: String) -> Result<(), StoreError> {
         let mut cmd = redis::cmd("XADD");
         cmd.arg(self.audit())
             .arg("MAXLEN")
             .arg("~")
             .arg(crate::audit::KEEP)
-            .arg(format!("{}-*", e.at_ms))
+            .arg(id)
             .arg("actor")
             .arg(&e.actor)
             .arg("action")
@@ -118,4 +132,11 @@ fn event(id: &str, mut f: HashMap<String, String>) -> crate::audit::Event {
         client: f.remove("client").unwrap_or_default(),
         source: f.get("source").and_then(|s| crate::keys::Source::parse(s)),
     }
+}
+
+/// Redis refused an XADD id for being at or before the stream's newest:
+/// nothing was added.
+fn behind_the_stream(e: &redis::RedisError) -> bool {
+    e.to_string()
+        .contains("equal or smaller than the target stream top item")
 }
