@@ -379,7 +379,7 @@ impl Keyring {
     /// could not be told about.
     pub async fn revoke(&self, actor: &Actor, what: Revocation) -> Result<Revoked, RevokeError> {
         let what = what.distinct();
-        let target = target_of(&what);
+        let mut target = target_of(&what);
         let store = &self.0.store;
         let mut gone = self.about_to_go(&what).await?;
         let (count, forget) = match what {
@@ -417,6 +417,12 @@ impl Keyring {
                 live.sort_unstable_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
                 live.dedup_by(|a, b| a.id == b.id);
                 let ids: Vec<KeyId> = live.iter().map(|r| r.id).collect();
+                // Which keys went, by id (never by secret): a revocation by
+                // possession names no key the audit log could show otherwise.
+                target = match ids.is_empty() {
+                    true => format!("{target}: no live key"),
+                    false => format!("{target}: {}", ids_text(&ids)),
+                };
                 // Every id the secrets name, matched or not, and the
                 // successors: a retry after a failed publish must still
                 // name the keys deleted the first time (a retry finds the
@@ -577,13 +583,12 @@ impl Keyring {
 /// How the audit log names what a revocation is about (never a secret).
 fn target_of(what: &Revocation) -> String {
     match what {
-        Revocation::Ids(ids) if ids.len() == 1 => format!("key {}", ids[0]),
         Revocation::Ids(ids) => ids_text(ids),
         Revocation::Users(users) => {
             let names: Vec<_> = users.iter().map(|u| audit::name(u)).collect();
             format!("users {}", names.join(", "))
         }
-        Revocation::Leaked(secrets) => format!("{} leaked keys", secrets.len()),
+        Revocation::Leaked(secrets) => format!("{} leaked secrets", secrets.len()),
         Revocation::Matching(filter) => format!("keys matching {}", filter_text(filter)),
         Revocation::All => "all keys".to_owned(),
     }
@@ -595,6 +600,9 @@ const TARGET_IDS: usize = 100;
 /// Several ids as an audit target names them: which keys an admin
 /// revoked, not only how many (the console's Delete sends the ids picked).
 fn ids_text(ids: &[KeyId]) -> String {
+    if ids.len() == 1 {
+        return format!("key {}", ids[0]);
+    }
     let named: Vec<String> = ids.iter().take(TARGET_IDS).map(KeyId::to_string).collect();
     match ids.len() - named.len() {
         0 => format!("keys {}", named.join(", ")),

@@ -582,3 +582,32 @@ async fn a_revocation_of_several_ids_names_them_in_the_audit_log() {
     assert_eq!(revoked["target"], format!("keys {one}, {two}"), "{revoked}");
     assert_eq!(revoked["count"], 2);
 }
+
+#[tokio::test]
+async fn a_revocation_of_leaked_secrets_names_the_keys_by_id_never_by_secret() {
+    let (_up, gw, c) = setup().await;
+    let (secret, id) = create_key(&c, &gw, "leaky").await;
+    let a = call(
+        &c,
+        &gw,
+        Method::POST,
+        "/v1/revoke",
+        Some(json!({"keys": [secret, secret, "kg_junk"]})),
+    )
+    .await;
+    assert_eq!(json_of(&a)["revoked"], 1, "{}", a.text());
+    let audit = json_of(&call(&c, &gw, Method::GET, "/v1/audit", None).await);
+    let revoked = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "revoke")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        revoked["target"],
+        format!("3 leaked secrets: key {id}"),
+        "{revoked}"
+    );
+    assert!(!revoked.to_string().contains(&secret[secret.len() - 20..]));
+}
