@@ -229,6 +229,14 @@ impl Revoke {
                     check_user("filter.user", user)?;
                 }
                 if let Some(label) = &f.label {
+                    // An unset variable in a script must not revoke every
+                    // key without a label.
+                    if label.is_empty() {
+                        return Err(ApiError::bad_request(
+                            "filter.label: must not be empty (it would match every key without \
+                             a label); to revoke those, revoke them by ids",
+                        ));
+                    }
                     check_name("filter.label", label)?;
                 }
                 let filter = KeyFilter {

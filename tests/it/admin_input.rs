@@ -68,6 +68,23 @@ async fn control_characters_in_names_to_revoke_are_refused_naming_the_field() {
     assert!(!audit.to_string().contains("FAKE"), "{audit}");
 }
 
+/// `{"filter": {"label": ""}}` (a script's unset variable) would match
+/// every key without a label: refused, and nothing revoked.
+#[tokio::test]
+async fn an_empty_label_filter_revokes_nothing_and_is_refused() {
+    let (_up, gw, c) = setup().await;
+    let (_, id) = gw.key("alice").await;
+    for body in [
+        json!({"filter": {"label": ""}}),
+        json!({"filter": {"label": "", "user": "alice"}, "dry_run": true}),
+    ] {
+        let err = refused(&c, &gw, Method::POST, "/v1/revoke", Some(body)).await;
+        assert!(err.starts_with("filter.label: must not be empty"), "{err}");
+    }
+    let listed = json_of(&call(&c, &gw, Method::GET, "/v1/keys", None).await);
+    assert_eq!(listed["keys"][0]["id"], id.as_str(), "{listed}");
+}
+
 #[tokio::test]
 async fn a_secret_is_never_echoed_in_an_error_nor_audited_in_clear() {
     let (_up, gw, c) = setup().await;
