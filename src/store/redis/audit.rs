@@ -76,13 +76,7 @@ impl RedisStore {
                     .query_async(&mut conn),
             )
             .await?;
-        Ok(entries
-            .into_iter()
-            .map(|(id, f)| {
-                let e = event(&id, f);
-                (id, e)
-            })
-            .collect())
+        Ok(events(entries))
     }
 
     /// Events before the stream position `before` (`(ms, seq)`), newest
@@ -105,14 +99,19 @@ impl RedisStore {
                     .query_async(&mut conn),
             )
             .await?;
-        Ok(entries
-            .into_iter()
-            .map(|(id, f)| {
-                let e = event(&id, f);
-                (id, e)
-            })
-            .collect())
+        Ok(events(entries))
     }
+}
+
+/// Stream entries as events, each with its stream id.
+fn events(entries: Vec<(String, HashMap<String, String>)>) -> Vec<(String, crate::audit::Event)> {
+    entries
+        .into_iter()
+        .map(|(id, f)| {
+            let e = event(&id, f);
+            (id, e)
+        })
+        .collect()
 }
 
 /// An event from its stream entry (the id's milliseconds are its time).
