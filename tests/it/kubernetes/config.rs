@@ -455,7 +455,20 @@ fn the_examples_ask_the_auth_listener_on_their_routes() {
         traefik["address"],
         format!("https://{host}:{port}/authz/forward-auth")
     );
-    assert!(copies_both(lower(&traefik["authResponseHeaders"])));
+    // A regex taking every spelling of both names (`-`, `_` or `.` between
+    // the words, any case): Traefik passes X-Remote_User on, which CGI and
+    // PHP read as X-Remote-User.
+    let regex = traefik["authResponseHeadersRegex"]
+        .as_str()
+        .unwrap()
+        .to_lowercase();
+    let every_spelling = |name: &str| format!("^{}$", name.replace('-', "[-_.]"));
+    assert!(
+        regex.starts_with("(?i)")
+            && regex.contains(&every_spelling(&identity))
+            && regex.contains(&every_spelling("x-keygate-key-id")),
+        "{regex}"
+    );
     let clear =
         &find(&docs, "Middleware", "keygate-clear")["spec"]["headers"]["customRequestHeaders"];
     let clear = clear.as_object().unwrap();
