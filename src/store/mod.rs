@@ -13,7 +13,7 @@
 //! * a restart or failover that the store survives fails no call: a call
 //!   whose connection is found dead (closed while idle) is sent again, once,
 //!   on a fresh connection when it is safe to repeat:
-//!   - reads: `get`, `list`, `audit_since`, `settings`, `ping`, and the
+//!   - reads: `get`, `list`, `audit_from`, `settings`, `ping`, and the
 //!     fleet's registry (`members`);
 //!   - writes idempotent by design: `insert` (the same record under a fresh
 //!     id), `touch` (the same time, only on a record that exists),
@@ -303,12 +303,6 @@ impl Store {
             }
             Store::Redis(r) => r.append_audit(event).await,
         }
-    }
-
-    /// Audit events at or after `since_ms`, oldest first, at most `limit`.
-    pub async fn audit_since(&self, since_ms: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
-        let events = self.audit_from(AuditFrom::Since(since_ms), limit).await?;
-        Ok(events.into_iter().map(|(_, e)| e).collect())
     }
 
     /// Audit events from `from`, oldest first, at most `limit`, each with
