@@ -88,17 +88,21 @@ fn login_method(raw: &raw::Login, has_public_url: bool, p: &mut Problems) -> Opt
                 );
             }
             let login_url = raw.login_url.clone().unwrap_or_else(|| "/login".into());
-            let login_url_ok = !refused_userinfo(p, "login.login_url", &login_url)
-                && ((login_url.starts_with('/') && !login_url.starts_with("//"))
+            // A user:password@ is said on its own (and not quoted).
+            let login_url_ok = !refused_userinfo(p, "login.login_url", &login_url);
+            let login_url_ok = login_url_ok && {
+                let ok = ((login_url.starts_with('/') && !login_url.starts_with("//"))
                     || login_url.starts_with("https://")
                     || login_url.starts_with("http://"))
-                && !login_url.chars().any(|c| c.is_control() || c == ' ');
-            if !login_url_ok && !has_userinfo(&login_url) {
-                p.push(
-                    "login.login_url",
-                    "must be a path (\"/login\") or an http(s):// URL",
-                );
-            }
+                    && !login_url.chars().any(|c| c.is_control() || c == ' ');
+                if !ok {
+                    p.push(
+                        "login.login_url",
+                        "must be a path (\"/login\") or an http(s):// URL",
+                    );
+                }
+                ok
+            };
             let whoami = whoami?;
             if refused_userinfo(p, "login.whoami_url", whoami) {
                 return None;
@@ -262,7 +266,7 @@ pub(super) fn self_service(raw: raw::SelfService, p: &mut Problems) -> Option<Se
 
 /// Whether a URL's authority holds a user name or password (`user:pass@`).
 /// A path (`/login?next=https://a@b`) has none.
-pub(super) fn has_userinfo(text: &str) -> bool {
+fn has_userinfo(text: &str) -> bool {
     let rest = match text.split_once("://") {
         Some((scheme, rest)) if !scheme.contains(['/', '?', '#']) => rest,
         Some(_) => return false,
