@@ -160,6 +160,15 @@ where
 mod tests {
     use super::*;
 
+    /// A round of the fleet's: through, or failed for want of a publish.
+    async fn round(ok: bool) -> Result<(), &'static str> {
+        if ok {
+            Ok(())
+        } else {
+            Err("no publish")
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn retries_stop_once_cached_copies_have_expired() {
         let start = Instant::now();
@@ -167,7 +176,7 @@ mod tests {
         let mut rounds = 0u32;
         let outcome = retry_until(until, || {
             rounds += 1;
-            async { Err::<(), _>("no publish") }
+            round(false)
         })
         .await;
         assert_eq!(
@@ -195,7 +204,7 @@ mod tests {
         let counted = rounds.clone();
         let telling = pending.tell(&"revoke k1", move || {
             counted.set(counted.get() + 1);
-            async { Err::<(), _>("no publish") }
+            round(false)
         });
         let again = async {
             tokio::time::sleep(Duration::from_secs(100)).await;
@@ -241,13 +250,7 @@ mod tests {
                         );
                     }
                     let ok = counted.get() >= 2;
-                    async move {
-                        if ok {
-                            Ok(())
-                        } else {
-                            Err("no publish")
-                        }
-                    }
+                    round(ok)
                 })
                 .await;
         assert_eq!(outcome, Retried::Heard { failures: 1 });
@@ -266,13 +269,7 @@ mod tests {
         let outcome = retry_until(start + Duration::from_secs(300), || {
             rounds += 1;
             let ok = rounds == 3;
-            async move {
-                if ok {
-                    Ok(())
-                } else {
-                    Err("no publish")
-                }
-            }
+            round(ok)
         })
         .await;
         assert_eq!(outcome, Retried::Heard { failures: 3 });

@@ -579,23 +579,7 @@ async fn a_revocation_of_several_ids_names_them_in_the_audit_log() {
     let (_up, gw, c) = setup().await;
     let (_, one) = create_key(&c, &gw, "ids").await;
     let (_, two) = create_key(&c, &gw, "ids").await;
-    let a = call(
-        &c,
-        &gw,
-        Method::POST,
-        "/v1/revoke",
-        Some(json!({"ids": [one, two, one]})),
-    )
-    .await;
-    assert_eq!(json_of(&a)["revoked"], 2, "{}", a.text());
-    let audit = json_of(&call(&c, &gw, Method::GET, "/v1/audit", None).await);
-    let revoked = audit["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["action"] == "revoke")
-        .unwrap()
-        .clone();
+    let revoked = revoke_and_audit(&c, &gw, json!({"ids": [one, two, one]}), 2).await;
     assert_eq!(revoked["target"], format!("keys {one}, {two}"), "{revoked}");
     assert_eq!(revoked["count"], 2);
 }
@@ -604,27 +588,26 @@ async fn a_revocation_of_several_ids_names_them_in_the_audit_log() {
 async fn a_revocation_of_leaked_secrets_names_the_keys_by_id_never_by_secret() {
     let (_up, gw, c) = setup().await;
     let (secret, id) = create_key(&c, &gw, "leaky").await;
-    let a = call(
-        &c,
-        &gw,
-        Method::POST,
-        "/v1/revoke",
-        Some(json!({"keys": [secret, secret, "kg_junk"]})),
-    )
-    .await;
-    assert_eq!(json_of(&a)["revoked"], 1, "{}", a.text());
-    let audit = json_of(&call(&c, &gw, Method::GET, "/v1/audit", None).await);
-    let revoked = audit["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["action"] == "revoke")
-        .unwrap()
-        .clone();
+    let body = json!({"keys": [secret, secret, "kg_junk"]});
+    let revoked = revoke_and_audit(&c, &gw, body, 1).await;
     assert_eq!(
         revoked["target"],
         format!("3 leaked secrets: key {id}"),
         "{revoked}"
     );
     assert!(!revoked.to_string().contains(&secret[secret.len() - 20..]));
+}
+
+/// Revoke `body`, which must revoke `count` keys: the audit event it wrote.
+async fn revoke_and_audit(c: &HttpsClient, gw: &TestGateway, body: Value, count: u64) -> Value {
+    let a = call(c, gw, Method::POST, "/v1/revoke", Some(body)).await;
+    assert_eq!(json_of(&a)["revoked"], count, "{}", a.text());
+    let audit = json_of(&call(c, gw, Method::GET, "/v1/audit", None).await);
+    audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "revoke")
+        .unwrap()
+        .clone()
 }
