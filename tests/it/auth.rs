@@ -455,12 +455,10 @@ async fn a_store_outage_is_503_with_retry_after_never_200_never_a_hang() {
     }
 }
 
-/// The limit bounds guessing, not people: a good key gets in from
-/// elsewhere, and also from the guesser's own address (a NAT, an office's
-/// one egress address), where a stale key in one script must not lock
-/// every colleague out.
-#[tokio::test]
-async fn brute_force_gets_429_while_a_good_key_gets_in_even_from_its_address() {
+/// A gateway behind a trusted proxy (this host: clients are named in
+/// X-Forwarded-For) allowing 3 failed authentications a minute, a client,
+/// and a good key of "grace".
+async fn three_failures_a_minute() -> (Upstream, TestGateway, HttpsClient, String) {
     let up = Upstream::start().await;
     let gw = builder(&up.url())
         .set("auth", "anonymous = \"reject\"")
@@ -470,6 +468,16 @@ async fn brute_force_gets_429_while_a_good_key_gets_in_even_from_its_address() {
         .await;
     let c = client::h1(&gw.ca);
     let (key, _) = gw.key("grace").await;
+    (up, gw, c, key)
+}
+
+/// The limit bounds guessing, not people: a good key gets in from
+/// elsewhere, and also from the guesser's own address (a NAT, an office's
+/// one egress address), where a stale key in one script must not lock
+/// every colleague out.
+#[tokio::test]
+async fn brute_force_gets_429_while_a_good_key_gets_in_even_from_its_address() {
+    let (_up, gw, c, key) = three_failures_a_minute().await;
     let attacker = [("x-forwarded-for", "203.0.113.9"), ("apikey", "kg_guess")];
     let statuses: Vec<_> = {
         let mut v = Vec::new();
@@ -509,15 +517,7 @@ async fn brute_force_gets_429_while_a_good_key_gets_in_even_from_its_address() {
 /// each try does not give it a fresh limit (nor fill the table alone).
 #[tokio::test]
 async fn brute_force_rotating_addresses_in_one_ipv6_64_is_limited_as_one_client() {
-    let up = Upstream::start().await;
-    let gw = builder(&up.url())
-        .set("auth", "anonymous = \"reject\"")
-        .set("listen", "trusted_proxies = [\"127.0.0.1/32\"]")
-        .set("rate_limit", "failed_auth_per_minute = 3")
-        .start()
-        .await;
-    let c = client::h1(&gw.ca);
-    let (key, _) = gw.key("grace").await;
+    let (_up, gw, c, key) = three_failures_a_minute().await;
     let mut statuses = Vec::new();
     for i in 0..6u32 {
         let client = format!("2001:db8:7:7:{:x}::{:x}", i + 1, i * 7919 + 1);
