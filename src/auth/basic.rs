@@ -28,6 +28,11 @@ pub enum Parsed<'a> {
     Malformed,
 }
 
+/// Whether an `Authorization` value names the Basic scheme (any case).
+pub fn is_basic(value: &[u8]) -> bool {
+    value.len() > 6 && value[..6].eq_ignore_ascii_case(b"basic ")
+}
+
 /// Parse an `Authorization` value; a Basic credential is decoded whole only
 /// when its user may be `our_user` (which holds no `:`).
 pub fn parse<'a>(value: &'a [u8], our_user: &OurUser) -> Parsed<'a> {

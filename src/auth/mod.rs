@@ -15,6 +15,7 @@ use http::header::{self, HeaderMap, HeaderName};
 
 use self::last_used::LastUsed;
 use crate::keyring::{Keyring, VerifyError};
+use crate::keys::seen::Sent;
 use crate::keys::ApiKey;
 
 pub use crate::config::Accept;
@@ -34,6 +35,15 @@ pub enum AuthError {
     Ambiguous,
     #[error(transparent)]
     Key(#[from] VerifyError),
+}
+
+/// An API credential taken from a request.
+enum Taken {
+    /// A Basic credential the validation cache recalls as a live key.
+    Recalled(Principal),
+    /// A key to verify, with the fingerprint of the Basic credential that
+    /// carried it, so that the cache recalls it next time.
+    Key(ApiKey, Option<Sent>),
 }
 
 pub struct Authenticator {
@@ -65,10 +75,11 @@ impl Authenticator {
         &self,
         headers: &mut HeaderMap,
     ) -> Result<Option<Principal>, AuthError> {
-        let Some(key) = self.take_credential(headers)? else {
-            return Ok(None);
-        };
-        Ok(Some(self.keyring.verify(&key).await?))
+        match self.take_credential(headers)? {
+            None => Ok(None),
+            Some(Taken::Recalled(principal)) => Ok(Some(principal)),
+            Some(Taken::Key(key, sent)) => Ok(Some(self.keyring.verify(&key, sent).await?)),
+        }
     }
 
     /// The request `principal` authenticated was let through: note the
@@ -78,7 +89,7 @@ impl Authenticator {
     }
 
     /// Find at most one API credential and remove it from the request.
-    fn take_credential(&self, headers: &mut HeaderMap) -> Result<Option<ApiKey>, AuthError> {
+    fn take_credential(&self, headers: &mut HeaderMap) -> Result<Option<Taken>, AuthError> {
         let mut authz = headers.get_all(header::AUTHORIZATION).iter();
         let (has_authz, from_authz) = match (authz.next(), authz.next()) {
             (None, _) => (false, None),
@@ -89,11 +100,14 @@ impl Authenticator {
         let from_header = match (self.accept.apikey_header, apikey.next(), apikey.next()) {
             (false, ..) | (true, None, _) => None,
             (true, Some(_), Some(_)) => return Err(AuthError::Ambiguous),
-            (true, Some(v), None) => Some(ApiKey::new(
-                v.to_str()
-                    .map_err(|_| AuthError::Key(VerifyError::Malformed))?
-                    .trim()
-                    .to_owned(),
+            (true, Some(v), None) => Some(Taken::Key(
+                ApiKey::new(
+                    v.to_str()
+                        .map_err(|_| AuthError::Key(VerifyError::Malformed))?
+                        .trim()
+                        .to_owned(),
+                ),
+                None,
             )),
         };
         let key = match (from_authz, from_header) {
@@ -115,14 +129,25 @@ impl Authenticator {
 
     /// The key in an `Authorization` value, if the value is an API credential.
     /// Basic auth for another user name and other schemes belong to the app.
-    fn ours(&self, value: &[u8]) -> Result<Option<ApiKey>, AuthError> {
+    fn ours(&self, value: &[u8]) -> Result<Option<Taken>, AuthError> {
+        // A Basic value the cache saw verify is recalled as it is sent. Only
+        // our user's Basic credentials are remembered, and `accept` and
+        // `auth.username` are fixed for the process, so a recalled value is
+        // one this parse would take.
+        let sent = match self.accept.basic && basic::is_basic(value) {
+            true => self.keyring.sent(value),
+            false => None,
+        };
+        if let Some(principal) = sent.as_ref().and_then(|s| self.keyring.recall(s)) {
+            return Ok(Some(Taken::Recalled(principal)));
+        }
         match basic::parse(value, &self.username) {
             basic::Parsed::Basic(c) if self.accept.basic && c.user() == self.username.name() => {
-                Ok(Some(c.into_pass()))
+                Ok(Some(Taken::Key(c.into_pass(), sent)))
             }
             basic::Parsed::Basic(c) => self.not_a_key(c.pass().as_bytes()),
             basic::Parsed::Bearer(token) if self.accept.bearer && self.looks_like_key(token) => {
-                Ok(Some(ApiKey::new(token.to_owned())))
+                Ok(Some(Taken::Key(ApiKey::new(token.to_owned()), None)))
             }
             basic::Parsed::Bearer(token) => self.not_a_key(token.as_bytes()),
             basic::Parsed::OtherScheme(credential) => self.not_a_key(credential),
@@ -142,7 +167,7 @@ impl Authenticator {
     /// `Token <key>`, a key with no scheme, Bearer when it is off): refused
     /// as malformed rather than forwarded, where the app would log a live
     /// secret.
-    fn not_a_key(&self, credential: &[u8]) -> Result<Option<ApiKey>, AuthError> {
+    fn not_a_key(&self, credential: &[u8]) -> Result<Option<Taken>, AuthError> {
         if self.key_marks.holds_key(credential) {
             return Err(AuthError::Key(VerifyError::Malformed));
         }

@@ -6,6 +6,8 @@
 //! 2. the validation cache, while this instance holds the fleet's lease: a
 //!    hit compares the key's fingerprint with the one of the secret that
 //!    verified when the entry was filled (`keys::seen`), in constant time;
+//!    a Basic credential sent before is recalled by its fingerprint as sent
+//!    (`recall`), before any of this;
 //! 3. else the store, and the HMAC digest of the whole key against the
 //!    stored one, in constant time; a key that verified fills the cache,
 //!    unless an invalidation raced the read.
@@ -19,6 +21,7 @@ use futures_util::stream::{self, StreamExt as _, TryStreamExt as _};
 
 use super::Keyring;
 use crate::fleet::cache::Lookup;
+use crate::keys::seen::Sent;
 use crate::keys::{format, ApiKey, KeyId, KeyRecord, Scope};
 use crate::store::StoreError;
 
@@ -88,31 +91,51 @@ impl VerifyError {
 // === impl Keyring (verify) ===
 
 impl Keyring {
-    /// The live key `key` is, or why it is none.
-    pub async fn verify(&self, key: &ApiKey) -> Result<Principal, VerifyError> {
+    /// The fingerprint of a Basic credential as sent (the whole
+    /// `Authorization` value), when there is a cache to recall it from.
+    pub fn sent(&self, credential: &[u8]) -> Option<Sent> {
+        self.0.cache.as_ref().map(|c| c.sent(credential))
+    }
+
+    /// The live key a credential sent so before verified as, while the
+    /// cache serves its entry; `None`: decode it and `verify` the key.
+    pub fn recall(&self, sent: &Sent) -> Option<Principal> {
+        let record = self.0.cache.as_ref()?.recall(sent)?;
+        self.0.metrics.cache_hit();
+        Some(Principal(record))
+    }
+
+    /// The live key `key` is, or why it is none; `sent`: the Basic
+    /// credential that carried it, recalled next time if the key verifies.
+    pub async fn verify(&self, key: &ApiKey, sent: Option<Sent>) -> Result<Principal, VerifyError> {
         let inner = &*self.0;
         let id = format::parse(&inner.prefix, key.expose()).ok_or(VerifyError::Malformed)?;
         let cache = inner.cache.as_ref();
-        match cache.map_or(Lookup::Miss, |c| c.get(&id, key)) {
+        let record = match cache.map_or(Lookup::Miss, |c| c.get(&id, key)) {
             Lookup::Verified(record) => {
                 inner.metrics.cache_hit();
-                return Ok(Principal(record));
+                record
             }
             Lookup::Mismatch => {
                 inner.metrics.cache_hit();
                 return Err(VerifyError::Mismatch(id));
             }
-            Lookup::Miss => {}
-        }
-        // The ticket is taken before the read: an invalidation racing it
-        // keeps the record out of the cache.
-        let ticket = cache.and_then(|c| c.ticket());
-        let record = self.look_up(id).await?;
-        if !inner.digest.verify(key.expose(), &record.digest) {
-            return Err(VerifyError::Mismatch(id));
-        }
-        if let (Some(cache), Some(ticket)) = (cache, ticket) {
-            cache.fill(ticket, &record, key);
+            Lookup::Miss => {
+                // The ticket is taken before the read: an invalidation
+                // racing it keeps the record out of the cache.
+                let ticket = cache.and_then(|c| c.ticket());
+                let record = self.look_up(id).await?;
+                if !inner.digest.verify(key.expose(), &record.digest) {
+                    return Err(VerifyError::Mismatch(id));
+                }
+                if let (Some(cache), Some(ticket)) = (cache, ticket) {
+                    cache.fill(ticket, &record, key);
+                }
+                record
+            }
+        };
+        if let (Some(cache), Some(sent)) = (cache, sent) {
+            cache.remember(sent, id);
         }
         Ok(Principal(record))
     }
@@ -170,7 +193,7 @@ impl Keyring {
         let Some(id) = format::parse(&self.0.prefix, secret.expose()) else {
             return Ok(None);
         };
-        let live = match self.verify(&secret).await {
+        let live = match self.verify(&secret, None).await {
             Ok(principal) => Some(principal.record().clone()),
             Err(VerifyError::Store(e)) => return Err(e),
             Err(VerifyError::Mismatch(_)) => return Ok(None),

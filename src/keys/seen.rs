@@ -7,6 +7,9 @@
 //!
 //! The secret never leaves the process and fingerprints are never shown, so
 //! a wrong key passes only by guessing a 128-bit keyed hash blindly.
+//!
+//! The same hash of a credential exactly as a client sent it (`Sent`) lets
+//! the cache recall a repeated `Authorization` value without decoding it.
 
 use std::fmt;
 
@@ -21,6 +24,12 @@ pub struct SeenKey(SipHasher);
 #[derive(Clone, Copy)]
 pub struct Seen(u128);
 
+/// The fingerprint of a credential as sent (an `Authorization` value): a
+/// map key, found by hashing like any other. Its timing tells a client
+/// nothing it can use: the fingerprints are keyed with the secret.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Sent(u128);
+
 // === impl SeenKey ===
 
 impl SeenKey {
@@ -30,6 +39,10 @@ impl SeenKey {
 
     pub fn of(&self, key: &str) -> Seen {
         Seen(self.0.hash(key.as_bytes()).as_u128())
+    }
+
+    pub fn sent(&self, credential: &[u8]) -> Sent {
+        Sent(self.0.hash(credential).as_u128())
     }
 }
 
@@ -52,6 +65,12 @@ impl Seen {
 impl fmt::Debug for Seen {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Seen(..)")
+    }
+}
+
+impl fmt::Debug for Sent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Sent(..)")
     }
 }
 
