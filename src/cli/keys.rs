@@ -89,6 +89,9 @@ enum KeysCommand {
         /// files, relative to the current folder) or report ("-" = standard input).
         #[arg(long, value_name = "FILE")]
         leaked: Option<PathBuf>,
+        /// Print how many live keys this would revoke, and revoke nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -123,7 +126,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
                 ttl,
                 json,
             } => rotate(&keyring, id, grace, ttl, json, &config_path).await,
-            Checked::Revoke(what) => revoke(&keyring, what).await,
+            Checked::Revoke { what, dry_run } => revoke(&keyring, what, dry_run).await,
         }
     });
     // Every runtime failure here is the store's: say where keygate looked.
@@ -147,7 +150,10 @@ enum Checked {
         ttl: Ttl,
         json: bool,
     },
-    Revoke(Revocation),
+    Revoke {
+        what: Revocation,
+        dry_run: bool,
+    },
 }
 
 /// `keys create`'s flags for the key.
@@ -213,8 +219,12 @@ impl Checked {
                 user,
                 all,
                 leaked,
+                dry_run,
                 ..
-            } => Checked::Revoke(revocation(id, user, all, leaked)?),
+            } => Checked::Revoke {
+                what: revocation(id, user, all, leaked)?,
+                dry_run,
+            },
         })
     }
 }
@@ -414,7 +424,20 @@ fn revocation(
     Ok(Revocation::Ids(ids))
 }
 
-async fn revoke(k: &Keyring, what: Revocation) -> Result<(), CliError> {
+async fn revoke(k: &Keyring, what: Revocation, dry_run: bool) -> Result<(), CliError> {
+    if dry_run {
+        let n = k
+            .would_revoke(&what)
+            .await
+            .map_err(|e| CliError::Runtime(e.to_string()))?;
+        return stdout_lines(|out| {
+            writeln!(
+                out,
+                "would revoke {n} key{} (dry run: nothing revoked)",
+                plural(n)
+            )
+        });
+    }
     let done = k
         .revoke(&Actor::cli(), what)
         .await
@@ -426,5 +449,13 @@ async fn revoke(k: &Keyring, what: Revocation) -> Result<(), CliError> {
             done.fleet.unacknowledged.join(", ")
         );
     }
-    stdout_lines(|out| writeln!(out, "revoked {n} key{}", if n == 1 { "" } else { "s" }))
+    stdout_lines(|out| writeln!(out, "revoked {n} key{}", plural(n)))
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
 }

@@ -101,6 +101,31 @@ fn create_list_and_revoke_by_id_user_leaked_and_all() {
         stdout(&out)
     );
 
+    // A dry run counts what it would revoke and revokes nothing.
+    for (args, want) in [
+        (vec!["--user", "alice"], "would revoke 2 keys"),
+        (vec!["--all"], "would revoke 4 keys"),
+        (
+            vec!["--id", created["id"].as_str().unwrap()],
+            "would revoke 1 key",
+        ),
+    ] {
+        let out = keys(&cfg, &[&["revoke", "--dry-run"], &args[..]].concat());
+        assert_eq!(
+            (out.status.code(), stdout(&out).trim()),
+            (Some(0), &*format!("{want} (dry run: nothing revoked)")),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    let out = keys(&cfg, &["list", "--json"]);
+    let parsed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        parsed["keys"].as_array().unwrap().len(),
+        4,
+        "a dry run revoked"
+    );
+
     let out = keys(&cfg, &["revoke", "--id", created["id"].as_str().unwrap()]);
     assert_eq!(
         (out.status.code(), stdout(&out).trim()),
