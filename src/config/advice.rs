@@ -87,6 +87,25 @@ pub fn warnings(config: &Config) -> Vec<ConfigProblem> {
             ));
         }
     }
+    // Every key would be "expiring" from its first minute: a notice at
+    // creation and the expiry header on every answer.
+    if let (Some(max), Some(longest)) = (
+        config.keys.max_ttl,
+        config.keys.lifecycle.warn_before.first(),
+    ) {
+        if *longest >= max {
+            out.push(ConfigProblem::new(
+                "keys.warn_before",
+                format!(
+                    "{} is not shorter than keys.max_ttl ({}): every key would be warned about \
+                     (key.expiring, KeyGate-Key-Expires) from the moment it is made; give \
+                     offsets shorter than the keys' lifetime",
+                    humantime::format_duration(*longest),
+                    humantime::format_duration(max)
+                ),
+            ));
+        }
+    }
     // Events name users and key ids: over plain HTTP anyone on the path
     // reads them (the signature only proves who sent them).
     for (i, w) in config.webhooks.iter().enumerate() {

@@ -736,6 +736,21 @@ fn trusting_every_address_as_a_proxy_is_a_warning_naming_the_entry() {
     }
 }
 
+/// Expiry warnings as long as the longest lifetime a key may have would
+/// warn about every key from its creation: valid, so a warning naming it.
+#[test]
+fn warnings_before_expiry_as_long_as_max_ttl_are_a_warning() {
+    let (code, err) = check_text("[keys]\nmax_ttl = \"30d\"\nwarn_before = [\"7d\", \"30d\"]\n");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("warning: keys.warn_before: 30days is not shorter than keys.max_ttl (30days)"),
+        "{err}"
+    );
+    let (code, err) = check_text("[keys]\nmax_ttl = \"30d\"\nwarn_before = [\"7d\", \"1d\"]\n");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("keys.warn_before"), "{err}");
+}
+
 #[test]
 fn admin_client_ca_must_be_readable_pem_on_a_tls_admin_listener() {
     let dir = tempfile::tempdir().unwrap();
