@@ -86,7 +86,8 @@ enum Refusal {
     StillRevoking(Duration),
     /// `REPORTS_AT_ONCE` reports are being read and settled already.
     Busy,
-    /// The body did not arrive in time (half of `answer_within`).
+    /// The body did not arrive in time (half of `answer_within`): a
+    /// report's, or one sent to `/.keygate/revoke`.
     SlowBody,
 }
 
@@ -268,7 +269,13 @@ impl Leaks {
                 .map_err(|RetryAfter(after)| Refusal::RateLimited(after))?;
         }
         let html = wants_html(req.headers());
-        let body = read_body(req, possession::MAX_BODY).await?;
+        // Nobody signs these: a body that never comes would hold its
+        // connection for ever (no idle timeout runs while a request is in
+        // flight), a few per minute per address until max_connections.
+        let body =
+            tokio::time::timeout(self.answer_within / 2, read_body(req, possession::MAX_BODY))
+                .await
+                .map_err(|_| Refusal::SlowBody)??;
         let keys = possession::keys_in(&body).map_err(|e| match e {
             BodyError::TooMany => {
                 Refusal::TooLarge(format!("at most {} keys per request", possession::MAX_KEYS))
@@ -420,10 +427,9 @@ fn refused(refusal: Refusal) -> Response<ResponseBody> {
                 response::RETRY_SOON,
             )
         }
-        Refusal::SlowBody => response::json_error(
-            S::REQUEST_TIMEOUT,
-            "the report's body did not arrive in time",
-        ),
+        Refusal::SlowBody => {
+            response::json_error(S::REQUEST_TIMEOUT, "the body did not arrive in time")
+        }
         Refusal::Busy => {
             tracing::warn!("more secret-scanning reports at once than this instance reads; asking the sender to retry");
             response::retry_after(

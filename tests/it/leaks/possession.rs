@@ -133,6 +133,39 @@ async fn too_many_keys_is_413_and_each_address_is_rate_limited() {
     assert!(a.headers.contains_key("retry-after"));
 }
 
+/// A sender that announces a body and never sends it is answered 408
+/// within half of `leaks.answer_within`: nobody signs these requests, and
+/// each one that waited for its body for ever held its connection open
+/// (no idle timeout runs while a request is in flight), a few per minute
+/// per address, until `limits.max_connections` was used up.
+#[tokio::test]
+async fn a_stalled_body_is_408_and_lets_its_connection_go() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let f = fleet(1, "possession-stall", |b| {
+        b.set("leaks", "answer_within = \"2s\"");
+    })
+    .await;
+    let gw = &f.gateways[0];
+    let mut tls = crate::support::client::raw_tls(gw.addr, &gw.ca).await;
+    let head = "POST /.keygate/revoke HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n\
+                Content-Length: 1000\r\n\r\nkg_";
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.flush().await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(6),
+        tls.read_to_end(&mut answer),
+    )
+    .await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        read.is_ok(),
+        "no answer and the connection still open 6 s after a stalled body: {answer:?}"
+    );
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("did not arrive in time"), "{answer}");
+}
+
 /// A POST of one made-up key to `/.keygate/revoke` from `client` (behind
 /// the trusted proxy).
 async fn revoke_from(c: &HttpsClient, gw: &TestGateway, client: &str) -> StatusCode {
