@@ -24,6 +24,10 @@ use serde_json::Value;
 /// The secrets in `text`, or why a report holds none that can be used.
 /// `root` is where a baseline's file names are found.
 pub fn secrets_in(text: &str, root: &Path) -> Result<Vec<String>, String> {
+    // A byte order mark (Notepad, PowerShell's `-Encoding utf8`) is no
+    // white space: left on, it made the first secret, or a whole JSON
+    // report read as lines, match no key, and "revoked 0 keys" said nothing.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let trimmed = text.trim_start();
     if !(trimmed.starts_with('{') || trimmed.starts_with('[')) {
         return Ok(lines(text));
@@ -170,6 +174,16 @@ mod tests {
         assert_eq!(secrets_in(gitleaks).unwrap(), ["kg_x"]);
         let report = r#"{"results":[{"category":"UNVERIFIED","filename":"a.env","lines":{"3":"KEY=kg_y"},"secrets":"kg_y","types":["Keygate API Key"]}]}"#;
         assert_eq!(secrets_in(report).unwrap(), ["kg_y"]);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_secret() {
+        assert_eq!(
+            secrets_in("\u{feff}kg_a\r\nkg_b\r\n").unwrap(),
+            ["kg_a", "kg_b"]
+        );
+        let gitleaks = "\u{feff}[{\"Secret\":\"kg_x\"}]";
+        assert_eq!(secrets_in(gitleaks).unwrap(), ["kg_x"]);
     }
 
     #[test]
