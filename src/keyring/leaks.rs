@@ -33,7 +33,9 @@ impl Keyring {
     /// (the key, its user, where it was seen) and each live key announced
     /// (`key.leaked`). Tokens of other formats and bad checksums cost no
     /// lookup; a token seen twice is looked up once. A store error stops it
-    /// before anything is revoked or recorded: the sender retries.
+    /// before anything is revoked or recorded: the sender retries. Keys
+    /// deleted whose revocation could not be told to every instance are
+    /// recorded and announced all the same before that error.
     pub async fn leaked(
         &self,
         actor: &Actor,
@@ -66,9 +68,18 @@ impl Keyring {
         if live.is_empty() {
             return Ok(flags);
         }
+        // Deleted but not yet told to every instance (it is told in the
+        // background): still audited and announced, then the error. The
+        // sender's retry finds no live key, so it would never say where
+        // the keys were found or send `key.leaked`.
+        let mut unpublished = None;
         if revoke {
             let keys = live.keys().map(|k| ApiKey::new(k.clone())).collect();
-            self.revoke(actor, Revocation::Leaked(keys)).await?;
+            match self.revoke(actor, Revocation::Leaked(keys)).await {
+                Ok(_) => {}
+                Err(e @ RevokeError::NotPropagated { .. }) => unpublished = Some(e),
+                Err(e) => return Err(e),
+            }
         }
         self.0.metrics.keys_leaked.inc_by(live.len() as u64);
         let seen: Vec<(&KeyRecord, &Sighting)> = sightings
@@ -117,7 +128,10 @@ impl Keyring {
                 .collect();
             self.emit(events).await;
         }
-        Ok(flags)
+        match unpublished {
+            Some(e) => Err(e),
+            None => Ok(flags),
+        }
     }
 }
 

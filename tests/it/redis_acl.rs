@@ -673,3 +673,67 @@ async fn a_grant_missing_inside_a_script_is_logged_as_a_refusal_naming_the_acl()
     kg.logged("Redis refuses a fleet command (NOPERM)").await;
     assert!(!acl_denials(&redis).is_empty());
 }
+
+/// A report whose keys are deleted but whose revocation cannot be told to
+/// the fleet (PUBLISH refused: 503, the scanner sends it again) still
+/// audits where each key was found and announces it as `key.leaked`: the
+/// report sent again finds no live key, so that was the only chance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_whose_revocation_cannot_be_published_still_says_the_key_leaked() {
+    let receiver = Receiver::start(Mode::Up).await;
+    let dir = tempfile::tempdir().unwrap();
+    let f = fleet_as_user("acl-leak-unpublished", &receiver, dir.path(), |_| {}).await;
+    f.await_joined().await;
+    let (alice, alice_id) = create_key(&f.clients[0], &f.gateways[0], "alice").await;
+    everywhere(&f, &alice, StatusCode::OK, "a new key").await;
+    let acl = |grant: &str| {
+        let _: () = query(
+            f.redis.port,
+            redis::cmd("ACL").arg("SETUSER").arg(USER).arg(grant),
+        )
+        .unwrap();
+    };
+    acl("-publish");
+    let answer = f.report(0, &report(&[alice.as_str()])).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        answer.text()
+    );
+    assert_eq!(f.status(0, &alice).await, StatusCode::UNAUTHORIZED);
+    let leaked = eventually(
+        "key.leaked is delivered",
+        100,
+        Duration::from_millis(50),
+        || async {
+            receiver
+                .received()
+                .into_iter()
+                .find(|d| d.body["type"] == "key.leaked")
+        },
+    )
+    .await;
+    assert_eq!(
+        leaked.body["data"]["id"],
+        alice_id.as_str(),
+        "{}",
+        leaked.body
+    );
+    assert_eq!(leaked.body["data"]["action"], "revoked", "{}", leaked.body);
+    acl("+publish");
+    let a = call(
+        &f.clients[1],
+        &f.gateways[1],
+        Method::GET,
+        "/v1/audit?limit=1000",
+        None,
+    )
+    .await;
+    let events = json_of(&a)["events"].as_array().unwrap().clone();
+    assert!(
+        events.iter().any(|e| e["action"] == "leaked"
+            && e["target"].as_str().unwrap().contains(alice_id.as_str())),
+        "{events:?}"
+    );
+}
