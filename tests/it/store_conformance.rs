@@ -498,6 +498,42 @@ async fn redis_outbox_keeps_the_contract() {
     .await;
 }
 
+/// A queue nobody claims from any more (its `[[webhooks]]` entry removed,
+/// or its URL changed, which names another queue) leaves nothing behind
+/// once its messages' `keep` has passed: the list of due ids went with them,
+/// where it stayed for ever, an id for each event of the backlog.
+#[tokio::test]
+async fn redis_outbox_an_abandoned_queue_is_gone_after_keep() {
+    let redis = RedisServer::start();
+    let store = Store::redis(&redis.url(), "abandoned", Duration::from_secs(2))
+        .await
+        .unwrap();
+    let keep = Duration::from_millis(300);
+    for id in ["msg_1", "msg_2"] {
+        store.outbox_push("q", id, "{}", keep).await.unwrap();
+    }
+    // Claimed and put back once (a receiver that was down), then abandoned.
+    assert_eq!(store.outbox_claim("q", keep, 10).await.unwrap().len(), 2);
+    store
+        .outbox_retry("q", "msg_1", Duration::from_millis(50))
+        .await
+        .unwrap();
+    eventually(
+        "no outbox key is left after keep",
+        100,
+        Duration::from_millis(20),
+        || async {
+            let left: Vec<String> = crate::support::deploy::query(
+                redis.port,
+                redis::cmd("KEYS").arg("abandoned:outbox:*"),
+            )
+            .unwrap();
+            left.is_empty().then_some(())
+        },
+    )
+    .await;
+}
+
 /// A message whose id is in no queue any more (evicted, deleted by hand) but
 /// whose body is kept is made due again when it is queued again under its
 /// id, with its attempts so far.

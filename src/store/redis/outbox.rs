@@ -2,7 +2,7 @@
 //!
 //! | key | type | what |
 //! |---|---|---|
-//! | `ns:outbox:{q}:due` | sorted set | message ids, scored by when each is due (Redis ms) |
+//! | `ns:outbox:{q}:due` | sorted set | message ids, scored by when each is due (Redis ms); its TTL the longest `keep` of a message in it |
 //! | `ns:outbox:{q}:m:<id>` | hash | `body`, `attempts`; its TTL is the queue's `keep` |
 //!
 //! `{q}` is a Cluster hash tag: a queue's keys share a slot, so the scripts
@@ -27,20 +27,32 @@ macro_rules! now_ms {
 
 /// KEYS: due, message. ARGV: id, body, keep ms. A message still kept under
 /// the id is left as it is (its attempts, its lease, when it is due), made
-/// due only if its id is in no queue.
+/// due only if its id is in no queue. The due set lives at least as long as
+/// every message in it (the `keep` of the last push, never shortened): a
+/// queue nobody claims from any more (its entry removed, its URL changed)
+/// is gone once its messages are, rather than keep their ids for ever.
 static PUSH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         now_ms!(),
         r"
+local keep = tonumber(ARGV[3])
+local function outlive()
+  -- -1 (a set from before it had a TTL) or shorter than this message's.
+  if redis.call('PTTL', KEYS[1]) < keep then
+    redis.call('PEXPIRE', KEYS[1], keep)
+  end
+end
 if redis.call('HSETNX', KEYS[2], 'body', ARGV[2]) == 0 then
   -- Kept, but due nowhere (its id evicted or deleted): due again now.
   -- NX: a leased or backing-off message keeps when it is due.
   redis.call('ZADD', KEYS[1], 'NX', now, ARGV[1])
+  outlive()
   return 1
 end
 redis.call('HSET', KEYS[2], 'attempts', 0)
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], keep)
 redis.call('ZADD', KEYS[1], now, ARGV[1])
+outlive()
 return 0
 "
     ))
