@@ -113,6 +113,8 @@ pub struct Metrics {
     pub webhooks_delivered: Counter,
     /// Webhook attempts of this instance that failed (tried again later).
     pub webhook_failures: Counter,
+    /// Webhook messages this instance found dropped undelivered (`keep` passed).
+    pub webhooks_expired: Counter,
     /// Log lines the log writer dropped because it fell behind.
     log_dropped_lines: Counter,
 }
@@ -247,6 +249,13 @@ impl Metrics {
             webhook_failures.clone(),
         );
 
+        let webhooks_expired = Counter::default();
+        registry.register(
+            "keygate_webhooks_expired",
+            "Webhook messages this instance's workers found dropped undelivered, their webhooks.keep passed",
+            webhooks_expired.clone(),
+        );
+
         let log_dropped_lines = Counter::default();
         registry.register(
             "keygate_log_dropped_lines",
@@ -273,6 +282,7 @@ impl Metrics {
             keys_leaked,
             webhooks_delivered,
             webhook_failures,
+            webhooks_expired,
             log_dropped_lines,
         })
     }

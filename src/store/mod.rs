@@ -53,7 +53,7 @@ use std::time::Duration;
 pub use self::lifecycle::{Lineage, MemoryLifecycle, Notice, Rotated, MAX_LINEAGE};
 pub use self::listing::{KeyFilter, Listed, Order, Position, Sort};
 pub use self::memory::MemoryStore;
-pub use self::outbox::{Claimed, MemoryOutbox};
+pub use self::outbox::{Claim, Claimed, MemoryOutbox};
 pub use self::redis::{parse_url as parse_redis_url, RedisStore, Target as RedisTarget};
 use crate::audit::Event;
 use crate::config;

@@ -10,7 +10,8 @@
 //!   webhooks could not be queued) neither restarts a backoff nor hands a
 //!   message being delivered to a second deliverer;
 //! * `outbox_claim` hands out up to `max` due messages, earliest due first, and
-//!   makes each due again only `lease` later, counting the attempt: while
+//!   makes each due again only `lease` later, counting the attempt (and
+//!   says how many it found dropped undelivered, their `keep` passed): while
 //!   one instance delivers a message no other one claims it, and a message
 //!   whose deliverer died comes due again when the lease runs out;
 //! * `outbox_done` removes a delivered message; `outbox_retry` makes a
@@ -24,6 +25,14 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::{Store, StoreError};
+
+/// What one claim found: the messages handed out, and how many it dropped
+/// undelivered because their `keep` had passed (counted when found).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub messages: Vec<Claimed>,
+    pub expired: u64,
+}
 
 /// A message handed out for delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,12 +62,23 @@ impl Store {
         }
     }
 
+    /// `outbox_claim_due`'s messages.
     pub async fn outbox_claim(
         &self,
         queue: &str,
         lease: Duration,
         max: usize,
     ) -> Result<Vec<Claimed>, StoreError> {
+        Ok(self.outbox_claim_due(queue, lease, max).await?.messages)
+    }
+
+    /// Up to `max` due messages, and how many were found dropped undelivered.
+    pub async fn outbox_claim_due(
+        &self,
+        queue: &str,
+        lease: Duration,
+        max: usize,
+    ) -> Result<Claim, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.outbox().claim(queue, lease, max)),
             Store::Redis(r) => r.outbox_claim(queue, lease, max).await,
@@ -126,17 +146,20 @@ impl MemoryOutbox {
         );
     }
 
-    fn claim(&self, queue: &str, lease: Duration, max: usize) -> Vec<Claimed> {
+    fn claim(&self, queue: &str, lease: Duration, max: usize) -> Claim {
         let now = Instant::now();
         let mut queues = self.queues.lock().expect("outbox lock");
         let Some(messages) = queues.get_mut(queue) else {
-            return Vec::new();
+            return Claim::default();
         };
+        let before = messages.len();
         messages.retain(|_, m| m.drop_at > now);
+        let expired = (before - messages.len()) as u64;
         let mut due: Vec<(&String, &mut Message)> =
             messages.iter_mut().filter(|(_, m)| m.due <= now).collect();
         due.sort_by(|(a, m), (b, n)| m.due.cmp(&n.due).then_with(|| a.cmp(b)));
-        due.into_iter()
+        let messages = due
+            .into_iter()
             .take(max)
             .map(|(id, m)| {
                 m.attempts += 1;
@@ -147,7 +170,8 @@ impl MemoryOutbox {
                     attempts: m.attempts,
                 }
             })
-            .collect()
+            .collect();
+        Claim { messages, expired }
     }
 
     fn done(&self, queue: &str, id: &str) {

@@ -93,10 +93,11 @@ impl Worker {
             tokio::pin!(woken);
             woken.as_mut().enable();
             loop {
-                let batch = match self.store.outbox_claim(queue, lease, BATCH).await {
-                    Ok(batch) => {
+                let batch = match self.store.outbox_claim_due(queue, lease, BATCH).await {
+                    Ok(claim) => {
                         outage.say_back("reading the webhook outbox again");
-                        batch
+                        self.expired(claim.expired);
+                        claim.messages
                     }
                     Err(e) => {
                         outage.say_failed("read the webhook outbox", &e);
@@ -113,6 +114,19 @@ impl Worker {
                 () = &mut woken => {}
                 () = tokio::time::sleep(POLL) => {}
             }
+        }
+    }
+
+    /// Say that `n` messages were dropped undelivered: events the
+    /// receiver will never get, which retries alone would not tell.
+    fn expired(&self, n: u64) {
+        if n > 0 {
+            self.metrics.webhooks_expired.inc_by(n);
+            tracing::error!(
+                webhook = %origin(&self.endpoint.config.url),
+                dropped = n,
+                "webhook events dropped undelivered: webhooks.keep has passed since they were queued"
+            );
         }
     }
 

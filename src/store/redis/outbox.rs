@@ -2,7 +2,7 @@
 //!
 //! | key | type | what |
 //! |---|---|---|
-//! | `ns:outbox:{q}:due` | sorted set | message ids, scored by when each is due (Redis ms); its TTL the longest `keep` of a message in it |
+//! | `ns:outbox:{q}:due` | sorted set | message ids, scored by when each is due (Redis ms); its TTL twice the longest `keep` of a message in it |
 //! | `ns:outbox:{q}:m:<id>` | hash | `body`, `attempts`; its TTL is the queue's `keep` |
 //!
 //! `{q}` is a Cluster hash tag: a queue's keys share a slot, so the scripts
@@ -15,7 +15,7 @@ use std::time::Duration;
 use redis::Script;
 
 use super::RedisStore;
-use crate::store::outbox::Claimed;
+use crate::store::outbox::{Claim, Claimed};
 use crate::store::StoreError;
 
 /// Redis' clock in milliseconds, as the first lines of each script.
@@ -27,8 +27,8 @@ macro_rules! now_ms {
 
 /// KEYS: due, message. ARGV: id, body, keep ms. A message still kept under
 /// the id is left as it is (its attempts, its lease, when it is due), made
-/// due only if its id is in no queue. The due set lives at least as long as
-/// every message in it (the `keep` of the last push, never shortened): a
+/// due only if its id is in no queue. The due set lives twice as long as
+/// every message in it (from the last push, never shortened): a
 /// queue nobody claims from any more (its entry removed, its URL changed)
 /// is gone once its messages are, rather than keep their ids for ever.
 static PUSH: LazyLock<Script> = LazyLock::new(|| {
@@ -37,9 +37,11 @@ static PUSH: LazyLock<Script> = LazyLock::new(|| {
         r"
 local keep = tonumber(ARGV[3])
 local function outlive()
-  -- -1 (a set from before it had a TTL) or shorter than this message's.
-  if redis.call('PTTL', KEYS[1]) < keep then
-    redis.call('PEXPIRE', KEYS[1], keep)
+  -- -1 (a set from before it had a TTL) or shorter than twice this
+  -- message's keep: room for a claim to find the id after its message
+  -- expired, and count it dropped.
+  if redis.call('PTTL', KEYS[1]) < 2 * keep then
+    redis.call('PEXPIRE', KEYS[1], 2 * keep)
   end
 end
 if redis.call('HSETNX', KEYS[2], 'body', ARGV[2]) == 0 then
@@ -58,14 +60,15 @@ return 0
     ))
 });
 
-/// KEYS: due. ARGV: lease ms, max, message key prefix. Answers id, body,
-/// attempts for each message claimed.
+/// KEYS: due. ARGV: lease ms, max, message key prefix. Answers how many
+/// ids it dropped (their messages expired), then id, body, attempts for
+/// each message claimed.
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         now_ms!(),
         r"
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
-local out = {}
+local out = {0}
 for _, id in ipairs(ids) do
   local key = ARGV[3] .. id
   local body = redis.call('HGET', key, 'body')
@@ -77,6 +80,7 @@ for _, id in ipairs(ids) do
     out[#out + 1] = n
   else
     redis.call('ZREM', KEYS[1], id)
+    out[1] = out[1] + 1
   end
 end
 return out
@@ -133,7 +137,7 @@ impl RedisStore {
         queue: &str,
         lease: Duration,
         max: usize,
-    ) -> Result<Vec<Claimed>, StoreError> {
+    ) -> Result<Claim, StoreError> {
         // Not repeated: a lost reply leaves its messages leased until the
         // lease runs out, and a repeat would count their attempts twice.
         let flat: Vec<redis::Value> = self
@@ -148,6 +152,9 @@ impl RedisStore {
                     .await
             })
             .await?;
+        let corrupt = || StoreError::Corrupt(format!("outbox {queue}"));
+        let (expired, flat) = flat.split_first().ok_or_else(corrupt)?;
+        let expired = redis::from_redis_value::<u64>(expired.clone()).map_err(|_| corrupt())?;
         let mut out = Vec::with_capacity(flat.len() / 3);
         for triple in flat.chunks(3) {
             let [id, body, attempts] = triple else {
@@ -163,7 +170,10 @@ impl RedisStore {
             };
             out.push(Claimed { id, body, attempts });
         }
-        Ok(out)
+        Ok(Claim {
+            messages: out,
+            expired,
+        })
     }
 
     pub async fn outbox_done(&self, queue: &str, id: &str) -> Result<(), StoreError> {
