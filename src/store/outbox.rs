@@ -62,18 +62,8 @@ impl Store {
         }
     }
 
-    /// `outbox_claim_due`'s messages.
-    pub async fn outbox_claim(
-        &self,
-        queue: &str,
-        lease: Duration,
-        max: usize,
-    ) -> Result<Vec<Claimed>, StoreError> {
-        Ok(self.outbox_claim_due(queue, lease, max).await?.messages)
-    }
-
     /// Up to `max` due messages, and how many were found dropped undelivered.
-    pub async fn outbox_claim_due(
+    pub async fn outbox_claim(
         &self,
         queue: &str,
         lease: Duration,

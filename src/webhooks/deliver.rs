@@ -126,7 +126,7 @@ impl Worker {
             tokio::pin!(woken);
             woken.as_mut().enable();
             loop {
-                let batch = match self.store.outbox_claim_due(queue, lease, BATCH).await {
+                let batch = match self.store.outbox_claim(queue, lease, BATCH).await {
                     Ok(claim) => {
                         outage.say_back("reading the webhook outbox again");
                         self.expired(claim.expired);

@@ -217,7 +217,8 @@ mod tests {
         let got = store
             .outbox_claim(&queue, Duration::from_secs(60), 10)
             .await
-            .unwrap();
+            .unwrap()
+            .messages;
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].id, "msg_fixed");
         for _ in 0..2 {
@@ -226,7 +227,8 @@ mod tests {
         let got = store
             .outbox_claim(&queue, Duration::from_secs(60), 10)
             .await
-            .unwrap();
+            .unwrap()
+            .messages;
         assert_eq!(got.len(), 2);
         assert_ne!(got[0].id, got[1].id);
     }

@@ -395,7 +395,7 @@ async fn outbox_conformance(store: Store) {
     store.outbox_push("q2", "msg_c", "{}", hour).await.unwrap();
 
     // Claimed oldest first, the attempt counted, at most `max` at a time.
-    let first = store.outbox_claim("q1", lease, 1).await.unwrap();
+    let first = store.outbox_claim("q1", lease, 1).await.unwrap().messages;
     assert_eq!(
         first,
         [keygate::store::Claimed {
@@ -404,7 +404,7 @@ async fn outbox_conformance(store: Store) {
             attempts: 1
         }]
     );
-    let second = store.outbox_claim("q1", lease, 10).await.unwrap();
+    let second = store.outbox_claim("q1", lease, 10).await.unwrap().messages;
     assert_eq!(second.len(), 1);
     assert_eq!(second[0].id, "msg_b");
     // Both leased: no one else gets them now, not even when one is queued
@@ -417,9 +417,10 @@ async fn outbox_conformance(store: Store) {
         .outbox_claim("q1", lease, 10)
         .await
         .unwrap()
+        .messages
         .is_empty());
     assert_eq!(
-        store.outbox_claim("q2", lease, 10).await.unwrap()[0].id,
+        store.outbox_claim("q2", lease, 10).await.unwrap().messages[0].id,
         "msg_c"
     );
 
@@ -429,7 +430,7 @@ async fn outbox_conformance(store: Store) {
         .outbox_retry("q1", "msg_a", Duration::ZERO)
         .await
         .unwrap();
-    let again = store.outbox_claim("q1", lease, 10).await.unwrap();
+    let again = store.outbox_claim("q1", lease, 10).await.unwrap().messages;
     assert_eq!(again.len(), 1);
     assert_eq!((again[0].id.as_str(), again[0].attempts), ("msg_a", 2));
     assert_eq!(
@@ -441,7 +442,7 @@ async fn outbox_conformance(store: Store) {
     let back = eventually("the lease runs out", 100, Duration::from_millis(20), || {
         let store = &store;
         async move {
-            let got = store.outbox_claim("q1", lease, 10).await.unwrap();
+            let got = store.outbox_claim("q1", lease, 10).await.unwrap().messages;
             (!got.is_empty()).then_some(got)
         }
     })
@@ -456,6 +457,7 @@ async fn outbox_conformance(store: Store) {
         .outbox_claim("q1", lease, 10)
         .await
         .unwrap()
+        .messages
         .is_empty());
 
     // Nothing outlives `keep`, delivered or not; the claim that finds a
@@ -472,20 +474,14 @@ async fn outbox_conformance(store: Store) {
         || {
             let (store, expired) = (&store, &expired);
             async move {
-                let claim = store
-                    .outbox_claim_due("q3", Duration::ZERO, 10)
-                    .await
-                    .unwrap();
+                let claim = store.outbox_claim("q3", Duration::ZERO, 10).await.unwrap();
                 expired.fetch_add(claim.expired, std::sync::atomic::Ordering::Relaxed);
                 claim.messages.is_empty().then_some(())
             }
         },
     )
     .await;
-    let claim = store
-        .outbox_claim_due("q3", Duration::ZERO, 10)
-        .await
-        .unwrap();
+    let claim = store.outbox_claim("q3", Duration::ZERO, 10).await.unwrap();
     assert_eq!(
         expired.into_inner() + claim.expired,
         1,
@@ -524,7 +520,15 @@ async fn redis_outbox_an_abandoned_queue_is_gone_after_keep() {
         store.outbox_push("q", id, "{}", keep).await.unwrap();
     }
     // Claimed and put back once (a receiver that was down), then abandoned.
-    assert_eq!(store.outbox_claim("q", keep, 10).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .outbox_claim("q", keep, 10)
+            .await
+            .unwrap()
+            .messages
+            .len(),
+        2
+    );
     store
         .outbox_retry("q", "msg_1", Duration::from_millis(50))
         .await
@@ -556,14 +560,22 @@ async fn redis_outbox_requeues_a_kept_message_that_fell_out_of_its_queue() {
         .unwrap();
     let (hour, lease) = (Duration::from_secs(3600), Duration::from_secs(3600));
     store.outbox_push("q", "msg_o", "{}", hour).await.unwrap();
-    assert_eq!(store.outbox_claim("q", lease, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .outbox_claim("q", lease, 10)
+            .await
+            .unwrap()
+            .messages
+            .len(),
+        1
+    );
     let _: i64 = crate::support::deploy::query(
         redis.port,
         redis::cmd("ZREM").arg("orphan:outbox:{q}:due").arg("msg_o"),
     )
     .unwrap();
     store.outbox_push("q", "msg_o", "{}", hour).await.unwrap();
-    let back = store.outbox_claim("q", lease, 10).await.unwrap();
+    let back = store.outbox_claim("q", lease, 10).await.unwrap().messages;
     assert_eq!(
         back.iter()
             .map(|m| (m.id.as_str(), m.attempts))
