@@ -7,7 +7,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// The key id of the authenticated key, set by keygate only.
 pub const KEY_ID: HeaderName = HeaderName::from_static("x-keygate-key-id");
-/// On answers to a key that expires within `keys.warn_before`'s first
+/// On answers to a key that expires within `keys.warn_before`'s longest
 /// offset: its expiry (RFC 3339), for scripts to log. Set by keygate only.
 pub const KEY_EXPIRES: HeaderName = HeaderName::from_static("keygate-key-expires");
 /// LabKey's credential header, which keygate reads a key from (`auth.apikey_header`).

@@ -91,9 +91,7 @@ impl Contract {
                 let full = req.uri().path_and_query().map_or("", PathAndQuery::as_str);
                 let rest = full.strip_prefix(EXT_AUTHZ).unwrap_or("");
                 if !rest.starts_with('/') {
-                    return Err(CheckError::Missing(
-                        "the original path after /authz/ext-authz",
-                    ));
+                    return Err(CheckError::Missing("original path after /authz/ext-authz"));
                 }
                 Ok(Original {
                     method: req.method().clone(),

@@ -100,8 +100,8 @@ pub fn warnings(config: &Config) -> Vec<ConfigProblem> {
                     "{} is not shorter than keys.max_ttl ({}): every key would be warned about \
                      (key.expiring, KeyGate-Key-Expires) from the moment it is made; give \
                      offsets shorter than the keys' lifetime",
-                    humantime::format_duration(*longest),
-                    humantime::format_duration(max)
+                    crate::settings::short_duration(*longest),
+                    crate::settings::short_duration(max)
                 ),
             ));
         }

@@ -1,5 +1,5 @@
 //! `KeyGate-Key-Expires`: an answer to a key that expires within
-//! `keys.warn_before`'s first offset says when, on the main listener (to
+//! `keys.warn_before`'s longest offset says when, on the main listener (to
 //! the client) and on the auth listener (to the proxy, which may pass it
 //! on). The access log records it as `key_expires`.
 
@@ -12,7 +12,7 @@ use super::headers::KEY_EXPIRES;
 use crate::auth::Principal;
 use crate::keys::{rfc3339, unix_now};
 
-/// The warning window: `keys.warn_before`'s first offset; `None` warns of nothing.
+/// The warning window: `keys.warn_before`'s longest offset; `None` warns of nothing.
 #[derive(Clone, Copy)]
 pub struct ExpiryWarning {
     window: Option<Duration>,

@@ -58,7 +58,7 @@ pub struct Gateway<P> {
     own_pages: P,
     /// `/.keygate/api/rotate`: a key rotates itself (admitted here, by key).
     self_rotation: SelfRotation,
-    /// Keys expiring within `keys.warn_before`'s first offset are told so.
+    /// Keys expiring within `keys.warn_before`'s longest offset are told so.
     expiry_warning: ExpiryWarning,
     admission: Admission,
     refusals: Refusals,

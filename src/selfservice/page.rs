@@ -43,7 +43,7 @@ pub struct KeysPage<'a> {
     pub default_ttl: &'a str,
     /// Shown as "Sign out" (CAS: keygate's own session).
     pub logout: Option<&'a str>,
-    /// `keys.warn_before`'s first offset, seconds: keys expiring within it
+    /// `keys.warn_before`'s longest offset, seconds: keys expiring within it
     /// are in the banner.
     pub warn_window: Option<u64>,
     /// An admin: the link to the console ("External Tool Settings") on top.
@@ -154,7 +154,7 @@ fn rotate_button(r: &KeyRecord) -> String {
     }
 }
 
-/// The keys that expire within the first `warn_before` offset (and were
+/// The keys that expire within the longest `warn_before` offset (and were
 /// not rotated yet), each with Rotate; hidden when there are none. `app.js`
 /// redraws it from `data-window` after a change.
 fn expiring_banner(p: &KeysPage<'_>) -> String {

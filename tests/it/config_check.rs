@@ -743,7 +743,7 @@ fn warnings_before_expiry_as_long_as_max_ttl_are_a_warning() {
     let (code, err) = check_text("[keys]\nmax_ttl = \"30d\"\nwarn_before = [\"7d\", \"30d\"]\n");
     assert_eq!(code, Some(0), "{err}");
     assert!(
-        err.contains("warning: keys.warn_before: 30days is not shorter than keys.max_ttl (30days)"),
+        err.contains("warning: keys.warn_before: 30d is not shorter than keys.max_ttl (30d)"),
         "{err}"
     );
     let (code, err) = check_text("[keys]\nmax_ttl = \"30d\"\nwarn_before = [\"7d\", \"1d\"]\n");

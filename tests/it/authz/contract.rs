@@ -392,7 +392,7 @@ async fn a_check_that_does_not_describe_the_request_is_a_400_naming_what_is_miss
         (
             "/authz/ext-authz",
             vec![],
-            "the original path after /authz/ext-authz",
+            "no original path after /authz/ext-authz",
         ),
     ] {
         let mut headers = headers;
