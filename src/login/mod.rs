@@ -199,15 +199,24 @@ impl Login {
 }
 
 /// The first value of cookie `name` in the request's `Cookie` headers.
+///
+/// Read as bytes: the application behind keygate may set cookies holding
+/// UTF-8, which browsers send as it is, in the same field as keygate's;
+/// `to_str` refuses such a field whole, and keygate's own cookies in it
+/// (session, flow, CSRF) went unseen.
 pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
+    let value = headers
         .get_all(header::COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+        .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
+        .filter_map(|pair| {
+            let pair = pair.trim_ascii();
+            let eq = pair.iter().position(|&b| b == b'=')?;
+            Some((&pair[..eq], &pair[eq + 1..]))
+        })
+        .find(|(k, _)| *k == name.as_bytes())
+        .map(|(_, v)| v)?;
+    std::str::from_utf8(value).ok()
 }
 
 /// A request's `Cookie` header holding the pair a `Set-Cookie` value sets.
@@ -222,6 +231,22 @@ pub(crate) fn jar(set_cookie: &http::HeaderValue) -> HeaderMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cookie_is_found_beside_cookies_holding_utf8() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            http::HeaderValue::from_bytes("name=Zo\u{eb}; __Host-keygate-csrf=abc; b=1".as_bytes())
+                .unwrap(),
+        );
+        h.append(header::COOKIE, "c=2; d=x=y".parse().unwrap());
+        assert_eq!(cookie(&h, "__Host-keygate-csrf"), Some("abc"));
+        assert_eq!(cookie(&h, "c"), Some("2"));
+        assert_eq!(cookie(&h, "d"), Some("x=y"));
+        assert_eq!(cookie(&h, "name"), Some("Zo\u{eb}"));
+        assert_eq!(cookie(&h, "missing"), None);
+    }
 
     /// A CAS session signed for a name the user-name rule refuses today
     /// (signed by an older keygate, before the rule took in `U+202E`) is

@@ -561,3 +561,26 @@ async fn cross_site_forms_and_simple_fetches_neither_mint_nor_revoke() {
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0].id.as_str(), id);
 }
+
+/// The application's own cookies may hold UTF-8 (browsers send it as it is
+/// set): keygate still finds its CSRF cookie among them, so the person can
+/// make a key. Its own cookie was looked for only in all-ASCII `Cookie`
+/// fields: every write was 403 and every page load set a new CSRF cookie.
+#[tokio::test]
+async fn a_utf8_cookie_of_the_application_does_not_hide_keygates_own() {
+    let (up, app) = (Upstream::start().await, WhoAmI::start().await);
+    let gw = backend_session(&up, &app, &[]).await;
+    let mut alice = Browser::new(&gw);
+    alice.set_cookie(&app.sign_in("alice"));
+    alice.set_cookie("display_name=Zoë");
+    let (first, token) = alice.page().await;
+    assert!(first.headers.get(header::SET_COOKIE).is_some());
+    let (again, _) = alice.page().await;
+    assert!(
+        again.headers.get(header::SET_COOKIE).is_none(),
+        "a new CSRF cookie on every load: {:?}",
+        again.headers.get_all(header::SET_COOKIE)
+    );
+    let created = alice.create(&token, "laptop", "1d").await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+}

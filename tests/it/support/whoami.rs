@@ -79,11 +79,17 @@ async fn answer(
         .headers()
         .get_all(header::COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|p| p.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
-        .and_then(|(_, v)| sessions.lock().unwrap().get(v).cloned());
+        // UTF-8 too, as browsers send it and real applications read it.
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .flat_map(|v| {
+            v.split(';')
+                .filter_map(|p| p.trim().split_once('='))
+                .filter(|(k, _)| *k == COOKIE)
+                .map(|(_, v)| v.to_owned())
+                .collect::<Vec<_>>()
+        })
+        .next()
+        .and_then(|v| sessions.lock().unwrap().get(&v).cloned());
     let (status, json) = match (req.uri().path(), user) {
         ("/login-whoami.api", Some(u)) => {
             (StatusCode::OK, serde_json::json!({ "email": u, "id": 7 }))
