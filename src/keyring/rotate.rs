@@ -90,6 +90,11 @@ impl RotateRequest {
         RotateRequest { grace, ttl }
     }
 
+    /// The lifetime asked for, as written (`None`: the old key's own).
+    pub fn ttl(&self) -> Option<&str> {
+        self.ttl.as_deref()
+    }
+
     /// The grace period (`None`: `keys.rotation_grace`) and the successor's
     /// lifetime; the error names the field.
     pub fn parse(&self) -> Result<(Option<Duration>, Ttl), String> {

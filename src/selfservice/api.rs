@@ -16,6 +16,7 @@ use crate::http::json_body::{self, BodyError};
 use crate::http::response;
 use crate::keyring::{self, MintError, Revocation, RotateRequest, Ttl};
 use crate::keys::{KeyId, Scope, Source};
+use crate::settings::Settings;
 
 /// Largest create request (a label is at most 200 characters).
 pub(super) const MAX_BODY: usize = 16 * 1024;
@@ -62,17 +63,7 @@ impl SelfService {
             .map_err(Refusal::Csrf)?;
         let body: CreateKey = json_body(req).await?;
         let ttl_text = body.ttl.unwrap_or_else(|| s.settings.default_ttl.clone());
-        if !s
-            .settings
-            .ttl_choices
-            .iter()
-            .any(|c| c.trim() == ttl_text.trim())
-        {
-            return Err(Refusal::BadRequest(format!(
-                "ttl: {ttl_text:?} is not one of the offered lifetimes ({})",
-                s.settings.ttl_choices.join(", ")
-            )));
-        }
+        offered(&s.settings, &ttl_text)?;
         let ttl = Ttl::parse(&ttl_text).map_err(|e| Refusal::BadRequest(format!("ttl: {e}")))?;
         let label = body.label.unwrap_or_default();
         // Before the creation is counted: a refused one costs no quota (a
@@ -116,7 +107,13 @@ impl SelfService {
     /// is on its way out).
     pub(super) async fn rotate(&self, req: Request<Incoming>, rq: &Seen<'_>, id: &str) -> Answer {
         let (s, id) = self.own_key(&req, rq, id).await?;
-        let (grace, ttl) = rotate_body(req).await?;
+        let body: RotateRequest = json_body(req).await?;
+        // A lifetime the page does not offer is no more the user's to
+        // choose here than at Generate (the console's Rotate may).
+        if let Some(ttl) = body.ttl() {
+            offered(&s.settings, ttl)?;
+        }
+        let (grace, ttl) = body.parse().map_err(Refusal::BadRequest)?;
         self.count_create(&s.user)
             .await?
             .map_err(Refusal::RateLimited)?;
@@ -135,6 +132,18 @@ impl SelfService {
         let rotated = self.keyring.rotate(actor, id, grace, ttl).await?;
         Ok(response::json(StatusCode::CREATED, &rotated.view()))
     }
+}
+
+/// `ttl` must be one of the runtime settings' `ttl_choices`: what the
+/// page's Generate and Rotate let a user pick.
+fn offered(settings: &Settings, ttl: &str) -> Result<(), Refusal> {
+    if settings.ttl_choices.iter().any(|c| c.trim() == ttl.trim()) {
+        return Ok(());
+    }
+    Err(Refusal::BadRequest(format!(
+        "ttl: {ttl:?} is not one of the offered lifetimes ({})",
+        settings.ttl_choices.join(", ")
+    )))
 }
 
 /// A rotation's body, `{"grace"?, "ttl"?}` as `POST /v1/keys/{id}/rotate`

@@ -584,3 +584,42 @@ async fn a_utf8_cookie_of_the_application_does_not_hide_keygates_own() {
     let created = alice.create(&token, "laptop", "1d").await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
 }
+
+/// The page's Rotate takes only a lifetime the page offers, as Generate
+/// does: `{"ttl": "200d"}` (not among `ttl_choices`) made a key that
+/// Generate would have refused.
+#[tokio::test]
+async fn rotate_offers_only_the_lifetimes_generate_offers() {
+    let (up, app) = (Upstream::start().await, WhoAmI::start().await);
+    let gw = backend_session(&up, &app, &[]).await;
+    let (mut alice, token) = Browser::signed_in(&gw, &app, "alice").await;
+    let refused = alice.create(&token, "x", "200d").await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    let created = json_of(&alice.create(&token, "x", "1d").await);
+    let rotate = format!(
+        "/.keygate/api/keys/{}/rotate",
+        created["id"].as_str().unwrap()
+    );
+
+    let long = alice
+        .api(
+            Method::POST,
+            &rotate,
+            Some(&token),
+            Some(json!({ "ttl": "200d" })),
+        )
+        .await;
+    assert_eq!(long.status, StatusCode::BAD_REQUEST, "{}", long.text());
+    assert!(long.text().contains("ttl"), "{}", long.text());
+    assert_eq!(gw.keyring.list(Some("alice")).await.unwrap().len(), 1);
+
+    let offered = alice
+        .api(
+            Method::POST,
+            &rotate,
+            Some(&token),
+            Some(json!({ "ttl": "30d" })),
+        )
+        .await;
+    assert_eq!(offered.status, StatusCode::CREATED, "{}", offered.text());
+}
