@@ -3,11 +3,12 @@
 //! who-am-I URL (LabKey: `/login-whoami.api`) and reads the user from the
 //! JSON answer at `user_pointer`.
 //!
-//! A non-2xx answer, a 2xx whose pointer is missing, empty or not a
-//! string, or one naming a `guest_users` entry (LabKey answers 200 with
-//! "guest" for an anonymous browser) means "not signed in" (the page links to `login_url`); an app that
-//! cannot be reached or does not answer in time is an outage (503), never a
-//! guess in either direction.
+//! A non-2xx answer other than a server error, a 2xx whose pointer is
+//! missing, empty or not a string, or one naming a `guest_users` entry
+//! (LabKey answers 200 with "guest" for an anonymous browser) means "not
+//! signed in" (the page links to `login_url`); an app that cannot be
+//! reached, does not answer in time or answers 5xx is an outage (503),
+//! never a guess in either direction.
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::Uri;
@@ -65,6 +66,13 @@ impl BackendSession {
         }
         out.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         let (status, body) = self.fetch.get(&self.whoami_url, out).await?;
+        // A server error says nothing about the browser: an outage.
+        if status.is_server_error() {
+            return Err(FetchError::Status(
+                super::fetch::origin(&self.whoami_url),
+                status,
+            ));
+        }
         if !status.is_success() {
             return Ok(Who::SignedOut);
         }

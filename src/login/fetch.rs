@@ -33,6 +33,9 @@ pub enum FetchError {
     Http(String, #[source] hyper::Error),
     #[error("the answer from {0} is larger than {MAX_ANSWER} bytes or broken")]
     Body(String),
+    /// A server error (5xx): the server is there but cannot answer now.
+    #[error("{0} answered HTTP {1}")]
+    Status(String, StatusCode),
 }
 
 pub struct Fetch {
@@ -193,7 +196,7 @@ async fn drive(conn: impl std::future::Future, timeout: Duration) {
 }
 
 /// `scheme://authority`, as errors name a URL.
-fn origin(url: &Uri) -> String {
+pub fn origin(url: &Uri) -> String {
     format!(
         "{}://{}",
         url.scheme_str().unwrap_or("http"),

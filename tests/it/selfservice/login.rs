@@ -77,6 +77,34 @@ async fn a_whoami_url_that_is_down_or_hangs_is_a_503_page() {
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
 
+/// An application that answers its who-am-I with a server error is down,
+/// not saying "signed out": a 503 "try again", not "Sign in first" with a
+/// link to a login that cannot help.
+#[tokio::test]
+async fn a_whoami_url_answering_a_server_error_is_a_503_page() {
+    let (up, app) = (Upstream::start().await, WhoAmI::start().await);
+    let mut b = builder(&up.url());
+    b.set("login", "method = \"backend_session\"").set(
+        "login",
+        &format!("whoami_url = \"http://{}/broken\"", app.addr),
+    );
+    let gw = b.start().await;
+    let mut alice = Browser::new(&gw);
+    alice.set_cookie(&app.sign_in("alice"));
+    let page = alice.get("/.keygate/keys").await;
+    assert_eq!(
+        page.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        page.text()
+    );
+    assert!(page.headers.contains_key(header::RETRY_AFTER));
+    let api = alice
+        .api(Method::GET, "/.keygate/api/keys", None, None)
+        .await;
+    assert_eq!(api.status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
 #[tokio::test]
 async fn trusted_header_from_the_proxy_is_the_user_for_page_and_upstream() {
     let up = Upstream::start().await;

@@ -1,7 +1,7 @@
 //! A small real web application with a LabKey-style who-am-I endpoint, for
 //! `[login] method = "backend_session"`: sessions are cookies it hands out
 //! (`sign_in`), `GET /login-whoami.api` answers `{"email": USER}` for a known
-//! session and 401 otherwise, `GET /hang` never answers.
+//! session and 401 otherwise, `GET /hang` never answers, `GET /broken` is a 500.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -94,6 +94,10 @@ async fn answer(
         ("/login-whoami.api", Some(u)) => {
             (StatusCode::OK, serde_json::json!({ "email": u, "id": 7 }))
         }
+        ("/broken", _) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            serde_json::json!({ "error": "database down" }),
+        ),
         ("/login-whoami.api", None) => (
             StatusCode::UNAUTHORIZED,
             serde_json::json!({ "error": "not signed in" }),
