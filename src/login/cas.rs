@@ -89,9 +89,10 @@ impl Cas {
         }
     }
 
-    /// Where a browser without a session goes, and the cookie of its flow.
-    pub fn start(&self) -> (String, HeaderValue) {
-        let (flow, cookie) = CAS_FLOW.begin(&self.signer);
+    /// Where a browser without a session goes, and the cookie of its flow
+    /// (beside those of its other tabs, in `headers`).
+    pub fn start(&self, headers: &HeaderMap) -> (String, HeaderValue) {
+        let (flow, cookie) = CAS_FLOW.begin(&self.signer, headers);
         let location = format!(
             "{}/login?service={}",
             self.cas_url,
@@ -101,9 +102,14 @@ impl Cas {
     }
 
     /// The CAS server's callback (its query string, with a `ticket`), with
-    /// this browser's `headers`: who signed in. The CAS server is asked only
-    /// when the callback's `flow` is this browser's.
-    pub async fn finish(&self, query: &str, headers: &HeaderMap) -> Result<String, CasError> {
+    /// this browser's `headers`: who signed in, and the `Set-Cookie` that
+    /// ends this flow (the browser's others stay). The CAS server is asked
+    /// only when the callback's `flow` is this browser's.
+    pub async fn finish(
+        &self,
+        query: &str,
+        headers: &HeaderMap,
+    ) -> Result<(String, HeaderValue), CasError> {
         let (mut flow, mut ticket) = (None, None);
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             let slot = match k.as_ref() {
@@ -121,7 +127,8 @@ impl Cas {
         let ticket = ticket.ok_or(CasError::Refused {
             code: "INVALID_REQUEST".into(),
         })?;
-        self.validate(&ticket, &self.service(&flow)).await
+        let user = self.validate(&ticket, &self.service(&flow)).await?;
+        Ok((user, CAS_FLOW.end(&self.signer, headers, &flow)))
     }
 
     pub fn clear_flow() -> HeaderValue {
@@ -450,7 +457,7 @@ mod tests {
         h.insert(http::header::COOKIE, forged.parse().unwrap());
         assert_eq!(cas.who(&h), None);
         // The service URL carries the flow its cookie binds to this browser.
-        let (location, flow_cookie) = cas.start();
+        let (location, flow_cookie) = cas.start(&HeaderMap::new());
         let flow = flow_cookie.to_str().unwrap();
         let id = flow
             .strip_prefix("__Host-keygate-cas=")
@@ -469,8 +476,8 @@ mod tests {
     #[tokio::test]
     async fn a_callback_without_this_browsers_flow_is_refused_unasked() {
         let cas = for_tests("http://127.0.0.1:1/cas");
-        let (_, mine) = cas.start();
-        let (_, theirs) = cas.start();
+        let (_, mine) = cas.start(&HeaderMap::new());
+        let (_, theirs) = cas.start(&HeaderMap::new());
         let theirs = theirs.to_str().unwrap();
         let their_id =
             theirs[..theirs.find('.').unwrap()].trim_start_matches("__Host-keygate-cas=");

@@ -20,6 +20,11 @@ use crate::login::signed::{random_id, Signer};
 
 /// How long a person may take at the sign-in server's page.
 const FLOW_TTL: Duration = Duration::from_secs(600);
+/// Sign-ins one browser may have under way at once (a tab each: a
+/// restored session, a second link); a newer one drops the oldest.
+const FLOWS_AT_ONCE: usize = 4;
+/// Between two flows in the cookie (a cookie-octet no flow holds).
+const SEPARATOR: char = '~';
 
 /// One method's flow cookie: its name, the purpose signed into its tag (so
 /// one method's cookie is not another's), and how it says an answer carries
@@ -42,25 +47,34 @@ pub const CAS_FLOW: FlowCookie = FlowCookie {
     mismatch: "the answer's flow is not the one this browser was sent with",
 };
 
+/// One flow as the cookie holds it: `id.exp.tag`.
+struct Held<'h> {
+    id: &'h str,
+    exp: &'h str,
+    tag: &'h str,
+    raw: &'h str,
+}
+
 // === impl FlowCookie ===
 
 impl FlowCookie {
-    /// A new flow id, and the `Set-Cookie` that binds it to this browser.
-    pub fn begin(&self, signer: &Signer) -> (String, HeaderValue) {
+    /// A new flow id, and the `Set-Cookie` that binds it to this browser,
+    /// beside the flows its other tabs have under way (`headers`).
+    pub fn begin(&self, signer: &Signer, headers: &HeaderMap) -> (String, HeaderValue) {
         let id = random_id();
         let exp = (unix_now() + FLOW_TTL.as_secs()).to_string();
         let tag = signer.sign(&[self.purpose.as_bytes(), id.as_bytes(), exp.as_bytes()]);
-        let cookie = format!(
-            "{}={id}.{exp}.{tag}; Path=/; Max-Age={}; Secure; HttpOnly; SameSite=Lax",
-            self.name,
-            FLOW_TTL.as_secs()
+        let mut flows = vec![format!("{id}.{exp}.{tag}")];
+        flows.extend(
+            self.live(signer, headers)
+                .take(FLOWS_AT_ONCE - 1)
+                .map(|f| f.raw.to_owned()),
         );
-        let cookie = HeaderValue::try_from(cookie).expect("base64url, digits and ASCII attributes");
-        (id, cookie)
+        (id, self.set(&flows))
     }
 
     /// The flow id this browser started, if `answered` (the id the answer
-    /// carries) is it; else why not, as a sentence's end.
+    /// carries) is one of them; else why not, as a sentence's end.
     pub fn resume(
         &self,
         signer: &Signer,
@@ -69,29 +83,43 @@ impl FlowCookie {
     ) -> Result<String, &'static str> {
         let value = crate::login::cookie(headers, self.name)
             .ok_or("no sign-in was started in this browser, or its cookie was refused")?;
-        let mut parts = value.splitn(3, '.');
-        let (id, exp, tag) = match (parts.next(), parts.next(), parts.next()) {
-            (Some(id), Some(exp), Some(tag)) => (id, exp, tag),
-            _ => return Err("the sign-in cookie is damaged"),
-        };
-        if !signer.verify(
-            &[self.purpose.as_bytes(), id.as_bytes(), exp.as_bytes()],
-            tag,
-        ) {
+        let held: Vec<Held<'_>> = value.split(SEPARATOR).filter_map(parse).collect();
+        if held.is_empty() {
+            return Err("the sign-in cookie is damaged");
+        }
+        let answered = answered.ok_or(self.mismatch)?;
+        // Every flow is compared, so the time taken says nothing of which matched.
+        let mut found = None;
+        for f in &held {
+            if bool::from(answered.as_bytes().ct_eq(f.id.as_bytes())) {
+                found = Some(f);
+            }
+        }
+        let f = found.ok_or(self.mismatch)?;
+        if !self.genuine(signer, f) {
             return Err("the sign-in cookie is not keygate's");
         }
-        if exp.parse::<u64>().map_or(true, |exp| exp <= unix_now()) {
+        if !unexpired(f) {
             return Err("the sign-in took longer than 10 minutes");
         }
-        match answered {
-            Some(answered) if bool::from(answered.as_bytes().ct_eq(id.as_bytes())) => {
-                Ok(id.to_owned())
-            }
-            _ => Err(self.mismatch),
-        }
+        Ok(f.id.to_owned())
     }
 
-    /// `Set-Cookie` that ends the flow.
+    /// `Set-Cookie` once flow `id` has ended: the browser's other flows
+    /// stay, for its other tabs.
+    pub fn end(&self, signer: &Signer, headers: &HeaderMap, id: &str) -> HeaderValue {
+        let rest: Vec<String> = self
+            .live(signer, headers)
+            .filter(|f| f.id != id)
+            .map(|f| f.raw.to_owned())
+            .collect();
+        if rest.is_empty() {
+            return self.clear();
+        }
+        self.set(&rest)
+    }
+
+    /// `Set-Cookie` that ends every flow of this browser.
     pub fn clear(&self) -> HeaderValue {
         let cookie = format!(
             "{}=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax",
@@ -99,6 +127,48 @@ impl FlowCookie {
         );
         HeaderValue::try_from(cookie).expect("an ASCII cookie name and attributes")
     }
+
+    /// This browser's flows that are keygate's and not yet expired, newest first.
+    fn live<'h>(
+        &'h self,
+        signer: &'h Signer,
+        headers: &'h HeaderMap,
+    ) -> impl Iterator<Item = Held<'h>> + 'h {
+        crate::login::cookie(headers, self.name)
+            .unwrap_or("")
+            .split(SEPARATOR)
+            .filter_map(parse)
+            .filter(move |f| self.genuine(signer, f) && unexpired(f))
+    }
+
+    fn genuine(&self, signer: &Signer, f: &Held<'_>) -> bool {
+        signer.verify(
+            &[self.purpose.as_bytes(), f.id.as_bytes(), f.exp.as_bytes()],
+            f.tag,
+        )
+    }
+
+    fn set(&self, flows: &[String]) -> HeaderValue {
+        let cookie = format!(
+            "{}={}; Path=/; Max-Age={}; Secure; HttpOnly; SameSite=Lax",
+            self.name,
+            flows.join(&SEPARATOR.to_string()),
+            FLOW_TTL.as_secs()
+        );
+        HeaderValue::try_from(cookie).expect("base64url, digits and ASCII attributes")
+    }
+}
+
+fn parse(raw: &str) -> Option<Held<'_>> {
+    let mut parts = raw.splitn(3, '.');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(id), Some(exp), Some(tag)) if !id.is_empty() => Some(Held { id, exp, tag, raw }),
+        _ => None,
+    }
+}
+
+fn unexpired(f: &Held<'_>) -> bool {
+    f.exp.parse::<u64>().is_ok_and(|exp| exp > unix_now())
 }
 
 #[cfg(test)]
@@ -110,7 +180,7 @@ mod tests {
     #[test]
     fn a_flow_resumes_only_with_its_id_cookie_and_method() {
         let signer = Signer::new([3; 32]);
-        let (id, cookie) = CAS_FLOW.begin(&signer);
+        let (id, cookie) = CAS_FLOW.begin(&signer, &HeaderMap::new());
         let s = cookie.to_str().unwrap();
         assert!(s.starts_with("__Host-keygate-cas="), "{s}");
         for attr in [
@@ -128,7 +198,7 @@ mod tests {
         );
 
         // Another browser's id, none, no cookie, another deployment's cookie.
-        let (other, _) = CAS_FLOW.begin(&signer);
+        let (other, _) = CAS_FLOW.begin(&signer, &HeaderMap::new());
         assert!(CAS_FLOW
             .resume(&signer, &jar(&cookie), Some(&other))
             .is_err());
@@ -140,7 +210,7 @@ mod tests {
             .resume(&Signer::new([4; 32]), &jar(&cookie), Some(&id))
             .is_err());
         // An OIDC flow's cookie, renamed, is no CAS flow.
-        let (oidc_id, oidc_cookie) = OIDC_FLOW.begin(&signer);
+        let (oidc_id, oidc_cookie) = OIDC_FLOW.begin(&signer, &HeaderMap::new());
         let renamed = oidc_cookie
             .to_str()
             .unwrap()
@@ -153,5 +223,71 @@ mod tests {
             CAS_FLOW.clear().to_str().unwrap(),
             "__Host-keygate-cas=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax"
         );
+    }
+
+    /// Each tab's sign-in resumes; ending one keeps the others; a fifth
+    /// drops the oldest; an entry not keygate's, or expired, is not kept.
+    #[test]
+    fn the_flows_of_several_tabs_each_resume_and_end_alone() {
+        let signer = Signer::new([3; 32]);
+        let (first, cookie) = CAS_FLOW.begin(&signer, &HeaderMap::new());
+        let (second, cookie) = CAS_FLOW.begin(&signer, &jar(&cookie));
+        for id in [&first, &second] {
+            assert_eq!(
+                CAS_FLOW.resume(&signer, &jar(&cookie), Some(id)),
+                Ok(id.clone())
+            );
+        }
+        let rest = CAS_FLOW.end(&signer, &jar(&cookie), &first);
+        assert!(CAS_FLOW.resume(&signer, &jar(&rest), Some(&first)).is_err());
+        assert_eq!(
+            CAS_FLOW.resume(&signer, &jar(&rest), Some(&second)),
+            Ok(second.clone())
+        );
+        let none = CAS_FLOW.end(&signer, &jar(&rest), &second);
+        assert!(none.to_str().unwrap().contains("Max-Age=0"));
+
+        let mut cookie = cookie;
+        let mut ids = vec![first, second];
+        for _ in 0..3 {
+            let (id, next) = CAS_FLOW.begin(&signer, &jar(&cookie));
+            ids.push(id);
+            cookie = next;
+        }
+        assert!(CAS_FLOW
+            .resume(&signer, &jar(&cookie), Some(&ids[0]))
+            .is_err());
+        for id in &ids[1..] {
+            assert!(CAS_FLOW.resume(&signer, &jar(&cookie), Some(id)).is_ok());
+        }
+
+        // A forged entry (a tag of another key) and an expired one are dropped.
+        let other = Signer::new([4; 32]);
+        let past = (unix_now() - 1).to_string();
+        let forged = format!(
+            "AAAAAAAAAAAAAAAAAAAAAA.{past}.{}",
+            other.sign(&[b"cas-flow", b"AAAAAAAAAAAAAAAAAAAAAA", past.as_bytes()])
+        );
+        let expired = format!(
+            "BBBBBBBBBBBBBBBBBBBBBB.{past}.{}",
+            signer.sign(&[b"cas-flow", b"BBBBBBBBBBBBBBBBBBBBBB", past.as_bytes()])
+        );
+        let mut h = HeaderMap::new();
+        h.insert(
+            http::header::COOKIE,
+            format!("__Host-keygate-cas={forged}~{expired}")
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(
+            CAS_FLOW.resume(&signer, &h, Some("BBBBBBBBBBBBBBBBBBBBBB")),
+            Err("the sign-in took longer than 10 minutes")
+        );
+        assert_eq!(
+            CAS_FLOW.resume(&signer, &h, Some("AAAAAAAAAAAAAAAAAAAAAA")),
+            Err("the sign-in cookie is not keygate's")
+        );
+        let (_, fresh) = CAS_FLOW.begin(&signer, &h);
+        assert_eq!(fresh.to_str().unwrap().matches('~').count(), 0, "{fresh:?}");
     }
 }

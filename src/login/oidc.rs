@@ -101,10 +101,11 @@ impl Oidc {
         }
     }
 
-    /// Where a browser without a session goes, and the cookie of its flow.
-    pub async fn start(&self) -> Result<(String, HeaderValue), OidcError> {
+    /// Where a browser without a session goes, and the cookie of its flow
+    /// (beside those of its other tabs, in `headers`).
+    pub async fn start(&self, headers: &HeaderMap) -> Result<(String, HeaderValue), OidcError> {
         let m = self.provider.metadata().await?;
-        let (flow, cookie) = Flow::begin(&self.signer);
+        let (flow, cookie) = Flow::begin(&self.signer, headers);
         let url = with_query(
             &m.authorization_endpoint,
             &[
@@ -122,8 +123,13 @@ impl Oidc {
     }
 
     /// The provider's answer at the redirect URI (its query string), with
-    /// this browser's `headers`: who signed in.
-    pub async fn finish(&self, query: &str, headers: &HeaderMap) -> Result<Person, OidcError> {
+    /// this browser's `headers`: who signed in, and the `Set-Cookie` that
+    /// ends this sign-in (the browser's others stay).
+    pub async fn finish(
+        &self,
+        query: &str,
+        headers: &HeaderMap,
+    ) -> Result<(Person, HeaderValue), OidcError> {
         let params = single_values(query)?;
         let param = |name: &str| params.get(name).map(String::as_str);
         let flow = Flow::resume(&self.signer, headers, param("state"))?;
@@ -186,7 +192,8 @@ impl Oidc {
                 }
             }
         }
-        self.person(&claims)
+        let person = self.person(&claims)?;
+        Ok((person, flow.end(&self.signer, headers)))
     }
 
     /// The user and groups in `claims`, if `login.allowed_groups` lets them in.

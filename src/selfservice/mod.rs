@@ -151,6 +151,13 @@ impl SelfService {
             user: std::sync::Mutex::new(None),
         };
         let path = req.uri().path().to_owned();
+        // A refusal may start a CAS sign-in beside the browser's others (its flow cookie).
+        let cookies: HeaderMap = req
+            .headers()
+            .get_all(header::COOKIE)
+            .iter()
+            .map(|v| (header::COOKIE, v.clone()))
+            .collect();
         if Leaks::owns(&path) {
             let client = crate::http::headers::client_ip(
                 conn.peer.ip(),
@@ -209,7 +216,7 @@ impl SelfService {
         let resp = match answer {
             Ok(resp) => resp,
             Err(refusal) if api => refusal::json(refusal),
-            Err(refusal) => refusal::page(refusal, self.login.as_ref()),
+            Err(refusal) => refusal::page(refusal, self.login.as_ref(), &cookies),
         };
         with_own_headers(resp)
     }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode};
 
 use super::api::MAX_BODY;
@@ -114,7 +114,12 @@ impl From<crate::keyring::RotateError> for Refusal {
 }
 
 /// Every refusal as a page: one exhaustive match, the status decided here.
-pub(super) fn page(refusal: Refusal, login: Option<&Login>) -> Response<ResponseBody> {
+/// `headers`: the request's (its cookies), for a CAS sign-in started here.
+pub(super) fn page(
+    refusal: Refusal,
+    login: Option<&Login>,
+    headers: &HeaderMap,
+) -> Response<ResponseBody> {
     use StatusCode as S;
     let (status, title, text, link): (StatusCode, &str, String, Option<(&str, &str)>) = match refusal {
         Refusal::NotConfigured => (
@@ -138,7 +143,7 @@ pub(super) fn page(refusal: Refusal, login: Option<&Login>) -> Response<Response
         Refusal::SignedOut => {
             match login.map(|l| &l.method) {
                 Some(LoginMethod::Cas(cas)) => {
-                    let (location, flow_cookie) = cas.start();
+                    let (location, flow_cookie) = cas.start(headers);
                     let mut resp = redirect(&location);
                     resp.headers_mut().append(header::SET_COOKIE, flow_cookie);
                     return resp;

@@ -41,27 +41,26 @@ impl SelfService {
     ) -> Response<ResponseBody> {
         let callback = form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == "ticket");
         if !callback {
-            let (location, flow_cookie) = cas.start();
+            let (location, flow_cookie) = cas.start(headers);
             let mut resp = redirect(&location);
             resp.headers_mut().append(header::SET_COOKIE, flow_cookie);
             return resp;
         }
         let refusal = match cas.finish(query, headers).await {
-            Ok(user) => {
+            Ok((user, flow_done)) => {
                 tracing::info!(user = %escaped(&user), "signed in through CAS");
                 let mut resp = signed_in(cas.session_cookie(&user));
-                resp.headers_mut()
-                    .append(header::SET_COOKIE, Cas::clear_flow());
+                resp.headers_mut().append(header::SET_COOKIE, flow_done);
                 return resp;
             }
             // Another browser's ticket must not end this browser's own sign-in.
             Err(CasError::Flow(why)) => {
-                return refusal::page(Refusal::CasFlow(why), self.login.as_ref())
+                return refusal::page(Refusal::CasFlow(why), self.login.as_ref(), headers)
             }
             // An outage (503, "try again"): the flow stays, so reloading
             // the callback retries the same ticket.
             Err(e @ (CasError::Unavailable(_) | CasError::Unreadable(_))) => {
-                return refusal::page(Refusal::CasUnavailable(e), self.login.as_ref())
+                return refusal::page(Refusal::CasUnavailable(e), self.login.as_ref(), headers)
             }
             Err(CasError::Refused { code }) => Refusal::CasRefused(code),
             Err(CasError::NotAUser { user, why }) => Refusal::NotAUser {
@@ -70,7 +69,7 @@ impl SelfService {
                 by: "the CAS server",
             },
         };
-        let mut resp = refusal::page(refusal, self.login.as_ref());
+        let mut resp = refusal::page(refusal, self.login.as_ref(), headers);
         resp.headers_mut()
             .append(header::SET_COOKIE, Cas::clear_flow());
         resp
@@ -85,27 +84,28 @@ impl SelfService {
         let answer = form_urlencoded::parse(query.as_bytes())
             .any(|(k, _)| k == "code" || k == "error" || k == "state");
         if !answer {
-            return match oidc.start().await {
+            return match oidc.start(headers).await {
                 Ok((location, flow_cookie)) => {
                     let mut resp = redirect(&location);
                     resp.headers_mut().append(header::SET_COOKIE, flow_cookie);
                     resp
                 }
-                Err(e) => refusal::page(Refusal::Oidc(e), self.login.as_ref()),
+                Err(e) => refusal::page(Refusal::Oidc(e), self.login.as_ref(), headers),
             };
         }
         match oidc.finish(query, headers).await {
-            Ok(person) => {
+            Ok((person, flow_done)) => {
                 tracing::info!(user = %escaped(&person.user), groups = ?person.groups, "signed in through OpenID Connect");
                 let mut resp = signed_in(oidc.session_cookie(&person));
-                resp.headers_mut()
-                    .append(header::SET_COOKIE, Oidc::clear_flow());
+                resp.headers_mut().append(header::SET_COOKIE, flow_done);
                 resp
             }
             // Another browser's answer must not end this browser's own sign-in.
-            Err(e @ OidcError::Flow(_)) => refusal::page(Refusal::Oidc(e), self.login.as_ref()),
+            Err(e @ OidcError::Flow(_)) => {
+                refusal::page(Refusal::Oidc(e), self.login.as_ref(), headers)
+            }
             Err(e) => {
-                let mut resp = refusal::page(Refusal::Oidc(e), self.login.as_ref());
+                let mut resp = refusal::page(Refusal::Oidc(e), self.login.as_ref(), headers);
                 resp.headers_mut()
                     .append(header::SET_COOKIE, Oidc::clear_flow());
                 resp

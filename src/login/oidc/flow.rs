@@ -29,8 +29,9 @@ pub struct Flow {
 
 impl Flow {
     /// A new sign-in, and the `Set-Cookie` that binds it to this browser.
-    pub fn begin(signer: &Signer) -> (Flow, HeaderValue) {
-        let (id, cookie) = OIDC_FLOW.begin(signer);
+    /// (Beside the sign-ins of the browser's other tabs, in `headers`.)
+    pub fn begin(signer: &Signer, headers: &HeaderMap) -> (Flow, HeaderValue) {
+        let (id, cookie) = OIDC_FLOW.begin(signer, headers);
         (Flow::derive(signer, id), cookie)
     }
 
@@ -48,6 +49,11 @@ impl Flow {
 
     pub fn clear() -> HeaderValue {
         OIDC_FLOW.clear()
+    }
+
+    /// `Set-Cookie` once this sign-in has ended: the browser's others stay.
+    pub fn end(&self, signer: &Signer, headers: &HeaderMap) -> HeaderValue {
+        OIDC_FLOW.end(signer, headers, &self.state)
     }
 
     /// `BASE64URL(SHA256(code_verifier))` (RFC 7636 S256).
@@ -74,7 +80,7 @@ mod tests {
     #[test]
     fn the_flow_resumes_only_with_its_state_and_cookie() {
         let signer = Signer::new([3; 32]);
-        let (flow, cookie) = Flow::begin(&signer);
+        let (flow, cookie) = Flow::begin(&signer, &HeaderMap::new());
         assert_eq!(flow.verifier.len(), 43);
         assert_ne!(flow.nonce, flow.verifier);
         let back = Flow::resume(&signer, &jar(&cookie), Some(&flow.state)).unwrap();
@@ -84,7 +90,7 @@ mod tests {
         );
 
         // Another browser's state, no cookie, another deployment's cookie.
-        let (other, _) = Flow::begin(&signer);
+        let (other, _) = Flow::begin(&signer, &HeaderMap::new());
         assert!(Flow::resume(&signer, &jar(&cookie), Some(&other.state)).is_err());
         assert!(Flow::resume(&signer, &jar(&cookie), None).is_err());
         assert!(Flow::resume(&signer, &HeaderMap::new(), Some(&flow.state)).is_err());

@@ -511,6 +511,30 @@ async fn a_wrong_state_or_a_provider_error_signs_nobody_in() {
     assert!(!page.text().contains("<b>"), "{}", page.text());
 }
 
+/// Two tabs of one browser each start a sign-in (a restored session, a
+/// second link): each one's answer is taken, in either order. The second
+/// start replaced the first's flow cookie, so the first tab's answer was
+/// refused as another browser's ("state is not the one...").
+#[tokio::test]
+async fn two_tabs_signing_in_at_once_both_finish() {
+    let (up, idp) = (Upstream::start().await, Idp::start().await);
+    let gw = with_idp(&idp, &up, &[]).await;
+    let mut browser = Browser::new(&gw);
+    let first = start(&mut browser).await;
+    let second = start(&mut browser).await;
+    let (first, second) = (location_of(&first).await, location_of(&second).await);
+    for back in [first, second] {
+        let callback = back.strip_prefix(&gw.url("")).unwrap().to_owned();
+        let answer = browser.get(&callback).await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text());
+        assert!(new_session(&answer));
+    }
+    // Each answer is taken once: the flow it finished is gone.
+    let again = browser.get("/.keygate/keys").await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text());
+    assert!(browser.cookie("__Host-keygate-oidc").is_none());
+}
+
 /// A provider that cannot be reached, or answers too slowly, is a 503 page
 /// with Retry-After within `login.timeout`, at the start of a sign-in and
 /// at the token endpoint; nobody is signed in.
