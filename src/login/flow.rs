@@ -8,7 +8,8 @@
 //! (OIDC's `state`, the `flow` parameter of the CAS service URL). The answer
 //! is taken only if it carries the id of this browser's cookie: an answer
 //! meant for another browser (someone else's code or ticket planted in
-//! yours) is refused.
+//! yours) is refused. The cookie holds the few sign-ins the browser's tabs
+//! have under way (`FLOWS_AT_ONCE`), each signed alone.
 
 use std::time::Duration;
 
