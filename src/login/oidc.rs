@@ -277,8 +277,10 @@ impl Oidc {
         Some(with_query(end, &[("client_id", &self.client.client_id)]))
     }
 
-    pub fn clear_flow() -> HeaderValue {
-        Flow::clear()
+    /// `Set-Cookie` that ends the sign-in an answer (`query`) names by its
+    /// state, and no other of this browser's (its other tabs').
+    pub fn end_flow(&self, query: &str, headers: &HeaderMap) -> HeaderValue {
+        Flow::end_named(&self.signer, headers, &super::cas::named(query, "state"))
     }
 }
 

@@ -71,7 +71,7 @@ impl SelfService {
         };
         let mut resp = refusal::page(refusal, self.login.as_ref(), headers);
         resp.headers_mut()
-            .append(header::SET_COOKIE, Cas::clear_flow());
+            .append(header::SET_COOKIE, cas.end_flow(query, headers));
         resp
     }
 
@@ -107,7 +107,7 @@ impl SelfService {
             Err(e) => {
                 let mut resp = refusal::page(Refusal::Oidc(e), self.login.as_ref(), headers);
                 resp.headers_mut()
-                    .append(header::SET_COOKIE, Oidc::clear_flow());
+                    .append(header::SET_COOKIE, oidc.end_flow(query, headers));
                 resp
             }
         }

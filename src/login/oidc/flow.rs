@@ -47,13 +47,15 @@ impl Flow {
         Ok(Flow::derive(signer, id))
     }
 
-    pub fn clear() -> HeaderValue {
-        OIDC_FLOW.clear()
-    }
-
     /// `Set-Cookie` once this sign-in has ended: the browser's others stay.
     pub fn end(&self, signer: &Signer, headers: &HeaderMap) -> HeaderValue {
-        OIDC_FLOW.end(signer, headers, &self.state)
+        Flow::end_named(signer, headers, &self.state)
+    }
+
+    /// `Set-Cookie` once the sign-in of `state` has ended, if it is this
+    /// browser's: the others stay.
+    pub fn end_named(signer: &Signer, headers: &HeaderMap, state: &str) -> HeaderValue {
+        OIDC_FLOW.end(signer, headers, state)
     }
 
     /// `BASE64URL(SHA256(code_verifier))` (RFC 7636 S256).

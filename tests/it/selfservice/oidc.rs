@@ -533,6 +533,20 @@ async fn two_tabs_signing_in_at_once_both_finish() {
     let again = browser.get("/.keygate/keys").await;
     assert_eq!(again.status, StatusCode::OK, "{}", again.text());
     assert!(browser.cookie("__Host-keygate-oidc").is_none());
+
+    // One tab's sign-in refused by the provider ends that one only.
+    let mut browser = Browser::new(&gw);
+    let denied = query(&start(&mut browser).await)["state"].clone();
+    let other = start(&mut browser).await;
+    let page = browser
+        .get(&format!(
+            "/.keygate/login?error=access_denied&state={denied}"
+        ))
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.text());
+    let back = location_of(&other).await;
+    let answer = browser.get(back.strip_prefix(&gw.url("")).unwrap()).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text());
 }
 
 /// A provider that cannot be reached, or answers too slowly, is a 503 page
