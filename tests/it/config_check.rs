@@ -183,6 +183,12 @@ fn login_and_self_service_problems_are_named_by_their_keys() {
     );
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("login.login_url: must be a path"), "{err}");
+    // Browsers read `/\host` as `//host`: another site, not a path.
+    let (code, err) = check_text(
+        "[login]\nmethod = \"backend_session\"\nwhoami_url = \"http://127.0.0.1:8080/login-whoami.api\"\nlogin_url = '/\\sso.example.org/login'\n",
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("login.login_url: must be a path"), "{err}");
     let (code, err) = check_text(
         "[login]\nmethod = \"cas\"\ncas_url = \"https://cas.example.org/cas/\"\npublic_url = \"https://keygate.example.org/\"\n",
     );

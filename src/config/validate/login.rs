@@ -91,10 +91,13 @@ fn login_method(raw: &raw::Login, has_public_url: bool, p: &mut Problems) -> Opt
             // A user:password@ is said on its own (and not quoted).
             let login_url_ok = !refused_userinfo(p, "login.login_url", &login_url);
             let login_url_ok = login_url_ok && {
-                let ok = ((login_url.starts_with('/') && !login_url.starts_with("//"))
-                    || login_url.starts_with("https://")
-                    || login_url.starts_with("http://"))
-                    && !login_url.chars().any(|c| c.is_control() || c == ' ');
+                // `/\host` is `//host` to a browser: another site.
+                let path = login_url.starts_with('/')
+                    && !login_url.starts_with("//")
+                    && !login_url.starts_with("/\\");
+                let ok =
+                    (path || login_url.starts_with("https://") || login_url.starts_with("http://"))
+                        && !login_url.chars().any(|c| c.is_control() || c == ' ');
                 if !ok {
                     p.push(
                         "login.login_url",
