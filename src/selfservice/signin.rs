@@ -53,6 +53,8 @@ impl SelfService {
                 resp.headers_mut().append(header::SET_COOKIE, flow_done);
                 return resp;
             }
+            // A callback seen again (Back, a reload) by a browser it signed in.
+            Err(CasError::Flow(_)) if cas.who(headers).is_some() => return to_the_page(),
             // Another browser's ticket must not end this browser's own sign-in.
             Err(CasError::Flow(why)) => {
                 return refusal::page(Refusal::CasFlow(why), self.login.as_ref(), headers)
@@ -100,6 +102,8 @@ impl SelfService {
                 resp.headers_mut().append(header::SET_COOKIE, flow_done);
                 resp
             }
+            // An answer seen again (Back, a reload) by a browser it signed in.
+            Err(OidcError::Flow(_)) if oidc.who(headers).is_some() => to_the_page(),
             // Another browser's answer must not end this browser's own sign-in.
             Err(e @ OidcError::Flow(_)) => {
                 refusal::page(Refusal::Oidc(e), self.login.as_ref(), headers)
@@ -140,8 +144,14 @@ impl SelfService {
 
 /// 303 to the page, with the new session.
 fn signed_in(session: HeaderValue) -> Response<ResponseBody> {
+    let mut resp = to_the_page();
+    resp.headers_mut().append(header::SET_COOKIE, session);
+    resp
+}
+
+/// 303 to the page.
+fn to_the_page() -> Response<ResponseBody> {
     let mut resp = redirect("/.keygate/keys");
     *resp.status_mut() = StatusCode::SEE_OTHER;
-    resp.headers_mut().append(header::SET_COOKIE, session);
     resp
 }

@@ -549,6 +549,30 @@ async fn two_tabs_signing_in_at_once_both_finish() {
     assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text());
 }
 
+/// The answer's URL again (Back to the provider, which answers at once
+/// for a person signed in there; a reload) in a browser signed in by it:
+/// the page, not a "Sign-in failed" 403 for a flow already over.
+#[tokio::test]
+async fn an_answer_seen_again_after_signing_in_leads_to_the_page() {
+    let (up, idp) = (Upstream::start().await, Idp::start().await);
+    let gw = with_idp(&idp, &up, &[]).await;
+    let mut browser = Browser::new(&gw);
+    let authorize = start(&mut browser).await;
+    let back = location_of(&authorize).await;
+    let callback = back.strip_prefix(&gw.url("")).unwrap().to_owned();
+    let first = browser.get(&callback).await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER, "{}", first.text());
+    let again = browser.get(&callback).await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.text());
+    assert_eq!(again.headers[header::LOCATION], "/.keygate/keys");
+    assert!(!new_session(&again));
+    assert_eq!(idp.hits("/token"), 1, "the code was not traded again");
+    // Another browser's answer in a signed-out one is still refused.
+    let mut other = Browser::new(&gw);
+    let refused = other.get(&callback).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text());
+}
+
 /// A provider that cannot be reached, or answers too slowly, is a 503 page
 /// with Retry-After within `login.timeout`, at the start of a sign-in and
 /// at the token endpoint; nobody is signed in.
