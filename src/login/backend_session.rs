@@ -77,9 +77,17 @@ impl BackendSession {
             return Ok(Who::SignedOut);
         }
         Ok(match user_at(&body, &self.user_pointer) {
-            Some(user) if !self.guest_users.contains(&user) => Who::User(user),
+            Some(user) if !self.is_guest(&user) => Who::User(user),
             _ => Who::SignedOut,
         })
+    }
+
+    /// One of `guest_users`, in any case: an application may write its
+    /// anonymous user "Guest" (a display name); taken for a person, every
+    /// browser without a session would share that one user's keys.
+    fn is_guest(&self, user: &str) -> bool {
+        let user = user.to_lowercase();
+        self.guest_users.iter().any(|g| g.to_lowercase() == user)
     }
 }
 

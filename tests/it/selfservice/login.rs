@@ -32,6 +32,27 @@ async fn signed_out_browsers_get_a_page_linking_to_the_login_url() {
     assert_eq!(json_of(&api)["error"], "not signed in");
 }
 
+/// The application's anonymous user (`guest_users`, `["guest"]`) is
+/// nobody, however the application writes it ("Guest" for a display name):
+/// else every browser without a session shared one user's keys.
+#[tokio::test]
+async fn the_applications_guest_is_signed_out_in_any_case() {
+    let (up, app) = (Upstream::start().await, WhoAmI::start().await);
+    let gw = backend_session(&up, &app, &[]).await;
+    for guest in ["guest", "Guest", "GUEST"] {
+        let mut anonymous = Browser::new(&gw);
+        anonymous.set_cookie(&app.sign_in(guest));
+        let page = anonymous.get("/.keygate/keys").await;
+        assert_eq!(
+            page.status,
+            StatusCode::FORBIDDEN,
+            "{guest}: {}",
+            page.text()
+        );
+        assert!(page.text().contains("Sign in first"), "{}", page.text());
+    }
+}
+
 #[tokio::test]
 async fn a_whoami_url_that_is_down_or_hangs_is_a_503_page() {
     let up = Upstream::start().await;
