@@ -261,6 +261,36 @@ async fn a_revocation_no_replica_confirms_is_an_error() {
     );
 }
 
+/// Settings an admin saves (self-service turned off, a shorter `max_ttl`)
+/// are confirmed by a replica like a revocation: with a frozen replica the
+/// save is an error, never "saved", since a failover could quietly bring
+/// the looser settings back.
+#[tokio::test]
+async fn settings_no_replica_confirms_are_an_error() {
+    let master = RedisServer::start();
+    let master_port = master.port;
+    let replica = RedisServer::start_with(|_, _| {
+        vec![
+            "--replicaof".into(),
+            "127.0.0.1".into(),
+            master_port.to_string(),
+        ]
+    });
+    replica_online(master_port);
+    let store = open(&master.url(), "wait-settings").await;
+    store
+        .put_settings(r#"{"self_service":true}"#)
+        .await
+        .expect("confirmed by the live replica");
+    replica.freeze();
+    let unconfirmed = store.put_settings(r#"{"self_service":false}"#).await;
+    replica.thaw();
+    assert!(
+        matches!(unconfirmed, Err(StoreError::Timeout(_))),
+        "{unconfirmed:?}"
+    );
+}
+
 /// Once a client of the server on `port` is blocked in `WAIT`.
 async fn waiting_for_replicas(port: u16) {
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();

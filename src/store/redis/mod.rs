@@ -21,7 +21,8 @@
 //!
 //! Durability: Redis replicates asynchronously, so a write the master
 //! acknowledged can vanish in a failover. After a revocation (by id, user or
-//! all) the store asks the master for `WAIT 1` when it has replicas, and
+//! all), and after runtime settings are saved (a tighter policy must not
+//! come undone either), the store asks the master for `WAIT 1` when it has replicas, and
 //! answers `StoreError::Timeout` if no replica confirmed within half of
 //! `store.timeout`: the admin sees 503 and retries (revocation is
 //! idempotent) rather than being told "revoked" about a revocation that a
@@ -403,9 +404,14 @@ impl RedisStore {
         self.bounded(conn.get(self.settings_key())).await
     }
 
+    /// Confirmed by a replica like a revocation: settings that tighten the
+    /// policy (self-service off, a shorter `max_ttl`) must not come undone
+    /// in a failover after the admin was told they were saved.
     pub async fn put_settings(&self, json: &str) -> Result<(), StoreError> {
-        let mut conn = self.conn.repeating();
-        self.bounded(conn.set(self.settings_key(), json)).await
+        let mut conn = self.writes.repeating();
+        self.bounded(conn.set::<_, _, ()>(self.settings_key(), json))
+            .await?;
+        self.replicated().await
     }
 
     /// A fixed window per user, in the user's slot (see `Store::count_in_window`).
