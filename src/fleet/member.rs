@@ -130,14 +130,24 @@ async fn session(
 ) -> Result<(), StoreError> {
     let (mut sink, mut stream) = fleet.store.pubsub().await?.split();
     let channel = fleet.store.channel("invalidate");
+    // Each renewal's probe comes back here: proof that the subscription is
+    // on the server the commands (and so the revokers' deletions and
+    // publishes) reach, not on another one behind the same address.
+    let probe = fleet
+        .store
+        .channel(&format!("ack:probe:{}", fleet.instance()));
     let deadline = Instant::now() + fleet.lease;
-    bounded(deadline, fleet.lease, sink.subscribe(&channel)).await?;
+    bounded(
+        deadline,
+        fleet.lease,
+        sink.subscribe(&[channel.as_str(), probe.as_str()]),
+    )
+    .await?;
     // The store's epoch we cache under: made before the first renewal, so
     // an emptied store shows at the next one.
     let (epoch, _) = fleet.store.epoch(&crate::random::hex::<8>()).await?;
     // On a reply channel's name (`ack:*`), which every member needs to
     // publish on anyway: no ACL permission beyond the documented ones.
-    let probe = fleet.store.channel("ack:probe");
     // Acknowledgements that could not be published end the session.
     let (failed, mut failures) = mpsc::unbounded_channel();
     let member = fleet.member_name();
@@ -145,14 +155,16 @@ async fn session(
     let mut announced = false;
     loop {
         // Renew: ping through the subscription, re-register, check that we
-        // can publish (or no revoker hears our acknowledgements) and that the
+        // can publish (or no revoker hears our acknowledgements) and that
+        // what we publish comes back on our subscription, and that the
         // store still has our epoch, applying whatever arrives meanwhile.
         let sent = Instant::now();
         let deadline = sent + fleet.lease;
+        let nonce = crate::random::hex::<8>();
         let renewal = async {
             let ping = bounded(deadline, fleet.lease, sink.ping::<redis::Value>());
             let beat = fleet.store.heartbeat(&member, registration);
-            let publish = fleet.store.publish(&probe, fleet.instance());
+            let publish = fleet.store.publish(&probe, &nonce);
             let current = fleet.store.current_epoch();
             let (ping, beat, publish, current) = tokio::join!(ping, beat, publish, current);
             ping?;
@@ -164,18 +176,28 @@ async fn session(
             }
         };
         tokio::pin!(renewal);
-        loop {
+        let (mut renewed, mut probe_heard) = (false, false);
+        while !(renewed && probe_heard) {
             tokio::select! {
                 biased;
                 Some(e) = failures.recv() => return Err(e),
-                msg = stream.next() => apply(fleet, cache, metrics, msg, &failed)?,
-                done = &mut renewal => { done?; break; }
+                msg = stream.next() => {
+                    if apply(fleet, cache, metrics, msg, &failed, &probe)?.is_some_and(|p| p == nonce) {
+                        probe_heard = true;
+                    }
+                }
+                done = &mut renewal, if !renewed => { done?; renewed = true; }
+                // The lease this renewal would grant is over before it began.
+                _ = sleep_until(deadline.into()) => return Err(match renewed {
+                    true => StoreError::ProbeUnheard(fleet.lease),
+                    false => StoreError::Timeout(fleet.lease),
+                }),
             }
         }
         // Messages that came before the PONG are queued already: apply them
         // before the lease says so.
         while let Some(msg) = stream.next().now_or_never() {
-            apply(fleet, cache, metrics, msg, &failed)?;
+            apply(fleet, cache, metrics, msg, &failed, &probe)?;
         }
         cache.renew(deadline);
         if !announced {
@@ -198,7 +220,7 @@ async fn session(
             tokio::select! {
                 biased;
                 Some(e) = failures.recv() => return Err(e),
-                msg = stream.next() => apply(fleet, cache, metrics, msg, &failed)?,
+                msg = stream.next() => { apply(fleet, cache, metrics, msg, &failed, &probe)?; }
                 _ = sleep_until(next.into()) => break,
                 _ = stopped.changed() => return Ok(()),
             }
@@ -207,16 +229,21 @@ async fn session(
 }
 
 /// Apply one message to the cache, then acknowledge it; an
-/// acknowledgement that cannot be published goes to `failed`.
+/// acknowledgement that cannot be published goes to `failed`. A message on
+/// our `probe` channel is no invalidation: its payload is returned.
 fn apply(
     fleet: &Fleet,
     cache: &KeyCache,
     metrics: &Metrics,
     msg: Option<redis::Msg>,
     failed: &mpsc::UnboundedSender<StoreError>,
-) -> Result<(), StoreError> {
+    probe: &str,
+) -> Result<Option<String>, StoreError> {
     let msg = msg.ok_or(StoreError::Closed)?;
     let payload: String = msg.get_payload().unwrap_or_default();
+    if msg.get_channel_name() == probe {
+        return Ok(Some(payload));
+    }
     let Ok(message) = serde_json::from_str::<Message>(&payload) else {
         // Not ours to understand: forgetting everything is always safe, and
         // it may have been a revocation: every key tunnel's key is checked.
@@ -229,7 +256,7 @@ fn apply(
         fleet.tunnels.note(&super::Forget::All);
         let fleet = fleet.clone();
         tokio::spawn(async move { fleet.recheck_tunnels(None).await });
-        return Ok(());
+        return Ok(None);
     };
     message.forget.apply_to(cache);
     metrics.fleet_invalidation();
@@ -249,5 +276,5 @@ fn apply(
             let _ = failed.send(e);
         }
     });
-    Ok(())
+    Ok(None)
 }

@@ -9,17 +9,24 @@
 //! `<ns>:fleet:members` as `<lease ms>:<instance id>`, scored by an expiry of
 //! twice its lease in Redis' clock (`HEARTBEAT` in `store/redis/fleet.rs`).
 //! Every lease/3 it sends a PING on its subscription, re-registers,
-//! publishes a probe (`<ns>:fleet:ack:probe`, under the reply channels'
-//! names so that it needs no ACL permission of its own: a member that
-//! cannot publish cannot acknowledge) and checks the store's epoch `<ns>:fleet:epoch`,
+//! publishes a probe through its command connection and waits for it on its
+//! subscription (`<ns>:fleet:ack:probe:<instance id>`, subscribed with the
+//! invalidations, under the reply channels' names so that it needs no ACL
+//! permission of its own: a member that cannot publish cannot acknowledge)
+//! and checks the store's epoch `<ns>:fleet:epoch`,
 //! made if missing when it joined: a store emptied in place (FLUSHALL,
-//! FLUSHDB) loses it.
+//! FLUSHDB) loses it. The probe's return proves that the subscription is
+//! on the server the commands reach: after a failover behind one address
+//! (a load balancer, a virtual IP) a subscription made again can land on
+//! another server than a command connection still open, and the PING
+//! there proves nothing about the revocations published here.
 //!
 //! *Lease.* Redis answers a PING on a subscribed connection after every
 //! message published before it, so when the PONG arrives every invalidation
 //! published before the PING was sent has been applied. The member then
 //! serves its cache until `ping sent + lease` (`KeyCache::renew`). A ping,
-//! registration or publish (an acknowledgement too) that fails, an epoch
+//! registration or publish (an acknowledgement too) that fails, a probe
+//! that does not come back within the lease, an epoch
 //! that is gone or another, or the subscription dropping, empties the
 //! cache and stops caching (`KeyCache::suspend`) until the next renewal:
 //! meanwhile every request asks the store. So a member never serves an entry

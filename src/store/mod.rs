@@ -75,6 +75,12 @@ pub enum StoreError {
     /// do: the epoch has no TTL.)
     #[error("the key store was emptied outside keygate (its fleet epoch is gone or new)")]
     Emptied,
+    /// A fleet member's probe, published through its command connection,
+    /// did not come back on its subscription within a lease: the two reach
+    /// different Redis servers (a failover behind one address moved one of
+    /// them), so the subscription hears no revocation of this store.
+    #[error("the fleet subscription did not receive this instance's own probe within {0:?}: it is on another Redis server than the commands (a failover behind the same address?)")]
+    ProbeUnheard(Duration),
 }
 
 impl StoreError {

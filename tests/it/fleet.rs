@@ -1152,3 +1152,54 @@ async fn a_rotation_that_failed_in_the_store_after_its_write_still_ends_cached_c
         .await;
     }
 }
+
+/// Clients of the Redis server on `port` subscribed to a channel.
+async fn subscribers_on(port: u16) -> usize {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let list: String = redis::cmd("CLIENT")
+        .arg(&["LIST", "TYPE", "pubsub"])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    list.lines().count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_that_lands_on_another_redis_than_the_commands_gives_no_lease() {
+    // The third instance reaches Redis through one address (a relay: a
+    // load balancer, a virtual IP) that is moved to another server, as in
+    // a failover, while its open command connection stays with the first.
+    // Its subscription breaks and comes back on the other server: it hears
+    // no revocation there, however well its pings are answered.
+    let f = fleet("moved", Deployment::StandaloneCut).await;
+    let (key, id) = cached_everywhere(&f, "moved").await;
+    let other = RedisServer::start();
+    f.proxy.as_ref().unwrap().retarget(other.port);
+    redis_cli(&f, &["CLIENT", "KILL", "TYPE", "pubsub"]).await;
+    eventually(
+        "the third instance subscribes again, on the other server",
+        100,
+        Duration::from_millis(20),
+        || async { (subscribers_on(other.port).await > 0).then_some(()) },
+    )
+    .await;
+    // Its requests meanwhile: the key is still live in the first server.
+    let (c, moved) = (&f.clients[2], &f.gateways[2]);
+    for _ in 0..30 {
+        assert!(
+            matches!(
+                status(c, moved, &key).await,
+                StatusCode::OK | StatusCode::SERVICE_UNAVAILABLE
+            ),
+            "a live key"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    revoke_id(&f, 0, &id, StatusCode::OK).await;
+    let seen = ask_for(c, moved, &key, Duration::from_millis(1000)).await;
+    assert!(
+        seen.iter().all(|(_, s)| refused(*s)),
+        "a revoked key let in by an instance subscribed elsewhere: {seen:?}"
+    );
+}

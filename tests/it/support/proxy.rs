@@ -12,7 +12,8 @@
 //!
 //! [`Relay::strand`] stalls only the connections open at the time, for good,
 //! while new ones pass: a firewall or NAT that forgot those flows, or a
-//! failover behind the same address.
+//! failover behind the same address. [`Relay::retarget`] sends new
+//! connections to another server while the open ones stay.
 //!
 //! Nothing is ever lost or reordered: switching back to `Pass` lets the held
 //! bytes through, in order, as TCP would.
@@ -39,6 +40,8 @@ pub enum Mode {
 pub struct Relay {
     pub addr: SocketAddr,
     mode: Arc<watch::Sender<Mode>>,
+    /// Where new connections go ([`Relay::retarget`]).
+    target: Arc<watch::Sender<SocketAddr>>,
     /// How many times [`Relay::strand`] was called.
     strands: Arc<watch::Sender<u64>>,
     task: tokio::task::JoinHandle<()>,
@@ -51,9 +54,11 @@ impl Relay {
         let addr = listener.local_addr().unwrap();
         let mode = Arc::new(watch::Sender::new(Mode::Pass));
         let strands = Arc::new(watch::Sender::new(0));
-        let (tx, stranded) = (mode.clone(), strands.clone());
+        let target = Arc::new(watch::Sender::new(target));
+        let (tx, stranded, to) = (mode.clone(), strands.clone(), target.clone());
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
+                let target = *to.borrow();
                 let Ok(server) = TcpStream::connect(target).await else {
                     continue;
                 };
@@ -69,6 +74,7 @@ impl Relay {
         Relay {
             addr,
             mode,
+            target,
             strands,
             task,
         }
@@ -86,6 +92,14 @@ impl Relay {
 
     pub fn set(&self, mode: Mode) {
         self.mode.send_replace(mode);
+    }
+
+    /// Send new connections to the server on `port` of 127.0.0.1; those
+    /// open now stay with the old one (a failover behind one address: a
+    /// load balancer or a virtual IP that moved).
+    pub fn retarget(&self, port: u16) {
+        self.target
+            .send_replace(SocketAddr::from(([127, 0, 0, 1], port)));
     }
 
     /// Stop moving bytes; connections stay open.
