@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use http::Request;
+use http::{Request, StatusCode};
 use keygate::keys::{format::user_tag, KeyId};
 use keygate::store::{RedisStore, Store, StoreError};
 
@@ -544,4 +544,74 @@ async fn rediss_sentinel_store_keeps_the_contract() {
     let ca = Ca::new("redis sentinel CA");
     let set = SentinelSet::start_tls(&ca, dir.path());
     tls_conformance(&set.url(), "tls-sentinel", &ca).await;
+}
+
+/// A failover behind one address (a cloud Redis whose endpoint name moves
+/// to the new primary, a virtual IP): the old master stays up, as a replica
+/// of the new one, and the connections keygate holds stay with it, where
+/// every write answers READONLY. keygate makes new connections on that
+/// answer, which reach the new master: revocations work again, and the
+/// instance is back in the fleet, without waiting for the old connections
+/// to break (they may never).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_behind_one_address_moves_keygate_off_the_demoted_master() {
+    let old = RedisServer::start();
+    let old_port = old.port;
+    let new = RedisServer::start_with(|_, _| {
+        vec![
+            "--replicaof".into(),
+            "127.0.0.1".into(),
+            old_port.to_string(),
+        ]
+    });
+    replica_online(old_port);
+    let relay = crate::support::proxy::Relay::to_port(old_port).await;
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = crate::support::gateway::builder(&up.url());
+    for line in store_section_for(&relay.redis_url(), dir.path(), "moved") {
+        b.set("store", &line);
+    }
+    let gw = b
+        .set("auth", "anonymous = \"reject\"")
+        .set("cache", "lease = \"1s\"")
+        .start()
+        .await;
+    let c = client::h1(&gw.ca);
+    gw.await_fleet(&c).await;
+    let (key, id) = crate::support::admin::create_key(&c, &gw, "dora").await;
+    assert_eq!(gw.status_with_key(&c, &key).await, StatusCode::OK);
+
+    // The failover: the replica takes over, the address follows it, the
+    // old master follows the new one.
+    let _: () = query(new.port, redis::cmd("REPLICAOF").arg("NO").arg("ONE")).unwrap();
+    relay.retarget(new.port);
+    let _: () = query(
+        old_port,
+        redis::cmd("REPLICAOF").arg("127.0.0.1").arg(new.port),
+    )
+    .unwrap();
+    replica_online(new.port);
+
+    // At most the first call meets the demoted master.
+    let revoked = crate::support::eventually(
+        "a revocation goes through on the new master",
+        3,
+        Duration::from_millis(100),
+        || async {
+            let a = crate::support::admin::call(
+                &c,
+                &gw,
+                http::Method::POST,
+                "/v1/revoke",
+                Some(serde_json::json!({ "ids": [id] })),
+            )
+            .await;
+            (a.status == StatusCode::OK).then(|| a.text())
+        },
+    )
+    .await;
+    assert!(revoked.contains(r#""revoked":1"#), "{revoked}");
+    assert_eq!(gw.status_with_key(&c, &key).await, StatusCode::UNAUTHORIZED);
+    gw.await_fleet(&c).await;
 }

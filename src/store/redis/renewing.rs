@@ -1,4 +1,5 @@
-//! A command connection replaced when a command on it times out.
+//! A command connection replaced when a command on it times out, or is
+//! refused with READONLY (its server is a replica now: `refused_by_replica`).
 //!
 //! redis-rs's `ConnectionManager` dials again when its connection is closed
 //! or reset, and its Cluster connection does the same per node, but a
@@ -25,7 +26,7 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use redis::aio::ConnectionLike;
-use redis::{Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
+use redis::{Cmd, Pipeline, RedisFuture, RedisResult, ServerErrorKind, Value};
 
 /// How long redis-rs may wait for a command's answer (retries included):
 /// shorter than the store's bound on every call, so that a silent
@@ -100,57 +101,91 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Renewing<C> {
     }
 
     /// Run `call` on the connection in use; replace the connection if the
-    /// call timed out on it.
-    async fn call<'a, T, F>(&self, call: impl FnOnce(C) -> F) -> RedisResult<T>
+    /// call timed out on it (in the background), or if `refused` says the
+    /// answer is a replica's refusal (READONLY) before answering, so that
+    /// a command sent again goes to the new connection.
+    async fn call<'a, T, F>(
+        &self,
+        call: impl FnOnce(C) -> F,
+        refused: impl Fn(&T) -> bool,
+    ) -> RedisResult<T>
     where
         F: Future<Output = RedisResult<T>> + 'a,
     {
         let (generation, conn) = self.current();
         let result = call(conn).await;
-        if let Err(e) = &result {
-            if e.is_timeout() {
-                self.renew(generation, e);
+        match &result {
+            Err(e) if e.is_timeout() => {
+                if let Some(renewal) = self.begin(generation) {
+                    tracing::warn!(error = %e, "Redis connection silent; making a new one");
+                    tokio::spawn(renewal.replace(generation));
+                }
             }
+            Ok(answer) if refused(answer) => {
+                if let Some(renewal) = self.begin(generation) {
+                    tracing::warn!("Redis answered READONLY: this connection reaches a replica now (a failover behind the same address?); making a new one");
+                    renewal.replace(generation).await;
+                }
+            }
+            _ => {}
         }
         result
     }
 
-    /// Make a new connection in the background to replace the one of
-    /// `generation`, unless one is being made already or a newer one is in use.
-    fn renew(&self, generation: u64, e: &RedisError) {
+    /// A renewal of the connection of `generation`, unless one is being
+    /// made already or a newer one is in use.
+    fn begin(&self, generation: u64) -> Option<Renewal<C>> {
         if self.inner.renewing.swap(true, Ordering::AcqRel) {
-            return;
+            return None;
         }
         let renewing = Renewal(self.inner.clone());
         // Checked with the flag held: a renewal that ended just now may
         // have replaced this generation already.
-        if self.current().0 != generation {
-            return;
-        }
-        tracing::warn!(error = %e, "Redis connection silent; making a new one");
-        tokio::spawn(async move {
-            let inner = &renewing.0;
-            match tokio::time::timeout(inner.dial_limit, (inner.dial)()).await {
-                Ok(Ok(fresh)) => {
-                    // Only this renewal replaces `generation` (one at a time).
-                    let mut current = inner.current.lock().expect("redis connection lock");
-                    debug_assert_eq!(current.0, generation);
-                    *current = (generation + 1, fresh);
-                    tracing::info!("Redis commands go on the new connection");
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "could not make a new Redis connection; trying again at the next timeout")
-                }
-                Err(_) => tracing::warn!(
-                    "a new Redis connection was not ready in time; trying again at the next timeout"
-                ),
-            }
-        });
+        (self.current().0 == generation).then_some(renewing)
     }
+}
+
+/// Whether the answers hold a replica's refusal (READONLY), alone, in a
+/// pipeline or in a transaction: the connection reaches a master that was
+/// demoted, and keeps reaching it. redis-rs reconnects only when a
+/// connection breaks, and a failover behind one address (a cloud endpoint
+/// whose name moves to the new primary, a virtual IP) leaves the old
+/// connections open on the old master, now a replica, where every write
+/// fails until they break; a new connection reaches the new master.
+/// (redis-rs hands a server's error to a connection's caller as an answer,
+/// `Value::ServerError`, not as an `Err`.)
+pub fn refused_by_replica(answers: &[Value]) -> bool {
+    answers.iter().any(|v| match v {
+        Value::ServerError(e) => e.kind() == Some(ServerErrorKind::ReadOnly),
+        Value::Array(items) => refused_by_replica(items),
+        _ => false,
+    })
 }
 
 /// A renewal under way: the flag is cleared however it ends.
 struct Renewal<C>(Arc<Inner<C>>);
+
+impl<C: ConnectionLike + Clone + Send + Sync + 'static> Renewal<C> {
+    /// Dial a new connection and put it in the place of `generation`'s.
+    async fn replace(self, generation: u64) {
+        let inner = &self.0;
+        match tokio::time::timeout(inner.dial_limit, (inner.dial)()).await {
+            Ok(Ok(fresh)) => {
+                // Only this renewal replaces `generation` (one at a time).
+                let mut current = inner.current.lock().expect("redis connection lock");
+                debug_assert_eq!(current.0, generation);
+                *current = (generation + 1, fresh);
+                tracing::info!("Redis commands go on the new connection");
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "could not make a new Redis connection; trying again at the next timeout")
+            }
+            Err(_) => tracing::warn!(
+                "a new Redis connection was not ready in time; trying again at the next timeout"
+            ),
+        }
+    }
+}
 
 impl<C> Drop for Renewal<C> {
     fn drop(&mut self) {
@@ -160,7 +195,10 @@ impl<C> Drop for Renewal<C> {
 
 impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConnectionLike for Renewing<C> {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        Box::pin(self.call(move |mut conn| async move { conn.req_packed_command(cmd).await }))
+        Box::pin(self.call(
+            move |mut conn| async move { conn.req_packed_command(cmd).await },
+            |answer| refused_by_replica(std::slice::from_ref(answer)),
+        ))
     }
 
     fn req_packed_commands<'a>(
@@ -169,12 +207,44 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConnectionLike for Renew
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        Box::pin(self.call(move |mut conn| async move {
-            conn.req_packed_commands(pipeline, offset, count).await
-        }))
+        Box::pin(self.call(
+            move |mut conn| async move { conn.req_packed_commands(pipeline, offset, count).await },
+            |answers| refused_by_replica(answers),
+        ))
     }
 
     fn get_db(&self) -> i64 {
         self.connection().get_db()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(wire: &str) -> Value {
+        redis::parse_redis_value(wire.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_replicas_refusal_is_found_alone_in_a_pipeline_and_in_a_transaction() {
+        let readonly = "-READONLY You can't write against a read only replica.\r\n";
+        assert!(refused_by_replica(&[answer(readonly)]));
+        assert!(refused_by_replica(&[answer("+OK\r\n"), answer(readonly)]));
+        // EXEC's answer after a queued command was refused.
+        assert!(refused_by_replica(&[
+            answer("+OK\r\n"),
+            answer(readonly),
+            answer("-EXECABORT Transaction discarded because of previous errors.\r\n"),
+        ]));
+        assert!(refused_by_replica(&[Value::Array(vec![answer(readonly)])]));
+        // Other errors are answers like any other.
+        assert!(!refused_by_replica(&[answer(
+            "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
+        )]));
+        assert!(!refused_by_replica(&[
+            answer("-NOPERM no\r\n"),
+            answer(":1\r\n")
+        ]));
     }
 }

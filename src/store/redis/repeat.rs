@@ -26,6 +26,7 @@ use redis::{
 };
 
 use super::connect::Conn;
+use super::renewing::refused_by_replica;
 
 /// A command connection that sends a command again, once, when the first
 /// attempt found the connection dead. Only for commands safe to repeat.
@@ -33,8 +34,8 @@ use super::connect::Conn;
 pub struct Repeating(Conn);
 
 /// Whether the command failed because its connection was dead (closed,
-/// reset, refused: it is replaced on the next command) or reached a master
-/// that Sentinel has demoted (the command was refused, not run).
+/// reset, refused: it is replaced on the next command). A master demoted
+/// since (READONLY) answers: `refused_by_replica`.
 pub fn found_dead(e: &RedisError) -> bool {
     e.is_connection_dropped()
         || e.is_connection_refusal()
@@ -65,6 +66,10 @@ impl Repeating {
     fn note(e: &RedisError) {
         tracing::debug!(error = %e, "Redis connection found dead; sending the command again on a fresh one");
     }
+
+    fn note_refused() {
+        tracing::debug!("Redis answered READONLY; sending the command again on a fresh connection");
+    }
 }
 
 impl ConnectionLike for Repeating {
@@ -73,6 +78,12 @@ impl ConnectionLike for Repeating {
             match self.0.req_packed_command(cmd).await {
                 Err(e) if found_dead(&e) => {
                     Repeating::note(&e);
+                    self.0.req_packed_command(cmd).await
+                }
+                // Refused, not run, by a demoted master: its connection is
+                // replaced by now (`renewing`, `sentinel`).
+                Ok(answer) if refused_by_replica(std::slice::from_ref(&answer)) => {
+                    Repeating::note_refused();
                     self.0.req_packed_command(cmd).await
                 }
                 answer => answer,
@@ -90,6 +101,10 @@ impl ConnectionLike for Repeating {
             match self.0.req_packed_commands(pipeline, offset, count).await {
                 Err(e) if found_dead(&e) => {
                     Repeating::note(&e);
+                    self.0.req_packed_commands(pipeline, offset, count).await
+                }
+                Ok(answers) if refused_by_replica(&answers) => {
+                    Repeating::note_refused();
                     self.0.req_packed_commands(pipeline, offset, count).await
                 }
                 answer => answer,

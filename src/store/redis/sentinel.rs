@@ -4,6 +4,8 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, MultiplexedConnection};
+
+use super::renewing::refused_by_replica;
 use redis::sentinel::SentinelClient;
 use redis::{
     AsyncConnectionConfig, Client, Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value,
@@ -94,14 +96,25 @@ impl SentinelConn {
         Ok((generation, conn))
     }
 
-    fn check<T>(&self, generation: u64, result: RedisResult<T>) -> RedisResult<T> {
-        if let Err(e) = &result {
-            if stale(e) {
-                let mut current = self.inner.current.lock().expect("sentinel lock");
-                if current.as_ref().is_some_and(|(g, _)| *g == generation) {
-                    tracing::warn!(error = %e, "Redis master connection lost; asking the sentinels again on the next call");
-                    *current = None;
-                }
+    /// Forget the connection of `generation` if `result` says it no
+    /// longer reaches a writable master (`refused`: the answer is a
+    /// replica's READONLY, which redis-rs hands over as an answer).
+    fn check<T>(
+        &self,
+        generation: u64,
+        result: RedisResult<T>,
+        refused: impl Fn(&T) -> bool,
+    ) -> RedisResult<T> {
+        let lost = match &result {
+            Err(e) if stale(e) => Some(e.to_string()),
+            Ok(answer) if refused(answer) => Some("READONLY: the master was demoted".to_owned()),
+            _ => None,
+        };
+        if let Some(error) = lost {
+            let mut current = self.inner.current.lock().expect("sentinel lock");
+            if current.as_ref().is_some_and(|(g, _)| *g == generation) {
+                tracing::warn!(%error, "Redis master connection lost; asking the sentinels again on the next call");
+                *current = None;
             }
         }
         result
@@ -124,7 +137,9 @@ impl ConnectionLike for SentinelConn {
         Box::pin(async move {
             let (generation, mut conn) = self.connection().await?;
             let result = conn.req_packed_command(cmd).await;
-            self.check(generation, result)
+            self.check(generation, result, |answer| {
+                refused_by_replica(std::slice::from_ref(answer))
+            })
         })
     }
 
@@ -137,7 +152,7 @@ impl ConnectionLike for SentinelConn {
         Box::pin(async move {
             let (generation, mut conn) = self.connection().await?;
             let result = conn.req_packed_commands(pipeline, offset, count).await;
-            self.check(generation, result)
+            self.check(generation, result, |answers| refused_by_replica(answers))
         })
     }
 
