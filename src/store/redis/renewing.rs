@@ -124,7 +124,9 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Renewing<C> {
             Ok(answer) if refused(answer) => {
                 if let Some(renewal) = self.begin(generation) {
                     tracing::warn!("Redis answered READONLY: this connection reaches a replica now (a failover behind the same address?); making a new one");
-                    renewal.replace(generation).await;
+                    // Waited for, so that a repeat goes on the new connection;
+                    // spawned, so that a caller out of time does not end it.
+                    let _ = tokio::spawn(renewal.replace(generation)).await;
                 }
             }
             _ => {}
