@@ -33,6 +33,9 @@ pub struct Rotated {
     /// accept it past `old_expires_at` until they hear; keygate keeps
     /// telling them in the background.
     pub not_propagated: Option<String>,
+    /// No Redis replica confirmed the rotation in time: a failover now
+    /// could undo it (the old key keeping its former expiry).
+    pub unconfirmed: bool,
 }
 
 // === impl Rotated ===
@@ -44,13 +47,19 @@ impl Rotated {
         RotatedView {
             key: self.key.view(),
             old_key_expires_at: rfc3339(self.old_expires_at),
-            old_key_stopped_everywhere: self.not_propagated.is_none(),
+            old_key_stopped_everywhere: self.not_propagated.is_none() && !self.unconfirmed,
             warning: self.warning(),
         }
     }
 
     /// What an operator must know when not every instance heard of the rotation.
     pub fn warning(&self) -> Option<String> {
+        if self.unconfirmed {
+            return Some(format!(
+                "the new key is made and the old key's record ends at {}, but no Redis replica confirmed the rotation in time: a failover now could undo it (the old key would keep its former expiry, the new key would be lost). To be sure the old key stops, revoke it by id (that answers 503 until a replica confirms).",
+                rfc3339(self.old_expires_at)
+            ));
+        }
         // The store's own error stays in the log: this answer also goes to
         // any key holder (self-rotation), and may name internal nodes.
         self.not_propagated.as_ref().map(|_| {
@@ -205,11 +214,12 @@ impl Keyring {
                 return Err(e.into());
             }
         };
-        match stored {
-            Stored::Done => {}
+        let unconfirmed = match stored {
+            Stored::Done => false,
+            Stored::Unconfirmed => true,
             Stored::Gone => return Err(RotateError::NotFound),
             Stored::Already(to) => return Err(RotateError::Rotated { old: id, to }),
-        }
+        };
         self.0.metrics.keys_created.inc();
         self.0.metrics.keys_rotated.inc();
         let target = format!(
@@ -230,6 +240,7 @@ impl Keyring {
             key: new,
             old_expires_at: old_until,
             not_propagated,
+            unconfirmed,
         })
     }
 

@@ -55,6 +55,9 @@ use crate::keys::{Digest, KeyId, KeyRecord};
 pub enum Rotated {
     /// The successor is stored and the old key lives until `old_until`.
     Done,
+    /// `Done`, but no replica confirmed it in time (Redis with replicas): a
+    /// failover now could undo it, the old key keeping its former expiry.
+    Unconfirmed,
     /// No live key by that id (never issued, expired, revoked).
     Gone,
     /// Rotated before: this is its successor.

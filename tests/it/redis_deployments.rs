@@ -615,3 +615,54 @@ async fn a_failover_behind_one_address_moves_keygate_off_the_demoted_master() {
     assert_eq!(gw.status_with_key(&c, &key).await, StatusCode::UNAUTHORIZED);
     gw.await_fleet(&c).await;
 }
+
+/// A rotation no replica confirms is still answered 201 (the successor is
+/// made and shown only this once), but not as done everywhere: a failover
+/// now could undo it, and the old key would keep its former expiry. The
+/// answer says so, as when the fleet could not be told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_no_replica_confirms_says_the_old_key_may_live_on() {
+    let master = RedisServer::start();
+    let master_port = master.port;
+    let replica = RedisServer::start_with(|_, _| {
+        vec![
+            "--replicaof".into(),
+            "127.0.0.1".into(),
+            master_port.to_string(),
+        ]
+    });
+    replica_online(master_port);
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = crate::support::gateway::builder(&up.url())
+        .redis(&master, dir.path(), "rotwait")
+        .start()
+        .await;
+    let c = client::h1(&gw.ca);
+    let rotate = |id: String| {
+        let (c, gw) = (&c, &gw);
+        async move {
+            let a = crate::support::admin::call(
+                c,
+                gw,
+                http::Method::POST,
+                &format!("/v1/keys/{id}/rotate"),
+                Some(serde_json::json!({ "grace": "1h" })),
+            )
+            .await;
+            assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+            crate::support::admin::json_of(&a)
+        }
+    };
+    let (_, confirmed) = crate::support::admin::create_key(&c, &gw, "rita").await;
+    let answer = rotate(confirmed).await;
+    assert_eq!(answer["old_key_stopped_everywhere"], true, "{answer}");
+
+    let (_, unconfirmed) = crate::support::admin::create_key(&c, &gw, "rita").await;
+    replica.freeze();
+    let answer = rotate(unconfirmed).await;
+    replica.thaw();
+    assert_eq!(answer["old_key_stopped_everywhere"], false, "{answer}");
+    let warning = answer["warning"].as_str().unwrap_or_default();
+    assert!(warning.contains("replica"), "{answer}");
+}

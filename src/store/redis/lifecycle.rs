@@ -257,13 +257,16 @@ impl RedisStore {
                     cmds.extend(members_cmds("ZADD", &self.elsewhere(&becomes)));
                 }
                 self.by_tag(cmds).await?;
-                // Like a creation: a successor lost in a failover fails closed.
-                if let Err(e) = self.replicated().await {
-                    tracing::warn!(key_id = %new.id, error = %e, "rotation not confirmed by a replica");
-                }
                 // Housekeeping: a failure leaves ended links a while longer.
                 if let Err(e) = self.sweep_lines(old.as_str()).await {
                     tracing::warn!(error = %e, "could not remove ended rotation links");
+                }
+                // A successor lost in a failover fails closed, but the old
+                // key's shorter life would be lost with it: not an error
+                // (the successor is shown only this once), but said.
+                if let Err(e) = self.replicated().await {
+                    tracing::warn!(key_id = %new.id, error = %e, "rotation not confirmed by a replica");
+                    return Ok(Rotated::Unconfirmed);
                 }
             }
             // The successor's members without a record.
@@ -271,6 +274,8 @@ impl RedisStore {
                 self.by_tag(members_cmds("ZREM", &self.elsewhere(&fresh)))
                     .await?;
             }
+            // Never the script's answer: only said above.
+            Rotated::Unconfirmed => {}
         }
         Ok(rotated)
     }
