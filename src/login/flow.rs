@@ -84,7 +84,13 @@ impl FlowCookie {
     ) -> Result<String, &'static str> {
         let value = crate::login::cookie(headers, self.name)
             .ok_or("no sign-in was started in this browser, or its cookie was refused")?;
-        let held: Vec<Held<'_>> = value.split(SEPARATOR).filter_map(parse).collect();
+        // Never more than a cookie of ours holds: a made-up cookie of
+        // thousands of entries is not walked.
+        let held: Vec<Held<'_>> = value
+            .split(SEPARATOR)
+            .take(FLOWS_AT_ONCE)
+            .filter_map(parse)
+            .collect();
         if held.is_empty() {
             return Err("the sign-in cookie is damaged");
         }
@@ -138,6 +144,8 @@ impl FlowCookie {
         crate::login::cookie(headers, self.name)
             .unwrap_or("")
             .split(SEPARATOR)
+            // Never more than a cookie of ours holds: each entry costs an HMAC.
+            .take(FLOWS_AT_ONCE)
             .filter_map(parse)
             .filter(move |f| self.genuine(signer, f) && unexpired(f))
     }
@@ -290,5 +298,17 @@ mod tests {
         );
         let (_, fresh) = CAS_FLOW.begin(&signer, &h);
         assert_eq!(fresh.to_str().unwrap().matches('~').count(), 0, "{fresh:?}");
+
+        // Only the first FLOWS_AT_ONCE entries are read: a flow padded
+        // behind thousands of made-up ones (each an HMAC to check) is not.
+        let (id, cookie) = CAS_FLOW.begin(&signer, &HeaderMap::new());
+        let ours = cookie.to_str().unwrap().split(';').next().unwrap();
+        let (name, entry) = ours.split_once('=').unwrap();
+        let padded = format!("{name}={}~{entry}", vec!["x.1.y"; 2000].join("~"));
+        let mut h = HeaderMap::new();
+        h.insert(http::header::COOKIE, padded.parse().unwrap());
+        assert!(CAS_FLOW.resume(&signer, &h, Some(&id)).is_err());
+        let (_, kept) = CAS_FLOW.begin(&signer, &h);
+        assert_eq!(kept.to_str().unwrap().matches('~').count(), 0, "{kept:?}");
     }
 }
