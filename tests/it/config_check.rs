@@ -1266,6 +1266,42 @@ fn every_bad_value_of_a_section_is_reported_not_only_the_first() {
     }
 }
 
+/// A webhook's longest pause between tries: at least a second (500ms
+/// would send a message again almost at once, over and over), at most
+/// `keep` (a message is dropped then).
+#[test]
+fn a_webhook_retry_interval_is_between_a_second_and_keep() {
+    let hook = |keep: &str, max: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("s"),
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n",
+        )
+        .unwrap();
+        check_text_in(
+            dir.path(),
+            &format!(
+                "[[webhooks]]\nurl = \"https://hooks.example.org/k\"\nsecret_file = \"{}\"\nkeep = \"{keep}\"\nmax_retry_interval = \"{max}\"\n",
+                dir.path().join("s").display()
+            ),
+        )
+    };
+    let (code, err) = hook("1h", "500ms");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("webhooks[0].max_retry_interval: must be at least 1s"),
+        "{err}"
+    );
+    let (code, err) = hook("1h", "6h");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("webhooks[0].max_retry_interval: 6h is longer than webhooks[0].keep (1h)"),
+        "{err}"
+    );
+    let (code, err) = hook("1h", "1h");
+    assert_eq!(code, Some(0), "{err}");
+}
+
 /// The auth listener's requests come from the proxy, with its client's
 /// headers: a login header believed from a proxy that also asks is a
 /// warning that says what the proxy must do; other proxies, no warning.

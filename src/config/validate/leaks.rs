@@ -199,7 +199,30 @@ fn webhook(i: usize, raw: raw::Webhook, p: &mut Problems) -> Option<Webhook> {
         );
         keep = None;
     }
-    let max_retry_interval = p.duration(&key("max_retry_interval"), &raw.max_retry_interval);
+    let mut max_retry_interval = p.duration(&key("max_retry_interval"), &raw.max_retry_interval);
+    match (max_retry_interval, keep) {
+        // A pause of milliseconds would send a message again almost at
+        // once, over and over, to a receiver that is down.
+        (Some(m), _) if m < Duration::from_secs(1) => {
+            p.push(&key("max_retry_interval"), "must be at least 1s");
+            max_retry_interval = None;
+        }
+        // A message is dropped at `keep`: a longer pause would end its
+        // tries unseen (the drop is found, logged and counted when it is due).
+        (Some(m), Some(k)) if m > k => {
+            p.push(
+                &key("max_retry_interval"),
+                format!(
+                    "{} is longer than {} ({})",
+                    raw.max_retry_interval,
+                    key("keep"),
+                    raw.keep
+                ),
+            );
+            max_retry_interval = None;
+        }
+        _ => {}
+    }
     Some(Webhook {
         url: url?,
         secret: secret?,
