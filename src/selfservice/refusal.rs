@@ -14,6 +14,7 @@ use super::{page as html, redirect};
 use crate::http::body::ResponseBody;
 use crate::http::response::{self, RETRY_SOON};
 use crate::keys::format::redact_keys;
+use crate::keys::user::MAX_BYTES;
 use crate::login::cas::CasError;
 use crate::login::oidc::OidcError;
 use crate::login::{Login, Method as LoginMethod};
@@ -399,8 +400,18 @@ fn invalid(problems: &[String]) -> Response<ResponseBody> {
 /// Always quoted in the log: the name may end in a space (U+00A0) that an
 /// admin reading `user=alice` would not see.
 fn not_a_user(user: &str, why: &str, by: &str) -> String {
-    tracing::warn!(user = ?user, reason = why, by, "sign-in without a usable user (403)");
+    tracing::warn!(user = ?logged_name(user), reason = why, by, "sign-in without a usable user (403)");
     format!("the user name {by} gives for this account {why}")
+}
+
+/// A refused name as the log shows it: a who-am-I answer may name 256 KiB,
+/// on every request; the log keeps what a user name may hold, and says it cut.
+fn logged_name(user: &str) -> std::borrow::Cow<'_, str> {
+    if user.len() <= MAX_BYTES {
+        return user.into();
+    }
+    let end = (0..=MAX_BYTES).rev().find(|&i| user.is_char_boundary(i));
+    format!("{}…", &user[..end.unwrap_or(0)]).into()
 }
 
 /// An OpenID Connect sign-in that did not end with a session, as a page.
@@ -457,5 +468,19 @@ fn oidc_refusal(e: OidcError) -> (StatusCode, &'static str, String) {
                 "keygate cannot reach the identity provider right now. Try again in a minute.".into(),
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_name_is_logged_whole_up_to_a_names_length_then_cut() {
+        assert_eq!(logged_name("alice\u{a0}"), "alice\u{a0}");
+        let long = "é".repeat(100_000);
+        let shown = logged_name(&long);
+        assert!(shown.len() <= MAX_BYTES + "…".len(), "{}", shown.len());
+        assert!(shown.starts_with("éé") && shown.ends_with('…'));
     }
 }

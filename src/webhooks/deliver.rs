@@ -158,7 +158,7 @@ impl Worker {
             tracing::error!(
                 webhook = %origin(&self.endpoint.config.url),
                 dropped = n,
-                "webhook events dropped undelivered: webhooks.keep has passed since they were queued"
+                "webhook events dropped undelivered: their messages are gone from the store (webhooks.keep passed since they were queued, or Redis evicted or deleted them)"
             );
         }
     }
