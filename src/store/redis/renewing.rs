@@ -23,10 +23,16 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionLike;
-use redis::{Cmd, Pipeline, RedisFuture, RedisResult, ServerErrorKind, Value};
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, RedisResult, ServerErrorKind, Value};
+
+/// At most one connection is replaced for READONLY in this time: a server
+/// that keeps answering it (an address that names the old master until its
+/// DNS moves, a `store.url` naming a replica) would otherwise cost a new
+/// connection, and log lines, per write.
+pub const READONLY_RENEWAL_EVERY: Duration = Duration::from_secs(1);
 
 /// How long redis-rs may wait for a command's answer (retries included):
 /// shorter than the store's bound on every call, so that a silent
@@ -55,6 +61,26 @@ struct Inner<C> {
     current: StdMutex<(u64, C)>,
     /// A new connection is being made.
     renewing: AtomicBool,
+    /// When a READONLY answer last replaced the connection.
+    readonly: ReadonlyRenewals,
+}
+
+/// When a READONLY answer last made a connection be replaced, to allow one
+/// in `READONLY_RENEWAL_EVERY`.
+#[derive(Default)]
+pub struct ReadonlyRenewals(StdMutex<Option<Instant>>);
+
+impl ReadonlyRenewals {
+    /// Whether a replacement may start now (and, if so, it counts as started).
+    pub fn allow(&self) -> bool {
+        let mut last = self.0.lock().expect("readonly renewal lock");
+        let now = Instant::now();
+        if last.is_some_and(|at| now.saturating_duration_since(at) < READONLY_RENEWAL_EVERY) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
 }
 
 impl<C> Clone for Renewing<C> {
@@ -82,6 +108,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Renewing<C> {
                 dial_limit: timeout * 3,
                 current: StdMutex::new((0, first)),
                 renewing: AtomicBool::new(false),
+                readonly: ReadonlyRenewals::default(),
             }),
         }
     }
@@ -114,22 +141,24 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Renewing<C> {
     {
         let (generation, conn) = self.current();
         let result = call(conn).await;
-        match &result {
+        let refused = match &result {
             Err(e) if e.is_timeout() => {
                 if let Some(renewal) = self.begin(generation) {
                     tracing::warn!(error = %e, "Redis connection silent; making a new one");
                     tokio::spawn(renewal.replace(generation));
                 }
+                false
             }
-            Ok(answer) if refused(answer) => {
-                if let Some(renewal) = self.begin(generation) {
-                    tracing::warn!("Redis answered READONLY: this connection reaches a replica now (a failover behind the same address?); making a new one");
-                    // Waited for, so that a repeat goes on the new connection;
-                    // spawned, so that a caller out of time does not end it.
-                    let _ = tokio::spawn(renewal.replace(generation)).await;
-                }
+            Err(e) => aborted_by_replica(e),
+            Ok(answer) => refused(answer),
+        };
+        if refused && self.inner.readonly.allow() {
+            if let Some(renewal) = self.begin(generation) {
+                tracing::warn!("Redis answered READONLY: this connection reaches a replica now (a failover behind the same address?); making a new one");
+                // Waited for, so that a repeat goes on the new connection;
+                // spawned, so that a caller out of time does not end it.
+                let _ = tokio::spawn(renewal.replace(generation)).await;
             }
-            _ => {}
         }
         result
     }
@@ -162,6 +191,18 @@ pub fn refused_by_replica(answers: &[Value]) -> bool {
         Value::Array(items) => refused_by_replica(items),
         _ => false,
     })
+}
+
+/// Whether a transaction was aborted because a command in it was refused
+/// with READONLY: redis-rs answers MULTI/EXEC's refusal as an error
+/// (`TransactionAborted`), not as answers.
+pub fn aborted_by_replica(e: &RedisError) -> bool {
+    e.kind() == redis::ErrorKind::Server(ServerErrorKind::ExecAbort)
+        && e.clone().into_server_errors().is_some_and(|errors| {
+            errors
+                .iter()
+                .any(|(_, s)| s.kind() == Some(ServerErrorKind::ReadOnly))
+        })
 }
 
 /// A renewal under way: the flag is cleared however it ends.
@@ -229,16 +270,10 @@ mod tests {
     }
 
     #[test]
-    fn a_replicas_refusal_is_found_alone_in_a_pipeline_and_in_a_transaction() {
+    fn a_replicas_refusal_is_found_alone_and_in_a_pipeline() {
         let readonly = "-READONLY You can't write against a read only replica.\r\n";
         assert!(refused_by_replica(&[answer(readonly)]));
         assert!(refused_by_replica(&[answer("+OK\r\n"), answer(readonly)]));
-        // EXEC's answer after a queued command was refused.
-        assert!(refused_by_replica(&[
-            answer("+OK\r\n"),
-            answer(readonly),
-            answer("-EXECABORT Transaction discarded because of previous errors.\r\n"),
-        ]));
         assert!(refused_by_replica(&[Value::Array(vec![answer(readonly)])]));
         // Other errors are answers like any other.
         assert!(!refused_by_replica(&[answer(

@@ -26,7 +26,7 @@ use redis::{
 };
 
 use super::connect::Conn;
-use super::renewing::refused_by_replica;
+use super::renewing::{aborted_by_replica, refused_by_replica};
 
 /// A command connection that sends a command again, once, when the first
 /// attempt found the connection dead. Only for commands safe to repeat.
@@ -104,6 +104,11 @@ impl ConnectionLike for Repeating {
                     self.0.req_packed_commands(pipeline, offset, count).await
                 }
                 Ok(answers) if refused_by_replica(&answers) => {
+                    Repeating::note_refused();
+                    self.0.req_packed_commands(pipeline, offset, count).await
+                }
+                // A transaction refused so: aborted, nothing of it ran.
+                Err(e) if aborted_by_replica(&e) => {
                     Repeating::note_refused();
                     self.0.req_packed_commands(pipeline, offset, count).await
                 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 
-use super::renewing::refused_by_replica;
+use super::renewing::{aborted_by_replica, refused_by_replica, ReadonlyRenewals};
 use redis::sentinel::SentinelClient;
 use redis::{
     AsyncConnectionConfig, Client, Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value,
@@ -42,6 +42,8 @@ struct SentinelInner {
     current: StdMutex<Option<(u64, MultiplexedConnection)>>,
     config: AsyncConnectionConfig,
     db: i64,
+    /// When a READONLY answer last made the sentinels be asked again.
+    readonly: ReadonlyRenewals,
 }
 
 // === impl SentinelConn ===
@@ -61,6 +63,7 @@ impl SentinelConn {
                     .set_connection_timeout(Some(timeout))
                     .set_response_timeout(Some(timeout)),
                 db,
+                readonly: ReadonlyRenewals::default(),
             }),
         }
     }
@@ -96,6 +99,16 @@ impl SentinelConn {
         Ok((generation, conn))
     }
 
+    /// A replica's refusal: the master was demoted, ask the sentinels again,
+    /// at most once in `READONLY_RENEWAL_EVERY` (sentinels still naming it
+    /// would otherwise be asked at every write).
+    fn readonly(&self) -> Option<String> {
+        self.inner
+            .readonly
+            .allow()
+            .then(|| "READONLY: the master was demoted".to_owned())
+    }
+
     /// Forget the connection of `generation` if `result` says it no
     /// longer reaches a writable master (`refused`: the answer is a
     /// replica's READONLY, which redis-rs hands over as an answer).
@@ -106,8 +119,9 @@ impl SentinelConn {
         refused: impl Fn(&T) -> bool,
     ) -> RedisResult<T> {
         let lost = match &result {
+            Err(e) if aborted_by_replica(e) || is_readonly(e) => self.readonly(),
             Err(e) if stale(e) => Some(e.to_string()),
-            Ok(answer) if refused(answer) => Some("READONLY: the master was demoted".to_owned()),
+            Ok(answer) if refused(answer) => self.readonly(),
             _ => None,
         };
         if let Some(error) = lost {
@@ -121,15 +135,18 @@ impl SentinelConn {
     }
 }
 
-/// Whether an error means the connection no longer reaches a writable master.
+/// Whether an error means the connection no longer reaches the master.
 fn stale(e: &RedisError) -> bool {
     e.is_io_error()
         || e.is_connection_dropped()
         || e.is_connection_refusal()
         || e.is_timeout()
         || e.is_unrecoverable_error()
-        || e.code() == Some("READONLY")
-        || e.to_string().contains("READONLY")
+}
+
+/// A replica's refusal handed over as an error.
+fn is_readonly(e: &RedisError) -> bool {
+    e.code() == Some("READONLY") || e.to_string().contains("READONLY")
 }
 
 impl ConnectionLike for SentinelConn {
