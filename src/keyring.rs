@@ -40,7 +40,7 @@ use crate::fleet::{Fleet, Forget, Member, Report, Why};
 use crate::keys::{self, ApiKey, DigestKey, KeyId, NewKey, Scope};
 use crate::metrics::Metrics;
 use crate::settings::{short_duration, Policy, Settings};
-use crate::store::{self, Store, StoreError};
+use crate::store::{self, Saved, Store, StoreError};
 use crate::webhooks::{EventType, Webhooks};
 
 pub use self::chores::Chores;
@@ -547,9 +547,14 @@ impl Keyring {
     ) -> Result<(), SettingsError> {
         settings.validate().map_err(SettingsError::Invalid)?;
         let json = serde_json::to_string(settings).expect("settings serialize");
-        self.0.store.put_settings(&json).await?;
+        let saved = self.0.store.put_settings(&json).await?;
+        // Written, so in force everywhere: audited, even when no replica
+        // confirmed them yet (the admin is told 503 and saves again).
         self.record(Event::by(actor, "settings", &json, 1)).await;
-        Ok(())
+        match saved {
+            Saved::Confirmed => Ok(()),
+            Saved::Unconfirmed(e) => Err(e.into()),
+        }
     }
 
     /// Write a key's last use (`auth::last_used` calls it at most once a

@@ -360,11 +360,13 @@ impl Store {
         }
     }
 
-    pub async fn put_settings(&self, json: &str) -> Result<(), StoreError> {
+    /// Save the runtime settings; once written they are in force, whether
+    /// or not a replica confirmed them (`Saved`).
+    pub async fn put_settings(&self, json: &str) -> Result<Saved, StoreError> {
         match self {
             Store::Memory(m) => {
                 m.put_settings(json);
-                Ok(())
+                Ok(Saved::Confirmed)
             }
             Store::Redis(r) => r.put_settings(json).await,
         }
@@ -377,4 +379,13 @@ impl Store {
             Store::Redis(r) => r.ping().await,
         }
     }
+}
+
+/// Settings written to the store, and so in force on every instance.
+#[derive(Debug)]
+pub enum Saved {
+    /// A replica has them too (or there is none).
+    Confirmed,
+    /// No replica confirmed them in time: a failover now could undo them.
+    Unconfirmed(StoreError),
 }

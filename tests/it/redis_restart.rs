@@ -78,7 +78,10 @@ async fn every_store_call_right_after_a_restart_succeeds() {
         .expect("count_in_window right after a restart");
     assert_eq!(count, 1, "counted once");
     redis.restart();
-    step("put_settings", store.put_settings("{\"x\":1}").await);
+    step(
+        "put_settings",
+        store.put_settings("{\"x\":1}").await.map(drop),
+    );
     redis.restart();
     assert_eq!(
         store.settings().await.unwrap().as_deref(),

@@ -407,11 +407,14 @@ impl RedisStore {
     /// Confirmed by a replica like a revocation: settings that tighten the
     /// policy (self-service off, a shorter `max_ttl`) must not come undone
     /// in a failover after the admin was told they were saved.
-    pub async fn put_settings(&self, json: &str) -> Result<(), StoreError> {
+    pub async fn put_settings(&self, json: &str) -> Result<crate::store::Saved, StoreError> {
         let mut conn = self.writes.repeating();
         self.bounded(conn.set::<_, _, ()>(self.settings_key(), json))
             .await?;
-        self.replicated().await
+        Ok(match self.replicated().await {
+            Ok(()) => crate::store::Saved::Confirmed,
+            Err(e) => crate::store::Saved::Unconfirmed(e),
+        })
     }
 
     /// A fixed window per user, in the user's slot (see `Store::count_in_window`).
