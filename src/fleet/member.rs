@@ -130,6 +130,8 @@ async fn session(
 ) -> Result<(), StoreError> {
     let (mut sink, mut stream) = fleet.store.pubsub().await?.split();
     let channel = fleet.store.channel("invalidate");
+    // On a reply channel's name (`ack:*`), which every member needs to
+    // publish on anyway: no ACL permission beyond the documented ones.
     // Each renewal's probe comes back here: proof that the subscription is
     // on the server the commands (and so the revokers' deletions and
     // publishes) reach, not on another one behind the same address.
@@ -146,8 +148,6 @@ async fn session(
     // The store's epoch we cache under: made before the first renewal, so
     // an emptied store shows at the next one.
     let (epoch, _) = fleet.store.epoch(&crate::random::hex::<8>()).await?;
-    // On a reply channel's name (`ack:*`), which every member needs to
-    // publish on anyway: no ACL permission beyond the documented ones.
     // Acknowledgements that could not be published end the session.
     let (failed, mut failures) = mpsc::unbounded_channel();
     let member = fleet.member_name();
