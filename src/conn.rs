@@ -149,6 +149,19 @@ impl ConnStats {
         self.touched.store(true, Ordering::Relaxed);
     }
 
+    /// What a write to the socket gave: bytes moved, or a full socket
+    /// (`send_stall`).
+    pub fn wrote(&self, polled: &std::task::Poll<std::io::Result<usize>>) {
+        match polled {
+            std::task::Poll::Ready(Ok(n)) if *n > 0 => {
+                self.touch();
+                self.sends.socket_took();
+            }
+            std::task::Poll::Pending => self.sends.socket_full(),
+            _ => {}
+        }
+    }
+
     /// Bytes came in from the client.
     pub fn read(&self) {
         self.touch();

@@ -342,7 +342,8 @@ impl<H: Handler> Connection<H> {
 }
 
 pin_project_lite::pin_project! {
-    /// A socket that marks its connection as active on every byte moved.
+    /// A socket that marks its connection as active on every byte moved,
+    /// and notes when it refuses writes (`conn::send_stall`).
     struct Tracked {
         #[pin]
         inner: TcpStream,
@@ -374,9 +375,7 @@ impl AsyncWrite for Tracked {
     ) -> Poll<io::Result<usize>> {
         let this = self.project();
         let polled = this.inner.poll_write(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            this.stats.touch();
-        }
+        this.stats.wrote(&polled);
         polled
     }
 
@@ -387,9 +386,7 @@ impl AsyncWrite for Tracked {
     ) -> Poll<io::Result<usize>> {
         let this = self.project();
         let polled = this.inner.poll_write_vectored(cx, bufs);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            this.stats.touch();
-        }
+        this.stats.wrote(&polled);
         polled
     }
 

@@ -1,12 +1,21 @@
 //! `[limits] send_timeout`: a client that stops taking a response's bytes
 //! (an HTTP/2 window left at zero, a TCP window that never opens) would hold
-//! the response, and the upstream connection behind it, for ever. Each
-//! upstream response body notes when it handed a chunk to hyper and clears
-//! the note when hyper comes back for the next one (hyper only does once
-//! the client has room for it); a connection with a response that waited
-//! longer than `send_timeout` is closed, as nginx's `send_timeout` does.
-//! Per response, not per connection: a client that keeps one stream moving
-//! (or sends PINGs) cannot hide another that it stalls.
+//! the response, the upstream connection behind it and the connection's
+//! slot under `max_connections`, for ever. Two notes catch it:
+//!
+//! - each response body notes when it handed a chunk to hyper and clears
+//!   the note when hyper comes back for the next one (hyper only does once
+//!   the client has room for it). Per response, not per connection: a
+//!   client that keeps one stream moving (or sends PINGs) cannot hide
+//!   another that it stalls. keygate's own answers (a 401) count too: an
+//!   HTTP/2 client that opens no window holds one as well as a download.
+//! - the socket notes when a write found it full, and clears the note when
+//!   a write goes through: what hyper has already taken from every body (a
+//!   burst of pipelined requests whose answers the client never reads) has
+//!   no body left to note it.
+//!
+//! A connection with a note older than `send_timeout` is closed, as nginx's
+//! `send_timeout` does.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -16,6 +25,8 @@ use std::time::{Duration, Instant};
 #[derive(Default)]
 pub struct Sends {
     waiting: Mutex<Vec<Weak<Waiting>>>,
+    /// Since when the socket has refused writes (`clock()`), or 0.
+    socket_full: AtomicU64,
 }
 
 /// One response body's note: when it handed a chunk that hyper has not
@@ -37,7 +48,24 @@ impl Sends {
         note
     }
 
-    /// How long the response that waited longest has been waiting.
+    /// A write found the socket full: the client is not taking bytes.
+    /// The first refusal stays until a write goes through.
+    pub fn socket_full(&self) {
+        if self.socket_full.load(Ordering::Relaxed) == 0 {
+            let _ =
+                self.socket_full
+                    .compare_exchange(0, clock(), Ordering::Relaxed, Ordering::Relaxed);
+        }
+    }
+
+    /// A write went through.
+    pub fn socket_took(&self) {
+        if self.socket_full.load(Ordering::Relaxed) != 0 {
+            self.socket_full.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// How long the response (or the socket) that waited longest has been waiting.
     fn longest_wait(&self) -> Duration {
         let now = clock();
         let mut waiting = self.waiting.lock().expect("never poisoned");
@@ -46,6 +74,7 @@ impl Sends {
             .iter()
             .filter_map(|w| w.upgrade())
             .map(|n| n.0.load(Ordering::Relaxed))
+            .chain([self.socket_full.load(Ordering::Relaxed)])
             .filter(|since| *since != 0)
             .min();
         oldest.map_or(Duration::ZERO, |since| {
@@ -116,5 +145,18 @@ mod tests {
             Duration::ZERO,
             "a dropped body no longer counts"
         );
+    }
+
+    #[test]
+    fn a_full_socket_waits_until_a_write_goes_through() {
+        let sends = Sends::default();
+        sends.socket_full();
+        // Refused "long ago"; a later refusal keeps the first time.
+        sends.socket_full.store(1, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(30));
+        sends.socket_full();
+        assert!(sends.longest_wait() >= Duration::from_millis(25));
+        sends.socket_took();
+        assert_eq!(sends.longest_wait(), Duration::ZERO);
     }
 }

@@ -34,7 +34,7 @@ pin_project_lite::pin_project! {
         inner: Inner,
         // Dropped with the body: logs the request and marks it finished.
         completion: Option<Completion>,
-        // An upstream body's note for `limits.send_timeout`.
+        // The body's note for `limits.send_timeout`.
         waiting: Option<Arc<Waiting>>,
     }
 }
@@ -82,11 +82,10 @@ impl ResponseBody {
     }
 
     pub(crate) fn set_completion(&mut self, completion: Completion) {
-        // Only an upstream body holds something (the upstream connection) a
-        // stalled client could keep for ever.
-        if let Inner::Upstream { .. } = self.inner {
-            self.waiting = Some(completion.sends().track());
-        }
+        // Every body, keygate's own too: an HTTP/2 client that never opens
+        // its window would otherwise hold a 401, and with it the
+        // connection's slot, for ever (`conn::send_stall`).
+        self.waiting = Some(completion.sends().track());
         self.completion = Some(completion);
     }
 }

@@ -475,6 +475,97 @@ async fn a_client_that_stops_reading_a_response_is_cut_off_at_the_send_timeout()
     );
 }
 
+/// A TLS connection to `gw` offering `alpn`, whose receive buffer is
+/// small: a client that does not read fills keygate's socket fast.
+async fn tight_tls(
+    gw: &crate::support::gateway::TestGateway,
+    alpn: &[u8],
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(gw.addr).await.unwrap();
+    tokio_rustls::TlsConnector::from(gw.ca.client_config(&[alpn]))
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .expect("TLS handshake with keygate")
+}
+
+/// `keygate_open_connections` reaches 0 within 5 s.
+async fn all_connections_close(gw: &crate::support::gateway::TestGateway, what: &str) {
+    let metrics = client::h1(&gw.ca);
+    crate::support::eventually(what, 50, Duration::from_millis(100), || async {
+        (gw.metric(&metrics, "keygate_open_connections").await == 0.0).then_some(())
+    })
+    .await;
+}
+
+/// An HTTP/2 client that never opens its stream windows holds keygate's own
+/// answer (a 401: no key needed) as well as an upstream download: it is
+/// cut off at the send timeout, not left holding its connection's slot
+/// for ever (no request is in flight for the idle timeout to close either).
+#[tokio::test]
+async fn an_http2_client_that_never_opens_its_window_on_a_401_is_cut_off() {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let up = Upstream::start().await;
+    let gw = builder(&up.url())
+        .set("auth", "anonymous = \"reject\"")
+        .set("limits", "send_timeout = \"400ms\"")
+        .set("limits", "idle_timeout = \"1h\"")
+        .start()
+        .await;
+    let tls = tight_tls(&gw, b"h2").await;
+    let (mut send, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .initial_stream_window_size(0)
+        .handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    let conn = tokio::spawn(conn);
+    let req = http::Request::get(gw.url("/"))
+        .body(crate::support::body::empty())
+        .unwrap();
+    let resp = within(5, "the 401's head", send.send_request(req))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    all_connections_close(&gw, "the connection stalled on a 401 is closed").await;
+    within(5, "the client sees its connection end", conn)
+        .await
+        .unwrap()
+        .ok();
+}
+
+/// A burst of pipelined requests whose answers the client never reads: hyper
+/// has taken every answer's body, so only the full socket shows the stall.
+#[tokio::test]
+async fn a_client_that_pipelines_requests_and_never_reads_is_cut_off() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url())
+        .set("auth", "anonymous = \"reject\"")
+        .set("limits", "send_timeout = \"400ms\"")
+        .set("limits", "idle_timeout = \"1h\"")
+        .start()
+        .await;
+    let tls = tight_tls(&gw, b"http/1.1").await;
+    let (_rd, mut wr) = tokio::io::split(tls);
+    // Bounded: at most 100,000 requests (about 30 MB of 401s, far more than
+    // the sockets' buffers), until keygate stops reading and closes.
+    let writer = tokio::spawn(async move {
+        let burst = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(1000);
+        for _ in 0..100 {
+            if wr.write_all(&burst).await.is_err() {
+                return;
+            }
+        }
+    });
+    all_connections_close(&gw, "the connection that never reads is closed").await;
+    within(5, "the writer sees the connection end", writer)
+        .await
+        .unwrap();
+}
+
 /// Keep trickling header lines on `wr`, far slower than a real client,
 /// until keygate closes the connection, which `rd` must see within 5 s.
 async fn trickle_until_cut<R, W>(mut rd: R, mut wr: W, what: &str)
