@@ -130,6 +130,7 @@ impl Handler for Admin {
         if head {
             response::without_body(&mut resp);
         }
+        resp.body_mut().watch_sends(&conn.stats.sends);
         resp
     }
 }

@@ -82,11 +82,16 @@ impl ResponseBody {
     }
 
     pub(crate) fn set_completion(&mut self, completion: Completion) {
-        // Every body, keygate's own too: an HTTP/2 client that never opens
-        // its window would otherwise hold a 401, and with it the
-        // connection's slot, for ever (`conn::send_stall`).
-        self.waiting = Some(completion.sends().track());
+        self.watch_sends(completion.sends());
         self.completion = Some(completion);
+    }
+
+    /// Watch this body for `limits.send_timeout`. Every body, keygate's own
+    /// too: an HTTP/2 client that never opens its window would otherwise
+    /// hold a 401, and with it the connection's slot, for ever
+    /// (`conn::send_stall`).
+    pub fn watch_sends(&mut self, sends: &crate::conn::send_stall::Sends) {
+        self.waiting = Some(sends.track());
     }
 }
 

@@ -481,9 +481,17 @@ async fn tight_tls(
     gw: &crate::support::gateway::TestGateway,
     alpn: &[u8],
 ) -> tokio_rustls::client::TlsStream<TcpStream> {
+    tight_tls_to(gw, gw.addr, alpn).await
+}
+
+async fn tight_tls_to(
+    gw: &crate::support::gateway::TestGateway,
+    addr: std::net::SocketAddr,
+    alpn: &[u8],
+) -> tokio_rustls::client::TlsStream<TcpStream> {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
-    let tcp = socket.connect(gw.addr).await.unwrap();
+    let tcp = socket.connect(addr).await.unwrap();
     tokio_rustls::TlsConnector::from(gw.ca.client_config(&[alpn]))
         .connect(
             rustls_pki_types::ServerName::try_from("localhost").unwrap(),
@@ -532,6 +540,38 @@ async fn an_http2_client_that_never_opens_its_window_on_a_401_is_cut_off() {
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     all_connections_close(&gw, "the connection stalled on a 401 is closed").await;
     within(5, "the client sees its connection end", conn)
+        .await
+        .unwrap()
+        .ok();
+}
+
+/// The same on the admin listener, whose answers carry no access-log line:
+/// its idle timeout closed such a connection gracefully, and the graceful
+/// close then waited on the stalled answer for ever.
+#[tokio::test]
+async fn an_http2_client_that_never_opens_its_window_on_the_admin_listener_is_cut_off() {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let up = Upstream::start().await;
+    let gw = builder(&up.url())
+        .set("limits", "send_timeout = \"400ms\"")
+        .set("limits", "idle_timeout = \"1h\"")
+        .start()
+        .await;
+    let tls = tight_tls_to(&gw, gw.admin_addr, b"h2").await;
+    let (mut send, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .initial_stream_window_size(0)
+        .handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    let conn = tokio::spawn(conn);
+    let req = http::Request::get(gw.admin_url("/v1/keys"))
+        .body(crate::support::body::empty())
+        .unwrap();
+    let resp = within(5, "the 401's head", send.send_request(req))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    within(5, "keygate ends the stalled admin connection", conn)
         .await
         .unwrap()
         .ok();
