@@ -65,12 +65,25 @@ pub async fn run<H: Handler>(
     let (drain_tx, drain_rx) = watch::channel(false);
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(5);
+    let name = settings.name;
+    // Said at most once a minute each: a full listener or a process out of
+    // file descriptors is one condition, not one log line per client.
+    let mut full_log = Throttled::default();
+    let mut accept_log = Throttled::default();
 
     loop {
-        let permit = tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            p = permits.clone().acquire_owned() => p.expect("semaphore is never closed"),
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                if let Some(before) = full_log.due() {
+                    tracing::warn!(listener = name, max_connections = settings.max_connections, times_since_last_said = before, "{name} listener: limits.max_connections reached; new clients wait in the kernel's accept queue until a connection closes");
+                }
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => break,
+                    p = permits.clone().acquire_owned() => p.expect("semaphore is never closed"),
+                }
+            }
         };
         let (tcp, peer) = tokio::select! {
             biased;
@@ -79,7 +92,9 @@ pub async fn run<H: Handler>(
                 Ok(a) => a,
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
+                    if let Some(before) = accept_log.due() {
+                        tracing::warn!(listener = name, error = %e, times_since_last_said = before, "{name} listener: accept failed");
+                    }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(1));
                     continue;
@@ -102,13 +117,34 @@ pub async fn run<H: Handler>(
     let drained = tokio::time::timeout(settings.shutdown_grace, permits.acquire_many(all))
         .await
         .is_ok();
-    let name = settings.name;
     if drained {
         tracing::info!(listener = name, "{name} listener: all connections closed");
     } else {
         tracing::warn!(listener = name, grace = ?settings.shutdown_grace, "{name} listener: grace period over; closing the remaining connections");
     }
     drained
+}
+
+/// A condition logged at most once a minute, with how often it recurred
+/// unsaid in between.
+#[derive(Default)]
+struct Throttled {
+    last: Option<tokio::time::Instant>,
+    unsaid: u64,
+}
+
+impl Throttled {
+    /// `Some(times unsaid since the last line)` when a line is due now.
+    fn due(&mut self) -> Option<u64> {
+        const EVERY: Duration = Duration::from_secs(60);
+        let now = tokio::time::Instant::now();
+        if self.last.is_some_and(|t| now.duration_since(t) < EVERY) {
+            self.unsaid += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.unsaid))
+    }
 }
 
 /// hyper's builders for the two HTTPs a connection may speak (`Http`).

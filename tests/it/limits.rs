@@ -577,6 +577,45 @@ async fn an_http2_client_that_never_opens_its_window_on_the_admin_listener_is_cu
         .ok();
 }
 
+/// A full listener says so, once a minute, not once per client: without it
+/// an operator saw clients time out and nothing in the log.
+#[tokio::test]
+async fn reaching_max_connections_is_logged_once() {
+    use crate::support::bin::{self, Process};
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = crate::support::tls::Ca::new("max connections CA");
+    let cfg = bin::write_config(
+        dir.path(),
+        &ca,
+        "keygate test",
+        &up.url(),
+        "[store]\nkind = \"memory\"\n[limits]\nmax_connections = 1\ntls_handshake_timeout = \"300ms\"\n",
+    );
+    let kg = Process::serve(&cfg);
+    let addr = kg.main_addr().await;
+    let said = "limits.max_connections reached";
+    // Each connection says nothing and holds the only slot until its
+    // handshake time is up; the next waits in the accept queue.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(TcpStream::connect(addr).await.unwrap());
+    }
+    kg.logged(said).await;
+    for c in held {
+        within(5, "each waiting client is served in turn", read_to_close(c)).await;
+    }
+    let lines = kg
+        .log_lines()
+        .into_iter()
+        .filter(|l| l["message"].as_str().is_some_and(|m| m.contains(said)))
+        .count();
+    assert_eq!(
+        lines, 1,
+        "one line for the full listener, not one per client"
+    );
+}
+
 /// A burst of pipelined requests whose answers the client never reads: hyper
 /// has taken every answer's body, so only the full socket shows the stall.
 #[tokio::test]
