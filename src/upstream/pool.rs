@@ -56,11 +56,24 @@ impl Pool {
 
     /// An idle connection that is still open, if there is one. `now` is the
     /// caller's clock reading (one fewer per request).
+    ///
+    /// Only one that can take a request now: a backend may answer before it
+    /// has read the request body (a 401 of its own, a redirect) and then
+    /// read the rest before its next request, and the client may still be
+    /// sending that body, as slowly as it likes. Such a connection comes
+    /// back here when its response ends, but a request given to it would
+    /// wait behind that body until `upstream.response_timeout` (a 504 for
+    /// someone else). It stays, skipped, until it is free or gone.
     pub fn checkout(&self, now: Instant) -> Option<SendRequest<Incoming>> {
         let mut idle = self.idle.lock().expect("pool lock");
-        while let Some(i) = idle.pop() {
-            if !i.sender.is_closed() && now.saturating_duration_since(i.since) < self.idle_timeout {
-                return Some(i.sender);
+        let mut at = idle.len();
+        while at > 0 {
+            at -= 1;
+            let i = &idle[at];
+            if i.sender.is_closed() || now.saturating_duration_since(i.since) >= self.idle_timeout {
+                idle.remove(at);
+            } else if i.sender.is_ready() {
+                return Some(idle.remove(at).sender);
             }
         }
         None

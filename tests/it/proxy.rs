@@ -642,6 +642,86 @@ async fn upstream_connections_are_kept_alive_and_closed_ones_not_reused() {
     assert_eq!(get(&c, &gw.url("/")).await.status, StatusCode::OK);
 }
 
+/// A backend that answers each request at once, before reading its body,
+/// then reads the body before the next request on the connection (as Go's
+/// net/http does with a small unread body). Raw TCP: hyper's server closes
+/// such a connection instead.
+async fn early_answering_backend() -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut tcp = BufReader::new(tcp);
+                loop {
+                    let mut len = 0usize;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if tcp.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some((name, value)) = line.split_once(':') {
+                            if name.eq_ignore_ascii_case("content-length") {
+                                len = value.trim().parse().unwrap();
+                            }
+                        }
+                    }
+                    let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                    if tcp.get_mut().write_all(ok).await.is_err() {
+                        return;
+                    }
+                    let mut body = vec![0u8; len];
+                    if tcp.read_exact(&mut body).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+/// A client that sends its request body slowly, to a backend that answered
+/// before reading it, keeps that upstream connection busy after its response
+/// ended: keygate must not hand it to the next request, which would wait
+/// behind the body until the response timeout (a 504 for a bystander).
+#[tokio::test]
+async fn a_request_body_still_being_sent_does_not_hold_up_the_next_request() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = early_answering_backend().await;
+    let gw = builder(&up)
+        .set("upstream", "response_timeout = \"3s\"")
+        .start()
+        .await;
+    let mut slow = client::raw_tls(gw.addr, &gw.ca).await;
+    slow.write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nx")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    within(5, "the early answer", slow.read_exact(&mut head))
+        .await
+        .unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    // The other 999 bytes never come (while this test runs).
+    let c = client::h1(&gw.ca);
+    for i in 0..3 {
+        let started = std::time::Instant::now();
+        let answer = within(10, "a bystander's answer", get(&c, &gw.url("/"))).await;
+        assert_eq!(answer.status, StatusCode::OK, "request {i}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "request {i} waited {:?} behind another client's body",
+            started.elapsed()
+        );
+    }
+    drop(slow);
+}
+
 #[tokio::test]
 async fn an_upstream_that_never_accepts_is_502_after_the_connect_timeout() {
     // A listener whose accept queue is full: the kernel drops further SYNs,
