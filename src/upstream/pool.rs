@@ -114,11 +114,20 @@ impl Pool {
     }
 }
 
+/// Most bytes read from a backend connection at once, and so the largest
+/// body chunk handed on. hyper's default (about 400 KiB) held that much per
+/// response waiting on a slow client, on top of the HTTP/2 stream's send
+/// buffer: a client with 128 stalled streams made keygate hold about
+/// 180 MiB for the send timeout.
+const UPSTREAM_READ_BUF: usize = 64 * 1024;
+
 async fn handshake<IO>(io: IO) -> std::io::Result<SendRequest<Incoming>>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+    let (sender, conn) = hyper::client::conn::http1::Builder::new()
+        .max_buf_size(UPSTREAM_READ_BUF)
+        .handshake(TokioIo::new(io))
         .await
         .map_err(std::io::Error::other)?;
     tokio::spawn(async move {

@@ -82,3 +82,93 @@ fn max_tracked_clients_is_validated_by_name() {
         "{err}"
     );
 }
+
+/// An HTTP/2 client that opens every window wide, asks for large downloads
+/// on all its streams and never reads: keygate holds each stream's
+/// `h2_max_send_buf_size`, the chunk waiting for room and what it read
+/// from the backend, until `limits.send_timeout`. What it read from the
+/// backend was up to hyper's default buffer (about 400 KiB) per response:
+/// about 180 MiB per such connection, 1.4 MiB per stream.
+#[tokio::test]
+async fn stalled_http2_downloads_hold_a_bounded_amount_per_connection() {
+    use crate::support::bin::{self, Process};
+    use tokio::io::AsyncWriteExt;
+    const STREAMS: u32 = 128;
+    const CONNECTIONS: usize = 2;
+    const BOUND_MIB_PER_CONNECTION: u64 = 130;
+
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = crate::support::tls::Ca::new("stalled downloads CA");
+    let cfg = bin::write_config(
+        dir.path(),
+        &ca,
+        "localhost",
+        &up.url(),
+        "[store]\nkind = \"memory\"\n[auth]\nanonymous = \"passthrough\"\n",
+    );
+    let kg = Process::serve(&cfg);
+    let addr = kg.main_addr().await;
+    let before = rss_kib(kg.pid());
+
+    let frame = |kind: u8, flags: u8, stream: u32, payload: &[u8]| {
+        let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+        f.extend([kind, flags]);
+        f.extend(stream.to_be_bytes());
+        f.extend(payload);
+        f
+    };
+    let path = b"/download/4194304";
+    let mut hpack = vec![0x82, 0x87, 0x04, path.len() as u8];
+    hpack.extend(path);
+    hpack.extend([0x01, 9]);
+    hpack.extend(b"localhost");
+    let mut attack = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    // SETTINGS_INITIAL_WINDOW_SIZE = 2^31 - 1, and the connection window too.
+    attack.extend(frame(0x4, 0, 0, &[0, 4, 0x7f, 0xff, 0xff, 0xff]));
+    attack.extend(frame(0x8, 0, 0, &(0x7fff_ffffu32 - 65_535).to_be_bytes()));
+    for i in 0..STREAMS {
+        attack.extend(frame(0x1, 0x5, 1 + 2 * i, &hpack));
+    }
+    let mut held = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let tcp = socket.connect(addr).await.unwrap();
+        let mut tls = tokio_rustls::TlsConnector::from(ca.client_config(&[b"h2"]))
+            .connect(
+                rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+                tcp,
+            )
+            .await
+            .unwrap();
+        tls.write_all(&attack).await.unwrap();
+        held.push(tls);
+    }
+    // Until what keygate holds stops growing: every stream has its fill.
+    let mut last = 0;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let now = kg.peak_rss_kib();
+        if now == last && now > before + 10 * 1024 {
+            break;
+        }
+        last = now;
+    }
+    let grown_mib = (kg.peak_rss_kib() - before) / 1024;
+    eprintln!("{CONNECTIONS} stalled connections: {grown_mib} MiB");
+    assert!(
+        grown_mib < BOUND_MIB_PER_CONNECTION * CONNECTIONS as u64,
+        "{CONNECTIONS} stalled HTTP/2 connections made keygate grow by {grown_mib} MiB"
+    );
+    drop(held);
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
