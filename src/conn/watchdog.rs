@@ -87,12 +87,17 @@ impl Watchdog {
         })
     }
 
-    /// Watch a connection that is already closing gracefully: only a
-    /// response stalled on its client can still hold it open.
+    /// Watch a connection that is already closing gracefully: a response
+    /// stalled on its client, or no byte moving with nothing in flight,
+    /// ends it. The second: h2 keeps a response's last chunk after its body
+    /// is gone (no note, no request in flight), and a client that opens
+    /// its window one byte and no more would hold the close for ever.
     pub fn closing(stats: Arc<ConnStats>, send_timeout: Duration) -> Self {
         Self::spawn(async move {
-            send_stall::stalled(&stats.sends, send_timeout).await;
-            Alarm::Stalled
+            tokio::select! {
+                () = send_stall::stalled(&stats.sends, send_timeout) => Alarm::Stalled,
+                () = idle_watch(stats.clone(), send_timeout) => Alarm::Stalled,
+            }
         })
     }
 

@@ -545,6 +545,45 @@ async fn an_http2_client_that_never_opens_its_window_on_a_401_is_cut_off() {
         .ok();
 }
 
+/// A window of one byte: keygate sends that byte, h2 keeps the rest of the
+/// 401 after its body is gone (no request in flight, no note), and the
+/// idle timeout's graceful close waited on it for ever. A closing
+/// connection where nothing moves ends at the send timeout.
+#[tokio::test]
+async fn an_http2_client_that_opens_one_byte_of_window_is_cut_off() {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let up = Upstream::start().await;
+    let gw = builder(&up.url())
+        .set("auth", "anonymous = \"reject\"")
+        .set("limits", "send_timeout = \"400ms\"")
+        .set("limits", "idle_timeout = \"600ms\"")
+        .start()
+        .await;
+    let tls = tight_tls(&gw, b"h2").await;
+    let (mut send, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .initial_stream_window_size(1)
+        .handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    let conn = tokio::spawn(conn);
+    let req = http::Request::get(gw.url("/"))
+        .body(crate::support::body::empty())
+        .unwrap();
+    let resp = within(5, "the 401's head", send.send_request(req))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    all_connections_close(
+        &gw,
+        "the connection holding a 401 behind one byte of window is closed",
+    )
+    .await;
+    within(5, "the client sees its connection end", conn)
+        .await
+        .unwrap()
+        .ok();
+}
+
 /// The same on the admin listener, whose answers carry no access-log line:
 /// its idle timeout closed such a connection gracefully, and the graceful
 /// close then waited on the stalled answer for ever.
