@@ -152,8 +152,12 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Renewing<C> {
             Err(e) => aborted_by_replica(e),
             Ok(answer) => refused(answer),
         };
-        if refused && self.inner.readonly.allow() {
-            if let Some(renewal) = self.begin(generation) {
+        if refused {
+            // The allowance is taken only by a renewal of the connection in use.
+            let renewal = self
+                .begin(generation)
+                .filter(|_| self.inner.readonly.allow());
+            if let Some(renewal) = renewal {
                 tracing::warn!("Redis answered READONLY: this connection reaches a replica now (a failover behind the same address?); making a new one");
                 // Waited for, so that a repeat goes on the new connection;
                 // spawned, so that a caller out of time does not end it.
