@@ -516,28 +516,9 @@ async fn all_connections_close(gw: &crate::support::gateway::TestGateway, what: 
 /// for ever (no request is in flight for the idle timeout to close either).
 #[tokio::test]
 async fn an_http2_client_that_never_opens_its_window_on_a_401_is_cut_off() {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
     let up = Upstream::start().await;
-    let gw = builder(&up.url())
-        .set("auth", "anonymous = \"reject\"")
-        .set("limits", "send_timeout = \"400ms\"")
-        .set("limits", "idle_timeout = \"1h\"")
-        .start()
-        .await;
-    let tls = tight_tls(&gw, b"h2").await;
-    let (mut send, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-        .initial_stream_window_size(0)
-        .handshake(TokioIo::new(tls))
-        .await
-        .unwrap();
-    let conn = tokio::spawn(conn);
-    let req = http::Request::get(gw.url("/"))
-        .body(crate::support::body::empty())
-        .unwrap();
-    let resp = within(5, "the 401's head", send.send_request(req))
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let gw = window_gateway(&up, "1h").await;
+    let conn = a_401_behind_a_window(&gw, gw.addr, gw.url("/"), 0).await;
     all_connections_close(&gw, "the connection stalled on a 401 is closed").await;
     within(5, "the client sees its connection end", conn)
         .await
@@ -551,28 +532,9 @@ async fn an_http2_client_that_never_opens_its_window_on_a_401_is_cut_off() {
 /// connection where nothing moves ends at the send timeout.
 #[tokio::test]
 async fn an_http2_client_that_opens_one_byte_of_window_is_cut_off() {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
     let up = Upstream::start().await;
-    let gw = builder(&up.url())
-        .set("auth", "anonymous = \"reject\"")
-        .set("limits", "send_timeout = \"400ms\"")
-        .set("limits", "idle_timeout = \"600ms\"")
-        .start()
-        .await;
-    let tls = tight_tls(&gw, b"h2").await;
-    let (mut send, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-        .initial_stream_window_size(1)
-        .handshake(TokioIo::new(tls))
-        .await
-        .unwrap();
-    let conn = tokio::spawn(conn);
-    let req = http::Request::get(gw.url("/"))
-        .body(crate::support::body::empty())
-        .unwrap();
-    let resp = within(5, "the 401's head", send.send_request(req))
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let gw = window_gateway(&up, "600ms").await;
+    let conn = a_401_behind_a_window(&gw, gw.addr, gw.url("/"), 1).await;
     all_connections_close(
         &gw,
         "the connection holding a 401 behind one byte of window is closed",
@@ -589,31 +551,49 @@ async fn an_http2_client_that_opens_one_byte_of_window_is_cut_off() {
 /// close then waited on the stalled answer for ever.
 #[tokio::test]
 async fn an_http2_client_that_never_opens_its_window_on_the_admin_listener_is_cut_off() {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
     let up = Upstream::start().await;
-    let gw = builder(&up.url())
+    let gw = window_gateway(&up, "1h").await;
+    let conn = a_401_behind_a_window(&gw, gw.admin_addr, gw.admin_url("/v1/keys"), 0).await;
+    within(5, "keygate ends the stalled admin connection", conn)
+        .await
+        .unwrap()
+        .ok();
+}
+
+/// A gateway that refuses requests without a key, with a short send timeout.
+async fn window_gateway(up: &Upstream, idle: &str) -> crate::support::gateway::TestGateway {
+    builder(&up.url())
+        .set("auth", "anonymous = \"reject\"")
         .set("limits", "send_timeout = \"400ms\"")
-        .set("limits", "idle_timeout = \"1h\"")
+        .set("limits", &format!("idle_timeout = \"{idle}\""))
         .start()
-        .await;
-    let tls = tight_tls_to(&gw, gw.admin_addr, b"h2").await;
+        .await
+}
+
+/// An HTTP/2 client with `window` bytes of stream window asks `url` on
+/// `addr` and gets a 401's head; its connection's task, to see it end.
+async fn a_401_behind_a_window(
+    gw: &crate::support::gateway::TestGateway,
+    addr: std::net::SocketAddr,
+    url: String,
+    window: u32,
+) -> tokio::task::JoinHandle<hyper::Result<()>> {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let tls = tight_tls_to(gw, addr, b"h2").await;
     let (mut send, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-        .initial_stream_window_size(0)
+        .initial_stream_window_size(window)
         .handshake(TokioIo::new(tls))
         .await
         .unwrap();
     let conn = tokio::spawn(conn);
-    let req = http::Request::get(gw.admin_url("/v1/keys"))
+    let req = http::Request::get(url)
         .body(crate::support::body::empty())
         .unwrap();
     let resp = within(5, "the 401's head", send.send_request(req))
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-    within(5, "keygate ends the stalled admin connection", conn)
-        .await
-        .unwrap()
-        .ok();
+    conn
 }
 
 /// A full listener says so, once a minute, not once per client: without it
