@@ -560,17 +560,8 @@ async fn rediss_sentinel_store_keeps_the_contract() {
 /// to break (they may never).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failover_behind_one_address_moves_keygate_off_the_demoted_master() {
-    let old = RedisServer::start();
-    let old_port = old.port;
-    let new = RedisServer::start_with(|_, _| {
-        vec![
-            "--replicaof".into(),
-            "127.0.0.1".into(),
-            old_port.to_string(),
-        ]
-    });
-    replica_online(old_port);
-    let relay = crate::support::proxy::Relay::to_port(old_port).await;
+    let pair = BehindOneAddress::start().await;
+    let relay = &pair.relay;
     let up = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut b = crate::support::gateway::builder(&up.url());
@@ -587,16 +578,7 @@ async fn a_failover_behind_one_address_moves_keygate_off_the_demoted_master() {
     let (key, id) = crate::support::admin::create_key(&c, &gw, "dora").await;
     assert_eq!(gw.status_with_key(&c, &key).await, StatusCode::OK);
 
-    // The failover: the replica takes over, the address follows it, the
-    // old master follows the new one.
-    let _: () = query(new.port, redis::cmd("REPLICAOF").arg("NO").arg("ONE")).unwrap();
-    relay.retarget(new.port);
-    let _: () = query(
-        old_port,
-        redis::cmd("REPLICAOF").arg("127.0.0.1").arg(new.port),
-    )
-    .unwrap();
-    replica_online(new.port);
+    pair.fail_over();
 
     // At most the first call meets the demoted master.
     let revoked = crate::support::eventually(
@@ -633,36 +615,20 @@ async fn a_failover_behind_one_address_moves_keygate_off_the_demoted_master() {
 /// per write: at most one a second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_demoted_master_costs_one_new_connection_a_second_and_transactions_move_off_it() {
-    let old = RedisServer::start();
-    let old_port = old.port;
-    let new = RedisServer::start_with(|_, _| {
-        vec![
-            "--replicaof".into(),
-            "127.0.0.1".into(),
-            old_port.to_string(),
-        ]
-    });
-    replica_online(old_port);
-    let relay = crate::support::proxy::Relay::to_port(old_port).await;
+    let pair = BehindOneAddress::start().await;
+    let relay = &pair.relay;
     let store = Store::redis(&relay.redis_url(), "demoted", Duration::from_secs(2))
         .await
         .unwrap();
     let id = KeyId::parse("AAAAbbbbCCCC").unwrap();
     store.schedule(&id, "{}", &[(1, 2)]).await.unwrap();
 
-    let _: () = query(new.port, redis::cmd("REPLICAOF").arg("NO").arg("ONE")).unwrap();
-    relay.retarget(new.port);
-    let _: () = query(
-        old_port,
-        redis::cmd("REPLICAOF").arg("127.0.0.1").arg(new.port),
-    )
-    .unwrap();
-    replica_online(new.port);
+    pair.fail_over();
     // MULTI/EXEC first: the old connection still reaches the demoted master.
     store.schedule(&id, "{}", &[(3, 4)]).await.unwrap();
 
     // The address goes back to the demoted one, which stays a replica.
-    relay.retarget(old_port);
+    relay.retarget(pair.old.port);
     let connections = |port: u16| -> u64 {
         let info: String = query(port, redis::cmd("INFO").arg("stats")).unwrap();
         info.lines()
@@ -672,7 +638,7 @@ async fn a_demoted_master_costs_one_new_connection_a_second_and_transactions_mov
             .parse()
             .unwrap()
     };
-    let before = connections(old_port);
+    let before = connections(pair.old.port);
     let started = Instant::now();
     let mut writes = 0;
     while writes < 20 {
@@ -681,11 +647,49 @@ async fn a_demoted_master_costs_one_new_connection_a_second_and_transactions_mov
         writes += 1;
     }
     let seconds = started.elapsed().as_secs();
-    let dialled = connections(old_port) - before;
+    let dialled = connections(pair.old.port) - before;
     assert!(
         dialled <= seconds + 2,
         "{dialled} new connections for {writes} refused writes in {seconds} s"
     );
+}
+
+/// A master and its replica behind one address (a relay), as a cloud
+/// endpoint or a virtual IP puts them.
+struct BehindOneAddress {
+    old: RedisServer,
+    new: RedisServer,
+    relay: crate::support::proxy::Relay,
+}
+
+impl BehindOneAddress {
+    async fn start() -> BehindOneAddress {
+        let old = RedisServer::start();
+        let old_port = old.port;
+        let new = RedisServer::start_with(|_, _| {
+            vec![
+                "--replicaof".into(),
+                "127.0.0.1".into(),
+                old_port.to_string(),
+            ]
+        });
+        replica_online(old_port);
+        let relay = crate::support::proxy::Relay::to_port(old_port).await;
+        BehindOneAddress { old, new, relay }
+    }
+
+    /// The failover: the replica takes over, the address follows it, the
+    /// old master follows the new one.
+    fn fail_over(&self) {
+        let _: () = query(self.new.port, redis::cmd("REPLICAOF").arg("NO").arg("ONE")).unwrap();
+        self.relay.retarget(self.new.port);
+        let _: () = query(
+            self.old.port,
+            redis::cmd("REPLICAOF").arg("127.0.0.1").arg(self.new.port),
+        )
+        .unwrap();
+        replica_online(self.new.port);
+    }
 }
 
 /// A rotation no replica confirms is still answered 201 (the successor is
