@@ -28,9 +28,13 @@ pub enum Parsed<'a> {
     Malformed,
 }
 
-/// Whether an `Authorization` value names the Basic scheme (any case).
-pub fn is_basic(value: &[u8]) -> bool {
-    value.len() > 6 && value[..6].eq_ignore_ascii_case(b"basic ")
+/// Whether an `Authorization` value is Basic (any case) with a token that
+/// starts with `our_user`'s characters: what the cache may have seen verify
+/// (`KeyCache::recall`). An app's own Basic credentials are not hashed.
+pub fn may_be_ours(value: &[u8], our_user: &OurUser) -> bool {
+    value.len() > 6
+        && value[..6].eq_ignore_ascii_case(b"basic ")
+        && value[6..].starts_with(&our_user.encoded)
 }
 
 /// Parse an `Authorization` value; a Basic credential is decoded whole only
@@ -238,6 +242,17 @@ mod tests {
             base64::engine::general_purpose::STANDARD.encode(s)
         )
         .into_bytes()
+    }
+
+    #[test]
+    fn only_our_users_basic_values_may_be_recalled() {
+        assert!(may_be_ours(&basic("apikey:kg_a"), &apikey()));
+        let mut lower = basic("apikey:kg_a");
+        lower[..5].copy_from_slice(b"basic");
+        assert!(may_be_ours(&lower, &apikey()));
+        assert!(!may_be_ours(&basic("alice@example.org:pw"), &apikey()));
+        assert!(!may_be_ours(b"Bearer kg_a", &apikey()));
+        assert!(!may_be_ours(b"Basic ", &apikey()));
     }
 
     #[test]

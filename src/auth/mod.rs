@@ -134,7 +134,7 @@ impl Authenticator {
         // our user's Basic credentials are remembered, and `accept` and
         // `auth.username` are fixed for the process, so a recalled value is
         // one this parse would take.
-        let sent = match self.accept.basic && basic::is_basic(value) {
+        let sent = match self.accept.basic && basic::may_be_ours(value, &self.username) {
             true => self.keyring.sent(value),
             false => None,
         };
