@@ -99,6 +99,9 @@ pub enum SettingsError {
     Invalid(Vec<String>),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Saved and in force, not confirmed by a replica (`Saved::Unconfirmed`).
+    #[error("the settings are saved and in force on every instance, but no replica confirmed them in time (a failover now could undo them): save them again")]
+    Unconfirmed(StoreError),
 }
 
 /// Longest label accepted (a user name: `keys::user`).
@@ -553,7 +556,7 @@ impl Keyring {
         self.record(Event::by(actor, "settings", &json, 1)).await;
         match saved {
             Saved::Confirmed => Ok(()),
-            Saved::Unconfirmed(e) => Err(e.into()),
+            Saved::Unconfirmed(e) => Err(SettingsError::Unconfirmed(e)),
         }
     }
 

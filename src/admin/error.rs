@@ -34,6 +34,8 @@ pub enum ApiError {
     Store(StoreError),
     /// 503: revoked in the store, not confirmed by every instance; retry.
     NotPropagated(RevokeError),
+    /// 503: settings saved and in force, not confirmed by a replica; save again.
+    SettingsUnconfirmed(crate::keyring::SettingsError),
 }
 
 // === impl ApiError ===
@@ -87,6 +89,11 @@ impl ApiError {
             }
             ApiError::NotPropagated(e) => {
                 tracing::error!(error = %e, "revocation not confirmed by the fleet");
+                let resp = response::json_error(S::SERVICE_UNAVAILABLE, &e.to_string());
+                return response::retry_after(resp, RETRY_SOON);
+            }
+            ApiError::SettingsUnconfirmed(e) => {
+                tracing::error!(error = %e, "settings saved, not confirmed by a replica");
                 let resp = response::json_error(S::SERVICE_UNAVAILABLE, &e.to_string());
                 return response::retry_after(resp, RETRY_SOON);
             }

@@ -402,6 +402,7 @@ pub async fn put_settings(ctx: &Ctx<'_>, settings: Settings) -> ApiResult {
             return Err(ApiError::bad_request(problems.join("; ")))
         }
         Err(SettingsError::Store(e)) => return Err(ApiError::Store(e)),
+        Err(e @ SettingsError::Unconfirmed(_)) => return Err(ApiError::SettingsUnconfirmed(e)),
     }
     Ok(json(StatusCode::OK, &settings))
 }

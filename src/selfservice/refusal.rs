@@ -36,6 +36,8 @@ pub(super) enum Refusal {
     Invalid(Vec<String>),
     LoginUnavailable(String),
     Store(StoreError),
+    /// Settings saved and in force, not confirmed by a replica: save again.
+    SettingsUnconfirmed(crate::keyring::SettingsError),
     Csrf(CsrfError),
     BadRequest(String),
     /// 404: no such key (or not this user's).
@@ -79,6 +81,7 @@ impl From<crate::admin::ApiError> for Refusal {
             E::BadRequest(m) | E::NotFound(m) => Refusal::BadRequest(m),
             E::Store(e) => Refusal::Store(e),
             E::NotPropagated(e) => e.into(),
+            E::SettingsUnconfirmed(e) => Refusal::SettingsUnconfirmed(e),
             E::Unauthorized => Refusal::SignedOut,
             E::Method(allow) => Refusal::Method(allow),
             E::UnsupportedMedia => Refusal::UnsupportedMedia,
@@ -238,6 +241,7 @@ pub(super) fn page(
         | Refusal::RateLimited(_)
         | Refusal::TooManyKeys(_)
         | Refusal::Rotated(_)
+        | Refusal::SettingsUnconfirmed(_)
         | Refusal::UnsupportedMedia
         | Refusal::TooLarge) => return json(other),
     };
@@ -274,6 +278,11 @@ pub(super) fn json(refusal: Refusal) -> Response<ResponseBody> {
                 S::SERVICE_UNAVAILABLE,
                 "the key store is unavailable".into(),
             )
+        }
+        Refusal::SettingsUnconfirmed(e) => {
+            tracing::error!(error = %e, "admin console: settings saved, not confirmed by a replica (503)");
+            retry = Some(RETRY_SOON);
+            (S::SERVICE_UNAVAILABLE, e.to_string())
         }
         Refusal::Csrf(CsrfError::OriginMismatch { expected, came }) => {
             let expected = expected.as_deref().unwrap_or("unknown (no Host)");

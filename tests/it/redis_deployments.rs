@@ -296,6 +296,65 @@ async fn settings_no_replica_confirms_are_an_error() {
     );
 }
 
+/// Through the admin API: the unconfirmed save says what happened (saved,
+/// in force, save again), is audited, and the settings are in force.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unconfirmed_settings_save_is_a_503_that_says_it_is_in_force_and_is_audited() {
+    let master = RedisServer::start();
+    let master_port = master.port;
+    let replica = RedisServer::start_with(|_, _| {
+        vec![
+            "--replicaof".into(),
+            "127.0.0.1".into(),
+            master_port.to_string(),
+        ]
+    });
+    replica_online(master_port);
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = crate::support::gateway::builder(&up.url());
+    for line in store_section_for(&master.url(), dir.path(), "unconfirmed") {
+        b.set("store", &line);
+    }
+    let gw = b.start().await;
+    let c = client::h1(&gw.ca);
+    let admin =
+        |method, path: &'static str, body| crate::support::admin::call(&c, &gw, method, path, body);
+    let mut settings: serde_json::Value =
+        serde_json::from_str(&admin(http::Method::GET, "/v1/settings", None).await.text()).unwrap();
+    settings["self_service"] = serde_json::json!(false);
+
+    replica.freeze();
+    let saved = admin(http::Method::PUT, "/v1/settings", Some(settings.clone())).await;
+    replica.thaw();
+    assert_eq!(
+        saved.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        saved.text()
+    );
+    assert!(
+        saved
+            .text()
+            .contains("saved and in force on every instance, but no replica confirmed them"),
+        "{}",
+        saved.text()
+    );
+    let now: serde_json::Value =
+        serde_json::from_str(&admin(http::Method::GET, "/v1/settings", None).await.text()).unwrap();
+    assert_eq!(now["self_service"], false);
+    let audit: serde_json::Value =
+        serde_json::from_str(&admin(http::Method::GET, "/v1/audit", None).await.text()).unwrap();
+    assert!(
+        audit["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "settings"),
+        "not audited: {audit}"
+    );
+}
+
 /// Once a client of the server on `port` is blocked in `WAIT`.
 async fn waiting_for_replicas(port: u16) {
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();

@@ -133,6 +133,7 @@ impl SelfService {
             Ok(()) => Ok(response::json(StatusCode::OK, &settings)),
             Err(SettingsError::Invalid(problems)) => Err(Refusal::Invalid(problems)),
             Err(SettingsError::Store(e)) => Err(Refusal::Store(e)),
+            Err(e @ SettingsError::Unconfirmed(_)) => Err(Refusal::SettingsUnconfirmed(e)),
         }
     }
 
