@@ -101,7 +101,7 @@ pub async fn start(
     keyring: &Keyring,
 ) -> Result<Running, StartError> {
     // 1. the upstream client (pooled, built once)
-    let upstream = Upstream::new(&config.upstream)?;
+    let upstream = Upstream::new(&config.upstream, config.limits.max_connections)?;
 
     // 2. TLS
     let (reloader, tls) = match (tls_mode, &config.listen.tls) {

@@ -65,7 +65,8 @@ pub struct Upstream {
 // === impl Upstream ===
 
 impl Upstream {
-    pub fn new(cfg: &config::Upstream) -> Result<Self, SetupError> {
+    /// `max_open`: most backend connections open at once (`limits.max_connections`).
+    pub fn new(cfg: &config::Upstream, max_open: usize) -> Result<Self, SetupError> {
         let authority = cfg
             .url
             .authority()
@@ -89,7 +90,12 @@ impl Upstream {
             connect_timeout: cfg.connect_timeout,
         };
         Ok(Upstream {
-            pool: Pool::new(connector, cfg.pool_max_idle, cfg.pool_idle_timeout),
+            pool: Pool::new(
+                connector,
+                cfg.pool_max_idle,
+                cfg.pool_idle_timeout,
+                max_open,
+            ),
             authority,
             response_timeout: cfg.response_timeout,
         })

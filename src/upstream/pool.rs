@@ -15,6 +15,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// How to reach the backend.
 pub struct Connector {
@@ -29,6 +30,12 @@ pub struct Pool {
     connector: Connector,
     max_idle: usize,
     idle_timeout: Duration,
+    /// A permit per backend connection open, held by its task: as many as
+    /// `limits.max_connections`, the bound the open-file limit is raised
+    /// for (`fd_limit`). Without it one HTTP/2 client could open a backend
+    /// connection per stream, and clients enough all the descriptors.
+    open: Arc<Semaphore>,
+    max_open: usize,
 }
 
 struct Idle {
@@ -45,12 +52,19 @@ pub struct Lease {
 // === impl Pool ===
 
 impl Pool {
-    pub fn new(connector: Connector, max_idle: usize, idle_timeout: Duration) -> Arc<Pool> {
+    pub fn new(
+        connector: Connector,
+        max_idle: usize,
+        idle_timeout: Duration,
+        max_open: usize,
+    ) -> Arc<Pool> {
         Arc::new(Pool {
             idle: Mutex::new(Vec::new()),
             connector,
             max_idle,
             idle_timeout,
+            open: Arc::new(Semaphore::new(max_open)),
+            max_open,
         })
     }
 
@@ -92,25 +106,42 @@ impl Pool {
         }
     }
 
-    /// Open a new connection (TCP, then TLS for https) within the connect timeout.
+    /// Open a new connection (TCP, then TLS for https) within the connect
+    /// timeout, which also bounds the wait for a free one when
+    /// `max_open` are open.
     pub async fn connect(&self) -> std::io::Result<SendRequest<Incoming>> {
         let c = &self.connector;
+        let mut full = false;
         let connect = async {
+            let permit = match self.open.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(_) => {
+                    full = true;
+                    self.open
+                        .clone()
+                        .acquire_owned()
+                        .await
+                        .expect("never closed")
+                }
+            };
             let tcp = TcpStream::connect(c.authority.as_str()).await?;
             tcp.set_nodelay(true)?;
             match &c.tls {
-                None => handshake(tcp).await,
-                Some((tls, name)) => handshake(tls.connect(name.clone(), tcp).await?).await,
+                None => handshake(tcp, permit).await,
+                Some((tls, name)) => handshake(tls.connect(name.clone(), tcp).await?, permit).await,
             }
         };
-        tokio::time::timeout(c.connect_timeout, connect)
-            .await
-            .map_err(|_| {
-                std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("no connection within {:?}", c.connect_timeout),
-                )
-            })?
+        let connected = tokio::time::timeout(c.connect_timeout, connect).await;
+        connected.map_err(|_| {
+            let why = match full {
+                true => format!(
+                    "limits.max_connections ({}) backend connections are open, and none closed within {:?}",
+                    self.max_open, c.connect_timeout
+                ),
+                false => format!("no connection within {:?}", c.connect_timeout),
+            };
+            std::io::Error::new(std::io::ErrorKind::TimedOut, why)
+        })?
     }
 }
 
@@ -121,7 +152,11 @@ impl Pool {
 /// 180 MiB for the send timeout.
 const UPSTREAM_READ_BUF: usize = 64 * 1024;
 
-async fn handshake<IO>(io: IO) -> std::io::Result<SendRequest<Incoming>>
+/// `permit` is held by the connection's task, until the connection ends.
+async fn handshake<IO>(
+    io: IO,
+    permit: OwnedSemaphorePermit,
+) -> std::io::Result<SendRequest<Incoming>>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -131,6 +166,7 @@ where
         .await
         .map_err(std::io::Error::other)?;
     tokio::spawn(async move {
+        let _open = permit;
         if let Err(e) = conn.with_upgrades().await {
             tracing::debug!(error = %e, "upstream connection ended with an error");
         }

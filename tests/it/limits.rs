@@ -720,3 +720,39 @@ async fn timed_heads(up: &Upstream) -> crate::support::gateway::TestGateway {
         .start()
         .await
 }
+
+/// Backend connections are bounded by `limits.max_connections`, as the
+/// open-file limit keygate raises assumes: one HTTP/2 client with more
+/// streams than that waits for a free connection within
+/// `upstream.connect_timeout`, then gets 502; a freed one serves again.
+#[tokio::test]
+async fn backend_connections_are_bounded_by_max_connections() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url())
+        .set("limits", "max_connections = 2")
+        .set("upstream", "connect_timeout = \"300ms\"")
+        .start()
+        .await;
+    let c = client::h2(&gw.ca);
+    let mut holding = Vec::new();
+    for _ in 0..2 {
+        let (c, url) = (c.clone(), gw.url("/hold"));
+        holding.push(tokio::spawn(async move { get(&c, &url).await }));
+        within(
+            5,
+            "a request held at the backend",
+            up.shared.held.notified(),
+        )
+        .await;
+    }
+    let third = within(5, "the third request's answer", get(&c, &gw.url("/"))).await;
+    assert_eq!(third.status, StatusCode::BAD_GATEWAY, "{}", third.text());
+    for _ in 0..2 {
+        up.shared.release.notify_one();
+    }
+    for held in holding {
+        let answer = within(5, "a held request's answer", held).await.unwrap();
+        assert_eq!(answer.status, StatusCode::OK);
+    }
+    assert_eq!(get(&c, &gw.url("/")).await.status, StatusCode::OK);
+}
