@@ -140,12 +140,9 @@ impl Upstream {
                     // Boxed: a connect (TLS handshake included) is several KiB of
                     // future state, and it would otherwise be inline in every
                     // request's future, copied on each request though rarely used.
-                    None => (
-                        Box::pin(self.pool.connect())
-                            .await
-                            .map_err(UpstreamError::Connect)?,
-                        false,
-                    ),
+                    None => Box::pin(self.pool.connect())
+                        .await
+                        .map_err(UpstreamError::Connect)?,
                 };
                 if let Err(e) = sender.ready().await {
                     // A pooled connection the backend closed meanwhile: take another.

@@ -15,7 +15,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// How to reach the backend.
 pub struct Connector {
@@ -36,6 +36,9 @@ pub struct Pool {
     /// connection per stream, and clients enough all the descriptors.
     open: Arc<Semaphore>,
     max_open: usize,
+    /// A connection came back to the idle stack: a request waiting for a
+    /// free one looks again.
+    returned: Notify,
 }
 
 struct Idle {
@@ -65,6 +68,7 @@ impl Pool {
             idle_timeout,
             open: Arc::new(Semaphore::new(max_open)),
             max_open,
+            returned: Notify::new(),
         })
     }
 
@@ -103,27 +107,45 @@ impl Pool {
                 sender,
                 since: Instant::now(),
             });
+            drop(idle);
+            self.returned.notify_one();
         }
     }
 
-    /// Open a new connection (TCP, then TLS for https) within the connect
-    /// timeout, which also bounds the wait for a free one when
-    /// `max_open` are open.
-    pub async fn connect(&self) -> std::io::Result<SendRequest<Incoming>> {
+    /// A connection for a request the idle stack had none for: a new one
+    /// (TCP, then TLS for https), or, while `max_open` are open, the first
+    /// that comes back to the stack or closes, all within the connect
+    /// timeout. `true` with one from the stack.
+    pub async fn connect(&self) -> std::io::Result<(SendRequest<Incoming>, bool)> {
         let c = &self.connector;
-        let mut full = false;
-        let connect = async {
-            let permit = match self.open.clone().try_acquire_owned() {
-                Ok(p) => p,
-                Err(_) => {
-                    full = true;
-                    self.open
-                        .clone()
-                        .acquire_owned()
-                        .await
-                        .expect("never closed")
+        let deadline = tokio::time::Instant::now() + c.connect_timeout;
+        let permit = loop {
+            // Enabled first: a connection returned between the look at the
+            // stack and the wait still wakes it.
+            let returned = self.returned.notified();
+            tokio::pin!(returned);
+            returned.as_mut().enable();
+            if let Ok(p) = self.open.clone().try_acquire_owned() {
+                break p;
+            }
+            if let Some(sender) = self.checkout(Instant::now()) {
+                return Ok((sender, true));
+            }
+            tokio::select! {
+                p = self.open.clone().acquire_owned() => break p.expect("never closed"),
+                () = returned => {}
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!(
+                            "limits.max_connections ({}) backend connections are open, and none came free within {:?}",
+                            self.max_open, c.connect_timeout
+                        ),
+                    ))
                 }
-            };
+            }
+        };
+        let connect = async {
             let tcp = TcpStream::connect(c.authority.as_str()).await?;
             tcp.set_nodelay(true)?;
             match &c.tls {
@@ -131,17 +153,15 @@ impl Pool {
                 Some((tls, name)) => handshake(tls.connect(name.clone(), tcp).await?, permit).await,
             }
         };
-        let connected = tokio::time::timeout(c.connect_timeout, connect).await;
-        connected.map_err(|_| {
-            let why = match full {
-                true => format!(
-                    "limits.max_connections ({}) backend connections are open, and none closed within {:?}",
-                    self.max_open, c.connect_timeout
-                ),
-                false => format!("no connection within {:?}", c.connect_timeout),
-            };
-            std::io::Error::new(std::io::ErrorKind::TimedOut, why)
-        })?
+        let sender = tokio::time::timeout_at(deadline, connect)
+            .await
+            .map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no connection within {:?}", c.connect_timeout),
+                )
+            })??;
+        Ok((sender, false))
     }
 }
 

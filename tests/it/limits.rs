@@ -724,13 +724,14 @@ async fn timed_heads(up: &Upstream) -> crate::support::gateway::TestGateway {
 /// Backend connections are bounded by `limits.max_connections`, as the
 /// open-file limit keygate raises assumes: one HTTP/2 client with more
 /// streams than that waits for a free connection within
-/// `upstream.connect_timeout`, then gets 502; a freed one serves again.
+/// `upstream.connect_timeout`, then gets 502; one that comes free while a
+/// request waits (back to the pool, not closed) serves it.
 #[tokio::test]
 async fn backend_connections_are_bounded_by_max_connections() {
     let up = Upstream::start().await;
     let gw = builder(&up.url())
         .set("limits", "max_connections = 2")
-        .set("upstream", "connect_timeout = \"300ms\"")
+        .set("upstream", "connect_timeout = \"1s\"")
         .start()
         .await;
     let c = client::h2(&gw.ca);
@@ -747,12 +748,24 @@ async fn backend_connections_are_bounded_by_max_connections() {
     }
     let third = within(5, "the third request's answer", get(&c, &gw.url("/"))).await;
     assert_eq!(third.status, StatusCode::BAD_GATEWAY, "{}", third.text());
-    for _ in 0..2 {
-        up.shared.release.notify_one();
-    }
+
+    // A fourth waits; one held request ends meanwhile and its connection
+    // goes back to the pool, still open: the waiting request takes it.
+    let (c4, url) = (c.clone(), gw.url("/"));
+    let fourth = tokio::spawn(async move { get(&c4, &url).await });
+    // Well inside the 1 s the fourth may wait; were it not waiting yet, it
+    // would find the connection in the pool: 200 either way, 502 only if a
+    // returned connection is never handed to a waiting request.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    up.shared.release.notify_one();
+    let fourth = within(5, "the fourth request's answer", fourth)
+        .await
+        .unwrap();
+    assert_eq!(fourth.status, StatusCode::OK, "{}", fourth.text());
+
+    up.shared.release.notify_one();
     for held in holding {
         let answer = within(5, "a held request's answer", held).await.unwrap();
         assert_eq!(answer.status, StatusCode::OK);
     }
-    assert_eq!(get(&c, &gw.url("/")).await.status, StatusCode::OK);
 }
