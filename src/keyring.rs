@@ -101,7 +101,7 @@ pub enum SettingsError {
     Store(#[from] StoreError),
     /// Saved and in force, not confirmed by a replica (`Saved::Unconfirmed`).
     #[error("the settings are saved and in force on every instance, but no replica confirmed them in time (a failover now could undo them): save them again")]
-    Unconfirmed(StoreError),
+    Unconfirmed(#[source] StoreError),
 }
 
 /// Longest label accepted (a user name: `keys::user`).

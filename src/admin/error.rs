@@ -93,7 +93,7 @@ impl ApiError {
                 return response::retry_after(resp, RETRY_SOON);
             }
             ApiError::SettingsUnconfirmed(e) => {
-                tracing::error!(error = %e, "settings saved, not confirmed by a replica");
+                tracing::error!(error = %e, cause = ?std::error::Error::source(&e), "settings saved, not confirmed by a replica");
                 let resp = response::json_error(S::SERVICE_UNAVAILABLE, &e.to_string());
                 return response::retry_after(resp, RETRY_SOON);
             }

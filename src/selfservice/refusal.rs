@@ -280,7 +280,7 @@ pub(super) fn json(refusal: Refusal) -> Response<ResponseBody> {
             )
         }
         Refusal::SettingsUnconfirmed(e) => {
-            tracing::error!(error = %e, "admin console: settings saved, not confirmed by a replica (503)");
+            tracing::error!(error = %e, cause = ?std::error::Error::source(&e), "admin console: settings saved, not confirmed by a replica (503)");
             retry = Some(RETRY_SOON);
             (S::SERVICE_UNAVAILABLE, e.to_string())
         }
