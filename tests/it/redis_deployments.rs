@@ -215,16 +215,7 @@ async fn a_cluster_revocation_retried_elsewhere_waits_for_the_first_attempts_wri
 /// failover could lose. A created key only logs a warning.
 #[tokio::test]
 async fn a_revocation_no_replica_confirms_is_an_error() {
-    let master = RedisServer::start();
-    let master_port = master.port;
-    let replica = RedisServer::start_with(|_, _| {
-        vec![
-            "--replicaof".into(),
-            "127.0.0.1".into(),
-            master_port.to_string(),
-        ]
-    });
-    replica_online(master_port);
+    let (master, replica) = master_and_replica();
     let store = open(&master.url(), "wait").await;
     let (_, a) = record("alice", DAY);
     store.insert(&a).await.unwrap();
@@ -245,7 +236,7 @@ async fn a_revocation_no_replica_confirms_is_an_error() {
             (r, Instant::now())
         },
         async {
-            waiting_for_replicas(master_port).await;
+            waiting_for_replicas(master.port).await;
             store.get(a.id.as_str()).await.unwrap();
             Instant::now()
         }
@@ -267,16 +258,7 @@ async fn a_revocation_no_replica_confirms_is_an_error() {
 /// the looser settings back.
 #[tokio::test]
 async fn settings_no_replica_confirms_are_an_error() {
-    let master = RedisServer::start();
-    let master_port = master.port;
-    let replica = RedisServer::start_with(|_, _| {
-        vec![
-            "--replicaof".into(),
-            "127.0.0.1".into(),
-            master_port.to_string(),
-        ]
-    });
-    replica_online(master_port);
+    let (master, replica) = master_and_replica();
     let store = open(&master.url(), "wait-settings").await;
     store
         .put_settings(r#"{"self_service":true}"#)
@@ -300,16 +282,7 @@ async fn settings_no_replica_confirms_are_an_error() {
 /// in force, save again), is audited, and the settings are in force.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unconfirmed_settings_save_is_a_503_that_says_it_is_in_force_and_is_audited() {
-    let master = RedisServer::start();
-    let master_port = master.port;
-    let replica = RedisServer::start_with(|_, _| {
-        vec![
-            "--replicaof".into(),
-            "127.0.0.1".into(),
-            master_port.to_string(),
-        ]
-    });
-    replica_online(master_port);
+    let (master, replica) = master_and_replica();
     let up = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut b = crate::support::gateway::builder(&up.url());
@@ -353,6 +326,17 @@ async fn an_unconfirmed_settings_save_is_a_503_that_says_it_is_in_force_and_is_a
             .any(|e| e["action"] == "settings"),
         "not audited: {audit}"
     );
+}
+
+/// A master and a replica of it that has caught up.
+fn master_and_replica() -> (RedisServer, RedisServer) {
+    let master = RedisServer::start();
+    let port = master.port;
+    let replica = RedisServer::start_with(|_, _| {
+        vec!["--replicaof".into(), "127.0.0.1".into(), port.to_string()]
+    });
+    replica_online(port);
+    (master, replica)
 }
 
 /// Once a client of the server on `port` is blocked in `WAIT`.
@@ -723,17 +707,8 @@ struct BehindOneAddress {
 
 impl BehindOneAddress {
     async fn start() -> BehindOneAddress {
-        let old = RedisServer::start();
-        let old_port = old.port;
-        let new = RedisServer::start_with(|_, _| {
-            vec![
-                "--replicaof".into(),
-                "127.0.0.1".into(),
-                old_port.to_string(),
-            ]
-        });
-        replica_online(old_port);
-        let relay = crate::support::proxy::Relay::to_port(old_port).await;
+        let (old, new) = master_and_replica();
+        let relay = crate::support::proxy::Relay::to_port(old.port).await;
         BehindOneAddress { old, new, relay }
     }
 
@@ -757,16 +732,7 @@ impl BehindOneAddress {
 /// answer says so, as when the fleet could not be told.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotation_no_replica_confirms_says_the_old_key_may_live_on() {
-    let master = RedisServer::start();
-    let master_port = master.port;
-    let replica = RedisServer::start_with(|_, _| {
-        vec![
-            "--replicaof".into(),
-            "127.0.0.1".into(),
-            master_port.to_string(),
-        ]
-    });
-    replica_online(master_port);
+    let (master, replica) = master_and_replica();
     let up = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let gw = crate::support::gateway::builder(&up.url())
