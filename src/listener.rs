@@ -29,6 +29,7 @@ use crate::conn::serving::{Serving, Watch};
 use crate::conn::watchdog::Watchdog;
 use crate::conn::{ConnCtx, ConnStats, Handler, Slot};
 use crate::metrics::Metrics;
+use crate::telemetry::throttle::Throttled;
 use crate::tls::TlsSource;
 
 #[derive(Clone)]
@@ -68,14 +69,14 @@ pub async fn run<H: Handler>(
     let name = settings.name;
     // Said at most once a minute each: a full listener or a process out of
     // file descriptors is one condition, not one log line per client.
-    let mut full_log = Throttled::default();
-    let mut accept_log = Throttled::default();
+    let mut full_log = Throttled::each_minute();
+    let mut accept_log = Throttled::each_minute();
 
     loop {
         let permit = match permits.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {
-                if let Some(before) = full_log.due() {
+                if let Some(before) = full_log.due(std::time::Instant::now()) {
                     tracing::warn!(listener = name, max_connections = settings.max_connections, times_since_last_said = before, "{name} listener: limits.max_connections reached; new clients wait in the kernel's accept queue until a connection closes");
                 }
                 tokio::select! {
@@ -92,7 +93,7 @@ pub async fn run<H: Handler>(
                 Ok(a) => a,
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
-                    if let Some(before) = accept_log.due() {
+                    if let Some(before) = accept_log.due(std::time::Instant::now()) {
                         tracing::warn!(listener = name, error = %e, times_since_last_said = before, "{name} listener: accept failed");
                     }
                     tokio::time::sleep(backoff).await;
@@ -123,28 +124,6 @@ pub async fn run<H: Handler>(
         tracing::warn!(listener = name, grace = ?settings.shutdown_grace, "{name} listener: grace period over; closing the remaining connections");
     }
     drained
-}
-
-/// A condition logged at most once a minute, with how often it recurred
-/// unsaid in between.
-#[derive(Default)]
-struct Throttled {
-    last: Option<tokio::time::Instant>,
-    unsaid: u64,
-}
-
-impl Throttled {
-    /// `Some(times unsaid since the last line)` when a line is due now.
-    fn due(&mut self) -> Option<u64> {
-        const EVERY: Duration = Duration::from_secs(60);
-        let now = tokio::time::Instant::now();
-        if self.last.is_some_and(|t| now.duration_since(t) < EVERY) {
-            self.unsaid += 1;
-            return None;
-        }
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.unsaid))
-    }
 }
 
 /// hyper's builders for the two HTTPs a connection may speak (`Http`).

@@ -14,6 +14,7 @@ mod access_line;
 #[cfg(test)]
 pub(crate) mod captured;
 mod log_file;
+pub mod throttle;
 mod timestamp;
 
 use std::cell::RefCell;

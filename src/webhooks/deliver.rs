@@ -19,16 +19,12 @@ use crate::keys::unix_now;
 use crate::login::fetch::Fetch;
 use crate::metrics::Metrics;
 use crate::store::{Claimed, Store};
+use crate::telemetry::throttle::Throttled;
 
 /// Messages claimed (and posted concurrently) at a time, per entry.
 const BATCH: usize = 16;
 /// How often a worker looks for messages it was not woken for.
 const POLL: Duration = Duration::from_secs(1);
-/// Failed attempts are logged at most this often per entry and instance:
-/// a backlog for a receiver that is down (a revocation of every key, a
-/// wrong URL) fails every message at every backoff step, tens of lines per
-/// event for as long as `keep`.
-const FAILURE_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// The running workers; stopped on drop or by `stop`.
 pub struct Delivery {
@@ -56,7 +52,7 @@ impl Delivery {
                 fetch,
                 store: store.clone(),
                 metrics: metrics.clone(),
-                failures: Mutex::default(),
+                failures: Mutex::new(Throttled::each_minute()),
             };
             workers.push(tokio::spawn(worker.run(wake.clone())));
         }
@@ -82,33 +78,11 @@ struct Worker {
     fetch: Fetch,
     store: Store,
     metrics: Arc<Metrics>,
-    failures: Mutex<FailureLog>,
-}
-
-/// When a failed attempt was last logged, and how many failed since.
-#[derive(Default)]
-struct FailureLog {
-    logged_at: Option<Instant>,
-    unlogged: u64,
-}
-
-// === impl FailureLog ===
-
-impl FailureLog {
-    /// A failed attempt at `now`: `Some(n)` to log it, `n` failed unlogged
-    /// before it; `None` to count it quietly.
-    fn failed(&mut self, now: Instant) -> Option<u64> {
-        match self.logged_at {
-            Some(at) if now.saturating_duration_since(at) < FAILURE_LOG_EVERY => {
-                self.unlogged += 1;
-                None
-            }
-            _ => {
-                self.logged_at = Some(now);
-                Some(std::mem::take(&mut self.unlogged))
-            }
-        }
-    }
+    /// Failed attempts are logged at most once a minute per entry and
+    /// instance, with the count since: a backlog for a receiver that is
+    /// down fails every message at every backoff step, tens of lines per
+    /// event for as long as `keep`.
+    failures: Mutex<Throttled>,
 }
 
 // === impl Worker ===
@@ -192,7 +166,7 @@ impl Worker {
                     .failures
                     .lock()
                     .expect("not poisoned")
-                    .failed(Instant::now());
+                    .due(Instant::now());
                 if let Some(unlogged) = log {
                     tracing::warn!(
                         webhook = %origin(&config.url),
@@ -226,20 +200,7 @@ fn origin(url: &http::Uri) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{origin, FailureLog, FAILURE_LOG_EVERY};
-    use std::time::{Duration, Instant};
-
-    #[test]
-    fn failed_attempts_are_logged_once_a_minute_with_the_count_between() {
-        let mut log = FailureLog::default();
-        let start = Instant::now();
-        assert_eq!(log.failed(start), Some(0), "the first is logged");
-        for i in 1..100 {
-            assert_eq!(log.failed(start + Duration::from_millis(i * 100)), None);
-        }
-        assert_eq!(log.failed(start + FAILURE_LOG_EVERY), Some(99));
-        assert_eq!(log.failed(start + FAILURE_LOG_EVERY), None);
-    }
+    use super::origin;
 
     #[test]
     fn the_origin_shows_no_path_query_or_userinfo() {

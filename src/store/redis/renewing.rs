@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 use redis::aio::ConnectionLike;
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, RedisResult, ServerErrorKind, Value};
 
+use crate::telemetry::throttle::Throttled;
+
 /// At most one connection is replaced for READONLY in this time: a server
 /// that keeps answering it (an address that names the old master until its
 /// DNS moves, a `store.url` naming a replica) would otherwise cost a new
@@ -67,19 +69,19 @@ struct Inner<C> {
 
 /// When a READONLY answer last made a connection be replaced, to allow one
 /// in `READONLY_RENEWAL_EVERY`.
-#[derive(Default)]
-pub struct ReadonlyRenewals(StdMutex<Option<Instant>>);
+pub struct ReadonlyRenewals(StdMutex<Throttled>);
+
+impl Default for ReadonlyRenewals {
+    fn default() -> Self {
+        ReadonlyRenewals(StdMutex::new(Throttled::every(READONLY_RENEWAL_EVERY)))
+    }
+}
 
 impl ReadonlyRenewals {
     /// Whether a replacement may start now (and, if so, it counts as started).
     pub fn allow(&self) -> bool {
-        let mut last = self.0.lock().expect("readonly renewal lock");
-        let now = Instant::now();
-        if last.is_some_and(|at| now.saturating_duration_since(at) < READONLY_RENEWAL_EVERY) {
-            return false;
-        }
-        *last = Some(now);
-        true
+        let mut throttle = self.0.lock().expect("readonly renewal lock");
+        throttle.due(Instant::now()).is_some()
     }
 }
 
