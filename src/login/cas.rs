@@ -134,7 +134,7 @@ impl Cas {
     /// `Set-Cookie` that ends the flow a callback (`query`) names, and no
     /// other of this browser's (its other tabs').
     pub fn end_flow(&self, query: &str, headers: &HeaderMap) -> HeaderValue {
-        CAS_FLOW.end(&self.signer, headers, &named(query, "flow"))
+        CAS_FLOW.end(&self.signer, headers, &super::query_param(query, "flow"))
     }
 
     /// The service URL of flow `flow`: the same string at `/login` and at validation.
@@ -192,13 +192,6 @@ impl Cas {
     pub fn who(&self, headers: &HeaderMap) -> Option<Person> {
         self.sessions.read(headers)
     }
-}
-
-/// The first value of parameter `name` in `query` ("" without one).
-pub(super) fn named(query: &str, name: &str) -> String {
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == name)
-        .map_or(String::new(), |(_, v)| v.into_owned())
 }
 
 /// Query-string encoding (application/x-www-form-urlencoded, as CAS servers decode it).

@@ -198,6 +198,14 @@ impl Login {
     }
 }
 
+/// The first value of parameter `name` in a sign-in answer's `query`
+/// ("" without one): the flow it names, to end only that one.
+pub(crate) fn query_param(query: &str, name: &str) -> String {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map_or(String::new(), |(_, v)| v.into_owned())
+}
+
 /// The first value of cookie `name` in the request's `Cookie` headers.
 ///
 /// Read as bytes: the application behind keygate may set cookies holding

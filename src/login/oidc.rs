@@ -280,7 +280,7 @@ impl Oidc {
     /// `Set-Cookie` that ends the sign-in an answer (`query`) names by its
     /// state, and no other of this browser's (its other tabs').
     pub fn end_flow(&self, query: &str, headers: &HeaderMap) -> HeaderValue {
-        Flow::end_named(&self.signer, headers, &super::cas::named(query, "state"))
+        Flow::end_named(&self.signer, headers, &super::query_param(query, "state"))
     }
 }
 
