@@ -8,7 +8,8 @@
 //! check failed or why (that goes to the log, never with the secret).
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
@@ -21,6 +22,7 @@ use crate::keys::KeyId;
 use crate::metrics::{AuthOutcome, Metrics};
 use crate::ratelimit::RetryAfter;
 use crate::store::StoreError;
+use crate::telemetry::throttle::Throttled;
 use crate::upstream::UpstreamError;
 
 /// Why a request is answered by keygate instead of the backend.
@@ -58,7 +60,14 @@ pub struct Refusals {
     metrics: Arc<Metrics>,
     /// Prebuilt `WWW-Authenticate` value.
     challenge: HeaderValue,
+    /// A store outage refuses every keyed request: one line a second says
+    /// so, with how many were refused unsaid (each is in the access log and
+    /// `keygate_auth`), not one line per request.
+    store_down_log: Mutex<Throttled>,
 }
+
+/// How often a store outage's refusals are said.
+const STORE_DOWN_LOG_EVERY: Duration = Duration::from_secs(1);
 
 // === impl Refusal ===
 
@@ -86,6 +95,7 @@ impl Refusals {
             metrics,
             challenge: HeaderValue::try_from(format!("Basic realm=\"{realm}\", charset=\"UTF-8\""))
                 .expect("realm is validated to be a plain header value"),
+            store_down_log: Mutex::new(Throttled::every(STORE_DOWN_LOG_EVERY)),
         }
     }
 
@@ -121,7 +131,14 @@ impl Refusals {
                 (None, self.unauthorized())
             }
             Refusal::StoreUnavailable(e) => {
-                tracing::error!(client = %client, error = %e, "key store unavailable; refusing (503)");
+                let due = self
+                    .store_down_log
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .due(Instant::now());
+                if let Some(unlogged) = due {
+                    tracing::error!(client = %client, error = %e, unlogged, "key store unavailable; refusing (503)");
+                }
                 let resp = response::text(
                     S::SERVICE_UNAVAILABLE,
                     "503 Service Unavailable: keys cannot be checked right now\n",

@@ -448,3 +448,64 @@ fn a_bad_tokio_worker_threads_is_a_usage_error_naming_it() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+/// A Redis outage refuses every keyed request (503, fail closed) and says
+/// so at most once a second, not once per request: each refusal is in a
+/// line or counted in the next one's `unlogged`.
+#[tokio::test]
+async fn keyed_requests_refused_in_a_redis_outage_are_one_line_a_second_with_the_count() {
+    let mut redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("operator CA");
+    let mut store = crate::support::redis::store_section(&redis, dir.path(), "refusals");
+    store.insert(0, "[store]".into());
+    // No cache: every request asks the store.
+    let sections = format!(
+        "{}\n[cache]\nenabled = false\n[auth]\nanonymous = \"reject\"\n",
+        store.join("\n")
+    );
+    let cfg = bin::write_config(dir.path(), &ca, "keygate", "http://127.0.0.1:9", &sections);
+    let out = Command::new(BIN)
+        .args(["keys", "create", "--user", "alice", "-c"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let kg = Process::serve(&cfg);
+    let url = format!("https://localhost:{}/", kg.main_addr().await.port());
+    let c = client::h1(&ca);
+
+    redis.kill();
+    let ask = || async {
+        let answer = within(
+            5,
+            "an answer in the outage",
+            client::get_with_key(&c, &url, &key),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    };
+    // A burst of 20 at once, then one more after the period: that one is
+    // said, with the burst's unsaid ones counted.
+    futures_util::future::join_all((0..20).map(|_| ask())).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    ask().await;
+    let lines = eventually(
+        "the last refusal said",
+        250,
+        Duration::from_millis(20),
+        || async {
+            let lines: Vec<u64> = kg
+                .log_lines()
+                .iter()
+                .filter(|l| l["message"] == "key store unavailable; refusing (503)")
+                .map(|l| l["unlogged"].as_u64().unwrap_or(0))
+                .collect();
+            let said: u64 = lines.iter().map(|unlogged| 1 + unlogged).sum();
+            (said == 21).then_some(lines)
+        },
+    )
+    .await;
+    assert!(lines.len() <= 4, "{} lines for 21 refusals", lines.len());
+}
