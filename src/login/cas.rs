@@ -295,7 +295,12 @@ pub(crate) fn for_tests(cas_url: &str) -> Cas {
         "https://kg.example.org",
         Fetch::new(std::time::Duration::from_secs(1), false, None).unwrap(),
         signer.clone(),
-        Sessions::new(signer, std::time::Duration::from_secs(60), "cas-session"),
+        Sessions::new(
+            signer,
+            std::time::Duration::from_secs(60),
+            "cas-session",
+            cas_url.into(),
+        ),
     )
 }
 

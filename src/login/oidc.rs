@@ -285,6 +285,19 @@ impl Oidc {
 }
 
 /// `url` with `pairs` added to its query (an endpoint may have one already).
+/// What a session from this provider is bound to: the provider, this
+/// client at it, and the claims that name the user and their groups; a
+/// change to any of them voids the sessions made before it.
+pub fn vouched_by(client: &OidcClient) -> String {
+    [
+        client.issuer.as_str(),
+        &client.client_id,
+        &client.user_claim,
+        &client.groups_claim,
+    ]
+    .join("\n")
+}
+
 fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {
     let mut out = url.to_owned();
     out.push(if url.contains('?') { '&' } else { '?' });
@@ -342,12 +355,13 @@ mod tests {
             allowed_groups: allowed.iter().map(|g| g.to_string()).collect(),
             scopes: vec!["openid".into()],
         };
+        let vouched_by = vouched_by(&client);
         Oidc::new(
             client,
             "https://kg.example.org",
             Fetch::new(Duration::from_secs(1), false, None).unwrap(),
             signer.clone(),
-            Sessions::new(signer, Duration::from_secs(60), "oidc-session"),
+            Sessions::new(signer, Duration::from_secs(60), "oidc-session", vouched_by),
             vec!["keygate-admins".into()],
         )
     }

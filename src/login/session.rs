@@ -6,7 +6,10 @@
 //! stays valid until it expires (`login.session_ttl`).
 //!
 //! The value is `b64(user).b64(groups, one per line).expiry.tag`; the tag
-//! also binds the method, so a session one method issued is not another's.
+//! also binds the method and who vouched for the user (the CAS server; the
+//! OpenID provider, client and claims), so a session one method issued is
+//! not another's, and one from before a change of sign-in server is void:
+//! `alice` at one server need not be `alice` at the next.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,16 +31,24 @@ pub struct Sessions {
     ttl: Duration,
     /// `"cas-session"`, `"oidc-session"`: signed into every tag.
     purpose: &'static str,
+    /// Who vouches for the user (see the module's doc): signed into every tag.
+    vouched_by: String,
 }
 
 // === impl Sessions ===
 
 impl Sessions {
-    pub fn new(signer: Arc<Signer>, ttl: Duration, purpose: &'static str) -> Sessions {
+    pub fn new(
+        signer: Arc<Signer>,
+        ttl: Duration,
+        purpose: &'static str,
+        vouched_by: String,
+    ) -> Sessions {
         Sessions {
             signer,
             ttl,
             purpose,
+            vouched_by,
         }
     }
 
@@ -86,9 +97,10 @@ impl Sessions {
         self.signer.sign(&self.parts(user, groups, exp))
     }
 
-    fn parts<'a>(&self, user: &'a str, groups: &'a str, exp: &'a str) -> [&'a [u8]; 4] {
+    fn parts<'a>(&'a self, user: &'a str, groups: &'a str, exp: &'a str) -> [&'a [u8]; 5] {
         [
             self.purpose.as_bytes(),
+            self.vouched_by.as_bytes(),
             user.as_bytes(),
             groups.as_bytes(),
             exp.as_bytes(),
@@ -105,7 +117,13 @@ mod tests {
     #[test]
     fn a_session_round_trips_with_its_groups_and_resists_tampering() {
         let signer = Arc::new(Signer::new([7; 32]));
-        let oidc = Sessions::new(signer.clone(), Duration::from_secs(60), "oidc-session");
+        let issuer = "https://idp.example.org".to_owned();
+        let oidc = Sessions::new(
+            signer.clone(),
+            Duration::from_secs(60),
+            "oidc-session",
+            issuer.clone(),
+        );
         let alice = Person {
             user: "alice@example.org".into(),
             groups: vec!["keygate-admins".into(), "staff".into()],
@@ -132,9 +150,22 @@ mod tests {
             h.insert(http::header::COOKIE, forged.parse().unwrap());
             assert_eq!(oidc.read(&h), None, "{forged}");
         }
-        // A CAS session is not an OIDC one, though the key is the same.
-        let cas = Sessions::new(signer, Duration::from_secs(60), "cas-session");
+        // A CAS session is not an OIDC one, though the key is the same,
+        // nor is a session from another provider.
+        let cas = Sessions::new(
+            signer.clone(),
+            Duration::from_secs(60),
+            "cas-session",
+            issuer,
+        );
         assert_eq!(cas.read(&jar(&set)), None);
+        let elsewhere = Sessions::new(
+            signer,
+            Duration::from_secs(60),
+            "oidc-session",
+            "https://other-idp.example.org".into(),
+        );
+        assert_eq!(elsewhere.read(&jar(&set)), None, "another provider's alice");
         let bob = Person {
             user: "bob".into(),
             groups: vec![],
@@ -148,6 +179,7 @@ mod tests {
             Arc::new(Signer::new([1; 32])),
             Duration::from_secs(0),
             "cas-session",
+            "https://cas.example.org/cas".into(),
         );
         let person = Person {
             user: "alice".into(),
