@@ -412,10 +412,14 @@ const USERINFO_REFUSED: &str = "a user name or password in the URL is not suppor
 
 fn auth(raw: raw::Auth, p: &mut Problems) -> Option<Auth> {
     let mut ok = true;
-    if raw.username.is_empty() || raw.username.contains(':') {
+    // A Basic user name ends at the first ':', and `~/.netrc` (where the
+    // keys are meant to live) splits its fields at whitespace.
+    let unusable = |c: char| c == ':' || c.is_whitespace() || c.is_control();
+    if raw.username.is_empty() || raw.username.contains(unusable) {
         p.push(
             "auth.username",
-            "must be non-empty and must not contain ':'",
+            "must be non-empty, without ':', spaces or control characters (clients send it \
+             as the Basic user name, and ~/.netrc splits its fields at spaces), e.g. \"apikey\"",
         );
         ok = false;
     }

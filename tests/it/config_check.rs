@@ -373,6 +373,22 @@ fn cache_problems_are_named_by_their_keys() {
     assert_eq!(code, Some(0), "{err}");
 }
 
+/// The Basic user name goes into every client's `~/.netrc`, whose fields
+/// are split at whitespace: one with a space could never be used from it.
+#[test]
+fn a_basic_user_name_that_netrc_cannot_hold_is_refused() {
+    for name in ["api key", "api:key", "", "tab\\there"] {
+        let (code, err) = check_text(&format!("[auth]\nusername = \"{name}\"\n"));
+        assert_eq!(code, Some(2), "{name:?}: {err}");
+        assert!(
+            err.contains("auth.username: must be non-empty, without ':', spaces"),
+            "{name:?}: {err}"
+        );
+    }
+    let (code, err) = check_text("[auth]\nusername = \"api-key_2\"\n");
+    assert_eq!(code, Some(0), "{err}");
+}
+
 /// `[listen]`, `[upstream]`, `[store]`, `[admin]` with relative paths only.
 fn relative_config(store: &str) -> String {
     format!(
