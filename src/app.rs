@@ -176,6 +176,7 @@ pub async fn start(
         keyring.clone(),
         tokens.clone(),
         draining.clone(),
+        config.leaks.body_within(),
     ));
     let (shutdown_admin, mut admin_rx) = watch::channel(false);
     let admin = tokio::spawn(listener::run(

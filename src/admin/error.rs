@@ -7,6 +7,7 @@ use http::{Response, StatusCode};
 use super::MAX_BODY;
 use crate::http::body::ResponseBody;
 use crate::http::json_body::BodyError;
+use crate::http::request_body;
 use crate::http::response::{self, RETRY_SOON};
 use crate::keyring::{RevokeError, RotateError};
 use crate::keys::KeyId;
@@ -30,6 +31,8 @@ pub enum ApiError {
     UnsupportedMedia,
     /// 413: over `MAX_BODY`, or the client stopped sending.
     TooLarge,
+    /// 408: the body was not all there within its deadline.
+    SlowBody,
     /// 503: the key store cannot be asked.
     Store(StoreError),
     /// 503: revoked in the store, not confirmed by every instance; retry.
@@ -81,6 +84,7 @@ impl ApiError {
                 format!("body larger than {MAX_BODY} bytes or unreadable"),
                 None,
             ),
+            ApiError::SlowBody => (S::REQUEST_TIMEOUT, request_body::SLOW_BODY.into(), None),
             ApiError::Store(e) => {
                 tracing::error!(error = %e, "admin request failed: key store unavailable");
                 let resp =
@@ -144,6 +148,7 @@ impl From<BodyError> for ApiError {
         match e {
             BodyError::NotJson => ApiError::UnsupportedMedia,
             BodyError::TooLarge => ApiError::TooLarge,
+            BodyError::Slow => ApiError::SlowBody,
             BodyError::Invalid(message) => ApiError::BadRequest(message),
         }
     }

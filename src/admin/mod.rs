@@ -14,6 +14,7 @@ mod openapi;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response};
@@ -41,6 +42,8 @@ pub struct Admin {
     tokens: Arc<Tokens>,
     /// Set when shutdown starts: /readyz answers 503 so balancers stop sending.
     draining: Arc<AtomicBool>,
+    /// A JSON body not all there within this is answered 408 (`leaks.body_within`).
+    body_within: Duration,
 }
 
 type ApiResult = Result<Response<ResponseBody>, ApiError>;
@@ -48,11 +51,17 @@ type ApiResult = Result<Response<ResponseBody>, ApiError>;
 // === impl Admin ===
 
 impl Admin {
-    pub fn new(keyring: Keyring, tokens: Arc<Tokens>, draining: Arc<AtomicBool>) -> Self {
+    pub fn new(
+        keyring: Keyring,
+        tokens: Arc<Tokens>,
+        draining: Arc<AtomicBool>,
+        body_within: Duration,
+    ) -> Self {
         Admin {
             keyring,
             tokens,
             draining,
+            body_within,
         }
     }
 
@@ -90,19 +99,21 @@ impl Admin {
             actor: Actor::new(actor, Source::Admin, Some(conn.peer.ip())),
         };
         match (path.as_str(), method) {
-            ("/v1/keys", Method::POST) => keys::create(&ctx, json_body(req).await?).await,
+            ("/v1/keys", Method::POST) => keys::create(&ctx, self.json_body(req).await?).await,
             ("/v1/keys", Method::GET) => keys::list(&ctx, req.uri().query()).await,
             ("/v1/keys", _) => Err(ApiError::Method("GET, HEAD, POST")),
-            ("/v1/revoke", Method::POST) => keys::revoke(&ctx, json_body(req).await?).await,
+            ("/v1/revoke", Method::POST) => keys::revoke(&ctx, self.json_body(req).await?).await,
             ("/v1/revoke", _) => Err(ApiError::Method("POST")),
             ("/v1/audit", Method::GET) => keys::audit_log(&ctx, req.uri().query()).await,
             ("/v1/settings", Method::GET) => keys::get_settings(&ctx).await,
-            ("/v1/settings", Method::PUT) => keys::put_settings(&ctx, json_body(req).await?).await,
+            ("/v1/settings", Method::PUT) => {
+                keys::put_settings(&ctx, self.json_body(req).await?).await
+            }
             ("/v1/settings", _) => Err(ApiError::Method("GET, HEAD, PUT")),
             ("/v1/audit", _) => Err(ApiError::Method("GET, HEAD")),
             (p, Method::POST) if rotate_route(p).is_some() => {
                 let id = rotate_route(p).unwrap_or_default();
-                keys::rotate(&ctx, id, json_body(req).await?).await
+                keys::rotate(&ctx, id, self.json_body(req).await?).await
             }
             (p, _) if rotate_route(p).is_some() => Err(ApiError::Method("POST")),
             (p, Method::DELETE) if p.starts_with("/v1/keys/") => {
@@ -111,6 +122,13 @@ impl Admin {
             (p, _) if p.starts_with("/v1/keys/") => Err(ApiError::Method("DELETE")),
             _ => Err(ApiError::NotFound(format!("no route {path}"))),
         }
+    }
+}
+
+impl Admin {
+    /// Read and parse a JSON body (`http::json_body`), as an admin API answer.
+    async fn json_body<T: DeserializeOwned>(&self, req: Request<Incoming>) -> Result<T, ApiError> {
+        Ok(json_body::read(req, MAX_BODY, self.body_within).await?)
     }
 }
 
@@ -149,9 +167,4 @@ fn rotate_route(path: &str) -> Option<&str> {
     path.strip_prefix("/v1/keys/")?
         .strip_suffix("/rotate")
         .filter(|id| !id.contains('/'))
-}
-
-/// Read and parse a JSON body (`http::json_body`), as an admin API answer.
-async fn json_body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, ApiError> {
-    Ok(json_body::read(req, MAX_BODY).await?)
 }

@@ -361,6 +361,14 @@ pub struct Leaks {
     pub possession_per_minute: u32,
 }
 
+impl Leaks {
+    /// The deadline for a whole request body keygate reads itself: a
+    /// report's, `/.keygate/revoke`'s, and its APIs' JSON (then 408).
+    pub fn body_within(&self) -> Duration {
+        self.answer_within / 2
+    }
+}
+
 /// Where a secret scanner's public keys come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeysFrom {

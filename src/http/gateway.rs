@@ -85,7 +85,11 @@ impl<P: OwnPages> Gateway<P> {
             own_pages,
             expiry_warning: ExpiryWarning::new(keyring.warn_window()),
             tunnels: keyring.tunnels().clone(),
-            self_rotation: SelfRotation::new(keyring, config.self_service.creates_per_hour),
+            self_rotation: SelfRotation::new(
+                keyring,
+                config.self_service.creates_per_hour,
+                config.leaks.body_within(),
+            ),
             admission,
             refusals: Refusals::new(metrics.clone(), &config.auth.realm),
             upstream,

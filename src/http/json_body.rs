@@ -1,13 +1,15 @@
 //! JSON request bodies of keygate's own APIs (admin, self-service), read one
 //! way so both answer alike: 415 without `application/json`, 413 over the
-//! size limit, 400 naming the field the type refuses.
+//! size limit, 408 not all there within the deadline (`request_body`), 400
+//! naming the field the type refuses.
 
-use bytes::Bytes;
+use std::time::Duration;
+
 use http::{header, Request};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 
+use super::request_body::{self, Unread};
 use crate::keys::format::redact_keys;
 
 /// Why a body was refused; each API turns it into its own answer.
@@ -17,11 +19,17 @@ pub enum BodyError {
     NotJson,
     /// 413: over the limit, or the client stopped sending.
     TooLarge,
+    /// 408: not all there within the deadline (`request_body::SLOW_BODY`).
+    Slow,
     /// 400: the message names the field (`ttl: invalid type …`) or the JSON error.
     Invalid(String),
 }
 
-pub async fn read<T: DeserializeOwned>(req: Request<Incoming>, max: usize) -> Result<T, BodyError> {
+pub async fn read<T: DeserializeOwned>(
+    req: Request<Incoming>,
+    max: usize,
+    within: Duration,
+) -> Result<T, BodyError> {
     let json_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -31,11 +39,12 @@ pub async fn read<T: DeserializeOwned>(req: Request<Incoming>, max: usize) -> Re
     if !json_type {
         return Err(BodyError::NotJson);
     }
-    let bytes: Bytes = Limited::new(req.into_body(), max)
-        .collect()
+    let bytes = request_body::read(req, max, within)
         .await
-        .map_err(|_| BodyError::TooLarge)?
-        .to_bytes();
+        .map_err(|e| match e {
+            Unread::TooLarge => BodyError::TooLarge,
+            Unread::Slow => BodyError::Slow,
+        })?;
     parse_object(&bytes).map_err(BodyError::Invalid)
 }
 

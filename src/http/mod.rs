@@ -15,5 +15,6 @@ pub(crate) mod html;
 pub(crate) mod json_body;
 pub mod own_path;
 pub(crate) mod refusal;
+pub(crate) mod request_body;
 pub(crate) mod response;
 pub(crate) mod self_rotation;

@@ -18,9 +18,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::json;
 
@@ -28,6 +26,7 @@ use super::access::Completion;
 use super::admission::Admission;
 use super::body::ResponseBody;
 use super::refusal::{Refusal, Refusals};
+use super::request_body::{self, Unread};
 use super::response::{self, RETRY_SOON};
 use crate::audit::Actor;
 use crate::keyring::{Keyring, RotateError, RotateRequest};
@@ -46,16 +45,19 @@ pub struct SelfRotation {
     /// `self_service.creates_per_hour`: a script rotating in a loop makes
     /// no more keys than a person may on the page (the same count).
     per_hour: u32,
+    /// A body not all there within this is answered 408 (`leaks.body_within`).
+    body_within: Duration,
 }
 
 // === impl SelfRotation ===
 
 impl SelfRotation {
-    pub fn new(keyring: Keyring, per_hour: u32) -> SelfRotation {
+    pub fn new(keyring: Keyring, per_hour: u32, body_within: Duration) -> SelfRotation {
         SelfRotation {
             enabled: keyring.self_rotation(),
             keyring,
             per_hour,
+            body_within,
         }
     }
 
@@ -98,7 +100,7 @@ impl SelfRotation {
             Err(refusal) => return refusals.answer(refusal, client),
         };
         done.set_identity(principal.user(), principal.key_id().as_str());
-        let request = match read_body(req).await {
+        let request = match read_body(req, self.body_within).await {
             Ok(r) => r,
             Err(resp) => return resp,
         };
@@ -165,16 +167,21 @@ fn refuse(e: RotateError, refusals: &Refusals, client: IpAddr) -> Response<Respo
 }
 
 /// An empty body is `{}`; otherwise JSON, its errors naming the field.
-async fn read_body(req: Request<Incoming>) -> Result<RotateRequest, Response<ResponseBody>> {
-    let bytes: Bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => {
-            return Err(response::json_error(
+async fn read_body(
+    req: Request<Incoming>,
+    within: Duration,
+) -> Result<RotateRequest, Response<ResponseBody>> {
+    let bytes = request_body::read(req, MAX_BODY, within)
+        .await
+        .map_err(|e| match e {
+            Unread::TooLarge => response::json_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &format!("body larger than {MAX_BODY} bytes or unreadable"),
-            ))
-        }
-    };
+            ),
+            Unread::Slow => {
+                response::json_error(StatusCode::REQUEST_TIMEOUT, request_body::SLOW_BODY)
+            }
+        })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(RotateRequest::default());
     }

@@ -29,7 +29,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use super::key_source::{KeySource, Origin, Unavailable};
@@ -40,6 +39,7 @@ use super::signature::SignatureError;
 use crate::audit::Actor;
 use crate::config::{Config, KeysFrom, LeakAction};
 use crate::http::body::ResponseBody;
+use crate::http::request_body::{self, Unread};
 use crate::http::response;
 use crate::keyring::{Keyring, RevokeError, Sighting};
 use crate::keys::{ApiKey, Source};
@@ -64,6 +64,8 @@ pub struct Leaks {
     gitlab: Option<KeySource>,
     action: LeakAction,
     answer_within: Duration,
+    /// Half of `answer_within`: a body not all there by then is a 408.
+    body_within: Duration,
     max_report_bytes: usize,
     /// `REPORTS_AT_ONCE` permits.
     reports: tokio::sync::Semaphore,
@@ -151,6 +153,7 @@ impl Leaks {
             keyring,
             action: leaks.action,
             answer_within: leaks.answer_within,
+            body_within: leaks.body_within(),
             max_report_bytes: leaks.max_report_bytes,
             reports: tokio::sync::Semaphore::new(REPORTS_AT_ONCE),
             possession: leaks.possession,
@@ -223,12 +226,7 @@ impl Leaks {
         // at most (then 408), so senders that stall only delay the reports
         // queued behind them, in turn, instead of holding every slot for as
         // long as their connections stay open.
-        let body = tokio::time::timeout(
-            self.answer_within / 2,
-            read_body(req, self.max_report_bytes),
-        )
-        .await
-        .map_err(|_| Refusal::SlowBody)??;
+        let body = self.read_body(req, self.max_report_bytes).await?;
         match key.verify(&body, &signature) {
             Ok(()) => {}
             Err(SignatureError::Encoding) => {
@@ -257,6 +255,19 @@ impl Leaks {
         Ok(response::json(StatusCode::OK, &feedback))
     }
 
+    /// The whole body, at most `max` bytes (413 beyond: also when
+    /// announced), within half of `answer_within` (408).
+    async fn read_body(&self, req: Request<Incoming>, max: usize) -> Result<Bytes, Refusal> {
+        request_body::read(req, max, self.body_within)
+            .await
+            .map_err(|e| match e {
+                Unread::TooLarge => {
+                    Refusal::TooLarge(format!("the body is larger than {max} bytes"))
+                }
+                Unread::Slow => Refusal::SlowBody,
+            })
+    }
+
     /// `POST /.keygate/revoke`: always 202, whatever the keys were.
     async fn possession(
         &self,
@@ -272,10 +283,7 @@ impl Leaks {
         // Nobody signs these: a body that never comes would hold its
         // connection for ever (no idle timeout runs while a request is in
         // flight), a few per minute per address until max_connections.
-        let body =
-            tokio::time::timeout(self.answer_within / 2, read_body(req, possession::MAX_BODY))
-                .await
-                .map_err(|_| Refusal::SlowBody)??;
+        let body = self.read_body(req, possession::MAX_BODY).await?;
         let keys = possession::keys_in(&body).map_err(|e| match e {
             BodyError::TooMany => {
                 Refusal::TooLarge(format!("at most {} keys per request", possession::MAX_KEYS))
@@ -364,24 +372,6 @@ fn signature_headers(scanner: Scanner, h: &HeaderMap) -> Result<(String, String)
     Ok((key_id.to_owned(), signature.to_owned()))
 }
 
-/// The whole body, at most `max` bytes (413 beyond: also when announced).
-async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, Refusal> {
-    let too_large = || Refusal::TooLarge(format!("the body is larger than {max} bytes"));
-    let announced = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > max as u64) {
-        return Err(too_large());
-    }
-    Limited::new(req.into_body(), max)
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .map_err(|_| too_large())
-}
-
 /// A browser's form post (show a page), rather than a script (JSON).
 fn wants_html(h: &HeaderMap) -> bool {
     h.get(header::ACCEPT)
@@ -427,9 +417,7 @@ fn refused(refusal: Refusal) -> Response<ResponseBody> {
                 response::RETRY_SOON,
             )
         }
-        Refusal::SlowBody => {
-            response::json_error(S::REQUEST_TIMEOUT, "the body did not arrive in time")
-        }
+        Refusal::SlowBody => response::json_error(S::REQUEST_TIMEOUT, request_body::SLOW_BODY),
         Refusal::Busy => {
             tracing::warn!("more secret-scanning reports at once than this instance reads; asking the sender to retry");
             response::retry_after(

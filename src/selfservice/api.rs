@@ -61,7 +61,7 @@ impl SelfService {
         self.csrf
             .check(req.headers(), req.uri(), &s.user)
             .map_err(Refusal::Csrf)?;
-        let body: CreateKey = json_body(req).await?;
+        let body: CreateKey = self.json_body(req).await?;
         let ttl_text = body.ttl.unwrap_or_else(|| s.settings.default_ttl.clone());
         offered(&s.settings, &ttl_text)?;
         let ttl = Ttl::parse(&ttl_text).map_err(|e| Refusal::BadRequest(format!("ttl: {e}")))?;
@@ -107,7 +107,7 @@ impl SelfService {
     /// is on its way out).
     pub(super) async fn rotate(&self, req: Request<Incoming>, rq: &Seen<'_>, id: &str) -> Answer {
         let (s, id) = self.own_key(&req, rq, id).await?;
-        let body: RotateRequest = json_body(req).await?;
+        let body: RotateRequest = self.json_body(req).await?;
         // A lifetime the page does not offer is no more the user's to
         // choose here than at Generate (the console's Rotate may).
         if let Some(ttl) = body.ttl() {
@@ -146,15 +146,6 @@ fn offered(settings: &Settings, ttl: &str) -> Result<(), Refusal> {
     )))
 }
 
-/// A rotation's body, `{"grace"?, "ttl"?}` as `POST /v1/keys/{id}/rotate`
-/// reads it; a bad field is a 400 naming it.
-pub(super) async fn rotate_body(
-    req: Request<Incoming>,
-) -> Result<(Option<Duration>, Ttl), Refusal> {
-    let body: RotateRequest = json_body(req).await?;
-    body.parse().map_err(Refusal::BadRequest)
-}
-
 // === impl SelfService (a change to one key) ===
 
 impl SelfService {
@@ -179,13 +170,31 @@ impl SelfService {
     }
 }
 
-/// Read and parse a JSON body (`http::json_body`), as a self-service refusal.
-pub(super) async fn json_body<T: serde::de::DeserializeOwned>(
-    req: Request<Incoming>,
-) -> Result<T, Refusal> {
-    json_body::read(req, MAX_BODY).await.map_err(|e| match e {
-        BodyError::NotJson => Refusal::UnsupportedMedia,
-        BodyError::TooLarge => Refusal::TooLarge,
-        BodyError::Invalid(message) => Refusal::BadRequest(message),
-    })
+// === impl SelfService (JSON bodies) ===
+
+impl SelfService {
+    /// Read and parse a JSON body (`http::json_body`), as a self-service refusal.
+    pub(super) async fn json_body<T: serde::de::DeserializeOwned>(
+        &self,
+        req: Request<Incoming>,
+    ) -> Result<T, Refusal> {
+        json_body::read(req, MAX_BODY, self.body_within)
+            .await
+            .map_err(|e| match e {
+                BodyError::NotJson => Refusal::UnsupportedMedia,
+                BodyError::TooLarge => Refusal::TooLarge,
+                BodyError::Slow => Refusal::SlowBody,
+                BodyError::Invalid(message) => Refusal::BadRequest(message),
+            })
+    }
+
+    /// A rotation's body, `{"grace"?, "ttl"?}` as `POST /v1/keys/{id}/rotate`
+    /// reads it; a bad field is a 400 naming it.
+    pub(super) async fn rotate_body(
+        &self,
+        req: Request<Incoming>,
+    ) -> Result<(Option<Duration>, Ttl), Refusal> {
+        let body: RotateRequest = self.json_body(req).await?;
+        body.parse().map_err(Refusal::BadRequest)
+    }
 }

@@ -75,6 +75,8 @@ pub struct SelfService {
     leaks: Leaks,
     /// `[admin] users` and `groups`: who gets the console.
     admins: config::Admin,
+    /// A JSON body not all there within this is answered 408 (`leaks.body_within`).
+    body_within: Duration,
 }
 
 type Answer = Result<Response<ResponseBody>, Refusal>;
@@ -135,6 +137,7 @@ impl SelfService {
             mint_lock: tokio::sync::Mutex::new(()),
             trusted_proxies: config.listen.trusted_proxies.clone(),
             admins: config.admin.clone(),
+            body_within: config.leaks.body_within(),
         })
     }
 

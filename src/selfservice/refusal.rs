@@ -12,6 +12,7 @@ use super::api::MAX_BODY;
 use super::csrf::CsrfError;
 use super::{page as html, redirect};
 use crate::http::body::ResponseBody;
+use crate::http::request_body;
 use crate::http::response::{self, RETRY_SOON};
 use crate::keys::format::redact_keys;
 use crate::keys::user::MAX_BYTES;
@@ -50,6 +51,8 @@ pub(super) enum Refusal {
     Rotated(crate::keys::KeyId),
     UnsupportedMedia,
     TooLarge,
+    /// 408: the body was not all there within its deadline.
+    SlowBody,
     Method(&'static str),
     /// A CAS callback that is not for a sign-in this browser started
     /// (login CSRF), or too late: why.
@@ -86,6 +89,7 @@ impl From<crate::admin::ApiError> for Refusal {
             E::Method(allow) => Refusal::Method(allow),
             E::UnsupportedMedia => Refusal::UnsupportedMedia,
             E::TooLarge => Refusal::TooLarge,
+            E::SlowBody => Refusal::SlowBody,
             E::Rotated { to, .. } => Refusal::Rotated(to),
         }
     }
@@ -243,7 +247,8 @@ pub(super) fn page(
         | Refusal::Rotated(_)
         | Refusal::SettingsUnconfirmed(_)
         | Refusal::UnsupportedMedia
-        | Refusal::TooLarge) => return json(other),
+        | Refusal::TooLarge
+        | Refusal::SlowBody) => return json(other),
     };
     response::html(status, html::message(title, &text, link))
 }
@@ -341,6 +346,7 @@ pub(super) fn json(refusal: Refusal) -> Response<ResponseBody> {
             S::PAYLOAD_TOO_LARGE,
             format!("body larger than {MAX_BODY} bytes or unreadable"),
         ),
+        Refusal::SlowBody => (S::REQUEST_TIMEOUT, request_body::SLOW_BODY.into()),
         Refusal::Method(methods) => {
             allow = Some(methods);
             (

@@ -5,14 +5,16 @@
 
 use std::time::Duration;
 
-use http::{Method, StatusCode};
+use http::{Method, Request, StatusCode};
 use serde_json::{json, Value};
 
 use crate::support::admin::{call, create_key, json_of};
+use crate::support::body;
 use crate::support::client::{self, HttpsClient};
 use crate::support::gateway::{builder, TestGateway};
 use crate::support::redis::RedisServer;
 use crate::support::upstream::Upstream;
+use crate::support::ADMIN_TOKEN;
 
 async fn setup() -> (Upstream, TestGateway, HttpsClient) {
     let up = Upstream::start().await;
@@ -610,4 +612,36 @@ async fn revoke_and_audit(c: &HttpsClient, gw: &TestGateway, body: Value, count:
         .find(|e| e["action"] == "revoke")
         .unwrap()
         .clone()
+}
+
+/// An admin JSON body that starts and never ends is answered 408 naming
+/// the problem within half of `leaks.answer_within`, as a body sent to
+/// `/.keygate/revoke` is: no idle timeout runs while a request is in
+/// flight, so it held its connection for ever.
+#[tokio::test]
+async fn a_json_body_that_never_ends_is_408_naming_the_problem() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url())
+        .set("leaks", "answer_within = \"2s\"")
+        .start()
+        .await;
+    let c = client::h1(&gw.ca);
+    let (tx, unfinished) = body::channel();
+    tx.send(Ok(bytes::Bytes::from_static(b"{\"user\": ")))
+        .await
+        .unwrap();
+    let req = Request::post(gw.admin_url("/v1/keys"))
+        .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+        .header("content-type", "application/json")
+        .body(unfinished)
+        .unwrap();
+    let a = crate::support::within(
+        6,
+        "an answer to a body that never ends",
+        client::send(&c, req),
+    )
+    .await;
+    drop(tx);
+    assert_eq!(a.status, StatusCode::REQUEST_TIMEOUT, "{}", a.text());
+    assert_eq!(json_of(&a)["error"], "the body did not arrive in time");
 }

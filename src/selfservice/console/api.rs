@@ -8,7 +8,6 @@ use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
 
-use super::super::api::{json_body, rotate_body};
 use super::super::refusal::Refusal;
 use super::super::{Answer, Seen, SelfService};
 use crate::admin::{list_query, Revoke};
@@ -65,7 +64,7 @@ impl SelfService {
         rq: &Seen<'_>,
     ) -> Answer {
         let s = self.admin_write(&req, rq).await?;
-        let body: Revoke = json_body(req).await?;
+        let body: Revoke = self.json_body(req).await?;
         let (what, dry_run) = body.revocation()?;
         let described = match &what {
             Revocation::Matching(f) => filter_text(f),
@@ -103,7 +102,7 @@ impl SelfService {
     ) -> Answer {
         let s = self.admin_write(&req, rq).await?;
         let id = KeyId::parse(id).ok_or(Refusal::NotFound)?;
-        let (grace, ttl) = rotate_body(req).await?;
+        let (grace, ttl) = self.rotate_body(req).await?;
         self.rotate_as(&s.console_actor(), id, grace, ttl).await
     }
 
@@ -124,7 +123,7 @@ impl SelfService {
         rq: &Seen<'_>,
     ) -> Answer {
         let s = self.admin_write(&req, rq).await?;
-        let settings: Settings = json_body(req).await?;
+        let settings: Settings = self.json_body(req).await?;
         match self
             .keyring
             .put_settings(&s.console_actor(), &settings)

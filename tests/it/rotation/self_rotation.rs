@@ -448,3 +448,36 @@ async fn another_sites_form_in_chromium_cannot_rotate_the_remembered_key() {
     assert_eq!(listed(&f, "rita").await.len(), 1, "nothing rotated");
     assert_eq!(f.status(0, &key).await, StatusCode::OK);
 }
+
+/// A self-rotation body that starts and never ends is answered 408 naming
+/// the problem within half of `leaks.answer_within`, and the key is not
+/// rotated: the key's holder could otherwise hold a connection for ever.
+#[tokio::test]
+async fn a_body_that_never_ends_is_408_and_rotates_nothing() {
+    let f = fleet(1, "selfrot-stall", |b| {
+        b.set("keys", "self_rotation = true")
+            .set("leaks", "answer_within = \"2s\"");
+    })
+    .await;
+    let gw = &f.gateways[0];
+    let (key, _) = gw.key("ivy").await;
+    let (tx, unfinished) = body::channel();
+    tx.send(Ok(bytes::Bytes::from_static(b"{\"grace\": ")))
+        .await
+        .unwrap();
+    let req = Request::post(gw.url("/.keygate/api/rotate"))
+        .header("authorization", basic(&key))
+        .header("content-type", "application/json")
+        .body(unfinished)
+        .unwrap();
+    let a = crate::support::within(
+        6,
+        "an answer to a body that never ends",
+        send(&f.clients[0], req),
+    )
+    .await;
+    drop(tx);
+    assert_eq!(a.status, StatusCode::REQUEST_TIMEOUT, "{}", a.text());
+    assert_eq!(json_of(&a)["error"], "the body did not arrive in time");
+    assert_eq!(gw.keyring.list(Some("ivy")).await.unwrap().len(), 1);
+}

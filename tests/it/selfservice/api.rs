@@ -623,3 +623,42 @@ async fn rotate_offers_only_the_lifetimes_generate_offers() {
         .await;
     assert_eq!(offered.status, StatusCode::CREATED, "{}", offered.text());
 }
+
+/// A signed-in user's JSON body that trickles in, a byte now and then,
+/// is answered 408 naming the problem within half of `leaks.answer_within`
+/// (the deadline is for the whole body, not between bytes), as a body sent
+/// to `/.keygate/revoke` is: no idle timeout runs while a request is in
+/// flight, so it held its connection for as long as the client liked.
+#[tokio::test]
+async fn a_json_body_that_trickles_is_408_naming_the_problem() {
+    let (up, app) = (Upstream::start().await, WhoAmI::start().await);
+    let gw = backend_session(&up, &app, &[("leaks", "answer_within = \"2s\"")]).await;
+    let (alice, token) = Browser::signed_in(&gw, &app, "alice").await;
+    let (tx, trickled) = body::channel();
+    // A byte every 200 ms, for 10 s at most: never the whole body.
+    let trickle = tokio::spawn(async move {
+        for _ in 0..50 {
+            if tx.send(Ok(bytes::Bytes::from_static(b" "))).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    });
+    let req = alice
+        .request(Method::POST, "/.keygate/api/keys")
+        .header(header::ORIGIN, gw.url(""))
+        .header("x-csrf-token", &token)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(trickled)
+        .unwrap();
+    let a = crate::support::within(
+        6,
+        "an answer to a body that trickles",
+        client::send(&alice.client, req),
+    )
+    .await;
+    trickle.abort();
+    assert_eq!(a.status, StatusCode::REQUEST_TIMEOUT, "{}", a.text());
+    assert_eq!(json_of(&a)["error"], "the body did not arrive in time");
+    assert!(gw.keyring.list(Some("alice")).await.unwrap().is_empty());
+}
