@@ -297,14 +297,21 @@ impl<P: OwnPages> Gateway<P> {
         conn: &Arc<ConnCtx>,
     ) -> Result<Response<ResponseBody>, upstream::UpstreamError> {
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-            // The lease is dropped: a connection that switched serves no other request.
+            // A connection that switched serves no other request: the
+            // lease is not released, its slot goes to the tunnel.
             let Some((client_upgrade, revocable)) = client_upgrade else {
                 return Err(upstream::UpstreamError::UnaskedSwitch);
             };
             let registered =
                 revocable.map(|(tunnels, since, id, user)| tunnels.open(since, id.as_str(), &user));
             let upstream = hyper::upgrade::on(&mut resp);
-            upgrade::tunnel(client_upgrade, upstream, conn.clone(), registered);
+            upgrade::tunnel(
+                client_upgrade,
+                upstream,
+                lease.into_slot(),
+                conn.clone(),
+                registered,
+            );
             let h = resp.headers_mut();
             h.remove(headers::KEY_EXPIRES);
             headers::remove_own_set_cookies(h);

@@ -135,8 +135,8 @@ impl Upstream {
     ) -> impl Future<Output = Result<(Response<Incoming>, Lease), UpstreamError>> + Send + '_ {
         async move {
             loop {
-                let (mut sender, reused) = match self.pool.checkout(now) {
-                    Some(s) => (s, true),
+                let (mut sender, slot, reused) = match self.pool.checkout(now) {
+                    Some((sender, slot)) => (sender, slot, true),
                     // Boxed: a connect (TLS handshake included) is several KiB of
                     // future state, and it would otherwise be inline in every
                     // request's future, copied on each request though rarely used.
@@ -152,7 +152,7 @@ impl Upstream {
                     return Err(UpstreamError::Failed(e));
                 }
                 match sender.try_send_request(req).await {
-                    Ok(resp) => return Ok((resp, Lease::new(sender, self.pool.clone()))),
+                    Ok(resp) => return Ok((resp, Lease::new(sender, slot, self.pool.clone()))),
                     Err(mut e) => match e.take_message() {
                         // Not sent at all (the connection closed first): safe to retry on another.
                         Some(unsent) if reused => req = unsent,

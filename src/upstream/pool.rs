@@ -6,7 +6,7 @@
 //! connection goes back on it when its response body has been read to the
 //! end (see `Lease`), and the most recently used one is taken first (warm).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use http::uri::Authority;
@@ -30,7 +30,7 @@ pub struct Pool {
     connector: Connector,
     max_idle: usize,
     idle_timeout: Duration,
-    /// A permit per backend connection open, held by its task: as many as
+    /// A permit per backend connection open (`Slot`): as many as
     /// `limits.max_connections`, the bound the open-file limit is raised
     /// for (`fd_limit`). Without it one HTTP/2 client could open a backend
     /// connection per stream, and clients enough all the descriptors.
@@ -41,14 +41,22 @@ pub struct Pool {
     returned: Notify,
 }
 
+/// A backend connection's place under `max_open`, held by its task and by
+/// whoever uses the connection: free once all of them let go. A WebSocket
+/// tunnel holds it after the task has ended at the upgrade (`Lease::into_slot`).
+pub type Slot = Arc<OwnedSemaphorePermit>;
+
 struct Idle {
     sender: SendRequest<Incoming>,
+    /// Weak: a connection that closed while idle gives its place back at once.
+    slot: Weak<OwnedSemaphorePermit>,
     since: Instant,
 }
 
 /// A connection in use; `release` puts it back once its response is complete.
 pub struct Lease {
     sender: SendRequest<Incoming>,
+    slot: Slot,
     pool: Arc<Pool>,
 }
 
@@ -82,7 +90,7 @@ impl Pool {
     /// back here when its response ends, but a request given to it would
     /// wait behind that body until `upstream.response_timeout` (a 504 for
     /// someone else). It stays, skipped, until it is free or gone.
-    pub fn checkout(&self, now: Instant) -> Option<SendRequest<Incoming>> {
+    pub fn checkout(&self, now: Instant) -> Option<(SendRequest<Incoming>, Slot)> {
         let mut idle = self.idle.lock().expect("pool lock");
         let mut at = idle.len();
         while at > 0 {
@@ -91,13 +99,17 @@ impl Pool {
             if i.sender.is_closed() || now.saturating_duration_since(i.since) >= self.idle_timeout {
                 idle.remove(at);
             } else if i.sender.is_ready() {
-                return Some(idle.remove(at).sender);
+                let i = idle.remove(at);
+                // None: its task ended meanwhile (closed).
+                if let Some(slot) = i.slot.upgrade() {
+                    return Some((i.sender, slot));
+                }
             }
         }
         None
     }
 
-    fn checkin(&self, sender: SendRequest<Incoming>) {
+    fn checkin(&self, sender: SendRequest<Incoming>, slot: &Slot) {
         if sender.is_closed() {
             return;
         }
@@ -105,6 +117,7 @@ impl Pool {
         if idle.len() < self.max_idle {
             idle.push(Idle {
                 sender,
+                slot: Arc::downgrade(slot),
                 since: Instant::now(),
             });
             drop(idle);
@@ -116,7 +129,7 @@ impl Pool {
     /// (TCP, then TLS for https), or, while `max_open` are open, the first
     /// that comes back to the stack or closes, all within the connect
     /// timeout. `true` with one from the stack.
-    pub async fn connect(&self) -> std::io::Result<(SendRequest<Incoming>, bool)> {
+    pub async fn connect(&self) -> std::io::Result<(SendRequest<Incoming>, Slot, bool)> {
         let c = &self.connector;
         let deadline = tokio::time::Instant::now() + c.connect_timeout;
         let permit = loop {
@@ -128,8 +141,8 @@ impl Pool {
             if let Ok(p) = self.open.clone().try_acquire_owned() {
                 break p;
             }
-            if let Some(sender) = self.checkout(Instant::now()) {
-                return Ok((sender, true));
+            if let Some((sender, slot)) = self.checkout(Instant::now()) {
+                return Ok((sender, slot, true));
             }
             tokio::select! {
                 p = self.open.clone().acquire_owned() => break p.expect("never closed"),
@@ -153,7 +166,7 @@ impl Pool {
                 Some((tls, name)) => handshake(tls.connect(name.clone(), tcp).await?, permit).await,
             }
         };
-        let sender = tokio::time::timeout_at(deadline, connect)
+        let (sender, slot) = tokio::time::timeout_at(deadline, connect)
             .await
             .map_err(|_| {
                 std::io::Error::new(
@@ -161,7 +174,7 @@ impl Pool {
                     format!("no connection within {:?}", c.connect_timeout),
                 )
             })??;
-        Ok((sender, false))
+        Ok((sender, slot, false))
     }
 }
 
@@ -172,11 +185,12 @@ impl Pool {
 /// 180 MiB for the send timeout.
 const UPSTREAM_READ_BUF: usize = 64 * 1024;
 
-/// `permit` is held by the connection's task, until the connection ends.
+/// The connection's `Slot` is held by its task until the connection ends
+/// (or is upgraded), and by each `Lease` of it.
 async fn handshake<IO>(
     io: IO,
     permit: OwnedSemaphorePermit,
-) -> std::io::Result<SendRequest<Incoming>>
+) -> std::io::Result<(SendRequest<Incoming>, Slot)>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -185,24 +199,32 @@ where
         .handshake(TokioIo::new(io))
         .await
         .map_err(std::io::Error::other)?;
+    let slot = Arc::new(permit);
+    let open = slot.clone();
     tokio::spawn(async move {
-        let _open = permit;
+        let _open = open;
         if let Err(e) = conn.with_upgrades().await {
             tracing::debug!(error = %e, "upstream connection ended with an error");
         }
     });
-    Ok(sender)
+    Ok((sender, slot))
 }
 
 // === impl Lease ===
 
 impl Lease {
-    pub fn new(sender: SendRequest<Incoming>, pool: Arc<Pool>) -> Lease {
-        Lease { sender, pool }
+    pub fn new(sender: SendRequest<Incoming>, slot: Slot, pool: Arc<Pool>) -> Lease {
+        Lease { sender, slot, pool }
     }
 
     /// The response was read to its end: the connection can serve another request.
     pub fn release(self) {
-        self.pool.checkin(self.sender);
+        self.pool.checkin(self.sender, &self.slot);
+    }
+
+    /// The connection switched protocols (a WebSocket tunnel): it serves no
+    /// other request, and its place is the tunnel's until the tunnel ends.
+    pub fn into_slot(self) -> Slot {
+        self.slot
     }
 }

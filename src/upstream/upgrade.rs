@@ -7,17 +7,21 @@ use std::sync::Arc;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
+use super::pool::Slot;
 use crate::conn::{idle_watch, ConnCtx};
 use crate::fleet::tunnels::OpenTunnel;
 
 /// Join the client's and the backend's upgraded connections in a task, until
 /// either closes or no bytes have moved for `limits.idle_timeout` (as nginx's
 /// `proxy_read_timeout` ends a quiet WebSocket). The tunnel holds the client
-/// connection's context, and with it its place under `max_connections`.
+/// connection's context, and with it its place under `max_connections`,
+/// and the backend connection's `upstream_slot`, its place among backend
+/// connections (`limits.max_connections` too).
 /// A tunnel admitted by a key is `registered`: the key's revocation ends it.
 pub fn tunnel(
     client: OnUpgrade,
     upstream: OnUpgrade,
+    upstream_slot: Slot,
     conn: Arc<ConnCtx>,
     registered: Option<OpenTunnel>,
 ) {
@@ -29,6 +33,7 @@ pub fn tunnel(
         // Deregisters (and tells a revocation waiting for it) once the
         // connections below are dropped, whichever way the task ends.
         let _guard = guard;
+        let _upstream_slot = upstream_slot;
         let revoked = async {
             match ended {
                 // Sent, or dropped by the registry: either way, end it.

@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use crate::support::client::{self, get};
 use crate::support::gateway::builder;
 use crate::support::upstream::{self, Upstream};
-use crate::support::within;
+use crate::support::{eventually, within};
 
 /// Read until the peer closes; returns what was read.
 async fn read_to_close(mut s: impl AsyncRead + Unpin) -> Vec<u8> {
@@ -768,4 +768,55 @@ async fn backend_connections_are_bounded_by_max_connections() {
         let answer = within(5, "a held request's answer", held).await.unwrap();
         assert_eq!(answer.status, StatusCode::OK);
     }
+}
+
+/// A WebSocket tunnel's backend connection counts among the backend
+/// connections `limits.max_connections` bounds, for the tunnel's life:
+/// with 2, a tunnel and a held request take both, a further request waits
+/// `upstream.connect_timeout` then gets 502; once the tunnel closes it is
+/// served. (Its slot was given back at the upgrade: a client could open
+/// tunnels beyond the bound the open-file limit is raised for.)
+#[tokio::test]
+async fn a_websocket_tunnels_backend_connection_counts_until_it_closes() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url())
+        .set("limits", "max_connections = 2")
+        .set("upstream", "connect_timeout = \"300ms\"")
+        .start()
+        .await;
+    let mut ws = upstream::websocket_via(gw.addr, &gw.ca).await;
+    upstream::websocket_echoes(&mut ws, "tunnel open").await;
+    let c = client::h2(&gw.ca);
+    let (c2, url) = (c.clone(), gw.url("/hold"));
+    let holding = tokio::spawn(async move { get(&c2, &url).await });
+    within(
+        5,
+        "a request held at the backend",
+        up.shared.held.notified(),
+    )
+    .await;
+    let third = within(5, "the third request's answer", get(&c, &gw.url("/"))).await;
+    assert_eq!(
+        third.status,
+        StatusCode::BAD_GATEWAY,
+        "a third backend connection beside a tunnel and a held request: {}",
+        third.text()
+    );
+    upstream::websocket_close(ws).await;
+    let after = eventually(
+        "a request served once the tunnel closed",
+        50,
+        Duration::from_millis(100),
+        || async {
+            let a = get(&c, &gw.url("/")).await;
+            (a.status == StatusCode::OK).then_some(a)
+        },
+    )
+    .await;
+    assert_eq!(after.text(), "ok");
+    up.shared.release.notify_one();
+    let held = within(5, "the held request's answer", holding)
+        .await
+        .unwrap();
+    assert_eq!(held.status, StatusCode::OK);
 }

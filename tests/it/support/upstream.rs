@@ -11,6 +11,7 @@
 //! | `/hop` | a response carrying hop-by-hop headers |
 //! | `/close` | `Connection: close`: the upstream ends the connection |
 //! | `/reset` | one chunk, then the connection is aborted |
+//! | `/socket` | a WebSocket handshake: 101, then an echo (as `websocket_echo`) |
 //! | anything else | 200 `ok` |
 
 use std::convert::Infallible;
@@ -81,6 +82,39 @@ impl Upstream {
             .pop()
             .expect("the upstream received a request")
     }
+}
+
+/// `/socket`: the 101 to a WebSocket handshake, the echo in a task.
+fn websocket_answer(mut req: Request<Incoming>) -> Response<TestBody> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    let Some(key) = req.headers().get("sec-websocket-key") else {
+        return status(400, "no Sec-WebSocket-Key");
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Server,
+            None,
+        )
+        .await;
+        while let Some(Ok(msg)) = ws.next().await {
+            if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+                return;
+            }
+        }
+    });
+    Response::builder()
+        .status(101)
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-accept", accept)
+        .body(body::empty())
+        .unwrap()
 }
 
 /// A WebSocket echo backend on 127.0.0.1:0: text and binary messages come back.
@@ -213,6 +247,7 @@ async fn answer(
             }
             Response::new(body::full(n.to_string()))
         }
+        "/socket" => websocket_answer(req),
         "/hold" => {
             s.held.notify_one();
             s.release.notified().await;
