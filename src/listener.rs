@@ -70,7 +70,7 @@ pub async fn run<H: Handler>(
     // Said at most once a minute each: a full listener or a process out of
     // file descriptors is one condition, not one log line per client.
     let mut full_log = Throttled::each_minute();
-    let mut accept_log = Throttled::each_minute();
+    let mut accept_log = AcceptErrors::each_minute();
 
     loop {
         let permit = match permits.clone().try_acquire_owned() {
@@ -93,8 +93,10 @@ pub async fn run<H: Handler>(
                 Ok(a) => a,
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
-                    if let Some(before) = accept_log.due(std::time::Instant::now()) {
-                        tracing::warn!(listener = name, error = %e, times_since_last_said = before, "{name} listener: accept failed");
+                    match accept_log.due(&e, std::time::Instant::now()) {
+                        Some((AcceptError::OutOfDescriptors, before)) => tracing::warn!(listener = name, error = %e, times_since_last_said = before, "{name} listener: out of file descriptors; new clients wait in the kernel's accept queue: raise the open-file hard limit (systemd LimitNOFILE=, docker --ulimit nofile=) or lower limits.max_connections"),
+                        Some((AcceptError::Other, before)) => tracing::warn!(listener = name, error = %e, times_since_last_said = before, "{name} listener: accept failed"),
+                        None => {}
                     }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(1));
@@ -124,6 +126,47 @@ pub async fn run<H: Handler>(
         tracing::warn!(listener = name, grace = ?settings.shutdown_grace, "{name} listener: grace period over; closing the remaining connections");
     }
     drained
+}
+
+/// What an accept error is, as its log line tells it.
+#[derive(Debug, PartialEq, Eq)]
+enum AcceptError {
+    /// EMFILE (this process) or ENFILE (the system): what operators must
+    /// act on.
+    OutOfDescriptors,
+    /// Anything else, mostly harmless (a client that aborted its
+    /// connection before it was accepted).
+    Other,
+}
+
+/// Accept errors said at most once a minute, each kind on its own: a
+/// harmless error said just before cannot hide the first line about running
+/// out of file descriptors for a minute.
+struct AcceptErrors {
+    out_of_descriptors: Throttled,
+    other: Throttled,
+}
+
+impl AcceptErrors {
+    fn each_minute() -> AcceptErrors {
+        AcceptErrors {
+            out_of_descriptors: Throttled::each_minute(),
+            other: Throttled::each_minute(),
+        }
+    }
+
+    /// `e` at `now`: its kind and the times unsaid since the last line of
+    /// that kind, when one is due.
+    fn due(&mut self, e: &io::Error, now: std::time::Instant) -> Option<(AcceptError, u64)> {
+        // ENFILE and EMFILE: the same numbers on Linux, macOS and the BSDs.
+        const ENFILE: i32 = 23;
+        const EMFILE: i32 = 24;
+        let (kind, log) = match e.raw_os_error() {
+            Some(ENFILE | EMFILE) => (AcceptError::OutOfDescriptors, &mut self.out_of_descriptors),
+            _ => (AcceptError::Other, &mut self.other),
+        };
+        log.due(now).map(|before| (kind, before))
+    }
 }
 
 /// hyper's builders for the two HTTPs a connection may speak (`Http`).
@@ -415,5 +458,33 @@ impl AsyncWrite for Tracked {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.project().inner.poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn running_out_of_descriptors_is_said_even_just_after_another_accept_error() {
+        let mut log = AcceptErrors::each_minute();
+        let t0 = Instant::now();
+        let aborted = io::Error::from(io::ErrorKind::ConnectionAborted);
+        assert_eq!(log.due(&aborted, t0), Some((AcceptError::Other, 0)));
+        let emfile = io::Error::from_raw_os_error(24);
+        let at = t0 + Duration::from_secs(1);
+        assert_eq!(
+            log.due(&emfile, at),
+            Some((AcceptError::OutOfDescriptors, 0))
+        );
+        // Each kind is still said once a minute, with the count between.
+        assert_eq!(log.due(&emfile, at + Duration::from_secs(1)), None);
+        assert_eq!(log.due(&aborted, at + Duration::from_secs(1)), None);
+        let enfile = io::Error::from_raw_os_error(23);
+        assert_eq!(
+            log.due(&enfile, at + Duration::from_secs(60)),
+            Some((AcceptError::OutOfDescriptors, 1))
+        );
     }
 }
