@@ -327,22 +327,40 @@ pub fn set_forwarded(
     }
 }
 
+/// Entries of `X-Forwarded-For` looked at, from the right, at most: a
+/// chain of proxies is a few hops, and a client's own list is not walked.
+const MAX_FORWARDED_HOPS: usize = 16;
+
 /// The client's address: the peer, or, when the peer is a trusted proxy,
-/// the address that proxy put last in `X-Forwarded-For`.
+/// the rightmost address in `X-Forwarded-For` that is not itself a trusted
+/// proxy. Each trusted proxy appended the address it saw, so behind a
+/// chain (a load balancer, then nginx) the last entry is the first proxy's
+/// address: taken as the client, every client behind it would share one
+/// failed-authentication limit. Entries left of the first untrusted one
+/// are what the client said of itself and are not believed. Lines count
+/// as one list (RFC 9110 §5.3): a proxy that adds a line of its own comes last.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpNet]) -> IpAddr {
-    if !trusted_proxies.iter().any(|net| net.contains(&peer)) {
+    let trusted = |ip: &IpAddr| trusted_proxies.iter().any(|net| net.contains(ip));
+    if !trusted(&peer) {
         return peer;
     }
-    // The last line's last entry: what the trusted proxy itself saw (a
-    // client may send lines of its own, which come first).
-    headers
+    let entries = headers
         .get_all(&X_FORWARDED_FOR)
         .iter()
-        .next_back()
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.rsplit(',').next())
-        .and_then(|last| last.trim().parse().ok())
-        .unwrap_or(peer)
+        .rev()
+        .map_while(|v| v.to_str().ok())
+        .flat_map(|v| v.rsplit(','))
+        .take(MAX_FORWARDED_HOPS);
+    let mut client = peer;
+    for entry in entries {
+        match entry.trim().parse::<IpAddr>() {
+            Ok(ip) if trusted(&ip) => client = ip,
+            Ok(ip) => return ip,
+            // Unreadable: the proxies' hops seen so far are all there is to go by.
+            Err(_) => return client,
+        }
+    }
+    client
 }
 
 #[cfg(test)]
@@ -499,6 +517,37 @@ mod tests {
         );
         let stranger: IpAddr = "192.0.2.1".parse().unwrap();
         assert_eq!(client_ip(stranger, &h, &trusted), stranger);
+    }
+
+    #[test]
+    fn behind_a_chain_of_trusted_proxies_the_client_is_the_first_untrusted_hop() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let client = |pairs: &[(&str, &str)]| client_ip(proxy, &map(pairs), &trusted);
+        // A load balancer (10.0.0.5) then nginx, which appended the balancer.
+        assert_eq!(
+            client(&[("x-forwarded-for", "6.6.6.6, 198.51.100.7, 10.0.0.5")]),
+            ip("198.51.100.7")
+        );
+        // The balancer's own line, then nginx's.
+        assert_eq!(
+            client(&[
+                ("x-forwarded-for", "198.51.100.7"),
+                ("x-forwarded-for", "10.0.0.5")
+            ]),
+            ip("198.51.100.7")
+        );
+        // Only proxies: the farthest one; an unreadable hop stops the walk.
+        assert_eq!(
+            client(&[("x-forwarded-for", "10.0.0.9, 10.0.0.5")]),
+            ip("10.0.0.9")
+        );
+        assert_eq!(
+            client(&[("x-forwarded-for", "198.51.100.7, unknown, 10.0.0.5")]),
+            ip("10.0.0.5")
+        );
+        assert_eq!(client(&[]), proxy);
     }
 
     #[test]

@@ -547,6 +547,49 @@ async fn brute_force_rotating_addresses_in_one_ipv6_64_is_limited_as_one_client(
     assert_eq!(get_with(&c, &gw, "/", &owner).await.status, StatusCode::OK);
 }
 
+/// Behind a chain of trusted proxies (a load balancer, then the proxy in
+/// front of keygate, which appends the balancer's address) each client
+/// counts by its own address: one guesser does not get every other
+/// client behind the balancer a 429.
+#[tokio::test]
+async fn behind_two_trusted_proxies_each_client_has_its_own_failure_limit() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url())
+        .set("auth", "anonymous = \"reject\"")
+        .set(
+            "listen",
+            "trusted_proxies = [\"127.0.0.1/32\", \"10.0.0.0/8\"]",
+        )
+        .set("rate_limit", "failed_auth_per_minute = 3")
+        .start()
+        .await;
+    let c = client::h1(&gw.ca);
+    let guesser = [
+        ("x-forwarded-for", "203.0.113.9, 10.0.0.5"),
+        ("apikey", "kg_guess"),
+    ];
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(get_with(&c, &gw, "/", &guesser).await.status);
+    }
+    assert_eq!(
+        statuses,
+        [StatusCode::UNAUTHORIZED; 3]
+            .into_iter()
+            .chain([StatusCode::TOO_MANY_REQUESTS])
+            .collect::<Vec<_>>()
+    );
+    let typo = [
+        ("x-forwarded-for", "198.51.100.20, 10.0.0.5"),
+        ("apikey", "kg_typo"),
+    ];
+    assert_eq!(
+        get_with(&c, &gw, "/", &typo).await.status,
+        StatusCode::UNAUTHORIZED,
+        "another client behind the same balancer is not the guesser"
+    );
+}
+
 #[tokio::test]
 async fn requests_per_key_are_limited() {
     let up = Upstream::start().await;
