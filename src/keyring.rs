@@ -272,9 +272,12 @@ impl Keyring {
     }
 
     /// The store answers and is ready for use (Redis: the first key layout
-    /// is moved, once).
+    /// is moved, once), and its keys were made with this instance's secret
+    /// (`StoreError::OtherSecret` if not: nothing may be served with it).
     pub async fn ready(&self) -> Result<(), StoreError> {
-        self.0.store.ready().await
+        self.0.store.ready().await?;
+        let check = keys::Digest(self.0.digest.derive("store secret check")).to_hex();
+        self.0.store.check_secret(&check).await
     }
 
     /// Whether the store answers (readiness).

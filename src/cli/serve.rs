@@ -4,6 +4,7 @@
 use super::{CliError, ConfigArg, LogFormatArg};
 use crate::app::{self, TlsMode};
 use crate::keyring::Keyring;
+use crate::store::StoreError;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -44,9 +45,15 @@ pub fn run(args: Args) -> Result<(), CliError> {
             .map_err(|e| CliError::Runtime(format!("{e}; tried {}", config.store.shown())))?;
         // A store that is down at start is an outage like any other: serve
         // (503 for keys, /readyz 503) and keep asking, rather than exit.
-        if let Err(e) = keyring.ready().await {
-            tracing::warn!(error = %e, tried = %config.store.shown(), "the key store does not answer; requests get 503 until it does");
-            tokio::spawn(until_ready(keyring.clone()));
+        // One whose keys were made with another secret is no outage: stop.
+        let (wrong_secret, mut found_wrong_secret) = tokio::sync::mpsc::channel(1);
+        match keyring.ready().await {
+            Ok(()) => {}
+            Err(e @ StoreError::OtherSecret(_)) => return Err(CliError::Runtime(e.to_string())),
+            Err(e) => {
+                tracing::warn!(error = %e, tried = %config.store.shown(), "the key store does not answer; requests get 503 until it does");
+                tokio::spawn(until_ready(keyring.clone(), wrong_secret));
+            }
         }
         let running = app::start(&config, TlsMode::FromConfig, &keyring)
             .await
@@ -54,9 +61,15 @@ pub fn run(args: Args) -> Result<(), CliError> {
         logging.watch_drops(keyring.metrics().clone());
         let shutdown = crate::signal::shutdown();
         tokio::pin!(shutdown);
+        let mut stopped_for = None;
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
+                Some(e) = found_wrong_secret.recv() => {
+                    tracing::error!(error = %e, "stopping: the key store's keys were made with another secret");
+                    stopped_for = Some(e);
+                    break;
+                }
                 _ = hups.recv() => {
                     logging.reopen();
                     running.reload();
@@ -66,18 +79,29 @@ pub fn run(args: Args) -> Result<(), CliError> {
         running.shutdown().await;
         // The last line: once it is in the log, the queue before it is too.
         tracing::info!("keygate stopped");
-        Ok(())
+        match stopped_for {
+            Some(e) => Err(CliError::Runtime(e.to_string())),
+            None => Ok(()),
+        }
     })
 }
 
-/// Retry the store's start (the first layout's move) until it answers.
-async fn until_ready(keyring: Keyring) {
+/// Retry the store's start (the first layout's move, the secret's check)
+/// until it answers; a store of another secret is sent to `wrong_secret`.
+async fn until_ready(keyring: Keyring, wrong_secret: tokio::sync::mpsc::Sender<StoreError>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tick.tick().await;
-        if keyring.ready().await.is_ok() {
-            tracing::info!("the key store answers");
-            return;
+        match keyring.ready().await {
+            Ok(()) => {
+                tracing::info!("the key store answers");
+                return;
+            }
+            Err(e @ StoreError::OtherSecret(_)) => {
+                let _ = wrong_secret.send(e).await;
+                return;
+            }
+            Err(_) => {}
         }
     }
 }

@@ -79,6 +79,10 @@ pub enum StoreError {
     /// did not come back on its subscription within a lease: the two reach
     /// different Redis servers (a failover behind one address moved one of
     /// them), so the subscription hears no revocation of this store.
+    /// `ns:secret-check` (named) was written by an instance with another
+    /// deployment secret: this one would refuse every stored key.
+    #[error("store.secret_file (or KEYGATE_SECRET) is not the secret the keys in this store were made with ({0} says so): every instance and keygate command of a deployment needs the same one; with another, every key would be refused and new keys would work nowhere else. Delete {0} only if the secret was changed on purpose and every existing key is to stop working")]
+    OtherSecret(String),
     #[error("the fleet subscription did not receive this instance's own probe within {0:?}: it is on another Redis server than the commands (a failover behind the same address?)")]
     ProbeUnheard(Duration),
 }
@@ -159,6 +163,16 @@ impl Store {
         match self {
             Store::Memory(_) => Ok(()),
             Store::Redis(r) => r.ready().await,
+        }
+    }
+
+    /// The store's keys were made with the secret `check` is derived from
+    /// (Redis: the first instance claims the store for its secret; a memory
+    /// store lives and dies with its process's secret).
+    pub async fn check_secret(&self, check: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(_) => Ok(()),
+            Store::Redis(r) => r.check_secret(check).await,
         }
     }
 

@@ -202,3 +202,75 @@ async fn no_self_service_secret_reaches_any_log_line() {
         );
     }
 }
+
+/// Every instance and command of a deployment shares the store secret. One
+/// given another (a typo, another host's `KEYGATE_SECRET`) would refuse
+/// every key as mismatched, answer a scanner's report of a live key
+/// `false_positive` and leave it live, and make keys no other instance
+/// takes: it stops instead, naming the setting and never a secret, at
+/// start or, when the store was down then, once it answers.
+#[tokio::test]
+async fn another_secret_than_the_stores_keys_were_made_with_stops_keygate() {
+    const OTHER: &str = "fedcba9876543210fedcba9876543210-other-secret";
+    let mut redis = RedisServer::start();
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("secrets CA");
+    let store = store_section(&redis, dir.path(), "other").join("\n");
+    let cfg = bin::write_config(
+        dir.path(),
+        &ca,
+        "other",
+        &up.url(),
+        &format!("[store]\n{store}\n"),
+    );
+    let alice = bin::cli(&cfg, &["keys", "create", "--user", "alice"]);
+    let secret_file = dir.path().join("secret-other");
+    let ours = std::fs::read_to_string(&secret_file).unwrap();
+    std::fs::write(&secret_file, format!("{OTHER}\n")).unwrap();
+
+    let refused = |out: &std::process::Output| {
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("store.secret_file") && err.contains("other:secret-check"),
+            "{err}"
+        );
+        assert!(!err.contains(OTHER) && !err.contains(ours.trim()), "{err}");
+    };
+    let create = std::process::Command::new(bin::BIN)
+        .args(["keys", "create", "-c"])
+        .arg(&cfg)
+        .args(["--user", "mallory"])
+        .output()
+        .unwrap();
+    refused(&create);
+
+    let mut kg = Process::serve(&cfg);
+    assert_eq!(kg.wait(10).await, 1);
+    let logged = format!("{:?}", kg.log_lines());
+    assert!(logged.contains("other:secret-check"), "{logged}");
+    assert!(!logged.contains("keygate listening"), "{logged}");
+
+    // The store down at start: keygate serves (503s), then stops once it answers.
+    redis.stop_saved();
+    let mut kg = Process::serve(&cfg);
+    kg.main_addr().await;
+    redis.start_saved();
+    assert_eq!(kg.wait(15).await, 1);
+    let logged = format!("{:?}", kg.log_lines());
+    assert!(logged.contains("another secret"), "{logged}");
+    assert!(!logged.contains(OTHER), "{logged}");
+
+    // With its own secret back, the deployment's key works and none was made.
+    std::fs::write(&secret_file, ours).unwrap();
+    let listed = bin::cli(&cfg, &["keys", "list", "--json"]);
+    let users: Vec<String> = serde_json::from_str::<serde_json::Value>(&listed).unwrap()["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["user"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(users, ["alice"]);
+    assert!(alice.starts_with("kg_"));
+}

@@ -14,6 +14,7 @@
 //! | `ns:fence` | string | written right before each `WAIT`, so that it covers every earlier write |
 //! | `ns:fence:{N}` | string | the same in a Cluster, one per master: `N` a number whose hash slot is the master's ([`slot_tag`]) |
 //! | `ns:layout` | string | `3` once earlier layouts have been moved |
+//! | `ns:secret-check` | string | a value derived from the deployment secret the keys were made with, written by the first instance (`secret_check.rs`) |
 //!
 //! `{T}` is a Redis Cluster hash tag: the first 4 characters of the key id,
 //! which [`crate::keys::format::user_tag`] derives from the key's user

@@ -64,6 +64,7 @@ mod outbox;
 mod renewing;
 mod repeat;
 mod scan;
+mod secret_check;
 mod sentinel;
 mod url;
 
@@ -160,6 +161,12 @@ impl RedisStore {
     pub async fn ready(&self) -> Result<(), StoreError> {
         self.ping().await?;
         migrate::migrate(self).await.map(|_| ())
+    }
+
+    /// The store's keys were made with the secret `check` is derived from
+    /// (the first instance to ask claims the store for it): `secret_check.rs`.
+    pub async fn check_secret(&self, check: &str) -> Result<(), StoreError> {
+        secret_check::check(self, check).await
     }
 
     /// `store.timeout`: every call ends by then.
