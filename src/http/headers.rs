@@ -327,6 +327,15 @@ pub fn set_forwarded(
     }
 }
 
+/// An `X-Forwarded-For` entry's address: `192.0.2.7`, `2001:db8::7`, or
+/// with the port some proxies append (`192.0.2.7:51234`, `[2001:db8::7]:443`).
+fn forwarded_ip(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+}
+
 /// Entries of `X-Forwarded-For` looked at, from the right, at most: a
 /// chain of proxies is a few hops, and a client's own list is not walked.
 const MAX_FORWARDED_HOPS: usize = 16;
@@ -353,11 +362,11 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpNet]) -
         .take(MAX_FORWARDED_HOPS);
     let mut client = peer;
     for entry in entries {
-        match entry.trim().parse::<IpAddr>() {
-            Ok(ip) if trusted(&ip) => client = ip,
-            Ok(ip) => return ip,
+        match forwarded_ip(entry.trim()) {
+            Some(ip) if trusted(&ip) => client = ip,
+            Some(ip) => return ip,
             // Unreadable: the proxies' hops seen so far are all there is to go by.
-            Err(_) => return client,
+            None => return client,
         }
     }
     client
@@ -548,6 +557,25 @@ mod tests {
             ip("10.0.0.5")
         );
         assert_eq!(client(&[]), proxy);
+    }
+
+    #[test]
+    fn a_forwarded_address_with_its_port_is_the_address() {
+        // Azure Application Gateway and some CDNs append `address:port`.
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        for (sent, client) in [
+            ("198.51.100.7:51234", "198.51.100.7"),
+            ("[2001:db8::7]:443", "2001:db8::7"),
+            ("6.6.6.6, 198.51.100.7:51234, 10.0.0.5:80", "198.51.100.7"),
+        ] {
+            let h = map(&[("x-forwarded-for", sent)]);
+            assert_eq!(
+                client_ip(proxy, &h, &trusted),
+                client.parse::<IpAddr>().unwrap(),
+                "{sent}"
+            );
+        }
     }
 
     #[test]
