@@ -120,14 +120,23 @@ struct TokenFile(std::path::PathBuf);
 
 impl TokenFile {
     fn write(token: &str) -> std::io::Result<TokenFile> {
+        TokenFile::write_in(&std::env::temp_dir(), token)
+    }
+
+    fn write_in(dir: &std::path::Path, token: &str) -> std::io::Result<TokenFile> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
-        let path =
-            std::env::temp_dir().join(format!("keygate-dev-admin-token-{}", std::process::id()));
+        // A name nobody can guess, and a file that must be new: the folder is
+        // everyone's, and a planted file or link at a guessable name (the
+        // pid) would get the token or choose it (it is read again on SIGHUP).
+        let path = dir.join(format!(
+            "keygate-dev-admin-token-{}-{}",
+            std::process::id(),
+            crate::random::hex::<8>()
+        ));
         let mut f = std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .open(&path)?;
         writeln!(f, "dev:{token}")?;
@@ -201,4 +210,44 @@ fn print_banner(addr: SocketAddr, admin: SocketAddr, key: &str, admin_token: &st
   Stop with Ctrl-C.
 "#
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TokenFile;
+
+    /// The temporary folder is everyone's: a file or link planted where the
+    /// token file goes must neither receive the admin token (its owner
+    /// would read it) nor choose the tokens keygate accepts.
+    #[test]
+    fn the_admin_token_file_is_new_private_and_never_a_planted_one() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let victim = tmp.path().join("victim");
+        std::fs::write(&victim, "someone's file\n").unwrap();
+        let planted = tmp
+            .path()
+            .join(format!("keygate-dev-admin-token-{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let a = TokenFile::write_in(tmp.path(), "first-token-0123456789").unwrap();
+        let b = TokenFile::write_in(tmp.path(), "second-token-0123456789").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&victim).unwrap(),
+            "someone's file\n",
+            "the token went through a planted link"
+        );
+        assert_ne!(a.0, b.0, "two instances share one token file");
+        for (file, token) in [
+            (&a, "first-token-0123456789"),
+            (&b, "second-token-0123456789"),
+        ] {
+            let meta = std::fs::symlink_metadata(&file.0).unwrap();
+            assert!(meta.file_type().is_file(), "{:?}", file.0);
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::read_to_string(&file.0).unwrap(),
+                format!("dev:{token}\n")
+            );
+        }
+    }
 }
