@@ -87,6 +87,15 @@ pub fn read(path: &Path) -> Result<Vec<(String, [u8; 32])>, String> {
             Some((name, token)) => (name.trim().to_owned(), token.trim()),
             None => (format!("token-{}", i + 1), line),
         };
+        if name.is_empty() {
+            return Err(format!(
+                "{} line {}: no name before ':' (the name is the audit log's actor; \
+                 leave out the ':' for token-{})",
+                path.display(),
+                i + 1,
+                i + 1
+            ));
+        }
         if token.chars().count() < MIN_LEN {
             return Err(format!(
                 "{} line {}: token shorter than {MIN_LEN} characters",
@@ -152,6 +161,14 @@ mod tests {
         assert_eq!(tokens.check(Some(b"Bearer0123456789abcdef-alice")), None);
         assert_eq!(tokens.check(Some(b"Bearers 0123456789abcdef-alice")), None);
         assert_eq!(tokens.check(None), None);
+
+        // An empty name would make the audit log's actor nobody.
+        std::fs::write(&path, ":0123456789abcdef-nameless\n").unwrap();
+        let err = read(&path).unwrap_err();
+        assert!(
+            err.contains("line 1: no name before ':'") && !err.contains("nameless"),
+            "{err}"
+        );
 
         std::fs::write(&path, "bob:short\n").unwrap();
         let err = read(&path).unwrap_err();
