@@ -105,6 +105,10 @@ pub async fn run<H: Handler>(
             },
         };
         backoff = Duration::from_millis(5);
+        // A dual-stack listener (`[::]`) sees IPv4 peers as `::ffff:a.b.c.d`:
+        // as their IPv4 address they match `trusted_proxies` written in
+        // IPv4, and logs and `X-Forwarded-For` name them as they are.
+        let peer = std::net::SocketAddr::new(peer.ip().to_canonical(), peer.port());
         let conn = Connection {
             handler: handler.clone(),
             settings: settings.clone(),

@@ -334,6 +334,8 @@ fn forwarded_ip(entry: &str) -> Option<IpAddr> {
         .parse::<IpAddr>()
         .ok()
         .or_else(|| entry.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+        // A dual-stack proxy's `::ffff:a.b.c.d` is the IPv4 client it was.
+        .map(|ip| ip.to_canonical())
 }
 
 /// Entries of `X-Forwarded-For` looked at, from the right, at most: a
@@ -568,6 +570,7 @@ mod tests {
             ("198.51.100.7:51234", "198.51.100.7"),
             ("[2001:db8::7]:443", "2001:db8::7"),
             ("6.6.6.6, 198.51.100.7:51234, 10.0.0.5:80", "198.51.100.7"),
+            ("198.51.100.7, ::ffff:10.0.0.5", "198.51.100.7"),
         ] {
             let h = map(&[("x-forwarded-for", sent)]);
             assert_eq!(

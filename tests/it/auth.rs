@@ -590,6 +590,40 @@ async fn behind_two_trusted_proxies_each_client_has_its_own_failure_limit() {
     );
 }
 
+/// A dual-stack listener (`[::]`) sees an IPv4 proxy as `::ffff:a.b.c.d`;
+/// it is still the proxy `trusted_proxies` names by its IPv4 address, so
+/// the clients behind it are told apart.
+#[tokio::test]
+async fn a_dual_stack_listener_trusts_an_ipv4_proxy() {
+    let up = Upstream::start().await;
+    let gw = builder(&up.url())
+        .set("listen", "addr = \"[::]:0\"")
+        .set("auth", "anonymous = \"reject\"")
+        .set("listen", "trusted_proxies = [\"127.0.0.1/32\"]")
+        .set("rate_limit", "failed_auth_per_minute = 3")
+        .start()
+        .await;
+    let c = client::h1(&gw.ca);
+    let guesser = [("x-forwarded-for", "203.0.113.9"), ("apikey", "kg_guess")];
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(get_with(&c, &gw, "/", &guesser).await.status);
+    }
+    assert_eq!(
+        statuses,
+        [StatusCode::UNAUTHORIZED; 3]
+            .into_iter()
+            .chain([StatusCode::TOO_MANY_REQUESTS])
+            .collect::<Vec<_>>()
+    );
+    let typo = [("x-forwarded-for", "198.51.100.20"), ("apikey", "kg_typo")];
+    assert_eq!(
+        get_with(&c, &gw, "/", &typo).await.status,
+        StatusCode::UNAUTHORIZED,
+        "another client behind the same proxy is not the guesser"
+    );
+}
+
 #[tokio::test]
 async fn requests_per_key_are_limited() {
     let up = Upstream::start().await;
