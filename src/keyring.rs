@@ -382,8 +382,18 @@ impl Keyring {
     /// barrier): when this returns, no instance accepts a revoked key. The
     /// revocation is audited and counted, and each removed key announced
     /// (`key.revoked`), also when the store revoked keys that the fleet
-    /// could not be told about.
+    /// could not be told about. A list of leaked secrets is also settled
+    /// as leaked (`revoke_leaked`: audit `leaked`, `key.leaked`).
     pub async fn revoke(&self, actor: &Actor, what: Revocation) -> Result<Revoked, RevokeError> {
+        match what {
+            Revocation::Leaked(secrets) => self.revoke_leaked(actor, secrets).await,
+            what => self.revoke_only(actor, what).await,
+        }
+    }
+
+    /// `revoke`, without settling leaked secrets as leaked: the leak paths'
+    /// own step (`leaks.rs`), which do that themselves.
+    async fn revoke_only(&self, actor: &Actor, what: Revocation) -> Result<Revoked, RevokeError> {
         let what = what.distinct();
         let mut target = target_of(&what);
         let store = &self.0.store;

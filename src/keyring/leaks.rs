@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use futures_util::stream::{self, StreamExt as _};
 
 use super::events::READS_IN_FLIGHT;
-use super::{Keyring, Revocation, RevokeError};
+use super::{Keyring, Revocation, RevokeError, Revoked};
 use crate::audit::{Actor, Event};
 use crate::keys::{format, ApiKey, KeyRecord};
+use crate::store::StoreError;
 use crate::webhooks::{self, EventType};
 
 /// Longest `url` or `found_in` kept in an audit entry or an event.
@@ -26,6 +27,15 @@ pub struct Sighting {
 
 // === impl Keyring (leaks) ===
 
+/// The sightings of live keys, and of keys rotated away whose successors
+/// live (a key's successors die with it, so its sighting counts).
+struct Found {
+    /// By secret: the key's record.
+    live: HashMap<String, KeyRecord>,
+    /// By secret: the ids of its live successors.
+    successors: HashMap<String, Vec<String>>,
+}
+
 impl Keyring {
     /// Which of `sightings` are live keys of this deployment, in order. The
     /// live ones are revoked through the barrier when `revoke` (else only
@@ -42,30 +52,12 @@ impl Keyring {
         sightings: Vec<Sighting>,
         revoke: bool,
     ) -> Result<Vec<bool>, RevokeError> {
-        let candidates: Vec<ApiKey> = sightings
-            .iter()
-            .filter(|s| format::parse(&self.0.prefix, s.key.expose()).is_some())
-            .map(|s| s.key.clone())
-            .collect();
-        // Live keys, and keys rotated away whose successors live: a key's
-        // successors die with it, so its sighting counts.
-        let leaked = self.leaked_keys(&candidates).await?;
-        let successors: HashMap<String, Vec<String>> = leaked
-            .iter()
-            .map(|l| {
-                let ids = l.successors.iter().map(|r| r.id.to_string()).collect();
-                (l.secret.expose().to_owned(), ids)
-            })
-            .collect();
-        let live: HashMap<String, KeyRecord> = leaked
-            .into_iter()
-            .map(|l| (l.secret.expose().to_owned(), l.record))
-            .collect();
+        let found = self.found(&sightings).await?;
         let flags: Vec<bool> = sightings
             .iter()
-            .map(|s| live.contains_key(s.key.expose()))
+            .map(|s| found.live.contains_key(s.key.expose()))
             .collect();
-        if live.is_empty() {
+        if found.live.is_empty() {
             return Ok(flags);
         }
         // Deleted but not yet told to every instance (it is told in the
@@ -74,22 +66,92 @@ impl Keyring {
         // the keys were found or send `key.leaked`.
         let mut unpublished = None;
         if revoke {
-            let keys = live.keys().map(|k| ApiKey::new(k.clone())).collect();
-            match self.revoke(actor, Revocation::Leaked(keys)).await {
+            let keys = found.live.keys().map(|k| ApiKey::new(k.clone())).collect();
+            match self.revoke_only(actor, Revocation::Leaked(keys)).await {
                 Ok(_) => {}
                 Err(e @ RevokeError::NotPropagated { .. }) => unpublished = Some(e),
                 Err(e) => return Err(e),
             }
         }
-        self.0.metrics.keys_leaked.inc_by(live.len() as u64);
+        self.settle_leaked(actor, &found, &sightings, revoke).await;
+        match unpublished {
+            Some(e) => Err(e),
+            None => Ok(flags),
+        }
+    }
+
+    /// An operator's list of leaked secrets (`keys revoke --leaked`,
+    /// `POST /v1/revoke` `keys`, the console): revoked as any list is
+    /// (also when none is live: a retry tells the fleet again), then its
+    /// live keys audited and announced as leaked, as a report's are,
+    /// without where they were found.
+    pub(super) async fn revoke_leaked(
+        &self,
+        actor: &Actor,
+        secrets: Vec<ApiKey>,
+    ) -> Result<Revoked, RevokeError> {
+        // A secret listed twice is one sighting (one audit event).
+        let mut listed = std::collections::HashSet::new();
+        let sightings: Vec<Sighting> = secrets
+            .iter()
+            .filter(|key| listed.insert(key.expose()))
+            .map(|key| Sighting {
+                key: key.clone(),
+                url: None,
+                found_in: None,
+            })
+            .collect();
+        let found = self.found(&sightings).await?;
+        let revoked = self.revoke_only(actor, Revocation::Leaked(secrets)).await;
+        if let Ok(_) | Err(RevokeError::NotPropagated { .. }) = &revoked {
+            self.settle_leaked(actor, &found, &sightings, true).await;
+        }
+        revoked
+    }
+
+    /// The live keys among `sightings` (see `Found`), read from the store.
+    async fn found(&self, sightings: &[Sighting]) -> Result<Found, StoreError> {
+        let candidates: Vec<ApiKey> = sightings
+            .iter()
+            .filter(|s| format::parse(&self.0.prefix, s.key.expose()).is_some())
+            .map(|s| s.key.clone())
+            .collect();
+        let leaked = self.leaked_keys(&candidates).await?;
+        let successors = leaked
+            .iter()
+            .map(|l| {
+                let ids = l.successors.iter().map(|r| r.id.to_string()).collect();
+                (l.secret.expose().to_owned(), ids)
+            })
+            .collect();
+        let live = leaked
+            .into_iter()
+            .map(|l| (l.secret.expose().to_owned(), l.record))
+            .collect();
+        Ok(Found { live, successors })
+    }
+
+    /// Count the live keys found, audit each sighting of one as `leaked`
+    /// and announce each key once (`key.leaked`).
+    async fn settle_leaked(
+        &self,
+        actor: &Actor,
+        found: &Found,
+        sightings: &[Sighting],
+        revoked: bool,
+    ) {
+        if found.live.is_empty() {
+            return;
+        }
+        self.0.metrics.keys_leaked.inc_by(found.live.len() as u64);
         let seen: Vec<(&KeyRecord, &Sighting)> = sightings
             .iter()
-            .filter_map(|s| Some((live.get(s.key.expose())?, s)))
+            .filter_map(|s| Some((found.live.get(s.key.expose())?, s)))
             .collect();
         let targets: Vec<String> = seen
             .iter()
             .map(|(record, sighting)| {
-                let heirs = &successors[sighting.key.expose()];
+                let heirs = &found.successors[sighting.key.expose()];
                 let heirs = match heirs.len() {
                     0 => String::new(),
                     _ => format!(" (successors {})", heirs.join(", ")),
@@ -118,19 +180,15 @@ impl Keyring {
                 .iter()
                 .filter(|(record, _)| announced.insert(record.id))
                 .map(|(record, sighting)| {
-                    let heirs = &successors[sighting.key.expose()];
+                    let heirs = &found.successors[sighting.key.expose()];
                     webhooks::Event::about_key(EventType::KeyLeaked, record, actor.source.as_str())
                         .with("successors", heirs.clone())
                         .with("url", sighting.url.as_deref().map(clip))
                         .with("found_in", sighting.found_in.as_deref().map(clip))
-                        .with("action", if revoke { "revoked" } else { "notified" })
+                        .with("action", if revoked { "revoked" } else { "notified" })
                 })
                 .collect();
             self.emit(events).await;
-        }
-        match unpublished {
-            Some(e) => Err(e),
-            None => Ok(flags),
         }
     }
 }

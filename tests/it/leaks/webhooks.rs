@@ -340,3 +340,77 @@ async fn a_revocation_by_filter_announces_each_key_it_revoked() {
         && d.body["type"] == "key.revoked"
         && d.body["data"]["user"] == "ursula"));
 }
+
+/// An operator's list of leaked secrets, through the admin API and through
+/// `keygate keys revoke --leaked`, is announced as `key.leaked` (action
+/// `revoked`) besides `key.revoked`, as a scanner's report is.
+#[tokio::test]
+async fn an_operators_leaked_list_is_announced_as_leaked() {
+    let receiver = Receiver::start(Mode::Up).await;
+    let dir = tempfile::tempdir().unwrap();
+    let events = ["events = [\"key.revoked\", \"key.leaked\"]"];
+    // Namespace "cli": the one `keys_cli::config` gives the CLI.
+    let f = fleet(1, "cli", webhook_to(&receiver.url(), dir.path(), &events)).await;
+    let (c, gw) = (&f.clients[0], &f.gateways[0]);
+    let (by_api, by_api_id) = create_key(c, gw, "wendy").await;
+    let (by_cli, by_cli_id) = create_key(c, gw, "xavier").await;
+
+    let a = call(
+        c,
+        gw,
+        Method::POST,
+        "/v1/revoke",
+        Some(json!({"keys": [by_api, "kg_junk"]})),
+    )
+    .await;
+    assert_eq!(json_of(&a)["revoked"], 1, "{}", a.text());
+    let secret = dir.path().join("webhook-secret");
+    let cfg = crate::keys_cli::config(
+        dir.path(),
+        &f.redis,
+        &format!(
+            "[[webhooks]]\nurl = \"{}\"\nsecret_file = \"{}\"\n{}\n",
+            receiver.url(),
+            secret.display(),
+            events[0]
+        ),
+    );
+    let list = dir.path().join("leaked.txt");
+    std::fs::write(&list, format!("{by_cli}\n")).unwrap();
+    let out = crate::keys_cli::keys_in(
+        &cfg,
+        dir.path(),
+        &["revoke", "--leaked", list.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let got = exactly(&receiver, 4).await;
+    let types = by_type(&got);
+    assert_eq!(types.get("key.revoked").map_or(0, Vec::len), 2, "{got:#?}");
+    let mut leaked: Vec<(&str, &str, &str)> = types
+        .get("key.leaked")
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|d| {
+            let data = &d.body["data"];
+            (
+                data["id"].as_str().unwrap(),
+                data["source"].as_str().unwrap(),
+                data["action"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    leaked.sort_unstable();
+    let mut want = vec![
+        (by_api_id.as_str(), "admin", "revoked"),
+        (by_cli_id.as_str(), "cli", "revoked"),
+    ];
+    want.sort_unstable();
+    assert_eq!(leaked, want, "{got:#?}");
+    assert_eq!(got.len(), 4, "{got:#?}");
+}
