@@ -81,7 +81,8 @@ struct Worker {
     /// Failed attempts are logged at most once a minute per entry and
     /// instance, with the count since: a backlog for a receiver that is
     /// down fails every message at every backoff step, tens of lines per
-    /// event for as long as `keep`.
+    /// event for as long as `keep`. The first delivery after failures
+    /// says the receiver recovered, with the failures not yet logged.
     failures: Mutex<Throttled>,
 }
 
@@ -157,6 +158,15 @@ impl Worker {
             None => {
                 self.metrics.webhooks_delivered.inc();
                 tracing::debug!(webhook_id = %message.id, attempts = message.attempts, "webhook delivered");
+                // Failures counted since the last line are said now, or never.
+                let over = self.failures.lock().expect("not poisoned").over();
+                if let Some(unlogged) = over {
+                    tracing::info!(
+                        webhook = %origin(&config.url),
+                        unlogged,
+                        "webhook receiver recovered: delivered again ({unlogged} failed attempts since the last line)"
+                    );
+                }
                 self.store.outbox_done(queue, &message.id).await
             }
             Some(why) => {

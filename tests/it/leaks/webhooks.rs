@@ -414,3 +414,78 @@ async fn an_operators_leaked_list_is_announced_as_leaked() {
     assert_eq!(leaked, want, "{got:#?}");
     assert_eq!(got.len(), 4, "{got:#?}");
 }
+
+/// A receiver down for less than a minute: the failed attempts the
+/// throttled `webhook not delivered` line did not say are said by the
+/// `webhook receiver recovered` line of the first delivery after them,
+/// so the lines account for every failure `/metrics` counts.
+#[tokio::test]
+async fn failures_of_a_receiver_back_within_the_minute_are_logged() {
+    use crate::support::bin::{self, Process};
+    let redis = crate::support::redis::RedisServer::start();
+    let up = crate::support::upstream::Upstream::start().await;
+    let mut receiver = Receiver::start(Mode::Up).await;
+    receiver.down();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = crate::support::tls::Ca::new("webhook log CA");
+    let store = crate::support::redis::store_section(&redis, dir.path(), "hooklog").join("\n");
+    let secret = dir.path().join("webhook-secret");
+    std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
+    let cfg = bin::write_config(
+        dir.path(),
+        &ca,
+        "keygate",
+        &up.url(),
+        &format!(
+            "[store]\n{store}\n[[webhooks]]\nurl = \"{}\"\nsecret_file = \"{}\"\n\
+             events = [\"key.created\"]\nmax_retry_interval = \"1s\"\n",
+            receiver.url(),
+            secret.display()
+        ),
+    );
+    let kg = Process::serve(&cfg);
+    let admin = kg.admin_addr().await;
+    for user in ["yara", "zeno"] {
+        bin::cli(&cfg, &["keys", "create", "--user", user]);
+    }
+    // Both fail at once (one line, one unsaid), then again at each retry.
+    kg.logged("webhook not delivered").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    receiver.up().await;
+    exactly(&receiver, 2).await;
+    kg.logged("webhook receiver recovered").await;
+
+    let lines = kg.log_lines();
+    let said = |message: &str| -> Vec<u64> {
+        lines
+            .iter()
+            .filter(|l| {
+                l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(message))
+            })
+            .map(|l| l["unlogged"].as_u64().unwrap())
+            .collect()
+    };
+    let failed_lines = said("webhook not delivered");
+    let recovered = said("webhook receiver recovered");
+    assert_eq!(failed_lines.len(), 1, "once a minute: {lines:#?}");
+    assert!(recovered.iter().sum::<u64>() >= 1, "{lines:#?}");
+    let logged: u64 =
+        failed_lines.iter().map(|n| n + 1).sum::<u64>() + recovered.iter().sum::<u64>();
+    let metrics = crate::support::client::get(
+        &crate::support::client::h1(&ca),
+        &format!("https://{admin}/metrics"),
+    )
+    .await
+    .text();
+    let failures: u64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("keygate_webhook_failures_total ")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no failure counter in\n{metrics}"));
+    assert_eq!(logged, failures, "{lines:#?}");
+}
