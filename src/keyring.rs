@@ -100,8 +100,17 @@ pub enum SettingsError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Saved and in force, not confirmed by a replica (`Saved::Unconfirmed`).
-    #[error("the settings are saved and in force on every instance, but no replica confirmed them in time (a failover now could undo them): save them again")]
+    #[error("the settings are saved and in force on every instance, but {} (a failover now could undo them): save them again", not_confirmed(.0))]
     Unconfirmed(#[source] StoreError),
+}
+
+/// Why no replica confirmed saved settings, as the admin is told: none in
+/// time, or the check itself failed (its error is logged, not shown).
+fn not_confirmed(cause: &StoreError) -> &'static str {
+    match cause {
+        StoreError::Timeout(_) => "no replica confirmed them in time",
+        _ => "whether a replica has them could not be checked (the log says why)",
+    }
 }
 
 /// Longest label accepted (a user name: `keys::user`).

@@ -400,6 +400,7 @@ impl Store {
 pub enum Saved {
     /// A replica has them too (or there is none).
     Confirmed,
-    /// No replica confirmed them in time: a failover now could undo them.
+    /// No replica confirmed them in time, or the check failed (the
+    /// error says which): a failover now could undo them.
     Unconfirmed(StoreError),
 }

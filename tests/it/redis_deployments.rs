@@ -14,7 +14,9 @@ use keygate::store::{RedisStore, Saved, Store, StoreError};
 use crate::store_conformance::{conformance, record, DAY};
 use crate::support::bin::{self, cli, Process};
 use crate::support::client::{self, send, HttpsClient};
-use crate::support::deploy::{query, replica_online, RedisCluster, SentinelSet, TlsRedis};
+use crate::support::deploy::{
+    master_and_replica, query, replica_online, RedisCluster, SentinelSet, TlsRedis,
+};
 use crate::support::redis::{store_section_for, RedisServer};
 use crate::support::tls::Ca;
 use crate::support::upstream::Upstream;
@@ -328,15 +330,46 @@ async fn an_unconfirmed_settings_save_is_a_503_that_says_it_is_in_force_and_is_a
     );
 }
 
-/// A master and a replica of it that has caught up.
-fn master_and_replica() -> (RedisServer, RedisServer) {
-    let master = RedisServer::start();
-    let port = master.port;
-    let replica = RedisServer::start_with(|_, _| {
-        vec!["--replicaof".into(), "127.0.0.1".into(), port.to_string()]
-    });
-    replica_online(port);
-    (master, replica)
+/// A replica check that fails (here `WAIT` refused by the ACL) is no
+/// timeout: the 503 still says the settings are saved and in force and to
+/// save again, but not that no replica confirmed them "in time".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settings_save_whose_replica_check_fails_says_so_not_in_time() {
+    let (master, _replica) = master_and_replica();
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = crate::support::gateway::builder(&up.url());
+    for line in store_section_for(&master.url(), dir.path(), "uncheckable") {
+        b.set("store", &line);
+    }
+    let gw = b.start().await;
+    let c = client::h1(&gw.ca);
+    let admin =
+        |method, path: &'static str, body| crate::support::admin::call(&c, &gw, method, path, body);
+    let mut settings: serde_json::Value =
+        serde_json::from_str(&admin(http::Method::GET, "/v1/settings", None).await.text()).unwrap();
+    settings["self_service"] = serde_json::json!(false);
+
+    let mut acl = redis::cmd("ACL");
+    acl.arg("SETUSER").arg("default").arg("-wait");
+    query::<()>(master.port, &acl).unwrap();
+    let saved = admin(http::Method::PUT, "/v1/settings", Some(settings)).await;
+    assert_eq!(
+        saved.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        saved.text()
+    );
+    let text = saved.text();
+    assert!(
+        text.contains("saved and in force on every instance, but whether a replica has them could not be checked")
+            && text.contains("save them again")
+            && !text.contains("in time"),
+        "{text}"
+    );
+    let now: serde_json::Value =
+        serde_json::from_str(&admin(http::Method::GET, "/v1/settings", None).await.text()).unwrap();
+    assert_eq!(now["self_service"], false);
 }
 
 /// Once a client of the server on `port` is blocked in `WAIT`.

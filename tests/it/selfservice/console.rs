@@ -431,6 +431,48 @@ async fn settings_out_of_range_name_their_field_and_save_nothing() {
     assert_eq!(audit["events"][0]["actor"], ADMIN);
 }
 
+/// The console's path of an unconfirmed save (set up as
+/// `redis_deployments::an_unconfirmed_settings_save_is_a_503_that_says_it_is_in_force_and_is_audited`):
+/// 503 saying the settings are saved, in force, and to save them again;
+/// they are in force and audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unconfirmed_settings_save_on_the_console_is_a_503_that_says_it_is_in_force() {
+    let (master, replica) = crate::support::deploy::master_and_replica();
+    let (up, app) = (Upstream::start().await, WhoAmI::start().await);
+    let gw = console_gateway(&master, &up, &app).await;
+    let (mut root, _, token) = console(&gw, &app, ADMIN).await;
+    let mut settings = serde_json::to_value(gw.keyring.settings().await.unwrap()).unwrap();
+    settings["self_service"] = json!(false);
+
+    replica.freeze();
+    let saved = put(&mut root, &token, settings).await;
+    replica.thaw();
+    assert_eq!(
+        saved.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        saved.text()
+    );
+    assert!(
+        saved.text().contains(
+            "saved and in force on every instance, but no replica confirmed them in time"
+        ) && saved.text().contains("save them again"),
+        "{}",
+        saved.text()
+    );
+    assert!(!gw.keyring.settings().await.unwrap().self_service);
+    let audit = root
+        .api(Method::GET, "/.keygate/api/admin/audit", None, None)
+        .await;
+    assert!(
+        json_of(&audit)["events"]
+            .as_array()
+            .is_some_and(|events| events.iter().any(|e| e["action"] == "settings")),
+        "not audited: {}",
+        audit.text()
+    );
+}
+
 async fn put(b: &mut Browser, token: &str, settings: Value) -> Answer {
     b.api(
         Method::PUT,

@@ -60,6 +60,17 @@ pub fn replica_online(port: u16) {
     });
 }
 
+/// A master and a replica of it that has caught up.
+pub fn master_and_replica() -> (RedisServer, RedisServer) {
+    let master = RedisServer::start();
+    let port = master.port;
+    let replica = RedisServer::start_with(|_, _| {
+        vec!["--replicaof".into(), "127.0.0.1".into(), port.to_string()]
+    });
+    replica_online(port);
+    (master, replica)
+}
+
 /// Certificate, key and CA files for redis-server's TLS options.
 struct TlsFiles {
     cert: std::path::PathBuf,
