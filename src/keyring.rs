@@ -29,6 +29,7 @@ mod retell;
 mod rotate;
 mod verify;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -233,6 +234,9 @@ struct Inner {
     lifecycle: config::Lifecycle,
     /// Rotations and revocations the fleet is told of again (`retell`).
     retelling: retell::Retelling,
+    /// `ready` succeeded once: the store's start is done (Redis: the
+    /// earlier key layouts moved). Until then /readyz is 503.
+    started: AtomicBool,
 }
 
 // === impl Keyring ===
@@ -277,6 +281,7 @@ impl Keyring {
             webhooks: Webhooks::new(&config.webhooks),
             lifecycle: config.keys.lifecycle.clone(),
             retelling: retell::Retelling::default(),
+            started: AtomicBool::new(false),
         })))
     }
 
@@ -286,7 +291,15 @@ impl Keyring {
     pub async fn ready(&self) -> Result<(), StoreError> {
         self.0.store.ready().await?;
         let check = keys::Digest(self.0.digest.derive("store secret check")).to_hex();
-        self.0.store.check_secret(&check).await
+        self.0.store.check_secret(&check).await?;
+        self.0.started.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Whether `ready` succeeded once (readiness: before, keys of an
+    /// earlier layout are not found yet).
+    pub fn started(&self) -> bool {
+        self.0.started.load(Ordering::Relaxed)
     }
 
     /// Whether the store answers (readiness).

@@ -14,7 +14,9 @@ pub fn healthz() -> Response<ResponseBody> {
     json(StatusCode::OK, &json!({ "status": "ok" }))
 }
 
-/// Ready to take traffic: the store answers and shutdown has not begun.
+/// Ready to take traffic: the store answers, its start is done (Redis:
+/// the earlier key layouts moved, the store's secret checked; `keygate
+/// serve` retries it every second) and shutdown has not begun.
 /// With a fleet to join, the body says too whether this instance is in
 /// touch with it (`fleet`): out of touch it still serves, asking the store
 /// for every request, so the status code does not change.
@@ -26,6 +28,10 @@ pub async fn readyz(keyring: &Keyring, draining: &AtomicBool) -> Response<Respon
         );
     }
     let (code, mut body) = match keyring.ping().await {
+        Ok(()) if !keyring.started() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({ "status": "store start not done" }),
+        ),
         Ok(()) => (StatusCode::OK, json!({ "status": "ready" })),
         Err(e) => {
             tracing::warn!(error = %e, "not ready: key store unavailable");

@@ -86,10 +86,16 @@ pub fn run(args: Args) -> Result<(), CliError> {
     })
 }
 
-/// Retry the store's start (the first layout's move, the secret's check)
-/// until it answers; a store of another secret is sent to `wrong_secret`.
+/// Retry the store's start (the earlier layouts' move, the secret's
+/// check) until it is done; /readyz is 503 until then, and a store of
+/// another secret is sent to `wrong_secret`. A failed try is logged once a
+/// minute, with the count since: the store may answer and the move still
+/// fail (a grant missing from the Redis ACL), which nothing else would say.
 async fn until_ready(keyring: Keyring, wrong_secret: tokio::sync::mpsc::Sender<StoreError>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut failures = crate::telemetry::throttle::Throttled::each_minute();
+    // The first try's failure was just logged by the caller.
+    failures.due(std::time::Instant::now());
     loop {
         tick.tick().await;
         match keyring.ready().await {
@@ -101,7 +107,11 @@ async fn until_ready(keyring: Keyring, wrong_secret: tokio::sync::mpsc::Sender<S
                 let _ = wrong_secret.send(e).await;
                 return;
             }
-            Err(_) => {}
+            Err(e) => {
+                if let Some(unlogged) = failures.due(std::time::Instant::now()) {
+                    tracing::warn!(error = %e, unlogged, "the key store's start (moving earlier key layouts, checking its secret) failed again; /readyz is 503 until it is done, retried every second");
+                }
+            }
         }
     }
 }

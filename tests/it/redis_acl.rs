@@ -738,3 +738,46 @@ async fn a_report_whose_revocation_cannot_be_published_still_says_the_key_leaked
         "{events:?}"
     );
 }
+
+/// A store that answers but whose start fails (here SCAN refused, so the
+/// earlier key layouts cannot be moved): /readyz is 503 saying so, not
+/// "ready", until a retry of `keygate serve` moves them.
+#[tokio::test]
+async fn readyz_is_503_until_the_store_layout_is_migrated() {
+    use crate::support::bin::{write_config, Process};
+    use crate::support::client::{get, h1};
+    use crate::support::redis::store_section_for;
+    use crate::support::tls::Ca;
+
+    let ns = "acl-migrate";
+    let redis = RedisServer::start();
+    make_user(&redis, ns, |args| args.push("-scan".into()));
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("redis://{USER}:{PASSWORD}@127.0.0.1:{}/0", redis.port);
+    let mut store = store_section_for(&url, dir.path(), ns);
+    store.insert(0, "[store]".into());
+    let ca = Ca::new("acl CA");
+    let cfg = write_config(
+        dir.path(),
+        &ca,
+        "keygate",
+        "http://127.0.0.1:9",
+        &store.join("\n"),
+    );
+    let kg = Process::serve(&cfg);
+    let readyz = format!("https://{}/readyz", kg.admin_addr().await);
+    let client = h1(&ca);
+    let a = get(&client, &readyz).await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.text());
+    let body: Value = serde_json::from_str(&a.text()).unwrap();
+    assert_eq!(body["status"], "store start not done", "{body}");
+
+    let _: () = query(
+        redis.port,
+        redis::cmd("ACL").arg("SETUSER").arg(USER).arg("+scan"),
+    )
+    .unwrap();
+    kg.logged("the key store answers").await;
+    let a = get(&client, &readyz).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+}
