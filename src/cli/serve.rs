@@ -51,7 +51,11 @@ pub fn run(args: Args) -> Result<(), CliError> {
             Ok(()) => {}
             Err(e @ StoreError::OtherSecret(_)) => return Err(CliError::Runtime(e.to_string())),
             Err(e) => {
-                tracing::warn!(error = %e, tried = %config.store.shown(), "the key store does not answer; requests get 503 until it does");
+                if keyring.ping().await.is_ok() {
+                    tracing::warn!(error = %e, tried = %config.store.shown(), "the key store answers but its start (moving earlier key layouts, checking its secret) failed; /readyz is 503 until a retry succeeds");
+                } else {
+                    tracing::warn!(error = %e, tried = %config.store.shown(), "the key store does not answer; requests get 503 until it does");
+                }
                 tokio::spawn(until_ready(keyring.clone(), wrong_secret));
             }
         }
@@ -94,7 +98,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
 async fn until_ready(keyring: Keyring, wrong_secret: tokio::sync::mpsc::Sender<StoreError>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut failures = crate::telemetry::throttle::Throttled::each_minute();
-    // The first try's failure was just logged by the caller.
+    // The first try's failure was just logged by `run`.
     failures.due(std::time::Instant::now());
     loop {
         tick.tick().await;

@@ -765,6 +765,7 @@ async fn readyz_is_503_until_the_store_layout_is_migrated() {
         &store.join("\n"),
     );
     let kg = Process::serve(&cfg);
+    kg.logged("the key store answers but its start").await;
     let readyz = format!("https://{}/readyz", kg.admin_addr().await);
     let client = h1(&ca);
     let a = get(&client, &readyz).await;
@@ -777,7 +778,11 @@ async fn readyz_is_503_until_the_store_layout_is_migrated() {
         redis::cmd("ACL").arg("SETUSER").arg(USER).arg("+scan"),
     )
     .unwrap();
-    kg.logged("the key store answers").await;
-    let a = get(&client, &readyz).await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    eventually(
+        "a retry moves the layouts and /readyz turns 200",
+        100,
+        Duration::from_millis(50),
+        || async { (get(&client, &readyz).await.status == StatusCode::OK).then_some(()) },
+    )
+    .await;
 }
