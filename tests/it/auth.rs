@@ -547,6 +547,19 @@ async fn brute_force_rotating_addresses_in_one_ipv6_64_is_limited_as_one_client(
     assert_eq!(get_with(&c, &gw, "/", &owner).await.status, StatusCode::OK);
 }
 
+/// A client sending `headers` (a made-up key) four times, against
+/// `failed_auth_per_minute = 3`: three 401s, then 429.
+async fn three_failures_then_429(c: &HttpsClient, gw: &TestGateway, headers: &[(&str, &str)]) {
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(get_with(c, gw, "/", headers).await.status);
+    }
+    let expected = [StatusCode::UNAUTHORIZED; 3]
+        .into_iter()
+        .chain([StatusCode::TOO_MANY_REQUESTS]);
+    assert_eq!(statuses, expected.collect::<Vec<_>>());
+}
+
 /// Behind a chain of trusted proxies (a load balancer, then the proxy in
 /// front of keygate, which appends the balancer's address) each client
 /// counts by its own address: one guesser does not get every other
@@ -568,17 +581,7 @@ async fn behind_two_trusted_proxies_each_client_has_its_own_failure_limit() {
         ("x-forwarded-for", "203.0.113.9, 10.0.0.5"),
         ("apikey", "kg_guess"),
     ];
-    let mut statuses = Vec::new();
-    for _ in 0..4 {
-        statuses.push(get_with(&c, &gw, "/", &guesser).await.status);
-    }
-    assert_eq!(
-        statuses,
-        [StatusCode::UNAUTHORIZED; 3]
-            .into_iter()
-            .chain([StatusCode::TOO_MANY_REQUESTS])
-            .collect::<Vec<_>>()
-    );
+    three_failures_then_429(&c, &gw, &guesser).await;
     let typo = [
         ("x-forwarded-for", "198.51.100.20, 10.0.0.5"),
         ("apikey", "kg_typo"),
@@ -605,17 +608,7 @@ async fn a_dual_stack_listener_trusts_an_ipv4_proxy() {
         .await;
     let c = client::h1(&gw.ca);
     let guesser = [("x-forwarded-for", "203.0.113.9"), ("apikey", "kg_guess")];
-    let mut statuses = Vec::new();
-    for _ in 0..4 {
-        statuses.push(get_with(&c, &gw, "/", &guesser).await.status);
-    }
-    assert_eq!(
-        statuses,
-        [StatusCode::UNAUTHORIZED; 3]
-            .into_iter()
-            .chain([StatusCode::TOO_MANY_REQUESTS])
-            .collect::<Vec<_>>()
-    );
+    three_failures_then_429(&c, &gw, &guesser).await;
     let typo = [("x-forwarded-for", "198.51.100.20"), ("apikey", "kg_typo")];
     assert_eq!(
         get_with(&c, &gw, "/", &typo).await.status,

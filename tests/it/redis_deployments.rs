@@ -280,24 +280,44 @@ async fn settings_no_replica_confirms_are_an_error() {
     );
 }
 
+/// A gateway on `master` in namespace `ns` (with its backend and the
+/// folder of its secret, kept for the test's length).
+async fn gateway_on(
+    master: &RedisServer,
+    ns: &str,
+) -> (
+    Upstream,
+    crate::support::gateway::TestGateway,
+    tempfile::TempDir,
+) {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = crate::support::gateway::builder(&up.url());
+    for line in store_section_for(&master.url(), dir.path(), ns) {
+        b.set("store", &line);
+    }
+    let gw = b.start().await;
+    (up, gw, dir)
+}
+
+/// The runtime settings of `GET /v1/settings` (`text`) with the page
+/// turned off: the change the settings tests save.
+fn self_service_off(text: &str) -> serde_json::Value {
+    let mut settings: serde_json::Value = serde_json::from_str(text).unwrap();
+    settings["self_service"] = serde_json::json!(false);
+    settings
+}
+
 /// Through the admin API: the unconfirmed save says what happened (saved,
 /// in force, save again), is audited, and the settings are in force.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unconfirmed_settings_save_is_a_503_that_says_it_is_in_force_and_is_audited() {
     let (master, replica) = master_and_replica();
-    let up = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut b = crate::support::gateway::builder(&up.url());
-    for line in store_section_for(&master.url(), dir.path(), "unconfirmed") {
-        b.set("store", &line);
-    }
-    let gw = b.start().await;
+    let (_up, gw, _dir) = gateway_on(&master, "unconfirmed").await;
     let c = client::h1(&gw.ca);
     let admin =
         |method, path: &'static str, body| crate::support::admin::call(&c, &gw, method, path, body);
-    let mut settings: serde_json::Value =
-        serde_json::from_str(&admin(http::Method::GET, "/v1/settings", None).await.text()).unwrap();
-    settings["self_service"] = serde_json::json!(false);
+    let settings = self_service_off(&admin(http::Method::GET, "/v1/settings", None).await.text());
 
     replica.freeze();
     let saved = admin(http::Method::PUT, "/v1/settings", Some(settings.clone())).await;
@@ -336,19 +356,11 @@ async fn an_unconfirmed_settings_save_is_a_503_that_says_it_is_in_force_and_is_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_settings_save_whose_replica_check_fails_says_so_not_in_time() {
     let (master, _replica) = master_and_replica();
-    let up = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut b = crate::support::gateway::builder(&up.url());
-    for line in store_section_for(&master.url(), dir.path(), "uncheckable") {
-        b.set("store", &line);
-    }
-    let gw = b.start().await;
+    let (_up, gw, _dir) = gateway_on(&master, "uncheckable").await;
     let c = client::h1(&gw.ca);
     let admin =
         |method, path: &'static str, body| crate::support::admin::call(&c, &gw, method, path, body);
-    let mut settings: serde_json::Value =
-        serde_json::from_str(&admin(http::Method::GET, "/v1/settings", None).await.text()).unwrap();
-    settings["self_service"] = serde_json::json!(false);
+    let settings = self_service_off(&admin(http::Method::GET, "/v1/settings", None).await.text());
 
     let mut acl = redis::cmd("ACL");
     acl.arg("SETUSER").arg("default").arg("-wait");
