@@ -19,27 +19,32 @@ fn open_files(pid: u32) -> (String, String) {
     (cols[3].to_owned(), cols[4].to_owned())
 }
 
+/// `keygate serve` (memory store, in front of `up`) started by a shell
+/// after `ulimit`, a `ulimit` command setting its open-file limits.
+fn serve_under(dir: &std::path::Path, up: &Upstream, ulimit: &str) -> Process {
+    let cfg = bin::write_config(
+        dir,
+        &Ca::new("fd limit CA"),
+        "keygate",
+        &up.url(),
+        "[store]\nkind = \"memory\"\n",
+    );
+    let mut cmd = Command::new("sh");
+    cmd.args([
+        "-c",
+        &format!("{ulimit} && exec \"$0\" serve --log-format json -c \"$1\""),
+        bin::BIN,
+    ])
+    .arg(&cfg);
+    Process::spawn(cmd)
+}
+
 #[tokio::test]
 async fn the_soft_open_file_limit_is_raised_to_the_hard_one_at_start() {
     let up = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("fd limit CA");
-    let cfg = bin::write_config(
-        dir.path(),
-        &ca,
-        "first",
-        &up.url(),
-        "[store]\nkind = \"memory\"\n",
-    );
     // Started with a soft limit of 256 (the hard one as it is).
-    let mut cmd = Command::new("sh");
-    cmd.args([
-        "-c",
-        "ulimit -Sn 256 && exec \"$0\" serve --log-format json -c \"$1\"",
-        bin::BIN,
-    ])
-    .arg(&cfg);
-    let kg = Process::spawn(cmd);
+    let kg = serve_under(dir.path(), &up, "ulimit -Sn 256");
     kg.main_addr().await;
 
     let (soft, hard) = open_files(kg.pid());
@@ -66,23 +71,8 @@ async fn the_soft_open_file_limit_is_raised_to_the_hard_one_at_start() {
 async fn running_out_of_file_descriptors_is_logged_as_such() {
     let up = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("fd limit CA");
-    let cfg = bin::write_config(
-        dir.path(),
-        &ca,
-        "emfile",
-        &up.url(),
-        "[store]\nkind = \"memory\"\n",
-    );
     // Soft and hard limit 64: far fewer descriptors than connections below.
-    let mut cmd = Command::new("sh");
-    cmd.args([
-        "-c",
-        "ulimit -n 64 && exec \"$0\" serve --log-format json -c \"$1\"",
-        bin::BIN,
-    ])
-    .arg(&cfg);
-    let kg = Process::spawn(cmd);
+    let kg = serve_under(dir.path(), &up, "ulimit -n 64");
     let addr = kg.main_addr().await;
     let mut clients = Vec::new();
     for _ in 0..100 {
