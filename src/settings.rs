@@ -56,6 +56,19 @@ impl Settings {
         }
     }
 
+    /// Whether `ttl` is one of `ttl_choices`: the lifetimes a user may pick
+    /// on the page (Generate, Rotate) and a key for its own successor
+    /// (self-rotation). The error names `ttl`.
+    pub fn offers(&self, ttl: &str) -> Result<(), String> {
+        if self.ttl_choices.iter().any(|c| c.trim() == ttl.trim()) {
+            return Ok(());
+        }
+        Err(format!(
+            "ttl: {ttl:?} is not one of the offered lifetimes ({})",
+            self.ttl_choices.join(", ")
+        ))
+    }
+
     /// Check every field; each problem names its field.
     pub fn validate(&self) -> Result<Policy, Vec<String>> {
         let mut problems = Vec::new();

@@ -8,7 +8,9 @@
 //! authenticate, limit), so a bad key gets the very 401 a bad key gets
 //! everywhere, and failures count against the client alike. Its scope is
 //! not checked: a read key may rotate itself, and its successor stays read.
-//! Each counts against `self_service.creates_per_hour` (429 past it).
+//! Each counts against `self_service.creates_per_hour` (429 past it). A
+//! `ttl` must be one of the runtime settings' `ttl_choices`, as on the
+//! page's Rotate.
 //! Off unless `[keys] self_rotation = true` (403 naming the key). A chain of
 //! self-rotations never outlives `keys.max_ttl` from its first key
 //! (`Keyring::rotate`). A browser's request from another site is 403
@@ -104,6 +106,18 @@ impl SelfRotation {
             Ok(r) => r,
             Err(resp) => return resp,
         };
+        // A lifetime the page's Rotate would refuse is no more the key's
+        // to choose (the successor's default, the old key's own, is).
+        if let Some(ttl) = request.ttl() {
+            match self.keyring.settings().await {
+                Ok(settings) => {
+                    if let Err(message) = settings.offers(ttl) {
+                        return bad_request(&message);
+                    }
+                }
+                Err(e) => return refuse(RotateError::Store(e), refusals, client),
+            }
+        }
         let (grace, ttl) = match request.parse() {
             Ok(parsed) => parsed,
             Err(message) => return bad_request(&message),

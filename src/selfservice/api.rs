@@ -137,13 +137,7 @@ impl SelfService {
 /// `ttl` must be one of the runtime settings' `ttl_choices`: what the
 /// page's Generate and Rotate let a user pick.
 fn offered(settings: &Settings, ttl: &str) -> Result<(), Refusal> {
-    if settings.ttl_choices.iter().any(|c| c.trim() == ttl.trim()) {
-        return Ok(());
-    }
-    Err(Refusal::BadRequest(format!(
-        "ttl: {ttl:?} is not one of the offered lifetimes ({})",
-        settings.ttl_choices.join(", ")
-    )))
+    settings.offers(ttl).map_err(Refusal::BadRequest)
 }
 
 // === impl SelfService (a change to one key) ===

@@ -481,3 +481,58 @@ async fn a_body_that_never_ends_is_408_and_rotates_nothing() {
     assert_eq!(json_of(&a)["error"], "the body did not arrive in time");
     assert_eq!(gw.keyring.list(Some("ivy")).await.unwrap().len(), 1);
 }
+
+/// A key picks its successor's lifetime only among `ttl_choices`, as the
+/// page's Rotate does: a lifetime the page does not offer (here 2d and 7d,
+/// within `max_ttl`) is 400 naming `ttl`, and no key is made. Without a
+/// `ttl` the successor keeps the old key's lifetime, offered or not.
+#[tokio::test]
+async fn a_self_rotation_takes_only_an_offered_lifetime() {
+    let f = fleet(1, "selfrot-choices", |b| {
+        b.set("keys", "self_rotation = true")
+            .set("keys", "default_ttl = \"1d\"")
+            .set("keys", "max_ttl = \"30d\"");
+    })
+    .await;
+    let gw = &f.gateways[0];
+    let (key, _) = gw
+        .key_with(
+            "rory",
+            Ttl::For(Duration::from_secs(3 * 86_400)),
+            Scope::Full,
+        )
+        .await;
+    for ttl in ["2d", "7d", "172800s"] {
+        let body = format!(r#"{{"ttl":"{ttl}"}}"#);
+        let a = self_rotate(&f, 0, ("authorization", basic(&key)), Some(&body)).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{ttl}: {}", a.text());
+        let said = json_of(&a)["error"].as_str().unwrap().to_owned();
+        assert!(
+            said.starts_with("ttl") && said.contains("offered"),
+            "{said}"
+        );
+    }
+    assert_eq!(listed(&f, "rory").await.len(), 1, "no key made");
+    assert_eq!(f.status(0, &key).await, StatusCode::OK);
+    // An offered lifetime (the defaults offer 1d and 30d here).
+    let v = created(
+        &self_rotate(
+            &f,
+            0,
+            ("authorization", basic(&key)),
+            Some(r#"{"ttl":"1d"}"#),
+        )
+        .await,
+    );
+    assert_eq!(unix(&v["expires_at"]), unix(&v["created_at"]) + 86_400);
+    // No ttl: the old key's own 3 days, which no choice names.
+    let (other, _) = gw
+        .key_with(
+            "rory",
+            Ttl::For(Duration::from_secs(3 * 86_400)),
+            Scope::Full,
+        )
+        .await;
+    let v = created(&self_rotate(&f, 0, ("authorization", basic(&other)), None).await);
+    assert_eq!(unix(&v["expires_at"]), unix(&v["created_at"]) + 3 * 86_400);
+}
