@@ -156,7 +156,7 @@ impl Keyring {
     ///   `keys.max_rotation_grace` is refused.
     /// * `ttl`: the successor's lifetime, bounded by `max_ttl` like a new
     ///   key's; `Ttl::Default` is the old key's own lifetime (capped at
-    ///   `max_ttl`).
+    ///   `max_ttl`; at least `default_ttl` for a key cut at its chain's end).
     /// * A rotation by the key itself (`actor.source` is
     ///   `Source::SelfRotation`) keeps the chain's start: the successor never
     ///   lives past `max_ttl` from when the chain's first key was made. Any
@@ -296,9 +296,17 @@ fn successor_lifetime(
     let cap = |d: Duration| policy.max_ttl.map_or(d, |max| d.min(max));
     match (ttl, policy.max_ttl) {
         (Ttl::Default, max) => Ok(match old.expires_at {
-            Some(e) => Some(cap(Duration::from_secs(
-                e.saturating_sub(old.created_at).max(1),
-            ))),
+            Some(e) => {
+                let own = Duration::from_secs(e.saturating_sub(old.created_at).max(1));
+                // What was left of its chain is no lifetime anyone chose:
+                // inherited, it would shrink with every chain.
+                let own = if cut_by_chain(old, policy) {
+                    own.max(policy.default_ttl)
+                } else {
+                    own
+                };
+                Some(cap(own))
+            }
             None => max,
         }),
         (Ttl::Never, None) => Ok(None),
@@ -311,6 +319,16 @@ fn successor_lifetime(
             short_duration(max)
         ))),
         (Ttl::For(d), _) => Ok(Some(d)),
+    }
+}
+
+/// Whether `old` (made by self-rotation) ends exactly where its chain
+/// does under today's `max_ttl`: its lifetime was cut to the chain's
+/// remainder (`within_chain`).
+fn cut_by_chain(old: &KeyRecord, policy: &Policy) -> bool {
+    match (old.chain_started, old.expires_at, policy.max_ttl) {
+        (Some(started), Some(e), Some(max)) => e == started.saturating_add(max.as_secs()),
+        _ => false,
     }
 }
 
@@ -383,6 +401,32 @@ mod tests {
         assert_eq!(
             successor_lifetime(&key(None), Ttl::Default, &policy(None)).unwrap(),
             None
+        );
+    }
+
+    #[test]
+    fn a_key_cut_at_its_chains_end_passes_on_at_least_default_ttl() {
+        let p = policy(Some(1000));
+        let mut cut = key(Some(100));
+        cut.chain_started = Some(cut.created_at - 900);
+        assert_eq!(
+            successor_lifetime(&cut, Ttl::Default, &p).unwrap(),
+            Some(Duration::from_secs(100)),
+            "longer than default_ttl: its own"
+        );
+        cut.expires_at = Some(cut.created_at + 10);
+        cut.chain_started = Some(cut.created_at - 990);
+        assert_eq!(
+            successor_lifetime(&cut, Ttl::Default, &p).unwrap(),
+            Some(Duration::from_secs(30)),
+            "the default_ttl, not the 10 s left of the chain"
+        );
+        // Asked for, not cut: its own.
+        let mut short = key(Some(10));
+        short.chain_started = Some(short.created_at - 100);
+        assert_eq!(
+            successor_lifetime(&short, Ttl::Default, &p).unwrap(),
+            Some(Duration::from_secs(10))
         );
     }
 

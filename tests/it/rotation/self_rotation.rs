@@ -536,3 +536,47 @@ async fn a_self_rotation_takes_only_an_offered_lifetime() {
     let v = created(&self_rotate(&f, 0, ("authorization", basic(&other)), None).await);
     assert_eq!(unix(&v["expires_at"]), unix(&v["created_at"]) + 3 * 86_400);
 }
+
+/// A self-rotated key near its chain's end lives only what is left of the
+/// chain. The documented way out (a person or an admin rotates it: a new
+/// chain) must not inherit that remainder as "the old key's own lifetime":
+/// otherwise a script's key shrinks with each chain and a weekly rotation
+/// finds it dead. The new chain's first key gets at least `default_ttl`.
+#[tokio::test]
+async fn a_new_chain_does_not_inherit_the_remainder_of_the_old_one() {
+    let f = fleet(1, "selfrot-newchain", |b| {
+        b.set("keys", "self_rotation = true")
+            .set("keys", "max_ttl = \"1m\"")
+            .set("keys", "default_ttl = \"1m\"");
+    })
+    .await;
+    let (key, _) = f.gateways[0]
+        .key_with("sven", Ttl::For(Duration::from_secs(60)), Scope::Full)
+        .await;
+    let first = listed(&f, "sven").await[0].clone();
+    let started = unix(&first["created_at"]);
+    // Real time must pass for the chain to have less than a lifetime left.
+    let waited = std::time::Instant::now();
+    while keygate::keys::unix_now() < started + 3 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(10),
+            "the clock moves"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let cut = created(&self_rotate(&f, 0, ("authorization", basic(&key)), None).await);
+    assert_eq!(
+        unix(&cut["expires_at"]),
+        started + 60,
+        "cut at the chain's end: {cut}"
+    );
+    assert!(unix(&cut["expires_at"]) - unix(&cut["created_at"]) <= 57);
+    // An admin's rotation without a ttl: a new chain, a full default_ttl.
+    let id = cut["id"].as_str().unwrap();
+    let v = super::rotated(&super::rotate(&f, 0, id, serde_json::json!({})).await);
+    assert_eq!(
+        unix(&v["expires_at"]) - unix(&v["created_at"]),
+        60,
+        "a new chain's first key: {v}"
+    );
+}
