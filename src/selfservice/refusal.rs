@@ -39,6 +39,9 @@ pub(super) enum Refusal {
     Store(StoreError),
     /// Settings saved and in force, not confirmed by a replica: save again.
     SettingsUnconfirmed(crate::keyring::SettingsError),
+    /// Keys revoked in the store that not every instance could be told
+    /// about (`RevokeError::NotPropagated`): 503 saying so, with the count.
+    NotPropagated(crate::keyring::RevokeError),
     Csrf(CsrfError),
     BadRequest(String),
     /// 404: no such key (or not this user's).
@@ -95,13 +98,14 @@ impl From<crate::admin::ApiError> for Refusal {
     }
 }
 
-/// A revocation the fleet could not confirm is a store failure to the user:
-/// 503, try again.
+/// A revocation the fleet could not confirm is a 503 (try again) that says
+/// the keys are revoked in the store: "the key store is unavailable" would
+/// read as nothing revoked.
 impl From<crate::keyring::RevokeError> for Refusal {
     fn from(e: crate::keyring::RevokeError) -> Self {
         match e {
             crate::keyring::RevokeError::Store(e) => Refusal::Store(e),
-            crate::keyring::RevokeError::NotPropagated { source, .. } => Refusal::Store(source),
+            e @ crate::keyring::RevokeError::NotPropagated { .. } => Refusal::NotPropagated(e),
         }
     }
 }
@@ -246,6 +250,7 @@ pub(super) fn page(
         | Refusal::TooManyKeys(_)
         | Refusal::Rotated(_)
         | Refusal::SettingsUnconfirmed(_)
+        | Refusal::NotPropagated(_)
         | Refusal::UnsupportedMedia
         | Refusal::TooLarge
         | Refusal::SlowBody) => return json(other),
@@ -288,6 +293,17 @@ pub(super) fn json(refusal: Refusal) -> Response<ResponseBody> {
             tracing::error!(error = %e, cause = ?std::error::Error::source(&e), "admin console: settings saved, not confirmed by a replica (503)");
             retry = Some(RETRY_SOON);
             (S::SERVICE_UNAVAILABLE, e.to_string())
+        }
+        Refusal::NotPropagated(e) => {
+            tracing::error!(error = %e, "self-service: revocation not confirmed by the fleet (503)");
+            let count = match &e {
+                crate::keyring::RevokeError::NotPropagated { count, .. } => *count,
+                crate::keyring::RevokeError::Store(_) => 0,
+            };
+            // `revoked`: the keys are gone from the store, whatever the fleet heard.
+            let body = serde_json::json!({ "error": e.to_string(), "revoked": count });
+            let resp = response::json(S::SERVICE_UNAVAILABLE, &body);
+            return response::retry_after(resp, RETRY_SOON);
         }
         Refusal::Csrf(CsrfError::OriginMismatch { expected, came }) => {
             let expected = expected.as_deref().unwrap_or("unknown (no Host)");

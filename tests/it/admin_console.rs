@@ -553,6 +553,45 @@ async fn a_rotation_not_every_instance_heard_of_warns_in_the_grid() {
         .await;
 }
 
+/// A deletion the store made but not every instance could be told about
+/// (Redis refuses its PUBLISH): the grid says the key is revoked and the
+/// fleet not told, in the answer's words, and no longer lists it; not
+/// "Nothing was revoked".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real browser: run by scripts/test.sh (--include-ignored)"]
+async fn a_deletion_not_every_instance_heard_of_warns_that_it_is_revoked() {
+    let redis = RedisServer::start();
+    let app = WebApp::start(&[(ADMIN, PASSWORD)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = console_builder(&redis, &app, dir.path());
+    b.set("store", &format!("url = \"{}\"", redis.own_user("keygate")));
+    let gw = b.start().await;
+    let c = client::h1(&gw.ca);
+    let (secret, id) = key(&gw, "alice", "deploy").await;
+    key(&gw, "bob", "other").await;
+    let browser = open_console(&gw).await;
+    wait_rows(&browser, 2).await;
+    gw.await_fleet(&c).await;
+    redis.acl(&["SETUSER", "keygate", "-publish"]);
+
+    browser
+        .click(&format!("#grid tr[data-key-id=\"{id}\"] input.pick"))
+        .await;
+    browser.click_button("Delete 1 key").await;
+    let said = browser
+        .wait_text("#grid-status", "the revocation", |t| !t.is_empty())
+        .await;
+    assert!(
+        said.starts_with("Warning: Revoked 1 keys in the store")
+            && said.contains("could not tell every keygate instance"),
+        "{said}"
+    );
+    assert!(!said.contains("Nothing was revoked"), "{said}");
+    let shown = wait_rows(&browser, 1).await;
+    assert_ne!(shown[0][0], id, "{shown:?}");
+    assert_eq!(status(&gw, &c, &secret).await, 401);
+}
+
 /// Where the picture of the grid goes: under `target/`, or over the
 /// README's `docs/admin-console.png` when `KEYGATE_UPDATE_SCREENSHOT` is set.
 fn screenshot_path() -> PathBuf {

@@ -30,6 +30,8 @@
         if (!resp.ok) {
           var e = new Error(data.error || ("the server answered " + resp.status));
           e.problems = data.problems || [];
+          // A revocation the store made but not every instance heard of.
+          e.revoked = data.revoked;
           throw e;
         }
         return data;
@@ -297,7 +299,17 @@
     return reload();
   }
 
-  function failed(e) { say("Nothing was revoked: " + e.message); }
+  // A refused revocation; or one the store made that not every instance
+  // could be told about (503 with `revoked`): the keys are gone, say so.
+  function failed(e) {
+    if (typeof e.revoked !== "number") {
+      say("Nothing was revoked: " + e.message);
+      return;
+    }
+    say("Warning: " + e.message.charAt(0).toUpperCase() + e.message.slice(1) + ".");
+    newestAudit();
+    return reload();
+  }
 
   $("delete").addEventListener("click", function () {
     var ids = picked().map(function (b) { return b.value; });

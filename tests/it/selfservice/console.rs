@@ -514,6 +514,51 @@ async fn a_deletion_answers_once_every_instance_acknowledged() {
     );
 }
 
+/// A deletion the store made but not every instance could be told about
+/// (Redis refuses keygate's PUBLISH): the console's answer says the keys
+/// are revoked and the fleet not told, as `POST /v1/revoke` does, with the
+/// count; not "the key store is unavailable", which reads as nothing done.
+#[tokio::test]
+async fn a_deletion_the_fleet_did_not_hear_of_says_the_keys_are_revoked() {
+    let redis = RedisServer::start();
+    let (up, app) = (Upstream::start().await, WhoAmI::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = builder(&up.url());
+    b.redis(&redis, dir.path(), "console")
+        .set("store", &format!("url = \"{}\"", redis.own_user("keygate")))
+        .set("auth", "anonymous = \"reject\"")
+        .set("admin", &format!("users = [\"{ADMIN}\"]"));
+    app.configure(&mut b);
+    let gw = b.start().await;
+    gw.await_fleet(&client::h1(&gw.ca)).await;
+    let (key, id) = gw.key("alice").await;
+    let (mut root, _, token) = console(&gw, &app, ADMIN).await;
+    redis.acl(&["SETUSER", "keygate", "-publish"]);
+
+    let done = revoke(&mut root, &token, json!({ "ids": [id] })).await;
+    assert_eq!(
+        done.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        done.text()
+    );
+    assert!(done.headers.contains_key("retry-after"));
+    let body = json_of(&done);
+    assert_eq!(body["revoked"], 1, "{body}");
+    let said = body["error"].as_str().unwrap();
+    assert!(
+        said.contains("revoked 1 keys in the store")
+            && said.contains("could not tell every keygate instance"),
+        "{said}"
+    );
+    assert!(!said.starts_with("the key store is unavailable"), "{said}");
+    // It is revoked: this instance refuses it.
+    assert_eq!(
+        basic_get(&gw, &key, "/").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
 /// The grid's Rotate (issue 13): any user's key, the successor shown once,
 /// the old key working for the grace asked; refusals as on the user's page.
 #[tokio::test]
