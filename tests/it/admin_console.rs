@@ -553,6 +553,53 @@ async fn a_rotation_not_every_instance_heard_of_warns_in_the_grid() {
         .await;
 }
 
+/// A filter the store's index cannot answer alone (a label within one
+/// user's keys) over more keys than a page looks through: the first pages
+/// come back empty with a cursor. The grid looks on and shows the match; it
+/// does not say "No key matches this filter".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real browser: run by scripts/test.sh (--include-ignored)"]
+async fn a_match_past_an_empty_page_is_shown_not_denied() {
+    use futures_util::stream::{self, StreamExt};
+    let redis = RedisServer::start();
+    let app = WebApp::start(&[(ADMIN, PASSWORD)]).await;
+    let gw = console_gateway(&redis, &app).await;
+    // Older than the others, or as old and expiring sooner: the last key
+    // of the grid's order (newest first).
+    let rare = gw
+        .keyring
+        .mint(
+            &test_actor(),
+            "svc",
+            Ttl::For(std::time::Duration::from_secs(3_600)),
+            "rare",
+            Scope::Full,
+        )
+        .await
+        .unwrap()
+        .record
+        .id
+        .to_string();
+    stream::iter(0..5_200)
+        .for_each_concurrent(32, |_| async {
+            key(&gw, "svc", "bulk").await;
+        })
+        .await;
+    let browser = open_console(&gw).await;
+    wait_rows(&browser, 100).await;
+
+    filter(&browser, "svc", "rare").await;
+    let shown = wait_rows(&browser, 1).await;
+    assert_eq!(shown[0][0], rare, "{shown:?}");
+    assert!(browser
+        .find("#no-match")
+        .await
+        .attr("hidden")
+        .await
+        .unwrap()
+        .is_some());
+}
+
 /// A deletion the store made but not every instance could be told about
 /// (Redis refuses its PUBLISH): the grid says the key is revoked and the
 /// fleet not told, in the answer's words, and no longer lists it; not

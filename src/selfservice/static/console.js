@@ -179,10 +179,25 @@
     updateDelete();
   }
 
-  function load(cursor) {
+  // Empty pages looked past in place of the one asked for, at most.
+  var LOOK_FURTHER = 10;
+
+  function load(cursor, looked) {
+    looked = looked || 0;
     return call("GET", "keys?" + query(cursor)).then(function (page) {
-      render(page.keys);
       next = page.next_cursor || null;
+      // keygate looks through a bounded number of keys a page, so a filter
+      // its index cannot answer (a label within a user's keys, expires
+      // before in creation order) may answer an empty page that still has
+      // a next one: look on in its place rather than say nothing matches.
+      if (!page.keys.length && next && looked < LOOK_FURTHER) {
+        cursors[cursors.length - 1] = next;
+        return load(next, looked + 1);
+      }
+      render(page.keys);
+      $("no-match").textContent = next
+        ? "No key matches this filter among the keys looked through so far: Next page looks further."
+        : "No key matches this filter.";
       $("next-page").disabled = !next;
       $("prev-page").disabled = cursors.length < 2;
       $("first-page").disabled = cursors.length < 2;
