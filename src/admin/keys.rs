@@ -75,7 +75,13 @@ pub fn list_query(query: Option<&str>) -> Result<ListQuery, ApiError> {
     let (mut cursor, mut limit, mut order) = (None, DEFAULT_LIMIT, None);
     for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match k.as_ref() {
-            "user" => listing.filter.user = Some(v.into_owned()),
+            "user" => {
+                // As in a revocation's `filter.user`: a name no key can
+                // have (an unset variable, a pasted secret) is named, not
+                // answered with an empty listing.
+                check_user("user", &v)?;
+                listing.filter.user = Some(v.into_owned())
+            }
             "cursor" => cursor = Some(v.into_owned()),
             "label" => listing.filter.label = Some(v.into_owned()),
             "expires_before" => {

@@ -360,3 +360,30 @@ async fn a_page_size_outside_1_to_1000_is_400_naming_limit() {
         assert_eq!(ids_of(&json_of(&a)).len(), shown, "limit={limit}");
     }
 }
+
+/// A `user` to list by that no key can have is 400 naming `user`, as the
+/// same user is in a revocation's `filter.user` and `keygate keys list
+/// --user`: an unset variable in a script (`?user=`) or a pasted secret
+/// must not read as "this user has no keys". The value is not echoed.
+#[tokio::test]
+async fn a_user_no_key_can_have_is_400_naming_user_not_an_empty_listing() {
+    let s = setup().await;
+    let (gw, c) = (s.gw, s.c);
+    let (secret, _) = mint(&c, &gw, "grace", "").await;
+    for (user, why) in [
+        ("", "must not be empty"),
+        ("%20grace", "white space"),
+        ("grace%0A", "control"),
+        (secret.as_str(), "looks like a key secret"),
+    ] {
+        let path = format!("/v1/keys?user={user}");
+        let err = bad_request(&call(&c, &gw, Method::GET, &path, None).await, &path);
+        assert!(
+            err.starts_with("user: ") && err.contains(why),
+            "{path}: {err}"
+        );
+        assert!(!err.contains(&secret), "{err}");
+    }
+    let a = call(&c, &gw, Method::GET, "/v1/keys?user=grace", None).await;
+    assert_eq!(ids_of(&json_of(&a)).len(), 1, "{}", a.text());
+}
