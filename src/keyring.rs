@@ -631,10 +631,20 @@ fn target_of(what: &Revocation) -> String {
             let names: Vec<_> = users.iter().map(|u| audit::name(u)).collect();
             format!("users {}", names.join(", "))
         }
-        Revocation::Leaked(secrets) => format!("{} leaked secrets", secrets.len()),
+        Revocation::Leaked(secrets) => match distinct_secrets(secrets) {
+            1 => "1 leaked secret".to_owned(),
+            n => format!("{n} leaked secrets"),
+        },
         Revocation::Matching(filter) => format!("keys matching {}", filter_text(filter)),
         Revocation::All => "all keys".to_owned(),
     }
+}
+
+/// How many different secrets: each once, as ids and users are counted (a
+/// scanner's report names a secret once per file it was found in).
+pub fn distinct_secrets(secrets: &[ApiKey]) -> usize {
+    let distinct: std::collections::HashSet<&str> = secrets.iter().map(ApiKey::expose).collect();
+    distinct.len()
 }
 
 /// Ids a revocation's audit target names before it only counts the rest.

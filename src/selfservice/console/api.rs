@@ -12,7 +12,7 @@ use super::super::refusal::Refusal;
 use super::super::{Answer, Seen, SelfService};
 use crate::admin::{list_query, Revoke};
 use crate::http::response;
-use crate::keyring::{filter_text, PageError, Revocation, SettingsError};
+use crate::keyring::{distinct_secrets, filter_text, PageError, Revocation, SettingsError};
 use crate::keys::KeyId;
 use crate::settings::Settings;
 
@@ -66,15 +66,23 @@ impl SelfService {
         let s = self.admin_write(&req, rq).await?;
         let body: Revoke = self.json_body(req).await?;
         let (what, dry_run) = body.revocation()?;
+        // Each id, user and secret once, as the revocation counts them.
+        let what = what.distinct();
         let described = match &what {
             Revocation::Matching(f) => filter_text(f),
             Revocation::All => "every key".into(),
-            Revocation::Ids(ids) => format!("{} selected keys", ids.len()),
+            Revocation::Ids(ids) => match ids.len() {
+                1 => "1 selected key".to_owned(),
+                n => format!("{n} selected keys"),
+            },
             Revocation::Users(users) => {
                 let names: Vec<_> = users.iter().map(|u| crate::audit::name(u)).collect();
                 format!("the keys of {}", names.join(", "))
             }
-            Revocation::Leaked(keys) => format!("{} leaked keys", keys.len()),
+            Revocation::Leaked(keys) => match distinct_secrets(keys) {
+                1 => "1 leaked key".to_owned(),
+                n => format!("{n} leaked keys"),
+            },
         };
         if dry_run {
             let n = self.keyring.would_revoke(&what).await?;

@@ -514,6 +514,38 @@ async fn a_deletion_answers_once_every_instance_acknowledged() {
     );
 }
 
+/// What the console says it revokes counts each id and secret once, as
+/// the revocation does: the same id picked three times is one selected key.
+#[tokio::test]
+async fn the_console_names_each_repeated_id_or_secret_once() {
+    let redis = RedisServer::start();
+    let (up, app) = (Upstream::start().await, WhoAmI::start().await);
+    let gw = console_gateway(&redis, &up, &app).await;
+    let (key, id) = gw.key("alice").await;
+    let (mut root, _, token) = console(&gw, &app, ADMIN).await;
+    for (body, said) in [
+        (
+            json!({ "ids": [id, id, id], "dry_run": true }),
+            "1 selected key",
+        ),
+        (
+            json!({ "keys": [key, key], "dry_run": true }),
+            "1 leaked key",
+        ),
+    ] {
+        let a = revoke(&mut root, &token, body).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+        let a = json_of(&a);
+        assert_eq!(a["would_revoke"], 1, "{a}");
+        assert_eq!(a["filter"], said, "{a}");
+    }
+    let done = json_of(&revoke(&mut root, &token, json!({ "ids": [id, id] })).await);
+    assert_eq!(
+        (done["revoked"].clone(), done["filter"].clone()),
+        (json!(1), json!("1 selected key"))
+    );
+}
+
 /// A deletion the store made but not every instance could be told about
 /// (Redis refuses keygate's PUBLISH): the console's answer says the keys
 /// are revoked and the fleet not told, as `POST /v1/revoke` does, with the
