@@ -300,8 +300,16 @@ pub(super) fn json(refusal: Refusal) -> Response<ResponseBody> {
                 crate::keyring::RevokeError::NotPropagated { count, .. } => *count,
                 crate::keyring::RevokeError::Store(_) => 0,
             };
-            // `revoked`: the keys are gone from the store, whatever the fleet heard.
-            let body = serde_json::json!({ "error": e.to_string(), "revoked": count });
+            // `revoked`: the keys are gone from the store, whatever the fleet
+            // heard. The store's error itself goes to the log only.
+            let body = serde_json::json!({
+                "error": format!(
+                    "revoked {count} keys in the store, but could not tell every keygate \
+                     instance: one that has a key cached may accept it until it hears \
+                     (keygate keeps telling them); retry the same revocation"
+                ),
+                "revoked": count,
+            });
             let resp = response::json(S::SERVICE_UNAVAILABLE, &body);
             return response::retry_after(resp, RETRY_SOON);
         }

@@ -533,6 +533,58 @@ async fn a_rotation_not_every_instance_heard_of_warns_on_the_page() {
     assert_eq!(identity(&body), Some(APP_USER.into()), "{body}");
 }
 
+/// A revocation keygate could not tell every instance about (Redis refuses
+/// its PUBLISH): the key is revoked, so its row goes and the status says
+/// so with a warning, rather than "Could not revoke" with the store's
+/// error and a Revoke button that would then answer "no such key".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real browser: run by scripts/test.sh (--include-ignored)"]
+async fn a_revocation_not_every_instance_heard_of_says_revoked_with_a_warning() {
+    use crate::support::redis::RedisServer;
+
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let app = WebApp::start(&[(APP_USER, APP_PASSWORD)]).await;
+    let gw = backend_session_gateway(&app)
+        .redis(&redis, dir.path(), "page-nopub-revoke")
+        .set("store", &format!("url = \"{}\"", redis.own_user("keygate")))
+        .start()
+        .await;
+    let old = gw
+        .keyring
+        .mint(
+            &crate::support::gateway::test_actor(),
+            APP_USER,
+            keygate::keyring::Ttl::Default,
+            "deploy",
+            keygate::keys::Scope::Full,
+        )
+        .await
+        .unwrap();
+    let id = old.record.id.to_string();
+
+    let browser = Browser::start().await;
+    sign_in_to_the_app(&browser, &gw).await;
+    let page = KeysPage::new(&browser, &gw.url("")).await;
+    page.signed_in_as(APP_USER).await;
+    gw.await_fleet(&crate::support::client::h1(&gw.ca)).await;
+    redis.acl(&["SETUSER", "keygate", "-publish"]);
+
+    page.revoke(&id).await;
+    let said = browser
+        .wait_text("#status", "the revocation", |t| !t.is_empty())
+        .await;
+    assert!(said.starts_with("Key deploy revoked. Warning:"), "{said}");
+    assert!(said.contains("not every keygate instance"), "{said}");
+    assert!(
+        !said.contains("NoPerm") && !said.contains("Could not"),
+        "{said}"
+    );
+    let user = UserFiles::new(&gw.ca.pem(), old.key.expose());
+    let (status, _) = user.curl(&gw.url("/whoami")).await;
+    assert_eq!(status, 401);
+}
+
 /// A browser showing the page asks for its icon under `/.keygate/static/`,
 /// never for the backend's `/favicon.ico`: visiting the page leaves no 401
 /// in the access log (`keygate dev`: everyone is "demo", no key is anonymous).

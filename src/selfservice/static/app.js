@@ -29,7 +29,12 @@
     return fetch(url, opts).then(function (resp) {
       if (resp.status === 204) return null;
       return resp.json().catch(function () { return {}; }).then(function (data) {
-        if (!resp.ok) throw new Error(data.error || ("the server answered " + resp.status));
+        if (!resp.ok) {
+          var e = new Error(data.error || ("the server answered " + resp.status));
+          // A revocation the store made but not every instance heard of.
+          e.revoked = data.revoked;
+          throw e;
+        }
         return data;
       });
     });
@@ -184,14 +189,24 @@
     var id = row.getAttribute("data-key-id");
     var label = row.cells[0].textContent;
     button.disabled = true;
+    function gone(text) {
+      row.parentNode.removeChild(row);
+      $("no-keys").hidden = $("keys").tBodies[0].rows.length > 0;
+      say(text);
+      $("label").focus();
+      return refresh();
+    }
     call("DELETE", API + "/" + encodeURIComponent(id))
-      .then(function () {
-        row.parentNode.removeChild(row);
-        $("no-keys").hidden = $("keys").tBodies[0].rows.length > 0;
-        say("Key " + label + " revoked.");
-        $("label").focus();
-        return refresh();
-      })
-      .catch(function (e) { button.disabled = false; say("Could not revoke " + label + ": " + e.message); });
+      .then(function () { return gone("Key " + label + " revoked."); })
+      .catch(function (e) {
+        // Revoked, but not every keygate instance heard of it (503 with
+        // `revoked`): the key is gone, and asking again would find nothing.
+        if (typeof e.revoked === "number") {
+          return gone("Key " + label + " revoked. Warning: not every keygate instance could be told yet; " +
+            "one that has it cached may accept it for a few minutes (keygate keeps telling them).");
+        }
+        button.disabled = false;
+        say("Could not revoke " + label + ": " + e.message);
+      });
   });
 })();
