@@ -153,6 +153,20 @@ struct KeyPage<'a> {
     next_cursor: Option<&'a str>,
 }
 
+/// `GET /v1/keys/{id}`: one live key as a listing shows it (whose it is,
+/// when it expires, its rotation), for an id from the access log or a
+/// webhook; 404 for an id never issued, expired or revoked.
+pub async fn get(ctx: &Ctx<'_>, id: &str) -> ApiResult {
+    let no_such = || ApiError::NotFound("no such key (never issued, expired or revoked)".into());
+    let id = KeyId::parse(id).ok_or_else(no_such)?;
+    let record = ctx.keyring.get(&id).await.map_err(ApiError::Store)?;
+    let now = crate::keys::unix_now();
+    match record {
+        Some(r) if r.expires_at.is_none_or(|t| t > now) => Ok(json(StatusCode::OK, &r.view())),
+        _ => Err(no_such()),
+    }
+}
+
 pub async fn delete(ctx: &Ctx<'_>, id: &str) -> ApiResult {
     let Some(id) = KeyId::parse(id) else {
         return Err(ApiError::NotFound("no such key".into()));

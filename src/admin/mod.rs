@@ -119,7 +119,10 @@ impl Admin {
             (p, Method::DELETE) if p.starts_with("/v1/keys/") => {
                 keys::delete(&ctx, &p["/v1/keys/".len()..]).await
             }
-            (p, _) if p.starts_with("/v1/keys/") => Err(ApiError::Method("DELETE")),
+            (p, Method::GET) if p.starts_with("/v1/keys/") => {
+                keys::get(&ctx, &p["/v1/keys/".len()..]).await
+            }
+            (p, _) if p.starts_with("/v1/keys/") => Err(ApiError::Method("DELETE, GET, HEAD")),
             _ => Err(ApiError::NotFound(format!("no route {path}"))),
         }
     }

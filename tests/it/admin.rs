@@ -834,3 +834,53 @@ async fn settings_are_validated_shared_by_every_instance_and_rule_new_keys() {
         .iter()
         .any(|e| e["action"] == "settings"));
 }
+
+/// `GET /v1/keys/{id}`: the key an id from the access log or a webhook
+/// names, as a listing shows it (whose it is, when it expires), never its
+/// secret; 404 once it is revoked, and for anything that is no live key's
+/// id (a pasted secret included, not echoed); HEAD as GET; other methods
+/// 405 naming what the route answers.
+#[tokio::test]
+async fn one_key_is_read_by_its_id_without_its_secret() {
+    let (_up, gw, c) = setup().await;
+    let made = json_of(
+        &call(
+            &c,
+            &gw,
+            Method::POST,
+            "/v1/keys",
+            Some(json!({"user": "ivy", "label": "ci deploy"})),
+        )
+        .await,
+    );
+    let (id, secret) = (made["id"].as_str().unwrap(), made["key"].as_str().unwrap());
+    let path = format!("/v1/keys/{id}");
+
+    let a = call(&c, &gw, Method::GET, &path, None).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let listed = json_of(&call(&c, &gw, Method::GET, "/v1/keys?user=ivy", None).await);
+    assert_eq!(json_of(&a), listed["keys"][0], "as the listing shows it");
+    assert!(
+        !a.text().contains(&secret[secret.len() - 20..]),
+        "{}",
+        a.text()
+    );
+    let head = call(&c, &gw, Method::HEAD, &path, None).await;
+    assert_eq!((head.status, head.body.is_empty()), (StatusCode::OK, true));
+    let put = call(&c, &gw, Method::PUT, &path, None).await;
+    assert_eq!(put.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(put.headers["allow"], "DELETE, GET, HEAD");
+
+    let by_secret = call(&c, &gw, Method::GET, &format!("/v1/keys/{secret}"), None).await;
+    assert_eq!(by_secret.status, StatusCode::NOT_FOUND);
+    assert!(!by_secret.text().contains(&secret[secret.len() - 20..]));
+    for other in ["/v1/keys/AAAAAAAAAAAA", "/v1/keys/nope", "/v1/keys/"] {
+        let a = call(&c, &gw, Method::GET, other, None).await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{other}: {}", a.text());
+    }
+    let gone = call(&c, &gw, Method::DELETE, &path, None).await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    let a = call(&c, &gw, Method::GET, &path, None).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.text());
+    assert!(a.text().contains("no such key"), "{}", a.text());
+}
