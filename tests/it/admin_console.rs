@@ -600,6 +600,33 @@ async fn a_match_past_an_empty_page_is_shown_not_denied() {
         .is_some());
 }
 
+/// A filter the server refuses (a key secret pasted as the user) says why
+/// and empties the grid: the rows of the listing before would read as
+/// this filter's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real browser: run by scripts/test.sh (--include-ignored)"]
+async fn a_refused_filter_says_why_and_shows_no_rows_of_the_one_before() {
+    let redis = RedisServer::start();
+    let app = WebApp::start(&[(ADMIN, PASSWORD)]).await;
+    let gw = console_gateway(&redis, &app).await;
+    let (secret, _) = key(&gw, "alice", "deploy").await;
+    key(&gw, "bob", "other").await;
+    let browser = open_console(&gw).await;
+    wait_rows(&browser, 2).await;
+
+    filter(&browser, &secret, "").await;
+    let said = browser
+        .wait_text("#grid-status", "the refusal", |t| !t.is_empty())
+        .await;
+    assert!(
+        said.starts_with("Could not list keys: user: looks like a key secret"),
+        "{said}"
+    );
+    assert!(!said.contains(&secret), "{said}");
+    wait_rows(&browser, 0).await;
+    assert!(!browser.find("#next-page").await.is_enabled().await.unwrap());
+}
+
 /// A deletion the store made but not every instance could be told about
 /// (Redis refuses its PUBLISH): the grid says the key is revoked and the
 /// fleet not told, in the answer's words, and no longer lists it; not

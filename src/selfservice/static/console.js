@@ -202,7 +202,14 @@
       $("prev-page").disabled = cursors.length < 2;
       $("first-page").disabled = cursors.length < 2;
       $("page-number").textContent = "Page " + cursors.length;
-    }, function (e) { say("Could not list keys: " + e.message); });
+    }, function (e) {
+      // Rows of the listing before would read as this one's.
+      render([]);
+      $("no-match").hidden = true;
+      next = null;
+      $("next-page").disabled = true;
+      say("Could not list keys: " + e.message);
+    });
   }
 
   function reload() { return load(cursors[cursors.length - 1]); }
