@@ -126,7 +126,10 @@ pub fn run(args: Args) -> Result<(), CliError> {
                 ttl,
                 json,
             } => rotate(&keyring, id, grace, ttl, json, &config_path).await,
-            Checked::Revoke { what, dry_run } => revoke(&keyring, what, dry_run).await,
+            Checked::Revoke { what, dry_run } => {
+                say_not_keys(&what, &config.keys.prefix);
+                revoke(&keyring, what, dry_run).await
+            }
         }
     });
     // Every runtime failure here is the store's: say where keygate looked.
@@ -422,6 +425,27 @@ fn revocation(
     }
     let ids = ids.iter().map(|id| key_id(id)).collect::<Result<_, _>>()?;
     Ok(Revocation::Ids(ids))
+}
+
+/// Say on stderr how many `--leaked` entries are not this deployment's key
+/// (another prefix, a cut or mangled key, the wrong file): they revoke
+/// nothing, and "revoked 0 keys" alone reads as "none of them was live".
+/// Never echoed: an entry may be some other secret.
+fn say_not_keys(what: &Revocation, prefix: &str) {
+    let Revocation::Leaked(secrets) = what else {
+        return;
+    };
+    let not_keys = secrets
+        .iter()
+        .filter(|s| crate::keys::format::parse(prefix, s.expose()).is_none())
+        .count();
+    if not_keys > 0 {
+        eprintln!(
+            "keygate: {not_keys} of the {} entries of --leaked are not keys of this deployment \
+             ({prefix}_ followed by its id and secret); they revoke nothing",
+            secrets.len()
+        );
+    }
 }
 
 async fn revoke(k: &Keyring, what: Revocation, dry_run: bool) -> Result<(), CliError> {

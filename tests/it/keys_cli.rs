@@ -138,6 +138,26 @@ fn create_list_and_revoke_by_id_user_leaked_and_all() {
         (out.status.code(), stdout(&out).trim()),
         (Some(0), "revoked 1 key")
     );
+    // The entry that is no key of this deployment is counted, not echoed.
+    let said = stderr(&out);
+    assert!(
+        said.contains("1 of the 2 entries of --leaked are not keys of this deployment"),
+        "{said}"
+    );
+    assert!(!said.contains("kg_not_a_key"), "{said}");
+    // The wrong file: nothing in it is a key, and stderr says so.
+    let wrong = dir.path().join("notes.txt");
+    std::fs::write(&wrong, "deploy notes\nrotate on friday\n").unwrap();
+    let out = keys(
+        &cfg,
+        &["revoke", "--leaked", wrong.to_str().unwrap(), "--dry-run"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("2 of the 2 entries of --leaked are not keys"),
+        "{}",
+        stderr(&out)
+    );
     let out = keys(&cfg, &["revoke", "--user", "alice"]);
     assert_eq!(stdout(&out).trim(), "revoked 1 key");
     let out = keys(&cfg, &["revoke", "--all"]);
