@@ -41,7 +41,7 @@ use crate::fleet::{Fleet, Forget, Member, Report, Why};
 use crate::keys::{self, ApiKey, DigestKey, KeyId, NewKey, Scope};
 use crate::metrics::Metrics;
 use crate::settings::{short_duration, Policy, Settings};
-use crate::store::{self, Saved, Store, StoreError};
+use crate::store::{self, Saved, SecretCheck, Store, StoreError};
 use crate::webhooks::{EventType, Webhooks};
 
 pub use self::chores::Chores;
@@ -237,6 +237,9 @@ struct Inner {
     /// `ready` succeeded once: the store's start is done (Redis: the
     /// earlier key layouts moved). Until then /readyz is 503.
     started: AtomicBool,
+    /// The store holds keys but no secret's claim: the first key verified
+    /// from it claims it (`claim_secret`).
+    unclaimed: AtomicBool,
 }
 
 // === impl Keyring ===
@@ -282,6 +285,7 @@ impl Keyring {
             lifecycle: config.keys.lifecycle.clone(),
             retelling: retell::Retelling::default(),
             started: AtomicBool::new(false),
+            unclaimed: AtomicBool::new(false),
         })))
     }
 
@@ -289,11 +293,43 @@ impl Keyring {
     /// is moved, once), and its keys were made with this instance's secret
     /// (`StoreError::OtherSecret` if not: nothing may be served with it).
     pub async fn ready(&self) -> Result<(), StoreError> {
-        self.0.store.ready().await?;
-        let check = keys::Digest(self.0.digest.derive("store secret check")).to_hex();
-        self.0.store.check_secret(&check).await?;
+        let store = &self.0.store;
+        store.ready().await?;
+        let check = self.secret_check();
+        if store.check_secret(&check).await? == SecretCheck::Unclaimed {
+            // Only a process that shows it has the right secret claims the
+            // store: none is wrong for an empty one; with keys, the first
+            // key that verifies from the store shows it (`claim_secret`).
+            // Whoever merely comes first (after an upgrade, or after Redis
+            // lost the claim) does not.
+            if store.count(&KeyFilter::default()).await? == 0 {
+                store.claim_secret(&check).await?;
+            } else {
+                self.0.unclaimed.store(true, Ordering::Relaxed);
+            }
+        }
         self.0.started.store(true, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// The value `ns:secret-check` holds for this secret (derived from it,
+    /// never it).
+    fn secret_check(&self) -> String {
+        keys::Digest(self.0.digest.derive("store secret check")).to_hex()
+    }
+
+    /// A key from the store verified: this process's secret is the one the
+    /// keys were made with, so it claims a store nobody claimed (once).
+    pub(crate) fn claim_secret(&self) {
+        if !self.0.unclaimed.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        let keyring = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = keyring.0.store.claim_secret(&keyring.secret_check()).await {
+                tracing::error!(error = %e, "could not claim the key store for this secret");
+            }
+        });
     }
 
     /// Whether `ready` succeeded once (readiness: before, keys of an

@@ -59,6 +59,16 @@ use crate::audit::Event;
 use crate::config;
 use crate::keys::{KeyId, KeyRecord};
 
+/// What a store says of this process's secret (`Store::check_secret`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretCheck {
+    /// Claimed for it.
+    Ours,
+    /// Claimed by no secret yet (a store from before the claim, or one
+    /// that lost it): it cannot tell.
+    Unclaimed,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("the key store is unavailable: {0}")]
@@ -81,7 +91,7 @@ pub enum StoreError {
     /// them), so the subscription hears no revocation of this store.
     /// `ns:secret-check` (named) was written by an instance with another
     /// deployment secret: this one would refuse every stored key.
-    #[error("store.secret_file (or KEYGATE_SECRET) is not the secret the keys in this store were made with ({0} says so): every instance and keygate command of a deployment needs the same one; with another, every key would be refused and new keys would work nowhere else. Delete {0} only if the secret was changed on purpose and every existing key is to stop working")]
+    #[error("store.secret_file (or KEYGATE_SECRET) is not the secret the keys in this store were made with ({0} was written by a process with another secret, which verified one of the keys or found the store empty): every instance and keygate command of a deployment needs the same one; with another, every key would be refused and new keys would work nowhere else. Delete {0} only if the secret was changed on purpose and every existing key is to stop working")]
     OtherSecret(String),
     #[error("the fleet subscription did not receive this instance's own probe within {0:?}: it is on another Redis server than the commands (a failover behind the same address?)")]
     ProbeUnheard(Duration),
@@ -166,13 +176,21 @@ impl Store {
         }
     }
 
-    /// The store's keys were made with the secret `check` is derived from
-    /// (Redis: the first instance claims the store for its secret; a memory
-    /// store lives and dies with its process's secret).
-    pub async fn check_secret(&self, check: &str) -> Result<(), StoreError> {
+    /// Whether the store's keys were made with the secret `check` is
+    /// derived from, as far as the store can say (Redis: its claim; a
+    /// memory store lives and dies with its process's secret).
+    pub async fn check_secret(&self, check: &str) -> Result<SecretCheck, StoreError> {
+        match self {
+            Store::Memory(_) => Ok(SecretCheck::Ours),
+            Store::Redis(r) => r.check_secret(check).await,
+        }
+    }
+
+    /// Claim the store for the secret `check` is derived from.
+    pub async fn claim_secret(&self, check: &str) -> Result<(), StoreError> {
         match self {
             Store::Memory(_) => Ok(()),
-            Store::Redis(r) => r.check_secret(check).await,
+            Store::Redis(r) => r.claim_secret(check).await,
         }
     }
 

@@ -274,3 +274,76 @@ async fn another_secret_than_the_stores_keys_were_made_with_stops_keygate() {
     assert_eq!(users, ["alice"]);
     assert!(alice.starts_with("kg_"));
 }
+
+/// A store with keys and no claim (from before keygate claimed stores, or
+/// one that lost the claim) is not claimed by whoever comes first: a
+/// command with another secret cannot tell and goes on, and the claim is
+/// written by the first process that verifies one of the store's keys.
+/// From then on the other secret is refused.
+#[tokio::test]
+async fn an_unclaimed_store_with_keys_is_claimed_only_by_a_secret_that_verifies_a_key() {
+    const OTHER: &str = "fedcba9876543210fedcba9876543210-other-secret";
+    let redis = RedisServer::start();
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("secrets CA");
+    let store = store_section(&redis, dir.path(), "unclaimed").join("\n");
+    let cfg = bin::write_config(
+        dir.path(),
+        &ca,
+        "unclaimed",
+        &up.url(),
+        &format!("[store]\n{store}\n"),
+    );
+    let alice = bin::cli(&cfg, &["keys", "create", "--user", "alice"]);
+    let claim = || {
+        crate::support::deploy::query::<Option<String>>(
+            redis.port,
+            redis::cmd("GET").arg("unclaimed:secret-check"),
+        )
+        .unwrap()
+    };
+    assert!(
+        claim().is_some(),
+        "an empty store is claimed by its first key's maker"
+    );
+    crate::support::deploy::query::<()>(
+        redis.port,
+        redis::cmd("DEL").arg("unclaimed:secret-check"),
+    )
+    .unwrap();
+
+    let secret_file = dir.path().join("secret-unclaimed");
+    let ours = std::fs::read_to_string(&secret_file).unwrap();
+    std::fs::write(&secret_file, format!("{OTHER}\n")).unwrap();
+    bin::cli(&cfg, &["keys", "list"]);
+    assert_eq!(
+        claim(),
+        None,
+        "a secret that verified nothing claimed the store"
+    );
+
+    std::fs::write(&secret_file, &ours).unwrap();
+    let kg = Process::serve(&cfg);
+    let url = format!("https://localhost:{}/", kg.main_addr().await.port());
+    assert_eq!(claim(), None, "started, verified nothing yet");
+    let answer = client::get_with_key(&client::h1(&ca), &url, &alice).await;
+    assert_eq!(answer.status, http::StatusCode::OK);
+    eventually(
+        "the store claimed",
+        250,
+        Duration::from_millis(20),
+        || async { claim().map(|_| ()) },
+    )
+    .await;
+
+    std::fs::write(&secret_file, format!("{OTHER}\n")).unwrap();
+    let out = std::process::Command::new(bin::BIN)
+        .args(["keys", "list", "-c"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("unclaimed:secret-check"), "{err}");
+}

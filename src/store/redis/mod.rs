@@ -78,7 +78,7 @@ use self::connect::Conn;
 use self::index::{bucket_of, Entry, Pair};
 use self::layout::parse;
 pub use self::url::{parse as parse_url, Target};
-use super::StoreError;
+use super::{SecretCheck, StoreError};
 use crate::keys::{unix_now, KeyId, KeyRecord};
 
 /// Expired members each index a creation writes to gives up on the way.
@@ -163,10 +163,25 @@ impl RedisStore {
         migrate::migrate(self).await.map(|_| ())
     }
 
-    /// The store's keys were made with the secret `check` is derived from
-    /// (the first instance to ask claims the store for it): `secret_check.rs`.
-    pub async fn check_secret(&self, check: &str) -> Result<(), StoreError> {
-        secret_check::check(self, check).await
+    /// What the store says of the secret `check` is derived from
+    /// (`secret_check.rs`): claimed for it, or not claimed yet; another
+    /// secret's claim is `StoreError::OtherSecret`.
+    pub async fn check_secret(&self, check: &str) -> Result<SecretCheck, StoreError> {
+        match secret_check::read(self).await? {
+            Some(held) if held == check => Ok(SecretCheck::Ours),
+            Some(_) => Err(secret_check::other_secret(self)),
+            None => Ok(SecretCheck::Unclaimed),
+        }
+    }
+
+    /// Claim the store for `check` (see `Keyring::ready` for who may);
+    /// `StoreError::OtherSecret` if another secret claimed it first.
+    pub async fn claim_secret(&self, check: &str) -> Result<(), StoreError> {
+        match secret_check::claim(self, check).await? {
+            Some(held) if held != check => Err(secret_check::other_secret(self)),
+            // Ours, or gone again at once (evicted): nothing to refuse.
+            _ => Ok(()),
+        }
     }
 
     /// `store.timeout`: every call ends by then.

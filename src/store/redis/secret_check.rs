@@ -5,26 +5,42 @@
 //! would refuse every key as mismatched (a leaked key reported to it would
 //! be answered `false_positive` and stay live) and make keys that no other
 //! instance takes; it stops at start instead.
+//!
+//! Only a process that has shown it holds the right secret writes the
+//! value (`claim`, see `Keyring::ready`): one that found the store empty,
+//! or one that verified a stored key. Whoever merely came first after an
+//! upgrade, or after Redis lost the value, must not decide which secret is
+//! right.
 
 use super::RedisStore;
 use crate::store::StoreError;
 
-/// Claim the store for `check` (the first instance to start writes it), or
-/// find it already claimed for `check`; `StoreError::OtherSecret` otherwise.
-pub(super) async fn check(store: &RedisStore, check: &str) -> Result<(), StoreError> {
-    // Safe to repeat: a GET, and a SET NX of the same value.
+fn key(store: &RedisStore) -> String {
+    format!("{}:secret-check", store.ns)
+}
+
+/// The value the store was claimed with, if it was.
+pub(super) async fn read(store: &RedisStore) -> Result<Option<String>, StoreError> {
     let mut conn = store.conn.repeating();
-    let key = format!("{}:secret-check", store.ns);
-    let get = redis::cmd("GET").arg(&key).clone();
-    let mut held: Option<String> = store.bounded(get.query_async(&mut conn)).await?;
-    if held.is_none() {
-        let set = redis::cmd("SET").arg(&key).arg(check).arg("NX").clone();
-        let _: Option<String> = store.bounded(set.query_async(&mut conn)).await?;
-        // Another instance may have claimed it first, with its own secret.
-        held = store.bounded(get.query_async(&mut conn)).await?;
-    }
-    match held.as_deref() == Some(check) {
-        true => Ok(()),
-        false => Err(StoreError::OtherSecret(key)),
-    }
+    let get = redis::cmd("GET").arg(key(store)).clone();
+    store.bounded(get.query_async(&mut conn)).await
+}
+
+/// Claim the store for `check` unless it is claimed already; the value it
+/// holds afterwards (another's, if another claimed it first).
+pub(super) async fn claim(store: &RedisStore, check: &str) -> Result<Option<String>, StoreError> {
+    // Safe to repeat: a SET NX of the same value, and a GET.
+    let mut conn = store.conn.repeating();
+    let set = redis::cmd("SET")
+        .arg(key(store))
+        .arg(check)
+        .arg("NX")
+        .clone();
+    let _: Option<String> = store.bounded(set.query_async(&mut conn)).await?;
+    read(store).await
+}
+
+/// The error for a store claimed with `held` other than this secret's value.
+pub(super) fn other_secret(store: &RedisStore) -> StoreError {
+    StoreError::OtherSecret(key(store))
 }
