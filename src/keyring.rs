@@ -321,7 +321,10 @@ impl Keyring {
     /// A key from the store verified: this process's secret is the one the
     /// keys were made with, so it claims a store nobody claimed (once).
     pub(crate) fn claim_secret(&self) {
-        if !self.0.unclaimed.swap(false, Ordering::Relaxed) {
+        // A load first: every key read from the store passes here.
+        if !self.0.unclaimed.load(Ordering::Relaxed)
+            || !self.0.unclaimed.swap(false, Ordering::Relaxed)
+        {
             return;
         }
         let keyring = self.clone();
