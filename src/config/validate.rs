@@ -262,10 +262,21 @@ fn missing_hint(key: &str, path: &Path) -> String {
     }
 }
 
+/// An address or CIDR; an IPv4-mapped IPv6 one (`::ffff:10.0.0.0/104`)
+/// as the IPv4 range it maps, since peers are compared as IPv4 (a
+/// dual-stack listener's `::ffff:a.b.c.d` peer is `a.b.c.d`).
 fn parse_cidr(text: &str) -> Option<IpNet> {
-    text.parse::<IpNet>()
+    let net = text
+        .parse::<IpNet>()
         .ok()
-        .or_else(|| text.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+        .or_else(|| text.parse::<std::net::IpAddr>().ok().map(IpNet::from))?;
+    Some(match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => IpNet::new(v4.into(), v6.prefix_len() - 96).ok()?,
+            None => net,
+        },
+        net => net,
+    })
 }
 
 fn listen(raw: raw::Listen, p: &mut Problems) -> Option<Listen> {

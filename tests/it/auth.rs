@@ -599,22 +599,25 @@ async fn behind_two_trusted_proxies_each_client_has_its_own_failure_limit() {
 #[tokio::test]
 async fn a_dual_stack_listener_trusts_an_ipv4_proxy() {
     let up = Upstream::start().await;
-    let gw = builder(&up.url())
-        .set("listen", "addr = \"[::]:0\"")
-        .set("auth", "anonymous = \"reject\"")
-        .set("listen", "trusted_proxies = [\"127.0.0.1/32\"]")
-        .set("rate_limit", "failed_auth_per_minute = 3")
-        .start()
-        .await;
-    let c = client::h1(&gw.ca);
-    let guesser = [("x-forwarded-for", "203.0.113.9"), ("apikey", "kg_guess")];
-    three_failures_then_429(&c, &gw, &guesser).await;
-    let typo = [("x-forwarded-for", "198.51.100.20"), ("apikey", "kg_typo")];
-    assert_eq!(
-        get_with(&c, &gw, "/", &typo).await.status,
-        StatusCode::UNAUTHORIZED,
-        "another client behind the same proxy is not the guesser"
-    );
+    // Also written as the mapped address a dual-stack listener once saw.
+    for proxy in ["127.0.0.1/32", "::ffff:127.0.0.1"] {
+        let gw = builder(&up.url())
+            .set("listen", "addr = \"[::]:0\"")
+            .set("auth", "anonymous = \"reject\"")
+            .set("listen", &format!("trusted_proxies = [\"{proxy}\"]"))
+            .set("rate_limit", "failed_auth_per_minute = 3")
+            .start()
+            .await;
+        let c = client::h1(&gw.ca);
+        let guesser = [("x-forwarded-for", "203.0.113.9"), ("apikey", "kg_guess")];
+        three_failures_then_429(&c, &gw, &guesser).await;
+        let typo = [("x-forwarded-for", "198.51.100.20"), ("apikey", "kg_typo")];
+        assert_eq!(
+            get_with(&c, &gw, "/", &typo).await.status,
+            StatusCode::UNAUTHORIZED,
+            "{proxy}: another client behind the same proxy is not the guesser"
+        );
+    }
 }
 
 #[tokio::test]
