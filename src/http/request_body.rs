@@ -21,7 +21,9 @@ pub enum Unread {
 }
 
 /// What a refusal for a slow body says, alike on every route.
-pub const SLOW_BODY: &str = "the body did not arrive in time";
+/// It names the setting: an admin sending a large list over a slow link
+/// needs to know what to raise.
+pub const SLOW_BODY: &str = "the body did not arrive in time (half of leaks.answer_within)";
 
 pub async fn read(req: Request<Incoming>, max: usize, within: Duration) -> Result<Bytes, Unread> {
     let announced = req

@@ -657,5 +657,8 @@ async fn a_json_body_that_never_ends_is_408_naming_the_problem() {
     .await;
     drop(tx);
     assert_eq!(a.status, StatusCode::REQUEST_TIMEOUT, "{}", a.text());
-    assert_eq!(json_of(&a)["error"], "the body did not arrive in time");
+    assert_eq!(
+        json_of(&a)["error"],
+        "the body did not arrive in time (half of leaks.answer_within)"
+    );
 }

@@ -389,6 +389,20 @@ fn a_basic_user_name_that_netrc_cannot_hold_is_refused() {
     assert_eq!(code, Some(0), "{err}");
 }
 
+/// Half of `leaks.answer_within` bounds every body keygate reads itself:
+/// too short, no admin list or page request could arrive.
+#[test]
+fn a_leaks_answer_within_too_short_for_a_body_is_refused() {
+    let (code, err) = check_text("[leaks]\nanswer_within = \"1s\"\n");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("leaks.answer_within: must be at least 2s"),
+        "{err}"
+    );
+    let (code, err) = check_text("[leaks]\nanswer_within = \"2s\"\n");
+    assert_eq!(code, Some(0), "{err}");
+}
+
 /// `[listen]`, `[upstream]`, `[store]`, `[admin]` with relative paths only.
 fn relative_config(store: &str) -> String {
     format!(

@@ -46,6 +46,14 @@ pub(super) fn section(raw: raw::Leaks, p: &mut Problems) -> Option<Leaks> {
     let refetch_interval = p.duration("leaks.refetch_interval", &raw.refetch_interval);
     let fetch_timeout = p.duration("leaks.fetch_timeout", &raw.fetch_timeout);
     let answer_within = p.duration("leaks.answer_within", &raw.answer_within);
+    // Half of it bounds reading every body keygate reads itself (admin
+    // lists of up to 8 MiB included).
+    if answer_within.is_some_and(|d| d < std::time::Duration::from_secs(2)) {
+        p.push(
+            "leaks.answer_within",
+            "must be at least 2s: half of it bounds reading a request body keygate answers itself",
+        );
+    }
     let size_ok = (1024..=256 * 1024 * 1024).contains(&raw.max_report_bytes);
     if !size_ok {
         p.push(

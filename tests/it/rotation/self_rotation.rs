@@ -478,7 +478,10 @@ async fn a_body_that_never_ends_is_408_and_rotates_nothing() {
     .await;
     drop(tx);
     assert_eq!(a.status, StatusCode::REQUEST_TIMEOUT, "{}", a.text());
-    assert_eq!(json_of(&a)["error"], "the body did not arrive in time");
+    assert_eq!(
+        json_of(&a)["error"],
+        "the body did not arrive in time (half of leaks.answer_within)"
+    );
     assert_eq!(gw.keyring.list(Some("ivy")).await.unwrap().len(), 1);
 }
 
