@@ -284,20 +284,25 @@ impl Oidc {
     }
 }
 
-/// `url` with `pairs` added to its query (an endpoint may have one already).
 /// What a session from this provider is bound to: the provider, this
-/// client at it, and the claims that name the user and their groups; a
-/// change to any of them voids the sessions made before it.
+/// client at it, the claims that name the user and their groups, and who
+/// may sign in (`allowed_groups`: the session keeps only the admin groups,
+/// so a narrower list could not be checked again on read). A change to any
+/// of them voids the sessions made before it.
 pub fn vouched_by(client: &OidcClient) -> String {
-    [
-        client.issuer.as_str(),
-        &client.client_id,
-        &client.user_claim,
-        &client.groups_claim,
-    ]
-    .join("\n")
+    let mut allowed = client.allowed_groups.clone();
+    allowed.sort_unstable();
+    let mut parts = vec![
+        client.issuer.clone(),
+        client.client_id.clone(),
+        client.user_claim.clone(),
+        client.groups_claim.clone(),
+    ];
+    parts.extend(allowed);
+    parts.join("\n")
 }
 
+/// `url` with `pairs` added to its query (an endpoint may have one already).
 fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {
     let mut out = url.to_owned();
     out.push(if url.contains('?') { '&' } else { '?' });
@@ -368,6 +373,23 @@ mod tests {
 
     fn claims(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
+    }
+
+    /// Narrowing who may sign in signs out those it leaves out: the
+    /// session cannot show their groups again, so it is void for everyone.
+    #[test]
+    fn a_session_is_void_once_allowed_groups_change() {
+        let alice = Person {
+            user: "alice@example.org".into(),
+            groups: vec![],
+        };
+        let before = rp("email", &["staff", "contractors"]);
+        let cookie = crate::login::jar(&before.session_cookie(&alice));
+        assert_eq!(
+            rp("email", &["contractors", "staff"]).who(&cookie),
+            Some(alice)
+        );
+        assert_eq!(rp("email", &["staff"]).who(&cookie), None);
     }
 
     /// The session keeps only the groups among `[admin] groups`;
