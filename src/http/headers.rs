@@ -290,13 +290,16 @@ pub fn set_forwarded(
         fwd_host |= name == X_FORWARDED_HOST;
         forwarded |= name == FORWARDED;
     }
-    // A trusted proxy's list is extended, if it sent exactly one.
+    // A trusted proxy's list is extended; its lines are one list (RFC 9110
+    // §5.3), as `client_ip` reads them, so the backend and keygate's log
+    // name the same client.
     let prior = || {
-        let mut all = headers.get_all(&X_FORWARDED_FOR).iter();
-        match (all.next(), all.next()) {
-            (Some(one), None) => one.to_str().ok(),
-            _ => None,
-        }
+        let lines: Option<Vec<&str>> = headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .map(|v| v.to_str().ok())
+            .collect();
+        lines.map(|lines| lines.join(", "))
     };
     let extended = (trusted && xff)
         .then(prior)
@@ -615,6 +618,22 @@ mod tests {
         );
         assert_eq!(h["x-forwarded-for"], "198.51.100.7, 10.1.2.3");
         assert_eq!(h["x-forwarded-proto"], "https");
+
+        // A trusted proxy's lines are one list, as client_ip reads them.
+        let mut h = map(&[
+            ("x-forwarded-for", "198.51.100.7"),
+            ("x-forwarded-for", "10.0.0.5"),
+        ]);
+        set_forwarded(
+            &mut h,
+            peer,
+            &HeaderValue::from_static("10.1.2.3"),
+            false,
+            None,
+            &trusted,
+        );
+        assert_eq!(h["x-forwarded-for"], "198.51.100.7, 10.0.0.5, 10.1.2.3");
+        assert_eq!(client_ip(peer, &h, &trusted).to_string(), "198.51.100.7");
     }
 
     #[test]
@@ -650,7 +669,9 @@ mod tests {
         let h = forward("10.0.0.2", Some("app.example"));
         assert_eq!(h["x-forwarded-host"], "evil.example");
         assert_eq!(h["forwarded"], "for=6.6.6.6");
-        // Two X-Forwarded-For fields cannot be extended safely: replaced.
-        assert_eq!(h["x-forwarded-for"], "10.0.0.2");
+        // Two X-Forwarded-For fields are one list (RFC 9110 §5.3), extended
+        // as one: a backend that reads it from the right, as keygate does,
+        // finds the client its trusted proxy saw.
+        assert_eq!(h["x-forwarded-for"], "6.6.6.6, 7.7.7.7, 10.0.0.2");
     }
 }
