@@ -8,7 +8,8 @@
 //! authenticate, limit), so a bad key gets the very 401 a bad key gets
 //! everywhere, and failures count against the client alike. Its scope is
 //! not checked: a read key may rotate itself, and its successor stays read.
-//! Each counts against `self_service.creates_per_hour` (429 past it). A
+//! Each counts against `self_service.creates_per_hour` (429 past it); one
+//! that makes no key (409, 403, 404, 503) is given back. A
 //! `ttl` must be one of the runtime settings' `ttl_choices`, as on the
 //! page's Rotate.
 //! Off unless `[keys] self_rotation = true` (403 naming the key). A chain of
@@ -122,9 +123,13 @@ impl SelfRotation {
             Ok(parsed) => parsed,
             Err(message) => return bad_request(&message),
         };
-        match self.keyring.count_in_window(principal.user(), HOUR).await {
-            Ok((count, _)) if count <= u64::from(self.per_hour) => {}
+        // Counted before the rotation, so concurrent ones on any instance
+        // cannot pass the limit; given back when no key was made.
+        let user = principal.user();
+        let left = match self.keyring.count_in_window(user, HOUR).await {
+            Ok((count, left)) if count <= u64::from(self.per_hour) => left,
             Ok((_, left)) => {
+                self.keyring.give_back_in_window(user, left).await;
                 let resp = response::json_error(
                     StatusCode::TOO_MANY_REQUESTS,
                     "too many keys made for this user in the last hour (self_service.creates_per_hour); try again later",
@@ -132,15 +137,19 @@ impl SelfRotation {
                 return response::retry_after(resp, left.max(Duration::from_secs(1)));
             }
             Err(e) => return refuse(RotateError::Store(e), refusals, client),
-        }
-        let actor = Actor::new(principal.user(), Source::SelfRotation, Some(client));
+        };
+        let actor = Actor::new(user, Source::SelfRotation, Some(client));
         match self
             .keyring
             .rotate(&actor, principal.key_id(), grace, ttl)
             .await
         {
             Ok(rotated) => response::json(StatusCode::CREATED, &rotated.view()),
-            Err(e) => refuse(e, refusals, client),
+            Err(e) => {
+                // A script retrying a 409 must not use up its owner's hour.
+                self.keyring.give_back_in_window(user, left).await;
+                refuse(e, refusals, client)
+            }
         }
     }
 }

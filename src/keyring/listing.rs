@@ -167,6 +167,15 @@ impl Keyring {
     ) -> Result<(u64, Duration), StoreError> {
         self.0.store.count_in_window(user, window).await
     }
+
+    /// Take back a count of `user` that made nothing (`left` as
+    /// `count_in_window` answered it). If the store cannot, the count stays
+    /// (fail closed: the user waits, the limit holds); logged.
+    pub async fn give_back_in_window(&self, user: &str, left: Duration) {
+        if let Err(e) = self.0.store.give_back_in_window(user, left).await {
+            tracing::warn!(error = %e, user, "could not give back a refused creation's count; it counts until the hour ends");
+        }
+    }
 }
 
 /// `<ms>-<seq>`, as a stream writes its ids.

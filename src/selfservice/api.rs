@@ -75,17 +75,24 @@ impl SelfService {
         if live >= self.limits.max_live_keys {
             return Err(Refusal::TooManyKeys(self.limits.max_live_keys));
         }
-        self.count_create(&s.user)
+        let counted = self
+            .count_create(&s.user)
             .await?
             .map_err(Refusal::RateLimited)?;
-        let new = self
+        let new = match self
             .keyring
             .mint(&s.actor(), &s.user, ttl, label.trim(), Scope::Full)
             .await
-            .map_err(|e| match e {
-                MintError::Store(e) => Refusal::Store(e),
-                other => Refusal::BadRequest(other.to_string()),
-            })?;
+        {
+            Ok(new) => new,
+            Err(e) => {
+                self.give_back(&s.user, counted).await;
+                return Err(match e {
+                    MintError::Store(e) => Refusal::Store(e),
+                    other => Refusal::BadRequest(other.to_string()),
+                });
+            }
+        };
         Ok(response::json(StatusCode::CREATED, &new.view()))
     }
 
@@ -104,7 +111,7 @@ impl SelfService {
     /// The Rotate button: a successor for one of the user's keys, shown
     /// once, the old key working for the grace period. Counted against
     /// `creates_per_hour` like a creation (not `max_live_keys`: the old key
-    /// is on its way out).
+    /// is on its way out); one that makes no key (409, 404, 503) is given back.
     pub(super) async fn rotate(&self, req: Request<Incoming>, rq: &Seen<'_>, id: &str) -> Answer {
         let (s, id) = self.own_key(&req, rq, id).await?;
         let body: RotateRequest = self.json_body(req).await?;
@@ -114,10 +121,15 @@ impl SelfService {
             offered(&s.settings, ttl)?;
         }
         let (grace, ttl) = body.parse().map_err(Refusal::BadRequest)?;
-        self.count_create(&s.user)
+        let counted = self
+            .count_create(&s.user)
             .await?
             .map_err(Refusal::RateLimited)?;
-        self.rotate_as(&s.actor(), id, grace, ttl).await
+        let rotated = self.rotate_as(&s.actor(), id, grace, ttl).await;
+        if rotated.is_err() {
+            self.give_back(&s.user, counted).await;
+        }
+        rotated
     }
 
     /// Rotate `id` as `actor`: 201 with the successor, shown once. The

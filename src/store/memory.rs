@@ -219,6 +219,18 @@ impl MemoryStore {
         (*count, end.saturating_duration_since(now))
     }
 
+    /// Take back one count of `user`'s window, if it is still the window
+    /// that count went into (`left` then; a later window has more left).
+    pub fn give_back_in_window(&self, user: &str, left: Duration) {
+        let now = std::time::Instant::now();
+        let mut inner = self.inner.write().expect("store lock");
+        if let Some((count, end)) = inner.windows.get_mut(user) {
+            if *end > now && end.saturating_duration_since(now) <= left && *count > 0 {
+                *count -= 1;
+            }
+        }
+    }
+
     pub fn append_audit(&self, event: Event) {
         let mut inner = self.inner.write().expect("store lock");
         if inner.audit.len() >= crate::audit::KEEP {

@@ -21,14 +21,15 @@
 //!     after a reply lost with its connection, keys the lost attempt removed
 //!     are not counted again), the fleet's registration and its messages
 //!     (forgetting or acknowledging twice changes nothing);
-//!   - never `count_in_window` (an INCR would count one event twice) nor
+//!   - never `count_in_window` (an INCR would count one event twice), nor
+//!     `give_back_in_window` (a DECR twice would give back two), nor
 //!     `append_audit` (the event would be in the stream twice): they go only
 //!     on a connection a PING has just checked (and replaced if dead), and
 //!     if it dies while they are on the way the error stays (503; a lost
 //!     audit entry is logged). In a Redis Cluster redis-rs itself resends
 //!     any command after a node's connection dropped, so there a creation
 //!     may count twice (a user reaches `creates_per_hour` one early at
-//!     worst) and an audit entry may be in the stream twice.
+//!     worst) or be given back twice (one late at worst) and an audit entry may be in the stream twice.
 //!
 //!   A timeout is never repeated (the command may still run).
 //! * the webhook outbox (`outbox.rs`): pushing, removing and rescheduling a
@@ -381,6 +382,21 @@ impl Store {
         match self {
             Store::Memory(m) => Ok(m.count_in_window(user, window)),
             Store::Redis(r) => r.count_in_window(user, window).await,
+        }
+    }
+
+    /// Take back one count of `user` from the window `count_in_window`
+    /// answered `left` for: the event it counted did not happen (a refused
+    /// creation), so only what was made counts, and the limit stays exact
+    /// for every instance (a count is held while its creation is under
+    /// way). A window begun since is left alone (it has more left).
+    pub async fn give_back_in_window(&self, user: &str, left: Duration) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => {
+                m.give_back_in_window(user, left);
+                Ok(())
+            }
+            Store::Redis(r) => r.give_back_in_window(user, left).await,
         }
     }
 

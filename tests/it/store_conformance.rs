@@ -203,6 +203,22 @@ pub(crate) async fn conformance(store: Store) {
         async move { (store.count_in_window("erin", window).await.unwrap().0 == 1).then_some(()) }
     })
     .await;
+    // A count given back (a creation refused) is taken from the window it
+    // went into, never from one begun since (it has more left), never
+    // below none.
+    let hour = Duration::from_secs(3600);
+    store.count_in_window("gina", hour).await.unwrap();
+    let (n, left) = store.count_in_window("gina", hour).await.unwrap();
+    assert_eq!(n, 2);
+    store.give_back_in_window("gina", left).await.unwrap();
+    assert_eq!(store.count_in_window("gina", hour).await.unwrap().0, 2);
+    store
+        .give_back_in_window("gina", Duration::from_millis(1))
+        .await
+        .unwrap();
+    assert_eq!(store.count_in_window("gina", hour).await.unwrap().0, 3);
+    store.give_back_in_window("hal", hour).await.unwrap();
+    assert_eq!(store.count_in_window("hal", hour).await.unwrap().0, 1);
 
     listing::listing_conformance(&store).await;
 }

@@ -100,6 +100,22 @@ return {n, left}
     )
 });
 
+/// One count taken back, only from the window it went into: that window
+/// has at most `ARGV[1]` ms left (what the count saw); a window begun
+/// since has more. Never below 0; the window's expiry stays.
+static GIVE_BACK_IN_WINDOW: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local left = redis.call('PTTL', KEYS[1])
+if left > 0 and left <= tonumber(ARGV[1]) and tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then
+  redis.call('DECR', KEYS[1])
+  return 1
+end
+return 0
+",
+    )
+});
+
 #[derive(Clone)]
 pub struct RedisStore {
     conn: Conn,
@@ -457,6 +473,22 @@ impl RedisStore {
             })
             .await?;
         Ok((count, Duration::from_millis(left_ms.max(0) as u64)))
+    }
+
+    /// See `Store::give_back_in_window`.
+    pub async fn give_back_in_window(&self, user: &str, left: Duration) -> Result<(), StoreError> {
+        // Never repeated (a DECR twice would give back two): checked first.
+        let _: i64 = self
+            .bounded(async {
+                let mut conn = self.conn.checked().await?;
+                GIVE_BACK_IN_WINDOW
+                    .key(self.window_key(user))
+                    .arg(left.as_millis() as u64)
+                    .invoke_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(())
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

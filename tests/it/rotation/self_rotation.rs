@@ -299,6 +299,28 @@ async fn self_rotations_count_against_creates_per_hour() {
     assert_eq!(f.status(0, &key).await, StatusCode::OK);
 }
 
+/// A rotation that makes no key costs no quota: a script retrying after
+/// a lost answer gets 409 over and over, and those 409s left its owner
+/// unable to make the new key the 409 asks for (429 for up to an hour).
+#[tokio::test]
+async fn a_refused_self_rotation_costs_no_quota() {
+    let f = fleet(2, "selfrot-refund", |b| {
+        b.set("keys", "self_rotation = true")
+            .set("self_service", "creates_per_hour = 2");
+    })
+    .await;
+    let (old, _) = f.gateways[0].key("quinn").await;
+    let v = created(&self_rotate(&f, 0, ("authorization", basic(&old)), None).await);
+    let new = v["key"].as_str().unwrap().to_owned();
+    for i in 0..3 {
+        let a = self_rotate(&f, i % 2, ("authorization", basic(&old)), None).await;
+        assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.text());
+    }
+    // One made, one left this hour, whatever the 409s.
+    created(&self_rotate(&f, 1, ("authorization", basic(&new)), None).await);
+    assert_eq!(listed(&f, "quinn").await.len(), 3);
+}
+
 /// A browser holds a Basic credential a person typed at keygate's 401
 /// prompt and sends it along with another site's form (Chromium does, see
 /// below): such a request must not rotate the key, whose successor would

@@ -624,6 +624,33 @@ async fn rotate_offers_only_the_lifetimes_generate_offers() {
     assert_eq!(offered.status, StatusCode::CREATED, "{}", offered.text());
 }
 
+/// The page's Rotate that makes no key (409: rotated before, e.g. in
+/// another tab) costs no quota: Generate still has what is left.
+#[tokio::test]
+async fn a_refused_rotate_costs_no_quota() {
+    let (up, app) = (Upstream::start().await, WhoAmI::start().await);
+    let gw = backend_session(&up, &app, &[("self_service", "creates_per_hour = 3")]).await;
+    let (mut alice, token) = Browser::signed_in(&gw, &app, "alice").await;
+    let created = json_of(&alice.create(&token, "x", "1d").await);
+    let rotate = format!(
+        "/.keygate/api/keys/{}/rotate",
+        created["id"].as_str().unwrap()
+    );
+    let first = alice
+        .api(Method::POST, &rotate, Some(&token), Some(json!({})))
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text());
+    for _ in 0..3 {
+        let again = alice
+            .api(Method::POST, &rotate, Some(&token), Some(json!({})))
+            .await;
+        assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text());
+    }
+    // Two made this hour: one more is allowed.
+    let made = alice.create(&token, "y", "1d").await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text());
+}
+
 /// A signed-in user's JSON body that trickles in, a byte now and then,
 /// is answered 408 naming the problem within half of `leaks.answer_within`
 /// (the deadline is for the whole body, not between bytes), as a body sent
