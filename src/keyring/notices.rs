@@ -51,10 +51,44 @@ impl Keyring {
     }
 
     /// File the notices of a key that expires (a new key, or one whose
-    /// expiry a rotation moved). A failure is logged: the key stands.
+    /// expiry a rotation moved). A failure is logged: the key stands, and
+    /// the filing is tried again in the background (`refile_notices`).
     pub(super) async fn schedule_notices(&self, record: &KeyRecord) {
+        if let Err(e) = self.file_notices(record).await {
+            tracing::error!(key_id = %record.id, error = %e, "could not schedule the key's expiry notices; trying again shortly");
+            tokio::spawn(self.clone().refile_notices(record.id));
+        }
+    }
+
+    /// Try again to file the notices of key `id`, a few times over about
+    /// half a minute (a store hiccup): otherwise only a start's backfill
+    /// files them, and a fleet not restarted before the key expires sends
+    /// none. The key is read afresh each time: one revoked or expired
+    /// meanwhile needs none, one rotated meanwhile files its new expiry.
+    async fn refile_notices(self, id: KeyId) {
+        for wait in [1, 2, 4, 8, 16].map(Duration::from_secs) {
+            tokio::time::sleep(wait).await;
+            let filed = match self.0.store.get(id.as_str()).await {
+                Ok(None) => return,
+                Ok(Some(record)) => self.file_notices(&record).await,
+                Err(e) => Err(e),
+            };
+            match filed {
+                Ok(()) => {
+                    tracing::info!(key_id = %id, "filed the key's expiry notices after all");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(key_id = %id, error = %e, "could not schedule the key's expiry notices")
+                }
+            }
+        }
+        tracing::error!(key_id = %id, "gave up scheduling the key's expiry notices; the next start's backfill files them");
+    }
+
+    async fn file_notices(&self, record: &KeyRecord) -> Result<(), StoreError> {
         let Some(expires_at) = record.expires_at else {
-            return;
+            return Ok(());
         };
         let now = unix_now();
         let mut due: Vec<(u64, u64)> = vec![(0, expires_at)];
@@ -76,9 +110,7 @@ impl Keyring {
             rotated_to: record.rotated_to.map(|t| t.to_string()),
         };
         let about = serde_json::to_string(&about).expect("a notice's subject serializes");
-        if let Err(e) = self.0.store.schedule(&record.id, &about, &due).await {
-            tracing::error!(key_id = %record.id, error = %e, "could not schedule the key's expiry notices");
-        }
+        self.0.store.schedule(&record.id, &about, &due).await
     }
 
     /// Drop the notices of revoked keys (`None`: of every key). A failure

@@ -319,6 +319,53 @@ async fn keys_without_a_schedule_get_their_notices_after_a_start() {
     assert!(got.iter().all(|d| d.body["data"]["id"] == id.as_str()));
 }
 
+/// A key whose schedule could not be written right after the key was (a
+/// store hiccup) still gets its notices: the write is tried again in the
+/// background, not left to the next start's backfill (which a fleet that
+/// is not restarted never runs).
+#[tokio::test]
+async fn a_schedule_that_could_not_be_written_is_written_later() {
+    use crate::support::deploy::query;
+    let dir = tempfile::tempdir().unwrap();
+    let (receiver, hook) = expiry_receiver(dir.path()).await;
+    let f = fleet(1, "notices-retry", |b| {
+        b.set("keys", "warn_before = [\"3s\"]");
+        hook(b);
+    })
+    .await;
+    let port = f.redis.port;
+    // A fleet up for a while: the start's backfill is done.
+    let _: () = query(
+        port,
+        redis::cmd("SET")
+            .arg("notices-retry:lease:notice-backfill")
+            .arg("elsewhere")
+            .arg("PX")
+            .arg(3_600_000),
+    )
+    .unwrap();
+    // The schedule cannot be written (a value of the wrong type).
+    let about = "notices-retry:{lifecycle}:about";
+    let _: () = query(port, redis::cmd("SET").arg(about).arg("x")).unwrap();
+    let (_, id) = f.gateways[0]
+        .key_with("sam", Ttl::For(Duration::from_secs(12)), Scope::Full)
+        .await;
+    // The hiccup passes.
+    let _: () = query(port, redis::cmd("DEL").arg(about)).unwrap();
+    eventually(
+        "both notices arrive",
+        400,
+        Duration::from_millis(50),
+        || async { (receiver.received().len() >= 2).then_some(()) },
+    )
+    .await;
+    let got = exactly(&receiver, 2).await;
+    let types = by_type(&got);
+    assert_eq!(types["key.expiring"].len(), 1, "{got:#?}");
+    assert_eq!(types["key.expired"].len(), 1, "{got:#?}");
+    assert!(got.iter().all(|d| d.body["data"]["id"] == id.as_str()));
+}
+
 /// Keys revoked by filter (`POST /v1/revoke {"filter": …}`, the console's
 /// "every key that matches") are not announced as expired at their old
 /// expiry, by user or by label; a key left alone is.
