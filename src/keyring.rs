@@ -29,7 +29,7 @@ mod retell;
 mod rotate;
 mod verify;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -237,9 +237,11 @@ struct Inner {
     /// `ready` succeeded once: the store's start is done (Redis: the
     /// earlier key layouts moved). Until then /readyz is 503.
     started: AtomicBool,
-    /// The store holds keys but no secret's claim: the first key verified
-    /// from it claims it (`claim_secret`).
-    unclaimed: AtomicBool,
+    /// The store held keys but no secret's claim when `ready` looked (unix
+    /// seconds then; 0: claimed, or not to be claimed by this process):
+    /// the first key made before then that verifies from the store claims
+    /// it (`claim_secret`).
+    unclaimed_at: AtomicU64,
 }
 
 // === impl Keyring ===
@@ -285,7 +287,7 @@ impl Keyring {
             lifecycle: config.keys.lifecycle.clone(),
             retelling: retell::Retelling::default(),
             started: AtomicBool::new(false),
-            unclaimed: AtomicBool::new(false),
+            unclaimed_at: AtomicU64::new(0),
         })))
     }
 
@@ -305,7 +307,9 @@ impl Keyring {
             if store.count(&KeyFilter::default()).await? == 0 {
                 store.claim_secret(&check).await?;
             } else {
-                self.0.unclaimed.store(true, Ordering::Relaxed);
+                self.0
+                    .unclaimed_at
+                    .store(keys::unix_now(), Ordering::Relaxed);
             }
         }
         self.0.started.store(true, Ordering::Relaxed);
@@ -318,19 +322,35 @@ impl Keyring {
         keys::Digest(self.0.digest.derive("store secret check")).to_hex()
     }
 
-    /// A key from the store verified: this process's secret is the one the
-    /// keys were made with, so it claims a store nobody claimed (once).
-    pub(crate) fn claim_secret(&self) {
+    /// `record`, read from the store, verified: if it was made before this
+    /// process found the store unclaimed, this process's secret is the one
+    /// the store's keys were made with, and it claims the store (once; a
+    /// key this process made itself since proves nothing of the others).
+    pub(crate) fn claim_secret(&self, record: &keys::KeyRecord) {
         // A load first: every key read from the store passes here.
-        if !self.0.unclaimed.load(Ordering::Relaxed)
-            || !self.0.unclaimed.swap(false, Ordering::Relaxed)
+        let since = self.0.unclaimed_at.load(Ordering::Relaxed);
+        if since == 0
+            || record.created_at >= since
+            || self
+                .0
+                .unclaimed_at
+                .compare_exchange(since, 0, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
         {
             return;
         }
         let keyring = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = keyring.0.store.claim_secret(&keyring.secret_check()).await {
-                tracing::error!(error = %e, "could not claim the key store for this secret");
+            match keyring.0.store.claim_secret(&keyring.secret_check()).await {
+                Ok(()) => {}
+                Err(e @ StoreError::OtherSecret(_)) => {
+                    tracing::error!(error = %e, "another secret claimed the key store first, though a key made before verified with this one: instances with this secret will not start again until the claim is deleted");
+                }
+                Err(e) => {
+                    // Tried again by the next key verified.
+                    keyring.0.unclaimed_at.store(since, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "could not claim the key store for this secret; trying again with the next key");
+                }
             }
         });
     }

@@ -128,7 +128,7 @@ impl Keyring {
                 if !inner.digest.verify(key.expose(), &record.digest) {
                     return Err(VerifyError::Mismatch(id));
                 }
-                self.claim_secret();
+                self.claim_secret(&record);
                 if let (Some(cache), Some(ticket)) = (cache, ticket) {
                     cache.fill(ticket, &record, key);
                 }

@@ -296,6 +296,7 @@ async fn an_unclaimed_store_with_keys_is_claimed_only_by_a_secret_that_verifies_
         &format!("[store]\n{store}\n"),
     );
     let alice = bin::cli(&cfg, &["keys", "create", "--user", "alice"]);
+    let alice_made = keygate::keys::unix_now();
     let claim = || {
         crate::support::deploy::query::<Option<String>>(
             redis.port,
@@ -322,7 +323,24 @@ async fn an_unclaimed_store_with_keys_is_claimed_only_by_a_secret_that_verifies_
         None,
         "a secret that verified nothing claimed the store"
     );
+    // Nor does a key made with the other secret once it found the store
+    // unclaimed: it proves nothing of the keys made before.
+    {
+        let kg = Process::serve(&cfg);
+        let url = format!("https://localhost:{}/", kg.main_addr().await.port());
+        let bob = bin::cli(&cfg, &["keys", "create", "--user", "bob"]);
+        let answer = client::get_with_key(&client::h1(&ca), &url, &bob).await;
+        assert_eq!(answer.status, http::StatusCode::OK);
+        let alice_refused = client::get_with_key(&client::h1(&ca), &url, &alice).await;
+        assert_eq!(alice_refused.status, http::StatusCode::UNAUTHORIZED);
+        assert_eq!(claim(), None, "a key made since claimed the store");
+    }
 
+    // Keys made in an earlier second than the next start's look.
+    eventually("a new second", 60, Duration::from_millis(20), || async {
+        (keygate::keys::unix_now() > alice_made).then_some(())
+    })
+    .await;
     std::fs::write(&secret_file, &ours).unwrap();
     let kg = Process::serve(&cfg);
     let url = format!("https://localhost:{}/", kg.main_addr().await.port());
