@@ -448,20 +448,25 @@ async fn the_page_warns_of_expiring_keys_and_rotates_them() {
     assert_eq!(successor.label, "nightly backup");
 }
 
-/// A rotation keygate could not tell every instance about (Redis refuses
-/// its PUBLISH): the page still shows the successor, once, and its status
-/// says that the old key may keep working elsewhere, in the answer's words;
-/// Copy keeps that on screen, Done clears it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "real browser: run by scripts/test.sh (--include-ignored)"]
-async fn a_rotation_not_every_instance_heard_of_warns_on_the_page() {
-    use crate::support::redis::RedisServer;
+/// The page signed in as `APP_USER` in namespace `ns`, with their key
+/// "deploy" (`old`, listed as `id`), and Redis refusing keygate's PUBLISH
+/// from then on: what the page changes now, not every instance is told of.
+struct Unpublished {
+    _redis: crate::support::redis::RedisServer,
+    _dir: tempfile::TempDir,
+    _app: WebApp,
+    gw: TestGateway,
+    browser: Browser,
+    old: keygate::keys::NewKey,
+    id: String,
+}
 
-    let redis = RedisServer::start();
+async fn signed_in_where_publish_fails(ns: &str) -> Unpublished {
+    let redis = crate::support::redis::RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let app = WebApp::start(&[(APP_USER, APP_PASSWORD)]).await;
     let gw = backend_session_gateway(&app)
-        .redis(&redis, dir.path(), "page-nopub")
+        .redis(&redis, dir.path(), ns)
         .set("store", &format!("url = \"{}\"", redis.own_user("keygate")))
         .start()
         .await;
@@ -477,13 +482,40 @@ async fn a_rotation_not_every_instance_heard_of_warns_on_the_page() {
         .await
         .unwrap();
     let id = old.record.id.to_string();
-
     let browser = Browser::start().await;
     sign_in_to_the_app(&browser, &gw).await;
-    let page = KeysPage::new(&browser, &gw.url("")).await;
-    page.signed_in_as(APP_USER).await;
+    KeysPage::new(&browser, &gw.url(""))
+        .await
+        .signed_in_as(APP_USER)
+        .await;
     gw.await_fleet(&crate::support::client::h1(&gw.ca)).await;
     redis.acl(&["SETUSER", "keygate", "-publish"]);
+    Unpublished {
+        _redis: redis,
+        _dir: dir,
+        _app: app,
+        gw,
+        browser,
+        old,
+        id,
+    }
+}
+
+/// A rotation keygate could not tell every instance about (Redis refuses
+/// its PUBLISH): the page still shows the successor, once, and its status
+/// says that the old key may keep working elsewhere, in the answer's words;
+/// Copy keeps that on screen, Done clears it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real browser: run by scripts/test.sh (--include-ignored)"]
+async fn a_rotation_not_every_instance_heard_of_warns_on_the_page() {
+    let Unpublished {
+        gw,
+        browser,
+        old,
+        id,
+        ..
+    } = &signed_in_where_publish_fails("page-nopub").await;
+    let page = KeysPage::new(browser, &gw.url("")).await;
 
     browser
         .click(&format!("#keys tr[data-key-id=\"{id}\"] button.rotate"))
@@ -540,37 +572,16 @@ async fn a_rotation_not_every_instance_heard_of_warns_on_the_page() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "real browser: run by scripts/test.sh (--include-ignored)"]
 async fn a_revocation_not_every_instance_heard_of_says_revoked_with_a_warning() {
-    use crate::support::redis::RedisServer;
+    let Unpublished {
+        gw,
+        browser,
+        old,
+        id,
+        ..
+    } = &signed_in_where_publish_fails("page-nopub-revoke").await;
+    let page = KeysPage::new(browser, &gw.url("")).await;
 
-    let redis = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let app = WebApp::start(&[(APP_USER, APP_PASSWORD)]).await;
-    let gw = backend_session_gateway(&app)
-        .redis(&redis, dir.path(), "page-nopub-revoke")
-        .set("store", &format!("url = \"{}\"", redis.own_user("keygate")))
-        .start()
-        .await;
-    let old = gw
-        .keyring
-        .mint(
-            &crate::support::gateway::test_actor(),
-            APP_USER,
-            keygate::keyring::Ttl::Default,
-            "deploy",
-            keygate::keys::Scope::Full,
-        )
-        .await
-        .unwrap();
-    let id = old.record.id.to_string();
-
-    let browser = Browser::start().await;
-    sign_in_to_the_app(&browser, &gw).await;
-    let page = KeysPage::new(&browser, &gw.url("")).await;
-    page.signed_in_as(APP_USER).await;
-    gw.await_fleet(&crate::support::client::h1(&gw.ca)).await;
-    redis.acl(&["SETUSER", "keygate", "-publish"]);
-
-    page.revoke(&id).await;
+    page.revoke(id).await;
     let said = browser
         .wait_text("#status", "the revocation", |t| !t.is_empty())
         .await;
