@@ -27,6 +27,7 @@ mod listing;
 mod notices;
 mod retell;
 mod rotate;
+mod secret;
 mod verify;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -41,7 +42,7 @@ use crate::fleet::{Fleet, Forget, Member, Report, Why};
 use crate::keys::{self, ApiKey, DigestKey, KeyId, NewKey, Scope};
 use crate::metrics::Metrics;
 use crate::settings::{short_duration, Policy, Settings};
-use crate::store::{self, Saved, SecretCheck, Store, StoreError};
+use crate::store::{self, Saved, Store, StoreError};
 use crate::webhooks::{EventType, Webhooks};
 
 pub use self::chores::Chores;
@@ -239,8 +240,7 @@ struct Inner {
     started: AtomicBool,
     /// The store held keys but no secret's claim when `ready` looked (unix
     /// seconds then; 0: claimed, or not to be claimed by this process):
-    /// the first key made before then that verifies from the store claims
-    /// it (`claim_secret`).
+    /// `secret.rs`.
     unclaimed_at: AtomicU64,
 }
 
@@ -295,64 +295,10 @@ impl Keyring {
     /// is moved, once), and its keys were made with this instance's secret
     /// (`StoreError::OtherSecret` if not: nothing may be served with it).
     pub async fn ready(&self) -> Result<(), StoreError> {
-        let store = &self.0.store;
-        store.ready().await?;
-        let check = self.secret_check();
-        if store.check_secret(&check).await? == SecretCheck::Unclaimed {
-            // Only a process that shows it has the right secret claims the
-            // store: none is wrong for an empty one; with keys, the first
-            // key that verifies from the store shows it (`claim_secret`).
-            // Whoever merely comes first (after an upgrade, or after Redis
-            // lost the claim) does not.
-            if store.count(&KeyFilter::default()).await? == 0 {
-                store.claim_secret(&check).await?;
-            } else {
-                self.0
-                    .unclaimed_at
-                    .store(keys::unix_now(), Ordering::Relaxed);
-            }
-        }
+        self.0.store.ready().await?;
+        self.check_secret().await?;
         self.0.started.store(true, Ordering::Relaxed);
         Ok(())
-    }
-
-    /// The value `ns:secret-check` holds for this secret (derived from it,
-    /// never it).
-    fn secret_check(&self) -> String {
-        keys::Digest(self.0.digest.derive("store secret check")).to_hex()
-    }
-
-    /// `record`, read from the store, verified: if it was made before this
-    /// process found the store unclaimed, this process's secret is the one
-    /// the store's keys were made with, and it claims the store (once; a
-    /// key this process made itself since proves nothing of the others).
-    pub(crate) fn claim_secret(&self, record: &keys::KeyRecord) {
-        // A load first: every key read from the store passes here.
-        let since = self.0.unclaimed_at.load(Ordering::Relaxed);
-        if since == 0
-            || record.created_at >= since
-            || self
-                .0
-                .unclaimed_at
-                .compare_exchange(since, 0, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
-            return;
-        }
-        let keyring = self.clone();
-        tokio::spawn(async move {
-            match keyring.0.store.claim_secret(&keyring.secret_check()).await {
-                Ok(()) => {}
-                Err(e @ StoreError::OtherSecret(_)) => {
-                    tracing::error!(error = %e, "another secret claimed the key store first, though a key made before verified with this one: instances with this secret will not start again until the claim is deleted");
-                }
-                Err(e) => {
-                    // Tried again by the next key verified.
-                    keyring.0.unclaimed_at.store(since, Ordering::Relaxed);
-                    tracing::warn!(error = %e, "could not claim the key store for this secret; trying again with the next key");
-                }
-            }
-        });
     }
 
     /// Whether `ready` succeeded once (readiness: before, keys of an
