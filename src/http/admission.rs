@@ -112,7 +112,7 @@ impl Admission {
             return self.without_key(h, sso_user);
         };
         self.limit(&principal)?;
-        self.authorize(&principal, method)?;
+        self.authorize(&principal, method, h)?;
         self.metrics.auth(AuthOutcome::Ok);
         self.identify(h, &principal)?;
         self.auth.used(&principal);
@@ -175,9 +175,17 @@ impl Admission {
             .map_err(Refusal::RateLimited)
     }
 
-    /// Step 4: what the key's scope allows.
-    fn authorize(&self, principal: &Principal, method: &Method) -> Result<(), Refusal> {
-        match scope::allows(principal.scope(), method) {
+    /// Step 4: what the key's scope allows, for the method and for every
+    /// method an override header names (the app may take that one instead).
+    fn authorize(
+        &self,
+        principal: &Principal,
+        method: &Method,
+        h: &HeaderMap,
+    ) -> Result<(), Refusal> {
+        let allowed = scope::allows(principal.scope(), method)
+            && scope::overrides_allowed(principal.scope(), h);
+        match allowed {
             true => Ok(()),
             false => Err(Refusal::ReadOnly),
         }

@@ -225,6 +225,45 @@ async fn refusals_are_the_gateways_own_with_the_original_method() {
     assert_eq!(a.status, StatusCode::OK);
 }
 
+/// A read key's GET that names another method in an override header
+/// (which Flask's, ASP.NET's or OData's override handling makes the method
+/// the app runs) is a 403, on every route and on the main listener; a full
+/// key's is not keygate's business.
+#[tokio::test]
+async fn a_read_key_may_not_override_its_method() {
+    let (up, gw) = gateway(|_| {}).await;
+    let c = client::h1(&gw.ca);
+    let (read, _) = gw.key_with("reader", Ttl::Default, Scope::Read).await;
+    let (full, _) = gw.key("writer").await;
+    for (name, value, read_status) in [
+        ("x-http-method-override", "DELETE", StatusCode::FORBIDDEN),
+        ("X-HTTP-Method", "put", StatusCode::FORBIDDEN),
+        ("x-method-override", "PATCH", StatusCode::FORBIDDEN),
+        ("x-http-method-override", "HEAD", StatusCode::OK),
+    ] {
+        for route in ROUTES {
+            for (key, status) in [(&read, read_status), (&full, StatusCode::OK)] {
+                let cred = [("apikey", key.as_str()), (name, value)];
+                let a = check(&c, &gw, route, "GET", "/items/1", &cred).await;
+                assert_eq!(a.status, status, "{route} {name}: {value}: {}", a.text());
+            }
+        }
+        let req = http::Request::get(gw.url("/items/2"))
+            .header("apikey", &read)
+            .header(name, value)
+            .body(crate::support::body::empty())
+            .unwrap();
+        let main = client::send(&c, req).await;
+        assert_eq!(main.status, read_status, "main listener {name}: {value}");
+    }
+    assert!(
+        !up.requests()
+            .iter()
+            .any(|r| r.uri.path() == "/items/2" && r.headers.contains_key("x-method-override")),
+        "a read key's PATCH override reached the app"
+    );
+}
+
 #[tokio::test]
 async fn a_keys_request_rate_is_one_budget_on_both_listeners() {
     let (_up, gw) = gateway(|b| {
