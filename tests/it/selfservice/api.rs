@@ -685,10 +685,6 @@ async fn a_json_body_that_trickles_is_408_naming_the_problem() {
     )
     .await;
     trickle.abort();
-    assert_eq!(a.status, StatusCode::REQUEST_TIMEOUT, "{}", a.text());
-    assert_eq!(
-        json_of(&a)["error"],
-        "the body did not arrive in time (half of leaks.answer_within)"
-    );
+    client::assert_slow_body(&a);
     assert!(gw.keyring.list(Some("alice")).await.unwrap().is_empty());
 }

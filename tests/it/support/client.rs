@@ -124,3 +124,31 @@ pub async fn get_with_key(client: &HttpsClient, url: &str, key: &str) -> Answer 
         .unwrap();
     send(client, req).await
 }
+
+/// `req` (method, URL and headers set) sent with a JSON body that starts
+/// with `first` and never ends: keygate's answer, within 6 s.
+pub async fn send_unfinished(
+    client: &HttpsClient,
+    req: http::request::Builder,
+    first: &'static [u8],
+) -> Answer {
+    let (tx, unfinished) = body::channel();
+    tx.send(Ok(Bytes::from_static(first))).await.unwrap();
+    let req = req
+        .header("content-type", "application/json")
+        .body(unfinished)
+        .unwrap();
+    let answer = super::within(6, "an answer to a body that never ends", send(client, req)).await;
+    drop(tx);
+    answer
+}
+
+/// keygate's answer to a body of its own APIs that did not arrive in time.
+pub fn assert_slow_body(a: &Answer) {
+    assert_eq!(a.status, StatusCode::REQUEST_TIMEOUT, "{}", a.text());
+    let error: serde_json::Value = serde_json::from_slice(&a.body).unwrap();
+    assert_eq!(
+        error["error"],
+        "the body did not arrive in time (half of leaks.answer_within)"
+    );
+}
