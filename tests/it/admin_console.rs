@@ -491,6 +491,25 @@ async fn an_admin_rotates_a_users_key_from_the_grid() {
     assert!(!text.contains(&new), "{text}");
 }
 
+/// A console gateway on its own Redis user, which a test may refuse
+/// commands (`refuse_publish`).
+async fn console_as_own_user(
+    redis: &RedisServer,
+    app: &WebApp,
+    dir: &std::path::Path,
+) -> TestGateway {
+    let mut b = console_builder(redis, app, dir);
+    b.set("store", &format!("url = \"{}\"", redis.own_user("keygate")));
+    b.start().await
+}
+
+/// From now on Redis refuses keygate's PUBLISH (once it joined the fleet):
+/// what the console changes, not every instance is told of.
+async fn refuse_publish(gw: &TestGateway, redis: &RedisServer) {
+    gw.await_fleet(&client::h1(&gw.ca)).await;
+    redis.acl(&["SETUSER", "keygate", "-publish"]);
+}
+
 /// A rotation keygate could not tell every instance about (Redis refuses
 /// its PUBLISH): the grid still shows the successor, once, and its status
 /// says that the old key may keep working elsewhere, in the answer's words;
@@ -501,15 +520,11 @@ async fn a_rotation_not_every_instance_heard_of_warns_in_the_grid() {
     let redis = RedisServer::start();
     let app = WebApp::start(&[(ADMIN, PASSWORD)]).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut b = console_builder(&redis, &app, dir.path());
-    b.set("store", &format!("url = \"{}\"", redis.own_user("keygate")));
-    let gw = b.start().await;
-    let c = client::h1(&gw.ca);
+    let gw = console_as_own_user(&redis, &app, dir.path()).await;
     let (old, _) = key(&gw, "alice", "deploy").await;
     let browser = open_console(&gw).await;
     wait_rows(&browser, 1).await;
-    gw.await_fleet(&c).await;
-    redis.acl(&["SETUSER", "keygate", "-publish"]);
+    refuse_publish(&gw, &redis).await;
 
     browser.click_button("Rotate").await;
     let said = browser
@@ -535,7 +550,7 @@ async fn a_rotation_not_every_instance_heard_of_warns_in_the_grid() {
         .await;
     let new = browser.find("#new-key").await.text().await.unwrap();
     assert!(new.starts_with("kg_") && new != old, "{new}");
-    assert_eq!(status(&gw, &c, &new).await, 200);
+    assert_eq!(status(&gw, &client::h1(&gw.ca), &new).await, 200);
 
     // Copying the key keeps the warning on screen; Done clears it.
     browser.click_button("Copy to Clipboard").await;
@@ -637,16 +652,12 @@ async fn a_deletion_not_every_instance_heard_of_warns_that_it_is_revoked() {
     let redis = RedisServer::start();
     let app = WebApp::start(&[(ADMIN, PASSWORD)]).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut b = console_builder(&redis, &app, dir.path());
-    b.set("store", &format!("url = \"{}\"", redis.own_user("keygate")));
-    let gw = b.start().await;
-    let c = client::h1(&gw.ca);
+    let gw = console_as_own_user(&redis, &app, dir.path()).await;
     let (secret, id) = key(&gw, "alice", "deploy").await;
     key(&gw, "bob", "other").await;
     let browser = open_console(&gw).await;
     wait_rows(&browser, 2).await;
-    gw.await_fleet(&c).await;
-    redis.acl(&["SETUSER", "keygate", "-publish"]);
+    refuse_publish(&gw, &redis).await;
 
     browser
         .click(&format!("#grid tr[data-key-id=\"{id}\"] input.pick"))
@@ -663,7 +674,7 @@ async fn a_deletion_not_every_instance_heard_of_warns_that_it_is_revoked() {
     assert!(!said.contains("Nothing was revoked"), "{said}");
     let shown = wait_rows(&browser, 1).await;
     assert_ne!(shown[0][0], id, "{shown:?}");
-    assert_eq!(status(&gw, &c, &secret).await, 401);
+    assert_eq!(status(&gw, &client::h1(&gw.ca), &secret).await, 401);
 }
 
 /// Where the picture of the grid goes: under `target/`, or over the
