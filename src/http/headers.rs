@@ -587,52 +587,50 @@ mod tests {
     #[test]
     fn forwarded_for_is_replaced_unless_the_peer_is_trusted() {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
-        let mut h = map(&[
-            ("x-forwarded-for", "6.6.6.6"),
-            ("x-forwarded-proto", "https"),
-        ]);
-        let peer: IpAddr = "192.0.2.1".parse().unwrap();
-        set_forwarded(
-            &mut h,
-            peer,
-            &HeaderValue::from_static("192.0.2.1"),
-            false,
-            None,
-            &trusted,
+        // `pairs` forwarded over plain HTTP from `peer`.
+        let forward = |peer: &'static str, pairs: &[(&str, &str)]| {
+            let mut h = map(pairs);
+            let ip: IpAddr = peer.parse().unwrap();
+            set_forwarded(
+                &mut h,
+                ip,
+                &HeaderValue::from_static(peer),
+                false,
+                None,
+                &trusted,
+            );
+            h
+        };
+        let h = forward(
+            "192.0.2.1",
+            &[
+                ("x-forwarded-for", "6.6.6.6"),
+                ("x-forwarded-proto", "https"),
+            ],
         );
         assert_eq!(h["x-forwarded-for"], "192.0.2.1");
         assert_eq!(h["x-forwarded-proto"], "http");
 
-        let mut h = map(&[
-            ("x-forwarded-for", "198.51.100.7"),
-            ("x-forwarded-proto", "https"),
-        ]);
-        let peer: IpAddr = "10.1.2.3".parse().unwrap();
-        set_forwarded(
-            &mut h,
-            peer,
-            &HeaderValue::from_static("10.1.2.3"),
-            false,
-            None,
-            &trusted,
+        let h = forward(
+            "10.1.2.3",
+            &[
+                ("x-forwarded-for", "198.51.100.7"),
+                ("x-forwarded-proto", "https"),
+            ],
         );
         assert_eq!(h["x-forwarded-for"], "198.51.100.7, 10.1.2.3");
         assert_eq!(h["x-forwarded-proto"], "https");
 
         // A trusted proxy's lines are one list, as client_ip reads them.
-        let mut h = map(&[
-            ("x-forwarded-for", "198.51.100.7"),
-            ("x-forwarded-for", "10.0.0.5"),
-        ]);
-        set_forwarded(
-            &mut h,
-            peer,
-            &HeaderValue::from_static("10.1.2.3"),
-            false,
-            None,
-            &trusted,
+        let h = forward(
+            "10.1.2.3",
+            &[
+                ("x-forwarded-for", "198.51.100.7"),
+                ("x-forwarded-for", "10.0.0.5"),
+            ],
         );
         assert_eq!(h["x-forwarded-for"], "198.51.100.7, 10.0.0.5, 10.1.2.3");
+        let peer: IpAddr = "10.1.2.3".parse().unwrap();
         assert_eq!(client_ip(peer, &h, &trusted).to_string(), "198.51.100.7");
     }
 
