@@ -674,6 +674,13 @@ async fn a_deletion_not_every_instance_heard_of_warns_that_it_is_revoked() {
     assert!(!said.contains("Nothing was revoked"), "{said}");
     let shown = wait_rows(&browser, 1).await;
     assert_ne!(shown[0][0], id, "{shown:?}");
+    // For a person to look at (not compared): the warning as shown.
+    browser
+        .screenshot(
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("target/screenshots/revocation-warning-console.png"),
+        )
+        .await;
     assert_eq!(status(&gw, &client::h1(&gw.ca), &secret).await, 401);
 }
 
