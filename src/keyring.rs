@@ -47,7 +47,7 @@ use crate::webhooks::{EventType, Webhooks};
 
 pub use self::chores::Chores;
 pub use self::leaks::Sighting;
-pub use self::listing::{audit_position, AuditPage, Listing, Page, PageError};
+pub use self::listing::{audit_position, AuditPage, Counted, Listing, Page, PageError};
 pub use self::rotate::{RotateError, RotateRequest, Rotated, RotatedView};
 pub use self::verify::{Principal, VerifyError};
 pub use crate::store::{AuditFrom, KeyFilter, Order, Sort};

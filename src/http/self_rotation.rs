@@ -37,7 +37,6 @@ use crate::keys::Source;
 
 /// The route.
 pub const PATH: &str = "/.keygate/api/rotate";
-const HOUR: Duration = Duration::from_secs(3600);
 /// Largest body (`{"grace","ttl"}` is tiny).
 const MAX_BODY: usize = 4 * 1024;
 
@@ -126,15 +125,14 @@ impl SelfRotation {
         // Counted before the rotation, so concurrent ones on any instance
         // cannot pass the limit; given back when no key was made.
         let user = principal.user();
-        let left = match self.keyring.count_in_window(user, HOUR).await {
-            Ok((count, left)) if count <= u64::from(self.per_hour) => left,
-            Ok((_, left)) => {
-                self.keyring.give_back_in_window(user, left).await;
+        let counted = match self.keyring.count_creation(user, self.per_hour).await {
+            Ok(Ok(counted)) => counted,
+            Ok(Err(retry)) => {
                 let resp = response::json_error(
                     StatusCode::TOO_MANY_REQUESTS,
                     "too many keys made for this user in the last hour (self_service.creates_per_hour); try again later",
                 );
-                return response::retry_after(resp, left.max(Duration::from_secs(1)));
+                return response::retry_after(resp, retry);
             }
             Err(e) => return refuse(RotateError::Store(e), refusals, client),
         };
@@ -147,7 +145,7 @@ impl SelfRotation {
             Ok(rotated) => response::json(StatusCode::CREATED, &rotated.view()),
             Err(e) => {
                 // A script retrying a 409 must not use up its owner's hour.
-                self.keyring.give_back_in_window(user, left).await;
+                self.keyring.give_back_creation(user, counted).await;
                 refuse(e, refusals, client)
             }
         }

@@ -156,27 +156,48 @@ impl Keyring {
         }))
     }
 
-    /// Count one event of `user` in a fixed window of `window` that starts
-    /// with the first one: how many so far (this one included), and how long
-    /// until the window ends. Shared by every instance through the store
-    /// (self-service's `creates_per_hour`).
-    pub async fn count_in_window(
+    /// One more key made by `user` within the hour, against `per_hour`
+    /// (`self_service.creates_per_hour`), counted in the store before the
+    /// key is made, so that concurrent ones on any instance cannot pass the
+    /// limit: what to give back (`give_back_creation`) if no key is made,
+    /// or, past the limit (not counted then), how long to wait.
+    pub async fn count_creation(
         &self,
         user: &str,
-        window: Duration,
-    ) -> Result<(u64, Duration), StoreError> {
-        self.0.store.count_in_window(user, window).await
+        per_hour: u32,
+    ) -> Result<Result<Counted, Duration>, StoreError> {
+        let (count, left) = self.0.store.count_in_window(user, CREATION_WINDOW).await?;
+        if count > u64::from(per_hour) {
+            self.give_back_in_window(user, left).await;
+            return Ok(Err(left.max(Duration::from_secs(1))));
+        }
+        Ok(Ok(Counted(left)))
     }
 
-    /// Take back a count of `user` that made nothing (`left` as
-    /// `count_in_window` answered it). If the store cannot, the count stays
-    /// (fail closed: the user waits, the limit holds); logged.
-    pub async fn give_back_in_window(&self, user: &str, left: Duration) {
+    /// A creation `count_creation` counted made no key: only what was made
+    /// counts (a script retrying a 409 must not use up its owner's hour).
+    pub async fn give_back_creation(&self, user: &str, counted: Counted) {
+        self.give_back_in_window(user, counted.0).await;
+    }
+
+    /// Take back a count of `user` (`left` as the count answered it). If
+    /// the store cannot, the count stays (fail closed: the user waits, the
+    /// limit holds); logged.
+    async fn give_back_in_window(&self, user: &str, left: Duration) {
         if let Err(e) = self.0.store.give_back_in_window(user, left).await {
             tracing::warn!(error = %e, user, "could not give back a refused creation's count; it counts until the hour ends");
         }
     }
 }
+
+/// The window `self_service.creates_per_hour` counts in.
+const CREATION_WINDOW: Duration = Duration::from_secs(3600);
+
+/// A creation counted against the hourly limit: how long its window had
+/// left when it was counted, which is how its give-back finds that window.
+#[derive(Debug, Clone, Copy)]
+#[must_use = "a counted creation that makes no key is given back"]
+pub struct Counted(Duration);
 
 /// `<ms>-<seq>`, as a stream writes its ids.
 pub fn audit_position(text: &str) -> Option<(u64, u64)> {

@@ -303,29 +303,20 @@ impl SelfService {
         .then_some("/.keygate/logout")
     }
 
-    /// Count one creation by `user` in the store, so every instance shares
-    /// the hour: the count to give back (`give_back`) if no key is made;
-    /// over `creates_per_hour` (given back already), how long to wait.
+    /// Count one creation by `user` against `creates_per_hour`
+    /// (`Keyring::count_creation`).
     async fn count_create(
         &self,
         user: &str,
-    ) -> Result<Result<Duration, Duration>, crate::store::StoreError> {
-        let (count, left) = self
-            .keyring
-            .count_in_window(user, Duration::from_secs(3600))
-            .await?;
-        Ok(if count > u64::from(self.limits.creates_per_hour) {
-            self.keyring.give_back_in_window(user, left).await;
-            Err(left.max(Duration::from_secs(1)))
-        } else {
-            Ok(left)
-        })
+    ) -> Result<Result<crate::keyring::Counted, Duration>, crate::store::StoreError> {
+        self.keyring
+            .count_creation(user, self.limits.creates_per_hour)
+            .await
     }
 
-    /// A creation `count_create` counted made no key: only what was made
-    /// counts (a Rotate answered 409 must not use up the hour).
-    async fn give_back(&self, user: &str, counted: Duration) {
-        self.keyring.give_back_in_window(user, counted).await;
+    /// A creation `count_create` counted made no key.
+    async fn give_back(&self, user: &str, counted: crate::keyring::Counted) {
+        self.keyring.give_back_creation(user, counted).await;
     }
 }
 
