@@ -202,7 +202,7 @@ pub enum RevokeError {
     /// The store revoked them, but the instances could not be told: their
     /// caches may still accept the keys. Retrying the same revocation
     /// publishes again.
-    #[error("revoked {count} keys in the store, but could not tell every keygate instance ({source}); retry the same revocation")]
+    #[error("revoked {} in the store, but could not tell every keygate instance ({source}); retry the same revocation", keys::counted(*count))]
     NotPropagated {
         count: u64,
         #[source]

@@ -11,7 +11,7 @@ use clap::{ArgGroup, Subcommand};
 use super::{CliError, ConfigArg};
 use crate::audit::Actor;
 use crate::keyring::{Keyring, MintError, Revocation, RotateError, RotateRequest, Ttl};
-use crate::keys::{rfc3339, ApiKey, KeyId, KeyRecord, Scope};
+use crate::keys::{counted, rfc3339, ApiKey, KeyId, KeyRecord, Scope};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -457,8 +457,8 @@ async fn revoke(k: &Keyring, what: Revocation, dry_run: bool) -> Result<(), CliE
         return stdout_lines(|out| {
             writeln!(
                 out,
-                "would revoke {n} key{} (dry run: nothing revoked)",
-                plural(n)
+                "would revoke {} (dry run: nothing revoked)",
+                counted(n)
             )
         });
     }
@@ -473,13 +473,5 @@ async fn revoke(k: &Keyring, what: Revocation, dry_run: bool) -> Result<(), CliE
             done.fleet.unacknowledged.join(", ")
         );
     }
-    stdout_lines(|out| writeln!(out, "revoked {n} key{}", plural(n)))
-}
-
-fn plural(n: u64) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
-    }
+    stdout_lines(|out| writeln!(out, "revoked {}", counted(n)))
 }

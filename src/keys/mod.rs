@@ -305,6 +305,15 @@ impl NewKey {
     }
 }
 
+/// "1 key", "2 keys": a count of keys as people write it.
+pub fn counted(n: u64) -> String {
+    if n == 1 {
+        "1 key".to_owned()
+    } else {
+        format!("{n} keys")
+    }
+}
+
 /// RFC 3339 UTC time of unix seconds.
 pub fn rfc3339(secs: u64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()

@@ -304,9 +304,10 @@ pub(super) fn json(refusal: Refusal) -> Response<ResponseBody> {
             // heard. The store's error itself goes to the log only.
             let body = serde_json::json!({
                 "error": format!(
-                    "revoked {count} keys in the store, but could not tell every keygate \
+                    "revoked {} in the store, but could not tell every keygate \
                      instance: one that has a key cached may accept it until it hears \
-                     (keygate keeps telling them); retry the same revocation"
+                     (keygate keeps telling them); retry the same revocation",
+                    crate::keys::counted(count)
                 ),
                 "revoked": count,
             });

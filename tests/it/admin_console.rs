@@ -667,7 +667,7 @@ async fn a_deletion_not_every_instance_heard_of_warns_that_it_is_revoked() {
         .wait_text("#grid-status", "the revocation", |t| !t.is_empty())
         .await;
     assert!(
-        said.starts_with("Warning: Revoked 1 keys in the store")
+        said.starts_with("Warning: Revoked 1 key in the store")
             && said.contains("could not tell every keygate instance"),
         "{said}"
     );

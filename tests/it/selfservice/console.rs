@@ -579,7 +579,7 @@ async fn a_deletion_the_fleet_did_not_hear_of_says_the_keys_are_revoked() {
     assert_eq!(body["revoked"], 1, "{body}");
     let said = body["error"].as_str().unwrap();
     assert!(
-        said.contains("revoked 1 keys in the store")
+        said.contains("revoked 1 key in the store")
             && said.contains("could not tell every keygate instance"),
         "{said}"
     );
