@@ -18,7 +18,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use keygate::app::{self, Running, TlsMode};
 use keygate::audit::Actor;
-use keygate::keyring::{Keyring, Revocation, Ttl};
+use keygate::keyring::{Claim, Keyring, Revocation, Ttl};
 use keygate::keys::{KeyId, Scope};
 use keygate::store::Store;
 
@@ -51,7 +51,9 @@ access_log = false
         dir = dir.display()
     );
     let config = keygate::config::parse(&text).expect("bench config is valid");
-    let keyring = Keyring::from_config(&config).await.expect("redis answers");
+    let keyring = Keyring::from_config(&config, Claim::IfProven)
+        .await
+        .expect("redis answers");
     let running = app::start(&config, TlsMode::FromConfig, &keyring)
         .await
         .expect("keygate starts");

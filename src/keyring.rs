@@ -49,6 +49,7 @@ pub use self::chores::Chores;
 pub use self::leaks::Sighting;
 pub use self::listing::{audit_position, AuditPage, Counted, Listing, Page, PageError};
 pub use self::rotate::{RotateError, RotateRequest, Rotated, RotatedView};
+pub use self::secret::Claim;
 pub use self::verify::{Principal, VerifyError};
 pub use crate::store::{AuditFrom, KeyFilter, Order, Sort};
 
@@ -248,9 +249,9 @@ struct Inner {
 
 impl Keyring {
     /// Connect to the configured store; an error if it does not answer.
-    pub async fn from_config(config: &Config) -> Result<Keyring, StoreError> {
+    pub async fn from_config(config: &Config, claim: Claim) -> Result<Keyring, StoreError> {
         let keyring = Keyring::open(config)?;
-        keyring.ready().await?;
+        keyring.ready(claim).await?;
         Ok(keyring)
     }
 
@@ -294,9 +295,9 @@ impl Keyring {
     /// The store answers and is ready for use (Redis: the first key layout
     /// is moved, once), and its keys were made with this instance's secret
     /// (`StoreError::OtherSecret` if not: nothing may be served with it).
-    pub async fn ready(&self) -> Result<(), StoreError> {
+    pub async fn ready(&self, claim: Claim) -> Result<(), StoreError> {
         self.0.store.ready().await?;
-        self.check_secret().await?;
+        self.check_secret(claim).await?;
         self.0.started.store(true, Ordering::Relaxed);
         Ok(())
     }

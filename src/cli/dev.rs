@@ -6,7 +6,7 @@ use super::{CliError, LogFormatArg};
 use crate::app::{self, TlsMode};
 use crate::audit::Actor;
 use crate::config::LogFormat;
-use crate::keyring::{Keyring, Ttl};
+use crate::keyring::{Claim, Keyring, Ttl};
 use crate::keys::Scope;
 
 #[derive(Debug, clap::Args)]
@@ -81,7 +81,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
         });
         // And the demo user is an admin: the console works at once too.
         config.admin.users = vec!["demo".into()];
-        let keyring = Keyring::from_config(&config)
+        let keyring = Keyring::from_config(&config, Claim::IfProven)
             .await
             .map_err(|e| runtime_err("cannot open the memory store", &e))?;
         let demo = keyring

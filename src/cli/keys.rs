@@ -10,7 +10,7 @@ use clap::{ArgGroup, Subcommand};
 
 use super::{CliError, ConfigArg};
 use crate::audit::Actor;
-use crate::keyring::{Keyring, MintError, Revocation, RotateError, RotateRequest, Ttl};
+use crate::keyring::{Claim, Keyring, MintError, Revocation, RotateError, RotateRequest, Ttl};
 use crate::keys::{counted, rfc3339, ApiKey, KeyId, KeyRecord, Scope};
 
 #[derive(Debug, clap::Args)]
@@ -111,8 +111,14 @@ pub fn run(args: Args) -> Result<(), CliError> {
     // A mistyped flag is named (exit 2) before the store is asked, also
     // when the store is down.
     let command = Checked::from(args.command)?;
+    // Only a command that makes keys may claim an unclaimed store for its
+    // secret: a listing with the wrong one would lock the gateways out.
+    let claim = match command {
+        Checked::Create(_) | Checked::Rotate { .. } => Claim::IfProven,
+        Checked::List { .. } | Checked::Revoke { .. } => Claim::Never,
+    };
     let result = super::runtime(1)?.block_on(async {
-        let keyring = Keyring::from_config(&config)
+        let keyring = Keyring::from_config(&config, claim)
             .await
             .map_err(|e| CliError::Runtime(e.to_string()))?;
         match command {

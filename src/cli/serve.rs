@@ -3,7 +3,7 @@
 
 use super::{CliError, ConfigArg, LogFormatArg};
 use crate::app::{self, TlsMode};
-use crate::keyring::Keyring;
+use crate::keyring::{Claim, Keyring};
 use crate::store::StoreError;
 
 #[derive(Debug, clap::Args)]
@@ -47,7 +47,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
         // (503 for keys, /readyz 503) and keep asking, rather than exit.
         // One whose keys were made with another secret is no outage: stop.
         let (wrong_secret, mut found_wrong_secret) = tokio::sync::mpsc::channel(1);
-        match keyring.ready().await {
+        match keyring.ready(Claim::IfProven).await {
             Ok(()) => {}
             Err(e @ StoreError::OtherSecret(_)) => return Err(CliError::Runtime(e.to_string())),
             Err(e) => {
@@ -102,7 +102,7 @@ async fn until_ready(keyring: Keyring, wrong_secret: tokio::sync::mpsc::Sender<S
     failures.due(std::time::Instant::now());
     loop {
         tick.tick().await;
-        match keyring.ready().await {
+        match keyring.ready(Claim::IfProven).await {
             Ok(()) => {
                 tracing::info!("the key store answers");
                 return;

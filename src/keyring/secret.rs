@@ -5,7 +5,8 @@
 //! process looked that verifies from the store shows it. Whoever merely
 //! comes first (after an upgrade, or after Redis lost the claim) does not,
 //! nor a key this process made itself since (it proves nothing of the
-//! others).
+//! others). Nor does a command that only reads or revokes keys
+//! (`Claim::Never`): it shows nothing of the secret it was given.
 
 use std::sync::atomic::Ordering;
 
@@ -13,14 +14,25 @@ use super::Keyring;
 use crate::keys::{self, KeyRecord};
 use crate::store::{KeyFilter, SecretCheck, StoreError};
 
+/// Whether this process may claim an unclaimed store for its secret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// Serving, or making keys: an empty store, or a key that verifies.
+    IfProven,
+    /// Listing or revoking from a shell: a wrong secret here would lock
+    /// out the gateways that start after it.
+    Never,
+}
+
 impl Keyring {
     /// At start (`ready`): another secret's claim is
-    /// `StoreError::OtherSecret`; an unclaimed store is claimed now if it
-    /// is empty, else by the first key that proves the secret.
-    pub(super) async fn check_secret(&self) -> Result<(), StoreError> {
+    /// `StoreError::OtherSecret`; with `Claim::IfProven` an unclaimed store
+    /// is claimed now if it is empty, else by the first key that proves the
+    /// secret.
+    pub(super) async fn check_secret(&self, claim: Claim) -> Result<(), StoreError> {
         let store = &self.0.store;
         let check = self.secret_check();
-        if store.check_secret(&check).await? == SecretCheck::Unclaimed {
+        if store.check_secret(&check).await? == SecretCheck::Unclaimed && claim == Claim::IfProven {
             if store.count(&KeyFilter::default()).await? == 0 {
                 store.claim_secret(&check).await?;
             } else {

@@ -365,3 +365,50 @@ async fn an_unclaimed_store_with_keys_is_claimed_only_by_a_secret_that_verifies_
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("unclaimed:secret-check"), "{err}");
 }
+
+/// An operator's first `keygate keys list` (or revocation) on a new store,
+/// with a secret that is not the gateways' (another host's file, a typo),
+/// does not claim the store: the gateways that start after it serve, and
+/// the first process that makes a key claims it.
+#[tokio::test]
+async fn listing_or_revoking_with_another_secret_does_not_claim_an_empty_store() {
+    const OTHER: &str = "fedcba9876543210fedcba9876543210-other-secret";
+    let redis = RedisServer::start();
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("secrets CA");
+    let store = store_section(&redis, dir.path(), "fresh").join("\n");
+    let cfg = bin::write_config(
+        dir.path(),
+        &ca,
+        "fresh",
+        &up.url(),
+        &format!("[store]\n{store}\n"),
+    );
+    let claim = || {
+        crate::support::deploy::query::<Option<String>>(
+            redis.port,
+            redis::cmd("GET").arg("fresh:secret-check"),
+        )
+        .unwrap()
+    };
+    let secret_file = dir.path().join("secret-fresh");
+    let ours = std::fs::read_to_string(&secret_file).unwrap();
+    std::fs::write(&secret_file, format!("{OTHER}\n")).unwrap();
+    bin::cli(&cfg, &["keys", "list"]);
+    bin::cli(&cfg, &["keys", "revoke", "--all", "--dry-run"]);
+    bin::cli(&cfg, &["keys", "revoke", "--user", "alice"]);
+    assert_eq!(
+        claim(),
+        None,
+        "a command that made no key claimed the store"
+    );
+
+    std::fs::write(&secret_file, &ours).unwrap();
+    let kg = Process::serve(&cfg);
+    let url = format!("https://localhost:{}/", kg.main_addr().await.port());
+    let alice = bin::cli(&cfg, &["keys", "create", "--user", "alice"]);
+    let answer = client::get_with_key(&client::h1(&ca), &url, &alice).await;
+    assert_eq!(answer.status, http::StatusCode::OK);
+    assert!(claim().is_some(), "the gateway's secret claimed the store");
+}

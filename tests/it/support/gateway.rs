@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use keygate::app::{self, Running, TlsMode};
 use keygate::audit::Actor;
-use keygate::keyring::{Keyring, Ttl};
+use keygate::keyring::{Claim, Keyring, Ttl};
 use keygate::keys::{Scope, Source};
 
 use super::tls::Ca;
@@ -153,7 +153,7 @@ impl Builder {
         }
         let config = keygate::config::parse(&text)
             .unwrap_or_else(|e| panic!("test config is invalid: {e}\n{text}"));
-        let keyring = Keyring::from_config(&config)
+        let keyring = Keyring::from_config(&config, Claim::IfProven)
             .await
             .expect("the key store is reachable");
         let running = app::start(&config, TlsMode::FromConfig, &keyring)
