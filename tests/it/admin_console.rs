@@ -491,6 +491,78 @@ async fn an_admin_rotates_a_users_key_from_the_grid() {
     assert!(!text.contains(&new), "{text}");
 }
 
+/// An admin pastes a secret scanner's report into the console: the live
+/// keys of this deployment in it are counted, then revoked on
+/// confirmation, whoever owns them; a key-shaped word of another
+/// deployment revokes nothing; the pasted text leaves the page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real browser: run by scripts/test.sh (--include-ignored)"]
+async fn an_admin_revokes_the_keys_pasted_from_a_leak_report() {
+    let redis = RedisServer::start();
+    let app = WebApp::start(&[(ADMIN, PASSWORD)]).await;
+    let gw = console_gateway(&redis, &app).await;
+    let c = client::h1(&gw.ca);
+    let (alice, _) = key(&gw, "alice", "deploy").await;
+    let (bob, _) = key(&gw, "bob", "ci").await;
+    let (carol, carol_id) = key(&gw, "carol", "kept").await;
+    let browser = open_console(&gw).await;
+    wait_rows(&browser, 3).await;
+
+    // A gitleaks finding, a .netrc line and the same key again, and a key
+    // of another deployment's prefix.
+    let foreign = format!("zz{}", &alice[alice.find('_').unwrap()..]);
+    let report = format!(
+        "[{{\"File\": \"deploy.sh\", \"Secret\": \"{alice}\"}},\n          {{\"File\": \"old.env\", \"Secret\": \"{foreign}\"}}]\n\
+         machine example.org login apikey password {bob}\n{bob}\n"
+    );
+    browser.click_button("Revoke leaked keys").await;
+    browser.fill("#leaked-text", &report).await;
+    browser.click_button("Find these keys").await;
+    let asked = browser
+        .wait_text("#confirm-text", "the count", |t| !t.is_empty())
+        .await;
+    assert_eq!(
+        asked,
+        "2 of the 3 keys found in the pasted text are live keys. Revoke them? \
+         Scripts using them stop working at once."
+    );
+    assert_eq!(status(&gw, &c, &alice).await, 200, "a dry run revoked");
+
+    let said = delete(&browser, "Delete 2 keys").await;
+    assert!(said.starts_with("Revoked 2 keys."), "{said}");
+    let shown = wait_rows(&browser, 1).await;
+    assert_eq!(shown[0][0], carol_id, "{shown:?}");
+    assert_eq!(status(&gw, &c, &alice).await, 401);
+    assert_eq!(status(&gw, &c, &bob).await, 401);
+    assert_eq!(status(&gw, &c, &carol).await, 200);
+    let pasted = browser
+        .client
+        .execute(
+            "return [document.getElementById('leaked').hidden, \
+             document.getElementById('leaked-text').value];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(pasted, json!([true, ""]));
+
+    // The audit log: leaked, by the admin, from the console.
+    let row = browser
+        .wait_js(
+            "for (const r of document.querySelectorAll('#audit tbody tr')) \
+               if (r.cells[2].textContent === 'leaked') \
+                 return Array.from(r.cells).map(c => c.textContent); \
+             return null;",
+            Value::Null,
+            "the leaked keys in the audit log",
+        )
+        .await;
+    assert_eq!(row[1], ADMIN, "{row}");
+    assert_eq!(row[5], "admin-console", "{row}");
+    let text = browser.body_text().await;
+    assert!(!text.contains(&alice[alice.len() - 20..]), "{text}");
+}
+
 /// A console gateway on its own Redis user, which a test may refuse
 /// commands (`refuse_publish`).
 async fn console_as_own_user(

@@ -57,7 +57,15 @@ pub fn console_page(p: &ConsolePage<'_>) -> String {
 <button type="button" id="delete" disabled>Delete</button>
 <button type="button" id="select-matching">Select every key that matches the filter</button>
 <button type="button" id="revoke-all">Revoke all keys</button>
+<button type="button" id="leaked-open" aria-controls="leaked" aria-expanded="false">Revoke leaked keys</button>
 </p>
+<form id="leaked" aria-label="Revoke leaked keys" hidden>
+<p><label for="leaked-text">Leaked API keys</label>
+<span id="leaked-hint" class="hint">Paste them one per line, or a secret scanner's report or a log excerpt: every key in the text is looked up, whoever owns it.</span></p>
+<p><textarea id="leaked-text" rows="5" autocomplete="off" spellcheck="false" aria-describedby="leaked-hint"></textarea></p>
+<p><button type="submit" id="find-leaked">Find these keys</button>
+<button type="button" id="leaked-close">Close</button></p>
+</form>
 <div id="confirm" role="group" aria-labelledby="confirm-text" hidden>
 <p id="confirm-text"></p>
 <p id="confirm-type" hidden><label for="confirm-count">Type the number of keys to confirm</label>

@@ -387,6 +387,48 @@
     }, true);
   });
 
+  // --- Leaked keys: pasted, looked up, revoked by possession ------------
+  // Every word shaped as a key (`<prefix>_<id>_<secret>`), whatever the
+  // text around it; keygate decides which are keys of this deployment.
+  function keysIn(text) {
+    var seen = {};
+    return (text.match(/[A-Za-z0-9_]+/g) || []).filter(function (w) {
+      if (!/[A-Za-z0-9]_[A-Za-z0-9]{12}_[A-Za-z0-9]{20,}$/.test(w) || seen[w]) return false;
+      seen[w] = true;
+      return true;
+    });
+  }
+
+  function showLeaked(open) {
+    $("leaked").hidden = !open;
+    $("leaked-open").setAttribute("aria-expanded", String(open));
+    // The secrets stay on the page no longer than needed.
+    if (!open) $("leaked-text").value = "";
+  }
+
+  $("leaked-open").addEventListener("click", function () {
+    hideConfirm();
+    showLeaked(true);
+    $("leaked-text").focus();
+  });
+  $("leaked-close").addEventListener("click", function () { hideConfirm(); showLeaked(false); $("leaked-open").focus(); });
+
+  $("leaked").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var found = keysIn($("leaked-text").value);
+    if (!found.length) {
+      hideConfirm();
+      say("No API key found in the pasted text.");
+      return;
+    }
+    var m = found.length + (found.length === 1 ? " key" : " keys") + " found in the pasted text";
+    confirmThen({ keys: found }, function (n) {
+      return n === 0 ? "None of the " + m + " is a live key of this deployment: nothing to revoke."
+        : n + " of the " + m + (n === 1 ? " is a live key" : " are live keys") +
+          ". Revoke " + (n === 1 ? "it" : "them") + "? Scripts using " + (n === 1 ? "it" : "them") + " stop working at once.";
+    }, false);
+  });
+
   $("confirm-count").addEventListener("input", function () {
     $("confirm-delete").disabled = !pending || $("confirm-count").value.trim() !== String(pending.count);
   });
@@ -397,6 +439,7 @@
     if (!pending) return;
     var body = pending.body;
     hideConfirm();
+    if (body.keys) showLeaked(false);
     call("POST", "revoke", body).then(function (data) { cursors = [null]; return revoked(data); }, failed);
   });
 
