@@ -527,6 +527,13 @@ async fn an_admin_revokes_the_keys_pasted_from_a_leak_report() {
          Scripts using them stop working at once."
     );
     assert_eq!(status(&gw, &c, &alice).await, 200, "a dry run revoked");
+    // For a person to look at (not compared): the pasted report and the count.
+    browser
+        .screenshot(
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("target/screenshots/leaked-keys-console.png"),
+        )
+        .await;
 
     let said = delete(&browser, "Delete 2 keys").await;
     assert!(said.starts_with("Revoked 2 keys."), "{said}");
