@@ -16,12 +16,15 @@
 //!    for `login.groups_claim`. Outside `login.allowed_groups`: refused.
 //! 4. keygate sets its session cookie (`session::Sessions`), with the
 //!    person's groups among `[admin] groups`, the only ones it asks about later.
-//! 5. `/.keygate/logout` clears it and, when the provider has an
-//!    `end_session_endpoint`, sends the browser there (RP-initiated logout).
+//!    The ID token waits beside it for sign-out (`logout`).
+//! 5. `/.keygate/logout` clears both and, when the provider has an
+//!    `end_session_endpoint`, sends the browser there (RP-initiated logout)
+//!    with `client_id` and the ID token as `id_token_hint`.
 
 mod flow;
 mod id_token;
 mod jwks;
+pub mod logout;
 mod provider;
 mod ring_jose;
 
@@ -74,6 +77,17 @@ pub struct Oidc {
     sessions: Sessions,
     /// `[admin] groups`.
     admin_groups: Vec<String>,
+    /// `vouched_by(&client)`: tags the ID token kept for sign-out.
+    vouched_by: String,
+}
+
+/// A sign-in the provider's answer finished.
+pub struct SignedIn {
+    pub person: Person,
+    /// `Set-Cookie` that ends this sign-in's flow (the browser's others stay).
+    pub flow_done: HeaderValue,
+    /// Sent back at sign-out as `id_token_hint`.
+    id_token: String,
 }
 
 // === impl Oidc ===
@@ -94,6 +108,7 @@ impl Oidc {
             redirect_uri: format!("{public_url}/.keygate/login"),
             provider: Provider::new(client.issuer.clone(), fetch),
             jwks: Jwks::default(),
+            vouched_by: vouched_by(&client),
             client,
             signer,
             sessions,
@@ -123,13 +138,9 @@ impl Oidc {
     }
 
     /// The provider's answer at the redirect URI (its query string), with
-    /// this browser's `headers`: who signed in, and the `Set-Cookie` that
-    /// ends this sign-in (the browser's others stay).
-    pub async fn finish(
-        &self,
-        query: &str,
-        headers: &HeaderMap,
-    ) -> Result<(Person, HeaderValue), OidcError> {
+    /// this browser's `headers`: who signed in, the `Set-Cookie` that ends
+    /// this sign-in (the browser's others stay) and the ID token.
+    pub async fn finish(&self, query: &str, headers: &HeaderMap) -> Result<SignedIn, OidcError> {
         let params = single_values(query)?;
         let param = |name: &str| params.get(name).map(String::as_str);
         let flow = Flow::resume(&self.signer, headers, param("state"))?;
@@ -193,7 +204,11 @@ impl Oidc {
             }
         }
         let person = self.person(&claims)?;
-        Ok((person, flow.end(&self.signer, headers)))
+        Ok(SignedIn {
+            person,
+            flow_done: flow.end(&self.signer, headers),
+            id_token: token,
+        })
     }
 
     /// The user and groups in `claims`, if `login.allowed_groups` lets them in.
@@ -255,8 +270,17 @@ impl Oidc {
         })
     }
 
-    pub fn session_cookie(&self, person: &Person) -> HeaderValue {
-        self.sessions.cookie(person)
+    /// `Set-Cookie`s of a new session: the session, and its ID token kept for sign-out.
+    pub fn session_cookies(&self, signed_in: &SignedIn) -> [HeaderValue; 2] {
+        [
+            self.sessions.cookie(&signed_in.person),
+            logout::keep(
+                &self.signer,
+                &self.vouched_by,
+                &signed_in.id_token,
+                self.sessions.ttl(),
+            ),
+        ]
     }
 
     pub fn who(&self, headers: &HeaderMap) -> Option<Person> {
@@ -264,8 +288,9 @@ impl Oidc {
     }
 
     /// The provider's sign-out page (RP-initiated logout), when it has one
-    /// and its metadata can be read now.
-    pub async fn logout_redirect(&self) -> Option<String> {
+    /// and its metadata can be read now: with `client_id`, and the ID token
+    /// this browser's sign-in kept (`headers`) as `id_token_hint`.
+    pub async fn logout_redirect(&self, headers: &HeaderMap) -> Option<String> {
         let m = match self.provider.metadata().await {
             Ok(m) => m,
             Err(e) => {
@@ -274,7 +299,11 @@ impl Oidc {
             }
         };
         let end = m.end_session_endpoint.as_ref()?;
-        Some(with_query(end, &[("client_id", &self.client.client_id)]))
+        let mut pairs = vec![("client_id", self.client.client_id.as_str())];
+        if let Some(token) = logout::read(&self.signer, &self.vouched_by, headers) {
+            pairs.push(("id_token_hint", token));
+        }
+        Some(with_query(end, &pairs))
     }
 
     /// `Set-Cookie` that ends the sign-in an answer (`query`) names by its
@@ -384,7 +413,7 @@ mod tests {
             groups: vec![],
         };
         let before = rp("email", &["staff", "contractors"]);
-        let cookie = crate::login::jar(&before.session_cookie(&alice));
+        let cookie = crate::login::jar(&before.sessions.cookie(&alice));
         assert_eq!(
             rp("email", &["contractors", "staff"]).who(&cookie),
             Some(alice)

@@ -66,6 +66,11 @@ impl Sessions {
         HeaderValue::try_from(value).expect("base64url, digits and ASCII attributes")
     }
 
+    /// How long a session lasts (`login.session_ttl`).
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     pub fn clear() -> HeaderValue {
         HeaderValue::from_static(
             "__Host-keygate-session=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax",

@@ -201,7 +201,7 @@ impl SelfService {
             }
             (p, _) if p.starts_with("/.keygate/api/keys/") => Err(Refusal::Method("DELETE")),
             ("/.keygate/login", &Method::GET) => self.sign_in(&req).await,
-            ("/.keygate/logout", &Method::GET) => self.sign_out().await,
+            ("/.keygate/logout", &Method::GET) => self.sign_out(req.headers()).await,
             (
                 "/.keygate/keys"
                 | "/.keygate/static/console.js"

@@ -11,7 +11,7 @@ use super::{page, redirect, Answer, SelfService};
 use crate::http::body::ResponseBody;
 use crate::http::response;
 use crate::login::cas::{Cas, CasError};
-use crate::login::oidc::{Oidc, OidcError};
+use crate::login::oidc::{logout as oidc_logout, Oidc, OidcError};
 use crate::login::session::Sessions;
 use crate::login::Method as LoginMethod;
 use crate::telemetry::escaped;
@@ -96,10 +96,14 @@ impl SelfService {
             };
         }
         match oidc.finish(query, headers).await {
-            Ok((person, flow_done)) => {
+            Ok(done) => {
+                let person = &done.person;
                 tracing::info!(user = %escaped(&person.user), groups = ?person.groups, "signed in through OpenID Connect");
-                let mut resp = signed_in(oidc.session_cookie(&person));
-                resp.headers_mut().append(header::SET_COOKIE, flow_done);
+                let [session, hint] = oidc.session_cookies(&done);
+                let mut resp = signed_in(session);
+                for cookie in [hint, done.flow_done] {
+                    resp.headers_mut().append(header::SET_COOKIE, cookie);
+                }
                 resp
             }
             // An answer seen again (Back, a reload) by a browser it signed in.
@@ -119,27 +123,38 @@ impl SelfService {
 
     /// Clear keygate's session, then the sign-in server's: CAS's
     /// `/logout`, the OpenID provider's `end_session_endpoint` when it has
-    /// one, else a page saying so.
-    pub(super) async fn sign_out(&self) -> Answer {
+    /// one (with the ID token kept in `headers`' cookie), else a page saying so.
+    pub(super) async fn sign_out(&self, headers: &HeaderMap) -> Answer {
         let mut resp = match self.login.as_ref().map(|l| &l.method) {
             Some(LoginMethod::Cas(cas)) => redirect(&cas.logout_redirect()),
-            Some(LoginMethod::Oidc(oidc)) => match oidc.logout_redirect().await {
-                Some(location) => redirect(&location),
-                None => response::html(
-                    StatusCode::OK,
-                    page::message(
-                        "Signed out",
-                        "You are signed out of keygate. Your sign-in at the identity provider may still be open.",
-                        Some(("/.keygate/keys", "Sign in again")),
-                    ),
-                ),
-            },
+            Some(LoginMethod::Oidc(oidc)) => {
+                let mut resp = match oidc.logout_redirect(headers).await {
+                    Some(location) => redirect(&location),
+                    None => signed_out_of_keygate_only(),
+                };
+                resp.headers_mut()
+                    .append(header::SET_COOKIE, oidc_logout::clear());
+                resp
+            }
             _ => return Err(Refusal::NotFound),
         };
         resp.headers_mut()
             .append(header::SET_COOKIE, Sessions::clear());
         Ok(resp)
     }
+}
+
+/// 200 "Signed out" where the provider has no sign-out page (or its metadata
+/// cannot be read now).
+fn signed_out_of_keygate_only() -> Response<ResponseBody> {
+    response::html(
+        StatusCode::OK,
+        page::message(
+            "Signed out",
+            "You are signed out of keygate. Your sign-in at the identity provider may still be open.",
+            Some(("/.keygate/keys", "Sign in again")),
+        ),
+    )
 }
 
 /// 303 to the page, with the new session.

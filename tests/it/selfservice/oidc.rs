@@ -157,14 +157,26 @@ async fn a_real_provider_signs_in_once_per_code_and_signs_out() {
     );
     assert_eq!(bob.get("/.keygate/keys").await.status, StatusCode::FOUND);
 
-    // Sign out: the session cookie is cleared, then the provider's end_session.
+    // Sign out: the session cookie is cleared, then the provider's
+    // end_session with the ID token as a hint, which the provider checks
+    // and takes (on to its confirmation; a damaged hint is a 400).
     let out = browser.get("/.keygate/logout").await;
     assert_eq!(out.status, StatusCode::FOUND);
-    assert_eq!(
-        out.headers[header::LOCATION].to_str().unwrap(),
-        format!("{}/session/end?client_id={RS256_CLIENT}", provider.issuer())
+    let location = out.headers[header::LOCATION].to_str().unwrap();
+    assert!(
+        location.starts_with(&format!(
+            "{}/session/end?client_id={RS256_CLIENT}&id_token_hint=ey",
+            provider.issuer()
+        )),
+        "{location}"
     );
+    let (status, text) = fetched(location).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(text.contains("/session/end/confirm"), "{text}");
+    let (status, text) = fetched(&location.replace("id_token_hint=ey", "id_token_hint=eX")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a hint it checks: {text}");
     assert!(browser.cookie("__Host-keygate-session").is_none());
+    assert!(browser.cookie("__Host-keygate-logout-hint").is_none());
     let after = browser
         .api(http::Method::GET, "/.keygate/api/keys", None, None)
         .await;
@@ -234,6 +246,21 @@ async fn with_idp(idp: &Idp, up: &Upstream, login: &[&str]) -> TestGateway {
         &[],
     )
     .await
+}
+
+/// The status and text of a GET of `url` (plain http).
+async fn fetched(url: &str) -> (StatusCode, String) {
+    use http_body_util::BodyExt;
+    let client: hyper_util::client::legacy::Client<_, body::TestBody> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    let resp = client
+        .request(http::Request::get(url).body(body::empty()).unwrap())
+        .await
+        .expect("the provider answers");
+    let status = resp.status();
+    let text = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&text).into_owned())
 }
 
 /// Where `url` (plain http) redirects.
@@ -610,4 +637,62 @@ async fn a_provider_that_is_down_or_slow_is_a_503_within_the_timeout() {
     assert_unavailable(&page);
     assert!(!new_session(&page));
     assert!(started.elapsed() < bound, "{:?}", started.elapsed());
+}
+
+/// Sign-out sends the provider the ID token of this browser's sign-in as
+/// `id_token_hint`, beside `client_id` (RP-initiated logout: the provider
+/// can tell whose session ends), and clears it with the session. A token
+/// too large for a cookie is not kept, nor is the one of an earlier
+/// sign-in in the same browser: that sign-out names the client alone.
+#[tokio::test]
+async fn sign_out_hands_the_provider_the_id_token_as_a_hint() {
+    const HINT: &str = "__Host-keygate-logout-hint";
+    let (up, idp) = (Upstream::start().await, Idp::start().await);
+    let gw = with_idp(&idp, &up, &[]).await;
+    let (mut alice, ok) = sign_in(&gw).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.text());
+    let issued = idp.last_id_token().unwrap();
+    let out = alice.get("/.keygate/logout").await;
+    assert_eq!(out.status, StatusCode::FOUND, "{}", out.text());
+    let location = out.headers[header::LOCATION].to_str().unwrap();
+    assert!(
+        location.starts_with(&format!("{}/logout?", idp.issuer())),
+        "{location}"
+    );
+    let q = query(location);
+    assert_eq!(q["client_id"], idp::CLIENT_ID);
+    assert_eq!(q.get("id_token_hint"), Some(&issued), "{location}");
+    assert!(alice.cookie("__Host-keygate-session").is_none());
+    assert!(alice.cookie(HINT).is_none(), "cleared at sign-out");
+    assert_eq!(alice.get("/.keygate/keys").await.status, StatusCode::FOUND);
+
+    // Signed in, then again in the same browser with a token no cookie
+    // can hold: the first token is not sent in the second's name.
+    let first = sign_in_again(&gw, &mut alice).await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER, "{}", first.text());
+    assert!(alice.cookie(HINT).is_some());
+    idp.tweak(Some(Box::new(|t| {
+        t.claims.insert("padding".into(), "x".repeat(5000).into());
+    })));
+    let large = sign_in_again(&gw, &mut alice).await;
+    idp.tweak(None);
+    assert_eq!(large.status, StatusCode::SEE_OTHER, "{}", large.text());
+    assert!(new_session(&large));
+    assert!(alice.cookie(HINT).is_none());
+    let out = alice.get("/.keygate/logout").await;
+    let location = out.headers[header::LOCATION].to_str().unwrap();
+    assert_eq!(
+        location,
+        format!("{}/logout?client_id={}", idp.issuer(), idp::CLIENT_ID)
+    );
+}
+
+/// A sign-in from `/.keygate/login` in `browser`, signed in or not: keygate's
+/// answer to the provider's redirect.
+async fn sign_in_again(gw: &TestGateway, browser: &mut Browser) -> Answer {
+    let start = browser.get("/.keygate/login").await;
+    assert_eq!(start.status, StatusCode::FOUND, "{}", start.text());
+    let authorize = start.headers[header::LOCATION].to_str().unwrap().to_owned();
+    let back = location_of(&authorize).await;
+    browser.get(back.strip_prefix(&gw.url("")).unwrap()).await
 }

@@ -6,8 +6,9 @@
 //! and signs an ID token for alice, which the test may change first
 //! (`tweak`): another audience, an expiry in the past, another key...
 //!
-//! Each path's requests are counted (`hits`); a path can be made to never
-//! answer (`hang`). Stopped on drop.
+//! Its discovery names an `end_session_endpoint` (`/logout`, which keygate
+//! only redirects to). Each path's requests are counted (`hits`); a path can
+//! be made to never answer (`hang`). Stopped on drop.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -56,6 +57,8 @@ struct State {
     hits: HashMap<String, usize>,
     hang: Option<String>,
     next_code: u64,
+    /// The last ID token the token endpoint handed out.
+    last_id_token: Option<String>,
 }
 
 pub struct Idp {
@@ -100,6 +103,7 @@ impl Idp {
             hits: HashMap::new(),
             hang: None,
             next_code: 0,
+            last_id_token: None,
         }));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -147,6 +151,11 @@ impl Idp {
             .unwrap_or(0)
     }
 
+    /// The last ID token the token endpoint handed out.
+    pub fn last_id_token(&self) -> Option<String> {
+        self.state.lock().unwrap().last_id_token.clone()
+    }
+
     /// Never answer requests to `path` (`None`: answer everything).
     pub fn hang(&self, path: Option<&str>) {
         self.state.lock().unwrap().hang = path.map(str::to_owned);
@@ -189,6 +198,7 @@ async fn answer(
                 "token_endpoint": format!("{issuer}/token"),
                 "jwks_uri": format!("{issuer}/jwks"),
                 "userinfo_endpoint": format!("{issuer}/userinfo"),
+                "end_session_endpoint": format!("{issuer}/logout"),
                 "response_types_supported": ["code"],
                 "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": ["ES256"],
@@ -322,6 +332,7 @@ async fn token(issuer: &str, state: &Mutex<State>, req: Request<Incoming>) -> Re
             .to_vec()
     };
     let id_token = format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature));
+    s.last_id_token = Some(id_token.clone());
     json_answer(
         StatusCode::OK,
         json!({ "id_token": id_token, "access_token": "at-1", "token_type": "Bearer", "expires_in": 300 }),

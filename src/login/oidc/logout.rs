@@ -1,0 +1,92 @@
+//! The ID token kept for sign-out: RP-initiated logout sends it back to the
+//! provider as `id_token_hint` (OpenID Connect RP-Initiated Logout §2), which
+//! tells the provider whose session ends; with `client_id` alone some
+//! providers (Keycloak) ask the person to confirm, or cannot tell which of
+//! their sessions to end.
+//!
+//! keygate keeps no state on its side, so the token waits in the browser, in
+//! a cookie of its own (`__Host-keygate-logout-hint`, as long as the session,
+//! `Secure; HttpOnly; SameSite=Lax`), tagged like the session with who
+//! vouched for the user: a token from before a change of provider or client
+//! is never sent to the new one. A token too large for a cookie is not kept
+//! (the sign-out then names the client only), and any older one is cleared:
+//! another sign-in's token is never sent in this one's name.
+
+use std::time::Duration;
+
+use http::header::{HeaderMap, HeaderValue};
+
+use crate::login::signed::Signer;
+
+pub const COOKIE: &str = "__Host-keygate-logout-hint";
+const PURPOSE: &[u8] = b"oidc-logout-hint";
+/// Browsers keep a cookie of at most 4096 bytes (name and value): a little less.
+const MAX_PAIR: usize = 4000;
+
+/// `Set-Cookie` that keeps `id_token` for `ttl` (the session's), or clears
+/// the cookie when a cookie cannot hold the token.
+pub fn keep(signer: &Signer, vouched_by: &str, id_token: &str, ttl: Duration) -> HeaderValue {
+    let tag = signer.sign(&[PURPOSE, vouched_by.as_bytes(), id_token.as_bytes()]);
+    let pair = format!("{COOKIE}={id_token}.{tag}");
+    let octets = id_token
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if !octets || pair.len() > MAX_PAIR {
+        tracing::debug!(
+            bytes = id_token.len(),
+            "the ID token is not kept for sign-out: too large for a cookie"
+        );
+        return clear();
+    }
+    let cookie = format!(
+        "{pair}; Path=/; Max-Age={}; Secure; HttpOnly; SameSite=Lax",
+        ttl.as_secs()
+    );
+    HeaderValue::try_from(cookie).expect("base64url, dots, digits and ASCII attributes")
+}
+
+/// The ID token this browser's sign-in kept, if keygate kept it for this provider and client.
+pub fn read<'h>(signer: &Signer, vouched_by: &str, headers: &'h HeaderMap) -> Option<&'h str> {
+    let value = crate::login::cookie(headers, COOKIE)?;
+    let (token, tag) = value.rsplit_once('.')?;
+    signer
+        .verify(&[PURPOSE, vouched_by.as_bytes(), token.as_bytes()], tag)
+        .then_some(token)
+}
+
+pub fn clear() -> HeaderValue {
+    HeaderValue::try_from(format!(
+        "{COOKIE}=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax"
+    ))
+    .expect("an ASCII cookie name and attributes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::login::jar;
+
+    #[test]
+    fn a_kept_token_is_read_back_only_for_its_provider_and_only_if_it_fits() {
+        let signer = Signer::new([5; 32]);
+        let token = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln";
+        let set = keep(&signer, "idp-a", token, Duration::from_secs(60));
+        let s = set.to_str().unwrap();
+        for attr in ["Path=/", "Max-Age=60", "Secure", "HttpOnly", "SameSite=Lax"] {
+            assert!(s.contains(attr), "{s}");
+        }
+        assert_eq!(read(&signer, "idp-a", &jar(&set)), Some(token));
+        assert_eq!(read(&signer, "idp-b", &jar(&set)), None);
+        assert_eq!(read(&Signer::new([6; 32]), "idp-a", &jar(&set)), None);
+        let forged = s.replace("eyJzdWIiOiJhIn0", "eyJzdWIiOiJiIn0");
+        let forged = HeaderValue::try_from(forged).unwrap();
+        assert_eq!(read(&signer, "idp-a", &jar(&forged)), None);
+
+        let huge = format!("a.{}.c", "b".repeat(MAX_PAIR));
+        let cleared = keep(&signer, "idp-a", &huge, Duration::from_secs(60));
+        assert!(cleared.to_str().unwrap().contains("Max-Age=0"));
+        let odd = keep(&signer, "idp-a", "a.b;c.d", Duration::from_secs(60));
+        assert!(odd.to_str().unwrap().contains("Max-Age=0"));
+    }
+}
