@@ -28,7 +28,7 @@ use quick_xml::name::{Namespace, ResolveResult};
 use quick_xml::NsReader;
 
 use super::fetch::{Fetch, FetchError};
-use super::flow::CAS_FLOW;
+use super::flow::{Return, CAS_FLOW};
 use super::session::Sessions;
 use super::signed::Signer;
 use super::Person;
@@ -90,9 +90,9 @@ impl Cas {
     }
 
     /// Where a browser without a session goes, and the cookie of its flow
-    /// (beside those of its other tabs, in `headers`).
-    pub fn start(&self, headers: &HeaderMap) -> (String, HeaderValue) {
-        let (flow, cookie) = CAS_FLOW.begin(&self.signer, headers);
+    /// (beside those of its other tabs, in `headers`), which returns to `to`.
+    pub fn start(&self, headers: &HeaderMap, to: Return) -> (String, HeaderValue) {
+        let (flow, cookie) = CAS_FLOW.begin(&self.signer, headers, to);
         let location = format!(
             "{}/login?service={}",
             self.cas_url,
@@ -102,14 +102,14 @@ impl Cas {
     }
 
     /// The CAS server's callback (its query string, with a `ticket`), with
-    /// this browser's `headers`: who signed in, and the `Set-Cookie` that
-    /// ends this flow (the browser's others stay). The CAS server is asked
-    /// only when the callback's `flow` is this browser's.
+    /// this browser's `headers`: who signed in, the `Set-Cookie` that ends
+    /// this flow (the browser's others stay) and the page it returns to.
+    /// The CAS server is asked only when the callback's `flow` is this browser's.
     pub async fn finish(
         &self,
         query: &str,
         headers: &HeaderMap,
-    ) -> Result<(String, HeaderValue), CasError> {
+    ) -> Result<(String, HeaderValue, Return), CasError> {
         let (mut flow, mut ticket) = (None, None);
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             let slot = match k.as_ref() {
@@ -121,14 +121,14 @@ impl Cas {
                 return Err(CasError::Flow("the answer repeats a parameter"));
             }
         }
-        let flow = CAS_FLOW
+        let (flow, to) = CAS_FLOW
             .resume(&self.signer, headers, flow.as_deref())
             .map_err(CasError::Flow)?;
         let ticket = ticket.ok_or(CasError::Refused {
             code: "INVALID_REQUEST".into(),
         })?;
         let user = self.validate(&ticket, &self.service(&flow)).await?;
-        Ok((user, CAS_FLOW.end(&self.signer, headers, &flow)))
+        Ok((user, CAS_FLOW.end(&self.signer, headers, &flow), to))
     }
 
     /// `Set-Cookie` that ends the flow a callback (`query`) names, and no
@@ -464,7 +464,7 @@ mod tests {
         h.insert(http::header::COOKIE, forged.parse().unwrap());
         assert_eq!(cas.who(&h), None);
         // The service URL carries the flow its cookie binds to this browser.
-        let (location, flow_cookie) = cas.start(&HeaderMap::new());
+        let (location, flow_cookie) = cas.start(&HeaderMap::new(), Return::Keys);
         let flow = flow_cookie.to_str().unwrap();
         let id = flow
             .strip_prefix("__Host-keygate-cas=")
@@ -483,8 +483,8 @@ mod tests {
     #[tokio::test]
     async fn a_callback_without_this_browsers_flow_is_refused_unasked() {
         let cas = for_tests("http://127.0.0.1:1/cas");
-        let (_, mine) = cas.start(&HeaderMap::new());
-        let (_, theirs) = cas.start(&HeaderMap::new());
+        let (_, mine) = cas.start(&HeaderMap::new(), Return::Keys);
+        let (_, theirs) = cas.start(&HeaderMap::new(), Return::Keys);
         let theirs = theirs.to_str().unwrap();
         let their_id =
             theirs[..theirs.find('.').unwrap()].trim_start_matches("__Host-keygate-cas=");

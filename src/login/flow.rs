@@ -10,6 +10,9 @@
 //! meant for another browser (someone else's code or ticket planted in
 //! yours) is refused. The cookie holds the few sign-ins the browser's tabs
 //! have under way (`FLOWS_AT_ONCE`), each signed alone.
+//!
+//! Each flow also says which of keygate's own pages the sign-in returns to
+//! (`Return`): a word signed with it, never a URL, so no open redirect.
 
 use std::time::Duration;
 
@@ -26,6 +29,68 @@ const FLOW_TTL: Duration = Duration::from_secs(600);
 const FLOWS_AT_ONCE: usize = 4;
 /// Between two flows in the cookie (a cookie-octet no flow holds).
 const SEPARATOR: char = '~';
+
+/// Where a finished sign-in sends the browser: back to the keygate page it
+/// asked for, one of a fixed few (never a URL from the request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Return {
+    /// `/.keygate/keys`, the page for everyone.
+    Keys,
+    /// `/.keygate/admin`, the admin console.
+    Admin,
+}
+
+// === impl Return ===
+
+impl Return {
+    /// The page a signed-out request for `path` was after.
+    pub fn of_path(path: &str) -> Return {
+        match path {
+            "/.keygate/admin" => Return::Admin,
+            _ => Return::Keys,
+        }
+    }
+
+    /// The `to` parameter of `/.keygate/login` (`to=admin`); any other is the keys page.
+    pub fn of_query(query: &str) -> Return {
+        match crate::login::query_param(query, "to").as_str() {
+            "admin" => Return::Admin,
+            _ => Return::Keys,
+        }
+    }
+
+    pub fn path(self) -> &'static str {
+        match self {
+            Return::Keys => "/.keygate/keys",
+            Return::Admin => "/.keygate/admin",
+        }
+    }
+
+    /// Where a signed-out browser starts its sign-in to come back here.
+    pub fn login_path(self) -> &'static str {
+        match self {
+            Return::Keys => "/.keygate/login",
+            Return::Admin => "/.keygate/login?to=admin",
+        }
+    }
+
+    /// Its word in a flow entry: none for the keys page (an entry as
+    /// keygate wrote them before there was a choice).
+    fn word(self) -> Option<&'static str> {
+        match self {
+            Return::Keys => None,
+            Return::Admin => Some("admin"),
+        }
+    }
+
+    fn of_word(word: Option<&str>) -> Option<Return> {
+        match word {
+            None => Some(Return::Keys),
+            Some("admin") => Some(Return::Admin),
+            Some(_) => None,
+        }
+    }
+}
 
 /// One method's flow cookie: its name, the purpose signed into its tag (so
 /// one method's cookie is not another's), and how it says an answer carries
@@ -48,10 +113,12 @@ pub const CAS_FLOW: FlowCookie = FlowCookie {
     mismatch: "the answer's flow is not the one this browser was sent with",
 };
 
-/// One flow as the cookie holds it: `id.exp.tag`.
+/// One flow as the cookie holds it: `id.exp.tag`, or `id.exp.word.tag`
+/// for a sign-in that returns elsewhere than the keys page.
 struct Held<'h> {
     id: &'h str,
     exp: &'h str,
+    to: Return,
     tag: &'h str,
     raw: &'h str,
 }
@@ -60,12 +127,17 @@ struct Held<'h> {
 
 impl FlowCookie {
     /// A new flow id, and the `Set-Cookie` that binds it to this browser,
-    /// beside the flows its other tabs have under way (`headers`).
-    pub fn begin(&self, signer: &Signer, headers: &HeaderMap) -> (String, HeaderValue) {
+    /// beside the flows its other tabs have under way (`headers`); the
+    /// sign-in returns to `to`.
+    pub fn begin(&self, signer: &Signer, headers: &HeaderMap, to: Return) -> (String, HeaderValue) {
         let id = random_id();
         let exp = (unix_now() + FLOW_TTL.as_secs()).to_string();
-        let tag = signer.sign(&[self.purpose.as_bytes(), id.as_bytes(), exp.as_bytes()]);
-        let mut flows = vec![format!("{id}.{exp}.{tag}")];
+        let tag = signer.sign(&self.signed(&id, &exp, to));
+        let entry = match to.word() {
+            None => format!("{id}.{exp}.{tag}"),
+            Some(word) => format!("{id}.{exp}.{word}.{tag}"),
+        };
+        let mut flows = vec![entry];
         flows.extend(
             self.live(signer, headers)
                 .take(FLOWS_AT_ONCE - 1)
@@ -75,13 +147,14 @@ impl FlowCookie {
     }
 
     /// The flow id this browser started, if `answered` (the id the answer
-    /// carries) is one of them; else why not, as a sentence's end.
+    /// carries) is one of them, and where it returns; else why not, as a
+    /// sentence's end.
     pub fn resume(
         &self,
         signer: &Signer,
         headers: &HeaderMap,
         answered: Option<&str>,
-    ) -> Result<String, &'static str> {
+    ) -> Result<(String, Return), &'static str> {
         let value = crate::login::cookie(headers, self.name)
             .ok_or("no sign-in was started in this browser, or its cookie was refused")?;
         // Never more than a cookie of ours holds: a made-up cookie of
@@ -109,7 +182,7 @@ impl FlowCookie {
         if !unexpired(f) {
             return Err("the sign-in took longer than 10 minutes");
         }
-        Ok(f.id.to_owned())
+        Ok((f.id.to_owned(), f.to))
     }
 
     /// `Set-Cookie` once flow `id` has ended: the browser's other flows
@@ -151,10 +224,15 @@ impl FlowCookie {
     }
 
     fn genuine(&self, signer: &Signer, f: &Held<'_>) -> bool {
-        signer.verify(
-            &[self.purpose.as_bytes(), f.id.as_bytes(), f.exp.as_bytes()],
-            f.tag,
-        )
+        signer.verify(&self.signed(f.id, f.exp, f.to), f.tag)
+    }
+
+    /// What a flow's tag covers: the return's word only when it has one,
+    /// so the entries of the keys page are signed as they always were.
+    fn signed<'a>(&'a self, id: &'a str, exp: &'a str, to: Return) -> Vec<&'a [u8]> {
+        let mut parts = vec![self.purpose.as_bytes(), id.as_bytes(), exp.as_bytes()];
+        parts.extend(to.word().map(str::as_bytes));
+        parts
     }
 
     fn set(&self, flows: &[String]) -> HeaderValue {
@@ -169,11 +247,21 @@ impl FlowCookie {
 }
 
 fn parse(raw: &str) -> Option<Held<'_>> {
-    let mut parts = raw.splitn(3, '.');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some(id), Some(exp), Some(tag)) if !id.is_empty() => Some(Held { id, exp, tag, raw }),
-        _ => None,
-    }
+    let mut parts = raw.split('.');
+    let (id, exp) = (parts.next()?, parts.next()?);
+    let (word, tag) = match (parts.next()?, parts.next(), parts.next()) {
+        (tag, None, _) => (None, tag),
+        (word, Some(tag), None) => (Some(word), tag),
+        _ => return None,
+    };
+    let to = Return::of_word(word)?;
+    (!id.is_empty()).then_some(Held {
+        id,
+        exp,
+        to,
+        tag,
+        raw,
+    })
 }
 
 fn unexpired(f: &Held<'_>) -> bool {
@@ -189,7 +277,7 @@ mod tests {
     #[test]
     fn a_flow_resumes_only_with_its_id_cookie_and_method() {
         let signer = Signer::new([3; 32]);
-        let (id, cookie) = CAS_FLOW.begin(&signer, &HeaderMap::new());
+        let (id, cookie) = CAS_FLOW.begin(&signer, &HeaderMap::new(), Return::Keys);
         let s = cookie.to_str().unwrap();
         assert!(s.starts_with("__Host-keygate-cas="), "{s}");
         for attr in [
@@ -203,11 +291,11 @@ mod tests {
         }
         assert_eq!(
             CAS_FLOW.resume(&signer, &jar(&cookie), Some(&id)),
-            Ok(id.clone())
+            Ok((id.clone(), Return::Keys))
         );
 
         // Another browser's id, none, no cookie, another deployment's cookie.
-        let (other, _) = CAS_FLOW.begin(&signer, &HeaderMap::new());
+        let (other, _) = CAS_FLOW.begin(&signer, &HeaderMap::new(), Return::Keys);
         assert!(CAS_FLOW
             .resume(&signer, &jar(&cookie), Some(&other))
             .is_err());
@@ -219,7 +307,7 @@ mod tests {
             .resume(&Signer::new([4; 32]), &jar(&cookie), Some(&id))
             .is_err());
         // An OIDC flow's cookie, renamed, is no CAS flow.
-        let (oidc_id, oidc_cookie) = OIDC_FLOW.begin(&signer, &HeaderMap::new());
+        let (oidc_id, oidc_cookie) = OIDC_FLOW.begin(&signer, &HeaderMap::new(), Return::Keys);
         let renamed = oidc_cookie
             .to_str()
             .unwrap()
@@ -234,24 +322,63 @@ mod tests {
         );
     }
 
+    /// A sign-in started for the console returns there; its word is signed
+    /// with it (taken off, or put on a keys page's entry, it is no flow).
+    #[test]
+    fn a_flow_returns_to_the_page_it_was_started_for() {
+        let signer = Signer::new([3; 32]);
+        let (id, cookie) = OIDC_FLOW.begin(&signer, &HeaderMap::new(), Return::Admin);
+        assert_eq!(
+            OIDC_FLOW.resume(&signer, &jar(&cookie), Some(&id)),
+            Ok((id.clone(), Return::Admin))
+        );
+        let s = cookie.to_str().unwrap();
+        let stripped = HeaderValue::try_from(s.replace(".admin.", ".")).unwrap();
+        assert_eq!(
+            OIDC_FLOW.resume(&signer, &jar(&stripped), Some(&id)),
+            Err("the sign-in cookie is not keygate's")
+        );
+        let (keys_id, keys) = OIDC_FLOW.begin(&signer, &HeaderMap::new(), Return::Keys);
+        let pair = keys.to_str().unwrap().split(';').next().unwrap().to_owned();
+        let (name, entry) = pair.split_once('=').unwrap();
+        let (front, tag) = entry.rsplit_once('.').unwrap();
+        let added = HeaderValue::try_from(format!("{name}={front}.admin.{tag}")).unwrap();
+        assert!(OIDC_FLOW
+            .resume(&signer, &jar(&added), Some(&keys_id))
+            .is_err());
+        // Only keygate's own pages, whatever a link asks for.
+        assert_eq!(Return::of_query("to=admin"), Return::Admin);
+        for query in [
+            "",
+            "to=keys",
+            "to=https://evil.example",
+            "to=//evil.example",
+            "to=ADMIN",
+        ] {
+            assert_eq!(Return::of_query(query), Return::Keys, "{query}");
+        }
+        assert_eq!(Return::of_path("/.keygate/admin"), Return::Admin);
+        assert_eq!(Return::of_path("/.keygate/api/admin/keys"), Return::Keys);
+    }
+
     /// Each tab's sign-in resumes; ending one keeps the others; a fifth
     /// drops the oldest; an entry not keygate's, or expired, is not kept.
     #[test]
     fn the_flows_of_several_tabs_each_resume_and_end_alone() {
         let signer = Signer::new([3; 32]);
-        let (first, cookie) = CAS_FLOW.begin(&signer, &HeaderMap::new());
-        let (second, cookie) = CAS_FLOW.begin(&signer, &jar(&cookie));
+        let (first, cookie) = CAS_FLOW.begin(&signer, &HeaderMap::new(), Return::Keys);
+        let (second, cookie) = CAS_FLOW.begin(&signer, &jar(&cookie), Return::Keys);
         for id in [&first, &second] {
             assert_eq!(
                 CAS_FLOW.resume(&signer, &jar(&cookie), Some(id)),
-                Ok(id.clone())
+                Ok((id.clone(), Return::Keys))
             );
         }
         let rest = CAS_FLOW.end(&signer, &jar(&cookie), &first);
         assert!(CAS_FLOW.resume(&signer, &jar(&rest), Some(&first)).is_err());
         assert_eq!(
             CAS_FLOW.resume(&signer, &jar(&rest), Some(&second)),
-            Ok(second.clone())
+            Ok((second.clone(), Return::Keys))
         );
         let none = CAS_FLOW.end(&signer, &jar(&rest), &second);
         assert!(none.to_str().unwrap().contains("Max-Age=0"));
@@ -259,7 +386,7 @@ mod tests {
         let mut cookie = cookie;
         let mut ids = vec![first, second];
         for _ in 0..3 {
-            let (id, next) = CAS_FLOW.begin(&signer, &jar(&cookie));
+            let (id, next) = CAS_FLOW.begin(&signer, &jar(&cookie), Return::Keys);
             ids.push(id);
             cookie = next;
         }
@@ -296,19 +423,19 @@ mod tests {
             CAS_FLOW.resume(&signer, &h, Some("AAAAAAAAAAAAAAAAAAAAAA")),
             Err("the sign-in cookie is not keygate's")
         );
-        let (_, fresh) = CAS_FLOW.begin(&signer, &h);
+        let (_, fresh) = CAS_FLOW.begin(&signer, &h, Return::Keys);
         assert_eq!(fresh.to_str().unwrap().matches('~').count(), 0, "{fresh:?}");
 
         // Only the first FLOWS_AT_ONCE entries are read: a flow padded
         // behind thousands of made-up ones (each an HMAC to check) is not.
-        let (id, cookie) = CAS_FLOW.begin(&signer, &HeaderMap::new());
+        let (id, cookie) = CAS_FLOW.begin(&signer, &HeaderMap::new(), Return::Keys);
         let ours = cookie.to_str().unwrap().split(';').next().unwrap();
         let (name, entry) = ours.split_once('=').unwrap();
         let padded = format!("{name}={}~{entry}", vec!["x.1.y"; 2000].join("~"));
         let mut h = HeaderMap::new();
         h.insert(http::header::COOKIE, padded.parse().unwrap());
         assert!(CAS_FLOW.resume(&signer, &h, Some(&id)).is_err());
-        let (_, kept) = CAS_FLOW.begin(&signer, &h);
+        let (_, kept) = CAS_FLOW.begin(&signer, &h, Return::Keys);
         assert_eq!(kept.to_str().unwrap().matches('~').count(), 0, "{kept:?}");
     }
 }

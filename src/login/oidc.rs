@@ -34,6 +34,7 @@ use http::header::{HeaderMap, HeaderValue};
 use serde_json::{Map, Value};
 
 use super::fetch::{Fetch, FetchError};
+use super::flow::Return;
 use super::session::Sessions;
 use super::signed::Signer;
 use super::Person;
@@ -88,6 +89,8 @@ pub struct SignedIn {
     pub flow_done: HeaderValue,
     /// Sent back at sign-out as `id_token_hint`.
     id_token: String,
+    /// The page the sign-in returns to.
+    pub to: Return,
 }
 
 // === impl Oidc ===
@@ -117,10 +120,14 @@ impl Oidc {
     }
 
     /// Where a browser without a session goes, and the cookie of its flow
-    /// (beside those of its other tabs, in `headers`).
-    pub async fn start(&self, headers: &HeaderMap) -> Result<(String, HeaderValue), OidcError> {
+    /// (beside those of its other tabs, in `headers`), which returns to `to`.
+    pub async fn start(
+        &self,
+        headers: &HeaderMap,
+        to: Return,
+    ) -> Result<(String, HeaderValue), OidcError> {
         let m = self.provider.metadata().await?;
-        let (flow, cookie) = Flow::begin(&self.signer, headers);
+        let (flow, cookie) = Flow::begin(&self.signer, headers, to);
         let url = with_query(
             &m.authorization_endpoint,
             &[
@@ -208,6 +215,7 @@ impl Oidc {
             person,
             flow_done: flow.end(&self.signer, headers),
             id_token: token,
+            to: flow.to,
         })
     }
 

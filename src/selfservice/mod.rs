@@ -46,6 +46,7 @@ use crate::http::html::with_own_headers;
 use crate::http::response;
 use crate::keyring::Keyring;
 use crate::leaks::Leaks;
+use crate::login::flow::Return;
 use crate::login::signed::Signer;
 use crate::login::{Login, Method as LoginMethod, Outcome};
 use crate::settings::Settings;
@@ -219,7 +220,12 @@ impl SelfService {
         let resp = match answer {
             Ok(resp) => resp,
             Err(refusal) if api => refusal::json(refusal),
-            Err(refusal) => refusal::page(refusal, self.login.as_ref(), &cookies),
+            Err(refusal) => refusal::page_for(
+                refusal,
+                self.login.as_ref(),
+                &cookies,
+                Return::of_path(&path),
+            ),
         };
         with_own_headers(resp)
     }

@@ -17,6 +17,7 @@ use crate::http::response::{self, RETRY_SOON};
 use crate::keys::format::redact_keys;
 use crate::keys::user::MAX_BYTES;
 use crate::login::cas::CasError;
+use crate::login::flow::Return;
 use crate::login::oidc::OidcError;
 use crate::login::{Login, Method as LoginMethod};
 use crate::store::StoreError;
@@ -132,6 +133,16 @@ pub(super) fn page(
     login: Option<&Login>,
     headers: &HeaderMap,
 ) -> Response<ResponseBody> {
+    page_for(refusal, login, headers, Return::Keys)
+}
+
+/// `page`, for a request whose sign-in (when signed out) returns to `to`.
+pub(super) fn page_for(
+    refusal: Refusal,
+    login: Option<&Login>,
+    headers: &HeaderMap,
+    to: Return,
+) -> Response<ResponseBody> {
     use StatusCode as S;
     let (status, title, text, link): (StatusCode, &str, String, Option<(&str, &str)>) = match refusal {
         Refusal::NotConfigured => (
@@ -155,12 +166,12 @@ pub(super) fn page(
         Refusal::SignedOut => {
             match login.map(|l| &l.method) {
                 Some(LoginMethod::Cas(cas)) => {
-                    let (location, flow_cookie) = cas.start(headers);
+                    let (location, flow_cookie) = cas.start(headers, to);
                     let mut resp = redirect(&location);
                     resp.headers_mut().append(header::SET_COOKIE, flow_cookie);
                     return resp;
                 }
-                Some(LoginMethod::Oidc(_)) => return redirect("/.keygate/login"),
+                Some(LoginMethod::Oidc(_)) => return redirect(to.login_path()),
                 _ => {}
             }
             (

@@ -11,6 +11,7 @@ use super::{page, redirect, Answer, SelfService};
 use crate::http::body::ResponseBody;
 use crate::http::response;
 use crate::login::cas::{Cas, CasError};
+use crate::login::flow::Return;
 use crate::login::oidc::{logout as oidc_logout, Oidc, OidcError};
 use crate::login::session::Sessions;
 use crate::login::Method as LoginMethod;
@@ -19,7 +20,8 @@ use crate::telemetry::escaped;
 impl SelfService {
     /// CAS: with a ticket, the CAS server's callback; without, off to the
     /// CAS server. OIDC: with `code`, `error` or `state`, the provider's
-    /// answer; without, the start of a sign-in.
+    /// answer; without, the start of a sign-in. A start with `to=admin`
+    /// returns to the console once signed in (`Return`), any other to the keys page.
     pub(super) async fn sign_in(&self, req: &Request<Incoming>) -> Answer {
         let query = req.uri().query().unwrap_or("");
         match self.login.as_ref().map(|l| &l.method) {
@@ -41,15 +43,15 @@ impl SelfService {
     ) -> Response<ResponseBody> {
         let callback = form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == "ticket");
         if !callback {
-            let (location, flow_cookie) = cas.start(headers);
+            let (location, flow_cookie) = cas.start(headers, Return::of_query(query));
             let mut resp = redirect(&location);
             resp.headers_mut().append(header::SET_COOKIE, flow_cookie);
             return resp;
         }
         let refusal = match cas.finish(query, headers).await {
-            Ok((user, flow_done)) => {
+            Ok((user, flow_done, to)) => {
                 tracing::info!(user = %escaped(&user), "signed in through CAS");
-                let mut resp = signed_in(cas.session_cookie(&user));
+                let mut resp = signed_in(cas.session_cookie(&user), to);
                 resp.headers_mut().append(header::SET_COOKIE, flow_done);
                 return resp;
             }
@@ -86,7 +88,7 @@ impl SelfService {
         let answer = form_urlencoded::parse(query.as_bytes())
             .any(|(k, _)| k == "code" || k == "error" || k == "state");
         if !answer {
-            return match oidc.start(headers).await {
+            return match oidc.start(headers, Return::of_query(query)).await {
                 Ok((location, flow_cookie)) => {
                     let mut resp = redirect(&location);
                     resp.headers_mut().append(header::SET_COOKIE, flow_cookie);
@@ -100,7 +102,7 @@ impl SelfService {
                 let person = &done.person;
                 tracing::info!(user = %escaped(&person.user), groups = ?person.groups, "signed in through OpenID Connect");
                 let [session, hint] = oidc.session_cookies(&done);
-                let mut resp = signed_in(session);
+                let mut resp = signed_in(session, done.to);
                 for cookie in [hint, done.flow_done] {
                     resp.headers_mut().append(header::SET_COOKIE, cookie);
                 }
@@ -157,16 +159,20 @@ fn signed_out_of_keygate_only() -> Response<ResponseBody> {
     )
 }
 
-/// 303 to the page, with the new session.
-fn signed_in(session: HeaderValue) -> Response<ResponseBody> {
-    let mut resp = to_the_page();
+/// 303 to the page the sign-in was started for, with the new session.
+fn signed_in(session: HeaderValue, to: Return) -> Response<ResponseBody> {
+    let mut resp = see_other(to);
     resp.headers_mut().append(header::SET_COOKIE, session);
     resp
 }
 
-/// 303 to the page.
+/// 303 to the keys page.
 fn to_the_page() -> Response<ResponseBody> {
-    let mut resp = redirect("/.keygate/keys");
+    see_other(Return::Keys)
+}
+
+fn see_other(to: Return) -> Response<ResponseBody> {
+    let mut resp = redirect(to.path());
     *resp.status_mut() = StatusCode::SEE_OTHER;
     resp
 }

@@ -16,23 +16,25 @@ use http::header::{HeaderMap, HeaderValue};
 use sha2::{Digest, Sha256};
 
 use super::OidcError;
-use crate::login::flow::OIDC_FLOW;
+use crate::login::flow::{Return, OIDC_FLOW};
 use crate::login::signed::Signer;
 
 pub struct Flow {
     pub state: String,
     pub nonce: String,
     pub verifier: String,
+    /// The page the sign-in returns to.
+    pub to: Return,
 }
 
 // === impl Flow ===
 
 impl Flow {
-    /// A new sign-in, and the `Set-Cookie` that binds it to this browser.
-    /// (Beside the sign-ins of the browser's other tabs, in `headers`.)
-    pub fn begin(signer: &Signer, headers: &HeaderMap) -> (Flow, HeaderValue) {
-        let (id, cookie) = OIDC_FLOW.begin(signer, headers);
-        (Flow::derive(signer, id), cookie)
+    /// A new sign-in that returns to `to`, and the `Set-Cookie` that binds
+    /// it to this browser (beside the sign-ins of its other tabs, in `headers`).
+    pub fn begin(signer: &Signer, headers: &HeaderMap, to: Return) -> (Flow, HeaderValue) {
+        let (id, cookie) = OIDC_FLOW.begin(signer, headers, to);
+        (Flow::derive(signer, id, to), cookie)
     }
 
     /// The sign-in this browser started, if `state` is its.
@@ -41,10 +43,10 @@ impl Flow {
         headers: &HeaderMap,
         state: Option<&str>,
     ) -> Result<Flow, OidcError> {
-        let id = OIDC_FLOW
+        let (id, to) = OIDC_FLOW
             .resume(signer, headers, state)
             .map_err(OidcError::Flow)?;
-        Ok(Flow::derive(signer, id))
+        Ok(Flow::derive(signer, id, to))
     }
 
     /// `Set-Cookie` once this sign-in has ended: the browser's others stay.
@@ -63,8 +65,9 @@ impl Flow {
         URL_SAFE_NO_PAD.encode(Sha256::digest(self.verifier.as_bytes()))
     }
 
-    fn derive(signer: &Signer, id: String) -> Flow {
+    fn derive(signer: &Signer, id: String, to: Return) -> Flow {
         Flow {
+            to,
             nonce: signer.sign(&[b"oidc-nonce", id.as_bytes()]),
             // 43 base64url characters: RFC 7636's shortest verifier, 256 bits.
             verifier: signer.sign(&[b"oidc-pkce", id.as_bytes()]),
@@ -82,7 +85,7 @@ mod tests {
     #[test]
     fn the_flow_resumes_only_with_its_state_and_cookie() {
         let signer = Signer::new([3; 32]);
-        let (flow, cookie) = Flow::begin(&signer, &HeaderMap::new());
+        let (flow, cookie) = Flow::begin(&signer, &HeaderMap::new(), Return::Keys);
         assert_eq!(flow.verifier.len(), 43);
         assert_ne!(flow.nonce, flow.verifier);
         let back = Flow::resume(&signer, &jar(&cookie), Some(&flow.state)).unwrap();
@@ -92,7 +95,7 @@ mod tests {
         );
 
         // Another browser's state, no cookie, another deployment's cookie.
-        let (other, _) = Flow::begin(&signer, &HeaderMap::new());
+        let (other, _) = Flow::begin(&signer, &HeaderMap::new(), Return::Keys);
         assert!(Flow::resume(&signer, &jar(&cookie), Some(&other.state)).is_err());
         assert!(Flow::resume(&signer, &jar(&cookie), None).is_err());
         assert!(Flow::resume(&signer, &HeaderMap::new(), Some(&flow.state)).is_err());
@@ -102,6 +105,7 @@ mod tests {
             state: String::new(),
             nonce: String::new(),
             verifier: "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk".into(),
+            to: Return::Keys,
         };
         assert_eq!(
             rfc.challenge(),

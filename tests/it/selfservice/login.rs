@@ -936,3 +936,33 @@ async fn a_proxy_on_another_origin_without_public_url_is_named_not_called_csrf()
     let created = write(kg.main_addr().await).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
 }
+
+/// CAS: a signed-out visit to the admin console goes to the CAS server at
+/// once and, signed in, comes back to the console; the keys page's
+/// sign-in still comes back to the keys page.
+#[tokio::test]
+async fn a_cas_sign_in_started_at_the_console_returns_to_the_console() {
+    let up = Upstream::start().await;
+    let (cas, _asked, _task) = cas_naming("alice").await;
+    let mut b = builder(&up.url());
+    b.set("login", "method = \"cas\"")
+        .set("login", &format!("cas_url = \"http://{cas}/cas\""))
+        .set("login", "public_url = \"https://127.0.0.1:1\"")
+        .set("admin", "users = [\"alice\"]");
+    let gw = b.start().await;
+    for (start, back_to) in [
+        ("/.keygate/admin", "/.keygate/admin"),
+        ("/.keygate/keys", "/.keygate/keys"),
+    ] {
+        let mut browser = Browser::new(&gw);
+        let service = service_of(&browser.get(start).await);
+        let flow = service.split_once("?flow=").unwrap().1.to_owned();
+        let back = browser
+            .get(&format!("/.keygate/login?flow={flow}&ticket=ST-1-abc"))
+            .await;
+        assert_eq!(back.status, StatusCode::SEE_OTHER, "{}", back.text());
+        assert_eq!(back.headers[header::LOCATION], back_to, "from {start}");
+        let page = browser.get(back_to).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+    }
+}

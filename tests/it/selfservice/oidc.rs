@@ -668,13 +668,13 @@ async fn sign_out_hands_the_provider_the_id_token_as_a_hint() {
 
     // Signed in, then again in the same browser with a token no cookie
     // can hold: the first token is not sent in the second's name.
-    let first = sign_in_again(&gw, &mut alice).await;
+    let first = sign_in_from(&gw, &mut alice, "/.keygate/login").await;
     assert_eq!(first.status, StatusCode::SEE_OTHER, "{}", first.text());
     assert!(alice.cookie(HINT).is_some());
     idp.tweak(Some(Box::new(|t| {
         t.claims.insert("padding".into(), "x".repeat(5000).into());
     })));
-    let large = sign_in_again(&gw, &mut alice).await;
+    let large = sign_in_from(&gw, &mut alice, "/.keygate/login").await;
     idp.tweak(None);
     assert_eq!(large.status, StatusCode::SEE_OTHER, "{}", large.text());
     assert!(new_session(&large));
@@ -687,12 +687,64 @@ async fn sign_out_hands_the_provider_the_id_token_as_a_hint() {
     );
 }
 
-/// A sign-in from `/.keygate/login` in `browser`, signed in or not: keygate's
-/// answer to the provider's redirect.
-async fn sign_in_again(gw: &TestGateway, browser: &mut Browser) -> Answer {
-    let start = browser.get("/.keygate/login").await;
+/// A sign-in from `login` (`/.keygate/login...`) in `browser`, signed in or
+/// not: keygate's answer to the provider's redirect.
+async fn sign_in_from(gw: &TestGateway, browser: &mut Browser, login: &str) -> Answer {
+    let start = browser.get(login).await;
     assert_eq!(start.status, StatusCode::FOUND, "{}", start.text());
     let authorize = start.headers[header::LOCATION].to_str().unwrap().to_owned();
     let back = location_of(&authorize).await;
     browser.get(back.strip_prefix(&gw.url("")).unwrap()).await
+}
+
+/// A signed-out visit to the admin console comes back to the console once
+/// signed in, not to the keys page; `/.keygate/login` takes only `to=admin`
+/// (keygate's own page, by a word), never a URL: anything else returns to
+/// the keys page.
+#[tokio::test]
+async fn a_sign_in_started_at_the_console_returns_to_the_console() {
+    let (up, idp) = (Upstream::start().await, Idp::start().await);
+    let port = oidc::free_port();
+    let admins = format!("users = [\"{}\"]", idp::USER);
+    let gw = oidc::gateway(
+        port,
+        &up.url(),
+        &idp.issuer(),
+        idp::CLIENT_ID,
+        &idp.secret_file(),
+        &[],
+        &[&admins],
+    )
+    .await;
+    let mut browser = Browser::new(&gw);
+    let to_login = browser.get("/.keygate/admin").await;
+    assert_eq!(to_login.status, StatusCode::FOUND, "{}", to_login.text());
+    assert_eq!(
+        to_login.headers[header::LOCATION],
+        "/.keygate/login?to=admin"
+    );
+    let login = to_login.headers[header::LOCATION].to_str().unwrap();
+    let back = sign_in_from(&gw, &mut browser, login).await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER, "{}", back.text());
+    assert_eq!(back.headers[header::LOCATION], "/.keygate/admin");
+    let console = browser.get("/.keygate/admin").await;
+    assert_eq!(console.status, StatusCode::OK, "{}", console.text());
+
+    for to in [
+        "https://evil.example/",
+        "//evil.example",
+        "/.keygate/api/keys",
+        "keys",
+    ] {
+        let mut other = Browser::new(&gw);
+        let path = format!(
+            "/.keygate/login?{}",
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair("to", to)
+                .finish()
+        );
+        let back = sign_in_from(&gw, &mut other, &path).await;
+        assert_eq!(back.status, StatusCode::SEE_OTHER, "{to}: {}", back.text());
+        assert_eq!(back.headers[header::LOCATION], "/.keygate/keys", "{to}");
+    }
 }
