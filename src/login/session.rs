@@ -5,6 +5,10 @@
 //! by a cross-site redirect). Nothing is stored server-side: a copied cookie
 //! stays valid until it expires (`login.session_ttl`).
 //!
+//! A session whose expiry lies beyond today's `login.session_ttl` from now
+//! was made under a longer one and is void: lowering `session_ttl` cuts the
+//! sessions already handed out, too.
+//!
 //! The value is `b64(user).b64(groups, one per line).expiry.tag`; the tag
 //! also binds the method and who vouched for the user (the CAS server; the
 //! OpenID provider, client and claims), so a session one method issued is
@@ -25,6 +29,10 @@ use crate::keys::unix_now;
 /// keygate's session cookie. `__Host-`: Secure, `Path=/`, no `Domain`, so a
 /// sibling host cannot plant one.
 pub const SESSION_COOKIE: &str = "__Host-keygate-session";
+
+/// How far ahead of this instance's clock another's may be: its sessions'
+/// expiry may lie this much beyond `now + session_ttl` here.
+const CLOCK_LEEWAY: Duration = Duration::from_secs(60);
 
 pub struct Sessions {
     signer: Arc<Signer>,
@@ -87,7 +95,12 @@ impl Sessions {
         if !self.signer.verify(&self.parts(&user, &groups, exp), tag) {
             return None;
         }
-        if exp.parse::<u64>().ok()? <= unix_now() {
+        let (exp, now) = (exp.parse::<u64>().ok()?, unix_now());
+        // An expiry further off than today's `session_ttl` allows (plus
+        // the clock difference of two instances) was signed under a longer
+        // one: lowering `session_ttl` is the way to cut sessions short, as
+        // none can be revoked, so it holds for those already handed out.
+        if exp <= now || exp > now + self.ttl.as_secs() + CLOCK_LEEWAY.as_secs() {
             return None;
         }
         let groups = groups
@@ -176,6 +189,30 @@ mod tests {
             groups: vec![],
         };
         assert_eq!(cas.read(&jar(&cas.cookie(&bob))), Some(bob));
+    }
+
+    /// Sessions signed under a longer `session_ttl` than today's are void;
+    /// another instance's clock a little ahead is no reason to refuse one.
+    #[test]
+    fn a_session_longer_than_todays_ttl_is_none() {
+        let signer = Arc::new(Signer::new([1; 32]));
+        let sessions = |ttl: u64| {
+            Sessions::new(
+                signer.clone(),
+                Duration::from_secs(ttl),
+                "cas-session",
+                "https://cas.example.org/cas".into(),
+            )
+        };
+        let alice = Person {
+            user: "alice".into(),
+            groups: vec![],
+        };
+        let week = sessions(7 * 86_400).cookie(&alice);
+        assert_eq!(sessions(7 * 86_400).read(&jar(&week)), Some(alice.clone()));
+        assert_eq!(sessions(3600).read(&jar(&week)), None);
+        let ahead = sessions(3600 + 30).cookie(&alice);
+        assert_eq!(sessions(3600).read(&jar(&ahead)), Some(alice));
     }
 
     #[test]

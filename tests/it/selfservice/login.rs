@@ -966,3 +966,47 @@ async fn a_cas_sign_in_started_at_the_console_returns_to_the_console() {
         assert_eq!(page.status, StatusCode::OK, "{}", page.text());
     }
 }
+
+/// Sessions cannot be revoked, so lowering `login.session_ttl` is how an
+/// operator cuts them short (after a leaked cookie, say): a session signed
+/// under a longer `session_ttl` than the one in force is void, on every
+/// instance, not kept until its own later expiry.
+#[tokio::test]
+async fn lowering_session_ttl_cuts_the_sessions_already_made() {
+    let up = Upstream::start().await;
+    let (cas, _asked, _task) = cas_naming("alice").await;
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = |ttl: &str| {
+        let mut b = builder(&up.url());
+        b.redis(&redis, dir.path(), "session-ttl")
+            .set("login", "method = \"cas\"")
+            .set("login", &format!("cas_url = \"http://{cas}/cas\""))
+            .set("login", "public_url = \"https://127.0.0.1:1\"")
+            .set("login", &format!("session_ttl = \"{ttl}\""));
+        b
+    };
+    let week = gateway("7d").start().await;
+    let mut browser = Browser::new(&week);
+    let flow = start_cas_flow(&mut browser).await;
+    let signed_in = browser
+        .get(&format!("/.keygate/login?flow={flow}&ticket=ST-1-abc"))
+        .await;
+    assert_eq!(
+        signed_in.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        signed_in.text()
+    );
+    let session = browser.cookie("__Host-keygate-session").unwrap();
+
+    // The same deployment (store, secret, CAS server), a week's session
+    // still held; then one with a one-hour session_ttl.
+    for (ttl, status) in [("7d", StatusCode::OK), ("1h", StatusCode::FOUND)] {
+        let gw = gateway(ttl).start().await;
+        let mut other = Browser::new(&gw);
+        other.set_cookie(&format!("__Host-keygate-session={session}"));
+        let page = other.get("/.keygate/keys").await;
+        assert_eq!(page.status, status, "session_ttl = {ttl}: {}", page.text());
+    }
+}
