@@ -8,7 +8,8 @@
 //! a cookie of its own (`__Host-keygate-logout-hint`, as long as the session,
 //! `Secure; HttpOnly; SameSite=Lax`), tagged like the session with who
 //! vouched for the user: a token from before a change of provider or client
-//! is never sent to the new one. A token too large for a cookie is not kept
+//! is never sent to the new one. A sign-out another site's link asked for
+//! (`Sec-Fetch-Site`) names the client alone, so the provider asks. A token too large for a cookie is not kept
 //! (the sign-out then names the client only), and any older one is cleared:
 //! another sign-in's token is never sent in this one's name.
 
@@ -45,8 +46,16 @@ pub fn keep(signer: &Signer, vouched_by: &str, id_token: &str, ttl: Duration) ->
     HeaderValue::try_from(cookie).expect("base64url, dots, digits and ASCII attributes")
 }
 
-/// The ID token this browser's sign-in kept, if keygate kept it for this provider and client.
+/// The ID token this browser's sign-in kept, if keygate kept it for this
+/// provider and client, and the sign-out was asked on keygate's own pages
+/// or typed: with the hint a provider may end its session without asking,
+/// and another site's link to `/.keygate/logout` (a top-level GET, which
+/// gets the cookie) must not sign the person out of everything.
 pub fn read<'h>(signer: &Signer, vouched_by: &str, headers: &'h HeaderMap) -> Option<&'h str> {
+    let site = headers.get("sec-fetch-site").map(|v| v.as_bytes());
+    if site.is_some_and(|s| s != b"same-origin" && s != b"none") {
+        return None;
+    }
     let value = crate::login::cookie(headers, COOKIE)?;
     let (token, tag) = value.rsplit_once('.')?;
     signer
@@ -79,6 +88,11 @@ mod tests {
         assert_eq!(read(&signer, "idp-a", &jar(&set)), Some(token));
         assert_eq!(read(&signer, "idp-b", &jar(&set)), None);
         assert_eq!(read(&Signer::new([6; 32]), "idp-a", &jar(&set)), None);
+        let mut cross_site = jar(&set);
+        cross_site.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        assert_eq!(read(&signer, "idp-a", &cross_site), None);
+        cross_site.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert_eq!(read(&signer, "idp-a", &cross_site), Some(token));
         let forged = s.replace("eyJzdWIiOiJhIn0", "eyJzdWIiOiJiIn0");
         let forged = HeaderValue::try_from(forged).unwrap();
         assert_eq!(read(&signer, "idp-a", &jar(&forged)), None);

@@ -641,7 +641,8 @@ async fn a_provider_that_is_down_or_slow_is_a_503_within_the_timeout() {
 
 /// Sign-out sends the provider the ID token of this browser's sign-in as
 /// `id_token_hint`, beside `client_id` (RP-initiated logout: the provider
-/// can tell whose session ends), and clears it with the session. A token
+/// can tell whose session ends), and clears it with the session; not when
+/// another site's link asked for the sign-out. A token
 /// too large for a cookie is not kept, nor is the one of an earlier
 /// sign-in in the same browser: that sign-out names the client alone.
 #[tokio::test]
@@ -665,6 +666,20 @@ async fn sign_out_hands_the_provider_the_id_token_as_a_hint() {
     assert!(alice.cookie("__Host-keygate-session").is_none());
     assert!(alice.cookie(HINT).is_none(), "cleared at sign-out");
     assert_eq!(alice.get("/.keygate/keys").await.status, StatusCode::FOUND);
+
+    // Another site's link to the sign-out signs out of keygate, but sends
+    // no hint: the provider asks before it ends its own session.
+    let again = sign_in_from(&gw, &mut alice, "/.keygate/login").await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.text());
+    alice
+        .headers
+        .push(("sec-fetch-site".into(), "cross-site".into()));
+    let out = alice.get("/.keygate/logout").await;
+    alice.headers.clear();
+    let location = out.headers[header::LOCATION].to_str().unwrap();
+    assert!(!query(location).contains_key("id_token_hint"), "{location}");
+    assert!(alice.cookie("__Host-keygate-session").is_none());
+    assert!(alice.cookie(HINT).is_none());
 
     // Signed in, then again in the same browser with a token no cookie
     // can hold: the first token is not sent in the second's name.
