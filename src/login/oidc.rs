@@ -182,7 +182,17 @@ impl Oidc {
             client_id: &self.client.client_id,
             nonce: &flow.nonce,
         };
-        let mut claims = id_token::verify(&token, alg, &keys, &expected)?;
+        let mut claims = match id_token::verify(&token, alg, &keys, &expected) {
+            // No key id, and none of the held keys: the provider may have
+            // rotated them (rate-limited, as for an unknown key id).
+            Err(e) if kid.is_none() && id_token::unverified(&e) => {
+                match self.jwks.reread(&self.provider, &m.jwks_uri, alg).await? {
+                    Some(keys) => id_token::verify(&token, alg, &keys, &expected)?,
+                    None => return Err(e),
+                }
+            }
+            verified => verified?,
+        };
         let needs_groups = !self.client.allowed_groups.is_empty() || !self.admin_groups.is_empty();
         // An email names a person only if verified: a provider may say so
         // in its userinfo alone.

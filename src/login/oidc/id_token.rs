@@ -88,6 +88,11 @@ fn claims(c: Map<String, Value>, expected: &Expected<'_>) -> Result<Map<String, 
     }
 }
 
+/// Whether `e` says only that no key verified the signature (so newer keys might).
+pub fn unverified(e: &OidcError) -> bool {
+    matches!(e, OidcError::IdToken(why) if *why == reason(&ErrorKind::InvalidSignature))
+}
+
 /// Why a token was refused, for the log and the page.
 fn reason(kind: &ErrorKind) -> String {
     match kind {

@@ -2,7 +2,9 @@
 //!
 //! A token signed with a key id keygate does not hold makes it read the set
 //! again (the provider rotated its keys), at most once per `REFETCH_EVERY`:
-//! tokens with made-up key ids cannot make keygate hammer the provider.
+//! tokens with made-up key ids cannot make keygate hammer the provider. So
+//! does a token without a key id that no held key verifies (a provider that
+//! names no key ids rotated them), under the same limit.
 //! Only keys that can check an ID token here are kept: RSA (RS256) and
 //! P-256 (ES256) keys meant for signatures; the rest of a set is skipped,
 //! so one key of a kind keygate does not know breaks nothing.
@@ -64,23 +66,10 @@ impl Jwks {
             held.keys = read(provider, jwks_uri).await?;
             held.fetched = Some(Instant::now());
         }
-        let matching = |held: &Held| -> Vec<Key> {
-            held.keys
-                .iter()
-                .filter(|k| k.alg == alg && kid.is_none_or(|kid| k.kid.as_deref() == Some(kid)))
-                .cloned()
-                .collect()
-        };
-        let mut found = matching(&held);
-        if found.is_empty()
-            && held
-                .refetched
-                .is_none_or(|at| at.elapsed() >= REFETCH_EVERY)
-        {
-            held.refetched = Some(Instant::now());
-            held.keys = read(provider, jwks_uri).await?;
-            held.fetched = Some(Instant::now());
-            found = matching(&held);
+        let mut found = held.matching(alg, kid);
+        if found.is_empty() && held.may_reread() {
+            held.reread(provider, jwks_uri).await?;
+            found = held.matching(alg, kid);
         }
         if found.is_empty() {
             return Err(OidcError::IdToken(format!(
@@ -89,6 +78,49 @@ impl Jwks {
             )));
         }
         Ok(found)
+    }
+
+    /// The provider's `alg` keys read again, for a token without a key id
+    /// that none of the held keys verifies (the provider rotated them and
+    /// names none); `None` when the keys were read again for that reason
+    /// within `REFETCH_EVERY`.
+    pub async fn reread(
+        &self,
+        provider: &Provider,
+        jwks_uri: &str,
+        alg: Algorithm,
+    ) -> Result<Option<Vec<Key>>, OidcError> {
+        let mut held = self.held.lock().await;
+        if !held.may_reread() {
+            return Ok(None);
+        }
+        held.reread(provider, jwks_uri).await?;
+        Ok(Some(held.matching(alg, None)))
+    }
+}
+
+// === impl Held ===
+
+impl Held {
+    fn matching(&self, alg: Algorithm, kid: Option<&str>) -> Vec<Key> {
+        self.keys
+            .iter()
+            .filter(|k| k.alg == alg && kid.is_none_or(|kid| k.kid.as_deref() == Some(kid)))
+            .cloned()
+            .collect()
+    }
+
+    /// No read for an unknown key within `REFETCH_EVERY`.
+    fn may_reread(&self) -> bool {
+        self.refetched
+            .is_none_or(|at| at.elapsed() >= REFETCH_EVERY)
+    }
+
+    async fn reread(&mut self, provider: &Provider, jwks_uri: &str) -> Result<(), OidcError> {
+        self.refetched = Some(Instant::now());
+        self.keys = read(provider, jwks_uri).await?;
+        self.fetched = Some(Instant::now());
+        Ok(())
     }
 }
 

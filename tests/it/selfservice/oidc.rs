@@ -460,6 +460,43 @@ async fn forged_expired_misdirected_or_unsigned_id_tokens_are_refused() {
     idp.tweak(None);
 }
 
+/// A provider that names no key id (`kid`) in its tokens and rotates its
+/// keys: the token no held key verifies makes keygate read the keys again,
+/// under the same 30 s limit as an unknown key id (a forged token without
+/// one cannot make it hammer the provider either).
+#[tokio::test]
+async fn a_token_without_kid_after_a_rotation_reads_the_keys_again() {
+    let (up, idp) = (Upstream::start().await, Idp::start().await);
+    let gw = with_idp(&idp, &up, &[]).await;
+    idp.tweak(Some(Box::new(|t| {
+        t.header.remove("kid");
+    })));
+    let (_, ok) = sign_in(&gw).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.text());
+    assert_eq!(idp.hits("/jwks"), 1);
+
+    idp.rotate(&[1], 1);
+    let (_, rotated) = sign_in(&gw).await;
+    assert_eq!(rotated.status, StatusCode::SEE_OTHER, "{}", rotated.text());
+    assert_eq!(idp.hits("/jwks"), 2);
+
+    // Signed by a key published nowhere: refused, the keys not read again so soon.
+    idp.tweak(Some(Box::new(|t| {
+        t.header.remove("kid");
+        t.key = 2;
+    })));
+    for _ in 0..3 {
+        let (_, forged) = sign_in(&gw).await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.text());
+        assert!(
+            forged.text().contains("signature does not match"),
+            "{}",
+            forged.text()
+        );
+    }
+    assert_eq!(idp.hits("/jwks"), 2);
+}
+
 /// A token signed with a key id keygate does not hold makes it read the
 /// provider's keys again (a rotation works at once), but at most once per
 /// 30 s: made-up key ids cannot make keygate hammer the provider.
