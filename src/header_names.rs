@@ -89,9 +89,10 @@ pub fn is_reserved(name: &HeaderName) -> bool {
 }
 
 /// The names of keygate's own cookies (the CAS or OIDC session, the CAS or
-/// OIDC sign-in in progress, the CSRF id, the OIDC ID token kept for
-/// sign-out): `__Host-keygate-session`, `__Host-keygate-cas`,
-/// `__Host-keygate-oidc`, `__Host-keygate-csrf`, `__Host-keygate-logout-hint`.
+/// OIDC sign-in in progress, the CSRF id): `__Host-keygate-session`,
+/// `__Host-keygate-cas`, `__Host-keygate-oidc`, `__Host-keygate-csrf`. (The
+/// OIDC sign-out hint, `__Secure-keygate-logout-hint`, is sent only to
+/// `/.keygate/logout`, which keygate answers itself.)
 pub const OWN_COOKIE_PREFIX: &str = "__Host-keygate-";
 
 /// Remove keygate's own cookies from the request's `Cookie` headers. The

@@ -5,8 +5,11 @@
 //! their sessions to end.
 //!
 //! keygate keeps no state on its side, so the token waits in the browser, in
-//! a cookie of its own (`__Host-keygate-logout-hint`, as long as the session,
-//! `Secure; HttpOnly; SameSite=Lax`), tagged like the session with who
+//! a cookie of its own (`__Secure-keygate-logout-hint`, as long as the
+//! session, `Secure; HttpOnly; SameSite=Lax`), sent only to
+//! `/.keygate/logout`: a kilobyte or two of token on every request to the
+//! application would cost each of them, and reach an application behind an
+//! external-auth proxy. It is tagged like the session with who
 //! vouched for the user: a token from before a change of provider or client
 //! is never sent to the new one. A sign-out another site's link asked for
 //! (`Sec-Fetch-Site`) names the client alone, so the provider asks. A token too large for a cookie is not kept
@@ -19,7 +22,9 @@ use http::header::{HeaderMap, HeaderValue};
 
 use crate::login::signed::Signer;
 
-pub const COOKIE: &str = "__Host-keygate-logout-hint";
+pub const COOKIE: &str = "__Secure-keygate-logout-hint";
+/// The one path the cookie is sent to (a `__Host-` cookie must be `Path=/`).
+const PATH: &str = "/.keygate/logout";
 const PURPOSE: &[u8] = b"oidc-logout-hint";
 /// Browsers keep a cookie of at most 4096 bytes (name and value): a little less.
 const MAX_PAIR: usize = 4000;
@@ -40,7 +45,7 @@ pub fn keep(signer: &Signer, vouched_by: &str, id_token: &str, ttl: Duration) ->
         return clear();
     }
     let cookie = format!(
-        "{pair}; Path=/; Max-Age={}; Secure; HttpOnly; SameSite=Lax",
+        "{pair}; Path={PATH}; Max-Age={}; Secure; HttpOnly; SameSite=Lax",
         ttl.as_secs()
     );
     HeaderValue::try_from(cookie).expect("base64url, dots, digits and ASCII attributes")
@@ -65,7 +70,7 @@ pub fn read<'h>(signer: &Signer, vouched_by: &str, headers: &'h HeaderMap) -> Op
 
 pub fn clear() -> HeaderValue {
     HeaderValue::try_from(format!(
-        "{COOKIE}=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax"
+        "{COOKIE}=; Path={PATH}; Max-Age=0; Secure; HttpOnly; SameSite=Lax"
     ))
     .expect("an ASCII cookie name and attributes")
 }
@@ -82,7 +87,13 @@ mod tests {
         let token = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln";
         let set = keep(&signer, "idp-a", token, Duration::from_secs(60));
         let s = set.to_str().unwrap();
-        for attr in ["Path=/", "Max-Age=60", "Secure", "HttpOnly", "SameSite=Lax"] {
+        for attr in [
+            "Path=/.keygate/logout;",
+            "Max-Age=60",
+            "Secure",
+            "HttpOnly",
+            "SameSite=Lax",
+        ] {
             assert!(s.contains(attr), "{s}");
         }
         assert_eq!(read(&signer, "idp-a", &jar(&set)), Some(token));

@@ -176,7 +176,7 @@ async fn a_real_provider_signs_in_once_per_code_and_signs_out() {
     let (status, text) = fetched(&location.replace("id_token_hint=ey", "id_token_hint=eX")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "a hint it checks: {text}");
     assert!(browser.cookie("__Host-keygate-session").is_none());
-    assert!(browser.cookie("__Host-keygate-logout-hint").is_none());
+    assert!(browser.cookie("__Secure-keygate-logout-hint").is_none());
     let after = browser
         .api(http::Method::GET, "/.keygate/api/keys", None, None)
         .await;
@@ -684,7 +684,7 @@ async fn a_provider_that_is_down_or_slow_is_a_503_within_the_timeout() {
 /// sign-in in the same browser: that sign-out names the client alone.
 #[tokio::test]
 async fn sign_out_hands_the_provider_the_id_token_as_a_hint() {
-    const HINT: &str = "__Host-keygate-logout-hint";
+    const HINT: &str = "__Secure-keygate-logout-hint";
     let (up, idp) = (Upstream::start().await, Idp::start().await);
     let gw = with_idp(&idp, &up, &[]).await;
     let (mut alice, ok) = sign_in(&gw).await;
