@@ -6,6 +6,7 @@
 
 mod advice;
 mod env;
+mod log_filter;
 mod raw;
 mod redact;
 mod suggest;
@@ -20,6 +21,7 @@ use ipnet::IpNet;
 use serde::de::DeserializeOwned;
 
 pub use advice::warnings;
+pub use log_filter::silences_keygate;
 pub use raw::SECTIONS;
 pub use redact::{redacted_url, shown_upstream};
 pub use validate::login::is_loopback;

@@ -633,6 +633,9 @@ fn log(raw: raw::Log, p: &mut Problems) -> Option<Log> {
     } else if let Err(e) = tracing_subscriber::EnvFilter::try_new(&raw.level) {
         p.push("log.level", format!("invalid filter {:?}: {e}", raw.level));
         ok = false;
+    } else if let Some(why) = super::silences_keygate(&raw.level) {
+        p.push("log.level", why);
+        ok = false;
     }
     if !(1..=10_000_000).contains(&raw.buffer_lines) {
         p.push(

@@ -26,7 +26,7 @@ use std::time::{Duration, SystemTime};
 use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
+use crate::config::{silences_keygate, LogFormat};
 use crate::metrics::Metrics;
 pub use access_line::AccessLine;
 use log_file::LogFile;
@@ -100,14 +100,18 @@ pub fn init(format: LogFormat, level: &str, output: Output<'_>) -> std::io::Resu
 /// `RUST_LOG` when it says something, else `[log] level`. An empty one is
 /// unset (it would allow errors only: `Environment=RUST_LOG=` silenced every
 /// warning); one that does not parse is returned to be said once logging
-/// is in place, not ignored in silence.
+/// is in place, not ignored in silence, and so is one that lets none of
+/// keygate's own lines through.
 fn filter(level: &str) -> (EnvFilter, Option<String>) {
     let configured = || EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
     match std::env::var(EnvFilter::DEFAULT_ENV) {
         Ok(text) if text.trim().is_empty() => (configured(), None),
-        Ok(text) => match EnvFilter::try_new(&text) {
-            Ok(filter) => (filter, None),
-            Err(e) => (configured(), Some(format!("{text:?}: {e}"))),
+        Ok(text) => match (EnvFilter::try_new(&text), silences_keygate(&text)) {
+            // `RUST_LOG=warning` parses, as a target's name: keygate
+            // would start and say nothing, this warning included.
+            (Ok(_), Some(why)) => (configured(), Some(why)),
+            (Ok(filter), None) => (filter, None),
+            (Err(e), _) => (configured(), Some(format!("{text:?}: {e}"))),
         },
         Err(std::env::VarError::NotPresent) => (configured(), None),
         Err(e) => (configured(), Some(e.to_string())),

@@ -687,6 +687,24 @@ fn an_empty_log_level_is_refused_by_its_key() {
     assert!(err.contains("log.level: is empty"), "{err}");
 }
 
+/// A word that is no level names a log target in a tracing filter:
+/// `level = "warning"` passed and keygate ran without one line, its
+/// warnings and access log included.
+#[test]
+fn a_log_level_that_lets_no_keygate_line_through_is_refused_by_its_key() {
+    let (code, err) = check_text("[log]\nlevel = \"warning\"\n");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("log.level: \"warning\" lets none of keygate's lines through"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean \"warn\"?"), "{err}");
+    for fine in ["warn", "keygate=debug,info", "hyper=trace,info"] {
+        let (code, err) = check_text(&format!("[log]\nlevel = \"{fine}\"\n"));
+        assert_eq!(code, Some(0), "{fine}: {err}");
+    }
+}
+
 /// The realm is a quoted-string in every 401's challenge (through each
 /// proxy too): a `\` escapes the closing quote and the header no longer
 /// says `realm="…"`.

@@ -395,7 +395,8 @@ async fn a_sighup_while_serve_waits_for_a_slow_store_does_not_end_it() {
 /// `RUST_LOG` overrides `[log] level` when it says something. An empty one
 /// (`Environment=RUST_LOG=` in a unit, `-e RUST_LOG=`) is unset: taken as a
 /// filter it allowed errors only, and keygate started without a line. One
-/// that does not parse is said, not ignored in silence.
+/// that does not parse is said, not ignored in silence, and so is one that
+/// parses but lets no keygate line through (`warning` names a target).
 #[tokio::test]
 async fn an_empty_or_unreadable_rust_log_leaves_the_configured_level_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
@@ -404,7 +405,7 @@ async fn an_empty_or_unreadable_rust_log_leaves_the_configured_level_and_says_so
         "http://127.0.0.1:9",
         "[store]\nkind = \"memory\"\n",
     );
-    for (value, said) in [("", false), ("keygate==loud", true)] {
+    for (value, said) in [("", false), ("keygate==loud", true), ("warning", true)] {
         let mut cmd = Command::new(BIN);
         cmd.args(["serve", "--log-format", "json", "-c"])
             .arg(&cfg)
