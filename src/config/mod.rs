@@ -10,6 +10,7 @@ mod log_filter;
 mod raw;
 mod redact;
 mod suggest;
+mod type_words;
 mod validate;
 
 use std::fmt;
@@ -605,7 +606,10 @@ fn table<T: DeserializeOwned + Default>(
                 } else {
                     format!("{name}.{path}")
                 };
-                bad.push(ConfigProblem::new(key, e.inner().message().to_string()));
+                bad.push(ConfigProblem::new(
+                    key,
+                    type_words::in_words(e.inner().message()),
+                ));
                 if !remove_top_key(&mut value, e.path()) {
                     break T::default();
                 }

@@ -34,7 +34,7 @@ fn every_problem_is_reported_with_its_toml_key() {
         "upstream.url: required",
         "auth.anonymous: \"maybe\" is not one of \"reject\", \"passthrough\"",
         "keys.max_ttl: invalid duration \"forever\"",
-        "limits.max_header_bytes: invalid type: string \"big\", expected usize",
+        "limits.max_header_bytes: invalid type: string \"big\", expected a whole number",
         "runtime.shutdown_grace: must be greater than zero",
         "log.format: \"xml\" is not one of \"human\", \"json\"",
         "store.kind: \"postgres\" is not one of \"redis\", \"memory\"",
@@ -1260,6 +1260,32 @@ fn a_value_of_the_wrong_type_leaves_the_rest_of_its_section_checked() {
     }
     for wrong in ["upstream.url", "store.secret_file"] {
         assert!(!err.contains(wrong), "{wrong} is set and good:\n{err}");
+    }
+}
+
+/// A value of the wrong type is said in an operator's words (serde said
+/// `expected usize`, `expected a sequence`), with how to write it when
+/// only its quoting is wrong.
+#[test]
+fn a_value_of_the_wrong_type_says_how_to_write_it() {
+    let (code, err) = check_text(
+        "[limits]\nmax_connections = \"10000\"\n\
+         [rate_limit]\nfailed_auth_per_minute = -1\n\
+         [runtime]\nshutdown_grace = 30\n\
+         [keys]\nself_rotation = \"no\"\nwarn_before = \"14d\"\n",
+    );
+    assert_eq!(code, Some(2), "{err}");
+    for expected in [
+        "limits.max_connections: invalid type: string \"10000\", expected a whole number, 0 or more; write it without quotes: 10000",
+        "rate_limit.failed_auth_per_minute: invalid value: integer `-1`, expected a whole number, 0 or more",
+        "runtime.shutdown_grace: invalid type: integer `30`, expected a string; write it in quotes, a duration with its unit (\"30s\")",
+        "keys.self_rotation: invalid type: string \"no\", expected a boolean; write true or false, without quotes",
+        "keys.warn_before: invalid type: string \"14d\", expected a list; write it in brackets: [\"14d\"]",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    for serde_word in ["usize", "u32", "a sequence"] {
+        assert!(!err.contains(serde_word), "{serde_word}: {err}");
     }
 }
 
