@@ -49,7 +49,7 @@ impl Actor {
 
 /// The process's login, `uid N` for a user the local user list does not
 /// name (a directory user), `unknown` without `/proc`.
-fn os_login() -> String {
+pub(crate) fn os_login() -> String {
     let Some(uid) = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| real_uid(&status))

@@ -241,10 +241,15 @@ impl Problems<'_> {
     }
 }
 
-/// For a file `keygate init` writes, and that is not there: how to make it.
+/// For a file that cannot be read: whom to let read it, or, for one
+/// `keygate init` writes and that is not there, how to make it.
 fn missing_hint(key: &str, path: &Path) -> String {
-    if path.exists() {
-        return String::new();
+    let denied = |e: &std::io::Error| e.kind() == std::io::ErrorKind::PermissionDenied;
+    match std::fs::metadata(path) {
+        Ok(_) if std::fs::File::open(path).is_err_and(|e| denied(&e)) => return denied_hint(path),
+        Ok(_) => return String::new(),
+        Err(e) if denied(&e) => return denied_hint(path),
+        Err(_) => {}
     }
     let init_writes = |name: &str| match (path.file_name(), path.parent()) {
         (Some(n), Some(dir)) if n == name => {
@@ -260,6 +265,17 @@ fn missing_hint(key: &str, path: &Path) -> String {
         "admin.token_file" => init_writes("admin-token"),
         _ => String::new(),
     }
+}
+
+/// A file this process may not read: `check` run as another user than
+/// the service's, or the service's user not let in (deploy/README's
+/// `chgrp`/`chmod g+r` step).
+fn denied_hint(path: &Path) -> String {
+    let file = path.display();
+    format!(
+        "; this process runs as {}: run `keygate check` as the user keygate runs as, and let that user read the file and its folders (deploy/systemd: `chgrp keygate {file} && chmod g+r {file}`)",
+        crate::audit::os_login()
+    )
 }
 
 /// An address or CIDR; an IPv4-mapped IPv6 one (`::ffff:10.0.0.0/104`)

@@ -1402,3 +1402,63 @@ fn a_login_header_trusted_from_an_asking_proxy_is_a_warning() {
     assert_eq!(code, Some(0), "{err}");
     assert!(!err.contains("login.trusted_proxies"), "{err}");
 }
+
+/// A file the checking user may not read said "Permission denied" and no
+/// more: the message names the user the check runs as and the step that
+/// lets the service's user in. As root (which reads anything) the check
+/// runs as nobody.
+#[test]
+fn a_file_the_user_may_not_read_names_the_user_and_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let token = crate::support::admin_token_file(dir.path());
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "0123456789abcdef0123456789abcdef\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let cfg = dir.path().join("k.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[listen]\nplaintext = true\n[upstream]\nurl = \"http://127.0.0.1:8080\"\n\
+             [store]\nsecret_file = \"secret\"\n[admin]\ntoken_file = \"{}\"\n",
+            token.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    let mut cmd = if root {
+        let mut c = std::process::Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            crate::support::bin::BIN,
+        ]);
+        c
+    } else {
+        std::process::Command::new(crate::support::bin::BIN)
+    };
+    let out = cmd.args(["check", "-c"]).arg(&cfg).output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.trim_start().starts_with("store.secret_file:"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(line.contains("Permission denied"), "{line}");
+    assert!(line.contains("this process runs as "), "{line}");
+    assert!(
+        line.contains(&format!(
+            "chgrp keygate {0} && chmod g+r {0}",
+            secret.display()
+        )),
+        "{line}"
+    );
+    assert!(!line.contains("keygate init"), "the file is there: {line}");
+}
