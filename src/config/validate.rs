@@ -680,15 +680,25 @@ fn log_file(path: PathBuf, p: &mut Problems) -> Option<PathBuf> {
         if !folder.as_os_str().is_empty() && !folder.is_dir() {
             p.push(
                 "log.file",
-                format!("the folder {} does not exist", folder.display()),
+                format!(
+                    "the folder {0} does not exist; make it, writable by the user keygate runs as (`install -d -o keygate -g keygate -m 0750 {0}`; deploy/systemd's LogsDirectory= makes /var/log/keygate, but only when the service starts)",
+                    folder.display()
+                ),
             );
             return None;
         }
     }
     if let Err(e) = try_append(&path) {
+        let hint = match e.kind() {
+            std::io::ErrorKind::PermissionDenied => format!(
+                "; this process runs as {}: run `keygate check` as the user keygate runs as, and let that user write the file and its folder",
+                crate::audit::os_login()
+            ),
+            _ => String::new(),
+        };
         p.push(
             "log.file",
-            format!("cannot open {} for appending: {e}", path.display()),
+            format!("cannot open {} for appending: {e}{hint}", path.display()),
         );
         return None;
     }

@@ -1327,7 +1327,7 @@ fn every_bad_value_of_a_section_is_reported_not_only_the_first() {
     for expected in [
         "log.level: invalid filter",
         "log.buffer_lines: 0 is not between",
-        "log.file: the folder /nonexistent-folder does not exist",
+        "log.file: the folder /nonexistent-folder does not exist; make it, writable by the user keygate runs as (`install -d -o keygate -g keygate -m 0750 /nonexistent-folder`",
         "runtime.workers: 5000 is more than 1024",
         "runtime.shutdown_grace: invalid duration \"forever\"",
         "login.user_pointer: a JSON pointer starts with '/'",
