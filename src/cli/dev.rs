@@ -1,6 +1,6 @@
 //! `keygate dev`: everything a first look needs, made at start, nothing on disk.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::{CliError, LogFormatArg};
 use crate::app::{self, TlsMode};
@@ -165,10 +165,28 @@ fn self_signed() -> Result<std::sync::Arc<rustls::ServerConfig>, String> {
     crate::tls::from_der(vec![cert.cert.der().clone()], key).map_err(|e| e.to_string())
 }
 
+/// The address a client on this host dials for a listener on `addr`: a
+/// wildcard (`0.0.0.0`, `[::]`) is no address to connect to (browsers
+/// refuse it), so the loopback of its family stands in.
+fn dialable(addr: SocketAddr) -> SocketAddr {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, addr.port())
+}
+
 fn print_banner(addr: SocketAddr, admin: SocketAddr, key: &str, admin_token: &str) {
+    let (bound, addr, admin) = (addr, dialable(addr), dialable(admin));
     let url = format!("https://{addr}");
     let admin_url = format!("https://{admin}");
     let host = addr.ip();
+    let every = if bound.ip().is_unspecified() {
+        format!("\n            (listening on {bound}: every interface, this host's name or address from elsewhere)")
+    } else {
+        String::new()
+    };
     println!(
         r#"
 ==================================================================
@@ -176,7 +194,7 @@ fn print_banner(addr: SocketAddr, admin: SocketAddr, key: &str, admin_token: &st
   (self-signed certificate, in-memory store, built-in echo upstream)
 ==================================================================
 
-  gateway:  {url}   (TLS, self-signed: curl needs -k)
+  gateway:  {url}   (TLS, self-signed: curl needs -k){every}
   upstream: a built-in echo server that shows the headers it received
 
   demo key (user "demo", valid 30 days, gone when keygate dev stops):

@@ -177,3 +177,50 @@ fn keygate_dev_names_clashing_ports_by_their_flags() {
     let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
     assert!(left.is_empty(), "the admin token file was left: {left:?}");
 }
+
+/// `--addr 0.0.0.0:PORT` (to try it from another machine): the banner's
+/// URLs and `.netrc` line named `0.0.0.0`, which is no address to dial
+/// (browsers refuse it); they name this host's loopback, and the banner
+/// says where it listens.
+#[test]
+fn keygate_dev_on_every_interface_prints_urls_a_client_can_dial() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .env("TMPDIR", tmp.path())
+        .args(["dev", "--addr", "0.0.0.0:0", "--admin-addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    for line in BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .take(60)
+    {
+        let line = line.unwrap();
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.contains("Stop with Ctrl-C") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!banner.contains("https://0.0.0.0"), "{banner}");
+    assert!(!banner.contains("machine 0.0.0.0"), "{banner}");
+    assert!(
+        banner.contains("machine 127.0.0.1 login apikey"),
+        "{banner}"
+    );
+    let url = banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("gateway:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{banner}"));
+    assert!(url.starts_with("https://127.0.0.1:"), "{banner}");
+    let port = url.rsplit(':').next().unwrap();
+    assert!(
+        banner.contains(&format!("listening on 0.0.0.0:{port}")),
+        "{banner}"
+    );
+}
