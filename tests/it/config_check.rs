@@ -314,6 +314,14 @@ fn store_urls_of_every_deployment_are_checked_without_echoing_them() {
         assert!(err.contains("store.url: "), "{err}");
         assert!(!err.contains("hunter2pass"), "the URL was echoed: {err}");
     }
+    // What is wrong, in redis-rs's fixed words (it said only "not valid").
+    let out = check("redis://:hunter2pass@127.0.0.1:6379/x", None);
+    assert!(
+        stderr(&out).contains("store.url: is not a valid redis:// URL: Invalid database number"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("hunter2pass"), "{}", stderr(&out));
     let out = check("redis://h/0", Some("/etc/hostname"));
     assert!(
         stderr(&out).contains("store.ca_file: applies to TLS connections only"),

@@ -50,6 +50,17 @@ impl Target {
     }
 }
 
+/// `: Invalid database number` from redis-rs's error, when it carries no
+/// detail: its description is fixed text, while a detail may quote the URL.
+fn reason(e: &redis::RedisError) -> String {
+    if e.detail().is_some() || e.kind() != redis::ErrorKind::InvalidClientConfig {
+        return String::new();
+    }
+    let text = e.to_string();
+    let description = text.split(" - ").next().unwrap_or_default();
+    format!(": {description}")
+}
+
 /// Parse `store.url`; the error says what is wrong without quoting it.
 pub fn parse(url: &str) -> Result<Target, String> {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -60,7 +71,7 @@ pub fn parse(url: &str) -> Result<Target, String> {
     match scheme.as_str() {
         "redis" | "rediss" | "unix" | "redis+unix" => match url.into_connection_info() {
             Ok(_) => Ok(Target::Single(url.to_owned())),
-            Err(_) => Err(format!("is not a valid {scheme}:// URL")),
+            Err(e) => Err(format!("is not a valid {scheme}:// URL{}", reason(&e))),
         },
         "redis+cluster" | "rediss+cluster" => {
             let (userinfo, hosts, path) = split(rest)?;
