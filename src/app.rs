@@ -48,13 +48,17 @@ pub enum StartError {
     },
 }
 
-/// For a port another process holds: how to find it.
+/// What to do about an address keygate could not bind: find the process
+/// that holds the port, grant the privilege a low port needs, or name an
+/// address this host has.
 fn in_use_hint(e: &std::io::Error, addr: &SocketAddr) -> String {
     match e.kind() {
         std::io::ErrorKind::AddrInUse => format!(
             " (another process listens there: `ss -ltnp 'sport = :{}'` names it)",
             addr.port()
         ),
+        std::io::ErrorKind::PermissionDenied if addr.port() < 1024 => " (a port below 1024 needs root or CAP_NET_BIND_SERVICE: deploy/systemd's unit grants it with AmbientCapabilities=, Docker with --cap-add NET_BIND_SERVICE; or listen on 1024 or above, e.g. 8443)".into(),
+        std::io::ErrorKind::AddrNotAvailable => " (no interface of this host has that address: use one it has (`ip -brief address`), or 0.0.0.0 or [::] for all)".into(),
         _ => String::new(),
     }
 }

@@ -98,6 +98,57 @@ fn a_busy_port_is_named_by_the_key_that_chose_it() {
         assert!(err.contains(&expected), "{err}");
         assert!(err.contains(&format!("sport = :{port}")), "{err}");
     }
+    // An address this host does not have, and (for a user without the
+    // privilege, as root is not) a port below 1024: each says what to do.
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    let unprivileged_from: u16 =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+            .map_or(1024, |t| t.trim().parse().unwrap());
+    let mut cases = vec![(
+        "192.0.2.1:8443",
+        "no interface of this host has that address",
+    )];
+    if unprivileged_from > 1 {
+        cases.push((
+            "127.0.0.1:1",
+            "a port below 1024 needs root or CAP_NET_BIND_SERVICE",
+        ));
+    }
+    // nobody reads the test's files (a throwaway certificate and token).
+    use std::os::unix::fs::PermissionsExt;
+    let files = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path());
+    for p in files.chain([dir.path().to_owned()]) {
+        let mode = if p.is_dir() { 0o755 } else { 0o644 };
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    for (addr, hint) in cases {
+        let one = text.replacen(
+            "[listen]\naddr = \"127.0.0.1:0\"",
+            &format!("[listen]\naddr = \"{addr}\""),
+            1,
+        );
+        std::fs::write(&cfg, one).unwrap();
+        let mut cmd = if root {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN]);
+            c
+        } else {
+            Command::new(BIN)
+        };
+        let out = cmd.args(["serve", "-c"]).arg(&cfg).output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{addr}: {err}");
+        assert!(
+            err.contains(&format!("keygate: listen.addr: cannot listen on {addr}: ")),
+            "{err}"
+        );
+        assert!(err.contains(hint), "{addr}: {err}");
+    }
     // keygate dev takes its addresses from flags, and names the flag.
     let out = Command::new(BIN)
         .args(["dev", "--addr", &format!("127.0.0.1:{port}")])
