@@ -617,7 +617,10 @@ fn table<T: DeserializeOwned + Default>(
         }
     };
     for key in unknown {
-        let hint = suggest::did_you_mean(&key, suggest::fields::<T>(), str::to_owned);
+        let mut hint = suggest::did_you_mean(&key, suggest::fields::<T>(), str::to_owned);
+        if hint.is_empty() {
+            hint = in_other_sections(&key, name);
+        }
         problems.push(ConfigProblem::new(
             format!("{name}.{key}"),
             format!("unknown key{hint}"),
@@ -625,6 +628,47 @@ fn table<T: DeserializeOwned + Default>(
     }
     problems.extend(bad);
     parsed
+}
+
+/// For a key no nearer name in its own section explains: the sections
+/// that have it, as when a key was written under the wrong `[section]`
+/// line (`level` under `[store]`).
+fn in_other_sections(key: &str, section: &str) -> String {
+    let section = section.split('[').next().unwrap_or(section);
+    let homes: Vec<String> = section_fields()
+        .iter()
+        .filter(|(name, fields)| *name != section && fields.contains(&key))
+        .map(|(name, _)| format!("{name}.{key}"))
+        .collect();
+    if homes.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; did you mean {}? (a key belongs to the [section] line above it)",
+        homes.join(" or ")
+    )
+}
+
+/// Each section of `raw::SECTIONS` with the keys it takes.
+fn section_fields() -> [(&'static str, &'static [&'static str]); 16] {
+    [
+        ("listen", suggest::fields::<raw::Listen>()),
+        ("upstream", suggest::fields::<raw::Upstream>()),
+        ("auth", suggest::fields::<raw::Auth>()),
+        ("keys", suggest::fields::<raw::Keys>()),
+        ("store", suggest::fields::<raw::Store>()),
+        ("cache", suggest::fields::<raw::Cache>()),
+        ("admin", suggest::fields::<raw::Admin>()),
+        ("rate_limit", suggest::fields::<raw::RateLimit>()),
+        ("limits", suggest::fields::<raw::Limits>()),
+        ("login", suggest::fields::<raw::Login>()),
+        ("self_service", suggest::fields::<raw::SelfService>()),
+        ("log", suggest::fields::<raw::Log>()),
+        ("runtime", suggest::fields::<raw::Runtime>()),
+        ("leaks", suggest::fields::<raw::Leaks>()),
+        ("webhooks", suggest::fields::<raw::Webhook>()),
+        ("authz", suggest::fields::<raw::Authz>()),
+    ]
 }
 
 /// Take the key of the table that `path` starts at out of it; false when
@@ -636,4 +680,14 @@ fn remove_top_key(table: &mut toml::Value, path: &serde_path_to_error::Path) -> 
     table
         .as_table_mut()
         .is_some_and(|t| t.remove(key.as_str()).is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every section is searched for a key written under the wrong one.
+    #[test]
+    fn every_section_is_searched_for_a_misplaced_key() {
+        let names: Vec<&str> = super::section_fields().iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, super::raw::SECTIONS);
+    }
 }

@@ -1297,6 +1297,24 @@ fn a_value_of_the_wrong_type_says_how_to_write_it() {
     }
 }
 
+/// A key written under the wrong `[section]` line (a forgotten header, a
+/// paste) was only "unknown": the sections that have it are named.
+#[test]
+fn a_key_under_the_wrong_section_names_the_sections_that_have_it() {
+    let (code, err) = check_text(
+        "[log]\nformat = \"human\"\ntoken_file = \"x\"\n\
+         [runtime]\nlevel = \"debug\"\nsecret_file = \"s\"\n",
+    );
+    assert_eq!(code, Some(2), "{err}");
+    for expected in [
+        "log.token_file: unknown key; did you mean admin.token_file? (a key belongs to the [section] line above it)",
+        "runtime.level: unknown key; did you mean log.level?",
+        "runtime.secret_file: unknown key; did you mean store.secret_file or webhooks.secret_file?",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+}
+
 /// A bad value does not hide the next one in its section.
 /// A value of the wrong type is named once, by its type: its default,
 /// which stands in for it, is not faulted as if the operator had written
