@@ -115,7 +115,7 @@ pub struct Metrics {
     pub webhook_failures: Counter,
     /// Webhook messages this instance found dropped undelivered (`keep` passed).
     pub webhooks_expired: Counter,
-    /// Log lines the log writer dropped because it fell behind.
+    /// Log lines the log writer dropped because it fell behind or could not write.
     log_dropped_lines: Counter,
 }
 
@@ -259,7 +259,7 @@ impl Metrics {
         let log_dropped_lines = Counter::default();
         registry.register(
             "keygate_log_dropped_lines",
-            "Log lines dropped because the log writer fell behind (log.buffer_lines full)",
+            "Log lines lost: dropped because the log writer fell behind (log.buffer_lines full), or not written (a full disk)",
             log_dropped_lines.clone(),
         );
 

@@ -8,6 +8,8 @@
 //! one writer thread writes the queue to stderr or `[log] file`. A full
 //! queue drops the line rather than stall requests: the drops are counted
 //! (`keygate_log_dropped_lines_total`) and said in the log (`watch_drops`).
+//! Lines the writer cannot write (a full disk) are counted in the same
+//! metric and said on stderr (`write_errors`).
 //! Dropping [`Logging`] writes out what is queued (SIGTERM loses nothing).
 
 mod access_line;
@@ -16,12 +18,13 @@ pub(crate) mod captured;
 mod log_file;
 pub mod throttle;
 mod timestamp;
+mod write_errors;
 
 use std::cell::RefCell;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
@@ -30,7 +33,9 @@ use crate::config::{silences_keygate, LogFormat};
 use crate::metrics::Metrics;
 pub use access_line::AccessLine;
 use log_file::LogFile;
+use throttle::Throttled;
 use timestamp::Timestamps;
+use write_errors::WriteErrors;
 
 /// Where the lines go and how many may wait for the writer.
 pub struct Output<'a> {
@@ -52,6 +57,7 @@ impl Output<'_> {
 pub struct Logging {
     file: Option<LogFile>,
     dropped: ErrorCounter,
+    write_errors: Arc<WriteErrors>,
     _flush_on_drop: WorkerGuard,
 }
 
@@ -64,10 +70,11 @@ pub fn init(format: LogFormat, level: &str, output: Output<'_>) -> std::io::Resu
         .lossy(true)
         .buffered_lines_limit(output.buffer_lines)
         .thread_name("keygate-log");
+    let write_errors = Arc::new(WriteErrors::default());
     let (writer, guard) = match &file {
-        Some(f) => builder.finish(f.clone()),
+        Some(f) => builder.finish(write_errors.counting(f.clone())),
         // Buffered: the writer thread flushes after each batch it takes.
-        None => builder.finish(std::io::BufWriter::new(std::io::stderr())),
+        None => builder.finish(write_errors.counting(std::io::BufWriter::new(std::io::stderr()))),
     };
     let dropped = writer.error_counter();
     let ansi = colours(file.is_none() && std::io::stderr().is_terminal());
@@ -93,6 +100,7 @@ pub fn init(format: LogFormat, level: &str, output: Output<'_>) -> std::io::Resu
     Ok(Logging {
         file,
         dropped,
+        write_errors,
         _flush_on_drop: guard,
     })
 }
@@ -164,11 +172,19 @@ impl Logging {
 
     /// Every second: add the lines dropped since the last look to the
     /// metric and say so in the log (that line may itself be dropped; then
-    /// it is counted and said the next second).
+    /// it is counted and said the next second). Lines the writer could not
+    /// write are counted too, and said at most once a minute: on stderr
+    /// when the log goes to `[log] file` (the file is what fails), else in
+    /// the log.
     pub fn watch_drops(&self, metrics: Arc<Metrics>) -> tokio::task::JoinHandle<()> {
         let dropped = self.dropped.clone();
+        let errors = self.write_errors.clone();
+        let file = self.file.as_ref().map(|f| f.path().to_owned());
         tokio::spawn(async move {
             let mut seen = 0;
+            let mut seen_lost = 0;
+            let mut unsaid_lost = 0;
+            let mut say_lost = Throttled::each_minute();
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
@@ -183,9 +199,39 @@ impl Logging {
                     );
                     seen = now;
                 }
+                let lost = errors.lost();
+                if lost > seen_lost {
+                    metrics.log_dropped_lines(lost - seen_lost);
+                    unsaid_lost += lost - seen_lost;
+                    seen_lost = lost;
+                }
+                if unsaid_lost > 0 && say_lost.due(Instant::now()).is_some() {
+                    let error = errors.last_error().unwrap_or_default();
+                    say_lost_lines(file.as_deref(), &error, std::mem::take(&mut unsaid_lost));
+                }
             }
         })
     }
+}
+
+/// Say that `lines` log lines could not be written. To `[log] file`'s
+/// reader on stderr (journald under systemd), straight rather than through
+/// the queue: a line queued for the file would be lost, and counted, too.
+fn say_lost_lines(file: Option<&Path>, error: &str, lines: u64) {
+    let Some(file) = file else {
+        // The log is stderr: this line is written if stderr works again.
+        return tracing::error!(
+            lost = lines,
+            error,
+            "cannot write the log to stderr: {lines} log lines lost"
+        );
+    };
+    let _ = writeln!(
+        std::io::stderr(),
+        "keygate: cannot write to log.file {}: {error}: {lines} log lines lost \
+         (keygate_log_dropped_lines_total; said at most once a minute)",
+        file.display()
+    );
 }
 
 /// Colours only for a person at a terminal: a file, a pipe or journald gets

@@ -240,6 +240,89 @@ async fn lines_the_writer_cannot_keep_up_with_are_counted_and_said() {
     drop(kg);
 }
 
+/// The log metric's value on the admin listener.
+async fn dropped_lines(c: &HttpsClient, admin: SocketAddr) -> f64 {
+    let a = get(c, &format!("https://127.0.0.1:{}/metrics", admin.port())).await;
+    a.text()
+        .lines()
+        .find_map(|l| l.strip_prefix("keygate_log_dropped_lines_total "))
+        .map(|v| v.parse::<f64>().unwrap())
+        .expect("keygate_log_dropped_lines_total in /metrics")
+}
+
+/// A full disk (`/dev/full` behind the path after a SIGHUP): requests are
+/// still answered, the lines that cannot be written are counted in
+/// `keygate_log_dropped_lines_total` and said on stderr with the error,
+/// and once there is room again (a real file, SIGHUP) lines land there.
+#[tokio::test]
+async fn lines_lost_to_a_full_disk_are_counted_and_said_on_stderr() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("log file CA");
+    let log = dir.path().join("keygate.log");
+    let cfg = config(dir.path(), &ca, &up.url(), &log.display().to_string(), "");
+    let kg = Process::serve(&cfg);
+    let (addr, admin) = listening(|| lines(&log)).await;
+    let c = client::h1(&ca);
+    assert_eq!(dropped_lines(&c, admin).await, 0.0);
+
+    std::fs::rename(&log, dir.path().join("keygate.log.1")).unwrap();
+    std::os::unix::fs::symlink("/dev/full", &log).unwrap();
+    kg.signal("HUP");
+    wait_for("keygate reopened the path: /dev/full", || {
+        let fds = std::fs::read_dir(format!("/proc/{}/fd", kg.pid())).unwrap();
+        fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+            .any(|target| target == Path::new("/dev/full"))
+    })
+    .await;
+    for i in 0..200 {
+        get_ok(&c, addr, &format!("/full-{i}")).await;
+    }
+    eventually(
+        "stderr says the log file cannot be written",
+        250,
+        Duration::from_millis(20),
+        || async {
+            kg.log_lines()
+                .iter()
+                .filter_map(Value::as_str)
+                .find(|l| l.contains("cannot write to log.file"))
+                .map(str::to_owned)
+        },
+    )
+    .await;
+    // About 30 access lines fit the writer's 8 KiB buffer; the rest are lost.
+    let lost = eventually(
+        "the lost lines are counted",
+        100,
+        Duration::from_millis(50),
+        || async { Some(dropped_lines(&c, admin).await).filter(|n| *n >= 150.0) },
+    )
+    .await;
+    assert!(lost <= 210.0, "{lost}");
+    let said: Vec<String> = kg
+        .log_lines()
+        .iter()
+        .filter_map(|l| l.as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        said.iter().any(|l| l.contains(&log.display().to_string())
+            && l.contains("No space left on device")
+            && l.contains("log lines lost")),
+        "{said:?}"
+    );
+
+    // Room again.
+    std::fs::remove_file(&log).unwrap();
+    kg.signal("HUP");
+    wait_for("keygate reopened a real file", || log.is_file()).await;
+    get_ok(&c, addr, "/room-again").await;
+    wait_for("the line lands in the new file", || {
+        access_paths(&lines(&log)).contains(&"/room-again".to_owned())
+    })
+    .await;
+}
+
 #[test]
 fn check_names_the_key_of_a_bad_log_setting() {
     let dir = tempfile::tempdir().unwrap();
