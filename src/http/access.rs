@@ -2,7 +2,8 @@
 //! (or abandoned), with the bytes actually sent.
 //!
 //! The path is logged without its query string: a client may put anything
-//! there, a key included, and the log must never carry a secret.
+//! there, a key included, and the log must never carry a secret. A key in
+//! the path itself (a link, a client's mistake) is redacted.
 
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
@@ -13,6 +14,7 @@ use http::{Method, StatusCode};
 
 use super::admission::Admitted;
 use crate::conn::ConnStats;
+use crate::keys::format::{redact_keys_as, REDACTED_IN_PATH};
 use crate::telemetry::AccessLine;
 
 /// What the log line needs, collected along the request's path.
@@ -53,7 +55,7 @@ impl Completion {
                 start,
                 client,
                 method: method.clone(),
-                path: path.to_owned(),
+                path: redact_keys_as(path, REDACTED_IN_PATH).into_owned(),
                 bytes: 0,
                 user: None,
                 key_id: None,

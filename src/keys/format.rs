@@ -98,14 +98,24 @@ pub const REDACTED: &str = "[redacted key]";
 /// truncated key is still a secret, to be refused or redacted where it
 /// does not belong.
 pub fn looks_like_key(word: &str) -> bool {
-    let parts: Vec<&str> = word.split('_').collect();
-    parts.windows(3).any(|w| {
-        !w[0].is_empty()
-            && is_base62(w[0])
-            && is_id(w[1])
-            && w[2].len() >= MIN_SECRET_SHOWN
-            && is_base62(w[2])
-    })
+    // Three parts in a row, without collecting them: every request's
+    // access-log path is looked at.
+    let mut parts = word.split('_');
+    let (Some(mut prefix), Some(mut id)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    for secret in parts {
+        if !prefix.is_empty()
+            && is_base62(prefix)
+            && is_id(id)
+            && secret.len() >= MIN_SECRET_SHOWN
+            && is_base62(secret)
+        {
+            return true;
+        }
+        (prefix, id) = (id, secret);
+    }
+    false
 }
 
 /// The words of `text` that could be keys: runs of ASCII letters, digits
@@ -124,6 +134,15 @@ pub fn contains_key(text: &str) -> bool {
 /// error messages may quote what a client sent, and a secret never
 /// appears in one.
 pub fn redact_keys(text: &str) -> Cow<'_, str> {
+    redact_keys_as(text, REDACTED)
+}
+
+/// Replaces a key in a logged path: no space, so the human log format's
+/// bare `path=` field stays one field.
+pub const REDACTED_IN_PATH: &str = "[redacted-key]";
+
+/// `text` with every word that looks like a key replaced by `marker`.
+pub fn redact_keys_as<'a>(text: &'a str, marker: &str) -> Cow<'a, str> {
     if !contains_key(text) {
         return Cow::Borrowed(text);
     }
@@ -135,7 +154,7 @@ pub fn redact_keys(text: &str) -> Cow<'_, str> {
             .find(|c: char| !is_word_char(c))
             .unwrap_or(rest.len() - start);
         let word = &rest[start..start + len];
-        out.push_str(if looks_like_key(word) { REDACTED } else { word });
+        out.push_str(if looks_like_key(word) { marker } else { word });
         rest = &rest[start + len..];
     }
     out.push_str(rest);

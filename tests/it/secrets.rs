@@ -53,6 +53,34 @@ async fn no_secret_reaches_any_log_line() {
             sent += 1;
         }
     }
+    // A key where no credential goes: in the path (a client's mistake, a
+    // link), in headers keygate does not read, as another user's password.
+    for k in [&valid, &revoked, &wrong] {
+        for (path, name, value) in [
+            (
+                format!("/p/{k}"),
+                "referer",
+                format!("https://a.example/?key={k}"),
+            ),
+            (format!("/files/{k}.txt"), "user-agent", format!("curl {k}")),
+            (format!("/p;k={k}"), "x-forwarded-for", k.to_string()),
+            (
+                "/p".to_owned(),
+                "authorization",
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(format!("bob:{k}"))
+                ),
+            ),
+        ] {
+            let req = Request::get(format!("https://127.0.0.1:{}{path}", addr.port()))
+                .header(name, value)
+                .body(body::empty())
+                .unwrap();
+            send(&c, req).await;
+            sent += 1;
+        }
+    }
     eventually(
         "every request has its access line",
         250,
@@ -86,6 +114,13 @@ async fn no_secret_reaches_any_log_line() {
         .find(|l| l["target"] == "keygate::access" && l["status"] == 401)
         .expect("an access line for a refused key");
     assert_eq!(refused["user"], "-");
+
+    assert!(
+        kg.log_lines()
+            .iter()
+            .any(|l| l["target"] == "keygate::access" && l["path"] == "/files/[redacted-key].txt"),
+        "a key in the path is redacted, the rest of the path kept"
+    );
 
     let logs: Vec<String> = kg.log_lines().iter().map(|l| l.to_string()).collect();
     assert!(
