@@ -155,14 +155,17 @@ impl Metrics {
             })
         });
 
-        // 100 µs .. ~3.3 s
-        let upstream_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        // 100 µs .. ~105 s: past `upstream.response_timeout`'s 60 s, so that
+        // a slow backend's p99 reads as slow (a quantile in `+Inf` reads as
+        // the last finite bound).
+        let upstream_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 21));
         registry.register(
             "keygate_upstream_response_seconds",
             "Time from sending a request upstream to its response headers",
             upstream_seconds.clone(),
         );
-        let store_seconds = Histogram::new(exponential_buckets(0.00005, 2.0, 16));
+        // 50 µs .. ~3.3 s: past `store.timeout`'s 2 s.
+        let store_seconds = Histogram::new(exponential_buckets(0.00005, 2.0, 17));
         registry.register(
             "keygate_store_lookup_seconds",
             "Time to look a key up in the store",
@@ -387,5 +390,37 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("keygate_keys_created_total 0"), "{text}");
+    }
+
+    /// The finite bucket bound a single observation lands under, as
+    /// `histogram_quantile` would report it (`None`: only in `+Inf`).
+    fn bucket_of(text: &str, histogram: &str) -> Option<f64> {
+        let prefix = format!("{histogram}_bucket{{le=\"");
+        text.lines()
+            .filter_map(|l| l.strip_prefix(prefix.as_str()))
+            .filter_map(|rest| rest.split_once("\"} "))
+            .filter(|(_, count)| *count == "1")
+            .filter_map(|(le, _)| le.parse::<f64>().ok())
+            .find(|le| le.is_finite())
+    }
+
+    #[test]
+    fn latencies_up_to_the_timeouts_land_in_a_finite_bucket() {
+        for (upstream, store) in [(30.0, 1.9), (59.0, 1.99)] {
+            let m = Metrics::new();
+            m.upstream(Duration::from_secs_f64(upstream));
+            m.store(Duration::from_secs_f64(store));
+            let text = m.encode();
+            let le = bucket_of(&text, "keygate_upstream_response_seconds");
+            assert!(
+                le.is_some_and(|le| le >= upstream && le <= 2.0 * upstream),
+                "{upstream}s upstream under {le:?}"
+            );
+            let le = bucket_of(&text, "keygate_store_lookup_seconds");
+            assert!(
+                le.is_some_and(|le| le >= store && le <= 2.0 * store),
+                "{store}s store lookup under {le:?}"
+            );
+        }
     }
 }
