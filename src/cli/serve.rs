@@ -62,7 +62,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
         let running = app::start(&config, TlsMode::FromConfig, &keyring)
             .await
             .map_err(|e| CliError::Runtime(e.to_string()))?;
-        logging.watch_drops(keyring.metrics().clone());
+        logging.watch(keyring.metrics().clone());
         let shutdown = crate::signal::shutdown();
         tokio::pin!(shutdown);
         let mut stopped_for = None;

@@ -7,7 +7,7 @@
 //! A request's thread formats its line and queues it (`log.buffer_lines`);
 //! one writer thread writes the queue to stderr or `[log] file`. A full
 //! queue drops the line rather than stall requests: the drops are counted
-//! (`keygate_log_dropped_lines_total`) and said in the log (`watch_drops`).
+//! (`keygate_log_dropped_lines_total`) and said in the log (`Logging::watch`).
 //! Lines the writer cannot write (a full disk) are counted in the same
 //! metric and said on stderr (`write_errors`).
 //! Dropping [`Logging`] writes out what is queued (SIGTERM loses nothing).
@@ -170,13 +170,27 @@ impl Logging {
         }
     }
 
-    /// Every second: add the lines dropped since the last look to the
+    /// Every second: reopen `[log] file` when its path no longer names
+    /// it (`reopen_if_gone`); add the lines dropped since the last look to the
     /// metric and say so in the log (that line may itself be dropped; then
     /// it is counted and said the next second). Lines the writer could not
     /// write are counted too, and said at most once a minute: on stderr
     /// when the log goes to `[log] file` (the file is what fails), else in
     /// the log.
-    pub fn watch_drops(&self, metrics: Arc<Metrics>) -> tokio::task::JoinHandle<()> {
+    pub fn watch(&self, metrics: Arc<Metrics>) -> tokio::task::JoinHandle<()> {
+        if let Some(f) = self.file.clone() {
+            // A thread of its own: a stat or an open may block (a hung
+            // NFS mount, a reopen waiting on a writer stuck on a pipe).
+            let _ = std::thread::Builder::new()
+                .name("keygate-log-file".into())
+                .spawn(move || {
+                    let mut gone = GoneFile::default();
+                    loop {
+                        std::thread::sleep(Duration::from_secs(1));
+                        gone.reopen_if_gone(&f);
+                    }
+                });
+        }
         let dropped = self.dropped.clone();
         let errors = self.write_errors.clone();
         let file = self.file.as_ref().map(|f| f.path().to_owned());
@@ -211,6 +225,54 @@ impl Logging {
                 }
             }
         })
+    }
+}
+
+/// `[log] file` deleted, or renamed and not followed by a SIGHUP: its
+/// lines would go on into a file nobody reads (a deleted one filling the
+/// disk unseen), so it is reopened by its path, as SIGHUP does.
+#[derive(Default)]
+struct GoneFile {
+    /// Missing at the last look: a logrotate rename is followed by its
+    /// SIGHUP (or by a new file, `create`) at once, so a path is reopened
+    /// only once it stayed missing a whole second.
+    missing: bool,
+    cannot_reopen: Option<Throttled>,
+}
+
+impl GoneFile {
+    fn reopen_if_gone(&mut self, file: &LogFile) {
+        let what = match file.at_path() {
+            log_file::AtPath::Same => {
+                self.missing = false;
+                return;
+            }
+            log_file::AtPath::Missing if !std::mem::replace(&mut self.missing, true) => return,
+            log_file::AtPath::Missing => "deleted or renamed",
+            log_file::AtPath::Other => "replaced by another file",
+        };
+        match file.reopen() {
+            Ok(()) => {
+                self.missing = false;
+                self.cannot_reopen = None;
+                tracing::warn!(
+                    file = %file.path().display(),
+                    "log.file was {what} and no SIGHUP followed within a second; \
+                     reopened it by its path (the lines before went to the old file)"
+                );
+            }
+            Err(e) => {
+                let throttle = self
+                    .cannot_reopen
+                    .get_or_insert_with(Throttled::each_minute);
+                if let Some(unsaid) = throttle.due(Instant::now()) {
+                    tracing::error!(
+                        file = %file.path().display(), error = %e, unlogged = unsaid,
+                        "log.file was {what} and cannot be made again; still writing to the old file"
+                    );
+                }
+            }
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! gone read-only, a closed pipe). tracing-appender's worker drops such a
 //! line without a word, so its writer is wrapped here: each line whose
 //! write fails is counted, and the error kept to be said
-//! (`Logging::watch_drops`, `keygate_log_dropped_lines_total`).
+//! (`Logging::watch`, `keygate_log_dropped_lines_total`).
 
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};

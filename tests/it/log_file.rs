@@ -240,6 +240,43 @@ async fn lines_the_writer_cannot_keep_up_with_are_counted_and_said() {
     drop(kg);
 }
 
+/// A log file deleted (by hand, to free space, or a rotation without its
+/// SIGHUP): keygate makes it again by its path within about two seconds
+/// and says why, rather than write on into the deleted file unseen.
+#[tokio::test]
+async fn a_deleted_log_file_is_made_again_and_the_lines_go_there() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("log file CA");
+    let log = dir.path().join("keygate.log");
+    let cfg = config(dir.path(), &ca, &up.url(), &log.display().to_string(), "");
+    let _kg = Process::serve(&cfg);
+    let (addr, _) = listening(|| lines(&log)).await;
+    let c = client::h1(&ca);
+
+    std::fs::remove_file(&log).unwrap();
+    eventually(
+        "keygate makes the deleted file again and says so",
+        250,
+        Duration::from_millis(20),
+        || async {
+            let said = lines(&log).into_iter().find(|l| {
+                l["level"] == "WARN"
+                    && l["message"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with("log.file was deleted or renamed"))
+            })?;
+            Some(said)
+        },
+    )
+    .await;
+    get_ok(&c, addr, "/after-deletion").await;
+    wait_for("the request's line in the new file", || {
+        access_paths(&lines(&log)).contains(&"/after-deletion".to_owned())
+    })
+    .await;
+}
+
 /// The log metric's value on the admin listener.
 async fn dropped_lines(c: &HttpsClient, admin: SocketAddr) -> f64 {
     let a = get(c, &format!("https://127.0.0.1:{}/metrics", admin.port())).await;
