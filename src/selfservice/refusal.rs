@@ -327,9 +327,10 @@ pub(super) fn json(refusal: Refusal) -> Response<ResponseBody> {
         }
         Refusal::Csrf(CsrfError::OriginMismatch { expected, came }) => {
             let expected = expected.as_deref().unwrap_or("unknown (no Host)");
+            // Both may come from the request (`Origin`, `Host`).
             tracing::warn!(
-                expected_origin = %expected,
-                origin = %came,
+                expected_origin = %escaped(expected),
+                origin = %escaped(&came),
                 "self-service: the page's write came from another origin than the gateway's; \
                  set login.public_url to the address browsers use (403)"
             );
@@ -525,6 +526,28 @@ fn oidc_refusal(e: OidcError) -> (StatusCode, &'static str, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_origin_from_the_request_cannot_forge_a_field_of_the_log_line() {
+        let out = crate::telemetry::captured::Buffer::default();
+        let sink = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            json(Refusal::Csrf(CsrfError::OriginMismatch {
+                expected: Some("https://gw.example\tuser=admin".into()),
+                came: "https://evil.example origin=https://gw.example".into(),
+            }))
+        });
+        let text = out.text();
+        assert!(
+            text.contains(r#" origin="https://evil.example origin=https://gw.example""#)
+                && text.contains(r#"expected_origin="https://gw.example\tuser=admin""#),
+            "{text}"
+        );
+    }
 
     #[test]
     fn a_refused_name_is_logged_whole_up_to_a_names_length_then_cut() {
