@@ -4,16 +4,21 @@
 //! per request.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use crate::keyring::Keyring;
 use crate::keys::{unix_now, KeyId};
+use crate::telemetry::throttle::Throttled;
 
 pub struct LastUsed {
     keyring: Keyring,
     written: Mutex<Written>,
     /// Seconds between two writes of the same key's last-used time.
     every: u64,
+    /// A failed write, said once a minute: keys whose use goes unrecorded
+    /// look unused, and `keys.revoke_unused_after` revokes them.
+    failed: Arc<Mutex<Throttled>>,
 }
 
 /// When each key's last use was written (unix seconds). Only keys that
@@ -43,6 +48,7 @@ impl LastUsed {
             every: keyring.touch_every().as_secs().max(1),
             keyring,
             written: Mutex::default(),
+            failed: Arc::new(Mutex::new(Throttled::each_minute())),
         }
     }
 
@@ -58,9 +64,20 @@ impl LastUsed {
             return;
         }
         let keyring = self.keyring.clone();
+        let failed = self.failed.clone();
         tokio::spawn(async move {
             if let Err(e) = keyring.touch(&id, now).await {
-                tracing::debug!(key_id = %id, error = %e, "could not record last use");
+                let due = failed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .due(Instant::now());
+                if let Some(unlogged) = due {
+                    tracing::warn!(
+                        key_id = %id, error = %e, unlogged,
+                        "could not record a key's last use; keys in use may look unused \
+                         (keys.revoke_unused_after revokes by it)"
+                    );
+                }
             }
         });
     }

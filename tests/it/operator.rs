@@ -561,3 +561,44 @@ async fn keyed_requests_refused_in_a_redis_outage_are_one_line_a_second_with_the
     .await;
     assert!(lines.len() <= 4, "{} lines for 21 refusals", lines.len());
 }
+
+/// A key's last use that Redis refuses to record (here its ACL user lost
+/// HSET; in the field an OOM `noeviction` server or a custom ACL): the key
+/// still works, and a warning says so, since `keys.revoke_unused_after`
+/// would revoke keys in use. It was a debug line nobody saw.
+#[tokio::test]
+async fn a_last_use_the_store_refuses_to_record_is_a_warning() {
+    let redis = RedisServer::start();
+    let up = crate::support::upstream::Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = redis.own_user("kg");
+    let mut store = crate::support::redis::store_section_for(&url, dir.path(), "lastuse");
+    store.insert(0, "[store]".into());
+    let ca = Ca::new("operator CA");
+    let cfg = bin::write_config(dir.path(), &ca, "localhost", &up.url(), &store.join("\n"));
+    let key = bin::cli(&cfg, &["keys", "create", "--user", "alice"]);
+    let kg = Process::serve(&cfg);
+    let addr = kg.main_addr().await;
+    redis.acl(&["SETUSER", "kg", "-hset"]);
+
+    let c = client::h1(&ca);
+    let a = client::get_with_key(&c, &format!("https://127.0.0.1:{}/x", addr.port()), &key).await;
+    assert_eq!(a.status, StatusCode::OK);
+    kg.logged("could not record a key's last use").await;
+    let said = kg
+        .log_lines()
+        .into_iter()
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("could not record"))
+        })
+        .unwrap();
+    assert_eq!(said["level"], "WARN", "{said}");
+    assert!(
+        said["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("can't run this command")),
+        "{said}"
+    );
+}
