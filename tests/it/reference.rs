@@ -286,3 +286,84 @@ fn shown(path: &Path) -> String {
         .display()
         .to_string()
 }
+
+/// The message of each `tracing::warn!`/`error!` of `source` (its last
+/// string literal), outside the tests.
+fn warnings_and_errors(source: &str) -> Vec<String> {
+    let code = source
+        .split("#[cfg(test)]\nmod tests")
+        .next()
+        .unwrap_or_default();
+    let mut messages = Vec::new();
+    for (at, call) in code
+        .match_indices("tracing::warn!(")
+        .chain(code.match_indices("tracing::error!("))
+    {
+        // To the call's closing parenthesis, string literals read whole.
+        let mut literals = Vec::new();
+        let mut depth = 1;
+        let mut chars = code[at + call.len()..].chars();
+        while depth > 0 {
+            match chars.next() {
+                None => break,
+                Some('(') => depth += 1,
+                Some(')') => depth -= 1,
+                Some('"') => {
+                    let mut text = String::new();
+                    while let Some(c) = chars.next() {
+                        match c {
+                            '\\' => text.extend(chars.next()),
+                            '"' => break,
+                            c => text.push(c),
+                        }
+                    }
+                    literals.push(text);
+                }
+                Some(_) => {}
+            }
+        }
+        messages.extend(literals.pop());
+    }
+    messages
+}
+
+/// Every warning and error keygate logs is in the reference's Logs table
+/// (or its prose), found by the start of its message: what an operator is
+/// to act on is explained where they look it up.
+#[test]
+fn every_warning_and_error_logged_is_in_the_reference() {
+    let reference = reference();
+    let mut missing = Vec::new();
+    let mut dirs = vec![root().join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().map(Result::unwrap) {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            for message in warnings_and_errors(&std::fs::read_to_string(&path).unwrap()) {
+                // Up to what is filled in (`{n}`) or qualified (`: …`, `(…)`).
+                let start: String = message
+                    .split(['{', ':', ';', '('])
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .chars()
+                    .take(40)
+                    .collect();
+                if !start.is_empty() && !reference.contains(&start) {
+                    missing.push(format!("{}: {message}", path.display()));
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "warnings and errors missing from docs/reference.md's Logs table:\n{}",
+        missing.join("\n")
+    );
+}
