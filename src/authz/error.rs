@@ -6,12 +6,19 @@
 //! Every answer carries `Cache-Control: no-store` (`http::response`).
 
 use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Instant;
 
 use http::{Response, StatusCode};
 
 use crate::http::body::ResponseBody;
 use crate::http::refusal::{Refusal, Refusals};
 use crate::http::response;
+use crate::telemetry::throttle::Throttled;
+
+/// The refusals of untrusted peers, said once a minute (one process-wide
+/// auth listener).
+static UNTRUSTED_LOG: Mutex<Throttled> = Mutex::new(Throttled::each_minute());
 
 #[derive(Debug)]
 pub enum CheckError {
@@ -38,7 +45,16 @@ impl CheckError {
         use StatusCode as S;
         match self {
             CheckError::Untrusted => {
-                tracing::info!(client = %client, "refused a check from an address not in authz.trusted_proxies (403)");
+                // A warning: from a proxy of the operator's own, every check
+                // fails until it is listed. Once a minute: anyone who
+                // reaches the listener could make one a request.
+                let due = UNTRUSTED_LOG
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .due(Instant::now());
+                if let Some(unlogged) = due {
+                    tracing::warn!(client = %client, unlogged, "refused a check from an address not in authz.trusted_proxies (403)");
+                }
                 let mut resp = response::text(
                     S::FORBIDDEN,
                     "403 Forbidden: this address may not ask keygate's auth listener (authz.trusted_proxies)\n",

@@ -143,3 +143,41 @@ async fn checks_are_logged_as_the_original_request_and_counted_by_route() {
     assert_eq!(value("keygate_auth_total{outcome=\"ok\"}"), 2.0);
     assert_eq!(value("keygate_auth_total{outcome=\"malformed\"}"), 1.0);
 }
+
+/// Checks from a peer not in `authz.trusted_proxies` (a proxy the operator
+/// forgot to list: every check fails): a warning, once a minute with the
+/// count since, not an info line per check.
+#[tokio::test]
+async fn checks_from_an_untrusted_peer_are_one_warning_a_minute() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("authz binary CA");
+    let cfg = bin::write_config(
+        dir.path(),
+        &ca,
+        "authz",
+        &up.url(),
+        "[store]\nkind = \"memory\"\n[authz]\naddr = \"127.0.0.1:0\"\nplaintext = true\n\
+         trusted_proxies = [\"192.0.2.0/24\"]\n",
+    );
+    let kg = Process::serve(&cfg);
+    let authz = kg.authz_addr().await;
+    let url = format!("http://{authz}/authz/auth-request");
+    for _ in 0..3 {
+        assert_eq!(curl(&[url.as_str()]).await.status, 403);
+    }
+    kg.logged("refused a check from an address not in authz.trusted_proxies")
+        .await;
+    let said: Vec<_> = kg
+        .log_lines()
+        .into_iter()
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("refused a check from an address not in"))
+        })
+        .collect();
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert_eq!(said[0]["level"], "WARN", "{}", said[0]);
+    assert_eq!(said[0]["client"], "127.0.0.1", "{}", said[0]);
+}
