@@ -72,6 +72,14 @@ async fn no_secret_reaches_any_log_line() {
                     base64::engine::general_purpose::STANDARD.encode(format!("bob:{k}"))
                 ),
             ),
+            (
+                "/p".to_owned(),
+                "authorization",
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(format!("{k}:"))
+                ),
+            ),
         ] {
             let req = Request::get(format!("https://127.0.0.1:{}{path}", addr.port()))
                 .header(name, value)
