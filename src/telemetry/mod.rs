@@ -233,10 +233,10 @@ impl Logging {
 /// disk unseen), so it is reopened by its path, as SIGHUP does.
 #[derive(Default)]
 struct GoneFile {
-    /// Missing at the last look: a logrotate rename is followed by its
-    /// SIGHUP (or by a new file, `create`) at once, so a path is reopened
-    /// only once it stayed missing a whole second.
-    missing: bool,
+    /// Not the file written at the last look: a logrotate rename is
+    /// followed by a new file (`create`) and its SIGHUP at once, so a path
+    /// is reopened only once it named another file, or none, a whole second.
+    away: bool,
     cannot_reopen: Option<Throttled>,
 }
 
@@ -244,16 +244,16 @@ impl GoneFile {
     fn reopen_if_gone(&mut self, file: &LogFile) {
         let what = match file.at_path() {
             log_file::AtPath::Same => {
-                self.missing = false;
+                self.away = false;
                 return;
             }
-            log_file::AtPath::Missing if !std::mem::replace(&mut self.missing, true) => return,
+            _ if !std::mem::replace(&mut self.away, true) => return,
             log_file::AtPath::Missing => "deleted or renamed",
             log_file::AtPath::Other => "replaced by another file",
         };
         match file.reopen() {
             Ok(()) => {
-                self.missing = false;
+                self.away = false;
                 self.cannot_reopen = None;
                 tracing::warn!(
                     file = %file.path().display(),
@@ -285,15 +285,25 @@ fn say_lost_lines(file: Option<&Path>, error: &str, lines: u64) {
         return tracing::error!(
             lost = lines,
             error,
-            "cannot write the log to stderr: {lines} log lines lost"
+            "cannot write the log to stderr: {} lost",
+            lines_of(lines)
         );
     };
     let _ = writeln!(
         std::io::stderr(),
-        "keygate: cannot write to log.file {}: {error}: {lines} log lines lost \
+        "keygate: cannot write to log.file {}: {error}: {} lost \
          (keygate_log_dropped_lines_total; said at most once a minute)",
-        file.display()
+        file.display(),
+        lines_of(lines)
     );
+}
+
+/// "1 log line", "2 log lines".
+fn lines_of(n: u64) -> String {
+    match n {
+        1 => "1 log line".to_owned(),
+        n => format!("{n} log lines"),
+    }
 }
 
 /// Colours only for a person at a terminal: a file, a pipe or journald gets
@@ -325,6 +335,24 @@ pub fn escaped(text: &str) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// logrotate's `create`: the file renamed away and a new one made, its
+    /// SIGHUP a moment later. The watch leaves that a second (no warning
+    /// on every rotation); a path that still names another file after it
+    /// is reopened.
+    #[test]
+    fn a_file_replaced_is_reopened_only_when_it_stays_replaced_a_whole_look() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keygate.log");
+        let log = LogFile::open(&path).unwrap();
+        std::fs::rename(&path, dir.path().join("keygate.log.1")).unwrap();
+        std::fs::write(&path, "").unwrap();
+        let mut gone = GoneFile::default();
+        gone.reopen_if_gone(&log);
+        assert_eq!(log.at_path(), log_file::AtPath::Other, "reopened at once");
+        gone.reopen_if_gone(&log);
+        assert_eq!(log.at_path(), log_file::AtPath::Same);
+    }
 
     #[test]
     fn control_characters_in_logged_text_are_escaped() {
