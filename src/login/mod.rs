@@ -218,18 +218,24 @@ pub(crate) fn query_param(query: &str, name: &str) -> String {
 /// `to_str` refuses such a field whole, and keygate's own cookies in it
 /// (session, flow, CSRF) went unseen.
 pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    let value = headers
+    cookies(headers, name).next()
+}
+
+/// Every value of the cookie `name`, in the order sent: a cookie another
+/// host or path may also set (not `__Host-`) can come more than once.
+pub fn cookies<'h, 'n>(headers: &'h HeaderMap, name: &'n str) -> impl Iterator<Item = &'h str> + 'n
+where
+    'h: 'n,
+{
+    headers
         .get_all(header::COOKIE)
         .iter()
         .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
-        .filter_map(|pair| {
+        .filter_map(move |pair| {
             let pair = pair.trim_ascii();
             let eq = pair.iter().position(|&b| b == b'=')?;
-            Some((&pair[..eq], &pair[eq + 1..]))
+            (&pair[..eq] == name.as_bytes()).then(|| std::str::from_utf8(&pair[eq + 1..]).ok())?
         })
-        .find(|(k, _)| *k == name.as_bytes())
-        .map(|(_, v)| v)?;
-    std::str::from_utf8(value).ok()
 }
 
 /// A request's `Cookie` header holding the pair a `Set-Cookie` value sets.

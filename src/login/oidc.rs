@@ -290,15 +290,20 @@ impl Oidc {
 
     /// `Set-Cookie`s of a new session: the session, and its ID token kept for sign-out.
     pub fn session_cookies(&self, signed_in: &SignedIn) -> [HeaderValue; 2] {
-        [
-            self.sessions.cookie(&signed_in.person),
-            logout::keep(
-                &self.signer,
-                &self.vouched_by,
-                &signed_in.id_token,
-                self.sessions.ttl(),
-            ),
-        ]
+        let session = self.sessions.cookie(&signed_in.person);
+        let value = session
+            .to_str()
+            .ok()
+            .and_then(|c| c.split(';').next()?.split_once('='))
+            .map_or("", |(_, v)| v);
+        let hint = logout::keep(
+            &self.signer,
+            &self.vouched_by,
+            value,
+            &signed_in.id_token,
+            self.sessions.ttl(),
+        );
+        [session, hint]
     }
 
     pub fn who(&self, headers: &HeaderMap) -> Option<Person> {
