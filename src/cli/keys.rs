@@ -111,11 +111,12 @@ pub fn run(args: Args) -> Result<(), CliError> {
     // A mistyped flag is named (exit 2) before the store is asked, also
     // when the store is down.
     let command = Checked::from(args.command)?;
-    // Only a command that makes keys may claim an unclaimed store for its
-    // secret: a listing with the wrong one would lock the gateways out.
+    // Only a command that makes the first key may claim an empty store for
+    // its secret: a listing with the wrong one would lock the gateways out
+    // (a rotation needs a key there already, and proves nothing).
     let claim = match command {
-        Checked::Create(_) | Checked::Rotate { .. } => Claim::IfProven,
-        Checked::List { .. } | Checked::Revoke { .. } => Claim::Never,
+        Checked::Create(_) => Claim::IfProven,
+        Checked::List { .. } | Checked::Rotate { .. } | Checked::Revoke { .. } => Claim::Never,
     };
     let result = super::runtime(1)?.block_on(async {
         let keyring = Keyring::from_config(&config, claim)

@@ -41,7 +41,7 @@ pub fn silences_keygate(filter: &str) -> Option<String> {
 
 /// A directive's target matches the targets that start with it.
 fn reaches_keygate(target: &str) -> bool {
-    target.starts_with("keygate") || "keygate".starts_with(target)
+    target == "keygate" || target.starts_with("keygate::") || "keygate".starts_with(target)
 }
 
 #[cfg(test)]
@@ -70,7 +70,14 @@ mod tests {
     fn a_word_that_is_no_level_is_refused_with_the_nearest_level() {
         let said = silences_keygate("warning").unwrap();
         assert!(said.contains("did you mean \"warn\"?"), "{said}");
-        for silent in ["inf", "verbose", "hyper", "hyper=debug", "h2,rustls"] {
+        for silent in [
+            "inf",
+            "verbose",
+            "hyper",
+            "hyper=debug",
+            "h2,rustls",
+            "keygate_x",
+        ] {
             assert!(silences_keygate(silent).is_some(), "{silent}");
         }
     }

@@ -32,7 +32,7 @@ pub const SESSION_COOKIE: &str = "__Host-keygate-session";
 
 /// How far ahead of this instance's clock another's may be: its sessions'
 /// expiry may lie this much beyond `now + session_ttl` here.
-const CLOCK_LEEWAY: Duration = Duration::from_secs(60);
+const CLOCK_LEEWAY: Duration = Duration::from_secs(300);
 
 pub struct Sessions {
     signer: Arc<Signer>,
@@ -211,7 +211,7 @@ mod tests {
         let week = sessions(7 * 86_400).cookie(&alice);
         assert_eq!(sessions(7 * 86_400).read(&jar(&week)), Some(alice.clone()));
         assert_eq!(sessions(3600).read(&jar(&week)), None);
-        let ahead = sessions(3600 + 30).cookie(&alice);
+        let ahead = sessions(3600 + 240).cookie(&alice);
         assert_eq!(sessions(3600).read(&jar(&ahead)), Some(alice));
     }
 
