@@ -513,7 +513,7 @@ async fn an_admin_revokes_the_keys_pasted_from_a_leak_report() {
     let foreign = format!("zz{}", &alice[alice.find('_').unwrap()..]);
     let report = format!(
         "[{{\"File\": \"deploy.sh\", \"Secret\": \"{alice}\"}},\n          {{\"File\": \"old.env\", \"Secret\": \"{foreign}\"}}]\n\
-         machine example.org login apikey password {bob}\n{bob}\n"
+         machine example.org login apikey password {bob}\npassword_{bob}\n"
     );
     browser.click_button("Revoke leaked keys").await;
     browser.fill("#leaked-text", &report).await;
@@ -523,8 +523,8 @@ async fn an_admin_revokes_the_keys_pasted_from_a_leak_report() {
         .await;
     assert_eq!(
         asked,
-        "2 of the 3 keys found in the pasted text are live keys. Revoke them? \
-         Scripts using them stop working at once."
+        "2 live keys of this deployment: among the 3 keys found in the pasted text, \
+         or rotated from one of them. Revoke them? Scripts using them stop working at once."
     );
     assert_eq!(status(&gw, &c, &alice).await, 200, "a dry run revoked");
     // For a person to look at (not compared): the pasted report and the count.
@@ -552,6 +552,21 @@ async fn an_admin_revokes_the_keys_pasted_from_a_leak_report() {
         .await
         .unwrap();
     assert_eq!(pasted, json!([true, ""]));
+
+    // More than one console request holds: said, nothing sent.
+    let many: Vec<String> = (0..300)
+        .map(|i| format!("kg_{i:012}_{}", "A".repeat(49)))
+        .collect();
+    browser.click_button("Revoke leaked keys").await;
+    browser.fill("#leaked-text", &many.join("\n")).await;
+    browser.click_button("Find these keys").await;
+    let said = browser
+        .wait_text("#grid-status", "the limit", |t| t.contains("300 keys"))
+        .await;
+    assert!(
+        said.contains("more than the console takes at once"),
+        "{said}"
+    );
 
     // The audit log: leaked, by the admin, from the console.
     let row = browser

@@ -388,16 +388,21 @@
   });
 
   // --- Leaked keys: pasted, looked up, revoked by possession ------------
-  // Every word shaped as a key (`<prefix>_<id>_<secret>`), whatever the
-  // text around it; keygate decides which are keys of this deployment.
+  // Everything shaped as a key (`<prefix>_<id>_<secret>`), whatever the
+  // text around it (`password_kg_…` too), each once; keygate decides which
+  // are keys of this deployment.
   function keysIn(text) {
     var seen = {};
-    return (text.match(/[A-Za-z0-9_]+/g) || []).filter(function (w) {
-      if (!/[A-Za-z0-9]_[A-Za-z0-9]{12}_[A-Za-z0-9]{20,}$/.test(w) || seen[w]) return false;
-      seen[w] = true;
+    return (text.match(/[A-Za-z0-9]+_[A-Za-z0-9]{12}_[A-Za-z0-9]{20,}/g) || []).filter(function (k) {
+      if (seen[k]) return false;
+      seen[k] = true;
       return true;
     });
   }
+
+  // The console's JSON bodies are at most 16 KiB (about 200 keys), less
+  // room for the rest of the body.
+  var MAX_KEYS_BODY = 16384 - 64;
 
   function showLeaked(open) {
     $("leaked").hidden = !open;
@@ -422,10 +427,19 @@
       return;
     }
     var m = found.length + (found.length === 1 ? " key" : " keys") + " found in the pasted text";
+    if (JSON.stringify({ keys: found }).length > MAX_KEYS_BODY) {
+      hideConfirm();
+      say("The pasted text holds " + m.replace(" found in the pasted text", "") + ", more than the console takes at once " +
+        "(16 KiB, about 200 keys): paste them in parts, or use keygate keys revoke --leaked or POST /v1/revoke.");
+      return;
+    }
+    // The count includes keys rotated from a pasted one: whoever holds a
+    // leaked key may have rotated it.
     confirmThen({ keys: found }, function (n) {
-      return n === 0 ? "None of the " + m + " is a live key of this deployment: nothing to revoke."
-        : n + " of the " + m + (n === 1 ? " is a live key" : " are live keys") +
-          ". Revoke " + (n === 1 ? "it" : "them") + "? Scripts using " + (n === 1 ? "it" : "them") + " stop working at once.";
+      var them = n === 1 ? "it" : "them";
+      return n === 0 ? "No live key of this deployment is among the " + m + ", or was rotated from one of them: nothing to revoke."
+        : n + (n === 1 ? " live key" : " live keys") + " of this deployment: among the " + m +
+          ", or rotated from one of them. Revoke " + them + "? Scripts using " + them + " stop working at once.";
     }, false);
   });
 
@@ -433,7 +447,10 @@
     $("confirm-delete").disabled = !pending || $("confirm-count").value.trim() !== String(pending.count);
   });
 
-  $("confirm-cancel").addEventListener("click", function () { hideConfirm(); $("select-matching").focus(); });
+  $("confirm-cancel").addEventListener("click", function () {
+    hideConfirm();
+    ($("leaked").hidden ? $("select-matching") : $("find-leaked")).focus();
+  });
 
   $("confirm-delete").addEventListener("click", function () {
     if (!pending) return;
