@@ -13,11 +13,17 @@ pub fn in_words(message: &str) -> String {
         .split_once("string \"")
         .and_then(|(_, rest)| rest.strip_suffix('"'));
     let (expected, hint) = match expected {
-        "usize" | "u8" | "u16" | "u32" | "u64" | "i64" => {
+        "usize" | "u8" | "u16" | "u32" | "u64" => {
             let hint = quoted
                 .filter(|q| q.parse::<u64>().is_ok())
                 .map(|q| format!("; write it without quotes: {q}"));
-            ("a whole number, 0 or more", hint)
+            let words = match expected {
+                "u8" => "a whole number from 0 to 255",
+                "u16" => "a whole number from 0 to 65535",
+                "u32" => "a whole number from 0 to 4294967295",
+                _ => "a whole number, 0 or more",
+            };
+            (words, hint)
         }
         "a sequence" => (
             "a list",
@@ -30,10 +36,13 @@ pub fn in_words(message: &str) -> String {
             "a boolean",
             Some("; write true or false, without quotes".to_owned()),
         ),
-        "a string" if found.contains("integer") || found.contains("float") => (
-            "a string",
-            Some("; write it in quotes, a duration with its unit (\"30s\")".to_owned()),
-        ),
+        "a string" if found.contains("integer") || found.contains("float") => {
+            // serde shows the number in backquotes: `30`.
+            let n = found.split('`').nth(1).unwrap_or("…");
+            let hint =
+                format!("; write it in quotes: \"{n}\" (a duration with its unit: \"{n}s\")");
+            ("a string", Some(hint))
+        }
         other => (other, None),
     };
     format!("{found}, expected {expected}{}", hint.unwrap_or_default())
@@ -51,7 +60,11 @@ mod tests {
         );
         assert_eq!(
             in_words("invalid value: integer `-1`, expected u32"),
-            "invalid value: integer `-1`, expected a whole number, 0 or more"
+            "invalid value: integer `-1`, expected a whole number from 0 to 4294967295"
+        );
+        assert_eq!(
+            in_words("invalid value: integer `5000000000`, expected u32"),
+            "invalid value: integer `5000000000`, expected a whole number from 0 to 4294967295"
         );
         assert_eq!(
             in_words("invalid type: string \"10.0.0.0/8\", expected a sequence"),
@@ -59,7 +72,7 @@ mod tests {
         );
         assert_eq!(
             in_words("invalid type: integer `30`, expected a string"),
-            "invalid type: integer `30`, expected a string; write it in quotes, a duration with its unit (\"30s\")"
+            "invalid type: integer `30`, expected a string; write it in quotes: \"30\" (a duration with its unit: \"30s\")"
         );
         assert_eq!(
             in_words("invalid type: string \"no\", expected a boolean"),

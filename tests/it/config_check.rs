@@ -1285,8 +1285,8 @@ fn a_value_of_the_wrong_type_says_how_to_write_it() {
     assert_eq!(code, Some(2), "{err}");
     for expected in [
         "limits.max_connections: invalid type: string \"10000\", expected a whole number, 0 or more; write it without quotes: 10000",
-        "rate_limit.failed_auth_per_minute: invalid value: integer `-1`, expected a whole number, 0 or more",
-        "runtime.shutdown_grace: invalid type: integer `30`, expected a string; write it in quotes, a duration with its unit (\"30s\")",
+        "rate_limit.failed_auth_per_minute: invalid value: integer `-1`, expected a whole number from 0 to 4294967295",
+        "runtime.shutdown_grace: invalid type: integer `30`, expected a string; write it in quotes: \"30\" (a duration with its unit: \"30s\")",
         "keys.self_rotation: invalid type: string \"no\", expected a boolean; write true or false, without quotes",
         "keys.warn_before: invalid type: string \"14d\", expected a list; write it in brackets: [\"14d\"]",
     ] {
