@@ -186,10 +186,8 @@ impl Oidc {
             // No key id, and none of the held keys: the provider may have
             // rotated them (rate-limited, as for an unknown key id).
             Err(e) if kid.is_none() && id_token::unverified(&e) => {
-                match self.jwks.reread(&self.provider, &m.jwks_uri, alg).await? {
-                    Some(keys) => id_token::verify(&token, alg, &keys, &expected)?,
-                    None => return Err(e),
-                }
+                let keys = self.jwks.reread(&self.provider, &m.jwks_uri, alg).await?;
+                id_token::verify(&token, alg, &keys, &expected)?
             }
             verified => verified?,
         };

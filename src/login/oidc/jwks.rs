@@ -82,20 +82,20 @@ impl Jwks {
 
     /// The provider's `alg` keys read again, for a token without a key id
     /// that none of the held keys verifies (the provider rotated them and
-    /// names none); `None` when the keys were read again for that reason
-    /// within `REFETCH_EVERY`.
+    /// names none). Within `REFETCH_EVERY` of the last such read, the keys
+    /// it got, unread: a sign-in racing the one that read them verifies
+    /// with the new keys too.
     pub async fn reread(
         &self,
         provider: &Provider,
         jwks_uri: &str,
         alg: Algorithm,
-    ) -> Result<Option<Vec<Key>>, OidcError> {
+    ) -> Result<Vec<Key>, OidcError> {
         let mut held = self.held.lock().await;
-        if !held.may_reread() {
-            return Ok(None);
+        if held.may_reread() {
+            held.reread(provider, jwks_uri).await?;
         }
-        held.reread(provider, jwks_uri).await?;
-        Ok(Some(held.matching(alg, None)))
+        Ok(held.matching(alg, None))
     }
 }
 
