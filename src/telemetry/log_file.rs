@@ -28,6 +28,10 @@ pub struct LogFile {
     /// The open file's device and inode, apart from `out`: the writer
     /// thread holds that lock while a write blocks (a full pipe).
     id: Arc<Mutex<Option<FileId>>>,
+    /// Held across a reopen's open and swap: SIGHUP's and the watch's
+    /// (`reopen_if_moved`) never cross, so a handle opened before a
+    /// rotation is not put back after the rotation's own reopen.
+    reopening: Arc<Mutex<()>>,
 }
 
 type FileId = (u64, u64);
@@ -41,6 +45,7 @@ impl LogFile {
             path: path.to_owned(),
             id: Arc::new(Mutex::new(file.metadata().ok().as_ref().map(id_of))),
             out: Arc::new(Mutex::new(BufWriter::new(file))),
+            reopening: Arc::default(),
         })
     }
 
@@ -52,6 +57,21 @@ impl LogFile {
     /// from now on; what was buffered goes to the old file first. On error
     /// the old file stays in use.
     pub fn reopen(&self) -> io::Result<()> {
+        let _one_at_a_time = self.reopening.lock().unwrap_or_else(|e| e.into_inner());
+        self.swap()
+    }
+
+    /// Reopen unless the path names the file written to by now (a SIGHUP's
+    /// reopen came first): `Ok(false)` then.
+    pub fn reopen_if_moved(&self) -> io::Result<bool> {
+        let _one_at_a_time = self.reopening.lock().unwrap_or_else(|e| e.into_inner());
+        if self.at_path() == AtPath::Same {
+            return Ok(false);
+        }
+        self.swap().map(|()| true)
+    }
+
+    fn swap(&self) -> io::Result<()> {
         let file = append(&self.path)?;
         let id = file.metadata().ok().as_ref().map(id_of);
         let mut out = self.lock();

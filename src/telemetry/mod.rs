@@ -251,8 +251,9 @@ impl GoneFile {
             log_file::AtPath::Missing => "deleted or renamed",
             log_file::AtPath::Other => "replaced by another file",
         };
-        match file.reopen() {
-            Ok(()) => {
+        match file.reopen_if_moved() {
+            Ok(false) => self.away = false,
+            Ok(true) => {
                 self.away = false;
                 self.cannot_reopen = None;
                 tracing::warn!(
@@ -269,6 +270,14 @@ impl GoneFile {
                     tracing::error!(
                         file = %file.path().display(), error = %e, unlogged = unsaid,
                         "log.file was {what} and cannot be made again; still writing to the old file"
+                    );
+                    // That line goes to the old file, which nobody may see
+                    // any more: stderr (journald) too.
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "keygate: log.file {} was {what} and cannot be made again ({e}); \
+                         still writing to the old file (said at most once a minute)",
+                        file.path().display()
                     );
                 }
             }
