@@ -14,7 +14,7 @@ use http::{Method, StatusCode};
 
 use super::admission::Admitted;
 use crate::conn::ConnStats;
-use crate::keys::format::{redact_keys_as, REDACTED_IN_PATH};
+use crate::keys::format::{contains_key, redact_keys_as, REDACTED_IN_PATH};
 use crate::telemetry::AccessLine;
 
 /// What the log line needs, collected along the request's path.
@@ -55,7 +55,7 @@ impl Completion {
                 start,
                 client,
                 method: method.clone(),
-                path: redact_keys_as(path, REDACTED_IN_PATH).into_owned(),
+                path: logged_path(path),
                 bytes: 0,
                 user: None,
                 key_id: None,
@@ -132,4 +132,27 @@ impl Drop for Completion {
             });
         }
     }
+}
+
+/// The path as logged: a key in it is `[redacted-key]`; a segment that
+/// holds one only once percent-decoded (`kg%5F…`) is, whole.
+fn logged_path(path: &str) -> String {
+    let path = redact_keys_as(path, REDACTED_IN_PATH);
+    if !path.contains('%') {
+        return path.into_owned();
+    }
+    let encoded_key = |segment: &str| {
+        // Keys hold no `&`, `=` or `+`: each part is decoded as it stands.
+        form_urlencoded::parse(segment.as_bytes())
+            .any(|(name, value)| contains_key(&name) || contains_key(&value))
+    };
+    path.split('/')
+        .map(
+            |segment| match segment.contains('%') && encoded_key(segment) {
+                true => REDACTED_IN_PATH,
+                false => segment,
+            },
+        )
+        .collect::<Vec<_>>()
+        .join("/")
 }

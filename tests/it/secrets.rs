@@ -64,6 +64,12 @@ async fn no_secret_reaches_any_log_line() {
             ),
             (format!("/files/{k}.txt"), "user-agent", format!("curl {k}")),
             (format!("/p;k={k}"), "x-forwarded-for", k.to_string()),
+            // Percent-encoded, as a client library may write it.
+            (
+                format!("/e/{}", k.replace('_', "%5F")),
+                "accept",
+                "text/plain".to_owned(),
+            ),
             (
                 "/p".to_owned(),
                 "authorization",
