@@ -58,7 +58,33 @@ pub struct Logging {
     file: Option<LogFile>,
     dropped: ErrorCounter,
     write_errors: Arc<WriteErrors>,
-    _flush_on_drop: WorkerGuard,
+    /// Dropped first by `Drop`: the queue written out, then what could
+    /// not be written said.
+    flush_on_drop: Option<WorkerGuard>,
+}
+
+impl Drop for Logging {
+    /// The queue written out (SIGTERM loses nothing that can be written),
+    /// then the lines lost and not yet said (the watch says them at most
+    /// once a minute, and "keygate stopped" may be one): straight to
+    /// stderr, as nothing logs any more.
+    fn drop(&mut self) {
+        drop(self.flush_on_drop.take());
+        let lost = self.write_errors.take_unsaid();
+        if lost > 0 {
+            let error = self.write_errors.last_error().unwrap_or_default();
+            let to = match &self.file {
+                Some(f) => format!("log.file {}", f.path().display()),
+                None => "stderr".to_owned(),
+            };
+            let _ = writeln!(
+                std::io::stderr(),
+                "keygate: cannot write to {to}: {error}: {} lost at exit \
+                 (keygate_log_dropped_lines_total)",
+                lines_of(lost)
+            );
+        }
+    }
 }
 
 /// Install the global subscriber. `RUST_LOG`, when set, overrides `level`.
@@ -101,7 +127,7 @@ pub fn init(format: LogFormat, level: &str, output: Output<'_>) -> std::io::Resu
         file,
         dropped,
         write_errors,
-        _flush_on_drop: guard,
+        flush_on_drop: Some(guard),
     })
 }
 
@@ -197,7 +223,6 @@ impl Logging {
         tokio::spawn(async move {
             let mut seen = 0;
             let mut seen_lost = 0;
-            let mut unsaid_lost = 0;
             let mut say_lost = Throttled::each_minute();
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
@@ -216,12 +241,11 @@ impl Logging {
                 let lost = errors.lost();
                 if lost > seen_lost {
                     metrics.log_dropped_lines(lost - seen_lost);
-                    unsaid_lost += lost - seen_lost;
                     seen_lost = lost;
                 }
-                if unsaid_lost > 0 && say_lost.due(Instant::now()).is_some() {
+                if errors.any_unsaid() && say_lost.due(Instant::now()).is_some() {
                     let error = errors.last_error().unwrap_or_default();
-                    say_lost_lines(file.as_deref(), &error, std::mem::take(&mut unsaid_lost));
+                    say_lost_lines(file.as_deref(), &error, errors.take_unsaid());
                 }
             }
         })

@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex};
 #[derive(Default)]
 pub struct WriteErrors {
     lost: AtomicU64,
+    /// Of `lost`, how many were said (on stderr, or in the log).
+    said: AtomicU64,
     last: Mutex<Option<String>>,
 }
 
@@ -27,6 +29,17 @@ impl WriteErrors {
     /// Lines lost since the start.
     pub fn lost(&self) -> u64 {
         self.lost.load(Ordering::Relaxed)
+    }
+
+    /// Whether lines were lost that are not said yet.
+    pub fn any_unsaid(&self) -> bool {
+        self.lost() > self.said.load(Ordering::Relaxed)
+    }
+
+    /// Lines lost and not said yet, now taken as said.
+    pub fn take_unsaid(&self) -> u64 {
+        let lost = self.lost();
+        lost.saturating_sub(self.said.swap(lost, Ordering::Relaxed))
     }
 
     /// The last write error, as `io::Error` says it.

@@ -298,7 +298,7 @@ async fn lines_lost_to_a_full_disk_are_counted_and_said_on_stderr() {
     let ca = Ca::new("log file CA");
     let log = dir.path().join("keygate.log");
     let cfg = config(dir.path(), &ca, &up.url(), &log.display().to_string(), "");
-    let kg = Process::serve(&cfg);
+    let mut kg = Process::serve(&cfg);
     let (addr, admin) = listening(|| lines(&log)).await;
     let c = client::h1(&ca);
     assert_eq!(dropped_lines(&c, admin).await, 0.0);
@@ -349,6 +349,11 @@ async fn lines_lost_to_a_full_disk_are_counted_and_said_on_stderr() {
         "{said:?}"
     );
 
+    // Lost within the minute after it was said: said at exit at the latest.
+    for i in 0..20 {
+        get_ok(&c, addr, &format!("/full-again-{i}")).await;
+    }
+
     // Room again.
     std::fs::remove_file(&log).unwrap();
     kg.signal("HUP");
@@ -358,6 +363,19 @@ async fn lines_lost_to_a_full_disk_are_counted_and_said_on_stderr() {
         access_paths(&lines(&log)).contains(&"/room-again".to_owned())
     })
     .await;
+    kg.signal("TERM");
+    assert_eq!(kg.wait(15).await, 0);
+    let at_exit: Vec<String> = kg
+        .log_lines()
+        .iter()
+        .filter_map(|l| l.as_str().map(str::to_owned))
+        .filter(|l| l.contains("lost at exit"))
+        .collect();
+    assert_eq!(at_exit.len(), 1, "{at_exit:?}");
+    assert!(
+        at_exit[0].contains("No space left on device"),
+        "{at_exit:?}"
+    );
 }
 
 #[test]
