@@ -248,8 +248,8 @@ async fn with_idp(idp: &Idp, up: &Upstream, login: &[&str]) -> TestGateway {
     .await
 }
 
-/// The status and text of a GET of `url` (plain http).
-async fn fetched(url: &str) -> (StatusCode, String) {
+/// The status, headers and text of a GET of `url` (plain http).
+async fn get_plain(url: &str) -> (StatusCode, http::HeaderMap, String) {
     use http_body_util::BodyExt;
     let client: hyper_util::client::legacy::Client<_, body::TestBody> =
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
@@ -258,31 +258,26 @@ async fn fetched(url: &str) -> (StatusCode, String) {
         .request(http::Request::get(url).body(body::empty()).unwrap())
         .await
         .expect("the provider answers");
-    let status = resp.status();
-    let text = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&text).into_owned())
+    let (parts, body) = resp.into_parts();
+    let text = body.collect().await.unwrap().to_bytes();
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8_lossy(&text).into_owned(),
+    )
+}
+
+/// The status and text of a GET of `url` (plain http).
+async fn fetched(url: &str) -> (StatusCode, String) {
+    let (status, _, text) = get_plain(url).await;
+    (status, text)
 }
 
 /// Where `url` (plain http) redirects.
 async fn location_of(url: &str) -> String {
-    use http_body_util::BodyExt;
-    let client: hyper_util::client::legacy::Client<_, body::TestBody> =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build(hyper_util::client::legacy::connect::HttpConnector::new());
-    let resp = client
-        .request(http::Request::get(url).body(body::empty()).unwrap())
-        .await
-        .expect("the provider answers");
-    let status = resp.status();
-    let location = resp.headers().get(header::LOCATION).cloned();
-    let text = resp.into_body().collect().await.unwrap().to_bytes();
-    assert_eq!(
-        status,
-        StatusCode::FOUND,
-        "{}",
-        String::from_utf8_lossy(&text)
-    );
-    location.unwrap().to_str().unwrap().to_owned()
+    let (status, headers, text) = get_plain(url).await;
+    assert_eq!(status, StatusCode::FOUND, "{text}");
+    headers[header::LOCATION].to_str().unwrap().to_owned()
 }
 
 /// A new browser's whole sign-in through the hand-made provider, which

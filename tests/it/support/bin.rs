@@ -146,7 +146,8 @@ impl Process {
     }
 
     /// Wait until a log line's message contains `text`.
-    pub async fn logged(&self, text: &str) {
+    /// Wait for the first log line whose message holds `text`; that line.
+    pub async fn logged(&self, text: &str) -> serde_json::Value {
         super::eventually(
             &format!("a log line says {text:?}"),
             250,
@@ -156,8 +157,8 @@ impl Process {
                     .lock()
                     .unwrap()
                     .iter()
-                    .any(|l| l["message"].as_str().is_some_and(|m| m.contains(text)))
-                    .then_some(())
+                    .find(|l| l["message"].as_str().is_some_and(|m| m.contains(text)))
+                    .cloned()
             },
         )
         .await
