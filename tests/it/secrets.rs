@@ -252,6 +252,58 @@ async fn no_self_service_secret_reaches_any_log_line() {
     }
 }
 
+/// Another deployment's secret, for the secret-claim tests.
+const OTHER: &str = "fedcba9876543210fedcba9876543210-other-secret";
+
+/// A deployment on its own Redis, namespace `ns`: its config, and where
+/// its secret is.
+struct Deployment {
+    redis: RedisServer,
+    _up: Upstream,
+    dir: tempfile::TempDir,
+    ca: Ca,
+    cfg: std::path::PathBuf,
+    ns: &'static str,
+}
+
+impl Deployment {
+    async fn start(ns: &'static str) -> Deployment {
+        let redis = RedisServer::start();
+        let up = Upstream::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::new("secrets CA");
+        let store = store_section(&redis, dir.path(), ns).join("\n");
+        let cfg = bin::write_config(
+            dir.path(),
+            &ca,
+            ns,
+            &up.url(),
+            &format!("[store]\n{store}\n"),
+        );
+        Deployment {
+            redis,
+            _up: up,
+            dir,
+            ca,
+            cfg,
+            ns,
+        }
+    }
+
+    fn secret_file(&self) -> std::path::PathBuf {
+        self.dir.path().join(format!("secret-{}", self.ns))
+    }
+
+    /// The store's claim (`<ns>:secret-check`), if any.
+    fn claim(&self) -> Option<String> {
+        crate::support::deploy::query::<Option<String>>(
+            self.redis.port,
+            redis::cmd("GET").arg(format!("{}:secret-check", self.ns)),
+        )
+        .unwrap()
+    }
+}
+
 /// Every instance and command of a deployment shares the store secret. One
 /// given another (a typo, another host's `KEYGATE_SECRET`) would refuse
 /// every key as mismatched, answer a scanner's report of a live key
@@ -260,21 +312,10 @@ async fn no_self_service_secret_reaches_any_log_line() {
 /// start or, when the store was down then, once it answers.
 #[tokio::test]
 async fn another_secret_than_the_stores_keys_were_made_with_stops_keygate() {
-    const OTHER: &str = "fedcba9876543210fedcba9876543210-other-secret";
-    let mut redis = RedisServer::start();
-    let up = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("secrets CA");
-    let store = store_section(&redis, dir.path(), "other").join("\n");
-    let cfg = bin::write_config(
-        dir.path(),
-        &ca,
-        "other",
-        &up.url(),
-        &format!("[store]\n{store}\n"),
-    );
+    let mut d = Deployment::start("other").await;
+    let cfg = d.cfg.clone();
     let alice = bin::cli(&cfg, &["keys", "create", "--user", "alice"]);
-    let secret_file = dir.path().join("secret-other");
+    let secret_file = d.secret_file();
     let ours = std::fs::read_to_string(&secret_file).unwrap();
     std::fs::write(&secret_file, format!("{OTHER}\n")).unwrap();
 
@@ -302,10 +343,10 @@ async fn another_secret_than_the_stores_keys_were_made_with_stops_keygate() {
     assert!(!logged.contains("keygate listening"), "{logged}");
 
     // The store down at start: keygate serves (503s), then stops once it answers.
-    redis.stop_saved();
+    d.redis.stop_saved();
     let mut kg = Process::serve(&cfg);
     kg.main_addr().await;
-    redis.start_saved();
+    d.redis.start_saved();
     assert_eq!(kg.wait(15).await, 1);
     let logged = format!("{:?}", kg.log_lines());
     assert!(logged.contains("another secret"), "{logged}");
@@ -331,28 +372,11 @@ async fn another_secret_than_the_stores_keys_were_made_with_stops_keygate() {
 /// From then on the other secret is refused.
 #[tokio::test]
 async fn an_unclaimed_store_with_keys_is_claimed_only_by_a_secret_that_verifies_a_key() {
-    const OTHER: &str = "fedcba9876543210fedcba9876543210-other-secret";
-    let redis = RedisServer::start();
-    let up = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("secrets CA");
-    let store = store_section(&redis, dir.path(), "unclaimed").join("\n");
-    let cfg = bin::write_config(
-        dir.path(),
-        &ca,
-        "unclaimed",
-        &up.url(),
-        &format!("[store]\n{store}\n"),
-    );
-    let alice = bin::cli(&cfg, &["keys", "create", "--user", "alice"]);
+    let d = Deployment::start("unclaimed").await;
+    let (cfg, ca, redis) = (&d.cfg, &d.ca, &d.redis);
+    let alice = bin::cli(cfg, &["keys", "create", "--user", "alice"]);
     let alice_made = keygate::keys::unix_now();
-    let claim = || {
-        crate::support::deploy::query::<Option<String>>(
-            redis.port,
-            redis::cmd("GET").arg("unclaimed:secret-check"),
-        )
-        .unwrap()
-    };
+    let claim = || d.claim();
     assert!(
         claim().is_some(),
         "an empty store is claimed by its first key's maker"
@@ -363,10 +387,10 @@ async fn an_unclaimed_store_with_keys_is_claimed_only_by_a_secret_that_verifies_
     )
     .unwrap();
 
-    let secret_file = dir.path().join("secret-unclaimed");
+    let secret_file = d.secret_file();
     let ours = std::fs::read_to_string(&secret_file).unwrap();
     std::fs::write(&secret_file, format!("{OTHER}\n")).unwrap();
-    bin::cli(&cfg, &["keys", "list"]);
+    bin::cli(cfg, &["keys", "list"]);
     assert_eq!(
         claim(),
         None,
@@ -375,12 +399,12 @@ async fn an_unclaimed_store_with_keys_is_claimed_only_by_a_secret_that_verifies_
     // Nor does a key made with the other secret once it found the store
     // unclaimed: it proves nothing of the keys made before.
     {
-        let kg = Process::serve(&cfg);
+        let kg = Process::serve(cfg);
         let url = format!("https://localhost:{}/", kg.main_addr().await.port());
-        let bob = bin::cli(&cfg, &["keys", "create", "--user", "bob"]);
-        let answer = client::get_with_key(&client::h1(&ca), &url, &bob).await;
+        let bob = bin::cli(cfg, &["keys", "create", "--user", "bob"]);
+        let answer = client::get_with_key(&client::h1(ca), &url, &bob).await;
         assert_eq!(answer.status, http::StatusCode::OK);
-        let alice_refused = client::get_with_key(&client::h1(&ca), &url, &alice).await;
+        let alice_refused = client::get_with_key(&client::h1(ca), &url, &alice).await;
         assert_eq!(alice_refused.status, http::StatusCode::UNAUTHORIZED);
         assert_eq!(claim(), None, "a key made since claimed the store");
     }
@@ -391,10 +415,10 @@ async fn an_unclaimed_store_with_keys_is_claimed_only_by_a_secret_that_verifies_
     })
     .await;
     std::fs::write(&secret_file, &ours).unwrap();
-    let kg = Process::serve(&cfg);
+    let kg = Process::serve(cfg);
     let url = format!("https://localhost:{}/", kg.main_addr().await.port());
     assert_eq!(claim(), None, "started, verified nothing yet");
-    let answer = client::get_with_key(&client::h1(&ca), &url, &alice).await;
+    let answer = client::get_with_key(&client::h1(ca), &url, &alice).await;
     assert_eq!(answer.status, http::StatusCode::OK);
     eventually(
         "the store claimed",
@@ -407,7 +431,7 @@ async fn an_unclaimed_store_with_keys_is_claimed_only_by_a_secret_that_verifies_
     std::fs::write(&secret_file, format!("{OTHER}\n")).unwrap();
     let out = std::process::Command::new(bin::BIN)
         .args(["keys", "list", "-c"])
-        .arg(&cfg)
+        .arg(cfg)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -421,32 +445,15 @@ async fn an_unclaimed_store_with_keys_is_claimed_only_by_a_secret_that_verifies_
 /// the first process that makes a key claims it.
 #[tokio::test]
 async fn listing_or_revoking_with_another_secret_does_not_claim_an_empty_store() {
-    const OTHER: &str = "fedcba9876543210fedcba9876543210-other-secret";
-    let redis = RedisServer::start();
-    let up = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("secrets CA");
-    let store = store_section(&redis, dir.path(), "fresh").join("\n");
-    let cfg = bin::write_config(
-        dir.path(),
-        &ca,
-        "fresh",
-        &up.url(),
-        &format!("[store]\n{store}\n"),
-    );
-    let claim = || {
-        crate::support::deploy::query::<Option<String>>(
-            redis.port,
-            redis::cmd("GET").arg("fresh:secret-check"),
-        )
-        .unwrap()
-    };
-    let secret_file = dir.path().join("secret-fresh");
+    let d = Deployment::start("fresh").await;
+    let (cfg, ca) = (&d.cfg, &d.ca);
+    let claim = || d.claim();
+    let secret_file = d.secret_file();
     let ours = std::fs::read_to_string(&secret_file).unwrap();
     std::fs::write(&secret_file, format!("{OTHER}\n")).unwrap();
-    bin::cli(&cfg, &["keys", "list"]);
-    bin::cli(&cfg, &["keys", "revoke", "--all", "--dry-run"]);
-    bin::cli(&cfg, &["keys", "revoke", "--user", "alice"]);
+    bin::cli(cfg, &["keys", "list"]);
+    bin::cli(cfg, &["keys", "revoke", "--all", "--dry-run"]);
+    bin::cli(cfg, &["keys", "revoke", "--user", "alice"]);
     assert_eq!(
         claim(),
         None,
@@ -454,10 +461,10 @@ async fn listing_or_revoking_with_another_secret_does_not_claim_an_empty_store()
     );
 
     std::fs::write(&secret_file, &ours).unwrap();
-    let kg = Process::serve(&cfg);
+    let kg = Process::serve(cfg);
     let url = format!("https://localhost:{}/", kg.main_addr().await.port());
-    let alice = bin::cli(&cfg, &["keys", "create", "--user", "alice"]);
-    let answer = client::get_with_key(&client::h1(&ca), &url, &alice).await;
+    let alice = bin::cli(cfg, &["keys", "create", "--user", "alice"]);
+    let answer = client::get_with_key(&client::h1(ca), &url, &alice).await;
     assert_eq!(answer.status, http::StatusCode::OK);
     assert!(claim().is_some(), "the gateway's secret claimed the store");
 }
