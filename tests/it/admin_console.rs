@@ -117,6 +117,23 @@ async fn open_console(gw: &TestGateway) -> Browser {
     browser
 }
 
+/// Wait for the audit log's newest `action` row and check that it names
+/// the admin, from the console.
+async fn by_admin_in_console(b: &Browser, action: &str) {
+    let row = b
+        .wait_js(
+            "for (const r of document.querySelectorAll('#audit tbody tr')) \
+               if (r.cells[2].textContent === arguments[0]) \
+                 return Array.from(r.cells).map(c => c.textContent); \
+             return null;",
+            json!(action),
+            &format!("{action} in the audit log"),
+        )
+        .await;
+    assert_eq!(row[1], ADMIN, "{row}");
+    assert_eq!(row[5], "admin-console", "{row}");
+}
+
 async fn status(gw: &TestGateway, c: &HttpsClient, key: &str) -> u16 {
     gw.status_with_key(c, key).await.as_u16()
 }
@@ -465,18 +482,7 @@ async fn an_admin_rotates_a_users_key_from_the_grid() {
     assert_eq!(buttons, json!([successor]));
 
     // The audit log: the admin rotated it, from the console.
-    let row = browser
-        .wait_js(
-            "for (const r of document.querySelectorAll('#audit tbody tr')) \
-               if (r.cells[2].textContent === 'rotate') \
-                 return Array.from(r.cells).map(c => c.textContent); \
-             return null;",
-            Value::Null,
-            "the rotation in the audit log",
-        )
-        .await;
-    assert_eq!(row[1], ADMIN, "{row}");
-    assert_eq!(row[5], "admin-console", "{row}");
+    by_admin_in_console(&browser, "rotate").await;
 
     // Done: the key is gone from the page for good.
     browser.click_button("Done").await;
@@ -569,18 +575,7 @@ async fn an_admin_revokes_the_keys_pasted_from_a_leak_report() {
     );
 
     // The audit log: leaked, by the admin, from the console.
-    let row = browser
-        .wait_js(
-            "for (const r of document.querySelectorAll('#audit tbody tr')) \
-               if (r.cells[2].textContent === 'leaked') \
-                 return Array.from(r.cells).map(c => c.textContent); \
-             return null;",
-            Value::Null,
-            "the leaked keys in the audit log",
-        )
-        .await;
-    assert_eq!(row[1], ADMIN, "{row}");
-    assert_eq!(row[5], "admin-console", "{row}");
+    by_admin_in_console(&browser, "leaked").await;
     let text = browser.body_text().await;
     assert!(!text.contains(&alice[alice.len() - 20..]), "{text}");
 }
