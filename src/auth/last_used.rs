@@ -75,7 +75,7 @@ impl LastUsed {
                     tracing::warn!(
                         key_id = %id, error = %e, unlogged,
                         "could not record a key's last use; keys in use may look unused \
-                         (keys.revoke_unused_after revokes by it)"
+                         (keys.revoke_unused_after, when set, revokes by it)"
                     );
                 }
             }
