@@ -185,15 +185,20 @@ pub fn access(line: &AccessLine<'_>) {
 
 impl Logging {
     /// SIGHUP: reopen `[log] file` by its path (after logrotate renamed it).
+    /// Off the runtime: a writer stuck on a write that blocks (a full pipe,
+    /// a hung NFS mount) holds the file's lock, and the serve loop must
+    /// still hear SIGTERM meanwhile.
     pub fn reopen(&self) {
-        let Some(file) = &self.file else { return };
-        match file.reopen() {
+        let Some(file) = self.file.clone() else {
+            return;
+        };
+        tokio::task::spawn_blocking(move || match file.reopen() {
             Ok(()) => tracing::info!(file = %file.path().display(), "log file reopened"),
             Err(e) => tracing::error!(
                 file = %file.path().display(), error = %e,
                 "cannot reopen log.file; still writing to the file opened before"
             ),
-        }
+        });
     }
 
     /// Every second: reopen `[log] file` when its path no longer names
