@@ -13,7 +13,7 @@ use keygate::keys::{KeyId, Scope};
 
 use super::{listed, unix};
 use crate::leaks::webhooks::{by_type, exactly, webhook_to};
-use crate::leaks::{audit_events, basic, fleet};
+use crate::leaks::{audit_events, basic, fleet, Fleet};
 use crate::support::client::send;
 use crate::support::gateway::test_actor;
 use crate::support::webhook_receiver::{Mode, Receiver};
@@ -33,15 +33,27 @@ async fn expiry_receiver(
     (receiver, hook)
 }
 
-#[tokio::test]
-async fn three_instances_warn_once_per_offset_and_announce_the_expiry_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let (receiver, hook) = expiry_receiver(dir.path()).await;
-    let f = fleet(3, "notices3", |b| {
-        b.set("keys", "warn_before = [\"2s\", \"4s\"]");
+/// `n` instances on namespace `ns` warning `warn_before` (a TOML list's
+/// items) ahead of expiry, their notices sent to the receiver.
+async fn warning_fleet(
+    dir: &std::path::Path,
+    n: usize,
+    ns: &str,
+    warn_before: &str,
+) -> (Receiver, Fleet) {
+    let (receiver, hook) = expiry_receiver(dir).await;
+    let f = fleet(n, ns, |b| {
+        b.set("keys", &format!("warn_before = [{warn_before}]"));
         hook(b);
     })
     .await;
+    (receiver, f)
+}
+
+#[tokio::test]
+async fn three_instances_warn_once_per_offset_and_announce_the_expiry_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (receiver, f) = warning_fleet(dir.path(), 3, "notices3", "\"2s\", \"4s\"").await;
     let gw = &f.gateways[1];
     let (_, id) = gw
         .key_with("kate", Ttl::For(Duration::from_secs(6)), Scope::Read)
@@ -327,12 +339,7 @@ async fn keys_without_a_schedule_get_their_notices_after_a_start() {
 async fn a_schedule_that_could_not_be_written_is_written_later() {
     use crate::support::deploy::query;
     let dir = tempfile::tempdir().unwrap();
-    let (receiver, hook) = expiry_receiver(dir.path()).await;
-    let f = fleet(1, "notices-retry", |b| {
-        b.set("keys", "warn_before = [\"3s\"]");
-        hook(b);
-    })
-    .await;
+    let (receiver, f) = warning_fleet(dir.path(), 1, "notices-retry", "\"3s\"").await;
     let port = f.redis.port;
     // A fleet up for a while: the start's backfill is done.
     let _: () = query(
