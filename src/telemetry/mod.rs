@@ -77,11 +77,11 @@ impl Drop for Logging {
                 Some(f) => format!("log.file {}", f.path().display()),
                 None => "stderr".to_owned(),
             };
-            let _ = writeln!(
-                std::io::stderr(),
-                "keygate: cannot write to {to}: {error}: {} lost at exit \
-                 (keygate_log_dropped_lines_total)",
-                lines_of(lost)
+            lost_on_stderr(
+                &to,
+                &error,
+                lost,
+                " at exit (keygate_log_dropped_lines_total)",
             );
         }
     }
@@ -327,11 +327,19 @@ fn say_lost_lines(file: Option<&Path>, error: &str, lines: u64) {
             lines_of(lines)
         );
     };
+    lost_on_stderr(
+        &format!("log.file {}", file.display()),
+        error,
+        lines,
+        " (keygate_log_dropped_lines_total; said at most once a minute)",
+    );
+}
+
+/// `keygate: cannot write to <to>: <error>: N log lines lost<note>`, on stderr.
+fn lost_on_stderr(to: &str, error: &str, lines: u64, note: &str) {
     let _ = writeln!(
         std::io::stderr(),
-        "keygate: cannot write to log.file {}: {error}: {} lost \
-         (keygate_log_dropped_lines_total; said at most once a minute)",
-        file.display(),
+        "keygate: cannot write to {to}: {error}: {} lost{note}",
         lines_of(lines)
     );
 }
